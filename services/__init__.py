@@ -1,0 +1,1 @@
+"""The Trial Ledger services: four command services and the projections service."""

@@ -1,0 +1,2 @@
+"""Enrollment: registration, informed consent, screening, eligibility, enrolment,
+withdrawal and corrections, checked against the NCT05030779 protocol record."""

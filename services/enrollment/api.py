@@ -1,0 +1,311 @@
+"""HTTP API of the enrollment service: parse, identify the actor, call the application.
+
+Endpoints raise enrollment errors; ``shared.http`` turns them into coded 4xx answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+from pydantic import AwareDatetime, Field, JsonValue, StrictBool, ValidationError
+
+from services.enrollment import errors
+from services.enrollment.application import EnrollmentApplication
+from services.enrollment.domain import (
+    Actor,
+    Command,
+    Consent,
+    CorrectedValue,
+    Provenance,
+    Screening,
+    Subject,
+)
+from services.enrollment.rules import (
+    CRITERIA,
+    CRITERIA_BY_CODE,
+    RULE_VERSION,
+    Kind,
+    Observation,
+    ObservedValue,
+)
+from shared.envelope import Contract
+from shared.http import ErrorBody, RequestIdentity, acting_user, install_error_mapping
+
+Clock = Callable[[], datetime]
+Identity = Annotated[RequestIdentity, Depends(acting_user)]
+Text = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+class RegisterSubject(Contract):
+    subject_id: str = Field(examples=["S-001"])
+    site_id: Text
+    occurred_at: AwareDatetime | None = None
+
+
+class SignConsent(Contract):
+    form_version: Text
+    signed_on: date
+    obtained_by: Text = Field(description="who obtained consent (name or user id)")
+    occurred_at: AwareDatetime | None = None
+
+
+class ObservationIn(Contract):
+    value: StrictBool | Decimal | str | None = Field(
+        description="a number for quantities, true/false for flags, a category name, "
+        "or an ISO date (null: never) for the last systemic steroid dose"
+    )
+    unit: str | None = None
+    upper_limit_normal: Decimal | None = None
+    observed_on: date
+
+    def to_domain(self, code: str) -> Observation:
+        criterion = CRITERIA_BY_CODE.get(code)
+        value: ObservedValue = self.value
+        if criterion and isinstance(value, str):
+            value = _parsed(value, criterion.kind)
+        return Observation(value, self.observed_on, self.unit, self.upper_limit_normal)
+
+
+def _parsed(text: str, kind: Kind) -> ObservedValue:
+    """Numbers and dates may come as strings (exact decimals); others stay as sent."""
+    try:
+        if kind in (Kind.QUANTITY, Kind.RATIO_TO_ULN):
+            return Decimal(text)
+        if kind is Kind.LAST_DOSE_DATE:
+            return date.fromisoformat(text)
+    except (InvalidOperation, ValueError):
+        pass  # the domain refuses it, naming the criterion and the value
+    return text
+
+
+class RecordScreening(Contract):
+    screened_on: date
+    observations: dict[str, ObservationIn] = Field(
+        description="one entry per criterion code of GET /eligibility-criteria"
+    )
+    occurred_at: AwareDatetime | None = None
+
+
+class DecideEligibility(Contract):
+    occurred_at: AwareDatetime | None = None
+
+
+class Enrol(Contract):
+    dose_level: int = Field(description="1-4 (x10^6 CAR-T cells/kg)")
+    occurred_at: AwareDatetime | None = None
+
+
+class Withdraw(Contract):
+    reason: Text
+    occurred_at: AwareDatetime | None = None
+
+
+class CorrectValue(Contract):
+    field: str = Field(examples=["screening.creatinine", "consent.form_version"])
+    new_value: JsonValue
+    reason: Text
+
+
+# --- responses ---------------------------------------------------------------------------
+
+
+class CriterionOut(Contract):
+    code: str
+    text: str
+    inclusion: bool
+    kind: str
+    requirement: str
+    unit: str | None
+    accepted_units: list[str]
+    categories: list[str]
+
+
+class EligibilityCriteriaOut(Contract):
+    rule_version: str
+    criteria: list[CriterionOut]
+
+
+class SubjectOut(Contract):
+    subject_id: str
+    site_id: str
+    status: str
+    version: int
+    consent: dict[str, Any] | None
+    screening: dict[str, Any] | None
+    eligibility: dict[str, Any] | None
+    dose_level: int | None
+    withdrawal_reason: str | None
+
+    @classmethod
+    def of(cls, subject: Subject) -> SubjectOut:
+        assessment = subject.assessment
+        return cls(
+            subject_id=subject.subject_id,
+            site_id=subject.site_id,
+            status=str(subject.status),
+            version=subject.version,
+            consent=_plain(subject.consent),
+            screening=_plain(subject.screening),
+            eligibility=None
+            if assessment is None
+            else {
+                "rule_version": assessment.rule_version,
+                "eligible": assessment.eligible,
+                "failed_criteria": list(assessment.failed_criteria),
+                "results": [_plain(result) for result in assessment.results],
+            },
+            dose_level=None if subject.dose_level is None else int(subject.dose_level),
+            withdrawal_reason=subject.withdrawal_reason,
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Dataclasses, mappings and tuples as JSON-ready values (numbers as strings)."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (Decimal, date)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
+# --- the app -----------------------------------------------------------------------------
+
+ERROR_STATUSES: dict[type[Exception], int] = {
+    errors.SubjectNotFound: 404,
+    errors.OutOfSequence: 409,
+    errors.InvalidValue: 422,
+    errors.EnrollmentError: 400,
+}
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 404, 409, 422)
+}
+
+
+def create_app(application: EnrollmentApplication, clock: Clock | None = None) -> FastAPI:
+    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time."""
+    now = clock or (lambda: datetime.now(UTC))
+    app = FastAPI(
+        title="Trial Ledger: enrollment",
+        version="1",
+        description="Registration, consent, screening, eligibility, enrolment, withdrawal "
+        "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
+        responses=REFUSALS,
+    )
+    install_error_mapping(app, ERROR_STATUSES)
+    app.state.application = application
+
+    def command(identity: RequestIdentity) -> Command:
+        actor = Actor(identity.user_id, identity.printed_name, identity.role, identity.site)
+        provenance = Provenance(
+            actor, identity.correlation_id, identity.causation_id, identity.client_id
+        )
+        return Command(provenance, now())
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/eligibility-criteria", tags=["reference"])
+    def eligibility_criteria() -> EligibilityCriteriaOut:
+        """The protocol's criteria, as this rule version evaluates them."""
+        return EligibilityCriteriaOut(
+            rule_version=RULE_VERSION,
+            criteria=[
+                CriterionOut(
+                    code=c.code,
+                    text=c.text,
+                    inclusion=c.inclusion,
+                    kind=c.kind.value,
+                    requirement=c.describe(),
+                    unit=c.unit,
+                    accepted_units=[u.label for u in c.units],
+                    categories=sorted(c.categories),
+                )
+                for c in CRITERIA
+            ],
+        )
+
+    @app.post("/subjects", status_code=201, tags=["subjects"])
+    def register_subject(body: RegisterSubject, identity: Identity) -> SubjectOut:
+        subject = application.register_subject(
+            body.subject_id, body.site_id, command(identity), body.occurred_at
+        )
+        return SubjectOut.of(subject)
+
+    @app.get("/subjects/{subject_id}", tags=["subjects"])
+    def get_subject(subject_id: str, identity: Identity) -> SubjectOut:
+        return SubjectOut.of(application.get_subject(subject_id))
+
+    @app.post("/subjects/{subject_id}/consent", tags=["subjects"])
+    def sign_consent(subject_id: str, body: SignConsent, identity: Identity) -> SubjectOut:
+        consent = Consent(body.form_version, body.signed_on, body.obtained_by)
+        subject = application.sign_consent(subject_id, consent, command(identity), body.occurred_at)
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/screening", tags=["subjects"])
+    def record_screening(subject_id: str, body: RecordScreening, identity: Identity) -> SubjectOut:
+        observations = {code: o.to_domain(code) for code, o in body.observations.items()}
+        subject = application.record_screening(
+            subject_id,
+            Screening(body.screened_on, observations),
+            command(identity),
+            body.occurred_at,
+        )
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
+    def decide_eligibility(
+        subject_id: str, body: DecideEligibility, identity: Identity
+    ) -> SubjectOut:
+        subject = application.decide_eligibility(subject_id, command(identity), body.occurred_at)
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
+    def enrol(subject_id: str, body: Enrol, identity: Identity) -> SubjectOut:
+        subject = application.enrol(
+            subject_id, body.dose_level, command(identity), body.occurred_at
+        )
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
+    def withdraw(subject_id: str, body: Withdraw, identity: Identity) -> SubjectOut:
+        subject = application.withdraw(subject_id, body.reason, command(identity), body.occurred_at)
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/corrections", tags=["subjects"])
+    def correct_value(subject_id: str, body: CorrectValue, identity: Identity) -> SubjectOut:
+        new_value = _corrected_value(body.field, body.new_value)
+        subject = application.correct_value(
+            subject_id, body.field, new_value, body.reason, command(identity)
+        )
+        return SubjectOut.of(subject)
+
+    return app
+
+
+def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:
+    """Parse a correction's new value into the type of the field it corrects."""
+    section, _, name = field.partition(".")
+    try:
+        if section == "screening" and name in CRITERIA_BY_CODE:
+            return ObservationIn.model_validate(raw).to_domain(name)
+        if name in ("signed_on", "screened_on"):
+            return date.fromisoformat(str(raw))
+    except (ValidationError, ValueError) as error:
+        raise errors.InvalidCorrectionValue(
+            f"new value for {field} is not valid: {error}", field=field
+        ) from None
+    if not isinstance(raw, str) or not raw.strip():
+        raise errors.InvalidCorrectionValue(f"new value for {field} must be text", field=field)
+    return raw.strip()

@@ -1,0 +1,136 @@
+"""The enrollment application: command methods over the subject's event-sourced record.
+
+Callers speak domain types; library errors are translated into enrollment errors
+here, so no caller ever sees eventsourcing's or psycopg's exceptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.enrollment import errors
+from services.enrollment.domain import (
+    Actor,
+    Command,
+    Consent,
+    CorrectedValue,
+    Provenance,
+    Screening,
+    Subject,
+    subject_record_id,
+)
+from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
+from shared.eventstore import ServiceApplication
+
+# A stale save is retried this many times with the record reloaded (someone else saved first).
+SAVE_ATTEMPTS = 3
+
+
+class EnrollmentApplication(ServiceApplication):
+    """Commands of the enrollment service; each loads, decides, and saves one subject."""
+
+    name = "enrollment"
+    value_types: ClassVar[tuple[type, ...]] = (
+        Actor,
+        Provenance,
+        Consent,
+        Screening,
+        Observation,
+        CriterionResult,
+        EligibilityAssessment,
+    )
+
+    def register_subject(
+        self, subject_id: str, site_id: str, command: Command, occurred_at: datetime | None = None
+    ) -> Subject:
+        """Register a new subject; a subject id is registered once only."""
+        subject = Subject.register(subject_id, site_id, command, occurred_at)
+        try:
+            self.save(subject)
+        except IntegrityError:
+            raise errors.SubjectAlreadyRegistered(
+                f"subject {subject_id} is already registered", subject_id=subject_id
+            ) from None
+        return subject
+
+    def sign_consent(
+        self,
+        subject_id: str,
+        consent: Consent,
+        command: Command,
+        occurred_at: datetime | None = None,
+    ) -> Subject:
+        """Record the subject's informed consent (form version, date, who obtained it)."""
+        return self._change(subject_id, lambda s: s.sign_consent(consent, command, occurred_at))
+
+    def record_screening(
+        self,
+        subject_id: str,
+        screening: Screening,
+        command: Command,
+        occurred_at: datetime | None = None,
+    ) -> Subject:
+        """Record the screening observation of every protocol criterion."""
+        return self._change(
+            subject_id, lambda s: s.record_screening(screening, command, occurred_at)
+        )
+
+    def decide_eligibility(
+        self, subject_id: str, command: Command, occurred_at: datetime | None = None
+    ) -> Subject:
+        """Evaluate the criteria: eligibility confirmed, or a screen failure naming why."""
+        return self._change(subject_id, lambda s: s.decide_eligibility(command, occurred_at))
+
+    def enrol(
+        self,
+        subject_id: str,
+        dose_level: int,
+        command: Command,
+        occurred_at: datetime | None = None,
+    ) -> Subject:
+        """Enrol an eligible subject at a protocol dose level."""
+        return self._change(subject_id, lambda s: s.enrol(dose_level, command, occurred_at))
+
+    def withdraw(
+        self, subject_id: str, reason: str, command: Command, occurred_at: datetime | None = None
+    ) -> Subject:
+        """Withdraw a subject, with a reason."""
+        return self._change(subject_id, lambda s: s.withdraw(reason, command, occurred_at))
+
+    def correct_value(
+        self, subject_id: str, field: str, new_value: CorrectedValue, reason: str, command: Command
+    ) -> Subject:
+        """Correct a recorded value; the old value, the new value and the reason are kept."""
+        return self._change(subject_id, lambda s: s.correct(field, new_value, reason, command))
+
+    def get_subject(self, subject_id: str) -> Subject:
+        """The subject's current record, or SubjectNotFound."""
+        return self._load(subject_record_id(subject_id), subject_id)
+
+    def _change(self, subject_id: str, decide: Callable[[Subject], None]) -> Subject:
+        record_id = subject_record_id(subject_id)
+        for _ in range(SAVE_ATTEMPTS):
+            subject = self._load(record_id, subject_id)
+            decide(subject)
+            try:
+                self.save(subject)
+            except IntegrityError:
+                continue  # someone saved first: reload and decide again on the new state
+            return subject
+        raise errors.ConcurrentChange(
+            f"subject {subject_id} kept changing underneath this command; retry",
+            subject_id=subject_id,
+        )
+
+    def _load(self, record_id: UUID, subject_id: str) -> Subject:
+        try:
+            subject: Subject = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            raise errors.SubjectNotFound(subject_id) from None
+        return subject

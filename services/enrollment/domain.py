@@ -1,0 +1,465 @@
+"""The subject's enrollment record: rules of sequence, eligibility and correction.
+
+Decide, then record: each public method checks its rules and derives the data, then
+calls a private ``@event`` method that only changes state, so replaying history never
+re-runs a check. No I/O here; the clock comes in as ``Command.now``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+from typing import Any, NewType
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from services.enrollment import errors
+from services.enrollment.rules import (
+    CRITERIA_BY_CODE,
+    EligibilityAssessment,
+    Observation,
+    evaluate,
+    normalise,
+)
+
+SubjectId = NewType("SubjectId", str)
+SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:subject")
+_SUBJECT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
+
+
+class SubjectStatus(StrEnum):
+    REGISTERED = "registered"
+    CONSENTED = "consented"
+    SCREENED = "screened"
+    ELIGIBLE = "eligible"
+    SCREEN_FAILED = "screen_failed"
+    ENROLLED = "enrolled"
+    WITHDRAWN = "withdrawn"
+
+
+class DoseLevel(IntEnum):
+    """Protocol dose levels; the value is also the dose in x10^6 CAR-T cells/kg."""
+
+    ONE = 1
+    TWO = 2
+    THREE = 3
+    FOUR = 4
+
+    @property
+    def cells_per_kg_millions(self) -> Decimal:
+        return Decimal(int(self))
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The person acting, as authenticated (never as claimed in a request body)."""
+
+    user_id: str
+    printed_name: str
+    role: str
+    site: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Who asked, and which request chain the change belongs to."""
+
+    actor: Actor
+    correlation_id: str
+    causation_id: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Command:
+    """What every command carries besides its own fields."""
+
+    provenance: Provenance
+    now: datetime  # server clock, aware UTC
+
+    def clinical_time(self, occurred_at: datetime | None) -> datetime:
+        """The clinical time given by the user, checked; the server time if none is given."""
+        if occurred_at is None:
+            return self.now
+        if occurred_at > self.now:
+            raise errors.DateInFuture(
+                f"occurred_at {occurred_at.isoformat()} is later than the server clock",
+                field="occurred_at",
+                value=occurred_at.isoformat(),
+            )
+        return occurred_at
+
+
+@dataclass(frozen=True)
+class Consent:
+    form_version: str
+    signed_on: date
+    obtained_by: str
+
+
+@dataclass(frozen=True)
+class Screening:
+    screened_on: date
+    observations: Mapping[str, Observation]
+
+
+# Fields a correction may name; screening observations are "screening.<criterion code>".
+CONSENT_FIELDS = ("consent.form_version", "consent.signed_on", "consent.obtained_by")
+SCREENING_DATE_FIELD = "screening.screened_on"
+CorrectedValue = str | date | Observation
+
+
+def subject_record_id(subject_id: str) -> UUID:
+    """The record id of a subject: a name-based UUID, so the subject id is the natural key."""
+    return uuid5(SUBJECT_NAMESPACE, subject_id)
+
+
+def check_subject_id(subject_id: str) -> SubjectId:
+    if not _SUBJECT_ID.fullmatch(subject_id):
+        raise errors.InvalidSubjectId(
+            f"subject id {subject_id!r} must be 1-32 characters of A-Z, 0-9 and '-'",
+            subject_id=subject_id,
+        )
+    return SubjectId(subject_id)
+
+
+class Subject(Aggregate):
+    """One subject's path from registration to enrolment or withdrawal."""
+
+    class Event(Aggregate.Event):
+        """Every subject event names its subject, so that it can be published alone."""
+
+        subject_id: str
+
+    subject_id: str
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subject_id", self.subject_id)
+        super().trigger_event(event_class, **kwargs)
+
+    @staticmethod
+    def create_id(subject_id: str, **_: Any) -> UUID:
+        return subject_record_id(subject_id)
+
+    @classmethod
+    def register(
+        cls, subject_id: str, site_id: str, command: Command, occurred_at: datetime | None
+    ) -> Subject:
+        """Register a subject at a site under a checked subject id."""
+        return cls(
+            subject_id=check_subject_id(subject_id),
+            site_id=site_id,
+            occurred_at=command.clinical_time(occurred_at),
+            provenance=command.provenance,
+        )
+
+    @event("SubjectRegistered")
+    def __init__(
+        self, subject_id: str, site_id: str, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.subject_id = subject_id
+        self.site_id = site_id
+        self.status = SubjectStatus.REGISTERED
+        self.consent: Consent | None = None
+        self.screening: Screening | None = None
+        self.assessment: EligibilityAssessment | None = None
+        self.dose_level: DoseLevel | None = None
+        self.withdrawal_reason: str | None = None
+
+    # --- consent ---------------------------------------------------------------------
+
+    def sign_consent(
+        self, consent: Consent, command: Command, occurred_at: datetime | None
+    ) -> None:
+        """Record informed consent: once, before anything else, not dated in the future."""
+        self._check_not_withdrawn()
+        if self.consent is not None:
+            raise errors.ConsentAlreadyRecorded(
+                f"subject {self.subject_id} already has consent recorded; correct it instead",
+                subject_id=self.subject_id,
+            )
+        _check_not_future("signed_on", consent.signed_on, command)
+        self._consent_signed(consent, command.clinical_time(occurred_at), command.provenance)
+
+    @event("ConsentSigned")
+    def _consent_signed(
+        self, consent: Consent, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.consent = consent
+        self.status = SubjectStatus.CONSENTED
+
+    # --- screening -------------------------------------------------------------------
+
+    def record_screening(
+        self, screening: Screening, command: Command, occurred_at: datetime | None
+    ) -> None:
+        """Record the results of every criterion, after consent and once only."""
+        self._check_not_withdrawn()
+        consent = self._require_consent()
+        if self.screening is not None:
+            raise errors.ScreeningAlreadyRecorded(
+                f"subject {self.subject_id} already has screening recorded; correct it instead",
+                subject_id=self.subject_id,
+            )
+        _check_complete(screening.observations)
+        _check_screening(screening, consent, command)
+        self._screening_recorded(screening, command.clinical_time(occurred_at), command.provenance)
+
+    @event("ScreeningResultRecorded")
+    def _screening_recorded(
+        self, screening: Screening, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.screening = screening
+        self.status = SubjectStatus.SCREENED
+
+    # --- eligibility -----------------------------------------------------------------
+
+    def decide_eligibility(self, command: Command, occurred_at: datetime | None) -> None:
+        """Evaluate every criterion: eligible confirms, otherwise a screen failure names why."""
+        self._check_not_withdrawn()
+        if self.assessment is not None:
+            raise errors.EligibilityAlreadyDecided(
+                f"eligibility of subject {self.subject_id} is already decided",
+                subject_id=self.subject_id,
+            )
+        if self.screening is None:
+            self._require_consent()
+            raise errors.ScreeningRequired(
+                f"subject {self.subject_id} has no screening results recorded",
+                subject_id=self.subject_id,
+            )
+        assessment = evaluate(self.screening.screened_on, self.screening.observations)
+        when = command.clinical_time(occurred_at)
+        if assessment.eligible:
+            self._eligibility_confirmed(assessment, when, command.provenance)
+        else:
+            self._screen_failed(assessment, when, command.provenance)
+
+    @event("EligibilityConfirmed")
+    def _eligibility_confirmed(
+        self, assessment: EligibilityAssessment, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.assessment = assessment
+        self.status = SubjectStatus.ELIGIBLE
+
+    @event("ScreenFailed")
+    def _screen_failed(
+        self, assessment: EligibilityAssessment, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.assessment = assessment
+        self.status = SubjectStatus.SCREEN_FAILED
+
+    # --- enrolment and withdrawal ----------------------------------------------------
+
+    def enrol(self, dose_level: int, command: Command, occurred_at: datetime | None) -> None:
+        """Enrol an eligible subject at a protocol dose level, once."""
+        self._check_not_withdrawn()
+        if self.dose_level is not None:
+            raise errors.AlreadyEnrolled(
+                f"subject {self.subject_id} is already enrolled at dose level {self.dose_level}",
+                subject_id=self.subject_id,
+                dose_level=int(self.dose_level),
+            )
+        if self.status is not SubjectStatus.ELIGIBLE:
+            raise errors.NotEligible(
+                f"subject {self.subject_id} is {self.status}, not eligible",
+                subject_id=self.subject_id,
+                status=str(self.status),
+            )
+        self._enrolled(
+            _dose_level(dose_level), command.clinical_time(occurred_at), command.provenance
+        )
+
+    @event("SubjectEnrolled")
+    def _enrolled(
+        self, dose_level: DoseLevel, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.dose_level = DoseLevel(dose_level)  # stored as a plain int
+        self.status = SubjectStatus.ENROLLED
+
+    def withdraw(self, reason: str, command: Command, occurred_at: datetime | None) -> None:
+        """Withdraw the subject, with a reason; nothing is recorded afterwards."""
+        self._check_not_withdrawn()
+        self._withdrawn(
+            _reason(reason, "withdrawal"), command.clinical_time(occurred_at), command.provenance
+        )
+
+    @event("SubjectWithdrawn")
+    def _withdrawn(self, reason: str, occurred_at: datetime, provenance: Provenance) -> None:
+        self.withdrawal_reason = reason
+        self.status = SubjectStatus.WITHDRAWN
+
+    # --- corrections -----------------------------------------------------------------
+
+    def correct(self, field: str, new_value: CorrectedValue, reason: str, command: Command) -> None:
+        """Correct a recorded consent or screening value, keeping the old value and the why.
+
+        Screening values are frozen once eligibility is decided: the decision was taken
+        on them. The corrected record must still satisfy every recording rule.
+        """
+        self._check_not_withdrawn()
+        reason = _reason(reason, "correction")
+        old_value = self.recorded_value(field)
+        if old_value == new_value:
+            raise errors.CorrectionChangesNothing(
+                f"{field} of subject {self.subject_id} is already {new_value!r}",
+                subject_id=self.subject_id,
+                field=field,
+            )
+        if field.startswith("screening.") and self.assessment is not None:
+            raise errors.EligibilityAlreadyDecided(
+                f"eligibility of subject {self.subject_id} is decided; its screening is frozen",
+                subject_id=self.subject_id,
+                field=field,
+            )
+        consent, screening = _corrected(self.consent, self.screening, field, new_value)
+        assert consent is not None  # noqa: S101  (recorded_value required it)
+        _check_not_future("signed_on", consent.signed_on, command)
+        if screening is not None:
+            _check_screening(screening, consent, command)
+        self._value_corrected(field, old_value, new_value, reason, command.now, command.provenance)
+
+    @event("ValueCorrected")
+    def _value_corrected(
+        self,
+        field: str,
+        old_value: CorrectedValue,
+        new_value: CorrectedValue,
+        reason: str,
+        occurred_at: datetime,
+        provenance: Provenance,
+    ) -> None:
+        self.consent, self.screening = _corrected(self.consent, self.screening, field, new_value)
+
+    def recorded_value(self, field: str) -> CorrectedValue:
+        """The current value of a correctable field, or UncorrectableField."""
+        section, _, name = field.partition(".")
+        if field in CONSENT_FIELDS:
+            value: CorrectedValue = getattr(self._require_consent(), name)
+            return value
+        if section == "screening" and (field == SCREENING_DATE_FIELD or name in CRITERIA_BY_CODE):
+            screening = self._require_screening()
+            if field == SCREENING_DATE_FIELD:
+                return screening.screened_on
+            return screening.observations[name]
+        raise errors.UncorrectableField(
+            f"{field!r} cannot be corrected; correctable: consent.*, screening.screened_on, "
+            "screening.<criterion>",
+            field=field,
+        )
+
+    # --- guards ----------------------------------------------------------------------
+
+    def _check_not_withdrawn(self) -> None:
+        if self.status is SubjectStatus.WITHDRAWN:
+            raise errors.SubjectWithdrawn(
+                f"subject {self.subject_id} was withdrawn ({self.withdrawal_reason}); "
+                "nothing more is recorded",
+                subject_id=self.subject_id,
+            )
+
+    def _require_consent(self) -> Consent:
+        if self.consent is None:
+            raise errors.ConsentRequired(
+                f"subject {self.subject_id} has not signed informed consent",
+                subject_id=self.subject_id,
+            )
+        return self.consent
+
+    def _require_screening(self) -> Screening:
+        if self.screening is None:
+            raise errors.ScreeningRequired(
+                f"subject {self.subject_id} has no screening results recorded",
+                subject_id=self.subject_id,
+            )
+        return self.screening
+
+
+def _corrected(
+    consent: Consent | None, screening: Screening | None, field: str, value: CorrectedValue
+) -> tuple[Consent | None, Screening | None]:
+    """Consent and screening with ``field`` replaced by ``value``, which must fit its type."""
+    section, _, name = field.partition(".")
+    if section == "consent" and consent is not None:
+        if name == "signed_on" and isinstance(value, date):
+            return replace(consent, signed_on=value), screening
+        if name == "form_version" and isinstance(value, str):
+            return replace(consent, form_version=value), screening
+        if name == "obtained_by" and isinstance(value, str):
+            return replace(consent, obtained_by=value), screening
+    if section == "screening" and screening is not None:
+        if name == "screened_on" and isinstance(value, date):
+            return consent, replace(screening, screened_on=value)
+        if name in CRITERIA_BY_CODE and isinstance(value, Observation):
+            return consent, replace(screening, observations={**screening.observations, name: value})
+    raise errors.InvalidCorrectionValue(
+        f"{value!r} is not a valid new value for {field}", field=field
+    )
+
+
+def _check_complete(observations: Mapping[str, Observation]) -> None:
+    unknown = sorted(set(observations) - set(CRITERIA_BY_CODE))
+    if unknown:
+        raise errors.UnknownCriterion(f"unknown criteria: {', '.join(unknown)}", criteria=unknown)
+    missing = [code for code in CRITERIA_BY_CODE if code not in observations]
+    if missing:
+        raise errors.MissingCriteria(
+            f"screening must record every criterion; missing: {', '.join(missing)}",
+            criteria=missing,
+        )
+
+
+def _check_screening(screening: Screening, consent: Consent, command: Command) -> None:
+    """Every value fits its criterion, and every date lies between consent and today."""
+    _check_not_future("screened_on", screening.screened_on, command)
+    _check_not_before_consent("screened_on", screening.screened_on, consent)
+    for code, observation in screening.observations.items():
+        normalise(CRITERIA_BY_CODE[code], observation)
+        _check_not_before_consent(code, observation.observed_on, consent)
+        if observation.observed_on > screening.screened_on:
+            raise errors.DateOutOfOrder(
+                f"{code} observed on {observation.observed_on}, after the screening date "
+                f"{screening.screened_on}",
+                criterion=code,
+                observed_on=observation.observed_on.isoformat(),
+            )
+
+
+def _check_not_before_consent(name: str, day: date, consent: Consent) -> None:
+    if day < consent.signed_on:
+        raise errors.DateOutOfOrder(
+            f"{name} dated {day}, before informed consent was signed on {consent.signed_on}",
+            criterion=name,
+            observed_on=day.isoformat(),
+            consent_signed_on=consent.signed_on.isoformat(),
+        )
+
+
+def _check_not_future(name: str, day: date, command: Command) -> None:
+    if day > command.now.date():
+        raise errors.DateInFuture(
+            f"{name} {day} is later than today ({command.now.date()}, server UTC)",
+            field=name,
+            value=day.isoformat(),
+        )
+
+
+def _dose_level(level: int) -> DoseLevel:
+    try:
+        return DoseLevel(level)
+    except ValueError:
+        raise errors.InvalidDoseLevel(
+            f"dose level {level} is not one of 1-4 (x10^6 cells/kg)", dose_level=level
+        ) from None
+
+
+def _reason(reason: str, what: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise errors.ReasonRequired(f"a {what} needs a reason", field="reason")
+    return reason

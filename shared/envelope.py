@@ -1,0 +1,117 @@
+"""The published event: common fields of every contract, and the CloudEvents 1.0
+envelope that carries it on Kafka.
+
+Mode: CloudEvents *structured* JSON (content type ``application/cloudevents+json``),
+so a record's value alone is the whole event and the ledger can keep it byte for
+byte. The Kafka key is the subject id.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+CONTENT_TYPE = "application/cloudevents+json; charset=utf-8"
+
+
+class Contract(BaseModel):
+    """Base of every boundary model: immutable, and unknown fields are refused."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ActorV1(Contract):
+    """Who acted: from the authenticated principal, never from a request body."""
+
+    user_id: str
+    printed_name: str
+    role: str
+    site: str
+
+
+class SourceV1(Contract):
+    """Which service recorded the event, and through which client or device."""
+
+    service: str
+    client_id: str | None = None
+
+
+class EventData(Contract):
+    """Fields every published event carries besides its own (DESIGN.md, Events).
+
+    Subclasses set ``event_type`` (versioned, e.g. ``ConsentSigned.v1``). A new field
+    or meaning is a new subclass with a new version, never an edit of an old one.
+    """
+
+    event_type: ClassVar[str]
+
+    event_id: UUID
+    subject_id: str
+    record_type: str
+    record_id: UUID
+    version: int = Field(ge=1, description="position of the event in its record")
+    occurred_at: AwareDatetime = Field(description="clinical time, given by the user")
+    recorded_at: AwareDatetime = Field(description="server clock, UTC")
+    actor: ActorV1
+    reason: str | None = None
+    correlation_id: str
+    causation_id: str | None = None
+    source: SourceV1
+
+    @field_validator("occurred_at", "recorded_at")
+    @classmethod
+    def _in_utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class CloudEvent(Contract):
+    """A CloudEvents 1.0 structured-mode event, with the ledger's extension attributes."""
+
+    specversion: Literal["1.0"] = "1.0"
+    id: UUID
+    source: str
+    type: str
+    subject: str
+    time: AwareDatetime
+    recordedtime: AwareDatetime
+    sequence: str = Field(description="position in the source's notification log")
+    correlationid: str
+    causationid: str | None = None
+    datacontenttype: Literal["application/json"] = "application/json"
+    data: dict[str, Any]
+
+    @classmethod
+    def wrap(cls, data: EventData, sequence: int) -> CloudEvent:
+        """Envelope ``data``; ``sequence`` is the notification id in the service's log."""
+        return cls(
+            id=data.event_id,
+            source=f"/trial-ledger/{data.source.service}",
+            type=data.event_type,
+            subject=data.subject_id,
+            time=data.occurred_at,
+            recordedtime=data.recorded_at,
+            sequence=str(sequence),
+            correlationid=data.correlation_id,
+            causationid=data.causation_id,
+            data=data.model_dump(mode="json"),
+        )
+
+    def to_kafka_value(self) -> bytes:
+        return self.model_dump_json().encode("utf-8")
+
+    @classmethod
+    def from_kafka_value(cls, value: bytes) -> CloudEvent:
+        return cls.model_validate_json(value)
+
+
+def contract_registry(*contracts: type[EventData]) -> dict[str, type[EventData]]:
+    """Map ``event_type`` to its model, refusing two models with one type."""
+    registry: dict[str, type[EventData]] = {}
+    for contract in contracts:
+        if contract.event_type in registry:
+            raise ValueError(f"two contracts claim {contract.event_type}")
+        registry[contract.event_type] = contract
+    return registry

@@ -1,0 +1,111 @@
+"""Wiring of a service's eventsourcing Application to its PostgreSQL event store.
+
+Domain values are frozen dataclasses, enums and dates; this module teaches the
+library's JSON transcoder to store them and to give back the same types on replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable
+from datetime import date
+from functools import cache
+from types import UnionType
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from shared.settings import DatabaseSettings
+
+
+def postgres_env(database: DatabaseSettings) -> dict[str, str]:
+    """The eventsourcing environment for a service's own PostgreSQL database."""
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": database.dbname,
+        "POSTGRES_HOST": database.host,
+        "POSTGRES_PORT": str(database.port),
+        "POSTGRES_USER": database.user,
+        "POSTGRES_PASSWORD": database.password,
+        "POSTGRES_SCHEMA": database.schema,
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "5",
+        "POSTGRES_PRE_PING": "y",
+        "CREATE_TABLE": "y",
+    }
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class DataclassTranscoding(Transcoding):
+    """Stores a frozen dataclass as its fields; nested values are transcoded too."""
+
+    def __init__(self, cls: type[Any]) -> None:
+        self.type = cls
+        self.name = f"{cls.__module__}.{cls.__qualname__}"
+
+    def encode(self, obj: Any) -> dict[str, Any]:
+        return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+
+    def decode(self, data: dict[str, Any]) -> Any:
+        hints = _field_types(self.type)
+        return self.type(**{name: _restore(hints.get(name), value) for name, value in data.items()})
+
+
+class ServiceApplication(Application[UUID]):
+    """Base of the services' applications: registers the domain's value types.
+
+    Subclasses list their dataclasses in ``value_types``. Enums that subclass ``int`` or
+    ``str`` are stored as plain values (JSON never asks for them): the ``@event`` method
+    that applies one turns it back into the enum.
+    """
+
+    value_types: ClassVar[tuple[type, ...]] = ()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+        for transcoding in transcodings_for(self.value_types):
+            transcoder.register(transcoding)
+
+
+def transcodings_for(types: Iterable[type]) -> list[Transcoding]:
+    result: list[Transcoding] = []
+    for cls in types:
+        if not dataclasses.is_dataclass(cls):
+            raise TypeError(f"{cls!r} is not a dataclass")
+        result.append(DataclassTranscoding(cls))
+    return result
+
+
+@cache
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _restore(hint: Any, value: Any) -> Any:
+    # JSON has no tuples: give tuple-typed fields their tuples back.
+    if isinstance(value, list) and _is_tuple(hint):
+        return tuple(value)
+    return value
+
+
+def _is_tuple(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return True
+    if origin in (typing.Union, UnionType):
+        return any(_is_tuple(arg) for arg in typing.get_args(hint))
+    return False

@@ -1,0 +1,116 @@
+"""Settings read once at start-up from the environment (``TL_*`` variables).
+
+A missing or malformed key fails loudly, naming the key, before anything connects.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+
+class SettingsError(RuntimeError):
+    """A required setting is missing or malformed; the message names the key."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where a service's own PostgreSQL database is."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+    schema: str = "public"
+
+    @classmethod
+    def from_url(cls, key: str, url: str, schema: str = "public") -> DatabaseSettings:
+        parts = urlsplit(url)
+        if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
+            raise SettingsError(f"{key} must be a postgresql:// URL, got scheme {parts.scheme!r}")
+        if not _IDENTIFIER.fullmatch(schema):
+            raise SettingsError(f"schema of {key} must be a lower-case SQL identifier")
+        dbname = parts.path.lstrip("/")
+        if not (parts.username and parts.password and dbname):
+            raise SettingsError(f"{key} must name a user, a password and a database")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=unquote(parts.username),
+            password=unquote(parts.password),
+            dbname=dbname,
+            schema=schema,
+        )
+
+    @property
+    def dsn(self) -> str:
+        """A libpq/asyncpg connection string (the password is included: never log it)."""
+        return f"postgresql://{self.user}:{self.password}@{self.host}:{self.port}/{self.dbname}"
+
+    def __repr__(self) -> str:  # keeps the password out of logs and tracebacks
+        return f"DatabaseSettings({self.user}@{self.host}:{self.port}/{self.dbname}#{self.schema})"
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Everything one service needs to start: its database, Kafka, its topic, its port."""
+
+    service: str
+    database: DatabaseSettings
+    kafka_bootstrap: str
+    topic: str
+    topic_partitions: int
+    topic_replication: int
+    http_host: str
+    http_port: int
+
+    @classmethod
+    def from_env(cls, service: str, env: dict[str, str] | None = None) -> ServiceSettings:
+        """Read the settings of ``service`` (e.g. ``enrollment``) from ``env``."""
+        env = dict(os.environ if env is None else env)
+        prefix = f"TL_{service.upper()}"
+        db_key = f"{prefix}_DATABASE_URL"
+        return cls(
+            service=service,
+            database=DatabaseSettings.from_url(
+                db_key, _required(env, db_key), env.get(f"{prefix}_DATABASE_SCHEMA", "public")
+            ),
+            kafka_bootstrap=_required(env, "TL_KAFKA_BOOTSTRAP"),
+            topic=env.get(f"{prefix}_TOPIC", f"trialledger.{service}.events"),
+            topic_partitions=_integer(env, "TL_TOPIC_PARTITIONS", 3),
+            topic_replication=_integer(env, "TL_TOPIC_REPLICATION", 1),
+            http_host=env.get(f"{prefix}_HTTP_HOST", "127.0.0.1"),
+            http_port=_integer(env, f"{prefix}_HTTP_PORT", DEFAULT_PORTS.get(service, 8000)),
+        )
+
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# One port per service, so that `make up` can run them side by side.
+DEFAULT_PORTS = {
+    "enrollment": 8101,
+    "infusion": 8102,
+    "adverse_events": 8103,
+    "assessments": 8104,
+    "projections": 8105,
+}
+
+
+def _required(env: dict[str, str], key: str) -> str:
+    value = env.get(key, "").strip()
+    if not value:
+        raise SettingsError(f"setting {key} is missing (see docs/operations.md)")
+    return value
+
+
+def _integer(env: dict[str, str], key: str, default: int) -> int:
+    raw = env.get(key)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"setting {key} must be an integer, got {raw!r}") from None

@@ -1,0 +1,77 @@
+"""Kafka topics of the services: created once, keeping their events forever."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import for_code
+
+log = logging.getLogger(__name__)
+
+# The ledger and every late subscriber replay topics from the start: nothing expires.
+FOREVER = {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
+_TOPIC_ALREADY_EXISTS = 36
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int = 3
+    replication: int = 1
+
+
+async def ensure_topics(bootstrap: str, *specs: TopicSpec) -> None:
+    """Create each topic if missing, and make sure it keeps its events forever."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        await _create_missing(admin, specs)
+        await _keep_forever(admin, [spec.name for spec in specs])
+    finally:
+        await admin.close()
+
+
+async def _create_missing(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...]) -> None:
+    existing = set(await admin.list_topics())
+    missing = [spec for spec in specs if spec.name not in existing]
+    if not missing:
+        return
+    response = await admin.create_topics(
+        [NewTopic(s.name, s.partitions, s.replication, topic_configs=FOREVER) for s in missing]
+    )
+    for topic, code, *message in response.topic_errors:
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            raise for_code(code)(f"cannot create topic {topic}: {message}")
+        log.info("topic ready topic=%s created=%s", topic, code == 0)
+
+
+async def _keep_forever(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """Repair a topic that someone created with a finite retention."""
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
+    for response in await admin.describe_configs(resources):
+        for _code, _message, _type, name, entries in response.resources:
+            current = {entry[0]: entry[1] for entry in entries}
+            if any(current.get(key) != value for key, value in FOREVER.items()):
+                log.warning("topic retention repaired topic=%s was=%s", name, current)
+                await admin.alter_configs(
+                    [ConfigResource(ConfigResourceType.TOPIC, name, configs=FOREVER)]
+                )
+
+
+async def topic_config(bootstrap: str, name: str) -> dict[str, str]:
+    """The topic's effective configuration (for operators and tests)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    finally:
+        await admin.close()
+    return {
+        entry[0]: entry[1]
+        for response in responses
+        for *_ignored, entries in response.resources
+        for entry in entries
+    }

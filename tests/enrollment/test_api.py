@@ -1,0 +1,162 @@
+"""The HTTP API through httpx's ASGI transport, over the in-memory store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from services.enrollment.api import create_app
+from services.enrollment.application import EnrollmentApplication
+from services.enrollment.rules import CRITERIA, Observation
+from tests.support import HEADERS, NOW, SCREENING_DAY, eligible_observations, screening_json
+
+CONSENT = {"form_version": "ICF v2.1", "signed_on": "2026-11-02", "obtained_by": "Dr Lin Wei"}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    application = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = create_app(application, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
+        yield client
+
+
+async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
+    return await client.post(path, json=body, headers=HEADERS)
+
+
+async def through_screening(client: httpx.AsyncClient, subject_id: str = "S-001") -> None:
+    assert (
+        await post(client, "/subjects", {"subject_id": subject_id, "site_id": "ZJU-1"})
+    ).status_code == 201
+    assert (await post(client, f"/subjects/{subject_id}/consent", CONSENT)).status_code == 200
+    response = await post(client, f"/subjects/{subject_id}/screening", screening_json())
+    assert response.status_code == 200, response.text
+
+
+async def test_walks_a_subject_from_registration_to_enrolment(client: httpx.AsyncClient) -> None:
+    await through_screening(client)
+    decided = await post(client, "/subjects/S-001/eligibility", {})
+    assert decided.json()["eligibility"]["eligible"] is True
+    enrolled = await post(client, "/subjects/S-001/enrolment", {"dose_level": 1})
+    assert enrolled.status_code == 200
+    body = enrolled.json()
+    assert (body["status"], body["dose_level"], body["version"]) == ("enrolled", 1, 5)
+
+
+async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -> None:
+    observations = {
+        **eligible_observations(),
+        "bilirubin": Observation(Decimal(40), SCREENING_DAY, "µmol/L"),
+    }
+    await post(client, "/subjects", {"subject_id": "S-002", "site_id": "ZJU-1"})
+    await post(client, "/subjects/S-002/consent", CONSENT)
+    await post(client, "/subjects/S-002/screening", screening_json(observations))
+    decided = (await post(client, "/subjects/S-002/eligibility", {})).json()
+    assert decided["status"] == "screen_failed"
+    assert decided["eligibility"]["failed_criteria"] == ["bilirubin"]
+
+
+async def test_missing_actor_headers_are_401_with_a_code(client: httpx.AsyncClient) -> None:
+    response = await client.post("/subjects", json={"subject_id": "S-1", "site_id": "ZJU-1"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthenticated"
+
+
+async def test_unknown_role_is_401(client: httpx.AsyncClient) -> None:
+    headers = {**HEADERS, "X-Actor-Role": "superuser"}
+    response = await client.post(
+        "/subjects", json={"subject_id": "S-1", "site_id": "Z"}, headers=headers
+    )
+    assert response.status_code == 401
+
+
+async def test_out_of_sequence_command_is_409_with_a_code(client: httpx.AsyncClient) -> None:
+    await post(client, "/subjects", {"subject_id": "S-003", "site_id": "ZJU-1"})
+    response = await post(client, "/subjects/S-003/screening", screening_json())
+    assert response.status_code == 409
+    assert response.json()["code"] == "consent_required"
+    assert response.json()["details"] == {"subject_id": "S-003"}
+
+
+async def test_unknown_subject_is_404(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/subjects/S-404/consent", CONSENT)
+    assert (response.status_code, response.json()["code"]) == (404, "subject_not_found")
+
+
+async def test_bad_unit_is_422_naming_the_criterion(client: httpx.AsyncClient) -> None:
+    observations = {**eligible_observations()}
+    observations["creatinine"] = Observation(Decimal(1), SCREENING_DAY, "mg")
+    await post(client, "/subjects", {"subject_id": "S-004", "site_id": "ZJU-1"})
+    await post(client, "/subjects/S-004/consent", CONSENT)
+    response = await post(client, "/subjects/S-004/screening", screening_json(observations))
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_observation"
+    assert response.json()["details"]["criterion"] == "creatinine"
+
+
+async def test_malformed_body_is_422_invalid_request(client: httpx.AsyncClient) -> None:
+    response = await post(client, "/subjects", {"subject_id": "S-5", "site": "ZJU-1"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+async def test_refused_command_leaves_the_record_untouched(client: httpx.AsyncClient) -> None:
+    await through_screening(client, "S-006")
+    refused = await post(client, "/subjects/S-006/enrolment", {"dose_level": 2})
+    assert refused.json()["code"] == "not_eligible"
+    subject = (await client.get("/subjects/S-006", headers=HEADERS)).json()
+    assert (subject["status"], subject["version"]) == ("screened", 3)
+
+
+async def test_correction_of_a_screening_value(client: httpx.AsyncClient) -> None:
+    await through_screening(client, "S-007")
+    body = {
+        "field": "screening.creatinine",
+        "new_value": {"value": "1.1", "unit": "mg/dL", "observed_on": "2026-11-05"},
+        "reason": "lab re-issued the report",
+    }
+    response = await post(client, "/subjects/S-007/corrections", body)
+    assert response.status_code == 200, response.text
+    corrected = response.json()["screening"]["observations"]["creatinine"]
+    assert corrected["value"] == "1.1"
+
+
+async def test_correction_with_a_malformed_value_is_422(client: httpx.AsyncClient) -> None:
+    await through_screening(client, "S-008")
+    body = {"field": "consent.signed_on", "new_value": "yesterday", "reason": "typo"}
+    response = await post(client, "/subjects/S-008/corrections", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_correction_value")
+
+
+async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
+    await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
+    response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})
+    assert response.status_code == 422
+
+
+async def test_lists_every_criterion_with_its_rule_version(client: httpx.AsyncClient) -> None:
+    body = (await client.get("/eligibility-criteria")).json()
+    assert body["rule_version"] == "NCT05030779-eligibility/1"
+    assert [c["code"] for c in body["criteria"]] == [c.code for c in CRITERIA]
+
+
+async def test_openapi_document_describes_the_commands(client: httpx.AsyncClient) -> None:
+    document = (await client.get("/openapi.json")).json()
+    assert "/subjects/{subject_id}/corrections" in document["paths"]
+    assert "ErrorBody" in document["components"]["schemas"]
+
+
+async def test_numbers_may_be_sent_as_json_numbers(client: httpx.AsyncClient) -> None:
+    body = screening_json()
+    body["observations"]["platelets"]["value"] = 29.5
+    await post(client, "/subjects", {"subject_id": "S-010", "site_id": "ZJU-1"})
+    await post(client, "/subjects/S-010/consent", CONSENT)
+    assert (await post(client, "/subjects/S-010/screening", body)).status_code == 200
+    decided = (await post(client, "/subjects/S-010/eligibility", {})).json()
+    assert decided["eligibility"]["failed_criteria"] == ["platelets"]

@@ -1,0 +1,141 @@
+"""Every eligibility boundary of the protocol record, one row each, units included."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.enrollment.errors import InvalidObservation
+from services.enrollment.rules import CRITERIA, CRITERIA_BY_CODE, RULE_VERSION, evaluate, normalise
+from services.enrollment.rules import Observation as Obs
+from tests.support import SCREENING_DAY, eligible_observations
+
+D = SCREENING_DAY
+
+
+def met(code: str, observation: Obs) -> bool:
+    observations = {**eligible_observations(), code: observation}
+    result = {r.code: r for r in evaluate(SCREENING_DAY, observations).results}[code]
+    return result.met
+
+
+@pytest.mark.parametrize(
+    ("code", "observation", "expected"),
+    [
+        # platelets >= 30 x10^9/L, in three unit spellings
+        ("platelets", Obs(Decimal(30), D, "10^9/L"), True),
+        ("platelets", Obs(Decimal("29.9"), D, "10^9/L"), False),
+        ("platelets", Obs(Decimal(30000), D, "/uL"), True),
+        ("platelets", Obs(Decimal(29999), D, "/µL"), False),
+        ("platelets", Obs(Decimal(30), D, "10^3/μL"), True),
+        # absolute lymphocytes >= 1.0 x10^9/L
+        ("lymphocytes_absolute", Obs(Decimal("1.0"), D, "x10^9/L"), True),
+        ("lymphocytes_absolute", Obs(Decimal("0.99"), D, "x10^9/L"), False),
+        ("lymphocytes_absolute", Obs(Decimal(1000), D, "cells/uL"), True),
+        # creatinine > 2.5 mg/dL (221 umol/L) excludes
+        ("creatinine", Obs(Decimal("2.5"), D, "mg/dL"), True),
+        ("creatinine", Obs(Decimal("2.51"), D, "mg/dL"), False),
+        ("creatinine", Obs(Decimal(221), D, "umol/L"), True),
+        ("creatinine", Obs(Decimal("221.1"), D, "µmol/L"), False),
+        ("creatinine", Obs(Decimal("2.5"), D, "mg/dl"), True),
+        # bilirubin > 2.0 mg/dL (34.2 umol/L) excludes
+        ("bilirubin", Obs(Decimal("2.0"), D, "mg/dL"), True),
+        ("bilirubin", Obs(Decimal("2.01"), D, "mg/dL"), False),
+        ("bilirubin", Obs(Decimal("34.2"), D, "umol/L"), True),
+        ("bilirubin", Obs(Decimal("34.3"), D, "μmol/L"), False),
+        # ALT / AST > 3 x ULN excludes
+        ("alt", Obs(Decimal(120), D, "U/L", Decimal(40)), True),
+        ("alt", Obs(Decimal(121), D, "U/L", Decimal(40)), False),
+        ("ast", Obs(Decimal(105), D, "IU/L", Decimal(35)), True),
+        ("ast", Obs(Decimal("105.1"), D, "IU/L", Decimal(35)), False),
+        # estimated survival > 12 weeks
+        ("estimated_survival", Obs(Decimal(12), D, "weeks"), False),
+        ("estimated_survival", Obs(Decimal(13), D, "weeks"), True),
+        ("estimated_survival", Obs(Decimal(84), D, "days"), False),
+        ("estimated_survival", Obs(Decimal(85), D, "days"), True),
+        # systemic steroids within 2 weeks before screening exclude
+        ("systemic_steroids", Obs(None, D), True),
+        ("systemic_steroids", Obs(D - timedelta(days=14), D), True),
+        ("systemic_steroids", Obs(D - timedelta(days=13), D), False),
+        # pregnancy test negative or not applicable
+        ("pregnancy_test", Obs("negative", D), True),
+        ("pregnancy_test", Obs("not_applicable", D), True),
+        ("pregnancy_test", Obs("positive", D), False),
+        # inclusion flags must be present
+        ("cd19_bcma_positive", Obs(False, D), False),
+        ("refractory_disease", Obs(False, D), False),
+        ("contraception_agreed", Obs(False, D), False),
+    ],
+)
+def test_criterion_boundary(code: str, observation: Obs, expected: bool) -> None:
+    assert met(code, observation) is expected
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "cns_history",
+        "heart_disease_or_prolonged_qt",
+        "pregnant_or_lactating",
+        "severe_active_infection",
+        "active_hepatitis_b_or_c",
+        "hiv_infection",
+        "other_uncontrolled_disease",
+        "investigator_judged_risk",
+    ],
+)
+def test_exclusion_flag_excludes_when_present(code: str) -> None:
+    assert met(code, Obs(False, D)) is True
+    assert met(code, Obs(True, D)) is False
+
+
+def test_creatinine_in_umol_is_stored_in_mg_per_dl() -> None:
+    value = normalise(CRITERIA_BY_CODE["creatinine"], Obs(Decimal(221), D, "µmol/L"))
+    assert value == Decimal("2.499")
+
+
+def test_bilirubin_in_umol_is_stored_in_mg_per_dl() -> None:
+    value = normalise(CRITERIA_BY_CODE["bilirubin"], Obs(Decimal("34.2"), D, "umol/L"))
+    assert value == Decimal("2.000")
+
+
+@pytest.mark.parametrize(
+    ("code", "observation"),
+    [
+        ("creatinine", Obs(Decimal("2.0"), D, "mmol/L")),
+        ("creatinine", Obs(Decimal("2.0"), D, None)),
+        ("creatinine", Obs("high", D, "mg/dL")),
+        ("creatinine", Obs(Decimal(-1), D, "mg/dL")),
+        ("creatinine", Obs(Decimal("NaN"), D, "mg/dL")),
+        ("alt", Obs(Decimal(40), D, "U/L", None)),
+        ("alt", Obs(Decimal(40), D, "U/L", Decimal(0))),
+        ("cd19_bcma_positive", Obs("yes", D)),
+        ("pregnancy_test", Obs("unknown", D)),
+        ("systemic_steroids", Obs("last week", D)),
+    ],
+)
+def test_refuses_observation_that_does_not_fit_its_criterion(code: str, observation: Obs) -> None:
+    with pytest.raises(InvalidObservation) as refused:
+        normalise(CRITERIA_BY_CODE[code], observation)
+    assert refused.value.details["criterion"] == code
+
+
+def test_every_decision_records_the_rule_version_and_every_criterion() -> None:
+    assessment = evaluate(SCREENING_DAY, eligible_observations())
+    assert assessment.rule_version == RULE_VERSION
+    assert [r.code for r in assessment.results] == [c.code for c in CRITERIA]
+    assert assessment.eligible and assessment.failed_criteria == ()
+
+
+def test_screen_failure_names_every_failed_criterion() -> None:
+    observations = {
+        **eligible_observations(),
+        "platelets": Obs(Decimal(12), D, "10^9/L"),
+        "hiv_infection": Obs(True, D),
+    }
+    assert evaluate(date(2026, 11, 5), observations).failed_criteria == (
+        "platelets",
+        "hiv_infection",
+    )
