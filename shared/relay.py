@@ -61,9 +61,11 @@ class Relay:
         self.options = options or RelayOptions()
         self.position = 0  # last notification id the broker acknowledged
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Publish until ``stopping`` is set, surviving broker and database outages."""
+        self._stopping = stopping
         backoff = 0.2
         while not stopping.is_set():
             try:
@@ -93,7 +95,11 @@ class Relay:
         if not notifications:
             return 0
         acknowledgements = [await self._send(producer, n) for n in notifications]
-        await asyncio.gather(*acknowledgements)
+        # The idempotent producer retries a send until the broker is back (in order, without
+        # duplicates), so this wait lasts as long as an outage, unless the relay is stopping.
+        delivered = asyncio.gather(*acknowledgements)
+        if not await _first(delivered, self._stopping):
+            raise RelayStopped(f"stopped with {len(notifications)} events unacknowledged")
         last = notifications[-1].id
         await connection.execute(_sql(_SAVE_POSITION, self.database), self.topic, last)
         self.position = last
@@ -138,7 +144,7 @@ class Relay:
             request_timeout_ms=self.options.request_timeout_ms,
             client_id=f"relay-{self.topic}",
         )
-        stack.push_async_callback(producer.stop)
+        stack.push_async_callback(_stop_producer, producer, self.topic)
         await producer.start()
         return producer
 
@@ -189,6 +195,37 @@ async def saved_position(database: DatabaseSettings, topic: str) -> int:
         return await _position(connection, database, topic) if exists else 0
     finally:
         await connection.close()
+
+
+class RelayStopped(Exception):
+    """The relay was asked to stop before the broker acknowledged a batch."""
+
+
+async def _first(delivered: asyncio.Future[Any], stopping: asyncio.Event) -> bool:
+    """Wait for ``delivered`` or ``stopping``; True when delivered came first."""
+    stop_wait = asyncio.create_task(stopping.wait())
+    try:
+        await asyncio.wait({delivered, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop_wait.cancel()
+    if delivered.done():
+        delivered.result()  # raises a delivery error, if any
+        return True
+    delivered.add_done_callback(_consume_outcome)
+    return False
+
+
+def _consume_outcome(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: an abandoned batch is republished after restart
+
+
+async def _stop_producer(producer: AIOKafkaProducer, topic: str) -> None:
+    # stop() flushes; with the broker gone it would wait forever, so it gets a few seconds.
+    try:
+        await asyncio.wait_for(producer.stop(), timeout=5)
+    except TimeoutError:
+        log.warning("relay producer abandoned unflushed topic=%s", topic)
 
 
 async def _wait_any(*events: asyncio.Event, timeout: float) -> bool:

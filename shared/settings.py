@@ -31,8 +31,6 @@ class DatabaseSettings:
         parts = urlsplit(url)
         if parts.scheme not in ("postgresql", "postgres") or not parts.hostname:
             raise SettingsError(f"{key} must be a postgresql:// URL, got scheme {parts.scheme!r}")
-        if not _IDENTIFIER.fullmatch(schema):
-            raise SettingsError(f"schema of {key} must be a lower-case SQL identifier")
         dbname = parts.path.lstrip("/")
         if not (parts.username and parts.password and dbname):
             raise SettingsError(f"{key} must name a user, a password and a database")
@@ -72,12 +70,14 @@ class ServiceSettings:
         """Read the settings of ``service`` (e.g. ``enrollment``) from ``env``."""
         env = dict(os.environ if env is None else env)
         prefix = f"TL_{service.upper()}"
-        db_key = f"{prefix}_DATABASE_URL"
+        db_key, schema_key = f"{prefix}_DATABASE_URL", f"{prefix}_DATABASE_SCHEMA"
+        schema = env.get(schema_key, "public")
+        if not _IDENTIFIER.fullmatch(schema):
+            # it is spliced into SQL as an identifier, so only plain names pass
+            raise SettingsError(f"setting {schema_key} must be a lower-case SQL identifier")
         return cls(
             service=service,
-            database=DatabaseSettings.from_url(
-                db_key, _required(env, db_key), env.get(f"{prefix}_DATABASE_SCHEMA", "public")
-            ),
+            database=DatabaseSettings.from_url(db_key, _required(env, db_key), schema),
             kafka_bootstrap=_required(env, "TL_KAFKA_BOOTSTRAP"),
             topic=env.get(f"{prefix}_TOPIC", f"trialledger.{service}.events"),
             topic_partitions=_integer(env, "TL_TOPIC_PARTITIONS", 3),

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from services.enrollment.domain import Actor, Command, Consent, Provenance, Screening
 from services.enrollment.rules import Observation
@@ -104,14 +104,15 @@ async def read_topic(
 
     Fails (does not hang) after ``timeout`` seconds with what it has read.
     """
+    # Without a group id the consumer takes every partition of the topic itself.
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        topic,
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + timeout
         while len(records) < expected and time.monotonic() < deadline:
@@ -122,16 +123,6 @@ async def read_topic(
         return records
     finally:
         await consumer.stop()
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        partitions: set[int] | None = consumer.partitions_for_topic(topic)
-        if partitions:
-            return partitions
-        await consumer.topics()  # refresh metadata
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"topic {topic} has no partitions")
 
 
 async def eventually(

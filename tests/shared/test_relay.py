@@ -1,0 +1,208 @@
+"""The relay against the real PostgreSQL and the real Kafka broker.
+
+Stopping the relay mid-stream, and separately the broker, loses nothing: every
+committed event arrives, duplicates carry the same event id, and each subject's
+events keep their order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from aiokafka import ConsumerRecord
+
+from services.enrollment.application import EnrollmentApplication
+from services.enrollment.publication import to_contract
+from shared.envelope import CloudEvent
+from shared.eventstore import postgres_env
+from shared.relay import Relay, RelayOptions, saved_position
+from shared.settings import ServiceSettings
+from tests.support import command, consent, eventually, read_topic, screening
+
+pytestmark = pytest.mark.integration
+INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
+SUBJECTS = ("S-101", "S-102", "S-103")
+
+
+@pytest.fixture
+def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
+    app = EnrollmentApplication(env=postgres_env(settings.database))
+    yield app
+    app.close()
+
+
+def make_relay(settings: ServiceSettings, app: EnrollmentApplication) -> Relay:
+    # Small batches, so that a stop lands between batches as well as inside one; a short
+    # request timeout, so that a broker outage of a few seconds exceeds it.
+    options = RelayOptions(
+        batch_size=4, poll_interval=0.2, max_backoff=1.0, request_timeout_ms=2000
+    )
+    return Relay(
+        app, to_contract, settings.database, settings.kafka_bootstrap, settings.topic, options
+    )
+
+
+class Running:
+    """A relay task that can be started, crashed (cancelled) and stopped."""
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(relay.run(self.stopping))
+
+    async def crash(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, timeout=30)
+
+
+@pytest.fixture
+async def relays() -> AsyncIterator[list[Running]]:
+    running: list[Running] = []
+    yield running
+    for r in running:
+        await r.crash()
+
+
+def write_history(app: EnrollmentApplication, subjects: tuple[str, ...]) -> None:
+    """Four events per subject, interleaved across subjects."""
+    for subject in subjects:
+        app.register_subject(subject, "ZJU-1", command())
+    for subject in subjects:
+        app.sign_consent(subject, consent(), command())
+    for subject in subjects:
+        app.record_screening(subject, screening(), command())
+    for subject in subjects:
+        app.decide_eligibility(subject, command())
+
+
+def committed_ids(app: EnrollmentApplication) -> list[str]:
+    notifications = app.recorder.select_notifications(start=1, limit=10_000)
+    return [str(to_contract(app.mapper.to_domain_event(n)).event_id) for n in notifications]
+
+
+async def position(settings: ServiceSettings) -> int:
+    return await saved_position(settings.database, settings.topic)
+
+
+def check_delivery(app: EnrollmentApplication, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+    """Every committed event exactly once after dedup, duplicates identical, order per subject."""
+    first_seen: dict[str, bytes] = {}
+    versions: dict[str, list[int]] = {}
+    for record in records:
+        event = CloudEvent.from_kafka_value(record.value)
+        assert record.key == event.subject.encode()
+        key = str(event.id)
+        if key in first_seen:
+            assert first_seen[key] == record.value, "a duplicate must be the same event"
+            continue
+        first_seen[key] = record.value
+        versions.setdefault(event.subject, []).append(event.data["version"])
+    assert sorted(first_seen) == sorted(committed_ids(app))
+    for subject, seen in versions.items():
+        assert seen == list(range(1, len(seen) + 1)), f"{subject} out of order: {seen}"
+
+
+async def test_publishes_every_committed_event_keyed_by_subject(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    write_history(application, SUBJECTS)
+    relays.append(Running(make_relay(settings, application)))
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12)
+    check_delivery(application, records)
+    assert len(records) == 12
+
+
+async def test_relay_stopped_mid_stream_resumes_without_loss(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    write_history(application, SUBJECTS)
+    first = Running(make_relay(settings, application))
+    relays.append(first)
+
+    async def some_published() -> bool:
+        return await position(settings) >= 4
+
+    await eventually(some_published, what="first batches published")
+    await first.crash()
+    write_history(application, ("S-104", "S-105"))  # committed while no relay runs
+    assert await position(settings) < (application.recorder.max_notification_id() or 0)
+
+    second = Running(make_relay(settings, application))
+    relays.append(second)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=20)
+    check_delivery(application, records)
+    await second.stop()
+
+
+async def test_second_relay_stands_by_while_the_first_holds_the_topic(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    write_history(application, ("S-106",))
+    relays.append(Running(make_relay(settings, application)))
+    await eventually(lambda: _position_at_least(settings, 4), what="first relay published")
+    standby = make_relay(settings, application)
+    relays.append(Running(standby))
+    application.withdraw("S-106", "moved away", command())
+    await eventually(lambda: _position_at_least(settings, 5), what="withdrawal published")
+    assert standby.position == 0  # it never took the topic
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=5)
+    assert len(records) == 5
+
+
+async def _position_at_least(settings: ServiceSettings, least: int) -> bool:
+    return await position(settings) >= least
+
+
+@pytest.mark.faults
+async def test_broker_outage_while_publishing_delays_but_loses_nothing(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    write_history(application, SUBJECTS[:1])
+    relays.append(Running(make_relay(settings, application)))
+    await eventually(lambda: _position_at_least(settings, 4), what="published before outage")
+    await _infra("stop", "kafka")
+    try:
+        write_history(application, ("S-107", "S-108"))  # committed while the broker is down
+        assert await position(settings) == 4  # nothing counts as sent without the broker's ack
+    finally:
+        await _infra("start", "kafka")
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12, timeout=120)
+    check_delivery(application, records)
+
+
+@pytest.mark.faults
+async def test_relay_started_during_broker_outage_retries_until_it_is_back(
+    settings: ServiceSettings,
+    application: EnrollmentApplication,
+    relays: list[Running],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await _infra("stop", "kafka")
+    try:
+        relays.append(Running(make_relay(settings, application)))
+        write_history(application, SUBJECTS[:2])
+        await eventually(lambda: _relay_interrupted(caplog), what="relay met the outage")
+    finally:
+        await _infra("start", "kafka")
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=8, timeout=120)
+    check_delivery(application, records)
+
+
+async def _relay_interrupted(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(r.getMessage().startswith("relay interrupted") for r in caplog.records)
+
+
+async def _infra(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "bash", str(INFRA), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
