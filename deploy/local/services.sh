@@ -35,8 +35,9 @@ start_one() {
   if running "$name" >/dev/null; then
     echo "$name: already running"
   else
-    (cd "$ROOT" && setsid nohup "$PY" -m "services.$name" >>"$RUN/$name.log" 2>&1 &
-     echo $! >"$RUN/$name.pid")
+    # Detached from this shell's terminal and pipes, so that `make up | tee` returns.
+    setsid nohup "$PY" -m "services.$name" </dev/null >>"$RUN/$name.log" 2>&1 &
+    echo $! >"$RUN/$name.pid"
   fi
   for _ in $(seq 1 120); do
     if curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1; then
@@ -63,6 +64,7 @@ stop_one() {
 
 main() {
   mkdir -p "$RUN"
+  cd "$ROOT"
   [ -f "$STATE/env" ] && . "$STATE/env"
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   case "${1:-}" in
