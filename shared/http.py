@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
+from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -57,12 +58,18 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
     """
-    registry: dict[type[Exception], int] = {Unauthenticated: 401, **statuses}
+    registry: dict[type[Exception], int] = {
+        Unauthenticated: 401,
+        # the event store is down or unreachable: retry later, nothing was recorded
+        OperationalError: 503,
+        InterfaceError: 503,
+        **statuses,
+    }
 
     async def handle(request: Request, error: Exception) -> JSONResponse:
         status = next(registry[cls] for cls in type(error).__mro__ if cls in registry)
         body = ErrorBody(
-            code=getattr(error, "code", "error"),
+            code=getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error"),
             message=getattr(error, "message", str(error)),
             details=getattr(error, "details", {}),
         )
@@ -87,6 +94,9 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
     for cls in registry:
         app.add_exception_handler(cls, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+_CODES_BY_STATUS = {503: "service_unavailable"}
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
