@@ -8,10 +8,15 @@ BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status test check install infra
+.PHONY: up down status test check install infra keys admin
 
-up: install infra  ## start Kafka, PostgreSQL and every service; print where the APIs are
+up: install infra keys  ## start Kafka, PostgreSQL and every service; print where the APIs are
 	$(SERVICES) start
+	@echo "First time? Create the first administrator: make admin ADMIN_ID=... ADMIN_NAME='...' ADMIN_SITE=..."
+
+admin: install  ## create the first administrator (asks for the password); refused once users exist
+	. $(STATE)/env && . $(STATE)/keys.env && $(BIN)/python -m services.identity bootstrap-admin \
+		--user-id "$(ADMIN_ID)" --name "$(ADMIN_NAME)" --site "$(ADMIN_SITE)"
 
 down:  ## stop the services, then Kafka and PostgreSQL (data is kept in $(STATE))
 	$(SERVICES) stop
@@ -38,3 +43,6 @@ $(VENV)/.installed: pyproject.toml
 
 infra:
 	$(INFRA) start
+
+keys: install  ## Ed25519 key pairs for tokens and record signatures, made once, kept in $(STATE)/keys
+	$(BIN)/python -m shared.keys $(STATE)/keys > $(STATE)/keys.env

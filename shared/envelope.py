@@ -49,7 +49,7 @@ class EventData(Contract):
     event_type: ClassVar[str]
 
     event_id: UUID
-    subject_id: str
+    subject_id: str | None = Field(description="the trial subject, where the event has one")
     record_type: str
     record_id: UUID
     version: int = Field(ge=1, description="position of the event in its record")
@@ -74,7 +74,7 @@ class CloudEvent(Contract):
     id: UUID
     source: str
     type: str
-    subject: str
+    subject: str | None = None
     time: AwareDatetime
     recordedtime: AwareDatetime
     sequence: str = Field(description="position in the source's notification log")
@@ -98,6 +98,10 @@ class CloudEvent(Contract):
             causationid=data.causation_id,
             data=data.model_dump(mode="json"),
         )
+
+    def kafka_key(self) -> bytes:
+        """The subject id, so that a subject's events stay in order; else the record id."""
+        return (self.subject or str(self.data["record_id"])).encode()
 
     def to_kafka_value(self) -> bytes:
         return self.model_dump_json().encode("utf-8")

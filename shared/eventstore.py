@@ -18,7 +18,9 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from shared.access import AccessDenial, Denial
 from shared.settings import DatabaseSettings
+from shared.signatures import Signature
 
 
 def postgres_env(database: DatabaseSettings) -> dict[str, str]:
@@ -77,8 +79,12 @@ class ServiceApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
-        for transcoding in transcodings_for(self.value_types):
+        for transcoding in transcodings_for((Denial, Signature, *self.value_types)):
             transcoder.register(transcoding)
+
+    def record_denial(self, denial: Denial) -> None:
+        """Record a refused command in this service's own store (it is published too)."""
+        self.save(AccessDenial(denial))
 
 
 def transcodings_for(types: Iterable[type]) -> list[Transcoding]:

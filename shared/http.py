@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the services: error mapping, the acting user, correlation.
+"""HTTP plumbing shared by the services: error mapping, authorisation, correlation.
 
 Errors become responses in one registry keyed by exception class (the most specific
 registered base wins); endpoints raise, they never build error responses by hand.
@@ -9,29 +9,20 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
-from fastapi import FastAPI, Header, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-log = logging.getLogger(__name__)
+from shared.access import Denial
+from shared.auth import Forbidden, Principal, Role, SignatureRefused, TokenVerifier, Unauthenticated
 
-ROLES = frozenset(
-    {
-        "investigator",
-        "sub_investigator",
-        "study_coordinator",
-        "cell_therapy_pharmacist",
-        "monitor",
-        "auditor",
-        "administrator",
-    }
-)
+log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
@@ -42,17 +33,6 @@ class ErrorBody(BaseModel):
     details: dict[str, Any] = {}
 
 
-class Unauthenticated(Exception):
-    """The request does not say who is acting."""
-
-    code = "unauthenticated"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, Any] = {}
-
-
 def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
     """Answer every exception of a registered class with its status and a coded body.
 
@@ -60,6 +40,8 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
     """
     registry: dict[type[Exception], int] = {
         Unauthenticated: 401,
+        Forbidden: 403,
+        SignatureRefused: 403,
         # the event store is down or unreachable: retry later, nothing was recorded
         OperationalError: 503,
         InterfaceError: 503,
@@ -106,53 +88,89 @@ def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-@dataclass(frozen=True)
-class RequestIdentity:
-    """Who is acting, and the request's correlation (until tokens exist, from headers)."""
+# When a user holds several permitted roles, the role recorded is the first of these.
+ROLE_ORDER = tuple(Role)
 
-    user_id: str
-    printed_name: str
-    role: str
-    site: str
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated user, the role they act in, and the request's correlation."""
+
+    principal: Principal
+    role: Role
     correlation_id: str
     causation_id: str | None
     client_id: str | None
 
 
-def acting_user(
-    x_actor_id: Annotated[str | None, Header(description="acting user's unique id")] = None,
-    x_actor_name: Annotated[str | None, Header(description="printed name")] = None,
-    x_actor_role: Annotated[str | None, Header(description="study role")] = None,
-    x_actor_site: Annotated[str | None, Header(description="site id")] = None,
-    x_correlation_id: Annotated[str | None, Header()] = None,
-    x_causation_id: Annotated[str | None, Header()] = None,
-    x_client_id: Annotated[str | None, Header(description="client or device id")] = None,
-) -> RequestIdentity:
-    """The acting user from the ``X-Actor-*`` headers; 401 when any is missing.
+RecordDenial = Callable[[Denial], None]
 
-    A stand-in until identity exists (issue #3): it identifies, it does not authenticate.
-    """
-    missing = [
-        name
-        for name, value in (
-            ("X-Actor-Id", x_actor_id),
-            ("X-Actor-Name", x_actor_name),
-            ("X-Actor-Role", x_actor_role),
-            ("X-Actor-Site", x_actor_site),
+
+class Authorisation:
+    """Checks a bearer token and the command's permitted roles; records every 403."""
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        permissions: Mapping[str, frozenset[Role]],
+        record_denial: RecordDenial,
+    ) -> None:
+        self.verifier = verifier
+        self.permissions = permissions
+        self.record_denial = record_denial
+
+    def check(self, command: str, request: Request) -> Caller:
+        principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
+        correlation_id = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        client_id = request.headers.get("x-client-id")
+        permitted = self.permissions[command]
+        acting = [role for role in ROLE_ORDER if role in principal.roles and role in permitted]
+        if not acting:
+            self.record_denial(
+                Denial(
+                    user_id=principal.user_id,
+                    printed_name=principal.printed_name,
+                    site=principal.site,
+                    roles=tuple(sorted(principal.roles)),
+                    command=command,
+                    reason_code=Forbidden.code,
+                    subject_id=request.path_params.get("subject_id"),
+                    correlation_id=correlation_id,
+                    client_id=client_id,
+                )
+            )
+            raise Forbidden(
+                f"{principal.user_id} may not {command}: it needs one of "
+                f"{', '.join(sorted(permitted))}",
+                command=command,
+                roles=sorted(principal.roles),
+                permitted_roles=sorted(permitted),
+            )
+        return Caller(
+            principal, acting[0], correlation_id, request.headers.get("x-causation-id"), client_id
         )
-        if not (value and value.strip())
-    ]
-    if missing:
-        raise Unauthenticated(f"missing header(s): {', '.join(missing)}")
-    assert x_actor_id and x_actor_name and x_actor_role and x_actor_site  # noqa: S101
-    if x_actor_role not in ROLES:
-        raise Unauthenticated(f"X-Actor-Role {x_actor_role!r} is not one of {sorted(ROLES)}")
-    return RequestIdentity(
-        user_id=x_actor_id.strip(),
-        printed_name=x_actor_name.strip(),
-        role=x_actor_role,
-        site=x_actor_site.strip(),
-        correlation_id=x_correlation_id or str(uuid.uuid4()),
-        causation_id=x_causation_id,
-        client_id=x_client_id,
-    )
+
+
+def authorised(command: str) -> Any:
+    """A FastAPI dependency: the caller, if a role of theirs may run ``command``.
+
+    The app keeps its ``Authorisation`` in ``app.state.authorisation``.
+    """
+
+    def dependency(
+        request: Request,
+        authorization: Annotated[
+            str | None, Header(description="Bearer access token from the identity service")
+        ] = None,
+    ) -> Caller:
+        checker: Authorisation = request.app.state.authorisation
+        return checker.check(command, request)
+
+    return Depends(dependency)
+
+
+def _bearer(header: str | None) -> str:
+    scheme, _, token = (header or "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("an 'Authorization: Bearer <access token>' header is needed")
+    return token.strip()

@@ -160,7 +160,7 @@ class Relay:
         return await producer.send(
             self.topic,
             value=envelope.to_kafka_value(),
-            key=data.subject_id.encode(),
+            key=envelope.kafka_key(),
             headers=[("content-type", CONTENT_TYPE.encode())],
         )
 

@@ -91,12 +91,46 @@ _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 # One port per service, so that `make up` can run them side by side.
 DEFAULT_PORTS = {
+    "identity": 8100,
     "enrollment": 8101,
     "infusion": 8102,
     "adverse_events": 8103,
     "assessments": 8104,
     "projections": 8105,
 }
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    """Key files and account policy (paths to PEM files kept outside the repository)."""
+
+    token_public_key_file: str
+    token_private_key_file: str | None
+    record_private_key_file: str | None
+    record_public_key_file: str | None
+    token_ttl_seconds: int
+    max_failed_attempts: int
+    password_max_age_days: int
+    signing_idle_seconds: int
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> SecuritySettings:
+        env = dict(os.environ if env is None else env)
+        return cls(
+            token_public_key_file=_required(env, "TL_TOKEN_PUBLIC_KEY_FILE"),
+            token_private_key_file=env.get("TL_TOKEN_PRIVATE_KEY_FILE"),
+            record_private_key_file=env.get("TL_RECORD_PRIVATE_KEY_FILE"),
+            record_public_key_file=env.get("TL_RECORD_PUBLIC_KEY_FILE"),
+            token_ttl_seconds=_integer(env, "TL_TOKEN_TTL_SECONDS", 900),
+            max_failed_attempts=_integer(env, "TL_MAX_FAILED_ATTEMPTS", 5),
+            password_max_age_days=_integer(env, "TL_PASSWORD_MAX_AGE_DAYS", 90),
+            signing_idle_seconds=_integer(env, "TL_SIGNING_IDLE_SECONDS", 900),
+        )
+
+    def require(self, key: str, value: str | None) -> str:
+        if not value:
+            raise SettingsError(f"setting {key} is missing (see docs/security.md)")
+        return value
 
 
 def _required(env: dict[str, str], key: str) -> str:

@@ -7,14 +7,14 @@ integration tests fail loudly, naming what is missing; they never skip.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
-import asyncpg
 import pytest
 
-from shared.settings import DatabaseSettings, ServiceSettings, SettingsError
-from shared.topics import TopicSpec, ensure_topics
+from shared.settings import ServiceSettings, SettingsError
+from tests.e2e.stack import Stack, running_stack
+from tests.support import isolated
 
 
 @pytest.fixture
@@ -34,23 +34,12 @@ def enrollment_settings_env() -> dict[str, str]:
 @pytest.fixture
 async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
     """Enrollment settings isolated for one test: a fresh schema and a fresh topic."""
-    suffix = uuid.uuid4().hex[:10]
-    schema, topic = f"test_{suffix}", f"test.enrollment.{suffix}"
-    env = {
-        **enrollment_settings_env,
-        "TL_ENROLLMENT_DATABASE_SCHEMA": schema,
-        "TL_ENROLLMENT_TOPIC": topic,
-    }
-    settings = ServiceSettings.from_env("enrollment", env)
-    await _execute(settings.database, f'CREATE SCHEMA "{schema}"')
-    await ensure_topics(settings.kafka_bootstrap, TopicSpec(topic, partitions=3))
-    yield settings
-    await _execute(settings.database, f'DROP SCHEMA "{schema}" CASCADE')
+    async with isolated("enrollment", enrollment_settings_env) as isolated_settings:
+        yield isolated_settings
 
 
-async def _execute(database: DatabaseSettings, statement: str) -> None:
-    connection = await asyncpg.connect(database.dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
+@pytest.fixture
+async def stack(enrollment_settings_env: dict[str, str], tmp_path: Path) -> AsyncIterator[Stack]:
+    """The identity and enrollment services running as processes, with an administrator."""
+    async with running_stack(enrollment_settings_env, tmp_path) as services:
+        yield services

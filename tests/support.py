@@ -4,17 +4,33 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.enrollment.domain import Actor, Command, Consent, Provenance, Screening
+from services.enrollment.domain import Consent, Screening
 from services.enrollment.rules import Observation
+from shared.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
+from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.settings import DatabaseSettings, ServiceSettings
+from shared.signatures import RecordSigner
+from shared.topics import TopicSpec, ensure_topics
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
+
+# Real keys, made for the test run: tokens and signatures are verified for real.
+TOKEN_KEY = Ed25519PrivateKey.generate()
+ISSUER = TokenIssuer(TOKEN_KEY)
+VERIFIER = TokenVerifier(TOKEN_KEY.public_key())
+RECORD_KEY = Ed25519PrivateKey.generate()
+SIGNER = RecordSigner(RECORD_KEY)
 CONSENT_DAY = date(2026, 11, 2)
 SCREENING_DAY = date(2026, 11, 5)
 INVESTIGATOR = Actor("u-inv-1", "Dr Lin Wei", "investigator", "ZJU-1")
@@ -22,6 +38,38 @@ INVESTIGATOR = Actor("u-inv-1", "Dr Lin Wei", "investigator", "ZJU-1")
 
 def command(now: datetime = NOW, actor: Actor = INVESTIGATOR) -> Command:
     return Command(Provenance(actor, correlation_id="corr-1", client_id="tests"), now)
+
+
+def principal(*roles: Role, user_id: str = "u-inv-1", session_id: str = "session-1") -> Principal:
+    return Principal(
+        user_id,
+        INVESTIGATOR.printed_name,
+        "ZJU-1",
+        frozenset(roles or {Role.INVESTIGATOR}),
+        session_id,
+    )
+
+
+def bearer(who: Principal | None = None) -> dict[str, str]:
+    """Headers of a request by ``who`` (an investigator by default), with a fresh token."""
+    token, _ = ISSUER.access_token(who or principal(), datetime.now(UTC))
+    return {
+        "Authorization": f"Bearer {token}",
+        "X-Correlation-Id": "corr-http-1",
+        "X-Client-Id": "tests",
+    }
+
+
+def signing(meaning: Meaning, who: Principal | None = None) -> SigningAssertion:
+    who = who or principal()
+    return SigningAssertion(
+        "assertion-1", who.user_id, who.printed_name, who.session_id, meaning, datetime.now(UTC)
+    )
+
+
+def signature_json(meaning: Meaning, who: Principal | None = None) -> dict[str, str]:
+    token, _ = ISSUER.signing_assertion(signing(meaning, who))
+    return {"assertion": token}
 
 
 def consent(signed_on: date = CONSENT_DAY) -> Consent:
@@ -87,16 +135,6 @@ def screening_json(observations: dict[str, Observation] | None = None) -> dict[s
     }
 
 
-HEADERS = {
-    "X-Actor-Id": INVESTIGATOR.user_id,
-    "X-Actor-Name": INVESTIGATOR.printed_name,
-    "X-Actor-Role": INVESTIGATOR.role,
-    "X-Actor-Site": INVESTIGATOR.site,
-    "X-Correlation-Id": "corr-http-1",
-    "X-Client-Id": "tests",
-}
-
-
 async def read_topic(
     bootstrap: str, topic: str, expected: int, timeout: float = 60.0
 ) -> list[ConsumerRecord[bytes, bytes]]:
@@ -135,3 +173,27 @@ async def eventually(
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{what} did not hold within {timeout}s")
+
+
+@asynccontextmanager
+async def isolated(service: str, env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
+    """A service's settings with a schema and a topic of their own, dropped afterwards."""
+    suffix = uuid.uuid4().hex[:10]
+    schema, topic = f"test_{suffix}", f"test.{service}.{suffix}"
+    prefix = f"TL_{service.upper()}"
+    env = {**env, f"{prefix}_DATABASE_SCHEMA": schema, f"{prefix}_TOPIC": topic}
+    settings = ServiceSettings.from_env(service, env)
+    await _execute(settings.database, f'CREATE SCHEMA "{schema}"')
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(topic, partitions=3))
+    try:
+        yield settings
+    finally:
+        await _execute(settings.database, f'DROP SCHEMA "{schema}" CASCADE')
+
+
+async def _execute(database: DatabaseSettings, statement: str) -> None:
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()

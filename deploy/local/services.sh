@@ -66,6 +66,7 @@ main() {
   mkdir -p "$RUN"
   cd "$ROOT"
   [ -f "$STATE/env" ] && . "$STATE/env"
+  [ -f "$STATE/keys.env" ] && . "$STATE/keys.env"
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   case "${1:-}" in
     start) for s in $(services); do start_one "$s"; done ;;

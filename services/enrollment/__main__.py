@@ -14,17 +14,24 @@ from fastapi import FastAPI
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
+from shared.auth import TokenVerifier
 from shared.eventstore import postgres_env
+from shared.keys import load_private_key, load_public_key
 from shared.relay import Relay
 from shared.runner import configure_logging, serve
-from shared.settings import ServiceSettings
+from shared.settings import SecuritySettings, ServiceSettings
+from shared.signatures import RecordSigner
 from shared.topics import TopicSpec, ensure_topics
 
 SERVICE = "enrollment"
 
 
-def create_application(settings: ServiceSettings) -> EnrollmentApplication:
-    return EnrollmentApplication(env=postgres_env(settings.database))
+def create_application(
+    settings: ServiceSettings, security: SecuritySettings
+) -> EnrollmentApplication:
+    key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
+    signer = RecordSigner(load_private_key(key))
+    return EnrollmentApplication(env=postgres_env(settings.database), signer=signer)
 
 
 def create_relay(settings: ServiceSettings, application: EnrollmentApplication) -> Relay:
@@ -37,18 +44,20 @@ def create_relay(settings: ServiceSettings, application: EnrollmentApplication) 
     )
 
 
-def create_http(application: EnrollmentApplication) -> FastAPI:
-    return create_app(application)
+def create_http(application: EnrollmentApplication, security: SecuritySettings) -> FastAPI:
+    verifier = TokenVerifier(load_public_key(security.token_public_key_file))
+    return create_app(application, verifier)
 
 
 async def main() -> None:
-    settings = ServiceSettings.from_env(SERVICE)
+    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
     await ensure_topics(
         settings.kafka_bootstrap,
         TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication),
     )
-    application = create_application(settings)
-    await serve(settings, create_http(application), create_relay(settings, application))
+    application = create_application(settings, security)
+    http = create_http(application, security)
+    await serve(settings, http, create_relay(settings, application))
 
 
 if __name__ == "__main__":

@@ -10,17 +10,16 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import AwareDatetime, Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import (
-    Actor,
-    Command,
+    CONSENT_SIGNATURE,
+    ELIGIBILITY_SIGNATURE,
     Consent,
     CorrectedValue,
-    Provenance,
     Screening,
     Subject,
 )
@@ -32,11 +31,35 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
+from shared.auth import SigningAssertion, TokenVerifier, check_assertion
 from shared.envelope import Contract
-from shared.http import ErrorBody, RequestIdentity, acting_user, install_error_mapping
+from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.provenance import Actor, Command, Meaning, Provenance, Role
 
 Clock = Callable[[], datetime]
-Identity = Annotated[RequestIdentity, Depends(acting_user)]
+
+_STAFF = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
+_SITE_TEAM = _STAFF | {Role.STUDY_COORDINATOR}
+# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "enrollment.register_subject": _SITE_TEAM,
+    "enrollment.sign_consent": _STAFF,
+    "enrollment.record_screening": _SITE_TEAM,
+    "enrollment.decide_eligibility": frozenset({Role.INVESTIGATOR}),
+    "enrollment.enrol": _STAFF,
+    "enrollment.withdraw": _STAFF,
+    "enrollment.correct_value": _SITE_TEAM,
+    "enrollment.read_subject": _SITE_TEAM
+    | {Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
+}
+
+
+class SignatureIn(Contract):
+    """An electronic signature: the assertion from the identity service's POST /signing."""
+
+    assertion: str
+
+
 Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
@@ -54,6 +77,7 @@ class SignConsent(Contract):
     signed_on: date
     obtained_by: Text = Field(description="who obtained consent (name or user id)")
     occurred_at: AwareDatetime | None = None
+    signature: SignatureIn = Field(description=f"meaning: {CONSENT_SIGNATURE}")
 
 
 class ObservationIn(Contract):
@@ -95,6 +119,7 @@ class RecordScreening(Contract):
 
 class DecideEligibility(Contract):
     occurred_at: AwareDatetime | None = None
+    signature: SignatureIn = Field(description=f"meaning: {ELIGIBILITY_SIGNATURE}")
 
 
 class Enrol(Contract):
@@ -142,6 +167,9 @@ class SubjectOut(Contract):
     eligibility: dict[str, Any] | None
     dose_level: int | None
     withdrawal_reason: str | None
+    signatures: list[dict[str, Any]] = Field(
+        description="signature manifestations: signer, printed name, meaning, UTC time"
+    )
 
     @classmethod
     def of(cls, subject: Subject) -> SubjectOut:
@@ -163,6 +191,16 @@ class SubjectOut(Contract):
             },
             dose_level=None if subject.dose_level is None else int(subject.dose_level),
             withdrawal_reason=subject.withdrawal_reason,
+            signatures=[
+                {
+                    "record_version": sig.record_version,
+                    "signer_id": sig.signer_id,
+                    "printed_name": sig.printed_name,
+                    "meaning": sig.meaning,
+                    "signed_at": sig.signed_at.isoformat(),
+                }
+                for sig in subject.signatures
+            ],
         )
 
 
@@ -188,12 +226,17 @@ ERROR_STATUSES: dict[type[Exception], int] = {
     errors.EnrollmentError: 400,
 }
 REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 404, 409, 422)
+    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)
 }
 
 
-def create_app(application: EnrollmentApplication, clock: Clock | None = None) -> FastAPI:
-    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time."""
+def create_app(
+    application: EnrollmentApplication, verifier: TokenVerifier, clock: Clock | None = None
+) -> FastAPI:
+    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time.
+
+    ``verifier`` checks access tokens and signing assertions with the identity key.
+    """
     now = clock or (lambda: datetime.now(UTC))
     app = FastAPI(
         title="Trial Ledger: enrollment",
@@ -204,13 +247,17 @@ def create_app(application: EnrollmentApplication, clock: Clock | None = None) -
     )
     install_error_mapping(app, ERROR_STATUSES)
     app.state.application = application
+    app.state.authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
 
-    def command(identity: RequestIdentity) -> Command:
-        actor = Actor(identity.user_id, identity.printed_name, identity.role, identity.site)
-        provenance = Provenance(
-            actor, identity.correlation_id, identity.causation_id, identity.client_id
-        )
+    def command(caller: Caller) -> Command:
+        p = caller.principal
+        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
+        provenance = Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id)
         return Command(provenance, now())
+
+    def signing(signature: SignatureIn, caller: Caller, meaning: Meaning) -> SigningAssertion:
+        assertion = verifier.signing_assertion(signature.assertion)
+        return check_assertion(assertion, caller.principal, meaning)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -237,57 +284,85 @@ def create_app(application: EnrollmentApplication, clock: Clock | None = None) -
         )
 
     @app.post("/subjects", status_code=201, tags=["subjects"])
-    def register_subject(body: RegisterSubject, identity: Identity) -> SubjectOut:
+    def register_subject(
+        body: RegisterSubject, caller: Annotated[Caller, authorised("enrollment.register_subject")]
+    ) -> SubjectOut:
         subject = application.register_subject(
-            body.subject_id, body.site_id, command(identity), body.occurred_at
+            body.subject_id, body.site_id, command(caller), body.occurred_at
         )
         return SubjectOut.of(subject)
 
     @app.get("/subjects/{subject_id}", tags=["subjects"])
-    def get_subject(subject_id: str, identity: Identity) -> SubjectOut:
+    def get_subject(
+        subject_id: str, caller: Annotated[Caller, authorised("enrollment.read_subject")]
+    ) -> SubjectOut:
         return SubjectOut.of(application.get_subject(subject_id))
 
     @app.post("/subjects/{subject_id}/consent", tags=["subjects"])
-    def sign_consent(subject_id: str, body: SignConsent, identity: Identity) -> SubjectOut:
+    def sign_consent(
+        subject_id: str,
+        body: SignConsent,
+        caller: Annotated[Caller, authorised("enrollment.sign_consent")],
+    ) -> SubjectOut:
         consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-        subject = application.sign_consent(subject_id, consent, command(identity), body.occurred_at)
+        assertion = signing(body.signature, caller, CONSENT_SIGNATURE)
+        subject = application.sign_consent(
+            subject_id, consent, command(caller), assertion, body.occurred_at
+        )
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/screening", tags=["subjects"])
-    def record_screening(subject_id: str, body: RecordScreening, identity: Identity) -> SubjectOut:
+    def record_screening(
+        subject_id: str,
+        body: RecordScreening,
+        caller: Annotated[Caller, authorised("enrollment.record_screening")],
+    ) -> SubjectOut:
         observations = {code: o.to_domain(code) for code, o in body.observations.items()}
         subject = application.record_screening(
             subject_id,
             Screening(body.screened_on, observations),
-            command(identity),
+            command(caller),
             body.occurred_at,
         )
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
     def decide_eligibility(
-        subject_id: str, body: DecideEligibility, identity: Identity
+        subject_id: str,
+        body: DecideEligibility,
+        caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
     ) -> SubjectOut:
-        subject = application.decide_eligibility(subject_id, command(identity), body.occurred_at)
-        return SubjectOut.of(subject)
-
-    @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
-    def enrol(subject_id: str, body: Enrol, identity: Identity) -> SubjectOut:
-        subject = application.enrol(
-            subject_id, body.dose_level, command(identity), body.occurred_at
+        assertion = signing(body.signature, caller, ELIGIBILITY_SIGNATURE)
+        subject = application.decide_eligibility(
+            subject_id, command(caller), assertion, body.occurred_at
         )
         return SubjectOut.of(subject)
 
+    @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
+    def enrol(
+        subject_id: str, body: Enrol, caller: Annotated[Caller, authorised("enrollment.enrol")]
+    ) -> SubjectOut:
+        subject = application.enrol(subject_id, body.dose_level, command(caller), body.occurred_at)
+        return SubjectOut.of(subject)
+
     @app.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
-    def withdraw(subject_id: str, body: Withdraw, identity: Identity) -> SubjectOut:
-        subject = application.withdraw(subject_id, body.reason, command(identity), body.occurred_at)
+    def withdraw(
+        subject_id: str,
+        body: Withdraw,
+        caller: Annotated[Caller, authorised("enrollment.withdraw")],
+    ) -> SubjectOut:
+        subject = application.withdraw(subject_id, body.reason, command(caller), body.occurred_at)
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/corrections", tags=["subjects"])
-    def correct_value(subject_id: str, body: CorrectValue, identity: Identity) -> SubjectOut:
+    def correct_value(
+        subject_id: str,
+        body: CorrectValue,
+        caller: Annotated[Caller, authorised("enrollment.correct_value")],
+    ) -> SubjectOut:
         new_value = _corrected_value(body.field, body.new_value)
         subject = application.correct_value(
-            subject_id, body.field, new_value, body.reason, command(identity)
+            subject_id, body.field, new_value, body.reason, command(caller)
         )
         return SubjectOut.of(subject)
 

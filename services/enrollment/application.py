@@ -16,24 +16,29 @@ from eventsourcing.persistence import IntegrityError
 
 from services.enrollment import errors
 from services.enrollment.domain import (
-    Actor,
-    Command,
     Consent,
     CorrectedValue,
-    Provenance,
     Screening,
     Subject,
     subject_record_id,
 )
+from services.enrollment.publication import to_contract
 from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
+from shared.auth import SigningAssertion
 from shared.eventstore import ServiceApplication
+from shared.provenance import Actor, Command, Provenance
+from shared.signatures import RecordSigner, Signature
 
 # A stale save is retried this many times with the record reloaded (someone else saved first).
 SAVE_ATTEMPTS = 3
 
 
 class EnrollmentApplication(ServiceApplication):
-    """Commands of the enrollment service; each loads, decides, and saves one subject."""
+    """Commands of the enrollment service; each loads, decides, and saves one subject.
+
+    Signed steps take the caller's verified signing assertion; the signature is made
+    over the published form of the event just decided and saved with it, atomically.
+    """
 
     name = "enrollment"
     value_types: ClassVar[tuple[type, ...]] = (
@@ -45,6 +50,12 @@ class EnrollmentApplication(ServiceApplication):
         CriterionResult,
         EligibilityAssessment,
     )
+
+    def __init__(
+        self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
+    ) -> None:
+        super().__init__(env=env)
+        self.signer = signer
 
     def register_subject(
         self, subject_id: str, site_id: str, command: Command, occurred_at: datetime | None = None
@@ -64,10 +75,15 @@ class EnrollmentApplication(ServiceApplication):
         subject_id: str,
         consent: Consent,
         command: Command,
+        signing: SigningAssertion,
         occurred_at: datetime | None = None,
     ) -> Subject:
-        """Record the subject's informed consent (form version, date, who obtained it)."""
-        return self._change(subject_id, lambda s: s.sign_consent(consent, command, occurred_at))
+        """Record the subject's informed consent (form version, date, who obtained it), signed."""
+        return self._change(
+            subject_id,
+            lambda s: s.sign_consent(consent, command, occurred_at),
+            (signing, command),
+        )
 
     def record_screening(
         self,
@@ -82,10 +98,16 @@ class EnrollmentApplication(ServiceApplication):
         )
 
     def decide_eligibility(
-        self, subject_id: str, command: Command, occurred_at: datetime | None = None
+        self,
+        subject_id: str,
+        command: Command,
+        signing: SigningAssertion,
+        occurred_at: datetime | None = None,
     ) -> Subject:
-        """Evaluate the criteria: eligibility confirmed, or a screen failure naming why."""
-        return self._change(subject_id, lambda s: s.decide_eligibility(command, occurred_at))
+        """Evaluate the criteria: eligibility confirmed, or a screen failure naming why; signed."""
+        return self._change(
+            subject_id, lambda s: s.decide_eligibility(command, occurred_at), (signing, command)
+        )
 
     def enrol(
         self,
@@ -113,11 +135,18 @@ class EnrollmentApplication(ServiceApplication):
         """The subject's current record, or SubjectNotFound."""
         return self._load(subject_record_id(subject_id), subject_id)
 
-    def _change(self, subject_id: str, decide: Callable[[Subject], None]) -> Subject:
+    def _change(
+        self,
+        subject_id: str,
+        decide: Callable[[Subject], None],
+        signing: tuple[SigningAssertion, Command] | None = None,
+    ) -> Subject:
         record_id = subject_record_id(subject_id)
         for _ in range(SAVE_ATTEMPTS):
             subject = self._load(record_id, subject_id)
             decide(subject)
+            if signing is not None:
+                subject.sign(self._signature(subject, *signing), signing[1])
             try:
                 self.save(subject)
             except IntegrityError:
@@ -126,6 +155,24 @@ class EnrollmentApplication(ServiceApplication):
         raise errors.ConcurrentChange(
             f"subject {subject_id} kept changing underneath this command; retry",
             subject_id=subject_id,
+        )
+
+    def _signature(
+        self, subject: Subject, signing: SigningAssertion, command: Command
+    ) -> Signature:
+        """Sign the published form of the event just decided (the last pending one)."""
+        if self.signer is None:
+            raise RuntimeError("this enrollment application has no record signing key")
+        content = to_contract(subject.pending_events[-1]).model_dump(mode="json")
+        return self.signer.sign(
+            content,
+            record_id=subject.id,
+            record_version=subject.version,
+            signer_id=signing.user_id,
+            printed_name=signing.printed_name,
+            meaning=signing.meaning.value,
+            signed_at=command.now,
+            assertion_id=signing.assertion_id,
         )
 
     def _load(self, record_id: UUID, subject_id: str) -> Subject:

@@ -26,8 +26,14 @@ from services.enrollment.rules import (
     evaluate,
     normalise,
 )
+from shared.provenance import Command, Meaning, Provenance
+from shared.signatures import Signature
 
 SubjectId = NewType("SubjectId", str)
+
+# Signed steps and the meaning of their signature (Part 11 §11.50).
+CONSENT_SIGNATURE = Meaning.RESPONSIBILITY  # the person who obtained consent answers for it
+ELIGIBILITY_SIGNATURE = Meaning.APPROVAL  # the investigator approves the decision
 SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:subject")
 _SUBJECT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
 
@@ -55,44 +61,17 @@ class DoseLevel(IntEnum):
         return Decimal(int(self))
 
 
-@dataclass(frozen=True)
-class Actor:
-    """The person acting, as authenticated (never as claimed in a request body)."""
-
-    user_id: str
-    printed_name: str
-    role: str
-    site: str
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Who asked, and which request chain the change belongs to."""
-
-    actor: Actor
-    correlation_id: str
-    causation_id: str | None = None
-    client_id: str | None = None
-
-
-@dataclass(frozen=True)
-class Command:
-    """What every command carries besides its own fields."""
-
-    provenance: Provenance
-    now: datetime  # server clock, aware UTC
-
-    def clinical_time(self, occurred_at: datetime | None) -> datetime:
-        """The clinical time given by the user, checked; the server time if none is given."""
-        if occurred_at is None:
-            return self.now
-        if occurred_at > self.now:
-            raise errors.DateInFuture(
-                f"occurred_at {occurred_at.isoformat()} is later than the server clock",
-                field="occurred_at",
-                value=occurred_at.isoformat(),
-            )
-        return occurred_at
+def clinical_time(command: Command, occurred_at: datetime | None) -> datetime:
+    """The clinical time given by the user, checked; the server time if none is given."""
+    if occurred_at is None:
+        return command.now
+    if occurred_at > command.now:
+        raise errors.DateInFuture(
+            f"occurred_at {occurred_at.isoformat()} is later than the server clock",
+            field="occurred_at",
+            value=occurred_at.isoformat(),
+        )
+    return occurred_at
 
 
 @dataclass(frozen=True)
@@ -154,7 +133,7 @@ class Subject(Aggregate):
         return cls(
             subject_id=check_subject_id(subject_id),
             site_id=site_id,
-            occurred_at=command.clinical_time(occurred_at),
+            occurred_at=clinical_time(command, occurred_at),
             provenance=command.provenance,
         )
 
@@ -170,6 +149,7 @@ class Subject(Aggregate):
         self.assessment: EligibilityAssessment | None = None
         self.dose_level: DoseLevel | None = None
         self.withdrawal_reason: str | None = None
+        self.signatures: tuple[Signature, ...] = ()
 
     # --- consent ---------------------------------------------------------------------
 
@@ -184,7 +164,7 @@ class Subject(Aggregate):
                 subject_id=self.subject_id,
             )
         _check_not_future("signed_on", consent.signed_on, command)
-        self._consent_signed(consent, command.clinical_time(occurred_at), command.provenance)
+        self._consent_signed(consent, clinical_time(command, occurred_at), command.provenance)
 
     @event("ConsentSigned")
     def _consent_signed(
@@ -208,7 +188,7 @@ class Subject(Aggregate):
             )
         _check_complete(screening.observations)
         _check_screening(screening, consent, command)
-        self._screening_recorded(screening, command.clinical_time(occurred_at), command.provenance)
+        self._screening_recorded(screening, clinical_time(command, occurred_at), command.provenance)
 
     @event("ScreeningResultRecorded")
     def _screening_recorded(
@@ -234,7 +214,7 @@ class Subject(Aggregate):
                 subject_id=self.subject_id,
             )
         assessment = evaluate(self.screening.screened_on, self.screening.observations)
-        when = command.clinical_time(occurred_at)
+        when = clinical_time(command, occurred_at)
         if assessment.eligible:
             self._eligibility_confirmed(assessment, when, command.provenance)
         else:
@@ -272,7 +252,7 @@ class Subject(Aggregate):
                 status=str(self.status),
             )
         self._enrolled(
-            _dose_level(dose_level), command.clinical_time(occurred_at), command.provenance
+            _dose_level(dose_level), clinical_time(command, occurred_at), command.provenance
         )
 
     @event("SubjectEnrolled")
@@ -286,13 +266,31 @@ class Subject(Aggregate):
         """Withdraw the subject, with a reason; nothing is recorded afterwards."""
         self._check_not_withdrawn()
         self._withdrawn(
-            _reason(reason, "withdrawal"), command.clinical_time(occurred_at), command.provenance
+            _reason(reason, "withdrawal"), clinical_time(command, occurred_at), command.provenance
         )
 
     @event("SubjectWithdrawn")
     def _withdrawn(self, reason: str, occurred_at: datetime, provenance: Provenance) -> None:
         self.withdrawal_reason = reason
         self.status = SubjectStatus.WITHDRAWN
+
+    # --- electronic signatures --------------------------------------------------------
+
+    def sign(self, signature: Signature, command: Command) -> None:
+        """Bind a signature to the event just decided: it must name this record and version."""
+        if (signature.record_id, signature.record_version) != (self.id, self.version):
+            raise errors.SignatureNotForThisRecord(
+                f"the signature is for {signature.record_id} v{signature.record_version}, "
+                f"not subject {self.subject_id} v{self.version}",
+                subject_id=self.subject_id,
+            )
+        self._record_signed(signature, signature.signed_at, command.provenance)
+
+    @event("RecordSigned")
+    def _record_signed(
+        self, signature: Signature, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self.signatures = (*self.signatures, signature)
 
     # --- corrections -----------------------------------------------------------------
 

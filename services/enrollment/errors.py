@@ -171,3 +171,15 @@ class InvalidCorrectionValue(InvalidValue):
     """A correction's new value must have the type of the field it corrects."""
 
     code = "invalid_correction_value"
+
+
+class SignatureNotForThisRecord(InvalidValue):
+    """A signature binds to the record version it was made for, and to no other."""
+
+    code = "signature_not_for_this_record"
+
+
+class SignatureRequired(InvalidValue):
+    """Consent and the eligibility decision are signed steps."""
+
+    code = "signature_required"

@@ -10,30 +10,35 @@ from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Any
-from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import JsonValue
 
-from services.enrollment.domain import Provenance
 from services.enrollment.rules import CRITERIA_BY_CODE, CriterionResult, Observation
+from shared.access import access_denied_contract, signature_contract
 from shared.contracts import enrollment as contracts
 from shared.envelope import ActorV1, EventData, SourceV1
+from shared.provenance import Provenance
+from shared.publication import event_id
 
 SERVICE = "enrollment"
-_EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:event")
-
-
-def event_id(record_id: UUID, version: int) -> UUID:
-    """A stored event's id: the same every time it is published, so consumers can dedupe."""
-    return uuid5(_EVENT_ID_NAMESPACE, f"{record_id}/{version}")
 
 
 def to_contract(event: Any) -> EventData:
     """Map a stored Subject event to its published contract."""
-    build = _BUILDERS[type(event).__name__]
+    name = type(event).__name__
+    if name == "AccessDenied":
+        return access_denied_contract(
+            event, SERVICE, event_id(event.originator_id, event.originator_version)
+        )
+    if name == "RecordSigned":
+        return signature_contract(event, _common(event))
+    return _BUILDERS[name](event, _common(event))
+
+
+def _common(event: Any) -> dict[str, Any]:
     provenance: Provenance = event.provenance
     actor = provenance.actor
-    common: dict[str, Any] = {
+    return {
         "event_id": event_id(event.originator_id, event.originator_version),
         "subject_id": event.subject_id,
         "record_type": contracts.RECORD_TYPE,
@@ -48,7 +53,6 @@ def to_contract(event: Any) -> EventData:
         "causation_id": provenance.causation_id,
         "source": SourceV1(service=SERVICE, client_id=provenance.client_id),
     }
-    return build(event, common)
 
 
 def _observation(code: str, observation: Observation) -> contracts.ObservationV1:

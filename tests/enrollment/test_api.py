@@ -3,31 +3,56 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.rules import CRITERIA, Observation
-from tests.support import HEADERS, NOW, SCREENING_DAY, eligible_observations, screening_json
+from shared.auth import TokenIssuer
+from shared.provenance import Meaning, Role
+from tests.support import (
+    NOW,
+    SCREENING_DAY,
+    SIGNER,
+    TOKEN_KEY,
+    VERIFIER,
+    bearer,
+    eligible_observations,
+    principal,
+    screening_json,
+    signature_json,
+)
 
-CONSENT = {"form_version": "ICF v2.1", "signed_on": "2026-11-02", "obtained_by": "Dr Lin Wei"}
+CONSENT = {
+    "form_version": "ICF v2.1",
+    "signed_on": "2026-11-02",
+    "obtained_by": "Dr Lin Wei",
+    "signature": signature_json(Meaning.RESPONSIBILITY),
+}
+DECISION = {"signature": signature_json(Meaning.APPROVAL)}
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[httpx.AsyncClient]:
-    application = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    app = create_app(application, clock=lambda: NOW)
+def application() -> EnrollmentApplication:
+    return EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+@pytest.fixture
+async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(application, VERIFIER, clock=lambda: NOW)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
         yield client
 
 
 async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:
-    return await client.post(path, json=body, headers=HEADERS)
+    return await client.post(path, json=body, headers=bearer())
 
 
 async def through_screening(client: httpx.AsyncClient, subject_id: str = "S-001") -> None:
@@ -41,12 +66,12 @@ async def through_screening(client: httpx.AsyncClient, subject_id: str = "S-001"
 
 async def test_walks_a_subject_from_registration_to_enrolment(client: httpx.AsyncClient) -> None:
     await through_screening(client)
-    decided = await post(client, "/subjects/S-001/eligibility", {})
+    decided = await post(client, "/subjects/S-001/eligibility", DECISION)
     assert decided.json()["eligibility"]["eligible"] is True
     enrolled = await post(client, "/subjects/S-001/enrolment", {"dose_level": 1})
     assert enrolled.status_code == 200
     body = enrolled.json()
-    assert (body["status"], body["dose_level"], body["version"]) == ("enrolled", 1, 5)
+    assert (body["status"], body["dose_level"], body["version"]) == ("enrolled", 1, 7)
 
 
 async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -> None:
@@ -57,23 +82,83 @@ async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -
     await post(client, "/subjects", {"subject_id": "S-002", "site_id": "ZJU-1"})
     await post(client, "/subjects/S-002/consent", CONSENT)
     await post(client, "/subjects/S-002/screening", screening_json(observations))
-    decided = (await post(client, "/subjects/S-002/eligibility", {})).json()
+    decided = (await post(client, "/subjects/S-002/eligibility", DECISION)).json()
     assert decided["status"] == "screen_failed"
     assert decided["eligibility"]["failed_criteria"] == ["bilirubin"]
 
 
-async def test_missing_actor_headers_are_401_with_a_code(client: httpx.AsyncClient) -> None:
+async def test_no_token_is_401_with_a_code(client: httpx.AsyncClient) -> None:
     response = await client.post("/subjects", json={"subject_id": "S-1", "site_id": "ZJU-1"})
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"
 
 
-async def test_unknown_role_is_401(client: httpx.AsyncClient) -> None:
-    headers = {**HEADERS, "X-Actor-Role": "superuser"}
+async def test_token_signed_by_another_key_is_401(client: httpx.AsyncClient) -> None:
+    forger = TokenIssuer(Ed25519PrivateKey.generate())
+    token, _ = forger.access_token(principal(), datetime.now(UTC))
     response = await client.post(
-        "/subjects", json={"subject_id": "S-1", "site_id": "Z"}, headers=headers
+        "/subjects",
+        json={"subject_id": "S-1", "site_id": "Z"},
+        headers={"Authorization": f"Bearer {token}"},
     )
     assert response.status_code == 401
+
+
+async def test_expired_token_is_401(client: httpx.AsyncClient) -> None:
+    token, _ = TokenIssuer(TOKEN_KEY).access_token(
+        principal(), datetime.now(UTC) - timedelta(hours=1)
+    )
+    response = await client.get("/subjects/S-1", headers={"Authorization": f"Bearer {token}"})
+    assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")
+
+
+async def test_wrong_role_is_403_and_the_denial_is_recorded(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    monitor = principal(Role.MONITOR, user_id="u-mon-1")
+    response = await client.post(
+        "/subjects", json={"subject_id": "S-1", "site_id": "Z"}, headers=bearer(monitor)
+    )
+    assert (response.status_code, response.json()["code"]) == (403, "role_not_permitted")
+    [notification] = application.notification_log.select(1, 10)
+    denial: Any = application.mapper.to_domain_event(notification)
+    assert type(denial).__name__ == "AccessDenied"
+    assert (denial.denial.user_id, denial.denial.command) == (
+        "u-mon-1",
+        "enrollment.register_subject",
+    )
+
+
+async def test_signature_of_another_user_is_refused(client: httpx.AsyncClient) -> None:
+    await post(client, "/subjects", {"subject_id": "S-011", "site_id": "ZJU-1"})
+    someone_else = principal(user_id="u-inv-2")
+    body = {**CONSENT, "signature": signature_json(Meaning.RESPONSIBILITY, someone_else)}
+    response = await post(client, "/subjects/S-011/consent", body)
+    assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
+
+
+async def test_signature_with_the_wrong_meaning_is_refused(client: httpx.AsyncClient) -> None:
+    await post(client, "/subjects", {"subject_id": "S-012", "site_id": "ZJU-1"})
+    body = {**CONSENT, "signature": signature_json(Meaning.AUTHORSHIP)}
+    response = await post(client, "/subjects/S-012/consent", body)
+    assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
+
+
+async def test_consent_without_signature_is_422(client: httpx.AsyncClient) -> None:
+    await post(client, "/subjects", {"subject_id": "S-013", "site_id": "ZJU-1"})
+    body = {k: v for k, v in CONSENT.items() if k != "signature"}
+    response = await post(client, "/subjects/S-013/consent", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+
+
+async def test_signed_consent_shows_the_signature_manifestation(
+    client: httpx.AsyncClient,
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-014", "site_id": "ZJU-1"})
+    subject = (await post(client, "/subjects/S-014/consent", CONSENT)).json()
+    [signature] = subject["signatures"]
+    assert signature["printed_name"] == "Dr Lin Wei"
+    assert (signature["meaning"], signature["record_version"]) == ("responsibility", 2)
 
 
 async def test_out_of_sequence_command_is_409_with_a_code(client: httpx.AsyncClient) -> None:
@@ -110,8 +195,8 @@ async def test_refused_command_leaves_the_record_untouched(client: httpx.AsyncCl
     await through_screening(client, "S-006")
     refused = await post(client, "/subjects/S-006/enrolment", {"dose_level": 2})
     assert refused.json()["code"] == "not_eligible"
-    subject = (await client.get("/subjects/S-006", headers=HEADERS)).json()
-    assert (subject["status"], subject["version"]) == ("screened", 3)
+    subject = (await client.get("/subjects/S-006", headers=bearer())).json()
+    assert (subject["status"], subject["version"]) == ("screened", 4)
 
 
 async def test_correction_of_a_screening_value(client: httpx.AsyncClient) -> None:
@@ -158,5 +243,5 @@ async def test_numbers_may_be_sent_as_json_numbers(client: httpx.AsyncClient) ->
     await post(client, "/subjects", {"subject_id": "S-010", "site_id": "ZJU-1"})
     await post(client, "/subjects/S-010/consent", CONSENT)
     assert (await post(client, "/subjects/S-010/screening", body)).status_code == 200
-    decided = (await post(client, "/subjects/S-010/eligibility", {})).json()
+    decided = (await post(client, "/subjects/S-010/eligibility", DECISION)).json()
     assert decided["eligibility"]["failed_criteria"] == ["platelets"]

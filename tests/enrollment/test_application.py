@@ -16,26 +16,27 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import DoseLevel, SubjectStatus
 from services.enrollment.rules import Observation
 from shared.eventstore import postgres_env
+from shared.provenance import Meaning
 from shared.settings import ServiceSettings
-from tests.support import SCREENING_DAY, command, consent, screening
+from tests.support import SCREENING_DAY, SIGNER, command, consent, screening, signing
 
 
 @pytest.fixture(params=["memory", "postgres"])
 def application(request: pytest.FixtureRequest) -> Iterator[EnrollmentApplication]:
     if request.param == "memory":
-        app = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
     else:
         settings: ServiceSettings = request.getfixturevalue("settings")
-        app = EnrollmentApplication(env=postgres_env(settings.database))
+        app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
     yield app
     app.close()
 
 
 def enrol(app: EnrollmentApplication, subject_id: str = "S-001") -> None:
     app.register_subject(subject_id, "ZJU-1", command())
-    app.sign_consent(subject_id, consent(), command())
+    app.sign_consent(subject_id, consent(), command(), signing(Meaning.RESPONSIBILITY))
     app.record_screening(subject_id, screening(), command())
-    app.decide_eligibility(subject_id, command())
+    app.decide_eligibility(subject_id, command(), signing(Meaning.APPROVAL))
     app.enrol(subject_id, 2, command())
 
 
@@ -58,7 +59,7 @@ def test_refuses_to_register_a_subject_twice(application: EnrollmentApplication)
 
 def test_unknown_subject_is_not_found(application: EnrollmentApplication) -> None:
     with pytest.raises(errors.SubjectNotFound):
-        application.sign_consent("S-404", consent(), command())
+        application.sign_consent("S-404", consent(), command(), signing(Meaning.RESPONSIBILITY))
 
 
 def test_refused_command_leaves_the_store_untouched(application: EnrollmentApplication) -> None:
@@ -72,7 +73,7 @@ def test_refused_command_leaves_the_store_untouched(application: EnrollmentAppli
 
 def test_correction_survives_reload(application: EnrollmentApplication) -> None:
     application.register_subject("S-004", "ZJU-1", command())
-    application.sign_consent("S-004", consent(), command())
+    application.sign_consent("S-004", consent(), command(), signing(Meaning.RESPONSIBILITY))
     application.record_screening("S-004", screening(), command())
     new = Observation(Decimal(95), SCREENING_DAY, "umol/L")
     application.correct_value("S-004", "screening.creatinine", new, "lab re-issued", command())

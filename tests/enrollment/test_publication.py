@@ -6,37 +6,57 @@ from datetime import UTC
 from decimal import Decimal
 from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import event_id, to_contract
+from services.enrollment.publication import to_contract
 from services.enrollment.rules import Observation
 from shared.contracts import enrollment as contracts
-from shared.envelope import CloudEvent
-from tests.support import NOW, SCREENING_DAY, command, consent, screening
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.envelope import CloudEvent, contract_registry
+from shared.provenance import Meaning
+from shared.publication import event_id
+from shared.signatures import verify_published
+from tests.support import (
+    NOW,
+    RECORD_KEY,
+    SCREENING_DAY,
+    SIGNER,
+    command,
+    consent,
+    screening,
+    signing,
+)
 
 
-def published() -> list[CloudEvent]:
-    app = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-    app.register_subject("S-001", "ZJU-1", command())
-    app.sign_consent("S-001", consent(), command())
-    app.record_screening("S-001", screening(), command())
+def published(subject_id: str = "S-001") -> list[CloudEvent]:
+    app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app.register_subject(subject_id, "ZJU-1", command())
+    app.sign_consent(subject_id, consent(), command(), signing(Meaning.RESPONSIBILITY))
+    app.record_screening(subject_id, screening(), command())
     fixed = Observation(Decimal(1), SCREENING_DAY, "mg/dL")
-    app.correct_value("S-001", "screening.creatinine", fixed, "re-issued", command())
-    app.decide_eligibility("S-001", command())
-    app.enrol("S-001", 4, command())
-    app.withdraw("S-001", "relocated", command())
+    app.correct_value(subject_id, "screening.creatinine", fixed, "re-issued", command())
+    app.decide_eligibility(subject_id, command(), signing(Meaning.APPROVAL))
+    app.enrol(subject_id, 4, command())
+    app.withdraw(subject_id, "relocated", command())
     notifications = app.notification_log.select(1, 10)
     return [
         CloudEvent.wrap(to_contract(app.mapper.to_domain_event(n)), n.id) for n in notifications
     ]
 
 
+CONTRACTS = {**contracts.ENROLLMENT_CONTRACTS, **contract_registry(RecordSignedV1, AccessDeniedV1)}
+
+
 def test_every_event_is_published_under_its_versioned_type() -> None:
     assert [e.type for e in published()] == [
         "SubjectRegistered.v1",
         "ConsentSigned.v1",
+        "RecordSigned.v1",
         "ScreeningResultRecorded.v1",
         "ValueCorrected.v1",
         "EligibilityConfirmed.v1",
+        "RecordSigned.v1",
         "SubjectEnrolled.v1",
         "SubjectWithdrawn.v1",
     ]
@@ -66,14 +86,14 @@ def test_event_id_is_stable_per_record_and_version() -> None:
 
 def test_every_payload_validates_against_its_contract() -> None:
     for event in published():
-        contract = contracts.ENROLLMENT_CONTRACTS[event.type].model_validate(event.data)
+        contract = CONTRACTS[event.type].model_validate(event.data)
         assert contract.subject_id == "S-001"
         assert contract.actor.printed_name == "Dr Lin Wei"
         assert contract.source.service == "enrollment"
 
 
 def test_correction_publishes_old_and_new_value_and_reason() -> None:
-    correction = published()[3].data
+    correction = published()[4].data
     assert correction["field"] == "screening.creatinine"
     assert correction["old_value"]["value"] == "0.8"
     assert correction["new_value"] == {
@@ -86,12 +106,12 @@ def test_correction_publishes_old_and_new_value_and_reason() -> None:
 
 
 def test_enrolment_publishes_dose_level_and_cells_per_kg() -> None:
-    enrolled = published()[5].data
+    enrolled = published()[7].data
     assert (enrolled["dose_level"], enrolled["dose_cells_per_kg"]) == (4, "4000000")
 
 
 def test_quantities_travel_as_exact_decimal_strings() -> None:
-    screened = published()[2].data
+    screened = published()[3].data
     platelets = next(o for o in screened["observations"] if o["criterion"] == "platelets")
     assert platelets == {
         "criterion": "platelets",
@@ -101,3 +121,38 @@ def test_quantities_travel_as_exact_decimal_strings() -> None:
         "upper_limit_normal": None,
         "observed_on": "2026-11-05",
     }
+
+
+def test_signature_names_signer_meaning_and_time_and_verifies() -> None:
+    events = published()
+    consent_signature = events[2].data
+    assert (consent_signature["signer_id"], consent_signature["meaning"]) == (
+        "u-inv-1",
+        "responsibility",
+    )
+    assert consent_signature["printed_name"] == "Dr Lin Wei"
+    assert consent_signature["signed_version"] == 2
+    assert verify_published(events[1].data, consent_signature, RECORD_KEY.public_key())
+    assert verify_published(events[5].data, events[6].data, RECORD_KEY.public_key())
+
+
+def test_signature_copied_onto_another_record_fails_verification() -> None:
+    mine, theirs = published("S-001"), published("S-002")
+    assert not verify_published(theirs[1].data, mine[2].data, RECORD_KEY.public_key())
+
+
+def test_signature_moved_to_another_version_of_the_record_fails_verification() -> None:
+    events = published()
+    assert not verify_published(events[5].data, events[2].data, RECORD_KEY.public_key())
+
+
+def test_altered_signed_record_fails_verification() -> None:
+    events = published()
+    altered = {**events[1].data, "form_version": "ICF v9"}
+    assert not verify_published(altered, events[2].data, RECORD_KEY.public_key())
+
+
+def test_signature_by_another_key_fails_verification() -> None:
+    events = published()
+    other = Ed25519PrivateKey.generate().public_key()
+    assert not verify_published(events[1].data, events[2].data, other)

@@ -19,9 +19,10 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
 from shared.envelope import CloudEvent
 from shared.eventstore import postgres_env
+from shared.provenance import Meaning
 from shared.relay import Relay, RelayOptions, saved_position
 from shared.settings import ServiceSettings
-from tests.support import command, consent, eventually, read_topic, screening
+from tests.support import SIGNER, command, consent, eventually, read_topic, screening, signing
 
 pytestmark = pytest.mark.integration
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
@@ -30,7 +31,7 @@ SUBJECTS = ("S-101", "S-102", "S-103")
 
 @pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(env=postgres_env(settings.database))
+    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
     yield app
     app.close()
 
@@ -72,15 +73,15 @@ async def relays() -> AsyncIterator[list[Running]]:
 
 
 def write_history(app: EnrollmentApplication, subjects: tuple[str, ...]) -> None:
-    """Four events per subject, interleaved across subjects."""
+    """Six events per subject (two of them signatures), interleaved across subjects."""
     for subject in subjects:
         app.register_subject(subject, "ZJU-1", command())
     for subject in subjects:
-        app.sign_consent(subject, consent(), command())
+        app.sign_consent(subject, consent(), command(), signing(Meaning.RESPONSIBILITY))
     for subject in subjects:
         app.record_screening(subject, screening(), command())
     for subject in subjects:
-        app.decide_eligibility(subject, command())
+        app.decide_eligibility(subject, command(), signing(Meaning.APPROVAL))
 
 
 def committed_ids(app: EnrollmentApplication) -> list[str]:
@@ -98,13 +99,13 @@ def check_delivery(app: EnrollmentApplication, records: list[ConsumerRecord[byte
     versions: dict[str, list[int]] = {}
     for record in records:
         event = CloudEvent.from_kafka_value(record.value)
-        assert record.key == event.subject.encode()
+        assert record.key == event.kafka_key()
         key = str(event.id)
         if key in first_seen:
             assert first_seen[key] == record.value, "a duplicate must be the same event"
             continue
         first_seen[key] = record.value
-        versions.setdefault(event.subject, []).append(event.data["version"])
+        versions.setdefault(str(event.subject), []).append(event.data["version"])
     assert sorted(first_seen) == sorted(committed_ids(app))
     for subject, seen in versions.items():
         assert seen == list(range(1, len(seen) + 1)), f"{subject} out of order: {seen}"
@@ -115,9 +116,9 @@ async def test_publishes_every_committed_event_keyed_by_subject(
 ) -> None:
     write_history(application, SUBJECTS)
     relays.append(Running(make_relay(settings, application)))
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=18)
     check_delivery(application, records)
-    assert len(records) == 12
+    assert len(records) == 18
 
 
 async def test_relay_stopped_mid_stream_resumes_without_loss(
@@ -137,7 +138,7 @@ async def test_relay_stopped_mid_stream_resumes_without_loss(
 
     second = Running(make_relay(settings, application))
     relays.append(second)
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=20)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=30)
     check_delivery(application, records)
     await second.stop()
 
@@ -147,14 +148,14 @@ async def test_second_relay_stands_by_while_the_first_holds_the_topic(
 ) -> None:
     write_history(application, ("S-106",))
     relays.append(Running(make_relay(settings, application)))
-    await eventually(lambda: _position_at_least(settings, 4), what="first relay published")
+    await eventually(lambda: _position_at_least(settings, 6), what="first relay published")
     standby = make_relay(settings, application)
     relays.append(Running(standby))
     application.withdraw("S-106", "moved away", command())
-    await eventually(lambda: _position_at_least(settings, 5), what="withdrawal published")
+    await eventually(lambda: _position_at_least(settings, 7), what="withdrawal published")
     assert standby.position == 0  # it never took the topic
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=5)
-    assert len(records) == 5
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=7)
+    assert len(records) == 7
 
 
 async def _position_at_least(settings: ServiceSettings, least: int) -> bool:
@@ -167,14 +168,14 @@ async def test_broker_outage_while_publishing_delays_but_loses_nothing(
 ) -> None:
     write_history(application, SUBJECTS[:1])
     relays.append(Running(make_relay(settings, application)))
-    await eventually(lambda: _position_at_least(settings, 4), what="published before outage")
+    await eventually(lambda: _position_at_least(settings, 6), what="published before outage")
     await _infra("stop", "kafka")
     try:
         write_history(application, ("S-107", "S-108"))  # committed while the broker is down
-        assert await position(settings) == 4  # nothing counts as sent without the broker's ack
+        assert await position(settings) == 6  # nothing counts as sent without the broker's ack
     finally:
         await _infra("start", "kafka")
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12, timeout=120)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=18, timeout=120)
     check_delivery(application, records)
 
 
@@ -192,7 +193,7 @@ async def test_relay_started_during_broker_outage_retries_until_it_is_back(
         await eventually(lambda: _relay_interrupted(caplog), what="relay met the outage")
     finally:
         await _infra("start", "kafka")
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=8, timeout=120)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12, timeout=120)
     check_delivery(application, records)
 
 

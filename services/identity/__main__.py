@@ -1,0 +1,104 @@
+"""Run the identity authority, or create the first administrator.
+
+python -m services.identity                      # HTTP API and relay
+python -m services.identity bootstrap-admin --user-id ID --name NAME --site SITE
+    (reads the password from standard input; refuses once any account exists)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from datetime import UTC, datetime, timedelta
+
+from fastapi import FastAPI
+
+from services.identity.api import create_app
+from services.identity.application import IdentityApplication
+from services.identity.domain import AccountPolicy
+from services.identity.publication import to_contract
+from shared.auth import Role, TokenIssuer, TokenVerifier
+from shared.eventstore import postgres_env
+from shared.keys import load_private_key, load_public_key
+from shared.provenance import Actor, Command, Provenance
+from shared.relay import Relay
+from shared.runner import configure_logging, serve
+from shared.settings import SecuritySettings, ServiceSettings
+from shared.topics import TopicSpec, ensure_topics
+
+SERVICE = "identity"
+
+
+def create_application(
+    settings: ServiceSettings, security: SecuritySettings
+) -> IdentityApplication:
+    policy = AccountPolicy(
+        max_failed_attempts=security.max_failed_attempts,
+        password_max_age=timedelta(days=security.password_max_age_days)
+        if security.password_max_age_days > 0
+        else None,
+        signing_idle_timeout=timedelta(seconds=security.signing_idle_seconds),
+    )
+    return IdentityApplication(env=postgres_env(settings.database), policy=policy)
+
+
+def create_http(application: IdentityApplication, security: SecuritySettings) -> FastAPI:
+    private = security.require("TL_TOKEN_PRIVATE_KEY_FILE", security.token_private_key_file)
+    issuer = TokenIssuer(
+        load_private_key(private), access_ttl=timedelta(seconds=security.token_ttl_seconds)
+    )
+    verifier = TokenVerifier(load_public_key(security.token_public_key_file))
+    return create_app(application, issuer, verifier)
+
+
+def create_relay(settings: ServiceSettings, application: IdentityApplication) -> Relay:
+    return Relay(
+        application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
+    )
+
+
+async def main() -> None:
+    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication),
+    )
+    application = create_application(settings, security)
+    await serve(settings, create_http(application, security), create_relay(settings, application))
+
+
+def bootstrap_admin(arguments: list[str]) -> int:
+    """Create the first administrator; the only account not created by another one."""
+    parser = argparse.ArgumentParser(prog="python -m services.identity bootstrap-admin")
+    parser.add_argument("--user-id", required=True)
+    parser.add_argument("--name", required=True, help="printed name")
+    parser.add_argument("--site", required=True)
+    options = parser.parse_args(arguments)
+    password = (
+        getpass.getpass("password: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    )
+    application = create_application(ServiceSettings.from_env(SERVICE), SecuritySettings.from_env())
+    if application.has_users():
+        print("refused: accounts exist already; administrators create users", file=sys.stderr)
+        return 1
+    actor = Actor("bootstrap", "bootstrap command", "system", options.site)
+    command = Command(Provenance(actor, "bootstrap"), datetime.now(UTC))
+    application.create_user(
+        options.user_id,
+        options.name,
+        options.site,
+        frozenset({Role.ADMINISTRATOR}),
+        password,
+        command,
+    )
+    print(f"administrator {options.user_id} created")
+    return 0
+
+
+if __name__ == "__main__":
+    configure_logging()
+    if sys.argv[1:2] == ["bootstrap-admin"]:
+        sys.exit(bootstrap_admin(sys.argv[2:]))
+    asyncio.run(main())

@@ -1,0 +1,109 @@
+"""The identity service's refusals; ``code`` is stable for clients."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class IdentityError(Exception):
+    """Base of every identity refusal."""
+
+    code: ClassVar[str] = "identity_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class UserNotFound(IdentityError):
+    """A command names a user id that was never created."""
+
+    code = "user_not_found"
+
+    def __init__(self, user_id: str) -> None:
+        super().__init__(f"user {user_id} does not exist", user_id=user_id)
+
+
+class InvalidCredentials(IdentityError):
+    """User id and password do not match (the message never says which was wrong)."""
+
+    code = "invalid_credentials"
+
+
+class AccountLocked(IdentityError):
+    """Too many failed attempts lock an account until an administrator unlocks it."""
+
+    code = "account_locked"
+
+
+class UserInactive(IdentityError):
+    """A deactivated user can neither log in nor sign, and is never reactivated."""
+
+    code = "user_inactive"
+
+
+class PasswordExpired(IdentityError):
+    """A password older than the configured maximum age must be changed before login."""
+
+    code = "password_expired"
+
+
+class SessionRequired(IdentityError):
+    """Signing happens inside a login session that has not ended."""
+
+    code = "session_required"
+
+
+class UserIdRequired(IdentityError):
+    """The first signing of a session, or one after the idle timeout, needs id and password."""
+
+    code = "user_id_required"
+
+
+class Conflict(IdentityError):
+    """The command contradicts the account's state."""
+
+    code = "conflict"
+
+
+class UserIdTaken(Conflict):
+    """User ids are unique and never reused, also after deactivation."""
+
+    code = "user_id_taken"
+
+
+class RoleAlreadyGranted(Conflict):
+    code = "role_already_granted"
+
+
+class RoleNotGranted(Conflict):
+    code = "role_not_granted"
+
+
+class NotLocked(Conflict):
+    code = "not_locked"
+
+
+class InvalidValue(IdentityError):
+    """A value breaks a rule of the account's form."""
+
+    code = "invalid_value"
+
+
+class WeakPassword(InvalidValue):
+    """Passwords have at least 12 characters and differ from the user id."""
+
+    code = "weak_password"
+
+
+class InvalidUserId(InvalidValue):
+    """User ids are 3-64 characters of a-z, 0-9, '.', '_' and '-'."""
+
+    code = "invalid_user_id"
+
+
+class ReasonRequired(InvalidValue):
+    """Revocations, deactivations and unlocks need a reason."""
+
+    code = "reason_required"

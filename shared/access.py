@@ -1,0 +1,84 @@
+"""Security records every service keeps: refused commands (Part 11 §11.10(d)(g):
+denials are audited) and the published form of electronic signatures.
+
+Every service records a denial in its own event store, as an ``AccessDenied`` event
+of a record of its own, and publishes it on its topic like any other event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.envelope import ActorV1, SourceV1
+from shared.signatures import Signature
+
+
+@dataclass(frozen=True)
+class Denial:
+    """Who tried what, and why it was refused."""
+
+    user_id: str
+    printed_name: str
+    site: str
+    roles: tuple[str, ...]
+    command: str
+    reason_code: str
+    subject_id: str | None
+    correlation_id: str
+    client_id: str | None
+
+
+class AccessDenial(Aggregate):
+    """One refused command."""
+
+    @event("AccessDenied")
+    def __init__(self, denial: Denial) -> None:
+        self.denial = denial
+
+
+def signature_contract(event: Any, common: dict[str, Any]) -> RecordSignedV1:
+    """The published form of a ``RecordSigned`` event (``common``: the shared fields)."""
+    signature: Signature = event.signature
+    return RecordSignedV1(
+        **common,
+        signed_record_id=signature.record_id,
+        signed_version=signature.record_version,
+        signer_id=signature.signer_id,
+        printed_name=signature.printed_name,
+        meaning=signature.meaning,
+        signed_at=signature.signed_at,
+        content_hash=signature.content_hash,
+        assertion_id=signature.assertion_id,
+        key_id=signature.key_id,
+        algorithm=signature.algorithm,
+        value=signature.value,
+    )
+
+
+def access_denied_contract(event: Any, service: str, event_id: Any) -> AccessDeniedV1:
+    """The published form of an ``AccessDenied`` event."""
+    denial: Denial = event.denial
+    return AccessDeniedV1(
+        event_id=event_id,
+        subject_id=denial.subject_id,
+        record_type="AccessDenial",
+        record_id=event.originator_id,
+        version=event.originator_version,
+        occurred_at=event.timestamp,
+        recorded_at=event.timestamp,
+        actor=ActorV1(
+            user_id=denial.user_id,
+            printed_name=denial.printed_name,
+            role=",".join(denial.roles),
+            site=denial.site,
+        ),
+        correlation_id=denial.correlation_id,
+        source=SourceV1(service=service, client_id=denial.client_id),
+        command=denial.command,
+        reason_code=denial.reason_code,
+        roles=list(denial.roles),
+    )

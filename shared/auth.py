@@ -1,0 +1,189 @@
+"""Who is acting: roles, access tokens and signing assertions (Part 11 §11.10(d)(g), 11.200).
+
+The identity authority issues both kinds of token, signed with its Ed25519 key
+(EdDSA JWT). Every service verifies them with the public key alone, without calling
+the authority on each request.
+
+- An *access token* (15 minutes by default) names the user, their roles and their
+  login session.
+- A *signing assertion* (2 minutes) says that the user re-authenticated for one
+  electronic signature with a given meaning, in that session.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from shared.provenance import Meaning, Role
+
+ISSUER = "trial-ledger-identity"
+AUDIENCE = "trial-ledger"
+ACCESS, SIGNING = "access", "signing"
+__all__ = ["Meaning", "Role"]  # re-exported: the vocabulary of tokens
+
+
+class AuthError(Exception):
+    """Base of authentication and authorisation refusals; ``code`` is stable."""
+
+    code: ClassVar[str] = "unauthenticated"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Unauthenticated(AuthError):
+    """No token, or one that is forged, expired or of the wrong kind: HTTP 401."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    """The user is known but none of their roles may run this command: HTTP 403."""
+
+    code = "role_not_permitted"
+
+
+class SignatureRefused(AuthError):
+    """A signing assertion does not fit this signature (another user, session or meaning)."""
+
+    code = "signature_refused"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user, as the access token says."""
+
+    user_id: str
+    printed_name: str
+    site: str
+    roles: frozenset[Role]
+    session_id: str
+
+
+@dataclass(frozen=True)
+class SigningAssertion:
+    """The identity authority's word that ``user_id`` re-authenticated to sign."""
+
+    assertion_id: str
+    user_id: str
+    printed_name: str
+    session_id: str
+    meaning: Meaning
+    authenticated_at: datetime
+
+
+class TokenIssuer:
+    """Issues access tokens and signing assertions (the identity authority only)."""
+
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        access_ttl: timedelta = timedelta(minutes=15),
+        assertion_ttl: timedelta = timedelta(minutes=2),
+    ) -> None:
+        self._key = key
+        self.access_ttl = access_ttl
+        self.assertion_ttl = assertion_ttl
+
+    def access_token(self, principal: Principal, now: datetime) -> tuple[str, datetime]:
+        expires = now + self.access_ttl
+        claims = {
+            "typ": ACCESS,
+            "sub": principal.user_id,
+            "name": principal.printed_name,
+            "site": principal.site,
+            "roles": sorted(principal.roles),
+            "sid": principal.session_id,
+        }
+        return self._encode(claims, now, expires), expires
+
+    def signing_assertion(self, assertion: SigningAssertion) -> tuple[str, datetime]:
+        now = assertion.authenticated_at
+        expires = now + self.assertion_ttl
+        claims = {
+            "typ": SIGNING,
+            "jti": assertion.assertion_id,
+            "sub": assertion.user_id,
+            "name": assertion.printed_name,
+            "sid": assertion.session_id,
+            "meaning": assertion.meaning.value,
+        }
+        return self._encode(claims, now, expires), expires
+
+    def _encode(self, claims: dict[str, Any], now: datetime, expires: datetime) -> str:
+        claims = {**claims, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": expires}
+        return jwt.encode(claims, self._key, algorithm="EdDSA")
+
+
+class TokenVerifier:
+    """Verifies tokens with the authority's public key; every failure is Unauthenticated."""
+
+    def __init__(self, key: Ed25519PublicKey) -> None:
+        self._key = key
+
+    def principal(self, token: str) -> Principal:
+        claims = self._decode(token, ACCESS)
+        try:
+            roles = frozenset(Role(role) for role in claims["roles"])
+            return Principal(claims["sub"], claims["name"], claims["site"], roles, claims["sid"])
+        except (KeyError, ValueError, TypeError):
+            raise Unauthenticated("the access token lacks a required claim") from None
+
+    def signing_assertion(self, token: str) -> SigningAssertion:
+        claims = self._decode(token, SIGNING)
+        try:
+            return SigningAssertion(
+                assertion_id=claims["jti"],
+                user_id=claims["sub"],
+                printed_name=claims["name"],
+                session_id=claims["sid"],
+                meaning=Meaning(claims["meaning"]),
+                authenticated_at=datetime.fromtimestamp(claims["iat"], tz=UTC),
+            )
+        except (KeyError, ValueError, TypeError):
+            raise SignatureRefused("the signing assertion lacks a required claim") from None
+
+    def _decode(self, token: str, kind: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=["EdDSA"],
+                audience=AUDIENCE,
+                issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "typ"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated(f"the {kind} token has expired") from None
+        except jwt.PyJWTError as error:
+            raise Unauthenticated(f"the {kind} token is not valid: {error}") from None
+        if claims.get("typ") != kind:
+            raise Unauthenticated(f"a {claims.get('typ')} token was given where {kind} is needed")
+        return claims
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_assertion(
+    assertion: SigningAssertion, principal: Principal, meaning: Meaning
+) -> SigningAssertion:
+    """The assertion must be the caller's own, from this session, for this meaning."""
+    if assertion.user_id != principal.user_id or assertion.session_id != principal.session_id:
+        raise SignatureRefused("the signing assertion belongs to another user or session")
+    if assertion.meaning is not meaning:
+        raise SignatureRefused(
+            f"this step is signed with meaning {meaning}, the assertion says {assertion.meaning}",
+            expected=meaning.value,
+            given=assertion.meaning.value,
+        )
+    return assertion

@@ -1,0 +1,101 @@
+"""Published events of the identity service (topic ``trialledger.identity.events``).
+
+Account and permission changes, logins, lockouts and signing re-authentications.
+Password hashes are never published. ``subject_id`` is null: these are not about a
+trial subject; ``user_id`` names the account.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.contracts.security import AccessDeniedV1
+from shared.envelope import EventData, contract_registry
+
+RECORD_TYPE = "User"
+
+
+class AccountEvent(EventData):
+    user_id: str
+
+
+class UserCreatedV1(AccountEvent):
+    event_type = "UserCreated.v1"
+    printed_name: str
+    site: str
+    roles: list[str]
+
+
+class RoleGrantedV1(AccountEvent):
+    event_type = "RoleGranted.v1"
+    role: str
+
+
+class RoleRevokedV1(AccountEvent):
+    event_type = "RoleRevoked.v1"
+    role: str
+    reason: str = Field(min_length=1)
+
+
+class UserDeactivatedV1(AccountEvent):
+    event_type = "UserDeactivated.v1"
+    reason: str = Field(min_length=1)
+
+
+class AccountUnlockedV1(AccountEvent):
+    event_type = "AccountUnlocked.v1"
+    reason: str = Field(min_length=1)
+
+
+class PasswordChangedV1(AccountEvent):
+    event_type = "PasswordChanged.v1"
+
+
+class LoginSucceededV1(AccountEvent):
+    event_type = "LoginSucceeded.v1"
+    session_id: str
+
+
+class LoginFailedV1(AccountEvent):
+    event_type = "LoginFailed.v1"
+    attempt: int = Field(description="consecutive failed attempts, this one included")
+
+
+class AccountLockedV1(AccountEvent):
+    event_type = "AccountLocked.v1"
+    failed_attempts: int
+
+
+class SigningAuthenticatedV1(AccountEvent):
+    event_type = "SigningAuthenticated.v1"
+    session_id: str
+    meaning: str
+    assertion_id: str
+
+
+class SigningFailedV1(AccountEvent):
+    event_type = "SigningFailed.v1"
+    session_id: str
+    attempt: int
+
+
+class LoggedOutV1(AccountEvent):
+    event_type = "LoggedOut.v1"
+    session_id: str
+
+
+IDENTITY_CONTRACTS = contract_registry(
+    UserCreatedV1,
+    RoleGrantedV1,
+    RoleRevokedV1,
+    UserDeactivatedV1,
+    AccountUnlockedV1,
+    PasswordChangedV1,
+    LoginSucceededV1,
+    LoginFailedV1,
+    AccountLockedV1,
+    SigningAuthenticatedV1,
+    SigningFailedV1,
+    LoggedOutV1,
+    AccessDeniedV1,
+)

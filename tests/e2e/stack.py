@@ -1,0 +1,132 @@
+"""The real services as processes, for end-to-end tests: identity and enrollment on free
+ports, each with its own schema and topic, real keys, and a bootstrapped administrator."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from shared.keys import ensure_pair, load_public_key
+from shared.settings import ServiceSettings
+from tests.support import eventually, isolated
+
+ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
+
+
+@dataclass
+class Stack:
+    identity: httpx.AsyncClient
+    enrollment: httpx.AsyncClient
+    identity_settings: ServiceSettings
+    enrollment_settings: ServiceSettings
+    keys: Path
+
+    def record_public_key(self) -> Any:
+        return load_public_key(self.keys / "record.pub")
+
+    async def log_in(self, user_id: str, password: str) -> dict[str, str]:
+        response = await self.identity.post(
+            "/login", json={"user_id": user_id, "password": password}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    async def create_user(self, user_id: str, password: str, *roles: str) -> None:
+        admin = await self.log_in(ADMIN, ADMIN_PASSWORD)
+        body = {
+            "user_id": user_id,
+            "printed_name": user_id.replace(".", " ").title(),
+            "site": "ZJU-1",
+            "roles": list(roles),
+            "password": password,
+        }
+        response = await self.identity.post("/users", json=body, headers=admin)
+        assert response.status_code == 201, response.text
+
+    async def signature(
+        self, headers: dict[str, str], meaning: str, password: str, user_id: str | None = None
+    ) -> dict[str, str]:
+        body = {"meaning": meaning, "password": password, "user_id": user_id}
+        response = await self.identity.post("/signing", json=body, headers=headers)
+        assert response.status_code == 200, response.text
+        return {"assertion": response.json()["assertion"]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@asynccontextmanager
+async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stack]:
+    keys = folder / "keys"
+    keys.mkdir()
+    env = {**env}
+    for name in ("token", "record"):
+        private, public = ensure_pair(keys, name)
+        env[f"TL_{name.upper()}_PRIVATE_KEY_FILE"] = str(private)
+        env[f"TL_{name.upper()}_PUBLIC_KEY_FILE"] = str(public)
+    async with AsyncExitStack() as stack:
+        identity = await stack.enter_async_context(isolated("identity", env))
+        enrollment = await stack.enter_async_context(isolated("enrollment", env))
+        for settings in (identity, enrollment):
+            prefix = f"TL_{settings.service.upper()}"
+            env[f"{prefix}_DATABASE_SCHEMA"] = settings.database.schema
+            env[f"{prefix}_TOPIC"] = settings.topic
+        await _bootstrap_admin(env)
+        clients = [
+            await stack.enter_async_context(_service(name, env, folder))
+            for name in ("identity", "enrollment")
+        ]
+        yield Stack(clients[0], clients[1], identity, enrollment, keys)
+
+
+async def _bootstrap_admin(env: dict[str, str]) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.identity", "bootstrap-admin",
+        "--user-id", ADMIN, "--name", "Ada Admin", "--site", "ZJU-1",
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    output, _ = await process.communicate(f"{ADMIN_PASSWORD}\n".encode())
+    assert process.returncode == 0, output.decode()
+
+
+@asynccontextmanager
+async def _service(
+    name: str, env: dict[str, str], folder: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    port = free_port()
+    log = folder / f"{name}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(  # noqa: ASYNC220, S603
+            [sys.executable, "-m", f"services.{name}"],
+            env={**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
+
+        async def healthy() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return (await client.get("/health")).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        try:
+            await eventually(healthy, timeout=60, what=f"{name} service healthy")
+            yield client
+        finally:
+            process.terminate()
+            await asyncio.to_thread(process.wait, 30)

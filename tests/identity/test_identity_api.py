@@ -1,0 +1,265 @@
+"""The identity authority through its HTTP API (ASGI transport, in-memory store).
+
+Tokens are real EdDSA JWTs checked with the public key; the server clock is
+controlled, so that idle timeouts and password age can be crossed without waiting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from services.identity.api import create_app
+from services.identity.application import IdentityApplication
+from services.identity.domain import AccountPolicy
+from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from tests.support import ISSUER, VERIFIER
+
+ADMIN_PASSWORD = "correct horse battery"
+PASSWORD = "lupus-trial-2026!"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def application() -> IdentityApplication:
+    policy = AccountPolicy(max_failed_attempts=3, signing_idle_timeout=timedelta(minutes=15))
+    app = IdentityApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=policy)
+    bootstrap = Command(
+        Provenance(Actor("bootstrap", "bootstrap", "system", "ZJU"), "b"), datetime.now(UTC)
+    )
+    app.create_user(
+        "admin", "Ada Admin", "ZJU", frozenset({Role.ADMINISTRATOR}), ADMIN_PASSWORD, bootstrap
+    )
+    return app
+
+
+@pytest.fixture
+async def client(
+    application: IdentityApplication, clock: Clock
+) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(application, ISSUER, VERIFIER, clock=clock)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
+        yield c
+
+
+async def log_in(client: httpx.AsyncClient, user_id: str, password: str) -> httpx.Response:
+    return await client.post("/login", json={"user_id": user_id, "password": password})
+
+
+async def token_of(client: httpx.AsyncClient, user_id: str, password: str) -> dict[str, str]:
+    response = await log_in(client, user_id, password)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+async def create(client: httpx.AsyncClient, user_id: str, *roles: Role) -> httpx.Response:
+    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    body = {
+        "user_id": user_id,
+        "printed_name": user_id.title(),
+        "site": "ZJU-1",
+        "roles": list(roles),
+        "password": PASSWORD,
+    }
+    return await client.post("/users", json=body, headers=admin)
+
+
+def recorded(application: IdentityApplication) -> list[str]:
+    return [
+        type(application.mapper.to_domain_event(n)).__name__
+        for n in application.recorder.select_notifications(start=1, limit=1000)
+    ]
+
+
+async def sign(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
+    return await client.post("/signing", json={"meaning": "approval", **body}, headers=headers)
+
+
+async def test_login_gives_a_token_that_services_verify(client: httpx.AsyncClient) -> None:
+    response = await log_in(client, "admin", ADMIN_PASSWORD)
+    principal = VERIFIER.principal(response.json()["access_token"])
+    assert (principal.user_id, principal.printed_name) == ("admin", "Ada Admin")
+    assert principal.roles == {Role.ADMINISTRATOR}
+
+
+async def test_wrong_password_is_401_and_recorded(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    response = await log_in(client, "admin", "not the password")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
+    assert recorded(application)[-1] == "LoginFailed"
+
+
+async def test_unknown_user_gets_the_same_answer_as_a_wrong_password(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await log_in(client, "nobody", "whatever it is")
+    assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
+
+
+async def test_lockout_after_failed_attempts_is_recorded_and_needs_an_unlock(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    answers = [(await log_in(client, "inv.lin", "wrong password!")).status_code for _ in range(3)]
+    assert answers == [401, 401, 423]
+    assert recorded(application)[-2:] == ["LoginFailed", "AccountLocked"]
+    assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "account_locked"
+    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    unlocked = await client.post(
+        "/users/inv.lin/unlock", json={"reason": "verified by phone"}, headers=admin
+    )
+    assert unlocked.status_code == 200
+    assert (await log_in(client, "inv.lin", PASSWORD)).status_code == 200
+
+
+async def test_only_administrators_create_users_and_denials_are_recorded(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    await create(client, "mon.chen", Role.MONITOR)
+    monitor = await token_of(client, "mon.chen", PASSWORD)
+    body = {
+        "user_id": "x.y",
+        "printed_name": "X",
+        "site": "Z",
+        "roles": ["auditor"],
+        "password": PASSWORD,
+    }
+    response = await client.post("/users", json=body, headers=monitor)
+    assert (response.status_code, response.json()["code"]) == (403, "role_not_permitted")
+    assert recorded(application)[-1] == "AccessDenied"
+
+
+async def test_role_changes_and_deactivation_are_recorded(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    await create(client, "sub.wu", Role.SUB_INVESTIGATOR)
+    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    await client.post("/users/sub.wu/roles", json={"role": "investigator"}, headers=admin)
+    await client.post(
+        "/users/sub.wu/role-revocations",
+        json={"role": "sub_investigator", "reason": "promoted"},
+        headers=admin,
+    )
+    user = (await client.get("/users/sub.wu", headers=admin)).json()
+    assert user["roles"] == ["investigator"]
+    await client.post("/users/sub.wu/deactivation", json={"reason": "left the site"}, headers=admin)
+    assert (await log_in(client, "sub.wu", PASSWORD)).json()["code"] == "user_inactive"
+    assert recorded(application)[-4:] == [
+        "LoginSucceeded",
+        "RoleGranted",
+        "RoleRevoked",
+        "UserDeactivated",
+    ]
+
+
+async def test_user_ids_are_never_reused(client: httpx.AsyncClient) -> None:
+    await create(client, "coord.li", Role.STUDY_COORDINATOR)
+    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    await client.post("/users/coord.li/deactivation", json={"reason": "left"}, headers=admin)
+    again = await create(client, "coord.li", Role.STUDY_COORDINATOR)
+    assert (again.status_code, again.json()["code"]) == (409, "user_id_taken")
+
+
+async def test_aged_password_must_be_changed_before_login(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    await create(client, "pharm.zhao", Role.CELL_THERAPY_PHARMACIST)
+    clock.advance(days=91)
+    assert (await log_in(client, "pharm.zhao", PASSWORD)).json()["code"] == "password_expired"
+    changed = await client.post(
+        "/password",
+        json={
+            "user_id": "pharm.zhao",
+            "current_password": PASSWORD,
+            "new_password": "a fresher passphrase",
+        },
+    )
+    assert changed.status_code == 200
+    assert (await log_in(client, "pharm.zhao", "a fresher passphrase")).status_code == 200
+
+
+async def test_first_signing_of_a_session_needs_user_id_and_password(
+    client: httpx.AsyncClient,
+) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    session = await token_of(client, "inv.lin", PASSWORD)
+    refused = await sign(client, session, password=PASSWORD)
+    assert (refused.status_code, refused.json()["code"]) == (401, "user_id_required")
+    signed = await sign(client, session, password=PASSWORD, user_id="inv.lin")
+    assertion = VERIFIER.signing_assertion(signed.json()["assertion"])
+    assert (assertion.user_id, assertion.meaning) == ("inv.lin", Meaning.APPROVAL)
+
+
+async def test_later_signing_in_the_session_needs_only_the_password(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    session = await token_of(client, "inv.lin", PASSWORD)
+    await sign(client, session, password=PASSWORD, user_id="inv.lin")
+    clock.advance(minutes=14)
+    assert (await sign(client, session, password=PASSWORD)).status_code == 200
+
+
+async def test_after_the_idle_timeout_signing_needs_both_again(
+    client: httpx.AsyncClient, clock: Clock
+) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    session = await token_of(client, "inv.lin", PASSWORD)
+    await sign(client, session, password=PASSWORD, user_id="inv.lin")
+    clock.advance(minutes=16)
+    assert (await sign(client, session, password=PASSWORD)).json()["code"] == "user_id_required"
+    assert (await sign(client, session, password=PASSWORD, user_id="inv.lin")).status_code == 200
+
+
+async def test_failed_signing_is_recorded_and_counts_towards_lockout(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    session = await token_of(client, "inv.lin", PASSWORD)
+    wrong = await sign(client, session, password="not my password", user_id="inv.lin")
+    assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credentials")
+    assert recorded(application)[-1] == "SigningFailed"
+    await sign(client, session, password="still not it", user_id="inv.lin")
+    await sign(client, session, password="third time", user_id="inv.lin")
+    assert recorded(application)[-2:] == ["SigningFailed", "AccountLocked"]
+
+
+async def test_signing_after_logout_needs_a_new_session(client: httpx.AsyncClient) -> None:
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    session = await token_of(client, "inv.lin", PASSWORD)
+    assert (await client.post("/logout", headers=session)).status_code == 204
+    refused = await sign(client, session, password=PASSWORD, user_id="inv.lin")
+    assert refused.json()["code"] == "session_required"
+
+
+async def test_weak_password_is_refused(client: httpx.AsyncClient) -> None:
+    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    body = {
+        "user_id": "a.b",
+        "printed_name": "A",
+        "site": "Z",
+        "roles": ["auditor"],
+        "password": "short",
+    }
+    response = await client.post("/users", json=body, headers=admin)
+    assert (response.status_code, response.json()["code"]) == (422, "weak_password")
