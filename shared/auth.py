@@ -7,7 +7,9 @@ the authority on each request.
 - An *access token* (15 minutes by default) names the user, their roles and their
   login session.
 - A *signing assertion* (2 minutes) says that the user re-authenticated for one
-  electronic signature with a given meaning, in that session.
+  electronic signature with a given meaning, in that session, for one purpose (the step
+  and the record it signs, e.g. ``enrollment/consent/S-001``). Each step of a record is
+  signed once, so an assertion cannot sign twice.
 """
 
 from __future__ import annotations
@@ -77,6 +79,7 @@ class SigningAssertion:
     printed_name: str
     session_id: str
     meaning: Meaning
+    purpose: str
     authenticated_at: datetime
 
 
@@ -115,6 +118,7 @@ class TokenIssuer:
             "name": assertion.printed_name,
             "sid": assertion.session_id,
             "meaning": assertion.meaning.value,
+            "purpose": assertion.purpose,
         }
         return self._encode(claims, now, expires), expires
 
@@ -146,6 +150,7 @@ class TokenVerifier:
                 printed_name=claims["name"],
                 session_id=claims["sid"],
                 meaning=Meaning(claims["meaning"]),
+                purpose=str(claims["purpose"]),
                 authenticated_at=datetime.fromtimestamp(claims["iat"], tz=UTC),
             )
         except (KeyError, ValueError, TypeError):
@@ -175,9 +180,9 @@ def new_session_id() -> str:
 
 
 def check_assertion(
-    assertion: SigningAssertion, principal: Principal, meaning: Meaning
+    assertion: SigningAssertion, principal: Principal, meaning: Meaning, purpose: str
 ) -> SigningAssertion:
-    """The assertion must be the caller's own, from this session, for this meaning."""
+    """The assertion must be the caller's own, from this session, for this meaning and purpose."""
     if assertion.user_id != principal.user_id or assertion.session_id != principal.session_id:
         raise SignatureRefused("the signing assertion belongs to another user or session")
     if assertion.meaning is not meaning:
@@ -185,5 +190,11 @@ def check_assertion(
             f"this step is signed with meaning {meaning}, the assertion says {assertion.meaning}",
             expected=meaning.value,
             given=assertion.meaning.value,
+        )
+    if assertion.purpose != purpose:
+        raise SignatureRefused(
+            f"the signing assertion is for {assertion.purpose!r}, not {purpose!r}",
+            expected=purpose,
+            given=assertion.purpose,
         )
     return assertion

@@ -20,7 +20,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from shared.access import Denial
-from shared.auth import Forbidden, Principal, Role, SignatureRefused, TokenVerifier, Unauthenticated
+from shared.auth import (
+    Forbidden,
+    Meaning,
+    Principal,
+    Role,
+    SignatureRefused,
+    SigningAssertion,
+    TokenVerifier,
+    Unauthenticated,
+    check_assertion,
+)
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +159,30 @@ class Authorisation:
         return Caller(
             principal, acting[0], correlation_id, request.headers.get("x-causation-id"), client_id
         )
+
+    def signature(
+        self, caller: Caller, assertion: str, meaning: Meaning, purpose: str
+    ) -> SigningAssertion:
+        """The caller's verified signing assertion for this step; a refusal is recorded."""
+        try:
+            return check_assertion(
+                self.verifier.signing_assertion(assertion), caller.principal, meaning, purpose
+            )
+        except (SignatureRefused, Unauthenticated) as refusal:
+            self.record_denial(
+                Denial(
+                    user_id=caller.principal.user_id,
+                    printed_name=caller.principal.printed_name,
+                    site=caller.principal.site,
+                    roles=tuple(sorted(caller.principal.roles)),
+                    command=purpose,
+                    reason_code=SignatureRefused.code,
+                    subject_id=None,
+                    correlation_id=caller.correlation_id,
+                    client_id=caller.client_id,
+                )
+            )
+            raise SignatureRefused(refusal.message, **refusal.details) from None
 
 
 def authorised(command: str) -> Any:

@@ -60,15 +60,23 @@ def bearer(who: Principal | None = None) -> dict[str, str]:
     }
 
 
-def signing(meaning: Meaning, who: Principal | None = None) -> SigningAssertion:
+def signing(
+    meaning: Meaning, who: Principal | None = None, purpose: str = "tests"
+) -> SigningAssertion:
     who = who or principal()
     return SigningAssertion(
-        "assertion-1", who.user_id, who.printed_name, who.session_id, meaning, datetime.now(UTC)
+        "assertion-1",
+        who.user_id,
+        who.printed_name,
+        who.session_id,
+        meaning,
+        purpose,
+        datetime.now(UTC),
     )
 
 
-def signature_json(meaning: Meaning, who: Principal | None = None) -> dict[str, str]:
-    token, _ = ISSUER.signing_assertion(signing(meaning, who))
+def signature_json(meaning: Meaning, purpose: str, who: Principal | None = None) -> dict[str, str]:
+    token, _ = ISSUER.signing_assertion(signing(meaning, who, purpose))
     return {"assertion": token}
 
 

@@ -31,7 +31,7 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.auth import SigningAssertion, TokenVerifier, check_assertion
+from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
 from shared.provenance import Actor, Command, Meaning, Provenance, Role
@@ -54,8 +54,15 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
 }
 
 
+def signing_purpose(step: str, subject_id: str) -> str:
+    """What a signing assertion must name to sign ``step`` of a subject's record."""
+    return f"enrollment/{step}/{subject_id}"
+
+
 class SignatureIn(Contract):
-    """An electronic signature: the assertion from the identity service's POST /signing."""
+    """An electronic signature: the assertion from the identity service's POST /signing,
+    requested with purpose ``enrollment/consent/<subject id>`` or
+    ``enrollment/eligibility/<subject id>``."""
 
     assertion: str
 
@@ -247,7 +254,8 @@ def create_app(
     )
     install_error_mapping(app, ERROR_STATUSES)
     app.state.application = application
-    app.state.authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    app.state.authorisation = authorisation
 
     def command(caller: Caller) -> Command:
         p = caller.principal
@@ -255,9 +263,10 @@ def create_app(
         provenance = Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id)
         return Command(provenance, now())
 
-    def signing(signature: SignatureIn, caller: Caller, meaning: Meaning) -> SigningAssertion:
-        assertion = verifier.signing_assertion(signature.assertion)
-        return check_assertion(assertion, caller.principal, meaning)
+    def signing(
+        signature: SignatureIn, caller: Caller, meaning: Meaning, purpose: str
+    ) -> SigningAssertion:
+        return authorisation.signature(caller, signature.assertion, meaning, purpose)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -305,7 +314,9 @@ def create_app(
         caller: Annotated[Caller, authorised("enrollment.sign_consent")],
     ) -> SubjectOut:
         consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-        assertion = signing(body.signature, caller, CONSENT_SIGNATURE)
+        assertion = signing(
+            body.signature, caller, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
+        )
         subject = application.sign_consent(
             subject_id, consent, command(caller), assertion, body.occurred_at
         )
@@ -332,7 +343,12 @@ def create_app(
         body: DecideEligibility,
         caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
     ) -> SubjectOut:
-        assertion = signing(body.signature, caller, ELIGIBILITY_SIGNATURE)
+        assertion = signing(
+            body.signature,
+            caller,
+            ELIGIBILITY_SIGNATURE,
+            signing_purpose("eligibility", subject_id),
+        )
         subject = application.decide_eligibility(
             subject_id, command(caller), assertion, body.occurred_at
         )

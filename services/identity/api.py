@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import FastAPI, Request
+from pydantic import Field
 
 from services.identity import errors
 from services.identity.application import IdentityApplication
@@ -92,6 +93,12 @@ class SignIn(Contract):
     """Re-authentication for one signature: the password, and the id when required."""
 
     meaning: Meaning
+    purpose: str = Field(
+        min_length=1,
+        max_length=200,
+        examples=["enrollment/consent/S-001"],
+        description="the step and record the signature is for",
+    )
     password: str
     user_id: str | None = None
 
@@ -185,7 +192,12 @@ def create_app(
     def sign(body: SignIn, caller: Annotated[Caller, authorised("identity.sign")]) -> AssertionOut:
         """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
         assertion = application.authenticate_signing(
-            caller.principal, body.user_id, body.password, body.meaning, as_caller(caller)
+            caller.principal,
+            body.user_id,
+            body.password,
+            body.meaning,
+            body.purpose,
+            as_caller(caller),
         )
         token, expires = issuer.signing_assertion(assertion)
         return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)

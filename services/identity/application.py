@@ -104,6 +104,7 @@ class IdentityApplication(ServiceApplication):
         user_id_given: str | None,
         password: str,
         meaning: Meaning,
+        purpose: str,
         command: Command,
     ) -> SigningAssertion:
         """Re-authenticate the caller for one signature (Part 11 §11.200(a)(1))."""
@@ -119,7 +120,13 @@ class IdentityApplication(ServiceApplication):
             raise errors.InvalidCredentials("user id and password do not match")
         assertion_id = str(uuid.uuid4())
         user.authenticate_signing(
-            principal.session_id, user_id_given, meaning, assertion_id, command, self.policy
+            principal.session_id,
+            user_id_given,
+            meaning,
+            purpose,
+            assertion_id,
+            command,
+            self.policy,
         )
         self.save(user)
         return SigningAssertion(
@@ -128,6 +135,7 @@ class IdentityApplication(ServiceApplication):
             user.printed_name,
             principal.session_id,
             meaning,
+            purpose,
             command.now,
         )
 

@@ -241,6 +241,7 @@ class User(Aggregate):
         session_id: str,
         user_id_given: str | None,
         meaning: Meaning,
+        purpose: str,
         assertion_id: str,
         command: Command,
         policy: AccountPolicy,
@@ -254,12 +255,18 @@ class User(Aggregate):
                 idle_timeout_seconds=int(policy.signing_idle_timeout.total_seconds()),
             )
         self._signing_authenticated(
-            session_id, meaning.value, assertion_id, command.now, command.provenance
+            session_id, meaning.value, purpose, assertion_id, command.now, command.provenance
         )
 
     @event("SigningAuthenticated")
     def _signing_authenticated(
-        self, session_id: str, meaning: str, assertion_id: str, at: datetime, provenance: Provenance
+        self,
+        session_id: str,
+        meaning: str,
+        purpose: str,
+        assertion_id: str,
+        at: datetime,
+        provenance: Provenance,
     ) -> None:
         self.failed_attempts = 0
         self.sessions[session_id] = replace(self.sessions[session_id], last_signed_at=at)

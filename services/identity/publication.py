@@ -25,7 +25,7 @@ _FIELDS: dict[str, tuple[type[contracts.AccountEvent], tuple[str, ...]]] = {
     "AccountLocked": (contracts.AccountLockedV1, ("failed_attempts",)),
     "SigningAuthenticated": (
         contracts.SigningAuthenticatedV1,
-        ("session_id", "meaning", "assertion_id"),
+        ("session_id", "meaning", "purpose", "assertion_id"),
     ),
     "SigningFailed": (contracts.SigningFailedV1, ("session_id", "attempt")),
     "LoggedOut": (contracts.LoggedOutV1, ("session_id",)),

@@ -70,6 +70,7 @@ class SigningAuthenticatedV1(AccountEvent):
     event_type = "SigningAuthenticated.v1"
     session_id: str
     meaning: str
+    purpose: str
     assertion_id: str
 
 

@@ -54,9 +54,14 @@ class Stack:
         assert response.status_code == 201, response.text
 
     async def signature(
-        self, headers: dict[str, str], meaning: str, password: str, user_id: str | None = None
+        self,
+        headers: dict[str, str],
+        meaning: str,
+        purpose: str,
+        password: str,
+        user_id: str | None = None,
     ) -> dict[str, str]:
-        body = {"meaning": meaning, "password": password, "user_id": user_id}
+        body = {"meaning": meaning, "purpose": purpose, "password": password, "user_id": user_id}
         response = await self.identity.post("/signing", json=body, headers=headers)
         assert response.status_code == 200, response.text
         return {"assertion": response.json()["assertion"]}

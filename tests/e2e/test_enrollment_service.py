@@ -23,7 +23,9 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     session = {**await stack.log_in("lin.wei", PASSWORD), "X-Correlation-Id": "corr-e2e-1"}
     before = datetime.now(UTC)
     occurred = (before - timedelta(hours=2)).replace(microsecond=0)
-    consent_signature = await stack.signature(session, "responsibility", PASSWORD, "lin.wei")
+    consent_signature = await stack.signature(
+        session, "responsibility", "enrollment/consent/S-201", PASSWORD, "lin.wei"
+    )
     register = {"subject_id": "S-201", "site_id": "ZJU-1", "occurred_at": occurred.isoformat()}
     steps = [
         ("/subjects", register),
@@ -37,7 +39,11 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
         response = await stack.enrollment.post(path, json=body, headers=session)
         assert response.status_code in (200, 201), response.text
     # a later signing in the same session needs the password only
-    decision = {"signature": await stack.signature(session, "approval", PASSWORD)}
+    decision = {
+        "signature": await stack.signature(
+            session, "approval", "enrollment/eligibility/S-201", PASSWORD
+        )
+    }
     response = await stack.enrollment.post(
         "/subjects/S-201/eligibility", json=decision, headers=session
     )

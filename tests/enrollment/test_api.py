@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.rules import CRITERIA, Observation
-from shared.auth import TokenIssuer
+from shared.auth import Principal, TokenIssuer
 from shared.provenance import Meaning, Role
 from tests.support import (
     NOW,
@@ -29,13 +29,21 @@ from tests.support import (
     signature_json,
 )
 
-CONSENT = {
-    "form_version": "ICF v2.1",
-    "signed_on": "2026-11-02",
-    "obtained_by": "Dr Lin Wei",
-    "signature": signature_json(Meaning.RESPONSIBILITY),
-}
-DECISION = {"signature": signature_json(Meaning.APPROVAL)}
+
+def consent_body(subject_id: str, who: Principal | None = None, **changes: Any) -> dict[str, Any]:
+    purpose = f"enrollment/consent/{subject_id}"
+    body = {
+        "form_version": "ICF v2.1",
+        "signed_on": "2026-11-02",
+        "obtained_by": "Dr Lin Wei",
+        "signature": signature_json(Meaning.RESPONSIBILITY, purpose, who),
+    }
+    return {**body, **changes}
+
+
+def decision_body(subject_id: str) -> dict[str, Any]:
+    purpose = f"enrollment/eligibility/{subject_id}"
+    return {"signature": signature_json(Meaning.APPROVAL, purpose)}
 
 
 @pytest.fixture
@@ -59,14 +67,16 @@ async def through_screening(client: httpx.AsyncClient, subject_id: str = "S-001"
     assert (
         await post(client, "/subjects", {"subject_id": subject_id, "site_id": "ZJU-1"})
     ).status_code == 201
-    assert (await post(client, f"/subjects/{subject_id}/consent", CONSENT)).status_code == 200
+    assert (
+        await post(client, f"/subjects/{subject_id}/consent", consent_body(subject_id))
+    ).status_code == 200
     response = await post(client, f"/subjects/{subject_id}/screening", screening_json())
     assert response.status_code == 200, response.text
 
 
 async def test_walks_a_subject_from_registration_to_enrolment(client: httpx.AsyncClient) -> None:
     await through_screening(client)
-    decided = await post(client, "/subjects/S-001/eligibility", DECISION)
+    decided = await post(client, "/subjects/S-001/eligibility", decision_body("S-001"))
     assert decided.json()["eligibility"]["eligible"] is True
     enrolled = await post(client, "/subjects/S-001/enrolment", {"dose_level": 1})
     assert enrolled.status_code == 200
@@ -80,9 +90,9 @@ async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -
         "bilirubin": Observation(Decimal(40), SCREENING_DAY, "µmol/L"),
     }
     await post(client, "/subjects", {"subject_id": "S-002", "site_id": "ZJU-1"})
-    await post(client, "/subjects/S-002/consent", CONSENT)
+    await post(client, "/subjects/S-002/consent", consent_body("S-002"))
     await post(client, "/subjects/S-002/screening", screening_json(observations))
-    decided = (await post(client, "/subjects/S-002/eligibility", DECISION)).json()
+    decided = (await post(client, "/subjects/S-002/eligibility", decision_body("S-002"))).json()
     assert decided["status"] == "screen_failed"
     assert decided["eligibility"]["failed_criteria"] == ["bilirubin"]
 
@@ -131,22 +141,37 @@ async def test_wrong_role_is_403_and_the_denial_is_recorded(
 
 async def test_signature_of_another_user_is_refused(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-011", "site_id": "ZJU-1"})
-    someone_else = principal(user_id="u-inv-2")
-    body = {**CONSENT, "signature": signature_json(Meaning.RESPONSIBILITY, someone_else)}
+    body = consent_body("S-011", principal(user_id="u-inv-2"))
     response = await post(client, "/subjects/S-011/consent", body)
     assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
 
 
 async def test_signature_with_the_wrong_meaning_is_refused(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-012", "site_id": "ZJU-1"})
-    body = {**CONSENT, "signature": signature_json(Meaning.AUTHORSHIP)}
+    body = consent_body(
+        "S-012", signature=signature_json(Meaning.AUTHORSHIP, "enrollment/consent/S-012")
+    )
     response = await post(client, "/subjects/S-012/consent", body)
     assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
 
 
+async def test_signature_for_another_subject_is_refused_and_recorded(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-015", "site_id": "ZJU-1"})
+    body = consent_body(
+        "S-015",
+        signature=signature_json(Meaning.RESPONSIBILITY, "enrollment/consent/S-001"),
+    )
+    response = await post(client, "/subjects/S-015/consent", body)
+    assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
+    last = application.notification_log.select(1, 10)[-1]
+    assert type(application.mapper.to_domain_event(last)).__name__ == "AccessDenied"
+
+
 async def test_consent_without_signature_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-013", "site_id": "ZJU-1"})
-    body = {k: v for k, v in CONSENT.items() if k != "signature"}
+    body = {k: v for k, v in consent_body("S-013").items() if k != "signature"}
     response = await post(client, "/subjects/S-013/consent", body)
     assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
 
@@ -155,7 +180,7 @@ async def test_signed_consent_shows_the_signature_manifestation(
     client: httpx.AsyncClient,
 ) -> None:
     await post(client, "/subjects", {"subject_id": "S-014", "site_id": "ZJU-1"})
-    subject = (await post(client, "/subjects/S-014/consent", CONSENT)).json()
+    subject = (await post(client, "/subjects/S-014/consent", consent_body("S-014"))).json()
     [signature] = subject["signatures"]
     assert signature["printed_name"] == "Dr Lin Wei"
     assert (signature["meaning"], signature["record_version"]) == ("responsibility", 2)
@@ -170,7 +195,7 @@ async def test_out_of_sequence_command_is_409_with_a_code(client: httpx.AsyncCli
 
 
 async def test_unknown_subject_is_404(client: httpx.AsyncClient) -> None:
-    response = await post(client, "/subjects/S-404/consent", CONSENT)
+    response = await post(client, "/subjects/S-404/consent", consent_body("S-404"))
     assert (response.status_code, response.json()["code"]) == (404, "subject_not_found")
 
 
@@ -178,7 +203,7 @@ async def test_bad_unit_is_422_naming_the_criterion(client: httpx.AsyncClient) -
     observations = {**eligible_observations()}
     observations["creatinine"] = Observation(Decimal(1), SCREENING_DAY, "mg")
     await post(client, "/subjects", {"subject_id": "S-004", "site_id": "ZJU-1"})
-    await post(client, "/subjects/S-004/consent", CONSENT)
+    await post(client, "/subjects/S-004/consent", consent_body("S-004"))
     response = await post(client, "/subjects/S-004/screening", screening_json(observations))
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_observation"
@@ -241,7 +266,7 @@ async def test_numbers_may_be_sent_as_json_numbers(client: httpx.AsyncClient) ->
     body = screening_json()
     body["observations"]["platelets"]["value"] = 29.5
     await post(client, "/subjects", {"subject_id": "S-010", "site_id": "ZJU-1"})
-    await post(client, "/subjects/S-010/consent", CONSENT)
+    await post(client, "/subjects/S-010/consent", consent_body("S-010"))
     assert (await post(client, "/subjects/S-010/screening", body)).status_code == 200
-    decided = (await post(client, "/subjects/S-010/eligibility", DECISION)).json()
+    decided = (await post(client, "/subjects/S-010/eligibility", decision_body("S-010"))).json()
     assert decided["eligibility"]["failed_criteria"] == ["platelets"]

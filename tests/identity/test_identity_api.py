@@ -91,7 +91,8 @@ def recorded(application: IdentityApplication) -> list[str]:
 
 
 async def sign(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
-    return await client.post("/signing", json={"meaning": "approval", **body}, headers=headers)
+    body = {"meaning": "approval", "purpose": "enrollment/eligibility/S-001", **body}
+    return await client.post("/signing", json=body, headers=headers)
 
 
 async def test_login_gives_a_token_that_services_verify(client: httpx.AsyncClient) -> None:
@@ -208,6 +209,7 @@ async def test_first_signing_of_a_session_needs_user_id_and_password(
     signed = await sign(client, session, password=PASSWORD, user_id="inv.lin")
     assertion = VERIFIER.signing_assertion(signed.json()["assertion"])
     assert (assertion.user_id, assertion.meaning) == ("inv.lin", Meaning.APPROVAL)
+    assert assertion.purpose == "enrollment/eligibility/S-001"
 
 
 async def test_later_signing_in_the_session_needs_only_the_password(

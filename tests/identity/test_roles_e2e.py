@@ -94,8 +94,12 @@ async def test_every_command_answers_the_role_table(stack: Stack) -> None:
         await stack.create_user(user, PASSWORD, role)
         session = await stack.log_in(user, PASSWORD)
         signature = {
-            "responsibility": await stack.signature(session, "responsibility", PASSWORD, user),
-            "approval": await stack.signature(session, "approval", PASSWORD),
+            "responsibility": await stack.signature(
+                session, "responsibility", "enrollment/consent/S-NOPE", PASSWORD, user
+            ),
+            "approval": await stack.signature(
+                session, "approval", "enrollment/eligibility/S-NOPE", PASSWORD
+            ),
         }
         for command in TABLE:
             method, path, body = request_of(command, role, signature)
