@@ -203,6 +203,11 @@ def authorised(command: str) -> Any:
     return Depends(dependency)
 
 
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header, or Unauthenticated."""
+    return _bearer(header)
+
+
 def _bearer(header: str | None) -> str:
     scheme, _, token = (header or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():

@@ -1,8 +1,9 @@
 """Ed25519 key pairs of a deployment, kept as PEM files outside the repository.
 
-Two pairs: ``token`` (the identity authority signs access tokens and signing
-assertions; every service verifies them) and ``record`` (command services sign the
-records of signed steps; auditors verify them).
+Three pairs: ``token`` (the identity authority signs access tokens and signing
+assertions; every service verifies them), ``record`` (command services sign the
+records of signed steps; auditors verify them) and ``checkpoint`` (the projections
+service signs ledger checkpoints; auditors and outside witnesses verify them).
 
     python -m shared.keys DIR   # create missing pairs in DIR, print their settings
 """
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from shared.settings import SettingsError
 
-PAIRS = ("token", "record")
+PAIRS = ("token", "record", "checkpoint")
 
 
 def load_private_key(path: str | Path) -> Ed25519PrivateKey:

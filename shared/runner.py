@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
-from shared.relay import Relay
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -23,13 +23,19 @@ def configure_logging() -> None:
     )
 
 
-async def serve(settings: ServiceSettings, http: FastAPI, relay: Relay) -> None:
-    """Serve HTTP until a signal stops uvicorn, then stop the relay after its current batch."""
+class Worker(Protocol):
+    """A background loop that runs until its ``stopping`` event is set."""
+
+    async def run(self, stopping: asyncio.Event) -> None: ...
+
+
+async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> None:
+    """Serve HTTP until a signal stops uvicorn, then stop the workers (relay, ingest)."""
     server = uvicorn.Server(
         uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_config=None)
     )
     stopping = asyncio.Event()
-    relay_task = asyncio.create_task(relay.run(stopping))
+    tasks = [asyncio.create_task(worker.run(stopping)) for worker in workers]
     log.info(
         "service started service=%s http=http://%s:%d docs=/docs topic=%s",
         settings.service,
@@ -41,4 +47,4 @@ async def serve(settings: ServiceSettings, http: FastAPI, relay: Relay) -> None:
         await server.serve()
     finally:
         stopping.set()
-        await relay_task
+        await asyncio.gather(*tasks)

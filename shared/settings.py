@@ -108,6 +108,8 @@ class SecuritySettings:
     token_private_key_file: str | None
     record_private_key_file: str | None
     record_public_key_file: str | None
+    checkpoint_private_key_file: str | None
+    checkpoint_public_key_file: str | None
     token_ttl_seconds: int
     max_failed_attempts: int
     password_max_age_days: int
@@ -121,6 +123,8 @@ class SecuritySettings:
             token_private_key_file=env.get("TL_TOKEN_PRIVATE_KEY_FILE"),
             record_private_key_file=env.get("TL_RECORD_PRIVATE_KEY_FILE"),
             record_public_key_file=env.get("TL_RECORD_PUBLIC_KEY_FILE"),
+            checkpoint_private_key_file=env.get("TL_CHECKPOINT_PRIVATE_KEY_FILE"),
+            checkpoint_public_key_file=env.get("TL_CHECKPOINT_PUBLIC_KEY_FILE"),
             token_ttl_seconds=_integer(env, "TL_TOKEN_TTL_SECONDS", 900),
             max_failed_attempts=_integer(env, "TL_MAX_FAILED_ATTEMPTS", 5),
             password_max_age_days=_integer(env, "TL_PASSWORD_MAX_AGE_DAYS", 90),

@@ -75,3 +75,18 @@ async def topic_config(bootstrap: str, name: str) -> dict[str, str]:
         for *_ignored, entries in response.resources
         for entry in entries
     }
+
+
+async def partitions_of(bootstrap: str, *names: str) -> dict[str, list[int]]:
+    """The partition numbers of each topic (for consumers that assign partitions by hand)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(names))
+    finally:
+        await admin.close()
+    return {
+        topic["topic"]: sorted(p["partition"] for p in topic["partitions"])
+        for topic in described
+        if topic["error_code"] == 0
+    }

@@ -10,6 +10,8 @@
 #   infra.sh env                       print the generated export lines
 #   infra.sh kafka-tool CLASS [ARGS]   run a Kafka CLI class on the broker's
 #                                      classpath, e.g. org.apache.kafka.tools.TopicCommand
+#   infra.sh superuser-sql DATABASE    run SQL from stdin as the PostgreSQL superuser
+#                                      (restore drills, tamper tests)
 #
 # Nothing here needs Docker: Kafka jars come from Maven Central (resolved once
 # into $TL_CACHE_DIR), PostgreSQL from Debian packages.
@@ -513,6 +515,11 @@ ALTER ROLE :"role" WITH LOGIN CREATEDB PASSWORD :'pw';
 SELECT format('CREATE DATABASE %I OWNER %I', d, :'role')
   FROM unnest(regexp_split_to_array(trim(:'dbs'), '\s+')) AS d
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = d) \gexec
+-- The projections service writes its ledger as ledger_writer: a role that may
+-- insert and read but was never given UPDATE, DELETE or TRUNCATE.
+SELECT 'CREATE ROLE ledger_writer NOLOGIN'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'ledger_writer') \gexec
+GRANT ledger_writer TO :"role";
 EOF
 }
 
@@ -647,8 +654,17 @@ cmd_kafka_tool() {
   kafka_java_tool "$@"
 }
 
+# A superuser session on a database (SQL from stdin): for restore drills and for the
+# tamper tests, which must prove the ledger catches what even a superuser does.
+cmd_superuser_sql() {
+  [[ $# -eq 1 ]] || die "usage: $0 superuser-sql DATABASE < statements.sql"
+  PG_BIN=$(pg_bin_dir) && pg_pid >/dev/null \
+    || die "PostgreSQL is not running; run: $0 start postgres"
+  pg_as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -d "$1"
+}
+
 usage() {
-  sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -660,6 +676,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     kafka-tool) cmd_kafka_tool "$@" ;;
+    superuser-sql) cmd_superuser_sql "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;
   esac

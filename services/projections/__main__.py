@@ -1,0 +1,93 @@
+"""Run the projections service: ingest every topic into the ledger, keep the views, sign
+checkpoints, and serve the auditor API.
+
+    python -m services.projections
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fastapi import FastAPI
+
+from services.projections.api import create_app
+from services.projections.application import ProjectionsApplication
+from services.projections.ingest import Ingester
+from services.projections.ledger import LedgerStore
+from shared.auth import TokenVerifier
+from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
+from shared.contracts.identity import IDENTITY_CONTRACTS
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.envelope import EventData, contract_registry
+from shared.keys import load_private_key, load_public_key
+from shared.runner import configure_logging, serve
+from shared.settings import SecuritySettings, ServiceSettings
+from shared.topics import TopicSpec, ensure_topics
+
+SERVICE = "projections"
+DEFAULT_SOURCES = "trialledger.identity.events,trialledger.enrollment.events"
+
+
+def known_contracts() -> dict[str, type[EventData]]:
+    """Every published event type the ledger accepts."""
+    return {
+        **IDENTITY_CONTRACTS,
+        **ENROLLMENT_CONTRACTS,
+        **contract_registry(AccessDeniedV1, RecordSignedV1),
+    }
+
+
+def source_topics(env: dict[str, str] | None = None) -> list[str]:
+    raw = (env or dict(os.environ)).get("TL_PROJECTIONS_SOURCES", DEFAULT_SOURCES)
+    return [topic.strip() for topic in raw.split(",") if topic.strip()]
+
+
+def create_ingester(
+    settings: ServiceSettings,
+    security: SecuritySettings,
+    ledger: LedgerStore,
+    application: ProjectionsApplication,
+) -> Ingester:
+    key_file = security.require(
+        "TL_CHECKPOINT_PRIVATE_KEY_FILE", security.checkpoint_private_key_file
+    )
+    return Ingester(
+        ledger,
+        settings.kafka_bootstrap,
+        source_topics(),
+        known_contracts(),
+        load_private_key(key_file),
+        on_appended=application.views.catch_up,
+    )
+
+
+def create_http(application: ProjectionsApplication, security: SecuritySettings) -> FastAPI:
+    return create_app(application, TokenVerifier(load_public_key(security.token_public_key_file)))
+
+
+async def main() -> None:
+    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
+    topics = source_topics()
+    await ensure_topics(
+        settings.kafka_bootstrap,
+        *(TopicSpec(t, settings.topic_partitions, settings.topic_replication) for t in topics),
+    )
+    ledger = LedgerStore(settings.database)
+    await ledger.open()
+    public = security.require("TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file)
+    application = ProjectionsApplication(ledger, load_public_key(public))
+    try:
+        await application.views.catch_up()
+        await serve(
+            settings,
+            create_http(application, security),
+            create_ingester(settings, security, ledger, application),
+        )
+    finally:
+        await ledger.close()
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main())

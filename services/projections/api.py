@@ -1,0 +1,78 @@
+"""HTTP read API for auditors and monitors: trail, subject state "as of", verification,
+proofs and exports. Tokens are checked here; the application checks roles and records
+every query, refused ones too."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Header, Query
+
+from services.projections.application import ProjectionsApplication, TrailFilter
+from shared.auth import Principal, TokenVerifier
+from shared.http import ErrorBody, bearer_token, install_error_mapping
+
+
+def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
+    app = FastAPI(
+        title="Trial Ledger: projections (auditor API)",
+        version="1",
+        description="The tamper-evident ledger, its views and proofs. Auditors and monitors "
+        "only; every query is recorded.",
+        responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
+    )
+    install_error_mapping(app, {})
+
+    def principal(
+        authorization: Annotated[str | None, Header(description="Bearer access token")] = None,
+    ) -> Principal:
+        return verifier.principal(bearer_token(authorization))
+
+    Auditor = Annotated[Principal, Depends(principal)]
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/trail", tags=["audit"])
+    async def trail(
+        who: Auditor,
+        subject_id: str | None = None,
+        user_id: str | None = None,
+        record_id: str | None = None,
+        event_type: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    ) -> list[dict[str, Any]]:
+        filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
+        return await application.trail(who, filters)
+
+    @app.get("/subjects/{subject_id}", tags=["audit"])
+    async def subject(
+        who: Auditor,
+        subject_id: str,
+        as_of: datetime | None = None,
+        position: int | None = None,
+    ) -> dict[str, Any]:
+        state = await application.subject(who, subject_id, as_of, position)
+        return state or {}
+
+    @app.get("/verify", tags=["integrity"])
+    async def verify(who: Auditor) -> dict[str, object]:
+        return (await application.verify(who)).to_json()
+
+    @app.get("/proofs/inclusion/{position}", tags=["integrity"])
+    async def inclusion(who: Auditor, position: int) -> dict[str, Any]:
+        return await application.inclusion_proof(who, position)
+
+    @app.get("/proofs/consistency", tags=["integrity"])
+    async def consistency(who: Auditor, old_size: int) -> dict[str, Any]:
+        return await application.consistency_proof(who, old_size)
+
+    @app.get("/export", tags=["audit"])
+    async def export(who: Auditor, subject_id: str | None = None) -> dict[str, Any]:
+        return await application.export(who, subject_id)
+
+    return app

@@ -1,0 +1,187 @@
+"""The auditor's operations over the ledger: trail, subject state "as of", verification,
+proofs and exports. Every call is recorded in ``auditor_activity``, refused ones too.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from services.projections import merkle
+from services.projections.domain import VerificationReport, verify_ledger
+from services.projections.ledger import LedgerStore
+from services.projections.views import ViewStore, replay_subject
+from shared.auth import Forbidden, Principal
+from shared.envelope import CloudEvent
+from shared.provenance import Role
+
+READERS = frozenset({Role.AUDITOR, Role.MONITOR})
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class TrailFilter:
+    subject_id: str | None = None
+    user_id: str | None = None
+    record_id: str | None = None
+    event_type: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 1000
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        values: list[Any] = []
+        for column, value, operator in (
+            ("subject_id", self.subject_id, "="),
+            ("actor_id", self.user_id, "="),
+            ("record_id::text", self.record_id, "="),
+            ("event_type", self.event_type, "="),
+            ("recorded_at", self.since, ">="),
+            ("recorded_at", self.until, "<="),
+        ):
+            if value is not None:
+                values.append(value)
+                clauses.append(f"{column} {operator} ${len(values)}")
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        values.append(self.limit)
+        return f"{where} ORDER BY position, seq LIMIT ${len(values)}", values
+
+
+class ProjectionsApplication:
+    """Read-side operations; each is attributed to the authenticated auditor or monitor."""
+
+    def __init__(self, ledger: LedgerStore, checkpoint_key: Ed25519PublicKey) -> None:
+        self.ledger = ledger
+        self.views = ViewStore(ledger.pool, ledger.schema)
+        self.checkpoint_key = checkpoint_key
+
+    async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
+        """Auditors and monitors may read; anyone else is refused, and that is recorded."""
+        role = next((r for r in (Role.AUDITOR, Role.MONITOR) if r in who.roles), None)
+        if role is None:
+            await self._record(who, "-", action, parameters, "denied")
+            raise Forbidden(f"{who.user_id} may not {action}: auditors and monitors only")
+        await self._record(who, role, action, parameters, "allowed")
+        return role
+
+    async def trail(self, who: Principal, filters: TrailFilter) -> list[dict[str, Any]]:
+        await self.authorise(who, "trail", filters.__dict__)
+        where, values = filters.sql()
+        rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
+        return [_plain(dict(r)) for r in rows]
+
+    async def subject(
+        self,
+        who: Principal,
+        subject_id: str,
+        as_of: datetime | None = None,
+        position: int | None = None,
+    ) -> dict[str, Any] | None:
+        """The subject's state now, at time ``as_of``, or at ledger ``position``, by replay."""
+        parameters = {"subject_id": subject_id, "as_of": as_of, "position": position}
+        await self.authorise(who, "subject", parameters)
+        rows = await self.ledger.pool.fetch(
+            "SELECT position, payload FROM ledger_entries WHERE subject_id = $1 "
+            "AND ($2::timestamptz IS NULL OR recorded_at <= $2) "
+            "AND ($3::bigint IS NULL OR position <= $3) ORDER BY position",
+            subject_id,
+            as_of,
+            position,
+        )
+        return replay_subject(
+            (r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows
+        )
+
+    async def verify(self, who: Principal, progress: Progress | None = None) -> VerificationReport:
+        await self.authorise(who, "verify", {})
+        return await self.verify_unattributed(progress)
+
+    async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
+        """Verification for the service itself (start-up self-check and tests)."""
+        checkpoints = await self.ledger.checkpoints()
+        entries = [e async for e in self.ledger.stored_entries()]
+        if progress:
+            progress(len(entries))
+        return verify_ledger(entries, checkpoints, self.checkpoint_key)
+
+    async def inclusion_proof(self, who: Principal, position: int) -> dict[str, Any]:
+        """An RFC 6962 inclusion proof of one entry in the latest signed checkpoint."""
+        await self.authorise(who, "proof", {"position": position})
+        checkpoint = (await self.ledger.checkpoints())[-1]
+        leaves = (await self.ledger.leaves())[: checkpoint.size]
+        proof = merkle.inclusion_proof(leaves, position - 1)
+        return {
+            "position": position,
+            "leaf_hash": leaves[position - 1].hex(),
+            "tree_size": checkpoint.size,
+            "proof": [p.hex() for p in proof],
+            "checkpoint": checkpoint.to_json(),
+        }
+
+    async def consistency_proof(self, who: Principal, old_size: int) -> dict[str, Any]:
+        """An RFC 6962 consistency proof from ``old_size`` to the latest signed checkpoint."""
+        await self.authorise(who, "proof", {"old_size": old_size})
+        checkpoint = (await self.ledger.checkpoints())[-1]
+        leaves = (await self.ledger.leaves())[: checkpoint.size]
+        return {
+            "old_size": old_size,
+            "old_root": merkle.root(leaves[:old_size]).hex(),
+            "new_size": checkpoint.size,
+            "proof": [p.hex() for p in merkle.consistency_proof(leaves, old_size)],
+            "checkpoint": checkpoint.to_json(),
+        }
+
+    async def export(self, who: Principal, subject_id: str | None = None) -> dict[str, Any]:
+        """Entries (all, or one subject's) as published, each with its inclusion proof in
+        the latest signed checkpoint, so that the copy can be verified offline."""
+        await self.authorise(who, "export", {"subject_id": subject_id})
+        checkpoint = (await self.ledger.checkpoints())[-1]
+        leaves = (await self.ledger.leaves())[: checkpoint.size]
+        rows = await self.ledger.pool.fetch(
+            "SELECT position, payload FROM ledger_entries WHERE position <= $1 "
+            "AND ($2::text IS NULL OR subject_id = $2) ORDER BY position",
+            checkpoint.size,
+            subject_id,
+        )
+        return {
+            "format": "trial-ledger-export/v1",
+            "checkpoint": checkpoint.to_json(),
+            "entries": [
+                {
+                    "position": r["position"],
+                    "event": json.loads(bytes(r["payload"])),
+                    "payload": bytes(r["payload"]).decode(),
+                    "inclusion_proof": [
+                        p.hex() for p in merkle.inclusion_proof(leaves, r["position"] - 1)
+                    ],
+                }
+                for r in rows
+            ],
+        }
+
+    async def rebuild(self, who: Principal) -> int:
+        await self.authorise(who, "rebuild", {})
+        return await self.views.rebuild()
+
+    async def _record(
+        self, who: Principal, role: str, action: str, parameters: dict[str, Any], outcome: str
+    ) -> None:
+        await self.ledger.record_activity(
+            who.user_id, who.printed_name, role, action, parameters, outcome
+        )
+
+
+def _plain(row: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value if value is None or isinstance(value, (int, str, bool)) else str(value)
+    return out

@@ -1,0 +1,206 @@
+"""The ledger's rules, with no I/O: what an entry's leaf is, what a checkpoint signs,
+and how a ledger is verified against its hashes and signed checkpoints.
+
+Leaf data of entry ``n`` (RFC 6962 leaf, hashed with a 0x00 prefix):
+``b"trial-ledger/entry/v1\\n" + str(n) + b"\\n" + payload`` where ``payload`` is the
+event exactly as published (the Kafka record value). Binding the position into the
+leaf makes a moved entry fail at its new position.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from services.projections.merkle import Frontier, leaf_hash
+from shared.keys import key_id
+
+LEAF_PREFIX = b"trial-ledger/entry/v1\n"
+CHECKPOINT_PREFIX = "trial-ledger/checkpoint/v1"
+
+
+def entry_leaf(position: int, payload: bytes) -> bytes:
+    """The RFC 6962 leaf hash of the ledger entry at ``position``."""
+    return leaf_hash(LEAF_PREFIX + str(position).encode() + b"\n" + payload)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed statement: the ledger's first ``size`` entries have Merkle root ``root``."""
+
+    size: int
+    root: bytes
+    signed_at: datetime
+    key_id: str
+    signature: bytes
+
+    def statement(self) -> bytes:
+        return checkpoint_statement(self.size, self.root, self.signed_at)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "size": self.size,
+            "root": self.root.hex(),
+            "signed_at": self.signed_at.isoformat(),
+            "key_id": self.key_id,
+            "signature": base64.b64encode(self.signature).decode(),
+        }
+
+
+def checkpoint_statement(size: int, root: bytes, signed_at: datetime) -> bytes:
+    """What a checkpoint signs: one line each, like a transparency-log checkpoint."""
+    return f"{CHECKPOINT_PREFIX}\n{size}\n{root.hex()}\n{signed_at.isoformat()}\n".encode()
+
+
+def sign_checkpoint(
+    key: Ed25519PrivateKey, size: int, root: bytes, signed_at: datetime
+) -> Checkpoint:
+    signature = key.sign(checkpoint_statement(size, root, signed_at))
+    return Checkpoint(size, root, signed_at, key_id(key.public_key()), signature)
+
+
+def checkpoint_valid(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
+    try:
+        key.verify(checkpoint.signature, checkpoint.statement())
+    except InvalidSignature:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class StoredEntry:
+    position: int
+    payload: bytes
+    leaf: bytes
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found by verification, at the first position it shows."""
+
+    position: int
+    kind: str  # missing | altered | checkpoint_mismatch | bad_signature | unanchored
+    detail: str
+
+
+@dataclass
+class VerificationReport:
+    entries: int = 0
+    checkpoints_checked: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def first(self) -> Finding | None:
+        return min(self.findings, key=lambda f: f.position) if self.findings else None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "ok": self.ok,
+            "entries": self.entries,
+            "checkpoints_checked": self.checkpoints_checked,
+            "findings": [f.__dict__ for f in self.findings],
+        }
+
+
+def verify_ledger(
+    entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey
+) -> VerificationReport:
+    """Recompute every leaf and the root at every checkpoint; check every signature.
+
+    ``entries`` in position order. The first problem is classified and located:
+    ``missing`` (a gap, or the rest renumbered down), ``inserted`` (an extra entry; the
+    rest renumbered up), ``reordered`` (an entry sits where another belongs), ``altered``
+    (content changed), ``checkpoint_mismatch`` (content changed together with its stored
+    hash: located to the range between two checkpoints), ``bad_signature``.
+    """
+    report = VerificationReport()
+    pending = sorted(checkpoints, key=lambda c: c.size)
+    frontier = Frontier()
+    previous_size = 0
+    for index, entry in enumerate(entries):
+        expected = index + 1
+        if entry.position != expected:
+            report.findings.append(Finding(expected, "missing", f"no entry at position {expected}"))
+            break
+        recomputed = entry_leaf(entry.position, entry.payload)
+        if recomputed != entry.leaf:
+            report.findings.append(_classify(entries, index))
+            break
+        frontier.append(recomputed)
+        report.entries += 1
+        while pending and pending[0].size == report.entries:
+            checkpoint = pending.pop(0)
+            _check(report, checkpoint, frontier.root(), previous_size, key)
+            previous_size = checkpoint.size
+        if report.findings:
+            break
+    return _finish(report, pending)
+
+
+def _classify(entries: Sequence[StoredEntry], index: int) -> Finding:
+    """Why the entry at ``index`` does not match its leaf: moved, inserted or altered."""
+    entry = entries[index]
+    here = entry.position
+    if entry.leaf == entry_leaf(here + 1, entry.payload):
+        return Finding(here, "missing", "an entry was removed here and the rest renumbered")
+    if entry.leaf == entry_leaf(here - 1, entry.payload):
+        # the rest moved up by one: the entry before, though well hashed, was inserted
+        return Finding(here - 1, "inserted", "an entry that was never appended sits here")
+    following = entries[index + 1] if index + 1 < len(entries) else None
+    if following is not None and following.leaf == entry_leaf(here, following.payload):
+        return Finding(here, "inserted", "an entry that was never appended sits here")
+    for position in range(1, len(entries) + 2):
+        if position != here and entry.leaf == entry_leaf(position, entry.payload):
+            return Finding(here, "reordered", f"the entry here was appended at {position}")
+    return Finding(here, "altered", "the content does not match the leaf hash")
+
+
+def _check(
+    report: VerificationReport,
+    checkpoint: Checkpoint,
+    root: bytes,
+    previous_size: int,
+    key: Ed25519PublicKey,
+) -> None:
+    report.checkpoints_checked += 1
+    if not checkpoint_valid(checkpoint, key):
+        report.findings.append(
+            Finding(checkpoint.size, "bad_signature", f"checkpoint {checkpoint.size} signature")
+        )
+    elif checkpoint.root != root:
+        report.findings.append(
+            Finding(
+                previous_size + 1,
+                "checkpoint_mismatch",
+                f"entries {previous_size + 1}..{checkpoint.size} differ from the signed "
+                f"checkpoint at size {checkpoint.size}",
+            )
+        )
+
+
+def _finish(report: VerificationReport, pending: list[Checkpoint]) -> VerificationReport:
+    if pending and not report.findings:
+        first = pending[0]
+        report.findings.append(
+            Finding(
+                report.entries + 1,
+                "missing",
+                f"the signed checkpoint at size {first.size} covers entries the ledger lacks "
+                f"after position {report.entries}",
+            )
+        )
+    return report
+
+
+def canonical_json(value: object) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()

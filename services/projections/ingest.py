@@ -1,0 +1,212 @@
+"""Ingest: every service's topic into the ledger, at least once, deduplicated by event id.
+
+Partitions are assigned by hand and positioned from ``ingest_offsets`` (stored in the
+same transaction as the entries), so a crash between the database commit and a Kafka
+offset commit neither loses nor doubles an event. Offsets are also committed to Kafka
+after the transaction, for monitoring consumer lag.
+
+A record that is not a CloudEvent of a known type and valid payload goes to the
+dead-letter table with its reason; the consumer goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import ValidationError
+
+from services.projections.domain import sign_checkpoint
+from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
+from services.projections.merkle import Frontier
+from shared.envelope import CloudEvent, EventData
+from shared.topics import partitions_of
+
+log = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+GROUP_ID = "trialledger-projections"
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    batch_size: int = 500
+    checkpoint_every: int = 100  # entries
+    checkpoint_interval: float = 10.0  # seconds
+    poll_ms: int = 500
+
+
+def parse(
+    record: ConsumerRecord[bytes, bytes], contracts: Mapping[str, type[EventData]]
+) -> NewEntry | str:
+    """The record as a ledger entry, or the reason it cannot be one."""
+    if record.value is None:
+        return "empty record"
+    try:
+        event = CloudEvent.from_kafka_value(record.value)
+    except (ValidationError, ValueError) as error:
+        return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
+    contract = contracts.get(event.type)
+    if contract is None:
+        return f"unknown event type {event.type!r}"
+    try:
+        data = contract.model_validate(event.data)
+    except ValidationError as error:
+        return f"payload does not match {event.type}: {_first_error(error)}"
+    if data.event_id != event.id:
+        return "envelope id and payload event_id differ"
+    return NewEntry(
+        event_id=event.id,
+        source=event.source,
+        event_type=event.type,
+        subject_id=event.subject,
+        record_id=data.record_id,
+        record_version=data.version,
+        occurred_at=event.time,
+        recorded_at=event.recordedtime,
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        payload=record.value,
+    )
+
+
+def _first_error(error: Exception) -> str:
+    if isinstance(error, ValidationError) and error.errors():
+        first = error.errors()[0]
+        return f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}"
+    return str(error)[:200]
+
+
+class Ingester:
+    """Consumes the services' topics into the ledger and signs checkpoints."""
+
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        bootstrap: str,
+        topics: Sequence[str],
+        contracts: Mapping[str, type[EventData]],
+        checkpoint_key: Ed25519PrivateKey,
+        options: IngestOptions | None = None,
+        clock: Clock | None = None,
+        on_appended: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.bootstrap = bootstrap
+        self.topics = list(topics)
+        self.contracts = contracts
+        self.checkpoint_key = checkpoint_key
+        self.options = options or IngestOptions()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.on_appended = on_appended
+        self.frontier = Frontier()
+        self._checkpointed = 0
+        self._last_checkpoint = 0.0
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Ingest until ``stopping`` is set; Kafka outages are retried by the consumer."""
+        await self._load_frontier()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap,
+            group_id=GROUP_ID,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        await consumer.start()
+        try:
+            await self._assign(consumer)
+            while not stopping.is_set():
+                batch = await consumer.getmany(
+                    timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
+                )
+                if batch:
+                    if await self.ingest(batch) and self.on_appended:
+                        await self.on_appended()
+                    await self._commit(consumer, batch)
+                await self._maybe_checkpoint()
+        finally:
+            await consumer.stop()
+
+    async def ingest(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+    ) -> int:
+        """Append one batch in one transaction; returns how many entries were new."""
+        entries: list[NewEntry] = []
+        dead: list[DeadLetter] = []
+        offsets: dict[tuple[str, int], int] = {}
+        for partition, records in batch.items():
+            for record in records:
+                parsed = parse(record, self.contracts)
+                if isinstance(parsed, str):
+                    dead.append(DeadLetter(record.topic, record.partition, record.offset,
+                                           record.key, record.value, parsed))  # fmt: skip
+                    log.warning("dead letter topic=%s offset=%s reason=%s",
+                                record.topic, record.offset, parsed)  # fmt: skip
+                else:
+                    entries.append(parsed)
+                offsets[(partition.topic, partition.partition)] = record.offset + 1
+        appended = await self.ledger.append(entries, dead, offsets)
+        for _position, leaf in appended:
+            self.frontier.append(leaf)
+        return len(appended)
+
+    async def checkpoint(self) -> None:
+        """Sign the current tree head if it grew since the last checkpoint."""
+        if self.frontier.size == self._checkpointed:
+            return
+        checkpoint = sign_checkpoint(
+            self.checkpoint_key, self.frontier.size, self.frontier.root(), self.clock()
+        )
+        await self.ledger.add_checkpoint(checkpoint)
+        self._checkpointed = checkpoint.size
+        self._last_checkpoint = asyncio.get_running_loop().time()
+        log.info("checkpoint signed size=%d root=%s", checkpoint.size, checkpoint.root.hex())
+
+    async def _maybe_checkpoint(self) -> None:
+        grown = self.frontier.size - self._checkpointed
+        waited = asyncio.get_running_loop().time() - self._last_checkpoint
+        if grown >= self.options.checkpoint_every or (
+            grown and waited >= self.options.checkpoint_interval
+        ):
+            await self.checkpoint()
+
+    async def _load_frontier(self) -> None:
+        self.frontier = Frontier()
+        for leaf in await self.ledger.leaves():
+            self.frontier.append(leaf)
+        checkpoints = await self.ledger.checkpoints()
+        self._checkpointed = checkpoints[-1].size if checkpoints else 0
+
+    async def _assign(self, consumer: AIOKafkaConsumer) -> None:
+        known = await partitions_of(self.bootstrap, *self.topics)
+        missing = [topic for topic in self.topics if topic not in known]
+        if missing:
+            raise RuntimeError(f"topics missing: {', '.join(missing)}")
+        partitions = [TopicPartition(t, n) for t in self.topics for n in known[t]]
+        consumer.assign(partitions)
+        stored = await self.ledger.offsets()
+        for partition in partitions:
+            offset = stored.get((partition.topic, partition.partition))
+            if offset is None:
+                await consumer.seek_to_beginning(partition)
+            else:
+                consumer.seek(partition, offset)
+
+    async def _commit(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
+    ) -> None:
+        offsets = {
+            tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in batch.items()
+        }
+        try:
+            await consumer.commit(offsets)
+        except Exception as error:  # the database holds the truth; Kafka's copy is for lag
+            log.warning("kafka offset commit failed error=%r", error)

@@ -1,0 +1,350 @@
+"""The ledger in PostgreSQL: append-only tables, written as ``ledger_writer``.
+
+- ``ledger_entries``: one row per event, totally ordered by ``position`` (1, 2, 3 ...,
+  assigned by the single ingester inside its transaction, never by a sequence, so that
+  positions have no gaps and commit in order), the event exactly as published, and its
+  RFC 6962 leaf hash. Unique by ``event_id``: a redelivered event is not appended twice.
+- ``checkpoints``: signed (size, root, time) statements.
+- ``dead_letters``: records that could not be appended, with the reason.
+- ``ingest_offsets``: the next Kafka offset per partition, written in the same
+  transaction as the entries, so that a crash can neither lose nor double an event.
+
+Triggers refuse UPDATE, DELETE and TRUNCATE on the first three, and the writing role was
+never granted those privileges.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+import asyncpg
+
+from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
+from services.projections.views import ViewStore
+from shared.settings import DatabaseSettings
+
+WRITER_ROLE = "ledger_writer"
+APPEND_ONLY = ("ledger_entries", "checkpoints", "dead_letters", "auditor_activity")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS ledger_entries (
+    position bigint PRIMARY KEY CHECK (position > 0),
+    event_id uuid NOT NULL UNIQUE,
+    source text NOT NULL,
+    event_type text NOT NULL,
+    subject_id text,
+    record_id uuid NOT NULL,
+    record_version integer NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    recorded_at timestamptz NOT NULL,
+    ingested_at timestamptz NOT NULL DEFAULT now(),
+    topic text NOT NULL,
+    kafka_partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    payload bytea NOT NULL,
+    leaf_hash bytea NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ledger_entries_subject ON ledger_entries (subject_id, position);
+CREATE TABLE IF NOT EXISTS checkpoints (
+    tree_size bigint PRIMARY KEY,
+    root bytea NOT NULL,
+    signed_at timestamptz NOT NULL,
+    key_id text NOT NULL,
+    signature bytea NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id bigserial PRIMARY KEY,
+    topic text NOT NULL,
+    kafka_partition integer NOT NULL,
+    kafka_offset bigint NOT NULL,
+    record_key bytea,
+    record_value bytea,
+    reason text NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS ingest_offsets (
+    topic text NOT NULL,
+    kafka_partition integer NOT NULL,
+    next_offset bigint NOT NULL,
+    PRIMARY KEY (topic, kafka_partition)
+);
+CREATE TABLE IF NOT EXISTS auditor_activity (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    user_id text NOT NULL,
+    printed_name text NOT NULL,
+    role text NOT NULL,
+    action text NOT NULL,
+    parameters jsonb NOT NULL,
+    outcome text NOT NULL
+);
+CREATE OR REPLACE FUNCTION refuse_ledger_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'the ledger is append-only: % on % refused', TG_OP, TG_TABLE_NAME
+        USING ERRCODE = 'insufficient_privilege';
+END $$;
+"""
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An event to append (its position and leaf are assigned on append)."""
+
+    event_id: UUID
+    source: str
+    event_type: str
+    subject_id: str | None
+    record_id: UUID
+    record_version: int
+    occurred_at: datetime
+    recorded_at: datetime
+    topic: str
+    partition: int
+    offset: int
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    reason: str
+
+
+class LedgerStore:
+    """The projections service's tables, in its own database and schema."""
+
+    def __init__(self, database: DatabaseSettings) -> None:
+        self.database = database
+        self.schema = database.schema
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        """Create the tables (as their owner), then work as ``ledger_writer``."""
+        connection = await asyncpg.connect(self.database.dsn)
+        try:
+            await self._migrate(connection)
+        finally:
+            await connection.close()
+        # startup settings, so that the pool's RESET ALL on release keeps them
+        self._pool = await asyncpg.create_pool(
+            self.database.dsn,
+            min_size=1,
+            max_size=4,
+            server_settings={"role": WRITER_ROLE, "search_path": f'"{self.schema}"'},
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("LedgerStore.open() was not called")
+        return self._pool
+
+    async def _migrate(self, connection: asyncpg.Connection) -> None:
+        async with connection.transaction():
+            await connection.execute(f'SET LOCAL search_path TO "{self.schema}"')
+            await connection.execute(SCHEMA_SQL)
+            for table in APPEND_ONLY:
+                for name, timing in ((f"{table}_no_change", "UPDATE OR DELETE"),):
+                    await connection.execute(
+                        f"DROP TRIGGER IF EXISTS {name} ON {table}; "
+                        f"CREATE TRIGGER {name} BEFORE {timing} ON {table} "
+                        "FOR EACH ROW EXECUTE FUNCTION refuse_ledger_change()"
+                    )
+                await connection.execute(
+                    f"DROP TRIGGER IF EXISTS {table}_no_truncate ON {table}; "
+                    f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                    "FOR EACH STATEMENT EXECUTE FUNCTION refuse_ledger_change()"
+                )
+                await connection.execute(
+                    f"REVOKE ALL ON {table} FROM {WRITER_ROLE}; "
+                    f"GRANT SELECT, INSERT ON {table} TO {WRITER_ROLE}"
+                )
+            await ViewStore.migrate(connection, self.schema, WRITER_ROLE)
+            await connection.execute(
+                f'GRANT USAGE ON SCHEMA "{self.schema}" TO {WRITER_ROLE}; '
+                f"GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO {WRITER_ROLE}; "
+                f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{self.schema}" TO {WRITER_ROLE}'
+            )
+
+    # --- writing -------------------------------------------------------------------------
+
+    async def append(
+        self,
+        entries: Sequence[NewEntry],
+        dead_letters: Sequence[DeadLetter],
+        next_offsets: dict[tuple[str, int], int],
+    ) -> list[tuple[int, bytes]]:
+        """Append new events (skipping known event ids), dead letters and offsets, atomically.
+
+        Returns the (position, leaf) of each appended entry, in order.
+        """
+        async with self.pool.acquire() as connection, connection.transaction():
+            # one writer at a time: positions are max + 1, without gaps (an advisory lock,
+            # because LOCK TABLE in a strong mode needs privileges the writer must not have)
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"ledger:{self.schema}"
+            )
+            known = {
+                row["event_id"]
+                for row in await connection.fetch(
+                    "SELECT event_id FROM ledger_entries WHERE event_id = ANY($1::uuid[])",
+                    [e.event_id for e in entries],
+                )
+            }
+            position = await connection.fetchval(
+                "SELECT coalesce(max(position), 0) FROM ledger_entries"
+            )
+            appended: list[tuple[int, bytes]] = []
+            rows = []
+            for entry in entries:
+                if entry.event_id in known:
+                    continue  # a redelivery: the ledger already has it
+                known.add(entry.event_id)
+                position += 1
+                leaf = entry_leaf(position, entry.payload)
+                appended.append((position, leaf))
+                rows.append(_row(position, entry, leaf))
+            if rows:
+                await connection.copy_records_to_table(
+                    "ledger_entries", records=rows, columns=_COLUMNS, schema_name=self.schema
+                )
+            if dead_letters:
+                await connection.executemany(
+                    "INSERT INTO dead_letters (topic, kafka_partition, kafka_offset, record_key, "
+                    "record_value, reason) VALUES ($1, $2, $3, $4, $5, $6)",
+                    [
+                        (d.topic, d.partition, d.offset, d.key, d.value, d.reason)
+                        for d in dead_letters
+                    ],
+                )
+            await connection.executemany(
+                "INSERT INTO ingest_offsets (topic, kafka_partition, next_offset) "
+                "VALUES ($1, $2, $3) ON CONFLICT (topic, kafka_partition) "
+                "DO UPDATE SET next_offset = EXCLUDED.next_offset",
+                [(topic, partition, offset) for (topic, partition), offset in next_offsets.items()],
+            )
+            return appended
+
+    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
+        await self.pool.execute(
+            "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
+            checkpoint.size,
+            checkpoint.root,
+            checkpoint.signed_at,
+            checkpoint.key_id,
+            checkpoint.signature,
+        )
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def offsets(self) -> dict[tuple[str, int], int]:
+        rows = await self.pool.fetch(
+            "SELECT topic, kafka_partition, next_offset FROM ingest_offsets"
+        )
+        return {(r["topic"], r["kafka_partition"]): r["next_offset"] for r in rows}
+
+    async def size(self) -> int:
+        return int(
+            await self.pool.fetchval("SELECT coalesce(max(position), 0) FROM ledger_entries")
+        )
+
+    async def leaves(self) -> list[bytes]:
+        rows = await self.pool.fetch("SELECT leaf_hash FROM ledger_entries ORDER BY position")
+        return [bytes(r["leaf_hash"]) for r in rows]
+
+    async def checkpoints(self) -> list[Checkpoint]:
+        rows = await self.pool.fetch(
+            "SELECT tree_size, root, signed_at, key_id, signature FROM checkpoints "
+            "ORDER BY tree_size"
+        )
+        return [
+            Checkpoint(
+                r["tree_size"], bytes(r["root"]), r["signed_at"], r["key_id"], bytes(r["signature"])
+            )
+            for r in rows
+        ]
+
+    async def stored_entries(self, batch: int = 10_000) -> AsyncIterator[StoredEntry]:
+        """Every entry in position order, read in batches (for verification)."""
+        after = 0
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
+                "ORDER BY position LIMIT $2",
+                after,
+                batch,
+            )
+            if not rows:
+                return
+            for r in rows:
+                yield StoredEntry(r["position"], bytes(r["payload"]), bytes(r["leaf_hash"]))
+            after = rows[-1]["position"]
+
+    async def record_activity(
+        self,
+        user_id: str,
+        printed_name: str,
+        role: str,
+        action: str,
+        parameters: dict[str, object],
+        outcome: str,
+    ) -> None:
+        """Record an auditor's query or export, or a refused one (Part 11 §11.10(e))."""
+        await self.pool.execute(
+            "INSERT INTO auditor_activity (user_id, printed_name, role, action, parameters, "
+            "outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+            user_id, printed_name, role, action, json.dumps(parameters, default=str), outcome,
+        )  # fmt: skip
+
+    async def dead_letters(self) -> list[asyncpg.Record]:
+        return list(await self.pool.fetch("SELECT * FROM dead_letters ORDER BY id"))
+
+
+_COLUMNS = (
+    "position",
+    "event_id",
+    "source",
+    "event_type",
+    "subject_id",
+    "record_id",
+    "record_version",
+    "occurred_at",
+    "recorded_at",
+    "topic",
+    "kafka_partition",
+    "kafka_offset",
+    "payload",
+    "leaf_hash",
+)
+
+
+def _row(position: int, e: NewEntry, leaf: bytes) -> tuple[object, ...]:
+    return (
+        position,
+        e.event_id,
+        e.source,
+        e.event_type,
+        e.subject_id,
+        e.record_id,
+        e.record_version,
+        e.occurred_at,
+        e.recorded_at,
+        e.topic,
+        e.partition,
+        e.offset,
+        e.payload,
+        leaf,
+    )

@@ -1,0 +1,315 @@
+"""Views derived from the ledger in ledger order: subject state and the audit trail.
+
+The reducers are pure: ``subject_state`` folds a subject's events into its state, and
+``trail_rows`` says what each event changed (record, field, old and new value, who,
+when, why). ``ViewStore`` keeps them in disposable tables, rebuilt from position 0 with
+an identical result, and writes rows and its position in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from shared.envelope import CloudEvent
+
+# Fields every payload carries; the rest are the event's own (DESIGN.md, Events).
+COMMON_FIELDS = frozenset(
+    {
+        "event_id",
+        "subject_id",
+        "record_type",
+        "record_id",
+        "version",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "reason",
+        "correlation_id",
+        "causation_id",
+        "source",
+    }
+)
+
+_STATUS = {
+    "SubjectRegistered.v1": "registered",
+    "ConsentSigned.v1": "consented",
+    "ScreeningResultRecorded.v1": "screened",
+    "EligibilityConfirmed.v1": "eligible",
+    "ScreenFailed.v1": "screen_failed",
+    "SubjectEnrolled.v1": "enrolled",
+    "SubjectWithdrawn.v1": "withdrawn",
+}
+
+
+def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int) -> dict[str, Any]:
+    """The subject's state after ``event`` (pure; unknown types leave it unchanged)."""
+    data = event.data
+    state = dict(state or {"subject_id": event.subject, "signatures": [], "corrections": 0})
+    kind = event.type
+    if kind in _STATUS:
+        state["status"] = _STATUS[kind]
+    when = event.time.isoformat()
+    if kind == "SubjectRegistered.v1":
+        state.update(site_id=data["site_id"], registered_at=when)
+    elif kind == "ConsentSigned.v1":
+        state["consent"] = {k: data[k] for k in ("form_version", "signed_on", "obtained_by")}
+    elif kind == "ScreeningResultRecorded.v1":
+        state["screened_on"] = data["screened_on"]
+    elif kind in ("EligibilityConfirmed.v1", "ScreenFailed.v1"):
+        state["eligibility"] = {
+            "decided_at": when,
+            "rule_version": data["rule_version"],
+            "eligible": kind == "EligibilityConfirmed.v1",
+            "failed_criteria": data.get("failed_criteria", []),
+        }
+    elif kind == "SubjectEnrolled.v1":
+        state.update(dose_level=data["dose_level"], enrolled_at=when)
+    elif kind == "SubjectWithdrawn.v1":
+        state.update(withdrawn_at=when, withdrawal_reason=data["reason"])
+    elif kind == "ValueCorrected.v1":
+        state["corrections"] = state.get("corrections", 0) + 1
+        section, _, name = str(data["field"]).partition(".")
+        if section == "consent" and "consent" in state:
+            state["consent"] = {**state["consent"], name: data["new_value"]}
+        elif data["field"] == "screening.screened_on":
+            state["screened_on"] = data["new_value"]
+    elif kind == "RecordSigned.v1":
+        state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
+    state["position"] = position
+    state["as_of"] = event.recordedtime.isoformat()
+    return state
+
+
+def _manifestation(data: dict[str, Any]) -> dict[str, Any]:
+    """What Part 11 §11.50 asks to show with a signed record."""
+    return {
+        "record_version": data["signed_version"],
+        "signer_id": data["signer_id"],
+        "printed_name": data["printed_name"],
+        "meaning": data["meaning"],
+        "signed_at": data["signed_at"],
+    }
+
+
+def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
+    """One row per field the event set or changed, with old and new value (NULL-safe).
+
+    ``old_value`` and ``new_value`` hold JSON, so an empty string, a JSON null and an
+    absent value (``None``: the field did not exist before) stay distinct.
+    """
+    data = event.data
+    actor = data.get("actor") or {}
+    base = {
+        "position": position,
+        "event_id": str(event.id),
+        "event_type": event.type,
+        "source": event.source,
+        "subject_id": event.subject,
+        "record_type": data.get("record_type"),
+        "record_id": str(data.get("record_id")),
+        "record_version": data.get("version"),
+        "actor_id": actor.get("user_id"),
+        "actor_name": actor.get("printed_name"),
+        "actor_role": actor.get("role"),
+        "actor_site": actor.get("site"),
+        "recorded_at": event.recordedtime,
+        "occurred_at": event.time,
+        "reason": data.get("reason"),
+    }
+    changes: list[tuple[str, str | None, str]]
+    if event.type == "ValueCorrected.v1":
+        changes = [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
+    elif event.type == "RecordSigned.v1":
+        changes = [("signature", None, _present(_manifestation(data)))]
+    else:
+        changes = [
+            (name, None, _present(value))
+            for name, value in sorted(data.items())
+            if name not in COMMON_FIELDS
+        ]
+    return [
+        {**base, "seq": seq, "field": name, "old_value": old, "new_value": new}
+        for seq, (name, old, new) in enumerate(changes)
+    ]
+
+
+def _present(value: Any) -> str:
+    """A value as JSON text: ``""`` stays ``'""'`` and null stays ``'null'``."""
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+VIEW_SQL = """
+CREATE TABLE IF NOT EXISTS view_positions (
+    view text PRIMARY KEY,
+    position bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subject_states (
+    subject_id text PRIMARY KEY,
+    state jsonb NOT NULL,
+    position bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_trail (
+    position bigint NOT NULL,
+    seq integer NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    source text NOT NULL,
+    subject_id text,
+    record_type text,
+    record_id uuid,
+    record_version integer,
+    field text NOT NULL,
+    old_value jsonb,
+    new_value jsonb,
+    actor_id text,
+    actor_name text,
+    actor_role text,
+    actor_site text,
+    recorded_at timestamptz NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    reason text,
+    signed_by text,
+    signer_name text,
+    signature_meaning text,
+    signed_at timestamptz,
+    PRIMARY KEY (position, seq)
+);
+CREATE INDEX IF NOT EXISTS audit_trail_subject ON audit_trail (subject_id, position);
+CREATE INDEX IF NOT EXISTS audit_trail_record ON audit_trail (record_id, record_version);
+"""
+VIEW_TABLES = ("subject_states", "audit_trail", "view_positions")
+_TRAIL_COLUMNS = (
+    "position", "seq", "event_id", "event_type", "source", "subject_id", "record_type",
+    "record_id", "record_version", "field", "old_value", "new_value", "actor_id",
+    "actor_name", "actor_role", "actor_site", "recorded_at", "occurred_at", "reason",
+)  # fmt: skip
+
+
+class ViewStore:
+    """The views' tables; the ledger writer role may change these (they are disposable)."""
+
+    NAME = "views"
+
+    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+
+    @staticmethod
+    async def migrate(connection: asyncpg.Connection, schema: str, role: str) -> None:
+        await connection.execute(VIEW_SQL)
+        for table in VIEW_TABLES:
+            await connection.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON {table} TO {role}")
+
+    async def position(self) -> int:
+        value = await self.pool.fetchval(
+            "SELECT position FROM view_positions WHERE view = $1", self.NAME
+        )
+        return int(value or 0)
+
+    async def catch_up(self, batch: int = 1000) -> int:
+        """Apply every ledger entry after the views' position; returns how many."""
+        applied = 0
+        while True:
+            async with self.pool.acquire() as connection, connection.transaction():
+                after = int(
+                    await connection.fetchval(
+                        "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
+                        self.NAME,
+                    )
+                )
+                rows = await connection.fetch(
+                    "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+                    "ORDER BY position LIMIT $2",
+                    after,
+                    batch,
+                )
+                if not rows:
+                    return applied
+                events = [
+                    (r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows
+                ]
+                await self._apply(connection, events)
+                await connection.execute(
+                    "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
+                    "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
+                    self.NAME,
+                    events[-1][0],
+                )
+                applied += len(events)
+
+    async def rebuild(self) -> int:
+        """Drop every view row and replay the whole ledger."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            for table in VIEW_TABLES:
+                await connection.execute(f"DELETE FROM {table}")  # noqa: S608 (a view, not the ledger)
+        return await self.catch_up()
+
+    async def _apply(
+        self, connection: asyncpg.Connection, events: Sequence[tuple[int, CloudEvent]]
+    ) -> None:
+        states: dict[str, dict[str, Any] | None] = {}
+        trail: list[dict[str, Any]] = []
+        for position, event in events:
+            trail.extend(trail_rows(position, event))
+            if event.subject and event.type != "AccessDenied.v1":
+                if event.subject not in states:
+                    states[event.subject] = await self._state(connection, event.subject)
+                states[event.subject] = subject_state(states[event.subject], event, position)
+        await connection.executemany(
+            f"INSERT INTO audit_trail ({', '.join(_TRAIL_COLUMNS)}) VALUES "  # noqa: S608
+            f"({', '.join(f'${i + 1}' for i in range(len(_TRAIL_COLUMNS)))})",
+            [tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
+        )
+        for _position, event in events:
+            if event.type == "RecordSigned.v1":
+                await self._mark_signed(connection, event)
+        await connection.executemany(
+            "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
+            "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
+            "position = EXCLUDED.position",
+            [(s, json.dumps(state), state["position"]) for s, state in states.items() if state],
+        )
+
+    async def _state(
+        self, connection: asyncpg.Connection, subject_id: str
+    ) -> dict[str, Any] | None:
+        raw = await connection.fetchval(
+            "SELECT state FROM subject_states WHERE subject_id = $1", subject_id
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    async def _mark_signed(self, connection: asyncpg.Connection, event: CloudEvent) -> None:
+        data = event.data
+        await connection.execute(
+            "UPDATE audit_trail SET signed_by = $1, signer_name = $2, signature_meaning = $3, "
+            "signed_at = $4 WHERE record_id = $5 AND record_version = $6",
+            data["signer_id"],
+            data["printed_name"],
+            data["meaning"],
+            _timestamp(data["signed_at"]),
+            _uuid(data["signed_record_id"]),
+            data["signed_version"],
+        )
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+def _uuid(value: str) -> UUID:
+    return UUID(value)
+
+
+def replay_subject(events: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any] | None:
+    """A subject's state from its events in ledger order (for "as of" queries)."""
+    state: dict[str, Any] | None = None
+    for position, event in events:
+        if event.type != "AccessDenied.v1":
+            state = subject_state(state, event, position)
+    return state

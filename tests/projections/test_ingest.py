@@ -1,0 +1,154 @@
+"""Ingest from the real broker into the real ledger: at least once, exactly one entry
+per event, dead letters for what cannot be an entry, and a signed, verifiable tree."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from services.projections.application import ProjectionsApplication
+from services.projections.domain import checkpoint_valid, entry_leaf
+from services.projections.ledger import LedgerStore
+from shared.settings import ServiceSettings
+from tests.projections.conftest import (
+    CHECKPOINT_KEY,
+    ingest_until,
+    make_ingester,
+    produce,
+    published_events,
+    records_of,
+)
+
+pytestmark = pytest.mark.integration
+
+
+async def entries(ledger: LedgerStore) -> list[asyncpg.Record]:
+    return list(await ledger.pool.fetch("SELECT * FROM ledger_entries ORDER BY position"))
+
+
+async def test_every_event_becomes_one_entry_kept_exactly_as_published(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events()
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    rows = await entries(ledger)
+    assert [r["position"] for r in rows] == list(range(1, len(events) + 1))
+    assert {bytes(r["payload"]) for r in rows} == {e.to_kafka_value() for e in events}
+    assert all(
+        bytes(r["leaf_hash"]) == entry_leaf(r["position"], bytes(r["payload"])) for r in rows
+    )
+    by_subject: dict[str, list[int]] = {}
+    for row in rows:
+        by_subject.setdefault(row["subject_id"], []).append(row["record_version"])
+    assert all(versions == sorted(versions) for versions in by_subject.values())
+
+
+async def test_duplicate_delivery_of_every_event_appends_each_once(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events) + records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    await asyncio.sleep(1)  # give a would-be duplicate the chance to be appended
+    assert await ledger.size() == len(events)
+    assert len({r["event_id"] for r in await entries(ledger)}) == len(events)
+
+
+async def test_malformed_and_unknown_messages_go_to_dead_letters_and_ingest_goes_on(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=1)
+    unknown = events[0].model_copy(update={"type": "Teleported.v1"})
+    bad_payload = events[1].model_copy(update={"data": {**events[1].data, "version": "two"}})
+    await produce(
+        projections_settings,
+        [(b"x", b"not json at all"), *records_of([unknown, bad_payload]), *records_of(events)],
+    )
+    await ingest_until(projections_settings, ledger, len(events))
+    reasons = [r["reason"] for r in await ledger.dead_letters()]
+    assert len(reasons) == 3
+    assert reasons[0].startswith("not a CloudEvents 1.0 structured event")
+    assert "unknown event type 'Teleported.v1'" in reasons
+    assert any(r.startswith("payload does not match") for r in reasons)
+    assert await ledger.size() == len(events)
+
+
+async def test_crash_between_database_commit_and_offset_commit_loses_and_doubles_nothing(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events))
+    # The first ingester commits its batch to the database and "crashes" before any Kafka
+    # offset commit: it is fed by a consumer that never commits.
+    first = make_ingester(projections_settings, ledger)
+    consumer = AIOKafkaConsumer(
+        projections_settings.topic,
+        bootstrap_servers=projections_settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        half = 0
+        while half < len(events) // 2:
+            batch = await consumer.getmany(timeout_ms=500, max_records=5)
+            half += await first.ingest(batch)
+    finally:
+        await consumer.stop()
+    assert 0 < await ledger.size() < len(events)
+    await produce(projections_settings, records_of(events[:3]))  # and some redeliveries
+    await ingest_until(projections_settings, ledger, len(events))
+    await asyncio.sleep(1)
+    rows = await entries(ledger)
+    assert len(rows) == len(events)
+    assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in events)
+
+
+async def test_signed_checkpoint_covers_the_ledger_and_verifies(
+    projections_settings: ServiceSettings,
+    ledger: LedgerStore,
+    projections: ProjectionsApplication,
+) -> None:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    checkpoints = await ledger.checkpoints()
+    assert checkpoints[-1].size == len(events)
+    assert all(checkpoint_valid(c, CHECKPOINT_KEY.public_key()) for c in checkpoints)
+    report = await projections.verify_unattributed()
+    assert report.ok, report.findings
+    assert (report.entries, report.checkpoints_checked) == (len(events), len(checkpoints))
+
+
+async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=1)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    for statement in (
+        "UPDATE ledger_entries SET payload = 'x' WHERE position = 1",
+        "DELETE FROM ledger_entries WHERE position = 1",
+        "TRUNCATE ledger_entries",
+        "DELETE FROM checkpoints",
+    ):
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await ledger.pool.execute(statement)
+    # and the owner is stopped by the triggers
+    owner = await asyncpg.connect(projections_settings.database.dsn)
+    try:
+        await owner.execute(f'SET search_path TO "{projections_settings.database.schema}"')
+        for statement in (
+            "UPDATE ledger_entries SET payload = 'x' WHERE position = 1",
+            "DELETE FROM ledger_entries",
+            "TRUNCATE ledger_entries",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await owner.execute(statement)
+    finally:
+        await owner.close()
+    assert await ledger.size() == len(events)

@@ -1,0 +1,185 @@
+"""Tampering as a PostgreSQL superuser (triggers switched off) is found by `verify`,
+at the exact position, with what kind of change it was."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from services.projections.application import ProjectionsApplication
+from services.projections.ledger import LedgerStore
+from shared.settings import ServiceSettings
+from tests.projections.conftest import ingest_until, produce, published_events, records_of
+
+pytestmark = pytest.mark.integration
+INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
+
+
+async def as_superuser(settings: ServiceSettings, sql: str) -> None:
+    """Run ``sql`` as the superuser, with replication mode switching the triggers off."""
+    script = (
+        f'SET search_path TO "{settings.database.schema}";\n'
+        "SET session_replication_role = replica;\n"
+        f"BEGIN;\n{sql}\nCOMMIT;\n"
+    )
+    process = await asyncio.create_subprocess_exec(
+        "bash", str(INFRA), "superuser-sql", settings.database.dbname,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate(script.encode())
+    assert process.returncode == 0, output.decode()
+
+
+@pytest.fixture
+async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    return len(events)
+
+
+async def first_finding(projections: ProjectionsApplication) -> tuple[int, str]:
+    report = await projections.verify_unattributed()
+    assert not report.ok
+    first = report.first
+    assert first is not None
+    return first.position, first.kind
+
+
+async def test_untouched_ledger_verifies(filled: int, projections: ProjectionsApplication) -> None:
+    report = await projections.verify_unattributed()
+    assert report.ok and report.entries == filled
+
+
+async def test_an_edited_field_is_found_at_its_position(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET payload = "
+        "convert_to(replace(convert_from(payload, 'UTF8'), 'ICF v2.1', 'ICF v9.9'), 'UTF8') "
+        "WHERE position = 2;",
+    )
+    assert await first_finding(projections) == (2, "altered")
+
+
+async def test_a_deleted_row_is_found_as_missing(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position = 5;")
+    assert await first_finding(projections) == (5, "missing")
+
+
+async def test_a_deleted_row_with_the_rest_renumbered_is_found_as_missing(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "DELETE FROM ledger_entries WHERE position = 4;\n"
+        "UPDATE ledger_entries SET position = position - 1 WHERE position > 4;",
+    )
+    assert await first_finding(projections) == (4, "missing")
+
+
+async def test_two_swapped_rows_are_found_as_reordered(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET position = 100000 WHERE position = 3;\n"
+        "UPDATE ledger_entries SET position = 3 WHERE position = 7;\n"
+        "UPDATE ledger_entries SET position = 7 WHERE position = 100000;",
+    )
+    assert await first_finding(projections) == (3, "reordered")
+
+
+async def test_an_inserted_row_is_found_at_its_position(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    # a copy of entry 2 with a new event id, inserted at 6; the rest moved up by one
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET position = position + 1000 WHERE position >= 6;\n"
+        "UPDATE ledger_entries SET position = position - 999 WHERE position >= 1006;\n"
+        "INSERT INTO ledger_entries SELECT 6, gen_random_uuid(), source, event_type, "
+        "subject_id, record_id, record_version, occurred_at, recorded_at, ingested_at, topic, "
+        "kafka_partition, kafka_offset, payload, leaf_hash FROM ledger_entries WHERE position = 2;",
+    )
+    assert await first_finding(projections) == (6, "inserted")
+
+
+async def test_an_inserted_row_with_a_correct_leaf_is_still_found_at_its_position(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET position = position + 1000 WHERE position >= 6;\n"
+        "UPDATE ledger_entries SET position = position - 999 WHERE position >= 1006;\n"
+        "INSERT INTO ledger_entries SELECT 6, gen_random_uuid(), source, event_type, "
+        "subject_id, record_id, record_version, occurred_at, recorded_at, ingested_at, topic, "
+        "kafka_partition, kafka_offset, payload, "
+        "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload) "
+        "FROM ledger_entries WHERE position = 2;",
+    )
+    assert await first_finding(projections) == (6, "inserted")
+
+
+async def test_truncated_and_refilled_short_is_found_as_missing(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "CREATE TEMP TABLE saved AS SELECT * FROM ledger_entries;\n"
+        "TRUNCATE ledger_entries;\n"
+        f"INSERT INTO ledger_entries SELECT * FROM saved WHERE position <= {filled - 2};",
+    )
+    assert await first_finding(projections) == (filled - 1, "missing")
+
+
+async def test_truncated_and_refilled_with_an_edit_is_found_at_the_edit(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "CREATE TEMP TABLE saved AS SELECT * FROM ledger_entries;\n"
+        "TRUNCATE ledger_entries;\n"
+        "UPDATE saved SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
+        "'\"dose_level\":1', '\"dose_level\":4'), 'UTF8');\n"
+        "INSERT INTO ledger_entries SELECT * FROM saved;",
+    )
+    position, kind = await first_finding(projections)
+    assert kind == "altered"
+    enrolled = await projections.ledger.pool.fetchval(
+        "SELECT min(position) FROM ledger_entries WHERE event_type = 'SubjectEnrolled.v1'"
+    )
+    assert position == enrolled
+
+
+async def test_an_edit_with_its_hash_recomputed_breaks_the_signed_checkpoint(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
+        "'ICF v2.1', 'ICF v9.9'), 'UTF8') WHERE position = 2;\n"
+        "UPDATE ledger_entries SET leaf_hash = sha256('\\x00'::bytea || "
+        "convert_to(E'trial-ledger/entry/v1\\n2\\n', 'UTF8') || payload) WHERE position = 2;",
+    )
+    report = await projections.verify_unattributed()
+    assert not report.ok
+    assert report.findings[0].kind == "checkpoint_mismatch"
+
+
+async def test_a_forged_checkpoint_signature_is_found(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE checkpoints SET root = sha256(root) "
+        "WHERE tree_size = (SELECT max(tree_size) FROM checkpoints);",
+    )
+    report = await projections.verify_unattributed()
+    assert [f.kind for f in report.findings] == ["bad_signature"]
