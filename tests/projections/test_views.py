@@ -1,0 +1,132 @@
+"""Views derived from the ledger: rebuildable, "as of" any moment, NULL-safe old and new
+values, signatures shown with what they sign, and every auditor query recorded."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from services.projections.application import ProjectionsApplication, TrailFilter
+from services.projections.ledger import LedgerStore
+from shared.auth import Forbidden
+from shared.provenance import Role
+from shared.settings import ServiceSettings
+from tests.projections.conftest import ingest_until, produce, published_events, records_of
+from tests.support import principal
+
+pytestmark = pytest.mark.integration
+AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
+
+
+@pytest.fixture
+async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    return len(events)
+
+
+async def snapshot(ledger: LedgerStore) -> tuple[list[Any], list[Any]]:
+    trail = await ledger.pool.fetch("SELECT * FROM audit_trail ORDER BY position, seq")
+    states = await ledger.pool.fetch("SELECT * FROM subject_states ORDER BY subject_id")
+    return [dict(r) for r in trail], [dict(r) for r in states]
+
+
+async def test_a_rebuild_gives_identical_views(
+    filled: int, ledger: LedgerStore, projections: ProjectionsApplication
+) -> None:
+    before = await snapshot(ledger)
+    assert before[0] and len(before[1]) == 2
+    assert await projections.rebuild(AUDITOR) == filled
+    assert await snapshot(ledger) == before
+
+
+async def test_current_state_of_a_subject(filled: int, projections: ProjectionsApplication) -> None:
+    state = await projections.subject(AUDITOR, "S-001")
+    assert state is not None
+    assert (state["status"], state["dose_level"], state["site_id"]) == ("enrolled", 1, "ZJU-1")
+    assert state["eligibility"]["eligible"] is True
+    assert [s["meaning"] for s in state["signatures"]] == ["responsibility", "approval"]
+    assert state["corrections"] == 2
+
+
+async def test_as_of_a_position_or_time_equals_the_state_recorded_then(
+    filled: int, ledger: LedgerStore, projections: ProjectionsApplication
+) -> None:
+    rows = await ledger.pool.fetch(
+        "SELECT position, recorded_at, event_type FROM ledger_entries "
+        "WHERE subject_id = 'S-001' ORDER BY position"
+    )
+    statuses = []
+    for row in rows:
+        by_position = await projections.subject(AUDITOR, "S-001", position=row["position"])
+        by_time = await projections.subject(AUDITOR, "S-001", as_of=row["recorded_at"])
+        assert by_position == by_time
+        assert by_position is not None and by_position["position"] == row["position"]
+        statuses.append(by_position["status"])
+    assert statuses == [
+        "registered", "consented", "consented", "screened", "screened", "screened",
+        "eligible", "eligible", "enrolled",
+    ]  # fmt: skip
+    now = await projections.subject(AUDITOR, "S-001")
+    view = await ledger.pool.fetchval("SELECT state FROM subject_states WHERE subject_id = 'S-001'")
+    assert now == json.loads(view)
+
+
+async def test_corrections_show_old_and_new_values_to_and_from_empty(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    trail = await projections.trail(
+        AUDITOR, TrailFilter(subject_id="S-001", event_type="ValueCorrected.v1")
+    )
+    assert [(r["field"], r["reason"]) for r in trail] == [
+        ("screening.systemic_steroids", "found in notes"),
+        ("screening.systemic_steroids", "wrong patient"),
+    ]
+    first, second = ((json.loads(r["old_value"]), json.loads(r["new_value"])) for r in trail)
+    assert (first[0]["value"], first[1]["value"]) == (None, "2026-10-01")  # from empty
+    assert (second[0]["value"], second[1]["value"]) == ("2026-10-01", None)  # to empty
+    assert trail[0]["actor_name"] == "Dr Lin Wei" and trail[0]["actor_role"] == "investigator"
+
+
+async def test_a_new_value_has_no_old_value_which_differs_from_an_empty_one(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    trail = await projections.trail(
+        AUDITOR, TrailFilter(subject_id="S-001", event_type="SubjectRegistered.v1")
+    )
+    assert [(r["field"], r["old_value"], r["new_value"]) for r in trail] == [
+        ("site_id", None, '"ZJU-1"')
+    ]
+
+
+async def test_signed_records_show_their_signature_in_the_trail(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    [consent] = await projections.trail(
+        AUDITOR, TrailFilter(subject_id="S-001", event_type="ConsentSigned.v1", limit=1)
+    )
+    assert (consent["signer_name"], consent["signature_meaning"]) == (
+        "Dr Lin Wei",
+        "responsibility",
+    )
+    assert consent["signed_at"] is not None
+
+
+async def test_every_query_is_recorded_and_others_are_refused_and_recorded(
+    filled: int, ledger: LedgerStore, projections: ProjectionsApplication
+) -> None:
+    await projections.subject(AUDITOR, "S-002")
+    investigator = principal(Role.INVESTIGATOR, user_id="inv.lin")
+    with pytest.raises(Forbidden):
+        await projections.export(investigator)
+    rows = await ledger.pool.fetch(
+        "SELECT user_id, action, outcome, parameters FROM auditor_activity ORDER BY id"
+    )
+    assert [(r["user_id"], r["action"], r["outcome"]) for r in rows[-2:]] == [
+        ("aud.kim", "subject", "allowed"),
+        ("inv.lin", "export", "denied"),
+    ]
+    assert json.loads(rows[-2]["parameters"])["subject_id"] == "S-002"
