@@ -88,7 +88,7 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-_CODES_BY_STATUS = {503: "service_unavailable"}
+_CODES_BY_STATUS = {404: "not_found", 503: "service_unavailable"}
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:

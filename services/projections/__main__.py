@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
-from services.projections.ingest import Ingester
+from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from shared.auth import TokenVerifier
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
@@ -52,12 +52,18 @@ def create_ingester(
     key_file = security.require(
         "TL_CHECKPOINT_PRIVATE_KEY_FILE", security.checkpoint_private_key_file
     )
+    env = dict(os.environ)
+    options = IngestOptions(
+        checkpoint_every=int(env.get("TL_CHECKPOINT_EVERY", "100")),
+        checkpoint_interval=float(env.get("TL_CHECKPOINT_INTERVAL_SECONDS", "10")),
+    )
     return Ingester(
         ledger,
         settings.kafka_bootstrap,
         source_topics(),
         known_contracts(),
         load_private_key(key_file),
+        options,
         on_appended=application.views.catch_up,
     )
 

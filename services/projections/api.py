@@ -7,11 +7,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query
+from fastapi import Depends, FastAPI, Header, Query, Request
 
 from services.projections.application import ProjectionsApplication, TrailFilter
 from shared.auth import Principal, TokenVerifier
 from shared.http import ErrorBody, bearer_token, install_error_mapping
+
+
+def _principal(
+    request: Request,
+    authorization: Annotated[str | None, Header(description="Bearer access token")] = None,
+) -> Principal:
+    verifier: TokenVerifier = request.app.state.verifier
+    return verifier.principal(bearer_token(authorization))
+
+
+Auditor = Annotated[Principal, Depends(_principal)]
 
 
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
@@ -22,14 +33,8 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         "only; every query is recorded.",
         responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
     )
-    install_error_mapping(app, {})
-
-    def principal(
-        authorization: Annotated[str | None, Header(description="Bearer access token")] = None,
-    ) -> Principal:
-        return verifier.principal(bearer_token(authorization))
-
-    Auditor = Annotated[Principal, Depends(principal)]
+    install_error_mapping(app, {IndexError: 404})
+    app.state.verifier = verifier
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from services.projections import merkle
 from services.projections.domain import VerificationReport, verify_ledger
 from services.projections.ledger import LedgerStore
+from services.projections.reconcile import compare
 from services.projections.views import ViewStore, replay_subject
 from shared.auth import Forbidden, Principal
 from shared.envelope import CloudEvent
@@ -163,6 +164,21 @@ class ProjectionsApplication:
                 }
                 for r in rows
             ],
+        }
+
+    async def reconcile(self, who: Principal, stores: dict[str, Any]) -> dict[str, Any]:
+        """Compare the ledger with the services' stores (read by ``reconcile.read_stores``)."""
+        await self.authorise(who, "reconcile", {"sources": sorted(stores)})
+        rows = await self.ledger.pool.fetch(
+            "SELECT position, source, event_id, payload FROM ledger_entries ORDER BY position"
+        )
+        ledger = [
+            (r["position"], r["source"], str(r["event_id"]), bytes(r["payload"])) for r in rows
+        ]
+        return {
+            "sources": {source: len(events) for source, events in stores.items()},
+            "ledger_entries": len(ledger),
+            "differences": compare(stores, ledger),
         }
 
     async def rebuild(self, who: Principal) -> int:

@@ -43,6 +43,17 @@ class Checkpoint:
     def statement(self) -> bytes:
         return checkpoint_statement(self.size, self.root, self.signed_at)
 
+    @classmethod
+    def from_json(cls, document: dict[str, object]) -> Checkpoint:
+        """A checkpoint as exported (for offline verification)."""
+        return cls(
+            int(str(document["size"])),
+            bytes.fromhex(str(document["root"])),
+            datetime.fromisoformat(str(document["signed_at"])),
+            str(document["key_id"]),
+            base64.b64decode(str(document["signature"])),
+        )
+
     def to_json(self) -> dict[str, object]:
         return {
             "size": self.size,
@@ -93,6 +104,7 @@ class Finding:
 class VerificationReport:
     entries: int = 0
     checkpoints_checked: int = 0
+    latest_checkpoint: int = 0  # the size the newest valid checkpoint signs
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -108,6 +120,7 @@ class VerificationReport:
             "ok": self.ok,
             "entries": self.entries,
             "checkpoints_checked": self.checkpoints_checked,
+            "latest_checkpoint": self.latest_checkpoint,
             "findings": [f.__dict__ for f in self.findings],
         }
 
@@ -177,7 +190,9 @@ def _check(
         report.findings.append(
             Finding(checkpoint.size, "bad_signature", f"checkpoint {checkpoint.size} signature")
         )
-    elif checkpoint.root != root:
+    elif checkpoint.root == root:
+        report.latest_checkpoint = checkpoint.size
+    else:
         report.findings.append(
             Finding(
                 previous_size + 1,

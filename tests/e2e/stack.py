@@ -27,9 +27,12 @@ ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
 class Stack:
     identity: httpx.AsyncClient
     enrollment: httpx.AsyncClient
+    projections: httpx.AsyncClient
     identity_settings: ServiceSettings
     enrollment_settings: ServiceSettings
+    projections_settings: ServiceSettings
     keys: Path
+    env: dict[str, str]
 
     def record_public_key(self) -> Any:
         return load_public_key(self.keys / "record.pub")
@@ -78,23 +81,35 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
     keys = folder / "keys"
     keys.mkdir()
     env = {**env}
-    for name in ("token", "record"):
+    for name in ("token", "record", "checkpoint"):
         private, public = ensure_pair(keys, name)
         env[f"TL_{name.upper()}_PRIVATE_KEY_FILE"] = str(private)
         env[f"TL_{name.upper()}_PUBLIC_KEY_FILE"] = str(public)
     async with AsyncExitStack() as stack:
         identity = await stack.enter_async_context(isolated("identity", env))
         enrollment = await stack.enter_async_context(isolated("enrollment", env))
-        for settings in (identity, enrollment):
+        projections = await stack.enter_async_context(isolated("projections", env))
+        for settings in (identity, enrollment, projections):
             prefix = f"TL_{settings.service.upper()}"
             env[f"{prefix}_DATABASE_SCHEMA"] = settings.database.schema
             env[f"{prefix}_TOPIC"] = settings.topic
+        env["TL_PROJECTIONS_SOURCES"] = f"{identity.topic},{enrollment.topic}"
+        env["TL_CHECKPOINT_INTERVAL_SECONDS"] = "0.5"
         await _bootstrap_admin(env)
         clients = [
             await stack.enter_async_context(_service(name, env, folder))
-            for name in ("identity", "enrollment")
+            for name in ("identity", "enrollment", "projections")
         ]
-        yield Stack(clients[0], clients[1], identity, enrollment, keys)
+        yield Stack(
+            identity=clients[0],
+            enrollment=clients[1],
+            projections=clients[2],
+            identity_settings=identity,
+            enrollment_settings=enrollment,
+            projections_settings=projections,
+            keys=keys,
+            env=env,
+        )
 
 
 async def _bootstrap_admin(env: dict[str, str]) -> None:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-from datetime import datetime
-
 import pytest
 
 from services.projections import merkle
@@ -26,17 +23,6 @@ pytestmark = pytest.mark.integration
 AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
 
 
-def checkpoint_of(document: dict[str, object]) -> Checkpoint:
-    c = document
-    return Checkpoint(
-        int(str(c["size"])),
-        bytes.fromhex(str(c["root"])),
-        datetime.fromisoformat(str(c["signed_at"])),
-        str(c["key_id"]),
-        base64.b64decode(str(c["signature"])),
-    )
-
-
 @pytest.fixture
 async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
     events = published_events(subjects=2)
@@ -49,7 +35,7 @@ async def test_an_export_verifies_offline_entry_by_entry(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     export = await projections.export(AUDITOR, subject_id="S-002")
-    checkpoint = checkpoint_of(export["checkpoint"])
+    checkpoint = Checkpoint.from_json(export["checkpoint"])
     assert checkpoint_valid(checkpoint, CHECKPOINT_KEY.public_key())
     assert {e["event"]["subject"] for e in export["entries"]} == {"S-002"}
     for entry in export["entries"]:
@@ -64,7 +50,7 @@ async def test_an_altered_exported_entry_fails_offline(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     export = await projections.export(AUDITOR)
-    checkpoint = checkpoint_of(export["checkpoint"])
+    checkpoint = Checkpoint.from_json(export["checkpoint"])
     entry = export["entries"][3]
     forged = entry["payload"].replace("ICF v2.1", "ICF v9.9").replace("ZJU-1", "ZJU-9")
     assert forged != entry["payload"]
@@ -79,7 +65,7 @@ async def test_inclusion_proof_of_one_entry(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     proof = await projections.inclusion_proof(AUDITOR, position=5)
-    checkpoint = checkpoint_of(proof["checkpoint"])
+    checkpoint = Checkpoint.from_json(proof["checkpoint"])
     assert merkle.verify_inclusion(
         bytes.fromhex(proof["leaf_hash"]),
         4,
@@ -93,7 +79,7 @@ async def test_consistency_proof_between_two_tree_sizes(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     proof = await projections.consistency_proof(AUDITOR, old_size=7)
-    checkpoint = checkpoint_of(proof["checkpoint"])
+    checkpoint = Checkpoint.from_json(proof["checkpoint"])
     assert merkle.verify_consistency(
         7,
         proof["new_size"],

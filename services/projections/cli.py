@@ -1,0 +1,192 @@
+"""The auditor's command-line tool.
+
+    python -m services.projections.cli --help
+
+Every command needs an access token of an auditor or monitor (``--token`` or
+``TL_AUDITOR_TOKEN``), from the identity service's ``POST /login``; each call is
+recorded in the ledger's ``auditor_activity``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn
+from rich.table import Table
+
+from services.projections.application import ProjectionsApplication, TrailFilter
+from services.projections.ledger import LedgerStore
+from services.projections.reconcile import read_stores
+from shared.auth import AuthError, Principal, TokenVerifier
+from shared.keys import load_public_key
+from shared.settings import SecuritySettings, ServiceSettings, SettingsError
+
+app = typer.Typer(help="Trial Ledger auditor tools: trail, subject, verify, proof, export.")
+console = Console(stderr=True)  # progress and messages; results go to standard output
+T = TypeVar("T")
+Token = Annotated[str, typer.Option(envvar="TL_AUDITOR_TOKEN", help="auditor access token")]
+
+
+def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitable[T]]) -> T:
+    """Open the ledger, identify the auditor, run ``work``; errors end with exit code 2."""
+
+    async def main() -> T:
+        settings, security = ServiceSettings.from_env("projections"), SecuritySettings.from_env()
+        who = TokenVerifier(load_public_key(security.token_public_key_file)).principal(token)
+        public = security.require(
+            "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
+        )
+        ledger = LedgerStore(settings.database)
+        await ledger.open()
+        try:
+            return await work(ProjectionsApplication(ledger, load_public_key(public)), who)
+        finally:
+            await ledger.close()
+
+    try:
+        return asyncio.run(main())
+    except (AuthError, SettingsError) as error:
+        console.print(f"[red]refused:[/red] {getattr(error, 'message', error)}")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def trail(
+    token: Token,
+    subject: str | None = None,
+    user: str | None = None,
+    record: str | None = None,
+    event_type: Annotated[str | None, typer.Option("--type")] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Who did what, when and why: one row per field set or changed."""
+    filters = TrailFilter(subject, user, record, event_type, since, until, limit)
+    rows = run(token, lambda projections, who: projections.trail(who, filters))
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table("pos", "recorded (UTC)", "who", "event", "record", "field", "old", "new",
+                  "why", "signed")  # fmt: skip
+    for r in rows:
+        signed = f"{r['signer_name']} ({r['signature_meaning']})" if r["signed_by"] else ""
+        table.add_row(
+            str(r["position"]), r["recorded_at"], f"{r['actor_name']} [{r['actor_role']}]",
+            r["event_type"], f"{r['subject_id'] or ''} v{r['record_version']}", r["field"],
+            _short(r["old_value"]), _short(r["new_value"]), r["reason"] or "", signed,
+        )  # fmt: skip
+    Console().print(table)
+
+
+@app.command()
+def subject(
+    token: Token,
+    subject_id: str,
+    as_of: datetime | None = None,
+    position: int | None = None,
+) -> None:
+    """A subject's state now, as of a time (UTC), or at a ledger position."""
+    state = run(token, lambda p, who: p.subject(who, subject_id, as_of, position))
+    print(json.dumps(state, indent=2))
+
+
+@app.command()
+def verify(token: Token) -> None:
+    """Recompute every leaf and root, check every checkpoint signature."""
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
+        task = bar.add_task("reading and hashing the ledger ...", total=None)
+        report = run(
+            token,
+            lambda p, who: p.verify(who, lambda n: bar.update(task, description=f"{n} entries")),
+        )
+    print(json.dumps(report.to_json(), indent=2))
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def proof(
+    token: Token,
+    position: int | None = None,
+    old_size: int | None = None,
+) -> None:
+    """An inclusion proof (--position) or a consistency proof (--old-size)."""
+    if (position is None) == (old_size is None):
+        console.print("give exactly one of --position and --old-size")
+        raise typer.Exit(2)
+    if position is not None:
+        result = run(token, lambda p, who: p.inclusion_proof(who, position))
+    else:
+        result = run(token, lambda p, who: p.consistency_proof(who, old_size or 0))
+    print(json.dumps(result, indent=2))
+
+
+@app.command()
+def export(
+    token: Token,
+    out: Path,
+    subject: str | None = None,
+    csv_format: Annotated[bool, typer.Option("--csv")] = False,
+) -> None:
+    """Entries with the signed checkpoint and inclusion proofs (JSON), or a CSV table
+    of the same entries with their proofs, for offline verification."""
+    document = run(token, lambda p, who: p.export(who, subject))
+    if csv_format:
+        with out.open("w", newline="") as file:
+            writer = csv.writer(file)
+            writer.writerow(["position", "event_type", "subject", "payload", "inclusion_proof",
+                             "checkpoint"])  # fmt: skip
+            checkpoint = json.dumps(document["checkpoint"])
+            for e in document["entries"]:
+                proof = " ".join(e["inclusion_proof"])
+                event = e["event"]
+                writer.writerow(
+                    [
+                        e["position"],
+                        event["type"],
+                        event["subject"],
+                        e["payload"],
+                        proof,
+                        checkpoint,
+                    ]
+                )
+    else:
+        out.write_text(json.dumps(document, indent=2))
+    console.print(f"exported {len(document['entries'])} entries to {out}")
+
+
+@app.command()
+def rebuild(token: Token) -> None:
+    """Drop the views and rebuild them from the ledger."""
+    with Progress(SpinnerColumn(), TextColumn("rebuilding views ..."), console=console):
+        count = run(token, lambda p, who: p.rebuild(who))
+    console.print(f"rebuilt from {count} entries")
+
+
+@app.command()
+def reconcile(token: Token) -> None:
+    """Every event of every service's store exactly once in the ledger, and nothing else."""
+    with Progress(SpinnerColumn(), TextColumn("reading the event stores ..."), console=console):
+        stores = read_stores()
+        report = run(token, lambda p, who: p.reconcile(who, stores))
+    print(json.dumps(report, indent=2))
+    raise typer.Exit(0 if not any(report["differences"].values()) else 1)
+
+
+def _short(value: Any, width: int = 40) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,118 @@
+"""End to end for the auditor: commands on the running services reach the ledger through
+Kafka; the auditor API and CLI show the trail, verify the ledger, export a copy that
+verifies offline, and reconcile the ledger with every service's store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.projections import merkle
+from services.projections.domain import Checkpoint, checkpoint_valid, entry_leaf
+from shared.keys import load_public_key
+from tests.e2e.stack import Stack
+from tests.support import eventually, screening_json
+
+pytestmark = pytest.mark.integration
+PASSWORD = "a long enough passphrase"
+
+
+async def run_subject(stack: Stack, session: dict[str, str]) -> None:
+    signature = await stack.signature(
+        session, "responsibility", "enrollment/consent/S-301", PASSWORD, "lin.wei"
+    )
+    steps = [
+        ("/subjects", {"subject_id": "S-301", "site_id": "ZJU-1"}),
+        ("/subjects/S-301/consent", {
+            "form_version": "ICF v2.1", "signed_on": "2026-11-02", "obtained_by": "Lin Wei",
+            "signature": signature,
+        }),
+        ("/subjects/S-301/screening", screening_json()),
+        ("/subjects/S-301/corrections", {
+            "field": "consent.form_version", "new_value": "ICF v2.2", "reason": "version misread",
+        }),
+    ]  # fmt: skip
+    for path, body in steps:
+        response = await stack.enrollment.post(path, json=body, headers=session)
+        assert response.status_code in (200, 201), response.text
+
+
+async def cli(stack: Stack, token: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **stack.env, "TL_AUDITOR_TOKEN": token}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "services.projections.cli", *args],
+        env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+
+
+async def test_the_auditor_sees_verifies_exports_and_reconciles(
+    stack: Stack, tmp_path: Path
+) -> None:
+    await stack.create_user("lin.wei", PASSWORD, "investigator")
+    await stack.create_user("aud.kim", PASSWORD, "auditor")
+    session = await stack.log_in("lin.wei", PASSWORD)
+    await run_subject(stack, session)
+    as_auditor = await stack.log_in("aud.kim", PASSWORD)
+    new_subject = {"subject_id": "S-302", "site_id": "Z"}
+    denied = await stack.enrollment.post("/subjects", json=new_subject, headers=as_auditor)
+    assert denied.status_code == 403
+    auditor = await stack.log_in("aud.kim", PASSWORD)
+    token = auditor["Authorization"].split()[1]
+
+    async def subject_in_ledger() -> bool:
+        trail = await stack.projections.get(
+            "/trail", params={"subject_id": "S-301"}, headers=auditor
+        )
+        return {r["event_type"] for r in trail.json()} >= {"ValueCorrected.v1"}
+
+    await eventually(subject_in_ledger, what="S-301 in the ledger")
+
+    trail = (await stack.projections.get(
+        "/trail", params={"subject_id": "S-301"}, headers=auditor
+    )).json()  # fmt: skip
+    consent = next(r for r in trail if r["event_type"] == "ConsentSigned.v1")
+    assert (consent["signer_name"], consent["signature_meaning"]) == ("Lin Wei", "responsibility")
+    correction = next(r for r in trail if r["event_type"] == "ValueCorrected.v1")
+    assert (correction["old_value"], correction["new_value"]) == ('"ICF v2.1"', '"ICF v2.2"')
+    assert correction["reason"] == "version misread"
+    state = (await stack.projections.get("/subjects/S-301", headers=auditor)).json()
+    assert state["status"] == "screened" and state["consent"]["form_version"] == "ICF v2.2"
+    refused = await stack.projections.get("/verify", headers=session)
+    assert refused.status_code == 403
+
+    async def checkpointed() -> bool:
+        verified = (await stack.projections.get("/verify", headers=auditor)).json()
+        assert verified["ok"], verified
+        return bool(verified["latest_checkpoint"] == verified["entries"])
+
+    await eventually(checkpointed, what="a checkpoint of the whole ledger", timeout=30)
+
+    verified = await cli(stack, token, "verify")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["ok"] is True
+
+    out = tmp_path / "export.json"
+    exported = await cli(stack, token, "export", str(out), "--subject", "S-301")
+    assert exported.returncode == 0, exported.stderr
+    document = json.loads(out.read_text())
+    checkpoint = Checkpoint.from_json(document["checkpoint"])
+    assert checkpoint_valid(checkpoint, load_public_key(stack.keys / "checkpoint.pub"))
+    assert len(document["entries"]) >= 5
+    for entry in document["entries"]:
+        leaf = entry_leaf(entry["position"], entry["payload"].encode())
+        proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
+        assert merkle.verify_inclusion(leaf, entry["position"] - 1, checkpoint.size, proof,
+                                       checkpoint.root)  # fmt: skip
+
+    reconciled = await cli(stack, token, "reconcile")
+    assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
+    report = json.loads(reconciled.stdout)
+    assert report["sources"]["/trial-ledger/enrollment"] >= 6
+    assert not any(report["differences"].values())
