@@ -111,6 +111,23 @@ async def test_the_auditor_sees_verifies_exports_and_reconciles(
         assert merkle.verify_inclusion(leaf, entry["position"] - 1, checkpoint.size, proof,
                                        checkpoint.root)  # fmt: skip
 
+    trail_cli = await cli(stack, token, "trail", "--subject", "S-301", "--json")
+    assert trail_cli.returncode == 0, trail_cli.stderr
+    assert {r["event_type"] for r in json.loads(trail_cli.stdout)} == {
+        r["event_type"] for r in trail
+    }
+    first = min(r["position"] for r in trail)
+    as_of = await cli(stack, token, "subject", "S-301", "--position", str(first))
+    assert json.loads(as_of.stdout)["status"] == "registered"
+    inclusion = await cli(stack, token, "proof", "--position", str(first))
+    assert json.loads(inclusion.stdout)["position"] == first
+    csv_out = tmp_path / "export.csv"
+    assert (await cli(stack, token, "export", str(csv_out), "--csv")).returncode == 0
+    assert csv_out.read_text().startswith("position,event_type,subject,payload")
+    rebuilt = await cli(stack, token, "rebuild")
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert (await stack.projections.get("/subjects/S-301", headers=auditor)).json() == state
+
     reconciled = await cli(stack, token, "reconcile")
     assert reconciled.returncode == 0, reconciled.stdout + reconciled.stderr
     report = json.loads(reconciled.stdout)
