@@ -12,6 +12,7 @@ dead-letter table with its reason; the consumer goes on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -110,7 +111,23 @@ class Ingester:
         self._last_checkpoint = 0.0
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Ingest until ``stopping`` is set; Kafka outages are retried by the consumer."""
+        """Ingest until ``stopping`` is set. One ingester writes at a time (a second one
+        waits as a standby); a database or broker failure restarts the session from the
+        offsets and tree stored in the ledger."""
+        backoff = 0.5
+        while not stopping.is_set():
+            try:
+                async with self.ledger.writer_lock(stopping) as held:
+                    if held:
+                        await self._session(stopping)
+                backoff = 0.5
+            except Exception as error:
+                log.warning("ingest interrupted error=%r retry_in=%.1fs", error, backoff)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _session(self, stopping: asyncio.Event) -> None:
         await self._load_frontier()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,

@@ -15,7 +15,10 @@ never granted those privileges.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +30,7 @@ from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
 from services.projections.views import ViewStore
 from shared.settings import DatabaseSettings
 
+log = logging.getLogger(__name__)
 WRITER_ROLE = "ledger_writer"
 APPEND_ONLY = ("ledger_entries", "checkpoints", "dead_letters", "auditor_activity")
 
@@ -137,7 +141,7 @@ class LedgerStore:
         self._pool = await asyncpg.create_pool(
             self.database.dsn,
             min_size=1,
-            max_size=4,
+            max_size=6,
             server_settings={"role": WRITER_ROLE, "search_path": f'"{self.schema}"'},
         )
 
@@ -179,6 +183,28 @@ class LedgerStore:
             )
 
     # --- writing -------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def writer_lock(self, stopping: asyncio.Event) -> AsyncIterator[bool]:
+        """Hold the ledger's single-writer lock (a session advisory lock) while inside.
+
+        Yields False if ``stopping`` was set while waiting for another writer to go.
+        """
+        async with self.pool.acquire() as connection:
+            key = f"ledger-writer:{self.schema}"
+            while not await connection.fetchval(
+                "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
+            ):
+                log.info("ingest standing by: another ingester writes the ledger")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), 1.0)
+                if stopping.is_set():
+                    yield False
+                    return
+            try:
+                yield True
+            finally:
+                await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
 
     async def append(
         self,

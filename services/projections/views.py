@@ -217,6 +217,7 @@ class ViewStore:
         applied = 0
         while True:
             async with self.pool.acquire() as connection, connection.transaction():
+                await self._serialise(connection)
                 after = int(
                     await connection.fetchval(
                         "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
@@ -246,9 +247,16 @@ class ViewStore:
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
         async with self.pool.acquire() as connection, connection.transaction():
+            await self._serialise(connection)
             for table in VIEW_TABLES:
                 await connection.execute(f"DELETE FROM {table}")  # noqa: S608 (a view, not the ledger)
         return await self.catch_up()
+
+    async def _serialise(self, connection: asyncpg.Connection) -> None:
+        # the ingester's catch-up and an auditor's rebuild must not interleave
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"views:{self.schema}"
+        )
 
     async def _apply(
         self, connection: asyncpg.Connection, events: Sequence[tuple[int, CloudEvent]]

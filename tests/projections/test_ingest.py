@@ -152,3 +152,27 @@ async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
     finally:
         await owner.close()
     assert await ledger.size() == len(events)
+
+
+async def test_a_second_ingester_stands_by_and_the_tree_stays_whole(
+    projections_settings: ServiceSettings,
+    ledger: LedgerStore,
+    projections: ProjectionsApplication,
+) -> None:
+    events = published_events(subjects=2)
+    first = make_ingester(projections_settings, ledger, checkpoint_every=5)
+    second = make_ingester(projections_settings, ledger, checkpoint_every=5)
+    stopping = asyncio.Event()
+    tasks = [asyncio.create_task(i.run(stopping)) for i in (first, second)]
+    try:
+        await produce(projections_settings, records_of(events))
+        async with asyncio.timeout(60):
+            while await ledger.size() < len(events):
+                await asyncio.sleep(0.1)
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks)
+    assert await ledger.size() == len(events)
+    assert sorted([first.frontier.size, second.frontier.size]) == [0, len(events)]
+    report = await projections.verify_unattributed()
+    assert report.ok and report.checkpoints_checked >= 1, report.findings
