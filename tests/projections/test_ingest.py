@@ -21,6 +21,7 @@ from tests.projections.conftest import (
     published_events,
     records_of,
 )
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -166,9 +167,11 @@ async def test_a_second_ingester_stands_by_and_the_tree_stays_whole(
     tasks = [asyncio.create_task(i.run(stopping)) for i in (first, second)]
     try:
         await produce(projections_settings, records_of(events))
-        async with asyncio.timeout(60):
-            while await ledger.size() < len(events):
-                await asyncio.sleep(0.1)
+
+        async def all_in() -> bool:
+            return await ledger.size() >= len(events)
+
+        await eventually(all_in, what="every event in the ledger")
     finally:
         stopping.set()
         await asyncio.gather(*tasks)
