@@ -8,19 +8,22 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import date
 from functools import cache
 from types import UnionType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder, Transcoding
+from eventsourcing.domain import MutableOrImmutableAggregate
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from shared.access import AccessDenial, Denial
 from shared.settings import DatabaseSettings
 from shared.signatures import Signature
+
+A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
 
 
 def postgres_env(database: DatabaseSettings) -> dict[str, str]:
@@ -81,6 +84,25 @@ class ServiceApplication(Application[UUID]):
         transcoder.register(DateAsISO())
         for transcoding in transcodings_for((Denial, Signature, *self.value_types)):
             transcoder.register(transcoding)
+
+    def saved_with_retry(
+        self,
+        load: Callable[[], A],
+        decide: Callable[[A], None],
+        conflict: Callable[[], Exception],
+        attempts: int = 3,
+    ) -> A:
+        """Load, decide and save one aggregate; a stale save (someone saved first) is
+        retried on the reloaded aggregate, and ``conflict()`` is raised after ``attempts``."""
+        for _ in range(attempts):
+            aggregate = load()
+            decide(aggregate)
+            try:
+                self.save(aggregate)
+            except IntegrityError:
+                continue
+            return aggregate
+        raise conflict()
 
     def record_denial(self, denial: Denial) -> None:
         """Record a refused command in this service's own store (it is published too)."""

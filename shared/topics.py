@@ -9,6 +9,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import for_code
 
+from shared.settings import ServiceSettings
+
 log = logging.getLogger(__name__)
 
 # The ledger and every late subscriber replay topics from the start: nothing expires.
@@ -90,3 +92,9 @@ async def partitions_of(bootstrap: str, *names: str) -> dict[str, list[int]]:
         for topic in described
         if topic["error_code"] == 0
     }
+
+
+async def ensure_service_topic(settings: ServiceSettings) -> None:
+    """Create a service's own topic, with the partitions and replication its settings give."""
+    spec = TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication)
+    await ensure_topics(settings.kafka_bootstrap, spec)

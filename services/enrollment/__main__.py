@@ -21,7 +21,7 @@ from shared.relay import Relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
-from shared.topics import TopicSpec, ensure_topics
+from shared.topics import ensure_service_topic
 
 SERVICE = "enrollment"
 
@@ -51,10 +51,7 @@ def create_http(application: EnrollmentApplication, security: SecuritySettings) 
 
 async def main() -> None:
     settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
-    await ensure_topics(
-        settings.kafka_bootstrap,
-        TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication),
-    )
+    await ensure_service_topic(settings)
     application = create_application(settings, security)
     http = create_http(application, security)
     await serve(settings, http, create_relay(settings, application))

@@ -29,9 +29,6 @@ from shared.eventstore import ServiceApplication
 from shared.provenance import Actor, Command, Provenance
 from shared.signatures import RecordSigner, Signature
 
-# A stale save is retried this many times with the record reloaded (someone else saved first).
-SAVE_ATTEMPTS = 3
-
 
 class EnrollmentApplication(ServiceApplication):
     """Commands of the enrollment service; each loads, decides, and saves one subject.
@@ -141,20 +138,18 @@ class EnrollmentApplication(ServiceApplication):
         decide: Callable[[Subject], None],
         signing: tuple[SigningAssertion, Command] | None = None,
     ) -> Subject:
-        record_id = subject_record_id(subject_id)
-        for _ in range(SAVE_ATTEMPTS):
-            subject = self._load(record_id, subject_id)
+        def decide_and_sign(subject: Subject) -> None:
             decide(subject)
             if signing is not None:
                 subject.sign(self._signature(subject, *signing), signing[1])
-            try:
-                self.save(subject)
-            except IntegrityError:
-                continue  # someone saved first: reload and decide again on the new state
-            return subject
-        raise errors.ConcurrentChange(
-            f"subject {subject_id} kept changing underneath this command; retry",
-            subject_id=subject_id,
+
+        return self.saved_with_retry(
+            lambda: self._load(subject_record_id(subject_id), subject_id),
+            decide_and_sign,
+            lambda: errors.ConcurrentChange(
+                f"subject {subject_id} kept changing underneath this command; retry",
+                subject_id=subject_id,
+            ),
         )
 
     def _signature(

@@ -26,7 +26,7 @@ from shared.provenance import Actor, Command, Provenance
 from shared.relay import Relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
-from shared.topics import TopicSpec, ensure_topics
+from shared.topics import ensure_service_topic
 
 SERVICE = "identity"
 
@@ -61,10 +61,7 @@ def create_relay(settings: ServiceSettings, application: IdentityApplication) ->
 
 async def main() -> None:
     settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
-    await ensure_topics(
-        settings.kafka_bootstrap,
-        TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication),
-    )
+    await ensure_service_topic(settings)
     application = create_application(settings, security)
     await serve(settings, create_http(application, security), create_relay(settings, application))
 

@@ -23,8 +23,6 @@ from shared.auth import Meaning, Principal, Role, SigningAssertion, new_session_
 from shared.eventstore import ServiceApplication
 from shared.provenance import Actor, Command, Provenance
 
-SAVE_ATTEMPTS = 3
-
 
 class IdentityApplication(ServiceApplication):
     """Commands of the identity authority."""
@@ -170,15 +168,11 @@ class IdentityApplication(ServiceApplication):
             return False
 
     def _change(self, user_id: str, decide: Callable[[User], None]) -> User:
-        for _ in range(SAVE_ATTEMPTS):
-            user = self._load(user_record_id(user_id), user_id)
-            decide(user)
-            try:
-                self.save(user)
-            except IntegrityError:
-                continue
-            return user
-        raise errors.Conflict(f"user {user_id} kept changing underneath this command; retry")
+        return self.saved_with_retry(
+            lambda: self._load(user_record_id(user_id), user_id),
+            decide,
+            lambda: errors.Conflict(f"user {user_id} kept changing underneath this command"),
+        )
 
     def _load(self, record_id: UUID, user_id: str) -> User:
         try:

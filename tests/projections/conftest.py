@@ -133,3 +133,12 @@ async def ingest_until(
         await task
     await ingester.checkpoint()
     return ingester
+
+
+@pytest.fixture
+async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
+    """A ledger holding two subjects' events and a checkpoint; returns the entry count."""
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events))
+    return len(events)

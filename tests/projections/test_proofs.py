@@ -7,28 +7,14 @@ import pytest
 from services.projections import merkle
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import Checkpoint, checkpoint_valid, entry_leaf
-from services.projections.ledger import LedgerStore
 from shared.provenance import Role
-from shared.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
-    ingest_until,
-    produce,
-    published_events,
-    records_of,
 )
 from tests.support import principal
 
 pytestmark = pytest.mark.integration
 AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
-
-
-@pytest.fixture
-async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
-    events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
-    return len(events)
 
 
 async def test_an_export_verifies_offline_entry_by_entry(

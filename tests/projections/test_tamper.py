@@ -10,9 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.projections.application import ProjectionsApplication
-from services.projections.ledger import LedgerStore
 from shared.settings import ServiceSettings
-from tests.projections.conftest import ingest_until, produce, published_events, records_of
 
 pytestmark = pytest.mark.integration
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
@@ -31,14 +29,6 @@ async def as_superuser(settings: ServiceSettings, sql: str) -> None:
     )  # fmt: skip
     output, _ = await process.communicate(script.encode())
     assert process.returncode == 0, output.decode()
-
-
-@pytest.fixture
-async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
-    events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
-    return len(events)
 
 
 async def first_finding(projections: ProjectionsApplication) -> tuple[int, str]:

@@ -12,20 +12,10 @@ from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
 from shared.auth import Forbidden
 from shared.provenance import Role
-from shared.settings import ServiceSettings
-from tests.projections.conftest import ingest_until, produce, published_events, records_of
 from tests.support import principal
 
 pytestmark = pytest.mark.integration
 AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
-
-
-@pytest.fixture
-async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
-    events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
-    return len(events)
 
 
 async def snapshot(ledger: LedgerStore) -> tuple[list[Any], list[Any]]:
