@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
 
-.PHONY: up down status test check install infra keys admin
+.PHONY: up down status test check bench install infra keys admin
 
 up: install infra keys  ## start Kafka, PostgreSQL and every service; print where the APIs are
 	$(SERVICES) start
@@ -31,6 +31,9 @@ test: install infra  ## lint, type-check, and run the whole suite on the real br
 
 check: install  ## the checks that need no infrastructure
 	$(BIN)/ruff check . && $(BIN)/mypy
+
+bench: install infra  ## benchmarks (on demand; not part of make test)
+	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify
 
 install: $(VENV)/.installed
 

@@ -1,0 +1,111 @@
+"""What every benchmark shares: a schema and a topic of its own, timing, and the report.
+
+Each run works in a fresh schema ``bench_<random>`` of the projections database, dropped
+at the end, and a fresh topic ``bench.<random>`` (topics are left on the broker). Rates
+are reported against a baseline measured in the same process run, because the machine
+is small and noisy: the ratio is the figure to compare across machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+
+from shared.settings import DatabaseSettings, ServiceSettings
+from shared.topics import TopicSpec, ensure_topics
+
+T = TypeVar("T")
+PARTITIONS = 3
+# the columns of ledger_entries an append writes (ingested_at takes its default)
+LEDGER_COLUMNS = (
+    "position", "event_id", "source", "event_type", "subject_id", "record_id",
+    "record_version", "occurred_at", "recorded_at", "topic", "kafka_partition",
+    "kafka_offset", "payload", "leaf_hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Measurement:
+    name: str
+    count: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds if self.seconds > 0 else float("inf")
+
+
+@asynccontextmanager
+async def bench_settings(topic: bool = False) -> AsyncIterator[ServiceSettings]:
+    """Projections settings with a fresh schema (dropped afterwards) and topic (kept)."""
+    suffix = uuid.uuid4().hex[:10]
+    env = {
+        **os.environ,
+        "TL_PROJECTIONS_DATABASE_SCHEMA": f"bench_{suffix}",
+        "TL_PROJECTIONS_TOPIC": f"bench.{suffix}",
+    }
+    settings = ServiceSettings.from_env("projections", env)
+    await execute(settings.database, f'CREATE SCHEMA "{settings.database.schema}"')
+    try:
+        if topic:
+            await ensure_topics(settings.kafka_bootstrap, TopicSpec(settings.topic, PARTITIONS))
+        yield settings
+    finally:
+        await execute(settings.database, f'DROP SCHEMA "{settings.database.schema}" CASCADE')
+
+
+async def execute(database: DatabaseSettings, sql: str) -> None:
+    """Run ``sql`` as the database's owner (the schema's creator), in its schema."""
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        await connection.execute(f'SET search_path TO "{database.schema}"')
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def vacuum(database: DatabaseSettings, table: str) -> None:
+    """Set hint bits and statistics after a bulk load, so no timed read pays for them."""
+    await execute(database, f"VACUUM (ANALYZE) {table}")
+
+
+async def timed(name: str, count: int, work: Callable[[], Awaitable[T]]) -> Measurement:
+    """Time one awaited call; ``count`` is how many items it handles."""
+    start = time.perf_counter()
+    await work()
+    return Measurement(name, count, time.perf_counter() - start)
+
+
+def timed_call(name: str, count: int, work: Callable[[], object]) -> Measurement:
+    """Time one plain (CPU-bound) call."""
+    start = time.perf_counter()
+    work()
+    return Measurement(name, count, time.perf_counter() - start)
+
+
+def report(benchmark: str, baseline: Measurement, others: list[Measurement]) -> None:
+    """One line per measurement; ratio is its rate over the baseline's rate."""
+    print(f"{'benchmark':<9} {'measurement':<44} {'count':>9} {'seconds':>9} "
+          f"{'rate/s':>11} {'ratio':>7}")  # fmt: skip
+    for m in (baseline, *others):
+        print(f"{benchmark:<9} {m.name:<44} {m.count:>9} {m.seconds:>9.3f} "
+              f"{m.rate:>11.1f} {m.rate / baseline.rate:>7.3f}", flush=True)  # fmt: skip
+
+
+def parser(description: str, option: str, default: int) -> argparse.ArgumentParser:
+    """An argument parser with the benchmark's one size option (e.g. ``--events``)."""
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument(option, type=int, default=default, help=f"how many (default {default})")
+    return result
+
+
+def progress(message: str) -> None:
+    print(f"# {message}", flush=True)

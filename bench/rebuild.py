@@ -1,0 +1,84 @@
+"""View rebuild rate: ``ViewStore.rebuild`` against reading and decoding the same payloads.
+
+    python -m bench.rebuild [--entries 20000]
+
+N enrollment events are appended to a fresh ledger with ``LedgerStore.append`` (in large
+batches, untimed), then:
+
+- baseline: read the N payloads from ``ledger_entries`` in position order, 1,000 rows a
+  query as the views do, and ``json.loads`` each (the part no rebuild can avoid);
+- rebuild (empty views): ``ViewStore.rebuild()`` on views never built (a first build);
+- rebuild (built views): ``ViewStore.rebuild()`` again, which first deletes every row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import asyncpg
+
+from bench.common import Measurement, bench_settings, parser, progress, report, timed, vacuum
+from bench.events import enrollment_events, new_entry
+from services.projections.ledger import LedgerStore
+from services.projections.views import ViewStore
+from shared.envelope import CloudEvent
+
+FILL_BATCH = 5_000
+READ_BATCH = 1_000
+
+
+async def fill(ledger: LedgerStore, events: list[CloudEvent], topic: str) -> None:
+    entries = [new_entry(e, topic, 0, offset) for offset, e in enumerate(events)]
+    for start in range(0, len(entries), FILL_BATCH):
+        chunk = entries[start : start + FILL_BATCH]
+        await ledger.append(chunk, [], {(topic, 0): chunk[-1].offset + 1})
+
+
+async def read_and_decode(pool: asyncpg.Pool) -> int:
+    """The baseline: every payload read in position order and decoded as JSON."""
+    after, decoded = 0, 0
+    while rows := await pool.fetch(
+        "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+        "ORDER BY position LIMIT $2",
+        after,
+        READ_BATCH,
+    ):
+        decoded += len([json.loads(r["payload"]) for r in rows])
+        after = rows[-1]["position"]
+    return decoded
+
+
+async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Measurement]]:
+    views = ViewStore(ledger.pool, ledger.schema)
+    base = await timed("baseline: read + json.loads", count, lambda: read_and_decode(ledger.pool))
+    first = await timed("ViewStore.rebuild (empty views)", count, views.rebuild)
+    again = await timed("ViewStore.rebuild (built views)", count, views.rebuild)
+    if await views.position() != count:
+        raise RuntimeError(f"the views stopped at {await views.position()} of {count}")
+    return base, [first, again]
+
+
+async def run(count: int) -> None:
+    progress(f"making {count} enrollment events")
+    events = enrollment_events(count)
+    async with bench_settings() as settings:
+        progress(f"filling the ledger in schema {settings.database.schema}")
+        ledger = LedgerStore(settings.database)
+        await ledger.open()
+        try:
+            await fill(ledger, events, settings.topic)
+            await vacuum(settings.database, "ledger_entries")
+            base, others = await measure(ledger, count)
+        finally:
+            await ledger.close()
+    report("rebuild", base, others)
+
+
+def main() -> None:
+    arguments = parser(__doc__ or "", "--entries", 20_000).parse_args()
+    asyncio.run(run(arguments.entries))
+
+
+if __name__ == "__main__":
+    main()
