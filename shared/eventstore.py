@@ -20,8 +20,11 @@ from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from shared.access import AccessDenial, Denial
+from shared.auth import SigningAssertion
+from shared.envelope import EventData
+from shared.provenance import Command
 from shared.settings import DatabaseSettings
-from shared.signatures import Signature
+from shared.signatures import RecordSigner, Signature
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
 
@@ -78,6 +81,7 @@ class ServiceApplication(Application[UUID]):
     """
 
     value_types: ClassVar[tuple[type, ...]] = ()
+    signer: RecordSigner | None = None  # set by services with signed steps
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -103,6 +107,29 @@ class ServiceApplication(Application[UUID]):
                 continue
             return aggregate
         raise conflict()
+
+    def sign_last_decision(
+        self,
+        aggregate: Any,
+        signing: SigningAssertion,
+        command: Command,
+        to_contract: Callable[[Any], EventData],
+    ) -> Signature:
+        """Sign the published form of the event just decided (the aggregate's last pending
+        one) with this service's record key, for the signer the assertion names."""
+        if self.signer is None:
+            raise RuntimeError(f"the {self.name} application has no record signing key")
+        content = to_contract(aggregate.pending_events[-1]).model_dump(mode="json")
+        return self.signer.sign(
+            content,
+            record_id=aggregate.id,
+            record_version=aggregate.version,
+            signer_id=signing.user_id,
+            printed_name=signing.printed_name,
+            meaning=signing.meaning.value,
+            signed_at=command.now,
+            assertion_id=signing.assertion_id,
+        )
 
     def record_denial(self, denial: Denial) -> None:
         """Record a refused command in this service's own store (it is published too)."""

@@ -27,7 +27,7 @@ from services.enrollment.rules import CriterionResult, EligibilityAssessment, Ob
 from shared.auth import SigningAssertion
 from shared.eventstore import ServiceApplication
 from shared.provenance import Actor, Command, Provenance
-from shared.signatures import RecordSigner, Signature
+from shared.signatures import RecordSigner
 
 
 class EnrollmentApplication(ServiceApplication):
@@ -141,7 +141,7 @@ class EnrollmentApplication(ServiceApplication):
         def decide_and_sign(subject: Subject) -> None:
             decide(subject)
             if signing is not None:
-                subject.sign(self._signature(subject, *signing), signing[1])
+                subject.sign(self.sign_last_decision(subject, *signing, to_contract), signing[1])
 
         return self.saved_with_retry(
             lambda: self._load(subject_record_id(subject_id), subject_id),
@@ -150,24 +150,6 @@ class EnrollmentApplication(ServiceApplication):
                 f"subject {subject_id} kept changing underneath this command; retry",
                 subject_id=subject_id,
             ),
-        )
-
-    def _signature(
-        self, subject: Subject, signing: SigningAssertion, command: Command
-    ) -> Signature:
-        """Sign the published form of the event just decided (the last pending one)."""
-        if self.signer is None:
-            raise RuntimeError("this enrollment application has no record signing key")
-        content = to_contract(subject.pending_events[-1]).model_dump(mode="json")
-        return self.signer.sign(
-            content,
-            record_id=subject.id,
-            record_version=subject.version,
-            signer_id=signing.user_id,
-            printed_name=signing.printed_name,
-            meaning=signing.meaning.value,
-            signed_at=command.now,
-            assertion_id=signing.assertion_id,
         )
 
     def _load(self, record_id: UUID, subject_id: str) -> Subject:

@@ -1,1 +1,2 @@
-"""The infusion service: not built yet (issue #5). See ../shared/DESIGN.md."""
+"""Infusion: leukapheresis, product release, lymphodepletion and the CAR-T infusion,
+checked against the protocol and against enrolment as the enrollment topic tells it."""

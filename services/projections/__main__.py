@@ -18,6 +18,7 @@ from services.projections.ledger import LedgerStore
 from shared.auth import TokenVerifier
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
 from shared.contracts.identity import IDENTITY_CONTRACTS
+from shared.contracts.infusion import INFUSION_CONTRACTS
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1
 from shared.envelope import EventData, contract_registry
 from shared.keys import load_private_key, load_public_key
@@ -26,7 +27,9 @@ from shared.settings import SecuritySettings, ServiceSettings
 from shared.topics import TopicSpec, ensure_topics
 
 SERVICE = "projections"
-DEFAULT_SOURCES = "trialledger.identity.events,trialledger.enrollment.events"
+DEFAULT_SOURCES = (
+    "trialledger.identity.events,trialledger.enrollment.events,trialledger.infusion.events"
+)
 
 
 def known_contracts() -> dict[str, type[EventData]]:
@@ -34,6 +37,7 @@ def known_contracts() -> dict[str, type[EventData]]:
     return {
         **IDENTITY_CONTRACTS,
         **ENROLLMENT_CONTRACTS,
+        **INFUSION_CONTRACTS,
         **contract_registry(AccessDeniedV1, RecordSignedV1),
     }
 

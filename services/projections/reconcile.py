@@ -17,6 +17,8 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract as enrollment_contract
 from services.identity.application import IdentityApplication
 from services.identity.publication import to_contract as identity_contract
+from services.infusion.application import InfusionApplication
+from services.infusion.publication import to_contract as infusion_contract
 from shared.envelope import CloudEvent, EventData
 from shared.eventstore import postgres_env
 from shared.settings import ServiceSettings
@@ -27,6 +29,7 @@ SOURCES: dict[
 ] = {
     "/trial-ledger/enrollment": (lambda env: EnrollmentApplication(env=env), enrollment_contract),
     "/trial-ledger/identity": (lambda env: IdentityApplication(env=env), identity_contract),
+    "/trial-ledger/infusion": (lambda env: InfusionApplication(env=env), infusion_contract),
 }
 
 

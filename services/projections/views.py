@@ -81,6 +81,15 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
             state["screened_on"] = data["new_value"]
     elif kind == "RecordSigned.v1":
         state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
+    elif kind == "CarTInfused.v1":
+        state["infusion"] = {
+            "dose_level": data["dose_level"],
+            "cells_per_kg_millions": data["cells_per_kg_millions"],
+            "infused_at": data["started_at"],  # study day 1
+            "lots": [lot["lot_id"] for lot in data["lots"]],
+        }
+    elif kind == "InfusionNotGiven.v1":
+        state["infusion_not_given"] = data["reason"]
     state["position"] = position
     state["as_of"] = event.recordedtime.isoformat()
     return state

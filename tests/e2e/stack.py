@@ -27,12 +27,15 @@ ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
 class Stack:
     identity: httpx.AsyncClient
     enrollment: httpx.AsyncClient
+    infusion: httpx.AsyncClient
     projections: httpx.AsyncClient
     identity_settings: ServiceSettings
     enrollment_settings: ServiceSettings
+    infusion_settings: ServiceSettings
     projections_settings: ServiceSettings
     keys: Path
     env: dict[str, str]
+    processes: dict[str, ServiceProcess]
 
     def record_public_key(self) -> Any:
         return load_public_key(self.keys / "record.pub")
@@ -88,27 +91,32 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
     async with AsyncExitStack() as stack:
         identity = await stack.enter_async_context(isolated("identity", env))
         enrollment = await stack.enter_async_context(isolated("enrollment", env))
+        infusion = await stack.enter_async_context(isolated("infusion", env))
         projections = await stack.enter_async_context(isolated("projections", env))
-        for settings in (identity, enrollment, projections):
+        for settings in (identity, enrollment, infusion, projections):
             prefix = f"TL_{settings.service.upper()}"
             env[f"{prefix}_DATABASE_SCHEMA"] = settings.database.schema
             env[f"{prefix}_TOPIC"] = settings.topic
-        env["TL_PROJECTIONS_SOURCES"] = f"{identity.topic},{enrollment.topic}"
+        env["TL_PROJECTIONS_SOURCES"] = f"{identity.topic},{enrollment.topic},{infusion.topic}"
         env["TL_CHECKPOINT_INTERVAL_SECONDS"] = "0.5"
         await _bootstrap_admin(env)
+        processes: dict[str, ServiceProcess] = {}
         clients = [
-            await stack.enter_async_context(_service(name, env, folder))
-            for name in ("identity", "enrollment", "projections")
+            await stack.enter_async_context(_service(name, env, folder, processes))
+            for name in ("identity", "enrollment", "infusion", "projections")
         ]
         yield Stack(
             identity=clients[0],
             enrollment=clients[1],
-            projections=clients[2],
+            infusion=clients[2],
+            projections=clients[3],
             identity_settings=identity,
             enrollment_settings=enrollment,
+            infusion_settings=infusion,
             projections_settings=projections,
             keys=keys,
             env=env,
+            processes=processes,
         )
 
 
@@ -122,31 +130,53 @@ async def _bootstrap_admin(env: dict[str, str]) -> None:
     assert process.returncode == 0, output.decode()
 
 
+class ServiceProcess:
+    """``python -m services.<name>`` on a fixed free port, restartable."""
+
+    def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
+        self.name = name
+        self.port = free_port()
+        self.env = {**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(self.port)}
+        self.log = folder / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=15)
+
+    async def start(self) -> None:
+        with self.log.open("ab") as output:
+            self.process = subprocess.Popen(  # noqa: ASYNC220, S603
+                [sys.executable, "-m", f"services.{self.name}"],
+                env=self.env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
+        await eventually(self._healthy, timeout=60, what=f"{self.name} service healthy")
+
+    async def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            await asyncio.to_thread(self.process.wait, 30)
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def _healthy(self) -> bool:
+        assert self.process is not None and self.process.poll() is None, self.log.read_text()
+        try:
+            return (await self.client.get("/health")).status_code == 200
+        except httpx.TransportError:
+            return False
+
+
 @asynccontextmanager
 async def _service(
-    name: str, env: dict[str, str], folder: Path
+    name: str, env: dict[str, str], folder: Path, processes: dict[str, ServiceProcess]
 ) -> AsyncIterator[httpx.AsyncClient]:
-    port = free_port()
-    log = folder / f"{name}.log"
-    with log.open("wb") as output:
-        process = subprocess.Popen(  # noqa: ASYNC220, S603
-            [sys.executable, "-m", f"services.{name}"],
-            env={**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=15) as client:
-
-        async def healthy() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return (await client.get("/health")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        try:
-            await eventually(healthy, timeout=60, what=f"{name} service healthy")
-            yield client
-        finally:
-            process.terminate()
-            await asyncio.to_thread(process.wait, 30)
+    service = ServiceProcess(name, env, folder)
+    processes[name] = service
+    try:
+        await service.start()
+        yield service.client
+    finally:
+        await service.stop()
+        await service.client.aclose()

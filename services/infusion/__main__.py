@@ -1,0 +1,76 @@
+"""Run the infusion service: HTTP API, relay, and the enrolment view's subscription.
+
+python -m services.infusion
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from fastapi import FastAPI
+
+from services.infusion.api import create_app
+from services.infusion.application import InfusionApplication
+from services.infusion.publication import to_contract
+from services.infusion.views import EnrolmentView, Subscriptions, create_subscriptions
+from shared.auth import TokenVerifier
+from shared.eventstore import postgres_env
+from shared.keys import load_private_key, load_public_key
+from shared.relay import Relay
+from shared.runner import configure_logging, serve
+from shared.settings import SecuritySettings, ServiceSettings
+from shared.signatures import RecordSigner
+from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
+
+SERVICE = "infusion"
+
+
+def enrollment_topic() -> str:
+    return os.environ.get("TL_ENROLLMENT_TOPIC", "trialledger.enrollment.events")
+
+
+def create_application(
+    settings: ServiceSettings, security: SecuritySettings
+) -> InfusionApplication:
+    key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
+    return InfusionApplication(
+        env=postgres_env(settings.database), signer=RecordSigner(load_private_key(key))
+    )
+
+
+def create_http(
+    application: InfusionApplication, view: EnrolmentView, security: SecuritySettings
+) -> FastAPI:
+    verifier = TokenVerifier(load_public_key(security.token_public_key_file))
+    return create_app(application, view, verifier)
+
+
+def create_relay(settings: ServiceSettings, application: InfusionApplication) -> Relay:
+    return Relay(
+        application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
+    )
+
+
+async def main() -> None:
+    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
+    await ensure_service_topic(settings)
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(enrollment_topic()))
+    application = create_application(settings, security)
+    view = EnrolmentView(settings.database)
+    await view.open()
+    try:
+        broker = create_subscriptions(settings.kafka_bootstrap, enrollment_topic(), view)
+        await serve(
+            settings,
+            create_http(application, view, security),
+            create_relay(settings, application),
+            Subscriptions(broker),
+        )
+    finally:
+        await view.close()
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main())

@@ -1,0 +1,260 @@
+"""HTTP API of the infusion service: parse, authorise, read the enrolment view, call the
+application. Endpoints raise infusion errors; ``shared.http`` maps them to coded 4xx."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI
+from pydantic import AwareDatetime, Field
+
+from services.infusion import errors
+from services.infusion.application import InfusionApplication
+from services.infusion.domain import (
+    INFUSION_SIGNATURE,
+    AgentDose,
+    InfusedLot,
+    Infusion,
+    Leukapheresis,
+    Lymphodepletion,
+    ProductRelease,
+    Treatment,
+)
+from services.infusion.views import EnrolmentView
+from shared.auth import TokenVerifier
+from shared.envelope import Contract
+from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.provenance import Actor, Command, Provenance, Role
+
+Clock = Callable[[], datetime]
+_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
+# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "infusion.record_leukapheresis": _TEAM | {Role.STUDY_COORDINATOR},
+    "infusion.release_product": frozenset({Role.CELL_THERAPY_PHARMACIST}),
+    "infusion.record_lymphodepletion": _TEAM,
+    "infusion.infuse": _TEAM,
+    "infusion.decline_infusion": _TEAM,
+    "infusion.interrupt_infusion": _TEAM,
+    "infusion.read_treatment": _TEAM
+    | {Role.STUDY_COORDINATOR, Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
+}
+ERROR_STATUSES: dict[type[Exception], int] = {
+    errors.OutOfSequence: 409,
+    errors.InvalidValue: 422,
+    errors.InfusionError: 400,
+}
+
+
+class RecordLeukapheresis(Contract):
+    performed_on: date
+    volume_ml: Decimal = Field(gt=0)
+
+
+class ReleaseProduct(Contract):
+    lot_id: str = Field(min_length=1, max_length=64)
+    product: Literal["CD19", "BCMA", "CD19/BCMA"]
+    car_positive_percent: Decimal
+    viability_percent: Decimal
+    sterility_passed: bool
+    release_tests_passed: bool
+    released_on: date
+
+
+class AgentDoseIn(Contract):
+    agent: str = Field(min_length=1, examples=["fludarabine", "cyclophosphamide"])
+    dose_mg_per_m2: Decimal
+    days: int = Field(ge=1, le=10)
+
+
+class RecordLymphodepletion(Contract):
+    agents: list[AgentDoseIn] = Field(min_length=1)
+    started_on: date
+    completed_on: date
+
+
+class LotIn(Contract):
+    lot_id: str
+    viable_car_positive_cells: Decimal = Field(description="viable CAR-positive cells infused")
+
+
+class SignatureIn(Contract):
+    """From the identity service's POST /signing, purpose ``infusion/infusion/<subject>``."""
+
+    assertion: str
+
+
+class Infuse(Contract):
+    weight_kg: Decimal
+    lots: list[LotIn] = Field(min_length=1)
+    started_at: AwareDatetime
+    ended_at: AwareDatetime
+    signature: SignatureIn = Field(description=f"meaning: {INFUSION_SIGNATURE}")
+
+
+class Reason(Contract):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class TreatmentOut(Contract):
+    subject_id: str
+    version: int
+    leukapheresis: dict[str, Any]
+    released_lots: list[str]
+    lymphodepletion: dict[str, Any] | None
+    infusion: dict[str, Any] | None
+    not_given_reason: str | None
+    signatures: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, t: Treatment) -> TreatmentOut:
+        return cls(
+            subject_id=t.subject_id,
+            version=t.version,
+            leukapheresis=_plain(t.apheresis),
+            released_lots=sorted(t.released),
+            lymphodepletion=None if t.lymphodepletion is None else _plain(t.lymphodepletion),
+            infusion=None if t.infusion is None else _plain(t.infusion),
+            not_given_reason=t.not_given_reason,
+            signatures=[
+                {
+                    "signer_id": s.signer_id,
+                    "printed_name": s.printed_name,
+                    "meaning": s.meaning,
+                    "signed_at": s.signed_at.isoformat(),
+                    "record_version": s.record_version,
+                }
+                for s in t.signatures
+            ],
+        )
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, (Decimal, date)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
+def create_app(
+    application: InfusionApplication,
+    view: EnrolmentView,
+    verifier: TokenVerifier,
+    clock: Clock | None = None,
+) -> FastAPI:
+    """The infusion HTTP API; ``view`` is the local enrolment view."""
+    now = clock or (lambda: datetime.now(UTC))
+    app = FastAPI(
+        title="Trial Ledger: infusion",
+        version="1",
+        description="Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
+        "of NCT05030779. Refusals answer 4xx with a stable `code`.",
+        responses={s: {"model": ErrorBody} for s in (401, 403, 409, 422)},
+    )
+    install_error_mapping(app, ERROR_STATUSES)
+    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    app.state.authorisation = authorisation
+
+    def command(caller: Caller) -> Command:
+        p = caller.principal
+        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
+        return Command(
+            Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id), now()
+        )
+
+    async def call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
+        return TreatmentOut.of(await asyncio.to_thread(method, *args))
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/subjects/{subject_id}/leukapheresis", status_code=201, tags=["treatment"])
+    async def record_leukapheresis(
+        subject_id: str,
+        body: RecordLeukapheresis,
+        caller: Annotated[Caller, authorised("infusion.record_leukapheresis")],
+    ) -> TreatmentOut:
+        enrolment = await view.enrolment(subject_id)
+        apheresis = Leukapheresis(body.performed_on, body.volume_ml)
+        return await call(
+            application.record_leukapheresis, subject_id, enrolment, apheresis, command(caller)
+        )
+
+    @app.post("/subjects/{subject_id}/products", tags=["treatment"])
+    async def release_product(
+        subject_id: str,
+        body: ReleaseProduct,
+        caller: Annotated[Caller, authorised("infusion.release_product")],
+    ) -> TreatmentOut:
+        enrolment = await view.enrolment(subject_id)
+        release = ProductRelease(**body.model_dump())
+        return await call(
+            application.release_product, subject_id, enrolment, release, command(caller)
+        )
+
+    @app.post("/subjects/{subject_id}/lymphodepletion", tags=["treatment"])
+    async def record_lymphodepletion(
+        subject_id: str,
+        body: RecordLymphodepletion,
+        caller: Annotated[Caller, authorised("infusion.record_lymphodepletion")],
+    ) -> TreatmentOut:
+        enrolment = await view.enrolment(subject_id)
+        agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
+        regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
+        return await call(
+            application.record_lymphodepletion, subject_id, enrolment, regimen, command(caller)
+        )
+
+    @app.post("/subjects/{subject_id}/infusion", tags=["treatment"])
+    async def infuse(
+        subject_id: str,
+        body: Infuse,
+        caller: Annotated[Caller, authorised("infusion.infuse")],
+    ) -> TreatmentOut:
+        """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
+        assertion = authorisation.signature(
+            caller, body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
+        )
+        enrolment = await view.enrolment(subject_id)
+        infusion = Infusion(
+            body.weight_kg,
+            tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
+            body.started_at.astimezone(UTC),
+            body.ended_at.astimezone(UTC),
+            caller.principal.printed_name,
+        )
+        return await call(
+            application.infuse, subject_id, enrolment, infusion, command(caller), assertion
+        )
+
+    @app.post("/subjects/{subject_id}/infusion-not-given", tags=["treatment"])
+    async def decline_infusion(
+        subject_id: str,
+        body: Reason,
+        caller: Annotated[Caller, authorised("infusion.decline_infusion")],
+    ) -> TreatmentOut:
+        return await call(application.decline_infusion, subject_id, body.reason, command(caller))
+
+    @app.post("/subjects/{subject_id}/infusion-interruptions", tags=["treatment"])
+    async def interrupt_infusion(
+        subject_id: str,
+        body: Reason,
+        caller: Annotated[Caller, authorised("infusion.interrupt_infusion")],
+    ) -> TreatmentOut:
+        return await call(application.interrupt_infusion, subject_id, body.reason, command(caller))
+
+    @app.get("/subjects/{subject_id}", tags=["treatment"])
+    async def get_treatment(
+        subject_id: str, caller: Annotated[Caller, authorised("infusion.read_treatment")]
+    ) -> TreatmentOut:
+        return await call(application.get_treatment, subject_id)
+
+    return app

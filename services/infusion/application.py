@@ -1,0 +1,126 @@
+"""The infusion application: command methods over a subject's treatment record.
+
+Enrolment is passed in by the caller, as the local enrolment view knows it; the
+infusion is signed like enrollment's signed steps (the signature covers the published
+form of the event and is saved with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from services.infusion import errors
+from services.infusion.domain import (
+    AgentDose,
+    Enrolment,
+    InfusedLot,
+    Infusion,
+    Leukapheresis,
+    Lymphodepletion,
+    ProductRelease,
+    Treatment,
+    treatment_id,
+)
+from services.infusion.publication import to_contract
+from services.infusion.rules import InfusionRules
+from shared.auth import SigningAssertion
+from shared.eventstore import ServiceApplication
+from shared.provenance import Actor, Command, Provenance
+from shared.signatures import RecordSigner
+
+
+class InfusionApplication(ServiceApplication):
+    """Commands of the infusion service; each loads, decides and saves one treatment."""
+
+    name = "infusion"
+    value_types: ClassVar[tuple[type, ...]] = (
+        Actor,
+        Provenance,
+        Leukapheresis,
+        ProductRelease,
+        AgentDose,
+        Lymphodepletion,
+        InfusedLot,
+        Infusion,
+    )
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        signer: RecordSigner | None = None,
+        rules: InfusionRules | None = None,
+    ) -> None:
+        super().__init__(env=env)
+        self.signer = signer
+        self.rules = rules or InfusionRules()
+
+    def record_leukapheresis(
+        self, subject_id: str, enrolment: Enrolment, apheresis: Leukapheresis, command: Command
+    ) -> Treatment:
+        """Leukapheresis: the first step of an enrolled subject's treatment, once."""
+        treatment = Treatment.begin(subject_id, enrolment, apheresis, command)
+        try:
+            self.save(treatment)
+        except IntegrityError:
+            raise errors.AlreadyDone(
+                f"subject {subject_id} already had leukapheresis", subject_id=subject_id
+            ) from None
+        return treatment
+
+    def release_product(
+        self, subject_id: str, enrolment: Enrolment, release: ProductRelease, command: Command
+    ) -> Treatment:
+        return self._change(subject_id, lambda t: t.release(enrolment, release, command))
+
+    def record_lymphodepletion(
+        self, subject_id: str, enrolment: Enrolment, regimen: Lymphodepletion, command: Command
+    ) -> Treatment:
+        return self._change(subject_id, lambda t: t.deplete(enrolment, regimen, command))
+
+    def infuse(
+        self,
+        subject_id: str,
+        enrolment: Enrolment,
+        infusion: Infusion,
+        command: Command,
+        signing: SigningAssertion,
+    ) -> Treatment:
+        """Record the CAR-T infusion, signed by the person who administered it."""
+
+        def infuse_and_sign(treatment: Treatment) -> None:
+            treatment.infuse(enrolment, infusion, self.rules, command)
+            treatment.sign(
+                self.sign_last_decision(treatment, signing, command, to_contract), command
+            )
+
+        return self._change(subject_id, infuse_and_sign)
+
+    def decline_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
+        return self._change(subject_id, lambda t: t.decline(reason, command))
+
+    def interrupt_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
+        return self._change(subject_id, lambda t: t.interrupt(reason, command))
+
+    def get_treatment(self, subject_id: str) -> Treatment:
+        return self._load(treatment_id(subject_id), subject_id)
+
+    def _change(self, subject_id: str, decide: Callable[[Treatment], None]) -> Treatment:
+        return self.saved_with_retry(
+            lambda: self._load(treatment_id(subject_id), subject_id),
+            decide,
+            lambda: errors.ConcurrentChange(f"treatment of {subject_id} kept changing; retry"),
+        )
+
+    def _load(self, record_id: UUID, subject_id: str) -> Treatment:
+        try:
+            treatment: Treatment = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            raise errors.LeukapheresisRequired(
+                f"subject {subject_id} has no leukapheresis recorded", subject_id=subject_id
+            ) from None
+        return treatment

@@ -1,0 +1,314 @@
+"""A subject's treatment: leukapheresis, released product, lymphodepletion, infusion.
+
+Decide, then record. Whether the subject is enrolled comes in as ``Enrolment`` (from the
+local view of the enrollment topic); the clock as ``Command.now``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from eventsourcing.domain import Aggregate, event
+
+from services.infusion import errors
+from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
+from shared.provenance import Command, Meaning, Provenance
+from shared.signatures import Signature
+
+TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:treatment")
+INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
+PRODUCTS = ("CD19", "BCMA", "CD19/BCMA")  # two products, or one bispecific
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the local view knows of a subject's enrolment."""
+
+    status: str  # registered ... enrolled, withdrawn, or "unknown"
+    dose_level: int | None
+
+
+@dataclass(frozen=True)
+class Leukapheresis:
+    performed_on: date
+    volume_ml: Decimal
+
+
+@dataclass(frozen=True)
+class ProductRelease:
+    lot_id: str
+    product: str  # CD19, BCMA or CD19/BCMA
+    car_positive_percent: Decimal
+    viability_percent: Decimal
+    sterility_passed: bool
+    release_tests_passed: bool
+    released_on: date
+
+
+@dataclass(frozen=True)
+class AgentDose:
+    agent: str  # e.g. fludarabine, cyclophosphamide
+    dose_mg_per_m2: Decimal
+    days: int
+
+
+@dataclass(frozen=True)
+class Lymphodepletion:
+    agents: tuple[AgentDose, ...]
+    started_on: date
+    completed_on: date
+
+
+@dataclass(frozen=True)
+class InfusedLot:
+    lot_id: str
+    viable_car_positive_cells: Decimal
+
+
+@dataclass(frozen=True)
+class Infusion:
+    weight_kg: Decimal
+    lots: tuple[InfusedLot, ...]
+    started_at: datetime
+    ended_at: datetime
+    administered_by: str
+
+    @property
+    def total_cells(self) -> Decimal:
+        return sum((lot.viable_car_positive_cells for lot in self.lots), Decimal(0))
+
+
+def treatment_id(subject_id: str) -> UUID:
+    return uuid5(TREATMENT_NAMESPACE, subject_id)
+
+
+def check_enrolled(subject_id: str, enrolment: Enrolment) -> int:
+    """The assigned dose level, if the view shows the subject enrolled."""
+    if enrolment.status == "withdrawn":
+        raise errors.SubjectWithdrawn(
+            f"subject {subject_id} is withdrawn", subject_id=subject_id, status="withdrawn"
+        )
+    if enrolment.status != "enrolled" or enrolment.dose_level is None:
+        raise errors.NotEnrolledYet(
+            f"subject {subject_id} is {enrolment.status} in the enrolment view, not enrolled; "
+            "if enrolment was just recorded, retry in a moment",
+            subject_id=subject_id,
+            status=enrolment.status,
+            retryable=True,
+        )
+    return enrolment.dose_level
+
+
+class Treatment(Aggregate):
+    """One subject's way to the CAR-T infusion; one infusion per subject."""
+
+    class Event(Aggregate.Event):
+        subject_id: str
+
+    subject_id: str
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subject_id", self.subject_id)
+        super().trigger_event(event_class, **kwargs)
+
+    @staticmethod
+    def create_id(subject_id: str, **_: Any) -> UUID:
+        return treatment_id(subject_id)
+
+    @classmethod
+    def begin(
+        cls, subject_id: str, enrolment: Enrolment, apheresis: Leukapheresis, command: Command
+    ) -> Treatment:
+        """Record leukapheresis for an enrolled subject: the treatment's first step."""
+        check_enrolled(subject_id, enrolment)
+        _positive("volume_ml", apheresis.volume_ml)
+        _not_future("performed_on", apheresis.performed_on, command)
+        return cls(subject_id=subject_id, apheresis=apheresis, provenance=command.provenance)
+
+    @event("LeukapheresisPerformed")
+    def __init__(self, subject_id: str, apheresis: Leukapheresis, provenance: Provenance) -> None:
+        self.subject_id = subject_id
+        self.apheresis = apheresis
+        self.released: dict[str, ProductRelease] = {}
+        self.lymphodepletion: Lymphodepletion | None = None
+        self.infusion: Infusion | None = None
+        self.not_given_reason: str | None = None
+        self.signatures: tuple[Signature, ...] = ()
+
+    def release(self, enrolment: Enrolment, release: ProductRelease, command: Command) -> None:
+        """Release a lot made from this subject's cells, once its tests have passed."""
+        check_enrolled(self.subject_id, enrolment)
+        if release.product not in PRODUCTS:
+            raise errors.InvalidMeasurement(
+                f"product {release.product!r} is not one of {', '.join(PRODUCTS)}",
+                field="product",
+            )
+        if not (release.sterility_passed and release.release_tests_passed):
+            raise errors.ReleaseTestsFailed(
+                f"lot {release.lot_id} cannot be released: sterility or a release test failed",
+                lot_id=release.lot_id,
+            )
+        for name in ("car_positive_percent", "viability_percent"):
+            _percent(name, getattr(release, name))
+        if release.lot_id in self.released:
+            raise errors.AlreadyDone(f"lot {release.lot_id} is already released")
+        if release.released_on < self.apheresis.performed_on:
+            raise errors.InvalidMeasurement("a lot is released after leukapheresis")
+        _not_future("released_on", release.released_on, command)
+        self._released(release, command.provenance)
+
+    @event("ProductReleased")
+    def _released(self, release: ProductRelease, provenance: Provenance) -> None:
+        self.released = {**self.released, release.lot_id: release}
+
+    def deplete(self, enrolment: Enrolment, regimen: Lymphodepletion, command: Command) -> None:
+        """Record lymphodepletion, once, after a product is released."""
+        check_enrolled(self.subject_id, enrolment)
+        if not self.released:
+            raise errors.ProductNotReleased(
+                f"subject {self.subject_id} has no released product yet"
+            )
+        if self.lymphodepletion is not None:
+            raise errors.AlreadyDone(f"subject {self.subject_id} already had lymphodepletion")
+        if not regimen.agents or regimen.completed_on < regimen.started_on:
+            raise errors.InvalidMeasurement("lymphodepletion needs agents and ordered dates")
+        for dose in regimen.agents:
+            _positive(f"{dose.agent} dose_mg_per_m2", dose.dose_mg_per_m2)
+        _not_future("completed_on", regimen.completed_on, command)
+        self._depleted(regimen, command.provenance)
+
+    @event("LymphodepletionAdministered")
+    def _depleted(self, regimen: Lymphodepletion, provenance: Provenance) -> None:
+        self.lymphodepletion = regimen
+
+    def infuse(
+        self, enrolment: Enrolment, infusion: Infusion, rules: InfusionRules, command: Command
+    ) -> None:
+        """Record the infusion: released lots, within the window, at the assigned dose."""
+        level = check_enrolled(self.subject_id, enrolment)
+        if self.infusion is not None or self.not_given_reason is not None:
+            raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
+        regimen = self.lymphodepletion
+        if regimen is None:
+            raise errors.LymphodepletionRequired(
+                f"subject {self.subject_id} has no lymphodepletion recorded"
+            )
+        self._check_lots(infusion)
+        self._check_window(regimen, infusion, rules)
+        self._check_times(infusion, command)
+        dose = self._check_dose(infusion, level, rules)
+        self._infused(infusion, level, dose, rules.version, command.provenance)
+
+    @event("CarTInfused")
+    def _infused(
+        self,
+        infusion: Infusion,
+        dose_level: int,
+        cells_per_kg_millions: Decimal,
+        rule_version: str,
+        provenance: Provenance,
+    ) -> None:
+        self.infusion = infusion
+
+    def decline(self, reason: str, command: Command) -> None:
+        """Record that the infusion was not given, with the reason."""
+        if self.infusion is not None or self.not_given_reason is not None:
+            raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
+        self._not_given(_reason(reason), command.provenance)
+
+    @event("InfusionNotGiven")
+    def _not_given(self, reason: str, provenance: Provenance) -> None:
+        self.not_given_reason = reason
+
+    def interrupt(self, reason: str, command: Command) -> None:
+        """Record an interruption of the infusion, with the reason."""
+        if self.infusion is None:
+            raise errors.OutOfSequence(f"subject {self.subject_id} has no infusion to interrupt")
+        self._interrupted(_reason(reason), command.provenance)
+
+    @event("InfusionInterrupted")
+    def _interrupted(self, reason: str, provenance: Provenance) -> None:
+        pass
+
+    def sign(self, signature: Signature, command: Command) -> None:
+        """Bind a signature to the event just decided (same save, next version)."""
+        if (signature.record_id, signature.record_version) != (self.id, self.version):
+            raise errors.InvalidValue("the signature is for another record or version")
+        self._record_signed(signature, command.provenance)
+
+    @event("RecordSigned")
+    def _record_signed(self, signature: Signature, provenance: Provenance) -> None:
+        self.signatures = (*self.signatures, signature)
+
+    def _check_lots(self, infusion: Infusion) -> None:
+        if not infusion.lots:
+            raise errors.InvalidMeasurement("an infusion names at least one lot")
+        for lot in infusion.lots:
+            if lot.lot_id not in self.released:
+                raise errors.ProductNotReleased(
+                    f"lot {lot.lot_id} was not released for subject {self.subject_id}",
+                    lot_id=lot.lot_id,
+                    released=sorted(self.released),
+                )
+            _positive(f"{lot.lot_id} viable_car_positive_cells", lot.viable_car_positive_cells)
+
+    def _check_window(
+        self, regimen: Lymphodepletion, infusion: Infusion, rules: InfusionRules
+    ) -> None:
+        days = (infusion.started_at.date() - regimen.completed_on).days
+        if not rules.window_min_days <= days <= rules.window_max_days:
+            raise errors.OutsideLymphodepletionWindow(
+                f"the infusion is {days} days after lymphodepletion ended; the window is "
+                f"{rules.window_min_days}-{rules.window_max_days} days",
+                days=days,
+                window=[rules.window_min_days, rules.window_max_days],
+            )
+
+    @staticmethod
+    def _check_times(infusion: Infusion, command: Command) -> None:
+        if infusion.ended_at < infusion.started_at or infusion.ended_at > command.now:
+            raise errors.InvalidMeasurement(
+                "the infusion ends after it starts and not later than the server clock"
+            )
+
+    @staticmethod
+    def _check_dose(infusion: Infusion, level: int, rules: InfusionRules) -> Decimal:
+        _positive("weight_kg", infusion.weight_kg)
+        dose = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
+        target = Decimal(level)
+        if not within_tolerance(dose, target, rules.dose_tolerance):
+            raise errors.DoseOutOfTolerance(
+                f"{infusion.total_cells} cells for {infusion.weight_kg} kg is {dose} x10^6/kg; "
+                f"dose level {level} allows {target} x10^6/kg +/- {rules.dose_tolerance:%}",
+                cells_per_kg_millions=str(dose),
+                assigned_level=level,
+                total_cells=str(infusion.total_cells),
+                weight_kg=str(infusion.weight_kg),
+                tolerance=str(rules.dose_tolerance),
+            )
+        return dose
+
+
+def _positive(name: str, value: Decimal) -> None:
+    if not value.is_finite() or value <= 0:
+        raise errors.InvalidMeasurement(f"{name} must be a positive number", field=name)
+
+
+def _percent(name: str, value: Decimal) -> None:
+    if not value.is_finite() or not 0 <= value <= 100:
+        raise errors.InvalidMeasurement(f"{name} must be between 0 and 100", field=name)
+
+
+def _not_future(name: str, day: date, command: Command) -> None:
+    if day > command.now.date():
+        raise errors.InvalidMeasurement(f"{name} {day} is later than today", field=name)
+
+
+def _reason(reason: str) -> str:
+    if not reason.strip():
+        raise errors.ReasonRequired("a reason is needed")
+    return reason.strip()

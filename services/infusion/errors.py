@@ -1,0 +1,98 @@
+"""The infusion service's refusals; ``code`` is stable for clients."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class InfusionError(Exception):
+    """Base of every infusion refusal."""
+
+    code: ClassVar[str] = "infusion_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class OutOfSequence(InfusionError):
+    """The command is valid but not now (Part 11 §11.10(f))."""
+
+    code = "out_of_sequence"
+
+
+class InvalidValue(InfusionError):
+    """A value breaks a rule of the protocol or of the record's form."""
+
+    code = "invalid_value"
+
+
+class NotEnrolledYet(OutOfSequence):
+    """Only a subject the local enrolment view shows as enrolled is treated. The view
+    follows the enrollment topic, so a just-enrolled subject may appear a moment later:
+    retry."""
+
+    code = "not_enrolled"
+
+
+class SubjectWithdrawn(OutOfSequence):
+    """A withdrawn subject receives nothing more."""
+
+    code = "subject_withdrawn"
+
+
+class LeukapheresisRequired(OutOfSequence):
+    """Leukapheresis comes first."""
+
+    code = "leukapheresis_required"
+
+
+class AlreadyDone(OutOfSequence):
+    """Leukapheresis, lymphodepletion and the infusion happen once per subject."""
+
+    code = "already_done"
+
+
+class ProductNotReleased(OutOfSequence):
+    """Only a released lot of this subject's product can be infused."""
+
+    code = "product_not_released"
+
+
+class LymphodepletionRequired(OutOfSequence):
+    """Lymphodepletion is given, within the protocol window, before the infusion."""
+
+    code = "lymphodepletion_required"
+
+
+class OutsideLymphodepletionWindow(OutOfSequence):
+    """The infusion falls within the configured days after the last lymphodepletion day."""
+
+    code = "outside_lymphodepletion_window"
+
+
+class DoseOutOfTolerance(InvalidValue):
+    """The infused CAR-T cells/kg must match the assigned dose level within the tolerance."""
+
+    code = "dose_out_of_tolerance"
+
+
+class ReleaseTestsFailed(InvalidValue):
+    """A lot is released only when sterility and every release test passed."""
+
+    code = "release_tests_failed"
+
+
+class InvalidMeasurement(InvalidValue):
+    """A number, unit, date or time that cannot be right."""
+
+    code = "invalid_measurement"
+
+
+class ReasonRequired(InvalidValue):
+    code = "reason_required"
+
+
+class ConcurrentChange(OutOfSequence):
+    code = "concurrent_change"

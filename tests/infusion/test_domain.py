@@ -1,0 +1,225 @@
+"""Every infusion rule, the dose tolerance and the window at their edges."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.infusion import errors
+from services.infusion.domain import (
+    AgentDose,
+    Enrolment,
+    InfusedLot,
+    Infusion,
+    Leukapheresis,
+    Lymphodepletion,
+    ProductRelease,
+    Treatment,
+)
+from services.infusion.rules import InfusionRules, cells_per_kg_millions
+from shared.provenance import Command
+from tests.support import command
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+ENROLLED = Enrolment("enrolled", 2)
+RULES = InfusionRules()
+LD_END = date(2026, 11, 15)
+
+
+def cmd() -> Command:
+    return command(NOW)
+
+
+def release(lot: str = "LOT-1", **changes: Any) -> ProductRelease:
+    values: dict[str, object] = {
+        "lot_id": lot, "product": "CD19/BCMA", "car_positive_percent": Decimal("42.5"),
+        "viability_percent": Decimal("91"), "sterility_passed": True,
+        "release_tests_passed": True, "released_on": date(2026, 11, 10),
+    }  # fmt: skip
+    values.update(changes)
+    return ProductRelease(**values)  # type: ignore[arg-type]
+
+
+def regimen(completed_on: date = LD_END) -> Lymphodepletion:
+    agents = (
+        AgentDose("fludarabine", Decimal(25), 3),
+        AgentDose("cyclophosphamide", Decimal(250), 3),
+    )
+    return Lymphodepletion(agents, completed_on - timedelta(days=2), completed_on)
+
+
+def infusion(
+    cells: str = "140000000", weight: str = "70", start: datetime | None = None
+) -> Infusion:
+    start = start or datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
+    lots = (InfusedLot("LOT-1", Decimal(cells)),)
+    return Infusion(Decimal(weight), lots, start, start + timedelta(minutes=20), "Dr Lin Wei")
+
+
+def begun() -> Treatment:
+    return Treatment.begin("S-001", ENROLLED, Leukapheresis(date(2026, 11, 1), Decimal(180)), cmd())
+
+
+def released() -> Treatment:
+    treatment = begun()
+    treatment.release(ENROLLED, release(), cmd())
+    return treatment
+
+
+def depleted() -> Treatment:
+    treatment = released()
+    treatment.deplete(ENROLLED, regimen(), cmd())
+    return treatment
+
+
+@pytest.mark.parametrize(
+    ("enrolment", "error"),
+    [
+        (Enrolment("unknown", None), errors.NotEnrolledYet),
+        (Enrolment("eligible", None), errors.NotEnrolledYet),
+        (Enrolment("withdrawn", 2), errors.SubjectWithdrawn),
+    ],
+)
+def test_nothing_happens_for_a_subject_not_enrolled(
+    enrolment: Enrolment, error: type[errors.InfusionError]
+) -> None:
+    with pytest.raises(error) as refused:
+        Treatment.begin("S-001", enrolment, Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd())
+    assert refused.value.details["status"] == enrolment.status
+
+
+def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
+    with pytest.raises(errors.NotEnrolledYet) as refused:
+        Treatment.begin(
+            "S-001",
+            Enrolment("eligible", None),
+            Leukapheresis(date(2026, 11, 1), Decimal(1)),
+            cmd(),
+        )
+    assert refused.value.details == {"subject_id": "S-001", "status": "eligible", "retryable": True}
+
+
+def test_withdrawal_stops_everything_later() -> None:
+    treatment = released()
+    with pytest.raises(errors.SubjectWithdrawn):
+        treatment.deplete(Enrolment("withdrawn", 2), regimen(), cmd())
+
+
+def test_lymphodepletion_needs_a_released_product() -> None:
+    with pytest.raises(errors.ProductNotReleased):
+        begun().deplete(ENROLLED, regimen(), cmd())
+
+
+def test_a_lot_whose_tests_failed_cannot_be_released() -> None:
+    with pytest.raises(errors.ReleaseTestsFailed):
+        begun().release(ENROLLED, release(sterility_passed=False), cmd())
+
+
+@pytest.mark.parametrize("field", ["car_positive_percent", "viability_percent"])
+def test_percentages_stay_between_0_and_100(field: str) -> None:
+    with pytest.raises(errors.InvalidMeasurement):
+        changes: dict[str, Any] = {field: Decimal("100.1")}
+        begun().release(ENROLLED, release(**changes), cmd())
+
+
+def test_infusion_needs_lymphodepletion() -> None:
+    with pytest.raises(errors.LymphodepletionRequired):
+        released().infuse(ENROLLED, infusion(), RULES, cmd())
+
+
+def test_an_unreleased_lot_cannot_be_infused() -> None:
+    treatment = depleted()
+    good = infusion()
+    bad = Infusion(
+        good.weight_kg,
+        (InfusedLot("LOT-9", Decimal("140000000")),),
+        good.started_at,
+        good.ended_at,
+        good.administered_by,
+    )
+    with pytest.raises(errors.ProductNotReleased) as refused:
+        treatment.infuse(ENROLLED, bad, RULES, cmd())
+    assert refused.value.details["lot_id"] == "LOT-9"
+
+
+def test_the_dose_is_computed_from_cells_and_weight() -> None:
+    assert cells_per_kg_millions(Decimal("140000000"), Decimal("70")) == Decimal("2.000")
+    assert cells_per_kg_millions(Decimal("1.5e8"), Decimal("62.5")) == Decimal("2.400")
+
+
+@pytest.mark.parametrize(
+    ("cells", "accepted"),
+    [
+        ("126000000", True),  # 1.800 x10^6/kg: the lower edge of 2 +/- 10 %
+        ("125930000", False),  # 1.799
+        ("154000000", True),  # 2.200: the upper edge
+        ("154070000", False),  # 2.201
+        ("140000000", True),
+    ],
+)
+def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
+    treatment = depleted()
+    if accepted:
+        treatment.infuse(ENROLLED, infusion(cells), RULES, cmd())
+        assert treatment.infusion is not None
+    else:
+        with pytest.raises(errors.DoseOutOfTolerance) as refused:
+            treatment.infuse(ENROLLED, infusion(cells), RULES, cmd())
+        assert refused.value.details["assigned_level"] == 2
+        assert refused.value.details["weight_kg"] == "70"
+
+
+def test_the_dose_is_checked_against_the_assigned_level() -> None:
+    with pytest.raises(errors.DoseOutOfTolerance):
+        depleted().infuse(Enrolment("enrolled", 4), infusion(), RULES, cmd())
+
+
+@pytest.mark.parametrize(("days", "accepted"), [(1, False), (2, True), (14, True), (15, False)])
+def test_lymphodepletion_window_at_its_edges(days: int, accepted: bool) -> None:
+    start = datetime.combine(LD_END + timedelta(days=days), datetime.min.time(), UTC)
+    treatment = depleted()
+    late_clock = command(start + timedelta(hours=2))
+    if accepted:
+        treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock)
+    else:
+        with pytest.raises(errors.OutsideLymphodepletionWindow) as refused:
+            treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock)
+        assert refused.value.details["days"] == days
+
+
+def test_one_infusion_per_subject() -> None:
+    treatment = depleted()
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+    with pytest.raises(errors.AlreadyDone):
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+
+
+def test_no_infusion_after_it_was_recorded_as_not_given() -> None:
+    treatment = depleted()
+    treatment.decline("fever on the day", cmd())
+    with pytest.raises(errors.AlreadyDone):
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+
+
+def test_an_infusion_cannot_end_before_it_starts_or_in_the_future() -> None:
+    good = infusion()
+    backwards = Infusion(
+        good.weight_kg, good.lots, good.started_at, good.started_at - timedelta(minutes=1), "x"
+    )
+    with pytest.raises(errors.InvalidMeasurement):
+        depleted().infuse(ENROLLED, backwards, RULES, cmd())
+    future = Infusion(good.weight_kg, good.lots, good.started_at, NOW + timedelta(minutes=1), "x")
+    with pytest.raises(errors.InvalidMeasurement):
+        depleted().infuse(ENROLLED, future, RULES, cmd())
+
+
+def test_an_interruption_needs_an_infusion_and_a_reason() -> None:
+    with pytest.raises(errors.OutOfSequence):
+        depleted().interrupt("line occluded", cmd())
+    treatment = depleted()
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+    with pytest.raises(errors.ReasonRequired):
+        treatment.interrupt("  ", cmd())
