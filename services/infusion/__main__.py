@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
 from services.infusion.publication import to_contract
-from services.infusion.views import EnrolmentView, Subscriptions, create_subscriptions
+from services.infusion.views import EnrolmentView, create_subscriptions
 from shared.auth import TokenVerifier
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
@@ -21,6 +21,7 @@ from shared.relay import Relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
+from shared.subject_views import Subscriptions
 from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
 
 SERVICE = "infusion"

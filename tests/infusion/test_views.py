@@ -36,5 +36,5 @@ async def test_redelivery_and_old_events_change_nothing(view: EnrolmentView) -> 
 
 async def test_an_unreadable_record_goes_to_the_dead_letters(view: EnrolmentView) -> None:
     assert await view.apply(b"{not json", "enrollment", 0, 7) is False
-    [row] = await view.pool.fetch("SELECT kafka_offset, reason FROM view_dead_letters")
+    [row] = await view.pool.fetch("SELECT kafka_offset, reason FROM enrolment_view_dead_letters")
     assert row["kafka_offset"] == 7 and row["reason"].startswith("unreadable")

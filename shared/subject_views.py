@@ -1,0 +1,140 @@
+"""Local views of another service's topic, one row of facts per subject.
+
+A service that must know something another service decided (infusion: who is enrolled;
+adverse events: when each subject was infused) keeps a view of that service's topic in
+its own database, fed by a faststream subscription:
+
+- ``reduce`` turns an event into the facts it establishes (or None: not relevant);
+- an event is applied only when its record version is newer than the row's, so a
+  redelivery, or a replay after a restart, changes nothing;
+- an unreadable record goes to ``<table>_dead_letters`` and the subscription goes on;
+- the offset is committed after the handler (at least once); a database failure nacks
+  and the record comes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from aiokafka import ConsumerRecord
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from pydantic import ValidationError
+
+from shared.envelope import CloudEvent
+from shared.settings import DatabaseSettings
+
+log = logging.getLogger(__name__)
+Reduce = Callable[[CloudEvent], dict[str, Any] | None]
+_NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
+
+
+class SubjectView:
+    """Facts per subject, from one topic, in this service's database."""
+
+    def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
+        if not _NAME.fullmatch(table):
+            raise ValueError(f"view table name {table!r} is not a plain identifier")
+        self.database = database
+        self.table = table
+        self.reduce = reduce
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.database.dsn,
+            min_size=1,
+            max_size=4,
+            server_settings={"search_path": f'"{self.database.schema}"'},
+        )
+        await self.pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (subject_id text PRIMARY KEY, "
+            "facts jsonb NOT NULL, record_version integer NOT NULL, event_id uuid NOT NULL, "
+            "updated_at timestamptz NOT NULL DEFAULT now()); "
+            f"CREATE TABLE IF NOT EXISTS {self.table}_dead_letters (id bigserial PRIMARY KEY, "
+            "topic text NOT NULL, kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL, "
+            "record_value bytea, reason text NOT NULL, "
+            "received_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"the {self.table} view was not opened")
+        return self._pool
+
+    async def facts(self, subject_id: str) -> dict[str, Any] | None:
+        raw = await self.pool.fetchval(
+            f"SELECT facts FROM {self.table} WHERE subject_id = $1",  # noqa: S608
+            subject_id,
+        )
+        return None if raw is None else dict(json.loads(raw))
+
+    async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
+        """Apply one record; False if it went to the dead letters."""
+        try:
+            event = CloudEvent.from_kafka_value(value or b"")
+        except (ValidationError, ValueError) as error:
+            await self._dead_letter(value, topic, partition, offset, f"unreadable: {error}"[:500])
+            return False
+        facts = self.reduce(event)
+        if facts is None or event.subject is None:
+            return True  # not a fact this view keeps
+        await self.pool.execute(
+            f"INSERT INTO {self.table} (subject_id, facts, record_version, event_id) "  # noqa: S608
+            "VALUES ($1, $2, $3, $4) ON CONFLICT (subject_id) DO UPDATE SET "
+            f"facts = {self.table}.facts || EXCLUDED.facts, "
+            "record_version = EXCLUDED.record_version, event_id = EXCLUDED.event_id, "
+            f"updated_at = now() WHERE {self.table}.record_version < EXCLUDED.record_version",
+            event.subject,
+            json.dumps(facts),
+            int(event.data["version"]),
+            event.id,
+        )
+        return True
+
+    async def _dead_letter(
+        self, value: bytes | None, topic: str, partition: int, offset: int, reason: str
+    ) -> None:
+        log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
+        await self.pool.execute(
+            f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
+            "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
+            topic, partition, offset, value, reason,
+        )  # fmt: skip
+
+
+def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: SubjectView) -> None:
+    """Feed ``view`` from ``topic`` through ``broker``, at least once."""
+
+    @broker.subscriber(
+        topic, group_id=group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR
+    )
+    async def on_event(message: KafkaMessage) -> None:
+        record: ConsumerRecord[bytes, bytes] = message.raw_message  # one record: batch=False
+        await view.apply(record.value, record.topic, record.partition, record.offset)
+
+
+class Subscriptions:
+    """Runs a faststream broker beside the HTTP server until ``stopping`` is set."""
+
+    def __init__(self, broker: KafkaBroker) -> None:
+        self.broker = broker
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        await self.broker.start()
+        try:
+            await stopping.wait()
+        finally:
+            await self.broker.stop()
