@@ -31,6 +31,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
+from shared.records import SignatureNotForThisRecord
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,7 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
         Unauthenticated: 401,
         Forbidden: 403,
         SignatureRefused: 403,
+        SignatureNotForThisRecord: 422,
         # the event store is down or unreachable: retry later, nothing was recorded
         OperationalError: 503,
         InterfaceError: 503,

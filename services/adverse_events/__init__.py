@@ -1,1 +1,1 @@
-"""The adverse events service: not built yet (issue #6). See ../shared/DESIGN.md."""
+"""Adverse events: CTCAE v5.0 and ASTCT grading, DLT and TEAE windows, 3+3 dose escalation."""

@@ -16,7 +16,7 @@ from enum import IntEnum, StrEnum
 from typing import Any, NewType
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from services.enrollment import errors
 from services.enrollment.rules import (
@@ -27,7 +27,7 @@ from services.enrollment.rules import (
     normalise,
 )
 from shared.provenance import Command, Meaning, Provenance
-from shared.signatures import Signature
+from shared.records import SubjectRecord
 
 SubjectId = NewType("SubjectId", str)
 
@@ -107,19 +107,8 @@ def check_subject_id(subject_id: str) -> SubjectId:
     return SubjectId(subject_id)
 
 
-class Subject(Aggregate):
+class Subject(SubjectRecord):
     """One subject's path from registration to enrolment or withdrawal."""
-
-    class Event(Aggregate.Event):
-        """Every subject event names its subject, so that it can be published alone."""
-
-        subject_id: str
-
-    subject_id: str
-
-    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("subject_id", self.subject_id)
-        super().trigger_event(event_class, **kwargs)
 
     @staticmethod
     def create_id(subject_id: str, **_: Any) -> UUID:
@@ -149,7 +138,6 @@ class Subject(Aggregate):
         self.assessment: EligibilityAssessment | None = None
         self.dose_level: DoseLevel | None = None
         self.withdrawal_reason: str | None = None
-        self.signatures: tuple[Signature, ...] = ()
 
     # --- consent ---------------------------------------------------------------------
 
@@ -273,24 +261,6 @@ class Subject(Aggregate):
     def _withdrawn(self, reason: str, occurred_at: datetime, provenance: Provenance) -> None:
         self.withdrawal_reason = reason
         self.status = SubjectStatus.WITHDRAWN
-
-    # --- electronic signatures --------------------------------------------------------
-
-    def sign(self, signature: Signature, command: Command) -> None:
-        """Bind a signature to the event just decided: it must name this record and version."""
-        if (signature.record_id, signature.record_version) != (self.id, self.version):
-            raise errors.SignatureNotForThisRecord(
-                f"the signature is for {signature.record_id} v{signature.record_version}, "
-                f"not subject {self.subject_id} v{self.version}",
-                subject_id=self.subject_id,
-            )
-        self._record_signed(signature, signature.signed_at, command.provenance)
-
-    @event("RecordSigned")
-    def _record_signed(
-        self, signature: Signature, occurred_at: datetime, provenance: Provenance
-    ) -> None:
-        self.signatures = (*self.signatures, signature)
 
     # --- corrections -----------------------------------------------------------------
 

@@ -173,12 +173,6 @@ class InvalidCorrectionValue(InvalidValue):
     code = "invalid_correction_value"
 
 
-class SignatureNotForThisRecord(InvalidValue):
-    """A signature binds to the record version it was made for, and to no other."""
-
-    code = "signature_not_for_this_record"
-
-
 class SignatureRequired(InvalidValue):
     """Consent and the eligibility decision are signed steps."""
 

@@ -12,12 +12,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 
 from services.infusion import errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
 from shared.provenance import Command, Meaning, Provenance
-from shared.signatures import Signature
+from shared.records import SubjectRecord
 
 TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:treatment")
 INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
@@ -103,17 +103,8 @@ def check_enrolled(subject_id: str, enrolment: Enrolment) -> int:
     return enrolment.dose_level
 
 
-class Treatment(Aggregate):
+class Treatment(SubjectRecord):
     """One subject's way to the CAR-T infusion; one infusion per subject."""
-
-    class Event(Aggregate.Event):
-        subject_id: str
-
-    subject_id: str
-
-    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("subject_id", self.subject_id)
-        super().trigger_event(event_class, **kwargs)
 
     @staticmethod
     def create_id(subject_id: str, **_: Any) -> UUID:
@@ -137,7 +128,6 @@ class Treatment(Aggregate):
         self.lymphodepletion: Lymphodepletion | None = None
         self.infusion: Infusion | None = None
         self.not_given_reason: str | None = None
-        self.signatures: tuple[Signature, ...] = ()
 
     def release(self, enrolment: Enrolment, release: ProductRelease, command: Command) -> None:
         """Release a lot made from this subject's cells, once its tests have passed."""
@@ -233,16 +223,6 @@ class Treatment(Aggregate):
     @event("InfusionInterrupted")
     def _interrupted(self, reason: str, provenance: Provenance) -> None:
         pass
-
-    def sign(self, signature: Signature, command: Command) -> None:
-        """Bind a signature to the event just decided (same save, next version)."""
-        if (signature.record_id, signature.record_version) != (self.id, self.version):
-            raise errors.InvalidValue("the signature is for another record or version")
-        self._record_signed(signature, command.provenance)
-
-    @event("RecordSigned")
-    def _record_signed(self, signature: Signature, provenance: Provenance) -> None:
-        self.signatures = (*self.signatures, signature)
 
     def _check_lots(self, infusion: Infusion) -> None:
         if not infusion.lots:

@@ -1,0 +1,73 @@
+"""The adverse events service's refusals: one class per broken rule.
+
+Two families, ``OutOfSequence`` (valid but not now) and ``InvalidValue`` (never valid).
+Every class has a stable ``code`` that clients may rely on.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class AdverseEventError(Exception):
+    """Base of every adverse event refusal."""
+
+    code: ClassVar[str] = "adverse_event_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class OutOfSequence(AdverseEventError):
+    """The command is valid but not now: the protocol's order forbids it (Part 11 §11.10(f))."""
+
+    code = "out_of_sequence"
+
+
+class InvalidValue(AdverseEventError):
+    """A value breaks a rule of the protocol or of the record's form."""
+
+    code = "invalid_value"
+
+
+class GradeNotAllowed(InvalidValue):
+    """A CTCAE v5.0 grade is an integer from 1 to 5 that the term defines: not every term
+    allows every grade (hypoxia has no grade 1 or 5, alopecia stops at 2)."""
+
+    code = "grade_not_allowed"
+
+
+class InvalidGradingInput(InvalidValue):
+    """A grading component that cannot be right: a temperature outside 30-45 °C, an ICE
+    score outside 0-10 or one of its parts outside its own range, an oxygen flow <= 0."""
+
+    code = "invalid_grading_input"
+
+
+class ReasonRequired(InvalidValue):
+    """A manual grade that differs from the grade computed from its components needs a
+    reason, recorded with it."""
+
+    code = "reason_required"
+
+
+class InvalidTime(InvalidValue):
+    """Times are aware datetimes; a naive time cannot be placed on the study calendar."""
+
+    code = "invalid_time"
+
+
+class InvalidEscalationInput(InvalidValue):
+    """The 3+3 inputs are inconsistent: a dose level outside the protocol's levels, a
+    subject counted twice, or more than 6 subjects at one level."""
+
+    code = "invalid_escalation_input"
+
+
+class LevelNotOpen(OutOfSequence):
+    """A dose level opens only once the level below has been cleared by the 3+3 rules
+    (0/3, or at most 1/6, with every DLT window closed)."""
+
+    code = "level_not_open"

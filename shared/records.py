@@ -1,0 +1,61 @@
+"""The base of every record about one trial subject (no I/O).
+
+Every event of such a record names the subject, so that it can be published alone;
+and a signed step is followed, in the same save, by a ``RecordSigned`` event binding
+the signature to the version it signs (see ``shared.signatures``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from shared.provenance import Command, Provenance
+from shared.signatures import Signature
+
+
+class SignatureNotForThisRecord(ValueError):
+    """A signature binds to the record version it was made for, and to no other."""
+
+    code = "signature_not_for_this_record"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details: dict[str, Any] = {}
+
+
+class SubjectRecord(Aggregate):
+    """A record about one subject; subclasses set ``subject_id`` in their first event."""
+
+    class Event(Aggregate.Event):
+        subject_id: str
+
+    subject_id: str
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("subject_id", self.subject_id)
+        super().trigger_event(event_class, **kwargs)
+
+    @property
+    def signatures(self) -> tuple[Signature, ...]:
+        """Signature manifestations of this record, in the order they were made."""
+        signatures: tuple[Signature, ...] = self.__dict__.get("_signatures", ())
+        return signatures
+
+    def sign(self, signature: Signature, command: Command) -> None:
+        """Bind a signature to the event just decided: it must name this record and version."""
+        if (signature.record_id, signature.record_version) != (self.id, self.version):
+            raise SignatureNotForThisRecord(
+                f"the signature is for {signature.record_id} v{signature.record_version}, "
+                f"not {self.id} v{self.version} (subject {self.subject_id})"
+            )
+        self._record_signed(signature, signature.signed_at, command.provenance)
+
+    @event("RecordSigned")
+    def _record_signed(
+        self, signature: Signature, occurred_at: datetime, provenance: Provenance
+    ) -> None:
+        self._signatures = (*self.signatures, signature)
