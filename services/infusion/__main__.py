@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+from decimal import Decimal
 
 from fastapi import FastAPI
 
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
 from services.infusion.publication import to_contract
+from services.infusion.rules import InfusionRules
 from services.infusion.views import EnrolmentView, create_subscriptions
 from shared.auth import TokenVerifier
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
 from shared.relay import Relay
 from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.signatures import RecordSigner
 from shared.subject_views import Subscriptions
 from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
@@ -31,12 +33,28 @@ def enrollment_topic() -> str:
     return os.environ.get("TL_ENROLLMENT_TOPIC", "trialledger.enrollment.events")
 
 
+def infusion_rules(env: dict[str, str] | None = None) -> InfusionRules:
+    """The configurable protocol window and dose tolerance (defaults in rules.py)."""
+    env = dict(os.environ if env is None else env)
+    default = InfusionRules()
+    try:
+        return InfusionRules(
+            dose_tolerance=Decimal(env.get("TL_INFUSION_DOSE_TOLERANCE", default.dose_tolerance)),
+            window_min_days=int(env.get("TL_INFUSION_WINDOW_MIN_DAYS", default.window_min_days)),
+            window_max_days=int(env.get("TL_INFUSION_WINDOW_MAX_DAYS", default.window_max_days)),
+        )
+    except (ArithmeticError, ValueError):
+        raise SettingsError("TL_INFUSION_* rules must be numbers") from None
+
+
 def create_application(
     settings: ServiceSettings, security: SecuritySettings
 ) -> InfusionApplication:
     key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
     return InfusionApplication(
-        env=postgres_env(settings.database), signer=RecordSigner(load_private_key(key))
+        env=postgres_env(settings.database),
+        signer=RecordSigner(load_private_key(key)),
+        rules=infusion_rules(),
     )
 
 

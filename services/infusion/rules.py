@@ -17,7 +17,14 @@ class InfusionRules:
     # days from the last lymphodepletion day to the infusion day (Flu/Cy day -5..-3, CAR-T day 0)
     window_min_days: int = 2
     window_max_days: int = 14
-    version: str = RULE_VERSION
+
+    @property
+    def version(self) -> str:
+        """The rule version with the configured values, recorded with every infusion."""
+        return (
+            f"{RULE_VERSION};tolerance={self.dose_tolerance};"
+            f"window={self.window_min_days}-{self.window_max_days}d"
+        )
 
 
 def cells_per_kg_millions(total_cells: Decimal, weight_kg: Decimal) -> Decimal:
