@@ -1,0 +1,204 @@
+"""3+3 dose escalation over the protocol's dose levels, as a pure function of the
+subjects dosed so far (see ``../shared/protocol/REFERENCE.md``).
+
+- Cohorts of 3 at a level. 0/3 DLT: escalate. 1/3: 3 more at the same level. 1/6:
+  escalate. 2 or more DLTs among the 3 or 6: the level exceeds the maximum tolerated
+  dose (MTD) and escalation stops, as soon as the second DLT is known.
+- A level is judged only when its 3 (or 6) subjects all have closed DLT windows; a new
+  cohort (the next level, or 3 more at a level) doses only when every dosed subject's
+  window has closed. Within a cohort, subjects dose without waiting for each other.
+- MTD = the highest level with at most 1 DLT in 6 treated, below the level that was
+  exceeded. When escalation stops and the level below had only 3 treated, 3 more are
+  treated there to confirm it (and if that level then exceeds, the search goes one
+  level lower). A level cleared with 0/3 is never reported as the MTD.
+
+The DLT itself (which toxicities, adjudicated by whom) is decided elsewhere; here a
+subject either had one (``dlt``) or not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from itertools import pairwise
+
+from services.adverse_events.errors import InvalidEscalationInput, LevelNotOpen
+
+RULE_VERSION = "NCT05030779-escalation/1"
+
+DOSE_LEVELS = (1, 2, 3, 4)  # x10^6 CAR-T cells/kg
+COHORT = 3
+EXPANDED_COHORT = 6
+DLTS_EXCEEDING = 2
+
+
+@dataclass(frozen=True)
+class CohortSubject:
+    """A dosed subject: the level received, whether a DLT was adjudicated, and whether
+    the DLT window has closed."""
+
+    subject_id: str
+    dose_level: int
+    infused_at: datetime
+    dlt: bool
+    window_closed: bool
+
+
+class Decision(StrEnum):
+    """What the 3+3 rules allow next."""
+
+    ENROL_SAME_LEVEL = "enrol_same_level"  # the cohort (3 or 6) is not full yet
+    WAIT = "wait"  # the cohort is full, some DLT window is open
+    ESCALATE = "escalate"  # 0/3 or at most 1/6: the next level opens
+    EXPAND = "expand"  # 1/3: 3 more at the same level
+    STOP = "stop"  # 2 or more DLTs: the level exceeds the MTD, escalation stops
+    COMPLETE = "complete"  # the highest level was cleared
+
+
+@dataclass(frozen=True)
+class CohortState:
+    """The 3+3 state at ``level``: the highest level in play, or, once escalation has
+    stopped, the lowest level that exceeded the MTD.
+
+    ``dosed`` and ``dlts`` count the subjects at ``level``; ``open_windows`` counts the
+    open DLT windows of every dosed subject. ``next_level`` is the level the next subject
+    may receive, None while windows must close first or when no more subjects are dosed.
+    ``mtd`` is set once it is known (only after STOP, or on COMPLETE with 6 treated at the
+    highest level).
+    """
+
+    level: int
+    decision: Decision
+    next_level: int | None
+    dosed: int
+    dlts: int
+    open_windows: int
+    mtd: int | None
+    rule_version: str = RULE_VERSION
+
+
+@dataclass(frozen=True)
+class _Level:
+    dosed: int
+    dlts: int
+    open_windows: int
+
+    @property
+    def exceeded(self) -> bool:
+        return self.dlts >= DLTS_EXCEEDING
+
+    @property
+    def cleared(self) -> bool:
+        """0/3, or at most 1/6, every window closed."""
+        if self.open_windows or self.exceeded:
+            return False
+        return (self.dosed == COHORT and self.dlts == 0) or self.dosed == EXPANDED_COHORT
+
+
+def decide(subjects: Sequence[CohortSubject], levels: Sequence[int] = DOSE_LEVELS) -> CohortState:
+    """The 3+3 decision for the subjects dosed so far; see the module's rules."""
+    tally = _tally(subjects, levels)
+    open_windows = sum(1 for s in subjects if not s.window_closed)
+
+    def state(
+        index: int, decision: Decision, next_level: int | None, mtd: int | None = None
+    ) -> CohortState:
+        at = tally[index]
+        return CohortState(
+            levels[index], decision, next_level, at.dosed, at.dlts, open_windows, mtd
+        )
+
+    exceeded = [index for index, at in enumerate(tally) if at.exceeded]
+    if exceeded:
+        index = exceeded[0]
+        mtd, next_level = _below_exceeded(index, tally, levels, open_windows)
+        return state(index, Decision.STOP, next_level, mtd)
+
+    # Below the level returned, every level is cleared, so every window there is closed.
+    for index, at in enumerate(tally):
+        higher = tally[index + 1 :]
+        if at.cleared and higher and higher[0].dosed:
+            continue
+        if any(h.dosed for h in higher):
+            raise LevelNotOpen(
+                f"subjects were dosed above level {levels[index]}, which 3+3 has not cleared",
+                level=levels[index],
+            )
+        if at.cleared and higher:
+            return state(index, Decision.ESCALATE, levels[index + 1])
+        if at.cleared:
+            mtd = levels[index] if at.dosed == EXPANDED_COHORT else None
+            return state(index, Decision.COMPLETE, None, mtd)
+        if at.dosed in (COHORT, EXPANDED_COHORT):
+            if at.open_windows:
+                return state(index, Decision.WAIT, None)
+            # 3 subjects, windows closed, not cleared and not exceeded: 1/3
+            return state(index, Decision.EXPAND, levels[index])
+        return state(index, Decision.ENROL_SAME_LEVEL, levels[index])
+    raise AssertionError("unreachable: the loop returns at the last level at the latest")
+
+
+def allowed_level(state: CohortState) -> int | None:
+    """The dose level the next subject may receive, or None if no subject may be dosed now."""
+    return state.next_level
+
+
+def _below_exceeded(
+    index: int, tally: Sequence[_Level], levels: Sequence[int], open_windows: int
+) -> tuple[int | None, int | None]:
+    """(MTD, next level) once ``levels[index]`` exceeded: the level below is the MTD if
+    it has 6 treated with windows closed; with only 3 treated, 3 more confirm it, the
+    first of them once every window has closed. Below the lowest level there is no MTD."""
+    if index == 0:
+        return None, None
+    below, level_below = tally[index - 1], levels[index - 1]
+    if below.dosed < COHORT:
+        raise LevelNotOpen(
+            f"level {levels[index]} was dosed before level {level_below} was cleared",
+            level=levels[index],
+        )
+    if below.dosed == EXPANDED_COHORT:
+        return (None, None) if below.open_windows else (level_below, None)
+    if below.dosed == COHORT and open_windows:
+        return None, None  # the confirming 3 are a new cohort: windows close first
+    return None, level_below
+
+
+def _tally(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> list[_Level]:
+    if not levels or any(b <= a for a, b in pairwise(levels)):
+        raise InvalidEscalationInput(
+            f"dose levels {list(levels)!r} must be ascending and not empty", levels=list(levels)
+        )
+    seen: set[str] = set()
+    for subject in subjects:
+        if subject.subject_id in seen:
+            raise InvalidEscalationInput(
+                f"subject {subject.subject_id} is counted twice", subject_id=subject.subject_id
+            )
+        seen.add(subject.subject_id)
+        if subject.dose_level not in levels:
+            raise InvalidEscalationInput(
+                f"subject {subject.subject_id}: dose level {subject.dose_level!r} is not one "
+                f"of {list(levels)!r}",
+                subject_id=subject.subject_id,
+                dose_level=subject.dose_level,
+            )
+    tally = []
+    for level in levels:
+        at = [s for s in subjects if s.dose_level == level]
+        if len(at) > EXPANDED_COHORT:
+            raise InvalidEscalationInput(
+                f"level {level} has {len(at)} subjects; 3+3 treats at most {EXPANDED_COHORT}",
+                level=level,
+                dosed=len(at),
+            )
+        tally.append(
+            _Level(
+                dosed=len(at),
+                dlts=sum(1 for s in at if s.dlt),
+                open_windows=sum(1 for s in at if not s.window_closed),
+            )
+        )
+    return tally
