@@ -71,3 +71,40 @@ class LevelNotOpen(OutOfSequence):
     (0/3, or at most 1/6, with every DLT window closed)."""
 
     code = "level_not_open"
+
+
+class SubjectNotInfused(OutOfSequence):
+    """Adverse events are recorded for subjects the local infusion view knows as infused
+    (onsets before the infusion are recorded too, and are not treatment-emergent).
+    Retry if the infusion was just recorded."""
+
+    code = "subject_not_infused"
+
+
+class NotGradedYet(OutOfSequence):
+    """Regrading, causality and DLT adjudication need a graded event."""
+
+    code = "not_graded"
+
+
+class AlreadyGraded(OutOfSequence):
+    """An event is graded once; a change is a regrade, with its reason."""
+
+    code = "already_graded"
+
+
+class EventResolved(OutOfSequence):
+    """A resolved event is not changed any more."""
+
+    code = "adverse_event_resolved"
+
+
+class NotADlt(InvalidValue):
+    """A DLT is adjudicated only for an event that starts in the DLT window (days 1-28)
+    and meets the DLT rule set the adjudication names."""
+
+    code = "not_a_dlt"
+
+
+class AdverseEventNotFound(AdverseEventError):
+    code = "adverse_event_not_found"

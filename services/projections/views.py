@@ -88,11 +88,30 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
             "infused_at": data["started_at"],  # study day 1
             "lots": [lot["lot_id"] for lot in data["lots"]],
         }
+    elif kind in ("AdverseEventGraded.v1", "AdverseEventRegraded.v1"):
+        # the latest grade of each adverse event; the worst over them all
+        grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}
+        state["grades"] = grades
+        state["safety"] = _worst(grades.values())
+    elif kind == "DltAdjudicated.v1":
+        dlts = dict(state.get("dlts", {}))
+        dlts[data["record_id"]] = data["is_dlt"]
+        state["dlts"] = dlts
+        state["dlt"] = any(dlts.values())
     elif kind == "InfusionNotGiven.v1":
         state["infusion_not_given"] = data["reason"]
     state["position"] = position
     state["as_of"] = event.recordedtime.isoformat()
     return state
+
+
+def _worst(grades: Iterable[list[Any]]) -> dict[str, int]:
+    graded = list(grades)
+    return {
+        "worst_grade": max((g for _, g in graded), default=0),
+        "worst_crs": max((g for s, g in graded if s == "ASTCT-CRS"), default=0),
+        "worst_icans": max((g for s, g in graded if s == "ASTCT-ICANS"), default=0),
+    }
 
 
 def _manifestation(data: dict[str, Any]) -> dict[str, Any]:

@@ -28,10 +28,12 @@ class Stack:
     identity: httpx.AsyncClient
     enrollment: httpx.AsyncClient
     infusion: httpx.AsyncClient
+    adverse_events: httpx.AsyncClient
     projections: httpx.AsyncClient
     identity_settings: ServiceSettings
     enrollment_settings: ServiceSettings
     infusion_settings: ServiceSettings
+    adverse_events_settings: ServiceSettings
     projections_settings: ServiceSettings
     keys: Path
     env: dict[str, str]
@@ -92,27 +94,32 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
         identity = await stack.enter_async_context(isolated("identity", env))
         enrollment = await stack.enter_async_context(isolated("enrollment", env))
         infusion = await stack.enter_async_context(isolated("infusion", env))
+        adverse = await stack.enter_async_context(isolated("adverse_events", env))
         projections = await stack.enter_async_context(isolated("projections", env))
-        for settings in (identity, enrollment, infusion, projections):
+        for settings in (identity, enrollment, infusion, adverse, projections):
             prefix = f"TL_{settings.service.upper()}"
             env[f"{prefix}_DATABASE_SCHEMA"] = settings.database.schema
             env[f"{prefix}_TOPIC"] = settings.topic
-        env["TL_PROJECTIONS_SOURCES"] = f"{identity.topic},{enrollment.topic},{infusion.topic}"
+        env["TL_PROJECTIONS_SOURCES"] = ",".join(
+            s.topic for s in (identity, enrollment, infusion, adverse)
+        )
         env["TL_CHECKPOINT_INTERVAL_SECONDS"] = "0.5"
         await _bootstrap_admin(env)
         processes: dict[str, ServiceProcess] = {}
         clients = [
             await stack.enter_async_context(_service(name, env, folder, processes))
-            for name in ("identity", "enrollment", "infusion", "projections")
+            for name in ("identity", "enrollment", "infusion", "adverse_events", "projections")
         ]
         yield Stack(
             identity=clients[0],
             enrollment=clients[1],
             infusion=clients[2],
-            projections=clients[3],
+            adverse_events=clients[3],
+            projections=clients[4],
             identity_settings=identity,
             enrollment_settings=enrollment,
             infusion_settings=infusion,
+            adverse_events_settings=adverse,
             projections_settings=projections,
             keys=keys,
             env=env,

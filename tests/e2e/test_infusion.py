@@ -6,7 +6,6 @@ the view survives a restart of the service without reprocessing anything."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import asyncpg
 import httpx
@@ -14,37 +13,11 @@ import pytest
 
 from shared.envelope import CloudEvent
 from shared.settings import ServiceSettings
+from tests.e2e.flows import PASSWORD, enrol, today
 from tests.e2e.stack import Stack
-from tests.support import eventually, read_topic, screening_json
+from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.integration
-PASSWORD = "infusion passphrase"
-
-
-async def enrol(stack: Stack, session: dict[str, str], subject: str, level: int | None) -> None:
-    """Take a subject through enrollment; with no level, stop at eligibility."""
-    consent = await stack.signature(
-        session, "responsibility", f"enrollment/consent/{subject}", PASSWORD, "lin.wei"
-    )
-    decision = await stack.signature(
-        session, "approval", f"enrollment/eligibility/{subject}", PASSWORD
-    )
-    steps: list[tuple[str, dict[str, Any]]] = [
-        ("/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
-        (f"/subjects/{subject}/consent", {"form_version": "ICF v2.1", "signed_on": "2026-11-02",
-                                           "obtained_by": "Lin Wei", "signature": consent}),
-        (f"/subjects/{subject}/screening", screening_json()),
-        (f"/subjects/{subject}/eligibility", {"signature": decision}),
-    ]  # fmt: skip
-    if level is not None:
-        steps.append((f"/subjects/{subject}/enrolment", {"dose_level": level}))
-    for path, body in steps:
-        response = await stack.enrollment.post(path, json=body, headers=session)
-        assert response.status_code in (200, 201), response.text
-
-
-def today(days: int = 0) -> str:
-    return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
 
 
 async def store_count(settings: ServiceSettings) -> int:

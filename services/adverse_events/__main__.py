@@ -1,0 +1,61 @@
+"""Run the adverse-events service: HTTP API, relay, and the infusion view's subscription.
+
+python -m services.adverse_events
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from services.adverse_events.api import create_app
+from services.adverse_events.application import AdverseEventsApplication
+from services.adverse_events.publication import to_contract
+from services.adverse_events.views import InfusionView, create_subscriptions
+from shared.auth import TokenVerifier
+from shared.eventstore import postgres_env
+from shared.keys import load_private_key, load_public_key
+from shared.relay import Relay
+from shared.runner import configure_logging, serve
+from shared.settings import SecuritySettings, ServiceSettings
+from shared.signatures import RecordSigner
+from shared.subject_views import Subscriptions
+from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
+
+SERVICE = "adverse_events"
+
+
+def infusion_topic() -> str:
+    return os.environ.get("TL_INFUSION_TOPIC", "trialledger.infusion.events")
+
+
+def create_application(
+    settings: ServiceSettings, security: SecuritySettings
+) -> AdverseEventsApplication:
+    key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
+    return AdverseEventsApplication(
+        env=postgres_env(settings.database), signer=RecordSigner(load_private_key(key))
+    )
+
+
+async def main() -> None:
+    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
+    await ensure_service_topic(settings)
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(infusion_topic()))
+    application = create_application(settings, security)
+    view = InfusionView(settings.database)
+    await view.open()
+    try:
+        verifier = TokenVerifier(load_public_key(security.token_public_key_file))
+        relay = Relay(
+            application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
+        )
+        broker = create_subscriptions(settings.kafka_bootstrap, infusion_topic(), view)
+        await serve(settings, create_app(application, view, verifier), relay, Subscriptions(broker))
+    finally:
+        await view.close()
+
+
+if __name__ == "__main__":
+    configure_logging()
+    asyncio.run(main())

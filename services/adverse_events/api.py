@@ -1,0 +1,300 @@
+"""HTTP API of the adverse-events service: parse, authorise, read the infusion view,
+call the application. Signed steps carry an assertion whose purpose names the step, the
+event and its current version (``adverse_events/<step>/<id>@<version>``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import FastAPI
+from pydantic import AwareDatetime, Field
+
+from services.adverse_events import errors
+from services.adverse_events.application import AdverseEventsApplication
+from services.adverse_events.dlt import DltCriterion
+from services.adverse_events.domain import (
+    CAUSALITY_SIGNATURE,
+    DLT_SIGNATURE,
+    GRADE_SIGNATURE,
+    AdverseEvent,
+    Relatedness,
+    Seriousness,
+    grading_of,
+)
+from services.adverse_events.grading import (
+    Consciousness,
+    CrsInputs,
+    Hypotension,
+    IcansInputs,
+    Motor,
+    Oxygen,
+    RaisedIcp,
+    Seizure,
+)
+from services.adverse_events.views import InfusionView
+from shared.auth import SigningAssertion, TokenVerifier
+from shared.envelope import Contract
+from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.provenance import Actor, Command, Meaning, Provenance, Role
+
+Clock = Callable[[], datetime]
+_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
+# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "adverse_events.report": _TEAM | {Role.STUDY_COORDINATOR},
+    "adverse_events.grade": _TEAM,
+    "adverse_events.assess_seriousness": _TEAM,
+    "adverse_events.assess_causality": _TEAM,
+    "adverse_events.adjudicate_dlt": frozenset({Role.INVESTIGATOR}),
+    "adverse_events.resolve": _TEAM | {Role.STUDY_COORDINATOR},
+    "adverse_events.read": _TEAM
+    | {Role.STUDY_COORDINATOR, Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
+}
+ERROR_STATUSES: dict[type[Exception], int] = {
+    errors.AdverseEventNotFound: 404,
+    errors.OutOfSequence: 409,
+    errors.InvalidValue: 422,
+    errors.AdverseEventError: 400,
+}
+
+
+class Report(Contract):
+    term: str = Field(min_length=1, examples=["Cytokine release syndrome"])
+    verbatim: str = Field(min_length=1)
+    meddra_code: str | None = None
+    onset_at: AwareDatetime
+
+
+class CrsIn(Contract):
+    temperature_c: Decimal
+    antipyretics_or_immunosuppression_given: bool
+    hypotension: Hypotension
+    oxygen: Oxygen
+    death_from_crs: bool = False
+
+
+class IcansIn(Contract):
+    ice_score: int | None
+    consciousness: Consciousness
+    seizure: Seizure
+    motor: Motor
+    raised_icp: RaisedIcp
+    death_from_icans: bool = False
+
+
+class SignatureIn(Contract):
+    assertion: str
+
+
+class Grade(Contract):
+    """A CTCAE grade, or the ASTCT components of CRS or ICANS (the grade is computed; a
+    different manual grade needs a reason)."""
+
+    grade: int | None = None
+    crs: CrsIn | None = None
+    icans: IcansIn | None = None
+    reason: str | None = None
+    signature: SignatureIn
+
+
+class Regrade(Grade):
+    reason: str = Field(min_length=1)
+
+
+class SeriousnessIn(Contract):
+    death: bool = False
+    life_threatening: bool = False
+    hospitalisation: bool = False
+    disability: bool = False
+    congenital_anomaly: bool = False
+    medically_important: bool = False
+
+
+class Causality(Contract):
+    car_t: Relatedness
+    lymphodepletion: Relatedness
+    signature: SignatureIn
+
+
+class Dlt(Contract):
+    is_dlt: bool
+    criterion: DltCriterion | None = None
+    reason: str = Field(min_length=1)
+    signature: SignatureIn
+
+
+class Resolve(Contract):
+    ended_on: date
+    outcome: str = Field(min_length=1, examples=["recovered"])
+
+
+class AdverseEventOut(Contract):
+    id: UUID
+    subject_id: str
+    term: str
+    version: int
+    study_day: int
+    treatment_emergent: bool
+    in_dlt_window: bool
+    grade: int | None
+    scale: str | None
+    serious: bool | None
+    related: bool | None
+    dlt: bool | None
+    resolved_on: date | None
+    signatures: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, r: AdverseEvent) -> AdverseEventOut:
+        return cls(
+            id=r.id, subject_id=r.subject_id, term=r.term, version=r.version,
+            study_day=r.study_day, treatment_emergent=r.treatment_emergent,
+            in_dlt_window=r.in_dlt_window,
+            grade=None if r.grading is None else r.grading.grade,
+            scale=None if r.grading is None else r.grading.scale,
+            serious=None if r.seriousness is None else r.seriousness.serious,
+            related=r.related, dlt=r.dlt, resolved_on=r.resolved_on,
+            signatures=[
+                {"printed_name": s.printed_name, "meaning": s.meaning,
+                 "signed_at": s.signed_at.isoformat(), "record_version": s.record_version}
+                for s in r.signatures
+            ],
+        )  # fmt: skip
+
+
+def create_app(
+    application: AdverseEventsApplication,
+    view: InfusionView,
+    verifier: TokenVerifier,
+    clock: Clock | None = None,
+) -> FastAPI:
+    now = clock or (lambda: datetime.now(UTC))
+    app = FastAPI(
+        title="Trial Ledger: adverse events",
+        version="1",
+        description="Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+        "DLT adjudication, study day and TEAE windows.",
+        responses={s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)},
+    )
+    install_error_mapping(app, ERROR_STATUSES)
+    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    app.state.authorisation = authorisation
+
+    def command(caller: Caller) -> Command:
+        p = caller.principal
+        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
+        return Command(
+            Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id), now()
+        )
+
+    async def signing(
+        caller: Caller, record_id: UUID, step: str, signature: SignatureIn, meaning: Meaning
+    ) -> SigningAssertion:
+        record = await asyncio.to_thread(application.get, record_id)
+        purpose = f"adverse_events/{step}/{record_id}@{record.version}"
+        return authorisation.signature(caller, signature.assertion, meaning, purpose)
+
+    async def out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
+        return AdverseEventOut.of(await asyncio.to_thread(method, *args))
+
+    def grading(record: AdverseEvent, body: Grade) -> Any:
+        crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
+        icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
+        return grading_of(record.term, body.grade, body.reason, crs, icans)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
+    async def report(
+        subject_id: str,
+        body: Report,
+        caller: Annotated[Caller, authorised("adverse_events.report")],
+    ) -> AdverseEventOut:
+        infused = await view.infused(subject_id)
+        return await out(
+            application.report, subject_id, infused, body.term, body.verbatim,
+            body.meddra_code, body.onset_at.astimezone(UTC), command(caller),
+        )  # fmt: skip
+
+    @app.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
+    async def grade(
+        record_id: UUID, body: Grade, caller: Annotated[Caller, authorised("adverse_events.grade")]
+    ) -> AdverseEventOut:
+        assertion = await signing(caller, record_id, "grade", body.signature, GRADE_SIGNATURE)
+        record = await asyncio.to_thread(application.get, record_id)
+        return await out(
+            application.grade, record_id, grading(record, body), command(caller), assertion
+        )
+
+    @app.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
+    async def regrade(
+        record_id: UUID,
+        body: Regrade,
+        caller: Annotated[Caller, authorised("adverse_events.grade")],
+    ) -> AdverseEventOut:
+        assertion = await signing(caller, record_id, "regrade", body.signature, GRADE_SIGNATURE)
+        record = await asyncio.to_thread(application.get, record_id)
+        return await out(
+            application.regrade, record_id, grading(record, body), body.reason,
+            command(caller), assertion,
+        )  # fmt: skip
+
+    @app.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
+    async def seriousness(
+        record_id: UUID,
+        body: SeriousnessIn,
+        caller: Annotated[Caller, authorised("adverse_events.assess_seriousness")],
+    ) -> AdverseEventOut:
+        flags = Seriousness(**body.model_dump())
+        return await out(application.assess_seriousness, record_id, flags, command(caller))
+
+    @app.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
+    async def causality(
+        record_id: UUID,
+        body: Causality,
+        caller: Annotated[Caller, authorised("adverse_events.assess_causality")],
+    ) -> AdverseEventOut:
+        assertion = await signing(
+            caller, record_id, "causality", body.signature, CAUSALITY_SIGNATURE
+        )
+        return await out(
+            application.assess_causality, record_id, body.car_t, body.lymphodepletion,
+            command(caller), assertion,
+        )  # fmt: skip
+
+    @app.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
+    async def dlt(
+        record_id: UUID,
+        body: Dlt,
+        caller: Annotated[Caller, authorised("adverse_events.adjudicate_dlt")],
+    ) -> AdverseEventOut:
+        assertion = await signing(caller, record_id, "dlt", body.signature, DLT_SIGNATURE)
+        return await out(
+            application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
+            command(caller), assertion,
+        )  # fmt: skip
+
+    @app.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
+    async def resolve(
+        record_id: UUID,
+        body: Resolve,
+        caller: Annotated[Caller, authorised("adverse_events.resolve")],
+    ) -> AdverseEventOut:
+        return await out(
+            application.resolve, record_id, body.ended_on, body.outcome, command(caller)
+        )
+
+    @app.get("/adverse-events/{record_id}", tags=["adverse events"])
+    async def get(
+        record_id: UUID, caller: Annotated[Caller, authorised("adverse_events.read")]
+    ) -> AdverseEventOut:
+        return await out(application.get, record_id)
+
+    return app

@@ -1,0 +1,148 @@
+"""The adverse-events application: command methods over adverse-event records.
+
+Grade, regrade, causality and DLT adjudication are signed (the signature covers the
+published form of the event and is saved with it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.adverse_events import errors
+from services.adverse_events.dlt import DltCriterion
+from services.adverse_events.domain import (
+    AdverseEvent,
+    Grading,
+    Infused,
+    Relatedness,
+    Seriousness,
+)
+from services.adverse_events.grading import CrsInputs, IcansInputs
+from services.adverse_events.publication import to_contract
+from shared.auth import SigningAssertion
+from shared.eventstore import ServiceApplication
+from shared.provenance import Actor, Command, Provenance
+from shared.signatures import RecordSigner
+
+
+class AdverseEventsApplication(ServiceApplication):
+    """Commands of the adverse-events service; each loads, decides and saves one event."""
+
+    name = "adverse_events"
+    value_types: ClassVar[tuple[type, ...]] = (
+        Actor,
+        Provenance,
+        Grading,
+        CrsInputs,
+        IcansInputs,
+        Seriousness,
+    )
+
+    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
+        super().__init__(env=env)
+        self.signer = signer
+
+    def report(
+        self,
+        subject_id: str,
+        infused: Infused | None,
+        term: str,
+        verbatim: str,
+        meddra_code: str | None,
+        onset_at: datetime,
+        command: Command,
+    ) -> AdverseEvent:
+        """Report an adverse event of an infused subject; returns its record."""
+        if infused is None:
+            raise errors.SubjectNotInfused(
+                f"subject {subject_id} is not infused in the local infusion view; retry if "
+                "the infusion was just recorded",
+                subject_id=subject_id,
+                retryable=True,
+            )
+        record = AdverseEvent.report(
+            subject_id, term, verbatim, meddra_code, onset_at, infused, command
+        )
+        self.save(record)
+        return record
+
+    def grade(
+        self, record_id: UUID, grading: Grading, command: Command, signing: SigningAssertion
+    ) -> AdverseEvent:
+        return self._signed(record_id, lambda r: r.grade(grading, command), command, signing)
+
+    def regrade(
+        self,
+        record_id: UUID,
+        grading: Grading,
+        reason: str,
+        command: Command,
+        signing: SigningAssertion,
+    ) -> AdverseEvent:
+        decide = lambda r: r.regrade(grading, reason, command)  # noqa: E731
+        return self._signed(record_id, decide, command, signing)
+
+    def assess_seriousness(
+        self, record_id: UUID, seriousness: Seriousness, command: Command
+    ) -> AdverseEvent:
+        return self._change(record_id, lambda r: r.assess_seriousness(seriousness, command))
+
+    def assess_causality(
+        self,
+        record_id: UUID,
+        car_t: Relatedness,
+        lymphodepletion: Relatedness,
+        command: Command,
+        signing: SigningAssertion,
+    ) -> AdverseEvent:
+        decide = lambda r: r.assess_causality(car_t, lymphodepletion, command)  # noqa: E731
+        return self._signed(record_id, decide, command, signing)
+
+    def adjudicate_dlt(
+        self,
+        record_id: UUID,
+        is_dlt: bool,
+        criterion: DltCriterion | None,
+        reason: str,
+        command: Command,
+        signing: SigningAssertion,
+    ) -> AdverseEvent:
+        decide = lambda r: r.adjudicate_dlt(is_dlt, criterion, reason, command)  # noqa: E731
+        return self._signed(record_id, decide, command, signing)
+
+    def resolve(
+        self, record_id: UUID, ended_on: date, outcome: str, command: Command
+    ) -> AdverseEvent:
+        return self._change(record_id, lambda r: r.resolve(ended_on, outcome, command))
+
+    def get(self, record_id: UUID) -> AdverseEvent:
+        try:
+            record: AdverseEvent = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            raise errors.AdverseEventNotFound(f"no adverse event {record_id}") from None
+        return record
+
+    def _signed(
+        self,
+        record_id: UUID,
+        decide: Callable[[AdverseEvent], None],
+        command: Command,
+        signing: SigningAssertion,
+    ) -> AdverseEvent:
+        def decide_and_sign(record: AdverseEvent) -> None:
+            decide(record)
+            record.sign(self.sign_last_decision(record, signing, command, to_contract), command)
+
+        return self._change(record_id, decide_and_sign)
+
+    def _change(self, record_id: UUID, decide: Callable[[AdverseEvent], None]) -> AdverseEvent:
+        return self.saved_with_retry(
+            lambda: self.get(record_id),
+            decide,
+            lambda: errors.OutOfSequence(f"adverse event {record_id} kept changing; retry"),
+        )

@@ -1,0 +1,279 @@
+"""An adverse event's record: report, grade, regrade, seriousness, causality, DLT, resolution.
+
+Decide, then record. When the subject was infused comes in as ``Infused`` (from the
+local view of the infusion topic); study day, treatment emergence and the DLT window are
+derived at report time and stored with the rule version that derived them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from eventsourcing.domain import event
+
+from services.adverse_events import errors
+from services.adverse_events import windows as rules_windows
+from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
+from services.adverse_events.dlt import DltCriterion, supports
+from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
+from services.adverse_events.grading import (
+    CrsGrade,
+    CrsInputs,
+    IcansGrade,
+    IcansInputs,
+    check_ctcae_grade,
+    check_manual_grade,
+    grade_crs_explained,
+    grade_icans_explained,
+)
+from shared.provenance import Command, Meaning, Provenance
+from shared.records import SubjectRecord
+
+GRADE_SIGNATURE = Meaning.AUTHORSHIP
+CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
+DLT_SIGNATURE = Meaning.APPROVAL
+
+
+class Relatedness(StrEnum):
+    UNRELATED = "unrelated"
+    UNLIKELY = "unlikely"
+    POSSIBLE = "possible"
+    PROBABLE = "probable"
+    DEFINITE = "definite"
+
+    @property
+    def related(self) -> bool:
+        return self in (Relatedness.POSSIBLE, Relatedness.PROBABLE, Relatedness.DEFINITE)
+
+
+@dataclass(frozen=True)
+class Infused:
+    """What the infusion view knows: when the subject was infused, at which level."""
+
+    infused_at: datetime
+    dose_level: int
+
+
+@dataclass(frozen=True)
+class Grading:
+    """A grade and what it rests on: a CTCAE grade, or the ASTCT inputs of CRS or ICANS."""
+
+    scale: str  # CTCAE | ASTCT-CRS | ASTCT-ICANS
+    grade: int
+    computed_grade: int | None
+    decided_by: str
+    crs: CrsInputs | None = None
+    icans: IcansInputs | None = None
+    reason: str | None = None
+    rule_version: str = GRADING_RULES
+
+
+@dataclass(frozen=True)
+class Seriousness:
+    """SDTM serious criteria flags (AESDTH, AESLIFE, AESHOSP, AESDISAB, AESCONG, AESMIE)."""
+
+    death: bool
+    life_threatening: bool
+    hospitalisation: bool
+    disability: bool
+    congenital_anomaly: bool
+    medically_important: bool
+
+    @property
+    def serious(self) -> bool:
+        return any(self.__dict__.values())
+
+
+def grading_of(
+    term: str,
+    manual_grade: int | None,
+    reason: str | None,
+    crs: CrsInputs | None = None,
+    icans: IcansInputs | None = None,
+) -> Grading:
+    """Grade by ASTCT from the components (CRS, ICANS) or by CTCAE for the term.
+
+    A manual grade that differs from the computed ASTCT grade needs a reason.
+    """
+    explained: CrsGrade | IcansGrade | None = None
+    if crs is not None:
+        explained, scale = grade_crs_explained(crs), "ASTCT-CRS"
+    elif icans is not None:
+        explained, scale = grade_icans_explained(icans), "ASTCT-ICANS"
+    if explained is not None:
+        grade = explained.grade if manual_grade is None else manual_grade
+        check_manual_grade(explained.grade, grade, reason)
+        return Grading(scale, grade, explained.grade, explained.by, crs, icans, reason or None)
+    if manual_grade is None:
+        raise errors.InvalidGradingInput(f"a CTCAE grade is needed for {term!r}")
+    return Grading(
+        "CTCAE", check_ctcae_grade(term, manual_grade), None, "investigator", reason=reason
+    )
+
+
+class AdverseEvent(SubjectRecord):
+    """One adverse event of one subject."""
+
+    @classmethod
+    def report(
+        cls,
+        subject_id: str,
+        term: str,
+        verbatim: str,
+        meddra_code: str | None,
+        onset_at: datetime,
+        infused: Infused,
+        command: Command,
+    ) -> AdverseEvent:
+        """Report an event; its study day, TEAE flag and DLT window are derived now."""
+        if onset_at > command.now:
+            raise errors.InvalidTime("the onset cannot be later than the server clock")
+        if not term.strip() or not verbatim.strip():
+            raise errors.InvalidGradingInput("an adverse event needs a term and its verbatim text")
+        day = rules_windows.study_day(infused.infused_at, onset_at)
+        return cls(
+            subject_id=subject_id,
+            term=term.strip(),
+            verbatim=verbatim.strip(),
+            meddra_code=meddra_code,
+            onset_at=onset_at,
+            study_day=day,
+            treatment_emergent=rules_windows.treatment_emergent(onset_at, infused.infused_at),
+            in_dlt_window=rules_windows.within_dlt_window(onset_at, infused.infused_at),
+            dose_level=infused.dose_level,
+            rule_version=rules_windows.RULE_VERSION,
+            provenance=command.provenance,
+        )
+
+    @event("AdverseEventReported")
+    def __init__(
+        self,
+        subject_id: str,
+        term: str,
+        verbatim: str,
+        meddra_code: str | None,
+        onset_at: datetime,
+        study_day: int,
+        treatment_emergent: bool,
+        in_dlt_window: bool,
+        dose_level: int,
+        rule_version: str,
+        provenance: Provenance,
+    ) -> None:
+        self.subject_id = subject_id
+        self.term = term
+        self.onset_at = onset_at
+        self.study_day = study_day
+        self.treatment_emergent = treatment_emergent
+        self.in_dlt_window = in_dlt_window
+        self.dose_level = dose_level
+        self.grading: Grading | None = None
+        self.seriousness: Seriousness | None = None
+        self.related: bool | None = None
+        self.dlt: bool | None = None
+        self.resolved_on: date | None = None
+
+    def grade(self, grading: Grading, command: Command) -> None:
+        self._check_open()
+        if self.grading is not None:
+            raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
+        self._graded(grading, command.provenance)
+
+    @event("AdverseEventGraded")
+    def _graded(self, grading: Grading, provenance: Provenance) -> None:
+        self.grading = grading
+
+    def regrade(self, grading: Grading, reason: str, command: Command) -> None:
+        self._check_open()
+        old = self._graded_already()
+        if not reason.strip():
+            raise errors.ReasonRequired("a regrade needs a reason", field="reason")
+        self._regraded(old.grade, grading, reason.strip(), command.provenance)
+
+    @event("AdverseEventRegraded")
+    def _regraded(
+        self, old_grade: int, grading: Grading, reason: str, provenance: Provenance
+    ) -> None:
+        self.grading = grading
+
+    def assess_seriousness(self, seriousness: Seriousness, command: Command) -> None:
+        self._check_open()
+        self._seriousness_assessed(seriousness, command.provenance)
+
+    @event("SeriousnessAssessed")
+    def _seriousness_assessed(self, seriousness: Seriousness, provenance: Provenance) -> None:
+        self.seriousness = seriousness
+
+    def assess_causality(
+        self, car_t: Relatedness, lymphodepletion: Relatedness, command: Command
+    ) -> None:
+        self._check_open()
+        self._graded_already()
+        self._causality_assessed(car_t.value, lymphodepletion.value, command.provenance)
+
+    @event("CausalityAssessed")
+    def _causality_assessed(self, car_t: str, lymphodepletion: str, provenance: Provenance) -> None:
+        self.related = Relatedness(car_t).related or Relatedness(lymphodepletion).related
+
+    def adjudicate_dlt(
+        self, is_dlt: bool, criterion: DltCriterion | None, reason: str, command: Command
+    ) -> None:
+        """Adjudicate DLT: a DLT needs onset in the window and a criterion the record bears out."""
+        grading = self._graded_already()
+        if is_dlt:
+            if not self.in_dlt_window:
+                raise errors.NotADlt(
+                    f"the event started on study day {self.study_day}, outside days 1-28",
+                    study_day=self.study_day,
+                )
+            if criterion is None or not supports(
+                criterion, grading.scale, self.term, grading.grade, bool(self.related)
+            ):
+                raise errors.NotADlt(
+                    f"{grading.scale} grade {grading.grade} of {self.term!r} does not meet "
+                    f"DLT criterion {criterion}",
+                    criterion=None if criterion is None else criterion.value,
+                )
+        if not reason.strip():
+            raise errors.ReasonRequired("a DLT adjudication states its reasoning")
+        self._dlt_adjudicated(
+            is_dlt,
+            None if criterion is None else criterion.value,
+            reason.strip(),
+            DLT_RULES,
+            command.provenance,
+        )
+
+    @event("DltAdjudicated")
+    def _dlt_adjudicated(
+        self,
+        is_dlt: bool,
+        criterion: str | None,
+        reason: str,
+        rule_version: str,
+        provenance: Provenance,
+    ) -> None:
+        self.dlt = is_dlt
+
+    def resolve(self, ended_on: date, outcome: str, command: Command) -> None:
+        self._check_open()
+        if ended_on < self.onset_at.date() or ended_on > command.now.date():
+            raise errors.InvalidTime("an event ends after its onset and not in the future")
+        if not outcome.strip():
+            raise errors.InvalidGradingInput("a resolution names the outcome")
+        self._resolved(ended_on, outcome.strip(), command.provenance)
+
+    @event("AdverseEventResolved")
+    def _resolved(self, ended_on: date, outcome: str, provenance: Provenance) -> None:
+        self.resolved_on = ended_on
+
+    def _graded_already(self) -> Grading:
+        if self.grading is None:
+            raise errors.NotGradedYet("grade the event first")
+        return self.grading
+
+    def _check_open(self) -> None:
+        if self.resolved_on is not None:
+            raise errors.EventResolved(f"the event was resolved on {self.resolved_on}")

@@ -1,0 +1,117 @@
+"""The adverse-event record: derived windows, grading with reasons, DLT adjudication."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from services.adverse_events import errors
+from services.adverse_events.dlt import DltCriterion
+from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
+from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
+from shared.provenance import Command
+from tests.support import command
+
+INFUSED = Infused(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), 2)
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+GRADE_4_CRS = CrsInputs(Decimal("39.2"), False, Hypotension.MULTIPLE_VASOPRESSORS, Oxygen.LOW_FLOW)
+GRADE_1_CRS = CrsInputs(Decimal("38.4"), False, Hypotension.NONE, Oxygen.NONE)
+
+
+def cmd() -> Command:
+    return command(NOW)
+
+
+def reported(day: int = 3, term: str = "Cytokine release syndrome") -> AdverseEvent:
+    onset = INFUSED.infused_at + timedelta(days=day - 1, hours=1)
+    return AdverseEvent.report("S-001", term, "fever and hypotension", None, onset, INFUSED, cmd())
+
+
+@pytest.mark.parametrize(
+    ("day", "emergent", "in_window"),
+    [(1, True, True), (28, True, True), (29, True, False), (90, True, False), (91, False, False)],
+)
+def test_report_derives_study_day_teae_and_dlt_window(
+    day: int, emergent: bool, in_window: bool
+) -> None:
+    record = reported(day)
+    assert (record.study_day, record.treatment_emergent, record.in_dlt_window) == (
+        day,
+        emergent,
+        in_window,
+    )
+
+
+def test_an_onset_before_the_infusion_is_not_treatment_emergent() -> None:
+    onset = INFUSED.infused_at - timedelta(hours=2)
+    record = AdverseEvent.report("S-001", "Fatigue", "tired", None, onset, INFUSED, cmd())
+    assert (record.treatment_emergent, record.in_dlt_window) == (False, False)
+
+
+def test_crs_is_graded_from_its_components() -> None:
+    record = reported()
+    record.grade(grading_of(record.term, None, None, crs=GRADE_4_CRS), cmd())
+    assert record.grading is not None
+    assert (record.grading.scale, record.grading.grade, record.grading.computed_grade) == (
+        "ASTCT-CRS",
+        4,
+        4,
+    )
+
+
+def test_a_manual_grade_that_differs_from_the_computed_one_needs_a_reason() -> None:
+    with pytest.raises(errors.ReasonRequired):
+        grading_of("Cytokine release syndrome", 2, None, crs=GRADE_1_CRS)
+    grading = grading_of(
+        "Cytokine release syndrome", 2, "hypotension charted late", crs=GRADE_1_CRS
+    )
+    assert (grading.grade, grading.computed_grade) == (2, 1)
+
+
+def test_a_ctcae_grade_must_be_allowed_for_its_term() -> None:
+    with pytest.raises(errors.GradeNotAllowed):
+        grading_of("Alopecia", 3, None)
+
+
+def test_a_regrade_without_a_reason_is_refused() -> None:
+    record = reported()
+    record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
+    with pytest.raises(errors.ReasonRequired):
+        record.regrade(grading_of(record.term, None, None, crs=GRADE_4_CRS), "  ", cmd())
+
+
+def test_grade_4_crs_in_the_window_can_be_a_dlt() -> None:
+    record = reported(day=5)
+    record.grade(grading_of(record.term, None, None, crs=GRADE_4_CRS), cmd())
+    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "vasopressors x2", cmd())
+    assert record.dlt is True
+
+
+def test_no_dlt_outside_the_window() -> None:
+    record = reported(day=29)
+    record.grade(grading_of(record.term, None, None, crs=GRADE_4_CRS), cmd())
+    with pytest.raises(errors.NotADlt):
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "late", cmd())
+
+
+def test_no_dlt_for_a_criterion_the_record_does_not_bear_out() -> None:
+    record = reported()
+    record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
+    with pytest.raises(errors.NotADlt):
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "wishful", cmd())
+
+
+def test_adjudication_needs_a_grade_and_causality_needs_a_grade() -> None:
+    with pytest.raises(errors.NotGradedYet):
+        reported().adjudicate_dlt(False, None, "mild", cmd())
+    with pytest.raises(errors.NotGradedYet):
+        reported().assess_causality(Relatedness.PROBABLE, Relatedness.UNLIKELY, cmd())
+
+
+def test_a_resolved_event_is_not_changed_any_more() -> None:
+    record = reported()
+    record.resolve(date(2026, 7, 10), "recovered", cmd())
+    with pytest.raises(errors.EventResolved):
+        record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())

@@ -1,0 +1,87 @@
+"""End to end: an infused subject reaches the adverse-events service's view through real
+Kafka; CRS is reported, graded from its components and adjudicated as a DLT, all signed;
+the events reach their topic and the projections' subject state shows the safety
+summary and the DLT flag."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from shared.envelope import CloudEvent
+from tests.e2e.flows import PASSWORD, treat
+from tests.e2e.stack import Stack
+from tests.support import eventually, read_topic
+
+pytestmark = pytest.mark.integration
+
+
+async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) -> None:
+    await stack.create_user("lin.wei", PASSWORD, "investigator")
+    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    await stack.create_user("aud.kim", PASSWORD, "auditor")
+    session = await stack.log_in("lin.wei", PASSWORD)
+    pharmacist = await stack.log_in("zhao.pharm", PASSWORD)
+    await treat(stack, session, pharmacist, "S-501", level=1)
+
+    onset = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+    report = {"term": "Cytokine release syndrome", "verbatim": "fever 39.2, on 2 pressors",
+              "onset_at": onset}  # fmt: skip
+
+    created: list[dict[str, Any]] = []
+
+    async def reported() -> bool:
+        response = await stack.adverse_events.post(
+            "/subjects/S-501/adverse-events", json=report, headers=session
+        )
+        assert response.status_code in (201, 409), response.text
+        if response.status_code == 201:
+            created.append(response.json())
+        return response.status_code == 201
+
+    await eventually(reported, what="the adverse-events view sees S-501 infused")
+    [record] = created
+    assert (record["study_day"], record["treatment_emergent"], record["in_dlt_window"]) == (
+        1, True, True
+    )  # fmt: skip
+    rid, version = record["id"], record["version"]
+
+    sign = await stack.signature(session, "authorship", f"adverse_events/grade/{rid}@{version}",
+                                 PASSWORD)  # fmt: skip
+    crs = {"temperature_c": "39.2", "antipyretics_or_immunosuppression_given": False,
+           "hypotension": "multiple_vasopressors", "oxygen": "low_flow"}  # fmt: skip
+    graded = await stack.adverse_events.post(
+        f"/adverse-events/{rid}/grade", json={"crs": crs, "signature": sign}, headers=session
+    )
+    assert graded.status_code == 200, graded.text
+    assert (graded.json()["scale"], graded.json()["grade"]) == ("ASTCT-CRS", 4)
+
+    version = graded.json()["version"]
+    sign = await stack.signature(session, "approval", f"adverse_events/dlt/{rid}@{version}",
+                                 PASSWORD)  # fmt: skip
+    dlt = {"is_dlt": True, "criterion": "crs_grade_4", "reason": "grade 4 CRS on day 1",
+           "signature": sign}  # fmt: skip
+    adjudicated = await stack.adverse_events.post(f"/adverse-events/{rid}/dlt", json=dlt,
+                                                  headers=session)  # fmt: skip
+    assert adjudicated.status_code == 200, adjudicated.text
+    assert adjudicated.json()["dlt"] is True
+
+    settings = stack.adverse_events_settings
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=5)
+    assert [CloudEvent.from_kafka_value(r.value).type for r in records] == [
+        "AdverseEventReported.v1", "AdverseEventGraded.v1", "RecordSigned.v1",
+        "DltAdjudicated.v1", "RecordSigned.v1",
+    ]  # fmt: skip
+
+    auditor = await stack.log_in("aud.kim", PASSWORD)
+
+    async def projected() -> bool:
+        state = (await stack.projections.get("/subjects/S-501", headers=auditor)).json()
+        return bool(state.get("dlt"))
+
+    await eventually(projected, what="the DLT in the projections' subject state")
+    state = (await stack.projections.get("/subjects/S-501", headers=auditor)).json()
+    assert state["safety"] == {"worst_grade": 4, "worst_crs": 4, "worst_icans": 0}
+    assert state["infusion"]["dose_level"] == 1
