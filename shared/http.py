@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -31,6 +32,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
+from shared.provenance import Actor, Command, Provenance
 from shared.records import SignatureNotForThisRecord
 
 log = logging.getLogger(__name__)
@@ -113,6 +115,14 @@ class Caller:
     correlation_id: str
     causation_id: str | None
     client_id: str | None
+
+    def command(self, now: datetime) -> Command:
+        """The command context of this caller's request, at server time ``now``."""
+        p = self.principal
+        actor = Actor(p.user_id, p.printed_name, self.role.value, p.site)
+        return Command(
+            Provenance(actor, self.correlation_id, self.causation_id, self.client_id), now
+        )
 
 
 RecordDenial = Callable[[Denial], None]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import for_code
+from aiokafka.errors import KafkaError, for_code
 
 from shared.settings import ServiceSettings
 
@@ -52,15 +53,33 @@ async def _create_missing(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ..
 
 async def _keep_forever(admin: AIOKafkaAdminClient, names: list[str]) -> None:
     """Repair a topic that someone created with a finite retention."""
+    for name, current in (await _configs(admin, names)).items():
+        if any(current.get(key) != value for key, value in FOREVER.items()):
+            log.warning("topic retention repaired topic=%s was=%s", name, current)
+            await admin.alter_configs(
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs=FOREVER)]
+            )
+
+
+async def _configs(
+    admin: AIOKafkaAdminClient, names: list[str], attempts: int = 40
+) -> dict[str, dict[str, str]]:
+    """Each topic's configuration. A topic created a moment ago may not be known to the
+    broker's metadata yet (KRaft applies it asynchronously): ask again, briefly."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
-    for response in await admin.describe_configs(resources):
-        for _code, _message, _type, name, entries in response.resources:
-            current = {entry[0]: entry[1] for entry in entries}
-            if any(current.get(key) != value for key, value in FOREVER.items()):
-                log.warning("topic retention repaired topic=%s was=%s", name, current)
-                await admin.alter_configs(
-                    [ConfigResource(ConfigResourceType.TOPIC, name, configs=FOREVER)]
-                )
+    for _ in range(attempts):
+        configs: dict[str, dict[str, str]] = {}
+        failed: list[str] = []
+        for response in await admin.describe_configs(resources):
+            for code, _message, _type, name, entries in response.resources:
+                if code:
+                    failed.append(f"{name} (error {code})")
+                else:
+                    configs[name] = {entry[0]: entry[1] for entry in entries}
+        if not failed:
+            return configs
+        await asyncio.sleep(0.25)
+    raise KafkaError(f"cannot describe topics: {', '.join(failed)}")
 
 
 async def topic_config(bootstrap: str, name: str) -> dict[str, str]:
@@ -68,15 +87,9 @@ async def topic_config(bootstrap: str, name: str) -> dict[str, str]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=15000)
     await admin.start()
     try:
-        responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+        return (await _configs(admin, [name]))[name]
     finally:
         await admin.close()
-    return {
-        entry[0]: entry[1]
-        for response in responses
-        for *_ignored, entries in response.resources
-        for entry in entries
-    }
 
 
 async def partitions_of(bootstrap: str, *names: str) -> dict[str, list[int]]:

@@ -40,7 +40,7 @@ from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
-from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
 _TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
@@ -186,11 +186,7 @@ def create_app(
     app.state.authorisation = authorisation
 
     def command(caller: Caller) -> Command:
-        p = caller.principal
-        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
-        return Command(
-            Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id), now()
-        )
+        return caller.command(now())
 
     async def signing(
         caller: Caller, record_id: UUID, step: str, signature: SignatureIn, meaning: Meaning

@@ -4,48 +4,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
+from datetime import datetime
 from typing import Any
 
-from shared.access import access_denied_contract, signature_contract
 from shared.contracts import adverse_events as contracts
-from shared.envelope import ActorV1, EventData, SourceV1
-from shared.provenance import Provenance
-from shared.publication import event_id
+from shared.envelope import EventData
+from shared.publication import to_published
 
 SERVICE = "adverse_events"
 
 
 def to_contract(event: Any) -> EventData:
     """Map a stored AdverseEvent event to its published contract."""
-    name = type(event).__name__
-    if name == "AccessDenied":
-        return access_denied_contract(
-            event, SERVICE, event_id(event.originator_id, event.originator_version)
-        )
-    if name == "RecordSigned":
-        return signature_contract(event, _common(event))
-    return _BUILDERS[name](event, _common(event))
+    return to_published(event, SERVICE, contracts.RECORD_TYPE, _BUILDERS, _occurred_at)
 
 
-def _common(event: Any) -> dict[str, Any]:
-    provenance: Provenance = event.provenance
-    actor = provenance.actor
-    occurred = getattr(event, "onset_at", None) or event.timestamp
-    return {
-        "event_id": event_id(event.originator_id, event.originator_version),
-        "subject_id": event.subject_id,
-        "record_type": contracts.RECORD_TYPE,
-        "record_id": event.originator_id,
-        "version": event.originator_version,
-        "occurred_at": occurred,
-        "recorded_at": event.timestamp,
-        "actor": ActorV1(
-            user_id=actor.user_id, printed_name=actor.printed_name, role=actor.role, site=actor.site
-        ),
-        "correlation_id": provenance.correlation_id,
-        "causation_id": provenance.causation_id,
-        "source": SourceV1(service=SERVICE, client_id=provenance.client_id),
-    }
+def _occurred_at(event: Any) -> datetime:
+    """The onset for the report; the recording time for what follows."""
+    onset: datetime | None = getattr(event, "onset_at", None)
+    return onset or event.timestamp
 
 
 def _grading(event: Any) -> dict[str, Any]:

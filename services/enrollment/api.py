@@ -34,7 +34,7 @@ from services.enrollment.rules import (
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
-from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
 
@@ -258,10 +258,7 @@ def create_app(
     app.state.authorisation = authorisation
 
     def command(caller: Caller) -> Command:
-        p = caller.principal
-        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
-        provenance = Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id)
-        return Command(provenance, now())
+        return caller.command(now())
 
     def signing(
         signature: SignatureIn, caller: Caller, meaning: Meaning, purpose: str

@@ -14,45 +14,16 @@ from typing import Any
 from pydantic import JsonValue
 
 from services.enrollment.rules import CRITERIA_BY_CODE, CriterionResult, Observation
-from shared.access import access_denied_contract, signature_contract
 from shared.contracts import enrollment as contracts
-from shared.envelope import ActorV1, EventData, SourceV1
-from shared.provenance import Provenance
-from shared.publication import event_id
+from shared.envelope import EventData
+from shared.publication import to_published
 
 SERVICE = "enrollment"
 
 
 def to_contract(event: Any) -> EventData:
     """Map a stored Subject event to its published contract."""
-    name = type(event).__name__
-    if name == "AccessDenied":
-        return access_denied_contract(
-            event, SERVICE, event_id(event.originator_id, event.originator_version)
-        )
-    if name == "RecordSigned":
-        return signature_contract(event, _common(event))
-    return _BUILDERS[name](event, _common(event))
-
-
-def _common(event: Any) -> dict[str, Any]:
-    provenance: Provenance = event.provenance
-    actor = provenance.actor
-    return {
-        "event_id": event_id(event.originator_id, event.originator_version),
-        "subject_id": event.subject_id,
-        "record_type": contracts.RECORD_TYPE,
-        "record_id": event.originator_id,
-        "version": event.originator_version,
-        "occurred_at": event.occurred_at,
-        "recorded_at": event.timestamp,
-        "actor": ActorV1(
-            user_id=actor.user_id, printed_name=actor.printed_name, role=actor.role, site=actor.site
-        ),
-        "correlation_id": provenance.correlation_id,
-        "causation_id": provenance.causation_id,
-        "source": SourceV1(service=SERVICE, client_id=provenance.client_id),
-    }
+    return to_published(event, SERVICE, contracts.RECORD_TYPE, _BUILDERS, lambda e: e.occurred_at)
 
 
 def _observation(code: str, observation: Observation) -> contracts.ObservationV1:

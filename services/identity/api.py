@@ -150,10 +150,7 @@ def create_app(
     app.state.authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
 
     def as_caller(caller: Caller) -> Command:
-        p = caller.principal
-        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
-        provenance = Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id)
-        return Command(provenance, now())
+        return caller.command(now())
 
     def as_self(user_id: str, request: Request) -> Command:
         # Login and password change: the actor is the person authenticating.

@@ -28,7 +28,7 @@ from services.infusion.views import EnrolmentView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
-from shared.provenance import Actor, Command, Provenance, Role
+from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
 _TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
@@ -163,11 +163,7 @@ def create_app(
     app.state.authorisation = authorisation
 
     def command(caller: Caller) -> Command:
-        p = caller.principal
-        actor = Actor(p.user_id, p.printed_name, caller.role.value, p.site)
-        return Command(
-            Provenance(actor, caller.correlation_id, caller.causation_id, caller.client_id), now()
-        )
+        return caller.command(now())
 
     async def call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
         return TreatmentOut.of(await asyncio.to_thread(method, *args))

@@ -7,46 +7,23 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from shared.access import access_denied_contract, signature_contract
 from shared.contracts import infusion as contracts
-from shared.envelope import ActorV1, EventData, SourceV1
-from shared.provenance import Provenance
-from shared.publication import event_id
+from shared.envelope import EventData
+from shared.publication import to_published
 
 SERVICE = "infusion"
 
 
 def to_contract(event: Any) -> EventData:
     """Map a stored Treatment event to its published contract."""
-    name = type(event).__name__
-    if name == "AccessDenied":
-        return access_denied_contract(
-            event, SERVICE, event_id(event.originator_id, event.originator_version)
-        )
-    if name == "RecordSigned":
-        return signature_contract(event, _common(event, event.timestamp))
-    occurred, build = _BUILDERS[name]
-    return build(event, _common(event, occurred(event)))
+    builders = {name: build for name, (_, build) in _BUILDERS.items()}
+    return to_published(event, SERVICE, contracts.RECORD_TYPE, builders, _occurred_at)
 
 
-def _common(event: Any, occurred_at: datetime) -> dict[str, Any]:
-    provenance: Provenance = event.provenance
-    actor = provenance.actor
-    return {
-        "event_id": event_id(event.originator_id, event.originator_version),
-        "subject_id": event.subject_id,
-        "record_type": contracts.RECORD_TYPE,
-        "record_id": event.originator_id,
-        "version": event.originator_version,
-        "occurred_at": occurred_at,
-        "recorded_at": event.timestamp,
-        "actor": ActorV1(
-            user_id=actor.user_id, printed_name=actor.printed_name, role=actor.role, site=actor.site
-        ),
-        "correlation_id": provenance.correlation_id,
-        "causation_id": provenance.causation_id,
-        "source": SourceV1(service=SERVICE, client_id=provenance.client_id),
-    }
+def _occurred_at(event: Any) -> datetime:
+    """The clinical time of each step; the recording time for the others."""
+    occurred = _BUILDERS.get(type(event).__name__)
+    return event.timestamp if occurred is None else occurred[0](event)
 
 
 def _day(value: date) -> datetime:
