@@ -81,6 +81,11 @@ class SubjectView:
         )
         return None if raw is None else dict(json.loads(raw))
 
+    async def all_facts(self) -> dict[str, dict[str, Any]]:
+        """Every subject's facts (a trial has few subjects)."""
+        rows = await self.pool.fetch(f"SELECT subject_id, facts FROM {self.table}")  # noqa: S608
+        return {r["subject_id"]: dict(json.loads(r["facts"])) for r in rows}
+
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
         """Apply one record; False if it went to the dead letters."""
         try:

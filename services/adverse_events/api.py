@@ -287,6 +287,16 @@ def create_app(
             application.resolve, record_id, body.ended_on, body.outcome, command(caller)
         )
 
+    @app.get("/cohort", tags=["dose escalation"])
+    async def cohort(
+        caller: Annotated[Caller, authorised("adverse_events.read")],
+    ) -> dict[str, Any]:
+        """The 3+3 state now: the level in play, the decision, the level the next subject
+        may receive, subjects dosed, DLTs and open windows (rule version included)."""
+        infused = await view.all_infused()
+        state = await asyncio.to_thread(application.cohort, infused, now())
+        return {**state.__dict__, "decision": state.decision.value}
+
     @app.get("/adverse-events/{record_id}", tags=["adverse events"])
     async def get(
         record_id: UUID, caller: Annotated[Caller, authorised("adverse_events.read")]

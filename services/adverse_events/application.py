@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -22,8 +22,10 @@ from services.adverse_events.domain import (
     Relatedness,
     Seriousness,
 )
+from services.adverse_events.escalation import CohortState, CohortSubject, decide
 from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
+from services.adverse_events.windows import dlt_window_closed
 from shared.auth import SigningAssertion
 from shared.eventstore import ServiceApplication
 from shared.provenance import Actor, Command, Provenance
@@ -119,6 +121,33 @@ class AdverseEventsApplication(ServiceApplication):
         self, record_id: UUID, ended_on: date, outcome: str, command: Command
     ) -> AdverseEvent:
         return self._change(record_id, lambda r: r.resolve(ended_on, outcome, command))
+
+    def dlt_subjects(self) -> set[str]:
+        """Subjects with at least one adverse event whose latest adjudication is a DLT."""
+        latest: dict[UUID, tuple[str, bool]] = {}
+        start = 1
+        while batch := self.recorder.select_notifications(start=start, limit=500):
+            for notification in batch:
+                event: Any = self.mapper.to_domain_event(notification)
+                if type(event).__name__ == "DltAdjudicated":
+                    latest[event.originator_id] = (event.subject_id, event.is_dlt)
+            start = batch[-1].id + 1
+        return {subject for subject, is_dlt in latest.values() if is_dlt}
+
+    def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:
+        """The 3+3 state from every infusion the view knows and every DLT adjudicated here."""
+        dlts = self.dlt_subjects()
+        subjects = [
+            CohortSubject(
+                subject_id=subject,
+                dose_level=i.dose_level,
+                infused_at=i.infused_at,
+                dlt=subject in dlts,
+                window_closed=dlt_window_closed(i.infused_at, now),
+            )
+            for subject, i in sorted(infused.items(), key=lambda item: item[1].infused_at)
+        ]
+        return decide(subjects)
 
     def get(self, record_id: UUID) -> AdverseEvent:
         try:

@@ -32,6 +32,12 @@ class InfusionView(SubjectView):
             return None
         return Infused(datetime.fromisoformat(facts["infused_at"]), int(facts["dose_level"]))
 
+    async def all_infused(self) -> dict[str, Infused]:
+        return {
+            subject: Infused(datetime.fromisoformat(f["infused_at"]), int(f["dose_level"]))
+            for subject, f in (await self.all_facts()).items()
+        }
+
 
 def create_subscriptions(bootstrap: str, infusion_topic: str, view: InfusionView) -> KafkaBroker:
     broker = KafkaBroker(bootstrap)

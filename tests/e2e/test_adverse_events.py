@@ -85,3 +85,12 @@ async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) ->
     state = (await stack.projections.get("/subjects/S-501", headers=auditor)).json()
     assert state["safety"] == {"worst_grade": 4, "worst_crs": 4, "worst_icans": 0}
     assert state["infusion"]["dose_level"] == 1
+
+    cohort = (await stack.adverse_events.get("/cohort", headers=session)).json()
+    assert (cohort["level"], cohort["dosed"], cohort["dlts"], cohort["open_windows"]) == (
+        1,
+        1,
+        1,
+        1,
+    )
+    assert cohort["decision"] == "enrol_same_level"

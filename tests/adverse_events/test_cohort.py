@@ -1,0 +1,72 @@
+"""The 3+3 state the service derives from the infusions it knows and its own DLT records."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from uuid import UUID
+
+from services.adverse_events.application import AdverseEventsApplication
+from services.adverse_events.dlt import DltCriterion
+from services.adverse_events.domain import Infused, grading_of
+from services.adverse_events.escalation import Decision
+from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
+from shared.provenance import Meaning
+from tests.support import SIGNER, command, signing
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LONG_AGO = NOW - timedelta(days=60)  # every DLT window closed
+GRADE_4_CRS = CrsInputs(Decimal("39.5"), False, Hypotension.MULTIPLE_VASOPRESSORS, Oxygen.NONE)
+
+
+def application() -> AdverseEventsApplication:
+    return AdverseEventsApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def infused(level: int, *subjects: str, at: datetime = LONG_AGO) -> dict[str, Infused]:
+    return {s: Infused(at + timedelta(hours=n), level) for n, s in enumerate(subjects)}
+
+
+def record_dlt(app: AdverseEventsApplication, subject: str, when: Infused) -> None:
+    onset = when.infused_at + timedelta(days=2)
+    record = app.report(
+        subject, when, "Cytokine release syndrome", "CRS", None, onset, command(NOW)
+    )
+    grading = grading_of(record.term, None, None, crs=GRADE_4_CRS)
+    app.grade(record.id, grading, command(NOW), signing(Meaning.AUTHORSHIP))
+    app.adjudicate_dlt(record.id, True, DltCriterion.CRS_GRADE_4, "grade 4", command(NOW),
+                       signing(Meaning.APPROVAL))  # fmt: skip
+
+
+def test_three_without_dlt_at_level_1_escalate_to_level_2() -> None:
+    state = application().cohort(infused(1, "S-1", "S-2", "S-3"), NOW)
+    assert (state.decision, state.next_level) == (Decision.ESCALATE, 2)
+
+
+def test_a_dlt_among_three_at_level_2_expands_the_cohort() -> None:
+    app = application()
+    dosed = {
+        **infused(1, "S-1", "S-2", "S-3"),
+        **infused(2, "S-4", "S-5", "S-6", at=LONG_AGO + timedelta(days=1)),
+    }
+    record_dlt(app, "S-5", dosed["S-5"])
+    state = app.cohort(dosed, NOW)
+    assert (state.level, state.decision, state.next_level, state.dlts) == (2, Decision.EXPAND, 2, 1)
+
+
+def test_open_windows_make_the_next_cohort_wait() -> None:
+    state = application().cohort(infused(1, "S-1", "S-2", "S-3", at=NOW - timedelta(days=3)), NOW)
+    assert (state.decision, state.next_level, state.open_windows) == (Decision.WAIT, None, 3)
+
+
+def test_a_dlt_that_was_later_adjudicated_away_does_not_count() -> None:
+    app = application()
+    dosed = infused(1, "S-1", "S-2", "S-3")
+    record_dlt(app, "S-2", dosed["S-2"])
+    [dlt_record] = {
+        UUID(str(n.originator_id)) for n in app.recorder.select_notifications(start=1, limit=50)
+    }
+    app.adjudicate_dlt(dlt_record, False, None, "re-adjudicated: not a DLT", command(NOW),
+                       signing(Meaning.APPROVAL))  # fmt: skip
+    assert app.dlt_subjects() == set()
+    assert app.cohort(dosed, NOW).decision is Decision.ESCALATE
