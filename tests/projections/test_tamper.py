@@ -86,34 +86,31 @@ async def test_two_swapped_rows_are_found_as_reordered(
     assert await first_finding(projections) == (3, "reordered")
 
 
-async def test_an_inserted_row_is_found_at_its_position(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    # a copy of entry 2 with a new event id, inserted at 6; the rest moved up by one
-    await as_superuser(
-        projections_settings,
+def insert_copy_of_entry_2_at_6(leaf: str) -> str:
+    """SQL moving entries 6.. up by one and inserting a copy of entry 2 (new event id) at 6."""
+    return (
         "UPDATE ledger_entries SET position = position + 1000 WHERE position >= 6;\n"
         "UPDATE ledger_entries SET position = position - 999 WHERE position >= 1006;\n"
         "INSERT INTO ledger_entries SELECT 6, gen_random_uuid(), source, event_type, "
         "subject_id, record_id, record_version, occurred_at, recorded_at, ingested_at, topic, "
-        "kafka_partition, kafka_offset, payload, leaf_hash FROM ledger_entries WHERE position = 2;",
+        f"kafka_partition, kafka_offset, payload, {leaf} FROM ledger_entries WHERE position = 2;"
     )
+
+
+async def test_an_inserted_row_is_found_at_its_position(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(projections_settings, insert_copy_of_entry_2_at_6("leaf_hash"))
     assert await first_finding(projections) == (6, "inserted")
 
 
 async def test_an_inserted_row_with_a_correct_leaf_is_still_found_at_its_position(
     filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
 ) -> None:
-    await as_superuser(
-        projections_settings,
-        "UPDATE ledger_entries SET position = position + 1000 WHERE position >= 6;\n"
-        "UPDATE ledger_entries SET position = position - 999 WHERE position >= 1006;\n"
-        "INSERT INTO ledger_entries SELECT 6, gen_random_uuid(), source, event_type, "
-        "subject_id, record_id, record_version, occurred_at, recorded_at, ingested_at, topic, "
-        "kafka_partition, kafka_offset, payload, "
-        "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload) "
-        "FROM ledger_entries WHERE position = 2;",
+    recomputed = (
+        "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload)"
     )
+    await as_superuser(projections_settings, insert_copy_of_entry_2_at_6(recomputed))
     assert await first_finding(projections) == (6, "inserted")
 
 
