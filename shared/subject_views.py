@@ -19,7 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -120,7 +120,11 @@ class SubjectView:
         )  # fmt: skip
 
 
-def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: SubjectView) -> None:
+class View(Protocol):
+    async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool: ...
+
+
+def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: View) -> None:
     """Feed ``view`` from ``topic`` through ``broker``, at least once."""
 
     @broker.subscriber(
@@ -143,3 +147,64 @@ class Subscriptions:
             await stopping.wait()
         finally:
             await self.broker.stop()
+
+
+class TrialFactView:
+    """Trial-wide facts from another service's topic (e.g. the latest safety-review
+    approval), one JSON document, applied in the source's ``sequence`` order."""
+
+    def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
+        if not _NAME.fullmatch(table):
+            raise ValueError(f"view table name {table!r} is not a plain identifier")
+        self.database = database
+        self.table = table
+        self.reduce = reduce
+        self._pool: asyncpg.Pool | None = None
+
+    async def open(self) -> None:
+        self._pool = await asyncpg.create_pool(
+            self.database.dsn,
+            min_size=1,
+            max_size=2,
+            server_settings={"search_path": f'"{self.database.schema}"'},
+        )
+        await self.pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {self.table} (fact text PRIMARY KEY, "
+            "facts jsonb NOT NULL, source_sequence bigint NOT NULL, "
+            "updated_at timestamptz NOT NULL DEFAULT now())"
+        )
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"the {self.table} view was not opened")
+        return self._pool
+
+    async def facts(self) -> dict[str, Any] | None:
+        raw = await self.pool.fetchval(f"SELECT facts FROM {self.table} WHERE fact = 'trial'")  # noqa: S608
+        return None if raw is None else dict(json.loads(raw))
+
+    async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
+        """Apply one record if it establishes a trial fact; unreadable records are skipped
+        here (the source's own subject views keep its dead letters)."""
+        try:
+            event = CloudEvent.from_kafka_value(value or b"")
+        except (ValidationError, ValueError):
+            log.warning("trial view skipped unreadable record topic=%s offset=%s", topic, offset)
+            return False
+        facts = self.reduce(event)
+        if facts is None:
+            return True
+        await self.pool.execute(
+            f"INSERT INTO {self.table} (fact, facts, source_sequence) VALUES ('trial', $1, $2) "  # noqa: S608
+            "ON CONFLICT (fact) DO UPDATE SET facts = EXCLUDED.facts, "
+            "source_sequence = EXCLUDED.source_sequence, updated_at = now() "
+            f"WHERE {self.table}.source_sequence < EXCLUDED.source_sequence",
+            json.dumps(facts),
+            int(event.sequence),
+        )
+        return True

@@ -21,6 +21,7 @@ from services.adverse_events.domain import (
     CAUSALITY_SIGNATURE,
     DLT_SIGNATURE,
     GRADE_SIGNATURE,
+    REVIEW_SIGNATURE,
     AdverseEvent,
     Relatedness,
     Seriousness,
@@ -51,6 +52,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "adverse_events.assess_seriousness": _TEAM,
     "adverse_events.assess_causality": _TEAM,
     "adverse_events.adjudicate_dlt": frozenset({Role.INVESTIGATOR}),
+    "adverse_events.approve_safety_review": frozenset({Role.INVESTIGATOR}),
     "adverse_events.resolve": _TEAM | {Role.STUDY_COORDINATOR},
     "adverse_events.read": _TEAM
     | {Role.STUDY_COORDINATOR, Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
@@ -125,6 +127,11 @@ class Dlt(Contract):
     is_dlt: bool
     criterion: DltCriterion | None = None
     reason: str = Field(min_length=1)
+    signature: SignatureIn
+
+
+class SafetyReviewIn(Contract):
+    approved_level: int = Field(ge=1, le=4)
     signature: SignatureIn
 
 
@@ -295,7 +302,27 @@ def create_app(
         may receive, subjects dosed, DLTs and open windows (rule version included)."""
         infused = await view.all_infused()
         state = await asyncio.to_thread(application.cohort, infused, now())
-        return {**state.__dict__, "decision": state.decision.value}
+        reviews = await asyncio.to_thread(application.reviews_so_far)
+        return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
+
+    @app.post("/safety-reviews", status_code=201, tags=["dose escalation"])
+    async def approve_safety_review(
+        body: SafetyReviewIn,
+        caller: Annotated[Caller, authorised("adverse_events.approve_safety_review")],
+    ) -> dict[str, Any]:
+        """Approve the next cohort's level (signed, meaning approval; purpose
+        ``adverse_events/safety-review/<number of this review>``)."""
+        number = await asyncio.to_thread(application.reviews_so_far) + 1
+        assertion = authorisation.signature(
+            caller, body.signature.assertion, REVIEW_SIGNATURE,
+            f"adverse_events/safety-review/{number}",
+        )  # fmt: skip
+        infused = await view.all_infused()
+        review = await asyncio.to_thread(
+            application.approve_safety_review, body.approved_level, infused,
+            command(caller), assertion,
+        )  # fmt: skip
+        return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
     @app.get("/adverse-events/{record_id}", tags=["adverse events"])
     async def get(

@@ -20,6 +20,7 @@ from services.adverse_events.domain import (
     Grading,
     Infused,
     Relatedness,
+    SafetyReview,
     Seriousness,
 )
 from services.adverse_events.escalation import CohortState, CohortSubject, decide
@@ -125,14 +126,37 @@ class AdverseEventsApplication(ServiceApplication):
     def dlt_subjects(self) -> set[str]:
         """Subjects with at least one adverse event whose latest adjudication is a DLT."""
         latest: dict[UUID, tuple[str, bool]] = {}
+        for event in self._events_named("DltAdjudicated"):
+            latest[event.originator_id] = (event.subject_id, event.is_dlt)
+        return {subject for subject, is_dlt in latest.values() if is_dlt}
+
+    def reviews_so_far(self) -> int:
+        return len(self._events_named("SafetyReviewApproved"))
+
+    def approve_safety_review(
+        self,
+        approved_level: int,
+        infused: dict[str, Infused],
+        command: Command,
+        signing: SigningAssertion,
+    ) -> SafetyReview:
+        """Open the next cohort at ``approved_level``, signed, if the 3+3 state allows it."""
+        state = self.cohort(infused, command.now)
+        review = SafetyReview.approve(state, approved_level, self.reviews_so_far() + 1, command)
+        review.sign(self.sign_last_decision(review, signing, command, to_contract), command)
+        self.save(review)
+        return review
+
+    def _events_named(self, name: str) -> list[Any]:
+        found: list[Any] = []
         start = 1
         while batch := self.recorder.select_notifications(start=start, limit=500):
             for notification in batch:
                 event: Any = self.mapper.to_domain_event(notification)
-                if type(event).__name__ == "DltAdjudicated":
-                    latest[event.originator_id] = (event.subject_id, event.is_dlt)
+                if type(event).__name__ == name:
+                    found.append(event)
             start = batch[-1].id + 1
-        return {subject for subject, is_dlt in latest.values() if is_dlt}
+        return found
 
     def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:
         """The 3+3 state from every infusion the view knows and every DLT adjudicated here."""

@@ -17,6 +17,7 @@ from services.adverse_events import errors
 from services.adverse_events import windows as rules_windows
 from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
 from services.adverse_events.dlt import DltCriterion, supports
+from services.adverse_events.escalation import CohortState, Decision
 from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
 from services.adverse_events.grading import (
     CrsGrade,
@@ -277,3 +278,61 @@ class AdverseEvent(SubjectRecord):
     def _check_open(self) -> None:
         if self.resolved_on is not None:
             raise errors.EventResolved(f"the event was resolved on {self.resolved_on}")
+
+
+REVIEW_SIGNATURE = Meaning.APPROVAL
+NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
+
+
+class SafetyReview(SubjectRecord):
+    """A signed safety review that opens the next cohort (3+3). Not about one subject."""
+
+    @classmethod
+    def approve(
+        cls, state: CohortState, approved_level: int, review_number: int, command: Command
+    ) -> SafetyReview:
+        """Approve ``approved_level`` for the next cohort, if the 3+3 state allows it now."""
+        if state.open_windows:
+            raise errors.ReviewRefused(
+                f"{state.open_windows} DLT window(s) are still open",
+                open_windows=state.open_windows,
+            )
+        if state.decision not in (Decision.ESCALATE, Decision.EXPAND) or (
+            state.next_level != approved_level
+        ):
+            raise errors.ReviewRefused(
+                f"the 3+3 state ({state.decision} at level {state.level}) does not open "
+                f"level {approved_level}",
+                decision=state.decision.value,
+                next_level=state.next_level,
+            )
+        return cls(
+            subject_id=None,
+            approved_level=approved_level,
+            decision=state.decision.value,
+            level_reviewed=state.level,
+            dosed=state.dosed,
+            dlts=state.dlts,
+            cohort_size=NEW_COHORT,
+            review_number=review_number,
+            rule_version=state.rule_version,
+            provenance=command.provenance,
+        )
+
+    @event("SafetyReviewApproved")
+    def __init__(
+        self,
+        subject_id: str | None,
+        approved_level: int,
+        decision: str,
+        level_reviewed: int,
+        dosed: int,
+        dlts: int,
+        cohort_size: int,
+        review_number: int,
+        rule_version: str,
+        provenance: Provenance,
+    ) -> None:
+        # a trial-level record: it names no subject, so it is published without one
+        self.subject_id = subject_id  # type: ignore[assignment]
+        self.approved_level = approved_level

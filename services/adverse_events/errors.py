@@ -108,3 +108,10 @@ class NotADlt(InvalidValue):
 
 class AdverseEventNotFound(AdverseEventError):
     code = "adverse_event_not_found"
+
+
+class ReviewRefused(OutOfSequence):
+    """A safety review approves only the level the 3+3 state allows next, once every
+    dosed subject's DLT window has closed."""
+
+    code = "safety_review_refused"

@@ -15,8 +15,10 @@ SERVICE = "adverse_events"
 
 
 def to_contract(event: Any) -> EventData:
-    """Map a stored AdverseEvent event to its published contract."""
-    return to_published(event, SERVICE, contracts.RECORD_TYPE, _BUILDERS, _occurred_at)
+    """Map a stored AdverseEvent or SafetyReview event to its published contract."""
+    # a safety review is the service's one record that names no subject
+    record_type = "SafetyReview" if event.subject_id is None else contracts.RECORD_TYPE
+    return to_published(event, SERVICE, record_type, _BUILDERS, _occurred_at)
 
 
 def _occurred_at(event: Any) -> datetime:
@@ -69,6 +71,17 @@ _BUILDERS: dict[str, Callable[[Any, dict[str, Any]], EventData]] = {
             "reason": e.reason,
             "rule_version": e.rule_version,
         }
+    ),
+    "SafetyReviewApproved": lambda e, c: contracts.SafetyReviewApprovedV1(
+        **c,
+        approved_level=e.approved_level,
+        decision=e.decision,
+        level_reviewed=e.level_reviewed,
+        dosed=e.dosed,
+        dlts=e.dlts,
+        cohort_size=e.cohort_size,
+        review_number=e.review_number,
+        rule_version=e.rule_version,
     ),
     "AdverseEventResolved": lambda e, c: contracts.AdverseEventResolvedV1(
         **c, ended_on=e.ended_on, outcome=e.outcome

@@ -8,22 +8,27 @@ Settings come from ``TL_*`` environment variables (docs/operations.md).
 from __future__ import annotations
 
 import asyncio
+import os
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
 from shared.auth import TokenVerifier
+from shared.cohort import CohortView
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
 from shared.relay import Relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
-from shared.topics import ensure_service_topic
+from shared.subject_views import Subscriptions, subscribe
+from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
 
 SERVICE = "enrollment"
+COHORT_GROUP = "trialledger-enrollment-cohort-view"
 
 
 def create_application(
@@ -44,17 +49,35 @@ def create_relay(settings: ServiceSettings, application: EnrollmentApplication) 
     )
 
 
-def create_http(application: EnrollmentApplication, security: SecuritySettings) -> FastAPI:
+def create_http(
+    application: EnrollmentApplication, security: SecuritySettings, cohort: CohortView
+) -> FastAPI:
     verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, verifier)
+    return create_app(application, verifier, cohort=cohort)
+
+
+def adverse_events_topic() -> str:
+    return os.environ.get("TL_ADVERSE_EVENTS_TOPIC", "trialledger.adverse_events.events")
 
 
 async def main() -> None:
     settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
     await ensure_service_topic(settings)
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(adverse_events_topic()))
     application = create_application(settings, security)
-    http = create_http(application, security)
-    await serve(settings, http, create_relay(settings, application))
+    cohort = CohortView(settings.database)
+    await cohort.open()
+    try:
+        broker = KafkaBroker(settings.kafka_bootstrap)
+        subscribe(broker, adverse_events_topic(), COHORT_GROUP, cohort)
+        await serve(
+            settings,
+            create_http(application, security, cohort),
+            create_relay(settings, application),
+            Subscriptions(broker),
+        )
+    finally:
+        await cohort.close()
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ Endpoints raise enrollment errors; ``shared.http`` turns them into coded 4xx ans
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI
 from pydantic import AwareDatetime, Field, JsonValue, StrictBool, ValidationError
@@ -32,6 +33,7 @@ from services.enrollment.rules import (
     ObservedValue,
 )
 from shared.auth import SigningAssertion, TokenVerifier
+from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
 from shared.provenance import Command, Meaning, Role
@@ -237,10 +239,18 @@ REFUSALS: dict[int | str, dict[str, Any]] = {
 }
 
 
+class CohortSource(Protocol):
+    async def opening(self) -> CohortOpening: ...
+
+
 def create_app(
-    application: EnrollmentApplication, verifier: TokenVerifier, clock: Clock | None = None
+    application: EnrollmentApplication,
+    verifier: TokenVerifier,
+    clock: Clock | None = None,
+    cohort: CohortSource | None = None,
 ) -> FastAPI:
-    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time.
+    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time;
+    ``cohort`` tells which dose level is open (without one, only the first cohort's).
 
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
@@ -352,10 +362,15 @@ def create_app(
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
-    def enrol(
+    async def enrol(
         subject_id: str, body: Enrol, caller: Annotated[Caller, authorised("enrollment.enrol")]
     ) -> SubjectOut:
-        subject = application.enrol(subject_id, body.dose_level, command(caller), body.occurred_at)
+        """Enrol at the level the latest safety review opened (level 1 before any)."""
+        opening = FIRST_COHORT if cohort is None else await cohort.opening()
+        subject = await asyncio.to_thread(
+            application.enrol, subject_id, body.dose_level, command(caller), body.occurred_at,
+            opening.level,
+        )  # fmt: skip
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])

@@ -112,9 +112,12 @@ class EnrollmentApplication(ServiceApplication):
         dose_level: int,
         command: Command,
         occurred_at: datetime | None = None,
+        allowed_level: int = 1,
     ) -> Subject:
-        """Enrol an eligible subject at a protocol dose level."""
-        return self._change(subject_id, lambda s: s.enrol(dose_level, command, occurred_at))
+        """Enrol an eligible subject at the dose level the 3+3 state allows."""
+        return self._change(
+            subject_id, lambda s: s.enrol(dose_level, allowed_level, command, occurred_at)
+        )
 
     def withdraw(
         self, subject_id: str, reason: str, command: Command, occurred_at: datetime | None = None

@@ -224,8 +224,15 @@ class Subject(SubjectRecord):
 
     # --- enrolment and withdrawal ----------------------------------------------------
 
-    def enrol(self, dose_level: int, command: Command, occurred_at: datetime | None) -> None:
-        """Enrol an eligible subject at a protocol dose level, once."""
+    def enrol(
+        self,
+        dose_level: int,
+        allowed_level: int,
+        command: Command,
+        occurred_at: datetime | None,
+    ) -> None:
+        """Enrol an eligible subject, once, at the dose level the 3+3 state allows now
+        (``allowed_level``: the level the latest safety review opened, 1 before any)."""
         self._check_not_withdrawn()
         if self.dose_level is not None:
             raise errors.AlreadyEnrolled(
@@ -239,9 +246,15 @@ class Subject(SubjectRecord):
                 subject_id=self.subject_id,
                 status=str(self.status),
             )
-        self._enrolled(
-            _dose_level(dose_level), clinical_time(command, occurred_at), command.provenance
-        )
+        level = _dose_level(dose_level)
+        if level != allowed_level:
+            raise errors.DoseLevelNotAllowed(
+                f"dose level {level} is not open: the cohort being dosed is at level "
+                f"{allowed_level}",
+                dose_level=int(level),
+                allowed_level=allowed_level,
+            )
+        self._enrolled(level, clinical_time(command, occurred_at), command.provenance)
 
     @event("SubjectEnrolled")
     def _enrolled(

@@ -177,3 +177,9 @@ class SignatureRequired(InvalidValue):
     """Consent and the eligibility decision are signed steps."""
 
     code = "signature_required"
+
+
+class DoseLevelNotAllowed(OutOfSequence):
+    """Enrolment assigns only the level the 3+3 state allows (the latest safety review's)."""
+
+    code = "dose_level_not_allowed"

@@ -17,16 +17,18 @@ from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from services.infusion.views import EnrolmentView, create_subscriptions
 from shared.auth import TokenVerifier
+from shared.cohort import CohortView
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
 from shared.relay import Relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.signatures import RecordSigner
-from shared.subject_views import Subscriptions
+from shared.subject_views import Subscriptions, subscribe
 from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
 
 SERVICE = "infusion"
+COHORT_GROUP = "trialledger-infusion-cohort-view"
 
 
 def enrollment_topic() -> str:
@@ -59,10 +61,17 @@ def create_application(
 
 
 def create_http(
-    application: InfusionApplication, view: EnrolmentView, security: SecuritySettings
+    application: InfusionApplication,
+    view: EnrolmentView,
+    security: SecuritySettings,
+    cohort: CohortView,
 ) -> FastAPI:
     verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, view, verifier)
+    return create_app(application, view, verifier, cohort=cohort)
+
+
+def adverse_events_topic() -> str:
+    return os.environ.get("TL_ADVERSE_EVENTS_TOPIC", "trialledger.adverse_events.events")
 
 
 def create_relay(settings: ServiceSettings, application: InfusionApplication) -> Relay:
@@ -74,19 +83,23 @@ def create_relay(settings: ServiceSettings, application: InfusionApplication) ->
 async def main() -> None:
     settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
     await ensure_service_topic(settings)
-    await ensure_topics(settings.kafka_bootstrap, TopicSpec(enrollment_topic()))
+    for upstream in (enrollment_topic(), adverse_events_topic()):
+        await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream))
     application = create_application(settings, security)
-    view = EnrolmentView(settings.database)
+    view, cohort = EnrolmentView(settings.database), CohortView(settings.database)
     await view.open()
+    await cohort.open()
     try:
         broker = create_subscriptions(settings.kafka_bootstrap, enrollment_topic(), view)
+        subscribe(broker, adverse_events_topic(), COHORT_GROUP, cohort)
         await serve(
             settings,
-            create_http(application, view, security),
+            create_http(application, view, security, cohort),
             create_relay(settings, application),
             Subscriptions(broker),
         )
     finally:
+        await cohort.close()
         await view.close()
 
 

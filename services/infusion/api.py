@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import FastAPI
 from pydantic import AwareDatetime, Field
@@ -26,6 +26,7 @@ from services.infusion.domain import (
 )
 from services.infusion.views import EnrolmentView
 from shared.auth import TokenVerifier
+from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
 from shared.provenance import Command, Role
@@ -143,13 +144,19 @@ def _plain(value: Any) -> Any:
     return value
 
 
+class CohortSource(Protocol):
+    async def opening(self) -> CohortOpening: ...
+
+
 def create_app(
     application: InfusionApplication,
     view: EnrolmentView,
     verifier: TokenVerifier,
     clock: Clock | None = None,
+    cohort: CohortSource | None = None,
 ) -> FastAPI:
-    """The infusion HTTP API; ``view`` is the local enrolment view."""
+    """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
+    safety-review opening (without one, only the first cohort's)."""
     now = clock or (lambda: datetime.now(UTC))
     app = FastAPI(
         title="Trial Ledger: infusion",
@@ -227,9 +234,11 @@ def create_app(
             body.ended_at.astimezone(UTC),
             caller.principal.printed_name,
         )
+        opening = FIRST_COHORT if cohort is None else await cohort.opening()
         return await call(
-            application.infuse, subject_id, enrolment, infusion, command(caller), assertion
-        )
+            application.infuse, subject_id, enrolment, infusion, command(caller), assertion,
+            opening,
+        )  # fmt: skip
 
     @app.post("/subjects/{subject_id}/infusion-not-given", tags=["treatment"])
     async def decline_infusion(

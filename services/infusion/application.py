@@ -8,7 +8,7 @@ form of the event and is saved with it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -29,6 +29,7 @@ from services.infusion.domain import (
 from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from shared.auth import SigningAssertion
+from shared.cohort import CohortOpening
 from shared.eventstore import ServiceApplication
 from shared.provenance import Actor, Command, Provenance
 from shared.signatures import RecordSigner
@@ -89,16 +90,33 @@ class InfusionApplication(ServiceApplication):
         infusion: Infusion,
         command: Command,
         signing: SigningAssertion,
+        cohort: CohortOpening,
     ) -> Treatment:
         """Record the CAR-T infusion, signed by the person who administered it."""
+        dosed = self.dosed_since(cohort)
 
         def infuse_and_sign(treatment: Treatment) -> None:
-            treatment.infuse(enrolment, infusion, self.rules, command)
+            treatment.infuse(enrolment, infusion, self.rules, command, cohort, dosed)
             treatment.sign(
                 self.sign_last_decision(treatment, signing, command, to_contract), command
             )
 
         return self._change(subject_id, infuse_and_sign)
+
+    def dosed_since(self, cohort: CohortOpening) -> int:
+        """Infusions at the cohort's level recorded since its safety review."""
+        count, start = 0, 1
+        while batch := self.recorder.select_notifications(start=start, limit=500):
+            for notification in batch:
+                event: Any = self.mapper.to_domain_event(notification)
+                if (
+                    type(event).__name__ == "CarTInfused"
+                    and event.dose_level == cohort.level
+                    and event.timestamp > cohort.opened_at
+                ):
+                    count += 1
+            start = batch[-1].id + 1
+        return count
 
     def decline_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
         return self._change(subject_id, lambda t: t.decline(reason, command))

@@ -16,6 +16,7 @@ from eventsourcing.domain import event
 
 from services.infusion import errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
+from shared.cohort import CohortOpening
 from shared.provenance import Command, Meaning, Provenance
 from shared.records import SubjectRecord
 
@@ -176,10 +177,18 @@ class Treatment(SubjectRecord):
         self.lymphodepletion = regimen
 
     def infuse(
-        self, enrolment: Enrolment, infusion: Infusion, rules: InfusionRules, command: Command
+        self,
+        enrolment: Enrolment,
+        infusion: Infusion,
+        rules: InfusionRules,
+        command: Command,
+        cohort: CohortOpening,
+        dosed_in_cohort: int,
     ) -> None:
-        """Record the infusion: released lots, within the window, at the assigned dose."""
+        """Record the infusion: released lots, within the window, at the assigned dose, in
+        the cohort the latest safety review opened and while it has room (3+3)."""
         level = check_enrolled(self.subject_id, enrolment)
+        _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
         regimen = self.lymphodepletion
@@ -271,6 +280,23 @@ class Treatment(SubjectRecord):
                 tolerance=str(rules.dose_tolerance),
             )
         return dose
+
+
+def _check_cohort(subject_id: str, level: int, cohort: CohortOpening, dosed: int) -> None:
+    if level != cohort.level:
+        raise errors.CohortNotOpen(
+            f"subject {subject_id} is assigned level {level}, but the open cohort is at level "
+            f"{cohort.level}; a signed safety review must open level {level} first",
+            dose_level=level,
+            open_level=cohort.level,
+        )
+    if dosed >= cohort.size:
+        raise errors.CohortFull(
+            f"the cohort at level {level} has its {cohort.size} subjects; the next one waits for "
+            "their DLT windows to close and a signed safety review",
+            dose_level=level,
+            cohort_size=cohort.size,
+        )
 
 
 def _positive(name: str, value: Decimal) -> None:

@@ -96,3 +96,16 @@ class ReasonRequired(InvalidValue):
 
 class ConcurrentChange(OutOfSequence):
     code = "concurrent_change"
+
+
+class CohortNotOpen(OutOfSequence):
+    """A subject of a new cohort is dosed only after a signed safety review opened its level
+    (which needs every earlier subject's DLT window closed)."""
+
+    code = "cohort_not_open"
+
+
+class CohortFull(OutOfSequence):
+    """A cohort doses the subjects its review allowed (3); the next waits for a new review."""
+
+    code = "cohort_full"

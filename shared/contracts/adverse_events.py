@@ -86,3 +86,23 @@ ADVERSE_EVENT_CONTRACTS = contract_registry(
     DltAdjudicatedV1,
     AdverseEventResolvedV1,
 )
+
+
+class SafetyReviewApprovedV1(EventData):
+    """A signed safety review opening the next cohort at ``approved_level`` (3+3)."""
+
+    event_type = "SafetyReviewApproved.v1"
+    approved_level: int = Field(ge=1, le=4)
+    decision: str
+    level_reviewed: int
+    dosed: int
+    dlts: int
+    cohort_size: int
+    review_number: int
+    rule_version: str
+
+
+ADVERSE_EVENT_CONTRACTS = {
+    **ADVERSE_EVENT_CONTRACTS,
+    **contract_registry(SafetyReviewApprovedV1),
+}

@@ -38,13 +38,33 @@ def today(days: int = 0) -> str:
 
 
 async def treat(
-    stack: Stack, session: dict[str, str], pharmacist: dict[str, str], subject: str, level: int
+    stack: Stack,
+    session: dict[str, str],
+    pharmacist: dict[str, str],
+    subject: str,
+    level: int,
+    days_ago: int = 0,
 ) -> datetime:
-    """Enrol, then run the whole treatment; returns the infusion start time."""
+    """Enrol, then run the whole treatment ``days_ago`` days ago; returns the infusion time."""
     await enrol(stack, session, subject, level)
+    answer = await infuse(stack, session, pharmacist, subject, level, days_ago)
+    return datetime.fromisoformat(answer["infusion"]["started_at"])
+
+
+async def infuse(
+    stack: Stack,
+    session: dict[str, str],
+    pharmacist: dict[str, str],
+    subject: str,
+    level: int,
+    days_ago: int = 0,
+    expect: int = 200,
+) -> Any:
+    """Leukapheresis, release, lymphodepletion and infusion of an enrolled subject, all
+    ``days_ago`` days back; the infusion must answer ``expect``. Returns its JSON."""
 
     async def leukapheresis() -> bool:
-        body = {"performed_on": today(-10), "volume_ml": "180"}
+        body = {"performed_on": today(-10 - days_ago), "volume_ml": "180"}
         response = await stack.infusion.post(
             f"/subjects/{subject}/leukapheresis", json=body, headers=session
         )
@@ -59,14 +79,20 @@ async def treat(
         "viability_percent": "92",
         "sterility_passed": True,
         "release_tests_passed": True,
-        "released_on": today(-6),
+        "released_on": today(-6 - days_ago),
     }
     regimen = {
         "agents": [{"agent": "fludarabine", "dose_mg_per_m2": "25", "days": 3}],
-        "started_on": today(-5),
-        "completed_on": today(-3),
+        "started_on": today(-5 - days_ago),
+        "completed_on": today(-3 - days_ago),
     }
-    started = datetime.now(UTC) - timedelta(hours=1)
+    for path, body, who in (
+        (f"/subjects/{subject}/products", release, pharmacist),
+        (f"/subjects/{subject}/lymphodepletion", regimen, session),
+    ):
+        response = await stack.infusion.post(path, json=body, headers=who)
+        assert response.status_code == 200, response.text
+    started = datetime.now(UTC) - timedelta(days=days_ago, hours=1)
     signature = await stack.signature(
         session, "responsibility", f"infusion/infusion/{subject}", PASSWORD
     )
@@ -79,11 +105,8 @@ async def treat(
         "ended_at": (started + timedelta(minutes=15)).isoformat(),
         "signature": signature,
     }
-    for path, body, who in (
-        (f"/subjects/{subject}/products", release, pharmacist),
-        (f"/subjects/{subject}/lymphodepletion", regimen, session),
-        (f"/subjects/{subject}/infusion", infusion, session),
-    ):
-        response = await stack.infusion.post(path, json=body, headers=who)
-        assert response.status_code == 200, response.text
-    return started
+    response = await stack.infusion.post(
+        f"/subjects/{subject}/infusion", json=infusion, headers=session
+    )
+    assert response.status_code == expect, response.text
+    return response.json()

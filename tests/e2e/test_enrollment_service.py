@@ -48,11 +48,12 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
         "/subjects/S-201/eligibility", json=decision, headers=session
     )
     assert response.json()["eligibility"]["eligible"] is True
-    await stack.enrollment.post(
-        "/subjects/S-201/enrolment", json={"dose_level": 2}, headers=session
+    enrolled = await stack.enrollment.post(
+        "/subjects/S-201/enrolment", json={"dose_level": 1}, headers=session
     )
+    assert enrolled.status_code == 200, enrolled.text
     refused = await stack.enrollment.post(
-        "/subjects/S-201/enrolment", json={"dose_level": 3}, headers=session
+        "/subjects/S-201/enrolment", json={"dose_level": 1}, headers=session
     )
     assert refused.json()["code"] == "already_enrolled"
 
@@ -104,7 +105,7 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     assert verify_published(events[4].data, events[5].data, key)
     assert not verify_published(events[4].data, signature, key)  # moved: fails
     assert events[4].data["rule_version"] == "NCT05030779-eligibility/1"
-    assert events[6].data["dose_level"] == 2
+    assert events[6].data["dose_level"] == 1
     assert await _stored_event_count(settings) == 7
 
 

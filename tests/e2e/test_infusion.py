@@ -52,7 +52,7 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
         "retryable": True,
     }
 
-    await enrol(stack, session, "S-401", level=2)
+    await enrol(stack, session, "S-401", level=1)
 
     async def view_sees_enrolment() -> bool:
         response = await leukapheresis(stack, session, "S-401")
@@ -81,7 +81,7 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
     )
     infusion = {
         "weight_kg": "64",
-        "lots": [{"lot_id": "LOT-401", "viable_car_positive_cells": "128000000"}],
+        "lots": [{"lot_id": "LOT-401", "viable_car_positive_cells": "64000000"}],
         "started_at": started.isoformat(),
         "ended_at": (started + timedelta(minutes=15)).isoformat(),
         "signature": signature,
@@ -106,7 +106,7 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
         "RecordSigned.v1",
     ]
     infused_event = CloudEvent.from_kafka_value(records[3].value).data
-    assert (infused_event["dose_level"], infused_event["cells_per_kg_millions"]) == (2, "2.000")
+    assert (infused_event["dose_level"], infused_event["cells_per_kg_millions"]) == (1, "1.000")
 
     auditor = await stack.log_in("aud.kim", PASSWORD)
 
@@ -116,7 +116,7 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
 
     await eventually(projected, what="the infusion in the projections' subject state")
     state = (await stack.projections.get("/subjects/S-401", headers=auditor)).json()
-    assert state["infusion"]["dose_level"] == 2
+    assert state["infusion"]["dose_level"] == 1
     assert state["infusion"]["lots"] == ["LOT-401"]
     assert datetime.fromisoformat(state["infusion"]["infused_at"]) == started
 
@@ -140,7 +140,7 @@ async def test_refusals_leave_the_store_untouched_and_say_why(stack: Stack) -> N
 async def test_the_view_survives_a_restart_without_reprocessing(stack: Stack) -> None:
     await stack.create_user("lin.wei", PASSWORD, "investigator")
     session = await stack.log_in("lin.wei", PASSWORD)
-    await enrol(stack, session, "S-403", level=3)
+    await enrol(stack, session, "S-403", level=1)
 
     async def seen() -> bool:
         return bool((await leukapheresis(stack, session, "S-403")).status_code == 201)

@@ -37,7 +37,7 @@ def enrol(app: EnrollmentApplication, subject_id: str = "S-001") -> None:
     app.sign_consent(subject_id, consent(), command(), signing(Meaning.RESPONSIBILITY))
     app.record_screening(subject_id, screening(), command())
     app.decide_eligibility(subject_id, command(), signing(Meaning.APPROVAL))
-    app.enrol(subject_id, 2, command())
+    app.enrol(subject_id, 2, command(), allowed_level=2)
 
 
 def test_enrolled_subject_is_read_back_with_its_types(application: EnrollmentApplication) -> None:

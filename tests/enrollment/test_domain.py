@@ -136,7 +136,7 @@ def test_refuses_second_eligibility_decision() -> None:
 
 def test_enrols_eligible_subject_at_a_dose_level() -> None:
     subject = eligible()
-    subject.enrol(3, command(), None)
+    subject.enrol(3, 3, command(), None)
     assert subject.status is SubjectStatus.ENROLLED
     assert subject.dose_level is DoseLevel.THREE
 
@@ -144,26 +144,26 @@ def test_enrols_eligible_subject_at_a_dose_level() -> None:
 @pytest.mark.parametrize("level", [0, 5, -1])
 def test_refuses_dose_level_outside_one_to_four(level: int) -> None:
     with pytest.raises(errors.InvalidDoseLevel):
-        eligible().enrol(level, command(), None)
+        eligible().enrol(level, 1, command(), None)
 
 
 def test_refuses_enrolment_of_screen_failed_subject() -> None:
     subject = screened(hiv_infection=Observation(True, SCREENING_DAY))
     subject.decide_eligibility(command(), None)
     with pytest.raises(errors.NotEligible):
-        subject.enrol(1, command(), None)
+        subject.enrol(1, 1, command(), None)
 
 
 def test_refuses_enrolment_before_eligibility_decision() -> None:
     with pytest.raises(errors.NotEligible):
-        screened().enrol(1, command(), None)
+        screened().enrol(1, 1, command(), None)
 
 
 def test_refuses_second_enrolment() -> None:
     subject = eligible()
-    subject.enrol(1, command(), None)
+    subject.enrol(1, 1, command(), None)
     with pytest.raises(errors.AlreadyEnrolled):
-        subject.enrol(2, command(), None)
+        subject.enrol(2, 2, command(), None)
 
 
 def test_withdrawal_needs_a_reason() -> None:
@@ -177,7 +177,7 @@ def test_withdrawal_needs_a_reason() -> None:
         lambda s: s.sign_consent(consent(), command(), None),
         lambda s: s.record_screening(screening(), command(), None),
         lambda s: s.decide_eligibility(command(), None),
-        lambda s: s.enrol(1, command(), None),
+        lambda s: s.enrol(1, 1, command(), None),
         lambda s: s.withdraw("again", command(), None),
         lambda s: s.correct("consent.form_version", "ICF v3", "typo", command()),
     ],
@@ -254,3 +254,9 @@ def test_refuses_screening_correction_after_eligibility_decision() -> None:
 def test_refuses_correction_of_screening_not_recorded() -> None:
     with pytest.raises(errors.ScreeningRequired):
         consented().correct("screening.screened_on", date(2026, 11, 3), "typo", command())
+
+
+def test_refuses_a_dose_level_the_3_plus_3_state_has_not_opened() -> None:
+    with pytest.raises(errors.DoseLevelNotAllowed) as refused:
+        eligible().enrol(2, 1, command(), None)
+    assert refused.value.details == {"dose_level": 2, "allowed_level": 1}

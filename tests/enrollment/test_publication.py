@@ -37,7 +37,7 @@ def published(subject_id: str = "S-001") -> list[CloudEvent]:
     fixed = Observation(Decimal(1), SCREENING_DAY, "mg/dL")
     app.correct_value(subject_id, "screening.creatinine", fixed, "re-issued", command())
     app.decide_eligibility(subject_id, command(), signing(Meaning.APPROVAL))
-    app.enrol(subject_id, 4, command())
+    app.enrol(subject_id, 4, command(), allowed_level=4)
     app.withdraw(subject_id, "relocated", command())
     notifications = app.notification_log.select(1, 10)
     return [

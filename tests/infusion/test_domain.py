@@ -20,12 +20,14 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
+from shared.cohort import CohortOpening
 from shared.provenance import Command
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ENROLLED = Enrolment("enrolled", 2)
 RULES = InfusionRules()
+COHORT = CohortOpening(2, 3, datetime(2026, 1, 1, tzinfo=UTC), 1)  # level 2 is open
 LD_END = date(2026, 11, 15)
 
 
@@ -127,7 +129,7 @@ def test_percentages_stay_between_0_and_100(field: str) -> None:
 
 def test_infusion_needs_lymphodepletion() -> None:
     with pytest.raises(errors.LymphodepletionRequired):
-        released().infuse(ENROLLED, infusion(), RULES, cmd())
+        released().infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
 
 
 def test_an_unreleased_lot_cannot_be_infused() -> None:
@@ -141,7 +143,7 @@ def test_an_unreleased_lot_cannot_be_infused() -> None:
         good.administered_by,
     )
     with pytest.raises(errors.ProductNotReleased) as refused:
-        treatment.infuse(ENROLLED, bad, RULES, cmd())
+        treatment.infuse(ENROLLED, bad, RULES, cmd(), COHORT, 0)
     assert refused.value.details["lot_id"] == "LOT-9"
 
 
@@ -163,18 +165,31 @@ def test_the_dose_is_computed_from_cells_and_weight() -> None:
 def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
     treatment = depleted()
     if accepted:
-        treatment.infuse(ENROLLED, infusion(cells), RULES, cmd())
+        treatment.infuse(ENROLLED, infusion(cells), RULES, cmd(), COHORT, 0)
         assert treatment.infusion is not None
     else:
         with pytest.raises(errors.DoseOutOfTolerance) as refused:
-            treatment.infuse(ENROLLED, infusion(cells), RULES, cmd())
+            treatment.infuse(ENROLLED, infusion(cells), RULES, cmd(), COHORT, 0)
         assert refused.value.details["assigned_level"] == 2
         assert refused.value.details["weight_kg"] == "70"
 
 
 def test_the_dose_is_checked_against_the_assigned_level() -> None:
+    level_4 = CohortOpening(4, 3, COHORT.opened_at, 3)
     with pytest.raises(errors.DoseOutOfTolerance):
-        depleted().infuse(Enrolment("enrolled", 4), infusion(), RULES, cmd())
+        depleted().infuse(Enrolment("enrolled", 4), infusion(), RULES, cmd(), level_4, 0)
+
+
+def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
+    with pytest.raises(errors.CohortNotOpen) as refused:
+        depleted().infuse(Enrolment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
+    assert refused.value.details == {"dose_level": 3, "open_level": 2}
+
+
+def test_a_full_cohort_waits_for_the_next_review() -> None:
+    with pytest.raises(errors.CohortFull):
+        depleted().infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 3)
+    depleted().infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 2)
 
 
 @pytest.mark.parametrize(("days", "accepted"), [(1, False), (2, True), (14, True), (15, False)])
@@ -183,25 +198,25 @@ def test_lymphodepletion_window_at_its_edges(days: int, accepted: bool) -> None:
     treatment = depleted()
     late_clock = command(start + timedelta(hours=2))
     if accepted:
-        treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock)
+        treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock, COHORT, 0)
     else:
         with pytest.raises(errors.OutsideLymphodepletionWindow) as refused:
-            treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock)
+            treatment.infuse(ENROLLED, infusion(start=start), RULES, late_clock, COHORT, 0)
         assert refused.value.details["days"] == days
 
 
 def test_one_infusion_per_subject() -> None:
     treatment = depleted()
-    treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
     with pytest.raises(errors.AlreadyDone):
-        treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
 
 
 def test_no_infusion_after_it_was_recorded_as_not_given() -> None:
     treatment = depleted()
     treatment.decline("fever on the day", cmd())
     with pytest.raises(errors.AlreadyDone):
-        treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
 
 
 def test_an_infusion_cannot_end_before_it_starts_or_in_the_future() -> None:
@@ -210,16 +225,16 @@ def test_an_infusion_cannot_end_before_it_starts_or_in_the_future() -> None:
         good.weight_kg, good.lots, good.started_at, good.started_at - timedelta(minutes=1), "x"
     )
     with pytest.raises(errors.InvalidMeasurement):
-        depleted().infuse(ENROLLED, backwards, RULES, cmd())
+        depleted().infuse(ENROLLED, backwards, RULES, cmd(), COHORT, 0)
     future = Infusion(good.weight_kg, good.lots, good.started_at, NOW + timedelta(minutes=1), "x")
     with pytest.raises(errors.InvalidMeasurement):
-        depleted().infuse(ENROLLED, future, RULES, cmd())
+        depleted().infuse(ENROLLED, future, RULES, cmd(), COHORT, 0)
 
 
 def test_an_interruption_needs_an_infusion_and_a_reason() -> None:
     with pytest.raises(errors.OutOfSequence):
         depleted().interrupt("line occluded", cmd())
     treatment = depleted()
-    treatment.infuse(ENROLLED, infusion(), RULES, cmd())
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
     with pytest.raises(errors.ReasonRequired):
         treatment.interrupt("  ", cmd())

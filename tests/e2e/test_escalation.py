@@ -1,0 +1,141 @@
+"""End to end 3+3 escalation across enrollment, infusion and adverse events, all through
+real Kafka and PostgreSQL. Infusions are recorded 30-40 days back so that DLT windows
+have closed; the window-open case is dosed today."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.e2e.flows import PASSWORD, enrol, infuse, treat
+from tests.e2e.stack import Stack
+from tests.support import eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def users(stack: Stack) -> tuple[dict[str, str], dict[str, str]]:
+    await stack.create_user("lin.wei", PASSWORD, "investigator")
+    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    return await stack.log_in("lin.wei", PASSWORD), await stack.log_in("zhao.pharm", PASSWORD)
+
+
+async def approve(stack: Stack, session: dict[str, str], level: int) -> Any:
+    number = (await stack.adverse_events.get("/cohort", headers=session)).json()["reviews"] + 1
+    signature = await stack.signature(
+        session, "approval", f"adverse_events/safety-review/{number}", PASSWORD
+    )
+    body = {"approved_level": level, "signature": signature}
+    return await stack.adverse_events.post("/safety-reviews", json=body, headers=session)
+
+
+async def enrol_when_open(stack: Stack, session: dict[str, str], subject: str, level: int) -> None:
+    """Enrol at ``level`` once the enrollment service's cohort view has seen the review."""
+    await enrol(stack, session, subject, None)
+
+    async def enrolled() -> bool:
+        response = await stack.enrollment.post(
+            f"/subjects/{subject}/enrolment", json={"dose_level": level}, headers=session
+        )
+        assert response.status_code in (200, 409), response.text
+        if response.status_code == 409:
+            assert response.json()["code"] == "dose_level_not_allowed", response.text
+        return response.status_code == 200
+
+    await eventually(enrolled, what=f"level {level} open in enrollment")
+
+
+async def dlt(stack: Stack, session: dict[str, str], subject: str, infused_at: datetime) -> None:
+    """Report grade 4 CRS two days after the infusion and adjudicate it a DLT."""
+    onset = (infused_at + timedelta(days=2)).isoformat()
+    report = {"term": "Cytokine release syndrome", "verbatim": "CRS", "onset_at": onset}
+    response = await stack.adverse_events.post(
+        f"/subjects/{subject}/adverse-events", json=report, headers=session
+    )
+    assert response.status_code == 201, response.text
+    rid, version = response.json()["id"], response.json()["version"]
+    crs = {"temperature_c": "39.5", "antipyretics_or_immunosuppression_given": False,
+           "hypotension": "multiple_vasopressors", "oxygen": "none"}  # fmt: skip
+    sign = await stack.signature(
+        session, "authorship", f"adverse_events/grade/{rid}@{version}", PASSWORD
+    )
+    graded = await stack.adverse_events.post(
+        f"/adverse-events/{rid}/grade", json={"crs": crs, "signature": sign}, headers=session
+    )
+    assert graded.status_code == 200, graded.text
+    version = graded.json()["version"]
+    sign = await stack.signature(
+        session, "approval", f"adverse_events/dlt/{rid}@{version}", PASSWORD
+    )
+    body = {"is_dlt": True, "criterion": "crs_grade_4", "reason": "grade 4 CRS", "signature": sign}
+    adjudicated = await stack.adverse_events.post(
+        f"/adverse-events/{rid}/dlt", json=body, headers=session
+    )
+    assert adjudicated.status_code == 200, adjudicated.text
+
+
+async def state_when(stack: Stack, session: dict[str, str], **expected: Any) -> dict[str, Any]:
+    seen: list[dict[str, Any]] = []
+
+    async def matches() -> bool:
+        state = (await stack.adverse_events.get("/cohort", headers=session)).json()
+        seen[:] = [state]
+        return all(state[k] == v for k, v in expected.items())
+
+    await eventually(matches, what=f"cohort state {expected}")
+    return seen[0]
+
+
+async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> None:
+    session, pharmacist = await users(stack)
+
+    for n in (1, 2, 3):  # level 1: three subjects, no DLT
+        await treat(stack, session, pharmacist, f"S-60{n}", level=1, days_ago=45)
+    await state_when(stack, session, level=1, dosed=3, decision="escalate", next_level=2)
+    assert (await approve(stack, session, 2)).status_code == 201
+
+    infused = {}
+    for n in (4, 5, 6):  # level 2: three subjects, one DLT
+        await enrol_when_open(stack, session, f"S-60{n}", 2)
+        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=40)
+    await state_when(stack, session, level=2, dosed=3)
+    await dlt(stack, session, "S-605", _started(infused[5]))
+    await state_when(stack, session, level=2, decision="expand", next_level=2, dlts=1)
+    assert (await approve(stack, session, 2)).status_code == 201
+
+    for n in (7, 8, 9):  # three more at level 2: a second DLT
+        await enrol_when_open(stack, session, f"S-60{n}", 2)
+        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=35)
+    await state_when(stack, session, level=2, dosed=6)
+    await dlt(stack, session, "S-608", _started(infused[8]))
+    final = await state_when(stack, session, level=2, decision="stop", dlts=2)
+    assert final["next_level"] != 3
+
+    refused = await approve(stack, session, 3)
+    assert (refused.status_code, refused.json()["code"]) == (409, "safety_review_refused")
+
+
+async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
+    session, pharmacist = await users(stack)
+    for n in (1, 2, 3):  # dosed today: their DLT windows are open
+        await treat(stack, session, pharmacist, f"S-70{n}", level=1)
+    await state_when(stack, session, level=1, dosed=3, open_windows=3, decision="wait")
+
+    refused = await approve(stack, session, 2)
+    assert (refused.status_code, refused.json()["code"]) == (409, "safety_review_refused")
+
+    await enrol(stack, session, "S-704", None)
+    level_2 = await stack.enrollment.post(
+        "/subjects/S-704/enrolment", json={"dose_level": 2}, headers=session
+    )
+    assert (level_2.status_code, level_2.json()["code"]) == (409, "dose_level_not_allowed")
+
+    await enrol(stack, session, "S-705", 1)  # a fourth at level 1: the cohort is full
+    full = await infuse(stack, session, pharmacist, "S-705", 1, expect=409)
+    assert full["code"] == "cohort_full"
+
+
+def _started(answer: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(answer["infusion"]["started_at"])
