@@ -64,6 +64,11 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         state = await application.subject(who, subject_id, as_of, position)
         return state or {}
 
+    @app.get("/trial", tags=["audit"])
+    async def trial(who: Auditor) -> dict[str, Any]:
+        """DLTs per dose level, TEAE incidence and every cohort decision."""
+        return await application.trial(who)
+
     @app.get("/verify", tags=["integrity"])
     async def verify(who: Auditor) -> dict[str, object]:
         return (await application.verify(who)).to_json()

@@ -99,6 +99,35 @@ class ProjectionsApplication:
             (r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows
         )
 
+    async def trial(self, who: Principal) -> dict[str, Any]:
+        """Trial endpoints from the views: DLTs per dose level, TEAE incidence, and every
+        safety-review decision with its ledger position (its trail: GET /trail)."""
+        await self.authorise(who, "trial", {})
+        rows = await self.ledger.pool.fetch("SELECT state FROM subject_states")
+        states = [json.loads(row["state"]) for row in rows]
+        infused = [s for s in states if "infusion" in s]
+        levels: dict[int, dict[str, int]] = {}
+        for state in infused:
+            level = levels.setdefault(int(state["infusion"]["dose_level"]), {"dosed": 0, "dlts": 0})
+            level["dosed"] += 1
+            level["dlts"] += int(bool(state.get("dlt")))
+        reviews = await self.ledger.pool.fetch(
+            "SELECT position, payload FROM ledger_entries "
+            "WHERE event_type = 'SafetyReviewApproved.v1' ORDER BY position"
+        )
+        return {
+            "dose_levels": {str(k): {**v, "dlt_rate": f"{v['dlts']}/{v['dosed']}"}
+                            for k, v in sorted(levels.items())},
+            "teae_incidence": {
+                "subjects_with_teae": sum(1 for s in infused if s.get("teae")),
+                "subjects_infused": len(infused),
+            },
+            "cohort_decisions": [
+                {"position": r["position"], **_review(json.loads(bytes(r["payload"])))}
+                for r in reviews
+            ],
+        }  # fmt: skip
+
     async def verify(self, who: Principal, progress: Progress | None = None) -> VerificationReport:
         await self.authorise(who, "verify", {})
         return await self.verify_unattributed(progress)
@@ -191,6 +220,13 @@ class ProjectionsApplication:
         await self.ledger.record_activity(
             who.user_id, who.printed_name, role, action, parameters, outcome
         )
+
+
+def _review(event: dict[str, Any]) -> dict[str, Any]:
+    data = event["data"]
+    keep = ("review_number", "approved_level", "decision", "level_reviewed", "dosed", "dlts")
+    decision = {key: data[key] for key in keep}
+    return {**decision, "recorded_at": data["recorded_at"], "by": data["actor"]["printed_name"]}
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,9 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
             "infused_at": data["started_at"],  # study day 1
             "lots": [lot["lot_id"] for lot in data["lots"]],
         }
+    elif kind == "AdverseEventReported.v1":
+        state["adverse_events"] = state.get("adverse_events", 0) + 1
+        state["teae"] = state.get("teae", 0) + int(bool(data["treatment_emergent"]))
     elif kind in ("AdverseEventGraded.v1", "AdverseEventRegraded.v1"):
         # the latest grade of each adverse event; the worst over them all
         grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}

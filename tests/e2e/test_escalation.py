@@ -116,6 +116,25 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
     refused = await approve(stack, session, 3)
     assert (refused.status_code, refused.json()["code"]) == (409, "safety_review_refused")
 
+    await stack.create_user("aud.kim", PASSWORD, "auditor")
+    auditor = await stack.log_in("aud.kim", PASSWORD)
+    trial: list[dict[str, Any]] = []
+
+    async def summarised() -> bool:
+        trial[:] = [(await stack.projections.get("/trial", headers=auditor)).json()]
+        return bool(trial[0]["dose_levels"].get("2", {}).get("dlts") == 2)
+
+    await eventually(summarised, what="the trial summary in the projections")
+    assert trial[0]["dose_levels"] == {
+        "1": {"dosed": 3, "dlts": 0, "dlt_rate": "0/3"},
+        "2": {"dosed": 6, "dlts": 2, "dlt_rate": "2/6"},
+    }
+    assert trial[0]["teae_incidence"] == {"subjects_with_teae": 2, "subjects_infused": 9}
+    assert [(d["approved_level"], d["decision"]) for d in trial[0]["cohort_decisions"]] == [
+        (2, "escalate"),
+        (2, "expand"),
+    ]
+
 
 async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
     session, pharmacist = await users(stack)
