@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from functools import cache
 from types import UnionType
@@ -88,6 +88,15 @@ class ServiceApplication(Application[UUID]):
         transcoder.register(DateAsISO())
         for transcoding in transcodings_for((Denial, Signature, *self.value_types)):
             transcoder.register(transcoding)
+
+    def stored_events(self) -> Iterator[tuple[int, Any]]:
+        """Every stored event with its notification id, in log order (a trial's stores are
+        small; a view would replace this scan for a large one)."""
+        start = 1
+        while batch := self.recorder.select_notifications(start=start, limit=500):
+            for notification in batch:
+                yield notification.id, self.mapper.to_domain_event(notification)
+            start = batch[-1].id + 1
 
     def saved_with_retry(
         self,

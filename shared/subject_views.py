@@ -36,8 +36,10 @@ Reduce = Callable[[CloudEvent], dict[str, Any] | None]
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 
-class SubjectView:
-    """Facts per subject, from one topic, in this service's database."""
+class _LocalView:
+    """A view table in this service's database, with its dead letters."""
+
+    SCHEMA = ""  # the view's own table; "{table}" is replaced by its name
 
     def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
         if not _NAME.fullmatch(table):
@@ -55,9 +57,7 @@ class SubjectView:
             server_settings={"search_path": f'"{self.database.schema}"'},
         )
         await self.pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (subject_id text PRIMARY KEY, "
-            "facts jsonb NOT NULL, record_version integer NOT NULL, event_id uuid NOT NULL, "
-            "updated_at timestamptz NOT NULL DEFAULT now()); "
+            self.SCHEMA.replace("{table}", self.table) + "; "
             f"CREATE TABLE IF NOT EXISTS {self.table}_dead_letters (id bigserial PRIMARY KEY, "
             "topic text NOT NULL, kafka_partition integer NOT NULL, kafka_offset bigint NOT NULL, "
             "record_value bytea, reason text NOT NULL, "
@@ -74,6 +74,32 @@ class SubjectView:
             raise RuntimeError(f"the {self.table} view was not opened")
         return self._pool
 
+    async def _read(
+        self, value: bytes | None, topic: str, partition: int, offset: int
+    ) -> CloudEvent | None:
+        """The record as an event, or None after sending it to the dead letters."""
+        try:
+            return CloudEvent.from_kafka_value(value or b"")
+        except (ValidationError, ValueError) as error:
+            reason = f"unreadable: {error}"[:500]
+            log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
+            await self.pool.execute(
+                f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
+                "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
+                topic, partition, offset, value, reason,
+            )  # fmt: skip
+            return None
+
+
+class SubjectView(_LocalView):
+    """Facts per subject, from one topic, in this service's database."""
+
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS {table} (subject_id text PRIMARY KEY, "
+        "facts jsonb NOT NULL, record_version integer NOT NULL, event_id uuid NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now())"
+    )
+
     async def facts(self, subject_id: str) -> dict[str, Any] | None:
         raw = await self.pool.fetchval(
             f"SELECT facts FROM {self.table} WHERE subject_id = $1",  # noqa: S608
@@ -88,10 +114,8 @@ class SubjectView:
 
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
         """Apply one record; False if it went to the dead letters."""
-        try:
-            event = CloudEvent.from_kafka_value(value or b"")
-        except (ValidationError, ValueError) as error:
-            await self._dead_letter(value, topic, partition, offset, f"unreadable: {error}"[:500])
+        event = await self._read(value, topic, partition, offset)
+        if event is None:
             return False
         facts = self.reduce(event)
         if facts is None or event.subject is None:
@@ -108,16 +132,6 @@ class SubjectView:
             event.id,
         )
         return True
-
-    async def _dead_letter(
-        self, value: bytes | None, topic: str, partition: int, offset: int, reason: str
-    ) -> None:
-        log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
-        await self.pool.execute(
-            f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
-            "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
-            topic, partition, offset, value, reason,
-        )  # fmt: skip
 
 
 class View(Protocol):
@@ -149,52 +163,25 @@ class Subscriptions:
             await self.broker.stop()
 
 
-class TrialFactView:
+class TrialFactView(_LocalView):
     """Trial-wide facts from another service's topic (e.g. the latest safety-review
     approval), one JSON document, applied in the source's ``sequence`` order."""
 
-    def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
-        if not _NAME.fullmatch(table):
-            raise ValueError(f"view table name {table!r} is not a plain identifier")
-        self.database = database
-        self.table = table
-        self.reduce = reduce
-        self._pool: asyncpg.Pool | None = None
-
-    async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(
-            self.database.dsn,
-            min_size=1,
-            max_size=2,
-            server_settings={"search_path": f'"{self.database.schema}"'},
-        )
-        await self.pool.execute(
-            f"CREATE TABLE IF NOT EXISTS {self.table} (fact text PRIMARY KEY, "
-            "facts jsonb NOT NULL, source_sequence bigint NOT NULL, "
-            "updated_at timestamptz NOT NULL DEFAULT now())"
-        )
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError(f"the {self.table} view was not opened")
-        return self._pool
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS {table} (fact text PRIMARY KEY, "
+        "facts jsonb NOT NULL, source_sequence bigint NOT NULL, "
+        "updated_at timestamptz NOT NULL DEFAULT now())"
+    )
 
     async def facts(self) -> dict[str, Any] | None:
         raw = await self.pool.fetchval(f"SELECT facts FROM {self.table} WHERE fact = 'trial'")  # noqa: S608
         return None if raw is None else dict(json.loads(raw))
 
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
-        """Apply one record if it establishes a trial fact; unreadable records are skipped
-        here (the source's own subject views keep its dead letters)."""
-        try:
-            event = CloudEvent.from_kafka_value(value or b"")
-        except (ValidationError, ValueError):
-            log.warning("trial view skipped unreadable record topic=%s offset=%s", topic, offset)
+        """Apply one record if it establishes a trial fact; False if it went to the dead
+        letters."""
+        event = await self._read(value, topic, partition, offset)
+        if event is None:
             return False
         facts = self.reduce(event)
         if facts is None:

@@ -148,15 +148,7 @@ class AdverseEventsApplication(ServiceApplication):
         return review
 
     def _events_named(self, name: str) -> list[Any]:
-        found: list[Any] = []
-        start = 1
-        while batch := self.recorder.select_notifications(start=start, limit=500):
-            for notification in batch:
-                event: Any = self.mapper.to_domain_event(notification)
-                if type(event).__name__ == name:
-                    found.append(event)
-            start = batch[-1].id + 1
-        return found
+        return [event for _, event in self.stored_events() if type(event).__name__ == name]
 
     def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:
         """The 3+3 state from every infusion the view knows and every DLT adjudicated here."""

@@ -8,7 +8,7 @@ form of the event and is saved with it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -105,18 +105,13 @@ class InfusionApplication(ServiceApplication):
 
     def dosed_since(self, cohort: CohortOpening) -> int:
         """Infusions at the cohort's level recorded since its safety review."""
-        count, start = 0, 1
-        while batch := self.recorder.select_notifications(start=start, limit=500):
-            for notification in batch:
-                event: Any = self.mapper.to_domain_event(notification)
-                if (
-                    type(event).__name__ == "CarTInfused"
-                    and event.dose_level == cohort.level
-                    and event.timestamp > cohort.opened_at
-                ):
-                    count += 1
-            start = batch[-1].id + 1
-        return count
+        return sum(
+            1
+            for _, event in self.stored_events()
+            if type(event).__name__ == "CarTInfused"
+            and event.dose_level == cohort.level
+            and event.timestamp > cohort.opened_at
+        )
 
     def decline_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
         return self._change(subject_id, lambda t: t.decline(reason, command))

@@ -11,8 +11,6 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from eventsourcing.application import Application
-
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import to_contract as ae_contract
 from services.enrollment.application import EnrollmentApplication
@@ -22,12 +20,12 @@ from services.identity.publication import to_contract as identity_contract
 from services.infusion.application import InfusionApplication
 from services.infusion.publication import to_contract as infusion_contract
 from shared.envelope import CloudEvent, EventData
-from shared.eventstore import postgres_env
+from shared.eventstore import ServiceApplication, postgres_env
 from shared.settings import ServiceSettings
 
 StoreEvents = list[tuple[str, bytes]]  # (event id, published bytes), in store order
 SOURCES: dict[
-    str, tuple[Callable[[dict[str, str]], Application[Any]], Callable[[Any], EventData]]
+    str, tuple[Callable[[dict[str, str]], ServiceApplication], Callable[[Any], EventData]]
 ] = {
     "/trial-ledger/enrollment": (lambda env: EnrollmentApplication(env=env), enrollment_contract),
     "/trial-ledger/identity": (lambda env: IdentityApplication(env=env), identity_contract),
@@ -52,20 +50,13 @@ def read_stores(env: Mapping[str, str] | None = None) -> dict[str, StoreEvents]:
 
 
 def _published(
-    application: Application[Any], to_contract: Callable[[Any], EventData]
+    application: ServiceApplication, to_contract: Callable[[Any], EventData]
 ) -> Sequence[tuple[str, bytes]]:
     out: list[tuple[str, bytes]] = []
-    start = 1
-    while True:
-        batch = application.recorder.select_notifications(start=start, limit=1000)
-        for notification in batch:
-            data = to_contract(application.mapper.to_domain_event(notification))
-            out.append(
-                (str(data.event_id), CloudEvent.wrap(data, notification.id).to_kafka_value())
-            )
-        if len(batch) < 1000:
-            return out
-        start = batch[-1].id + 1
+    for notification_id, event in application.stored_events():
+        data = to_contract(event)
+        out.append((str(data.event_id), CloudEvent.wrap(data, notification_id).to_kafka_value()))
+    return out
 
 
 def compare(
