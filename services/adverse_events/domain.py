@@ -31,6 +31,7 @@ from services.adverse_events.grading import (
 )
 from shared.provenance import Command, Meaning, Provenance
 from shared.records import SubjectRecord
+from shared.study_calendar import Infused as Infused  # re-exported: the domain speaks of it
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
@@ -47,14 +48,6 @@ class Relatedness(StrEnum):
     @property
     def related(self) -> bool:
         return self in (Relatedness.POSSIBLE, Relatedness.PROBABLE, Relatedness.DEFINITE)
-
-
-@dataclass(frozen=True)
-class Infused:
-    """What the infusion view knows: when the subject was infused, at which level."""
-
-    infused_at: datetime
-    dose_level: int
 
 
 @dataclass(frozen=True)
