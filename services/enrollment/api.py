@@ -50,6 +50,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "enrollment.decide_eligibility": frozenset({Role.INVESTIGATOR}),
     "enrollment.enrol": _STAFF,
     "enrollment.withdraw": _STAFF,
+    "enrollment.record_death": _STAFF,
     "enrollment.correct_value": _SITE_TEAM,
     "enrollment.read_subject": _SITE_TEAM
     | {Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
@@ -138,6 +139,12 @@ class Enrol(Contract):
 
 class Withdraw(Contract):
     reason: Text
+    occurred_at: AwareDatetime | None = None
+
+
+class Death(Contract):
+    cause: Text
+    adverse_event_id: str | None = Field(None, description="the adverse event it followed")
     occurred_at: AwareDatetime | None = None
 
 
@@ -380,6 +387,17 @@ def create_app(
         caller: Annotated[Caller, authorised("enrollment.withdraw")],
     ) -> SubjectOut:
         subject = application.withdraw(subject_id, body.reason, command(caller), body.occurred_at)
+        return SubjectOut.of(subject)
+
+    @app.post("/subjects/{subject_id}/death", tags=["subjects"])
+    def record_death(
+        subject_id: str,
+        body: Death,
+        caller: Annotated[Caller, authorised("enrollment.record_death")],
+    ) -> SubjectOut:
+        subject = application.record_death(
+            subject_id, body.cause, body.adverse_event_id, command(caller), body.occurred_at
+        )
         return SubjectOut.of(subject)
 
     @app.post("/subjects/{subject_id}/corrections", tags=["subjects"])

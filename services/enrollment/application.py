@@ -125,6 +125,19 @@ class EnrollmentApplication(ServiceApplication):
         """Withdraw a subject, with a reason."""
         return self._change(subject_id, lambda s: s.withdraw(reason, command, occurred_at))
 
+    def record_death(
+        self,
+        subject_id: str,
+        cause: str,
+        adverse_event_id: str | None,
+        command: Command,
+        occurred_at: datetime | None = None,
+    ) -> Subject:
+        """Record a subject's death, with its cause."""
+        return self._change(
+            subject_id, lambda s: s.record_death(cause, adverse_event_id, command, occurred_at)
+        )
+
     def correct_value(
         self, subject_id: str, field: str, new_value: CorrectedValue, reason: str, command: Command
     ) -> Subject:

@@ -46,6 +46,7 @@ class SubjectStatus(StrEnum):
     SCREEN_FAILED = "screen_failed"
     ENROLLED = "enrolled"
     WITHDRAWN = "withdrawn"
+    DIED = "died"
 
 
 class DoseLevel(IntEnum):
@@ -275,6 +276,32 @@ class Subject(SubjectRecord):
         self.withdrawal_reason = reason
         self.status = SubjectStatus.WITHDRAWN
 
+    def record_death(
+        self,
+        cause: str,
+        adverse_event_id: str | None,
+        command: Command,
+        occurred_at: datetime | None,
+    ) -> None:
+        """Record the subject's death (this service owns it: docs/enrollment.md).
+
+        Vital status is followed after a withdrawal too, for overall survival; a death
+        is recorded once, and nothing is recorded after it."""
+        self._check_alive()
+        when = clinical_time(command, occurred_at)
+        self._died(_reason(cause, "death"), adverse_event_id, when, command.provenance)
+
+    @event("SubjectDied")
+    def _died(
+        self,
+        cause: str,
+        adverse_event_id: str | None,
+        occurred_at: datetime,
+        provenance: Provenance,
+    ) -> None:
+        self.died_at = occurred_at
+        self.status = SubjectStatus.DIED
+
     # --- corrections -----------------------------------------------------------------
 
     def correct(self, field: str, new_value: CorrectedValue, reason: str, command: Command) -> None:
@@ -336,7 +363,16 @@ class Subject(SubjectRecord):
 
     # --- guards ----------------------------------------------------------------------
 
+    def _check_alive(self) -> None:
+        if self.status is SubjectStatus.DIED:
+            raise errors.SubjectDied(
+                f"subject {self.subject_id} died on {self.died_at.date()}; nothing more is "
+                "recorded",
+                subject_id=self.subject_id,
+            )
+
     def _check_not_withdrawn(self) -> None:
+        self._check_alive()
         if self.status is SubjectStatus.WITHDRAWN:
             raise errors.SubjectWithdrawn(
                 f"subject {self.subject_id} was withdrawn ({self.withdrawal_reason}); "

@@ -56,6 +56,12 @@ class SubjectWithdrawn(OutOfSequence):
     code = "subject_withdrawn"
 
 
+class SubjectDied(OutOfSequence):
+    """Nothing is recorded for a subject after their death (recorded once)."""
+
+    code = "subject_died"
+
+
 class ConsentRequired(OutOfSequence):
     """No screening procedure before informed consent is signed."""
 

@@ -104,6 +104,9 @@ _BUILDERS: dict[str, Callable[[Any, dict[str, Any]], EventData]] = {
         **c,
     ),
     "SubjectWithdrawn": lambda e, c: contracts.SubjectWithdrawnV1(**{**c, "reason": e.reason}),
+    "SubjectDied": lambda e, c: contracts.SubjectDiedV1(
+        **c, cause=e.cause, adverse_event_id=e.adverse_event_id
+    ),
     "ValueCorrected": lambda e, c: contracts.ValueCorrectedV1(
         **{
             **c,

@@ -23,6 +23,7 @@ STATUS = {
     "ScreenFailed.v1": "screen_failed",
     "SubjectEnrolled.v1": "enrolled",
     "SubjectWithdrawn.v1": "withdrawn",
+    "SubjectDied.v1": "died",
 }
 
 

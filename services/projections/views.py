@@ -44,6 +44,7 @@ _STATUS = {
     "ScreenFailed.v1": "screen_failed",
     "SubjectEnrolled.v1": "enrolled",
     "SubjectWithdrawn.v1": "withdrawn",
+    "SubjectDied.v1": "died",
 }
 
 
@@ -72,6 +73,8 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
         state.update(dose_level=data["dose_level"], enrolled_at=when)
     elif kind == "SubjectWithdrawn.v1":
         state.update(withdrawn_at=when, withdrawal_reason=data["reason"])
+    elif kind == "SubjectDied.v1":
+        state.update(died_at=when, death_cause=data["cause"])
     elif kind == "ValueCorrected.v1":
         state["corrections"] = state.get("corrections", 0) + 1
         section, _, name = str(data["field"]).partition(".")

@@ -83,6 +83,16 @@ class SubjectWithdrawnV1(EventData):
     reason: str = Field(min_length=1)
 
 
+class SubjectDiedV1(EventData):
+    """The subject's death; ``occurred_at`` is its time. The enrollment service owns it."""
+
+    event_type = "SubjectDied.v1"
+    cause: str = Field(min_length=1)
+    adverse_event_id: str | None = Field(
+        description="the adverse-event record it followed, if any"
+    )
+
+
 class ValueCorrectedV1(EventData):
     """A recorded value replaced by a new one; both are kept, with the reason."""
 
@@ -101,5 +111,6 @@ ENROLLMENT_CONTRACTS = contract_registry(
     ScreenFailedV1,
     SubjectEnrolledV1,
     SubjectWithdrawnV1,
+    SubjectDiedV1,
     ValueCorrectedV1,
 )

@@ -191,6 +191,42 @@ def test_nothing_is_recorded_after_withdrawal(action) -> None:  # type: ignore[n
     assert subject.collect_events() == []
 
 
+def test_death_is_recorded_with_its_cause_even_after_withdrawal() -> None:
+    subject = eligible()
+    subject.enrol(1, 1, command(), None)
+    subject.withdraw("withdrew consent", command(), None)
+    subject.record_death("pneumonia", "ae-17", command(), NOW - timedelta(days=1))
+    died: Any = subject.collect_events()[-1]
+    assert type(died).__name__ == "SubjectDied"
+    assert (died.cause, died.adverse_event_id) == ("pneumonia", "ae-17")
+    assert died.occurred_at == NOW - timedelta(days=1)
+    assert subject.status is SubjectStatus.DIED
+
+
+def test_death_needs_a_cause_and_no_future_time() -> None:
+    with pytest.raises(errors.ReasonRequired):
+        eligible().record_death("  ", None, command(), None)
+    with pytest.raises(errors.DateInFuture):
+        eligible().record_death("sepsis", None, command(), NOW + timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        lambda s: s.withdraw("after death", command(), None),
+        lambda s: s.record_death("again", None, command(), None),
+        lambda s: s.correct("consent.form_version", "ICF v3", "typo", command()),
+    ],
+)
+def test_nothing_is_recorded_after_death(action) -> None:  # type: ignore[no-untyped-def]
+    subject = eligible()
+    subject.record_death("sepsis", None, command(), None)
+    subject.collect_events()
+    with pytest.raises(errors.SubjectDied):
+        action(subject)
+    assert subject.collect_events() == []
+
+
 def test_correction_keeps_old_value_new_value_and_reason() -> None:
     subject = screened()
     new = Observation(Decimal("0.9"), SCREENING_DAY, "mg/dL")
