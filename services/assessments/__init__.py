@@ -1,1 +1,2 @@
-"""The assessments service: not built yet (issue #7). See ../shared/DESIGN.md."""
+"""Assessments: SLEDAI-2K visits, autoantibodies and complement, CAR-T kinetics,
+remission (DORIS, LLDAS, SRI-4) and progression of NCT05030779 subjects."""

@@ -1,0 +1,259 @@
+"""HTTP API of the assessments service: parse, authorise, read the local views, call the
+application. A remission is signed; its assertion's purpose names the step, the subject
+and the record's current version (``assessments/remission/<subject>@<version>``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import FastAPI
+from pydantic import AwareDatetime, Field
+
+from services.assessments import errors
+from services.assessments.application import AssessmentsApplication
+from services.assessments.domain import REMISSION_SIGNATURE, Progression, SubjectAssessments
+from services.assessments.laboratory import (
+    Analyte,
+    InvalidMeasurement,
+    Method,
+    ReferenceRange,
+    Sample,
+    Target,
+    autoantibody_result,
+    kinetics_sample,
+)
+from services.assessments.rules import Activity, InvalidActivity, Response, items_from
+from services.assessments.views import InfusionView, VitalStatusView
+from shared.auth import TokenVerifier
+from shared.envelope import Contract
+from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.provenance import Command, Role
+
+Clock = Callable[[], datetime]
+_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
+# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "assessments.assess_activity": _TEAM,
+    "assessments.record_measurement": _TEAM | {Role.STUDY_COORDINATOR},
+    "assessments.assess_remission": frozenset({Role.INVESTIGATOR}),
+    "assessments.report_progression": _TEAM,
+    "assessments.read": _TEAM | {Role.STUDY_COORDINATOR, Role.MONITOR, Role.AUDITOR},
+}
+ERROR_STATUSES: dict[type[Exception], int] = {
+    errors.SubjectNotFound: 404,
+    errors.VisitNotFound: 404,
+    errors.OutOfSequence: 409,
+    errors.InvalidValue: 422,
+    InvalidActivity: 422,
+    InvalidMeasurement: 422,
+    errors.AssessmentError: 400,
+}
+
+
+class DiseaseActivityIn(Contract):
+    """A visit: every SLEDAI-2K item present or absent (the score is computed)."""
+
+    label: str = Field(min_length=1, max_length=60, examples=["month 3"])
+    assessed_at: AwareDatetime
+    items: dict[str, bool] = Field(description="all 24 SLEDAI-2K items, by name")
+    pga: Decimal = Field(description="physician's global assessment, 0-3")
+    prednisone_mg_per_day: Decimal
+    maintenance_immunosuppression_only: bool
+    new_bilag_a: int | None = Field(None, description="new BILAG A domains vs baseline")
+    new_bilag_b: int | None = None
+
+
+class AutoantibodyIn(Contract):
+    analyte: Analyte
+    value: Decimal
+    unit: str = Field(examples=["IU/mL", "titre", "g/L", "mg/dL"])
+    reference_low: Decimal | None = None
+    reference_high: Decimal | None = None
+
+
+class AutoantibodiesIn(Contract):
+    sampled_at: AwareDatetime
+    results: list[AutoantibodyIn] = Field(min_length=1)
+
+
+class KineticsIn(Contract):
+    sampled_at: AwareDatetime
+    sample: Sample
+    method: Method
+    target: Target
+    value: Decimal
+    unit: str = Field(examples=["copies/ug gDNA", "cells/uL"])
+    lloq: Decimal
+
+
+class SignatureIn(Contract):
+    assertion: str
+
+
+class RemissionIn(Contract):
+    """The response claimed at a visit; refused unless the rule set derives it."""
+
+    visit_event_id: UUID
+    response: Response
+    signature: SignatureIn
+
+
+class ProgressionIn(Contract):
+    kind: Progression
+    description: str = Field(min_length=1, max_length=500)
+    occurred_at: AwareDatetime
+
+
+class AssessmentsOut(Contract):
+    record_id: UUID
+    subject_id: str
+    version: int
+    infused_at: datetime
+    dose_level: int
+    visits: list[dict[str, Any]]
+    remissions: dict[str, str]
+    signatures: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, r: SubjectAssessments) -> AssessmentsOut:
+        return cls(
+            record_id=r.id, subject_id=r.subject_id, version=r.version,
+            infused_at=r.infused_at, dose_level=r.dose_level,
+            visits=[
+                {"event_id": key, "label": v.label, "study_day": v.study_day,
+                 "sledai_2k": v.sledai_2k, "clinical_sledai": v.clinical_sledai}
+                for key, v in r.visits.items()
+            ],
+            remissions={key: str(response) for key, response in r.remissions.items()},
+            signatures=[
+                {"printed_name": s.printed_name, "meaning": s.meaning,
+                 "signed_at": s.signed_at.isoformat(), "record_version": s.record_version}
+                for s in r.signatures
+            ],
+        )  # fmt: skip
+
+
+def create_app(
+    application: AssessmentsApplication,
+    infusions: InfusionView,
+    vital: VitalStatusView,
+    verifier: TokenVerifier,
+    clock: Clock | None = None,
+) -> FastAPI:
+    now = clock or (lambda: datetime.now(UTC))
+    app = FastAPI(
+        title="Trial Ledger: assessments",
+        version="1",
+        description="Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, "
+        "autoantibodies and complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) "
+        "and progression, on the study calendar from the infusion.",
+        responses={s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)},
+    )
+    install_error_mapping(app, ERROR_STATUSES)
+    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    app.state.authorisation = authorisation
+
+    def command(caller: Caller) -> Command:
+        return caller.command(now())
+
+    async def record(
+        method: Callable[..., SubjectAssessments], subject_id: str, *args: Any
+    ) -> AssessmentsOut:
+        """Call ``method`` with what the views know of the subject, then ``args``."""
+        infused = await infusions.infused(subject_id)
+        status = await vital.vital_status(subject_id)
+        result = await asyncio.to_thread(method, subject_id, infused, status, *args)
+        return AssessmentsOut.of(result)
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.post("/subjects/{subject_id}/disease-activity", status_code=201, tags=["assessments"])
+    async def assess_activity(
+        subject_id: str,
+        body: DiseaseActivityIn,
+        caller: Annotated[Caller, authorised("assessments.assess_activity")],
+    ) -> AssessmentsOut:
+        activity = Activity(
+            items_from(body.items), body.pga, body.prednisone_mg_per_day,
+            body.maintenance_immunosuppression_only, body.new_bilag_a, body.new_bilag_b,
+        )  # fmt: skip
+        return await record(
+            application.assess_activity, subject_id, body.label, activity,
+            body.assessed_at.astimezone(UTC), command(caller),
+        )  # fmt: skip
+
+    @app.post("/subjects/{subject_id}/autoantibodies", status_code=201, tags=["assessments"])
+    async def measure_autoantibodies(
+        subject_id: str,
+        body: AutoantibodiesIn,
+        caller: Annotated[Caller, authorised("assessments.record_measurement")],
+    ) -> AssessmentsOut:
+        results = tuple(
+            autoantibody_result(
+                r.analyte, r.value, r.unit, ReferenceRange(r.reference_low, r.reference_high)
+            )
+            for r in body.results
+        )
+        return await record(
+            application.measure_autoantibodies, subject_id, results,
+            body.sampled_at.astimezone(UTC), command(caller),
+        )  # fmt: skip
+
+    @app.post("/subjects/{subject_id}/car-t-kinetics", status_code=201, tags=["assessments"])
+    async def measure_kinetics(
+        subject_id: str,
+        body: KineticsIn,
+        caller: Annotated[Caller, authorised("assessments.record_measurement")],
+    ) -> AssessmentsOut:
+        sample = kinetics_sample(
+            body.sample, body.method, body.target, body.value, body.unit, body.lloq
+        )
+        return await record(
+            application.measure_kinetics, subject_id, sample,
+            body.sampled_at.astimezone(UTC), command(caller),
+        )  # fmt: skip
+
+    @app.post("/subjects/{subject_id}/progression", status_code=201, tags=["assessments"])
+    async def report_progression(
+        subject_id: str,
+        body: ProgressionIn,
+        caller: Annotated[Caller, authorised("assessments.report_progression")],
+    ) -> AssessmentsOut:
+        return await record(
+            application.report_progression, subject_id, body.kind, body.description,
+            body.occurred_at.astimezone(UTC), command(caller),
+        )  # fmt: skip
+
+    @app.post("/subjects/{subject_id}/remission", status_code=201, tags=["assessments"])
+    async def assess_remission(
+        subject_id: str,
+        body: RemissionIn,
+        caller: Annotated[Caller, authorised("assessments.assess_remission")],
+    ) -> AssessmentsOut:
+        """Record the response at a visit, signed (meaning approval)."""
+        current = await asyncio.to_thread(application.get, subject_id)
+        assertion = authorisation.signature(
+            caller, body.signature.assertion, REMISSION_SIGNATURE,
+            f"assessments/remission/{subject_id}@{current.version}",
+        )  # fmt: skip
+        status = await vital.vital_status(subject_id)
+        result = await asyncio.to_thread(
+            application.assess_remission, subject_id, status, str(body.visit_event_id),
+            body.response, command(caller), assertion,
+        )  # fmt: skip
+        return AssessmentsOut.of(result)
+
+    @app.get("/subjects/{subject_id}/assessments", tags=["assessments"])
+    async def get(
+        subject_id: str, caller: Annotated[Caller, authorised("assessments.read")]
+    ) -> AssessmentsOut:
+        return AssessmentsOut.of(await asyncio.to_thread(application.get, subject_id))
+
+    return app

@@ -1,0 +1,128 @@
+"""The assessments application: command methods over each subject's assessment record.
+
+The first assessment of a subject opens the record (``FollowUpStarted``) at the
+infusion the local view knows; a remission is signed over its published form and saved
+with its signature, atomically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import ClassVar
+
+from eventsourcing.application import AggregateNotFoundError
+
+from services.assessments import errors
+from services.assessments.domain import (
+    Progression,
+    RemissionInputs,
+    SubjectAssessments,
+    Visit,
+    VitalStatus,
+    assessments_record_id,
+)
+from services.assessments.laboratory import AutoantibodyResult, KineticsSample, ReferenceRange
+from services.assessments.publication import to_contract
+from services.assessments.rules import Activity, Response, ResponseDerivation
+from shared.auth import SigningAssertion
+from shared.eventstore import ServiceApplication
+from shared.provenance import Actor, Command, Provenance
+from shared.signatures import RecordSigner
+from shared.study_calendar import Infused
+
+
+class AssessmentsApplication(ServiceApplication):
+    """Commands of the assessments service; each loads (or opens), decides and saves
+    one subject's record."""
+
+    name = "assessments"
+    value_types: ClassVar[tuple[type, ...]] = (
+        Actor,
+        Provenance,
+        Visit,
+        AutoantibodyResult,
+        ReferenceRange,
+        KineticsSample,
+        RemissionInputs,
+        ResponseDerivation,
+    )
+
+    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
+        super().__init__(env=env)
+        self.signer = signer
+
+    def assess_activity(
+        self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,
+        activity: Activity, at: datetime, command: Command,
+    ) -> SubjectAssessments:  # fmt: skip
+        decide = lambda r: r.assess_activity(label, activity, at, vital, command)  # noqa: E731
+        return self._change(subject_id, infused, command, decide)
+
+    def measure_autoantibodies(
+        self, subject_id: str, infused: Infused | None, vital: VitalStatus,
+        results: tuple[AutoantibodyResult, ...], at: datetime, command: Command,
+    ) -> SubjectAssessments:  # fmt: skip
+        decide = lambda r: r.measure_autoantibodies(results, at, vital, command)  # noqa: E731
+        return self._change(subject_id, infused, command, decide)
+
+    def measure_kinetics(
+        self, subject_id: str, infused: Infused | None, vital: VitalStatus,
+        sample: KineticsSample, at: datetime, command: Command,
+    ) -> SubjectAssessments:  # fmt: skip
+        decide = lambda r: r.measure_kinetics(sample, at, vital, command)  # noqa: E731
+        return self._change(subject_id, infused, command, decide)
+
+    def report_progression(
+        self, subject_id: str, infused: Infused | None, vital: VitalStatus,
+        kind: Progression, description: str, at: datetime, command: Command,
+    ) -> SubjectAssessments:  # fmt: skip
+        decide = lambda r: r.report_progression(kind, description, at, vital, command)  # noqa: E731
+        return self._change(subject_id, infused, command, decide)
+
+    def assess_remission(
+        self, subject_id: str, vital: VitalStatus, visit_event_id: str, claimed: Response,
+        command: Command, signing: SigningAssertion,
+    ) -> SubjectAssessments:  # fmt: skip
+        """Record the derived response at a visit, signed by the assertion's signer."""
+
+        def decide(record: SubjectAssessments) -> None:
+            record.assess_remission(visit_event_id, claimed, vital, command)
+            record.sign(self.sign_last_decision(record, signing, command, to_contract), command)
+
+        return self.saved_with_retry(
+            lambda: self.get(subject_id), decide, lambda: self._conflict(subject_id)
+        )
+
+    def get(self, subject_id: str) -> SubjectAssessments:
+        try:
+            record: SubjectAssessments = self.repository.get(assessments_record_id(subject_id))
+        except AggregateNotFoundError:
+            raise errors.SubjectNotFound(f"no assessments of subject {subject_id}") from None
+        return record
+
+    def _change(
+        self,
+        subject_id: str,
+        infused: Infused | None,
+        command: Command,
+        decide: Callable[[SubjectAssessments], None],
+    ) -> SubjectAssessments:
+        def load() -> SubjectAssessments:
+            try:
+                return self.get(subject_id)
+            except errors.SubjectNotFound:
+                if infused is None:
+                    raise errors.SubjectNotInfused(
+                        f"subject {subject_id} is not infused in the local infusion view; "
+                        "retry if the infusion was just recorded",
+                        subject_id=subject_id,
+                        retryable=True,
+                    ) from None
+                return SubjectAssessments.start(subject_id, infused, command)
+
+        return self.saved_with_retry(load, decide, lambda: self._conflict(subject_id))
+
+    @staticmethod
+    def _conflict(subject_id: str) -> Exception:
+        return errors.ConcurrentChange(f"subject {subject_id}'s assessments kept changing; retry")

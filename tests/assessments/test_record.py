@@ -1,0 +1,169 @@
+"""The subject's assessment record: study days, baseline, the remission's inputs, and
+what is refused (no I/O)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from services.assessments import errors
+from services.assessments.domain import Progression, SubjectAssessments, VitalStatus
+from services.assessments.laboratory import (
+    Analyte,
+    InvalidMeasurement,
+    Method,
+    ReferenceRange,
+    Sample,
+    Target,
+    autoantibody_result,
+    kinetics_sample,
+)
+from services.assessments.publication import to_contract
+from services.assessments.rules import Activity, Response, SledaiItem
+from shared.publication import event_id
+from shared.study_calendar import Infused
+from tests.support import NOW, command
+
+INFUSED_AT = NOW - timedelta(days=100)
+ALIVE = VitalStatus()
+I = SledaiItem  # noqa: E741
+
+
+def activity(*items: SledaiItem, pga: str = "0", bilag: tuple[int, int] | None = None) -> Activity:
+    a, b = bilag or (None, None)
+    return Activity(frozenset(items), Decimal(pga), Decimal("5"), True, a, b)
+
+
+def record() -> SubjectAssessments:
+    return SubjectAssessments.start("S-001", Infused(INFUSED_AT, 2), command())
+
+
+def with_visits(*visits: tuple[int, Activity]) -> tuple[SubjectAssessments, list[str]]:
+    """A record with visits at the given study-day offsets from the infusion."""
+    r, ids = record(), []
+    for offset, a in visits:
+        r.assess_activity(f"day {offset}", a, INFUSED_AT + timedelta(days=offset), ALIVE, command())
+        ids.append(str(event_id(r.id, r.version)))
+    return r, ids
+
+
+def last_published(r: SubjectAssessments) -> dict[str, Any]:
+    return to_contract(r.pending_events[-1]).model_dump(mode="json")
+
+
+def test_a_visit_is_on_the_study_calendar_with_its_scores() -> None:
+    r, _ = with_visits((-3, activity(I.ARTHRITIS, I.LOW_COMPLEMENT, pga="1.5")))
+    published = last_published(r)
+    assert published["study_day"] == -3
+    assert (published["sledai_2k"], published["clinical_sledai"]) == (6, 4)
+    assert published["items"]["arthritis"] is True and published["items"]["fever"] is False
+    assert len(published["items"]) == 24
+
+
+def test_remission_names_the_visits_it_was_derived_from() -> None:
+    r, (baseline, month1, month3) = with_visits(
+        (-3, activity(I.ARTHRITIS, I.RASH, pga="1.5")),
+        (30, activity(I.RASH, pga="0.8")),
+        (90, activity(I.LOW_COMPLEMENT)),
+    )
+    r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+    published = last_published(r)
+    assert published["response"] == "complete" and published["remission"] is True
+    assert (published["visit_event_id"], published["previous_event_id"]) == (month3, month1)
+    assert published["baseline_event_id"] == baseline
+    assert (published["doris"], published["study_day"]) == (True, 91)
+
+
+def test_the_baseline_is_the_last_visit_before_the_infusion_whatever_the_entry_order() -> None:
+    r, (month1, late_baseline, _early) = with_visits(
+        (30, activity(I.ARTHRITIS)), (-1, activity(I.ARTHRITIS, I.RASH)), (-20, activity())
+    )
+    r.assess_remission(month1, Response.PARTIAL, ALIVE, command())
+    assert last_published(r)["baseline_event_id"] == late_baseline
+    assert last_published(r)["previous_event_id"] == late_baseline
+
+
+def test_a_claim_the_rules_do_not_derive_is_refused_with_the_derivation() -> None:
+    r, (_, month3) = with_visits((-3, activity(I.ARTHRITIS)), (90, activity(I.ARTHRITIS)))
+    with pytest.raises(errors.RemissionNotSupported) as refused:
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+    assert refused.value.details["derived"] == "partial"  # LLDAS: arthritis alone
+    assert not r.pending_events[-1].__class__.__name__.startswith("Remission")
+
+
+def test_a_remission_without_a_baseline_is_refused() -> None:
+    r, (month3,) = with_visits((90, activity()))
+    with pytest.raises(errors.InputsMissing):
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+
+
+def test_a_remission_at_a_visit_before_the_infusion_or_twice_is_refused() -> None:
+    r, (baseline, month3) = with_visits((-3, activity(I.RASH)), (90, activity()))
+    with pytest.raises(errors.InputsMissing):
+        r.assess_remission(baseline, Response.STABLE, ALIVE, command())
+    r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+    with pytest.raises(errors.AlreadyAssessed):
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+    with pytest.raises(errors.VisitNotFound):
+        r.assess_remission("no-such-visit", Response.COMPLETE, ALIVE, command())
+
+
+def test_nothing_is_assessed_after_death_or_withdrawal_or_in_the_future() -> None:
+    r = record()
+    died = VitalStatus(died_at=NOW - timedelta(days=10))
+    with pytest.raises(errors.SubjectInactive):
+        r.assess_activity("day 95", activity(), NOW - timedelta(days=5), died, command())
+    r.assess_activity("day 85", activity(), NOW - timedelta(days=15), died, command())
+    withdrawn = VitalStatus(withdrawn_at=NOW - timedelta(days=50))
+    with pytest.raises(errors.SubjectInactive):
+        r.report_progression(Progression.FLARE, "rash", NOW - timedelta(days=1), withdrawn,
+                             command())  # fmt: skip
+    with pytest.raises(errors.InvalidTime):
+        r.assess_activity("tomorrow", activity(), NOW + timedelta(hours=1), ALIVE, command())
+
+
+def test_kinetics_is_after_the_infusion_with_its_unit_and_lloq() -> None:
+    sample = kinetics_sample(Sample.BONE_MARROW, Method.QPCR, Target.CD19, Decimal("20"),
+                             "copies/µg gDNA", Decimal("50"))  # fmt: skip
+    r = record()
+    with pytest.raises(errors.InvalidAssessment):
+        r.measure_kinetics(sample, INFUSED_AT - timedelta(hours=1), ALIVE, command())
+    r.measure_kinetics(sample, INFUSED_AT + timedelta(days=13), ALIVE, command())
+    published = last_published(r)
+    assert (published["unit"], published["below_lloq"], published["study_day"]) == (
+        "copies/ug gDNA", True, 14,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "unit"), [(Method.QPCR, "cells/uL"), (Method.FLOW_CYTOMETRY, "copies/ug gDNA")]
+)
+def test_kinetics_unit_must_fit_the_method(method: Method, unit: str) -> None:
+    with pytest.raises(InvalidMeasurement):
+        kinetics_sample(Sample.PERIPHERAL_BLOOD, method, Target.TOTAL, Decimal(1), unit,
+                        Decimal(1))  # fmt: skip
+
+
+def test_complement_in_mg_per_dl_is_normalised_and_flagged() -> None:
+    normal = ReferenceRange(Decimal(90), Decimal(180))
+    c3 = autoantibody_result(Analyte.C3, Decimal("62"), "mg/dL", normal)
+    assert (c3.canonical_value, c3.canonical_unit, c3.flag) == (Decimal("0.62"), "g/L", "low")
+    with pytest.raises(InvalidMeasurement):
+        autoantibody_result(
+            Analyte.ANTI_DSDNA, Decimal(10), "g/L", ReferenceRange(None, Decimal(30))
+        )
+    with pytest.raises(InvalidMeasurement):
+        ReferenceRange(Decimal(5), Decimal(5))
+
+
+def test_an_autoantibody_panel_has_one_result_per_analyte() -> None:
+    dsdna = autoantibody_result(Analyte.ANTI_DSDNA, Decimal(200), "IU/mL",
+                                ReferenceRange(None, Decimal(100)))  # fmt: skip
+    r = record()
+    with pytest.raises(errors.InvalidAssessment):
+        r.measure_autoantibodies((dsdna, dsdna), NOW, ALIVE, command())
+    r.measure_autoantibodies((dsdna,), NOW, ALIVE, command())
+    assert last_published(r)["results"][0]["flag"] == "high"
