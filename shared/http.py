@@ -32,6 +32,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
+from shared.logs import current_correlation_id
 from shared.provenance import Actor, Command, Provenance
 from shared.records import SignatureNotForThisRecord
 
@@ -143,7 +144,10 @@ class Authorisation:
 
     def check(self, command: str, request: Request) -> Caller:
         principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
-        correlation_id = request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        # the id the observability middleware logs and echoes, when it runs
+        correlation_id = (
+            current_correlation_id() or request.headers.get("x-correlation-id") or str(uuid.uuid4())
+        )
         client_id = request.headers.get("x-client-id")
         permitted = self.permissions[command]
         acting = [role for role in ROLE_ORDER if role in principal.roles and role in permitted]

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from typing import Protocol
 
 import uvicorn
 from fastapi import FastAPI
 
+from shared import logs
+from shared.observability import instrument
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 
-def configure_logging() -> None:
-    """Key-value logs on stderr; level from ``TL_LOG_LEVEL`` (default INFO)."""
-    logging.basicConfig(
-        level=os.environ.get("TL_LOG_LEVEL", "INFO"),
-        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-    )
+def configure_logging(service: str | None = None) -> None:
+    """JSON lines on stderr naming ``service`` (``TL_LOG_FORMAT=text`` for key=value);
+    level from ``TL_LOG_LEVEL`` (default INFO). See ``shared.logs``."""
+    logs.configure_logging(service)
 
 
 class Worker(Protocol):
@@ -30,14 +29,21 @@ class Worker(Protocol):
 
 
 async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> None:
-    """Serve HTTP until a signal stops uvicorn, then stop the workers (relay, ingest)."""
+    """Serve HTTP until a signal stops uvicorn, then stop the workers (relay, ingest).
+
+    The app gets correlation ids, ``/ready`` and ``/metrics`` (``shared.observability``);
+    workers that report readings (relay, subscriptions, ingest) appear in the metrics.
+    """
+    logs.name_service(settings.service)
+    instrument(http, settings, *workers)
     server = uvicorn.Server(
         uvicorn.Config(http, host=settings.http_host, port=settings.http_port, log_config=None)
     )
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(worker.run(stopping)) for worker in workers]
     log.info(
-        "service started service=%s http=http://%s:%d docs=/docs topic=%s",
+        "service started service=%s http=http://%s:%d docs=/docs ready=/ready "
+        "metrics=/metrics topic=%s",
         settings.service,
         settings.http_host,
         settings.http_port,

@@ -21,6 +21,7 @@ from shared.http import (
     authorised,
     install_error_mapping,
 )
+from shared.logs import current_correlation_id
 from shared.provenance import Actor, Command, Provenance
 
 Clock = Callable[[], datetime]
@@ -155,7 +156,7 @@ def create_app(
     def as_self(user_id: str, request: Request) -> Command:
         # Login and password change: the actor is the person authenticating.
         actor = Actor(user_id, user_id, "self", "")
-        correlation = request.headers.get("x-correlation-id") or ""
+        correlation = current_correlation_id() or request.headers.get("x-correlation-id") or ""
         return Command(
             Provenance(actor, correlation, None, request.headers.get("x-client-id")), now()
         )

@@ -1,0 +1,275 @@
+"""Health, readiness, Prometheus metrics and correlation ids for a service's HTTP app.
+
+``instrument(app, settings, *workers)`` (called by ``shared.runner.serve``) adds:
+
+- a middleware that takes the request's ``x-correlation-id`` (or makes one), keeps it
+  in the logging context for the whole request, echoes it in the response, and counts
+  requests by method, route template and status, with their latency;
+- ``GET /ready``: 200 when the service's database and the Kafka broker answer, else 503
+  naming the check that failed (``/health`` stays a cheap liveness answer);
+- ``GET /metrics``: Prometheus text, from a registry of this app's own (several apps in
+  one test process never share a metric), with the workers' readings taken at scrape
+  time (relay lag, consumer lag, dead letters, messages consumed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Coroutine, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiokafka.admin import AIOKafkaAdminClient
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client import Histogram as PromHistogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared.logs import correlated
+from shared.readings import KafkaOffsets, Observed, Readings
+from shared.settings import DatabaseSettings, ServiceSettings
+
+log = logging.getLogger(__name__)
+
+HEADER = "x-correlation-id"
+# A client's id is kept when it is a plain token; anything else is replaced, so that a
+# header cannot smuggle spaces, control characters or megabytes into logs and events.
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._:/@+=-]{1,128}")
+
+
+def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Observer:
+    """Add correlation ids, request metrics, ``/ready`` and ``/metrics`` to ``app``.
+
+    Workers that implement ``shared.readings.Observed`` report at each scrape; others
+    are ignored. Call before the app serves its first request.
+    """
+    sources = [w for w in workers if isinstance(w, Observed)]
+    observer = Observer(settings.service, settings.kafka_bootstrap, sources)
+    readiness = Readiness(settings.database, settings.kafka_bootstrap)
+    app.add_middleware(CorrelationAndMetrics, observer=observer)
+    app.state.observer = observer
+    if not any(getattr(route, "path", None) == "/health" for route in app.routes):
+
+        @app.get("/health", tags=["operations"])
+        async def health() -> dict[str, str]:
+            """Liveness: the process answers."""
+            return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], responses={503: {"description": "not ready"}})
+    async def ready() -> JSONResponse:
+        """200 when the database and Kafka answer; 503 names the failing check."""
+        checks = await readiness.check()
+        ok = all(result == "ok" for result in checks.values())
+        body = {"status": "ready" if ok else "unavailable", "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition of this service's metrics."""
+        return Response(await observer.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    return observer
+
+
+class Observer:
+    """One app's metrics registry: request metrics, and the workers' readings."""
+
+    def __init__(
+        self,
+        service: str,
+        bootstrap: str,
+        sources: Sequence[Observed] = (),
+        timeout: float = 3.0,
+    ) -> None:
+        self.service = service
+        self.bootstrap = bootstrap
+        self.sources = list(sources)
+        self.timeout = timeout
+        # the *_created series only double the size of every scrape
+        disable_created_metrics()  # type: ignore[no-untyped-call]
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "trialledger_http_requests",
+            "HTTP requests answered, by method, route template and status.",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = PromHistogram(
+            "trialledger_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route template.",
+            ["service", "method", "route"],
+            registry=self.registry,
+        )
+        self.snapshot = _Snapshot(service)
+        self.registry.register(self.snapshot)
+        self._lock = asyncio.Lock()
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(self.service, method, route, str(status)).inc()
+        self.latency.labels(self.service, method, route).observe(seconds)
+
+    async def exposition(self) -> bytes:
+        """Read the workers, then render every metric (one scrape at a time)."""
+        async with self._lock:
+            self.snapshot.readings, self.snapshot.failed = await self._read()
+            return generate_latest(self.registry)
+
+    async def _read(self) -> tuple[Readings, int]:
+        readings, failed = Readings(), 0
+        async with KafkaOffsets(self.bootstrap, timeout_ms=int(self.timeout * 1000)) as kafka:
+            for source in self.sources:
+                try:
+                    found = await asyncio.wait_for(source.readings(kafka), self.timeout)
+                except Exception as error:  # a scrape reports what it can, never fails
+                    log.warning("metrics reading failed source=%s error=%r",
+                                type(source).__name__, error)  # fmt: skip
+                    failed += 1
+                else:
+                    readings = readings.merged(found)
+        return readings, failed
+
+
+class _Snapshot(Collector):
+    """The workers' readings of the latest scrape, as Prometheus metric families."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.readings = Readings()
+        self.failed = 0
+
+    def collect(self) -> Iterable[Metric]:
+        s, r = self.service, self.readings
+        relay = GaugeMetricFamily("trialledger_relay_lag_events",
+            "Committed events of the store not yet acknowledged by Kafka.",
+            labels=["service", "topic"])  # fmt: skip
+        for topic, value in r.relay_lag.items():
+            relay.add_metric([s, topic], value)
+        lag = GaugeMetricFamily("trialledger_consumer_lag_messages",
+            "Messages on a topic not yet consumed, by consumer group.",
+            labels=["service", "consumer", "topic"])  # fmt: skip
+        for (consumer, topic), value in r.consumer_lag.items():
+            lag.add_metric([s, consumer, topic], value)
+        dead = GaugeMetricFamily("trialledger_dead_letters",
+            "Unreadable records kept in a consumer's dead-letter table.",
+            labels=["service", "consumer"])  # fmt: skip
+        for consumer, value in r.dead_letters.items():
+            dead.add_metric([s, consumer], value)
+        consumed = CounterMetricFamily("trialledger_consumed_messages",
+            "Messages handled since the process started, by consumer and outcome.",
+            labels=["service", "consumer", "outcome"])  # fmt: skip
+        for (consumer, outcome), value in r.consumed.items():
+            consumed.add_metric([s, consumer, outcome], value)
+        up = GaugeMetricFamily("trialledger_readings_up",
+            "1 when every worker answered the last scrape, else 0.",
+            labels=["service"])  # fmt: skip
+        up.add_metric([s], 0 if self.failed else 1)
+        return [relay, lag, dead, consumed, up]
+
+
+class CorrelationAndMetrics:
+    """ASGI middleware: correlation id in, logged and out; one request counted."""
+
+    def __init__(self, app: ASGIApp, observer: Observer) -> None:
+        self.app = app
+        self.observer = observer
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        correlation_id = _incoming(scope) or str(uuid.uuid4())
+        status = 500  # unless the app starts a response
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[HEADER] = correlation_id
+            await send(message)
+
+        started = time.perf_counter()
+        with correlated(correlation_id):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                # the router leaves the matched route in the scope: count its template,
+                # never the raw path (one series per subject id would never end)
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                elapsed = time.perf_counter() - started
+                self.observer.observe_request(scope["method"], route, status, elapsed)
+
+
+def _incoming(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == HEADER.encode():
+            text = value.decode("latin-1")
+            return text if _PLAIN_ID.fullmatch(text) else None
+    return None
+
+
+@dataclass
+class Readiness:
+    """Whether the database and Kafka answer, checked at most every ``cache`` seconds
+    (a load balancer polling often does not open a connection per poll)."""
+
+    database: DatabaseSettings
+    bootstrap: str
+    timeout: float = 2.0
+    cache: float = 2.0
+
+    def __post_init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._checked_at = float("-inf")
+        self._last: dict[str, str] = {}
+
+    async def check(self) -> dict[str, str]:
+        """``{"database": "ok" | reason, "kafka": "ok" | reason}``."""
+        async with self._lock:
+            if time.monotonic() - self._checked_at >= self.cache:
+                database, kafka = await asyncio.gather(
+                    _outcome(self._database(), self.timeout), _outcome(self._kafka(), self.timeout)
+                )
+                self._last = {"database": database, "kafka": kafka}
+                self._checked_at = time.monotonic()
+            return dict(self._last)
+
+    async def _database(self) -> None:
+        connection = await asyncpg.connect(self.database.dsn, timeout=self.timeout)
+        try:
+            await connection.fetchval("SELECT 1")
+        finally:
+            await connection.close()
+
+    async def _kafka(self) -> None:
+        admin = AIOKafkaAdminClient(
+            bootstrap_servers=self.bootstrap, request_timeout_ms=int(self.timeout * 1000)
+        )
+        try:
+            await admin.start()  # bootstraps: asks a broker for the cluster's metadata
+        finally:
+            await admin.close()
+
+
+async def _outcome(check: Coroutine[Any, Any, None], timeout: float) -> str:
+    try:
+        await asyncio.wait_for(check, timeout)
+    except TimeoutError:
+        return f"no answer within {timeout:g}s"
+    except Exception as error:  # the reason is the answer; the DSN is never in it
+        return f"{type(error).__name__}: {error}"[:300]
+    return "ok"
