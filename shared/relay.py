@@ -26,6 +26,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
 
 from shared.envelope import CONTENT_TYPE, CloudEvent, EventData
+from shared.readings import KafkaOffsets, Readings
 from shared.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,14 @@ class Relay:
                 )
                 await _sleep_unless(stopping, backoff)
                 backoff = min(backoff * 2, self.options.max_backoff)
+
+    async def readings(self, kafka: KafkaOffsets) -> Readings:
+        """Relay lag: the store's last notification id minus the last one acknowledged,
+        from the database, so that a standby relay reports the active one's lag (ids
+        burnt by failed inserts count too: they are rare and never linger)."""
+        latest = await asyncio.to_thread(self.application.recorder.max_notification_id)
+        published = await saved_position(self.database, self.topic)
+        return Readings(relay_lag={self.topic: max(0, (latest or 0) - published)})
 
     async def publish_pending(
         self, connection: asyncpg.Connection, producer: AIOKafkaProducer

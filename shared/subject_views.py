@@ -18,8 +18,11 @@ import asyncio
 import json
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+from weakref import WeakKeyDictionary
 
 import asyncpg
 from aiokafka import ConsumerRecord
@@ -29,6 +32,8 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.envelope import CloudEvent
+from shared.logs import adopt_library_loggers, cloudevent_correlation, correlated
+from shared.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -73,6 +78,10 @@ class _LocalView:
         if self._pool is None:
             raise RuntimeError(f"the {self.table} view was not opened")
         return self._pool
+
+    async def dead_letter_count(self) -> int:
+        """How many records this view could not read (kept for an operator to inspect)."""
+        return int(await self.pool.fetchval(f"SELECT count(*) FROM {self.table}_dead_letters"))  # noqa: S608
 
     async def _read(
         self, value: bytes | None, topic: str, partition: int, offset: int
@@ -137,16 +146,43 @@ class SubjectView(_LocalView):
 class View(Protocol):
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool: ...
 
+    async def dead_letter_count(self) -> int: ...
+
+
+@dataclass
+class Feed:
+    """One subscription of a view, and what it handled since the process started."""
+
+    topic: str
+    group_id: str
+    view: View
+    handled: Counter[str] = field(default_factory=Counter)  # outcome -> messages
+
+
+# Feeds by broker, so that ``Subscriptions(broker)`` can report on what ``subscribe`` set
+# up; weak, so that a broker that is dropped takes its feeds with it.
+_FEEDS: WeakKeyDictionary[KafkaBroker, list[Feed]] = WeakKeyDictionary()
+
 
 def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: View) -> None:
     """Feed ``view`` from ``topic`` through ``broker``, at least once."""
+    feed = Feed(topic, group_id, view)
+    _FEEDS.setdefault(broker, []).append(feed)
 
     @broker.subscriber(
         topic, group_id=group_id, auto_offset_reset="earliest", ack_policy=AckPolicy.NACK_ON_ERROR
     )
     async def on_event(message: KafkaMessage) -> None:
         record: ConsumerRecord[bytes, bytes] = message.raw_message  # one record: batch=False
-        await view.apply(record.value, record.topic, record.partition, record.offset)
+        with correlated(cloudevent_correlation(record.value)):
+            try:
+                applied = await view.apply(
+                    record.value, record.topic, record.partition, record.offset
+                )
+            except Exception:
+                feed.handled["error"] += 1  # nacked: it comes again
+                raise
+            feed.handled["applied" if applied else "dead_letter"] += 1
 
 
 class Subscriptions:
@@ -155,7 +191,27 @@ class Subscriptions:
     def __init__(self, broker: KafkaBroker) -> None:
         self.broker = broker
 
+    async def readings(self, kafka: KafkaOffsets) -> Readings:
+        """Each view's consumer lag (from its group's committed offsets), dead letters
+        kept, and messages handled since start."""
+        feeds = _FEEDS.get(self.broker, [])
+        ends = await kafka.end_offsets(feed.topic for feed in feeds)
+        readings = Readings()
+        for feed in feeds:
+            lag = lag_by_topic(
+                {tp: end for tp, end in ends.items() if tp.topic == feed.topic},
+                await kafka.committed(feed.group_id),
+            )
+            readings = readings.merged(Readings(
+                consumer_lag={(feed.group_id, feed.topic): lag.get(feed.topic, 0)},
+                dead_letters={feed.group_id: await feed.view.dead_letter_count()},
+                consumed={(feed.group_id, o): n for o, n in feed.handled.items()},
+            ))  # fmt: skip
+        return readings
+
     async def run(self, stopping: asyncio.Event) -> None:
+        await self.broker.connect()  # creates faststream's logger: it must log as JSON too
+        adopt_library_loggers()
         await self.broker.start()
         try:
             await stopping.wait()

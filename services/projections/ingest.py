@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,7 @@ from services.projections.domain import sign_checkpoint
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
 from shared.envelope import CloudEvent, EventData
+from shared.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.topics import partitions_of
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class Ingester:
         self.frontier = Frontier()
         self._checkpointed = 0
         self._last_checkpoint = 0.0
+        self.handled: Counter[str] = Counter()  # outcome -> records, since start
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Ingest until ``stopping`` is set. One ingester writes at a time (a second one
@@ -169,9 +172,23 @@ class Ingester:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
         appended = await self.ledger.append(entries, dead, offsets)
+        self.handled.update(applied=len(entries), dead_letter=len(dead))
         for _position, leaf in appended:
             self.frontier.append(leaf)
         return len(appended)
+
+    async def readings(self, kafka: KafkaOffsets) -> Readings:
+        """Consumer lag from the offsets stored with the ledger (the truth; Kafka's copy
+        may trail), dead letters kept, and records handled since start."""
+        ends = await kafka.end_offsets(self.topics)
+        stored = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
+        lag = lag_by_topic(ends, stored)
+        dead = await self.ledger.pool.fetchval("SELECT count(*) FROM dead_letters")
+        return Readings(
+            consumer_lag={(GROUP_ID, topic): lag.get(topic, 0) for topic in self.topics},
+            dead_letters={GROUP_ID: int(dead)},
+            consumed={(GROUP_ID, outcome): n for outcome, n in self.handled.items()},
+        )
 
     async def checkpoint(self) -> None:
         """Sign the current tree head if it grew since the last checkpoint."""
