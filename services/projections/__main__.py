@@ -17,6 +17,7 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from shared.auth import TokenVerifier
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
+from shared.contracts.assessments import ASSESSMENT_CONTRACTS
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
 from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.contracts.infusion import INFUSION_CONTRACTS
@@ -30,7 +31,7 @@ from shared.topics import TopicSpec, ensure_topics
 SERVICE = "projections"
 DEFAULT_SOURCES = (
     "trialledger.identity.events,trialledger.enrollment.events,trialledger.infusion.events,"
-    "trialledger.adverse_events.events"
+    "trialledger.adverse_events.events,trialledger.assessments.events"
 )
 
 
@@ -41,6 +42,7 @@ def known_contracts() -> dict[str, type[EventData]]:
         **ENROLLMENT_CONTRACTS,
         **INFUSION_CONTRACTS,
         **ADVERSE_EVENT_CONTRACTS,
+        **ASSESSMENT_CONTRACTS,
         **contract_registry(AccessDeniedV1, RecordSignedV1),
     }
 

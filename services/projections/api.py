@@ -7,9 +7,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi import Depends, FastAPI, Header, Query, Request, Response
 
-from services.projections.application import ProjectionsApplication, TrailFilter
+from services.projections.application import (
+    PlotNotFound,
+    ProjectionsApplication,
+    TrailFilter,
+)
 from shared.auth import Principal, TokenVerifier
 from shared.http import ErrorBody, bearer_token, install_error_mapping
 
@@ -33,7 +37,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         "only; every query is recorded.",
         responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
     )
-    install_error_mapping(app, {IndexError: 404})
+    install_error_mapping(app, {IndexError: 404, PlotNotFound: 404})
     app.state.verifier = verifier
 
     @app.get("/health", tags=["operations"])
@@ -68,6 +72,30 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
     async def trial(who: Auditor) -> dict[str, Any]:
         """DLTs per dose level, TEAE incidence and every cohort decision."""
         return await application.trial(who)
+
+    @app.get("/endpoints", tags=["endpoints"])
+    async def endpoints(
+        who: Auditor, as_of: datetime | None = None, position: int | None = None
+    ) -> dict[str, Any]:
+        """DLT rate per dose level, TEAE incidence, objective response within 3 months,
+        disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
+        each subject's autoantibody and kinetics time courses, from the ledger as of a
+        time or position. Every figure lists its subjects and ledger entries."""
+        return await application.endpoints(who, as_of, position)
+
+    @app.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
+    async def swimmer(
+        who: Auditor, as_of: datetime | None = None, position: int | None = None
+    ) -> Response:
+        svg = await application.plot(who, "swimmer", as_of, position)
+        return Response(svg, media_type="image/svg+xml")
+
+    @app.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
+    async def kinetics(
+        who: Auditor, subject_id: str, as_of: datetime | None = None, position: int | None = None
+    ) -> Response:
+        svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
+        return Response(svg, media_type="image/svg+xml")
 
     @app.get("/verify", tags=["integrity"])
     async def verify(who: Auditor) -> dict[str, object]:

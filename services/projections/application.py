@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.projections import merkle
+from services.projections import endpoints, merkle, plots
 from services.projections.domain import VerificationReport, verify_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.reconcile import compare
@@ -128,6 +128,37 @@ class ProjectionsApplication:
             ],
         }  # fmt: skip
 
+    async def endpoints(
+        self, who: Principal, as_of: datetime | None = None, position: int | None = None
+    ) -> dict[str, Any]:
+        """The trial's endpoints recomputed from the ledger, now or as of a time or position
+        (docs/endpoints.md); every figure names its subjects and entries."""
+        await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
+        return endpoints.trial_endpoints(await self._entries(as_of, position))
+
+    async def plot(
+        self,
+        who: Principal,
+        name: str,
+        as_of: datetime | None = None,
+        position: int | None = None,
+    ) -> bytes:
+        """``swimmer`` or ``kinetics/<subject>``, as SVG, from the ledger as of then."""
+        await self.authorise(who, "plot", {"name": name, "as_of": as_of, "position": position})
+        return _plots(await self._entries(as_of, position)).get(name) or _no_plot(name)
+
+    async def _entries(
+        self, as_of: datetime | None, position: int | None
+    ) -> list[tuple[int, CloudEvent]]:
+        rows = await self.ledger.pool.fetch(
+            "SELECT position, payload FROM ledger_entries "
+            "WHERE ($1::timestamptz IS NULL OR recorded_at <= $1) "
+            "AND ($2::bigint IS NULL OR position <= $2) ORDER BY position",
+            as_of,
+            position,
+        )
+        return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
+
     async def verify(self, who: Principal, progress: Progress | None = None) -> VerificationReport:
         await self.authorise(who, "verify", {})
         return await self.verify_unattributed(progress)
@@ -179,9 +210,12 @@ class ProjectionsApplication:
             checkpoint.size,
             subject_id,
         )
+        entries = await self._entries(None, checkpoint.size)
         return {
             "format": "trial-ledger-export/v1",
             "checkpoint": checkpoint.to_json(),
+            "endpoints": endpoints.trial_endpoints(entries),
+            "plots": {f"{name}.svg": svg.decode() for name, svg in _plots(entries).items()},
             "entries": [
                 {
                     "position": r["position"],
@@ -220,6 +254,25 @@ class ProjectionsApplication:
         await self.ledger.record_activity(
             who.user_id, who.printed_name, role, action, parameters, outcome
         )
+
+
+def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
+    """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
+    infused = endpoints.infused(endpoints.courses(entries))
+    drawn = {"swimmer": plots.swimmer_svg(infused)}
+    for course in infused:
+        if course.kinetics:
+            drawn[f"kinetics/{course.subject_id}"] = plots.kinetics_svg(course)
+    return drawn
+
+
+class PlotNotFound(LookupError):
+    code = "plot_not_found"
+
+
+def _no_plot(name: str) -> bytes:
+    raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject with "
+                      "CAR-T kinetics")  # fmt: skip
 
 
 def _review(event: dict[str, Any]) -> dict[str, Any]:

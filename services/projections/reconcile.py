@@ -13,6 +13,8 @@ from typing import Any
 
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import to_contract as ae_contract
+from services.assessments.application import AssessmentsApplication
+from services.assessments.publication import to_contract as assessments_contract
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract as enrollment_contract
 from services.identity.application import IdentityApplication
@@ -31,6 +33,10 @@ SOURCES: dict[
     "/trial-ledger/identity": (lambda env: IdentityApplication(env=env), identity_contract),
     "/trial-ledger/infusion": (lambda env: InfusionApplication(env=env), infusion_contract),
     "/trial-ledger/adverse_events": (lambda env: AdverseEventsApplication(env=env), ae_contract),
+    "/trial-ledger/assessments": (
+        lambda env: AssessmentsApplication(env=env),
+        assessments_contract,
+    ),
 }
 
 

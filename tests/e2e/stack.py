@@ -21,6 +21,7 @@ from shared.settings import ServiceSettings
 from tests.support import eventually, isolated
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
+SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
 
 
 @dataclass
@@ -29,11 +30,13 @@ class Stack:
     enrollment: httpx.AsyncClient
     infusion: httpx.AsyncClient
     adverse_events: httpx.AsyncClient
+    assessments: httpx.AsyncClient
     projections: httpx.AsyncClient
     identity_settings: ServiceSettings
     enrollment_settings: ServiceSettings
     infusion_settings: ServiceSettings
     adverse_events_settings: ServiceSettings
+    assessments_settings: ServiceSettings
     projections_settings: ServiceSettings
     keys: Path
     env: dict[str, str]
@@ -95,31 +98,34 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
         enrollment = await stack.enter_async_context(isolated("enrollment", env))
         infusion = await stack.enter_async_context(isolated("infusion", env))
         adverse = await stack.enter_async_context(isolated("adverse_events", env))
+        assessments = await stack.enter_async_context(isolated("assessments", env))
         projections = await stack.enter_async_context(isolated("projections", env))
-        for settings in (identity, enrollment, infusion, adverse, projections):
+        for settings in (identity, enrollment, infusion, adverse, assessments, projections):
             prefix = f"TL_{settings.service.upper()}"
             env[f"{prefix}_DATABASE_SCHEMA"] = settings.database.schema
             env[f"{prefix}_TOPIC"] = settings.topic
         env["TL_PROJECTIONS_SOURCES"] = ",".join(
-            s.topic for s in (identity, enrollment, infusion, adverse)
+            s.topic for s in (identity, enrollment, infusion, adverse, assessments)
         )
         env["TL_CHECKPOINT_INTERVAL_SECONDS"] = "0.5"
         await _bootstrap_admin(env)
         processes: dict[str, ServiceProcess] = {}
         clients = [
             await stack.enter_async_context(_service(name, env, folder, processes))
-            for name in ("identity", "enrollment", "infusion", "adverse_events", "projections")
+            for name in SERVICES
         ]
         yield Stack(
             identity=clients[0],
             enrollment=clients[1],
             infusion=clients[2],
             adverse_events=clients[3],
-            projections=clients[4],
+            assessments=clients[4],
+            projections=clients[5],
             identity_settings=identity,
             enrollment_settings=enrollment,
             infusion_settings=infusion,
             adverse_events_settings=adverse,
+            assessments_settings=assessments,
             projections_settings=projections,
             keys=keys,
             env=env,

@@ -1,0 +1,298 @@
+"""The trial's endpoints, computed from ledger entries alone (no I/O).
+
+Give it the entries up to any position or time and it gives the figures as of then.
+Every figure lists the subjects and the ledger entries (position, event id) it was
+computed from. Definitions and their assumptions: docs/endpoints.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from services.projections.survival import KaplanMeier, Observation, kaplan_meier
+from shared.envelope import CloudEvent
+
+ENDPOINTS_VERSION = "NCT05030779-endpoints/1"
+RESPONSE_WINDOW_LAST_DAY = 90  # "within 3 months of infusion": study days 1-90
+DISEASE_CONTROL_FIRST_DAY = 28
+REMISSION = ("complete", "partial")
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A ledger entry a figure rests on."""
+
+    position: int
+    event_id: str
+    type: str
+
+    @classmethod
+    def of(cls, position: int, event: CloudEvent) -> Ref:
+        return cls(position, str(event.id), event.type)
+
+
+@dataclass(frozen=True)
+class Dated:
+    at: datetime
+    ref: Ref
+    study_day: int | None = None
+    value: Any = None
+
+
+@dataclass
+class Course:
+    """What the ledger says of one subject, for the endpoints."""
+
+    subject_id: str
+    infusion: Dated | None = None
+    dose_level: int | None = None
+    death: Dated | None = None
+    teae: list[Ref] = field(default_factory=list)
+    dlt: dict[str, tuple[bool, Ref]] = field(default_factory=dict)  # latest per AE record
+    responses: list[Dated] = field(default_factory=list)  # value: the category
+    progressions: list[Dated] = field(default_factory=list)
+    assessments: list[Dated] = field(default_factory=list)  # visits and responses
+    antibodies: list[Dated] = field(default_factory=list)  # value: a result dict
+    kinetics: list[Dated] = field(default_factory=list)  # value: the event data
+
+    @property
+    def infused(self) -> Dated:
+        if self.infusion is None:
+            raise ValueError(f"subject {self.subject_id} has no infusion in the ledger")
+        return self.infusion
+
+    def days_to(self, at: datetime) -> int:
+        """Whole days from the infusion's UTC date (day 1) to ``at``'s."""
+        return (at.date() - self.infused.at.date()).days
+
+
+def courses(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Course]:
+    """Every subject's course from ledger entries in position order."""
+    found: dict[str, Course] = {}
+    for position, event in entries:
+        if event.subject is not None:
+            course = found.setdefault(event.subject, Course(event.subject))
+            _apply(course, position, event)
+    return found
+
+
+def _apply(course: Course, position: int, event: CloudEvent) -> None:
+    data, ref = event.data, Ref.of(position, event)
+    dated = Dated(event.time, ref, data.get("study_day"))
+    match event.type:
+        case "CarTInfused.v1":
+            course.infusion = Dated(datetime.fromisoformat(data["started_at"]), ref)
+            course.dose_level = int(data["dose_level"])
+        case "SubjectDied.v1":
+            course.death = dated
+        case "AdverseEventReported.v1" if data["treatment_emergent"]:
+            course.teae.append(ref)
+        case "DltAdjudicated.v1":
+            course.dlt[str(data["record_id"])] = (bool(data["is_dlt"]), ref)
+        case "DiseaseActivityAssessed.v1":
+            course.assessments.append(dated)
+        case "RemissionAssessed.v1":
+            course.responses.append(Dated(event.time, ref, data["study_day"], data["response"]))
+            course.assessments.append(dated)
+            if data["response"] == "progression":
+                course.progressions.append(dated)
+        case "ProgressionReported.v1":
+            course.progressions.append(dated)
+        case "AutoantibodyMeasured.v1":
+            course.antibodies.extend(Dated(event.time, ref, data["study_day"], r)
+                                     for r in data["results"])  # fmt: skip
+        case "CarTKineticsMeasured.v1":
+            course.kinetics.append(Dated(event.time, ref, data["study_day"], data))
+
+
+def _refs(refs: Iterable[Ref]) -> list[dict[str, Any]]:
+    return [r.__dict__ for r in sorted(set(refs), key=lambda r: r.position)]
+
+
+def _proportion(
+    numerator: list[Course], denominator: list[Course], refs: Iterable[Ref]
+) -> dict[str, Any]:
+    n, d = len(numerator), len(denominator)
+    return {
+        "numerator": n,
+        "denominator": d,
+        "rate": None if d == 0 else str((Decimal(n) / Decimal(d)).quantize(Decimal("0.001"))),
+        "subjects": sorted(c.subject_id for c in numerator),
+        "population": sorted(c.subject_id for c in denominator),
+        "events": _refs(refs),
+    }
+
+
+def _infusion_refs(population: list[Course]) -> list[Ref]:
+    return [c.infusion.ref for c in population if c.infusion is not None]
+
+
+def dlt_rates(population: list[Course]) -> dict[str, Any]:
+    """Subjects with a DLT (latest adjudication of any of their adverse events) over the
+    subjects infused, per dose level."""
+    levels = sorted({c.dose_level for c in population if c.dose_level is not None})
+    rates = {}
+    for level in levels:
+        infused = [c for c in population if c.dose_level == level]
+        with_dlt = [c for c in infused if any(is_dlt for is_dlt, _ in c.dlt.values())]
+        refs = [ref for c in infused for _, ref in c.dlt.values()] + _infusion_refs(infused)
+        rates[str(level)] = _proportion(with_dlt, infused, refs)
+    return rates
+
+
+def teae_incidence(population: list[Course]) -> dict[str, Any]:
+    with_teae = [c for c in population if c.teae]
+    refs = [r for c in with_teae for r in c.teae] + _infusion_refs(population)
+    return _proportion(with_teae, population, refs)
+
+
+def objective_response(population: list[Course]) -> dict[str, Any]:
+    """Complete or partial remission at any response assessment on study days 1-90."""
+    responders, refs = [], _infusion_refs(population)
+    for course in population:
+        early = [r for r in course.responses if (r.study_day or 0) <= RESPONSE_WINDOW_LAST_DAY]
+        hits = [r for r in early if r.value in REMISSION]
+        refs += [r.ref for r in hits]
+        if hits:
+            responders.append(course)
+    return _proportion(responders, population, refs)
+
+
+def disease_control(population: list[Course]) -> dict[str, Any]:
+    """Complete, partial or stable at the first response assessment on or after day 28."""
+    controlled, refs = [], _infusion_refs(population)
+    for course in population:
+        first = next((r for r in course.responses
+                      if (r.study_day or 0) >= DISEASE_CONTROL_FIRST_DAY), None)  # fmt: skip
+        if first is not None:
+            refs.append(first.ref)
+            if first.value != "progression":
+                controlled.append(course)
+    return _proportion(controlled, population, refs)
+
+
+def _end(course: Course, since: datetime) -> tuple[Dated | None, Dated | None]:
+    """The first progression or death after ``since``, and the last assessment (where
+    follow-up is censored otherwise)."""
+    ends = [d for d in (*course.progressions, course.death) if d is not None and d.at >= since]
+    last = max(course.assessments, key=lambda d: d.at, default=None)
+    return min(ends, key=lambda d: d.at, default=None), last
+
+
+def _observation(course: Course, since: Dated, end: Dated | None, last: Dated | None) -> tuple[
+    Observation, list[Ref]
+]:  # fmt: skip
+    if end is not None:
+        return Observation(course.subject_id, course.days_to(end.at) - course.days_to(since.at),
+                           True), [since.ref, end.ref]  # fmt: skip
+    censor = last if last is not None and last.at >= since.at else since
+    return Observation(course.subject_id, course.days_to(censor.at) - course.days_to(since.at),
+                       False), [since.ref, censor.ref]  # fmt: skip
+
+
+def _survival_figure(observations: list[tuple[Observation, list[Ref]]]) -> dict[str, Any]:
+    estimate: KaplanMeier = kaplan_meier(o for o, _ in observations)
+    return {
+        "median_days": estimate.median,
+        "steps": [
+            {"day": s.time, "at_risk": s.at_risk, "events": s.events, "censored": s.censored,
+             "survival": str(round(float(s.survival), 4)), "exact": str(s.survival)}
+            for s in estimate.steps
+        ],
+        "subjects": [
+            {"subject_id": o.subject_id, "days": o.time, "event": o.event}
+            for o, _ in sorted(observations, key=lambda x: x[0].subject_id)
+        ],
+        "events": _refs(r for _, refs in observations for r in refs),
+    }  # fmt: skip
+
+
+def progression_free_survival(population: list[Course]) -> dict[str, Any]:
+    """From the infusion to progression (reported, or a response of progression) or
+    death, whichever first; censored at the last assessment."""
+    observations = []
+    for course in population:
+        end, last = _end(course, course.infused.at)
+        observations.append(_observation(course, course.infused, end, last))
+    return _survival_figure(observations)
+
+
+def overall_survival(population: list[Course]) -> dict[str, Any]:
+    """From the infusion to death; censored at the last assessment."""
+    observations = []
+    for course in population:
+        last = max(course.assessments, key=lambda d: d.at, default=None)
+        observations.append(_observation(course, course.infused, course.death, last))
+    return _survival_figure(observations)
+
+
+def duration_of_remission(population: list[Course]) -> dict[str, Any]:
+    """From the first complete or partial remission to progression or death; censored at
+    the last assessment. Only subjects who had a remission."""
+    observations = []
+    for course in population:
+        first = next((r for r in course.responses if r.value in REMISSION), None)
+        if first is not None:
+            end, last = _end(course, first.at)
+            observations.append(_observation(course, first, end, last))
+    return _survival_figure(observations)
+
+
+def time_courses(course: Course) -> dict[str, Any]:
+    """Autoantibodies per analyte, and CAR-T kinetics per sample, method and target, with
+    Cmax, Tmax and persistence (the last study day at or above the LLOQ)."""
+    antibodies: dict[str, list[dict[str, Any]]] = {}
+    for d in sorted(course.antibodies, key=lambda d: d.at):
+        antibodies.setdefault(d.value["analyte"], []).append({
+            "study_day": d.study_day, "value": d.value["canonical_value"],
+            "unit": d.value["canonical_unit"], "flag": d.value["flag"], **d.ref.__dict__,
+        })  # fmt: skip
+    kinetics: dict[str, dict[str, Any]] = {}
+    for d in sorted(course.kinetics, key=lambda d: d.at):
+        key = f"{d.value['sample']}/{d.value['method']}/{d.value['target']}"
+        series = kinetics.setdefault(key, {"unit": d.value["unit"], "points": []})
+        series["points"].append({
+            "study_day": d.study_day, "value": d.value["value"], "lloq": d.value["lloq"],
+            "below_lloq": d.value["below_lloq"], **d.ref.__dict__,
+        })  # fmt: skip
+    for series in kinetics.values():
+        series.update(_pharmacokinetics(series["points"]))
+    return {"autoantibodies": antibodies, "car_t_kinetics": kinetics}
+
+
+def _pharmacokinetics(points: list[dict[str, Any]]) -> dict[str, Any]:
+    peak = max(points, key=lambda p: Decimal(p["value"]))
+    quantified = [p["study_day"] for p in points if not p["below_lloq"]]
+    return {
+        "cmax": peak["value"],
+        "tmax_study_day": peak["study_day"],
+        "persistence_last_day": max(quantified, default=None),
+        "persisting_at_last_sample": bool(points) and not points[-1]["below_lloq"],
+    }
+
+
+def infused(found: dict[str, Course]) -> list[Course]:
+    """The analysis population: every subject infused, by subject id."""
+    return sorted((c for c in found.values() if c.infusion is not None),
+                  key=lambda c: c.subject_id)  # fmt: skip
+
+
+def trial_endpoints(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any]:
+    """Every endpoint over the subjects infused in ``entries``."""
+    population = infused(courses(entries))
+    return {
+        "version": ENDPOINTS_VERSION,
+        "subjects_infused": len(population),
+        "dlt_rate_per_dose_level": dlt_rates(population),
+        "teae_incidence": teae_incidence(population),
+        "objective_response_rate_3_months": objective_response(population),
+        "disease_control_rate_from_day_28": disease_control(population),
+        "duration_of_remission": duration_of_remission(population),
+        "progression_free_survival": progression_free_survival(population),
+        "overall_survival": overall_survival(population),
+        "time_courses": {c.subject_id: time_courses(c) for c in population},
+    }
