@@ -95,7 +95,7 @@ def bootstrap_admin(arguments: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging()
+    configure_logging(SERVICE)
     if sys.argv[1:2] == ["bootstrap-admin"]:
         sys.exit(bootstrap_admin(sys.argv[2:]))
     asyncio.run(main())
