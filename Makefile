@@ -7,20 +7,40 @@ STATE ?= $(or $(TL_STATE_DIR),$(CURDIR)/.local)
 BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
+COMPOSE := deploy/compose.sh
+# `up` and `down` use docker compose where a Docker engine answers, the local processes of
+# deploy/local elsewhere; TL_DEPLOY=local (or compose) decides instead. Expanded only when
+# up or down run, so other targets never ask the engine.
+DEPLOY = $(or $(TL_DEPLOY),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 
-.PHONY: up down status test check bench install infra keys admin
+.PHONY: up down up-local up-compose down-local down-compose status test check bench install infra keys admin
 
-up: install infra keys  ## start Kafka, PostgreSQL and every service; print where the APIs are
+up:  ## start Kafka, PostgreSQL and every service (compose or local, see DEPLOY); print where the APIs are
+	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory up-$$mode ;; \
+	  *) echo "TL_DEPLOY must be local or compose, not $$mode" >&2; exit 2 ;; esac
+
+up-local: install infra keys
 	$(SERVICES) start
 	@echo "First time? Create the first administrator: make admin ADMIN_ID=... ADMIN_NAME='...' ADMIN_SITE=..."
+
+up-compose:
+	$(COMPOSE) up
 
 admin: install  ## create the first administrator (asks for the password); refused once users exist
 	. $(STATE)/env && . $(STATE)/keys.env && $(BIN)/python -m services.identity bootstrap-admin \
 		--user-id "$(ADMIN_ID)" --name "$(ADMIN_NAME)" --site "$(ADMIN_SITE)"
 
-down:  ## stop the services, then Kafka and PostgreSQL (data is kept in $(STATE))
+down:  ## stop the services, then Kafka and PostgreSQL (data is kept in $(STATE) or the volumes)
+	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory down-$$mode ;; \
+	  *) echo "TL_DEPLOY must be local or compose, not $$mode" >&2; exit 2 ;; esac
+
+down-local:
 	$(SERVICES) stop
 	$(INFRA) stop
+
+# The local processes too: `make test` starts them even where an engine runs.
+down-compose: down-local
+	$(COMPOSE) down
 
 status:
 	-$(INFRA) status
@@ -31,6 +51,10 @@ test: install infra  ## lint, type-check, and run the whole suite on the real br
 
 check: install  ## the checks that need no infrastructure
 	$(BIN)/ruff check . && $(BIN)/mypy
+
+.PHONY: contracts
+contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/ and docs/openapi/ from the code
+	$(BIN)/python -m shared.published
 
 bench: install infra  ## benchmarks (on demand; not part of make test)
 	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify
