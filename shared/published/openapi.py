@@ -1,0 +1,39 @@
+"""Each service's OpenAPI document, from its own ``create_app``, without a database.
+
+``create_app`` only wires routes to its dependencies; it does not call them. So every
+required dependency is given a stand-in that fails loudly if it is ever used.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, NoReturn
+
+
+class Unused:
+    """A dependency that must not be used while the API is only being described."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Callable[..., NoReturn]:
+        def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
+            raise RuntimeError(
+                f"create_app used {self._name}.{attribute} while building the app; "
+                "it must only wire it (shared.published.openapi)"
+            )
+
+        return refuse
+
+
+def openapi_document(create_app: Callable[..., Any]) -> dict[str, Any]:
+    """The OpenAPI document of the app ``create_app`` builds with stand-in dependencies."""
+    required = {
+        name: Unused(name)
+        for name, parameter in inspect.signature(create_app).parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+    }
+    document: dict[str, Any] = create_app(**required).openapi()
+    return document
