@@ -19,6 +19,7 @@ from tests.deploy.files import (
     INFRASTRUCTURE,
     JOBS,
     REFERENCE,
+    TOOLS,
     applications,
     environment,
     load_compose,
@@ -71,14 +72,14 @@ def test_every_service_package_runs_in_compose(services: dict[str, dict[str, Any
     assert runnable_applications() <= applications()
     for name in applications():
         assert services[name]["command"] == [f"services.{name}"]
-    assert set(services) == applications() | INFRASTRUCTURE | JOBS
+    assert set(services) == applications() | INFRASTRUCTURE | JOBS | TOOLS
 
 
 def test_every_long_running_container_has_a_healthcheck(
     services: dict[str, dict[str, Any]],
 ) -> None:
     for name, service in services.items():
-        if name in JOBS:
+        if name in JOBS | TOOLS:
             assert service["restart"] == "no", name
             continue
         check = service.get("healthcheck", {})
@@ -161,8 +162,20 @@ def test_each_service_uses_its_own_database_which_the_job_creates(
     created = set(environment(services["databases"])["TL_DATABASES"].split())
     assert created == applications()
     for name in applications():
-        url = environment(services[name])[f"TL_{name.upper()}_DATABASE_URL"]
+        urls = {k: v for k, v in environment(services[name]).items() if k.endswith("_URL")}
+        assert list(urls) == [f"TL_{name.upper()}_DATABASE_URL"], "its own database only"
+        url = urls[f"TL_{name.upper()}_DATABASE_URL"]
         assert re.fullmatch(rf"postgresql://trial_ledger:\$\{{[^}}]+\}}@postgres:5432/{name}", url)
+
+
+def test_only_the_on_demand_auditor_cli_reads_every_database(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    audit = services["audit"]
+    assert audit["profiles"] == ["tools"]
+    assert audit["entrypoint"] == ["python", "-m", "services.projections.cli"]
+    urls = {k for k in environment(audit) if k.endswith("_DATABASE_URL")}
+    assert urls == {f"TL_{name.upper()}_DATABASE_URL" for name in applications()}
 
 
 def test_kafka_is_one_kraft_node_without_topic_auto_creation(
@@ -184,7 +197,7 @@ def test_outside_images_are_pinned_to_a_release(services: dict[str, dict[str, An
     assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
     for name in ("postgres", "databases"):
         assert re.fullmatch(r"postgres:\d+\.\d+-\w+", services[name]["image"])
-    for name in applications() | {"topics", "keys"}:
+    for name in applications() | {"topics", "keys"} | TOOLS:
         assert services[name]["build"] == {"context": "..", "dockerfile": "Dockerfile"}
 
 
