@@ -1,4 +1,5 @@
-"""The role x command table, against the running identity and enrollment services.
+"""The role x command table, against the running identity, enrollment and assessments
+services.
 
 The table below is written out by hand from docs/security.md, not read from the code,
 so that a change of the code's table has to be a change of the documented one too.
@@ -38,7 +39,13 @@ TABLE: dict[str, set[str]] = {
     "enrollment.enrol": {INV, S},
     "enrollment.withdraw": {INV, S},
     "enrollment.correct_value": {INV, S, C},
+    "enrollment.record_death": {INV, S},
     "enrollment.read_subject": {INV, S, C, P, M, A},
+    "assessments.assess_activity": {INV, S},
+    "assessments.record_measurement": {INV, S, C},
+    "assessments.assess_remission": {INV},
+    "assessments.report_progression": {INV, S},
+    "assessments.read": {INV, S, C, M, A},
     "identity.create_user": {D},
     "identity.grant_role": {D},
     "identity.revoke_role": {D},
@@ -66,7 +73,24 @@ def request_of(
         "enrollment.correct_value": ("POST", f"/subjects/{missing}/corrections", {
             "field": "consent.form_version", "new_value": "v2", "reason": "r",
         }),
+        "enrollment.record_death": ("POST", f"/subjects/{missing}/death", {"cause": "c"}),
         "enrollment.read_subject": ("GET", f"/subjects/{missing}", None),
+        "assessments.assess_activity": ("POST", f"/subjects/{missing}/disease-activity", {
+            "label": "l", "assessed_at": "2026-11-20T09:00:00Z", "pga": "0",
+            "items": {}, "prednisone_mg_per_day": "0", "maintenance_immunosuppression_only": True,
+        }),
+        "assessments.record_measurement": ("POST", f"/subjects/{missing}/autoantibodies", {
+            "sampled_at": "2026-11-20T09:00:00Z",
+            "results": [{"analyte": "ana", "value": "320", "unit": "titre", "reference_high": "80"}],
+        }),
+        "assessments.assess_remission": ("POST", f"/subjects/{missing}/remission", {
+            "visit_event_id": "00000000-0000-0000-0000-000000000000", "response": "complete",
+            "signature": signature["approval"],
+        }),
+        "assessments.report_progression": ("POST", f"/subjects/{missing}/progression", {
+            "kind": "flare", "description": "d", "occurred_at": "2026-11-20T09:00:00Z",
+        }),
+        "assessments.read": ("GET", f"/subjects/{missing}/assessments", None),
         "identity.create_user": ("POST", "/users", {
             "user_id": f"new.{role}", "printed_name": "N", "site": "Z", "roles": ["auditor"],
             "password": "new user passphrase",
@@ -83,7 +107,10 @@ def request_of(
 async def call(
     stack: Stack, command: str, method: str, path: str, body: Any, headers: dict[str, str]
 ) -> Any:
-    client = stack.enrollment if command.startswith("enrollment.") else stack.identity
+    service = command.split(".")[0]
+    client = {"enrollment": stack.enrollment, "assessments": stack.assessments}.get(
+        service, stack.identity
+    )
     return await client.request(method, path, json=body, headers=headers)
 
 
