@@ -3,6 +3,7 @@ it that a schema cannot see."""
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -184,7 +185,8 @@ def test_kafka_is_one_kraft_node_without_topic_auto_creation(
     env = environment(services["kafka"])
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == f"{env['KAFKA_NODE_ID']}@kafka:9093"
-    assert env["CLUSTER_ID"]
+    # a Kafka Uuid: 16 bytes, base64url without padding
+    assert len(base64.urlsafe_b64decode(env["CLUSTER_ID"] + "==")) == 16
     for key in [k for k in env if k.endswith(("_REPLICATION_FACTOR", "_MIN_ISR"))]:
         assert env[key] == "1", key
     assert env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
