@@ -17,7 +17,7 @@ from shared.published import (
     on_disk,
     write,
 )
-from shared.published.discovery import channels
+from shared.published.discovery import channels, contract_modules, defined_events
 from shared.published.openapi import Unused
 from shared.settings import ServiceSettings
 
@@ -94,6 +94,13 @@ def test_channel_addresses_are_the_topics_the_services_publish_to() -> None:
         prefix = f"TL_{channel.service.upper()}"
         env = {f"{prefix}_DATABASE_URL": "postgresql://u:p@db/x", "TL_KAFKA_BOOTSTRAP": "k:9092"}
         assert channel.topic == ServiceSettings.from_env(channel.service, env).topic
+
+
+def test_every_event_a_contract_module_defines_is_on_some_topic() -> None:
+    defined = {e for module in contract_modules().values() for e in defined_events(module)}
+    carried = {e for channel in channels() for e in channel.events}
+    unregistered = sorted(e.event_type for e in defined - carried)
+    assert not unregistered, f"defined but in no *_CONTRACTS registry: {unregistered}"
 
 
 def test_a_dependency_used_while_building_an_app_fails_loudly() -> None:
