@@ -66,5 +66,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    configure_logging()
+    configure_logging(SERVICE)
     asyncio.run(main())
