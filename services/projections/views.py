@@ -104,6 +104,13 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
         dlts[data["record_id"]] = data["is_dlt"]
         state["dlts"] = dlts
         state["dlt"] = any(dlts.values())
+    elif kind == "DiseaseActivityAssessed.v1":
+        state["disease_activity"] = {k: data[k] for k in ("label", "study_day", "sledai_2k",
+                                                           "clinical_sledai", "pga")}  # fmt: skip
+    elif kind == "RemissionAssessed.v1":
+        state["response"] = {k: data[k] for k in ("response", "study_day", "rule_version")}
+    elif kind == "ProgressionReported.v1":
+        state["progression"] = {k: data[k] for k in ("kind", "study_day")}
     elif kind == "InfusionNotGiven.v1":
         state["infusion_not_given"] = data["reason"]
     state["position"] = position

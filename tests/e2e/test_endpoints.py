@@ -8,7 +8,7 @@ infusion, so the day counts are the ones written here.
 By hand (days from the infusion):
   S-E01  complete (DORIS) at day +28 and +100; never progresses; alive  -> last seen +100
   S-E02  partial (LLDAS) at day +28; flare reported at +60; alive       -> last seen +28
-  S-E03  progression at day +28 (SLEDAI-2K 12 -> 16); dies at +45
+  S-E03  progression at day +28 (SLEDAI-2K 10 -> 14); dies at +45
   ORR within 3 months: S-E01, S-E02 = 2/3.  Disease control from day 28: 2/3.
   PFS: 28 event, 60 event, 100 censored -> S = 2/3, 1/3, 1/3; median 60.
   OS:  28 censored, 45 event, 100 censored -> S = 1, 1/2, 1/2; median 45.
@@ -31,7 +31,7 @@ from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
-BASELINE_ITEMS = ("arthritis", "rash", "low_complement", "increased_dna_binding")  # 12
+BASELINE_ITEMS = ("arthritis", "rash", "low_complement", "increased_dna_binding")  # 10
 ITEMS = [
     "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
     "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
@@ -187,6 +187,12 @@ async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> No
     assert (c3["value"], c3["unit"], c3["flag"]) == ("0.62", "g/L", "low")
     # every figure names the ledger entries it rests on: ORR names both remissions
     assert {r["type"] for r in orr["events"]} == {"CarTInfused.v1", "RemissionAssessed.v1"}
+
+    state = (await stack.projections.get("/subjects/S-E03", headers=auditor)).json()
+    assert (state["status"], state["death_cause"]) == ("died", "pneumonia")
+    assert (state["response"]["response"], state["disease_activity"]["sledai_2k"]) == (
+        "progression", 14,
+    )  # fmt: skip
 
     earlier = await stack.projections.get(
         "/endpoints", params={"as_of": before_death.isoformat()}, headers=auditor
