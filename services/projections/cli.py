@@ -30,7 +30,9 @@ from shared.auth import AuthError, Principal, TokenVerifier
 from shared.keys import load_public_key
 from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 
-app = typer.Typer(help="Trial Ledger auditor tools: trail, subject, verify, proof, export.")
+app = typer.Typer(
+    help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export."
+)
 console = Console(stderr=True)  # progress and messages; results go to standard output
 T = TypeVar("T")
 Token = Annotated[str, typer.Option(envvar="TL_AUDITOR_TOKEN", help="auditor access token")]
@@ -102,6 +104,17 @@ def subject(
 
 
 @app.command()
+def endpoints(
+    token: Token,
+    as_of: datetime | None = None,
+    position: int | None = None,
+) -> None:
+    """The trial's endpoints (docs/endpoints.md), now, as of a time, or at a position."""
+    figures = run(token, lambda p, who: p.endpoints(who, as_of, position))
+    print(json.dumps(figures, indent=2))
+
+
+@app.command()
 def verify(token: Token) -> None:
     """Recompute every leaf and root, check every checkpoint signature."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
@@ -162,7 +175,11 @@ def export(
                 )
     else:
         out.write_text(json.dumps(document, indent=2))
-    console.print(f"exported {len(document['entries'])} entries to {out}")
+    plots = out.with_name(f"{out.name}.plots")
+    for name, svg in document["plots"].items():
+        (plots / name).parent.mkdir(parents=True, exist_ok=True)
+        (plots / name).write_text(svg)
+    console.print(f"exported {len(document['entries'])} entries to {out}, plots to {plots}/")
 
 
 @app.command()

@@ -105,6 +105,10 @@ async def test_the_auditor_sees_verifies_exports_and_reconciles(
     checkpoint = Checkpoint.from_json(document["checkpoint"])
     assert checkpoint_valid(checkpoint, load_public_key(stack.keys / "checkpoint.pub"))
     assert len(document["entries"]) >= 5
+    assert document["endpoints"]["version"] == "NCT05030779-endpoints/1"
+    assert "<svg" in (tmp_path / "export.json.plots" / "swimmer.svg").read_text()
+    figures = await cli(stack, token, "endpoints", "--position", str(checkpoint.size))
+    assert json.loads(figures.stdout) == document["endpoints"], figures.stderr
     for entry in document["entries"]:
         leaf = entry_leaf(entry["position"], entry["payload"].encode())
         proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
