@@ -1,0 +1,1 @@
+"""Command-line tools that use the running system from outside, as its users do."""
