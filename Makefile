@@ -13,7 +13,7 @@ COMPOSE := deploy/compose.sh
 # up or down run, so other targets never ask the engine.
 DEPLOY = $(or $(TL_DEPLOY),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 
-.PHONY: up down up-local up-compose down-local down-compose status test check bench install infra keys admin
+.PHONY: up down up-local up-compose down-local down-compose status test check bench install infra keys admin demo
 
 up:  ## start Kafka, PostgreSQL and every service (compose or local, see DEPLOY); print where the APIs are
 	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory up-$$mode ;; \
@@ -29,6 +29,13 @@ up-compose:
 admin: install  ## create the first administrator (asks for the password); refused once users exist
 	. $(STATE)/env && . $(STATE)/keys.env && $(BIN)/python -m services.identity bootstrap-admin \
 		--user-id "$(ADMIN_ID)" --name "$(ADMIN_NAME)" --site "$(ADMIN_SITE)"
+
+# Against the running system (`make up`, then `make admin` once): the administrator
+# creates the demo's users. ADMIN_ID=... (or TL_DEMO_ADMIN_ID); the password is asked for,
+# or taken from TL_DEMO_ADMIN_PASSWORD. SEED=... changes the values, not the outcomes.
+demo: install  ## run the nine-subject demo trial through the APIs; print its summary and verify; write the auditor export
+	$(BIN)/python -m tools.demo $(if $(ADMIN_ID),--admin-id "$(ADMIN_ID)") \
+		$(if $(SEED),--seed "$(SEED)") --export "$(STATE)/demo-export.json"
 
 down:  ## stop the services, then Kafka and PostgreSQL (data is kept in $(STATE) or the volumes)
 	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory down-$$mode ;; \

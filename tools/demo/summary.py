@@ -136,7 +136,7 @@ def render(summary: Summary, console: Console) -> None:
 def _subject_table(summary: Summary) -> Table:
     table = Table(title="Subjects, as the ledger tells them")
     for column in ("subject", "status", "level", "x10^6 cells/kg", "worst CRS", "DLT",
-                   "responder (3 mo)", "blood Cmax (day)"):  # fmt: skip
+                   "responder (3 mo)", "blood Cmax copies/ug (study day)"):  # fmt: skip
         table.add_column(column)
     responders = set(summary.endpoints["objective_response_rate_3_months"]["subjects"])
     courses = summary.endpoints["time_courses"]
