@@ -134,9 +134,12 @@ def render(summary: Summary, console: Console) -> None:
 
 
 def _subject_table(summary: Summary) -> Table:
-    table = Table(title="Subjects, as the ledger tells them")
-    for column in ("subject", "status", "level", "x10^6 cells/kg", "worst CRS", "DLT",
-                   "responder (3 mo)", "blood Cmax copies/ug (study day)"):  # fmt: skip
+    table = Table(
+        title="Subjects, as the ledger tells them",
+        caption="dose: x10^6 CAR-T cells/kg; CRS: worst ASTCT grade; ORR: complete or "
+        "partial remission by day 90; Cmax: blood qPCR, copies/ug gDNA (study day)",
+    )
+    for column in ("subject", "status", "level", "dose", "CRS", "DLT", "ORR", "Cmax"):
         table.add_column(column)
     responders = set(summary.endpoints["objective_response_rate_3_months"]["subjects"])
     courses = summary.endpoints["time_courses"]
@@ -149,6 +152,6 @@ def _subject_table(summary: Summary) -> Table:
             str((state.get("safety") or {}).get("worst_crs", "-")),
             "yes" if state.get("dlt") else "-",
             ("yes" if sid in responders else "no") if infusion else "-",
-            f"{blood['cmax']} ({blood['tmax_study_day']})" if blood else "-",
+            f"{blood['cmax']} (d{blood['tmax_study_day']})" if blood else "-",
         )  # fmt: skip
     return table
