@@ -6,18 +6,13 @@ Every class has a stable ``code`` that clients may rely on.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from shared.errors import Refusal
 
 
-class AdverseEventError(Exception):
+class AdverseEventError(Refusal):
     """Base of every adverse event refusal."""
 
-    code: ClassVar[str] = "adverse_event_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    code = "adverse_event_error"
 
 
 class OutOfSequence(AdverseEventError):

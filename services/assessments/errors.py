@@ -6,18 +6,13 @@ Every class has a stable ``code`` that clients may rely on.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from shared.errors import Refusal
 
 
-class AssessmentError(Exception):
+class AssessmentError(Refusal):
     """Base of every assessment refusal."""
 
-    code: ClassVar[str] = "assessment_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    code = "assessment_error"
 
 
 class OutOfSequence(AssessmentError):

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.errors import Refusal
+
 RULE_VERSION = "NCT05030779-laboratory/1"
 
 
-class InvalidMeasurement(ValueError):
+class InvalidMeasurement(Refusal, ValueError):
     """A measurement whose unit, range or value cannot be right."""
 
-    code = "invalid_assessment"  # the HTTP error code (services.assessments.errors)
+    code = "invalid_assessment"
 
 
 class Analyte(StrEnum):

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
+from shared.errors import Refusal
+
 RULE_VERSION = "NCT05030779-sle-response/1"
 
 
@@ -81,10 +83,10 @@ SRI4_MAX_NEW_BILAG_B = 1
 PROGRESSION_MIN_INCREASE = 4
 
 
-class InvalidActivity(ValueError):
+class InvalidActivity(Refusal, ValueError):
     """A disease-activity visit that cannot be scored."""
 
-    code = "invalid_assessment"  # the HTTP error code (services.assessments.errors)
+    code = "invalid_assessment"
 
 
 @dataclass(frozen=True)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from shared.errors import Refusal
 
 
-class IdentityError(Exception):
+class IdentityError(Refusal):
     """Base of every identity refusal."""
 
-    code: ClassVar[str] = "identity_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    code = "identity_error"
 
 
 class UserNotFound(IdentityError):

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from shared.errors import Refusal
 
 
-class InfusionError(Exception):
+class InfusionError(Refusal):
     """Base of every infusion refusal."""
 
-    code: ClassVar[str] = "infusion_error"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    code = "infusion_error"
 
 
 class OutOfSequence(InfusionError):
