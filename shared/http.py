@@ -229,3 +229,29 @@ def _bearer(header: str | None) -> str:
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("an 'Authorization: Bearer <access token>' header is needed")
     return token.strip()
+
+
+def command_app(
+    title: str,
+    description: str,
+    statuses: Mapping[type[Exception], int],
+    authorisation: Authorisation,
+) -> FastAPI:
+    """A command service's app: its refusals mapped and documented (every 4xx it can
+    answer, with the coded body), its role table, and a liveness ``/health``."""
+    answers = sorted({401, 403, *(s for s in statuses.values() if 400 < s < 500)})
+    app = FastAPI(
+        title=f"Trial Ledger: {title}",
+        version="1",
+        description=description,
+        responses={status: {"model": ErrorBody} for status in answers},
+    )
+    install_error_mapping(app, statuses)
+    app.state.authorisation = authorisation
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        """Liveness: the process answers (``/ready`` checks its database and Kafka)."""
+        return {"status": "ok"}
+
+    return app

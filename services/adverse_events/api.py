@@ -40,7 +40,7 @@ from services.adverse_events.grading import (
 from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app
 from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
@@ -181,16 +181,14 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(
-        title="Trial Ledger: adverse events",
-        version="1",
-        description="Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
-        "DLT adjudication, study day and TEAE windows.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)},
-    )
-    install_error_mapping(app, ERROR_STATUSES)
     authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
-    app.state.authorisation = authorisation
+    app = command_app(
+        "adverse events",
+        "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+        "DLT adjudication, study day and TEAE windows.",
+        ERROR_STATUSES,
+        authorisation,
+    )
 
     def command(caller: Caller) -> Command:
         return caller.command(now())
@@ -209,10 +207,6 @@ def create_app(
         crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
         icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
         return grading_of(record.term, body.grade, body.reason, crs, icans)
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
     async def report(

@@ -31,7 +31,7 @@ from services.assessments.rules import Activity, InvalidActivity, Response, item
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -146,17 +146,15 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(
-        title="Trial Ledger: assessments",
-        version="1",
-        description="Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, "
-        "autoantibodies and complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) "
-        "and progression, on the study calendar from the infusion.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422)},
-    )
-    install_error_mapping(app, ERROR_STATUSES)
     authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
-    app.state.authorisation = authorisation
+    app = command_app(
+        "assessments",
+        "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
+        "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
+        "the study calendar from the infusion.",
+        ERROR_STATUSES,
+        authorisation,
+    )
 
     def command(caller: Caller) -> Command:
         return caller.command(now())
@@ -169,10 +167,6 @@ def create_app(
         status = await vital.vital_status(subject_id)
         result = await asyncio.to_thread(method, subject_id, infused, status, *args)
         return AssessmentsOut.of(result)
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.post("/subjects/{subject_id}/disease-activity", status_code=201, tags=["assessments"])
     async def assess_activity(

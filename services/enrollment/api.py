@@ -35,7 +35,7 @@ from services.enrollment.rules import (
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app
 from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
@@ -241,9 +241,6 @@ ERROR_STATUSES: dict[type[Exception], int] = {
     errors.InvalidValue: 422,
     errors.EnrollmentError: 400,
 }
-REFUSALS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 404, 409, 422)
-}
 
 
 class CohortSource(Protocol):
@@ -262,17 +259,15 @@ def create_app(
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
     now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(
-        title="Trial Ledger: enrollment",
-        version="1",
-        description="Registration, consent, screening, eligibility, enrolment, withdrawal "
-        "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
-        responses=REFUSALS,
-    )
-    install_error_mapping(app, ERROR_STATUSES)
-    app.state.application = application
     authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
-    app.state.authorisation = authorisation
+    app = command_app(
+        "enrollment",
+        "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
+        "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
+        ERROR_STATUSES,
+        authorisation,
+    )
+    app.state.application = application
 
     def command(caller: Caller) -> Command:
         return caller.command(now())
@@ -281,10 +276,6 @@ def create_app(
         signature: SignatureIn, caller: Caller, meaning: Meaning, purpose: str
     ) -> SigningAssertion:
         return authorisation.signature(caller, signature.assertion, meaning, purpose)
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.get("/eligibility-criteria", tags=["reference"])
     def eligibility_criteria() -> EligibilityCriteriaOut:

@@ -14,13 +14,7 @@ from services.identity.application import IdentityApplication
 from services.identity.domain import User
 from shared.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
 from shared.envelope import Contract
-from shared.http import (
-    Authorisation,
-    Caller,
-    ErrorBody,
-    authorised,
-    install_error_mapping,
-)
+from shared.http import Authorisation, Caller, authorised, command_app
 from shared.logs import current_correlation_id
 from shared.provenance import Actor, Command, Provenance
 
@@ -140,15 +134,13 @@ def create_app(
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
     now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(
-        title="Trial Ledger: identity",
-        version="1",
-        description="Users, roles, login and signing re-authentication. Tokens are EdDSA "
+    app = command_app(
+        "identity",
+        "Users, roles, login and signing re-authentication. Tokens are EdDSA "
         "JWTs that every service verifies with the public key.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 404, 409, 422, 423)},
+        ERROR_STATUSES,
+        Authorisation(verifier, PERMISSIONS, application.record_denial),
     )
-    install_error_mapping(app, ERROR_STATUSES)
-    app.state.authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
 
     def as_caller(caller: Caller) -> Command:
         return caller.command(now())
@@ -160,10 +152,6 @@ def create_app(
         return Command(
             Provenance(actor, correlation, None, request.headers.get("x-client-id")), now()
         )
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.post("/login", tags=["sessions"])
     def log_in(body: LogIn, request: Request) -> TokenOut:

@@ -28,7 +28,7 @@ from services.infusion.views import EnrolmentView
 from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, ErrorBody, authorised, install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -158,26 +158,20 @@ def create_app(
     """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     now = clock or (lambda: datetime.now(UTC))
-    app = FastAPI(
-        title="Trial Ledger: infusion",
-        version="1",
-        description="Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
-        "of NCT05030779. Refusals answer 4xx with a stable `code`.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 409, 422)},
-    )
-    install_error_mapping(app, ERROR_STATUSES)
     authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
-    app.state.authorisation = authorisation
+    app = command_app(
+        "infusion",
+        "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
+        "of NCT05030779. Refusals answer 4xx with a stable `code`.",
+        ERROR_STATUSES,
+        authorisation,
+    )
 
     def command(caller: Caller) -> Command:
         return caller.command(now())
 
     async def call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
         return TreatmentOut.of(await asyncio.to_thread(method, *args))
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
 
     @app.post("/subjects/{subject_id}/leukapheresis", status_code=201, tags=["treatment"])
     async def record_leukapheresis(

@@ -88,9 +88,7 @@ class SubjectDiedV1(EventData):
 
     event_type = "SubjectDied.v1"
     cause: str = Field(min_length=1)
-    adverse_event_id: str | None = Field(
-        description="the adverse-event record it followed, if any"
-    )
+    adverse_event_id: str | None = Field(description="the adverse-event record it followed, if any")
 
 
 class ValueCorrectedV1(EventData):
