@@ -100,31 +100,27 @@ class ProjectionsApplication:
         )
 
     async def trial(self, who: Principal) -> dict[str, Any]:
-        """Trial endpoints from the views: DLTs per dose level, TEAE incidence, and every
-        safety-review decision with its ledger position (its trail: GET /trail)."""
+        """The safety summary: DLTs per dose level and TEAE incidence (as defined for the
+        endpoints, docs/endpoints.md), and every safety-review decision with its ledger
+        position (its trail: GET /trail)."""
         await self.authorise(who, "trial", {})
-        rows = await self.ledger.pool.fetch("SELECT state FROM subject_states")
-        states = [json.loads(row["state"]) for row in rows]
-        infused = [s for s in states if "infusion" in s]
-        levels: dict[int, dict[str, int]] = {}
-        for state in infused:
-            level = levels.setdefault(int(state["infusion"]["dose_level"]), {"dosed": 0, "dlts": 0})
-            level["dosed"] += 1
-            level["dlts"] += int(bool(state.get("dlt")))
-        reviews = await self.ledger.pool.fetch(
-            "SELECT position, payload FROM ledger_entries "
-            "WHERE event_type = 'SafetyReviewApproved.v1' ORDER BY position"
-        )
+        entries = await self._entries(None, None)
+        population = endpoints.infused(endpoints.courses(entries))
+        teae = endpoints.teae_incidence(population)
         return {
-            "dose_levels": {str(k): {**v, "dlt_rate": f"{v['dlts']}/{v['dosed']}"}
-                            for k, v in sorted(levels.items())},
+            "dose_levels": {
+                level: {"dosed": r["denominator"], "dlts": r["numerator"],
+                        "dlt_rate": f"{r['numerator']}/{r['denominator']}"}
+                for level, r in endpoints.dlt_rates(population).items()
+            },
             "teae_incidence": {
-                "subjects_with_teae": sum(1 for s in infused if s.get("teae")),
-                "subjects_infused": len(infused),
+                "subjects_with_teae": teae["numerator"],
+                "subjects_infused": teae["denominator"],
             },
             "cohort_decisions": [
-                {"position": r["position"], **_review(json.loads(bytes(r["payload"])))}
-                for r in reviews
+                {"position": position, **_review(event.data)}
+                for position, event in entries
+                if event.type == "SafetyReviewApproved.v1"
             ],
         }  # fmt: skip
 
@@ -276,8 +272,7 @@ def _no_plot(name: str) -> bytes:
                       "CAR-T kinetics")  # fmt: skip
 
 
-def _review(event: dict[str, Any]) -> dict[str, Any]:
-    data = event["data"]
+def _review(data: dict[str, Any]) -> dict[str, Any]:
     keep = ("review_number", "approved_level", "decision", "level_reviewed", "dosed", "dlts")
     decision = {key: data[key] for key in keep}
     return {**decision, "recorded_at": data["recorded_at"], "by": data["actor"]["printed_name"]}
