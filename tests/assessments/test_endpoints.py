@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from services.projections.endpoints import trial_endpoints
+from services.projections import plots
+from services.projections.endpoints import Course, courses, trial_endpoints
+from services.projections.endpoints import infused as infused_courses
 from shared.envelope import CloudEvent
 from tests.support import NOW
 
@@ -64,3 +66,18 @@ def test_entries_before_a_position_give_the_figures_as_of_then() -> None:
                                                          "event": True}  # fmt: skip
     assert earlier["overall_survival"]["subjects"][0]["event"] is False
     assert later["duration_of_remission"]["subjects"][0]["days"] == 12  # day 29 -> day 41
+
+
+def test_plots_are_svg_naming_the_subjects_and_the_same_bytes_every_time() -> None:
+    kinetics = entry("A", "CarTKineticsMeasured.v1", DAY1 + timedelta(days=7), study_day=8,
+                     sample="peripheral_blood", method="qpcr", target="total", value="500",
+                     unit="copies/ug gDNA", lloq="50", below_lloq=False)  # fmt: skip
+    population = infused_population(infused("A"), infused("B"), kinetics)
+    swimmer = plots.swimmer_svg(population)
+    assert swimmer == plots.swimmer_svg(population)
+    assert swimmer.startswith(b"<?xml") and b"A (DL2)" in swimmer and b"B (DL2)" in swimmer
+    assert b"peripheral_blood/qpcr/total" in plots.kinetics_svg(population[0])
+
+
+def infused_population(*events: CloudEvent) -> list[Course]:
+    return infused_courses(courses(enumerate(events, start=1)))
