@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from shared.signatures import verify_published
 from tests.e2e.flows import PASSWORD, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually
@@ -198,6 +199,22 @@ async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> No
         "/endpoints", params={"as_of": before_death.isoformat()}, headers=auditor
     )
     assert [s["event"] for s in earlier.json()["overall_survival"]["subjects"]] == [False] * 3
+
+    # the signed responses verify against the published events, in the auditor's export
+    exported: list[dict[str, Any]] = []
+
+    async def checkpointed() -> bool:
+        answer = await stack.projections.get("/export", params={"subject_id": "S-E01"},
+                                             headers=auditor)  # fmt: skip
+        exported[:] = [e["event"] for e in answer.json()["entries"]]
+        return sum(e["type"] == "RemissionAssessed.v1" for e in exported) == 2
+
+    await eventually(checkpointed, what="both responses of S-E01 under a checkpoint")
+    for i, event in enumerate(exported):
+        if event["type"] == "RemissionAssessed.v1":
+            signed = exported[i + 1]
+            assert signed["type"] == "RecordSigned.v1"
+            assert verify_published(event["data"], signed["data"], stack.record_public_key())
 
     swimmer = await stack.projections.get("/plots/swimmer.svg", headers=auditor)
     assert swimmer.headers["content-type"] == "image/svg+xml"
