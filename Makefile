@@ -64,7 +64,7 @@ contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/ and docs/ope
 	$(BIN)/python -m shared.published
 
 bench: install infra  ## benchmarks (on demand; not part of make test)
-	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify
+	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints
 
 install: $(VENV)/.installed
 

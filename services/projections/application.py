@@ -141,7 +141,15 @@ class ProjectionsApplication:
     ) -> bytes:
         """``swimmer`` or ``kinetics/<subject>``, as SVG, from the ledger as of then."""
         await self.authorise(who, "plot", {"name": name, "as_of": as_of, "position": position})
-        return _plots(await self._entries(as_of, position)).get(name) or _no_plot(name)
+        population = endpoints.infused(endpoints.courses(await self._entries(as_of, position)))
+        if name == "swimmer":
+            return plots.swimmer_svg(population)
+        subject = name.removeprefix("kinetics/")
+        for course in population:  # draw only the plot asked for
+            if name != subject and course.subject_id == subject and course.kinetics:
+                return plots.kinetics_svg(course)
+        raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject "
+                           "with CAR-T kinetics")  # fmt: skip
 
     async def _entries(
         self, as_of: datetime | None, position: int | None
@@ -265,11 +273,6 @@ def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
 
 class PlotNotFound(LookupError):
     code = "plot_not_found"
-
-
-def _no_plot(name: str) -> bytes:
-    raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject with "
-                      "CAR-T kinetics")  # fmt: skip
 
 
 def _review(data: dict[str, Any]) -> dict[str, Any]:

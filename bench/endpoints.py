@@ -1,0 +1,119 @@
+"""Endpoint computation: ``GET /endpoints`` and the swimmer plot against reading and
+decoding the same ledger.
+
+    python -m bench.endpoints [--entries 20000]
+
+Subjects are followed up by the real assessments code (in memory): a baseline and four
+visits, two signed responses, four CAR-T samples, each event enveloped as the relay
+publishes it, after a ``CarTInfused`` entry. Then, on a fresh ledger:
+
+- baseline: read every payload in position order and ``json.loads`` it (``bench.rebuild``);
+- endpoints: ``ProjectionsApplication.endpoints`` (reads, parses, computes every figure);
+- swimmer plot: ``ProjectionsApplication.plot("swimmer")`` (the same, then matplotlib).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from bench.common import Measurement, bench_settings, parser, progress, report, timed, vacuum
+from bench.rebuild import fill, read_and_decode
+from services.assessments.application import AssessmentsApplication
+from services.assessments.domain import VitalStatus
+from services.assessments.laboratory import Method, Sample, Target, kinetics_sample
+from services.assessments.publication import to_contract
+from services.assessments.rules import Activity, Response, SledaiItem
+from services.projections.application import ProjectionsApplication
+from services.projections.ledger import LedgerStore
+from shared.envelope import CloudEvent
+from shared.provenance import Meaning, Role
+from shared.study_calendar import Infused
+from tests.support import NOW, SIGNER, command, principal, signing
+
+EVENTS_PER_SUBJECT = 15  # infusion, opening, 5 visits, 2 responses + 2 signatures, 4 samples
+INFUSED_AT = NOW - timedelta(days=200)
+ALIVE = VitalStatus()
+
+
+def followed_up(count: int) -> list[CloudEvent]:
+    """About ``count`` published events of ``count // 15`` subjects."""
+    app = AssessmentsApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    events = []
+    for n in range(1, count // EVENTS_PER_SUBJECT + 1):
+        subject = f"B-{n:07d}"
+        events.append(_infusion(subject))
+        _follow_up(app, subject)
+    notifications = app.recorder.select_notifications(start=1, limit=count)
+    by_subject: dict[str | None, list[CloudEvent]] = {}
+    for note in notifications:
+        event = CloudEvent.wrap(to_contract(app.mapper.to_domain_event(note)), note.id)
+        by_subject.setdefault(event.subject, []).append(event)
+    return [e for infusion in events for e in (infusion, *by_subject[infusion.subject])]
+
+
+def _infusion(subject: str) -> CloudEvent:
+    data = {"record_id": str(uuid.uuid4()), "version": 7, "started_at": INFUSED_AT.isoformat(),
+            "dose_level": 2}  # fmt: skip
+    return CloudEvent(
+        id=uuid.uuid4(), source="/trial-ledger/infusion", type="CarTInfused.v1",
+        subject=subject, time=INFUSED_AT, recordedtime=INFUSED_AT, sequence="1",
+        correlationid="bench", data=data,
+    )  # fmt: skip
+
+
+def _follow_up(app: AssessmentsApplication, subject: str) -> None:
+    infused, at = Infused(INFUSED_AT, 2), lambda days: INFUSED_AT + timedelta(days=days)
+    active = Activity(frozenset({SledaiItem.ARTHRITIS, SledaiItem.RASH}), Decimal(2),
+                      Decimal(10), True)  # fmt: skip
+    quiet = Activity(frozenset(), Decimal("0.2"), Decimal(5), True)
+    for day, visit in ((-2, active), (28, quiet), (90, quiet), (120, quiet), (180, quiet)):
+        app.assess_activity(subject, infused, ALIVE, f"day {day}", visit, at(day), command())
+    record = app.get(subject)
+    for visit_id in list(record.visits)[1:3]:
+        app.assess_remission(subject, ALIVE, visit_id, Response.COMPLETE, command(),
+                             signing(Meaning.APPROVAL))  # fmt: skip
+    for day, value in ((7, "5000"), (14, "20000"), (28, "800"), (90, "30")):
+        sample = kinetics_sample(Sample.PERIPHERAL_BLOOD, Method.QPCR, Target.TOTAL,
+                                 Decimal(value), "copies/ug gDNA", Decimal(50))  # fmt: skip
+        app.measure_kinetics(subject, infused, ALIVE, sample, at(day), command())
+
+
+async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Measurement]]:
+    app = ProjectionsApplication(ledger, Ed25519PrivateKey.generate().public_key())
+    auditor = principal(Role.AUDITOR, user_id="bench")
+    base = await timed("baseline: read + json.loads", count, lambda: read_and_decode(ledger.pool))
+    figures = await timed("endpoints (read, parse, compute)", count,
+                          lambda: app.endpoints(auditor))  # fmt: skip
+    swimmer = await timed("swimmer plot (and matplotlib)", count,
+                          lambda: app.plot(auditor, "swimmer"))  # fmt: skip
+    return base, [figures, swimmer]
+
+
+async def run(count: int) -> None:
+    progress(f"following up {count // EVENTS_PER_SUBJECT} subjects (~{count} events)")
+    events = followed_up(count)
+    async with bench_settings() as settings:
+        progress(f"filling the ledger in schema {settings.database.schema}")
+        ledger = LedgerStore(settings.database)
+        await ledger.open()
+        try:
+            await fill(ledger, events, settings.topic)
+            await vacuum(settings.database, "ledger_entries")
+            base, others = await measure(ledger, len(events))
+        finally:
+            await ledger.close()
+    report("endpoints", base, others)
+
+
+def main() -> None:
+    arguments = parser(__doc__ or "", "--entries", 20_000).parse_args()
+    asyncio.run(run(arguments.entries))
+
+
+if __name__ == "__main__":
+    main()
