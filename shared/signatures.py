@@ -54,6 +54,17 @@ class Signature:
     algorithm: str
     value: str  # base64 of the Ed25519 signature over ``signed_message``
 
+    def manifestation(self) -> dict[str, Any]:
+        """What Part 11 §11.50 asks to show with a signed record: who (id and printed
+        name), what it means, when (UTC), and the version signed."""
+        return {
+            "signer_id": self.signer_id,
+            "printed_name": self.printed_name,
+            "meaning": self.meaning,
+            "signed_at": self.signed_at.isoformat(),
+            "record_version": self.record_version,
+        }
+
     def signed_message(self) -> bytes:
         return canonical_bytes(
             {

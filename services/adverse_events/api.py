@@ -166,11 +166,7 @@ class AdverseEventOut(Contract):
             scale=None if r.grading is None else r.grading.scale,
             serious=None if r.seriousness is None else r.seriousness.serious,
             related=r.related, dlt=r.dlt, resolved_on=r.resolved_on,
-            signatures=[
-                {"printed_name": s.printed_name, "meaning": s.meaning,
-                 "signed_at": s.signed_at.isoformat(), "record_version": s.record_version}
-                for s in r.signatures
-            ],
+            signatures=[s.manifestation() for s in r.signatures],
         )  # fmt: skip
 
 

@@ -130,11 +130,7 @@ class AssessmentsOut(Contract):
                 for key, v in r.visits.items()
             ],
             remissions={key: str(response) for key, response in r.remissions.items()},
-            signatures=[
-                {"printed_name": s.printed_name, "meaning": s.meaning,
-                 "signed_at": s.signed_at.isoformat(), "record_version": s.record_version}
-                for s in r.signatures
-            ],
+            signatures=[s.manifestation() for s in r.signatures],
         )  # fmt: skip
 
 

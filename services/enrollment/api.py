@@ -207,16 +207,7 @@ class SubjectOut(Contract):
             },
             dose_level=None if subject.dose_level is None else int(subject.dose_level),
             withdrawal_reason=subject.withdrawal_reason,
-            signatures=[
-                {
-                    "record_version": sig.record_version,
-                    "signer_id": sig.signer_id,
-                    "printed_name": sig.printed_name,
-                    "meaning": sig.meaning,
-                    "signed_at": sig.signed_at.isoformat(),
-                }
-                for sig in subject.signatures
-            ],
+            signatures=[s.manifestation() for s in subject.signatures],
         )
 
 

@@ -121,16 +121,7 @@ class TreatmentOut(Contract):
             lymphodepletion=None if t.lymphodepletion is None else _plain(t.lymphodepletion),
             infusion=None if t.infusion is None else _plain(t.infusion),
             not_given_reason=t.not_given_reason,
-            signatures=[
-                {
-                    "signer_id": s.signer_id,
-                    "printed_name": s.printed_name,
-                    "meaning": s.meaning,
-                    "signed_at": s.signed_at.isoformat(),
-                    "record_version": s.record_version,
-                }
-                for s in t.signatures
-            ],
+            signatures=[s.manifestation() for s in t.signatures],
         )
 
 
