@@ -21,8 +21,8 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.common import Measurement, bench_settings, parser, progress, report, timed, vacuum
-from bench.rebuild import fill, read_and_decode
+from bench.common import Measurement, parser, progress, report, timed
+from bench.rebuild import on_filled_ledger, read_and_decode
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
 from services.assessments.laboratory import Method, Sample, Target, kinetics_sample
@@ -96,17 +96,7 @@ async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Me
 
 async def run(count: int) -> None:
     progress(f"following up {count // EVENTS_PER_SUBJECT} subjects (~{count} events)")
-    events = followed_up(count)
-    async with bench_settings() as settings:
-        progress(f"filling the ledger in schema {settings.database.schema}")
-        ledger = LedgerStore(settings.database)
-        await ledger.open()
-        try:
-            await fill(ledger, events, settings.topic)
-            await vacuum(settings.database, "ledger_entries")
-            base, others = await measure(ledger, len(events))
-        finally:
-            await ledger.close()
+    base, others = await on_filled_ledger(followed_up(count), measure)
     report("endpoints", base, others)
 
 

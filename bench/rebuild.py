@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 
@@ -59,9 +60,13 @@ async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Me
     return base, [first, again]
 
 
-async def run(count: int) -> None:
-    progress(f"making {count} enrollment events")
-    events = enrollment_events(count)
+Measure = Callable[[LedgerStore, int], Awaitable[tuple[Measurement, list[Measurement]]]]
+
+
+async def on_filled_ledger(
+    events: list[CloudEvent], measure: Measure
+) -> tuple[Measurement, list[Measurement]]:
+    """``measure`` a fresh ledger in a fresh schema holding ``events`` (then dropped)."""
     async with bench_settings() as settings:
         progress(f"filling the ledger in schema {settings.database.schema}")
         ledger = LedgerStore(settings.database)
@@ -69,9 +74,14 @@ async def run(count: int) -> None:
         try:
             await fill(ledger, events, settings.topic)
             await vacuum(settings.database, "ledger_entries")
-            base, others = await measure(ledger, count)
+            return await measure(ledger, len(events))
         finally:
             await ledger.close()
+
+
+async def run(count: int) -> None:
+    progress(f"making {count} enrollment events")
+    base, others = await on_filled_ledger(enrollment_events(count), measure)
     report("rebuild", base, others)
 
 
