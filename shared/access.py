@@ -8,7 +8,7 @@ of a record of its own, and publishes it on its topic like any other event.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -34,6 +34,11 @@ class Denial:
 
 class AccessDenial(Aggregate):
     """One refused command."""
+
+    # Made by the @event methods below; declared for type checkers (each is mapped to
+    # its published contract by the service's shared.publication.Publication).
+    if TYPE_CHECKING:
+        AccessDenied: ClassVar[type[Aggregate.Event]]
 
     @event("AccessDenied")
     def __init__(self, denial: Denial) -> None:

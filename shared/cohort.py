@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.settings import DatabaseSettings
 from shared.subject_views import TrialFactView
@@ -27,7 +28,7 @@ FIRST_COHORT = CohortOpening(1, 3, datetime(1970, 1, 1, tzinfo=UTC), 0)
 
 
 def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
-    if event.type != "SafetyReviewApproved.v1":
+    if event.type != SafetyReviewApprovedV1.event_type:
         return None
     return {
         "level": event.data["approved_level"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.contracts.infusion import CarTInfusedV1
 from shared.envelope import CloudEvent
 from shared.settings import DatabaseSettings
 from shared.study_calendar import Infused
@@ -13,7 +14,7 @@ from shared.subject_views import SubjectView
 
 
 def infusion_facts(event: CloudEvent) -> dict[str, Any] | None:
-    if event.type != "CarTInfused.v1":
+    if event.type != CarTInfusedV1.event_type:
         return None
     return {"infused_at": event.data["started_at"], "dose_level": event.data["dose_level"]}
 

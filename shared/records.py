@@ -8,7 +8,7 @@ the signature to the version it signs (see ``shared.signatures``).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
@@ -32,6 +32,11 @@ class SubjectRecord(Aggregate):
 
     class Event(Aggregate.Event):
         subject_id: str
+
+    # Made by the @event methods below; declared for type checkers (each is mapped to
+    # its published contract by the service's shared.publication.Publication).
+    if TYPE_CHECKING:
+        RecordSigned: ClassVar[type[Event]]
 
     subject_id: str
 

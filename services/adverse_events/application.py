@@ -126,12 +126,12 @@ class AdverseEventsApplication(ServiceApplication):
     def dlt_subjects(self) -> set[str]:
         """Subjects with at least one adverse event whose latest adjudication is a DLT."""
         latest: dict[UUID, tuple[str, bool]] = {}
-        for event in self._events_named("DltAdjudicated"):
+        for event in self._events_of(AdverseEvent.DltAdjudicated):
             latest[event.originator_id] = (event.subject_id, event.is_dlt)
         return {subject for subject, is_dlt in latest.values() if is_dlt}
 
     def reviews_so_far(self) -> int:
-        return len(self._events_named("SafetyReviewApproved"))
+        return len(self._events_of(SafetyReview.SafetyReviewApproved))
 
     def approve_safety_review(
         self,
@@ -147,8 +147,8 @@ class AdverseEventsApplication(ServiceApplication):
         self.save(review)
         return review
 
-    def _events_named(self, name: str) -> list[Any]:
-        return [event for _, event in self.stored_events() if type(event).__name__ == name]
+    def _events_of(self, event_class: type) -> list[Any]:
+        return [event for _, event in self.stored_events() if isinstance(event, event_class)]
 
     def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:
         """The 3+3 state from every infusion the view knows and every DLT adjudicated here."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING, ClassVar
 
 from eventsourcing.domain import event
 
@@ -109,6 +110,17 @@ def grading_of(
 
 class AdverseEvent(SubjectRecord):
     """One adverse event of one subject."""
+
+    # Made by the @event methods below; declared for type checkers (each is mapped to
+    # its published contract by the service's shared.publication.Publication).
+    if TYPE_CHECKING:
+        AdverseEventGraded: ClassVar[type[SubjectRecord.Event]]
+        AdverseEventRegraded: ClassVar[type[SubjectRecord.Event]]
+        AdverseEventReported: ClassVar[type[SubjectRecord.Event]]
+        AdverseEventResolved: ClassVar[type[SubjectRecord.Event]]
+        CausalityAssessed: ClassVar[type[SubjectRecord.Event]]
+        DltAdjudicated: ClassVar[type[SubjectRecord.Event]]
+        SeriousnessAssessed: ClassVar[type[SubjectRecord.Event]]
 
     @classmethod
     def report(
@@ -279,6 +291,11 @@ NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3
 
 class SafetyReview(SubjectRecord):
     """A signed safety review that opens the next cohort (3+3). Not about one subject."""
+
+    # Made by the @event methods below; declared for type checkers (each is mapped to
+    # its published contract by the service's shared.publication.Publication).
+    if TYPE_CHECKING:
+        SafetyReviewApproved: ClassVar[type[SubjectRecord.Event]]
 
     @classmethod
     def approve(

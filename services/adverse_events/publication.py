@@ -1,24 +1,17 @@
-"""What the adverse-events service publishes: each stored event mapped to its contract."""
+"""What the adverse-events service publishes: each stored event mapped, by class, to its
+contract. A safety review is the service's one record that names no subject."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from services.adverse_events.domain import AdverseEvent, SafetyReview
 from shared.contracts import adverse_events as contracts
-from shared.envelope import EventData
-from shared.publication import to_published
+from shared.publication import Publication, fields_of
 
 SERVICE = "adverse_events"
-
-
-def to_contract(event: Any) -> EventData:
-    """Map a stored AdverseEvent or SafetyReview event to its published contract."""
-    # a safety review is the service's one record that names no subject
-    record_type = "SafetyReview" if event.subject_id is None else contracts.RECORD_TYPE
-    return to_published(event, SERVICE, record_type, _BUILDERS, _occurred_at)
 
 
 def _occurred_at(event: Any) -> datetime:
@@ -40,50 +33,61 @@ def _grading(event: Any) -> dict[str, Any]:
     }
 
 
-_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], EventData]] = {
-    "AdverseEventReported": lambda e, c: contracts.AdverseEventReportedV1(
-        **c,
-        term=e.term,
-        verbatim=e.verbatim,
-        meddra_code=e.meddra_code,
-        onset_at=e.onset_at,
-        study_day=e.study_day,
-        treatment_emergent=e.treatment_emergent,
-        in_dlt_window=e.in_dlt_window,
-        dose_level=e.dose_level,
-        rule_version=e.rule_version,
-    ),
-    "AdverseEventGraded": lambda e, c: contracts.AdverseEventGradedV1(**c, **_grading(e)),
-    "AdverseEventRegraded": lambda e, c: contracts.AdverseEventRegradedV1(
-        **{**c, **_grading(e), "old_grade": e.old_grade, "reason": e.reason}
-    ),
-    "SeriousnessAssessed": lambda e, c: contracts.SeriousnessAssessedV1(
-        **c, serious=e.seriousness.serious, **asdict(e.seriousness)
-    ),
-    "CausalityAssessed": lambda e, c: contracts.CausalityAssessedV1(
-        **c, car_t=e.car_t, lymphodepletion=e.lymphodepletion
-    ),
-    "DltAdjudicated": lambda e, c: contracts.DltAdjudicatedV1(
-        **{
-            **c,
-            "is_dlt": e.is_dlt,
-            "criterion": e.criterion,
-            "reason": e.reason,
-            "rule_version": e.rule_version,
-        }
-    ),
-    "SafetyReviewApproved": lambda e, c: contracts.SafetyReviewApprovedV1(
-        **c,
-        approved_level=e.approved_level,
-        decision=e.decision,
-        level_reviewed=e.level_reviewed,
-        dosed=e.dosed,
-        dlts=e.dlts,
-        cohort_size=e.cohort_size,
-        review_number=e.review_number,
-        rule_version=e.rule_version,
-    ),
-    "AdverseEventResolved": lambda e, c: contracts.AdverseEventResolvedV1(
-        **c, ended_on=e.ended_on, outcome=e.outcome
-    ),
-}
+PUBLICATION = Publication(
+    SERVICE,
+    {AdverseEvent: contracts.RECORD_TYPE, SafetyReview: "SafetyReview"},
+    {
+        AdverseEvent.AdverseEventReported: (
+            contracts.AdverseEventReportedV1,
+            fields_of(
+                "term",
+                "verbatim",
+                "meddra_code",
+                "onset_at",
+                "study_day",
+                "treatment_emergent",
+                "in_dlt_window",
+                "dose_level",
+                "rule_version",
+            ),
+        ),
+        AdverseEvent.AdverseEventGraded: (contracts.AdverseEventGradedV1, _grading),
+        AdverseEvent.AdverseEventRegraded: (
+            contracts.AdverseEventRegradedV1,
+            lambda e: {**_grading(e), "old_grade": e.old_grade, "reason": e.reason},
+        ),
+        AdverseEvent.SeriousnessAssessed: (
+            contracts.SeriousnessAssessedV1,
+            lambda e: {"serious": e.seriousness.serious, **asdict(e.seriousness)},
+        ),
+        AdverseEvent.CausalityAssessed: (
+            contracts.CausalityAssessedV1,
+            fields_of("car_t", "lymphodepletion"),
+        ),
+        AdverseEvent.DltAdjudicated: (
+            contracts.DltAdjudicatedV1,
+            fields_of("is_dlt", "criterion", "reason", "rule_version"),
+        ),
+        AdverseEvent.AdverseEventResolved: (
+            contracts.AdverseEventResolvedV1,
+            fields_of("ended_on", "outcome"),
+        ),
+        SafetyReview.SafetyReviewApproved: (
+            contracts.SafetyReviewApprovedV1,
+            fields_of(
+                "approved_level",
+                "decision",
+                "level_reviewed",
+                "dosed",
+                "dlts",
+                "cohort_size",
+                "review_number",
+                "rule_version",
+            ),
+        ),
+    },
+    occurred_at=_occurred_at,
+    # both records are signed (SubjectRecord.RecordSigned); only a review names no subject
+    record_type_of=lambda e: contracts.RECORD_TYPE if e.subject_id else "SafetyReview",
+)
+to_contract = PUBLICATION.to_contract

@@ -1,24 +1,18 @@
-"""What the assessments service publishes: each stored event mapped to its contract."""
+"""What the assessments service publishes: each stored event mapped, by class, to its contract."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
 from services.assessments import laboratory
+from services.assessments.domain import SubjectAssessments
 from services.assessments.rules import SledaiItem
 from shared.contracts import assessments as contracts
-from shared.envelope import EventData
-from shared.publication import to_published
+from shared.publication import Publication, fields_of
 
 SERVICE = "assessments"
-
-
-def to_contract(event: Any) -> EventData:
-    """Map a stored SubjectAssessments event to its published contract."""
-    return to_published(event, SERVICE, contracts.RECORD_TYPE, _BUILDERS, _occurred_at)
 
 
 def _occurred_at(event: Any) -> datetime:
@@ -30,10 +24,10 @@ def _occurred_at(event: Any) -> datetime:
     return event.timestamp if visit is None else visit.assessed_at  # type: ignore[no-any-return]
 
 
-def _visit(e: Any, c: dict[str, Any]) -> EventData:
+def _visit(e: Any) -> dict[str, Any]:
     v = e.visit
-    return contracts.DiseaseActivityAssessedV1(
-        **c, label=v.label, study_day=v.study_day,
+    return dict(
+        label=v.label, study_day=v.study_day,
         items={item.value: item.value in v.items_present for item in SledaiItem},
         sledai_2k=v.sledai_2k, clinical_sledai=v.clinical_sledai, pga=v.pga,
         prednisone_mg_per_day=v.prednisone_mg_per_day,
@@ -50,36 +44,48 @@ def _result(r: Any) -> contracts.AutoantibodyResultV1:
     )  # fmt: skip
 
 
-def _remission(e: Any, c: dict[str, Any]) -> EventData:
+def _remission(e: Any) -> dict[str, Any]:
     d = e.derivation
-    return contracts.RemissionAssessedV1(
-        **c, response=d.response, remission=d.response in ("complete", "partial"),
+    return dict(
+        response=d.response, remission=d.response in ("complete", "partial"),
         study_day=e.study_day, **asdict(e.inputs), sledai_2k=d.sledai_2k,
         clinical_sledai=d.clinical_sledai, baseline_sledai_2k=d.baseline_sledai_2k,
         doris=d.doris, lldas=d.lldas, sri4=d.sri4, rule_version=d.rule_version,
     )  # fmt: skip
 
 
-_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], EventData]] = {
-    "FollowUpStarted": lambda e, c: contracts.FollowUpStartedV1(
-        **c, infused_at=e.infused_at, dose_level=e.dose_level
-    ),
-    "DiseaseActivityAssessed": _visit,
-    "AutoantibodyMeasured": lambda e, c: contracts.AutoantibodyMeasuredV1(
-        **c,
-        study_day=e.study_day,
-        results=[_result(r) for r in e.results],
-        rule_version=laboratory.RULE_VERSION,
-    ),
-    "CarTKineticsMeasured": lambda e, c: contracts.CarTKineticsMeasuredV1(
-        **c,
-        study_day=e.study_day,
-        **asdict(e.sample),
-        below_lloq=e.sample.below_lloq,
-        rule_version=laboratory.RULE_VERSION,
-    ),
-    "RemissionAssessed": _remission,
-    "ProgressionReported": lambda e, c: contracts.ProgressionReportedV1(
-        **c, kind=e.kind, description=e.description, study_day=e.study_day
-    ),
-}
+PUBLICATION = Publication(
+    SERVICE,
+    {SubjectAssessments: contracts.RECORD_TYPE},
+    {
+        SubjectAssessments.FollowUpStarted: (
+            contracts.FollowUpStartedV1,
+            fields_of("infused_at", "dose_level"),
+        ),
+        SubjectAssessments.DiseaseActivityAssessed: (contracts.DiseaseActivityAssessedV1, _visit),
+        SubjectAssessments.AutoantibodyMeasured: (
+            contracts.AutoantibodyMeasuredV1,
+            lambda e: {
+                "study_day": e.study_day,
+                "results": [_result(r) for r in e.results],
+                "rule_version": laboratory.RULE_VERSION,
+            },
+        ),
+        SubjectAssessments.CarTKineticsMeasured: (
+            contracts.CarTKineticsMeasuredV1,
+            lambda e: {
+                "study_day": e.study_day,
+                **asdict(e.sample),
+                "below_lloq": e.sample.below_lloq,
+                "rule_version": laboratory.RULE_VERSION,
+            },
+        ),
+        SubjectAssessments.RemissionAssessed: (contracts.RemissionAssessedV1, _remission),
+        SubjectAssessments.ProgressionReported: (
+            contracts.ProgressionReportedV1,
+            fields_of("kind", "description", "study_day"),
+        ),
+    },
+    occurred_at=_occurred_at,
+)
+to_contract = PUBLICATION.to_contract

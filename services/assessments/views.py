@@ -10,6 +10,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.assessments.domain import VitalStatus
+from shared.contracts.enrollment import SubjectDiedV1, SubjectWithdrawnV1
 from shared.envelope import CloudEvent
 from shared.infusion_view import InfusionView
 from shared.settings import DatabaseSettings
@@ -19,7 +20,7 @@ __all__ = ["InfusionView", "VitalStatusView", "create_subscriptions"]
 
 INFUSION_GROUP = "trialledger-assessments-infusion-view"
 ENROLMENT_GROUP = "trialledger-assessments-vital-status-view"
-_VITAL = {"SubjectWithdrawn.v1": "withdrawn_at", "SubjectDied.v1": "died_at"}
+_VITAL = {SubjectWithdrawnV1.event_type: "withdrawn_at", SubjectDiedV1.event_type: "died_at"}
 
 
 def vital_facts(event: CloudEvent) -> dict[str, Any] | None:

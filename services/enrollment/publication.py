@@ -1,29 +1,22 @@
 """What the enrollment service publishes: each stored domain event mapped to its contract.
 
 The relay calls ``to_contract`` for every committed event; the stored state itself is
-never published.
+never published. The table is keyed by event class (``shared.publication``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
-from typing import Any
 
 from pydantic import JsonValue
 
+from services.enrollment.domain import Subject
 from services.enrollment.rules import CRITERIA_BY_CODE, CriterionResult, Observation
 from shared.contracts import enrollment as contracts
-from shared.envelope import EventData
-from shared.publication import to_published
+from shared.publication import Publication, fields_of
 
 SERVICE = "enrollment"
-
-
-def to_contract(event: Any) -> EventData:
-    """Map a stored Subject event to its published contract."""
-    return to_published(event, SERVICE, contracts.RECORD_TYPE, _BUILDERS, lambda e: e.occurred_at)
 
 
 def _observation(code: str, observation: Observation) -> contracts.ObservationV1:
@@ -73,47 +66,60 @@ def _observation_json(observation: Observation) -> JsonValue:
     }
 
 
-# Keyed by event class name: the classes are made by the @event decorator at import.
-_BUILDERS: dict[str, Callable[[Any, dict[str, Any]], EventData]] = {
-    "SubjectRegistered": lambda e, c: contracts.SubjectRegisteredV1(site_id=e.site_id, **c),
-    "ConsentSigned": lambda e, c: contracts.ConsentSignedV1(
-        form_version=e.consent.form_version,
-        signed_on=e.consent.signed_on,
-        obtained_by=e.consent.obtained_by,
-        **c,
-    ),
-    "ScreeningResultRecorded": lambda e, c: contracts.ScreeningResultRecordedV1(
-        screened_on=e.screening.screened_on,
-        observations=[_observation(k, o) for k, o in e.screening.observations.items()],
-        **c,
-    ),
-    "EligibilityConfirmed": lambda e, c: contracts.EligibilityConfirmedV1(
-        rule_version=e.assessment.rule_version,
-        criteria=[_criterion(r) for r in e.assessment.results],
-        **c,
-    ),
-    "ScreenFailed": lambda e, c: contracts.ScreenFailedV1(
-        rule_version=e.assessment.rule_version,
-        failed_criteria=list(e.assessment.failed_criteria),
-        criteria=[_criterion(r) for r in e.assessment.results],
-        **c,
-    ),
-    "SubjectEnrolled": lambda e, c: contracts.SubjectEnrolledV1(
-        dose_level=int(e.dose_level),
-        dose_cells_per_kg=Decimal(int(e.dose_level)) * Decimal(1_000_000),
-        **c,
-    ),
-    "SubjectWithdrawn": lambda e, c: contracts.SubjectWithdrawnV1(**{**c, "reason": e.reason}),
-    "SubjectDied": lambda e, c: contracts.SubjectDiedV1(
-        **c, cause=e.cause, adverse_event_id=e.adverse_event_id
-    ),
-    "ValueCorrected": lambda e, c: contracts.ValueCorrectedV1(
-        **{
-            **c,
-            "field": e.field,
-            "old_value": _corrected(e.old_value),
-            "new_value": _corrected(e.new_value),
-            "reason": e.reason,
-        }
-    ),
-}
+PUBLICATION = Publication(
+    SERVICE,
+    {Subject: contracts.RECORD_TYPE},
+    {
+        Subject.SubjectRegistered: (contracts.SubjectRegisteredV1, fields_of("site_id")),
+        Subject.ConsentSigned: (
+            contracts.ConsentSignedV1,
+            lambda e: {
+                "form_version": e.consent.form_version,
+                "signed_on": e.consent.signed_on,
+                "obtained_by": e.consent.obtained_by,
+            },
+        ),
+        Subject.ScreeningResultRecorded: (
+            contracts.ScreeningResultRecordedV1,
+            lambda e: {
+                "screened_on": e.screening.screened_on,
+                "observations": [_observation(k, o) for k, o in e.screening.observations.items()],
+            },
+        ),
+        Subject.EligibilityConfirmed: (
+            contracts.EligibilityConfirmedV1,
+            lambda e: {
+                "rule_version": e.assessment.rule_version,
+                "criteria": [_criterion(r) for r in e.assessment.results],
+            },
+        ),
+        Subject.ScreenFailed: (
+            contracts.ScreenFailedV1,
+            lambda e: {
+                "rule_version": e.assessment.rule_version,
+                "failed_criteria": list(e.assessment.failed_criteria),
+                "criteria": [_criterion(r) for r in e.assessment.results],
+            },
+        ),
+        Subject.SubjectEnrolled: (
+            contracts.SubjectEnrolledV1,
+            lambda e: {
+                "dose_level": int(e.dose_level),
+                "dose_cells_per_kg": Decimal(int(e.dose_level)) * Decimal(1_000_000),
+            },
+        ),
+        Subject.SubjectWithdrawn: (contracts.SubjectWithdrawnV1, fields_of("reason")),
+        Subject.SubjectDied: (contracts.SubjectDiedV1, fields_of("cause", "adverse_event_id")),
+        Subject.ValueCorrected: (
+            contracts.ValueCorrectedV1,
+            lambda e: {
+                "field": e.field,
+                "old_value": _corrected(e.old_value),
+                "new_value": _corrected(e.new_value),
+                "reason": e.reason,
+            },
+        ),
+    },
+    occurred_at=lambda e: e.occurred_at,
+)
+to_contract = PUBLICATION.to_contract

@@ -8,7 +8,7 @@ form of the event and is saved with it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -105,12 +105,11 @@ class InfusionApplication(ServiceApplication):
 
     def dosed_since(self, cohort: CohortOpening) -> int:
         """Infusions at the cohort's level recorded since its safety review."""
+        infusions: list[Any] = [
+            event for _, event in self.stored_events() if isinstance(event, Treatment.CarTInfused)
+        ]
         return sum(
-            1
-            for _, event in self.stored_events()
-            if type(event).__name__ == "CarTInfused"
-            and event.dose_level == cohort.level
-            and event.timestamp > cohort.opened_at
+            1 for e in infusions if e.dose_level == cohort.level and e.timestamp > cohort.opened_at
         )
 
     def decline_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:

@@ -8,6 +8,16 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.infusion.domain import Enrolment
+from shared.contracts.enrollment import (
+    ConsentSignedV1,
+    EligibilityConfirmedV1,
+    ScreenFailedV1,
+    ScreeningResultRecordedV1,
+    SubjectDiedV1,
+    SubjectEnrolledV1,
+    SubjectRegisteredV1,
+    SubjectWithdrawnV1,
+)
 from shared.envelope import CloudEvent
 from shared.settings import DatabaseSettings
 from shared.subject_views import SubjectView, subscribe
@@ -16,14 +26,14 @@ GROUP_ID = "trialledger-infusion-enrolment-view"
 
 # enrollment event type -> the status it leaves the subject in
 STATUS = {
-    "SubjectRegistered.v1": "registered",
-    "ConsentSigned.v1": "consented",
-    "ScreeningResultRecorded.v1": "screened",
-    "EligibilityConfirmed.v1": "eligible",
-    "ScreenFailed.v1": "screen_failed",
-    "SubjectEnrolled.v1": "enrolled",
-    "SubjectWithdrawn.v1": "withdrawn",
-    "SubjectDied.v1": "died",
+    SubjectRegisteredV1.event_type: "registered",
+    ConsentSignedV1.event_type: "consented",
+    ScreeningResultRecordedV1.event_type: "screened",
+    EligibilityConfirmedV1.event_type: "eligible",
+    ScreenFailedV1.event_type: "screen_failed",
+    SubjectEnrolledV1.event_type: "enrolled",
+    SubjectWithdrawnV1.event_type: "withdrawn",
+    SubjectDiedV1.event_type: "died",
 }
 
 

@@ -18,6 +18,7 @@ from services.projections.ledger import LedgerStore
 from services.projections.reconcile import compare
 from services.projections.views import ViewStore, replay_subject
 from shared.auth import Forbidden, Principal
+from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.provenance import Role
 
@@ -120,7 +121,7 @@ class ProjectionsApplication:
             "cohort_decisions": [
                 {"position": position, **_review(event.data)}
                 for position, event in entries
-                if event.type == "SafetyReviewApproved.v1"
+                if event.type == SafetyReviewApprovedV1.event_type
             ],
         }  # fmt: skip
 

@@ -14,6 +14,16 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
+from shared.contracts.adverse_events import AdverseEventReportedV1, DltAdjudicatedV1
+from shared.contracts.assessments import (
+    AutoantibodyMeasuredV1,
+    CarTKineticsMeasuredV1,
+    DiseaseActivityAssessedV1,
+    ProgressionReportedV1,
+    RemissionAssessedV1,
+)
+from shared.contracts.enrollment import SubjectDiedV1
+from shared.contracts.infusion import CarTInfusedV1
 from shared.envelope import CloudEvent
 
 ENDPOINTS_VERSION = "NCT05030779-endpoints/1"
@@ -84,28 +94,28 @@ def _apply(course: Course, position: int, event: CloudEvent) -> None:
     data, ref = event.data, Ref.of(position, event)
     dated = Dated(event.time, ref, data.get("study_day"))
     match event.type:
-        case "CarTInfused.v1":
+        case CarTInfusedV1.event_type:
             course.infusion = Dated(datetime.fromisoformat(data["started_at"]), ref)
             course.dose_level = int(data["dose_level"])
-        case "SubjectDied.v1":
+        case SubjectDiedV1.event_type:
             course.death = dated
-        case "AdverseEventReported.v1" if data["treatment_emergent"]:
+        case AdverseEventReportedV1.event_type if data["treatment_emergent"]:
             course.teae.append(ref)
-        case "DltAdjudicated.v1":
+        case DltAdjudicatedV1.event_type:
             course.dlt[str(data["record_id"])] = (bool(data["is_dlt"]), ref)
-        case "DiseaseActivityAssessed.v1":
+        case DiseaseActivityAssessedV1.event_type:
             course.assessments.append(dated)
-        case "RemissionAssessed.v1":
+        case RemissionAssessedV1.event_type:
             course.responses.append(Dated(event.time, ref, data["study_day"], data["response"]))
             course.assessments.append(dated)
             if data["response"] == "progression":
                 course.progressions.append(dated)
-        case "ProgressionReported.v1":
+        case ProgressionReportedV1.event_type:
             course.progressions.append(dated)
-        case "AutoantibodyMeasured.v1":
+        case AutoantibodyMeasuredV1.event_type:
             course.antibodies.extend(Dated(event.time, ref, data["study_day"], r)
                                      for r in data["results"])  # fmt: skip
-        case "CarTKineticsMeasured.v1":
+        case CarTKineticsMeasuredV1.event_type:
             course.kinetics.append(Dated(event.time, ref, data["study_day"], data))
 
 

@@ -16,6 +16,30 @@ from uuid import UUID
 
 import asyncpg
 
+from shared.contracts.adverse_events import (
+    AdverseEventGradedV1,
+    AdverseEventRegradedV1,
+    AdverseEventReportedV1,
+    DltAdjudicatedV1,
+)
+from shared.contracts.assessments import (
+    DiseaseActivityAssessedV1,
+    ProgressionReportedV1,
+    RemissionAssessedV1,
+)
+from shared.contracts.enrollment import (
+    ConsentSignedV1,
+    EligibilityConfirmedV1,
+    ScreenFailedV1,
+    ScreeningResultRecordedV1,
+    SubjectDiedV1,
+    SubjectEnrolledV1,
+    SubjectRegisteredV1,
+    SubjectWithdrawnV1,
+    ValueCorrectedV1,
+)
+from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1
 from shared.envelope import CloudEvent
 
 # Fields every payload carries; the rest are the event's own (DESIGN.md, Events).
@@ -37,14 +61,14 @@ COMMON_FIELDS = frozenset(
 )
 
 _STATUS = {
-    "SubjectRegistered.v1": "registered",
-    "ConsentSigned.v1": "consented",
-    "ScreeningResultRecorded.v1": "screened",
-    "EligibilityConfirmed.v1": "eligible",
-    "ScreenFailed.v1": "screen_failed",
-    "SubjectEnrolled.v1": "enrolled",
-    "SubjectWithdrawn.v1": "withdrawn",
-    "SubjectDied.v1": "died",
+    SubjectRegisteredV1.event_type: "registered",
+    ConsentSignedV1.event_type: "consented",
+    ScreeningResultRecordedV1.event_type: "screened",
+    EligibilityConfirmedV1.event_type: "eligible",
+    ScreenFailedV1.event_type: "screen_failed",
+    SubjectEnrolledV1.event_type: "enrolled",
+    SubjectWithdrawnV1.event_type: "withdrawn",
+    SubjectDiedV1.event_type: "died",
 }
 
 
@@ -56,62 +80,62 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
     if kind in _STATUS:
         state["status"] = _STATUS[kind]
     when = event.time.isoformat()
-    if kind == "SubjectRegistered.v1":
+    if kind == SubjectRegisteredV1.event_type:
         state.update(site_id=data["site_id"], registered_at=when)
-    elif kind == "ConsentSigned.v1":
+    elif kind == ConsentSignedV1.event_type:
         state["consent"] = {k: data[k] for k in ("form_version", "signed_on", "obtained_by")}
-    elif kind == "ScreeningResultRecorded.v1":
+    elif kind == ScreeningResultRecordedV1.event_type:
         state["screened_on"] = data["screened_on"]
-    elif kind in ("EligibilityConfirmed.v1", "ScreenFailed.v1"):
+    elif kind in (EligibilityConfirmedV1.event_type, ScreenFailedV1.event_type):
         state["eligibility"] = {
             "decided_at": when,
             "rule_version": data["rule_version"],
-            "eligible": kind == "EligibilityConfirmed.v1",
+            "eligible": kind == EligibilityConfirmedV1.event_type,
             "failed_criteria": data.get("failed_criteria", []),
         }
-    elif kind == "SubjectEnrolled.v1":
+    elif kind == SubjectEnrolledV1.event_type:
         state.update(dose_level=data["dose_level"], enrolled_at=when)
-    elif kind == "SubjectWithdrawn.v1":
+    elif kind == SubjectWithdrawnV1.event_type:
         state.update(withdrawn_at=when, withdrawal_reason=data["reason"])
-    elif kind == "SubjectDied.v1":
+    elif kind == SubjectDiedV1.event_type:
         state.update(died_at=when, death_cause=data["cause"])
-    elif kind == "ValueCorrected.v1":
+    elif kind == ValueCorrectedV1.event_type:
         state["corrections"] = state.get("corrections", 0) + 1
         section, _, name = str(data["field"]).partition(".")
         if section == "consent" and "consent" in state:
             state["consent"] = {**state["consent"], name: data["new_value"]}
         elif data["field"] == "screening.screened_on":
             state["screened_on"] = data["new_value"]
-    elif kind == "RecordSigned.v1":
+    elif kind == RecordSignedV1.event_type:
         state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
-    elif kind == "CarTInfused.v1":
+    elif kind == CarTInfusedV1.event_type:
         state["infusion"] = {
             "dose_level": data["dose_level"],
             "cells_per_kg_millions": data["cells_per_kg_millions"],
             "infused_at": data["started_at"],  # study day 1
             "lots": [lot["lot_id"] for lot in data["lots"]],
         }
-    elif kind == "AdverseEventReported.v1":
+    elif kind == AdverseEventReportedV1.event_type:
         state["adverse_events"] = state.get("adverse_events", 0) + 1
         state["teae"] = state.get("teae", 0) + int(bool(data["treatment_emergent"]))
-    elif kind in ("AdverseEventGraded.v1", "AdverseEventRegraded.v1"):
+    elif kind in (AdverseEventGradedV1.event_type, AdverseEventRegradedV1.event_type):
         # the latest grade of each adverse event; the worst over them all
         grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}
         state["grades"] = grades
         state["safety"] = _worst(grades.values())
-    elif kind == "DltAdjudicated.v1":
+    elif kind == DltAdjudicatedV1.event_type:
         dlts = dict(state.get("dlts", {}))
         dlts[data["record_id"]] = data["is_dlt"]
         state["dlts"] = dlts
         state["dlt"] = any(dlts.values())
-    elif kind == "DiseaseActivityAssessed.v1":
+    elif kind == DiseaseActivityAssessedV1.event_type:
         state["disease_activity"] = {k: data[k] for k in ("label", "study_day", "sledai_2k",
                                                            "clinical_sledai", "pga")}  # fmt: skip
-    elif kind == "RemissionAssessed.v1":
+    elif kind == RemissionAssessedV1.event_type:
         state["response"] = {k: data[k] for k in ("response", "study_day", "rule_version")}
-    elif kind == "ProgressionReported.v1":
+    elif kind == ProgressionReportedV1.event_type:
         state["progression"] = {k: data[k] for k in ("kind", "study_day")}
-    elif kind == "InfusionNotGiven.v1":
+    elif kind == InfusionNotGivenV1.event_type:
         state["infusion_not_given"] = data["reason"]
     state["position"] = position
     state["as_of"] = event.recordedtime.isoformat()
@@ -164,9 +188,9 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
         "reason": data.get("reason"),
     }
     changes: list[tuple[str, str | None, str]]
-    if event.type == "ValueCorrected.v1":
+    if event.type == ValueCorrectedV1.event_type:
         changes = [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
-    elif event.type == "RecordSigned.v1":
+    elif event.type == RecordSignedV1.event_type:
         changes = [("signature", None, _present(_manifestation(data)))]
     else:
         changes = [
@@ -306,7 +330,7 @@ class ViewStore:
         trail: list[dict[str, Any]] = []
         for position, event in events:
             trail.extend(trail_rows(position, event))
-            if event.subject and event.type != "AccessDenied.v1":
+            if event.subject and event.type != AccessDeniedV1.event_type:
                 if event.subject not in states:
                     states[event.subject] = await self._state(connection, event.subject)
                 states[event.subject] = subject_state(states[event.subject], event, position)
@@ -316,7 +340,7 @@ class ViewStore:
             [tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
         )
         for _position, event in events:
-            if event.type == "RecordSigned.v1":
+            if event.type == RecordSignedV1.event_type:
                 await self._mark_signed(connection, event)
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
@@ -359,6 +383,6 @@ def replay_subject(events: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any] |
     """A subject's state from its events in ledger order (for "as of" queries)."""
     state: dict[str, Any] | None = None
     for position, event in events:
-        if event.type != "AccessDenied.v1":
+        if event.type != AccessDeniedV1.event_type:
             state = subject_state(state, event, position)
     return state

@@ -1,9 +1,11 @@
 """What there is to publish, found in the code rather than listed by hand.
 
 - Contract modules: every module of ``shared.contracts``. A module named after a service
-  holds one ``*_CONTRACTS`` registry (``shared.envelope.contract_registry``): the events
-  of that service's topic. A module without one (``security``) holds events that other
-  services publish too.
+  holds one ``*_CONTRACTS`` registry (``shared.envelope.contract_registry``). A module
+  without one (``security``) holds events that every service publishes too.
+- What a topic carries: the contracts its service's ``PUBLICATION``
+  (``shared.publication.Publication``, in ``services/<name>/publication.py``) maps its
+  stored event classes to; each must be in the service's registry or in ``security``.
 - Services with an HTTP API: every package ``services/<name>/`` with an ``api.py`` that
   defines ``create_app``.
 
@@ -21,16 +23,11 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from shared import publication
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
 from shared.envelope import EventData
+from shared.publication import Publication
 
 CONTRACTS_PACKAGE = "shared.contracts"
 SERVICES_PACKAGE = "services"
-
-# ``shared.publication.to_published`` maps denials and signatures itself, so a service
-# that publishes through it carries these on its topic besides its own registry.
-TO_PUBLISHED_ADDS: tuple[type[EventData], ...] = (AccessDeniedV1, RecordSignedV1)
 
 
 @dataclass(frozen=True)
@@ -90,25 +87,36 @@ def registry(module: ModuleType) -> dict[str, type[EventData]] | None:
 
 
 def channels() -> list[Channel]:
-    """A channel per contract module with a registry, in service order."""
+    """A channel per contract module with a registry, in service order: the contracts
+    the service's publication maps its events to."""
+    shared_events = {
+        contract
+        for module in contract_modules().values()
+        if registry(module) is None
+        for contract in defined_events(module)
+    }
     result = []
     for service, module in contract_modules().items():
         events = registry(module)
         if events is None:
             continue
-        carried = {**events}
-        if _publishes_through_to_published(service):
-            carried.update({contract.event_type: contract for contract in TO_PUBLISHED_ADDS})
-        result.append(Channel(service, tuple(carried[name] for name in sorted(carried))))
+        published = publication_of(service).contracts
+        strays = [c.event_type for c in published if c not in {*events.values(), *shared_events}]
+        if strays:
+            raise LookupError(f"{service} publishes {strays}, in no registry of its own")
+        result.append(Channel(service, tuple(published)))
     return result
 
 
-def _publishes_through_to_published(service: str) -> bool:
+def publication_of(service: str) -> Publication:
+    """The ``PUBLICATION`` of ``services/<service>/publication.py``."""
     name = f"{SERVICES_PACKAGE}.{service}.publication"
     if importlib.util.find_spec(name) is None:
         raise LookupError(f"{CONTRACTS_PACKAGE}.{service} has a registry but {name} is missing")
-    module = importlib.import_module(name)
-    return getattr(module, "to_published", None) is publication.to_published
+    found = getattr(importlib.import_module(name), "PUBLICATION", None)
+    if not isinstance(found, Publication):
+        raise LookupError(f"{name} defines no PUBLICATION (shared.publication.Publication)")
+    return found
 
 
 def app_factories() -> dict[str, Callable[..., Any]]:
