@@ -5,11 +5,15 @@
 - a middleware that takes the request's ``x-correlation-id`` (or makes one), keeps it
   in the logging context for the whole request, echoes it in the response, and counts
   requests by method, route template and status, with their latency;
-- ``GET /ready``: 200 when the service's database and the Kafka broker answer, else 503
-  naming the check that failed (``/health`` stays a cheap liveness answer);
+- ``GET /ready``: 200 when the service's database and the Kafka broker answer and its
+  workers keep their promises (``shared.readings.Checked``: the relay publishes every
+  stored event within ``TL_STALL_SECONDS`` and holds none in quarantine; the ledger's
+  ingest keeps up), else 503 naming each failing check and why (``/health`` stays a cheap
+  liveness answer);
 - ``GET /metrics``: Prometheus text, from a registry of this app's own (several apps in
   one test process never share a metric), with the workers' readings taken at scrape
-  time (relay lag, consumer lag, dead letters, messages consumed).
+  time (relay lag, age of the oldest unpublished event, quarantined events, consumer
+  lag, dead letters, messages consumed).
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.logs import correlated
-from shared.readings import KafkaOffsets, Observed, Readings
+from shared.readings import Checked, KafkaOffsets, Observed, Readings
 from shared.settings import DatabaseSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -60,7 +64,8 @@ def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Obs
     """
     sources = [w for w in workers if isinstance(w, Observed)]
     observer = Observer(settings.service, settings.kafka_bootstrap, sources)
-    readiness = Readiness(settings.database, settings.kafka_bootstrap)
+    checked = [w for w in workers if isinstance(w, Checked)]
+    readiness = Readiness(settings.database, settings.kafka_bootstrap, checked)
     app.add_middleware(CorrelationAndMetrics, observer=observer)
     app.state.observer = observer
     if not any(getattr(route, "path", None) == "/health" for route in app.routes):
@@ -72,7 +77,8 @@ def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Obs
 
     @app.get("/ready", tags=["operations"], responses={503: {"description": "not ready"}})
     async def ready() -> JSONResponse:
-        """200 when the database and Kafka answer; 503 names the failing check."""
+        """200 when the database and Kafka answer and no event is stuck; 503 names each
+        failing check and why (where events are stuck: topic, store position, age)."""
         checks = await readiness.check()
         ok = all(result == "ok" for result in checks.values())
         body = {"status": "ready" if ok else "unavailable", "checks": checks}
@@ -174,11 +180,21 @@ class _Snapshot(Collector):
             labels=["service", "consumer", "outcome"])  # fmt: skip
         for (consumer, outcome), value in r.consumed.items():
             consumed.add_metric([s, consumer, outcome], value)
+        oldest = GaugeMetricFamily("trialledger_relay_oldest_unpublished_seconds",
+            "Age of the oldest stored event not yet published (0: none waiting).",
+            labels=["service", "topic"])  # fmt: skip
+        for topic, seconds in r.relay_oldest_unpublished.items():
+            oldest.add_metric([s, topic], seconds)
+        quarantined = GaugeMetricFamily("trialledger_relay_quarantined_events",
+            "Stored events the relay could not publish, held in quarantine.",
+            labels=["service", "topic"])  # fmt: skip
+        for topic, count in r.relay_quarantined.items():
+            quarantined.add_metric([s, topic], count)
         up = GaugeMetricFamily("trialledger_readings_up",
             "1 when every worker answered the last scrape, else 0.",
             labels=["service"])  # fmt: skip
         up.add_metric([s], 0 if self.failed else 1)
-        return [relay, lag, dead, consumed, up]
+        return [relay, oldest, quarantined, lag, dead, consumed, up]
 
 
 class CorrelationAndMetrics:
@@ -224,11 +240,12 @@ def _incoming(scope: Scope) -> str | None:
 
 @dataclass
 class Readiness:
-    """Whether the database and Kafka answer, checked at most every ``cache`` seconds
-    (a load balancer polling often does not open a connection per poll)."""
+    """Whether the database and Kafka answer and the workers keep up, checked at most every
+    ``cache`` seconds (a load balancer polling often does not open a connection per poll)."""
 
     database: DatabaseSettings
     bootstrap: str
+    workers: Sequence[Checked] = ()
     timeout: float = 2.0
     cache: float = 2.0
 
@@ -238,15 +255,27 @@ class Readiness:
         self._last: dict[str, str] = {}
 
     async def check(self) -> dict[str, str]:
-        """``{"database": "ok" | reason, "kafka": "ok" | reason}``."""
+        """``{"database": "ok" | reason, "kafka": "ok" | reason, <worker check>: ...}``."""
         async with self._lock:
             if time.monotonic() - self._checked_at >= self.cache:
                 database, kafka = await asyncio.gather(
                     _outcome(self._database(), self.timeout), _outcome(self._kafka(), self.timeout)
                 )
+                workers = await asyncio.gather(*(self._worker(w) for w in self.workers))
                 self._last = {"database": database, "kafka": kafka}
+                for found in workers:
+                    self._last.update(found)
                 self._checked_at = time.monotonic()
             return dict(self._last)
+
+    async def _worker(self, worker: Checked) -> dict[str, str]:
+        """The worker's own checks; a worker that cannot tell is not ready either."""
+        try:
+            return await asyncio.wait_for(worker.problems(), self.timeout * 2)
+        except TimeoutError:
+            return {type(worker).__name__.lower(): f"no answer within {self.timeout * 2:g}s"}
+        except Exception as error:  # the reason is the answer
+            return {type(worker).__name__.lower(): f"{type(error).__name__}: {error}"[:300]}
 
     async def _database(self) -> None:
         connection = await asyncpg.connect(self.database.dsn, timeout=self.timeout)

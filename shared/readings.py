@@ -1,10 +1,12 @@
 """What a service's background workers report about themselves when metrics are scraped.
 
 A worker (relay, subscriptions, ingester) that implements ``Observed`` is asked for its
-``Readings`` at each scrape of ``/metrics``: relay lag in events, consumer lag in
-messages, dead letters kept, messages consumed. They are read from where the truth is
-(the event store, the saved positions, the broker's offsets), so a standby relay or a
-restarted process reports the same lag as the active one.
+``Readings`` at each scrape of ``/metrics``: relay lag in events, the age of the oldest
+unpublished event, quarantined events, consumer lag in messages, dead letters kept,
+messages consumed. A worker that implements ``Checked`` also answers in ``/ready``.
+They are read from where the truth is (the event store, the saved positions, the broker's
+offsets), so a standby relay or a restarted process reports the same lag as the active
+one.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class Readings:
     consumer_lag: Mapping[tuple[Consumer, str], int] = field(default_factory=dict)  # messages
     dead_letters: Mapping[Consumer, int] = field(default_factory=dict)  # rows kept
     consumed: Mapping[tuple[Consumer, str], int] = field(default_factory=dict)  # by outcome
+    relay_oldest_unpublished: Mapping[str, float] = field(default_factory=dict)  # seconds
+    relay_quarantined: Mapping[str, int] = field(default_factory=dict)  # topic -> events
 
     def merged(self, other: Readings) -> Readings:
         return Readings(
@@ -35,6 +39,8 @@ class Readings:
             {**self.consumer_lag, **other.consumer_lag},
             {**self.dead_letters, **other.dead_letters},
             {**self.consumed, **other.consumed},
+            {**self.relay_oldest_unpublished, **other.relay_oldest_unpublished},
+            {**self.relay_quarantined, **other.relay_quarantined},
         )
 
 
@@ -117,3 +123,11 @@ class Observed(Protocol):
     """A worker that reports readings when the service's metrics are scraped."""
 
     async def readings(self, kafka: KafkaOffsets) -> Readings: ...
+
+
+@runtime_checkable
+class Checked(Protocol):
+    """A worker whose state decides readiness: ``{check: "ok" | reason}`` (a relay with
+    stuck or quarantined events, an ingester that stopped appending)."""
+
+    async def problems(self) -> dict[str, str]: ...

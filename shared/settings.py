@@ -137,6 +137,26 @@ class SecuritySettings:
         return value
 
 
+def stall_seconds(env: dict[str, str] | None = None) -> float:
+    """``TL_STALL_SECONDS`` (default 30): how long an event may wait, unpublished or not yet
+    in the ledger, before readiness fails and says where."""
+    return seconds(dict(os.environ if env is None else env), "TL_STALL_SECONDS", 30.0)
+
+
+def seconds(env: dict[str, str], key: str, default: float) -> float:
+    """A positive number of seconds from ``env[key]``, or ``default`` when unset."""
+    raw = env.get(key, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"setting {key} must be a number of seconds, got {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"setting {key} must be more than 0 seconds, got {raw!r}")
+    return value
+
+
 def _required(env: dict[str, str], key: str) -> str:
     value = env.get(key, "").strip()
     if not value:

@@ -18,7 +18,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.enrollment.domain import Consent, Screening
 from services.enrollment.rules import Observation
 from shared.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
+from shared.eventstore import ServiceApplication
+from shared.outbox import Outbox
 from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.publication import Publication
 from shared.settings import DatabaseSettings, ServiceSettings
 from shared.signatures import RecordSigner
 from shared.topics import TopicSpec, ensure_topics
@@ -34,6 +37,13 @@ SIGNER = RecordSigner(RECORD_KEY)
 CONSENT_DAY = date(2026, 11, 2)
 SCREENING_DAY = date(2026, 11, 5)
 INVESTIGATOR = Actor("u-inv-1", "Dr Lin Wei", "investigator", "ZJU-1")
+
+
+def memory_outbox(application: ServiceApplication, publication: Publication) -> Outbox:
+    """The outbox of an in-memory application, for HTTP tests that never read the store's
+    head (it needs PostgreSQL)."""
+    nowhere = DatabaseSettings("127.0.0.1", 9, "nobody", "unused", "unused")
+    return Outbox(application, publication, nowhere, "tests.in-memory")
 
 
 def command(now: datetime = NOW, actor: Actor = INVESTIGATOR) -> Command:
@@ -144,9 +154,10 @@ def screening_json(observations: dict[str, Observation] | None = None) -> dict[s
 
 
 async def read_topic(
-    bootstrap: str, topic: str, expected: int, timeout: float = 60.0
+    bootstrap: str, topic: str, expected: int, timeout: float = 60.0, distinct: bool = False
 ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Read a topic from its start with a plain consumer until ``expected`` records came.
+    """Read a topic from its start with a plain consumer until ``expected`` records came
+    (``distinct``: records with different values, so that redeliveries do not count).
 
     Fails (does not hang) after ``timeout`` seconds with what it has read.
     """
@@ -161,11 +172,15 @@ async def read_topic(
     try:
         records: list[ConsumerRecord[bytes, bytes]] = []
         deadline = time.monotonic() + timeout
-        while len(records) < expected and time.monotonic() < deadline:
+
+        def count() -> int:
+            return len({r.value for r in records}) if distinct else len(records)
+
+        while count() < expected and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             for partition_records in batch.values():
                 records.extend(partition_records)
-        assert len(records) >= expected, f"read {len(records)} of {expected} from {topic}"
+        assert count() >= expected, f"read {count()} of {expected} from {topic}"
         return records
     finally:
         await consumer.stop()

@@ -10,12 +10,13 @@ import os
 
 from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
-from services.adverse_events.publication import to_contract
+from services.adverse_events.publication import PUBLICATION
 from services.adverse_events.views import InfusionView, create_subscriptions
 from shared.auth import TokenVerifier
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
-from shared.relay import Relay
+from shared.outbox import Outbox
+from shared.relay import create_relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
@@ -47,11 +48,10 @@ async def main() -> None:
     await view.open()
     try:
         verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-        relay = Relay(
-            application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
-        )
+        outbox = Outbox.of(application, PUBLICATION, settings)
         broker = create_subscriptions(settings.kafka_bootstrap, infusion_topic(), view)
-        await serve(settings, create_app(application, view, verifier), relay, Subscriptions(broker))
+        http = create_app(application, view, verifier, outbox)
+        await serve(settings, http, create_relay(outbox, settings), Subscriptions(broker))
     finally:
         await view.close()
 

@@ -41,7 +41,9 @@ from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.outbox import Outbox
 from shared.provenance import Command, Meaning, Role
+from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 _TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
@@ -174,6 +176,7 @@ def create_app(
     application: AdverseEventsApplication,
     view: InfusionView,
     verifier: TokenVerifier,
+    outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
@@ -185,6 +188,7 @@ def create_app(
         ERROR_STATUSES,
         authorisation,
     )
+    add_store_routes(app, authorisation, outbox)
 
     def command(caller: Caller) -> Command:
         return caller.command(now())

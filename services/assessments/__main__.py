@@ -11,12 +11,13 @@ import os
 
 from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
-from services.assessments.publication import to_contract
+from services.assessments.publication import PUBLICATION
 from services.assessments.views import InfusionView, VitalStatusView, create_subscriptions
 from shared.auth import TokenVerifier
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
-from shared.relay import Relay
+from shared.outbox import Outbox
+from shared.relay import create_relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
@@ -54,12 +55,10 @@ async def main() -> None:
     await vital.open()
     try:
         verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-        relay = Relay(
-            application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
-        )
+        outbox = Outbox.of(application, PUBLICATION, settings)
         broker = create_subscriptions(settings.kafka_bootstrap, upstream_topics(), infusions, vital)
-        http = create_app(application, infusions, vital, verifier)
-        await serve(settings, http, relay, Subscriptions(broker))
+        http = create_app(application, infusions, vital, verifier, outbox)
+        await serve(settings, http, create_relay(outbox, settings), Subscriptions(broker))
     finally:
         await vital.close()
         await infusions.close()

@@ -32,7 +32,9 @@ from services.assessments.views import InfusionView, VitalStatusView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.outbox import Outbox
 from shared.provenance import Command, Role
+from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 _TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
@@ -139,6 +141,7 @@ def create_app(
     infusions: InfusionView,
     vital: VitalStatusView,
     verifier: TokenVerifier,
+    outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
@@ -151,6 +154,7 @@ def create_app(
         ERROR_STATUSES,
         authorisation,
     )
+    add_store_routes(app, authorisation, outbox)
 
     def command(caller: Caller) -> Command:
         return caller.command(now())

@@ -15,12 +15,13 @@ from faststream.kafka import KafkaBroker
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import to_contract
+from services.enrollment.publication import PUBLICATION
 from shared.auth import TokenVerifier
 from shared.cohort import CohortView
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
-from shared.relay import Relay
+from shared.outbox import Outbox
+from shared.relay import create_relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.signatures import RecordSigner
@@ -39,21 +40,14 @@ def create_application(
     return EnrollmentApplication(env=postgres_env(settings.database), signer=signer)
 
 
-def create_relay(settings: ServiceSettings, application: EnrollmentApplication) -> Relay:
-    return Relay(
-        application,
-        to_contract,
-        settings.database,
-        settings.kafka_bootstrap,
-        settings.topic,
-    )
-
-
 def create_http(
-    application: EnrollmentApplication, security: SecuritySettings, cohort: CohortView
+    application: EnrollmentApplication,
+    security: SecuritySettings,
+    outbox: Outbox,
+    cohort: CohortView,
 ) -> FastAPI:
     verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, verifier, cohort=cohort)
+    return create_app(application, verifier, outbox, cohort=cohort)
 
 
 def adverse_events_topic() -> str:
@@ -65,6 +59,7 @@ async def main() -> None:
     await ensure_service_topic(settings)
     await ensure_topics(settings.kafka_bootstrap, TopicSpec(adverse_events_topic()))
     application = create_application(settings, security)
+    outbox = Outbox.of(application, PUBLICATION, settings)
     cohort = CohortView(settings.database)
     await cohort.open()
     try:
@@ -72,8 +67,8 @@ async def main() -> None:
         subscribe(broker, adverse_events_topic(), COHORT_GROUP, cohort)
         await serve(
             settings,
-            create_http(application, security, cohort),
-            create_relay(settings, application),
+            create_http(application, security, outbox, cohort),
+            create_relay(outbox, settings),
             Subscriptions(broker),
         )
     finally:

@@ -36,7 +36,9 @@ from shared.auth import SigningAssertion, TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.outbox import Outbox
 from shared.provenance import Command, Meaning, Role
+from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 
@@ -241,10 +243,12 @@ class CohortSource(Protocol):
 def create_app(
     application: EnrollmentApplication,
     verifier: TokenVerifier,
+    outbox: Outbox,
     clock: Clock | None = None,
     cohort: CohortSource | None = None,
 ) -> FastAPI:
-    """The enrollment HTTP API over ``application``; ``clock`` gives server UTC time;
+    """The enrollment HTTP API over ``application`` (and its ``outbox``, read by auditors:
+    ``shared.store_api``); ``clock`` gives server UTC time;
     ``cohort`` tells which dose level is open (without one, only the first cohort's).
 
     ``verifier`` checks access tokens and signing assertions with the identity key.
@@ -258,6 +262,7 @@ def create_app(
         ERROR_STATUSES,
         authorisation,
     )
+    add_store_routes(app, authorisation, outbox)
     app.state.application = application
 
     def command(caller: Caller) -> Command:

@@ -18,12 +18,13 @@ from fastapi import FastAPI
 from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
-from services.identity.publication import to_contract
+from services.identity.publication import PUBLICATION
 from shared.auth import Role, TokenIssuer, TokenVerifier
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
+from shared.outbox import Outbox
 from shared.provenance import Actor, Command, Provenance
-from shared.relay import Relay
+from shared.relay import create_relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings
 from shared.topics import ensure_service_topic
@@ -44,26 +45,25 @@ def create_application(
     return IdentityApplication(env=postgres_env(settings.database), policy=policy)
 
 
-def create_http(application: IdentityApplication, security: SecuritySettings) -> FastAPI:
+def create_http(
+    application: IdentityApplication, security: SecuritySettings, outbox: Outbox
+) -> FastAPI:
     private = security.require("TL_TOKEN_PRIVATE_KEY_FILE", security.token_private_key_file)
     issuer = TokenIssuer(
         load_private_key(private), access_ttl=timedelta(seconds=security.token_ttl_seconds)
     )
     verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, issuer, verifier)
-
-
-def create_relay(settings: ServiceSettings, application: IdentityApplication) -> Relay:
-    return Relay(
-        application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
-    )
+    return create_app(application, issuer, verifier, outbox)
 
 
 async def main() -> None:
     settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
     await ensure_service_topic(settings)
     application = create_application(settings, security)
-    await serve(settings, create_http(application, security), create_relay(settings, application))
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    await serve(
+        settings, create_http(application, security, outbox), create_relay(outbox, settings)
+    )
 
 
 def bootstrap_admin(arguments: list[str]) -> int:

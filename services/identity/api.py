@@ -16,7 +16,9 @@ from shared.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
 from shared.logs import current_correlation_id
+from shared.outbox import Outbox
 from shared.provenance import Actor, Command, Provenance
+from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 ADMIN = frozenset({Role.ADMINISTRATOR})
@@ -130,17 +132,20 @@ def create_app(
     application: IdentityApplication,
     issuer: TokenIssuer,
     verifier: TokenVerifier,
+    outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
     now = clock or (lambda: datetime.now(UTC))
+    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
     app = command_app(
         "identity",
         "Users, roles, login and signing re-authentication. Tokens are EdDSA "
         "JWTs that every service verifies with the public key.",
         ERROR_STATUSES,
-        Authorisation(verifier, PERMISSIONS, application.record_denial),
+        authorisation,
     )
+    add_store_routes(app, authorisation, outbox)
 
     def as_caller(caller: Caller) -> Command:
         return caller.command(now())

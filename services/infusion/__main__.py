@@ -13,14 +13,15 @@ from fastapi import FastAPI
 
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
-from services.infusion.publication import to_contract
+from services.infusion.publication import PUBLICATION
 from services.infusion.rules import InfusionRules
 from services.infusion.views import EnrolmentView, create_subscriptions
 from shared.auth import TokenVerifier
 from shared.cohort import CohortView
 from shared.eventstore import postgres_env
 from shared.keys import load_private_key, load_public_key
-from shared.relay import Relay
+from shared.outbox import Outbox
+from shared.relay import create_relay
 from shared.runner import configure_logging, serve
 from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.signatures import RecordSigner
@@ -64,20 +65,15 @@ def create_http(
     application: InfusionApplication,
     view: EnrolmentView,
     security: SecuritySettings,
+    outbox: Outbox,
     cohort: CohortView,
 ) -> FastAPI:
     verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, view, verifier, cohort=cohort)
+    return create_app(application, view, verifier, outbox, cohort=cohort)
 
 
 def adverse_events_topic() -> str:
     return os.environ.get("TL_ADVERSE_EVENTS_TOPIC", "trialledger.adverse_events.events")
-
-
-def create_relay(settings: ServiceSettings, application: InfusionApplication) -> Relay:
-    return Relay(
-        application, to_contract, settings.database, settings.kafka_bootstrap, settings.topic
-    )
 
 
 async def main() -> None:
@@ -86,6 +82,7 @@ async def main() -> None:
     for upstream in (enrollment_topic(), adverse_events_topic()):
         await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream))
     application = create_application(settings, security)
+    outbox = Outbox.of(application, PUBLICATION, settings)
     view, cohort = EnrolmentView(settings.database), CohortView(settings.database)
     await view.open()
     await cohort.open()
@@ -94,8 +91,8 @@ async def main() -> None:
         subscribe(broker, adverse_events_topic(), COHORT_GROUP, cohort)
         await serve(
             settings,
-            create_http(application, view, security, cohort),
-            create_relay(settings, application),
+            create_http(application, view, security, outbox, cohort),
+            create_relay(outbox, settings),
             Subscriptions(broker),
         )
     finally:

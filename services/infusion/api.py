@@ -29,7 +29,9 @@ from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.outbox import Outbox
 from shared.provenance import Command, Role
+from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 _TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
@@ -143,6 +145,7 @@ def create_app(
     application: InfusionApplication,
     view: EnrolmentView,
     verifier: TokenVerifier,
+    outbox: Outbox,
     clock: Clock | None = None,
     cohort: CohortSource | None = None,
 ) -> FastAPI:
@@ -157,6 +160,7 @@ def create_app(
         ERROR_STATUSES,
         authorisation,
     )
+    add_store_routes(app, authorisation, outbox)
 
     def command(caller: Caller) -> Command:
         return caller.command(now())

@@ -15,6 +15,7 @@ from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
+from services.projections.stores import COMMAND_SERVICES, store_endpoints
 from shared.auth import TokenVerifier
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
@@ -25,14 +26,11 @@ from shared.contracts.security import AccessDeniedV1, RecordSignedV1
 from shared.envelope import EventData, contract_registry
 from shared.keys import load_private_key, load_public_key
 from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.settings import SecuritySettings, ServiceSettings, stall_seconds
 from shared.topics import TopicSpec, ensure_topics
 
 SERVICE = "projections"
-DEFAULT_SOURCES = (
-    "trialledger.identity.events,trialledger.enrollment.events,trialledger.infusion.events,"
-    "trialledger.adverse_events.events,trialledger.assessments.events"
-)
+DEFAULT_SOURCES = ",".join(f"trialledger.{service}.events" for service in COMMAND_SERVICES)
 
 
 def known_contracts() -> dict[str, type[EventData]]:
@@ -65,6 +63,7 @@ def create_ingester(
     options = IngestOptions(
         checkpoint_every=int(env.get("TL_CHECKPOINT_EVERY", "100")),
         checkpoint_interval=float(env.get("TL_CHECKPOINT_INTERVAL_SECONDS", "10")),
+        stall_after=stall_seconds(env),
     )
     return Ingester(
         ledger,
@@ -91,7 +90,9 @@ async def main() -> None:
     ledger = LedgerStore(settings.database)
     await ledger.open()
     public = security.require("TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file)
-    application = ProjectionsApplication(ledger, load_public_key(public))
+    application = ProjectionsApplication(
+        ledger, load_public_key(public), store_endpoints(), stall_seconds()
+    )
     try:
         await application.views.catch_up()
         await serve(

@@ -98,8 +98,25 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/verify", tags=["integrity"])
-    async def verify(who: Auditor) -> dict[str, object]:
-        return (await application.verify(who)).to_json()
+    async def verify(
+        who: Auditor,
+        request: Request,
+        stores: Annotated[
+            bool, Query(description="also name every stored event missing from the ledger")
+        ] = True,
+    ) -> dict[str, object]:
+        """The ledger's hashes, Merkle root and signed checkpoints; and, unless
+        ``stores=false``, each service's store against the ledger (read with the
+        caller's own token): every event stored but missing, by service, store position
+        and event id."""
+        token = bearer_token(request.headers.get("authorization")) if stores else None
+        return (await application.verify(who, token=token)).to_json()
+
+    @app.get("/reconcile", tags=["integrity"])
+    async def reconcile(who: Auditor, request: Request) -> dict[str, Any]:
+        """Every stored event of every service exactly once in the ledger, byte for byte,
+        and nothing else (the stores read through their services' APIs)."""
+        return await application.reconcile(who, bearer_token(request.headers.get("authorization")))
 
     @app.get("/proofs/inclusion/{position}", tags=["integrity"])
     async def inclusion(who: Auditor, position: int) -> dict[str, Any]:

@@ -5,9 +5,9 @@ proofs and exports. Every call is recorded in ``auditor_activity``, refused ones
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -15,7 +15,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from services.projections import endpoints, merkle, plots
 from services.projections.domain import VerificationReport, verify_ledger
 from services.projections.ledger import LedgerStore
-from services.projections.reconcile import compare
+from services.projections.reconcile import (
+    StoredEvent,
+    StoreEndpoint,
+    StoreReading,
+    StoreSummary,
+    compare,
+    complete_by_head,
+    completeness,
+)
+from services.projections.stores import StoreReader
 from services.projections.views import ViewStore, replay_subject
 from shared.auth import Forbidden, Principal
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
@@ -58,10 +67,21 @@ class TrailFilter:
 class ProjectionsApplication:
     """Read-side operations; each is attributed to the authenticated auditor or monitor."""
 
-    def __init__(self, ledger: LedgerStore, checkpoint_key: Ed25519PublicKey) -> None:
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        checkpoint_key: Ed25519PublicKey,
+        stores: Sequence[StoreEndpoint] = (),
+        stall_after: float = 30.0,
+    ) -> None:
+        """``stores``: the command services whose stores feed the ledger (compared by
+        ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
+        ago may still be on its way."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_key = checkpoint_key
+        self.stores = list(stores)
+        self.stall_after = stall_after
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
         """Auditors and monitors may read; anyone else is refused, and that is recorded."""
@@ -164,9 +184,16 @@ class ProjectionsApplication:
         )
         return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
 
-    async def verify(self, who: Principal, progress: Progress | None = None) -> VerificationReport:
-        await self.authorise(who, "verify", {})
-        return await self.verify_unattributed(progress)
+    async def verify(
+        self, who: Principal, progress: Progress | None = None, token: str | None = None
+    ) -> VerificationReport:
+        """The ledger's hashes, root and signed checkpoints; with the auditor's ``token``,
+        also every service's store against the ledger (what is stored but missing)."""
+        await self.authorise(who, "verify", {"stores": token is not None})
+        report = await self.verify_unattributed(progress)
+        if token is not None:
+            report.stores = await self._completeness(StoreReader(self.stores, token))
+        return report
 
     async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
         """Verification for the service itself (start-up self-check and tests)."""
@@ -235,20 +262,62 @@ class ProjectionsApplication:
             ],
         }
 
-    async def reconcile(self, who: Principal, stores: dict[str, Any]) -> dict[str, Any]:
-        """Compare the ledger with the services' stores (read by ``reconcile.read_stores``)."""
-        await self.authorise(who, "reconcile", {"sources": sorted(stores)})
+    async def reconcile(self, who: Principal, token: str) -> dict[str, Any]:
+        """Every stored event of every service, read through the services' own APIs with
+        the auditor's ``token``, exactly once in the ledger and byte for byte; nothing in
+        the ledger that its store does not hold. Anything unexpected is a difference."""
+        await self.authorise(who, "reconcile", {"sources": [e.source for e in self.stores]})
+        reader = StoreReader(self.stores, token)
+        readings = [await reader.events(r, payload=True) if r.problem is None else r
+                    for r in await reader.heads()]  # fmt: skip
         rows = await self.ledger.pool.fetch(
             "SELECT position, source, event_id, payload FROM ledger_entries ORDER BY position"
         )
         ledger = [
             (r["position"], r["source"], str(r["event_id"]), bytes(r["payload"])) for r in rows
         ]
+        differences = compare(readings, ledger, datetime.now(UTC), self.stall_after)
         return {
-            "sources": {source: len(events) for source, events in stores.items()},
+            "ok": not any(found for kind, found in differences.items() if kind != "in_flight"),
+            "sources": {r.endpoint.source: len(r.events) for r in readings},
             "ledger_entries": len(ledger),
-            "differences": compare(stores, ledger),
+            "differences": differences,
         }
+
+    async def _completeness(self, reader: StoreReader) -> list[StoreSummary]:
+        """Each store's head against the ledger; where they differ, every id compared and
+        each missing event read back for its type and recorded time."""
+        summaries = []
+        for reading in await reader.heads():
+            in_ledger = await self._ledger_ids(reading.endpoint.source)
+            details: dict[int, StoredEvent] = {}
+            if reading.head is not None and not complete_by_head(reading.head, in_ledger):
+                await reader.events(reading, payload=False)
+                details = await self._missing_details(reader, reading, in_ledger)
+            summary = completeness(reading, in_ledger, details, datetime.now(UTC),
+                                   self.stall_after)  # fmt: skip
+            summaries.append(summary)
+        return summaries
+
+    async def _ledger_ids(self, source: str) -> set[str]:
+        rows = await self.ledger.pool.fetch(
+            "SELECT event_id::text AS event_id FROM ledger_entries WHERE source = $1", source
+        )
+        return {r["event_id"] for r in rows}
+
+    @staticmethod
+    async def _missing_details(
+        reader: StoreReader, reading: StoreReading, in_ledger: set[str]
+    ) -> dict[int, StoredEvent]:
+        missing = [e.position for e in reading.events if e.event_id not in in_ledger]
+        if not missing or reading.problem is not None:
+            return {}
+        found = StoreReading(reading.endpoint)
+        # a few are read one by one; many, in one pass over the store
+        await reader.events(found, payload=True, positions=None if len(missing) > 50 else missing)
+        if found.problem is not None:
+            reading.problem = found.problem
+        return {e.position: e for e in found.events}
 
     async def rebuild(self, who: Principal) -> int:
         await self.authorise(who, "rebuild", {})

@@ -25,10 +25,10 @@ from rich.table import Table
 
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
-from services.projections.reconcile import read_stores
+from services.projections.stores import store_endpoints
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.keys import load_public_key
-from shared.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.settings import SecuritySettings, ServiceSettings, SettingsError, stall_seconds
 
 app = typer.Typer(
     help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export."
@@ -39,7 +39,8 @@ Token = Annotated[str, typer.Option(envvar="TL_AUDITOR_TOKEN", help="auditor acc
 
 
 def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitable[T]]) -> T:
-    """Open the ledger, identify the auditor, run ``work``; errors end with exit code 2."""
+    """Open the ledger, identify the auditor, run ``work``; errors end with exit code 2
+    and one line saying what failed (never a traceback)."""
 
     async def main() -> T:
         settings, security = ServiceSettings.from_env("projections"), SecuritySettings.from_env()
@@ -50,7 +51,10 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         ledger = LedgerStore(settings.database)
         await ledger.open()
         try:
-            return await work(ProjectionsApplication(ledger, load_public_key(public)), who)
+            application = ProjectionsApplication(
+                ledger, load_public_key(public), store_endpoints(), stall_seconds()
+            )
+            return await work(application, who)
         finally:
             await ledger.close()
 
@@ -58,6 +62,9 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         return asyncio.run(main())
     except (AuthError, SettingsError) as error:
         console.print(f"[red]refused:[/red] {getattr(error, 'message', error)}")
+        raise typer.Exit(2) from None
+    except Exception as error:  # the ledger's database unreachable, a bad argument ...
+        console.print(f"[red]failed:[/red] {type(error).__name__}: {error}")
         raise typer.Exit(2) from None
 
 
@@ -115,14 +122,21 @@ def endpoints(
 
 
 @app.command()
-def verify(token: Token) -> None:
-    """Recompute every leaf and root, check every checkpoint signature."""
+def verify(
+    token: Token,
+    stores: Annotated[
+        bool, typer.Option(help="also compare every service's store with the ledger")
+    ] = True,
+) -> None:
+    """Recompute every leaf and root, check every checkpoint signature, and name every
+    event stored by a service but missing from the ledger (TL_<SERVICE>_URL)."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
         task = bar.add_task("reading and hashing the ledger ...", total=None)
-        report = run(
-            token,
-            lambda p, who: p.verify(who, lambda n: bar.update(task, description=f"{n} entries")),
-        )
+
+        def progress(n: int) -> None:
+            bar.update(task, description=f"{n} entries")
+
+        report = run(token, lambda p, who: p.verify(who, progress, token if stores else None))
     print(json.dumps(report.to_json(), indent=2))
     raise typer.Exit(0 if report.ok else 1)
 
@@ -192,12 +206,12 @@ def rebuild(token: Token) -> None:
 
 @app.command()
 def reconcile(token: Token) -> None:
-    """Every event of every service's store exactly once in the ledger, and nothing else."""
+    """Every event of every service's store exactly once in the ledger, byte for byte, and
+    nothing else; the stores are read through their services' APIs (TL_<SERVICE>_URL)."""
     with Progress(SpinnerColumn(), TextColumn("reading the event stores ..."), console=console):
-        stores = read_stores()
-        report = run(token, lambda p, who: p.reconcile(who, stores))
+        report = run(token, lambda p, who: p.reconcile(who, token))
     print(json.dumps(report, indent=2))
-    raise typer.Exit(0 if not any(report["differences"].values()) else 1)
+    raise typer.Exit(0 if report["ok"] else 1)
 
 
 def _short(value: Any, width: int = 40) -> str:

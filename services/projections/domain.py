@@ -19,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.projections.merkle import Frontier, leaf_hash
+from services.projections.reconcile import StoreFinding, StoreSummary
 from shared.keys import key_id
 
 LEAF_PREFIX = b"trial-ledger/entry/v1\n"
@@ -102,14 +103,22 @@ class Finding:
 
 @dataclass
 class VerificationReport:
+    """The ledger's integrity (``findings``) and, when the stores were compared, its
+    completeness: per service, what is stored but not in the ledger (``stores``)."""
+
     entries: int = 0
     checkpoints_checked: int = 0
     latest_checkpoint: int = 0  # the size the newest valid checkpoint signs
     findings: list[Finding] = field(default_factory=list)
+    stores: list[StoreSummary] | None = None  # None: the stores were not compared
 
     @property
     def ok(self) -> bool:
-        return not self.findings
+        return not self.findings and not self.store_findings
+
+    @property
+    def store_findings(self) -> list[StoreFinding]:
+        return [f for summary in self.stores or () for f in summary.findings]
 
     @property
     def first(self) -> Finding | None:
@@ -122,6 +131,8 @@ class VerificationReport:
             "checkpoints_checked": self.checkpoints_checked,
             "latest_checkpoint": self.latest_checkpoint,
             "findings": [f.__dict__ for f in self.findings],
+            "stores": None if self.stores is None else [s.to_json() for s in self.stores],
+            "store_findings": [f.__dict__ for f in self.store_findings],
         }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ class IngestOptions:
     checkpoint_every: int = 100  # entries
     checkpoint_interval: float = 10.0  # seconds
     poll_ms: int = 500
+    stall_after: float = 30.0  # seconds behind the topics before readiness fails
 
 
 def parse(
@@ -112,6 +114,8 @@ class Ingester:
         self._checkpointed = 0
         self._last_checkpoint = 0.0
         self.handled: Counter[str] = Counter()  # outcome -> records, since start
+        self._kept_up_at = time.monotonic()  # last time this ingester had read everything
+        self._last_error: str | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Ingest until ``stopping`` is set. One ingester writes at a time (a second one
@@ -125,7 +129,10 @@ class Ingester:
                         await self._session(stopping)
                 backoff = 0.5
             except Exception as error:
-                log.warning("ingest interrupted error=%r retry_in=%.1fs", error, backoff)
+                if self._last_error is None:
+                    log.warning("ingest interrupted error=%r retrying every %.1fs or less",
+                                error, backoff)  # fmt: skip
+                self._last_error = f"{type(error).__name__}: {error}"[:300]
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -149,6 +156,8 @@ class Ingester:
                     if await self.ingest(batch) and self.on_appended:
                         await self.on_appended()
                     await self._commit(consumer, batch)
+                else:
+                    self._kept_up(time.monotonic())  # nothing more to read
                 await self._maybe_checkpoint()
         finally:
             await consumer.stop()
@@ -172,6 +181,7 @@ class Ingester:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
         appended = await self.ledger.append(entries, dead, offsets)
+        self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
         for _position, leaf in appended:
             self.frontier.append(leaf)
@@ -189,6 +199,32 @@ class Ingester:
             dead_letters={GROUP_ID: int(dead)},
             consumed={(GROUP_ID, outcome): n for outcome, n in self.handled.items()},
         )
+
+    async def problems(self) -> dict[str, str]:
+        """Readiness: ``{"ingest": reason}`` while records wait on the topics and nothing
+        has been appended for ``stall_after`` seconds (read from the offsets stored with
+        the ledger, so a standby reports the active writer's state)."""
+        async with KafkaOffsets(self.bootstrap) as kafka:
+            ends = await kafka.end_offsets(self.topics)
+        stored = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
+        behind = {topic: n for topic, n in lag_by_topic(ends, stored).items() if n}
+        now = time.monotonic()
+        if not behind:
+            self._kept_up(now)
+            return {"ingest": "ok"}
+        waited = now - self._kept_up_at
+        if waited <= self.options.stall_after:
+            return {"ingest": "ok"}
+        topics = ", ".join(f"{topic} ({n})" for topic, n in sorted(behind.items()))
+        error = f"; last error: {self._last_error}" if self._last_error else ""
+        return {"ingest": f"stalled: {sum(behind.values())} record(s) not in the ledger, on "
+                          f"{topics}; nothing appended for {waited:.0f}s{error}"}  # fmt: skip
+
+    def _kept_up(self, now: float) -> None:
+        if self._last_error is not None:
+            log.warning("ingest resumed after error=%s", self._last_error)
+            self._last_error = None
+        self._kept_up_at = now
 
     async def checkpoint(self) -> None:
         """Sign the current tree head if it grew since the last checkpoint."""

@@ -13,10 +13,11 @@ import pytest
 from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
+from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
 from shared.provenance import Meaning, Role
 from shared.study_calendar import Infused
-from tests.support import NOW, SIGNER, VERIFIER, bearer, principal, signature_json
+from tests.support import NOW, SIGNER, VERIFIER, bearer, memory_outbox, principal, signature_json
 
 INFUSED_AT = NOW - timedelta(days=60)
 
@@ -39,7 +40,14 @@ def application() -> AssessmentsApplication:
 @pytest.fixture
 async def client(application: AssessmentsApplication) -> AsyncIterator[httpx.AsyncClient]:
     views: Any = Views()
-    app = create_app(application, views, views, VERIFIER, clock=lambda: NOW)
+    app = create_app(
+        application,
+        views,
+        views,
+        VERIFIER,
+        memory_outbox(application, PUBLICATION),
+        clock=lambda: NOW,
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://assessments") as client:
         yield client

@@ -108,6 +108,10 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
             s.topic for s in (identity, enrollment, infusion, adverse, assessments)
         )
         env["TL_CHECKPOINT_INTERVAL_SECONDS"] = "0.5"
+        for name in SERVICES:  # every service knows where the others answer
+            port = free_port()
+            env[f"TL_{name.upper()}_HTTP_PORT"] = str(port)
+            env[f"TL_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
         await _bootstrap_admin(env)
         processes: dict[str, ServiceProcess] = {}
         clients = [
@@ -148,7 +152,7 @@ class ServiceProcess:
 
     def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
         self.name = name
-        self.port = free_port()
+        self.port = int(env.get(f"TL_{name.upper()}_HTTP_PORT") or free_port())
         self.env = {**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(self.port)}
         self.log = folder / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None

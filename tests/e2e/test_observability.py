@@ -55,7 +55,8 @@ async def test_every_service_is_ready_and_exposes_its_metrics(stack: Stack) -> N
         assert (await process.client.get("/health")).status_code == 200
         ready = await process.client.get("/ready")
         assert ready.status_code == 200, f"{name}: {ready.text}"
-        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok"}
+        worker = "ingest" if name == "projections" else "relay"
+        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok", worker: "ok"}
         text = (await process.client.get("/metrics")).text
         assert sample(
             text, "trialledger_http_requests_total", service=name, route="/ready", status="200"

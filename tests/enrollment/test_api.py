@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
+from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import CRITERIA, Observation
 from shared.auth import Principal, TokenIssuer
 from shared.provenance import Meaning, Role
@@ -24,6 +25,7 @@ from tests.support import (
     VERIFIER,
     bearer,
     eligible_observations,
+    memory_outbox,
     principal,
     screening_json,
     signature_json,
@@ -53,7 +55,8 @@ def application() -> EnrollmentApplication:
 
 @pytest.fixture
 async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(application, VERIFIER, clock=lambda: NOW)
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
         yield client

@@ -16,8 +16,9 @@ import pytest
 from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
+from services.identity.publication import PUBLICATION
 from shared.provenance import Actor, Command, Meaning, Provenance, Role
-from tests.support import ISSUER, VERIFIER
+from tests.support import ISSUER, VERIFIER, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"
 PASSWORD = "lupus-trial-2026!"
@@ -56,7 +57,9 @@ def application() -> IdentityApplication:
 async def client(
     application: IdentityApplication, clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(application, ISSUER, VERIFIER, clock=clock)
+    app = create_app(
+        application, ISSUER, VERIFIER, memory_outbox(application, PUBLICATION), clock=clock
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
         yield c
 

@@ -14,12 +14,13 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import to_contract
+from services.enrollment.publication import PUBLICATION
 from shared.envelope import CloudEvent
 from shared.eventstore import postgres_env
 from shared.infusion_view import InfusionView
 from shared.logs import current_correlation_id
 from shared.observability import instrument
+from shared.outbox import Outbox
 from shared.readings import KafkaOffsets, Readings
 from shared.relay import Relay, RelayOptions
 from shared.settings import ServiceSettings
@@ -56,14 +57,8 @@ async def test_relay_lag_counts_committed_events_until_the_broker_has_them(
 ) -> None:
     for subject in ("S-201", "S-202", "S-203"):
         application.register_subject(subject, "ZJU-1", command())
-    relay = Relay(
-        application,
-        to_contract,
-        settings.database,
-        settings.kafka_bootstrap,
-        settings.topic,
-        RelayOptions(poll_interval=0.2),
-    )
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    relay = Relay(outbox, settings.kafka_bootstrap, RelayOptions(poll_interval=0.2))
     assert (await read(relay, settings)).relay_lag == {settings.topic: 3}
     stopping = asyncio.Event()
     running = asyncio.create_task(relay.run(stopping))

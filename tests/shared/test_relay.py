@@ -16,11 +16,12 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import to_contract
+from services.enrollment.publication import PUBLICATION, to_contract
 from shared.envelope import CloudEvent
 from shared.eventstore import postgres_env
+from shared.outbox import Outbox, published_position
 from shared.provenance import Meaning
-from shared.relay import Relay, RelayOptions, saved_position
+from shared.relay import Relay, RelayOptions
 from shared.settings import ServiceSettings
 from tests.support import SIGNER, command, consent, eventually, read_topic, screening, signing
 
@@ -42,9 +43,7 @@ def make_relay(settings: ServiceSettings, app: EnrollmentApplication) -> Relay:
     options = RelayOptions(
         batch_size=4, poll_interval=0.2, max_backoff=1.0, request_timeout_ms=2000
     )
-    return Relay(
-        app, to_contract, settings.database, settings.kafka_bootstrap, settings.topic, options
-    )
+    return Relay(Outbox.of(app, PUBLICATION, settings), settings.kafka_bootstrap, options)
 
 
 class Running:
@@ -90,7 +89,7 @@ def committed_ids(app: EnrollmentApplication) -> list[str]:
 
 
 async def position(settings: ServiceSettings) -> int:
-    return await saved_position(settings.database, settings.topic)
+    return await published_position(settings.database, settings.topic)
 
 
 def check_delivery(app: EnrollmentApplication, records: list[ConsumerRecord[bytes, bytes]]) -> None:
@@ -138,7 +137,7 @@ async def test_relay_stopped_mid_stream_resumes_without_loss(
 
     second = Running(make_relay(settings, application))
     relays.append(second)
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=30)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=30, distinct=True)
     check_delivery(application, records)
     await second.stop()
 
@@ -175,7 +174,9 @@ async def test_broker_outage_while_publishing_delays_but_loses_nothing(
         assert await position(settings) == 6  # nothing counts as sent without the broker's ack
     finally:
         await _infra("start", "kafka")
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=18, timeout=120)
+    records = await read_topic(
+        settings.kafka_bootstrap, settings.topic, expected=18, timeout=120, distinct=True
+    )
     check_delivery(application, records)
 
 
@@ -193,7 +194,9 @@ async def test_relay_started_during_broker_outage_retries_until_it_is_back(
         await eventually(lambda: _relay_interrupted(caplog), what="relay met the outage")
     finally:
         await _infra("start", "kafka")
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12, timeout=120)
+    records = await read_topic(
+        settings.kafka_bootstrap, settings.topic, expected=12, timeout=120, distinct=True
+    )
     check_delivery(application, records)
 
 

@@ -1,0 +1,131 @@
+"""The command services' event stores, read through their own read-only HTTP API
+(``shared.store_api``: ``GET /store/head`` and ``GET /store/events``), with the
+auditor's own token. The projections service never opens another service's database
+or imports its code.
+
+Reading never raises: a service that does not answer, or answers something unexpected,
+becomes a ``StoreProblem`` that ``verify`` and ``reconcile`` report as a finding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from services.projections.reconcile import StoredEvent, StoreEndpoint, StoreReading
+from shared.settings import DEFAULT_PORTS
+
+# The services whose stores feed the ledger (each publishes ``trialledger.<name>.events``).
+COMMAND_SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments")
+PAGE = 2000
+
+
+def store_endpoints(env: Mapping[str, str] | None = None) -> list[StoreEndpoint]:
+    """Each command service's base URL: ``TL_<SERVICE>_URL``, by default its local port."""
+    env = os.environ if env is None else env
+    return [
+        StoreEndpoint(
+            service,
+            env.get(f"TL_{service.upper()}_URL", f"http://127.0.0.1:{DEFAULT_PORTS[service]}"),
+        )
+        for service in COMMAND_SERVICES
+    ]
+
+
+class StoreReader:
+    """Reads the stores' APIs as the auditor whose bearer token it carries."""
+
+    def __init__(
+        self, endpoints: Sequence[StoreEndpoint], token: str, timeout: float = 15.0
+    ) -> None:
+        self.endpoints = list(endpoints)
+        self.token = token
+        self.timeout = timeout
+
+    async def heads(self) -> list[StoreReading]:
+        """Every store's head."""
+        async with self._client() as client:
+            return [await self._head(client, e) for e in self.endpoints]
+
+    async def events(
+        self, reading: StoreReading, payload: bool, positions: Sequence[int] | None = None
+    ) -> StoreReading:
+        """Fill ``reading.events``: the whole store, or only the events at ``positions``."""
+        async with self._client() as client:
+            try:
+                if positions is None:
+                    reading.events = await self._pages(client, reading.endpoint, payload)
+                else:
+                    reading.events = [
+                        event
+                        for position in positions
+                        for event in await self._page(
+                            client, reading.endpoint, position - 1, 1, payload
+                        )
+                        if event.position == position
+                    ]
+            except Exception as error:  # a finding, never a traceback
+                reading.problem = _why(reading.endpoint, error)
+        return reading
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            timeout=self.timeout, headers={"Authorization": f"Bearer {self.token}"}
+        )
+
+    async def _head(self, client: httpx.AsyncClient, endpoint: StoreEndpoint) -> StoreReading:
+        reading = StoreReading(endpoint)
+        try:
+            reading.head = _json(await client.get(f"{endpoint.url}/store/head"))
+        except Exception as error:
+            reading.problem = _why(endpoint, error)
+        return reading
+
+    async def _pages(
+        self, client: httpx.AsyncClient, endpoint: StoreEndpoint, payload: bool
+    ) -> list[StoredEvent]:
+        found: list[StoredEvent] = []
+        after: int | None = 0
+        while after is not None:
+            page = _json(
+                await client.get(
+                    f"{endpoint.url}/store/events",
+                    params={"after": after, "limit": PAGE, "payload": str(payload).lower()},
+                )
+            )
+            found.extend(StoredEvent.from_json(e) for e in page["events"])
+            after = page["next_after"]
+        return found
+
+    async def _page(
+        self,
+        client: httpx.AsyncClient,
+        endpoint: StoreEndpoint,
+        after: int,
+        limit: int,
+        payload: bool,
+    ) -> list[StoredEvent]:
+        page = _json(
+            await client.get(
+                f"{endpoint.url}/store/events",
+                params={"after": after, "limit": limit, "payload": str(payload).lower()},
+            )
+        )
+        return [StoredEvent.from_json(e) for e in page["events"]]
+
+
+def _json(response: httpx.Response) -> Any:
+    if response.status_code != 200:
+        raise StoreAnswered(f"answered {response.status_code}: {response.text[:300]}")
+    return response.json()
+
+
+class StoreAnswered(Exception):
+    """The store's API answered, but not with what was asked."""
+
+
+def _why(endpoint: StoreEndpoint, error: Exception) -> str:
+    return f"{endpoint.service} store at {endpoint.url}: {type(error).__name__}: {error}"[:500]

@@ -1,0 +1,393 @@
+"""A service's outbox: its event store read as what the relay publishes.
+
+- ``prepare``: a stored notification as the Kafka record the relay sends (key, value),
+  or the reason it cannot be one (a defect, never silently skipped).
+- The quarantine (``relay_quarantine``, in the service's own database): each record the
+  relay could not publish, with its reason. Rows are never deleted; a released row keeps
+  when it was released. Every later record of the same Kafka key is held there behind it,
+  so that a key's order on the topic is always its order in the store; other keys go on.
+- The head: position, count and hash of the last stored event, what the relay has
+  published and what waits, for readiness, metrics and the auditors' completeness check.
+
+The relay's saved position lives here too (``relay_positions``): the last notification
+id the broker acknowledged or the relay quarantined.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from eventsourcing.persistence import Notification
+
+from shared.envelope import CloudEvent
+from shared.eventstore import ServiceApplication
+from shared.publication import Publication, Unpublishable, event_id
+from shared.settings import DatabaseSettings, ServiceSettings
+
+_IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+
+# The schema name is checked as an identifier by shared.settings; values are parameters.
+_TABLES = """
+CREATE TABLE IF NOT EXISTS {schema}.relay_positions (
+    topic text PRIMARY KEY,
+    notification_id bigint NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS {schema}.relay_quarantine (
+    topic text NOT NULL,
+    notification_id bigint NOT NULL,
+    record_id uuid NOT NULL,
+    record_version integer NOT NULL,
+    event_id uuid NOT NULL,
+    event_type text NOT NULL,
+    kafka_key text NOT NULL,
+    reason text NOT NULL,
+    held_behind bigint,
+    quarantined_at timestamptz NOT NULL DEFAULT now(),
+    attempts integer NOT NULL DEFAULT 1,
+    last_attempt_at timestamptz NOT NULL DEFAULT now(),
+    released_at timestamptz,
+    PRIMARY KEY (topic, notification_id)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One stored event as the relay would publish it, or why it cannot be."""
+
+    position: int  # the notification id in the store's log
+    record_id: UUID
+    record_version: int
+    event_id: UUID
+    event_type: str  # the published type, or the stored class when it cannot be published
+    key: str
+    recorded_at: datetime | None  # None only when the stored event cannot be read
+    value: bytes | None = None
+    problem: str | None = None
+
+    def to_json(self, payload: bool = True) -> dict[str, Any]:
+        document: dict[str, Any] = {
+            "position": self.position,
+            "event_id": str(self.event_id),
+            "record_id": str(self.record_id),
+            "record_version": self.record_version,
+        }
+        if payload:
+            document.update(
+                event_type=self.event_type,
+                key=self.key,
+                recorded_at=None if self.recorded_at is None else self.recorded_at.isoformat(),
+                payload=None if self.value is None else self.value.decode(),
+                problem=self.problem,
+            )
+        return document
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A record the relay could not publish, from ``relay_quarantine``."""
+
+    position: int
+    event_id: UUID
+    event_type: str
+    key: str
+    reason: str
+    held_behind: int | None
+    quarantined_at: datetime
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "event_id": str(self.event_id),
+            "event_type": self.event_type,
+            "key": self.key,
+            "reason": self.reason,
+            "held_behind": self.held_behind,
+            "quarantined_at": self.quarantined_at.isoformat(),
+            "attempts": self.attempts,
+        }
+
+
+@dataclass(frozen=True)
+class Head:
+    """Where the store and its relay stand (read from the database: the truth, whoever
+    runs the relay)."""
+
+    service: str
+    topic: str
+    position: int  # the newest notification id (0: empty store)
+    count: int  # stored events
+    last_event_id: UUID | None
+    last_event_hash: str | None  # SHA-256 of the last event's published bytes
+    published_position: int  # last notification id the relay is done with
+    unpublished: int  # stored after the published position
+    oldest_unpublished: Outgoing | None
+    oldest_unpublished_age: float | None  # seconds since it was recorded
+    quarantined: Sequence[Quarantined]
+    read_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        oldest = self.oldest_unpublished
+        return {
+            "service": self.service,
+            "topic": self.topic,
+            "position": self.position,
+            "count": self.count,
+            "last_event_id": None if self.last_event_id is None else str(self.last_event_id),
+            "last_event_hash": self.last_event_hash,
+            "published_position": self.published_position,
+            "unpublished": self.unpublished,
+            "oldest_unpublished": None if oldest is None else oldest.to_json(payload=False),
+            "oldest_unpublished_age_seconds": self.oldest_unpublished_age,
+            "quarantined": [q.to_json() for q in self.quarantined],
+            "read_at": self.read_at.isoformat(),
+        }
+
+
+class Outbox:
+    """One service's store, its publication mapping, its topic and its relay's state."""
+
+    def __init__(
+        self,
+        application: ServiceApplication,
+        publication: Publication,
+        database: DatabaseSettings,
+        topic: str,
+    ) -> None:
+        table = f"{application.name.lower()}_events"
+        if not _IDENTIFIER.fullmatch(table):
+            raise ValueError(f"event table name {table!r} is not a plain identifier")
+        self.application = application
+        self.publication = publication
+        self.database = database
+        self.topic = topic
+        self._schema = f'"{database.schema}"'
+        self._events_table = f'{self._schema}."{table}"'
+        self._first_seen: dict[int, float] = {}  # unreadable events' age, from first sight
+
+    @classmethod
+    def of(
+        cls, application: ServiceApplication, publication: Publication, settings: ServiceSettings
+    ) -> Outbox:
+        """The outbox of a service run with ``settings`` (its database and topic)."""
+        return cls(application, publication, settings.database, settings.topic)
+
+    @property
+    def service(self) -> str:
+        return self.publication.service
+
+    def sql(self, template: str) -> str:
+        return template.format(schema=self._schema, events=self._events_table)
+
+    # --- the store, as published ----------------------------------------------------------
+
+    def select(self, after: int, limit: int) -> Sequence[Notification]:
+        """Notifications after ``after``, in log order (blocking: call in a thread)."""
+        return self.application.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+
+    def notification(self, position: int) -> Notification | None:
+        found = self.application.recorder.select_notifications(start=position, limit=1)
+        return found[0] if found and found[0].id == position else None
+
+    def prepare(self, notification: Notification) -> Outgoing:
+        """The notification as the record the relay sends, or why it cannot be one."""
+        record_id = _uuid(notification.originator_id)
+        base: dict[str, Any] = {
+            "position": notification.id,
+            "record_id": record_id,
+            "record_version": notification.originator_version,
+            "event_id": event_id(record_id, notification.originator_version),
+        }
+        try:
+            event = self.application.mapper.to_domain_event(notification)
+        except Exception as error:  # the stored event cannot even be read back
+            problem = f"unreadable: {type(error).__name__}: {error}"[:1000]
+            return Outgoing(**base, event_type=notification.topic, key=str(record_id),
+                            recorded_at=None, problem=problem)  # fmt: skip
+        recorded_at = getattr(event, "timestamp", None)
+        try:
+            data = self.publication.to_contract(event)
+            envelope = CloudEvent.wrap(data, sequence=notification.id)
+            value = envelope.to_kafka_value()
+        except Unpublishable as error:
+            return Outgoing(**base, event_type=type(event).__qualname__, key=error.key,
+                            recorded_at=recorded_at, problem=error.reason)  # fmt: skip
+        except Exception as error:  # the envelope refused the contract: a defect too
+            return Outgoing(**base, event_type=type(event).__qualname__,
+                            key=self.publication.key(event), recorded_at=recorded_at,
+                            problem=f"{type(error).__name__}: {error}"[:1000])  # fmt: skip
+        return Outgoing(**base, event_type=envelope.type, key=envelope.kafka_key().decode(),
+                        recorded_at=recorded_at, value=value)  # fmt: skip
+
+    def events(self, after: int, limit: int, payload: bool = True) -> list[Outgoing]:
+        """Stored events after ``after`` as published (blocking: call in a thread); without
+        ``payload`` only their positions and ids, which needs no decoding."""
+        notifications = self.select(after, limit)
+        if payload:
+            return [self.prepare(n) for n in notifications]
+        return [
+            Outgoing(n.id, _uuid(n.originator_id), n.originator_version,
+                     event_id(_uuid(n.originator_id), n.originator_version), n.topic, "", None)
+            for n in notifications
+        ]  # fmt: skip
+
+    # --- the relay's state -------------------------------------------------------------
+
+    async def create_tables(self, connection: asyncpg.Connection) -> None:
+        await connection.execute(self.sql(_TABLES))
+
+    async def saved_position(self, connection: asyncpg.Connection) -> int:
+        value = await connection.fetchval(
+            self.sql("SELECT notification_id FROM {schema}.relay_positions WHERE topic = $1"),
+            self.topic,
+        )
+        return int(value or 0)
+
+    async def save(
+        self,
+        connection: asyncpg.Connection,
+        position: int,
+        quarantine: Sequence[tuple[Outgoing, str, int | None]] = (),
+    ) -> None:
+        """Save the relay's position and quarantine records in one transaction: a record
+        the relay passes over is always either acknowledged or quarantined."""
+        async with connection.transaction():
+            for outgoing, reason, held_behind in quarantine:
+                await connection.execute(
+                    self.sql(
+                        "INSERT INTO {schema}.relay_quarantine (topic, notification_id, "
+                        "record_id, record_version, event_id, event_type, kafka_key, reason, "
+                        "held_behind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+                        "ON CONFLICT (topic, notification_id) DO NOTHING"
+                    ),
+                    self.topic, outgoing.position, outgoing.record_id, outgoing.record_version,
+                    outgoing.event_id, outgoing.event_type, outgoing.key, reason, held_behind,
+                )  # fmt: skip
+            await connection.execute(
+                self.sql(
+                    "INSERT INTO {schema}.relay_positions (topic, notification_id) "
+                    "VALUES ($1, $2) ON CONFLICT (topic) DO UPDATE SET "
+                    "notification_id = EXCLUDED.notification_id, updated_at = now()"
+                ),
+                self.topic,
+                position,
+            )
+
+    async def quarantined(self, connection: asyncpg.Connection) -> list[Quarantined]:
+        """The records still held, in store order."""
+        rows = await connection.fetch(
+            self.sql(
+                "SELECT notification_id, event_id, event_type, kafka_key, reason, held_behind, "
+                "quarantined_at, attempts FROM {schema}.relay_quarantine "
+                "WHERE topic = $1 AND released_at IS NULL ORDER BY notification_id"
+            ),
+            self.topic,
+        )
+        return [Quarantined(*row.values()) for row in rows]
+
+    async def release(self, connection: asyncpg.Connection, position: int) -> None:
+        await connection.execute(
+            self.sql(
+                "UPDATE {schema}.relay_quarantine SET released_at = now(), "
+                "last_attempt_at = now(), attempts = attempts + 1 "
+                "WHERE topic = $1 AND notification_id = $2"
+            ),
+            self.topic,
+            position,
+        )
+
+    async def still_held(
+        self, connection: asyncpg.Connection, position: int, reason: str, held_behind: int | None
+    ) -> None:
+        await connection.execute(
+            self.sql(
+                "UPDATE {schema}.relay_quarantine SET reason = $3, held_behind = $4, "
+                "last_attempt_at = now(), attempts = attempts + 1 "
+                "WHERE topic = $1 AND notification_id = $2"
+            ),
+            self.topic, position, reason, held_behind,
+        )  # fmt: skip
+
+    # --- the head ----------------------------------------------------------------------
+
+    async def head(self) -> Head:
+        """The store's head and its relay's state, read now."""
+        connection = await asyncpg.connect(self.database.dsn, timeout=10)
+        try:
+            await self.create_tables(connection)
+            count, position = await connection.fetchrow(
+                self.sql("SELECT count(*), coalesce(max(notification_id), 0) FROM {events}")
+            )
+            published = await self.saved_position(connection)
+            unpublished = await connection.fetchval(
+                self.sql("SELECT count(*) FROM {events} WHERE notification_id > $1"), published
+            )
+            quarantined = await self.quarantined(connection)
+        finally:
+            await connection.close()
+        last, oldest = await asyncio.to_thread(self._ends, position, published)
+        return Head(
+            service=self.service,
+            topic=self.topic,
+            position=position,
+            count=count,
+            last_event_id=None if last is None else last.event_id,
+            last_event_hash=None if last is None or last.value is None else _sha256(last.value),
+            published_position=published,
+            unpublished=unpublished,
+            oldest_unpublished=oldest,
+            oldest_unpublished_age=None if oldest is None else self._age(oldest),
+            quarantined=quarantined,
+            read_at=datetime.now(UTC),
+        )
+
+    def _ends(self, position: int, published: int) -> tuple[Outgoing | None, Outgoing | None]:
+        last = self.notification(position) if position else None
+        waiting = self.select(published, 1) if position > published else []
+        return (
+            None if last is None else self.prepare(last),
+            self.prepare(waiting[0]) if waiting else None,
+        )
+
+    def _age(self, outgoing: Outgoing) -> float:
+        if outgoing.recorded_at is not None:
+            return max(0.0, (datetime.now(UTC) - outgoing.recorded_at).total_seconds())
+        first = self._first_seen.setdefault(outgoing.position, time.monotonic())
+        return time.monotonic() - first
+
+
+async def published_position(database: DatabaseSettings, topic: str) -> int:
+    """The last notification id the relay of ``topic`` is done with (0: none yet)."""
+    connection = await asyncpg.connect(database.dsn)
+    try:
+        table = f'"{database.schema}".relay_positions'
+        if not await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+            return 0
+        found = await connection.fetchval(
+            f"SELECT notification_id FROM {table} WHERE topic = $1",  # noqa: S608
+            topic,
+        )
+        return int(found or 0)
+    finally:
+        await connection.close()
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)
+
+
+def _sha256(value: bytes) -> str:
+    return hashlib.sha256(value).hexdigest()
