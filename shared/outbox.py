@@ -327,15 +327,18 @@ class Outbox:
         """The store's head and its relay's state, read now."""
         connection = await asyncpg.connect(self.database.dsn, timeout=10)
         try:
-            await self.create_tables(connection)
             count, position = await connection.fetchrow(
                 self.sql("SELECT count(*), coalesce(max(notification_id), 0) FROM {events}")
             )
-            published = await self.saved_position(connection)
+            # read only: before the relay's first start its tables do not exist yet
+            relayed = await connection.fetchval(
+                "SELECT to_regclass($1) IS NOT NULL", self.sql("{schema}.relay_quarantine")
+            )
+            published = await self.saved_position(connection) if relayed else 0
             unpublished = await connection.fetchval(
                 self.sql("SELECT count(*) FROM {events} WHERE notification_id > $1"), published
             )
-            quarantined = await self.quarantined(connection)
+            quarantined = await self.quarantined(connection) if relayed else []
         finally:
             await connection.close()
         last, oldest = await asyncio.to_thread(self._ends, position, published)

@@ -99,6 +99,11 @@ class Publication:
         return [*sorted(self._record_types, key=lambda c: c.__qualname__), _DENIED]
 
     @property
+    def events(self) -> dict[type, Mapped]:
+        """The table: each stored event class, its contract and its fields."""
+        return dict(self._mapped)
+
+    @property
     def contracts(self) -> list[type[EventData]]:
         """Every contract this service publishes, by event type."""
         found = {contract for contract, _ in self._mapped.values()} | {AccessDeniedV1}

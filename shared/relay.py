@@ -118,6 +118,8 @@ class Relay:
                     self._outage.ended()
                     backoff = 0.2
                     await self._pump(connection, producer, stopping)
+            except TopicLimitChanged as change:
+                log.warning("relay restarting its session topic=%s: %s", self.topic, change)
             except Exception as error:  # any outage: wait, then resume from the saved position
                 self._outage.failed(error, self.position, backoff)
                 await _wait_any(stopping, timeout=backoff)
@@ -178,6 +180,8 @@ class Relay:
         held while an earlier one of its key does. Returns (released, still held)."""
         self._retry_now.clear()
         held = await self.outbox.quarantined(connection)
+        if held and await self._topic_limit() != self.max_record_bytes:
+            raise TopicLimitChanged("the topic's max.message.bytes changed: new producer")
         self._held = {}
         released = 0
         for row in held:
@@ -305,12 +309,16 @@ class Relay:
         if payload in ("", self.topic):
             self._retry_now.set()
 
+    async def _topic_limit(self) -> int:
+        config = await topic_config(self.bootstrap, self.topic)
+        return min(int(config.get("max.message.bytes", _PRODUCER_MAX_REQUEST)),
+                   _PRODUCER_MAX_REQUEST)  # fmt: skip
+
     async def _producer(self, stack: AsyncExitStack) -> AIOKafkaProducer:
         # A record larger than the topic takes would fail the batch it rides in: the
         # producer never builds a request larger than the topic's limit, and a record
         # over it is refused before it is sent.
-        limit = await _topic_limit(self.bootstrap, self.topic)
-        self.max_record_bytes = min(limit, _PRODUCER_MAX_REQUEST)
+        self.max_record_bytes = await self._topic_limit()
         producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap,
             enable_idempotence=True,  # with acks=all: no duplicates from the producer's retries
@@ -383,13 +391,13 @@ def _log_quarantined(topic: str, record: Outgoing, reason: str, held_behind: int
                     topic, record.position, held_behind, record.key)  # fmt: skip
 
 
-async def _topic_limit(bootstrap: str, topic: str) -> int:
-    config = await topic_config(bootstrap, topic)
-    return int(config.get("max.message.bytes", _PRODUCER_MAX_REQUEST))
-
-
 class RelayStopped(Exception):
     """The relay was asked to stop before the broker acknowledged a batch."""
+
+
+class TopicLimitChanged(Exception):
+    """The topic's size limit changed while records were held for it: a new session (and
+    producer) takes the new limit."""
 
 
 async def _first(delivered: asyncio.Future[Any], stopping: asyncio.Event) -> bool:
