@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
@@ -275,10 +277,20 @@ class AdverseEvent(SubjectRecord):
 
 REVIEW_SIGNATURE = Meaning.APPROVAL
 NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
+_REVIEWS = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:safety-review")
+
+
+def safety_review_id(review_number: int) -> UUID:
+    """A review's record is named by its number, so that the number is approved once."""
+    return uuid5(_REVIEWS, str(review_number))
 
 
 class SafetyReview(SubjectRecord):
     """A signed safety review that opens the next cohort (3+3). Not about one subject."""
+
+    @staticmethod
+    def create_id(review_number: int, **_: Any) -> UUID:
+        return safety_review_id(review_number)
 
     @classmethod
     def approve(
