@@ -163,12 +163,12 @@ class IdentityApplication(ServiceApplication):
         user.check_can_authenticate()
         verdicts: dict[str, bool] = {}  # password hash -> whether the credentials match it
 
-        def credentials_match(user: User) -> bool:
-            if user.password_hash not in verdicts:
-                verdicts[user.password_hash] = user_id_matches and self._password_matches(
-                    user, password
+        def credentials_match(account: User) -> bool:
+            if account.password_hash not in verdicts:
+                verdicts[account.password_hash] = user_id_matches and self._password_matches(
+                    account, password
                 )
-            return verdicts[user.password_hash]
+            return verdicts[account.password_hash]
 
         credentials_match(user)  # the slow part, before the account's lock
         failed = False
@@ -219,8 +219,7 @@ class IdentityApplication(ServiceApplication):
 class AccountLocks:
     """One lock per account, so that this process saves one command per account at a time.
 
-    A lock lives while someone holds or waits for it: unknown ids tried at login leave
-    nothing behind.
+    A lock lives only while someone holds or waits for it, so the table stays small.
     """
 
     def __init__(self) -> None:
