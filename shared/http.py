@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -60,16 +60,24 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
         # the event store is down or unreachable: retry later, nothing was recorded
         OperationalError: 503,
         InterfaceError: 503,
+        # a stale save that no application path decided again: nothing was recorded
+        IntegrityError: 409,
         **statuses,
     }
 
     async def handle(request: Request, error: Exception) -> JSONResponse:
-        status = next(registry[cls] for cls in type(error).__mro__ if cls in registry)
+        registered = next(cls for cls in type(error).__mro__ if cls in registry)
+        status = registry[registered]
         body = ErrorBody(
             code=getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error"),
-            message=getattr(error, "message", str(error)),
+            message=getattr(error, "message", None)
+            or _LIBRARY_MESSAGES.get(registered)
+            or str(error),
             details=getattr(error, "details", {}),
         )
+        if registered is IntegrityError:
+            # the safety net caught it: the command's save path should reload and re-decide
+            log.warning("save conflict not decided again path=%s", request.url.path)
         log.info(
             "command refused path=%s status=%d code=%s correlation_id=%s",
             request.url.path,
@@ -93,7 +101,12 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
     app.add_exception_handler(RequestValidationError, invalid_request)
 
 
-_CODES_BY_STATUS = {404: "not_found", 503: "service_unavailable"}
+_CODES_BY_STATUS = {404: "not_found", 409: "conflict", 503: "service_unavailable"}
+# Said instead of a library error's own text, which names tables and keys.
+_LIBRARY_MESSAGES: dict[type[Exception], str] = {
+    IntegrityError: "the record changed while this command was decided; nothing was "
+    "recorded: read it again and retry",
+}
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -196,6 +197,24 @@ async def eventually(
             return
         await asyncio.sleep(0.2)
     raise AssertionError(f"{what} did not hold within {timeout}s")
+
+
+async def at_once(
+    times: int, request: Callable[[], Awaitable[httpx.Response]]
+) -> list[httpx.Response]:
+    """The same request sent ``times`` times concurrently (through ``httpx.ASGITransport``
+    the service's sync endpoints then run on parallel threads, as under uvicorn)."""
+    return list(await asyncio.gather(*(request() for _ in range(times))))
+
+
+def one_success_and_conflicts(responses: list[httpx.Response], success: int) -> list[str]:
+    """Exactly one answer is ``success``, every other a coded 409; returns the 409s' codes."""
+    statuses = [r.status_code for r in responses]
+    assert statuses.count(success) == 1, [(r.status_code, r.text) for r in responses]
+    conflicts = [r for r in responses if r.status_code != success]
+    assert all(r.status_code == 409 for r in conflicts), [r.text for r in conflicts]
+    assert all(set(r.json()) == {"code", "message", "details"} for r in conflicts)
+    return [r.json()["code"] for r in conflicts]
 
 
 @asynccontextmanager

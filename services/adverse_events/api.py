@@ -313,7 +313,7 @@ def create_app(
         )  # fmt: skip
         infused = await view.all_infused()
         review = await asyncio.to_thread(
-            application.approve_safety_review, body.approved_level, infused,
+            application.approve_safety_review, number, body.approved_level, infused,
             command(caller), assertion,
         )  # fmt: skip
         return {"id": str(review.id), "approved_level": review.approved_level, "review": number}

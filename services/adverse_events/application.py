@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
@@ -135,16 +136,24 @@ class AdverseEventsApplication(ServiceApplication):
 
     def approve_safety_review(
         self,
+        review_number: int,
         approved_level: int,
         infused: dict[str, Infused],
         command: Command,
         signing: SigningAssertion,
     ) -> SafetyReview:
-        """Open the next cohort at ``approved_level``, signed, if the 3+3 state allows it."""
+        """Approve review ``review_number`` (the one the signer signed for), opening the
+        next cohort at ``approved_level``, if the 3+3 state allows it; once per number."""
         state = self.cohort(infused, command.now)
-        review = SafetyReview.approve(state, approved_level, self.reviews_so_far() + 1, command)
+        review = SafetyReview.approve(state, approved_level, review_number, command)
         review.sign(self.sign_last_decision(review, signing, command, to_contract), command)
-        self.save(review)
+        try:
+            self.save(review)
+        except IntegrityError:
+            raise errors.ReviewAlreadyApproved(
+                f"safety review {review_number} is approved already; sign the next one",
+                review=review_number,
+            ) from None
         return review
 
     def _events_of(self, event_class: type) -> list[Any]:

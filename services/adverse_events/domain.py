@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
 
@@ -287,6 +288,12 @@ class AdverseEvent(SubjectRecord):
 
 REVIEW_SIGNATURE = Meaning.APPROVAL
 NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
+_REVIEWS = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:safety-review")
+
+
+def safety_review_id(review_number: int) -> UUID:
+    """A review's record is named by its number, so that the number is approved once."""
+    return uuid5(_REVIEWS, str(review_number))
 
 
 class SafetyReview(SubjectRecord):
@@ -296,6 +303,10 @@ class SafetyReview(SubjectRecord):
     # its published contract by the service's shared.publication.Publication).
     if TYPE_CHECKING:
         SafetyReviewApproved: ClassVar[type[SubjectRecord.Event]]
+
+    @staticmethod
+    def create_id(review_number: int, **_: Any) -> UUID:
+        return safety_review_id(review_number)
 
     @classmethod
     def approve(

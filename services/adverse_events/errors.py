@@ -110,3 +110,9 @@ class ReviewRefused(OutOfSequence):
     dosed subject's DLT window has closed."""
 
     code = "safety_review_refused"
+
+
+class ReviewAlreadyApproved(OutOfSequence):
+    """Each safety review (by its number) is approved once; the next one is signed anew."""
+
+    code = "safety_review_already_approved"

@@ -2,15 +2,22 @@
 
 Passwords are hashed with argon2 here and never logged. A failed login or signing
 is saved (and may lock the account) before the refusal is raised.
+
+Parallel commands on one account: this process saves one at a time per account (its
+lock), each decided on the account as it is then; a save made stale by another identity
+process is decided again on the reloaded account. So parallel wrong passwords are each
+counted and lock the account as a sequential run would (docs/security.md).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar
 from uuid import UUID
+from weakref import WeakValueDictionary
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -29,11 +36,15 @@ class IdentityApplication(ServiceApplication):
 
     name = "identity"
     value_types: ClassVar[tuple[type, ...]] = (Actor, Provenance)
+    # Only another identity process can make a save of an account stale (this one saves
+    # one command per account at a time); each such save is decided again, this often.
+    save_attempts = 10
 
     def __init__(self, env: dict[str, str] | None = None, policy: AccountPolicy | None = None):
         super().__init__(env=env)
         self.policy = policy or AccountPolicy()
         self.hasher = PasswordHasher()
+        self._accounts = AccountLocks()
 
     # --- administration --------------------------------------------------------------
 
@@ -61,16 +72,16 @@ class IdentityApplication(ServiceApplication):
         return bool(self.recorder.max_notification_id())
 
     def grant_role(self, user_id: str, role: Role, command: Command) -> User:
-        return self._change(user_id, lambda user: user.grant_role(role, command))
+        return self._saved(user_id, lambda user: user.grant_role(role, command))
 
     def revoke_role(self, user_id: str, role: Role, reason: str, command: Command) -> User:
-        return self._change(user_id, lambda user: user.revoke_role(role, reason, command))
+        return self._saved(user_id, lambda user: user.revoke_role(role, reason, command))
 
     def deactivate_user(self, user_id: str, reason: str, command: Command) -> User:
-        return self._change(user_id, lambda user: user.deactivate(reason, command))
+        return self._saved(user_id, lambda user: user.deactivate(reason, command))
 
     def unlock_user(self, user_id: str, reason: str, command: Command) -> User:
-        return self._change(user_id, lambda user: user.unlock(reason, command))
+        return self._saved(user_id, lambda user: user.unlock(reason, command))
 
     def get_user(self, user_id: str) -> User:
         return self._load(user_record_id(user_id), user_id)
@@ -79,11 +90,13 @@ class IdentityApplication(ServiceApplication):
 
     def log_in(self, user_id: str, password: str, command: Command) -> Principal:
         """Check id and password; open a login session, or record the failure."""
-        user = self._authenticated(user_id, password, command, User.fail_login)
-        command = _as_user(command, user)
         session_id = new_session_id()
-        user.log_in(session_id, command, self.policy)
-        self.save(user)
+        user = self._attempt(
+            user_id,
+            password,
+            succeed=lambda user: user.log_in(session_id, _as_user(command, user), self.policy),
+            fail=lambda user: user.fail_login(_as_user(command, user), self.policy),
+        )
         return Principal(user.user_id, user.printed_name, user.site, user.roles, session_id)
 
     def change_password(
@@ -91,10 +104,12 @@ class IdentityApplication(ServiceApplication):
     ) -> User:
         """Change a password by proving the current one (allowed when it has aged)."""
         new_hash = self.hasher.hash(check_password(user_id, new_password))
-        user = self._authenticated(user_id, current_password, command, User.fail_login)
-        user.change_password(new_hash, _as_user(command, user))
-        self.save(user)
-        return user
+        return self._attempt(
+            user_id,
+            current_password,
+            succeed=lambda user: user.change_password(new_hash, _as_user(command, user)),
+            fail=lambda user: user.fail_login(_as_user(command, user), self.policy),
+        )
 
     def authenticate_signing(
         self,
@@ -106,58 +121,70 @@ class IdentityApplication(ServiceApplication):
         command: Command,
     ) -> SigningAssertion:
         """Re-authenticate the caller for one signature (Part 11 §11.200(a)(1))."""
-        user = self.get_user(principal.user_id)
-        user.check_can_authenticate()
-        if user_id_given is not None and user_id_given != principal.user_id:
-            user.fail_signing(principal.session_id, command, self.policy)
-            self.save(user)
-            raise errors.InvalidCredentials("user id and password do not match")
-        if not self._password_matches(user, password):
-            user.fail_signing(principal.session_id, command, self.policy)
-            self.save(user)
-            raise errors.InvalidCredentials("user id and password do not match")
         assertion_id = str(uuid.uuid4())
-        user.authenticate_signing(
-            principal.session_id,
-            user_id_given,
-            meaning,
-            purpose,
-            assertion_id,
-            command,
-            self.policy,
+        session_id = principal.session_id
+        user = self._attempt(
+            principal.user_id,
+            password,
+            succeed=lambda user: user.authenticate_signing(
+                session_id, user_id_given, meaning, purpose, assertion_id, command, self.policy
+            ),
+            fail=lambda user: user.fail_signing(session_id, command, self.policy),
+            user_id_matches=user_id_given in (None, principal.user_id),
         )
-        self.save(user)
         return SigningAssertion(
-            assertion_id,
-            user.user_id,
-            user.printed_name,
-            principal.session_id,
-            meaning,
-            purpose,
+            assertion_id, user.user_id, user.printed_name, session_id, meaning, purpose,
             command.now,
-        )
+        )  # fmt: skip
 
     def log_out(self, principal: Principal, command: Command) -> None:
-        self._change(principal.user_id, lambda user: user.log_out(principal.session_id, command))
+        self._saved(principal.user_id, lambda user: user.log_out(principal.session_id, command))
 
-    def _authenticated(
+    def _attempt(
         self,
         user_id: str,
         password: str,
-        command: Command,
-        record_failure: Callable[[User, Command, AccountPolicy], None],
+        succeed: Callable[[User], None],
+        fail: Callable[[User], None],
+        user_id_matches: bool = True,
     ) -> User:
+        """Check a password, then record ``succeed`` or ``fail`` (which counts towards
+        lockout), decided on the account as it is when the outcome is saved.
+
+        argon2 runs before the account's lock is taken (and again under it only if the
+        password changed meanwhile). A refusal that depends on the password is raised only
+        once the failure is recorded; an attempt that cannot be recorded answers 409 whatever
+        the password was, so that going parallel buys no uncounted guess.
+        """
         try:
             user = self.get_user(user_id)
         except errors.UserNotFound:
             raise errors.InvalidCredentials("user id and password do not match") from None
-        command = _as_user(command, user)
         user.check_can_authenticate()
-        if not self._password_matches(user, password):
-            record_failure(user, command, self.policy)
-            self.save(user)
-            if user.locked:
-                user.check_can_authenticate()  # raises AccountLocked: this attempt locked it
+        verdicts: dict[str, bool] = {}  # password hash -> whether the credentials match it
+
+        def credentials_match(account: User) -> bool:
+            if account.password_hash not in verdicts:
+                verdicts[account.password_hash] = user_id_matches and self._password_matches(
+                    account, password
+                )
+            return verdicts[account.password_hash]
+
+        credentials_match(user)  # the slow part, before the account's lock
+        failed = False
+
+        def decide(latest: User) -> None:
+            nonlocal failed
+            latest.check_can_authenticate()  # a parallel attempt may have locked it since
+            failed = not credentials_match(latest)
+            if failed:
+                fail(latest)
+            else:
+                succeed(latest)
+
+        user = self._saved(user_id, decide)
+        if failed:
+            user.check_can_authenticate()  # raises AccountLocked: this attempt locked it
             raise errors.InvalidCredentials("user id and password do not match")
         return user
 
@@ -167,12 +194,19 @@ class IdentityApplication(ServiceApplication):
         except (VerificationError, InvalidHashError):
             return False
 
-    def _change(self, user_id: str, decide: Callable[[User], None]) -> User:
-        return self.saved_with_retry(
-            lambda: self._load(user_record_id(user_id), user_id),
-            decide,
-            lambda: errors.Conflict(f"user {user_id} kept changing underneath this command"),
-        )
+    def _saved(self, user_id: str, decide: Callable[[User], None]) -> User:
+        """Load, decide and save one account, under its lock in this process; a save made
+        stale by another identity process is decided again on the reloaded account."""
+        with self._accounts.lock(user_id):
+            return self.saved_with_retry(
+                lambda: self.get_user(user_id),
+                decide,
+                lambda: errors.Conflict(
+                    f"user {user_id} kept changing underneath this command; retry",
+                    user_id=user_id,
+                ),
+                attempts=self.save_attempts,
+            )
 
     def _load(self, record_id: UUID, user_id: str) -> User:
         try:
@@ -180,6 +214,24 @@ class IdentityApplication(ServiceApplication):
         except AggregateNotFoundError:
             raise errors.UserNotFound(user_id) from None
         return user
+
+
+class AccountLocks:
+    """One lock per account, so that this process saves one command per account at a time.
+
+    A lock lives only while someone holds or waits for it, so the table stays small.
+    """
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: WeakValueDictionary[str, threading.Lock] = WeakValueDictionary()
+
+    def lock(self, user_id: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(user_id)
+            if lock is None:
+                lock = self._locks[user_id] = threading.Lock()
+            return lock
 
 
 def _as_user(command: Command, user: User) -> Command:

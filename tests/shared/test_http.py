@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from eventsourcing.persistence import OperationalError
+from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi import FastAPI
 
 from shared.http import install_error_mapping
@@ -54,3 +54,13 @@ async def test_unreachable_event_store_is_503_service_unavailable() -> None:
     response = await get(app_raising(OperationalError("connection refused")))
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
+
+
+async def test_a_stale_save_that_reaches_the_edge_is_a_coded_409_without_database_text() -> None:
+    stale = IntegrityError('duplicate key value violates unique constraint "identity_events_pkey"')
+    response = await get(app_raising(stale))
+    assert response.status_code == 409
+    body = response.json()
+    assert (body["code"], body["details"]) == ("conflict", {})
+    assert "nothing was recorded" in body["message"]
+    assert "identity_events" not in body["message"]

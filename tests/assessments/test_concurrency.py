@@ -1,0 +1,120 @@
+"""Parallel commands on one subject's assessments, through the HTTP API, on the real
+PostgreSQL: never a 5xx; an identical command is recorded once, the others are coded 409s.
+
+The local views are replaced by fixed answers (the real views run in tests/e2e)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from services.assessments.api import create_app
+from services.assessments.application import AssessmentsApplication
+from services.assessments.domain import VitalStatus
+from services.assessments.publication import PUBLICATION
+from services.assessments.rules import SledaiItem
+from shared.eventstore import postgres_env
+from shared.provenance import Meaning
+from shared.settings import ServiceSettings
+from shared.study_calendar import Infused
+from tests.support import (
+    NOW,
+    SIGNER,
+    VERIFIER,
+    at_once,
+    bearer,
+    isolated,
+    memory_outbox,
+    one_success_and_conflicts,
+    signature_json,
+)
+
+pytestmark = pytest.mark.integration
+PARALLEL = 10
+INFUSED_AT = NOW - timedelta(days=60)
+
+
+class Views:
+    """S-001 infused 60 days ago and alive."""
+
+    async def infused(self, subject_id: str) -> Infused | None:
+        return Infused(INFUSED_AT, 1) if subject_id == "S-001" else None
+
+    async def vital_status(self, subject_id: str) -> VitalStatus:
+        return VitalStatus()
+
+
+@pytest.fixture
+async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
+    async with isolated("assessments", enrollment_settings_env) as assessments_settings:
+        yield assessments_settings
+
+
+@pytest.fixture
+def application(settings: ServiceSettings) -> Iterator[AssessmentsApplication]:
+    app = AssessmentsApplication(signer=SIGNER, env=postgres_env(settings.database))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def client(application: AssessmentsApplication) -> AsyncIterator[httpx.AsyncClient]:
+    views: Any = Views()
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, views, views, VERIFIER, outbox, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://assessments") as client:
+        yield client
+
+
+def recorded(application: AssessmentsApplication, name: str) -> int:
+    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
+
+
+def visit(days: int, *present: str) -> dict[str, Any]:
+    return {
+        "label": f"day {days}",
+        "assessed_at": (INFUSED_AT + timedelta(days=days)).isoformat(),
+        "items": {item.value: item.value in present for item in SledaiItem},
+        "pga": "0.2",
+        "prednisone_mg_per_day": "5",
+        "maintenance_immunosuppression_only": True,
+    }
+
+
+async def assess(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
+    return await client.post("/subjects/S-001/disease-activity", json=body, headers=bearer())
+
+
+async def test_parallel_remissions_at_one_visit_record_one(
+    client: httpx.AsyncClient, application: AssessmentsApplication
+) -> None:
+    await assess(client, visit(-1, "arthritis", "rash"))
+    record = (await assess(client, visit(29))).json()
+    purpose = f"assessments/remission/S-001@{record['version']}"
+    body = {"visit_event_id": record["visits"][-1]["event_id"], "response": "complete",
+            "signature": signature_json(Meaning.APPROVAL, purpose)}  # fmt: skip
+
+    answers = await at_once(
+        PARALLEL, lambda: client.post("/subjects/S-001/remission", json=body, headers=bearer())
+    )
+
+    assert set(one_success_and_conflicts(answers, 201)) == {"already_assessed"}
+    assert recorded(application, "RemissionAssessed") == 1
+
+
+async def test_parallel_first_assessments_open_the_record_once(
+    client: httpx.AsyncClient, application: AssessmentsApplication
+) -> None:
+    answers = await at_once(PARALLEL, lambda: assess(client, visit(-1, "arthritis")))
+
+    assert all(r.status_code in (201, 409) for r in answers), [r.text for r in answers]
+    refused = {r.json()["code"] for r in answers if r.status_code == 409}
+    assert refused <= {"concurrent_change"}
+    assert recorded(application, "FollowUpStarted") == 1
+    recorded_visits = recorded(application, "DiseaseActivityAssessed")
+    assert recorded_visits == [r.status_code for r in answers].count(201) >= 1

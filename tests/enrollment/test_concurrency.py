@@ -1,0 +1,82 @@
+"""Parallel identical commands on one subject, through the HTTP API, on the real
+PostgreSQL: one succeeds, the others are coded 409s, the store holds one event."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+
+from services.enrollment.api import create_app
+from services.enrollment.application import EnrollmentApplication
+from services.enrollment.publication import PUBLICATION
+from shared.eventstore import postgres_env
+from shared.provenance import Meaning
+from shared.settings import ServiceSettings
+from tests.support import (
+    NOW,
+    SIGNER,
+    VERIFIER,
+    at_once,
+    bearer,
+    memory_outbox,
+    one_success_and_conflicts,
+    signature_json,
+)
+
+pytestmark = pytest.mark.integration
+PARALLEL = 10
+
+
+@pytest.fixture
+def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
+    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
+        yield client
+
+
+def recorded(application: EnrollmentApplication, name: str) -> int:
+    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
+
+
+async def register(client: httpx.AsyncClient) -> httpx.Response:
+    body = {"subject_id": "S-001", "site_id": "ZJU-1"}
+    return await client.post("/subjects", json=body, headers=bearer())
+
+
+async def test_parallel_registrations_of_one_subject_register_it_once(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    answers = await at_once(PARALLEL, lambda: register(client))
+
+    assert set(one_success_and_conflicts(answers, 201)) == {"subject_already_registered"}
+    assert recorded(application, "SubjectRegistered") == 1
+
+
+async def test_parallel_consents_of_one_subject_record_one_signed_consent(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    await register(client)
+    body = {
+        "form_version": "ICF v2.1",
+        "signed_on": "2026-11-02",
+        "obtained_by": "Dr Lin Wei",
+        "signature": signature_json(Meaning.RESPONSIBILITY, "enrollment/consent/S-001"),
+    }
+
+    answers = await at_once(
+        PARALLEL, lambda: client.post("/subjects/S-001/consent", json=body, headers=bearer())
+    )
+
+    assert set(one_success_and_conflicts(answers, 200)) == {"consent_already_recorded"}
+    assert recorded(application, "ConsentSigned") == recorded(application, "RecordSigned") == 1

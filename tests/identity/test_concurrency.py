@@ -1,0 +1,203 @@
+"""Parallel commands on one account, on the real PostgreSQL: through the HTTP API, and
+through two applications on one store (two identity processes).
+
+Lockout must hold when an attacker goes parallel: every wrong password is recorded,
+as a sequential run would record it, and none is lost to a conflicting save.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.identity import errors
+from services.identity.api import create_app
+from services.identity.application import IdentityApplication
+from services.identity.publication import PUBLICATION
+from shared.eventstore import postgres_env
+from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.settings import ServiceSettings
+from tests.support import (
+    ISSUER,
+    VERIFIER,
+    at_once,
+    isolated,
+    memory_outbox,
+    one_success_and_conflicts,
+)
+
+pytestmark = pytest.mark.integration
+PASSWORD = "lupus-trial-2026!"
+ADMIN_PASSWORD = "correct horse battery"
+PARALLEL = 16
+
+
+def bootstrap() -> Command:
+    actor = Actor("bootstrap", "bootstrap", "system", "ZJU-1")
+    return Command(Provenance(actor, "tests"), datetime.now(UTC))
+
+
+@pytest.fixture
+async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
+    async with isolated("identity", enrollment_settings_env) as identity_settings:
+        yield identity_settings
+
+
+@pytest.fixture
+def application(settings: ServiceSettings) -> Iterator[IdentityApplication]:
+    """The identity application on a schema of its own, with the default account policy
+    (TL_MAX_FAILED_ATTEMPTS' default), an administrator and an investigator."""
+    app = IdentityApplication(env=postgres_env(settings.database))
+    for user_id, role, password in (
+        ("admin", Role.ADMINISTRATOR, ADMIN_PASSWORD),
+        ("inv.lin", Role.INVESTIGATOR, PASSWORD),
+    ):
+        app.create_user(user_id, user_id.title(), "ZJU-1", frozenset({role}), password,
+                        bootstrap())  # fmt: skip
+    yield app
+    app.close()
+
+
+@pytest.fixture
+def second_process(
+    settings: ServiceSettings, application: IdentityApplication
+) -> Iterator[IdentityApplication]:
+    """Another identity application on the same store, as a second process would be:
+    the first one's per-account locks do not hold it back, only optimistic saves do."""
+    app = IdentityApplication(env=postgres_env(settings.database))
+    yield app
+    app.close()
+
+
+@pytest.fixture
+async def client(application: IdentityApplication) -> AsyncIterator[httpx.AsyncClient]:
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, ISSUER, VERIFIER, outbox)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
+        yield c
+
+
+def events_of(application: IdentityApplication, user_id: str) -> list[tuple[str, int | None]]:
+    """The account's events: name, and the attempt count where it has one."""
+    return [
+        (type(event).__name__, getattr(event, "attempt", getattr(event, "failed_attempts", None)))
+        for _, event in application.stored_events()
+        if getattr(event, "user_id", None) == user_id
+    ]
+
+
+def lockout(maximum: int, failure: str) -> list[tuple[str, int | None]]:
+    """What a sequential run of wrong passwords records: each attempt counted, one lock."""
+    failures: list[tuple[str, int | None]] = [(failure, n) for n in range(1, maximum + 1)]
+    return [*failures, ("AccountLocked", maximum)]
+
+
+def lockout_answers(maximum: int) -> list[tuple[int, str]]:
+    """What a sequential run answers: a 401 per wrong password until the one that locks,
+    423 from then on (no 5xx, no 409: no attempt is lost to a conflict)."""
+    return [(401, "invalid_credentials")] * (maximum - 1) + [(423, "account_locked")] * (
+        PARALLEL - maximum + 1
+    )
+
+
+def answered(responses: list[httpx.Response]) -> list[tuple[int, str]]:
+    return sorted((r.status_code, r.json()["code"]) for r in responses)
+
+
+async def log_in(client: httpx.AsyncClient, password: str) -> httpx.Response:
+    return await client.post("/login", json={"user_id": "inv.lin", "password": password})
+
+
+async def test_parallel_wrong_passwords_lock_the_account_as_a_sequential_run_would(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    maximum = application.policy.max_failed_attempts
+    answers = await at_once(PARALLEL, lambda: log_in(client, "not the password"))
+
+    assert answered(answers) == lockout_answers(maximum)
+    assert events_of(application, "inv.lin")[1:] == lockout(maximum, "LoginFailed")
+    refused = await log_in(client, PASSWORD)
+    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+
+
+async def test_parallel_failed_signings_count_towards_the_same_lockout(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    maximum = application.policy.max_failed_attempts
+    login = await log_in(client, PASSWORD)
+    session = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    body = {"meaning": "approval", "purpose": "enrollment/eligibility/S-001",
+            "user_id": "inv.lin", "password": "not the password"}  # fmt: skip
+
+    answers = await at_once(PARALLEL, lambda: client.post("/signing", json=body, headers=session))
+
+    assert answered(answers) == lockout_answers(maximum)
+    assert events_of(application, "inv.lin")[2:] == lockout(maximum, "SigningFailed")
+    refused = await log_in(client, PASSWORD)
+    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+
+
+async def test_parallel_creations_of_one_user_id_give_one_account(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    login = await client.post("/login", json={"user_id": "admin", "password": ADMIN_PASSWORD})
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+    body = {"user_id": "mon.chen", "printed_name": "Mon Chen", "site": "ZJU-1",
+            "roles": ["monitor"], "password": PASSWORD}  # fmt: skip
+
+    answers = await at_once(10, lambda: client.post("/users", json=body, headers=admin))
+
+    assert set(one_success_and_conflicts(answers, 201)) == {"user_id_taken"}
+    assert [name for name, _ in events_of(application, "mon.chen")] == ["UserCreated"]
+
+
+async def test_parallel_unlocks_of_one_account_give_one_unlock(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    for _ in range(application.policy.max_failed_attempts):
+        await log_in(client, "not the password")
+    login = await client.post("/login", json={"user_id": "admin", "password": ADMIN_PASSWORD})
+    admin = {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    answers = await at_once(
+        10,
+        lambda: client.post("/users/inv.lin/unlock", json={"reason": "phoned"}, headers=admin),
+    )
+
+    assert set(one_success_and_conflicts(answers, 200)) == {"not_locked"}
+    unlocks = [name for name, _ in events_of(application, "inv.lin") if name == "AccountUnlocked"]
+    assert unlocks == ["AccountUnlocked"]
+
+
+async def test_two_processes_count_every_failed_login_and_signing_on_one_account(
+    application: IdentityApplication, second_process: IdentityApplication
+) -> None:
+    maximum = application.policy.max_failed_attempts
+    session = application.log_in("inv.lin", PASSWORD, bootstrap())
+
+    def wrong_login() -> None:
+        application.log_in("inv.lin", "not the password", bootstrap())
+
+    def wrong_signing() -> None:
+        second_process.authenticate_signing(
+            session, "inv.lin", "not the password", Meaning.APPROVAL, "tests", bootstrap()
+        )
+
+    attempts: list[Callable[[], None]] = [wrong_login, wrong_signing] * (PARALLEL // 2)
+    outcomes = await asyncio.gather(
+        *(asyncio.to_thread(attempt) for attempt in attempts), return_exceptions=True
+    )
+
+    refusals = Counter(type(outcome).__name__ for outcome in outcomes)
+    assert refusals == {"InvalidCredentials": maximum - 1, "AccountLocked": PARALLEL - maximum + 1}
+    recorded = events_of(application, "inv.lin")[2:]
+    assert [attempt for _, attempt in recorded] == [*range(1, maximum + 1), maximum]
+    assert {name for name, _ in recorded[:-1]} <= {"LoginFailed", "SigningFailed"}
+    assert recorded[-1][0] == "AccountLocked"
+    with pytest.raises(errors.AccountLocked):
+        second_process.log_in("inv.lin", PASSWORD, bootstrap())
