@@ -6,6 +6,9 @@ each call passing it along.
 
 Settings: ``TL_LOG_LEVEL`` (default INFO), ``TL_LOG_FORMAT`` = ``json`` (default) or
 ``text`` (key=value lines, for a person reading a terminal).
+
+Repeated warnings and errors are summarised (``Summarise``): an outage writes a few
+lines, each distinct problem at least once, with how many repeats were left out.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -80,6 +85,38 @@ class _Stamp(logging.Filter):
         return True
 
 
+class Summarise(logging.Filter):
+    """A warning or error that repeats (same logger, level and message template) within
+    ``window`` seconds is written once; the next one after the window carries
+    ``left_out``, how many were not written. A broker outage, during which every client
+    retries many times a second, then writes a few lines, not thousands; the first
+    occurrence of every distinct problem is always written."""
+
+    def __init__(self, window: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.window = window
+        self.clock = clock
+        self._seen: dict[tuple[str, int, str], list[float]] = {}  # key -> [since, left out]
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        with self._lock:
+            seen = self._seen.get(key)
+            if seen is not None and now - seen[0] < self.window:
+                seen[1] += 1
+                return False
+            if len(self._seen) > 10_000:  # many distinct messages: forget the old ones
+                self._seen.clear()
+            self._seen[key] = [now, 0]
+        if seen is not None and seen[1]:
+            record.left_out = int(seen[1])
+        return True
+
+
 class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "service", "correlation_id", ...extras}``."""
 
@@ -111,8 +148,10 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
-        correlation_id = getattr(record, "correlation_id", None)
-        return f"{line} correlation_id={correlation_id}" if correlation_id else line
+        for name in ("correlation_id", "left_out"):
+            value = getattr(record, name, None)
+            line = f"{line} {name}={value}" if value else line
+        return line
 
 
 _FORMATTERS: dict[str, type[logging.Formatter]] = {"json": JsonFormatter, "text": TextFormatter}
@@ -127,6 +166,7 @@ def log_handler(
     handler = logging.StreamHandler(stream)
     handler.setFormatter(_FORMATTERS[kind]())
     handler.addFilter(_Stamp(service))
+    handler.addFilter(Summarise())
     return handler
 
 

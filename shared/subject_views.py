@@ -9,7 +9,7 @@ its own database, fed by a faststream subscription:
   redelivery, or a replay after a restart, changes nothing;
 - an unreadable record goes to ``<table>_dead_letters`` and the subscription goes on;
 - the offset is committed after the handler (at least once); a database failure nacks
-  and the record comes again.
+  and the record comes again, after a pause that doubles up to 5 s while failures last.
 """
 
 from __future__ import annotations
@@ -157,6 +157,7 @@ class Feed:
     group_id: str
     view: View
     handled: Counter[str] = field(default_factory=Counter)  # outcome -> messages
+    failures: int = 0  # in a row: a view whose database is down backs off, not spins
 
 
 # Feeds by broker, so that ``Subscriptions(broker)`` can report on what ``subscribe`` set
@@ -180,8 +181,11 @@ def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: View) -> Non
                     record.value, record.topic, record.partition, record.offset
                 )
             except Exception:
-                feed.handled["error"] += 1  # nacked: it comes again
+                feed.handled["error"] += 1  # nacked: it comes again, after a pause
+                feed.failures += 1
+                await asyncio.sleep(min(0.1 * 2 ** min(feed.failures, 6), 5.0))
                 raise
+            feed.failures = 0
             feed.handled["applied" if applied else "dead_letter"] += 1
 
 

@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from shared.logs import cloudevent_correlation, correlated, current_correlation_id, log_handler
+from shared.logs import (
+    Summarise,
+    cloudevent_correlation,
+    correlated,
+    current_correlation_id,
+    log_handler,
+)
 from shared.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,3 +123,42 @@ def test_a_service_process_logs_json_lines_on_stderr() -> None:
         "corr-p",
         "hello",
     )
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def records(summarise: Summarise, *messages: tuple[str, int, str]) -> list[logging.LogRecord]:
+    """The records ``summarise`` lets through, of (logger, level, template) made in order."""
+    made = [logging.LogRecord(name, level, __file__, 1, msg, ("x",), None)
+            for name, level, msg in messages]  # fmt: skip
+    return [record for record in made if summarise.filter(record)]
+
+
+def test_a_repeated_warning_is_written_once_per_window_then_says_how_many_were_left_out() -> None:
+    clock = Clock()
+    summarise = Summarise(window=60, clock=clock)
+    retry = ("aiokafka", logging.ERROR, "Unable connect to node %s")
+    assert len(records(summarise, *[retry] * 500)) == 1
+    clock.now = 61
+    (after,) = records(summarise, retry)
+    assert getattr(after, "left_out", None) == 499
+
+
+def test_each_distinct_problem_and_every_info_line_is_written() -> None:
+    summarise = Summarise(window=60, clock=Clock())
+    written = records(
+        summarise,
+        ("aiokafka", logging.ERROR, "Unable connect to node %s"),
+        ("aiokafka", logging.WARNING, "Unable connect to node %s"),
+        ("shared.relay", logging.ERROR, "Unable connect to node %s"),
+        ("aiokafka", logging.ERROR, "Heartbeat failed %s"),
+        *[("shared.relay", logging.INFO, "relay published %s")] * 3,
+    )
+    assert len(written) == 7
+    assert not any(hasattr(record, "left_out") for record in written)
