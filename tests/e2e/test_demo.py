@@ -19,16 +19,35 @@ from __future__ import annotations
 
 import io
 import json
+import os
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+import pytest_asyncio
 from rich.console import Console
 
-from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack
+from services.adverse_events.application import AdverseEventsApplication
+from services.assessments.application import AssessmentsApplication
+from services.enrollment.application import EnrollmentApplication
+from services.identity.application import IdentityApplication
+from services.infusion.application import InfusionApplication
+from shared.envelope import CloudEvent
+from shared.eventstore import ServiceApplication, postgres_env
+from shared.published.discovery import publication_of
+from shared.settings import ServiceSettings, SettingsError
+from tests.e2e.flows import today
+from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, running_stack
+from tests.support import eventually, read_topic, screening_json
 from tools.demo.client import Credentials, DemoError
 from tools.demo.run import Options, run_demo
 from tools.demo.story import SEED, write_story
+from tools.demo.summary import Summary
 
 pytestmark = pytest.mark.integration
 
@@ -38,12 +57,34 @@ def options(stack: Stack, export: Path) -> Options:
     return Options(urls, Credentials(ADMIN, ADMIN_PASSWORD), SEED, export, patience=60)
 
 
-async def test_demo_runs_the_trial_and_prints_its_figures_and_a_passing_verify(
-    stack: Stack, tmp_path: Path
-) -> None:
-    printed = io.StringIO()
-    summary = await run_demo(options(stack, tmp_path / "export.json"), Console(file=printed))
+@dataclass
+class Trial:
+    """The demo's trial, run once for the module, on one stack."""
 
+    stack: Stack
+    summary: Summary
+    printed: str
+    export: Path
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def trial(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trial]:
+    try:
+        ServiceSettings.from_env("enrollment")
+    except SettingsError as error:
+        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
+    folder = tmp_path_factory.mktemp("demo")
+    async with running_stack(dict(os.environ), folder) as stack:
+        printed = io.StringIO()
+        summary = await run_demo(options(stack, folder / "export.json"), Console(file=printed))
+        yield Trial(stack, summary, printed.getvalue(), folder / "export.json")
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_demo_runs_the_trial_and_prints_its_figures_and_a_passing_verify(
+    trial: Trial,
+) -> None:
+    summary = trial.summary
     figures = summary.figures()
     assert (figures["subjects screened"], figures["screen failures"]) == ("10", "S-004")
     assert summary.subjects["S-004"]["eligibility"]["failed_criteria"] == ["platelets"]
@@ -67,11 +108,11 @@ async def test_demo_runs_the_trial_and_prints_its_figures_and_a_passing_verify(
         assert Decimal(blood["peripheral_blood/qpcr/total"]["cmax"]) == planned
 
     assert summary.verified and summary.verify["entries"] == summary.verify["latest_checkpoint"]
-    export = json.loads((tmp_path / "export.json").read_text())
+    export = json.loads(trial.export.read_text())
     assert len(export["entries"]) == summary.exported_entries == summary.verify["entries"]
     assert export["endpoints"]["subjects_infused"] == 9
 
-    text = printed.getvalue()
+    text = trial.printed
     assert "verify: OK" in text and "8/9 (0.889)" in text and "S-010" in text
 
 
@@ -79,3 +120,163 @@ async def test_demo_refuses_a_system_where_its_users_exist(stack: Stack, tmp_pat
     await stack.create_user("lin.wei", "an existing passphrase", "investigator")
     with pytest.raises(DemoError, match=r"lin\.wei exists already"):
         await run_demo(options(stack, tmp_path / "export.json"), Console(file=io.StringIO()))
+
+
+# --- every event class of every service, stored and in the ledger --------------------
+
+EXTRA_PASSWORD = "every event passphrase"
+APPLICATIONS: dict[str, Callable[[dict[str, str]], ServiceApplication]] = {
+    "identity": lambda env: IdentityApplication(env=env),
+    "enrollment": lambda env: EnrollmentApplication(env=env),
+    "infusion": lambda env: InfusionApplication(env=env),
+    "adverse_events": lambda env: AdverseEventsApplication(env=env),
+    "assessments": lambda env: AssessmentsApplication(env=env),
+}
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def every_event(trial: Trial) -> Trial:
+    """After the demo, the steps its story never takes (a refusal on every service, a
+    death, an infusion not given and one interrupted, a resolved serious-or-not event,
+    every account event), so that every event class of every service is stored."""
+    stack = trial.stack
+    for user, role in (("extra.inv", "investigator"), ("extra.aud", "auditor"),
+                       ("extra.coord", "study_coordinator")):  # fmt: skip
+        await stack.create_user(user, EXTRA_PASSWORD, role)
+    inv = await stack.log_in("extra.inv", EXTRA_PASSWORD)
+    admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
+    await refusals(stack, await stack.log_in("extra.aud", EXTRA_PASSWORD))
+    await expect(stack.enrollment, "/subjects/S-007/death", {"cause": "road accident"}, inv)
+    await not_given(stack, inv, "S-011")
+    await expect(stack.infusion, "/subjects/S-001/infusion-interruptions",
+                 {"reason": "line occlusion, resumed after flushing"}, inv)  # fmt: skip
+    await resolved_event(stack, inv, "S-001")
+    await account_events(stack, admin, inv)
+    return trial
+
+
+async def expect(
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], headers: dict[str, str]
+) -> Any:
+    response = await client.post(path, json=body, headers=headers)
+    assert response.status_code in (200, 201, 204), f"{path}: {response.text}"
+    return response.json() if response.content else None
+
+
+async def refusals(stack: Stack, auditor: dict[str, str]) -> None:
+    for client, path in (
+        (stack.enrollment, "/subjects"),
+        (stack.infusion, "/subjects/S-001/infusion-interruptions"),
+        (stack.adverse_events, "/subjects/S-001/adverse-events"),
+        (stack.assessments, "/subjects/S-001/progression"),
+        (stack.identity, "/users"),
+    ):
+        refused = await client.post(path, json={}, headers=auditor)
+        assert refused.status_code == 403, f"{path}: {refused.text}"
+
+
+async def not_given(stack: Stack, inv: dict[str, str], subject: str) -> None:
+    """A subject enrolled in the open cohort whose infusion is then not given."""
+
+    async def signed(meaning: str, purpose: str) -> dict[str, str]:
+        return await stack.signature(inv, meaning, purpose, EXTRA_PASSWORD, "extra.inv")
+
+    # the demo ends by opening the next level (escalate to 3)
+    level = (await stack.adverse_events.get("/cohort", headers=inv)).json()["next_level"]
+    consent = {"form_version": "ICF v2.1", "signed_on": "2026-11-02", "obtained_by": "Extra Inv",
+               "signature": await signed("responsibility", f"enrollment/consent/{subject}")}
+    decision = {"signature": await signed("approval", f"enrollment/eligibility/{subject}")}
+    for path, body in (("/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
+                       (f"/subjects/{subject}/consent", consent),
+                       (f"/subjects/{subject}/screening", screening_json()),
+                       (f"/subjects/{subject}/eligibility", decision),
+                       (f"/subjects/{subject}/enrolment", {"dose_level": level})):
+        await expect(stack.enrollment, path, body, inv)  # fmt: skip
+
+    async def leukapheresis() -> bool:
+        body = {"performed_on": today(-1), "volume_ml": "180"}
+        path = f"/subjects/{subject}/leukapheresis"
+        return (await stack.infusion.post(path, json=body, headers=inv)).status_code == 201
+
+    await eventually(leukapheresis, what=f"the infusion view sees {subject} enrolled")
+    await expect(stack.infusion, f"/subjects/{subject}/infusion-not-given",
+                 {"reason": "product failed release testing"}, inv)  # fmt: skip
+
+
+async def resolved_event(stack: Stack, inv: dict[str, str], subject: str) -> None:
+    onset = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    report = {"term": "Nausea", "verbatim": "queasy after lunch", "onset_at": onset}
+    record = await expect(stack.adverse_events, f"/subjects/{subject}/adverse-events", report, inv)
+    await expect(stack.adverse_events, f"/adverse-events/{record['id']}/seriousness", {}, inv)
+    await expect(stack.adverse_events, f"/adverse-events/{record['id']}/resolution",
+                 {"ended_on": today(), "outcome": "recovered"}, inv)  # fmt: skip
+
+
+async def account_events(stack: Stack, admin: dict[str, str], inv: dict[str, str]) -> None:
+    users = "/users/extra.coord"
+    await expect(stack.identity, f"{users}/roles", {"role": "sub_investigator"}, admin)
+    await expect(stack.identity, f"{users}/role-revocations",
+                 {"role": "sub_investigator", "reason": "covered one week"}, admin)  # fmt: skip
+    for _ in range(5):  # the fifth locks the account
+        wrong = {"user_id": "extra.coord", "password": "not the passphrase"}
+        assert (await stack.identity.post("/login", json=wrong)).status_code in (401, 423)
+    await expect(stack.identity, f"{users}/unlock", {"reason": "identity checked"}, admin)
+    await expect(stack.identity, "/password", {"user_id": "extra.coord",
+                 "current_password": EXTRA_PASSWORD, "new_password": "a fresh passphrase 2"},
+                 {})  # fmt: skip
+    failed = {"meaning": "approval", "purpose": "x", "password": "wrong", "user_id": "extra.inv"}
+    assert (await stack.identity.post("/signing", json=failed, headers=inv)).status_code == 401
+    await expect(stack.identity, f"{users}/deactivation", {"reason": "left the site"}, admin)
+
+
+def stored_classes(stack: Stack, service: str) -> tuple[set[type], list[Any]]:
+    settings: ServiceSettings = getattr(stack, f"{service}_settings")
+    application = APPLICATIONS[service](postgres_env(settings.database))
+    try:
+        events = [event for _, event in application.stored_events()]
+    finally:
+        application.close()
+    return {type(event) for event in events}, events
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("service", sorted(APPLICATIONS))
+async def test_every_event_class_of_every_service_is_stored(
+    every_event: Trial, service: str
+) -> None:
+    classes, _ = stored_classes(every_event.stack, service)
+    storable = set(publication_of(service).storable)
+    never = sorted(cls.__qualname__ for cls in storable - classes)
+    assert classes == storable, f"never stored: {never}"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_stored_event_reached_the_ledger_byte_for_byte(every_event: Trial) -> None:
+    stack = every_event.stack
+    auditor = await stack.log_in("extra.aud", EXTRA_PASSWORD)
+
+    async def complete() -> bool:
+        verified = (await stack.projections.get("/verify", headers=auditor)).json()
+        assert verified["ok"], verified
+        return all(s["missing_from_ledger"] == s["in_flight"] == 0 for s in verified["stores"])
+
+    await eventually(complete, timeout=60, what="every store in the ledger")
+    reconciled = (await stack.projections.get("/reconcile", headers=auditor)).json()
+    assert reconciled["ok"] and not any(reconciled["differences"].values()), reconciled
+    ledger = (await stack.projections.get("/trail", headers=auditor, params={"limit": 1})).json()
+    assert ledger, "the ledger has entries"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("service", sorted(APPLICATIONS))
+async def test_every_record_is_keyed_as_its_publication_says(
+    every_event: Trial, service: str
+) -> None:
+    _, events = stored_classes(every_event.stack, service)
+    settings: ServiceSettings = getattr(every_event.stack, f"{service}_settings")
+    publication = publication_of(service)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, len(events),
+                               distinct=True)  # fmt: skip
+    keys = {CloudEvent.from_kafka_value(r.value).id: r.key for r in records}
+    for event in events:
+        assert keys[publication.event_id(event)] == publication.key(event).encode(), event

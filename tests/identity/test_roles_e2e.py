@@ -52,6 +52,10 @@ TABLE: dict[str, set[str]] = {
     "identity.deactivate_user": {D},
     "identity.unlock_user": {D},
     "identity.read_users": {D, M, A},
+    # every command service: its store read back, for completeness checks (docs/auditing.md)
+    "enrollment/store.read": {M, A},
+    "assessments/store.read": {M, A},
+    "identity/store.read": {M, A},
 }
 
 
@@ -100,6 +104,9 @@ def request_of(
         "identity.deactivate_user": ("POST", "/users/no.one/deactivation", {"reason": "r"}),
         "identity.unlock_user": ("POST", "/users/no.one/unlock", {"reason": "r"}),
         "identity.read_users": ("GET", "/users/no.one", None),
+        "enrollment/store.read": ("GET", "/store/head", None),
+        "assessments/store.read": ("GET", "/store/events", None),
+        "identity/store.read": ("GET", "/store/head", None),
     }  # fmt: skip
     return bodies[command]
 
@@ -107,7 +114,7 @@ def request_of(
 async def call(
     stack: Stack, command: str, method: str, path: str, body: Any, headers: dict[str, str]
 ) -> Any:
-    service = command.split(".")[0]
+    service = command.split("/")[0] if "/" in command else command.split(".")[0]
     client = {"enrollment": stack.enrollment, "assessments": stack.assessments}.get(
         service, stack.identity
     )
