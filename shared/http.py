@@ -219,17 +219,25 @@ def authorised(command: str) -> Any:
 
     The app keeps its ``Authorisation`` in ``app.state.authorisation``.
     """
+    return Depends(Requires(command))
 
-    def dependency(
+
+class Requires:
+    """The dependency ``authorised`` gives: it names its command, so that a route's
+    command (and the roles the permission table gives it) can be read off the app."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __call__(
+        self,
         request: Request,
         authorization: Annotated[
             str | None, Header(description="Bearer access token from the identity service")
         ] = None,
     ) -> Caller:
         checker: Authorisation = request.app.state.authorisation
-        return checker.check(command, request)
-
-    return Depends(dependency)
+        return checker.check(self.command, request)
 
 
 def bearer_token(header: str | None) -> str:

@@ -27,13 +27,19 @@ class Unused:
         return refuse
 
 
-def openapi_document(create_app: Callable[..., Any]) -> dict[str, Any]:
-    """The OpenAPI document of the app ``create_app`` builds with stand-in dependencies."""
+def described_app(create_app: Callable[..., Any]) -> Any:
+    """The app ``create_app`` builds with stand-in dependencies: its routes, documents
+    and role table, never to serve."""
     required = {
         name: Unused(name)
         for name, parameter in inspect.signature(create_app).parameters.items()
         if parameter.default is inspect.Parameter.empty
         and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
     }
-    document: dict[str, Any] = create_app(**required).openapi()
+    return create_app(**required)
+
+
+def openapi_document(create_app: Callable[..., Any]) -> dict[str, Any]:
+    """The OpenAPI document of the app ``create_app`` builds with stand-in dependencies."""
+    document: dict[str, Any] = described_app(create_app).openapi()
     return document

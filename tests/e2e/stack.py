@@ -148,10 +148,11 @@ async def _bootstrap_admin(env: dict[str, str]) -> None:
 
 
 class ServiceProcess:
-    """``python -m services.<name>`` on a fixed free port, restartable."""
+    """``python -m services.<name>`` (or ``module``) on a fixed free port, restartable."""
 
     def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
         self.name = name
+        self.module = f"services.{name}"
         self.port = int(env.get(f"TL_{name.upper()}_HTTP_PORT") or free_port())
         self.env = {**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(self.port)}
         self.log = folder / f"{name}.log"
@@ -161,7 +162,7 @@ class ServiceProcess:
     async def start(self) -> None:
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(  # noqa: ASYNC220, S603
-                [sys.executable, "-m", f"services.{self.name}"],
+                [sys.executable, "-m", self.module],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -171,6 +172,12 @@ class ServiceProcess:
     async def stop(self) -> None:
         if self.process is not None:
             self.process.terminate()
+            await asyncio.to_thread(self.process.wait, 30)
+
+    async def kill(self) -> None:
+        """kill -9: no shutdown, no flush; whatever was in flight is cut off."""
+        if self.process is not None:
+            self.process.kill()
             await asyncio.to_thread(self.process.wait, 30)
 
     async def restart(self) -> None:

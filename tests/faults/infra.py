@@ -1,0 +1,48 @@
+"""The local infrastructure the fault suite breaks and mends: the real broker and the
+real PostgreSQL of ``deploy/local`` (the ones every test uses)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from shared.topics import FOREVER
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "deploy" / "local" / "infra.sh"
+DEFAULT_LIMIT = 1_048_588  # Kafka's default max.message.bytes
+
+
+async def infra(*args: str) -> None:
+    """``deploy/local/infra.sh <args>``, which must succeed."""
+    process = await asyncio.create_subprocess_exec(
+        "bash", str(INFRA), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+
+
+def kill_postmaster() -> int:
+    """kill -9 of the PostgreSQL postmaster; returns its pid."""
+    state = Path(os.environ.get("TL_STATE_DIR") or ROOT / ".local")
+    pid = int((state / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+async def set_topic_limit(bootstrap: str, topic: str, limit: int) -> None:
+    """The topic's ``max.message.bytes`` (its other settings kept: forever)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        configs = {**FOREVER, "max.message.bytes": str(limit)}
+        resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs=configs)
+        await admin.alter_configs([resource])
+    finally:
+        await admin.close()
