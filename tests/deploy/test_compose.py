@@ -14,6 +14,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from services.projections.stores import COMMAND_SERVICES
 from shared.settings import DEFAULT_PORTS
 from tests.deploy.files import (
     COMPOSE_FILE,
@@ -163,20 +164,25 @@ def test_each_service_uses_its_own_database_which_the_job_creates(
     created = set(environment(services["databases"])["TL_DATABASES"].split())
     assert created == applications()
     for name in applications():
-        urls = {k: v for k, v in environment(services[name]).items() if k.endswith("_URL")}
+        urls = {k: v for k, v in environment(services[name]).items()
+                if k.endswith("_DATABASE_URL")}  # fmt: skip
         assert list(urls) == [f"TL_{name.upper()}_DATABASE_URL"], "its own database only"
         url = urls[f"TL_{name.upper()}_DATABASE_URL"]
         assert re.fullmatch(rf"postgresql://trial_ledger:\$\{{[^}}]+\}}@postgres:5432/{name}", url)
 
 
-def test_only_the_on_demand_auditor_cli_reads_every_database(
+def test_the_auditor_reads_the_ledger_and_every_store_through_its_service(
     services: dict[str, dict[str, Any]],
 ) -> None:
     audit = services["audit"]
     assert audit["profiles"] == ["tools"]
     assert audit["entrypoint"] == ["python", "-m", "services.projections.cli"]
-    urls = {k for k in environment(audit) if k.endswith("_DATABASE_URL")}
-    assert urls == {f"TL_{name.upper()}_DATABASE_URL" for name in applications()}
+    for reader in (audit, services["projections"]):
+        env = environment(reader)
+        assert {k for k in env if k.endswith("_DATABASE_URL")} == {"TL_PROJECTIONS_DATABASE_URL"}
+        for name in COMMAND_SERVICES:  # each store through its own service's API
+            port = services[name]["environment"][f"TL_{name.upper()}_HTTP_PORT"]
+            assert env[f"TL_{name.upper()}_URL"] == f"http://{name}:{port}"
 
 
 def test_kafka_is_one_kraft_node_without_topic_auto_creation(
