@@ -19,6 +19,8 @@ import pytest
 from eventsourcing.domain import Aggregate, event
 
 from services.enrollment.domain import Subject
+from services.projections.__main__ import source_topics
+from services.projections.stores import COMMAND_SERVICES, store_endpoints
 from shared.access import AccessDenial
 from shared.contracts.enrollment import SubjectRegisteredV1
 from shared.publication import Mapped, Publication, UnmappedEvents, stored_event_classes
@@ -47,10 +49,12 @@ def records_defined_in(service: str) -> set[type[Aggregate]]:
     return found
 
 
-def test_the_services_with_topics_are_the_five_command_services() -> None:
-    assert sorted(SERVICES) == [
-        "adverse_events", "assessments", "enrollment", "identity", "infusion",
-    ]  # fmt: skip
+def test_the_ledger_follows_and_compares_every_service_with_a_topic() -> None:
+    assert sorted(SERVICES) == sorted(COMMAND_SERVICES)  # the stores verify reads
+    assert source_topics({}) == [f"trialledger.{s}.events" for s in COMMAND_SERVICES]
+    env = {"TL_INFUSION_HTTP_PORT": "9102", "TL_IDENTITY_URL": "http://identity:8100"}
+    urls = {e.service: e.url for e in store_endpoints(env)}
+    assert (urls["infusion"], urls["identity"]) == ("http://127.0.0.1:9102", "http://identity:8100")
 
 
 @pytest.mark.parametrize("service", SERVICES)
