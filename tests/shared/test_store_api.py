@@ -20,7 +20,11 @@ from shared.settings import ServiceSettings
 from tests.support import NOW, SIGNER, VERIFIER, bearer, command, principal
 
 pytestmark = pytest.mark.integration
-AUDITOR = bearer(principal(Role.AUDITOR, user_id="u-aud-1"))
+
+
+def auditor() -> dict[str, str]:
+    """Headers with a fresh token (made at import, one would expire in a long run)."""
+    return bearer(principal(Role.AUDITOR, user_id="u-aud-1"))
 
 
 @pytest.fixture
@@ -46,8 +50,8 @@ async def test_the_head_names_the_newest_event_and_what_waits_to_be_published(
 ) -> None:
     for subject in ("S-501", "S-502", "S-503"):
         application.register_subject(subject, "ZJU-1", command())
-    head = (await client.get("/store/head", headers=AUDITOR)).json()
-    events = (await client.get("/store/events", headers=AUDITOR)).json()["events"]
+    head = (await client.get("/store/head", headers=auditor())).json()
+    events = (await client.get("/store/events", headers=auditor())).json()["events"]
     newest = events[-1]
     assert (head["position"], head["count"]) == (3, 3)
     assert head["last_event_id"] == newest["event_id"]
@@ -62,15 +66,15 @@ async def test_events_are_the_exact_published_form_page_by_page(
 ) -> None:
     for subject in ("S-511", "S-512", "S-513"):
         application.register_subject(subject, "ZJU-1", command())
-    first = (await client.get("/store/events", params={"limit": 2}, headers=AUDITOR)).json()
+    first = (await client.get("/store/events", params={"limit": 2}, headers=auditor())).json()
     assert [e["position"] for e in first["events"]] == [1, 2] and first["next_after"] == 2
-    rest = (await client.get("/store/events", params={"after": 2}, headers=AUDITOR)).json()
+    rest = (await client.get("/store/events", params={"after": 2}, headers=auditor())).json()
     assert [e["position"] for e in rest["events"]] == [3] and rest["next_after"] is None
     event = CloudEvent.from_kafka_value(first["events"][0]["payload"].encode())
     assert (event.subject, event.type, first["events"][0]["key"]) == (
         "S-511", "SubjectRegistered.v1", "S-511",
     )  # fmt: skip
-    ids = (await client.get("/store/events", params={"payload": "false"}, headers=AUDITOR)).json()
+    ids = (await client.get("/store/events", params={"payload": "false"}, headers=auditor())).json()
     assert set(ids["events"][0]) == {
         "position",
         "event_id",
