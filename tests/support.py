@@ -40,6 +40,36 @@ SCREENING_DAY = date(2026, 11, 5)
 INVESTIGATOR = Actor("u-inv-1", "Dr Lin Wei", "investigator", "ZJU-1")
 
 
+class Running:
+    """A worker's ``run`` as a task that can be crashed (cancelled) or stopped."""
+
+    def __init__(self, worker: Any) -> None:
+        self.worker = worker
+        self.stopping = asyncio.Event()
+        self.task = asyncio.create_task(worker.run(self.stopping))
+
+    async def crash(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        await asyncio.wait_for(self.task, timeout=30)
+
+
+def stored_count(application: ServiceApplication, event_class: type) -> int:
+    """How many events of ``event_class`` the application's store holds."""
+    return sum(1 for _, event in application.stored_events() if isinstance(event, event_class))
+
+
+@asynccontextmanager
+async def asgi_client(app: Any, host: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of ``app`` served in this process (``httpx.ASGITransport``)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=f"http://{host}") as client:
+        yield client
+
+
 def memory_outbox(application: ServiceApplication, publication: Publication) -> Outbox:
     """The outbox of an in-memory application, for HTTP tests that never read the store's
     head (it needs PostgreSQL)."""

@@ -9,14 +9,7 @@ from faststream.kafka import KafkaBroker
 
 from services.infusion.domain import Enrolment
 from shared.contracts.enrollment import (
-    ConsentSignedV1,
-    EligibilityConfirmedV1,
-    ScreenFailedV1,
-    ScreeningResultRecordedV1,
-    SubjectDiedV1,
-    SubjectEnrolledV1,
-    SubjectRegisteredV1,
-    SubjectWithdrawnV1,
+    SUBJECT_STATUS,
 )
 from shared.envelope import CloudEvent
 from shared.settings import DatabaseSettings
@@ -24,21 +17,9 @@ from shared.subject_views import SubjectView, subscribe
 
 GROUP_ID = "trialledger-infusion-enrolment-view"
 
-# enrollment event type -> the status it leaves the subject in
-STATUS = {
-    SubjectRegisteredV1.event_type: "registered",
-    ConsentSignedV1.event_type: "consented",
-    ScreeningResultRecordedV1.event_type: "screened",
-    EligibilityConfirmedV1.event_type: "eligible",
-    ScreenFailedV1.event_type: "screen_failed",
-    SubjectEnrolledV1.event_type: "enrolled",
-    SubjectWithdrawnV1.event_type: "withdrawn",
-    SubjectDiedV1.event_type: "died",
-}
-
 
 def enrolment_facts(event: CloudEvent) -> dict[str, Any] | None:
-    status = STATUS.get(event.type)
+    status = SUBJECT_STATUS.get(event.type)
     if status is None:
         return None  # signatures, corrections, denials: not about enrolment
     facts: dict[str, Any] = {"status": status}

@@ -28,6 +28,7 @@ from shared.contracts.assessments import (
     RemissionAssessedV1,
 )
 from shared.contracts.enrollment import (
+    SUBJECT_STATUS,
     ConsentSignedV1,
     EligibilityConfirmedV1,
     ScreenFailedV1,
@@ -60,25 +61,14 @@ COMMON_FIELDS = frozenset(
     }
 )
 
-_STATUS = {
-    SubjectRegisteredV1.event_type: "registered",
-    ConsentSignedV1.event_type: "consented",
-    ScreeningResultRecordedV1.event_type: "screened",
-    EligibilityConfirmedV1.event_type: "eligible",
-    ScreenFailedV1.event_type: "screen_failed",
-    SubjectEnrolledV1.event_type: "enrolled",
-    SubjectWithdrawnV1.event_type: "withdrawn",
-    SubjectDiedV1.event_type: "died",
-}
-
 
 def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int) -> dict[str, Any]:
     """The subject's state after ``event`` (pure; unknown types leave it unchanged)."""
     data = event.data
     state = dict(state or {"subject_id": event.subject, "signatures": [], "corrections": 0})
     kind = event.type
-    if kind in _STATUS:
-        state["status"] = _STATUS[kind]
+    if kind in SUBJECT_STATUS:
+        state["status"] = SUBJECT_STATUS[kind]
     when = event.time.isoformat()
     if kind == SubjectRegisteredV1.event_type:
         state.update(site_id=data["site_id"], registered_at=when)

@@ -112,3 +112,16 @@ ENROLLMENT_CONTRACTS = contract_registry(
     SubjectDiedV1,
     ValueCorrectedV1,
 )
+
+# The status each enrollment event leaves its subject in (what a consumer's view of a
+# subject's path shows; ValueCorrected leaves it as it was).
+SUBJECT_STATUS = {
+    SubjectRegisteredV1.event_type: "registered",
+    ConsentSignedV1.event_type: "consented",
+    ScreeningResultRecordedV1.event_type: "screened",
+    EligibilityConfirmedV1.event_type: "eligible",
+    ScreenFailedV1.event_type: "screen_failed",
+    SubjectEnrolledV1.event_type: "enrolled",
+    SubjectWithdrawnV1.event_type: "withdrawn",
+    SubjectDiedV1.event_type: "died",
+}

@@ -14,6 +14,7 @@ import pytest
 
 from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
+from services.adverse_events.domain import AdverseEvent, SafetyReview
 from services.adverse_events.publication import PUBLICATION
 from shared.eventstore import postgres_env
 from shared.provenance import Meaning
@@ -23,12 +24,14 @@ from tests.support import (
     NOW,
     SIGNER,
     VERIFIER,
+    asgi_client,
     at_once,
     bearer,
     isolated,
     memory_outbox,
     one_success_and_conflicts,
     signature_json,
+    stored_count,
 )
 
 pytestmark = pytest.mark.integration
@@ -63,13 +66,8 @@ async def client(application: AdverseEventsApplication) -> AsyncIterator[httpx.A
     view: Any = Infusions()
     outbox = memory_outbox(application, PUBLICATION)
     app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://ae") as client:
+    async with asgi_client(app, "ae") as client:
         yield client
-
-
-def recorded(application: AdverseEventsApplication, name: str) -> int:
-    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
 
 
 async def test_parallel_gradings_of_one_adverse_event_grade_it_once(
@@ -90,7 +88,7 @@ async def test_parallel_gradings_of_one_adverse_event_grade_it_once(
     )
 
     assert set(one_success_and_conflicts(answers, 200)) == {"already_graded"}
-    assert recorded(application, "AdverseEventGraded") == 1
+    assert stored_count(application, AdverseEvent.AdverseEventGraded) == 1
 
 
 async def test_parallel_approvals_of_one_safety_review_approve_it_once(
@@ -104,4 +102,4 @@ async def test_parallel_approvals_of_one_safety_review_approve_it_once(
     )
 
     assert set(one_success_and_conflicts(answers, 201)) == {"safety_review_already_approved"}
-    assert recorded(application, "SafetyReviewApproved") == 1
+    assert stored_count(application, SafetyReview.SafetyReviewApproved) == 1

@@ -14,7 +14,7 @@ import pytest
 
 from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import VitalStatus
+from services.assessments.domain import SubjectAssessments, VitalStatus
 from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
 from shared.eventstore import postgres_env
@@ -25,12 +25,14 @@ from tests.support import (
     NOW,
     SIGNER,
     VERIFIER,
+    asgi_client,
     at_once,
     bearer,
     isolated,
     memory_outbox,
     one_success_and_conflicts,
     signature_json,
+    stored_count,
 )
 
 pytestmark = pytest.mark.integration
@@ -66,13 +68,8 @@ async def client(application: AssessmentsApplication) -> AsyncIterator[httpx.Asy
     views: Any = Views()
     outbox = memory_outbox(application, PUBLICATION)
     app = create_app(application, views, views, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://assessments") as client:
+    async with asgi_client(app, "assessments") as client:
         yield client
-
-
-def recorded(application: AssessmentsApplication, name: str) -> int:
-    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
 
 
 def visit(days: int, *present: str) -> dict[str, Any]:
@@ -104,7 +101,7 @@ async def test_parallel_remissions_at_one_visit_record_one(
     )
 
     assert set(one_success_and_conflicts(answers, 201)) == {"already_assessed"}
-    assert recorded(application, "RemissionAssessed") == 1
+    assert stored_count(application, SubjectAssessments.RemissionAssessed) == 1
 
 
 async def test_parallel_first_assessments_open_the_record_once(
@@ -115,6 +112,6 @@ async def test_parallel_first_assessments_open_the_record_once(
     assert all(r.status_code in (201, 409) for r in answers), [r.text for r in answers]
     refused = {r.json()["code"] for r in answers if r.status_code == 409}
     assert refused <= {"concurrent_change"}
-    assert recorded(application, "FollowUpStarted") == 1
-    recorded_visits = recorded(application, "DiseaseActivityAssessed")
+    assert stored_count(application, SubjectAssessments.FollowUpStarted) == 1
+    recorded_visits = stored_count(application, SubjectAssessments.DiseaseActivityAssessed)
     assert recorded_visits == [r.status_code for r in answers].count(201) >= 1

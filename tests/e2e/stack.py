@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from shared.keys import ensure_pair, load_public_key
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingsError
 from tests.support import eventually, isolated
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
@@ -135,6 +136,21 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
             env=env,
             processes=processes,
         )
+
+
+@asynccontextmanager
+async def shared_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str
+) -> AsyncIterator[Stack]:
+    """A stack that several tests share (a module's or a package's), with extra ``TL_*``
+    ``settings``; without the settings of deploy/local it fails, never skips."""
+    try:
+        ServiceSettings.from_env("enrollment")
+    except SettingsError as error:
+        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
+    folder = tmp_path_factory.mktemp(name)
+    async with running_stack({**os.environ, **settings}, folder) as stack:
+        yield stack
 
 
 async def _bootstrap_admin(env: dict[str, str]) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -40,9 +39,9 @@ from services.infusion.application import InfusionApplication
 from shared.envelope import CloudEvent
 from shared.eventstore import ServiceApplication, postgres_env
 from shared.published.discovery import publication_of
-from shared.settings import ServiceSettings, SettingsError
+from shared.settings import ServiceSettings
 from tests.e2e.flows import today
-from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, running_stack
+from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
 from tests.support import eventually, read_topic, screening_json
 from tools.demo.client import Credentials, DemoError
 from tools.demo.run import Options, run_demo
@@ -69,15 +68,11 @@ class Trial:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def trial(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trial]:
-    try:
-        ServiceSettings.from_env("enrollment")
-    except SettingsError as error:
-        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
-    folder = tmp_path_factory.mktemp("demo")
-    async with running_stack(dict(os.environ), folder) as stack:
+    export = tmp_path_factory.mktemp("export") / "export.json"
+    async with shared_stack(tmp_path_factory, "demo") as stack:
         printed = io.StringIO()
-        summary = await run_demo(options(stack, folder / "export.json"), Console(file=printed))
-        yield Trial(stack, summary, printed.getvalue(), folder / "export.json")
+        summary = await run_demo(options(stack, export), Console(file=printed))
+        yield Trial(stack, summary, printed.getvalue(), export)
 
 
 @pytest.mark.asyncio(loop_scope="module")

@@ -5,7 +5,6 @@ carrying the correlation id it echoes."""
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,8 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from shared.settings import ServiceSettings, SettingsError
-from tests.e2e.stack import ServiceProcess, Stack, running_stack
+from tests.e2e.stack import ServiceProcess, Stack, shared_stack
 from tests.support import eventually
 
 # One stack for the module: these tests only read, and a stack takes seconds to start.
@@ -32,12 +30,7 @@ CONSUMERS = {
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    try:
-        ServiceSettings.from_env("enrollment")
-    except SettingsError as error:
-        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
-    folder = tmp_path_factory.mktemp("observability")
-    async with running_stack(dict(os.environ), folder) as services:
+    async with shared_stack(tmp_path_factory, "observability") as services:
         yield services
 
 

@@ -10,19 +10,23 @@ import pytest
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
+from services.enrollment.domain import Subject
 from services.enrollment.publication import PUBLICATION
 from shared.eventstore import postgres_env
 from shared.provenance import Meaning
+from shared.records import SubjectRecord
 from shared.settings import ServiceSettings
 from tests.support import (
     NOW,
     SIGNER,
     VERIFIER,
+    asgi_client,
     at_once,
     bearer,
     memory_outbox,
     one_success_and_conflicts,
     signature_json,
+    stored_count,
 )
 
 pytestmark = pytest.mark.integration
@@ -40,13 +44,8 @@ def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
 async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
     outbox = memory_outbox(application, PUBLICATION)
     app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
+    async with asgi_client(app, "enrollment") as client:
         yield client
-
-
-def recorded(application: EnrollmentApplication, name: str) -> int:
-    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
 
 
 async def register(client: httpx.AsyncClient) -> httpx.Response:
@@ -60,7 +59,7 @@ async def test_parallel_registrations_of_one_subject_register_it_once(
     answers = await at_once(PARALLEL, lambda: register(client))
 
     assert set(one_success_and_conflicts(answers, 201)) == {"subject_already_registered"}
-    assert recorded(application, "SubjectRegistered") == 1
+    assert stored_count(application, Subject.SubjectRegistered) == 1
 
 
 async def test_parallel_consents_of_one_subject_record_one_signed_consent(
@@ -79,4 +78,8 @@ async def test_parallel_consents_of_one_subject_record_one_signed_consent(
     )
 
     assert set(one_success_and_conflicts(answers, 200)) == {"consent_already_recorded"}
-    assert recorded(application, "ConsentSigned") == recorded(application, "RecordSigned") == 1
+    assert (
+        stored_count(application, Subject.ConsentSigned)
+        == stored_count(application, SubjectRecord.RecordSigned)
+        == 1
+    )

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,8 +21,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from shared.settings import ServiceSettings, SettingsError
-from tests.e2e.stack import ServiceProcess, Stack, running_stack
+from tests.e2e.stack import ServiceProcess, Stack, shared_stack
 from tests.support import eventually
 
 STALL_SECONDS = 5  # TL_STALL_SECONDS of this stack: how soon a stall must be visible
@@ -39,7 +36,6 @@ class Faulty:
     stack: Stack
     investigator: dict[str, str]
     auditor: dict[str, str]
-    folder: Path
 
     def process(self, name: str) -> ServiceProcess:
         return self.stack.processes[name]
@@ -117,17 +113,11 @@ class Faulty:
 
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faulty]:
-    try:
-        ServiceSettings.from_env("enrollment")
-    except SettingsError as error:
-        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
-    folder = tmp_path_factory.mktemp("faults")
-    env = {**os.environ, "TL_STALL_SECONDS": str(STALL_SECONDS),
-           "TL_QUARANTINE_RETRY_SECONDS": "3"}  # fmt: skip
-    async with running_stack(env, folder) as stack:
+    settings = {"TL_STALL_SECONDS": str(STALL_SECONDS), "TL_QUARANTINE_RETRY_SECONDS": "3"}
+    async with shared_stack(tmp_path_factory, "faults", **settings) as stack:
         await stack.create_user("fault.inv", PASSWORD, "investigator")
         await stack.create_user("fault.aud", PASSWORD, "auditor")
-        faulty = Faulty(stack, {}, {}, folder)
+        faulty = Faulty(stack, {}, {})
         await faulty.refresh()
         yield faulty
 

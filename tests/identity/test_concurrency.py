@@ -25,6 +25,7 @@ from shared.settings import ServiceSettings
 from tests.support import (
     ISSUER,
     VERIFIER,
+    asgi_client,
     at_once,
     isolated,
     memory_outbox,
@@ -78,8 +79,8 @@ def second_process(
 async def client(application: IdentityApplication) -> AsyncIterator[httpx.AsyncClient]:
     outbox = memory_outbox(application, PUBLICATION)
     app = create_app(application, ISSUER, VERIFIER, outbox)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
-        yield c
+    async with asgi_client(app, "id") as client:
+        yield client
 
 
 def events_of(application: IdentityApplication, user_id: str) -> list[tuple[str, int | None]]:

@@ -13,7 +13,7 @@ import pytest
 
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
-from services.infusion.domain import Enrolment
+from services.infusion.domain import Enrolment, Treatment
 from services.infusion.publication import PUBLICATION
 from shared.eventstore import postgres_env
 from shared.provenance import Role
@@ -22,12 +22,14 @@ from tests.support import (
     NOW,
     SIGNER,
     VERIFIER,
+    asgi_client,
     at_once,
     bearer,
     isolated,
     memory_outbox,
     one_success_and_conflicts,
     principal,
+    stored_count,
 )
 
 pytestmark = pytest.mark.integration
@@ -59,13 +61,8 @@ async def client(application: InfusionApplication) -> AsyncIterator[httpx.AsyncC
     view: Any = Enrolled()
     outbox = memory_outbox(application, PUBLICATION)
     app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://infusion") as client:
+    async with asgi_client(app, "infusion") as client:
         yield client
-
-
-def recorded(application: InfusionApplication, name: str) -> int:
-    return sum(1 for _, event in application.stored_events() if type(event).__name__ == name)
 
 
 async def leukapheresis(client: httpx.AsyncClient) -> httpx.Response:
@@ -79,7 +76,7 @@ async def test_parallel_leukapheresis_of_one_subject_begins_one_treatment(
     answers = await at_once(PARALLEL, lambda: leukapheresis(client))
 
     assert set(one_success_and_conflicts(answers, 201)) == {"already_done"}
-    assert recorded(application, "LeukapheresisPerformed") == 1
+    assert stored_count(application, Treatment.LeukapheresisPerformed) == 1
 
 
 async def test_parallel_releases_of_one_lot_release_it_once(
@@ -96,4 +93,4 @@ async def test_parallel_releases_of_one_lot_release_it_once(
     )
 
     assert set(one_success_and_conflicts(answers, 200)) == {"already_done"}
-    assert recorded(application, "ProductReleased") == 1
+    assert stored_count(application, Treatment.ProductReleased) == 1

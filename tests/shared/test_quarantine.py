@@ -31,7 +31,16 @@ from shared.readings import KafkaOffsets
 from shared.relay import Relay, RelayOptions, stall_reason
 from shared.settings import ServiceSettings
 from shared.topics import FOREVER
-from tests.support import SIGNER, command, consent, eventually, read_topic, screening, signing
+from tests.support import (
+    SIGNER,
+    Running,
+    command,
+    consent,
+    eventually,
+    read_topic,
+    screening,
+    signing,
+)
 
 pytestmark = pytest.mark.integration
 OPTIONS = RelayOptions(batch_size=50, poll_interval=0.2, max_backoff=1.0, quarantine_retry=3600)
@@ -53,17 +62,6 @@ def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
     app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
     yield app
     app.close()
-
-
-class Running:
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(relay.run(self.stopping))
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, timeout=30)
 
 
 @pytest.fixture
@@ -119,9 +117,9 @@ async def test_a_failing_mapping_holds_its_key_while_other_subjects_are_publishe
     assert {q.key for q in head.quarantined} == {"S-401"}
     reason = stall_reason(head, stall_after=30)
     assert reason is not None and "quarantined: 3 event(s)" in reason and "position 3" in reason
-    assert (await running.relay.problems())["relay"] == reason
+    assert (await running.worker.problems())["relay"] == reason
     async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
-        readings = await running.relay.readings(kafka)
+        readings = await running.worker.readings(kafka)
     assert readings.relay_quarantined == {settings.topic: 3}
     records = await read_topic(settings.kafka_bootstrap, settings.topic, 3, distinct=True)
     assert versions_by_subject(records) == {"S-401": [1], "S-402": [1], "S-403": [1]}

@@ -23,7 +23,16 @@ from shared.outbox import Outbox, published_position
 from shared.provenance import Meaning
 from shared.relay import Relay, RelayOptions
 from shared.settings import ServiceSettings
-from tests.support import SIGNER, command, consent, eventually, read_topic, screening, signing
+from tests.support import (
+    SIGNER,
+    Running,
+    command,
+    consent,
+    eventually,
+    read_topic,
+    screening,
+    signing,
+)
 
 pytestmark = pytest.mark.integration
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
@@ -44,23 +53,6 @@ def make_relay(settings: ServiceSettings, app: EnrollmentApplication) -> Relay:
         batch_size=4, poll_interval=0.2, max_backoff=1.0, request_timeout_ms=2000
     )
     return Relay(Outbox.of(app, PUBLICATION, settings), settings.kafka_bootstrap, options)
-
-
-class Running:
-    """A relay task that can be started, crashed (cancelled) and stopped."""
-
-    def __init__(self, relay: Relay) -> None:
-        self.relay = relay
-        self.stopping = asyncio.Event()
-        self.task = asyncio.create_task(relay.run(self.stopping))
-
-    async def crash(self) -> None:
-        self.task.cancel()
-        await asyncio.gather(self.task, return_exceptions=True)
-
-    async def stop(self) -> None:
-        self.stopping.set()
-        await asyncio.wait_for(self.task, timeout=30)
 
 
 @pytest.fixture

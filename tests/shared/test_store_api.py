@@ -17,7 +17,7 @@ from shared.eventstore import postgres_env
 from shared.outbox import Outbox
 from shared.provenance import Role
 from shared.settings import ServiceSettings
-from tests.support import NOW, SIGNER, VERIFIER, bearer, command, principal
+from tests.support import NOW, SIGNER, VERIFIER, asgi_client, bearer, command, principal
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +40,7 @@ async def client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     outbox = Outbox.of(application, PUBLICATION, settings)
     app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
+    async with asgi_client(app, "enrollment") as client:
         yield client
 
 
