@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from shared.access import Denial
@@ -204,19 +206,62 @@ class Authorisation:
 def authorised(command: str) -> Any:
     """A FastAPI dependency: the caller, if a role of theirs may run ``command``.
 
-    The app keeps its ``Authorisation`` in ``app.state.authorisation``.
+    The app keeps its ``Authorisation`` in ``app.state.authorisation``. The dependency is
+    a partial of ``_authorise`` so that ``command_of`` can read the command back.
     """
+    return Depends(partial(_authorise, command))
 
-    def dependency(
-        request: Request,
-        authorization: Annotated[
-            str | None, Header(description="Bearer access token from the identity service")
-        ] = None,
-    ) -> Caller:
-        checker: Authorisation = request.app.state.authorisation
-        return checker.check(command, request)
 
-    return Depends(dependency)
+def _authorise(
+    command: str,
+    request: Request,
+    authorization: Annotated[
+        str | None, Header(description="Bearer access token from the identity service")
+    ] = None,
+) -> Caller:
+    checker: Authorisation = request.app.state.authorisation
+    return checker.check(command, request)
+
+
+def command_of(route: APIRoute) -> str | None:
+    """The command an operation is ``authorised`` for, if any."""
+    for dependency in route.dependant.dependencies:
+        call = dependency.call
+        if isinstance(call, partial) and call.func is _authorise:
+            return str(call.args[0])
+    return None
+
+
+RolesOf = Callable[[APIRoute], Collection[str] | None]
+
+
+def document_roles(app: FastAPI, roles_of: RolesOf) -> None:
+    """Name in each operation of the OpenAPI document the roles that may call it
+    (``x-permitted-roles``), read from the role table itself, so that clients (and the
+    fuzz tests) need no second copy of it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for route, operation in _operations(app, document):
+                roles = roles_of(route)
+                if roles is not None:
+                    operation["x-permitted-roles"] = sorted(str(role) for role in roles)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(
+    app: FastAPI, document: dict[str, Any]
+) -> Iterator[tuple[APIRoute, dict[str, Any]]]:
+    """Each documented route with its operation object in ``document``."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for method in route.methods or ():
+                yield route, document["paths"][route.path_format][method.lower()]
 
 
 def bearer_token(header: str | None) -> str:
@@ -248,6 +293,7 @@ def command_app(
     )
     install_error_mapping(app, statuses)
     app.state.authorisation = authorisation
+    document_roles(app, lambda route: authorisation.permissions.get(command_of(route) or ""))
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

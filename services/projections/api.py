@@ -8,14 +8,16 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from services.projections.application import (
+    READERS,
     PlotNotFound,
     ProjectionsApplication,
     TrailFilter,
 )
 from shared.auth import Principal, TokenVerifier
-from shared.http import ErrorBody, bearer_token, install_error_mapping
+from shared.http import ErrorBody, bearer_token, document_roles, install_error_mapping
 
 
 def _principal(
@@ -29,6 +31,11 @@ def _principal(
 Auditor = Annotated[Principal, Depends(_principal)]
 
 
+def _reads(route: APIRoute) -> bool:
+    """Whether the operation needs an auditor's or a monitor's token."""
+    return any(dependency.call is _principal for dependency in route.dependant.dependencies)
+
+
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Trial Ledger: projections (auditor API)",
@@ -38,6 +45,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
     )
     install_error_mapping(app, {IndexError: 404, PlotNotFound: 404})
+    document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
 
     @app.get("/health", tags=["operations"])

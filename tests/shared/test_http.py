@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from eventsourcing.persistence import OperationalError
 from fastapi import FastAPI
 
-from shared.http import install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app, install_error_mapping
+from shared.provenance import Role
+from tests.support import VERIFIER
 
 
 class Refusal(Exception):
@@ -54,3 +56,16 @@ async def test_unreachable_event_store_is_503_service_unavailable() -> None:
     response = await get(app_raising(OperationalError("connection refused")))
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
+
+
+def test_each_operation_names_the_roles_its_command_permits() -> None:
+    permissions = {"trial.read": frozenset({Role.MONITOR, Role.AUDITOR})}
+    app = command_app("t", "t", {}, Authorisation(VERIFIER, permissions, lambda denial: None))
+
+    @app.get("/things")
+    def things(caller: Annotated[Caller, authorised("trial.read")]) -> None:
+        return None
+
+    paths = app.openapi()["paths"]
+    assert paths["/things"]["get"]["x-permitted-roles"] == ["auditor", "monitor"]
+    assert "x-permitted-roles" not in paths["/health"]["get"]  # public
