@@ -2,14 +2,15 @@
 
 Errors become responses in one registry keyed by exception class (the most specific
 registered base wins); endpoints raise, they never build error responses by hand.
-Every 4xx body is ``{"code", "message", "details"}`` with a stable ``code``.
+Every error body is ``{"code", "message", "details"}`` with a stable ``code``: the
+services' refusals and the framework's own answers alike.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -18,9 +19,10 @@ from typing import Annotated, Any
 from eventsourcing.persistence import InterfaceError, OperationalError
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.access import Denial
 from shared.auth import (
@@ -42,15 +44,30 @@ log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    """The body of every 4xx answer."""
+    """The body of every error answer (4xx, and 5xx should one happen)."""
 
     code: str
     message: str
     details: dict[str, Any] = {}
 
 
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one shape of an error answer: ``ErrorBody`` with ``status``."""
+    body = ErrorBody(code=code, message=message, details=details or {})
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
 def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
-    """Answer every exception of a registered class with its status and a coded body.
+    """Answer every exception of a registered class with its status and a coded body; and
+    every other error too: invalid requests (422), the framework's own answers (404 no
+    such path, 405 method not allowed, 400 unreadable body), and an unexpected failure
+    (500).
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
     """
@@ -65,37 +82,69 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
         **statuses,
     }
 
-    async def handle(request: Request, error: Exception) -> JSONResponse:
+    async def handle(request: Request, error: Exception) -> Response:
         status = next(registry[cls] for cls in type(error).__mro__ if cls in registry)
-        body = ErrorBody(
-            code=getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error"),
-            message=getattr(error, "message", str(error)),
-            details=getattr(error, "details", {}),
-        )
+        code = getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error")
         log.info(
             "command refused path=%s status=%d code=%s correlation_id=%s",
             request.url.path,
             status,
-            body.code,
+            code,
             request.headers.get("x-correlation-id"),
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=status)
+        message = getattr(error, "message", str(error))
+        return error_response(status, code, message, getattr(error, "details", {}))
 
-    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)  # noqa: S101
-        body = ErrorBody(
-            code="invalid_request",
-            message="the request does not match the command's schema",
-            details={"errors": _plain_errors(error)},
-        )
-        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+        details = {"errors": _plain_errors(error)}
+        return error_response(422, "invalid_request", _INVALID, details)
+
+    async def framework_answer(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)  # noqa: S101
+        status = error.status_code
+        code = _CODES_BY_STATUS.get(status, "bad_request" if status < 500 else "error")
+        return error_response(status, code, str(error.detail), headers=error.headers)
+
+    async def failure(request: Request, error: Exception) -> Response:
+        # Starlette logs the exception after this answer; the client gets no traceback.
+        return error_response(500, "internal_error", _FAILED)
 
     for cls in registry:
         app.add_exception_handler(cls, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, framework_answer)
+    app.add_exception_handler(Exception, failure)
 
 
-_CODES_BY_STATUS = {404: "not_found", 503: "service_unavailable"}
+_INVALID = "the request does not match the command's schema"
+_FAILED = (
+    "the service failed unexpectedly (it is logged): read the record back before retrying"
+)
+_CODES_BY_STATUS = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    503: "service_unavailable",
+}
+# Answers any operation may give, whatever its own refusals (install_error_mapping).
+_EDGE_ANSWERS = {
+    422: "Invalid request (`invalid_request`): not the operation's schema",
+    503: "The service's database or Kafka is unreachable: nothing was recorded "
+    "(`service_unavailable`)",
+}
+
+
+def error_responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of an app's errors: ``statuses`` (its own refusals) and
+    those any operation may answer, each with the coded body."""
+    answers: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody} for status in sorted(set(statuses) - set(_EDGE_ANSWERS))
+    }
+    for status, description in _EDGE_ANSWERS.items():
+        answers[status] = {"model": ErrorBody, "description": description}
+    return dict(sorted(answers.items(), key=lambda item: int(item[0])))
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -284,12 +333,12 @@ def command_app(
 ) -> FastAPI:
     """A command service's app: its refusals mapped and documented (every 4xx it can
     answer, with the coded body), its role table, and a liveness ``/health``."""
-    answers = sorted({401, 403, *(s for s in statuses.values() if 400 < s < 500)})
+    answers = {401, 403, *(s for s in statuses.values() if 400 <= s < 500)}
     app = FastAPI(
         title=f"Trial Ledger: {title}",
         version="1",
         description=description,
-        responses={status: {"model": ErrorBody} for status in answers},
+        responses=error_responses(answers),
     )
     install_error_mapping(app, statuses)
     app.state.authorisation = authorisation

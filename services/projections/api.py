@@ -17,7 +17,7 @@ from services.projections.application import (
     TrailFilter,
 )
 from shared.auth import Principal, TokenVerifier
-from shared.http import ErrorBody, bearer_token, document_roles, install_error_mapping
+from shared.http import bearer_token, document_roles, error_responses, install_error_mapping
 
 
 def _principal(
@@ -42,7 +42,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         version="1",
         description="The tamper-evident ledger, its views and proofs. Auditors and monitors "
         "only; every query is recorded.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
+        responses=error_responses({401, 403, 404}),
     )
     install_error_mapping(app, {IndexError: 404, PlotNotFound: 404})
     document_roles(app, lambda route: READERS if _reads(route) else None)
