@@ -3,7 +3,7 @@
 Errors become responses in one registry keyed by exception class (the most specific
 registered base wins); endpoints raise, they never build error responses by hand.
 Every error body is ``{"code", "message", "details"}`` with a stable ``code``: the
-services' refusals and the framework's own answers alike.
+services' refusals, the framework's own answers and bad input (``shared.inputs``) alike.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
+from shared.inputs import MAX_BODY_BYTES, InputGuard
 from shared.logs import current_correlation_id
 from shared.provenance import Actor, Command, Provenance
 from shared.records import SignatureNotForThisRecord
@@ -66,8 +67,8 @@ def error_response(
 def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
     """Answer every exception of a registered class with its status and a coded body; and
     every other error too: invalid requests (422), the framework's own answers (404 no
-    such path, 405 method not allowed, 400 unreadable body), and an unexpected failure
-    (500).
+    such path, 405 method not allowed ...), unreadable input (``shared.inputs``:
+    413, 415, 422), and an unexpected failure (500).
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
     """
@@ -115,6 +116,7 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, framework_answer)
     app.add_exception_handler(Exception, failure)
+    app.add_middleware(InputGuard, answer=error_response)
 
 
 _INVALID = "the request does not match the command's schema"
@@ -130,7 +132,10 @@ _CODES_BY_STATUS = {
 }
 # Answers any operation may give, whatever its own refusals (install_error_mapping).
 _EDGE_ANSWERS = {
-    422: "Invalid request (`invalid_request`): not the operation's schema",
+    413: f"Body too large: over {MAX_BODY_BYTES} bytes (`body_too_large`)",
+    415: "Body not JSON (`unsupported_media_type`)",
+    422: "Invalid request (`invalid_request`): not the operation's schema, not UTF-8 JSON, "
+    "or text with a NUL or a lone surrogate",
     503: "The service's database or Kafka is unreachable: nothing was recorded "
     "(`service_unavailable`)",
 }
