@@ -5,6 +5,8 @@
   UTF-8 or does not parse (422), and text PostgreSQL cannot store (NUL, lone surrogates)
   in the path, the query string, or any string or key of the JSON body (422). Such text
   stored in an event would be published, and then refused by the ledger downstream.
+- ``IsoDateTime`` and ``IsoDate``: ISO 8601 text only (a number is not a date), a
+  date-time with its UTC offset, normalised to UTC.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, TypeAdapter
+from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Far above any command here (a screening is a few kB), and far below Kafka's default
@@ -176,3 +181,50 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
+
+
+# --- date-times --------------------------------------------------------------------------
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_date_time_text(value: object) -> object:
+    # pydantic alone reads 0.5 or "1700000000" as seconds since 1970
+    if isinstance(value, datetime) or (isinstance(value, str) and _ISO_DATE_TIME.match(value)):
+        return value
+    raise PydanticCustomError(
+        "iso_date_time",
+        "an ISO 8601 date-time with its UTC offset is needed, such as 2026-11-20T09:30:00Z",
+    )
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is a year 0 in UTC
+        raise PydanticCustomError("datetime_range", "the date-time is out of range") from None
+
+
+def _iso_date_text(value: object) -> object:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        return value
+    raise PydanticCustomError("iso_date", "an ISO 8601 date is needed, such as 2026-11-20")
+
+
+IsoDateTime = Annotated[
+    AwareDatetime, BeforeValidator(_iso_date_time_text), AfterValidator(_in_utc)
+]
+"""A date-time as ISO 8601 text with its offset (``2026-11-20T09:30:00Z``), in UTC."""
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
+"""A calendar date as ISO 8601 text (``2026-11-20``)."""
+
+_ISO_DATE_ADAPTER: TypeAdapter[date] = TypeAdapter(IsoDate)
+
+
+def iso_date(value: object) -> date:
+    """``value`` read as an ``IsoDate``; a ``ValueError`` (pydantic's) if it is not one."""
+    return _ISO_DATE_ADAPTER.validate_python(value)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.adverse_events import errors
 from services.adverse_events.application import AdverseEventsApplication
@@ -41,6 +41,7 @@ from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDate, IsoDateTime
 from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
@@ -69,7 +70,7 @@ class Report(Contract):
     term: str = Field(min_length=1, examples=["Cytokine release syndrome"])
     verbatim: str = Field(min_length=1)
     meddra_code: str | None = None
-    onset_at: AwareDatetime
+    onset_at: IsoDateTime
 
 
 class CrsIn(Contract):
@@ -136,7 +137,7 @@ class SafetyReviewIn(Contract):
 
 
 class Resolve(Contract):
-    ended_on: date
+    ended_on: IsoDate
     outcome: str = Field(min_length=1, examples=["recovered"])
 
 

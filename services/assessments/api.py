@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.assessments import errors
 from services.assessments.application import AssessmentsApplication
@@ -32,6 +32,7 @@ from services.assessments.views import InfusionView, VitalStatusView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDateTime
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -59,7 +60,7 @@ class DiseaseActivityIn(Contract):
     """A visit: every SLEDAI-2K item present or absent (the score is computed)."""
 
     label: str = Field(min_length=1, max_length=60, examples=["month 3"])
-    assessed_at: AwareDatetime
+    assessed_at: IsoDateTime
     items: dict[str, bool] = Field(description="all 24 SLEDAI-2K items, by name")
     pga: Decimal = Field(description="physician's global assessment, 0-3")
     prednisone_mg_per_day: Decimal
@@ -77,12 +78,12 @@ class AutoantibodyIn(Contract):
 
 
 class AutoantibodiesIn(Contract):
-    sampled_at: AwareDatetime
+    sampled_at: IsoDateTime
     results: list[AutoantibodyIn] = Field(min_length=1)
 
 
 class KineticsIn(Contract):
-    sampled_at: AwareDatetime
+    sampled_at: IsoDateTime
     sample: Sample
     method: Method
     target: Target
@@ -106,7 +107,7 @@ class RemissionIn(Contract):
 class ProgressionIn(Contract):
     kind: Progression
     description: str = Field(min_length=1, max_length=500)
-    occurred_at: AwareDatetime
+    occurred_at: IsoDateTime
 
 
 class AssessmentsOut(Contract):

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.infusion import errors
 from services.infusion.application import InfusionApplication
@@ -29,6 +29,7 @@ from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDate, IsoDateTime
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -52,7 +53,7 @@ ERROR_STATUSES: dict[type[Exception], int] = {
 
 
 class RecordLeukapheresis(Contract):
-    performed_on: date
+    performed_on: IsoDate
     volume_ml: Decimal = Field(gt=0)
 
 
@@ -63,7 +64,7 @@ class ReleaseProduct(Contract):
     viability_percent: Decimal
     sterility_passed: bool
     release_tests_passed: bool
-    released_on: date
+    released_on: IsoDate
 
 
 class AgentDoseIn(Contract):
@@ -74,8 +75,8 @@ class AgentDoseIn(Contract):
 
 class RecordLymphodepletion(Contract):
     agents: list[AgentDoseIn] = Field(min_length=1)
-    started_on: date
-    completed_on: date
+    started_on: IsoDate
+    completed_on: IsoDate
 
 
 class LotIn(Contract):
@@ -92,8 +93,8 @@ class SignatureIn(Contract):
 class Infuse(Contract):
     weight_kg: Decimal
     lots: list[LotIn] = Field(min_length=1)
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: IsoDateTime
+    ended_at: IsoDateTime
     signature: SignatureIn = Field(description=f"meaning: {INFUSION_SIGNATURE}")
 
 

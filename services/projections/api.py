@@ -4,7 +4,6 @@ every query, refused ones too."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
@@ -18,6 +17,7 @@ from services.projections.application import (
 )
 from shared.auth import Principal, TokenVerifier
 from shared.http import bearer_token, document_roles, error_responses, install_error_mapping
+from shared.inputs import IsoDateTime
 
 
 def _principal(
@@ -59,8 +59,8 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         user_id: str | None = None,
         record_id: str | None = None,
         event_type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoDateTime | None = None,
+        until: IsoDateTime | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[dict[str, Any]]:
         filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
@@ -70,7 +70,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
     async def subject(
         who: Auditor,
         subject_id: str,
-        as_of: datetime | None = None,
+        as_of: IsoDateTime | None = None,
         position: int | None = None,
     ) -> dict[str, Any]:
         state = await application.subject(who, subject_id, as_of, position)
@@ -83,7 +83,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
 
     @app.get("/endpoints", tags=["endpoints"])
     async def endpoints(
-        who: Auditor, as_of: datetime | None = None, position: int | None = None
+        who: Auditor, as_of: IsoDateTime | None = None, position: int | None = None
     ) -> dict[str, Any]:
         """DLT rate per dose level, TEAE incidence, objective response within 3 months,
         disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
@@ -93,14 +93,14 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
 
     @app.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
     async def swimmer(
-        who: Auditor, as_of: datetime | None = None, position: int | None = None
+        who: Auditor, as_of: IsoDateTime | None = None, position: int | None = None
     ) -> Response:
         svg = await application.plot(who, "swimmer", as_of, position)
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
     async def kinetics(
-        who: Auditor, subject_id: str, as_of: datetime | None = None, position: int | None = None
+        who: Auditor, subject_id: str, as_of: IsoDateTime | None = None, position: int | None = None
     ) -> Response:
         svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
         return Response(svg, media_type="image/svg+xml")

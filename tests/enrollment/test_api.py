@@ -244,6 +244,24 @@ async def test_correction_with_a_malformed_value_is_422(client: httpx.AsyncClien
     assert (response.status_code, response.json()["code"]) == (422, "invalid_correction_value")
 
 
+@pytest.mark.parametrize("new_value", [20261102, "20261102"])
+async def test_a_corrected_date_is_iso_text_not_a_number(
+    client: httpx.AsyncClient, new_value: object
+) -> None:
+    await through_screening(client, "S-018")
+    body = {"field": "consent.signed_on", "new_value": new_value, "reason": "typo"}
+    response = await post(client, "/subjects/S-018/corrections", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_correction_value")
+
+
+async def test_a_date_time_is_never_a_number(client: httpx.AsyncClient) -> None:
+    body = {"subject_id": "S-019", "site_id": "ZJU-1", "occurred_at": 1700000000}
+    response = await post(client, "/subjects", body)
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "occurred_at"]
+    assert (await client.get("/subjects/S-019", headers=bearer())).status_code == 404
+
+
 async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from shared.envelope import Contract
 from shared.http import install_error_mapping
-from shared.inputs import MAX_BODY_BYTES
+from shared.inputs import MAX_BODY_BYTES, IsoDate, IsoDateTime
 
 
 class Note(Contract):
@@ -178,3 +178,75 @@ async def test_a_streamed_body_over_the_limit_is_a_coded_413(client: httpx.Async
         "/notes/n-1", content=chunks(), headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+# --- date-times: ISO 8601 text, never numbers -------------------------------------------
+
+
+class Visit(Contract):
+    at: IsoDateTime
+    on: IsoDate | None = None
+
+
+def dated_app() -> FastAPI:
+    app = FastAPI()
+    install_error_mapping(app, {})
+
+    @app.get("/as-of")
+    def as_of(at: IsoDateTime) -> dict[str, str]:
+        return {"at": at.isoformat()}
+
+    @app.post("/visits")
+    def visit(body: Visit) -> dict[str, str | None]:
+        return {"at": body.at.isoformat(), "on": body.on and body.on.isoformat()}
+
+    return app
+
+
+@pytest.fixture
+async def dated() -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=dated_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+        yield c
+
+
+@pytest.mark.parametrize("text", ["2026-11-20T09:30:00Z", "2026-11-20T17:30:00+08:00"])
+async def test_a_date_time_with_its_offset_is_read_in_utc(
+    dated: httpx.AsyncClient, text: str
+) -> None:
+    response = await dated.get("/as-of", params={"at": text})
+    assert response.json() == {"at": "2026-11-20T09:30:00+00:00"}
+    response = await dated.post("/visits", json={"at": text})
+    assert response.json()["at"] == "2026-11-20T09:30:00+00:00"
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["0.5", "0", "1700000000", "-1", "2026-11-20T09:30:00", "2026-11-20", "yesterday",
+     "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"],
+)  # fmt: skip
+async def test_a_query_date_time_must_be_iso_8601_with_an_offset_and_in_range(
+    dated: httpx.AsyncClient, text: str
+) -> None:
+    response = await dated.get("/as-of", params={"at": text})
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("value", [0.5, 1700000000, "1700000000", True])
+async def test_a_body_date_time_is_never_a_number(dated: httpx.AsyncClient, value: Any) -> None:
+    response = await dated.post("/visits", json={"at": value})
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "at"]
+
+
+@pytest.mark.parametrize("value", [0, 20261120, "20261120", "2026-11-20T00:00:00Z"])
+async def test_a_date_is_iso_8601_text_only(dated: httpx.AsyncClient, value: Any) -> None:
+    response = await dated.post("/visits", json={"at": "2026-11-20T09:30:00Z", "on": value})
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "on"]
+
+
+def test_a_date_time_is_documented_as_iso_text() -> None:
+    schema = dated_app().openapi()["paths"]["/as-of"]["get"]["parameters"][0]["schema"]
+    assert schema == {"format": "date-time", "title": "At", "type": "string"}
