@@ -7,6 +7,8 @@
   stored in an event would be published, and then refused by the ledger downstream.
 - ``IsoDateTime`` and ``IsoDate``: ISO 8601 text only (a number is not a date), a
   date-time with its UTC offset, normalised to UTC.
+- ``BIGINT_MAX``: the largest integer a PostgreSQL ``bigint`` holds, the bound of every
+  integer that reaches a query.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 # Far above any command here (a screening is a few kB), and far below Kafka's default
 # 1 MB message limit, so that no command can make an event too large to publish.
 MAX_BODY_BYTES = 64 * 1024
+BIGINT_MAX = 2**63 - 1
 
 # PostgreSQL text cannot hold NUL, jsonb refuses \u0000, and a lone surrogate is not
 # UTF-8 at all: such text fails the first INSERT that meets it, which can be downstream.
