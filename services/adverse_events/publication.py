@@ -16,8 +16,10 @@ SERVICE = "adverse_events"
 
 def to_contract(event: Any) -> EventData:
     """Map a stored AdverseEvent or SafetyReview event to its published contract."""
-    # a safety review is the service's one record that names no subject
-    record_type = "SafetyReview" if event.subject_id is None else contracts.RECORD_TYPE
+    # a safety review is the service's one record that names no subject; a denial
+    # (AccessDenied) keeps its subject inside and is mapped by to_published
+    subject_id = getattr(event, "subject_id", None)
+    record_type = "SafetyReview" if subject_id is None else contracts.RECORD_TYPE
     return to_published(event, SERVICE, record_type, _BUILDERS, _occurred_at)
 
 
