@@ -27,7 +27,7 @@ async def client(projections: ProjectionsApplication) -> AsyncIterator[httpx.Asy
         yield c
 
 
-async def get(client: httpx.AsyncClient, path: str, **params: object) -> httpx.Response:
+async def get(client: httpx.AsyncClient, path: str, **params: str | int) -> httpx.Response:
     return await client.get(path, params=params, headers=AUDITOR)
 
 
@@ -37,7 +37,7 @@ async def activities(ledger: LedgerStore) -> int:
 
 @pytest.mark.parametrize("old_size", [-1, 0, BEYOND_BIGINT, "1.5", "seven"])
 async def test_a_consistency_proof_size_that_is_no_tree_size_is_422(
-    filled: int, client: httpx.AsyncClient, old_size: object
+    filled: int, client: httpx.AsyncClient, old_size: str | int
 ) -> None:
     response = await get(client, "/proofs/consistency", old_size=old_size)
     assert response.status_code == 422

@@ -198,7 +198,7 @@ def dated_app() -> FastAPI:
 
     @app.post("/visits")
     def visit(body: Visit) -> dict[str, str | None]:
-        return {"at": body.at.isoformat(), "on": body.on and body.on.isoformat()}
+        return {"at": body.at.isoformat(), "on": None if body.on is None else body.on.isoformat()}
 
     return app
 
