@@ -1,0 +1,151 @@
+"""Bad input never reaches a 500: schemathesis fuzzes every operation of every service's
+live OpenAPI document, as a user holding a role the operation permits.
+
+One stack for the module: the six services as processes on the real Kafka and PostgreSQL
+(``tests.e2e.stack``). schemathesis runs as its command-line tool, configured per service:
+each operation is called with the token of the first role its ``x-permitted-roles``
+names. Every phase runs once (the schema's examples, boundary "coverage" cases, random
+valid and invalid data, ``EXAMPLES`` per operation), then random cases repeat until the
+service's ``BUDGET_SECONDS`` are spent. Checks: no 5xx; every 4xx is the coded body;
+statuses, content types and bodies as documented; invalid data refused.
+
+Afterwards each command service's event store and the ledger hold the same number of
+events: nothing refused was half-written, and nothing recorded was lost or stuck on its
+way to the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+import pytest_asyncio
+
+from shared.provenance import Role
+from shared.settings import ServiceSettings, SettingsError
+from tests.e2e.stack import Stack, running_stack
+from tests.support import eventually
+
+pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
+
+SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
+COMMAND_SERVICES = SERVICES[:-1]
+PASSWORD = "fuzzing passphrase 1"
+EXAMPLES = 15  # random cases per operation and round
+BUDGET_SECONDS = 15  # per service: schemathesis's own --max-time
+CHECKS = (
+    "not_a_server_error",
+    "coded_error_body",  # tests/fuzz/checks.py
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+)
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Fuzzed:
+    """The running stack, and a logged-in user of each role."""
+
+    stack: Stack
+    tokens: dict[str, str]
+
+    def url(self, service: str) -> str:
+        return str(self.stack.processes[service].client.base_url).rstrip("/")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fuzzed]:
+    try:
+        ServiceSettings.from_env("enrollment")
+    except SettingsError as error:
+        pytest.fail(f"{error}: run with the settings of deploy/local (make test)", pytrace=False)
+    async with running_stack(dict(os.environ), tmp_path_factory.mktemp("fuzz")) as stack:
+        tokens = {}
+        for role in Role:
+            user_id = f"fuzz.{role.value.replace('_', '-')}"
+            await stack.create_user(user_id, PASSWORD, role.value)
+            tokens[role.value] = (await stack.log_in(user_id, PASSWORD))["Authorization"]
+        yield Fuzzed(stack, tokens)
+
+
+def configuration(document: dict[str, Any], tokens: dict[str, str]) -> str:
+    """schemathesis.toml: the check module, nothing kept between runs (no example
+    database, no cache in the repository), and each operation's token (public operations
+    get none)."""
+    lines = [
+        'hooks = "tests.fuzz.checks"',
+        "[cache]",
+        "enabled = false",
+        "[generation]",
+        'database = "none"',
+    ]
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if roles := operation.get("x-permitted-roles"):
+                lines += [
+                    "[[operations]]",
+                    f"include-name = {json.dumps(f'{method.upper()} {path}')}",
+                    f"headers = {{ Authorization = {json.dumps(tokens[roles[0]])} }}",
+                ]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_bad_input_never_answers_5xx(service: str, fuzzed: Fuzzed, tmp_path: Path) -> None:
+    url = f"{fuzzed.url(service)}/openapi.json"
+    config = tmp_path / "schemathesis.toml"
+    config.write_text(configuration(httpx.get(url).json(), fuzzed.tokens))
+    command = [
+        sys.executable, "-m", "schemathesis.cli", "--config-file", str(config), "run", url,
+        "--phases", "examples,coverage,fuzzing", "--checks", ",".join(CHECKS),
+        "--max-examples", str(EXAMPLES), "--max-time", str(BUDGET_SECONDS),
+        "--request-timeout", "15", "--no-color",
+    ]  # fmt: skip
+    result = subprocess.run(  # noqa: S603 (our own interpreter and arguments)
+        command, cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_SECONDS + 90, check=False
+    )
+    assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_each_store_and_the_ledger_hold_the_same_events(fuzzed: Fuzzed) -> None:
+    """After the fuzzing above (pytest keeps the module's order)."""
+    for service in COMMAND_SERVICES:
+        await eventually(agree(fuzzed.stack, service), 60, f"{service}'s store and ledger agree")
+
+
+def agree(stack: Stack, service: str) -> Callable[[], Awaitable[bool]]:
+    store: ServiceSettings = getattr(stack, f"{service}_settings")
+    ledger = stack.projections_settings.database
+
+    async def check() -> bool:
+        stored = await count(
+            store.database.dsn, f'SELECT count(*) FROM "{store.database.schema}".{service}_events'
+        )
+        entries = await count(
+            ledger.dsn,
+            f'SELECT count(*) FROM "{ledger.schema}".ledger_entries WHERE source = $1',
+            f"/trial-ledger/{service}",
+        )
+        return stored == entries
+
+    return check
+
+
+async def count(dsn: str, query: str, *args: Any) -> int:
+    connection = await asyncpg.connect(dsn)
+    try:
+        return int(await connection.fetchval(query, *args))
+    finally:
+        await connection.close()
