@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -116,6 +117,59 @@ def test_bad_input_never_answers_5xx(service: str, fuzzed: Fuzzed, tmp_path: Pat
         command, cwd=ROOT, capture_output=True, text=True, timeout=BUDGET_SECONDS + 90, check=False
     )
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
+
+
+# --- the classes fixed, on every operation of the running services ----------------------
+
+SAMPLE_PATH_VALUES = {"record_id": "8f0e4a52-3c1d-4e7b-9a35-2f6c0d1b7e44", "position": "1"}
+BAD_BODIES = {
+    "not UTF-8": (b'{"reason": "caf\xe9"}', "application/json", 422),
+    "NUL in a string": (b'{"reason": "a\\u0000b"}', "application/json", 422),
+    "lone surrogate": (b'{"reason": "\\ud800"}', "application/json", 422),
+    "not JSON": (b"reason=typo", "application/x-www-form-urlencoded", 415),
+    "too large": (b'{"reason": "' + b"x" * 70_000 + b'"}', "application/json", 413),
+}
+
+
+def operations(document: dict[str, Any], method: str, nul: bool = False) -> list[str]:
+    """The paths of ``method`` operations, with sample path parameters (ending in a NUL,
+    percent-encoded, with ``nul``; operations without parameters are then left out)."""
+    suffix = "%00" if nul else ""
+    return [
+        re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "S-001") + suffix, path)
+        for path, methods in document["paths"].items()
+        if method in methods and ("{" in path or not nul)
+    ]
+
+
+@pytest.mark.parametrize("service", SERVICES)
+@pytest.mark.parametrize("bad", BAD_BODIES)
+def test_every_post_refuses_an_unreadable_body_with_the_coded_answer(
+    service: str, bad: str, fuzzed: Fuzzed
+) -> None:
+    content, content_type, status = BAD_BODIES[bad]
+    with httpx.Client(base_url=fuzzed.url(service)) as client:
+        for path in operations(client.get("/openapi.json").json(), "post"):
+            headers = {"content-type": content_type, "authorization": fuzzed.tokens["monitor"]}
+            response = client.post(path, content=content, headers=headers)
+            assert response.status_code == status, (path, response.text)
+            assert response.json()["code"], path
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_refuses_a_nul_in_its_query_or_path(service: str, fuzzed: Fuzzed) -> None:
+    # before authorisation too: a monitor may not write, and its denial must not record
+    # a subject id with a NUL in it (it would be published to the ledger)
+    headers = {"authorization": fuzzed.tokens["monitor"]}
+    with httpx.Client(base_url=fuzzed.url(service), headers=headers) as client:
+        document = client.get("/openapi.json").json()
+        for method in ("get", "post"):
+            body: dict[str, str] | None = {} if method == "post" else None
+            urls = [f"{path}?q=a%00b" for path in operations(document, method)]
+            for url in urls + operations(document, method, nul=True):
+                response = client.request(method, url, json=body)
+                assert response.status_code == 422, (method, url, response.text)
+                assert response.json()["code"] == "invalid_request"
 
 
 @pytest.mark.asyncio(loop_scope="module")
