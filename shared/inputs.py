@@ -9,6 +9,8 @@
   date-time with its UTC offset, normalised to UTC.
 - ``BIGINT_MAX``: the largest integer a PostgreSQL ``bigint`` holds, the bound of every
   integer that reaches a query.
+- ``Line`` and ``Paragraph``: the two lengths of text a command takes (an id, a name, a
+  unit; a reason, a verbatim term), so that a long value is refused naming its field.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, TypeAdapter
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints, TypeAdapter
 from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -184,6 +186,12 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
+
+
+Line = Annotated[str, StringConstraints(max_length=200)]
+"""Text of one line: an id, a name, a code, a unit."""
+Paragraph = Annotated[str, StringConstraints(max_length=2000)]
+"""Free text: a reason, a verbatim term, a description; a password, a signing assertion."""
 
 
 # --- date-times --------------------------------------------------------------------------

@@ -41,7 +41,7 @@ from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
@@ -67,9 +67,9 @@ ERROR_STATUSES: dict[type[Exception], int] = {
 
 
 class Report(Contract):
-    term: str = Field(min_length=1, examples=["Cytokine release syndrome"])
-    verbatim: str = Field(min_length=1)
-    meddra_code: str | None = None
+    term: Line = Field(min_length=1, examples=["Cytokine release syndrome"])
+    verbatim: Paragraph = Field(min_length=1)
+    meddra_code: Line | None = None
     onset_at: IsoDateTime
 
 
@@ -91,7 +91,7 @@ class IcansIn(Contract):
 
 
 class SignatureIn(Contract):
-    assertion: str
+    assertion: Paragraph
 
 
 class Grade(Contract):
@@ -101,12 +101,12 @@ class Grade(Contract):
     grade: int | None = None
     crs: CrsIn | None = None
     icans: IcansIn | None = None
-    reason: str | None = None
+    reason: Paragraph | None = None
     signature: SignatureIn
 
 
 class Regrade(Grade):
-    reason: str = Field(min_length=1)
+    reason: Paragraph = Field(min_length=1)
 
 
 class SeriousnessIn(Contract):
@@ -127,7 +127,7 @@ class Causality(Contract):
 class Dlt(Contract):
     is_dlt: bool
     criterion: DltCriterion | None = None
-    reason: str = Field(min_length=1)
+    reason: Paragraph = Field(min_length=1)
     signature: SignatureIn
 
 
@@ -138,7 +138,7 @@ class SafetyReviewIn(Contract):
 
 class Resolve(Contract):
     ended_on: IsoDate
-    outcome: str = Field(min_length=1, examples=["recovered"])
+    outcome: Line = Field(min_length=1, examples=["recovered"])
 
 
 class AdverseEventOut(Contract):

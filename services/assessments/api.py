@@ -32,7 +32,7 @@ from services.assessments.views import InfusionView, VitalStatusView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDateTime
+from shared.inputs import IsoDateTime, Line, Paragraph
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -61,7 +61,7 @@ class DiseaseActivityIn(Contract):
 
     label: str = Field(min_length=1, max_length=60, examples=["month 3"])
     assessed_at: IsoDateTime
-    items: dict[str, bool] = Field(description="all 24 SLEDAI-2K items, by name")
+    items: dict[Line, bool] = Field(description="all 24 SLEDAI-2K items, by name")
     pga: Decimal = Field(description="physician's global assessment, 0-3")
     prednisone_mg_per_day: Decimal
     maintenance_immunosuppression_only: bool
@@ -72,7 +72,7 @@ class DiseaseActivityIn(Contract):
 class AutoantibodyIn(Contract):
     analyte: Analyte
     value: Decimal
-    unit: str = Field(examples=["IU/mL", "titre", "g/L", "mg/dL"])
+    unit: Line = Field(examples=["IU/mL", "titre", "g/L", "mg/dL"])
     reference_low: Decimal | None = None
     reference_high: Decimal | None = None
 
@@ -88,12 +88,12 @@ class KineticsIn(Contract):
     method: Method
     target: Target
     value: Decimal
-    unit: str = Field(examples=["copies/ug gDNA", "cells/uL"])
+    unit: Line = Field(examples=["copies/ug gDNA", "cells/uL"])
     lloq: Decimal
 
 
 class SignatureIn(Contract):
-    assertion: str
+    assertion: Paragraph
 
 
 class RemissionIn(Contract):

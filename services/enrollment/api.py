@@ -36,7 +36,7 @@ from shared.auth import SigningAssertion, TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime, iso_date
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.provenance import Command, Meaning, Role
 
 Clock = Callable[[], datetime]
@@ -68,7 +68,7 @@ class SignatureIn(Contract):
     requested with purpose ``enrollment/consent/<subject id>`` or
     ``enrollment/eligibility/<subject id>``."""
 
-    assertion: str
+    assertion: Paragraph
 
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -78,7 +78,7 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class RegisterSubject(Contract):
-    subject_id: str = Field(examples=["S-001"])
+    subject_id: Line = Field(examples=["S-001"])
     site_id: Text
     occurred_at: IsoDateTime | None = None
 
@@ -92,11 +92,11 @@ class SignConsent(Contract):
 
 
 class ObservationIn(Contract):
-    value: StrictBool | Decimal | str | None = Field(
+    value: StrictBool | Decimal | Line | None = Field(
         description="a number for quantities, true/false for flags, a category name, "
         "or an ISO date (null: never) for the last systemic steroid dose"
     )
-    unit: str | None = None
+    unit: Line | None = None
     upper_limit_normal: Decimal | None = None
     observed_on: IsoDate
 
@@ -122,7 +122,7 @@ def _parsed(text: str, kind: Kind) -> ObservedValue:
 
 class RecordScreening(Contract):
     screened_on: IsoDate
-    observations: dict[str, ObservationIn] = Field(
+    observations: dict[Line, ObservationIn] = Field(
         description="one entry per criterion code of GET /eligibility-criteria"
     )
     occurred_at: IsoDateTime | None = None
@@ -145,12 +145,12 @@ class Withdraw(Contract):
 
 class Death(Contract):
     cause: Text
-    adverse_event_id: str | None = Field(None, description="the adverse event it followed")
+    adverse_event_id: Line | None = Field(None, description="the adverse event it followed")
     occurred_at: IsoDateTime | None = None
 
 
 class CorrectValue(Contract):
-    field: str = Field(examples=["screening.creatinine", "consent.form_version"])
+    field: Line = Field(examples=["screening.creatinine", "consent.form_version"])
     new_value: JsonValue
     reason: Text
 

@@ -29,7 +29,7 @@ from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.provenance import Command, Role
 
 Clock = Callable[[], datetime]
@@ -68,7 +68,7 @@ class ReleaseProduct(Contract):
 
 
 class AgentDoseIn(Contract):
-    agent: str = Field(min_length=1, examples=["fludarabine", "cyclophosphamide"])
+    agent: Line = Field(min_length=1, examples=["fludarabine", "cyclophosphamide"])
     dose_mg_per_m2: Decimal
     days: int = Field(ge=1, le=10)
 
@@ -80,14 +80,14 @@ class RecordLymphodepletion(Contract):
 
 
 class LotIn(Contract):
-    lot_id: str
+    lot_id: Line
     viable_car_positive_cells: Decimal = Field(description="viable CAR-positive cells infused")
 
 
 class SignatureIn(Contract):
     """From the identity service's POST /signing, purpose ``infusion/infusion/<subject>``."""
 
-    assertion: str
+    assertion: Paragraph
 
 
 class Infuse(Contract):

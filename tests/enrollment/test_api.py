@@ -262,6 +262,16 @@ async def test_a_date_time_is_never_a_number(client: httpx.AsyncClient) -> None:
     assert (await client.get("/subjects/S-019", headers=bearer())).status_code == 404
 
 
+async def test_a_text_longer_than_its_field_takes_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-020", "site_id": "ZJU-1"})
+    body = {"field": "consent." + "x" * 200, "new_value": "v2", "reason": "typo"}
+    response = await post(client, "/subjects/S-020/corrections", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "field"]
+
+
 async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})
