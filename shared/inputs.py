@@ -1,4 +1,4 @@
-"""What the services accept over HTTP, decided once (docs/integrating.md, "Requests").
+"""What the services accept over HTTP, decided once (docs/integrating.md, HTTP requests).
 
 - ``InputGuard``, an ASGI middleware, refuses before any route or authorisation runs:
   a body over ``MAX_BODY_BYTES`` (413), a body that is not JSON (415), JSON that is not
@@ -108,7 +108,7 @@ def _url_refusal(scope: Scope) -> Refusal | None:
         if _UNSTORABLE.search(name):
             return _invalid(["query"], "a query parameter's name contains a NUL")
         if _UNSTORABLE.search(value):
-            return _invalid(["query", name], "a query parameter contains a NUL")
+            return _invalid(["query", name], "the query parameter contains a NUL")
     return None
 
 
@@ -116,9 +116,9 @@ def _body_refusal(scope: Scope, body: bytes) -> Refusal | None:
     """An empty body is the route's business; any other must be UTF-8 JSON of storable text."""
     if not body:
         return None
-    media_type, _, parameters = _header(scope, b"content-type").partition(";")
-    charset = parameters.strip().lower().removeprefix("charset=").strip('"')
-    if not _JSON_TYPES.fullmatch(media_type.strip().lower()) or charset not in ("", "utf-8"):
+    media_type, *parameters = _header(scope, b"content-type").lower().split(";")
+    charsets = {p.split("=", 1)[1].strip(' "') for p in parameters if "charset=" in p}
+    if not _JSON_TYPES.fullmatch(media_type.strip()) or not charsets <= {"utf-8"}:
         return (
             415,
             "unsupported_media_type",
@@ -187,6 +187,8 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
     return replay
 
+
+# --- text lengths ------------------------------------------------------------------------
 
 Line = Annotated[str, StringConstraints(max_length=200)]
 """Text of one line: an id, a name, a code, a unit."""

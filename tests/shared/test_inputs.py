@@ -149,7 +149,11 @@ async def test_a_body_that_is_not_json_by_its_type_is_a_coded_415(
 
 
 async def test_json_types_and_the_utf8_charset_are_accepted(client: httpx.AsyncClient) -> None:
-    for content_type in ("application/json; charset=UTF-8", "application/merge-patch+json"):
+    for content_type in (
+        "application/json; charset=UTF-8",
+        'application/json;charset="utf-8"',
+        "application/merge-patch+json",
+    ):
         response = await client.post(
             "/notes/n-1", content=b'{"text": "x"}', headers={"content-type": content_type}
         )
