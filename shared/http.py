@@ -144,12 +144,10 @@ _EDGE_ANSWERS = {
 def error_responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of an app's errors: ``statuses`` (its own refusals) and
     those any operation may answer, each with the coded body."""
-    answers: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorBody} for status in sorted(set(statuses) - set(_EDGE_ANSWERS))
-    }
+    answers: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in statuses}
     for status, description in _EDGE_ANSWERS.items():
         answers[status] = {"model": ErrorBody, "description": description}
-    return dict(sorted(answers.items(), key=lambda item: int(item[0])))
+    return dict(sorted(answers.items(), key=lambda answer: int(answer[0])))
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
