@@ -272,6 +272,19 @@ async def test_a_text_longer_than_its_field_takes_is_422_naming_the_field(
     assert response.json()["details"]["errors"][0]["location"] == ["body", "field"]
 
 
+@pytest.mark.parametrize("value", ["9E+999999", "1" + "0" * 4000, 1e300])
+async def test_a_number_too_large_to_normalise_is_422_naming_the_criterion(
+    client: httpx.AsyncClient, value: object
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-021", "site_id": "ZJU-1"})
+    await post(client, "/subjects/S-021/consent", consent_body("S-021"))
+    body = screening_json()
+    body["observations"]["creatinine"]["value"] = value
+    response = await post(client, "/subjects/S-021/screening", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_observation")
+    assert response.json()["details"]["criterion"] == "creatinine"
+
+
 async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})
