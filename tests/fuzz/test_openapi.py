@@ -37,12 +37,14 @@ import pytest_asyncio
 
 from shared.provenance import Role
 from shared.settings import ServiceSettings, SettingsError
+from tests.e2e import flows
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, running_stack
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.fuzz]
 
-SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
+# enrollment last of the command services: a fuzzed withdrawal or death ends S-001's course
+SERVICES = ("identity", "infusion", "adverse_events", "assessments", "enrollment", "projections")
 COMMAND_SERVICES = SERVICES[:-1]
 PASSWORD = "fuzzing passphrase 1"
 EXAMPLES = 15  # random cases per operation and round
@@ -86,7 +88,18 @@ async def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Fuzz
         # concurrently (each account costs argon2 hashes), each on a record of its own:
         # one administrator's session, as concurrent logins of one user may conflict
         tokens = await asyncio.gather(*(token(role) for role in Role))
-        yield Fuzzed(stack, {role.value: t for role, t in zip(Role, tokens, strict=True)})
+        by_role = {role.value: t for role, t in zip(Role, tokens, strict=True)}
+        await treated(stack, admin, {"Authorization": by_role["cell_therapy_pharmacist"]})
+        yield Fuzzed(stack, by_role)
+
+
+async def treated(stack: Stack, admin: dict[str, str], pharmacist: dict[str, str]) -> None:
+    """S-001 enrolled and infused, so that cases naming it (the documents' example subject,
+    which schemathesis reuses) reach the rules behind the 404s: study days and windows of
+    adverse events, assessments on the study calendar."""
+    await stack.create_user("lin.wei", flows.PASSWORD, "investigator", admin=admin)
+    investigator = await stack.log_in("lin.wei", flows.PASSWORD)
+    await flows.treat(stack, investigator, pharmacist, "S-001", level=1, days_ago=30)
 
 
 def configuration(document: dict[str, Any], tokens: dict[str, str]) -> str:
