@@ -2,7 +2,8 @@
 live OpenAPI document, as a user holding a role the operation permits.
 
 One stack for the module: the six services as processes on the real Kafka and PostgreSQL
-(``tests.e2e.stack``). schemathesis runs as its command-line tool, configured per service:
+(``tests.e2e.stack``), with S-001 enrolled and infused so that cases naming it get past
+the 404s. schemathesis runs as its command-line tool, configured per service:
 each operation is called with the token of the first role its ``x-permitted-roles``
 names. Every phase runs once (the schema's examples, boundary "coverage" cases, random
 valid and invalid data, ``EXAMPLES`` per operation), then random cases repeat until the
