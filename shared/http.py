@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 from typing import Annotated, Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -258,29 +257,34 @@ class Authorisation:
 def authorised(command: str) -> Any:
     """A FastAPI dependency: the caller, if a role of theirs may run ``command``.
 
-    The app keeps its ``Authorisation`` in ``app.state.authorisation``. The dependency is
-    a partial of ``_authorise`` so that ``command_of`` can read the command back.
+    The app keeps its ``Authorisation`` in ``app.state.authorisation``.
     """
-    return Depends(partial(_authorise, command))
+    return Depends(Requires(command))
 
 
-def _authorise(
-    command: str,
-    request: Request,
-    authorization: Annotated[
-        str | None, Header(description="Bearer access token from the identity service")
-    ] = None,
-) -> Caller:
-    checker: Authorisation = request.app.state.authorisation
-    return checker.check(command, request)
+class Requires:
+    """The dependency ``authorised`` gives: it names its command, so that a route's
+    command (and the roles the permission table gives it) can be read off the app."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __call__(
+        self,
+        request: Request,
+        authorization: Annotated[
+            str | None, Header(description="Bearer access token from the identity service")
+        ] = None,
+    ) -> Caller:
+        checker: Authorisation = request.app.state.authorisation
+        return checker.check(self.command, request)
 
 
 def command_of(route: APIRoute) -> str | None:
     """The command an operation is ``authorised`` for, if any."""
     for dependency in route.dependant.dependencies:
-        call = dependency.call
-        if isinstance(call, partial) and call.func is _authorise:
-            return str(call.args[0])
+        if isinstance(dependency.call, Requires):
+            return dependency.call.command
     return None
 
 
