@@ -154,15 +154,17 @@ BAD_BODIES = {
 }
 
 
-def operations(document: dict[str, Any], method: str, nul: bool = False) -> list[str]:
-    """The paths of ``method`` operations, with sample path parameters (ending in a NUL,
-    percent-encoded, with ``nul``; operations without parameters are then left out)."""
+def operations(document: dict[str, Any], method: str) -> list[str]:
+    """The path templates of the document's ``method`` operations."""
+    return [path for path, methods in document["paths"].items() if method in methods]
+
+
+def filled(template: str, nul: bool = False) -> str:
+    """``template`` with sample path parameters (each ending in a NUL, with ``nul``)."""
     suffix = "%00" if nul else ""
-    return [
-        re.sub(r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "S-001") + suffix, path)
-        for path, methods in document["paths"].items()
-        if method in methods and ("{" in path or not nul)
-    ]
+    return re.sub(
+        r"\{(\w+)\}", lambda m: SAMPLE_PATH_VALUES.get(m.group(1), "S-001") + suffix, template
+    )
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -174,7 +176,7 @@ def test_every_post_refuses_an_unreadable_body_with_the_coded_answer(
     with httpx.Client(base_url=fuzzed.url(service)) as client:
         for path in operations(client.get("/openapi.json").json(), "post"):
             headers = {"content-type": content_type, "authorization": fuzzed.tokens["monitor"]}
-            response = client.post(path, content=content, headers=headers)
+            response = client.post(filled(path), content=content, headers=headers)
             assert response.status_code == status, (path, response.text)
             assert response.json()["code"], path
 
@@ -188,11 +190,28 @@ def test_every_operation_refuses_a_nul_in_its_query_or_path(service: str, fuzzed
         document = client.get("/openapi.json").json()
         for method in ("get", "post"):
             body: dict[str, str] | None = {} if method == "post" else None
-            urls = [f"{path}?q=a%00b" for path in operations(document, method)]
-            for url in urls + operations(document, method, nul=True):
+            paths = operations(document, method)
+            urls = [f"{filled(path)}?q=a%00b" for path in paths]
+            urls += [filled(path, nul=True) for path in paths if "{" in path]
+            for url in urls:
                 response = client.request(method, url, json=body)
                 assert response.status_code == 422, (method, url, response.text)
                 assert response.json()["code"] == "invalid_request"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_operation_that_needs_a_token_names_the_roles_it_permits(
+    service: str, fuzzed: Fuzzed
+) -> None:
+    # else the fuzzing above would send no token there, and see only 401s
+    with httpx.Client(base_url=fuzzed.url(service)) as client:
+        document = client.get("/openapi.json").json()
+        for method in ("get", "post"):
+            body: dict[str, str] | None = {} if method == "post" else None
+            for path in operations(document, method):
+                response = client.request(method, filled(path), json=body)
+                roles = document["paths"][path][method].get("x-permitted-roles")
+                assert (response.status_code == 401) == bool(roles), (method, path, roles)
 
 
 @pytest.mark.asyncio(loop_scope="module")
