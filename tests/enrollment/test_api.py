@@ -285,6 +285,17 @@ async def test_a_number_too_large_to_normalise_is_422_naming_the_criterion(
     assert response.json()["details"]["criterion"] == "creatinine"
 
 
+async def test_a_date_time_that_is_out_of_range_in_utc_is_422_not_stored(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    # it was stored, and its publication (in UTC) then overflowed: the relay stopped on it
+    body = {"subject_id": "S-022", "site_id": "ZJU-1", "occurred_at": "0001-01-01T00:00:00+01:00"}
+    response = await post(client, "/subjects", body)
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "occurred_at"]
+    assert list(application.stored_events()) == []
+
+
 async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})
