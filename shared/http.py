@@ -2,14 +2,15 @@
 
 Errors become responses in one registry keyed by exception class (the most specific
 registered base wins); endpoints raise, they never build error responses by hand.
-Every 4xx body is ``{"code", "message", "details"}`` with a stable ``code``.
+Every error body is ``{"code", "message", "details"}`` with a stable ``code``: the
+services' refusals, the framework's own answers and bad input (``shared.inputs``) alike.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -17,8 +18,10 @@ from typing import Annotated, Any
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.access import Denial
 from shared.auth import (
@@ -32,6 +35,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
+from shared.inputs import MAX_BODY_BYTES, InputGuard
 from shared.logs import current_correlation_id
 from shared.provenance import Actor, Command, Provenance
 from shared.records import SignatureNotForThisRecord
@@ -40,15 +44,30 @@ log = logging.getLogger(__name__)
 
 
 class ErrorBody(BaseModel):
-    """The body of every 4xx answer."""
+    """The body of every error answer (4xx, and 5xx should one happen)."""
 
     code: str
     message: str
     details: dict[str, Any] = {}
 
 
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The one shape of an error answer: ``ErrorBody`` with ``status``."""
+    body = ErrorBody(code=code, message=message, details=details or {})
+    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
 def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
-    """Answer every exception of a registered class with its status and a coded body.
+    """Answer every exception of a registered class with its status and a coded body; and
+    every other error too: invalid requests (422), the framework's own answers (404 no
+    such path, 405 method not allowed ...), unreadable input (``shared.inputs``:
+    413, 415, 422), and an unexpected failure (500).
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
     """
@@ -65,16 +84,10 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
         **statuses,
     }
 
-    async def handle(request: Request, error: Exception) -> JSONResponse:
+    async def handle(request: Request, error: Exception) -> Response:
         registered = next(cls for cls in type(error).__mro__ if cls in registry)
         status = registry[registered]
-        body = ErrorBody(
-            code=getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error"),
-            message=getattr(error, "message", None)
-            or _LIBRARY_MESSAGES.get(registered)
-            or str(error),
-            details=getattr(error, "details", {}),
-        )
+        code = getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error")
         if registered is IntegrityError:
             # the safety net caught it: the command's save path should reload and re-decide
             log.warning("save conflict not decided again path=%s", request.url.path)
@@ -82,31 +95,68 @@ def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int])
             "command refused path=%s status=%d code=%s correlation_id=%s",
             request.url.path,
             status,
-            body.code,
+            code,
             request.headers.get("x-correlation-id"),
         )
-        return JSONResponse(body.model_dump(mode="json"), status_code=status)
+        message = getattr(error, "message", None) or _LIBRARY_MESSAGES.get(registered) or str(error)
+        return error_response(status, code, message, getattr(error, "details", {}))
 
-    async def invalid_request(request: Request, error: Exception) -> JSONResponse:
+    async def invalid_request(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)  # noqa: S101
-        body = ErrorBody(
-            code="invalid_request",
-            message="the request does not match the command's schema",
-            details={"errors": _plain_errors(error)},
-        )
-        return JSONResponse(body.model_dump(mode="json"), status_code=422)
+        details = {"errors": _plain_errors(error)}
+        return error_response(422, "invalid_request", _INVALID, details)
+
+    async def framework_answer(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)  # noqa: S101
+        status = error.status_code
+        code = _CODES_BY_STATUS.get(status, "bad_request" if status < 500 else "error")
+        return error_response(status, code, str(error.detail), headers=error.headers)
+
+    async def failure(request: Request, error: Exception) -> Response:
+        # Starlette logs the exception after this answer; the client gets no traceback.
+        return error_response(500, "internal_error", _FAILED)
 
     for cls in registry:
         app.add_exception_handler(cls, handle)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StarletteHTTPException, framework_answer)
+    app.add_exception_handler(Exception, failure)
+    app.add_middleware(InputGuard, answer=error_response)
 
 
-_CODES_BY_STATUS = {404: "not_found", 409: "conflict", 503: "service_unavailable"}
+_INVALID = "the request does not match the command's schema"
+_FAILED = "the service failed unexpectedly (it is logged): read the record back before retrying"
+_CODES_BY_STATUS = {
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    503: "service_unavailable",
+}
 # Said instead of a library error's own text, which names tables and keys.
 _LIBRARY_MESSAGES: dict[type[Exception], str] = {
     IntegrityError: "the record changed while this command was decided; nothing was "
     "recorded: read it again and retry",
 }
+# Answers any operation may give, whatever its own refusals (install_error_mapping).
+_EDGE_ANSWERS = {
+    413: f"Body too large: over {MAX_BODY_BYTES} bytes (`body_too_large`)",
+    415: "Body not JSON (`unsupported_media_type`)",
+    422: "Invalid request (`invalid_request`): not the operation's schema, not UTF-8 JSON, "
+    "or text with a NUL or a lone surrogate",
+    503: "The service's database or Kafka is unreachable: nothing was recorded "
+    "(`service_unavailable`)",
+}
+
+
+def error_responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of an app's errors: ``statuses`` (its own refusals) and
+    those any operation may answer, each with the coded body."""
+    answers: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in statuses}
+    for status, description in _EDGE_ANSWERS.items():
+        answers[status] = {"model": ErrorBody, "description": description}
+    return dict(sorted(answers.items(), key=lambda answer: int(answer[0])))
 
 
 def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
@@ -240,6 +290,46 @@ class Requires:
         return checker.check(self.command, request)
 
 
+def command_of(route: APIRoute) -> str | None:
+    """The command an operation is ``authorised`` for, if any."""
+    for dependency in route.dependant.dependencies:
+        if isinstance(dependency.call, Requires):
+            return dependency.call.command
+    return None
+
+
+RolesOf = Callable[[APIRoute], Collection[str] | None]
+
+
+def document_roles(app: FastAPI, roles_of: RolesOf) -> None:
+    """Name in each operation of the OpenAPI document the roles that may call it
+    (``x-permitted-roles``), read from the role table itself, so that clients (and the
+    fuzz tests) need no second copy of it."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            for route, operation in _operations(app, document):
+                roles = roles_of(route)
+                if roles is not None:
+                    operation["x-permitted-roles"] = sorted(str(role) for role in roles)
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _operations(
+    app: FastAPI, document: dict[str, Any]
+) -> Iterator[tuple[APIRoute, dict[str, Any]]]:
+    """Each documented route with its operation object in ``document``."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.include_in_schema:
+            for method in route.methods or ():
+                yield route, document["paths"][route.path_format][method.lower()]
+
+
 def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization: Bearer`` header, or Unauthenticated."""
     return _bearer(header)
@@ -260,15 +350,16 @@ def command_app(
 ) -> FastAPI:
     """A command service's app: its refusals mapped and documented (every 4xx it can
     answer, with the coded body), its role table, and a liveness ``/health``."""
-    answers = sorted({401, 403, *(s for s in statuses.values() if 400 < s < 500)})
+    answers = {401, 403, *(s for s in statuses.values() if 400 <= s < 500)}
     app = FastAPI(
         title=f"Trial Ledger: {title}",
         version="1",
         description=description,
-        responses={status: {"model": ErrorBody} for status in answers},
+        responses=error_responses(answers),
     )
     install_error_mapping(app, statuses)
     app.state.authorisation = authorisation
+    document_roles(app, lambda route: authorisation.permissions.get(command_of(route) or ""))
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.adverse_events import errors
 from services.adverse_events.application import AdverseEventsApplication
@@ -41,6 +41,7 @@ from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
 from shared.provenance import Command, Meaning, Role
 from shared.store_api import add_store_routes
@@ -68,10 +69,10 @@ ERROR_STATUSES: dict[type[Exception], int] = {
 
 
 class Report(Contract):
-    term: str = Field(min_length=1, examples=["Cytokine release syndrome"])
-    verbatim: str = Field(min_length=1)
-    meddra_code: str | None = None
-    onset_at: AwareDatetime
+    term: Line = Field(min_length=1, examples=["Cytokine release syndrome"])
+    verbatim: Paragraph = Field(min_length=1)
+    meddra_code: Line | None = None
+    onset_at: IsoDateTime
 
 
 class CrsIn(Contract):
@@ -92,7 +93,7 @@ class IcansIn(Contract):
 
 
 class SignatureIn(Contract):
-    assertion: str
+    assertion: Paragraph
 
 
 class Grade(Contract):
@@ -102,12 +103,12 @@ class Grade(Contract):
     grade: int | None = None
     crs: CrsIn | None = None
     icans: IcansIn | None = None
-    reason: str | None = None
+    reason: Paragraph | None = None
     signature: SignatureIn
 
 
 class Regrade(Grade):
-    reason: str = Field(min_length=1)
+    reason: Paragraph = Field(min_length=1)
 
 
 class SeriousnessIn(Contract):
@@ -128,7 +129,7 @@ class Causality(Contract):
 class Dlt(Contract):
     is_dlt: bool
     criterion: DltCriterion | None = None
-    reason: str = Field(min_length=1)
+    reason: Paragraph = Field(min_length=1)
     signature: SignatureIn
 
 
@@ -138,8 +139,8 @@ class SafetyReviewIn(Contract):
 
 
 class Resolve(Contract):
-    ended_on: date
-    outcome: str = Field(min_length=1, examples=["recovered"])
+    ended_on: IsoDate
+    outcome: Line = Field(min_length=1, examples=["recovered"])
 
 
 class AdverseEventOut(Contract):

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.assessments import errors
 from services.assessments.application import AssessmentsApplication
@@ -32,6 +32,7 @@ from services.assessments.views import InfusionView, VitalStatusView
 from shared.auth import TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
 from shared.provenance import Command, Role
 from shared.store_api import add_store_routes
@@ -61,8 +62,8 @@ class DiseaseActivityIn(Contract):
     """A visit: every SLEDAI-2K item present or absent (the score is computed)."""
 
     label: str = Field(min_length=1, max_length=60, examples=["month 3"])
-    assessed_at: AwareDatetime
-    items: dict[str, bool] = Field(description="all 24 SLEDAI-2K items, by name")
+    assessed_at: IsoDateTime
+    items: dict[Line, bool] = Field(description="all 24 SLEDAI-2K items, by name")
     pga: Decimal = Field(description="physician's global assessment, 0-3")
     prednisone_mg_per_day: Decimal
     maintenance_immunosuppression_only: bool
@@ -73,28 +74,28 @@ class DiseaseActivityIn(Contract):
 class AutoantibodyIn(Contract):
     analyte: Analyte
     value: Decimal
-    unit: str = Field(examples=["IU/mL", "titre", "g/L", "mg/dL"])
+    unit: Line = Field(examples=["IU/mL", "titre", "g/L", "mg/dL"])
     reference_low: Decimal | None = None
     reference_high: Decimal | None = None
 
 
 class AutoantibodiesIn(Contract):
-    sampled_at: AwareDatetime
+    sampled_at: IsoDateTime
     results: list[AutoantibodyIn] = Field(min_length=1)
 
 
 class KineticsIn(Contract):
-    sampled_at: AwareDatetime
+    sampled_at: IsoDateTime
     sample: Sample
     method: Method
     target: Target
     value: Decimal
-    unit: str = Field(examples=["copies/ug gDNA", "cells/uL"])
+    unit: Line = Field(examples=["copies/ug gDNA", "cells/uL"])
     lloq: Decimal
 
 
 class SignatureIn(Contract):
-    assertion: str
+    assertion: Paragraph
 
 
 class RemissionIn(Contract):
@@ -108,7 +109,7 @@ class RemissionIn(Contract):
 class ProgressionIn(Contract):
     kind: Progression
     description: str = Field(min_length=1, max_length=500)
-    occurred_at: AwareDatetime
+    occurred_at: IsoDateTime
 
 
 class AssessmentsOut(Contract):

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Protocol
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field, JsonValue, StrictBool, ValidationError
+from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
 from services.enrollment.application import EnrollmentApplication
@@ -36,6 +36,7 @@ from shared.auth import SigningAssertion, TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.outbox import Outbox
 from shared.provenance import Command, Meaning, Role
 from shared.store_api import add_store_routes
@@ -69,7 +70,7 @@ class SignatureIn(Contract):
     requested with purpose ``enrollment/consent/<subject id>`` or
     ``enrollment/eligibility/<subject id>``."""
 
-    assertion: str
+    assertion: Paragraph
 
 
 Text = Annotated[str, Field(min_length=1, max_length=200)]
@@ -79,27 +80,27 @@ Text = Annotated[str, Field(min_length=1, max_length=200)]
 
 
 class RegisterSubject(Contract):
-    subject_id: str = Field(examples=["S-001"])
+    subject_id: Line = Field(examples=["S-001"])
     site_id: Text
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
 
 
 class SignConsent(Contract):
     form_version: Text
-    signed_on: date
+    signed_on: IsoDate
     obtained_by: Text = Field(description="who obtained consent (name or user id)")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
     signature: SignatureIn = Field(description=f"meaning: {CONSENT_SIGNATURE}")
 
 
 class ObservationIn(Contract):
-    value: StrictBool | Decimal | str | None = Field(
+    value: StrictBool | Decimal | Line | None = Field(
         description="a number for quantities, true/false for flags, a category name, "
         "or an ISO date (null: never) for the last systemic steroid dose"
     )
-    unit: str | None = None
+    unit: Line | None = None
     upper_limit_normal: Decimal | None = None
-    observed_on: date
+    observed_on: IsoDate
 
     def to_domain(self, code: str) -> Observation:
         criterion = CRITERIA_BY_CODE.get(code)
@@ -115,43 +116,43 @@ def _parsed(text: str, kind: Kind) -> ObservedValue:
         if kind in (Kind.QUANTITY, Kind.RATIO_TO_ULN):
             return Decimal(text)
         if kind is Kind.LAST_DOSE_DATE:
-            return date.fromisoformat(text)
+            return iso_date(text)
     except (InvalidOperation, ValueError):
         pass  # the domain refuses it, naming the criterion and the value
     return text
 
 
 class RecordScreening(Contract):
-    screened_on: date
-    observations: dict[str, ObservationIn] = Field(
+    screened_on: IsoDate
+    observations: dict[Line, ObservationIn] = Field(
         description="one entry per criterion code of GET /eligibility-criteria"
     )
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
 
 
 class DecideEligibility(Contract):
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
     signature: SignatureIn = Field(description=f"meaning: {ELIGIBILITY_SIGNATURE}")
 
 
 class Enrol(Contract):
     dose_level: int = Field(description="1-4 (x10^6 CAR-T cells/kg)")
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
 
 
 class Withdraw(Contract):
     reason: Text
-    occurred_at: AwareDatetime | None = None
+    occurred_at: IsoDateTime | None = None
 
 
 class Death(Contract):
     cause: Text
-    adverse_event_id: str | None = Field(None, description="the adverse event it followed")
-    occurred_at: AwareDatetime | None = None
+    adverse_event_id: Line | None = Field(None, description="the adverse event it followed")
+    occurred_at: IsoDateTime | None = None
 
 
 class CorrectValue(Contract):
-    field: str = Field(examples=["screening.creatinine", "consent.form_version"])
+    field: Line = Field(examples=["screening.creatinine", "consent.form_version"])
     new_value: JsonValue
     reason: Text
 
@@ -409,7 +410,7 @@ def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:
         if section == "screening" and name in CRITERIA_BY_CODE:
             return ObservationIn.model_validate(raw).to_domain(name)
         if name in ("signed_on", "screened_on"):
-            return date.fromisoformat(str(raw))
+            return iso_date(raw)
     except (ValidationError, ValueError) as error:
         raise errors.InvalidCorrectionValue(
             f"new value for {field} is not valid: {error}", field=field

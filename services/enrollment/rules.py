@@ -336,11 +336,18 @@ def evaluate(screened_on: date, observations: Mapping[str, Observation]) -> Elig
     return EligibilityAssessment(RULE_VERSION, tuple(results))
 
 
+# Far beyond any laboratory value or limit, and narrow enough that each normalisation (a
+# unit ratio, a value over its upper limit of normal, rounded to 0.001) stays within
+# Python's 28-digit decimal context instead of overflowing it.
+_LARGEST = Decimal("1E12")
+_SMALLEST_LIMIT = Decimal("1E-6")
+
+
 def _number(criterion: Criterion, value: ObservedValue) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, Decimal):
         raise _invalid(criterion, value, "expects a number")
-    if not value.is_finite() or value < 0:
-        raise _invalid(criterion, value, "expects a finite number >= 0")
+    if not value.is_finite() or not 0 <= value <= _LARGEST:
+        raise _invalid(criterion, value, "expects a finite number from 0 to 10^12")
     return value
 
 
@@ -352,8 +359,10 @@ def _unit_ratio(criterion: Criterion, observation: Observation) -> Decimal:
 def _upper_limit(criterion: Criterion, observation: Observation) -> Decimal:
     _accepted_unit(criterion, observation.unit)
     limit = observation.upper_limit_normal
-    if limit is None or not limit.is_finite() or limit <= 0:
-        raise _invalid(criterion, limit, "expects upper_limit_normal > 0 in the same unit")
+    if limit is None or not limit.is_finite() or not _SMALLEST_LIMIT <= limit <= _LARGEST:
+        raise _invalid(
+            criterion, limit, "expects upper_limit_normal from 10^-6 to 10^12, in the same unit"
+        )
     return limit
 
 

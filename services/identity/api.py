@@ -15,6 +15,7 @@ from services.identity.domain import User
 from shared.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import Line, Paragraph
 from shared.logs import current_correlation_id
 from shared.outbox import Outbox
 from shared.provenance import Actor, Command, Provenance
@@ -51,8 +52,8 @@ ERROR_STATUSES: dict[type[Exception], int] = {
 
 
 class LogIn(Contract):
-    user_id: str
-    password: str
+    user_id: Line
+    password: Paragraph
 
 
 class TokenOut(Contract):
@@ -64,26 +65,26 @@ class TokenOut(Contract):
 
 
 class ChangePassword(Contract):
-    user_id: str
-    current_password: str
-    new_password: str
+    user_id: Line
+    current_password: Paragraph
+    new_password: Paragraph
 
 
 class CreateUser(Contract):
-    user_id: str
-    printed_name: str
-    site: str
+    user_id: Line
+    printed_name: Line
+    site: Line
     roles: list[Role]
-    password: str
+    password: Paragraph
 
 
 class RoleChange(Contract):
     role: Role
-    reason: str = ""
+    reason: Paragraph = ""
 
 
 class Reason(Contract):
-    reason: str
+    reason: Paragraph
 
 
 class SignIn(Contract):
@@ -96,8 +97,8 @@ class SignIn(Contract):
         examples=["enrollment/consent/S-001"],
         description="the step and record the signature is for",
     )
-    password: str
-    user_id: str | None = None
+    password: Paragraph
+    user_id: Line | None = None
 
 
 class AssertionOut(Contract):

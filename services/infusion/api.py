@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
 from fastapi import FastAPI
-from pydantic import AwareDatetime, Field
+from pydantic import Field
 
 from services.infusion import errors
 from services.infusion.application import InfusionApplication
@@ -29,6 +29,7 @@ from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
+from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
 from shared.provenance import Command, Role
 from shared.store_api import add_store_routes
@@ -54,7 +55,7 @@ ERROR_STATUSES: dict[type[Exception], int] = {
 
 
 class RecordLeukapheresis(Contract):
-    performed_on: date
+    performed_on: IsoDate
     volume_ml: Decimal = Field(gt=0)
 
 
@@ -65,37 +66,37 @@ class ReleaseProduct(Contract):
     viability_percent: Decimal
     sterility_passed: bool
     release_tests_passed: bool
-    released_on: date
+    released_on: IsoDate
 
 
 class AgentDoseIn(Contract):
-    agent: str = Field(min_length=1, examples=["fludarabine", "cyclophosphamide"])
+    agent: Line = Field(min_length=1, examples=["fludarabine", "cyclophosphamide"])
     dose_mg_per_m2: Decimal
     days: int = Field(ge=1, le=10)
 
 
 class RecordLymphodepletion(Contract):
     agents: list[AgentDoseIn] = Field(min_length=1)
-    started_on: date
-    completed_on: date
+    started_on: IsoDate
+    completed_on: IsoDate
 
 
 class LotIn(Contract):
-    lot_id: str
+    lot_id: Line
     viable_car_positive_cells: Decimal = Field(description="viable CAR-positive cells infused")
 
 
 class SignatureIn(Contract):
     """From the identity service's POST /signing, purpose ``infusion/infusion/<subject>``."""
 
-    assertion: str
+    assertion: Paragraph
 
 
 class Infuse(Contract):
     weight_kg: Decimal
     lots: list[LotIn] = Field(min_length=1)
-    started_at: AwareDatetime
-    ended_at: AwareDatetime
+    started_at: IsoDateTime
+    ended_at: IsoDateTime
     signature: SignatureIn = Field(description=f"meaning: {INFUSION_SIGNATURE}")
 
 

@@ -4,18 +4,22 @@ every query, refused ones too."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
+from annotated_types import Ge, Le
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.routing import APIRoute
 
 from services.projections.application import (
+    READERS,
+    NotInCheckpoint,
     PlotNotFound,
     ProjectionsApplication,
     TrailFilter,
 )
 from shared.auth import Principal, TokenVerifier
-from shared.http import ErrorBody, bearer_token, install_error_mapping
+from shared.http import bearer_token, document_roles, error_responses, install_error_mapping
+from shared.inputs import BIGINT_MAX, IsoDateTime
 
 
 def _principal(
@@ -27,6 +31,13 @@ def _principal(
 
 
 Auditor = Annotated[Principal, Depends(_principal)]
+# A ledger position or tree size: 1, 2, 3 ... up to what the ledger's bigint holds.
+Position = Annotated[int, Ge(1), Le(BIGINT_MAX)]
+
+
+def _reads(route: APIRoute) -> bool:
+    """Whether the operation needs an auditor's or a monitor's token."""
+    return any(dependency.call is _principal for dependency in route.dependant.dependencies)
 
 
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
@@ -35,9 +46,10 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         version="1",
         description="The tamper-evident ledger, its views and proofs. Auditors and monitors "
         "only; every query is recorded.",
-        responses={s: {"model": ErrorBody} for s in (401, 403, 404)},
+        responses=error_responses({401, 403, 404}),
     )
-    install_error_mapping(app, {IndexError: 404, PlotNotFound: 404})
+    install_error_mapping(app, {NotInCheckpoint: 404, PlotNotFound: 404})
+    document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
 
     @app.get("/health", tags=["operations"])
@@ -51,8 +63,8 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         user_id: str | None = None,
         record_id: str | None = None,
         event_type: str | None = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: IsoDateTime | None = None,
+        until: IsoDateTime | None = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> list[dict[str, Any]]:
         filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
@@ -62,8 +74,8 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
     async def subject(
         who: Auditor,
         subject_id: str,
-        as_of: datetime | None = None,
-        position: int | None = None,
+        as_of: IsoDateTime | None = None,
+        position: Position | None = None,
     ) -> dict[str, Any]:
         state = await application.subject(who, subject_id, as_of, position)
         return state or {}
@@ -75,7 +87,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
 
     @app.get("/endpoints", tags=["endpoints"])
     async def endpoints(
-        who: Auditor, as_of: datetime | None = None, position: int | None = None
+        who: Auditor, as_of: IsoDateTime | None = None, position: Position | None = None
     ) -> dict[str, Any]:
         """DLT rate per dose level, TEAE incidence, objective response within 3 months,
         disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
@@ -85,14 +97,17 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
 
     @app.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
     async def swimmer(
-        who: Auditor, as_of: datetime | None = None, position: int | None = None
+        who: Auditor, as_of: IsoDateTime | None = None, position: Position | None = None
     ) -> Response:
         svg = await application.plot(who, "swimmer", as_of, position)
         return Response(svg, media_type="image/svg+xml")
 
     @app.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
     async def kinetics(
-        who: Auditor, subject_id: str, as_of: datetime | None = None, position: int | None = None
+        who: Auditor,
+        subject_id: str,
+        as_of: IsoDateTime | None = None,
+        position: Position | None = None,
     ) -> Response:
         svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
         return Response(svg, media_type="image/svg+xml")
@@ -119,11 +134,11 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         return await application.reconcile(who, bearer_token(request.headers.get("authorization")))
 
     @app.get("/proofs/inclusion/{position}", tags=["integrity"])
-    async def inclusion(who: Auditor, position: int) -> dict[str, Any]:
+    async def inclusion(who: Auditor, position: Position) -> dict[str, Any]:
         return await application.inclusion_proof(who, position)
 
     @app.get("/proofs/consistency", tags=["integrity"])
-    async def consistency(who: Auditor, old_size: int) -> dict[str, Any]:
+    async def consistency(who: Auditor, old_size: Position) -> dict[str, Any]:
         return await application.consistency_proof(who, old_size)
 
     @app.get("/export", tags=["audit"])

@@ -13,7 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import endpoints, merkle, plots
-from services.projections.domain import VerificationReport, verify_ledger
+from services.projections.domain import Checkpoint, VerificationReport, verify_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.reconcile import (
     StoredEvent,
@@ -29,6 +29,7 @@ from services.projections.views import ViewStore, replay_subject
 from shared.auth import Forbidden, Principal
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
+from shared.errors import Refusal
 from shared.provenance import Role
 
 READERS = frozenset({Role.AUDITOR, Role.MONITOR})
@@ -206,7 +207,8 @@ class ProjectionsApplication:
     async def inclusion_proof(self, who: Principal, position: int) -> dict[str, Any]:
         """An RFC 6962 inclusion proof of one entry in the latest signed checkpoint."""
         await self.authorise(who, "proof", {"position": position})
-        checkpoint = (await self.ledger.checkpoints())[-1]
+        checkpoint = await self._latest_checkpoint()
+        _within(checkpoint, position, "position")
         leaves = (await self.ledger.leaves())[: checkpoint.size]
         proof = merkle.inclusion_proof(leaves, position - 1)
         return {
@@ -220,7 +222,8 @@ class ProjectionsApplication:
     async def consistency_proof(self, who: Principal, old_size: int) -> dict[str, Any]:
         """An RFC 6962 consistency proof from ``old_size`` to the latest signed checkpoint."""
         await self.authorise(who, "proof", {"old_size": old_size})
-        checkpoint = (await self.ledger.checkpoints())[-1]
+        checkpoint = await self._latest_checkpoint()
+        _within(checkpoint, old_size, "old_size")
         leaves = (await self.ledger.leaves())[: checkpoint.size]
         return {
             "old_size": old_size,
@@ -230,12 +233,18 @@ class ProjectionsApplication:
             "checkpoint": checkpoint.to_json(),
         }
 
+    async def _latest_checkpoint(self) -> Checkpoint:
+        checkpoints = await self.ledger.checkpoints()
+        if not checkpoints:
+            raise NotInCheckpoint("no checkpoint is signed yet", checkpoint_size=0)
+        return checkpoints[-1]
+
     async def export(self, who: Principal, subject_id: str | None = None) -> dict[str, Any]:
         """Entries (all, or one subject's) as published, each with its inclusion proof in
         the latest signed checkpoint, so that the copy can be verified offline; with the
         endpoints and plots computed from exactly these entries."""
         await self.authorise(who, "export", {"subject_id": subject_id})
-        checkpoint = (await self.ledger.checkpoints())[-1]
+        checkpoint = await self._latest_checkpoint()
         leaves = (await self.ledger.leaves())[: checkpoint.size]
         rows = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries WHERE position <= $1 "
@@ -343,6 +352,21 @@ def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
 
 class PlotNotFound(LookupError):
     code = "plot_not_found"
+
+
+class NotInCheckpoint(Refusal):
+    """A proof or an export needs a signed checkpoint that covers what is asked for: the
+    positions and tree sizes 1 .. the latest checkpoint's size."""
+
+    code = "not_in_checkpoint"
+
+
+def _within(checkpoint: Checkpoint, position: int, name: str) -> None:
+    if not 1 <= position <= checkpoint.size:
+        raise NotInCheckpoint(
+            f"{name} {position} is outside the latest signed checkpoint (1 to {checkpoint.size})",
+            **{name: position, "checkpoint_size": checkpoint.size},
+        )
 
 
 def _review(data: dict[str, Any]) -> dict[str, Any]:

@@ -53,8 +53,11 @@ class Stack:
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 
-    async def create_user(self, user_id: str, password: str, *roles: str) -> None:
-        admin = await self.log_in(ADMIN, ADMIN_PASSWORD)
+    async def create_user(
+        self, user_id: str, password: str, *roles: str, admin: dict[str, str] | None = None
+    ) -> None:
+        """Create an account as the administrator (``admin``: their session, else a new one)."""
+        admin = admin or await self.log_in(ADMIN, ADMIN_PASSWORD)
         body = {
             "user_id": user_id,
             "printed_name": user_id.replace(".", " ").title(),

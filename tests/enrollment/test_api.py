@@ -247,6 +247,58 @@ async def test_correction_with_a_malformed_value_is_422(client: httpx.AsyncClien
     assert (response.status_code, response.json()["code"]) == (422, "invalid_correction_value")
 
 
+@pytest.mark.parametrize("new_value", [20261102, "20261102"])
+async def test_a_corrected_date_is_iso_text_not_a_number(
+    client: httpx.AsyncClient, new_value: object
+) -> None:
+    await through_screening(client, "S-018")
+    body = {"field": "consent.signed_on", "new_value": new_value, "reason": "typo"}
+    response = await post(client, "/subjects/S-018/corrections", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_correction_value")
+
+
+async def test_a_date_time_is_never_a_number(client: httpx.AsyncClient) -> None:
+    body = {"subject_id": "S-019", "site_id": "ZJU-1", "occurred_at": 1700000000}
+    response = await post(client, "/subjects", body)
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "occurred_at"]
+    assert (await client.get("/subjects/S-019", headers=bearer())).status_code == 404
+
+
+async def test_a_text_longer_than_its_field_takes_is_422_naming_the_field(
+    client: httpx.AsyncClient,
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-020", "site_id": "ZJU-1"})
+    body = {"field": "consent." + "x" * 200, "new_value": "v2", "reason": "typo"}
+    response = await post(client, "/subjects/S-020/corrections", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "field"]
+
+
+@pytest.mark.parametrize("value", ["9E+999999", "1" + "0" * 4000, 1e300])
+async def test_a_number_too_large_to_normalise_is_422_naming_the_criterion(
+    client: httpx.AsyncClient, value: object
+) -> None:
+    await post(client, "/subjects", {"subject_id": "S-021", "site_id": "ZJU-1"})
+    await post(client, "/subjects/S-021/consent", consent_body("S-021"))
+    body = screening_json()
+    body["observations"]["creatinine"]["value"] = value
+    response = await post(client, "/subjects/S-021/screening", body)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_observation")
+    assert response.json()["details"]["criterion"] == "creatinine"
+
+
+async def test_a_date_time_that_is_out_of_range_in_utc_is_422_not_stored(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    # it was stored, and its publication (in UTC) then overflowed: the relay stopped on it
+    body = {"subject_id": "S-022", "site_id": "ZJU-1", "occurred_at": "0001-01-01T00:00:00+01:00"}
+    response = await post(client, "/subjects", body)
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["body", "occurred_at"]
+    assert list(application.stored_events()) == []
+
+
 async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-009", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-009/withdrawal", {"reason": ""})

@@ -111,6 +111,12 @@ def test_bilirubin_in_umol_is_stored_in_mg_per_dl() -> None:
         ("creatinine", Obs(Decimal("NaN"), D, "mg/dL")),
         ("alt", Obs(Decimal(40), D, "U/L", None)),
         ("alt", Obs(Decimal(40), D, "U/L", Decimal(0))),
+        # numbers no normalisation can hold (they overflowed the decimal context: a 500)
+        ("creatinine", Obs(Decimal("9E+999999"), D, "umol/L")),
+        ("platelets", Obs(Decimal("1E+30"), D, "10^9/L")),
+        ("alt", Obs(Decimal("1E+20"), D, "U/L", Decimal(40))),
+        ("alt", Obs(Decimal(30), D, "U/L", Decimal("1E-999999"))),
+        ("alt", Obs(Decimal(30), D, "U/L", Decimal("1E+13"))),
         ("cd19_bcma_positive", Obs("yes", D)),
         ("pregnancy_test", Obs("unknown", D)),
         ("systemic_steroids", Obs("last week", D)),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi import FastAPI
 
-from shared.http import install_error_mapping
+from shared.http import Authorisation, Caller, authorised, command_app, install_error_mapping
+from shared.provenance import Role
+from tests.support import VERIFIER
 
 
 class Refusal(Exception):
@@ -35,9 +37,14 @@ def app_raising(error: Exception) -> FastAPI:
 
 
 async def get(app: FastAPI) -> httpx.Response:
-    transport = httpx.ASGITransport(app=app)
+    return await call(app, "GET", "/")
+
+
+async def call(app: FastAPI, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    # an app's own 500 answer is what is tested, not the exception it re-raises
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-        return await client.get("/")
+        return await client.request(method, path, **kwargs)
 
 
 async def test_most_specific_registered_class_decides_the_status() -> None:
@@ -48,6 +55,26 @@ async def test_most_specific_registered_class_decides_the_status() -> None:
         "message": "taken",
         "details": {"subject_id": "S-1"},
     }
+
+
+async def test_an_unknown_path_is_a_coded_404() -> None:
+    response = await call(app_raising(Conflict("unused")), "GET", "/nowhere")
+    assert response.status_code == 404
+    assert response.json() == {"code": "not_found", "message": "Not Found", "details": {}}
+
+
+async def test_a_method_the_path_does_not_take_is_a_coded_405() -> None:
+    response = await call(app_raising(Conflict("unused")), "DELETE", "/")
+    assert response.status_code == 405
+    assert response.json()["code"] == "method_not_allowed"
+    assert response.headers["allow"] == "GET"
+
+
+async def test_an_unexpected_error_is_a_coded_500_without_its_traceback() -> None:
+    response = await get(app_raising(KeyError("secret internals")))
+    assert response.status_code == 500
+    assert response.json()["code"] == "internal_error"
+    assert "secret" not in response.text
 
 
 async def test_unreachable_event_store_is_503_service_unavailable() -> None:
@@ -64,3 +91,16 @@ async def test_a_stale_save_that_reaches_the_edge_is_a_coded_409_without_databas
     assert (body["code"], body["details"]) == ("conflict", {})
     assert "nothing was recorded" in body["message"]
     assert "identity_events" not in body["message"]
+
+
+def test_each_operation_names_the_roles_its_command_permits() -> None:
+    permissions = {"trial.read": frozenset({Role.MONITOR, Role.AUDITOR})}
+    app = command_app("t", "t", {}, Authorisation(VERIFIER, permissions, lambda denial: None))
+
+    @app.get("/things")
+    def things(caller: Annotated[Caller, authorised("trial.read")]) -> None:
+        return None
+
+    paths = app.openapi()["paths"]
+    assert paths["/things"]["get"]["x-permitted-roles"] == ["auditor", "monitor"]
+    assert "x-permitted-roles" not in paths["/health"]["get"]  # public

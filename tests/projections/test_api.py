@@ -1,0 +1,123 @@
+"""The auditor API over HTTP (httpx's ASGI transport) on a real ledger: positions, tree
+sizes and times outside what the ledger holds are refused with a coded 4xx, never a 500,
+and a refused query is not recorded as an auditor's activity."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from services.projections.api import create_app
+from services.projections.application import ProjectionsApplication
+from services.projections.ledger import LedgerStore
+from shared.provenance import Role
+from tests.support import VERIFIER, bearer, principal
+
+pytestmark = pytest.mark.integration
+AUDITOR = bearer(principal(Role.AUDITOR, user_id="aud.kim"))
+BEYOND_BIGINT = 2**63
+
+
+@pytest.fixture
+async def client(projections: ProjectionsApplication) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(projections, VERIFIER))
+    async with httpx.AsyncClient(transport=transport, base_url="http://projections") as c:
+        yield c
+
+
+async def get(client: httpx.AsyncClient, path: str, **params: str | int) -> httpx.Response:
+    return await client.get(path, params=params, headers=AUDITOR)
+
+
+async def activities(ledger: LedgerStore) -> int:
+    return int(await ledger.pool.fetchval("SELECT count(*) FROM auditor_activity"))
+
+
+@pytest.mark.parametrize("old_size", [-1, 0, BEYOND_BIGINT, "1.5", "seven"])
+async def test_a_consistency_proof_size_that_is_no_tree_size_is_422(
+    filled: int, client: httpx.AsyncClient, old_size: str | int
+) -> None:
+    response = await get(client, "/proofs/consistency", old_size=old_size)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_request"
+
+
+async def test_a_consistency_proof_beyond_the_checkpoint_is_404(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await get(client, "/proofs/consistency", old_size=filled + 1)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_in_checkpoint"
+    assert response.json()["details"] == {"old_size": filled + 1, "checkpoint_size": filled}
+
+
+async def test_a_consistency_proof_up_to_the_checkpoint_is_given(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await get(client, "/proofs/consistency", old_size=filled)
+    assert (response.status_code, response.json()["new_size"]) == (200, filled)
+
+
+@pytest.mark.parametrize("position", [0, -1, BEYOND_BIGINT])
+async def test_an_inclusion_proof_of_no_position_is_422(
+    filled: int, client: httpx.AsyncClient, position: int
+) -> None:
+    response = await get(client, f"/proofs/inclusion/{position}")
+    assert response.status_code == 422
+
+
+async def test_an_inclusion_proof_beyond_the_checkpoint_is_404(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await get(client, f"/proofs/inclusion/{filled + 1}")
+    assert (response.status_code, response.json()["code"]) == (404, "not_in_checkpoint")
+
+
+async def test_without_a_checkpoint_proofs_and_exports_are_404(client: httpx.AsyncClient) -> None:
+    for path, params in (("/proofs/consistency", {"old_size": 1}), ("/export", {})):
+        response = await get(client, path, **params)
+        assert (response.status_code, response.json()["code"]) == (404, "not_in_checkpoint")
+
+
+@pytest.mark.parametrize(
+    "path", ["/subjects/S-001", "/endpoints", "/plots/swimmer.svg", "/plots/kinetics/S-001.svg"]
+)
+async def test_a_position_beyond_a_bigint_is_422_and_not_recorded(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore, path: str
+) -> None:
+    before = await activities(ledger)
+    response = await get(client, path, position=BEYOND_BIGINT)
+    assert response.status_code == 422
+    assert response.json()["details"]["errors"][0]["location"] == ["query", "position"]
+    assert await activities(ledger) == before
+
+
+async def test_the_largest_bigint_position_is_a_position(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await get(client, "/subjects/S-001", position=BEYOND_BIGINT - 1)
+    assert response.status_code == 200
+    assert response.json()["subject_id"] == "S-001"
+
+
+@pytest.mark.parametrize("as_of", ["0.5", "1700000000", "2026-11-20T09:30:00"])
+async def test_as_of_is_an_iso_date_time_with_its_offset(
+    filled: int, client: httpx.AsyncClient, as_of: str
+) -> None:
+    for path in ("/subjects/S-001", "/endpoints", "/trail"):
+        param = "until" if path == "/trail" else "as_of"
+        response = await get(client, path, **{param: as_of})
+        assert response.status_code == 422, (path, response.text)
+
+
+@pytest.mark.parametrize("path", ["/trail?subject_id=S-001%00", "/export?subject_id=%00",
+                                  "/subjects/S-0%0001", "/plots/kinetics/S%00.svg"])  # fmt: skip
+async def test_a_nul_in_the_query_or_path_is_422_and_not_recorded(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore, path: str
+) -> None:
+    before = await activities(ledger)
+    response = await client.get(path, headers=AUDITOR)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+    assert await activities(ledger) == before
