@@ -131,7 +131,7 @@ def _body_refusal(scope: Scope, body: bytes) -> Refusal | None:
         return _invalid(["body"], "the body is not UTF-8", "json_invalid")
     except (ValueError, RecursionError) as error:  # JSONDecodeError is a ValueError
         return _invalid(["body"], f"the body is not JSON: {str(error)[:200]}", "json_invalid")
-    location = _unstorable_text(document)
+    location = unstorable_text(document)
     if location is not None:
         return _invalid(["body", *location], "text contains a NUL or a lone surrogate")
     return None
@@ -142,7 +142,7 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
-def _unstorable_text(document: Any) -> list[str | int] | None:
+def unstorable_text(document: Any) -> list[str | int] | None:
     """Where the first string or key PostgreSQL cannot store is, if any (iteratively:
     nesting is bounded only by the body size)."""
     pending: list[tuple[Any, list[str | int]]] = [(document, [])]

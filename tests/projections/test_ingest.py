@@ -78,6 +78,20 @@ async def test_malformed_and_unknown_messages_go_to_dead_letters_and_ingest_goes
     assert await ledger.size() == len(events)
 
 
+async def test_a_record_with_text_postgresql_cannot_store_is_a_dead_letter_not_a_stall(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=1)
+    nul = events[0].model_copy(
+        update={"subject": "S-\x00", "data": {**events[0].data, "subject_id": "S-\x00"}}
+    )
+    await produce(projections_settings, [*records_of([nul]), *records_of(events)])
+    await ingest_until(projections_settings, ledger, len(events))
+    (dead,) = [r["reason"] for r in await ledger.dead_letters()]
+    assert dead.startswith("text PostgreSQL cannot store")
+    assert await ledger.size() == len(events)
+
+
 async def test_crash_between_database_commit_and_offset_commit_loses_and_doubles_nothing(
     projections_settings: ServiceSettings, ledger: LedgerStore
 ) -> None:
