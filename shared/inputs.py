@@ -142,6 +142,21 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+# A JSON escape of a NUL or of a surrogate: how such text arrives in a Kafka record.
+_ESCAPED_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def unstorable_record(value: bytes) -> str | None:
+    """Why a JSON record's text cannot be stored in PostgreSQL, if it cannot (a consumer
+    dead-letters it instead of failing on it forever). Cheap unless an escape is there."""
+    if not _ESCAPED_UNSTORABLE.search(value):
+        return None
+    where = unstorable_text(json.loads(value))
+    if where is None:
+        return None
+    return f"text PostgreSQL cannot store (a NUL or a lone surrogate) at {where}"
+
+
 def unstorable_text(document: Any) -> list[str | int] | None:
     """Where the first string or key PostgreSQL cannot store is, if any (iteratively:
     nesting is bounded only by the body size)."""

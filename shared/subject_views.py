@@ -32,6 +32,7 @@ from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
 from shared.envelope import CloudEvent
+from shared.inputs import unstorable_record
 from shared.logs import adopt_library_loggers, cloudevent_correlation, correlated
 from shared.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.settings import DatabaseSettings
@@ -88,16 +89,22 @@ class _LocalView:
     ) -> CloudEvent | None:
         """The record as an event, or None after sending it to the dead letters."""
         try:
-            return CloudEvent.from_kafka_value(value or b"")
+            event = CloudEvent.from_kafka_value(value or b"")
         except (ValidationError, ValueError) as error:
             reason = f"unreadable: {error}"[:500]
-            log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
-            await self.pool.execute(
-                f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
-                "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
-                topic, partition, offset, value, reason,
-            )  # fmt: skip
-            return None
+        else:
+            # text the view's table cannot hold would fail the record again and again
+            unstorable = unstorable_record(value or b"")
+            if unstorable is None:
+                return event
+            reason = unstorable
+        log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
+        await self.pool.execute(
+            f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
+            "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
+            topic, partition, offset, value, reason,
+        )  # fmt: skip
+        return None
 
 
 class SubjectView(_LocalView):

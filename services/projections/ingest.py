@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -31,7 +29,7 @@ from services.projections.domain import sign_checkpoint
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
 from shared.envelope import CloudEvent, EventData
-from shared.inputs import unstorable_text
+from shared.inputs import unstorable_record
 from shared.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.topics import partitions_of
 
@@ -59,10 +57,8 @@ def parse(
         event = CloudEvent.from_kafka_value(record.value)
     except (ValidationError, ValueError) as error:
         return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
-    if _MAYBE_UNSTORABLE.search(record.value):  # rare: then read it exactly
-        where = unstorable_text(json.loads(record.value))
-        if where is not None:
-            return f"text PostgreSQL cannot store (a NUL or a lone surrogate) at {where}"
+    if unstorable := unstorable_record(record.value):
+        return unstorable
     contract = contracts.get(event.type)
     if contract is None:
         return f"unknown event type {event.type!r}"
@@ -86,11 +82,6 @@ def parse(
         offset=record.offset,
         payload=record.value,
     )
-
-
-# A JSON escape of a NUL or of a surrogate: such text cannot go into the ledger's text and
-# jsonb columns, and one record that cannot be stored must not stop the ingest.
-_MAYBE_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
 
 
 def _first_error(error: Exception) -> str:

@@ -38,3 +38,15 @@ async def test_an_unreadable_record_goes_to_the_dead_letters(view: EnrolmentView
     assert await view.apply(b"{not json", "enrollment", 0, 7) is False
     [row] = await view.pool.fetch("SELECT kafka_offset, reason FROM enrolment_view_dead_letters")
     assert row["kafka_offset"] == 7 and row["reason"].startswith("unreadable")
+
+
+async def test_a_record_with_text_the_table_cannot_hold_is_a_dead_letter_not_a_retry(
+    view: EnrolmentView,
+) -> None:
+    event = published_events(subjects=1)[0]
+    nul = event.model_copy(
+        update={"subject": "S-\x00", "data": {**event.data, "subject_id": "S-\x00"}}
+    )
+    assert await view.apply(nul.to_kafka_value(), "enrollment", 0, 3) is False
+    [row] = await view.pool.fetch("SELECT kafka_offset, reason FROM enrolment_view_dead_letters")
+    assert row["kafka_offset"] == 3 and row["reason"].startswith("text PostgreSQL cannot store")
