@@ -30,10 +30,11 @@ READ_BATCH = 1_000
 
 
 async def fill(ledger: LedgerStore, events: list[CloudEvent], topic: str) -> None:
+    epoch = await ledger.take_writer()
     entries = [new_entry(e, topic, 0, offset) for offset, e in enumerate(events)]
     for start in range(0, len(entries), FILL_BATCH):
         chunk = entries[start : start + FILL_BATCH]
-        await ledger.append(chunk, [], {(topic, 0): chunk[-1].offset + 1})
+        await ledger.append(chunk, [], {(topic, 0): chunk[-1].offset + 1}, epoch)
 
 
 async def read_and_decode(pool: asyncpg.Pool) -> int:

@@ -76,7 +76,9 @@ async def fill(ledger: LedgerStore, count: int, key: Ed25519PrivateKey) -> None:
             await connection.copy_records_to_table(
                 "ledger_entries", records=chunk, columns=LEDGER_COLUMNS, schema_name=ledger.schema
             )
-    await ledger.add_checkpoint(sign_checkpoint(key, count, frontier.root(), WHEN))
+    await ledger.add_checkpoint(
+        sign_checkpoint(key, count, frontier.root(), WHEN), await ledger.take_writer()
+    )
 
 
 async def read_and_hash(pool: asyncpg.Pool) -> int:

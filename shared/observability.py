@@ -194,7 +194,12 @@ class _Snapshot(Collector):
             "1 when every worker answered the last scrape, else 0.",
             labels=["service"])  # fmt: skip
         up.add_metric([s], 0 if self.failed else 1)
-        return [relay, oldest, quarantined, lag, dead, consumed, up]
+        refused = GaugeMetricFamily("trialledger_ledger_signing_refused",
+            "1 while the ledger's self-check found entries it cannot vouch for (no checkpoint "
+            "is signed); 0 otherwise.", labels=["service", "consumer"])  # fmt: skip
+        for consumer, value in r.signing_refused.items():
+            refused.add_metric([s, consumer], value)
+        return [relay, oldest, quarantined, lag, dead, consumed, refused, up]
 
 
 class CorrelationAndMetrics:

@@ -32,6 +32,7 @@ class Readings:
     consumed: Mapping[tuple[Consumer, str], int] = field(default_factory=dict)  # by outcome
     relay_oldest_unpublished: Mapping[str, float] = field(default_factory=dict)  # seconds
     relay_quarantined: Mapping[str, int] = field(default_factory=dict)  # topic -> events
+    signing_refused: Mapping[Consumer, int] = field(default_factory=dict)  # 1: refused
 
     def merged(self, other: Readings) -> Readings:
         return Readings(
@@ -41,6 +42,7 @@ class Readings:
             {**self.consumed, **other.consumed},
             {**self.relay_oldest_unpublished, **other.relay_oldest_unpublished},
             {**self.relay_quarantined, **other.relay_quarantined},
+            {**self.signing_refused, **other.signing_refused},
         )
 
 

@@ -91,7 +91,11 @@ async def main() -> None:
     await ledger.open()
     public = security.require("TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file)
     application = ProjectionsApplication(
-        ledger, load_public_key(public), store_endpoints(), stall_seconds()
+        ledger,
+        load_public_key(public),
+        store_endpoints(),
+        stall_seconds(),
+        settings.kafka_bootstrap,
     )
     try:
         await application.views.catch_up()

@@ -13,7 +13,8 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import endpoints, merkle, plots
-from services.projections.domain import Checkpoint, VerificationReport, verify_ledger
+from services.projections.domain import Checkpoint, VerificationReport
+from services.projections.integrity import check_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.reconcile import (
     StoredEvent,
@@ -74,15 +75,18 @@ class ProjectionsApplication:
         checkpoint_key: Ed25519PublicKey,
         stores: Sequence[StoreEndpoint] = (),
         stall_after: float = 30.0,
+        bootstrap: str | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
-        ago may still be on its way."""
+        ago may still be on its way; ``bootstrap``: the Kafka the newest entries are
+        checked against (without it, by their hashes only)."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_key = checkpoint_key
         self.stores = list(stores)
         self.stall_after = stall_after
+        self.bootstrap = bootstrap
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
         """Auditors and monitors may read; anyone else is refused, and that is recorded."""
@@ -197,12 +201,9 @@ class ProjectionsApplication:
         return report
 
     async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
-        """Verification for the service itself (start-up self-check and tests)."""
-        checkpoints = await self.ledger.checkpoints()
-        entries = [e async for e in self.ledger.stored_entries()]
-        if progress:
-            progress(len(entries))
-        return verify_ledger(entries, checkpoints, self.checkpoint_key)
+        """Verification for the service itself (tests, benchmarks): hashes, roots,
+        signatures, and the entries after the newest checkpoint against Kafka."""
+        return await check_ledger(self.ledger, self.checkpoint_key, self.bootstrap, progress)
 
     async def inclusion_proof(self, who: Principal, position: int) -> dict[str, Any]:
         """An RFC 6962 inclusion proof of one entry in the latest signed checkpoint."""

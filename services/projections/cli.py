@@ -52,7 +52,11 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         await ledger.open()
         try:
             application = ProjectionsApplication(
-                ledger, load_public_key(public), store_endpoints(), stall_seconds()
+                ledger,
+                load_public_key(public),
+                store_endpoints(),
+                stall_seconds(),
+                settings.kafka_bootstrap,
             )
             return await work(application, who)
         finally:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from services.projections.domain import sign_checkpoint
+from services.projections.integrity import check_ledger
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
 from shared.envelope import CloudEvent, EventData
@@ -91,6 +92,11 @@ def _first_error(error: Exception) -> str:
     return str(error)[:200]
 
 
+class ForeignEntries(Exception):
+    """The ledger holds rows this writer did not append: the session ends, and the next
+    one's self-check looks at them."""
+
+
 class Ingester:
     """Consumes the services' topics into the ledger and signs checkpoints."""
 
@@ -119,6 +125,10 @@ class Ingester:
         self.handled: Counter[str] = Counter()  # outcome -> records, since start
         self._kept_up_at = time.monotonic()  # last time this ingester had read everything
         self._last_error: str | None = None
+        self.epoch: int | None = None  # the writer epoch this ingester appends under
+        self._previous_epoch: int | None = None
+        # why it will not sign (its self-check found what it cannot vouch for), if so
+        self.untrusted: str | None = None
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Ingest until ``stopping`` is set. One ingester writes at a time (a second one
@@ -127,8 +137,9 @@ class Ingester:
         backoff = 0.5
         while not stopping.is_set():
             try:
-                async with self.ledger.writer_lock(stopping) as held:
-                    if held:
+                async with self.ledger.writer_lock(stopping) as epoch:
+                    if epoch is not None:
+                        self.epoch = epoch
                         await self._session(stopping)
                 backoff = 0.5
             except Exception as error:
@@ -141,7 +152,7 @@ class Ingester:
                 backoff = min(backoff * 2, 5.0)
 
     async def _session(self, stopping: asyncio.Event) -> None:
-        await self._load_frontier()
+        await self.take_over()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
             group_id=GROUP_ID,
@@ -183,12 +194,45 @@ class Ingester:
                 else:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
-        appended = await self.ledger.append(entries, dead, offsets)
+        appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch())
         self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
-        for _position, leaf in appended:
+        for position, leaf in appended:
+            if position != self.frontier.size + 1:  # a row this ingester did not append
+                raise ForeignEntries(
+                    f"appended at {position}, but this writer's tree ends at "
+                    f"{self.frontier.size}: entries were written by someone else"
+                )
             self.frontier.append(leaf)
         return len(appended)
+
+    async def take_over(self) -> None:
+        """The tree this session appends to: this ingester's own, kept from its last
+        session when nobody wrote since (the epoch moved by one, the size is the same);
+        otherwise rebuilt from the ledger after the self-check."""
+        ours = self._previous_epoch is not None and self.epoch == self._previous_epoch + 1
+        if not (ours and await self.ledger.size() == self.frontier.size):
+            await self.self_check()
+            await self._load_frontier()
+        self._previous_epoch = self.epoch
+
+    async def self_check(self) -> None:
+        """Before signing anything: every leaf recomputed from its bytes, every signed
+        checkpoint checked, and every entry after the newest one checked against the Kafka
+        record it names. Anything it cannot vouch for, it will not sign over."""
+        key = self.checkpoint_key.public_key()
+        report = await check_ledger(self.ledger, key, self.bootstrap)
+        first = report.first
+        if first is None:
+            if self.untrusted is not None:
+                log.warning("ledger self-check passes again: signing resumes")
+            self.untrusted = None
+            return
+        reason = (f"self-check failed at position {first.position} ({first.kind}): "
+                  f"{first.detail}; no checkpoint is signed until it is resolved")  # fmt: skip
+        if reason != self.untrusted:
+            log.error("ledger %s (docs/auditing.md, Self-check)", reason)
+        self.untrusted = reason
 
     async def readings(self, kafka: KafkaOffsets) -> Readings:
         """Consumer lag from the offsets stored with the ledger (the truth; Kafka's copy
@@ -201,6 +245,7 @@ class Ingester:
             consumer_lag={(GROUP_ID, topic): lag.get(topic, 0) for topic in self.topics},
             dead_letters={GROUP_ID: int(dead)},
             consumed={(GROUP_ID, outcome): n for outcome, n in self.handled.items()},
+            signing_refused={GROUP_ID: int(self.untrusted is not None)},
         )
 
     async def problems(self) -> dict[str, str]:
@@ -212,6 +257,8 @@ class Ingester:
         stored = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
         behind = {topic: n for topic, n in lag_by_topic(ends, stored).items() if n}
         now = time.monotonic()
+        if self.untrusted is not None:
+            return {"ingest": self.untrusted}
         if not behind:
             self._kept_up(now)
             return {"ingest": "ok"}
@@ -230,16 +277,22 @@ class Ingester:
         self._kept_up_at = now
 
     async def checkpoint(self) -> None:
-        """Sign the current tree head if it grew since the last checkpoint."""
-        if self.frontier.size == self._checkpointed:
+        """Sign the current tree head if it grew since the last checkpoint (never while
+        the self-check found something it cannot vouch for)."""
+        if self.frontier.size == self._checkpointed or self.untrusted is not None:
             return
         checkpoint = sign_checkpoint(
             self.checkpoint_key, self.frontier.size, self.frontier.root(), self.clock()
         )
-        await self.ledger.add_checkpoint(checkpoint)
+        await self.ledger.add_checkpoint(checkpoint, self._writer_epoch())
         self._checkpointed = checkpoint.size
         self._last_checkpoint = asyncio.get_running_loop().time()
         log.info("checkpoint signed size=%d root=%s", checkpoint.size, checkpoint.root.hex())
+
+    def _writer_epoch(self) -> int:
+        if self.epoch is None:
+            raise RuntimeError("this ingester never took the ledger's writer lock")
+        return self.epoch
 
     async def _maybe_checkpoint(self) -> None:
         grown = self.frontier.size - self._checkpointed

@@ -8,6 +8,11 @@
 - ``dead_letters``: records that could not be appended, with the reason.
 - ``ingest_offsets``: the next Kafka offset per partition, written in the same
   transaction as the entries, so that a crash can neither lose nor double an event.
+- ``ledger_writer``: one row, the writer's epoch. A writer takes the session advisory
+  lock, then advances the epoch; every append and every checkpoint checks, in its own
+  transaction, that the epoch is still its own. A writer that lost its lock (its
+  connection ended by a timeout, a proxy or a network cut) cannot commit again: the
+  standby that took over advanced the epoch first (a fence).
 
 Triggers refuse UPDATE, DELETE and TRUNCATE on the first three, and the writing role was
 never granted those privileges.
@@ -19,6 +24,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,6 +33,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.projections.anchoring import TailEntry
 from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
 from services.projections.views import ViewStore
 from shared.settings import DatabaseSettings
@@ -76,6 +84,13 @@ CREATE TABLE IF NOT EXISTS ingest_offsets (
     next_offset bigint NOT NULL,
     PRIMARY KEY (topic, kafka_partition)
 );
+CREATE TABLE IF NOT EXISTS ledger_writer (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    epoch bigint NOT NULL,
+    holder text NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO ledger_writer (only_row, epoch, holder) VALUES (true, 0, '') ON CONFLICT DO NOTHING;
 CREATE TABLE IF NOT EXISTS auditor_activity (
     id bigserial PRIMARY KEY,
     at timestamptz NOT NULL DEFAULT now(),
@@ -179,49 +194,72 @@ class LedgerStore:
             await connection.execute(
                 f'GRANT USAGE ON SCHEMA "{self.schema}" TO {WRITER_ROLE}; '
                 f"GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO {WRITER_ROLE}; "
+                f"GRANT SELECT, UPDATE ON ledger_writer TO {WRITER_ROLE}; "
                 f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{self.schema}" TO {WRITER_ROLE}'
             )
 
     # --- writing -------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def writer_lock(self, stopping: asyncio.Event) -> AsyncIterator[bool]:
-        """Hold the ledger's single-writer lock (a session advisory lock) while inside.
+    async def writer_lock(self, stopping: asyncio.Event) -> AsyncIterator[int | None]:
+        """Hold the ledger's single-writer lock (a session advisory lock) while inside,
+        and yield this writer's epoch: the fence every append and checkpoint checks.
 
-        Yields False if ``stopping`` was set while waiting for another writer to go.
+        Yields None if ``stopping`` was set while waiting for another writer to go.
         """
         async with self.pool.acquire() as connection:
             key = f"ledger-writer:{self.schema}"
             while not await connection.fetchval(
                 "SELECT pg_try_advisory_lock(hashtextextended($1, 0))", key
             ):
-                log.info("ingest standing by: another ingester writes the ledger")
+                log.debug("ingest standing by: another ingester writes the ledger")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), 1.0)
                 if stopping.is_set():
-                    yield False
+                    yield None
                     return
             try:
-                yield True
+                # waits for an append of the previous writer still in flight (it holds the
+                # row), so that this writer's view of the ledger starts after it
+                epoch = await connection.fetchval(
+                    "UPDATE ledger_writer SET epoch = epoch + 1, holder = $1, since = now() "
+                    "RETURNING epoch",
+                    _HOLDER,
+                )
+                log.info("ingest writes the ledger epoch=%d holder=%s", epoch, _HOLDER)
+                yield int(epoch)
             finally:
-                await connection.execute("SELECT pg_advisory_unlock(hashtextextended($1, 0))", key)
+                with contextlib.suppress(Exception):  # a lost connection released it already
+                    await connection.execute(
+                        "SELECT pg_advisory_unlock(hashtextextended($1, 0))", key
+                    )
+
+    async def take_writer(self) -> int:
+        """Advance the writer epoch without the session lock, for a tool that owns the
+        ledger alone (a benchmark filling it, a test); any running writer is fenced off."""
+        epoch = await self.pool.fetchval(
+            "UPDATE ledger_writer SET epoch = epoch + 1, holder = $1, since = now() "
+            "RETURNING epoch",
+            f"{_HOLDER} (tool)",
+        )
+        return int(epoch)
 
     async def append(
         self,
         entries: Sequence[NewEntry],
         dead_letters: Sequence[DeadLetter],
         next_offsets: dict[tuple[str, int], int],
+        epoch: int,
     ) -> list[tuple[int, bytes]]:
-        """Append new events (skipping known event ids), dead letters and offsets, atomically.
+        """Append new events (skipping known event ids), dead letters and offsets, atomically,
+        as the writer of ``epoch`` (``Fenced`` if another writer has taken over since).
 
         Returns the (position, leaf) of each appended entry, in order.
         """
         async with self.pool.acquire() as connection, connection.transaction():
-            # one writer at a time: positions are max + 1, without gaps (an advisory lock,
-            # because LOCK TABLE in a strong mode needs privileges the writer must not have)
-            await connection.execute(
-                "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"ledger:{self.schema}"
-            )
+            # one writer at a time, and only the current one: positions are max + 1,
+            # without gaps (a row lock, as LOCK TABLE needs privileges the writer lacks)
+            await _fence(connection, epoch)
             known = {
                 row["event_id"]
                 for row in await connection.fetch(
@@ -263,16 +301,19 @@ class LedgerStore:
             )
             return appended
 
-    async def add_checkpoint(self, checkpoint: Checkpoint) -> None:
-        await self.pool.execute(
-            "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature) "
-            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
-            checkpoint.size,
-            checkpoint.root,
-            checkpoint.signed_at,
-            checkpoint.key_id,
-            checkpoint.signature,
-        )
+    async def add_checkpoint(self, checkpoint: Checkpoint, epoch: int) -> None:
+        """Keep a signed checkpoint, as the writer of ``epoch`` (``Fenced`` otherwise)."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await _fence(connection, epoch)
+            await connection.execute(
+                "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
+                checkpoint.size,
+                checkpoint.root,
+                checkpoint.signed_at,
+                checkpoint.key_id,
+                checkpoint.signature,
+            )
 
     # --- reading -------------------------------------------------------------------------
 
@@ -319,6 +360,16 @@ class LedgerStore:
                 yield StoredEntry(r["position"], bytes(r["payload"]), bytes(r["leaf_hash"]))
             after = rows[-1]["position"]
 
+    async def tail_entries(self, after: int) -> list[TailEntry]:
+        """The entries after position ``after``, with the Kafka records they name."""
+        rows = await self.pool.fetch(
+            "SELECT position, topic, kafka_partition, kafka_offset, payload FROM ledger_entries "
+            "WHERE position > $1 ORDER BY position",
+            after,
+        )
+        return [TailEntry(r["position"], r["topic"], r["kafka_partition"], r["kafka_offset"],
+                          bytes(r["payload"])) for r in rows]  # fmt: skip
+
     async def record_activity(
         self,
         user_id: str,
@@ -339,6 +390,18 @@ class LedgerStore:
         return list(await self.pool.fetch("SELECT * FROM dead_letters ORDER BY id"))
 
 
+class Fenced(Exception):
+    """Another writer took the ledger over: this one must not write again."""
+
+
+async def _fence(connection: asyncpg.Connection, epoch: int) -> None:
+    """Inside a transaction: lock the writer row, and refuse unless ``epoch`` is current."""
+    current = await connection.fetchval("SELECT epoch FROM ledger_writer FOR UPDATE")
+    if current != epoch:
+        raise Fenced(f"the ledger's writer epoch is {current}, not this writer's {epoch}")
+
+
+_HOLDER = f"{socket.gethostname()}:{os.getpid()}"
 _COLUMNS = (
     "position",
     "event_id",

@@ -100,6 +100,7 @@ async def test_crash_between_database_commit_and_offset_commit_loses_and_doubles
     # The first ingester commits its batch to the database and "crashes" before any Kafka
     # offset commit: it is fed by a consumer that never commits.
     first = make_ingester(projections_settings, ledger)
+    first.epoch = await ledger.take_writer()
     consumer = AIOKafkaConsumer(
         projections_settings.topic,
         bootstrap_servers=projections_settings.kafka_bootstrap,
