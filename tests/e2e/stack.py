@@ -169,12 +169,17 @@ async def _bootstrap_admin(env: dict[str, str]) -> None:
 class ServiceProcess:
     """``python -m services.<name>`` (or ``module``) on a fixed free port, restartable."""
 
-    def __init__(self, name: str, env: dict[str, str], folder: Path) -> None:
+    def __init__(
+        self, name: str, env: dict[str, str], folder: Path, label: str | None = None
+    ) -> None:
+        """``label``: a second process of the same service (a standby), on a port and a
+        log of its own."""
         self.name = name
         self.module = f"services.{name}"
-        self.port = int(env.get(f"TL_{name.upper()}_HTTP_PORT") or free_port())
-        self.env = {**os.environ, **env, f"TL_{name.upper()}_HTTP_PORT": str(self.port)}
-        self.log = folder / f"{name}.log"
+        port_key = f"TL_{name.upper()}_HTTP_PORT"
+        self.port = free_port() if label else int(env.get(port_key) or free_port())
+        self.env = {**os.environ, **env, port_key: str(self.port)}
+        self.log = folder / f"{label or name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=15)
 

@@ -28,6 +28,22 @@ async def infra(*args: str) -> None:
     assert process.returncode == 0, output.decode()
 
 
+async def as_superuser(database: str, sql: str, schema: str | None = None) -> str:
+    """``sql`` as the PostgreSQL superuser of ``database`` (its output); with ``schema``,
+    in that schema with the append-only triggers switched off, as a hostile superuser
+    would."""
+    if schema is not None:
+        sql = (f'SET search_path TO "{schema}";\nSET session_replication_role = replica;\n'
+               f"BEGIN;\n{sql}\nCOMMIT;\n")  # fmt: skip
+    process = await asyncio.create_subprocess_exec(
+        "bash", str(INFRA), "superuser-sql", database,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await process.communicate(sql.encode())
+    assert process.returncode == 0, output.decode()
+    return output.decode()
+
+
 def kill_postmaster() -> int:
     """kill -9 of the PostgreSQL postmaster; returns its pid."""
     state = Path(os.environ.get("TL_STATE_DIR") or ROOT / ".local")
