@@ -84,7 +84,7 @@ def _follow_up(app: AssessmentsApplication, subject: str) -> None:
 
 
 async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Measurement]]:
-    app = ProjectionsApplication(ledger, Ed25519PrivateKey.generate().public_key())
+    app = ProjectionsApplication(ledger, [Ed25519PrivateKey.generate().public_key()])
     auditor = principal(Role.AUDITOR, user_id="bench")
     base = await timed("baseline: read + json.loads", count, lambda: read_and_decode(ledger.pool))
     figures = await timed("endpoints (read, parse, compute)", count,

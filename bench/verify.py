@@ -76,8 +76,9 @@ async def fill(ledger: LedgerStore, count: int, key: Ed25519PrivateKey) -> None:
             await connection.copy_records_to_table(
                 "ledger_entries", records=chunk, columns=LEDGER_COLUMNS, schema_name=ledger.schema
             )
-    await ledger.add_checkpoint(
-        sign_checkpoint(key, count, frontier.root(), WHEN), await ledger.take_writer()
+    await ledger.add_checkpoints(
+        [sign_checkpoint(key, ledger.origin, count, frontier.root(), WHEN)],
+        await ledger.take_writer(),
     )
 
 
@@ -111,7 +112,7 @@ async def halves(
         entries.extend([e async for e in ledger.stored_entries()])
 
     async def check() -> None:
-        verify_ledger(entries, await ledger.checkpoints(), application.checkpoint_key)
+        verify_ledger(entries, await ledger.checkpoints(), application.trust)
 
     return [
         await timed("  of which: stored_entries() into a list", count, read),
@@ -120,7 +121,7 @@ async def halves(
 
 
 async def measure(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> list[Measurement]:
-    application = ProjectionsApplication(ledger, key.public_key())
+    application = ProjectionsApplication(ledger, [key.public_key()])
     base = await timed("baseline: read + sha256 once", count, lambda: read_and_hash(ledger.pool))
     real = await timed("verify_unattributed()", count, lambda: verify(application, count))
     return [base, real, *await halves(ledger, application, count)]

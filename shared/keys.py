@@ -37,6 +37,15 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
     return key
 
 
+def load_public_keys(paths: str) -> list[Ed25519PublicKey]:
+    """The keys of a comma-separated list of PEM files (the current key first, then keys
+    rotated out, whose old signatures must still verify)."""
+    keys = [load_public_key(path.strip()) for path in paths.split(",") if path.strip()]
+    if not keys:
+        raise SettingsError("no public key file given")
+    return keys
+
+
 def key_id(key: Ed25519PublicKey) -> str:
     """A short, stable name of a public key, recorded beside every signature it checks."""
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)

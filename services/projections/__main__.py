@@ -13,9 +13,10 @@ from fastapi import FastAPI
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
+from services.projections.config import LedgerConfig
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
-from services.projections.stores import COMMAND_SERVICES, store_endpoints
+from services.projections.stores import COMMAND_SERVICES
 from shared.auth import TokenVerifier
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
@@ -26,7 +27,7 @@ from shared.contracts.security import AccessDeniedV1, RecordSignedV1
 from shared.envelope import EventData, contract_registry
 from shared.keys import load_private_key, load_public_key
 from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings, stall_seconds
+from shared.settings import SecuritySettings, ServiceSettings
 from shared.topics import TopicSpec, ensure_topics
 
 SERVICE = "projections"
@@ -53,26 +54,29 @@ def source_topics(env: dict[str, str] | None = None) -> list[str]:
 def create_ingester(
     settings: ServiceSettings,
     security: SecuritySettings,
+    config: LedgerConfig,
     ledger: LedgerStore,
     application: ProjectionsApplication,
 ) -> Ingester:
     key_file = security.require(
         "TL_CHECKPOINT_PRIVATE_KEY_FILE", security.checkpoint_private_key_file
     )
-    env = dict(os.environ)
     options = IngestOptions(
-        checkpoint_every=int(env.get("TL_CHECKPOINT_EVERY", "100")),
-        checkpoint_interval=float(env.get("TL_CHECKPOINT_INTERVAL_SECONDS", "10")),
-        stall_after=stall_seconds(env),
+        checkpoint_every=config.checkpoint_every,
+        checkpoint_interval=config.checkpoint_interval,
+        stall_after=config.stall_after,
     )
+    signing = load_private_key(key_file)
+    current = signing.public_key()
     return Ingester(
         ledger,
         settings.kafka_bootstrap,
         source_topics(),
         known_contracts(),
-        load_private_key(key_file),
+        signing,
         options,
         on_appended=application.views.catch_up,
+        older_keys=[k for k in config.checkpoint_keys if k != current],
     )
 
 
@@ -87,22 +91,16 @@ async def main() -> None:
         settings.kafka_bootstrap,
         *(TopicSpec(t, settings.topic_partitions, settings.topic_replication) for t in topics),
     )
-    ledger = LedgerStore(settings.database)
+    config = LedgerConfig.from_env(security)
+    ledger = LedgerStore(settings.database, config.origin)
     await ledger.open()
-    public = security.require("TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file)
-    application = ProjectionsApplication(
-        ledger,
-        load_public_key(public),
-        store_endpoints(),
-        stall_seconds(),
-        settings.kafka_bootstrap,
-    )
+    application = ProjectionsApplication.configured(settings, config, ledger)
     try:
         await application.views.catch_up()
         await serve(
             settings,
             create_http(application, security),
-            create_ingester(settings, security, ledger, application),
+            create_ingester(settings, security, config, ledger, application),
         )
     finally:
         await ledger.close()

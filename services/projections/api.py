@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from annotated_types import Ge, Le
 from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from services.projections.application import (
@@ -138,8 +139,28 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         return await application.inclusion_proof(who, position)
 
     @app.get("/proofs/consistency", tags=["integrity"])
-    async def consistency(who: Auditor, old_size: Position) -> dict[str, Any]:
-        return await application.consistency_proof(who, old_size)
+    async def consistency(
+        who: Auditor, old_size: Position, new_size: Position | None = None
+    ) -> dict[str, Any]:
+        """An RFC 6962 consistency proof between two tree sizes within the latest signed
+        checkpoint (``new_size``: the latest checkpoint's size by default)."""
+        return await application.consistency_proof(who, old_size, new_size)
+
+    @app.get("/checkpoint", tags=["integrity"], response_class=PlainTextResponse)
+    async def checkpoint() -> PlainTextResponse:
+        """The latest checkpoint: a C2SP signed note (c2sp.org/tlog-checkpoint) naming the
+        ledger's origin, its size and its base64 root. Public, as a transparency log's
+        checkpoints are: witnesses and monitors read it without an account."""
+        return PlainTextResponse(await application.checkpoint_note())
+
+    @app.get("/checkpoints", tags=["integrity"])
+    async def checkpoints(
+        after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> dict[str, Any]:
+        """Signed checkpoints after size ``after``, oldest first, with the ledger's origin
+        and verifier keys (public)."""
+        return await application.checkpoint_history(after, limit)
 
     @app.get("/export", tags=["audit"])
     async def export(who: Auditor, subject_id: str | None = None) -> dict[str, Any]:

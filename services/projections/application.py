@@ -13,9 +13,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import endpoints, merkle, plots
-from services.projections.domain import Checkpoint, VerificationReport
+from services.projections.config import LedgerConfig
+from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import check_ledger
 from services.projections.ledger import LedgerStore
+from services.projections.notes import Verifier
 from services.projections.reconcile import (
     StoredEvent,
     StoreEndpoint,
@@ -25,13 +27,14 @@ from services.projections.reconcile import (
     complete_by_head,
     completeness,
 )
-from services.projections.stores import StoreReader
+from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.auth import Forbidden, Principal
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.errors import Refusal
 from shared.provenance import Role
+from shared.settings import ServiceSettings
 
 READERS = frozenset({Role.AUDITOR, Role.MONITOR})
 Progress = Callable[[int], None]
@@ -72,21 +75,39 @@ class ProjectionsApplication:
     def __init__(
         self,
         ledger: LedgerStore,
-        checkpoint_key: Ed25519PublicKey,
+        checkpoint_keys: Sequence[Ed25519PublicKey],
         stores: Sequence[StoreEndpoint] = (),
         stall_after: float = 30.0,
         bootstrap: str | None = None,
+        max_gap: int | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
         ago may still be on its way; ``bootstrap``: the Kafka the newest entries are
-        checked against (without it, by their hashes only)."""
+        checked against (without it, by their hashes only); ``checkpoint_keys``: every
+        key checkpoints may be signed with (the current one and those rotated out);
+        ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``)."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
-        self.checkpoint_key = checkpoint_key
+        self.checkpoint_keys = list(checkpoint_keys)
+        self.max_gap = max_gap
         self.stores = list(stores)
         self.stall_after = stall_after
         self.bootstrap = bootstrap
+
+    @classmethod
+    def configured(
+        cls, settings: ServiceSettings, config: LedgerConfig, ledger: LedgerStore
+    ) -> ProjectionsApplication:
+        """The application as the service and its CLI run it, from their settings."""
+        return cls(
+            ledger,
+            config.checkpoint_keys,
+            store_endpoints(),
+            config.stall_after,
+            settings.kafka_bootstrap,
+            config.checkpoint_every,
+        )
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
         """Auditors and monitors may read; anyone else is refused, and that is recorded."""
@@ -203,7 +224,12 @@ class ProjectionsApplication:
     async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
         """Verification for the service itself (tests, benchmarks): hashes, roots,
         signatures, and the entries after the newest checkpoint against Kafka."""
-        return await check_ledger(self.ledger, self.checkpoint_key, self.bootstrap, progress)
+        return await check_ledger(self.ledger, self.trust, self.bootstrap, progress)
+
+    @property
+    def trust(self) -> Trust:
+        """What verification trusts: the checkpoint keys, the ledger's origin, the gap."""
+        return Trust(self.checkpoint_keys, self.ledger.origin or None, self.max_gap)
 
     async def inclusion_proof(self, who: Principal, position: int) -> dict[str, Any]:
         """An RFC 6962 inclusion proof of one entry in the latest signed checkpoint."""
@@ -220,18 +246,49 @@ class ProjectionsApplication:
             "checkpoint": checkpoint.to_json(),
         }
 
-    async def consistency_proof(self, who: Principal, old_size: int) -> dict[str, Any]:
-        """An RFC 6962 consistency proof from ``old_size`` to the latest signed checkpoint."""
-        await self.authorise(who, "proof", {"old_size": old_size})
-        checkpoint = await self._latest_checkpoint()
-        _within(checkpoint, old_size, "old_size")
-        leaves = (await self.ledger.leaves())[: checkpoint.size]
+    async def consistency_proof(
+        self, who: Principal, old_size: int, new_size: int | None = None
+    ) -> dict[str, Any]:
+        """An RFC 6962 consistency proof from ``old_size`` to ``new_size`` (by default the
+        latest signed checkpoint's), any two sizes within the latest signed checkpoint."""
+        await self.authorise(who, "proof", {"old_size": old_size, "new_size": new_size})
+        latest = await self._latest_checkpoint()
+        new_size = latest.size if new_size is None else new_size
+        _within(latest, new_size, "new_size")
+        _within(latest, old_size, "old_size")
+        if old_size > new_size:
+            raise NotInCheckpoint(f"old_size {old_size} is past new_size {new_size}",
+                                  checkpoint_size=latest.size)  # fmt: skip
+        leaves = (await self.ledger.leaves())[:new_size]
+        signed = {c.size: c for c in await self.ledger.checkpoints()}
         return {
             "old_size": old_size,
             "old_root": merkle.root(leaves[:old_size]).hex(),
-            "new_size": checkpoint.size,
+            "new_size": new_size,
+            "new_root": merkle.root(leaves).hex(),
             "proof": [p.hex() for p in merkle.consistency_proof(leaves, old_size)],
-            "checkpoint": checkpoint.to_json(),
+            "checkpoint": (signed.get(new_size) or latest).to_json(),
+        }
+
+    async def checkpoint_note(self) -> str:
+        """The latest C2SP checkpoint, as a signed note (public: a size and a root)."""
+        checkpoint = await self._latest_checkpoint()
+        if checkpoint.note is None:
+            raise NotInCheckpoint("no C2SP checkpoint is signed yet",
+                                  checkpoint_size=checkpoint.size)  # fmt: skip
+        return checkpoint.note
+
+    async def checkpoint_history(self, after: int, limit: int) -> dict[str, Any]:
+        """Signed checkpoints after size ``after``, oldest first, with the verifier keys
+        of the ledger (public: what a witness or a monitor needs)."""
+        found = [c for c in await self.ledger.checkpoints() if c.size > after][:limit]
+        return {
+            "origin": self.ledger.origin,
+            "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
+            "checkpoints": [
+                {"size": c.size, "signed_at": c.signed_at.isoformat(), "note": c.note}
+                for c in found
+            ],
         }
 
     async def _latest_checkpoint(self) -> Checkpoint:
@@ -255,7 +312,9 @@ class ProjectionsApplication:
         )
         entries = [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
         return {
-            "format": "trial-ledger-export/v1",
+            "format": "trial-ledger-export/v2",
+            "origin": self.ledger.origin,
+            "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
             "checkpoint": checkpoint.to_json(),
             "endpoints": endpoints.trial_endpoints(entries),
             "plots": {f"{name}.svg": svg.decode() for name, svg in _plots(entries).items()},

@@ -24,11 +24,11 @@ from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
 from services.projections.application import ProjectionsApplication, TrailFilter
+from services.projections.config import LedgerConfig
 from services.projections.ledger import LedgerStore
-from services.projections.stores import store_endpoints
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.keys import load_public_key
-from shared.settings import SecuritySettings, ServiceSettings, SettingsError, stall_seconds
+from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 
 app = typer.Typer(
     help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export."
@@ -45,20 +45,11 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
     async def main() -> T:
         settings, security = ServiceSettings.from_env("projections"), SecuritySettings.from_env()
         who = TokenVerifier(load_public_key(security.token_public_key_file)).principal(token)
-        public = security.require(
-            "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
-        )
-        ledger = LedgerStore(settings.database)
+        config = LedgerConfig.from_env(security)
+        ledger = LedgerStore(settings.database, config.origin)
         await ledger.open()
         try:
-            application = ProjectionsApplication(
-                ledger,
-                load_public_key(public),
-                store_endpoints(),
-                stall_seconds(),
-                settings.kafka_bootstrap,
-            )
-            return await work(application, who)
+            return await work(ProjectionsApplication.configured(settings, config, ledger), who)
         finally:
             await ledger.close()
 

@@ -19,8 +19,15 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from services.projections.merkle import Frontier, leaf_hash
+from services.projections.notes import (
+    CheckpointText,
+    NoteError,
+    Verifier,
+    open_note,
+    sign_checkpoint_note,
+    split_note,
+)
 from services.projections.reconcile import StoreFinding, StoreSummary
-from shared.keys import key_id
 
 LEAF_PREFIX = b"trial-ledger/entry/v1\n"
 CHECKPOINT_PREFIX = "trial-ledger/checkpoint/v1"
@@ -33,26 +40,36 @@ def entry_leaf(position: int, payload: bytes) -> bytes:
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """A signed statement: the ledger's first ``size`` entries have Merkle root ``root``."""
+    """A signed statement: the ledger's first ``size`` entries have Merkle root ``root``.
+
+    Signed as a C2SP checkpoint (``note``: a signed note whose text is the ledger's origin,
+    the size and the base64 root; ``services.projections.notes``). A checkpoint of the
+    first scheme (``note`` None) signed ``trial-ledger/checkpoint/v1`` statements; those
+    are still verified as they were signed.
+    """
 
     size: int
     root: bytes
-    signed_at: datetime
+    signed_at: datetime  # when it was signed (kept beside a C2SP note, not inside it)
     key_id: str
     signature: bytes
+    note: str | None = None
 
     def statement(self) -> bytes:
+        """What a checkpoint of the first scheme signed."""
         return checkpoint_statement(self.size, self.root, self.signed_at)
 
     @classmethod
     def from_json(cls, document: dict[str, object]) -> Checkpoint:
         """A checkpoint as exported (for offline verification)."""
+        note = document.get("note")
         return cls(
             int(str(document["size"])),
             bytes.fromhex(str(document["root"])),
             datetime.fromisoformat(str(document["signed_at"])),
             str(document["key_id"]),
             base64.b64decode(str(document["signature"])),
+            None if note is None else str(note),
         )
 
     def to_json(self) -> dict[str, object]:
@@ -62,22 +79,43 @@ class Checkpoint:
             "signed_at": self.signed_at.isoformat(),
             "key_id": self.key_id,
             "signature": base64.b64encode(self.signature).decode(),
+            "note": self.note,
         }
 
 
 def checkpoint_statement(size: int, root: bytes, signed_at: datetime) -> bytes:
-    """What a checkpoint signs: one line each, like a transparency-log checkpoint."""
+    """What a checkpoint of the first scheme signed (before C2SP checkpoints)."""
     return f"{CHECKPOINT_PREFIX}\n{size}\n{root.hex()}\n{signed_at.isoformat()}\n".encode()
 
 
 def sign_checkpoint(
-    key: Ed25519PrivateKey, size: int, root: bytes, signed_at: datetime
+    key: Ed25519PrivateKey, origin: str, size: int, root: bytes, signed_at: datetime
 ) -> Checkpoint:
-    signature = key.sign(checkpoint_statement(size, root, signed_at))
-    return Checkpoint(size, root, signed_at, key_id(key.public_key()), signature)
+    """A C2SP checkpoint of the ledger ``origin``, signed under the origin's name."""
+    note = sign_checkpoint_note(origin, size, root, key)
+    _, (line,) = split_note(note)
+    identity = f"{origin}+{line.key_id.hex()}"
+    return Checkpoint(size, root, signed_at, identity, line.signature, note)
 
 
-def checkpoint_valid(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
+def checkpoint_valid(
+    checkpoint: Checkpoint, keys: Sequence[Ed25519PublicKey], origin: str | None
+) -> bool:
+    """Signed by one of ``keys`` (several: keys rotate), for this ledger's ``origin``,
+    over exactly this size and root."""
+    if checkpoint.note is None:
+        return any(_legacy_valid(checkpoint, key) for key in keys)
+    if origin is None:
+        return False
+    try:
+        text, _ = open_note(checkpoint.note, [Verifier.of(origin, key) for key in keys])
+        body = CheckpointText.parse(text)
+    except NoteError:
+        return False
+    return (body.origin, body.size, body.root) == (origin, checkpoint.size, checkpoint.root)
+
+
+def _legacy_valid(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
     try:
         key.verify(checkpoint.signature, checkpoint.statement())
     except InvalidSignature:
@@ -97,7 +135,8 @@ class Finding:
     """One problem found by verification, at the first position it shows."""
 
     position: int
-    kind: str  # missing | altered | checkpoint_mismatch | bad_signature | unanchored
+    kind: str  # missing | inserted | reordered | altered | checkpoint_mismatch
+    #            | bad_signature | checkpoint_gap | unanchored
     detail: str
 
 
@@ -136,16 +175,29 @@ class VerificationReport:
         }
 
 
+@dataclass(frozen=True)
+class Trust:
+    """What verification trusts: the checkpoint keys (several: keys rotate), the ledger's
+    origin (a C2SP checkpoint names it), and how many entries may lie between two
+    checkpoints (None: no limit; the writer signs at least every ``TL_CHECKPOINT_EVERY``)."""
+
+    keys: Sequence[Ed25519PublicKey]
+    origin: str | None = None
+    max_gap: int | None = None
+
+
 def verify_ledger(
-    entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint], key: Ed25519PublicKey
+    entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint], trust: Trust
 ) -> VerificationReport:
-    """Recompute every leaf and the root at every checkpoint; check every signature.
+    """Recompute every leaf and the root at every checkpoint; check every signature and
+    that checkpoints are no further apart than ``trust.max_gap``.
 
     ``entries`` in position order. The first problem is classified and located:
     ``missing`` (a gap, or the rest renumbered down), ``inserted`` (an extra entry; the
     rest renumbered up), ``reordered`` (an entry sits where another belongs), ``altered``
     (content changed), ``checkpoint_mismatch`` (content changed together with its stored
-    hash: located to the range between two checkpoints), ``bad_signature``.
+    hash: located to the range between two checkpoints), ``bad_signature``,
+    ``checkpoint_gap`` (checkpoints deleted, or never signed).
     """
     report = VerificationReport()
     pending = sorted(checkpoints, key=lambda c: c.size)
@@ -164,23 +216,51 @@ def verify_ledger(
         report.entries += 1
         while pending and pending[0].size == report.entries:
             checkpoint = pending.pop(0)
-            _check(report, checkpoint, frontier.root(), previous_size, key)
+            _check(report, checkpoint, frontier.root(), previous_size, trust)
             previous_size = checkpoint.size
         if report.findings:
             break
+    _check_gaps(report, checkpoints, trust.max_gap)
     return _finish(report, pending)
+
+
+def _check_gaps(
+    report: VerificationReport, checkpoints: Sequence[Checkpoint], max_gap: int | None
+) -> None:
+    """Checkpoints at most ``max_gap`` entries apart, and no longer unsigned tail: a
+    rollback that deleted the newest checkpoints, or one deleted in the middle, shows."""
+    if max_gap is None:
+        return
+    sizes = [0, *sorted(c.size for c in checkpoints if c.size <= report.entries)]
+    for before, after in zip(sizes, [*sizes[1:], report.entries], strict=True):
+        if after - before > max_gap:
+            report.findings.append(
+                Finding(
+                    before + 1,
+                    "checkpoint_gap",
+                    f"{after - before} entries ({before + 1}..{after}) without a signed "
+                    f"checkpoint; the writer signs one at least every {max_gap}",
+                )
+            )
+            return
 
 
 def _classify(entries: Sequence[StoredEntry], index: int) -> Finding:
     """Why the entry at ``index`` does not match its leaf: moved, inserted or altered."""
     entry = entries[index]
     here = entry.position
+    following = entries[index + 1] if index + 1 < len(entries) else None
+    if (
+        following is not None
+        and entry.leaf == entry_leaf(here + 1, entry.payload)
+        and following.leaf == entry_leaf(here, following.payload)
+    ):
+        return Finding(here, "reordered", f"the entries at {here} and {here + 1} were swapped")
     if entry.leaf == entry_leaf(here + 1, entry.payload):
         return Finding(here, "missing", "an entry was removed here and the rest renumbered")
     if entry.leaf == entry_leaf(here - 1, entry.payload):
         # the rest moved up by one: the entry before, though well hashed, was inserted
         return Finding(here - 1, "inserted", "an entry that was never appended sits here")
-    following = entries[index + 1] if index + 1 < len(entries) else None
     if following is not None and following.leaf == entry_leaf(here, following.payload):
         return Finding(here, "inserted", "an entry that was never appended sits here")
     for position in range(1, len(entries) + 2):
@@ -194,10 +274,10 @@ def _check(
     checkpoint: Checkpoint,
     root: bytes,
     previous_size: int,
-    key: Ed25519PublicKey,
+    trust: Trust,
 ) -> None:
     report.checkpoints_checked += 1
-    if not checkpoint_valid(checkpoint, key):
+    if not checkpoint_valid(checkpoint, trust.keys, trust.origin):
         report.findings.append(
             Finding(checkpoint.size, "bad_signature", f"checkpoint {checkpoint.size} signature")
         )

@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import ValidationError
 
-from services.projections.domain import sign_checkpoint
+from services.projections import merkle
+from services.projections.domain import Checkpoint, Trust, sign_checkpoint
 from services.projections.integrity import check_ledger
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
@@ -110,12 +111,16 @@ class Ingester:
         options: IngestOptions | None = None,
         clock: Clock | None = None,
         on_appended: Callable[[], Awaitable[object]] | None = None,
+        older_keys: Sequence[Ed25519PublicKey] = (),
     ) -> None:
+        """``checkpoint_key`` signs; ``older_keys`` are the public keys of keys rotated
+        out, with which the self-check still verifies the checkpoints they signed."""
         self.ledger = ledger
         self.bootstrap = bootstrap
         self.topics = list(topics)
         self.contracts = contracts
         self.checkpoint_key = checkpoint_key
+        self.verify_keys = [checkpoint_key.public_key(), *older_keys]
         self.options = options or IngestOptions()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.on_appended = on_appended
@@ -197,6 +202,7 @@ class Ingester:
         appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch())
         self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
+        due: list[Checkpoint] = []
         for position, leaf in appended:
             if position != self.frontier.size + 1:  # a row this ingester did not append
                 raise ForeignEntries(
@@ -204,6 +210,10 @@ class Ingester:
                     f"{self.frontier.size}: entries were written by someone else"
                 )
             self.frontier.append(leaf)
+            if self.frontier.size - self._checkpointed >= self.options.checkpoint_every:
+                due.append(self._sign(self.frontier.size, self.frontier.root()))
+                self._checkpointed = self.frontier.size  # every N entries, also in a batch
+        await self._keep(due)
         return len(appended)
 
     async def take_over(self) -> None:
@@ -215,13 +225,14 @@ class Ingester:
             await self.self_check()
             await self._load_frontier()
         self._previous_epoch = self.epoch
+        await self._sign_missed()
 
     async def self_check(self) -> None:
         """Before signing anything: every leaf recomputed from its bytes, every signed
         checkpoint checked, and every entry after the newest one checked against the Kafka
         record it names. Anything it cannot vouch for, it will not sign over."""
-        key = self.checkpoint_key.public_key()
-        report = await check_ledger(self.ledger, key, self.bootstrap)
+        trust = Trust(self.verify_keys, self.ledger.origin, self.options.checkpoint_every)
+        report = await check_ledger(self.ledger, trust, self.bootstrap)
         first = report.first
         if first is None:
             if self.untrusted is not None:
@@ -281,13 +292,35 @@ class Ingester:
         the self-check found something it cannot vouch for)."""
         if self.frontier.size == self._checkpointed or self.untrusted is not None:
             return
-        checkpoint = sign_checkpoint(
-            self.checkpoint_key, self.frontier.size, self.frontier.root(), self.clock()
-        )
-        await self.ledger.add_checkpoint(checkpoint, self._writer_epoch())
+        checkpoint = self._sign(self.frontier.size, self.frontier.root())
+        await self._keep([checkpoint])
         self._checkpointed = checkpoint.size
+
+    def _sign(self, size: int, root: bytes) -> Checkpoint:
+        return sign_checkpoint(self.checkpoint_key, self.ledger.origin, size, root, self.clock())
+
+    async def _keep(self, checkpoints: Sequence[Checkpoint]) -> None:
+        """Store signed checkpoints (nothing while the self-check refuses signing)."""
+        if not checkpoints or self.untrusted is not None:
+            return
+        await self.ledger.add_checkpoints(checkpoints, self._writer_epoch())
         self._last_checkpoint = asyncio.get_running_loop().time()
-        log.info("checkpoint signed size=%d root=%s", checkpoint.size, checkpoint.root.hex())
+        last = checkpoints[-1]
+        log.info("checkpoint signed size=%d root=%s count=%d", last.size, last.root.hex(),
+                 len(checkpoints))  # fmt: skip
+
+    async def _sign_missed(self) -> None:
+        """Checkpoints every N entries up to the tree's size, where a crash between an
+        append and its checkpoints left a longer gap (roots recomputed from the leaves)."""
+        if self.untrusted is not None:
+            return
+        every = self.options.checkpoint_every
+        sizes = range(self._checkpointed + every, self.frontier.size + 1, every)
+        if not sizes:
+            return
+        leaves = await self.ledger.leaves()
+        await self._keep([self._sign(size, merkle.root(leaves[:size])) for size in sizes])
+        self._checkpointed = sizes[-1]
 
     def _writer_epoch(self) -> int:
         if self.epoch is None:

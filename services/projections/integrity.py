@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from services.projections.anchoring import kafka_records, unanchored
-from services.projections.domain import Finding, VerificationReport, verify_ledger
+from services.projections.domain import Finding, Trust, VerificationReport, verify_ledger
 from services.projections.ledger import LedgerStore
 
 Progress = Callable[[int], None]
@@ -21,7 +19,7 @@ Progress = Callable[[int], None]
 
 async def check_ledger(
     ledger: LedgerStore,
-    key: Ed25519PublicKey,
+    trust: Trust,
     bootstrap: str | None,
     progress: Progress | None = None,
 ) -> VerificationReport:
@@ -31,7 +29,7 @@ async def check_ledger(
     entries = [e async for e in ledger.stored_entries()]
     if progress:
         progress(len(entries))
-    report = verify_ledger(entries, checkpoints, key)
+    report = verify_ledger(entries, checkpoints, trust)
     if bootstrap is not None:
         report.findings.extend(await _anchoring(ledger, bootstrap, report.latest_checkpoint))
     return report

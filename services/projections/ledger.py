@@ -4,7 +4,10 @@
   assigned by the single ingester inside its transaction, never by a sequence, so that
   positions have no gaps and commit in order), the event exactly as published, and its
   RFC 6962 leaf hash. Unique by ``event_id``: a redelivered event is not appended twice.
-- ``checkpoints``: signed (size, root, time) statements.
+- ``checkpoints``: signed statements that the first ``size`` entries have this root: C2SP
+  checkpoints (signed notes naming the ledger's origin), and older ones of the first scheme.
+- ``ledger_origin``: the ledger's origin (one row, written once): the first line of its
+  checkpoints, unique per deployment.
 - ``dead_letters``: records that could not be appended, with the reason.
 - ``ingest_offsets``: the next Kafka offset per partition, written in the same
   transaction as the entries, so that a crash can neither lose nor double an event.
@@ -25,6 +28,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -36,11 +40,17 @@ import asyncpg
 from services.projections.anchoring import TailEntry
 from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
 from services.projections.views import ViewStore
-from shared.settings import DatabaseSettings
+from shared.settings import DatabaseSettings, SettingsError
 
 log = logging.getLogger(__name__)
 WRITER_ROLE = "ledger_writer"
-APPEND_ONLY = ("ledger_entries", "checkpoints", "dead_letters", "auditor_activity")
+APPEND_ONLY = (
+    "ledger_entries",
+    "checkpoints",
+    "dead_letters",
+    "auditor_activity",
+    "ledger_origin",
+)
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS ledger_entries (
@@ -67,6 +77,13 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     signed_at timestamptz NOT NULL,
     key_id text NOT NULL,
     signature bytea NOT NULL
+);
+-- the C2SP signed note (NULL: a checkpoint of the first scheme, before notes)
+ALTER TABLE checkpoints ADD COLUMN IF NOT EXISTS note text;
+CREATE TABLE IF NOT EXISTS ledger_origin (
+    only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+    origin text NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id bigserial PRIMARY KEY,
@@ -140,9 +157,14 @@ class DeadLetter:
 class LedgerStore:
     """The projections service's tables, in its own database and schema."""
 
-    def __init__(self, database: DatabaseSettings) -> None:
+    def __init__(self, database: DatabaseSettings, origin: str | None = None) -> None:
+        """``origin``: the ledger's origin (``TL_LEDGER_ORIGIN``) for a new ledger; one is
+        made (``trial-ledger.local/ledger/<random>``) when none is given. An existing
+        ledger keeps its own, and refuses to start under another."""
         self.database = database
         self.schema = database.schema
+        self.wanted_origin = origin
+        self.origin = ""
         self._pool: asyncpg.Pool | None = None
 
     async def open(self) -> None:
@@ -191,12 +213,28 @@ class LedgerStore:
                     f"GRANT SELECT, INSERT ON {table} TO {WRITER_ROLE}"
                 )
             await ViewStore.migrate(connection, self.schema, WRITER_ROLE)
+            self.origin = await self._origin(connection)
             await connection.execute(
                 f'GRANT USAGE ON SCHEMA "{self.schema}" TO {WRITER_ROLE}; '
                 f"GRANT SELECT, INSERT, UPDATE ON ingest_offsets TO {WRITER_ROLE}; "
                 f"GRANT SELECT, UPDATE ON ledger_writer TO {WRITER_ROLE}; "
                 f'GRANT USAGE ON ALL SEQUENCES IN SCHEMA "{self.schema}" TO {WRITER_ROLE}'
             )
+
+    async def _origin(self, connection: asyncpg.Connection) -> str:
+        made = self.wanted_origin or f"trial-ledger.local/ledger/{secrets.token_hex(8)}"
+        if any(c.isspace() or c == "+" for c in made):
+            raise SettingsError(f"TL_LEDGER_ORIGIN {made!r} has a space or a '+'")
+        await connection.execute(
+            "INSERT INTO ledger_origin (origin) VALUES ($1) ON CONFLICT DO NOTHING", made
+        )
+        origin = str(await connection.fetchval("SELECT origin FROM ledger_origin"))
+        if self.wanted_origin and origin != self.wanted_origin:
+            raise SettingsError(
+                f"TL_LEDGER_ORIGIN is {self.wanted_origin!r}, but this ledger's origin is "
+                f"{origin!r} (it never changes: its checkpoints name it)"
+            )
+        return origin
 
     # --- writing -------------------------------------------------------------------------
 
@@ -301,19 +339,16 @@ class LedgerStore:
             )
             return appended
 
-    async def add_checkpoint(self, checkpoint: Checkpoint, epoch: int) -> None:
-        """Keep a signed checkpoint, as the writer of ``epoch`` (``Fenced`` otherwise)."""
+    async def add_checkpoints(self, checkpoints: Sequence[Checkpoint], epoch: int) -> None:
+        """Keep signed checkpoints, as the writer of ``epoch`` (``Fenced`` otherwise)."""
         async with self.pool.acquire() as connection, connection.transaction():
             await _fence(connection, epoch)
-            await connection.execute(
-                "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tree_size) DO NOTHING",
-                checkpoint.size,
-                checkpoint.root,
-                checkpoint.signed_at,
-                checkpoint.key_id,
-                checkpoint.signature,
-            )
+            await connection.executemany(
+                "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature, note) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
+                [(c.size, c.root, c.signed_at, c.key_id, c.signature, c.note)
+                 for c in checkpoints],
+            )  # fmt: skip
 
     # --- reading -------------------------------------------------------------------------
 
@@ -334,15 +369,14 @@ class LedgerStore:
 
     async def checkpoints(self) -> list[Checkpoint]:
         rows = await self.pool.fetch(
-            "SELECT tree_size, root, signed_at, key_id, signature FROM checkpoints "
+            "SELECT tree_size, root, signed_at, key_id, signature, note FROM checkpoints "
             "ORDER BY tree_size"
         )
         return [
-            Checkpoint(
-                r["tree_size"], bytes(r["root"]), r["signed_at"], r["key_id"], bytes(r["signature"])
-            )
+            Checkpoint(r["tree_size"], bytes(r["root"]), r["signed_at"], r["key_id"],
+                       bytes(r["signature"]), r["note"])
             for r in rows
-        ]
+        ]  # fmt: skip
 
     async def stored_entries(self, batch: int = 10_000) -> AsyncIterator[StoredEntry]:
         """Every entry in position order, read in batches (for verification)."""

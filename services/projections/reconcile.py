@@ -199,10 +199,13 @@ def compare(
             kind, item = _difference(event, in_ledger.get(event.event_id, []), cutoff)
             if kind:
                 found[kind].append({"source": source, **item})
+    # an entry no store holds: of a store that was read, or of a source that is no
+    # service's at all (only an unreadable store's entries cannot be judged)
+    unread = {r.endpoint.source for r in readings} - read_sources
     found["unknown"] = [
         {"event_id": event_id, "positions": [f[0] for f in rows], "source": rows[0][1]}
         for event_id, rows in in_ledger.items()
-        if event_id not in expected and rows[0][1] in read_sources
+        if event_id not in expected and rows[0][1] not in unread
     ]
     return found
 

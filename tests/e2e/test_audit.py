@@ -103,7 +103,8 @@ async def test_the_auditor_sees_verifies_exports_and_reconciles(
     assert exported.returncode == 0, exported.stderr
     document = json.loads(out.read_text())
     checkpoint = Checkpoint.from_json(document["checkpoint"])
-    assert checkpoint_valid(checkpoint, load_public_key(stack.keys / "checkpoint.pub"))
+    keys = [load_public_key(stack.keys / "checkpoint.pub")]
+    assert checkpoint_valid(checkpoint, keys, document["origin"])
     assert len(document["entries"]) >= 5
     assert document["endpoints"]["version"] == "NCT05030779-endpoints/1"
     assert "<svg" in (tmp_path / "export.json.plots" / "swimmer.svg").read_text()

@@ -29,7 +29,6 @@ PATH_VALUES = {
     "position": "1",
 }
 QUERY_VALUES = {"old_size": 1}  # the one required query parameter (a consistency proof)
-READERS = {Role.AUDITOR, Role.MONITOR}  # the projections' auditor API
 
 
 def commands(service: str) -> list[tuple[str, str, str, frozenset[Role]]]:
@@ -48,11 +47,13 @@ def commands(service: str) -> list[tuple[str, str, str, frozenset[Role]]]:
 
 
 def reads(service: str) -> list[tuple[str, str, str, frozenset[Role]]]:
-    """The projections' auditor routes (authorised by its application, for readers)."""
-    app = described_app(app_factories()[service])
-    return [("GET", r.path_format, r.path_format, frozenset(READERS)) for r in app.routes
-            if isinstance(r, APIRoute) and "GET" in (r.methods or ())
-            and r.path_format not in ("/health", "/ready", "/metrics")]  # fmt: skip
+    """The projections' auditor routes: those its OpenAPI names roles for (the others,
+    its checkpoints, are public)."""
+    document = described_app(app_factories()[service]).openapi()
+    return [("GET", path, path, frozenset(Role(r) for r in operation["x-permitted-roles"]))
+            for path, operations in document["paths"].items()
+            for method, operation in operations.items()
+            if method == "get" and "x-permitted-roles" in operation]  # fmt: skip
 
 
 def concrete(path: str) -> str:

@@ -87,7 +87,7 @@ async def ledger(projections_settings: ServiceSettings) -> AsyncIterator[LedgerS
 
 @pytest.fixture
 def projections(ledger: LedgerStore) -> ProjectionsApplication:
-    return ProjectionsApplication(ledger, CHECKPOINT_KEY.public_key())
+    return ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
 
 
 def make_ingester(settings: ServiceSettings, ledger: LedgerStore, **options: int) -> Ingester:

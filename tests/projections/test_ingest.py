@@ -134,7 +134,8 @@ async def test_signed_checkpoint_covers_the_ledger_and_verifies(
     await ingest_until(projections_settings, ledger, len(events))
     checkpoints = await ledger.checkpoints()
     assert checkpoints[-1].size == len(events)
-    assert all(checkpoint_valid(c, CHECKPOINT_KEY.public_key()) for c in checkpoints)
+    keys = [CHECKPOINT_KEY.public_key()]
+    assert all(checkpoint_valid(c, keys, ledger.origin) for c in checkpoints)
     report = await projections.verify_unattributed()
     assert report.ok, report.findings
     assert (report.entries, report.checkpoints_checked) == (len(events), len(checkpoints))

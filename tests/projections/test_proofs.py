@@ -22,7 +22,7 @@ async def test_an_export_verifies_offline_entry_by_entry(
 ) -> None:
     export = await projections.export(AUDITOR, subject_id="S-002")
     checkpoint = Checkpoint.from_json(export["checkpoint"])
-    assert checkpoint_valid(checkpoint, CHECKPOINT_KEY.public_key())
+    assert checkpoint_valid(checkpoint, [CHECKPOINT_KEY.public_key()], export["origin"])
     assert {e["event"]["subject"] for e in export["entries"]} == {"S-002"}
     for entry in export["entries"]:
         leaf = entry_leaf(entry["position"], entry["payload"].encode())

@@ -85,6 +85,8 @@ def test_reconcile_sorts_every_difference_by_kind() -> None:
         (3, ENROLLMENT.source, "e-3", b"payload 3"),
         (4, ENROLLMENT.source, "e-3", b"payload 3"),
         (5, ENROLLMENT.source, "e-forged", b"{}"),
+        (6, "/trial-ledger/nowhere", "e-foreign", b"{}"),
+        (7, "/trial-ledger/infusion", "e-unjudged", b"{}"),
     ]
     unreadable = StoreReading(StoreEndpoint("infusion", "http://infusion"), problem="timeout")
     found = compare([reading(*events), unreadable], ledger, NOW, stall_after=30)
@@ -93,7 +95,7 @@ def test_reconcile_sorts_every_difference_by_kind() -> None:
         "in_flight": ["e-6"],
         "different": ["e-2"],
         "duplicated": ["e-3"],
-        "unknown": ["e-forged"],
+        "unknown": ["e-forged", "e-foreign"],
         "unpublishable": ["e-4"],
         "unreadable_store": [None],
     }

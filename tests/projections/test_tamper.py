@@ -86,6 +86,18 @@ async def test_two_swapped_rows_are_found_as_reordered(
     assert await first_finding(projections) == (3, "reordered")
 
 
+async def test_two_adjacent_swapped_rows_are_found_as_reordered(
+    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+) -> None:
+    await as_superuser(
+        projections_settings,
+        "UPDATE ledger_entries SET position = 100000 WHERE position = 4;\n"
+        "UPDATE ledger_entries SET position = 4 WHERE position = 5;\n"
+        "UPDATE ledger_entries SET position = 5 WHERE position = 100000;",
+    )
+    assert await first_finding(projections) == (4, "reordered")
+
+
 def insert_copy_of_entry_2_at_6(leaf: str) -> str:
     """SQL moving entries 6.. up by one and inserting a copy of entry 2 (new event id) at 6."""
     return (

@@ -64,9 +64,10 @@ async def test_a_writer_whose_epoch_was_taken_can_neither_append_nor_sign(
     await ledger.take_writer()  # a standby took over
     with pytest.raises(Fenced):
         await ledger.append([], [], {("t", 0): 1}, old)
-    checkpoint = sign_checkpoint(CHECKPOINT_KEY, 0, Frontier().root(), datetime.now(UTC))
+    empty = Frontier().root()
+    checkpoint = sign_checkpoint(CHECKPOINT_KEY, ledger.origin, 0, empty, datetime.now(UTC))
     with pytest.raises(Fenced):
-        await ledger.add_checkpoint(checkpoint, old)
+        await ledger.add_checkpoints([checkpoint], old)
 
 
 async def test_a_writer_that_lost_its_lock_is_fenced_and_the_tree_stays_whole(
@@ -101,7 +102,7 @@ async def test_the_self_check_finds_a_forged_tail_and_refuses_to_sign_over_it(
     assert f"position {forged} (unanchored)" in restarted.untrusted
     assert (await restarted.problems())["ingest"] == restarted.untrusted
     application = ProjectionsApplication(
-        ledger, CHECKPOINT_KEY.public_key(), bootstrap=projections_settings.kafka_bootstrap
+        ledger, [CHECKPOINT_KEY.public_key()], bootstrap=projections_settings.kafka_bootstrap
     )
     report = await application.verify_unattributed()
     assert [(f.position, f.kind) for f in report.findings] == [(forged, "unanchored")]
