@@ -296,6 +296,25 @@ def test_the_scheme_v1_vector_verifies() -> None:
     assert not verify_published(signed, signature, Ed25519PrivateKey.generate().public_key())
 
 
+def test_the_scheme_v1_bytes_are_those_rfc_8785_gives_for_its_values() -> None:
+    """What docs/security.md tells a verifier of v1 outside Python: for what v1 events
+    carry (ASCII keys, text, small integers, booleans, null) Python's canonical JSON and
+    RFC 8785 agree, once signed_at is written as Python's isoformat wrote it."""
+    vector = load(V1_VECTOR)
+    data, signature = vector["signed_event"]["data"], vector["signature_event"]["data"]
+    assert rfc8785.dumps(data).decode() == vector["content_canonical_json"]
+    assert hashlib.sha256(rfc8785.dumps(data)).hexdigest() == signature["content_hash"]
+    message = {
+        **{name: signature[name] for name in ("signer_id", "printed_name", "meaning",
+           "content_hash", "assertion_id", "key_id", "algorithm")},
+        "record_id": signature["signed_record_id"],
+        "record_version": signature["signed_version"],
+        "signed_at": datetime.fromisoformat(signature["signed_at"]).isoformat(),
+    }  # fmt: skip
+    assert rfc8785.dumps(message).decode() == vector["signed_message"]
+    public_key(vector).verify(base64.b64decode(signature["value"]), rfc8785.dumps(message))
+
+
 def test_a_record_signed_under_scheme_v1_loads_and_publishes_as_it_did() -> None:
     fixture = load(STORED_V1)
     app = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
