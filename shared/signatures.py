@@ -32,7 +32,6 @@ from shared.contracts.security import RecordSignedV1, RecordSignedV2
 from shared.keys import key_id
 
 SCHEME = "trial-ledger/record-signature/v2"
-SCHEME_V1 = "trial-ledger/record-signature/v1"
 ALGORITHM = "Ed25519"
 
 # The signed CloudEvent's attributes the manifest covers. The others are copies of data
