@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
 
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import ActorV1, SourceV1
-from shared.signatures import Signature
+from shared.signatures import Signature, SignatureV1
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,12 @@ class AccessDenial(Aggregate):
         self.denial = denial
 
 
-def signature_contract(event: Any, common: dict[str, Any]) -> RecordSignedV1:
-    """The published form of a ``RecordSigned`` event (``common``: the shared fields)."""
-    signature: Signature = event.signature
+def signature_contract(event: Any, common: dict[str, Any]) -> RecordSignedV1 | RecordSignedV2:
+    """The published form of a ``RecordSigned`` event (``common``: the shared fields): a
+    scheme v2 signature is ``RecordSigned.v2``; one stored before v2 stays ``RecordSigned.v1``."""
+    signature: Signature | SignatureV1 = event.signature
+    if isinstance(signature, Signature):
+        return RecordSignedV2(**common, **signature.published())
     return RecordSignedV1(
         **common,
         signed_record_id=signature.record_id,

@@ -7,6 +7,7 @@ library's JSON transcoder to store them and to give back the same types on repla
 from __future__ import annotations
 
 import dataclasses
+import json
 import typing
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date
@@ -21,10 +22,10 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from shared.access import AccessDenial, Denial
 from shared.auth import SigningAssertion
-from shared.envelope import EventData
+from shared.envelope import CloudEvent, EventData
 from shared.provenance import Command
 from shared.settings import DatabaseSettings
-from shared.signatures import RecordSigner, Signature
+from shared.signatures import RecordSigner, Signature, SignatureV1
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
 
@@ -58,11 +59,15 @@ class DateAsISO(Transcoding):
 
 
 class DataclassTranscoding(Transcoding):
-    """Stores a frozen dataclass as its fields; nested values are transcoded too."""
+    """Stores a frozen dataclass as its fields; nested values are transcoded too.
+
+    Stored events name it by its ``stored_as`` class attribute if it has one, else by its
+    module and class: a class renamed after events were stored keeps their name there.
+    """
 
     def __init__(self, cls: type[Any]) -> None:
         self.type = cls
-        self.name = f"{cls.__module__}.{cls.__qualname__}"
+        self.name = getattr(cls, "stored_as", f"{cls.__module__}.{cls.__qualname__}")
 
     def encode(self, obj: Any) -> dict[str, Any]:
         return {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
@@ -86,7 +91,7 @@ class ServiceApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
-        for transcoding in transcodings_for((Denial, Signature, *self.value_types)):
+        for transcoding in transcodings_for((Denial, Signature, SignatureV1, *self.value_types)):
             transcoder.register(transcoding)
 
     def stored_events(self) -> Iterator[tuple[int, Any]]:
@@ -128,11 +133,11 @@ class ServiceApplication(Application[UUID]):
         one) with this service's record key, for the signer the assertion names."""
         if self.signer is None:
             raise RuntimeError(f"the {self.name} application has no record signing key")
-        content = to_contract(aggregate.pending_events[-1]).model_dump(mode="json")
+        # The CloudEvent exactly as the relay will publish it, read back as a verifier reads
+        # it; its sequence (the log position, set on commit) is not signed.
+        published = CloudEvent.wrap(to_contract(aggregate.pending_events[-1]), sequence=0)
         return self.signer.sign(
-            content,
-            record_id=aggregate.id,
-            record_version=aggregate.version,
+            json.loads(published.to_kafka_value()),
             signer_id=signing.user_id,
             printed_name=signing.printed_name,
             meaning=signing.meaning.value,
@@ -146,11 +151,15 @@ class ServiceApplication(Application[UUID]):
 
 
 def transcodings_for(types: Iterable[type]) -> list[Transcoding]:
+    """A transcoding per dataclass; two under one stored name would decode one as the other."""
     result: list[Transcoding] = []
     for cls in types:
         if not dataclasses.is_dataclass(cls):
             raise TypeError(f"{cls!r} is not a dataclass")
         result.append(DataclassTranscoding(cls))
+    names = [transcoding.name for transcoding in result]
+    if len(set(names)) != len(names):
+        raise TypeError(f"two dataclasses are stored under one name: {sorted(names)}")
     return result
 
 

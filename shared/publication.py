@@ -21,7 +21,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, CommandMethodDecorator
 
 from shared.access import AccessDenial, Denial, access_denied_contract, signature_contract
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import ActorV1, EventData, SourceV1
 from shared.provenance import Provenance
 from shared.records import SubjectRecord
@@ -90,7 +90,7 @@ class Publication:
         self._record_type_of = record_type_of
         self._mapped: dict[type, Mapped] = {**events}
         if any(issubclass(record, SubjectRecord) for record in self.records):
-            self._mapped.setdefault(SubjectRecord.RecordSigned, (RecordSignedV1, _no_fields))
+            self._mapped.setdefault(SubjectRecord.RecordSigned, (RecordSignedV2, _no_fields))
         self._check()
 
     @property
@@ -107,6 +107,8 @@ class Publication:
     def contracts(self) -> list[type[EventData]]:
         """Every contract this service publishes, by event type."""
         found = {contract for contract, _ in self._mapped.values()} | {AccessDeniedV1}
+        if SubjectRecord.RecordSigned in self._mapped:
+            found.add(RecordSignedV1)  # records signed before scheme v2 publish as they did
         return sorted(found, key=lambda contract: contract.event_type)
 
     def to_contract(self, event: Any) -> EventData:
@@ -117,7 +119,7 @@ class Publication:
                 return access_denied_contract(event, self.service, self.event_id(event))
             contract, fields = self._mapped[cls]
             common = self._common(event)
-            if contract is RecordSignedV1:
+            if cls is SubjectRecord.RecordSigned:
                 return signature_contract(event, common)
             return contract(**{**common, **fields(event)})
         except Exception as error:  # a defect: name it, with the event it happened on

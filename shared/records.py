@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from eventsourcing.domain import Aggregate, event
 
 from shared.provenance import Command, Provenance
-from shared.signatures import Signature
+from shared.signatures import Signature, SignatureV1
 
 
 class SignatureNotForThisRecord(ValueError):
@@ -45,22 +45,23 @@ class SubjectRecord(Aggregate):
         super().trigger_event(event_class, **kwargs)
 
     @property
-    def signatures(self) -> tuple[Signature, ...]:
-        """Signature manifestations of this record, in the order they were made."""
-        signatures: tuple[Signature, ...] = self.__dict__.get("_signatures", ())
+    def signatures(self) -> tuple[Signature | SignatureV1, ...]:
+        """Signatures of this record, in the order they were made (those made before scheme
+        v2 are ``SignatureV1``); each gives its ``manifestation()``."""
+        signatures: tuple[Signature | SignatureV1, ...] = self.__dict__.get("_signatures", ())
         return signatures
 
     def sign(self, signature: Signature, command: Command) -> None:
         """Bind a signature to the event just decided: it must name this record and version."""
-        if (signature.record_id, signature.record_version) != (self.id, self.version):
+        if (signature.signed_record_id, signature.signed_version) != (self.id, self.version):
             raise SignatureNotForThisRecord(
-                f"the signature is for {signature.record_id} v{signature.record_version}, "
+                f"the signature is for {signature.signed_record_id} v{signature.signed_version}, "
                 f"not {self.id} v{self.version} (subject {self.subject_id})"
             )
-        self._record_signed(signature, signature.signed_at, command.provenance)
+        self._record_signed(signature, command.now, command.provenance)
 
     @event("RecordSigned")
     def _record_signed(
-        self, signature: Signature, occurred_at: datetime, provenance: Provenance
+        self, signature: Signature | SignatureV1, occurred_at: datetime, provenance: Provenance
     ) -> None:
         self._signatures = (*self.signatures, signature)

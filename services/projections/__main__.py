@@ -23,7 +23,7 @@ from shared.contracts.assessments import ASSESSMENT_CONTRACTS
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
 from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.contracts.infusion import INFUSION_CONTRACTS
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import EventData, contract_registry
 from shared.keys import load_private_key, load_public_key
 from shared.runner import configure_logging, serve
@@ -42,7 +42,7 @@ def known_contracts() -> dict[str, type[EventData]]:
         **INFUSION_CONTRACTS,
         **ADVERSE_EVENT_CONTRACTS,
         **ASSESSMENT_CONTRACTS,
-        **contract_registry(AccessDeniedV1, RecordSignedV1),
+        **contract_registry(AccessDeniedV1, RecordSignedV1, RecordSignedV2),
     }
 
 

@@ -40,7 +40,7 @@ from shared.contracts.enrollment import (
     ValueCorrectedV1,
 )
 from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import CloudEvent
 
 # Fields every payload carries; the rest are the event's own (DESIGN.md, Events).
@@ -60,6 +60,8 @@ COMMON_FIELDS = frozenset(
         "source",
     }
 )
+# A signature of either scheme shows the same manifestation (docs/security.md).
+RECORD_SIGNED = frozenset({RecordSignedV1.event_type, RecordSignedV2.event_type})
 
 
 def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int) -> dict[str, Any]:
@@ -96,7 +98,7 @@ def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int
             state["consent"] = {**state["consent"], name: data["new_value"]}
         elif data["field"] == "screening.screened_on":
             state["screened_on"] = data["new_value"]
-    elif kind == RecordSignedV1.event_type:
+    elif kind in RECORD_SIGNED:
         state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
     elif kind == CarTInfusedV1.event_type:
         state["infusion"] = {
@@ -180,7 +182,7 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
     changes: list[tuple[str, str | None, str]]
     if event.type == ValueCorrectedV1.event_type:
         changes = [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
-    elif event.type == RecordSignedV1.event_type:
+    elif event.type in RECORD_SIGNED:
         changes = [("signature", None, _present(_manifestation(data)))]
     else:
         changes = [
@@ -330,7 +332,7 @@ class ViewStore:
             [tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
         )
         for _position, event in events:
-            if event.type == RecordSignedV1.event_type:
+            if event.type in RECORD_SIGNED:
                 await self._mark_signed(connection, event)
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "

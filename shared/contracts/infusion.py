@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import Contract, EventData, contract_registry
 
 RECORD_TYPE = "Treatment"
@@ -83,4 +83,4 @@ INFUSION_CONTRACTS = contract_registry(
     InfusionNotGivenV1,
     InfusionInterruptedV1,
 )
-__all__ = ["INFUSION_CONTRACTS", "AccessDeniedV1", "RecordSignedV1"]
+__all__ = ["INFUSION_CONTRACTS", "AccessDeniedV1", "RecordSignedV1", "RecordSignedV2"]

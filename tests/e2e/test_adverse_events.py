@@ -5,12 +5,14 @@ summary and the DLT flag."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from shared.envelope import CloudEvent
+from shared.signatures import verify_published
 from tests.e2e.flows import PASSWORD, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic
@@ -71,9 +73,12 @@ async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) ->
     settings = stack.adverse_events_settings
     records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=5)
     assert [CloudEvent.from_kafka_value(r.value).type for r in records] == [
-        "AdverseEventReported.v1", "AdverseEventGraded.v1", "RecordSigned.v1",
-        "DltAdjudicated.v1", "RecordSigned.v1",
+        "AdverseEventReported.v1", "AdverseEventGraded.v1", "RecordSigned.v2",
+        "DltAdjudicated.v1", "RecordSigned.v2",
     ]  # fmt: skip
+    wire = [json.loads(r.value) for r in records]
+    assert verify_published(wire[1], wire[2], stack.record_public_key())
+    assert verify_published(wire[3], wire[4], stack.record_public_key())
 
     auditor = await stack.log_in("aud.kim", PASSWORD)
 

@@ -40,6 +40,7 @@ from shared.envelope import CloudEvent
 from shared.eventstore import ServiceApplication, postgres_env
 from shared.published.discovery import publication_of
 from shared.settings import ServiceSettings
+from shared.signatures import verify_published
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
 from tests.support import eventually, read_topic, screening_json
@@ -109,6 +110,24 @@ async def test_demo_runs_the_trial_and_prints_its_figures_and_a_passing_verify(
 
     text = trial.printed
     assert "verify: OK" in text and "8/9 (0.889)" in text and "S-010" in text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_every_signature_in_the_demo_export_verifies_against_the_event_it_signs(
+    trial: Trial,
+) -> None:
+    events = [entry["event"] for entry in json.loads(trial.export.read_text())["entries"]]
+    by_id = {event["id"]: event for event in events}
+    signatures = [event for event in events if event["type"].startswith("RecordSigned.")]
+    assert {event["type"] for event in signatures} == {"RecordSigned.v2"}
+    key = trial.stack.record_public_key()
+    signed = [by_id[s["data"]["signed_event_id"]] for s in signatures]
+    assert all(verify_published(e, s, key) for e, s in zip(signed, signatures, strict=True))
+    assert {event["type"] for event in signed} == {
+        "ConsentSigned.v1", "EligibilityConfirmed.v1", "ScreenFailed.v1", "CarTInfused.v1",
+        "AdverseEventGraded.v1", "AdverseEventRegraded.v1", "CausalityAssessed.v1",
+        "DltAdjudicated.v1", "SafetyReviewApproved.v1", "RemissionAssessed.v1",
+    }  # fmt: skip
 
 
 async def test_demo_refuses_a_system_where_its_users_exist(stack: Stack, tmp_path: Path) -> None:

@@ -213,8 +213,8 @@ async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> No
     for i, event in enumerate(exported):
         if event["type"] == "RemissionAssessed.v1":
             signed = exported[i + 1]
-            assert signed["type"] == "RecordSigned.v1"
-            assert verify_published(event["data"], signed["data"], stack.record_public_key())
+            assert signed["type"] == "RecordSigned.v2"
+            assert verify_published(event, signed, stack.record_public_key())
 
     swimmer = await stack.projections.get("/plots/swimmer.svg", headers=auditor)
     assert swimmer.headers["content-type"] == "image/svg+xml"

@@ -3,6 +3,7 @@ and out onto the real Kafka topic, read back with a plain aiokafka consumer."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -64,10 +65,10 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     assert [e.type for e in events] == [
         "SubjectRegistered.v1",
         "ConsentSigned.v1",
-        "RecordSigned.v1",
+        "RecordSigned.v2",
         "ScreeningResultRecorded.v1",
         "EligibilityConfirmed.v1",
-        "RecordSigned.v1",
+        "RecordSigned.v2",
         "SubjectEnrolled.v1",
     ]
     assert {r.key for r in records} == {b"S-201"}
@@ -101,9 +102,10 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
         "lin.wei", "Lin Wei", "responsibility"
     )  # fmt: skip
     key = stack.record_public_key()
-    assert verify_published(events[1].data, signature, key)
-    assert verify_published(events[4].data, events[5].data, key)
-    assert not verify_published(events[4].data, signature, key)  # moved: fails
+    wire = [json.loads(r.value) for r in records]  # as a verifier in any language reads them
+    assert verify_published(wire[1], wire[2], key)
+    assert verify_published(wire[4], wire[5], key)
+    assert not verify_published(wire[4], wire[2], key)  # moved: fails
     assert events[4].data["rule_version"] == "NCT05030779-eligibility/1"
     assert events[6].data["dose_level"] == 1
     assert await _stored_event_count(settings) == 7

@@ -5,6 +5,7 @@ the view survives a restart of the service without reprocessing anything."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
@@ -13,6 +14,7 @@ import pytest
 
 from shared.envelope import CloudEvent
 from shared.settings import ServiceSettings
+from shared.signatures import verify_published
 from tests.e2e.flows import PASSWORD, enrol, today
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic
@@ -103,8 +105,10 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
         "ProductReleased.v1",
         "LymphodepletionAdministered.v1",
         "CarTInfused.v1",
-        "RecordSigned.v1",
+        "RecordSigned.v2",
     ]
+    infused, signed = (json.loads(r.value) for r in records[3:5])
+    assert verify_published(infused, signed, stack.record_public_key())
     infused_event = CloudEvent.from_kafka_value(records[3].value).data
     assert (infused_event["dose_level"], infused_event["cells_per_kg_millions"]) == (1, "1.000")
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -12,7 +14,7 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import Observation
 from shared.contracts import enrollment as contracts
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1
+from shared.contracts.security import AccessDeniedV1, RecordSignedV2
 from shared.envelope import CloudEvent, contract_registry
 from shared.provenance import Meaning
 from shared.publication import event_id
@@ -45,18 +47,23 @@ def published(subject_id: str = "S-001") -> list[CloudEvent]:
     ]
 
 
-CONTRACTS = {**contracts.ENROLLMENT_CONTRACTS, **contract_registry(RecordSignedV1, AccessDeniedV1)}
+def as_published(events: list[CloudEvent]) -> list[dict[str, Any]]:
+    """The events as a verifier reads them off the topic: parsed from their published bytes."""
+    return [json.loads(event.to_kafka_value()) for event in events]
+
+
+CONTRACTS = {**contracts.ENROLLMENT_CONTRACTS, **contract_registry(RecordSignedV2, AccessDeniedV1)}
 
 
 def test_every_event_is_published_under_its_versioned_type() -> None:
     assert [e.type for e in published()] == [
         "SubjectRegistered.v1",
         "ConsentSigned.v1",
-        "RecordSigned.v1",
+        "RecordSigned.v2",
         "ScreeningResultRecorded.v1",
         "ValueCorrected.v1",
         "EligibilityConfirmed.v1",
-        "RecordSigned.v1",
+        "RecordSigned.v2",
         "SubjectEnrolled.v1",
         "SubjectWithdrawn.v1",
     ]
@@ -124,35 +131,37 @@ def test_quantities_travel_as_exact_decimal_strings() -> None:
 
 
 def test_signature_names_signer_meaning_and_time_and_verifies() -> None:
-    events = published()
-    consent_signature = events[2].data
+    events = as_published(published())
+    consent_signature = events[2]["data"]
     assert (consent_signature["signer_id"], consent_signature["meaning"]) == (
         "u-inv-1",
         "responsibility",
     )
     assert consent_signature["printed_name"] == "Dr Lin Wei"
     assert consent_signature["signed_version"] == 2
-    assert verify_published(events[1].data, consent_signature, RECORD_KEY.public_key())
-    assert verify_published(events[5].data, events[6].data, RECORD_KEY.public_key())
+    assert consent_signature["signed_event_id"] == events[1]["id"]
+    assert consent_signature["scheme"] == "trial-ledger/record-signature/v2"
+    assert verify_published(events[1], events[2], RECORD_KEY.public_key())
+    assert verify_published(events[5], events[6], RECORD_KEY.public_key())
 
 
 def test_signature_copied_onto_another_record_fails_verification() -> None:
-    mine, theirs = published("S-001"), published("S-002")
-    assert not verify_published(theirs[1].data, mine[2].data, RECORD_KEY.public_key())
+    mine, theirs = as_published(published("S-001")), as_published(published("S-002"))
+    assert not verify_published(theirs[1], mine[2], RECORD_KEY.public_key())
 
 
 def test_signature_moved_to_another_version_of_the_record_fails_verification() -> None:
-    events = published()
-    assert not verify_published(events[5].data, events[2].data, RECORD_KEY.public_key())
+    events = as_published(published())
+    assert not verify_published(events[5], events[2], RECORD_KEY.public_key())
 
 
 def test_altered_signed_record_fails_verification() -> None:
-    events = published()
-    altered = {**events[1].data, "form_version": "ICF v9"}
-    assert not verify_published(altered, events[2].data, RECORD_KEY.public_key())
+    events = as_published(published())
+    altered = {**events[1], "data": {**events[1]["data"], "form_version": "ICF v9"}}
+    assert not verify_published(altered, events[2], RECORD_KEY.public_key())
 
 
 def test_signature_by_another_key_fails_verification() -> None:
-    events = published()
+    events = as_published(published())
     other = Ed25519PrivateKey.generate().public_key()
-    assert not verify_published(events[1].data, events[2].data, other)
+    assert not verify_published(events[1], events[2], other)

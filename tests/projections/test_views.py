@@ -4,6 +4,7 @@ values, signatures shown with what they sign, and every auditor query recorded."
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,10 @@ import pytest
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
 from shared.auth import Forbidden
+from shared.envelope import CloudEvent
 from shared.provenance import Role
+from shared.settings import ServiceSettings
+from tests.projections.conftest import ingest_until, produce, published_events, records_of
 from tests.support import principal
 
 pytestmark = pytest.mark.integration
@@ -103,6 +107,30 @@ async def test_signed_records_show_their_signature_in_the_trail(
         "responsibility",
     )
     assert consent["signed_at"] is not None
+
+
+async def test_signatures_of_both_schemes_show_in_the_views(
+    projections_settings: ServiceSettings, ledger: LedgerStore, projections: ProjectionsApplication
+) -> None:
+    # S-901 was signed before scheme v2 (RecordSigned.v1, as published then); S-001 after
+    stored = Path(__file__).parents[1] / "shared/fixtures/stored-signature-v1.json"
+    old = [
+        CloudEvent.from_kafka_value(text.encode())
+        for text in json.loads(stored.read_text())["published"]
+    ]
+    new = published_events(subjects=1)
+    assert {e.type for e in old + new} >= {"RecordSigned.v1", "RecordSigned.v2"}
+    await produce(projections_settings, records_of(old + new))
+    await ingest_until(projections_settings, ledger, len(old + new))
+    for subject, signer in (("S-901", "林伟 Lin Wei"), ("S-001", "Dr Lin Wei")):
+        state = await projections.subject(AUDITOR, subject)
+        assert state is not None
+        assert [s["printed_name"] for s in state["signatures"]][:1] == [signer]
+        [consent] = await projections.trail(
+            AUDITOR, TrailFilter(subject_id=subject, event_type="ConsentSigned.v1", limit=1)
+        )
+        assert (consent["signer_name"], consent["signature_meaning"]) == (signer, "responsibility")
+        assert consent["signed_at"] is not None
 
 
 async def test_every_query_is_recorded_and_others_are_refused_and_recorded(
