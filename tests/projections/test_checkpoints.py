@@ -1,0 +1,153 @@
+"""C2SP checkpoints on the real PostgreSQL and Kafka: signed at least every N entries
+(inside a batch too, and after a crash), each a signed note naming the ledger's origin,
+verifiable with any key the ledger was ever signed with; a deleted one is a gap."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from services.projections import merkle
+from services.projections.__main__ import known_contracts
+from services.projections.api import create_app
+from services.projections.application import ProjectionsApplication
+from services.projections.domain import Trust, verify_ledger
+from services.projections.ingest import Ingester, IngestOptions
+from services.projections.ledger import LedgerStore
+from services.projections.notes import CheckpointText, Verifier, open_note
+from shared.settings import ServiceSettings
+from tests.projections.conftest import (
+    CHECKPOINT_KEY,
+    ingest_until,
+    produce,
+    published_events,
+    records_of,
+)
+from tests.projections.test_proofs import AUDITOR
+from tests.projections.test_writer import as_superuser
+from tests.support import VERIFIER, asgi_client, eventually
+
+pytestmark = pytest.mark.integration
+
+
+async def sizes(ledger: LedgerStore) -> list[int]:
+    return [c.size for c in await ledger.checkpoints()]
+
+
+async def filled_every(settings: ServiceSettings, ledger: LedgerStore, every: int) -> int:
+    events = published_events(subjects=3)  # 27 events, ingested in one batch
+    await produce(settings, records_of(events))
+    await ingest_until(settings, ledger, len(events), checkpoint_every=every, batch_size=500)
+    return len(events)
+
+
+async def test_a_checkpoint_every_n_entries_even_within_one_batch(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    count = await filled_every(projections_settings, ledger, every=5)
+    signed = await sizes(ledger)
+    assert signed[-1] == count
+    assert all(b - a <= 5 for a, b in zip([0, *signed], signed, strict=False)), signed
+    verifier = Verifier.of(ledger.origin, CHECKPOINT_KEY.public_key())
+    for checkpoint in await ledger.checkpoints():
+        assert checkpoint.note is not None
+        text, _ = open_note(checkpoint.note, [verifier])
+        assert CheckpointText.parse(text) == CheckpointText(
+            ledger.origin, checkpoint.size, checkpoint.root
+        )
+
+
+async def test_a_deleted_checkpoint_is_a_gap_verify_names(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    await filled_every(projections_settings, ledger, every=5)
+    await as_superuser(projections_settings, "DELETE FROM checkpoints WHERE tree_size = 10;")
+    application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()], max_gap=5)
+    report = await application.verify_unattributed()
+    assert [(f.position, f.kind) for f in report.findings] == [(6, "checkpoint_gap")]
+
+
+async def test_a_rotated_key_keeps_the_checkpoints_it_signed_verifiable(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    events = published_events(subjects=2)
+    await produce(projections_settings, records_of(events[:9]))
+    await ingest_until(projections_settings, ledger, 9)  # signed with the first key
+    new_key = Ed25519PrivateKey.generate()
+    await produce(projections_settings, records_of(events[9:]))
+    rotated = Ingester(
+        ledger, projections_settings.kafka_bootstrap, [projections_settings.topic],
+        known_contracts(), new_key, IngestOptions(poll_ms=200),
+        older_keys=[CHECKPOINT_KEY.public_key()],
+    )  # fmt: skip
+    await ingest_with(rotated, ledger, len(events))
+    both = [new_key.public_key(), CHECKPOINT_KEY.public_key()]
+    entries = [e async for e in ledger.stored_entries()]
+    checkpoints = await ledger.checkpoints()
+    assert verify_ledger(entries, checkpoints, Trust(both, ledger.origin)).ok
+    only_new = verify_ledger(entries, checkpoints, Trust([new_key.public_key()], ledger.origin))
+    assert [f.kind for f in only_new.findings] == ["bad_signature"]
+    other_origin = verify_ledger(entries, checkpoints, Trust(both, "trial-ledger.local/x"))
+    assert [f.kind for f in other_origin.findings] == ["bad_signature"]
+
+
+async def test_checkpoints_a_crash_left_out_are_signed_when_a_writer_takes_over(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    await filled_every(projections_settings, ledger, every=1000)  # one checkpoint, at 27
+    await as_superuser(projections_settings, "DELETE FROM checkpoints;")  # as if never signed
+    options = IngestOptions(checkpoint_every=10)
+    topics = [projections_settings.topic]
+    bootstrap = projections_settings.kafka_bootstrap
+    writer = Ingester(ledger, bootstrap, topics, known_contracts(), CHECKPOINT_KEY, options)
+    writer.epoch = await ledger.take_writer()
+    await writer.take_over()
+    assert await sizes(ledger) == [10, 20]
+
+
+async def test_the_checkpoint_and_its_history_are_public_and_verify_with_their_vkeys(
+    projections_settings: ServiceSettings, ledger: LedgerStore
+) -> None:
+    await filled_every(projections_settings, ledger, every=10)
+    application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    async with asgi_client(create_app(application, VERIFIER), "projections") as client:
+        note = (await client.get("/checkpoint")).text
+        history = (await client.get("/checkpoints", params={"after": 5})).json()
+    verifiers = [Verifier.parse(vkey) for vkey in history["vkeys"]]
+    latest = CheckpointText.parse(open_note(note, verifiers)[0])
+    assert latest.origin == history["origin"] == ledger.origin
+    after_5 = [size for size in await sizes(ledger) if size > 5]
+    assert [c["size"] for c in history["checkpoints"]] == after_5
+    assert history["checkpoints"][-1]["size"] == latest.size
+
+
+async def test_a_consistency_proof_between_two_older_sizes(
+    projections_settings: ServiceSettings,
+    ledger: LedgerStore,
+    projections: ProjectionsApplication,
+) -> None:
+    await filled_every(projections_settings, ledger, every=5)
+    proof = await projections.consistency_proof(AUDITOR, old_size=7, new_size=15)
+    (at_15,) = [c for c in await ledger.checkpoints() if c.size == 15]
+    assert merkle.verify_consistency(
+        7, 15, bytes.fromhex(proof["old_root"]), at_15.root,
+        [bytes.fromhex(p) for p in proof["proof"]],
+    )  # fmt: skip
+
+
+async def ingest_with(ingester: Ingester, ledger: LedgerStore, size: int) -> None:
+    """Run ``ingester`` until the ledger holds ``size`` entries, then sign."""
+    stopping = asyncio.Event()
+    task = asyncio.create_task(ingester.run(stopping))
+
+    async def grown() -> bool:
+        return await ledger.size() >= size
+
+    try:
+        await eventually(grown, what=f"{size} entries in the ledger")
+    finally:
+        stopping.set()
+        await task
+    await ingester.checkpoint()
