@@ -257,12 +257,26 @@ class Relay:
         delivered = asyncio.gather(*(f for _, f in sent), return_exceptions=True)
         if not await _first(delivered, self._stopping):
             raise RelayStopped(f"stopped with {len(sent)} events unacknowledged")
-        for (record, _), outcome in zip(sent, delivered.result(), strict=True):
+        outcomes = delivered.result()
+        await self._limit_unchanged_if_too_large(outcomes)
+        for (record, _), outcome in zip(sent, outcomes, strict=True):
             if isinstance(outcome, RECORD_REFUSED):
                 reason = f"the broker refused it: {type(outcome).__name__}: {outcome}"
                 quarantine.append(self._hold(record, reason))
             elif isinstance(outcome, BaseException):
                 raise outcome
+
+    async def _limit_unchanged_if_too_large(self, outcomes: Sequence[Any]) -> None:
+        """A batch the broker finds too large because the topic's limit was lowered since
+        this session began is no fault of its records: a new session sends them again,
+        each refused on its own merits, instead of quarantining all that rode with one."""
+        too_large = (MessageSizeTooLargeError, RecordListTooLargeError)
+        if any(isinstance(o, too_large) for o in outcomes):
+            limit = await self._topic_limit()
+            if limit != self.max_record_bytes:
+                raise TopicLimitChanged(
+                    f"the topic's max.message.bytes is now {limit}, was {self.max_record_bytes}"
+                )
 
     def _schedule_retry(self, needed: bool) -> None:
         if not needed:
