@@ -4,7 +4,6 @@ proofs and exports. Every call is recorded in ``auditor_activity``, refused ones
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import check_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.notes import Verifier
+from services.projections.offline import build_export
 from services.projections.reconcile import (
     StoredEvent,
     StoreEndpoint,
@@ -80,17 +80,21 @@ class ProjectionsApplication:
         stall_after: float = 30.0,
         bootstrap: str | None = None,
         max_gap: int | None = None,
+        record_keys: Sequence[Ed25519PublicKey] = (),
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
         ago may still be on its way; ``bootstrap``: the Kafka the newest entries are
         checked against (without it, by their hashes only); ``checkpoint_keys``: every
         key checkpoints may be signed with (the current one and those rotated out);
-        ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``)."""
+        ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``);
+        ``record_keys``: the record-signature public keys, written into exports so that
+        their signatures can be checked offline (an auditor should bring their own)."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
         self.max_gap = max_gap
+        self.record_keys = list(record_keys)
         self.stores = list(stores)
         self.stall_after = stall_after
         self.bootstrap = bootstrap
@@ -107,6 +111,7 @@ class ProjectionsApplication:
             config.stall_after,
             settings.kafka_bootstrap,
             config.checkpoint_every,
+            config.record_keys,
         )
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
@@ -298,11 +303,15 @@ class ProjectionsApplication:
         return checkpoints[-1]
 
     async def export(self, who: Principal, subject_id: str | None = None) -> dict[str, Any]:
-        """Entries (all, or one subject's) as published, each with its inclusion proof in
-        the latest signed checkpoint, so that the copy can be verified offline; with the
-        endpoints and plots computed from exactly these entries."""
+        """Every entry up to the latest signed checkpoint, or one subject's, as published,
+        each with its inclusion proof in that checkpoint, and the keys, so that the copy
+        verifies offline (``offline.verify_export``; docs/auditing.md, "The export format");
+        with the endpoints and plots computed from exactly these entries."""
         await self.authorise(who, "export", {"subject_id": subject_id})
         checkpoint = await self._latest_checkpoint()
+        if checkpoint.note is None:
+            raise NotInCheckpoint("no C2SP checkpoint is signed yet: an export is proven in one",
+                                  checkpoint_size=checkpoint.size)  # fmt: skip
         leaves = (await self.ledger.leaves())[: checkpoint.size]
         rows = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries WHERE position <= $1 "
@@ -310,26 +319,19 @@ class ProjectionsApplication:
             checkpoint.size,
             subject_id,
         )
-        entries = [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
-        return {
-            "format": "trial-ledger-export/v2",
-            "origin": self.ledger.origin,
-            "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
-            "checkpoint": checkpoint.to_json(),
-            "endpoints": endpoints.trial_endpoints(entries),
-            "plots": {f"{name}.svg": svg.decode() for name, svg in _plots(entries).items()},
-            "entries": [
-                {
-                    "position": r["position"],
-                    "event": json.loads(bytes(r["payload"])),
-                    "payload": bytes(r["payload"]).decode(),
-                    "inclusion_proof": [
-                        p.hex() for p in merkle.inclusion_proof(leaves, r["position"] - 1)
-                    ],
-                }
-                for r in rows
-            ],
-        }
+        entries = [(int(r["position"]), bytes(r["payload"])) for r in rows]
+        document = build_export(
+            checkpoint.note,
+            leaves,
+            entries,
+            subject_id=subject_id,
+            checkpoint_keys=[Verifier.of(self.ledger.origin, k) for k in self.checkpoint_keys],
+            record_keys=self.record_keys,
+        )
+        events = [(position, CloudEvent.from_kafka_value(payload)) for position, payload in entries]
+        document["endpoints"] = endpoints.trial_endpoints(events)
+        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
+        return document
 
     async def reconcile(self, who: Principal, token: str) -> dict[str, Any]:
         """Every stored event of every service, read through the services' own APIs with

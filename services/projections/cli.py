@@ -2,9 +2,10 @@
 
     python -m services.projections.cli --help
 
-Every command needs an access token of an auditor or monitor (``--token`` or
-``TL_AUDITOR_TOKEN``), from the identity service's ``POST /login``; each call is
-recorded in the ledger's ``auditor_activity``.
+Every command but ``verify-export`` needs an access token of an auditor or monitor
+(``--token`` or ``TL_AUDITOR_TOKEN``), from the identity service's ``POST /login``; each
+call is recorded in the ledger's ``auditor_activity``. ``verify-export`` checks an export
+file alone: no database, no network, no settings, only the keys the auditor gives.
 """
 
 from __future__ import annotations
@@ -23,15 +24,18 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from services.projections import offline
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import LedgerConfig
 from services.projections.ledger import LedgerStore
+from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
 from shared.auth import AuthError, Principal, TokenVerifier
 from shared.keys import load_public_key
 from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 
 app = typer.Typer(
-    help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export."
+    help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export, "
+    "verify-export."
 )
 console = Console(stderr=True)  # progress and messages; results go to standard output
 T = TypeVar("T")
@@ -189,6 +193,83 @@ def export(
         (plots / name).parent.mkdir(parents=True, exist_ok=True)
         (plots / name).write_text(svg)
     console.print(f"exported {len(document['entries'])} entries to {out}, plots to {plots}/")
+
+
+@app.command("verify-export")
+def verify_export(
+    file: Path,
+    vkey: Annotated[
+        list[str] | None,
+        typer.Option(help="a checkpoint verifier key of the ledger (C2SP vkey); several: repeat"),
+    ] = None,
+    checkpoint_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="a checkpoint public key (PEM), named after the checkpoint's origin"),
+    ] = None,
+    origin: Annotated[str | None, typer.Option(help="the ledger the checkpoint must name")] = None,
+    witness: Annotated[
+        list[str] | None,
+        typer.Option(help="a witness's verifier key (type 0x04) that must have cosigned"),
+    ] = None,
+    record_key: Annotated[
+        list[Path] | None, typer.Option(help="a record-signature public key (PEM)")
+    ] = None,
+    full: Annotated[bool, typer.Option(help="refuse anything but a full export")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify an export file offline: no database, no network, no settings. Exit 0 only
+    if everything verifies; else each failure with its position and kind, exit 1 (2: the
+    file or a key cannot be read). Keys not given are taken from the export, and said so."""
+    try:
+        trusted = offline.TrustedKeys(
+            checkpoint=[_vkey(v, ED25519, "--vkey") for v in vkey or ()],
+            checkpoint_keys=[load_public_key(path) for path in checkpoint_key or ()],
+            witnesses=[_vkey(v, COSIGNATURE_V1, "--witness") for v in witness or ()],
+            record=[load_public_key(path) for path in record_key or ()],
+            origin=origin,
+            full=full,
+        )
+        document = json.loads(file.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, SettingsError) as error:
+        console.print(f"[red]cannot verify:[/red] {getattr(error, 'message', error)}")
+        raise typer.Exit(2) from None
+    report = offline.verify_export(document, trusted)
+    if as_json:
+        print(json.dumps(report.to_json(), indent=2))
+    else:
+        _print_report(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+def _vkey(text: str, kind: int, option: str) -> Verifier:
+    try:
+        verifier = Verifier.parse(text)
+    except NoteError as error:
+        raise ValueError(f"{option}: {error}") from None
+    if verifier.kind != kind:
+        raise ValueError(f"{option}: {text!r} is of type {verifier.kind:#04x}, not {kind:#04x}")
+    return verifier
+
+
+def _print_report(report: offline.ExportReport) -> None:
+    print(
+        f"{report.format}, scope {report.scope}"
+        f"{f' ({report.subject_id})' if report.subject_id else ''}: {report.entries} entries"
+    )
+    print(f"checkpoint: {report.origin}, size {report.size}, root {report.root}")
+    for name in report.signed_by:
+        print(f"  signed by {name}")
+    for cosignature in report.cosigned_by:
+        print(f"  cosigned by {cosignature}")
+    print(
+        f"inclusion proofs verified: {report.proofs_verified}; "
+        f"record signatures verified: {report.record_signatures_verified}"
+    )
+    for note in report.notes:
+        print(f"note: {note}")
+    for failure in report.failures:
+        print(f"FAILED {failure.line()}")
+    print("verify-export: OK" if report.ok else f"verify-export: {len(report.failures)} failures")
 
 
 @app.command()

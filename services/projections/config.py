@@ -18,6 +18,8 @@ class LedgerConfig:
     checkpoint_interval: float  # TL_CHECKPOINT_INTERVAL_SECONDS: sign a smaller one after
     stall_after: float  # TL_STALL_SECONDS
     checkpoint_keys: list[Ed25519PublicKey]  # the current key first, then rotated ones
+    record_keys: list[Ed25519PublicKey]  # TL_RECORD_PUBLIC_KEY_FILE (several: rotation), for
+    #                                      exports; none when it is not set
 
     @classmethod
     def from_env(
@@ -32,10 +34,12 @@ class LedgerConfig:
         public = security.require(
             "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
         )
+        record = security.record_public_key_file
         return cls(
             origin=env.get("TL_LEDGER_ORIGIN") or None,
             checkpoint_every=int(every),
             checkpoint_interval=seconds(env, "TL_CHECKPOINT_INTERVAL_SECONDS", 10.0),
             stall_after=stall_seconds(env),
             checkpoint_keys=load_public_keys(public),
+            record_keys=load_public_keys(record) if record else [],
         )

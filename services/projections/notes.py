@@ -131,6 +131,15 @@ def open_note(note: str, verifiers: Iterable[Verifier]) -> tuple[str, list[Verif
     return text, signed
 
 
+def line_verifies(verifier: Verifier, text: str, line: SignatureLine) -> bool:
+    """Whether ``line`` is ``verifier``'s valid signature of the note text ``text``: its
+    name and key ID, and a valid Ed25519 signature (a cosignature: over the timestamped
+    message of c2sp.org/tlog-cosignature)."""
+    if (line.name, line.key_id) != (verifier.name, verifier.key_id):
+        return False
+    return _verifies(verifier, text, line.signature)
+
+
 def cosignature_time(line: SignatureLine) -> int:
     """When a witness made a cosignature (POSIX seconds)."""
     return int(struct.unpack(">Q", line.signature[:8])[0])

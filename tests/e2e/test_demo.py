@@ -17,8 +17,12 @@ By hand, from tools/demo/story.py (the same for every seed):
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,11 +40,14 @@ from services.assessments.application import AssessmentsApplication
 from services.enrollment.application import EnrollmentApplication
 from services.identity.application import IdentityApplication
 from services.infusion.application import InfusionApplication
+from services.projections.notes import Verifier
 from shared.envelope import CloudEvent
 from shared.eventstore import ServiceApplication, postgres_env
+from shared.keys import load_public_key
 from shared.published.discovery import publication_of
 from shared.settings import ServiceSettings
 from shared.signatures import verify_published
+from tests import go_verifier
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
 from tests.support import eventually, read_topic, screening_json
@@ -130,6 +137,43 @@ async def test_every_signature_in_the_demo_export_verifies_against_the_event_it_
     }  # fmt: skip
 
 
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_demo_export_verifies_offline_in_python_and_in_go(
+    trial: Trial, tmp_path: Path
+) -> None:
+    """The auditor's export of the running system, checked with the ledger's public keys
+    only: by ``cli verify-export`` and by the Go verifier, which share no code."""
+    await asyncio.to_thread(verify_offline, trial.export, trial.stack.keys, tmp_path)
+
+
+def verify_offline(export: Path, keys: Path, tmp_path: Path) -> None:
+    document = json.loads(export.read_text())
+    vkey = Verifier.of(document["origin"], load_public_key(keys / "checkpoint.pub")).vkey()
+    bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
+    python = subprocess.run(  # noqa: S603 (our interpreter, our module)
+        [sys.executable, "-m", "services.projections.cli", "verify-export", str(export),
+         "--vkey", vkey, "--record-key", str(keys / "record.pub"), "--full"],
+        env=bare, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert python.returncode == 0, python.stdout + python.stderr
+    binary = go_verifier.build(tmp_path)
+    go = go_verifier.run(binary, export, "-vkey", vkey, "-record-key", str(keys / "record.pub"),
+                         "-full")  # fmt: skip
+    assert go.returncode == 0, go.stdout
+    entries = len(document["entries"])
+    signatures = sum(e["event"]["type"] == "RecordSigned.v2" for e in document["entries"])
+    for report in (python.stdout, go.stdout):
+        assert f"inclusion proofs verified: {entries}; record signatures verified: {signatures}" \
+            in report  # fmt: skip
+
+    entry = next(e for e in document["entries"] if e["event"]["type"] == "CarTInfused.v1")
+    entry["payload"] = entry["payload"][:-1] + " }"  # the same JSON, not the same bytes
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(document))
+    caught = go_verifier.run(binary, forged, "-vkey", vkey)
+    assert caught.failures == {(entry["position"], "inclusion")}, caught.stdout
+
+
 async def test_demo_refuses_a_system_where_its_users_exist(stack: Stack, tmp_path: Path) -> None:
     await stack.create_user("lin.wei", "an existing passphrase", "investigator")
     with pytest.raises(DemoError, match=r"lin\.wei exists already"):
@@ -197,14 +241,20 @@ async def not_given(stack: Stack, inv: dict[str, str], subject: str) -> None:
 
     # the demo ends by opening the next level (escalate to 3)
     level = (await stack.adverse_events.get("/cohort", headers=inv)).json()["next_level"]
-    consent = {"form_version": "ICF v2.1", "signed_on": "2026-11-02", "obtained_by": "Extra Inv",
-               "signature": await signed("responsibility", f"enrollment/consent/{subject}")}
+    consent = {
+        "form_version": "ICF v2.1",
+        "signed_on": "2026-11-02",
+        "obtained_by": "Extra Inv",
+        "signature": await signed("responsibility", f"enrollment/consent/{subject}"),
+    }
     decision = {"signature": await signed("approval", f"enrollment/eligibility/{subject}")}
-    for path, body in (("/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
-                       (f"/subjects/{subject}/consent", consent),
-                       (f"/subjects/{subject}/screening", screening_json()),
-                       (f"/subjects/{subject}/eligibility", decision),
-                       (f"/subjects/{subject}/enrolment", {"dose_level": level})):
+    for path, body in (
+        ("/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
+        (f"/subjects/{subject}/consent", consent),
+        (f"/subjects/{subject}/screening", screening_json()),
+        (f"/subjects/{subject}/eligibility", decision),
+        (f"/subjects/{subject}/enrolment", {"dose_level": level}),
+    ):
         await expect(stack.enrollment, path, body, inv)  # fmt: skip
 
     async def leukapheresis() -> bool:

@@ -25,7 +25,15 @@ from shared.envelope import CloudEvent
 from shared.provenance import Meaning
 from shared.settings import ServiceSettings
 from shared.topics import TopicSpec, ensure_topics
-from tests.support import SIGNER, command, consent, eligible_observations, screening, signing
+from tests.support import (
+    RECORD_KEY,
+    SIGNER,
+    command,
+    consent,
+    eligible_observations,
+    screening,
+    signing,
+)
 
 CHECKPOINT_KEY = Ed25519PrivateKey.generate()
 
@@ -87,7 +95,9 @@ async def ledger(projections_settings: ServiceSettings) -> AsyncIterator[LedgerS
 
 @pytest.fixture
 def projections(ledger: LedgerStore) -> ProjectionsApplication:
-    return ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    return ProjectionsApplication(
+        ledger, [CHECKPOINT_KEY.public_key()], record_keys=[RECORD_KEY.public_key()]
+    )
 
 
 def make_ingester(settings: ServiceSettings, ledger: LedgerStore, **options: int) -> Ingester:

@@ -19,6 +19,7 @@ from services.projections.merkle import (
     Frontier,
     consistency_proof,
     inclusion_proof,
+    inclusion_proofs,
     leaf_hash,
     node_hash,
     root,
@@ -167,6 +168,18 @@ def test_proofs_equal_the_recursive_definitions(n: int) -> None:
         assert inclusion_proof(tree, i) == reference_path(i, tree)
     for m in range(1, n):
         assert consistency_proof(tree, m) == reference_subproof(m, tree, True)
+
+
+@pytest.mark.parametrize("n", range(1, 71))
+def test_every_proof_of_a_tree_at_once_equals_the_recursive_definition(n: int) -> None:
+    tree = LEAVES[:n]
+    assert inclusion_proofs(tree, range(n)) == [reference_path(i, tree) for i in range(n)]
+
+
+@pytest.mark.parametrize("index", [-1, 5])
+def test_proofs_of_a_leaf_outside_the_tree_raise(index: int) -> None:
+    with pytest.raises(IndexError):
+        inclusion_proofs(LEAVES[:5], [0, index])
 
 
 # --- round trips --------------------------------------------------------------------------

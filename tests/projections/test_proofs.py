@@ -6,45 +6,49 @@ import pytest
 
 from services.projections import merkle
 from services.projections.application import ProjectionsApplication
-from services.projections.domain import Checkpoint, checkpoint_valid, entry_leaf
+from services.projections.domain import Checkpoint
+from services.projections.offline import TrustedKeys, verify_export
 from shared.provenance import Role
-from tests.projections.conftest import (
-    CHECKPOINT_KEY,
-)
-from tests.support import principal
+from tests.projections.conftest import CHECKPOINT_KEY
+from tests.support import RECORD_KEY, principal
 
 pytestmark = pytest.mark.integration
 AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
+TRUSTED = TrustedKeys(
+    checkpoint_keys=[CHECKPOINT_KEY.public_key()], record=[RECORD_KEY.public_key()], full=True
+)
 
 
-async def test_an_export_verifies_offline_entry_by_entry(
+async def test_a_full_export_verifies_offline_with_the_ledgers_keys(
     filled: int, projections: ProjectionsApplication
 ) -> None:
-    export = await projections.export(AUDITOR, subject_id="S-002")
-    checkpoint = Checkpoint.from_json(export["checkpoint"])
-    assert checkpoint_valid(checkpoint, [CHECKPOINT_KEY.public_key()], export["origin"])
-    assert {e["event"]["subject"] for e in export["entries"]} == {"S-002"}
-    for entry in export["entries"]:
-        leaf = entry_leaf(entry["position"], entry["payload"].encode())
-        proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
-        assert merkle.verify_inclusion(
-            leaf, entry["position"] - 1, checkpoint.size, proof, checkpoint.root
-        )
+    document = await projections.export(AUDITOR)
+    report = verify_export(document, TRUSTED)
+    assert report.ok, report.failures
+    assert (report.scope, report.size, report.proofs_verified) == ("full", filled, filled)
+    assert report.record_signatures_verified == 4 and report.notes == []
+
+
+async def test_a_subject_export_verifies_offline_with_the_keys_it_carries(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    document = await projections.export(AUDITOR, subject_id="S-002")
+    assert {e["event"]["subject"] for e in document["entries"]} == {"S-002"}
+    report = verify_export(document, TrustedKeys())
+    assert report.ok, report.failures
+    assert report.proofs_verified == len(document["entries"]) and report.subject_id == "S-002"
 
 
 async def test_an_altered_exported_entry_fails_offline(
     filled: int, projections: ProjectionsApplication
 ) -> None:
-    export = await projections.export(AUDITOR)
-    checkpoint = Checkpoint.from_json(export["checkpoint"])
-    entry = export["entries"][3]
+    document = await projections.export(AUDITOR)
+    entry = document["entries"][3]
     forged = entry["payload"].replace("ICF v2.1", "ICF v9.9").replace("ZJU-1", "ZJU-9")
     assert forged != entry["payload"]
-    proof = [bytes.fromhex(p) for p in entry["inclusion_proof"]]
-    leaf = entry_leaf(entry["position"], forged.encode())
-    assert not merkle.verify_inclusion(
-        leaf, entry["position"] - 1, checkpoint.size, proof, checkpoint.root
-    )
+    entry["payload"] = forged
+    failures = verify_export(document, TRUSTED).failures
+    assert {(f.position, f.kind) for f in failures} == {(4, "inclusion"), (4, "event_copy")}
 
 
 async def test_inclusion_proof_of_one_entry(
