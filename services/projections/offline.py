@@ -38,13 +38,14 @@ from services.projections.notes import (
     open_note,
     split_note,
 )
+from shared.contracts.security import RecordSignedV1, RecordSignedV2
 from shared.keys import key_id
 from shared.signatures import verify_published
 
 FORMAT = "trial-ledger-export/v3"
 FORMAT_V2 = "trial-ledger-export/v2"  # no scope, no record keys: still read
 FULL, SUBJECT = "full", "subject"
-SIGNATURE_TYPES = ("RecordSigned.v1", "RecordSigned.v2")
+SIGNATURE_TYPES = (RecordSignedV1.event_type, RecordSignedV2.event_type)
 NEARBY = 8  # a payload that fails its proof is tried at up to 8 failing positions each side
 
 
@@ -683,7 +684,7 @@ def _record_signatures(
             continue
         signed = (
             by_id.get(_key(signature.get("signed_event_id")))
-            if entry.event["type"] == "RecordSigned.v2"
+            if entry.event["type"] == RecordSignedV2.event_type
             else by_record.get(
                 _key(signature.get("signed_record_id"), signature.get("signed_version"))
             )
