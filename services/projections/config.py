@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.projections.notes import COSIGNATURE_V1, NoteError, Verifier
 from shared.keys import load_public_keys
 from shared.settings import SecuritySettings, SettingsError, seconds, stall_seconds
 
@@ -18,6 +19,9 @@ class LedgerConfig:
     checkpoint_interval: float  # TL_CHECKPOINT_INTERVAL_SECONDS: sign a smaller one after
     stall_after: float  # TL_STALL_SECONDS
     checkpoint_keys: list[Ed25519PublicKey]  # the current key first, then rotated ones
+    witness_url: str | None = None  # TL_WITNESS_URL: a tlog-witness that cosigns checkpoints
+    witness: Verifier | None = None  # TL_WITNESS_VKEY: its cosignature verifier key
+    witness_interval: float = 2.0  # TL_WITNESS_INTERVAL_SECONDS: how often it is asked
 
     @classmethod
     def from_env(
@@ -32,10 +36,30 @@ class LedgerConfig:
         public = security.require(
             "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
         )
+        url, vkey = env.get("TL_WITNESS_URL") or None, env.get("TL_WITNESS_VKEY") or None
+        if (url is None) != (vkey is None):
+            raise SettingsError(
+                "settings TL_WITNESS_URL and TL_WITNESS_VKEY go together: "
+                "the witness's cosignatures are checked before they are kept"
+            )
         return cls(
             origin=env.get("TL_LEDGER_ORIGIN") or None,
             checkpoint_every=int(every),
             checkpoint_interval=seconds(env, "TL_CHECKPOINT_INTERVAL_SECONDS", 10.0),
             stall_after=stall_seconds(env),
             checkpoint_keys=load_public_keys(public),
+            witness_url=url,
+            witness=None if vkey is None else witness_verifier(vkey),
+            witness_interval=seconds(env, "TL_WITNESS_INTERVAL_SECONDS", 2.0),
         )
+
+
+def witness_verifier(vkey: str) -> Verifier:
+    """A witness's cosignature vkey (c2sp.org/tlog-cosignature, type 0x04)."""
+    try:
+        verifier = Verifier.parse(vkey)
+    except NoteError as error:
+        raise SettingsError(f"TL_WITNESS_VKEY: {error}") from None
+    if verifier.kind != COSIGNATURE_V1:
+        raise SettingsError(f"TL_WITNESS_VKEY {vkey!r} is not a cosignature/v1 key (type 0x04)")
+    return verifier
