@@ -6,18 +6,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import endpoints, merkle, plots
-from services.projections.config import LedgerConfig
+from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
-from services.projections.integrity import check_ledger
+from services.projections.integrity import WitnessTrust, check_ledger
 from services.projections.ledger import LedgerStore
-from services.projections.notes import Verifier
+from services.projections.notes import Verifier, cosigned
 from services.projections.reconcile import (
     StoredEvent,
     StoreEndpoint,
@@ -34,7 +34,7 @@ from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.errors import Refusal
 from shared.provenance import Role
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingsError
 
 READERS = frozenset({Role.AUDITOR, Role.MONITOR})
 Progress = Callable[[int], None]
@@ -80,13 +80,16 @@ class ProjectionsApplication:
         stall_after: float = 30.0,
         bootstrap: str | None = None,
         max_gap: int | None = None,
+        witness: WitnessTrust | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
         ago may still be on its way; ``bootstrap``: the Kafka the newest entries are
         checked against (without it, by their hashes only); ``checkpoint_keys``: every
         key checkpoints may be signed with (the current one and those rotated out);
-        ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``)."""
+        ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``);
+        ``witness``: the witness that cosigns (``TL_WITNESS_URL``, ``TL_WITNESS_VKEY``),
+        asked by ``verify`` for its newest cosigned checkpoint when an auditor names it."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
@@ -94,6 +97,7 @@ class ProjectionsApplication:
         self.stores = list(stores)
         self.stall_after = stall_after
         self.bootstrap = bootstrap
+        self.witness = witness
 
     @classmethod
     def configured(
@@ -107,7 +111,19 @@ class ProjectionsApplication:
             config.stall_after,
             settings.kafka_bootstrap,
             config.checkpoint_every,
+            None if config.witness is None else WitnessTrust(config.witness, config.witness_url),
         )
+
+    def witness_trust(self, vkey: str) -> WitnessTrust:
+        """The witness an auditor names by its vkey, asked at its URL when it is the one
+        this service submits to."""
+        try:
+            verifier = witness_verifier(vkey)
+        except SettingsError as error:
+            raise BadWitnessKey(str(error), vkey=vkey) from None
+        if self.witness is not None and self.witness.verifier.vkey() == verifier.vkey():
+            return self.witness
+        return WitnessTrust(verifier)
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
         """Auditors and monitors may read; anyone else is refused, and that is recorded."""
@@ -211,20 +227,32 @@ class ProjectionsApplication:
         return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
 
     async def verify(
-        self, who: Principal, progress: Progress | None = None, token: str | None = None
+        self,
+        who: Principal,
+        progress: Progress | None = None,
+        token: str | None = None,
+        witness: WitnessTrust | None = None,
     ) -> VerificationReport:
         """The ledger's hashes, root and signed checkpoints; with the auditor's ``token``,
-        also every service's store against the ledger (what is stored but missing)."""
-        await self.authorise(who, "verify", {"stores": token is not None})
-        report = await self.verify_unattributed(progress)
+        also every service's store against the ledger (what is stored but missing); with
+        ``witness``, against that witness's cosigned checkpoints."""
+        parameters = {
+            "stores": token is not None,
+            "witness": None if witness is None else witness.verifier.vkey(),
+        }
+        await self.authorise(who, "verify", parameters)
+        report = await self.verify_unattributed(progress, witness)
         if token is not None:
             report.stores = await self._completeness(StoreReader(self.stores, token))
         return report
 
-    async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
+    async def verify_unattributed(
+        self, progress: Progress | None = None, witness: WitnessTrust | None = None
+    ) -> VerificationReport:
         """Verification for the service itself (tests, benchmarks): hashes, roots,
-        signatures, and the entries after the newest checkpoint against Kafka."""
-        return await check_ledger(self.ledger, self.trust, self.bootstrap, progress)
+        signatures, the entries after the newest checkpoint against Kafka, and the
+        ``witness``'s cosigned checkpoints."""
+        return await check_ledger(self.ledger, self.trust, self.bootstrap, progress, witness)
 
     @property
     def trust(self) -> Trust:
@@ -260,7 +288,7 @@ class ProjectionsApplication:
             raise NotInCheckpoint(f"old_size {old_size} is past new_size {new_size}",
                                   checkpoint_size=latest.size)  # fmt: skip
         leaves = (await self.ledger.leaves())[:new_size]
-        signed = {c.size: c for c in await self.ledger.checkpoints()}
+        signed = {c.size: c for c in await self.checkpoints()}
         return {
             "old_size": old_size,
             "old_root": merkle.root(leaves[:old_size]).hex(),
@@ -281,7 +309,7 @@ class ProjectionsApplication:
     async def checkpoint_history(self, after: int, limit: int) -> dict[str, Any]:
         """Signed checkpoints after size ``after``, oldest first, with the verifier keys
         of the ledger (public: what a witness or a monitor needs)."""
-        found = [c for c in await self.ledger.checkpoints() if c.size > after][:limit]
+        found = [c for c in await self.checkpoints() if c.size > after][:limit]
         return {
             "origin": self.ledger.origin,
             "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
@@ -291,8 +319,19 @@ class ProjectionsApplication:
             ],
         }
 
+    async def checkpoints(self) -> list[Checkpoint]:
+        """The signed checkpoints, each note with the cosignature lines its witnesses
+        returned appended (a cosigned checkpoint, as tlog-witness clients read it)."""
+        lines = await self.ledger.cosignatures()
+        return [
+            replace(c, note=cosigned(c.note, lines[c.size]))
+            if c.note is not None and c.size in lines
+            else c
+            for c in await self.ledger.checkpoints()
+        ]
+
     async def _latest_checkpoint(self) -> Checkpoint:
-        checkpoints = await self.ledger.checkpoints()
+        checkpoints = await self.checkpoints()
         if not checkpoints:
             raise NotInCheckpoint("no checkpoint is signed yet", checkpoint_size=0)
         return checkpoints[-1]
@@ -412,6 +451,12 @@ def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
 
 class PlotNotFound(LookupError):
     code = "plot_not_found"
+
+
+class BadWitnessKey(Refusal):
+    """A witness is named by its cosignature verifier key (c2sp.org/tlog-cosignature)."""
+
+    code = "bad_witness_key"
 
 
 class NotInCheckpoint(Refusal):
