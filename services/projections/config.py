@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -36,7 +37,7 @@ class LedgerConfig:
         public = security.require(
             "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
         )
-        url, vkey = env.get("TL_WITNESS_URL") or None, env.get("TL_WITNESS_VKEY") or None
+        url, vkey = env.get("TL_WITNESS_URL") or None, _witness_vkey(env)
         if (url is None) != (vkey is None):
             raise SettingsError(
                 "settings TL_WITNESS_URL and TL_WITNESS_VKEY go together: "
@@ -52,6 +53,18 @@ class LedgerConfig:
             witness=None if vkey is None else witness_verifier(vkey),
             witness_interval=seconds(env, "TL_WITNESS_INTERVAL_SECONDS", 2.0),
         )
+
+
+def _witness_vkey(env: dict[str, str]) -> str | None:
+    """``TL_WITNESS_VKEY``, or the first line of ``TL_WITNESS_VKEY_FILE`` (where a witness
+    made its key at its first start and published the vkey: docker compose)."""
+    file = env.get("TL_WITNESS_VKEY_FILE")
+    if env.get("TL_WITNESS_VKEY") or not file:
+        return env.get("TL_WITNESS_VKEY") or None
+    try:
+        return Path(file).read_text().strip().splitlines()[0]
+    except (OSError, IndexError) as error:
+        raise SettingsError(f"TL_WITNESS_VKEY_FILE {file!r}: {error or 'empty'}") from None
 
 
 def witness_verifier(vkey: str) -> Verifier:
