@@ -38,11 +38,6 @@ class LedgerConfig:
             "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
         )
         url, vkey = env.get("TL_WITNESS_URL") or None, _witness_vkey(env)
-        if (url is None) != (vkey is None):
-            raise SettingsError(
-                "settings TL_WITNESS_URL and TL_WITNESS_VKEY go together: "
-                "the witness's cosignatures are checked before they are kept"
-            )
         return cls(
             origin=env.get("TL_LEDGER_ORIGIN") or None,
             checkpoint_every=int(every),

@@ -40,7 +40,11 @@ log = logging.getLogger(__name__)
 
 
 class WitnessError(Exception):
-    """The witness did not cosign: unreachable, or it refused (status and its reason)."""
+    """The witness did not cosign: unreachable (``status`` None), or it refused."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,7 @@ async def add_checkpoint(
         return Conflict(int(known))
     if response.status_code != 200:
         raise WitnessError(f"witness {url} refused ({response.status_code}): "
-                           f"{response.text.strip()[:200]}")  # fmt: skip
+                           f"{response.text.strip()[:200]}", response.status_code)  # fmt: skip
     return [line + "\n" for line in response.text.splitlines() if line]
 
 
@@ -243,7 +247,7 @@ async def latest_cosigned(
             try:
                 answer = await add_checkpoint(client, url, size, [], note)
             except WitnessError as error:
-                if "(422)" in str(error):  # a bad proof: its root at this size is another
+                if error.status == 422:  # a bad proof: its root at this size is another
                     return WitnessLatest(size, mismatch=str(error))
                 raise
             if isinstance(answer, Conflict):
