@@ -118,7 +118,7 @@ class ProjectionsApplication:
         """The witness an auditor names by its vkey, asked at its URL when it is the one
         this service submits to."""
         try:
-            verifier = witness_verifier(vkey)
+            verifier = witness_verifier(vkey, "witness")
         except SettingsError as error:
             raise BadWitnessKey(str(error), vkey=vkey) from None
         if self.witness is not None and self.witness.verifier.vkey() == verifier.vkey():

@@ -62,12 +62,13 @@ def _witness_vkey(env: dict[str, str]) -> str | None:
         raise SettingsError(f"TL_WITNESS_VKEY_FILE {file!r}: {error or 'empty'}") from None
 
 
-def witness_verifier(vkey: str) -> Verifier:
-    """A witness's cosignature vkey (c2sp.org/tlog-cosignature, type 0x04)."""
+def witness_verifier(vkey: str, setting: str = "TL_WITNESS_VKEY") -> Verifier:
+    """A witness's cosignature vkey (c2sp.org/tlog-cosignature, type 0x04); errors name
+    ``setting``, where it came from."""
     try:
         verifier = Verifier.parse(vkey)
     except NoteError as error:
-        raise SettingsError(f"TL_WITNESS_VKEY: {error}") from None
+        raise SettingsError(f"{setting}: {error}") from None
     if verifier.kind != COSIGNATURE_V1:
-        raise SettingsError(f"TL_WITNESS_VKEY {vkey!r} is not a cosignature/v1 key (type 0x04)")
+        raise SettingsError(f"{setting} {vkey!r} is not a cosignature/v1 key (type 0x04)")
     return verifier
