@@ -138,8 +138,16 @@ class Cosigner:
         """Submit, oldest first, each checkpoint newer than the newest one cosigned."""
         kept = await self.ledger.cosignatures()
         self.cosigned = max([self.cosigned, *kept], default=0)
-        pending = [c for c in await self.ledger.checkpoints()
-                   if c.note is not None and c.size > self.cosigned]  # fmt: skip
+        checkpoints = [c for c in await self.ledger.checkpoints() if c.note is not None]
+        if checkpoints and checkpoints[-1].size < self.cosigned:
+            self.newest = checkpoints[-1].size
+            self._behind(True)
+            raise WitnessError(
+                f"the ledger's newest checkpoint {checkpoints[-1].size} is older than its "
+                f"newest cosigned one ({self.cosigned}): was the ledger rolled back? "
+                "(docs/auditing.md, Witnesses)"
+            )
+        pending = [c for c in checkpoints if c.size > self.cosigned]
         self.newest = pending[-1].size if pending else self.cosigned
         self._behind(bool(pending))
         if not pending:
@@ -211,7 +219,7 @@ class Cosigner:
     async def readings(self, kafka: KafkaOffsets) -> Readings:
         del kafka  # the witness's state is this process's own
         return Readings(
-            witness_uncosigned={self.witness.name: max(0, self.newest - self.cosigned)},
+            witness_uncosigned={self.witness.name: abs(self.newest - self.cosigned)},
             witness_failing={self.witness.name: int(self.error is not None)},
         )
 

@@ -18,7 +18,7 @@ from services.projections.config import witness_verifier
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
-from services.projections.witness import Cosigner, WitnessConfig
+from services.projections.witness import Cosigner, WitnessConfig, WitnessError
 from shared.observability import instrument
 from shared.settings import ServiceSettings
 from tests.projections.conftest import (
@@ -103,6 +103,10 @@ async def test_a_rollback_is_named_from_the_kept_cosignatures(
     plain = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
     assert (await plain.verify_unattributed()).ok, "without the witness it looks whole"
     assert await findings(ledger, witness, ask=False) == [(21, "rolled_back")]
+    worker = cosigner(ledger, witness)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(WitnessError, match="rolled back"):
+            await worker.step(client)  # the cosigner says so too, in /ready
 
 
 async def test_a_rollback_with_its_cosignatures_deleted_is_named_by_the_witness(
