@@ -8,19 +8,23 @@ BIN := $(VENV)/bin
 INFRA := deploy/local/infra.sh
 SERVICES := deploy/local/services.sh
 COMPOSE := deploy/compose.sh
+WITNESS := deploy/local/witness.sh
 # `up` and `down` use docker compose where a Docker engine answers, the local processes of
 # deploy/local elsewhere; TL_DEPLOY=local (or compose) decides instead. Expanded only when
 # up or down run, so other targets never ask the engine.
 DEPLOY = $(or $(TL_DEPLOY),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 
-.PHONY: up down up-local up-compose down-local down-compose status test check bench install infra keys admin demo
+.PHONY: up down up-local up-compose down-local down-compose status test check bench install infra keys admin demo witness witness-bin
 
 up:  ## start Kafka, PostgreSQL and every service (compose or local, see DEPLOY); print where the APIs are
 	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory up-$$mode ;; \
 	  *) echo "TL_DEPLOY must be local or compose, not $$mode" >&2; exit 2 ;; esac
 
-up-local: install infra keys
+# The witness starts before the services (projections reads its URL and vkey from
+# $(STATE)/witness.env) and learns the ledger's origin and checkpoint keys after them.
+up-local: install infra keys witness
 	$(SERVICES) start
+	$(WITNESS) register
 	@echo "First time? Create the first administrator: make admin ADMIN_ID=... ADMIN_NAME='...' ADMIN_SITE=..."
 
 up-compose:
@@ -43,6 +47,7 @@ down:  ## stop the services, then Kafka and PostgreSQL (data is kept in $(STATE)
 
 down-local:
 	$(SERVICES) stop
+	$(WITNESS) stop
 	$(INFRA) stop
 
 # The local processes too: `make test` starts them even where an engine runs.
@@ -51,9 +56,10 @@ down-compose: down-local
 
 status:
 	-$(INFRA) status
+	-$(WITNESS) status
 	-$(SERVICES) status
 
-test: install infra  ## lint, type-check, and run the whole suite on the real broker and database
+test: install infra witness-bin  ## lint, type-check, and run the whole suite on the real broker and database
 	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install  ## the checks that need no infrastructure
@@ -77,6 +83,12 @@ $(VENV)/.installed: pyproject.toml
 
 infra:
 	$(INFRA) start
+
+witness-bin:  ## build litewitness and witnessctl (filippo.io/torchwood) into .cache/bin; the tests run them
+	$(WITNESS) install
+
+witness: witness-bin  ## start the ledger's witness (its own key, ssh-agent and store in $(STATE)/witness)
+	$(WITNESS) start
 
 keys: install  ## Ed25519 key pairs for tokens and record signatures, made once, kept in $(STATE)/keys
 	$(BIN)/python -m shared.keys $(STATE)/keys > $(STATE)/keys.env

@@ -9,7 +9,7 @@ set -euo pipefail
 DEPLOY_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 ENV_FILE=$DEPLOY_DIR/.env
 SERVICES=(identity:8100 enrollment:8101 infusion:8102 adverse_events:8103 assessments:8104
-  projections:8105)
+  projections:8105 witness:7380)
 
 die() { printf 'compose.sh: %s\n' "$*" >&2; exit 1; }
 
@@ -35,6 +35,8 @@ cmd_up() {
   docker compose version >/dev/null 2>&1 \
     || die "the docker compose plugin is missing; install it, or run TL_DEPLOY=local make up"
   ensure_env_file
+  # the witness image copies host-built binaries (its build cannot reach the Go proxy)
+  "$DEPLOY_DIR/local/witness.sh" install
   compose up --detach --build --wait
   local entry name port
   for entry in "${SERVICES[@]}"; do

@@ -199,7 +199,17 @@ class _Snapshot(Collector):
             "is signed); 0 otherwise.", labels=["service", "consumer"])  # fmt: skip
         for consumer, value in r.signing_refused.items():
             refused.add_metric([s, consumer], value)
-        return [relay, oldest, quarantined, lag, dead, consumed, refused, up]
+        uncosigned = GaugeMetricFamily("trialledger_witness_uncosigned_entries",
+            "Ledger entries in the newest checkpoint not yet covered by a witness's "
+            "cosignature.", labels=["service", "witness"])  # fmt: skip
+        for witness, value in r.witness_uncosigned.items():
+            uncosigned.add_metric([s, witness], value)
+        failing = GaugeMetricFamily("trialledger_witness_failing",
+            "1 while the last request to a witness failed (down, or it refused); 0 otherwise.",
+            labels=["service", "witness"])  # fmt: skip
+        for witness, value in r.witness_failing.items():
+            failing.add_metric([s, witness], value)
+        return [relay, oldest, quarantined, lag, dead, consumed, refused, uncosigned, failing, up]
 
 
 class CorrelationAndMetrics:

@@ -33,6 +33,9 @@ class Readings:
     relay_oldest_unpublished: Mapping[str, float] = field(default_factory=dict)  # seconds
     relay_quarantined: Mapping[str, int] = field(default_factory=dict)  # topic -> events
     signing_refused: Mapping[Consumer, int] = field(default_factory=dict)  # 1: refused
+    # per witness: entries signed but not yet cosigned by it, and 1 while it fails
+    witness_uncosigned: Mapping[str, int] = field(default_factory=dict)
+    witness_failing: Mapping[str, int] = field(default_factory=dict)
 
     def merged(self, other: Readings) -> Readings:
         return Readings(
@@ -43,6 +46,8 @@ class Readings:
             {**self.relay_oldest_unpublished, **other.relay_oldest_unpublished},
             {**self.relay_quarantined, **other.relay_quarantined},
             {**self.signing_refused, **other.signing_refused},
+            {**self.witness_uncosigned, **other.witness_uncosigned},
+            {**self.witness_failing, **other.witness_failing},
         )
 
 

@@ -67,6 +67,8 @@ main() {
   cd "$ROOT"
   [ -f "$STATE/env" ] && . "$STATE/env"
   [ -f "$STATE/keys.env" ] && . "$STATE/keys.env"
+  # the witness that cosigns the ledger's checkpoints (deploy/local/witness.sh), if started
+  [ -f "$STATE/witness.env" ] && . "$STATE/witness.env"
   export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
   case "${1:-}" in
     start) for s in $(services); do start_one "$s"; done ;;

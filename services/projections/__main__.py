@@ -17,6 +17,7 @@ from services.projections.config import LedgerConfig
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
+from services.projections.witness import Cosigner, WitnessConfig
 from shared.auth import TokenVerifier
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
@@ -27,7 +28,7 @@ from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSign
 from shared.envelope import EventData, contract_registry
 from shared.keys import load_private_key, load_public_key
 from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.topics import TopicSpec, ensure_topics
 
 SERVICE = "projections"
@@ -80,6 +81,22 @@ def create_ingester(
     )
 
 
+def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | None:
+    """The worker that has each new checkpoint cosigned (None: no witness configured).
+    The auditor's CLI may be given the URL alone (to ask the witness); the service needs
+    both, since it checks each cosignature before it keeps it."""
+    if config.witness_url is None and config.witness is None:
+        return None
+    if config.witness_url is None or config.witness is None:
+        raise SettingsError(
+            "settings TL_WITNESS_URL and TL_WITNESS_VKEY (or "
+            "TL_WITNESS_VKEY_FILE) go together for the projections service"
+        )
+    witness = WitnessConfig(config.witness_url, config.witness, config.witness_interval,
+                            config.stall_after)  # fmt: skip
+    return Cosigner(ledger, witness)
+
+
 def create_http(application: ProjectionsApplication, security: SecuritySettings) -> FastAPI:
     return create_app(application, TokenVerifier(load_public_key(security.token_public_key_file)))
 
@@ -97,10 +114,12 @@ async def main() -> None:
     application = ProjectionsApplication.configured(settings, config, ledger)
     try:
         await application.views.catch_up()
+        cosigner = create_cosigner(config, ledger)
         await serve(
             settings,
             create_http(application, security),
             create_ingester(settings, security, config, ledger, application),
+            *([cosigner] if cosigner else []),
         )
     finally:
         await ledger.close()

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 from services.projections.application import (
     READERS,
+    BadWitnessKey,
     NotInCheckpoint,
     PlotNotFound,
     ProjectionsApplication,
@@ -49,7 +50,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         "only; every query is recorded.",
         responses=error_responses({401, 403, 404}),
     )
-    install_error_mapping(app, {NotInCheckpoint: 404, PlotNotFound: 404})
+    install_error_mapping(app, {NotInCheckpoint: 404, PlotNotFound: 404, BadWitnessKey: 422})
     document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
 
@@ -120,13 +121,23 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         stores: Annotated[
             bool, Query(description="also name every stored event missing from the ledger")
         ] = True,
+        witness: Annotated[
+            str | None,
+            Query(
+                description="a witness's cosignature vkey: check the ledger against the "
+                "checkpoints it cosigned (and the newest it holds, when it is TL_WITNESS_URL's)",
+                max_length=500,
+            ),
+        ] = None,
     ) -> dict[str, object]:
         """The ledger's hashes, Merkle root and signed checkpoints; and, unless
         ``stores=false``, each service's store against the ledger (read with the
         caller's own token): every event stored but missing, by service, store position
-        and event id."""
+        and event id; with ``witness``, rollbacks, deleted checkpoints and rewritten
+        entries older than that witness's newest cosignature."""
         token = bearer_token(request.headers.get("authorization")) if stores else None
-        return (await application.verify(who, token=token)).to_json()
+        trust = None if witness is None else application.witness_trust(witness)
+        return (await application.verify(who, token=token, witness=trust)).to_json()
 
     @app.get("/reconcile", tags=["integrity"])
     async def reconcile(who: Auditor, request: Request) -> dict[str, Any]:

@@ -5,18 +5,18 @@ proofs and exports. Every call is recorded in ``auditor_activity``, refused ones
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import endpoints, merkle, plots
-from services.projections.config import LedgerConfig
+from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
-from services.projections.integrity import check_ledger
+from services.projections.integrity import WitnessTrust, check_ledger
 from services.projections.ledger import LedgerStore
-from services.projections.notes import Verifier
+from services.projections.notes import Verifier, cosigned
 from services.projections.offline import build_export
 from services.projections.reconcile import (
     StoredEvent,
@@ -34,7 +34,7 @@ from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.errors import Refusal
 from shared.provenance import Role
-from shared.settings import ServiceSettings
+from shared.settings import ServiceSettings, SettingsError
 
 READERS = frozenset({Role.AUDITOR, Role.MONITOR})
 Progress = Callable[[int], None]
@@ -81,6 +81,7 @@ class ProjectionsApplication:
         bootstrap: str | None = None,
         max_gap: int | None = None,
         record_keys: Sequence[Ed25519PublicKey] = (),
+        witness: WitnessTrust | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
@@ -89,7 +90,9 @@ class ProjectionsApplication:
         key checkpoints may be signed with (the current one and those rotated out);
         ``max_gap``: how far apart checkpoints may be (``TL_CHECKPOINT_EVERY``);
         ``record_keys``: the record-signature public keys, written into exports so that
-        their signatures can be checked offline (an auditor should bring their own)."""
+        their signatures can be checked offline (an auditor should bring their own);
+        ``witness``: the witness that cosigns (``TL_WITNESS_URL``, ``TL_WITNESS_VKEY``),
+        asked by ``verify`` for its newest cosigned checkpoint when an auditor names it."""
         self.ledger = ledger
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
@@ -98,6 +101,7 @@ class ProjectionsApplication:
         self.stores = list(stores)
         self.stall_after = stall_after
         self.bootstrap = bootstrap
+        self.witness = witness
 
     @classmethod
     def configured(
@@ -112,7 +116,19 @@ class ProjectionsApplication:
             settings.kafka_bootstrap,
             config.checkpoint_every,
             config.record_keys,
+            None if config.witness is None else WitnessTrust(config.witness, config.witness_url),
         )
+
+    def witness_trust(self, vkey: str) -> WitnessTrust:
+        """The witness an auditor names by its vkey, asked at its URL when it is the one
+        this service submits to."""
+        try:
+            verifier = witness_verifier(vkey, "witness")
+        except SettingsError as error:
+            raise BadWitnessKey(str(error), vkey=vkey) from None
+        if self.witness is not None and self.witness.verifier.vkey() == verifier.vkey():
+            return self.witness
+        return WitnessTrust(verifier)
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
         """Auditors and monitors may read; anyone else is refused, and that is recorded."""
@@ -216,20 +232,32 @@ class ProjectionsApplication:
         return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
 
     async def verify(
-        self, who: Principal, progress: Progress | None = None, token: str | None = None
+        self,
+        who: Principal,
+        progress: Progress | None = None,
+        token: str | None = None,
+        witness: WitnessTrust | None = None,
     ) -> VerificationReport:
         """The ledger's hashes, root and signed checkpoints; with the auditor's ``token``,
-        also every service's store against the ledger (what is stored but missing)."""
-        await self.authorise(who, "verify", {"stores": token is not None})
-        report = await self.verify_unattributed(progress)
+        also every service's store against the ledger (what is stored but missing); with
+        ``witness``, against that witness's cosigned checkpoints."""
+        parameters = {
+            "stores": token is not None,
+            "witness": None if witness is None else witness.verifier.vkey(),
+        }
+        await self.authorise(who, "verify", parameters)
+        report = await self.verify_unattributed(progress, witness)
         if token is not None:
             report.stores = await self._completeness(StoreReader(self.stores, token))
         return report
 
-    async def verify_unattributed(self, progress: Progress | None = None) -> VerificationReport:
+    async def verify_unattributed(
+        self, progress: Progress | None = None, witness: WitnessTrust | None = None
+    ) -> VerificationReport:
         """Verification for the service itself (tests, benchmarks): hashes, roots,
-        signatures, and the entries after the newest checkpoint against Kafka."""
-        return await check_ledger(self.ledger, self.trust, self.bootstrap, progress)
+        signatures, the entries after the newest checkpoint against Kafka, and the
+        ``witness``'s cosigned checkpoints."""
+        return await check_ledger(self.ledger, self.trust, self.bootstrap, progress, witness)
 
     @property
     def trust(self) -> Trust:
@@ -265,7 +293,7 @@ class ProjectionsApplication:
             raise NotInCheckpoint(f"old_size {old_size} is past new_size {new_size}",
                                   checkpoint_size=latest.size)  # fmt: skip
         leaves = (await self.ledger.leaves())[:new_size]
-        signed = {c.size: c for c in await self.ledger.checkpoints()}
+        signed = {c.size: c for c in await self.checkpoints()}
         return {
             "old_size": old_size,
             "old_root": merkle.root(leaves[:old_size]).hex(),
@@ -286,7 +314,7 @@ class ProjectionsApplication:
     async def checkpoint_history(self, after: int, limit: int) -> dict[str, Any]:
         """Signed checkpoints after size ``after``, oldest first, with the verifier keys
         of the ledger (public: what a witness or a monitor needs)."""
-        found = [c for c in await self.ledger.checkpoints() if c.size > after][:limit]
+        found = [c for c in await self.checkpoints() if c.size > after][:limit]
         return {
             "origin": self.ledger.origin,
             "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
@@ -296,8 +324,19 @@ class ProjectionsApplication:
             ],
         }
 
+    async def checkpoints(self) -> list[Checkpoint]:
+        """The signed checkpoints, each note with the cosignature lines its witnesses
+        returned appended (a cosigned checkpoint, as tlog-witness clients read it)."""
+        lines = await self.ledger.cosignatures()
+        return [
+            replace(c, note=cosigned(c.note, lines[c.size]))
+            if c.note is not None and c.size in lines
+            else c
+            for c in await self.ledger.checkpoints()
+        ]
+
     async def _latest_checkpoint(self) -> Checkpoint:
-        checkpoints = await self.ledger.checkpoints()
+        checkpoints = await self.checkpoints()
         if not checkpoints:
             raise NotInCheckpoint("no checkpoint is signed yet", checkpoint_size=0)
         return checkpoints[-1]
@@ -327,6 +366,7 @@ class ProjectionsApplication:
             subject_id=subject_id,
             checkpoint_keys=[Verifier.of(self.ledger.origin, k) for k in self.checkpoint_keys],
             record_keys=self.record_keys,
+            witnesses=[] if self.witness is None else [self.witness.verifier],
         )
         events = [(position, CloudEvent.from_kafka_value(payload)) for position, payload in entries]
         document["endpoints"] = endpoints.trial_endpoints(events)
@@ -414,6 +454,12 @@ def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
 
 class PlotNotFound(LookupError):
     code = "plot_not_found"
+
+
+class BadWitnessKey(Refusal):
+    """A witness is named by its cosignature verifier key (c2sp.org/tlog-cosignature)."""
+
+    code = "bad_witness_key"
 
 
 class NotInCheckpoint(Refusal):

@@ -27,6 +27,8 @@ from rich.table import Table
 from services.projections import offline
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import LedgerConfig
+from services.projections.domain import VerificationReport
+from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
 from shared.auth import AuthError, Principal, TokenVerifier
@@ -126,16 +128,38 @@ def verify(
     stores: Annotated[
         bool, typer.Option(help="also compare every service's store with the ledger")
     ] = True,
+    witness: Annotated[
+        str | None,
+        typer.Option(
+            help="a witness's cosignature vkey: check the ledger against the "
+            "checkpoints it cosigned (rollbacks, deleted checkpoints, rewrites)"
+        ),
+    ] = None,
+    witness_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="TL_WITNESS_URL",
+            help="where that witness answers: ask it for "
+            "the newest checkpoint it cosigned (an empty value: do not ask)",
+        ),
+    ] = None,
 ) -> None:
     """Recompute every leaf and root, check every checkpoint signature, and name every
-    event stored by a service but missing from the ledger (TL_<SERVICE>_URL)."""
+    event stored by a service but missing from the ledger (TL_<SERVICE>_URL); with
+    --witness, every checkpoint that witness cosigned still held."""
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), console=console) as bar:
         task = bar.add_task("reading and hashing the ledger ...", total=None)
 
         def progress(n: int) -> None:
             bar.update(task, description=f"{n} entries")
 
-        report = run(token, lambda p, who: p.verify(who, progress, token if stores else None))
+        def work(p: ProjectionsApplication, who: Principal) -> Awaitable[VerificationReport]:
+            trust = None if witness is None else p.witness_trust(witness)
+            if trust is not None and witness_url is not None:
+                trust = WitnessTrust(trust.verifier, witness_url or None)
+            return p.verify(who, progress, token if stores else None, trust)
+
+        report = run(token, work)
     print(json.dumps(report.to_json(), indent=2))
     raise typer.Exit(0 if report.ok else 1)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from services.projections.notes import COSIGNATURE_V1, NoteError, Verifier
 from shared.keys import load_public_keys
 from shared.settings import SecuritySettings, SettingsError, seconds, stall_seconds
 
@@ -20,6 +22,9 @@ class LedgerConfig:
     checkpoint_keys: list[Ed25519PublicKey]  # the current key first, then rotated ones
     record_keys: list[Ed25519PublicKey]  # TL_RECORD_PUBLIC_KEY_FILE (several: rotation), for
     #                                      exports; none when it is not set
+    witness_url: str | None = None  # TL_WITNESS_URL: a tlog-witness that cosigns checkpoints
+    witness: Verifier | None = None  # TL_WITNESS_VKEY: its cosignature verifier key
+    witness_interval: float = 2.0  # TL_WITNESS_INTERVAL_SECONDS: how often it is asked
 
     @classmethod
     def from_env(
@@ -35,6 +40,7 @@ class LedgerConfig:
             "TL_CHECKPOINT_PUBLIC_KEY_FILE", security.checkpoint_public_key_file
         )
         record = security.record_public_key_file
+        url, vkey = env.get("TL_WITNESS_URL") or None, _witness_vkey(env)
         return cls(
             origin=env.get("TL_LEDGER_ORIGIN") or None,
             checkpoint_every=int(every),
@@ -42,4 +48,31 @@ class LedgerConfig:
             stall_after=stall_seconds(env),
             checkpoint_keys=load_public_keys(public),
             record_keys=load_public_keys(record) if record else [],
+            witness_url=url,
+            witness=None if vkey is None else witness_verifier(vkey),
+            witness_interval=seconds(env, "TL_WITNESS_INTERVAL_SECONDS", 2.0),
         )
+
+
+def _witness_vkey(env: dict[str, str]) -> str | None:
+    """``TL_WITNESS_VKEY``, or the first line of ``TL_WITNESS_VKEY_FILE`` (where a witness
+    made its key at its first start and published the vkey: docker compose)."""
+    file = env.get("TL_WITNESS_VKEY_FILE")
+    if env.get("TL_WITNESS_VKEY") or not file:
+        return env.get("TL_WITNESS_VKEY") or None
+    try:
+        return Path(file).read_text().strip().splitlines()[0]
+    except (OSError, IndexError) as error:
+        raise SettingsError(f"TL_WITNESS_VKEY_FILE {file!r}: {error or 'empty'}") from None
+
+
+def witness_verifier(vkey: str, setting: str = "TL_WITNESS_VKEY") -> Verifier:
+    """A witness's cosignature vkey (c2sp.org/tlog-cosignature, type 0x04); errors name
+    ``setting``, where it came from."""
+    try:
+        verifier = Verifier.parse(vkey)
+    except NoteError as error:
+        raise SettingsError(f"{setting}: {error}") from None
+    if verifier.kind != COSIGNATURE_V1:
+        raise SettingsError(f"{setting} {vkey!r} is not a cosignature/v1 key (type 0x04)")
+    return verifier

@@ -8,6 +8,9 @@
   checkpoints (signed notes naming the ledger's origin), and older ones of the first scheme.
 - ``ledger_origin``: the ledger's origin (one row, written once): the first line of its
   checkpoints, unique per deployment.
+- ``cosignatures``: a witness's cosignature lines (c2sp.org/tlog-cosignature) over a
+  checkpoint, as the witness returned them; a cosigned checkpoint is the checkpoint's note
+  with these lines appended (``services.projections.witness``).
 - ``dead_letters``: records that could not be appended, with the reason.
 - ``ingest_offsets``: the next Kafka offset per partition, written in the same
   transaction as the entries, so that a crash can neither lose nor double an event.
@@ -17,7 +20,7 @@
   connection ended by a timeout, a proxy or a network cut) cannot commit again: the
   standby that took over advanced the epoch first (a fence).
 
-Triggers refuse UPDATE, DELETE and TRUNCATE on the first three, and the writing role was
+Triggers refuse UPDATE, DELETE and TRUNCATE on the first four, and the writing role was
 never granted those privileges.
 """
 
@@ -50,6 +53,7 @@ APPEND_ONLY = (
     "dead_letters",
     "auditor_activity",
     "ledger_origin",
+    "cosignatures",
 )
 
 SCHEMA_SQL = """
@@ -84,6 +88,14 @@ CREATE TABLE IF NOT EXISTS ledger_origin (
     only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
     origin text NOT NULL,
     since timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS cosignatures (
+    tree_size bigint NOT NULL,
+    witness text NOT NULL,  -- the witness's key name and hex key ID (its vkey's prefix)
+    line text NOT NULL,  -- the signature line, as the witness returned it
+    note text NOT NULL,  -- the cosigned checkpoint: kept whole, so that it stands alone
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tree_size, witness)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id bigserial PRIMARY KEY,
@@ -349,6 +361,33 @@ class LedgerStore:
                 [(c.size, c.root, c.signed_at, c.key_id, c.signature, c.note)
                  for c in checkpoints],
             )  # fmt: skip
+
+    async def add_cosignature(self, size: int, witness: str, line: str, note: str) -> None:
+        """Keep a witness's cosignature line of the checkpoint at ``size`` (the first one
+        kept per witness and size: a witness cosigns a size once per request, and any of
+        its lines proves the same thing), with the whole cosigned ``note``: it verifies
+        without the checkpoints table, from which a checkpoint may be deleted. No writer
+        fence: a cosignature is the witness's statement, whichever process asked for it."""
+        await self.pool.execute(
+            "INSERT INTO cosignatures (tree_size, witness, line, note) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT DO NOTHING",
+            size, witness, line, note,
+        )  # fmt: skip
+
+    async def cosigned_notes(self) -> list[str]:
+        """Every kept cosigned checkpoint (the note, the log's and the witness's lines)."""
+        rows = await self.pool.fetch("SELECT note FROM cosignatures ORDER BY tree_size")
+        return [str(r["note"]) for r in rows]
+
+    async def cosignatures(self) -> dict[int, list[str]]:
+        """Every kept cosignature line, by checkpoint size."""
+        rows = await self.pool.fetch(
+            "SELECT tree_size, line FROM cosignatures ORDER BY tree_size, witness"
+        )
+        found: dict[int, list[str]] = {}
+        for r in rows:
+            found.setdefault(int(r["tree_size"]), []).append(str(r["line"]))
+        return found
 
     # --- reading -------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ ENV_EXAMPLE = DEPLOY / ".env.example"
 INFRASTRUCTURE = frozenset({"kafka", "postgres"})
 JOBS = frozenset({"databases", "topics", "keys"})
 TOOLS = frozenset({"audit"})  # profile `tools`: run on demand, never by `up`
+WITNESS = frozenset({"witness"})  # the ledger's outside witness: an image of its own
 
 # ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?message}, ${VAR?message}
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(?::?[-?+])[^}]*)?\}")

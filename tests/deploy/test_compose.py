@@ -22,6 +22,7 @@ from tests.deploy.files import (
     JOBS,
     REFERENCE,
     TOOLS,
+    WITNESS,
     applications,
     environment,
     load_compose,
@@ -74,7 +75,7 @@ def test_every_service_package_runs_in_compose(services: dict[str, dict[str, Any
     assert runnable_applications() <= applications()
     for name in applications():
         assert services[name]["command"] == [f"services.{name}"]
-    assert set(services) == applications() | INFRASTRUCTURE | JOBS | TOOLS
+    assert set(services) == applications() | INFRASTRUCTURE | JOBS | TOOLS | WITNESS
 
 
 def test_every_long_running_container_has_a_healthcheck(
@@ -107,7 +108,10 @@ def test_services_start_after_healthy_infrastructure_and_finished_jobs(
     expected = {name: {"condition": "service_healthy"} for name in INFRASTRUCTURE}
     expected |= {name: {"condition": "service_completed_successfully"} for name in JOBS}
     for name in applications():
-        assert services[name]["depends_on"] == expected, name
+        # projections also waits for the witness that cosigns its checkpoints
+        wanted = expected | ({"witness": {"condition": "service_healthy"}}
+                             if name == "projections" else {})  # fmt: skip
+        assert services[name]["depends_on"] == wanted, name
     assert services["topics"]["depends_on"] == {"kafka": {"condition": "service_healthy"}}
     assert services["databases"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
 
@@ -144,7 +148,9 @@ def test_each_private_key_is_mounted_only_where_it_signs(
         assert mounted == users | {"keys"}, volume
     for name in applications():
         for source, target, read_only in mounts(services[name]):
-            assert source.startswith("keys_") and read_only, f"{name} mounts {target} writable"
+            # keys, and the witness's published vkey (public too), read-only
+            kept = source.startswith("keys_") or source == "witness_public"
+            assert kept and read_only, f"{name} mounts {target} writable"
 
 
 def test_every_key_file_a_service_reads_is_in_a_mounted_volume(
@@ -216,3 +222,17 @@ def test_the_set_up_jobs_run_the_repository_s_own_tools(
     assert services["keys"]["entrypoint"] == ["python", "/opt/trial-ledger/keygen.py"]
     assert services["keys"]["command"] == [KEYS]
     assert services["databases"]["entrypoint"][-1].endswith("/init-databases.sh")
+
+
+def test_the_witness_runs_apart_with_its_own_store_and_projections_reads_its_vkey(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    witness, projections = services["witness"], services["projections"]
+    assert witness["build"]["dockerfile"] == "deploy/witness/Dockerfile"
+    assert ("witness_data", "/var/lib/witness", False) in mounts(witness)
+    assert not any(s.startswith(("postgres", "keys_")) for s, _, _ in mounts(witness))
+    env = environment(projections)
+    assert env["TL_WITNESS_URL"] == "http://witness:7380"
+    vkey_folder = env["TL_WITNESS_VKEY_FILE"].rsplit("/", 1)[0]
+    assert ("witness_public", vkey_folder, True) in mounts(projections)
+    assert environment(services["audit"])["TL_WITNESS_URL"] == "http://witness:7380"

@@ -71,7 +71,8 @@ def deploy_copy(tmp_path: Path) -> Path:
     """compose.sh beside a copy of its files, so that it writes .env there, not in deploy/."""
     folder = tmp_path / "deploy"
     folder.mkdir()
-    for name in ("compose.sh", ".env.example", "docker-compose.yml"):
+    for name in ("compose.sh", ".env.example", "docker-compose.yml", "local/witness.sh"):
+        (folder / name).parent.mkdir(exist_ok=True)
         shutil.copy2(DEPLOY / name, folder / name)
     return folder
 
@@ -79,8 +80,10 @@ def deploy_copy(tmp_path: Path) -> Path:
 def compose_sh(folder: Path, command: str, docker: Path) -> subprocess.CompletedProcess[str]:
     return run(
         [str(folder / "compose.sh"), command],
-        env={**os.environ, "PATH": f"{docker}:{os.environ['PATH']}"},
-    )
+        # the witness's binaries, which compose.sh builds first, from the repository's cache
+        env={**os.environ, "PATH": f"{docker}:{os.environ['PATH']}",
+             "TL_CACHE_DIR": str(ROOT / ".cache")},
+    )  # fmt: skip
 
 
 def test_up_creates_the_secrets_file_with_random_passwords(

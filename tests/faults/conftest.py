@@ -4,6 +4,9 @@ healthy again), and the accounting every case ends with.
 
 Accounting: every command a service acknowledged (2xx) is in the ledger; no event is in
 it twice; every store is complete in ``verify`` and equal to the ledger in ``reconcile``.
+
+A real litewitness cosigns the stack's checkpoints (as under ``make up``), registered
+with the ledger's origin and checkpoint keys once projections serves them.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import pytest_asyncio
 
 from tests.e2e.stack import ServiceProcess, Stack, shared_stack
 from tests.support import eventually
+from tests.witness import Witness, running_witness
 
 STALL_SECONDS = 5  # TL_STALL_SECONDS of this stack: how soon a stall must be visible
 PASSWORD = "fault suite passphrase"
@@ -36,6 +40,7 @@ class Faulty:
     stack: Stack
     investigator: dict[str, str]
     auditor: dict[str, str]
+    witness: Witness | None = None
 
     def process(self, name: str) -> ServiceProcess:
         return self.stack.processes[name]
@@ -114,10 +119,19 @@ class Faulty:
 @pytest_asyncio.fixture(scope="package", loop_scope="package")
 async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faulty]:
     settings = {"TL_STALL_SECONDS": str(STALL_SECONDS), "TL_QUARANTINE_RETRY_SECONDS": "3"}
-    async with shared_stack(tmp_path_factory, "faults", **settings) as stack:
+    async with contextlib.AsyncExitStack() as running:
+        witness = await running.enter_async_context(
+            running_witness(tmp_path_factory.mktemp("witness"))
+        )
+        settings |= {"TL_WITNESS_URL": witness.url, "TL_WITNESS_VKEY": witness.vkey}
+        stack = await running.enter_async_context(
+            shared_stack(tmp_path_factory, "faults", **settings)
+        )
+        published = (await stack.projections.get("/checkpoints", params={"limit": 1})).json()
+        await witness.register(published["origin"], published["vkeys"])
         await stack.create_user("fault.inv", PASSWORD, "investigator")
         await stack.create_user("fault.aud", PASSWORD, "auditor")
-        faulty = Faulty(stack, {}, {})
+        faulty = Faulty(stack, {}, {}, witness)
         await faulty.refresh()
         yield faulty
 

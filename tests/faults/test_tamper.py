@@ -2,14 +2,21 @@
 leaf hash recomputed, the triggers off) and the projections service restarts: its
 self-check finds the row, it refuses to sign over it and says so in /ready and its
 metrics, and verify names the forged position. The row is then removed (as a restore
-from backup would) and the service signs again."""
+from backup would) and the service signs again.
+
+The running service has its checkpoints cosigned by the stack's witness, serves them
+cosigned, and ``verify`` with the witness's vkey names a cosigned checkpoint a superuser
+deleted (put back after, as a restore would)."""
 
 from __future__ import annotations
 
 import pytest
 
+from services.projections.config import witness_verifier
+from services.projections.notes import open_note
 from tests.faults.conftest import STALL_SECONDS, Faulty, within
 from tests.faults.infra import as_superuser
+from tests.support import eventually
 
 pytestmark = [
     pytest.mark.integration,
@@ -73,3 +80,59 @@ async def test_a_forged_tail_is_found_at_restart_and_never_signed_over(faulty: F
         await projections.start()
     await faulty.all_ready()
     await faulty.settled(set())
+
+
+async def cosigned_size(faulty: Faulty) -> int:
+    """The size of the newest checkpoint, once the witness has cosigned it."""
+    assert faulty.witness is not None
+    witness = witness_verifier(faulty.witness.vkey)
+
+    async def cosigned() -> bool:
+        note = (await faulty.stack.projections.get("/checkpoint")).text
+        try:
+            open_note(note, [witness])
+        except ValueError:
+            return False
+        return True
+
+    await eventually(cosigned, timeout=30, what="the newest checkpoint cosigned")
+    note = (await faulty.stack.projections.get("/checkpoint")).text
+    return int(note.splitlines()[1])
+
+
+async def witnessed(faulty: Faulty) -> list[tuple[int, str]]:
+    assert faulty.witness is not None
+    params = {"stores": "false", "witness": faulty.witness.vkey}
+    await faulty.refresh()
+    verified = await faulty.stack.projections.get("/verify", params=params, headers=faulty.auditor)
+    assert verified.status_code == 200, verified.text
+    return [(f["position"], f["kind"]) for f in verified.json()["findings"]]
+
+
+async def test_the_running_ledger_is_cosigned_and_verifies_with_its_witness(
+    faulty: Faulty,
+) -> None:
+    await faulty.settled(set())
+    assert await cosigned_size(faulty) >= 1
+    assert await witnessed(faulty) == []
+    assert await faulty.metric("projections", "trialledger_witness_failing") == 0
+
+
+async def test_a_deleted_cosigned_checkpoint_is_named_by_verify_with_the_witness(
+    faulty: Faulty,
+) -> None:
+    await faulty.settled(set())
+    size = await cosigned_size(faulty)
+    database = faulty.stack.projections_settings.database
+    kept = "CREATE TABLE IF NOT EXISTS public.kept_checkpoint AS TABLE checkpoints WITH NO DATA;\n"
+    await as_superuser(database.dbname, kept + "INSERT INTO public.kept_checkpoint SELECT * "
+                       f"FROM checkpoints WHERE tree_size = {size};\n"
+                       f"DELETE FROM checkpoints WHERE tree_size = {size};",
+                       schema=database.schema)  # fmt: skip
+    try:
+        assert (size, "checkpoint_deleted") in await witnessed(faulty)
+    finally:  # put back, as a restore from backup would
+        await as_superuser(database.dbname, "INSERT INTO checkpoints SELECT * FROM "
+                           "public.kept_checkpoint; DROP TABLE public.kept_checkpoint;",
+                           schema=database.schema)  # fmt: skip
+    assert await witnessed(faulty) == []

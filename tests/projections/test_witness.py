@@ -1,0 +1,210 @@
+"""A real litewitness (its own process, key and store) cosigns the ledger's checkpoints;
+``verify`` with its vkey names a rollback, deleted checkpoints and a tail forged before
+its newest cosignature, each done by a database superuser with the triggers off; a
+witness that is down never stops ingest, and /ready and the metrics say so."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from services.projections.application import ProjectionsApplication
+from services.projections.config import witness_verifier
+from services.projections.integrity import WitnessTrust
+from services.projections.ledger import LedgerStore
+from services.projections.notes import CheckpointText, Verifier, open_note
+from services.projections.witness import Cosigner, WitnessConfig, WitnessError
+from shared.observability import instrument
+from shared.settings import ServiceSettings
+from tests.projections.conftest import (
+    CHECKPOINT_KEY,
+    ingest_until,
+    make_ingester,
+    produce,
+    published_events,
+    records_of,
+)
+from tests.projections.test_writer import as_superuser
+from tests.support import asgi_client, eventually
+from tests.witness import Witness, running_witness
+
+pytestmark = pytest.mark.integration
+LEAF = ("sha256('\\x00'::bytea || convert_to('trial-ledger/entry/v1' || chr(10) || "
+        "position::text || chr(10), 'UTF8') || payload)")  # fmt: skip
+
+
+@pytest.fixture
+async def witness(tmp_path: Path, ledger: LedgerStore) -> AsyncIterator[Witness]:
+    """A litewitness that witnesses this test's ledger (its origin and checkpoint key)."""
+    async with running_witness(tmp_path / "witness") as running:
+        log_key = Verifier.of(ledger.origin, CHECKPOINT_KEY.public_key()).vkey()
+        await running.register(ledger.origin, [log_key])
+        yield running
+
+
+def cosigner(ledger: LedgerStore, witness: Witness, stall_after: float = 30.0) -> Cosigner:
+    config = WitnessConfig(witness.url, witness_verifier(witness.vkey), 0.2, stall_after)
+    return Cosigner(ledger, config)
+
+
+@pytest.fixture
+async def cosigned(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+) -> int:
+    """27 entries, a checkpoint every 5 and at 27, each cosigned by the witness."""
+    events = published_events(subjects=3)
+    await produce(projections_settings, records_of(events))
+    await ingest_until(projections_settings, ledger, len(events), checkpoint_every=5,
+                       batch_size=500)  # fmt: skip
+    async with httpx.AsyncClient() as client:
+        await cosigner(ledger, witness).step(client)
+    assert sorted(await ledger.cosignatures()) == [5, 10, 15, 20, 25, 27]
+    return len(events)
+
+
+async def findings(
+    ledger: LedgerStore, witness: Witness, ask: bool = True
+) -> list[tuple[int, str]]:
+    """(position, kind) of each finding of verify with the witness's vkey (``ask``: and
+    asking the witness itself for its newest cosigned checkpoint)."""
+    application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    trust = WitnessTrust(witness_verifier(witness.vkey), witness.url if ask else None)
+    report = await application.verify_unattributed(witness=trust)
+    return [(f.position, f.kind) for f in report.findings]
+
+
+async def test_a_checkpoint_is_cosigned_and_served_with_the_witness_line(
+    ledger: LedgerStore, witness: Witness, cosigned: int
+) -> None:
+    application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    note = await application.checkpoint_note()
+    text, signers = open_note(note, [witness_verifier(witness.vkey)])
+    assert CheckpointText.parse(text).size == cosigned
+    assert [s.name for s in signers] == ["trial-ledger.local/witness"]
+    log_text, _ = open_note(note, [Verifier.of(ledger.origin, CHECKPOINT_KEY.public_key())])
+    assert log_text == text
+    lines = note.split("\n\n", 1)[1].splitlines()
+    assert lines[0].startswith(f"\u2014 {ledger.origin} "), "the log's line comes first"
+    history = await application.checkpoint_history(0, 100)
+    assert all("trial-ledger.local/witness" in c["note"] for c in history["checkpoints"])
+    assert await findings(ledger, witness) == []
+
+
+async def test_a_rollback_is_named_from_the_kept_cosignatures(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+) -> None:
+    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position > 20;\n"
+                       "DELETE FROM checkpoints WHERE tree_size > 20;")  # fmt: skip
+    plain = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    assert (await plain.verify_unattributed()).ok, "without the witness it looks whole"
+    assert await findings(ledger, witness, ask=False) == [(21, "rolled_back")]
+    worker = cosigner(ledger, witness)
+    async with httpx.AsyncClient() as client:
+        with pytest.raises(WitnessError, match="rolled back"):
+            await worker.step(client)  # the cosigner says so too, in /ready
+
+
+async def test_a_rollback_with_its_cosignatures_deleted_is_named_by_the_witness(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+) -> None:
+    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position > 20;\n"
+                       "DELETE FROM checkpoints WHERE tree_size > 20;\n"
+                       "DELETE FROM cosignatures WHERE tree_size > 20;")  # fmt: skip
+    assert await findings(ledger, witness, ask=False) == []
+    assert await findings(ledger, witness) == [(21, "rolled_back")]
+
+
+async def test_deleted_checkpoints_are_named(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+) -> None:
+    await as_superuser(projections_settings,
+                       "DELETE FROM checkpoints WHERE tree_size IN (10, 15);")  # fmt: skip
+    assert await findings(ledger, witness) == [(10, "checkpoint_deleted"),
+                                               (15, "checkpoint_deleted")]  # fmt: skip
+
+
+async def test_a_tail_forged_before_the_newest_cosignature_is_named_with_its_range(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+) -> None:
+    # entries 18.. replaced by copies of earlier ones, with well-formed leaves; the
+    # checkpoints that covered them deleted, as a superuser hiding the forgery would
+    forged = (
+        "DELETE FROM ledger_entries WHERE position >= 18;\n"
+        "DELETE FROM checkpoints WHERE tree_size >= 18;\n"
+        "INSERT INTO ledger_entries SELECT position + 17, gen_random_uuid(), source, "
+        "event_type, subject_id, record_id, record_version, occurred_at, recorded_at, "
+        "ingested_at, topic, kafka_partition, kafka_offset, payload, '\\x00'::bytea "
+        f"FROM ledger_entries WHERE position <= {cosigned - 17};\n"
+        f"UPDATE ledger_entries SET leaf_hash = {LEAF} WHERE position >= 18;"
+    )
+    await as_superuser(projections_settings, forged)
+    plain = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
+    assert (await plain.verify_unattributed()).ok, "without the witness it looks whole"
+    found = await findings(ledger, witness)
+    assert found[0] == (16, "cosigned_mismatch"), found  # 1..15 still as cosigned
+    assert {(20, "checkpoint_deleted"), (25, "checkpoint_deleted")} <= set(found)
+
+
+async def test_a_witness_that_is_down_never_stops_ingest_and_ready_says_so(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+) -> None:
+    await witness.stop()
+    events = published_events(subjects=2)
+    worker = cosigner(ledger, witness, stall_after=0.5)
+    app = FastAPI()
+    instrument(app, projections_settings, worker)
+    stopping = asyncio.Event()
+    task = asyncio.create_task(worker.run(stopping))
+    try:
+        await produce(projections_settings, records_of(events))
+        await ingest_until(projections_settings, ledger, len(events))  # ingest goes on
+        async with asgi_client(app, "projections") as client:
+
+            async def unready() -> bool:
+                response = await client.get("/ready")
+                return response.status_code == 503 and "not cosigned" in response.json()[
+                    "checks"
+                ].get("witness", "")
+
+            await eventually(unready, timeout=20, what="/ready naming the witness")
+            metrics = (await client.get("/metrics")).text
+        assert 'trialledger_witness_failing{service="projections"' in metrics
+        assert 'witness_uncosigned_entries{service="projections",witness=' in metrics
+        assert worker.error is not None and "did not answer" in worker.error
+        await witness.start()  # back: the checkpoint is cosigned, and ready again
+        await eventually(lambda: _ok(worker), timeout=20, what="the witness's return")
+        assert max(await ledger.cosignatures()) == len(events)
+    finally:
+        stopping.set()
+        await task
+
+
+async def _ok(worker: Cosigner) -> bool:
+    return (await worker.problems()) == {"witness": "ok"}
+
+
+async def test_an_ingester_beside_a_cosigner_keeps_its_own_pace(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+) -> None:
+    """Cosigning runs apart from ingest: the ingester signs, the cosigner follows."""
+    events = published_events(subjects=1)
+    worker, stopping = cosigner(ledger, witness), asyncio.Event()
+    ingester = make_ingester(projections_settings, ledger, checkpoint_every=3)
+    tasks = [asyncio.create_task(w.run(stopping)) for w in (worker, ingester)]
+    try:
+        await produce(projections_settings, records_of(events))
+
+        async def all_cosigned() -> bool:
+            kept = await ledger.cosignatures()
+            return bool(kept) and max(kept) == len(events)
+
+        await eventually(all_cosigned, timeout=30, what="every checkpoint cosigned")
+    finally:
+        stopping.set()
+        await asyncio.gather(*tasks)
+    assert await findings(ledger, witness) == []
