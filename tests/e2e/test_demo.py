@@ -40,7 +40,8 @@ from services.assessments.application import AssessmentsApplication
 from services.enrollment.application import EnrollmentApplication
 from services.identity.application import IdentityApplication
 from services.infusion.application import InfusionApplication
-from services.projections.notes import Verifier
+from services.projections.config import witness_verifier
+from services.projections.notes import Verifier, line_verifies, split_note
 from shared.envelope import CloudEvent
 from shared.eventstore import ServiceApplication, postgres_env
 from shared.keys import load_public_key
@@ -51,6 +52,7 @@ from tests import go_verifier
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
 from tests.support import eventually, read_topic, screening_json
+from tests.witness import Witness, running_witness
 from tools.demo.client import Credentials, DemoError
 from tools.demo.run import Options, run_demo
 from tools.demo.story import SEED, write_story
@@ -72,15 +74,21 @@ class Trial:
     summary: Summary
     printed: str
     export: Path
+    witness: Witness | None = None
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def trial(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trial]:
+    """The demo on a stack whose checkpoints a real witness cosigns, as under ``make up``."""
     export = tmp_path_factory.mktemp("export") / "export.json"
-    async with shared_stack(tmp_path_factory, "demo") as stack:
-        printed = io.StringIO()
-        summary = await run_demo(options(stack, export), Console(file=printed))
-        yield Trial(stack, summary, printed.getvalue(), export)
+    async with running_witness(tmp_path_factory.mktemp("witness")) as witness:
+        settings = {"TL_WITNESS_URL": witness.url, "TL_WITNESS_VKEY": witness.vkey}
+        async with shared_stack(tmp_path_factory, "demo", **settings) as stack:
+            published = (await stack.projections.get("/checkpoints", params={"limit": 1})).json()
+            await witness.register(published["origin"], published["vkeys"])
+            printed = io.StringIO()
+            summary = await run_demo(options(stack, export), Console(file=printed))
+            yield Trial(stack, summary, printed.getvalue(), export, witness)
 
 
 @pytest.mark.asyncio(loop_scope="module")
@@ -141,36 +149,56 @@ async def test_every_signature_in_the_demo_export_verifies_against_the_event_it_
 async def test_the_demo_export_verifies_offline_in_python_and_in_go(
     trial: Trial, tmp_path: Path
 ) -> None:
-    """The auditor's export of the running system, checked with the ledger's public keys
-    only: by ``cli verify-export`` and by the Go verifier, which share no code."""
-    await asyncio.to_thread(verify_offline, trial.export, trial.stack.keys, tmp_path)
+    """The auditor's export of the running system, once the witness has cosigned its newest
+    checkpoint, checked with public keys only (the ledger's, the witness's, the record
+    key) by ``cli verify-export`` and by the Go verifier, which share no code."""
+    assert trial.witness is not None
+    witness = witness_verifier(trial.witness.vkey)
+    await trial.stack.create_user("go.aud", "an auditor's passphrase", "auditor")
+    auditor = await trial.stack.log_in("go.aud", "an auditor's passphrase")
+    export = tmp_path / "cosigned-export.json"
+
+    async def cosigned_export() -> bool:
+        document = (await trial.stack.projections.get("/export", headers=auditor)).json()
+        text, lines = split_note(document["checkpoint"]["note"])
+        export.write_text(json.dumps(document))
+        entries = (await trial.stack.projections.get("/verify", headers=auditor)).json()
+        return document["checkpoint"]["size"] == entries["entries"] and any(
+            line_verifies(witness, text, line) for line in lines
+        )
+
+    await eventually(cosigned_export, what="the whole ledger's checkpoint cosigned", timeout=60)
+    await asyncio.to_thread(verify_offline, export, trial.stack.keys, tmp_path, witness)
 
 
-def verify_offline(export: Path, keys: Path, tmp_path: Path) -> None:
+def verify_offline(export: Path, keys: Path, tmp_path: Path, witness: Verifier) -> None:
+    """Both verifiers with the ledger's checkpoint key, the record key and the witness."""
     document = json.loads(export.read_text())
     vkey = Verifier.of(document["origin"], load_public_key(keys / "checkpoint.pub")).vkey()
+    record = str(keys / "record.pub")
     bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
     python = subprocess.run(  # noqa: S603 (our interpreter, our module)
         [sys.executable, "-m", "services.projections.cli", "verify-export", str(export),
-         "--vkey", vkey, "--record-key", str(keys / "record.pub"), "--full"],
+         "--vkey", vkey, "--record-key", record, "--witness", witness.vkey(), "--full"],
         env=bare, capture_output=True, text=True, check=False, timeout=300,
     )  # fmt: skip
     assert python.returncode == 0, python.stdout + python.stderr
     binary = go_verifier.build(tmp_path)
-    go = go_verifier.run(binary, export, "-vkey", vkey, "-record-key", str(keys / "record.pub"),
-                         "-full")  # fmt: skip
+    go = go_verifier.run(binary, export, "-vkey", vkey, "-record-key", record,
+                         "-witness", witness.vkey(), "-full")  # fmt: skip
     assert go.returncode == 0, go.stdout
     entries = len(document["entries"])
     signatures = sum(e["event"]["type"] == "RecordSigned.v2" for e in document["entries"])
     for report in (python.stdout, go.stdout):
         assert f"inclusion proofs verified: {entries}; record signatures verified: {signatures}" \
             in report  # fmt: skip
+        assert f"cosigned by {witness.name} at " in report
 
     entry = next(e for e in document["entries"] if e["event"]["type"] == "CarTInfused.v1")
     entry["payload"] = entry["payload"][:-1] + " }"  # the same JSON, not the same bytes
     forged = tmp_path / "forged.json"
     forged.write_text(json.dumps(document))
-    caught = go_verifier.run(binary, forged, "-vkey", vkey)
+    caught = go_verifier.run(binary, forged, "-vkey", vkey, "-witness", witness.vkey())
     assert caught.failures == {(entry["position"], "inclusion")}, caught.stdout
 
 
