@@ -34,7 +34,9 @@ PG_PORT=${TL_PG_PORT:-55432}
 DATABASES=${TL_DATABASES:-enrollment infusion adverse_events assessments projections identity}
 
 PG_APP_ROLE=trial_ledger
-KAFKA_READY_TIMEOUT=90
+# A restart loads every partition it holds: a day of test runs makes thousands, and a busy
+# machine loads them slowly. Waiting longer costs nothing when it is ready sooner.
+KAFKA_READY_TIMEOUT=${TL_KAFKA_READY_TIMEOUT:-240}
 KAFKA_STOP_TIMEOUT=30
 PG_READY_TIMEOUT=60
 
