@@ -1,10 +1,11 @@
 """The one role x command table (``shared.permissions``): every route of every service's
-app has its row (or is public by the table), every row a route, and the role a user acts
-in is chosen by the table's precedence."""
+app has its row (or is public by the table), every row a route, docs/security.md shows
+exactly the table, and the role a user acts in is chosen by the table's precedence."""
 
 from __future__ import annotations
 
 import types
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -19,12 +20,17 @@ from shared.http import Authorisation, Caller, authorised, command_app, command_
 from shared.permissions import (
     AUDITOR_FIRST,
     CLINICAL_FIRST,
+    END,
+    GUIDE,
     OPERATIONS,
     STORE_COMMAND,
     TABLES,
     Rule,
     ServiceTable,
     _check,
+    main,
+    markdown,
+    rewritten,
     table,
 )
 from shared.provenance import Role
@@ -32,6 +38,7 @@ from shared.published.discovery import app_factories
 from shared.published.openapi import described_app
 from tests.support import NOW, VERIFIER, bearer, principal
 
+ROOT = Path(__file__).resolve().parents[2]
 PATH_VALUES = {"subject_id": "S-NOPE", "position": "1"}
 QUERY_VALUES = {"old_size": 1}
 # rows no route reaches, by the application method that asks for them: the projections'
@@ -140,6 +147,25 @@ def test_the_projections_api_documents_the_roles_every_ledger_read_permits() -> 
     """Its routes are documented with one set (``READERS``): give them their own roles
     before the rows of the ledger's reads differ."""
     assert {rule.roles for rule in table("projections").rules} == {ledger_reads.READERS}
+
+
+def test_the_guide_shows_exactly_the_table_of_the_code() -> None:
+    guide = (ROOT / GUIDE).read_text(encoding="utf-8")
+    assert rewritten(guide) == guide, "regenerate it: python -m shared.permissions --write"
+    assert guide.count(END) == 1
+
+
+def test_write_replaces_the_generated_section_only(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    stale = markdown().replace("| x |", "|  |", 1)
+    (tmp_path / GUIDE).write_text(f"# before\n\n{stale}\nafter\n", encoding="utf-8")
+    assert main(["--write", "--root", str(tmp_path)]) == 0
+    assert (tmp_path / GUIDE).read_text(encoding="utf-8") == f"# before\n\n{markdown()}\nafter\n"
+
+
+def test_the_table_names_every_role_in_each_column_header() -> None:
+    header = markdown().splitlines()[2]
+    assert all(f"`{role}`" in header for role in Role)
 
 
 INV, SUB, COORD, PHARM = (Role.INVESTIGATOR, Role.SUB_INVESTIGATOR, Role.STUDY_COORDINATOR,
