@@ -27,7 +27,7 @@ from shared.permissions import (
     TABLES,
     Rule,
     ServiceTable,
-    _check,
+    check_tables,
     main,
     markdown,
     rewritten,
@@ -223,13 +223,13 @@ async def test_a_caller_with_several_permitted_roles_is_recorded_in_the_table_s_
 def test_a_precedence_that_leaves_a_role_out_is_refused_at_import() -> None:
     rule = Rule("trial.read", frozenset({Role.MONITOR}), "read")
     with pytest.raises(ValueError, match="precedence must name every role"):
-        _check({"t": ServiceTable("t", (rule,), (), (Role.AUDITOR, Role.MONITOR))})
+        check_tables({"t": ServiceTable("t", (rule,), (), (Role.AUDITOR, Role.MONITOR))})
 
 
 def test_a_command_with_two_rows_is_refused_at_import() -> None:
     rule = Rule("trial.read", frozenset({Role.MONITOR}), "read")
     with pytest.raises(ValueError, match="two rows"):
-        _check({"t": ServiceTable("t", (rule, rule), (), CLINICAL_FIRST)})
+        check_tables({"t": ServiceTable("t", (rule, rule), (), CLINICAL_FIRST)})
 
 
 def test_a_command_without_a_row_is_a_key_error_naming_it() -> None:
