@@ -61,7 +61,7 @@ def test_no_tracked_file_refers_to_files_outside_the_repository() -> None:
 
 def test_the_check_sees_each_kind_of_outside_reference(tmp_path: Path) -> None:
     lines = [
-        "see ../" + "shared/protocol/x",
+        "see ../" + "shared/" + "protocol/x",
         "(" + "DESIGN" + ".md, Events)",
         "STYLE" + ".md says",
         "REFERENCE" + ".md's table",
