@@ -12,12 +12,11 @@ import re
 from pathlib import Path
 
 from services.projections.__main__ import known_contracts
-from services.projections.application import READERS
 from services.projections.stores import COMMAND_SERVICES
+from shared.permissions import TABLES
 from shared.provenance import Role
-from shared.published.discovery import app_factories, channels
+from shared.published.discovery import channels
 from shared.settings import DEFAULT_PORTS
-from shared.store_api import STORE_READERS
 from tests.deploy.files import applications
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -63,36 +62,27 @@ def test_every_published_event_type_is_described_in_the_guides() -> None:
 # --- adding a role ----------------------------------------------------------------------
 
 
-def permission_tables() -> dict[str, frozenset[Role]]:
-    """Every command of every service with the roles that may run it."""
-    tables: dict[str, frozenset[Role]] = {}
-    for service in app_factories():
-        found = getattr(importlib.import_module(f"services.{service}.api"), "PERMISSIONS", {})
-        tables |= {command: frozenset(roles) for command, roles in found.items()}
-    tables["store.read"] = STORE_READERS
-    tables["projections.read"] = frozenset(READERS)
-    return tables
-
-
 def test_every_role_may_run_some_command() -> None:
-    # Commands every role may run (sign, log out) are granted with ``frozenset(Role)``: a
-    # new member gets them by itself, so they do not show that its step was taken.
-    own = [roles for roles in permission_tables().values() if roles != frozenset(Role)]
+    # Commands every role may run (sign, log out) are granted to ``list(Role)``: a new
+    # member gets them by itself, so they do not show that its step was taken.
+    own = [rule.roles for rows in TABLES.values() for rule in rows.rules
+           if rule.roles != frozenset(Role)]  # fmt: skip
     granted = {role for roles in own for role in roles}
     idle = sorted(role.value for role in Role if role not in granted)
-    assert not idle, f"roles that no PERMISSIONS table grants a command of their own: {idle}"
+    assert not idle, f"roles that shared/permissions.py grants no command of their own: {idle}"
+
+
+def test_every_role_has_its_place_in_each_order_of_precedence() -> None:
+    unplaced = {name: sorted(r.value for r in Role if r not in rows.precedence)
+                for name, rows in TABLES.items()}  # fmt: skip
+    assert not any(unplaced.values()), f"place them in shared/permissions.py: {unplaced}"
 
 
 def test_the_security_guide_has_a_column_per_role() -> None:
     guide = (ROOT / "docs" / "security.md").read_text()
-    header = next(line for line in guide.splitlines() if line.startswith("| command |"))
-    columns = [cell.strip() for cell in header.strip("|").split("|")][1:]
+    header = next(line for line in guide.splitlines() if line.startswith("| service | command |"))
+    columns = [cell.strip() for cell in header.strip("|").split("|")][2:]
     assert [letters(c) for c in columns] == [letters(role.value) for role in Role]
-
-
-def test_the_end_to_end_role_table_tries_every_role() -> None:
-    e2e = importlib.import_module("tests.identity.test_roles_e2e")
-    assert list(e2e.ROLES) == [role.value for role in Role]
 
 
 # --- adding a service -------------------------------------------------------------------
