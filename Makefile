@@ -66,8 +66,9 @@ check: install  ## the checks that need no infrastructure
 	$(BIN)/ruff check . && $(BIN)/mypy
 
 .PHONY: contracts
-contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/ and docs/openapi/ from the code
+contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/ and the role table of docs/security.md from the code
 	$(BIN)/python -m shared.published
+	$(BIN)/python -m shared.permissions --write
 
 bench: install infra  ## benchmarks (on demand; not part of make test)
 	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints

@@ -40,7 +40,7 @@ class SourceV1(Contract):
 
 
 class EventData(Contract):
-    """Fields every published event carries besides its own (DESIGN.md, Events).
+    """Fields every published event carries besides its own (docs/integrating.md, Envelope).
 
     Subclasses set ``event_type`` (versioned, e.g. ``ConsentSigned.v1``). A new field
     or meaning is a new subclass with a new version, never an edit of an old one.

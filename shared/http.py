@@ -37,6 +37,7 @@ from shared.auth import (
 )
 from shared.inputs import MAX_BODY_BYTES, InputGuard
 from shared.logs import current_correlation_id
+from shared.permissions import ServiceTable
 from shared.provenance import Actor, Command, Provenance
 from shared.records import SignatureNotForThisRecord
 
@@ -166,10 +167,6 @@ def _plain_errors(error: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
-# When a user holds several permitted roles, the role recorded is the first of these.
-ROLE_ORDER = tuple(Role)
-
-
 @dataclass(frozen=True)
 class Caller:
     """The authenticated user, the role they act in, and the request's correlation."""
@@ -193,17 +190,21 @@ RecordDenial = Callable[[Denial], None]
 
 
 class Authorisation:
-    """Checks a bearer token and the command's permitted roles; records every 403."""
+    """Checks a bearer token and the command's permitted roles in the service's table
+    (``shared.permissions``), which also chooses the role the caller acts in; records
+    every 403."""
 
     def __init__(
-        self,
-        verifier: TokenVerifier,
-        permissions: Mapping[str, frozenset[Role]],
-        record_denial: RecordDenial,
+        self, verifier: TokenVerifier, table: ServiceTable, record_denial: RecordDenial
     ) -> None:
         self.verifier = verifier
-        self.permissions = permissions
+        self.table = table
         self.record_denial = record_denial
+
+    @property
+    def permissions(self) -> Mapping[str, frozenset[Role]]:
+        """Command -> the roles that may run it, as the service's table gives them."""
+        return self.table.permissions
 
     def check(self, command: str, request: Request) -> Caller:
         principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
@@ -212,9 +213,9 @@ class Authorisation:
             current_correlation_id() or request.headers.get("x-correlation-id") or str(uuid.uuid4())
         )
         client_id = request.headers.get("x-client-id")
-        permitted = self.permissions[command]
-        acting = [role for role in ROLE_ORDER if role in principal.roles and role in permitted]
-        if not acting:
+        permitted = self.table.roles(command)
+        acting = self.table.acting_role(command, principal.roles)
+        if acting is None:
             self.record_denial(
                 Denial(
                     user_id=principal.user_id,
@@ -236,7 +237,7 @@ class Authorisation:
                 permitted_roles=sorted(permitted),
             )
         return Caller(
-            principal, acting[0], correlation_id, request.headers.get("x-causation-id"), client_id
+            principal, acting, correlation_id, request.headers.get("x-causation-id"), client_id
         )
 
     def signature(

@@ -141,7 +141,7 @@ class Publication:
         return event_id(event.originator_id, event.originator_version)
 
     def _common(self, event: Any) -> dict[str, Any]:
-        """The fields every published event carries (DESIGN.md, Events)."""
+        """The fields every published event carries (docs/integrating.md, Envelope)."""
         provenance: Provenance = event.provenance
         actor = provenance.actor
         return {

@@ -16,10 +16,8 @@ from pydantic import BaseModel, Field
 
 from shared.http import Authorisation, Caller, authorised
 from shared.outbox import Outbox
-from shared.provenance import Role
+from shared.permissions import STORE_COMMAND
 
-STORE_COMMAND = "store.read"
-STORE_READERS = frozenset({Role.AUDITOR, Role.MONITOR})
 MAX_POSITION = 2**63 - 1  # notification ids are PostgreSQL bigints
 
 
@@ -75,8 +73,9 @@ class StoredEventsOut(BaseModel):
 
 def add_store_routes(app: FastAPI, authorisation: Authorisation, outbox: Outbox) -> None:
     """``GET /store/head`` and ``GET /store/events`` for auditors and monitors (a refusal
-    is recorded like any other)."""
-    authorisation.permissions = {**authorisation.permissions, STORE_COMMAND: STORE_READERS}
+    is recorded like any other), as the service's row ``store.read`` in
+    ``shared.permissions`` permits (KeyError at start-up when it has none)."""
+    authorisation.table.roles(STORE_COMMAND)
 
     @app.get("/store/head", tags=["store"])
     async def store_head(caller: Annotated[Caller, authorised(STORE_COMMAND)]) -> StoreHeadOut:

@@ -43,23 +43,11 @@ from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.provenance import Command, Meaning, Role
+from shared.permissions import table
+from shared.provenance import Command, Meaning
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
-_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
-# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "adverse_events.report": _TEAM | {Role.STUDY_COORDINATOR},
-    "adverse_events.grade": _TEAM,
-    "adverse_events.assess_seriousness": _TEAM,
-    "adverse_events.assess_causality": _TEAM,
-    "adverse_events.adjudicate_dlt": frozenset({Role.INVESTIGATOR}),
-    "adverse_events.approve_safety_review": frozenset({Role.INVESTIGATOR}),
-    "adverse_events.resolve": _TEAM | {Role.STUDY_COORDINATOR},
-    "adverse_events.read": _TEAM
-    | {Role.STUDY_COORDINATOR, Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
-}
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.AdverseEventNotFound: 404,
     errors.OutOfSequence: 409,
@@ -181,7 +169,7 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, table("adverse_events"), application.record_denial)
     app = command_app(
         "adverse events",
         "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "

@@ -1,4 +1,5 @@
-"""The DLT rule set (REFERENCE.md; an assumption until the protocol's own list is known).
+"""The DLT rule set: the usual CAR-T list, an assumption until the protocol's own list is
+known (docs/adverse_events.md, DLT).
 
 An adjudication names the criterion it rests on; the record must bear it out.
 """

@@ -1,5 +1,6 @@
 """3+3 dose escalation over the protocol's dose levels, as a pure function of the
-subjects dosed so far (see ``../shared/protocol/REFERENCE.md``).
+subjects dosed so far: the conventional 3+3 design (Le Tourneau, Lee and Siu, J Natl
+Cancer Inst 2009; docs/adverse_events.md).
 
 - Cohorts of 3 at a level. 0/3 DLT: escalate. 1/3: 3 more at the same level. 1/6:
   escalate. 2 or more DLTs among the 3 or 6: the level exceeds the maximum tolerated

@@ -1,6 +1,6 @@
 """Grading rules as versioned data: CTCAE v5.0 grades per term, and the ASTCT consensus
 grades of CRS and ICANS (Lee et al., Biol Blood Marrow Transplant 2019) computed from
-their components (see ``../shared/protocol/REFERENCE.md``).
+their components (NCI CTCAE v5.0, 27 November 2017; docs/adverse_events.md).
 
 Every graded result stores ``RULE_VERSION``; a change to any table is a new version,
 never an edit of this one. The grades say how severe, not why: attribution of fever,
@@ -375,7 +375,7 @@ class IcansInputs:
     motor: Motor
     raised_icp: RaisedIcp
     # Lee et al. define grade 5 for ICANS as for CRS: death due to it, no other cause the
-    # principal one (REFERENCE.md's ICANS table stops at 4).
+    # principal one (the consensus's ICANS table itself shows grades 1-4).
     death_from_icans: bool = False
 
     def __post_init__(self) -> None:

@@ -34,19 +34,11 @@ from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
 from shared.inputs import IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.provenance import Command, Role
+from shared.permissions import table
+from shared.provenance import Command
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
-_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
-# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "assessments.assess_activity": _TEAM,
-    "assessments.record_measurement": _TEAM | {Role.STUDY_COORDINATOR},
-    "assessments.assess_remission": frozenset({Role.INVESTIGATOR}),
-    "assessments.report_progression": _TEAM,
-    "assessments.read": _TEAM | {Role.STUDY_COORDINATOR, Role.MONITOR, Role.AUDITOR},
-}
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.SubjectNotFound: 404,
     errors.VisitNotFound: 404,
@@ -146,7 +138,7 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, table("assessments"), application.record_denial)
     app = command_app(
         "assessments",
         "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "

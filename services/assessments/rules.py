@@ -1,4 +1,4 @@
-"""SLE activity and response rules, from ``../shared/protocol/REFERENCE.md`` (no I/O).
+"""SLE activity and response rules, from their published definitions (no I/O).
 
 SLEDAI-2K and clinical SLEDAI are computed from the 24 items, never typed in. DORIS
 remission, LLDAS and SRI-4 are derived from a visit, the visit before it and the

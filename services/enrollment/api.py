@@ -38,26 +38,11 @@ from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.outbox import Outbox
-from shared.provenance import Command, Meaning, Role
+from shared.permissions import table
+from shared.provenance import Command, Meaning
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
-
-_STAFF = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
-_SITE_TEAM = _STAFF | {Role.STUDY_COORDINATOR}
-# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "enrollment.register_subject": _SITE_TEAM,
-    "enrollment.sign_consent": _STAFF,
-    "enrollment.record_screening": _SITE_TEAM,
-    "enrollment.decide_eligibility": frozenset({Role.INVESTIGATOR}),
-    "enrollment.enrol": _STAFF,
-    "enrollment.withdraw": _STAFF,
-    "enrollment.record_death": _STAFF,
-    "enrollment.correct_value": _SITE_TEAM,
-    "enrollment.read_subject": _SITE_TEAM
-    | {Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
-}
 
 
 def signing_purpose(step: str, subject_id: str) -> str:
@@ -255,7 +240,7 @@ def create_app(
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
     now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, table("enrollment"), application.record_denial)
     app = command_app(
         "enrollment",
         "Registration, consent, screening, eligibility, enrolment, withdrawal, death "

@@ -1,8 +1,8 @@
 """Eligibility criteria of NCT05030779 as versioned data, and their evaluation.
 
-The table below is the protocol record's inclusion and exclusion list (see
-``../shared/protocol/REFERENCE.md``). Every decision stores ``RULE_VERSION``; a change
-to any row is a new version, never an edit of this one.
+The table below is the inclusion and exclusion list of the protocol record
+(ClinicalTrials.gov NCT05030779; docs/enrollment.md). Every decision stores
+``RULE_VERSION``; a change to any row is a new version, never an edit of this one.
 
 Values are normalised to each criterion's canonical unit and rounded to
 ``NORMALISED_PLACES`` decimals *before* comparison, so that the stored value is the

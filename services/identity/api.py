@@ -18,24 +18,11 @@ from shared.http import Authorisation, Caller, authorised, command_app
 from shared.inputs import Line, Paragraph
 from shared.logs import current_correlation_id
 from shared.outbox import Outbox
+from shared.permissions import table
 from shared.provenance import Actor, Command, Provenance
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
-ADMIN = frozenset({Role.ADMINISTRATOR})
-EVERYONE = frozenset(Role)
-
-# Role x command (docs/security.md). Login and password change authenticate by password.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "identity.create_user": ADMIN,
-    "identity.grant_role": ADMIN,
-    "identity.revoke_role": ADMIN,
-    "identity.deactivate_user": ADMIN,
-    "identity.unlock_user": ADMIN,
-    "identity.read_users": frozenset({Role.ADMINISTRATOR, Role.AUDITOR, Role.MONITOR}),
-    "identity.sign": EVERYONE,
-    "identity.log_out": EVERYONE,
-}
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.UserNotFound: 404,
@@ -138,7 +125,7 @@ def create_app(
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
     now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, table("identity"), application.record_denial)
     app = command_app(
         "identity",
         "Users, roles, login and signing re-authentication. Tokens are EdDSA "

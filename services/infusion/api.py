@@ -31,22 +31,11 @@ from shared.envelope import Contract
 from shared.http import Authorisation, Caller, authorised, command_app
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.provenance import Command, Role
+from shared.permissions import table
+from shared.provenance import Command
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
-_TEAM = frozenset({Role.INVESTIGATOR, Role.SUB_INVESTIGATOR})
-# Role x command (docs/security.md). Monitors and auditors read everything, write nothing.
-PERMISSIONS: dict[str, frozenset[Role]] = {
-    "infusion.record_leukapheresis": _TEAM | {Role.STUDY_COORDINATOR},
-    "infusion.release_product": frozenset({Role.CELL_THERAPY_PHARMACIST}),
-    "infusion.record_lymphodepletion": _TEAM,
-    "infusion.infuse": _TEAM,
-    "infusion.decline_infusion": _TEAM,
-    "infusion.interrupt_infusion": _TEAM,
-    "infusion.read_treatment": _TEAM
-    | {Role.STUDY_COORDINATOR, Role.CELL_THERAPY_PHARMACIST, Role.MONITOR, Role.AUDITOR},
-}
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.OutOfSequence: 409,
     errors.InvalidValue: 422,
@@ -153,7 +142,7 @@ def create_app(
     """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, PERMISSIONS, application.record_denial)
+    authorisation = Authorisation(verifier, table("infusion"), application.record_denial)
     app = command_app(
         "infusion",
         "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "

@@ -1,1 +1,2 @@
-"""The projections service: not built yet (issue #4). See ../shared/DESIGN.md."""
+"""The projections service: the ledger, its views and the auditor's API and CLI
+(docs/architecture.md, docs/auditing.md)."""

@@ -33,10 +33,13 @@ from shared.auth import Forbidden, Principal
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.envelope import CloudEvent
 from shared.errors import Refusal
+from shared.permissions import table
 from shared.provenance import Role
 from shared.settings import ServiceSettings, SettingsError
 
-READERS = frozenset({Role.AUDITOR, Role.MONITOR})
+READS = table("projections")  # the ledger's reads, by action (shared.permissions)
+# Every role some read permits: the API names these for each route that needs a token.
+READERS: frozenset[Role] = frozenset().union(*READS.permissions.values())
 Progress = Callable[[int], None]
 
 
@@ -131,8 +134,9 @@ class ProjectionsApplication:
         return WitnessTrust(verifier)
 
     async def authorise(self, who: Principal, action: str, parameters: dict[str, Any]) -> Role:
-        """Auditors and monitors may read; anyone else is refused, and that is recorded."""
-        role = next((r for r in (Role.AUDITOR, Role.MONITOR) if r in who.roles), None)
+        """The role ``who`` reads in, when the table permits ``action`` to one of theirs;
+        anyone else is refused, and that is recorded."""
+        role = READS.acting_role(f"projections.{action}", who.roles)
         if role is None:
             await self._record(who, "-", action, parameters, "denied")
             raise Forbidden(f"{who.user_id} may not {action}: auditors and monitors only")

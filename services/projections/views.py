@@ -43,7 +43,7 @@ from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import CloudEvent
 
-# Fields every payload carries; the rest are the event's own (DESIGN.md, Events).
+# Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
 COMMON_FIELDS = frozenset(
     {
         "event_id",

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from collections.abc import Mapping
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services.adverse_events.dlt import HAEMATOLOGICAL
 from services.adverse_events.errors import GradeNotAllowed, InvalidGradingInput, ReasonRequired
 from services.adverse_events.grading import (
     CTCAE_TERMS,
@@ -28,7 +34,10 @@ from services.adverse_events.grading import (
     grade_icans_explained,
     ice_score,
     oxygen_by_nasal_cannula,
+    term_key,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FEVER = Decimal("39.0")
 NO_FEVER = Decimal("37.0")
@@ -123,6 +132,94 @@ def test_every_term_of_the_table_allows_a_contiguous_range_within_one_to_five() 
         assert grades, term
         assert grades <= {1, 2, 3, 4, 5}, term
         assert grades == set(range(min(grades), max(grades) + 1)), term
+
+
+# One row per term of ``CTCAE_TERMS``, written out from CTCAE v5.0 (NCI, 27 November
+# 2017): the lowest and the highest grade the term defines, and whether the DLT rule
+# counts it as haematological (``dlt.HAEMATOLOGICAL``). A term added to the rules without
+# its row here, or with a different range or class, fails the tests below.
+CTCAE_V5: dict[str, tuple[int, int, bool]] = {
+    "Cytokine release syndrome": (1, 5, False),
+    "Infusion related reaction": (1, 5, False),
+    "Fever": (1, 5, False),
+    "Chills": (1, 3, False),
+    "Fatigue": (1, 3, False),
+    "Anemia": (1, 5, True),
+    "Febrile neutropenia": (3, 5, True),
+    "Disseminated intravascular coagulation": (2, 5, False),
+    "Neutrophil count decreased": (1, 4, True),
+    "Platelet count decreased": (1, 4, True),
+    "Lymphocyte count decreased": (1, 4, True),
+    "White blood cell decreased": (1, 4, True),
+    "Fibrinogen decreased": (1, 4, False),
+    "Alanine aminotransferase increased": (1, 4, False),
+    "Aspartate aminotransferase increased": (1, 4, False),
+    "Blood bilirubin increased": (1, 4, False),
+    "Creatinine increased": (1, 4, False),
+    "Hypotension": (1, 5, False),
+    "Sinus tachycardia": (1, 3, False),
+    "Hypoxia": (2, 4, False),
+    "Lung infection": (2, 5, False),
+    "Upper respiratory infection": (2, 5, False),
+    "Urinary tract infection": (2, 5, False),
+    "Sepsis": (3, 5, False),
+    "Encephalopathy": (1, 5, False),
+    "Seizure": (1, 5, False),
+    "Tremor": (1, 3, False),
+    "Headache": (1, 3, False),
+    "Edema cerebral": (4, 5, False),
+    "Nausea": (1, 3, False),
+    "Vomiting": (1, 5, False),
+    "Diarrhea": (1, 5, False),
+    "Alopecia": (1, 2, False),
+}
+# The digest of ``CTCAE_TERMS`` under each rule version: a change to the table is a new
+# RULE_VERSION (results record the version they were graded by), never an edit of one.
+CTCAE_TABLE_DIGESTS = {
+    "NCT05030779-grading/1": "be9dea5ec8db0c685fb97d0eca2ce5bde36fe2cc06958118bfe85bdad3b67bd1",
+}
+
+
+def ctcae_digest(terms: Mapping[str, frozenset[int]]) -> str:
+    table = {term: sorted(grades) for term, grades in terms.items()}
+    return hashlib.sha256(json.dumps(table, sort_keys=True).encode()).hexdigest()
+
+
+def test_every_term_of_the_rules_has_its_row_in_this_test_and_no_other() -> None:
+    assert sorted(CTCAE_V5) == sorted(CTCAE_TERMS)
+
+
+@pytest.mark.parametrize(("term", "row"), CTCAE_V5.items())
+def test_each_term_allows_exactly_the_grades_of_its_row(
+    term: str, row: tuple[int, int, bool]
+) -> None:
+    lowest, highest, _ = row
+    assert allowed_grades(term) == set(range(lowest, highest + 1))
+    assert check_ctcae_grade(term, lowest) == lowest
+    assert check_ctcae_grade(term, highest) == highest
+    for outside in (lowest - 1, highest + 1):
+        with pytest.raises(GradeNotAllowed):
+            check_ctcae_grade(term, outside)
+
+
+def test_the_dlt_rule_counts_as_haematological_the_rows_marked_so() -> None:
+    marked = {term_key(term) for term, (_, _, blood) in CTCAE_V5.items() if blood}
+    assert set(HAEMATOLOGICAL) == marked
+
+
+def test_the_ctcae_table_is_the_one_its_rule_version_names() -> None:
+    recorded = CTCAE_TABLE_DIGESTS.get(RULE_VERSION)
+    assert recorded == ctcae_digest(CTCAE_TERMS), (
+        f"CTCAE_TERMS changed under {RULE_VERSION}: give the table a new RULE_VERSION and "
+        f"record its digest {ctcae_digest(CTCAE_TERMS)} in CTCAE_TABLE_DIGESTS"
+    )
+
+
+def test_the_adverse_events_guide_lists_every_term_with_its_grades() -> None:
+    guide = (ROOT / "docs" / "adverse_events.md").read_text()
+    rows = re.findall(r"^\| ([A-Z][^|]+?) \| (\d)-(\d) \| (yes|no) \|$", guide, re.MULTILINE)
+    documented = {term: (int(low), int(high), blood == "yes") for term, low, high, blood in rows}
+    assert documented == CTCAE_V5
 
 
 # ---------------------------------------------------------------------------------------

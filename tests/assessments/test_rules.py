@@ -1,5 +1,5 @@
-"""SLEDAI-2K scoring against REFERENCE.md's weights; DORIS, LLDAS, SRI-4 and the
-response category at their boundaries."""
+"""SLEDAI-2K scoring against its published weights (Gladman et al. 2002); DORIS, LLDAS,
+SRI-4 and the response category at their boundaries."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """RFC 6962 Merkle hashing: published vectors, round trips, forgeries, a reference model.
 
-The vectors are those of ``../shared/protocol/REFERENCE.md`` and the Certificate
-Transparency test suite. The recursive functions below transcribe RFC 6962 section
-2.1 (MTH, PATH, SUBPROOF) literally and serve as the model for the fast versions.
+The vectors are the Certificate Transparency project's Merkle tree test vectors (the
+leaves, roots and proofs its implementations test RFC 6962 with). The recursive
+functions below transcribe RFC 6962 section 2.1 (MTH, PATH, SUBPROOF) literally and
+serve as the model for the fast versions.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi import FastAPI
 
 from shared.http import Authorisation, Caller, authorised, command_app, install_error_mapping
+from shared.permissions import CLINICAL_FIRST, Rule, ServiceTable
 from shared.provenance import Role
 from tests.support import VERIFIER
 
@@ -94,8 +95,9 @@ async def test_a_stale_save_that_reaches_the_edge_is_a_coded_409_without_databas
 
 
 def test_each_operation_names_the_roles_its_command_permits() -> None:
-    permissions = {"trial.read": frozenset({Role.MONITOR, Role.AUDITOR})}
-    app = command_app("t", "t", {}, Authorisation(VERIFIER, permissions, lambda denial: None))
+    rule = Rule("trial.read", frozenset({Role.MONITOR, Role.AUDITOR}), "read the trial")
+    rows = ServiceTable("t", (rule,), (), CLINICAL_FIRST)
+    app = command_app("t", "t", {}, Authorisation(VERIFIER, rows, lambda denial: None))
 
     @app.get("/things")
     def things(caller: Annotated[Caller, authorised("trial.read")]) -> None:

@@ -18,6 +18,7 @@ from shared.auth import Role
 from shared.http import Authorisation, Caller, authorised
 from shared.logs import current_correlation_id
 from shared.observability import instrument
+from shared.permissions import CLINICAL_FIRST, Rule, ServiceTable
 from shared.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.settings import DatabaseSettings, ServiceSettings
 from tests.e2e.stack import free_port
@@ -32,9 +33,9 @@ def unreachable_settings(service: str = "enrollment") -> ServiceSettings:
 
 def small_app(*workers: object) -> FastAPI:
     app = FastAPI()
-    app.state.authorisation = Authorisation(
-        VERIFIER, {"enrollment.register": frozenset({Role.INVESTIGATOR})}, lambda _: None
-    )
+    rule = Rule("enrollment.register", frozenset({Role.INVESTIGATOR}), "register")
+    rows = ServiceTable("enrollment", (rule,), (), CLINICAL_FIRST)
+    app.state.authorisation = Authorisation(VERIFIER, rows, lambda _: None)
 
     @app.get("/items/{item_id}")
     async def item(item_id: str) -> dict[str, str | None]:
