@@ -267,12 +267,9 @@ def verify_export(
 
 def _vkey(text: str, kind: int, option: str) -> Verifier:
     try:
-        verifier = Verifier.parse(text)
+        return Verifier.parse_kind(text, kind)
     except NoteError as error:
         raise ValueError(f"{option}: {error}") from None
-    if verifier.kind != kind:
-        raise ValueError(f"{option}: {text!r} is of type {verifier.kind:#04x}, not {kind:#04x}")
-    return verifier
 
 
 def _print_report(report: offline.ExportReport) -> None:

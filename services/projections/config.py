@@ -70,9 +70,6 @@ def witness_verifier(vkey: str, setting: str = "TL_WITNESS_VKEY") -> Verifier:
     """A witness's cosignature vkey (c2sp.org/tlog-cosignature, type 0x04); errors name
     ``setting``, where it came from."""
     try:
-        verifier = Verifier.parse(vkey)
+        return Verifier.parse_kind(vkey, COSIGNATURE_V1)
     except NoteError as error:
-        raise SettingsError(f"{setting}: {error}") from None
-    if verifier.kind != COSIGNATURE_V1:
-        raise SettingsError(f"{setting} {vkey!r} is not a cosignature/v1 key (type 0x04)")
-    return verifier
+        raise SettingsError(f"{setting}: {error} (a cosignature/v1 key is needed)") from None

@@ -64,6 +64,15 @@ class Verifier:
             raise NoteError(f"verifier key {vkey!r}: wrong type or key ID")
         return verifier
 
+    @classmethod
+    def parse_kind(cls, vkey: str, kind: int) -> Verifier:
+        """A verifier key of type ``kind`` only: a log's key (0x01) is not a witness's
+        (0x04), nor the reverse."""
+        verifier = cls.parse(vkey)
+        if verifier.kind != kind:
+            raise NoteError(f"{vkey!r} is of type {verifier.kind:#04x}, not {kind:#04x}")
+        return verifier
+
     def vkey(self) -> str:
         encoded = base64.b64encode(bytes([self.kind]) + _raw(self.key)).decode()
         return f"{self.name}+{self.key_id.hex()}+{encoded}"

@@ -23,7 +23,7 @@ def config(url: str | None, vkey: str | None) -> LedgerConfig:
 
 
 def test_a_log_key_is_not_taken_for_a_witness_key() -> None:
-    with pytest.raises(SettingsError, match="not a cosignature/v1 key"):
+    with pytest.raises(SettingsError, match="a cosignature/v1 key is needed"):
         witness_verifier(Verifier.of("example.org/log", KEY).vkey())
 
 
