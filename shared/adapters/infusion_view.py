@@ -1,4 +1,4 @@
-"""A local view of the infusion topic (see ``shared.subject_views``): when each subject
+"""A local view of the infusion topic (see ``shared.adapters.subject_views``): when each subject
 was infused, at which dose level. Services that count study days keep one."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from shared.adapters.subject_views import SubjectView
+from shared.clinical import Infused
 from shared.contracts.infusion import CarTInfusedV1
-from shared.envelope import CloudEvent
-from shared.settings import DatabaseSettings
-from shared.study_calendar import Infused
-from shared.subject_views import SubjectView
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import DatabaseSettings
 
 
 def infusion_facts(event: CloudEvent) -> dict[str, Any] | None:

@@ -1,5 +1,5 @@
 """The latest safety-review approval, as the services that dose or enrol follow it
-(a trial-fact view of the adverse-events topic; see ``shared.subject_views``)."""
+(a trial-fact view of the adverse-events topic; see ``shared.adapters.subject_views``)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.adapters.subject_views import TrialFactView
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
-from shared.envelope import CloudEvent
-from shared.settings import DatabaseSettings
-from shared.subject_views import TrialFactView
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import DatabaseSettings
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ _JSON_TYPES = re.compile(r"application/(?:[\w.+-]+\+)?json")
 Refusal = tuple[int, str, str, dict[str, Any]]
 """An answer to bad input: status, code, message, details."""
 ErrorAnswer = Callable[[int, str, str, dict[str, Any]], ASGIApp]
-"""Builds the coded error response (``shared.http.error_response``)."""
+"""Builds the coded error response (``shared.web.http.error_response``)."""
 
 
 class InputGuard:

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.provenance import Meaning, Role
+from shared.kernel.provenance import Meaning, Role
 
 ISSUER = "trial-ledger-identity"
 AUDIENCE = "trial-ledger"
