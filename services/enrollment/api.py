@@ -32,8 +32,8 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.adapters.cohort import FIRST_COHORT, CohortOpening
 from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Command, Meaning

@@ -15,8 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.identity import errors
-from shared.kernel.provenance import Command, Provenance
-from shared.web.auth import Meaning, Role
+from shared.kernel.provenance import Command, Meaning, Provenance, Role
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")

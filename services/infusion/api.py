@@ -25,8 +25,8 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.views import EnrolmentView
-from shared.adapters.cohort import FIRST_COHORT, CohortOpening
 from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Command

@@ -28,8 +28,8 @@ from services.infusion.domain import (
 )
 from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
-from shared.adapters.cohort import CohortOpening
 from shared.adapters.eventstore import ServiceApplication
+from shared.clinical import CohortOpening
 from shared.kernel.provenance import Actor, Command, Provenance
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion

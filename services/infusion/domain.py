@@ -16,7 +16,7 @@ from eventsourcing.domain import event
 
 from services.infusion import errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
-from shared.adapters.cohort import CohortOpening
+from shared.clinical import CohortOpening
 from shared.kernel.provenance import Command, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
 

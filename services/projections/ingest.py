@@ -33,7 +33,7 @@ from services.projections.merkle import Frontier
 from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.adapters.topics import partitions_of
 from shared.kernel.envelope import CloudEvent, EventData
-from shared.web.inputs import unstorable_record
+from shared.kernel.storable import unstorable_record
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

@@ -22,10 +22,10 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
+from shared.kernel.principals import SigningAssertion
 from shared.kernel.provenance import Command
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
-from shared.web.auth import SigningAssertion
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
 

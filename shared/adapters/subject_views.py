@@ -35,7 +35,7 @@ from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import adopt_library_loggers, cloudevent_correlation, correlated
 from shared.kernel.settings import DatabaseSettings
-from shared.web.inputs import unstorable_record
+from shared.kernel.storable import unstorable_record
 
 log = logging.getLogger(__name__)
 Reduce = Callable[[CloudEvent], dict[str, Any] | None]

@@ -20,7 +20,7 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
-from shared.adapters.cohort import CohortOpening
+from shared.clinical import CohortOpening
 from shared.kernel.provenance import Command
 from tests.support import command
 
