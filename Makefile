@@ -59,11 +59,11 @@ status:
 	-$(WITNESS) status
 	-$(SERVICES) status
 
-test: install infra witness-bin  ## lint, type-check, and run the whole suite on the real broker and database
-	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install infra witness-bin  ## lint, type-check, check the layers, and run the whole suite on the real broker and database
+	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install  ## the checks that need no infrastructure
-	$(BIN)/ruff check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 .PHONY: contracts
 contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/ and the role table of docs/security.md from the code
