@@ -1,6 +1,6 @@
 # One image for every Trial Ledger service; the command names the module to run:
 #   docker run ... trial-ledger services.enrollment
-#   docker run ... trial-ledger shared.create_topics
+#   docker run ... trial-ledger shared.adapters.create_topics
 # deploy/docker-compose.yml builds it and runs each service from it.
 
 # --- builder: a virtual environment with the project and its pinned dependencies --------

@@ -59,16 +59,16 @@ status:
 	-$(WITNESS) status
 	-$(SERVICES) status
 
-test: install infra witness-bin  ## lint, type-check, and run the whole suite on the real broker and database
-	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/python -m pytest $(PYTEST_ARGS)
+test: install infra witness-bin  ## lint, type-check, check the layers, and run the whole suite on the real broker and database
+	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 check: install  ## the checks that need no infrastructure
-	$(BIN)/ruff check . && $(BIN)/mypy
+	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 .PHONY: contracts
 contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/ and the role table of docs/security.md from the code
 	$(BIN)/python -m shared.published
-	$(BIN)/python -m shared.permissions --write
+	$(BIN)/python -m shared.kernel.permissions --write
 
 bench: install infra  ## benchmarks (on demand; not part of make test)
 	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints
@@ -92,4 +92,4 @@ witness: witness-bin  ## start the ledger's witness (its own key, ssh-agent and 
 	$(WITNESS) start
 
 keys: install  ## Ed25519 key pairs for tokens and record signatures, made once, kept in $(STATE)/keys
-	$(BIN)/python -m shared.keys $(STATE)/keys > $(STATE)/keys.env
+	$(BIN)/python -m shared.kernel.keys $(STATE)/keys > $(STATE)/keys.env

@@ -19,8 +19,8 @@ from typing import TypeVar
 
 import asyncpg
 
-from shared.settings import DatabaseSettings, ServiceSettings
-from shared.topics import TopicSpec, ensure_topics
+from shared.adapters.topics import TopicSpec, ensure_topics
+from shared.kernel.settings import DatabaseSettings, ServiceSettings
 
 T = TypeVar("T")
 PARTITIONS = 3

@@ -30,9 +30,9 @@ from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, SledaiItem
 from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
-from shared.envelope import CloudEvent
-from shared.provenance import Meaning, Role
-from shared.study_calendar import Infused
+from shared.clinical import Infused
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Meaning, Role
 from tests.support import NOW, SIGNER, command, principal, signing
 
 EVENTS_PER_SUBJECT = 15  # infusion, opening, 5 visits, 2 responses + 2 signatures, 4 samples

@@ -15,8 +15,8 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import Observation
 from services.projections.ledger import NewEntry
-from shared.envelope import CloudEvent
-from shared.provenance import Meaning
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Meaning
 from tests.support import SIGNER, command, consent, eligible_observations, screening, signing
 
 EVENTS_PER_SUBJECT = 9

@@ -39,8 +39,8 @@ from bench.events import enrollment_events
 from services.projections.__main__ import known_contracts
 from services.projections.ingest import Ingester, IngestOptions, parse
 from services.projections.ledger import LedgerStore
-from shared.envelope import CloudEvent
-from shared.settings import ServiceSettings
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import ServiceSettings
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 SCRATCH = "scratch_entries"

@@ -23,7 +23,7 @@ from bench.common import Measurement, bench_settings, parser, progress, report, 
 from bench.events import enrollment_events, new_entry
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
-from shared.envelope import CloudEvent
+from shared.kernel.envelope import CloudEvent
 
 FILL_BATCH = 5_000
 READ_BATCH = 1_000

@@ -2,7 +2,7 @@
 
     python keygen.py ROOT
 
-For each pair of ``shared.keys.PAIRS`` (token, record, checkpoint):
+For each pair of ``shared.kernel.keys.PAIRS`` (token, record, checkpoint):
 - ``ROOT/<pair>/<pair>.key`` (0600) and ``.pub``: made only if missing. Each
   ``ROOT/<pair>`` is a volume of its own, mounted only into the services that sign with
   that key, so that (for one) the token-signing key lives in the identity service alone;
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 
-from shared.keys import PAIRS, ensure_pair, key_id, load_private_key, load_public_key
+from shared.kernel.keys import PAIRS, ensure_pair, key_id, load_private_key, load_public_key
 
 
 def public_pem(private: Path) -> bytes:

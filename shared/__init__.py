@@ -1,5 +1,14 @@
-"""Plumbing shared by the Trial Ledger services: settings, the event envelope and
-contracts, event-store wiring, topics, the relay, HTTP error mapping.
+"""Code shared by the Trial Ledger services, in layers (import-linter checks them,
+``[tool.importlinter]`` in pyproject.toml):
 
-No clinical rule lives here; those belong to each service's ``domain.py``.
+- ``shared.kernel``: pure building blocks (provenance, the envelope, records and their
+  signatures, keys, settings, logs, the permission table); no database, Kafka or HTTP.
+- ``shared.clinical``: the clinical rules several services need (study days, the open
+  3+3 cohort, what is known of an infusion); pure.
+- ``shared.adapters``: PostgreSQL and Kafka (event store, outbox, relay, topics, local
+  views of other services' topics).
+- ``shared.web``: HTTP (the app, tokens, input guard, health and metrics, serving).
+
+``shared.contracts`` (the published event contracts) is pure too; ``shared.published``
+generates the documents from them. A service's own rules live in its ``domain.py``.
 """

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.settings import ServiceSettings, SettingsError
+from shared.kernel.settings import ServiceSettings, SettingsError
 from tests.e2e.stack import Stack, running_stack
 from tests.support import isolated
 

@@ -18,14 +18,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.domain import Consent, Screening
 from services.enrollment.rules import Observation
-from shared.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
-from shared.eventstore import ServiceApplication
-from shared.outbox import Outbox
-from shared.provenance import Actor, Command, Meaning, Provenance, Role
-from shared.publication import Publication
-from shared.settings import DatabaseSettings, ServiceSettings
-from shared.signatures import RecordSigner
-from shared.topics import TopicSpec, ensure_topics
+from shared.adapters.eventstore import ServiceApplication
+from shared.adapters.outbox import Outbox
+from shared.adapters.topics import TopicSpec, ensure_topics
+from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.publication import Publication
+from shared.kernel.settings import DatabaseSettings, ServiceSettings
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
 
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 

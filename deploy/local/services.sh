@@ -16,8 +16,8 @@ services() {  # the services that can run: those with a __main__.py
   done
 }
 
-port_of() {  # the HTTP port a service listens on (same defaults as shared/settings.py)
-  "$PY" -c "import os,sys; from shared.settings import DEFAULT_PORTS as P; \
+port_of() {  # the HTTP port a service listens on (same defaults as shared/kernel/settings.py)
+  "$PY" -c "import os,sys; from shared.kernel.settings import DEFAULT_PORTS as P; \
 n=sys.argv[1]; print(os.environ.get(f'TL_{n.upper()}_HTTP_PORT', P[n]))" "$1"
 }
 

@@ -12,16 +12,16 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import PUBLICATION
 from services.adverse_events.views import InfusionView, create_subscriptions
-from shared.auth import TokenVerifier
-from shared.eventstore import postgres_env
-from shared.keys import load_private_key, load_public_key
-from shared.outbox import Outbox
-from shared.relay import create_relay
-from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings
-from shared.signatures import RecordSigner
-from shared.subject_views import Subscriptions
-from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox
+from shared.adapters.relay import create_relay
+from shared.adapters.subject_views import Subscriptions
+from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics
+from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.settings import SecuritySettings, ServiceSettings
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import TokenVerifier
+from shared.web.runner import configure_logging, serve
 
 SERVICE = "adverse_events"
 

@@ -38,14 +38,14 @@ from services.adverse_events.grading import (
     Seizure,
 )
 from services.adverse_events.views import InfusionView
-from shared.auth import SigningAssertion, TokenVerifier
-from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command, Meaning
-from shared.store_api import add_store_routes
+from shared.adapters.outbox import Outbox
+from shared.kernel.envelope import Contract
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Command, Meaning
+from shared.web.auth import SigningAssertion, TokenVerifier
+from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
+from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {

@@ -28,10 +28,10 @@ from services.adverse_events.escalation import CohortState, CohortSubject, decid
 from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
-from shared.auth import SigningAssertion
-from shared.eventstore import ServiceApplication
-from shared.provenance import Actor, Command, Provenance
-from shared.signatures import RecordSigner
+from shared.adapters.eventstore import ServiceApplication
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import SigningAssertion
 
 
 class AdverseEventsApplication(ServiceApplication):

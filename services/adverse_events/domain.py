@@ -31,9 +31,9 @@ from services.adverse_events.grading import (
     grade_crs_explained,
     grade_icans_explained,
 )
-from shared.provenance import Command, Meaning, Provenance
-from shared.records import SubjectRecord
-from shared.study_calendar import Infused as Infused  # re-exported: the domain speaks of it
+from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
+from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.records import SubjectRecord
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
@@ -113,7 +113,7 @@ class AdverseEvent(SubjectRecord):
     """One adverse event of one subject."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         AdverseEventGraded: ClassVar[type[SubjectRecord.Event]]
         AdverseEventRegraded: ClassVar[type[SubjectRecord.Event]]
@@ -300,7 +300,7 @@ class SafetyReview(SubjectRecord):
     """A signed safety review that opens the next cohort (3+3). Not about one subject."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         SafetyReviewApproved: ClassVar[type[SubjectRecord.Event]]
 

@@ -6,7 +6,7 @@ Every class has a stable ``code`` that clients may rely on.
 
 from __future__ import annotations
 
-from shared.errors import Refusal
+from shared.kernel.errors import Refusal
 
 
 class AdverseEventError(Refusal):

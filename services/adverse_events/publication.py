@@ -9,7 +9,7 @@ from typing import Any
 
 from services.adverse_events.domain import AdverseEvent, SafetyReview
 from shared.contracts import adverse_events as contracts
-from shared.publication import Publication, fields_of
+from shared.kernel.publication import Publication, fields_of
 
 SERVICE = "adverse_events"
 

@@ -1,12 +1,12 @@
 """The adverse-events service's local view of infusions, from the infusion topic
-(``shared.infusion_view``): when each subject was infused, at which dose level."""
+(``shared.adapters.infusion_view``): when each subject was infused, at which dose level."""
 
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from shared.infusion_view import InfusionView
-from shared.subject_views import subscribe
+from shared.adapters.infusion_view import InfusionView
+from shared.adapters.subject_views import subscribe
 
 GROUP_ID = "trialledger-adverse-events-infusion-view"
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.adverse_events.errors import InvalidTime
-from shared import study_calendar
+from shared import clinical
 
 RULE_VERSION = "NCT05030779-windows/1"
 
@@ -31,8 +31,8 @@ def _utc(name: str, value: datetime) -> datetime:
 
 def study_day(infused_at: datetime, at: datetime) -> int:
     """The study day of ``at``: 1 on the infusion's UTC date, 2 the day after, -1 the day
-    before. Never 0 (``shared.study_calendar``)."""
-    return study_calendar.study_day(_utc("infused_at", infused_at), _utc("at", at))
+    before. Never 0 (``shared.clinical``)."""
+    return clinical.study_day(_utc("infused_at", infused_at), _utc("at", at))
 
 
 def in_dlt_window(day: int) -> bool:

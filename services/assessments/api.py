@@ -29,14 +29,14 @@ from services.assessments.laboratory import (
 )
 from services.assessments.rules import Activity, InvalidActivity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
-from shared.auth import TokenVerifier
-from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDateTime, Line, Paragraph
-from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command
-from shared.store_api import add_store_routes
+from shared.adapters.outbox import Outbox
+from shared.kernel.envelope import Contract
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Command
+from shared.web.auth import TokenVerifier
+from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.inputs import IsoDateTime, Line, Paragraph
+from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {

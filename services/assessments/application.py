@@ -25,11 +25,11 @@ from services.assessments.domain import (
 from services.assessments.laboratory import AutoantibodyResult, KineticsSample, ReferenceRange
 from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, ResponseDerivation
-from shared.auth import SigningAssertion
-from shared.eventstore import ServiceApplication
-from shared.provenance import Actor, Command, Provenance
-from shared.signatures import RecordSigner
-from shared.study_calendar import Infused
+from shared.adapters.eventstore import ServiceApplication
+from shared.clinical import Infused
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import SigningAssertion
 
 
 class AssessmentsApplication(ServiceApplication):

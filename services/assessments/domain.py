@@ -30,10 +30,10 @@ from services.assessments.rules import (
     SledaiItem,
     derive_response,
 )
-from shared.provenance import Command, Meaning, Provenance
-from shared.publication import event_id
-from shared.records import SubjectRecord
-from shared.study_calendar import Infused, study_day
+from shared.clinical import Infused, study_day
+from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.publication import event_id
+from shared.kernel.records import SubjectRecord
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:assessments")
@@ -95,7 +95,7 @@ class SubjectAssessments(SubjectRecord):
     """Every assessment of one subject after enrolment, in the order recorded."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         AutoantibodyMeasured: ClassVar[type[SubjectRecord.Event]]
         CarTKineticsMeasured: ClassVar[type[SubjectRecord.Event]]

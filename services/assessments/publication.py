@@ -10,7 +10,7 @@ from services.assessments import laboratory
 from services.assessments.domain import SubjectAssessments
 from services.assessments.rules import SledaiItem
 from shared.contracts import assessments as contracts
-from shared.publication import Publication, fields_of
+from shared.kernel.publication import Publication, fields_of
 
 SERVICE = "assessments"
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from shared.errors import Refusal
+from shared.kernel.errors import Refusal
 
 RULE_VERSION = "NCT05030779-sle-response/1"
 

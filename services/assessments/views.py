@@ -1,4 +1,4 @@
-"""The assessments service's local views (``shared.subject_views``): when each subject
+"""The assessments service's local views (``shared.adapters.subject_views``): when each subject
 was infused (the study calendar), and when a subject was withdrawn or died (nothing is
 assessed after that), from the infusion and enrollment topics."""
 
@@ -10,11 +10,11 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.assessments.domain import VitalStatus
+from shared.adapters.infusion_view import InfusionView
+from shared.adapters.subject_views import SubjectView, subscribe
 from shared.contracts.enrollment import SubjectDiedV1, SubjectWithdrawnV1
-from shared.envelope import CloudEvent
-from shared.infusion_view import InfusionView
-from shared.settings import DatabaseSettings
-from shared.subject_views import SubjectView, subscribe
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import DatabaseSettings
 
 __all__ = ["InfusionView", "VitalStatusView", "create_subscriptions"]
 

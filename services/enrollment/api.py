@@ -1,6 +1,6 @@
 """HTTP API of the enrollment service: parse, identify the actor, call the application.
 
-Endpoints raise enrollment errors; ``shared.http`` turns them into coded 4xx answers.
+Endpoints raise enrollment errors; ``shared.web.http`` turns them into coded 4xx answers.
 """
 
 from __future__ import annotations
@@ -32,15 +32,15 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.auth import SigningAssertion, TokenVerifier
-from shared.cohort import FIRST_COHORT, CohortOpening
-from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
-from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command, Meaning
-from shared.store_api import add_store_routes
+from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
+from shared.kernel.envelope import Contract
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Command, Meaning
+from shared.web.auth import SigningAssertion, TokenVerifier
+from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
+from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 
@@ -234,7 +234,7 @@ def create_app(
     cohort: CohortSource | None = None,
 ) -> FastAPI:
     """The enrollment HTTP API over ``application`` (and its ``outbox``, read by auditors:
-    ``shared.store_api``); ``clock`` gives server UTC time;
+    ``shared.web.store_api``); ``clock`` gives server UTC time;
     ``cohort`` tells which dose level is open (without one, only the first cohort's).
 
     ``verifier`` checks access tokens and signing assertions with the identity key.

@@ -24,10 +24,10 @@ from services.enrollment.domain import (
 )
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
-from shared.auth import SigningAssertion
-from shared.eventstore import ServiceApplication
-from shared.provenance import Actor, Command, Provenance
-from shared.signatures import RecordSigner
+from shared.adapters.eventstore import ServiceApplication
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import SigningAssertion
 
 
 class EnrollmentApplication(ServiceApplication):

@@ -26,8 +26,8 @@ from services.enrollment.rules import (
     evaluate,
     normalise,
 )
-from shared.provenance import Command, Meaning, Provenance
-from shared.records import SubjectRecord
+from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.records import SubjectRecord
 
 SubjectId = NewType("SubjectId", str)
 
@@ -112,7 +112,7 @@ class Subject(SubjectRecord):
     """One subject's path from registration to enrolment or withdrawal."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         ConsentSigned: ClassVar[type[SubjectRecord.Event]]
         EligibilityConfirmed: ClassVar[type[SubjectRecord.Event]]

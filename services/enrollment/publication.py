@@ -1,7 +1,7 @@
 """What the enrollment service publishes: each stored domain event mapped to its contract.
 
 The relay calls ``to_contract`` for every committed event; the stored state itself is
-never published. The table is keyed by event class (``shared.publication``).
+never published. The table is keyed by event class (``shared.kernel.publication``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import JsonValue
 from services.enrollment.domain import Subject
 from services.enrollment.rules import CRITERIA_BY_CODE, CriterionResult, Observation
 from shared.contracts import enrollment as contracts
-from shared.publication import Publication, fields_of
+from shared.kernel.publication import Publication, fields_of
 
 SERVICE = "enrollment"
 

@@ -19,15 +19,15 @@ from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
-from shared.auth import Role, TokenIssuer, TokenVerifier
-from shared.eventstore import postgres_env
-from shared.keys import load_private_key, load_public_key
-from shared.outbox import Outbox
-from shared.provenance import Actor, Command, Provenance
-from shared.relay import create_relay
-from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings
-from shared.topics import ensure_service_topic
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox
+from shared.adapters.relay import create_relay
+from shared.adapters.topics import ensure_service_topic
+from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.settings import SecuritySettings, ServiceSettings
+from shared.web.auth import Role, TokenIssuer, TokenVerifier
+from shared.web.runner import configure_logging, serve
 
 SERVICE = "identity"
 

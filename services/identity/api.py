@@ -12,15 +12,15 @@ from pydantic import Field
 from services.identity import errors
 from services.identity.application import IdentityApplication
 from services.identity.domain import User
-from shared.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
-from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import Line, Paragraph
-from shared.logs import current_correlation_id
-from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Actor, Command, Provenance
-from shared.store_api import add_store_routes
+from shared.adapters.outbox import Outbox
+from shared.kernel.envelope import Contract
+from shared.kernel.logs import current_correlation_id
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
+from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.inputs import Line, Paragraph
+from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 

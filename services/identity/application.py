@@ -26,9 +26,9 @@ from eventsourcing.persistence import IntegrityError
 
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
-from shared.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
-from shared.eventstore import ServiceApplication
-from shared.provenance import Actor, Command, Provenance
+from shared.adapters.eventstore import ServiceApplication
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
 
 
 class IdentityApplication(ServiceApplication):

@@ -15,8 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.identity import errors
-from shared.auth import Meaning, Role
-from shared.provenance import Command, Provenance
+from shared.kernel.provenance import Command, Meaning, Provenance, Role
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
@@ -72,7 +71,7 @@ class User(Aggregate):
         user_id: str
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         AccountLocked: ClassVar[type[Event]]
         AccountUnlocked: ClassVar[type[Event]]

@@ -8,7 +8,7 @@ from typing import Any
 
 from services.identity.domain import User
 from shared.contracts import identity as contracts
-from shared.publication import Fields, Mapped, Publication, fields_of
+from shared.kernel.publication import Fields, Mapped, Publication, fields_of
 
 SERVICE = "identity"
 

@@ -16,17 +16,17 @@ from services.infusion.application import InfusionApplication
 from services.infusion.publication import PUBLICATION
 from services.infusion.rules import InfusionRules
 from services.infusion.views import EnrolmentView, create_subscriptions
-from shared.auth import TokenVerifier
-from shared.cohort import CohortView
-from shared.eventstore import postgres_env
-from shared.keys import load_private_key, load_public_key
-from shared.outbox import Outbox
-from shared.relay import create_relay
-from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.signatures import RecordSigner
-from shared.subject_views import Subscriptions, subscribe
-from shared.topics import TopicSpec, ensure_service_topic, ensure_topics
+from shared.adapters.cohort import CohortView
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox
+from shared.adapters.relay import create_relay
+from shared.adapters.subject_views import Subscriptions, subscribe
+from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics
+from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import TokenVerifier
+from shared.web.runner import configure_logging, serve
 
 SERVICE = "infusion"
 COHORT_GROUP = "trialledger-infusion-cohort-view"

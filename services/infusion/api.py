@@ -1,5 +1,5 @@
 """HTTP API of the infusion service: parse, authorise, read the enrolment view, call the
-application. Endpoints raise infusion errors; ``shared.http`` maps them to coded 4xx."""
+application. Endpoints raise infusion errors; ``shared.web.http`` maps them to coded 4xx."""
 
 from __future__ import annotations
 
@@ -25,15 +25,15 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.views import EnrolmentView
-from shared.auth import TokenVerifier
-from shared.cohort import FIRST_COHORT, CohortOpening
-from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
-from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command
-from shared.store_api import add_store_routes
+from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
+from shared.kernel.envelope import Contract
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Command
+from shared.web.auth import TokenVerifier
+from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
+from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {

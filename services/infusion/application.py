@@ -28,11 +28,11 @@ from services.infusion.domain import (
 )
 from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
-from shared.auth import SigningAssertion
-from shared.cohort import CohortOpening
-from shared.eventstore import ServiceApplication
-from shared.provenance import Actor, Command, Provenance
-from shared.signatures import RecordSigner
+from shared.adapters.eventstore import ServiceApplication
+from shared.clinical import CohortOpening
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.signatures import RecordSigner
+from shared.web.auth import SigningAssertion
 
 
 class InfusionApplication(ServiceApplication):

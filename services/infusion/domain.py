@@ -16,9 +16,9 @@ from eventsourcing.domain import event
 
 from services.infusion import errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
-from shared.cohort import CohortOpening
-from shared.provenance import Command, Meaning, Provenance
-from shared.records import SubjectRecord
+from shared.clinical import CohortOpening
+from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.records import SubjectRecord
 
 TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:treatment")
 INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
@@ -108,7 +108,7 @@ class Treatment(SubjectRecord):
     """One subject's way to the CAR-T infusion; one infusion per subject."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         CarTInfused: ClassVar[type[SubjectRecord.Event]]
         InfusionInterrupted: ClassVar[type[SubjectRecord.Event]]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.errors import Refusal
+from shared.kernel.errors import Refusal
 
 
 class InfusionError(Refusal):

@@ -9,7 +9,7 @@ from typing import Any
 
 from services.infusion.domain import Treatment
 from shared.contracts import infusion as contracts
-from shared.publication import Publication, fields_of
+from shared.kernel.publication import Publication, fields_of
 
 SERVICE = "infusion"
 

@@ -1,5 +1,5 @@
 """The infusion service's local view of enrolment, from the enrollment topic
-(see ``shared.subject_views`` for its delivery and replay guarantees)."""
+(see ``shared.adapters.subject_views`` for its delivery and replay guarantees)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.infusion.domain import Enrolment
+from shared.adapters.subject_views import SubjectView, subscribe
 from shared.contracts.enrollment import (
     SUBJECT_STATUS,
 )
-from shared.envelope import CloudEvent
-from shared.settings import DatabaseSettings
-from shared.subject_views import SubjectView, subscribe
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import DatabaseSettings
 
 GROUP_ID = "trialledger-infusion-enrolment-view"
 

@@ -18,18 +18,18 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
 from services.projections.witness import Cosigner, WitnessConfig
-from shared.auth import TokenVerifier
+from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
 from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.contracts.infusion import INFUSION_CONTRACTS
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.envelope import EventData, contract_registry
-from shared.keys import load_private_key, load_public_key
-from shared.runner import configure_logging, serve
-from shared.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.topics import TopicSpec, ensure_topics
+from shared.kernel.envelope import EventData, contract_registry
+from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.web.auth import TokenVerifier
+from shared.web.runner import configure_logging, serve
 
 SERVICE = "projections"
 DEFAULT_SOURCES = ",".join(f"trialledger.{service}.events" for service in COMMAND_SERVICES)

@@ -19,9 +19,9 @@ from services.projections.application import (
     ProjectionsApplication,
     TrailFilter,
 )
-from shared.auth import Principal, TokenVerifier
-from shared.http import bearer_token, document_roles, error_responses, install_error_mapping
-from shared.inputs import BIGINT_MAX, IsoDateTime
+from shared.web.auth import Principal, TokenVerifier
+from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
+from shared.web.inputs import BIGINT_MAX, IsoDateTime
 
 
 def _principal(

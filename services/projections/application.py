@@ -29,15 +29,15 @@ from services.projections.reconcile import (
 )
 from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
-from shared.auth import Forbidden, Principal
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
-from shared.envelope import CloudEvent
-from shared.errors import Refusal
-from shared.permissions import table
-from shared.provenance import Role
-from shared.settings import ServiceSettings, SettingsError
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.errors import Refusal
+from shared.kernel.permissions import table
+from shared.kernel.provenance import Role
+from shared.kernel.settings import ServiceSettings, SettingsError
+from shared.web.auth import Forbidden, Principal
 
-READS = table("projections")  # the ledger's reads, by action (shared.permissions)
+READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
 # Every role some read permits: the API names these for each route that needs a token.
 READERS: frozenset[Role] = frozenset().union(*READS.permissions.values())
 Progress = Callable[[int], None]

@@ -31,9 +31,9 @@ from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
-from shared.auth import AuthError, Principal, TokenVerifier
-from shared.keys import load_public_key
-from shared.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.kernel.keys import load_public_key
+from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.web.auth import AuthError, Principal, TokenVerifier
 
 app = typer.Typer(
     help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export, "

@@ -9,8 +9,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections.notes import COSIGNATURE_V1, NoteError, Verifier
-from shared.keys import load_public_keys
-from shared.settings import SecuritySettings, SettingsError, seconds, stall_seconds
+from shared.kernel.keys import load_public_keys
+from shared.kernel.settings import SecuritySettings, SettingsError, seconds, stall_seconds
 
 
 @dataclass(frozen=True)

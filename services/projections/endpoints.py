@@ -24,7 +24,7 @@ from shared.contracts.assessments import (
 )
 from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.envelope import CloudEvent
+from shared.kernel.envelope import CloudEvent
 
 ENDPOINTS_VERSION = "NCT05030779-endpoints/1"
 RESPONSE_WINDOW_LAST_DAY = 90  # "within 3 months of infusion": study days 1-90

@@ -30,10 +30,10 @@ from services.projections.domain import Checkpoint, Trust, sign_checkpoint
 from services.projections.integrity import check_ledger
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
-from shared.envelope import CloudEvent, EventData
-from shared.inputs import unstorable_record
-from shared.readings import KafkaOffsets, Readings, lag_by_topic
-from shared.topics import partitions_of
+from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
+from shared.adapters.topics import partitions_of
+from shared.kernel.envelope import CloudEvent, EventData
+from shared.kernel.storable import unstorable_record
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]

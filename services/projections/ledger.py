@@ -43,7 +43,7 @@ import asyncpg
 from services.projections.anchoring import TailEntry
 from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
 from services.projections.views import ViewStore
-from shared.settings import DatabaseSettings, SettingsError
+from shared.kernel.settings import DatabaseSettings, SettingsError
 
 log = logging.getLogger(__name__)
 WRITER_ROLE = "ledger_writer"

@@ -39,8 +39,8 @@ from services.projections.notes import (
     split_note,
 )
 from shared.contracts.security import RecordSignedV1, RecordSignedV2
-from shared.keys import key_id
-from shared.signatures import verify_published
+from shared.kernel.keys import key_id
+from shared.kernel.signatures import verify_published
 
 FORMAT = "trial-ledger-export/v3"
 FORMAT_V2 = "trial-ledger-export/v2"  # no scope, no record keys: still read

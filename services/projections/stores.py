@@ -1,5 +1,5 @@
 """The command services' event stores, read through their own read-only HTTP API
-(``shared.store_api``: ``GET /store/head`` and ``GET /store/events``), with the
+(``shared.web.store_api``: ``GET /store/head`` and ``GET /store/events``), with the
 auditor's own token. The projections service never opens another service's database
 or imports its code.
 
@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from services.projections.reconcile import StoredEvent, StoreEndpoint, StoreReading
-from shared.settings import DEFAULT_PORTS
+from shared.kernel.settings import DEFAULT_PORTS
 
 # The services whose stores feed the ledger (each publishes ``trialledger.<name>.events``).
 COMMAND_SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments")

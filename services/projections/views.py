@@ -41,7 +41,7 @@ from shared.contracts.enrollment import (
 )
 from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.envelope import CloudEvent
+from shared.kernel.envelope import CloudEvent
 
 # Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
 COMMON_FIELDS = frozenset(

@@ -34,7 +34,7 @@ from services.projections import merkle
 from services.projections.domain import Checkpoint
 from services.projections.ledger import LedgerStore
 from services.projections.notes import NoteError, Verifier, cosigned, open_note, split_note
-from shared.readings import KafkaOffsets, Readings
+from shared.adapters.readings import KafkaOffsets, Readings
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.envelope import EventData, contract_registry
+from shared.kernel.envelope import EventData, contract_registry
 
 RECORD_TYPE = "AdverseEvent"
 

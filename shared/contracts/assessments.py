@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from pydantic import Field
 
-from shared.envelope import Contract, EventData, contract_registry
+from shared.kernel.envelope import Contract, EventData, contract_registry
 
 RECORD_TYPE = "SubjectAssessments"
 StudyDay = Field(description="day 1 = infusion day; no day 0")

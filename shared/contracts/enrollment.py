@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from shared.envelope import Contract, EventData, contract_registry
+from shared.kernel.envelope import Contract, EventData, contract_registry
 
 RECORD_TYPE = "Subject"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.contracts.security import AccessDeniedV1
-from shared.envelope import EventData, contract_registry
+from shared.kernel.envelope import EventData, contract_registry
 
 RECORD_TYPE = "User"
 

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.envelope import Contract, EventData, contract_registry
+from shared.kernel.envelope import Contract, EventData, contract_registry
 
 RECORD_TYPE = "Treatment"
 

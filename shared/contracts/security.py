@@ -8,7 +8,7 @@ from uuid import UUID
 
 from pydantic import Field
 
-from shared.envelope import EventData
+from shared.kernel.envelope import EventData
 
 
 class AccessDeniedV1(EventData):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-from shared.envelope import CONTENT_TYPE, CloudEvent, EventData
+from shared.adapters.topics import FOREVER
+from shared.kernel.envelope import CONTENT_TYPE, CloudEvent, EventData
 from shared.published.discovery import Channel
 from shared.published.schemas import component_schemas
-from shared.topics import FOREVER
 
 SCHEMAS = "#/components/schemas/"
 ENVELOPE_TRAIT = "CloudEventStructured"

@@ -1,10 +1,10 @@
 """What there is to publish, found in the code rather than listed by hand.
 
 - Contract modules: every module of ``shared.contracts``. A module named after a service
-  holds one ``*_CONTRACTS`` registry (``shared.envelope.contract_registry``). A module
+  holds one ``*_CONTRACTS`` registry (``shared.kernel.envelope.contract_registry``). A module
   without one (``security``) holds events that every service publishes too.
 - What a topic carries: the contracts its service's ``PUBLICATION``
-  (``shared.publication.Publication``, in ``services/<name>/publication.py``) maps its
+  (``shared.kernel.publication.Publication``, in ``services/<name>/publication.py``) maps its
   stored event classes to; each must be in the service's registry or in ``security``.
 - Services with an HTTP API: every package ``services/<name>/`` with an ``api.py`` that
   defines ``create_app``.
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from shared.envelope import EventData
-from shared.publication import Publication
+from shared.kernel.envelope import EventData
+from shared.kernel.publication import Publication
 
 CONTRACTS_PACKAGE = "shared.contracts"
 SERVICES_PACKAGE = "services"
@@ -39,7 +39,7 @@ class Channel:
 
     @property
     def topic(self) -> str:
-        # The default of shared.settings.ServiceSettings (TL_<SERVICE>_TOPIC overrides it).
+        # The default of shared.kernel.settings.ServiceSettings (TL_<SERVICE>_TOPIC overrides it).
         return f"trialledger.{self.service}.events"
 
     @property
@@ -115,7 +115,7 @@ def publication_of(service: str) -> Publication:
         raise LookupError(f"{CONTRACTS_PACKAGE}.{service} has a registry but {name} is missing")
     found = getattr(importlib.import_module(name), "PUBLICATION", None)
     if not isinstance(found, Publication):
-        raise LookupError(f"{name} defines no PUBLICATION (shared.publication.Publication)")
+        raise LookupError(f"{name} defines no PUBLICATION (shared.kernel.publication.Publication)")
     return found
 
 

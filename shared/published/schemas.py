@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.envelope import CONTENT_TYPE, CloudEvent
+from shared.kernel.envelope import CONTENT_TYPE, CloudEvent
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 

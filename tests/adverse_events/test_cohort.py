@@ -11,7 +11,7 @@ from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import Infused, grading_of
 from services.adverse_events.escalation import Decision
 from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
-from shared.provenance import Meaning
+from shared.kernel.provenance import Meaning
 from tests.support import SIGNER, command, signing
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

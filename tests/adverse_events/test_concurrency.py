@@ -16,10 +16,10 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent, SafetyReview
 from services.adverse_events.publication import PUBLICATION
-from shared.eventstore import postgres_env
-from shared.provenance import Meaning
-from shared.settings import ServiceSettings
-from shared.study_calendar import Infused
+from shared.adapters.eventstore import postgres_env
+from shared.clinical import Infused
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
     SIGNER,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import to_contract
-from shared.access import Denial
 from shared.contracts.security import AccessDeniedV1
+from shared.kernel.access import Denial
 
 
 def test_a_recorded_denial_is_published_as_access_denied() -> None:

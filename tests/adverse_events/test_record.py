@@ -11,7 +11,7 @@ from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
 from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
-from shared.provenance import Command
+from shared.kernel.provenance import Command
 from tests.support import command
 
 INFUSED = Infused(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), 2)

@@ -15,8 +15,8 @@ from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
 from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
-from shared.provenance import Meaning, Role
-from shared.study_calendar import Infused
+from shared.clinical import Infused
+from shared.kernel.provenance import Meaning, Role
 from tests.support import NOW, SIGNER, VERIFIER, bearer, memory_outbox, principal, signature_json
 
 INFUSED_AT = NOW - timedelta(days=60)

@@ -17,10 +17,10 @@ from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import SubjectAssessments, VitalStatus
 from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
-from shared.eventstore import postgres_env
-from shared.provenance import Meaning
-from shared.settings import ServiceSettings
-from shared.study_calendar import Infused
+from shared.adapters.eventstore import postgres_env
+from shared.clinical import Infused
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
     SIGNER,

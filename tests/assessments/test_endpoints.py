@@ -9,7 +9,7 @@ from typing import Any
 from services.projections import plots
 from services.projections.endpoints import Course, courses, trial_endpoints
 from services.projections.endpoints import infused as infused_courses
-from shared.envelope import CloudEvent
+from shared.kernel.envelope import CloudEvent
 from tests.support import NOW
 
 DAY1 = NOW - timedelta(days=200)

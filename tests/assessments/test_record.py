@@ -23,8 +23,8 @@ from services.assessments.laboratory import (
 )
 from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, SledaiItem
-from shared.publication import event_id
-from shared.study_calendar import Infused
+from shared.clinical import Infused
+from shared.kernel.publication import event_id
 from tests.support import NOW, command
 
 INFUSED_AT = NOW - timedelta(days=100)

@@ -14,7 +14,7 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
-from shared.envelope import CloudEvent
+from shared.kernel.envelope import CloudEvent
 from shared.published import ASYNCAPI, documents
 from tests.enrollment.test_publication import published
 

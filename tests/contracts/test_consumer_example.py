@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.contracts.enrollment import SubjectRegisteredV1
-from shared.envelope import CONTENT_TYPE, ActorV1, CloudEvent, SourceV1
-from shared.topics import TopicSpec, ensure_topics
+from shared.kernel.envelope import CONTENT_TYPE, ActorV1, CloudEvent, SourceV1
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs/examples/consumer.py"

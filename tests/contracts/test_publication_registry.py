@@ -1,6 +1,6 @@
 """Every event class a service's records can store has a contract, by class.
 
-The registry (``shared.publication.Publication``) checks itself when it is built; these
+The registry (``shared.kernel.publication.Publication``) checks itself when it is built; these
 tests prove that the check sees every record of every service, refuses a forgotten or a
 stray mapping, and that nothing in the code matches events by name strings instead.
 """
@@ -21,11 +21,11 @@ from eventsourcing.domain import Aggregate, event
 from services.enrollment.domain import Subject
 from services.projections.__main__ import source_topics
 from services.projections.stores import COMMAND_SERVICES, store_endpoints
-from shared.access import AccessDenial
 from shared.contracts.enrollment import SubjectRegisteredV1
-from shared.publication import Mapped, Publication, UnmappedEvents, stored_event_classes
+from shared.kernel.access import AccessDenial
+from shared.kernel.publication import Mapped, Publication, UnmappedEvents, stored_event_classes
+from shared.kernel.records import SubjectRecord
 from shared.published.discovery import channels, publication_of
-from shared.records import SubjectRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = [channel.service for channel in channels()]

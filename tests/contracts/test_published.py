@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.kernel.settings import ServiceSettings
 from shared.published import (
     REGENERATE,
     differences,
@@ -19,7 +20,6 @@ from shared.published import (
 )
 from shared.published.discovery import channels, contract_modules, defined_events
 from shared.published.openapi import Unused
-from shared.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 

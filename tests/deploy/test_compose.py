@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from services.projections.stores import COMMAND_SERVICES
-from shared.settings import DEFAULT_PORTS
+from shared.kernel.settings import DEFAULT_PORTS
 from tests.deploy.files import (
     COMPOSE_FILE,
     INFRASTRUCTURE,
@@ -218,7 +218,7 @@ def test_outside_images_are_pinned_to_a_release(services: dict[str, dict[str, An
 def test_the_set_up_jobs_run_the_repository_s_own_tools(
     services: dict[str, dict[str, Any]],
 ) -> None:
-    assert services["topics"]["command"] == ["shared.create_topics"]
+    assert services["topics"]["command"] == ["shared.adapters.create_topics"]
     assert services["keys"]["entrypoint"] == ["python", "/opt/trial-ledger/keygen.py"]
     assert services["keys"]["command"] == [KEYS]
     assert services["databases"]["entrypoint"][-1].endswith("/init-databases.sh")

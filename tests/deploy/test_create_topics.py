@@ -1,4 +1,4 @@
-"""``python -m shared.create_topics``: the compose stack's topic job."""
+"""``python -m shared.adapters.create_topics``: the compose stack's topic job."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from shared.create_topics import PUBLISHERS, create_topics, publisher_topics
-from shared.settings import ServiceSettings, SettingsError
-from shared.topics import topic_config
+from shared.adapters.create_topics import PUBLISHERS, create_topics, publisher_topics
+from shared.adapters.topics import topic_config
+from shared.kernel.settings import ServiceSettings, SettingsError
 from tests.deploy.files import ROOT, applications, run
 
 
@@ -44,7 +44,7 @@ def test_refuses_a_partition_count_that_is_not_positive(value: str) -> None:
 
 def test_the_job_fails_naming_the_missing_bootstrap() -> None:
     env = {k: v for k, v in os.environ.items() if k != "TL_KAFKA_BOOTSTRAP"}
-    result = run([sys.executable, "-m", "shared.create_topics"], cwd=ROOT, env=env)
+    result = run([sys.executable, "-m", "shared.adapters.create_topics"], cwd=ROOT, env=env)
     assert result.returncode == 2
     assert "TL_KAFKA_BOOTSTRAP" in result.stderr
 

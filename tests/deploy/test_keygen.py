@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from shared.keys import PAIRS, key_id, load_private_key, load_public_key
+from shared.kernel.keys import PAIRS, key_id, load_private_key, load_public_key
 from tests.deploy.files import DEPLOY, ROOT, run
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from services.projections.__main__ import known_contracts
 from services.projections.stores import COMMAND_SERVICES
-from shared.permissions import TABLES
-from shared.provenance import Role
+from shared.kernel.permissions import TABLES
+from shared.kernel.provenance import Role
+from shared.kernel.settings import DEFAULT_PORTS
 from shared.published.discovery import channels
-from shared.settings import DEFAULT_PORTS
 from tests.deploy.files import applications
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,13 +69,15 @@ def test_every_role_may_run_some_command() -> None:
            if rule.roles != frozenset(Role)]  # fmt: skip
     granted = {role for roles in own for role in roles}
     idle = sorted(role.value for role in Role if role not in granted)
-    assert not idle, f"roles that shared/permissions.py grants no command of their own: {idle}"
+    assert not idle, (
+        f"roles that shared/kernel/permissions.py grants no command of their own: {idle}"
+    )
 
 
 def test_every_role_has_its_place_in_each_order_of_precedence() -> None:
     unplaced = {name: sorted(r.value for r in Role if r not in rows.precedence)
                 for name, rows in TABLES.items()}  # fmt: skip
-    assert not any(unplaced.values()), f"place them in shared/permissions.py: {unplaced}"
+    assert not any(unplaced.values()), f"place them in shared/kernel/permissions.py: {unplaced}"
 
 
 def test_the_security_guide_has_a_column_per_role() -> None:

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.keys import ensure_pair, load_public_key
-from shared.settings import ServiceSettings, SettingsError
+from shared.kernel.keys import ensure_pair, load_public_key
+from shared.kernel.settings import ServiceSettings, SettingsError
 from tests.support import eventually, isolated
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"

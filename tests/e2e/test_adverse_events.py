@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.envelope import CloudEvent
-from shared.signatures import verify_published
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.signatures import verify_published
 from tests.e2e.flows import PASSWORD, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from shared.signatures import verify_published
+from shared.kernel.signatures import verify_published
 from tests.e2e.flows import PASSWORD, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually

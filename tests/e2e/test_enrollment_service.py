@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import pytest
 
-from shared.envelope import CloudEvent
-from shared.settings import ServiceSettings
-from shared.signatures import verify_published
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import ServiceSettings
+from shared.kernel.signatures import verify_published
 from tests.e2e.stack import Stack
 from tests.support import read_topic, screening_json
 

@@ -12,9 +12,9 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.envelope import CloudEvent
-from shared.settings import ServiceSettings
-from shared.signatures import verify_published
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.settings import ServiceSettings
+from shared.kernel.signatures import verify_published
 from tests.e2e.flows import PASSWORD, enrol, today
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic

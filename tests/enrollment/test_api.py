@@ -15,8 +15,8 @@ from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import CRITERIA, Observation
-from shared.auth import Principal, TokenIssuer
-from shared.provenance import Meaning, Role
+from shared.kernel.provenance import Meaning, Role
+from shared.web.auth import Principal, TokenIssuer
 from tests.support import (
     NOW,
     SCREENING_DAY,

@@ -15,9 +15,9 @@ from services.enrollment import errors
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import DoseLevel, SubjectStatus
 from services.enrollment.rules import Observation
-from shared.eventstore import postgres_env
-from shared.provenance import Meaning
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
 from tests.support import SCREENING_DAY, SIGNER, command, consent, screening, signing
 
 

@@ -12,10 +12,10 @@ from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from services.enrollment.publication import PUBLICATION
-from shared.eventstore import postgres_env
-from shared.provenance import Meaning
-from shared.records import SubjectRecord
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.kernel.provenance import Meaning
+from shared.kernel.records import SubjectRecord
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
     SIGNER,

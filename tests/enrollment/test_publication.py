@@ -15,10 +15,10 @@ from services.enrollment.publication import to_contract
 from services.enrollment.rules import Observation
 from shared.contracts import enrollment as contracts
 from shared.contracts.security import AccessDeniedV1, RecordSignedV2
-from shared.envelope import CloudEvent, contract_registry
-from shared.provenance import Meaning
-from shared.publication import event_id
-from shared.signatures import verify_published
+from shared.kernel.envelope import CloudEvent, contract_registry
+from shared.kernel.provenance import Meaning
+from shared.kernel.publication import event_id
+from shared.kernel.signatures import verify_published
 from tests.support import (
     NOW,
     RECORD_KEY,

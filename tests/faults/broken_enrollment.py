@@ -11,8 +11,8 @@ from typing import Any
 
 import services.enrollment.publication as publication
 from services.enrollment.domain import Subject
-from shared.publication import Publication
-from shared.runner import configure_logging
+from shared.kernel.publication import Publication
+from shared.web.runner import configure_logging
 
 
 def _defect(event: Any) -> dict[str, Any]:

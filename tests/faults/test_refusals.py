@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from fastapi.routing import APIRoute
 
-from shared.http import Requires
-from shared.provenance import Role
+from shared.kernel.provenance import Role
 from shared.published.discovery import app_factories
 from shared.published.openapi import described_app
+from shared.web.http import Requires
 from tests.faults.conftest import PASSWORD, Faulty, loaded
 from tests.support import eventually
 

@@ -34,7 +34,7 @@ import httpx
 import pytest
 import pytest_asyncio
 
-from shared.provenance import Role
+from shared.kernel.provenance import Role
 from tests.e2e import flows
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
 from tests.support import eventually

@@ -19,9 +19,9 @@ from services.identity import errors
 from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.publication import PUBLICATION
-from shared.eventstore import postgres_env
-from shared.provenance import Actor, Command, Meaning, Provenance, Role
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     ISSUER,
     VERIFIER,

@@ -17,7 +17,7 @@ from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
-from shared.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
 from tests.support import ISSUER, VERIFIER, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"

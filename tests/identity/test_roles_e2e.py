@@ -1,4 +1,4 @@
-"""The role x command table (``shared.permissions``), against all six running services:
+"""The role x command table (``shared.kernel.permissions``), against all six running services:
 every row of every service, for every role, answers 403 ``role_not_permitted`` exactly
 when the table does not list the role, and 401 without a valid token.
 
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from shared.contracts.identity import IDENTITY_CONTRACTS
-from shared.envelope import CloudEvent
-from shared.permissions import TABLES
-from shared.provenance import Role
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.permissions import TABLES
+from shared.kernel.provenance import Role
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack
 from tests.support import read_topic, screening_json
 

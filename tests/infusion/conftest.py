@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from services.infusion.views import EnrolmentView
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import Enrolment, Treatment
 from services.infusion.publication import PUBLICATION
-from shared.eventstore import postgres_env
-from shared.provenance import Role
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.kernel.provenance import Role
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
     SIGNER,

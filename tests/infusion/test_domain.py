@@ -20,8 +20,8 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
-from shared.cohort import CohortOpening
-from shared.provenance import Command
+from shared.clinical import CohortOpening
+from shared.kernel.provenance import Command
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -21,10 +21,10 @@ from services.projections.application import ProjectionsApplication
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
-from shared.envelope import CloudEvent
-from shared.provenance import Meaning
-from shared.settings import ServiceSettings
-from shared.topics import TopicSpec, ensure_topics
+from shared.adapters.topics import TopicSpec, ensure_topics
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     RECORD_KEY,
     SIGNER,

@@ -12,7 +12,7 @@ import pytest
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
-from shared.provenance import Role
+from shared.kernel.provenance import Role
 from tests.support import VERIFIER, bearer, principal
 
 pytestmark = pytest.mark.integration

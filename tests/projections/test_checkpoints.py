@@ -17,7 +17,7 @@ from services.projections.domain import Trust, verify_ledger
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     ingest_until,

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import checkpoint_valid, entry_leaf
 from services.projections.ledger import LedgerStore
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     ingest_until,

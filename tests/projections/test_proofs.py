@@ -8,7 +8,7 @@ from services.projections import merkle
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import Checkpoint
 from services.projections.offline import TrustedKeys, verify_export
-from shared.provenance import Role
+from shared.kernel.provenance import Role
 from tests.projections.conftest import CHECKPOINT_KEY
 from tests.support import RECORD_KEY, principal
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services.projections.application import ProjectionsApplication
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"

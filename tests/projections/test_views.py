@@ -11,10 +11,10 @@ import pytest
 
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
-from shared.auth import Forbidden
-from shared.envelope import CloudEvent
-from shared.provenance import Role
-from shared.settings import ServiceSettings
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Role
+from shared.kernel.settings import ServiceSettings
+from shared.web.auth import Forbidden
 from tests.projections.conftest import ingest_until, produce, published_events, records_of
 from tests.support import principal
 

@@ -19,8 +19,8 @@ from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
 from services.projections.witness import Cosigner, WitnessConfig, WitnessError
-from shared.observability import instrument
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
+from shared.web.observability import instrument
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     ingest_until,

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from services.projections.__main__ import create_cosigner
 from services.projections.config import LedgerConfig, _witness_vkey, witness_verifier
 from services.projections.notes import COSIGNATURE_V1, Verifier
-from shared.settings import SettingsError
+from shared.kernel.settings import SettingsError
 
 KEY = Ed25519PrivateKey.generate().public_key()
 WITNESS_VKEY = Verifier.of("example.org/witness", KEY, COSIGNATURE_V1).vkey()

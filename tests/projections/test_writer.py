@@ -18,7 +18,7 @@ from services.projections.domain import sign_checkpoint
 from services.projections.ingest import ForeignEntries
 from services.projections.ledger import Fenced, LedgerStore
 from services.projections.merkle import Frontier
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     ingest_until,

@@ -8,9 +8,9 @@ import httpx
 from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi import FastAPI
 
-from shared.http import Authorisation, Caller, authorised, command_app, install_error_mapping
-from shared.permissions import CLINICAL_FIRST, Rule, ServiceTable
-from shared.provenance import Role
+from shared.kernel.permissions import CLINICAL_FIRST, Rule, ServiceTable
+from shared.kernel.provenance import Role
+from shared.web.http import Authorisation, Caller, authorised, command_app, install_error_mapping
 from tests.support import VERIFIER
 
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from shared.envelope import Contract
-from shared.http import install_error_mapping
-from shared.inputs import MAX_BODY_BYTES, IsoDate, IsoDateTime
+from shared.kernel.envelope import Contract
+from shared.web.http import install_error_mapping
+from shared.web.inputs import MAX_BODY_BYTES, IsoDate, IsoDateTime
 
 
 class Note(Contract):

@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from shared.logs import (
+from shared.kernel.logs import (
     Summarise,
     cloudevent_correlation,
     correlated,
     current_correlation_id,
     log_handler,
 )
-from shared.settings import SettingsError
+from shared.kernel.settings import SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,8 +105,8 @@ def test_the_correlation_id_of_a_cloudevent_and_of_unreadable_records() -> None:
 
 def test_a_service_process_logs_json_lines_on_stderr() -> None:
     program = (
-        "import logging; from shared.runner import configure_logging; "
-        "from shared.logs import correlated; configure_logging('infusion'); "
+        "import logging; from shared.web.runner import configure_logging; "
+        "from shared.kernel.logs import correlated; configure_logging('infusion'); "
         "c = correlated('corr-p'); c.__enter__(); logging.getLogger('x').info('hello')"
     )
     done = subprocess.run(  # noqa: S603
@@ -156,9 +156,9 @@ def test_each_distinct_problem_and_every_info_line_is_written() -> None:
         summarise,
         ("aiokafka", logging.ERROR, "Unable connect to node %s"),
         ("aiokafka", logging.WARNING, "Unable connect to node %s"),
-        ("shared.relay", logging.ERROR, "Unable connect to node %s"),
+        ("shared.adapters.relay", logging.ERROR, "Unable connect to node %s"),
         ("aiokafka", logging.ERROR, "Heartbeat failed %s"),
-        *[("shared.relay", logging.INFO, "relay published %s")] * 3,
+        *[("shared.adapters.relay", logging.INFO, "relay published %s")] * 3,
     )
     assert len(written) == 7
     assert not any(hasattr(record, "left_out") for record in written)

@@ -14,13 +14,13 @@ import httpx
 from aiokafka import TopicPartition
 from fastapi import FastAPI
 
-from shared.auth import Role
-from shared.http import Authorisation, Caller, authorised
-from shared.logs import current_correlation_id
-from shared.observability import instrument
-from shared.permissions import CLINICAL_FIRST, Rule, ServiceTable
-from shared.readings import KafkaOffsets, Readings, lag_by_topic
-from shared.settings import DatabaseSettings, ServiceSettings
+from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
+from shared.kernel.logs import current_correlation_id
+from shared.kernel.permissions import CLINICAL_FIRST, Rule, ServiceTable
+from shared.kernel.settings import DatabaseSettings, ServiceSettings
+from shared.web.auth import Role
+from shared.web.http import Authorisation, Caller, authorised
+from shared.web.observability import instrument
 from tests.e2e.stack import free_port
 from tests.support import ISSUER, VERIFIER, principal
 

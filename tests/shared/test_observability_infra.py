@@ -15,16 +15,16 @@ from faststream.kafka import KafkaBroker
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from shared.envelope import CloudEvent
-from shared.eventstore import postgres_env
-from shared.infusion_view import InfusionView
-from shared.logs import current_correlation_id
-from shared.observability import instrument
-from shared.outbox import Outbox
-from shared.readings import KafkaOffsets, Readings
-from shared.relay import Relay, RelayOptions
-from shared.settings import ServiceSettings
-from shared.subject_views import Subscriptions, subscribe
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.infusion_view import InfusionView
+from shared.adapters.outbox import Outbox
+from shared.adapters.readings import KafkaOffsets, Readings
+from shared.adapters.relay import Relay, RelayOptions
+from shared.adapters.subject_views import Subscriptions, subscribe
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.logs import current_correlation_id
+from shared.kernel.settings import ServiceSettings
+from shared.web.observability import instrument
 from tests.support import SIGNER, command, eventually
 
 pytestmark = pytest.mark.integration

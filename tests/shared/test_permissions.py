@@ -1,4 +1,4 @@
-"""The one role x command table (``shared.permissions``): every route of every service's
+"""The one role x command table (``shared.kernel.permissions``): every route of every service's
 app has its row (or is public by the table), every row a route, docs/security.md shows
 exactly the table, and the role a user acts in is chosen by the table's precedence."""
 
@@ -15,9 +15,7 @@ from fastapi.routing import APIRoute
 from services.projections import application as ledger_reads
 from services.projections.api import create_app as create_projections_app
 from services.projections.application import ProjectionsApplication
-from shared.auth import Forbidden, Principal
-from shared.http import Authorisation, Caller, authorised, command_app, command_of
-from shared.permissions import (
+from shared.kernel.permissions import (
     AUDITOR_FIRST,
     CLINICAL_FIRST,
     END,
@@ -33,9 +31,11 @@ from shared.permissions import (
     rewritten,
     table,
 )
-from shared.provenance import Role
+from shared.kernel.provenance import Role
 from shared.published.discovery import app_factories
 from shared.published.openapi import described_app
+from shared.web.auth import Forbidden, Principal
+from shared.web.http import Authorisation, Caller, authorised, command_app, command_of
 from tests.support import NOW, VERIFIER, bearer, principal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,7 +70,7 @@ def test_every_route_of_a_command_service_has_its_row_or_is_public(service: str)
         for name in named(route)
         if name not in public
     ]
-    assert not unlisted, f"{service}: routes with no row in shared.permissions: {unlisted}"
+    assert not unlisted, f"{service}: routes with no row in shared.kernel.permissions: {unlisted}"
 
 
 @pytest.mark.parametrize("service", sorted(TABLES))
@@ -87,7 +87,7 @@ def test_every_public_route_of_the_table_is_a_route_that_needs_no_token(service:
 def test_every_row_of_a_command_service_is_a_route_s_command(service: str) -> None:
     used = {command_of(route) for route in routes(service)}
     unused = set(table(service).permissions) - used
-    assert not unused, f"{service}: rows of shared.permissions no route runs: {unused}"
+    assert not unused, f"{service}: rows of shared.kernel.permissions no route runs: {unused}"
 
 
 @pytest.mark.parametrize("service", sorted(set(TABLES) - {"projections"}))
@@ -151,7 +151,7 @@ def test_the_projections_api_documents_the_roles_every_ledger_read_permits() -> 
 
 def test_the_guide_shows_exactly_the_table_of_the_code() -> None:
     guide = (ROOT / GUIDE).read_text(encoding="utf-8")
-    assert rewritten(guide) == guide, "regenerate it: python -m shared.permissions --write"
+    assert rewritten(guide) == guide, "regenerate it: python -m shared.kernel.permissions --write"
     assert guide.count(END) == 1
 
 

@@ -22,15 +22,15 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from services.enrollment.publication import PUBLICATION
-from shared.envelope import CloudEvent
-from shared.eventstore import postgres_env
-from shared.outbox import Head, Outbox
-from shared.provenance import Meaning
-from shared.publication import Publication
-from shared.readings import KafkaOffsets
-from shared.relay import Relay, RelayOptions, stall_reason
-from shared.settings import ServiceSettings
-from shared.topics import FOREVER
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Head, Outbox
+from shared.adapters.readings import KafkaOffsets
+from shared.adapters.relay import Relay, RelayOptions, stall_reason
+from shared.adapters.topics import FOREVER
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Meaning
+from shared.kernel.publication import Publication
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     SIGNER,
     Running,
@@ -172,13 +172,20 @@ async def test_the_operator_lists_the_quarantine(
 
 
 async def operator(settings: ServiceSettings, action: str) -> subprocess.CompletedProcess[str]:
-    """``python -m shared.quarantine <action> --service enrollment``, with its settings."""
+    """``python -m shared.adapters.quarantine <action> --service enrollment``, with its settings."""
     env = {
         **os.environ,
         "TL_ENROLLMENT_DATABASE_SCHEMA": settings.database.schema,
         "TL_ENROLLMENT_TOPIC": settings.topic,
     }
-    command = [sys.executable, "-m", "shared.quarantine", action, "--service", "enrollment"]
+    command = [
+        sys.executable,
+        "-m",
+        "shared.adapters.quarantine",
+        action,
+        "--service",
+        "enrollment",
+    ]
     return await asyncio.to_thread(
         subprocess.run, command, env=env, capture_output=True, text=True, check=False
     )

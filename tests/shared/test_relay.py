@@ -17,12 +17,12 @@ from aiokafka import ConsumerRecord
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION, to_contract
-from shared.envelope import CloudEvent
-from shared.eventstore import postgres_env
-from shared.outbox import Outbox, published_position
-from shared.provenance import Meaning
-from shared.relay import Relay, RelayOptions
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox, published_position
+from shared.adapters.relay import Relay, RelayOptions
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
 from tests.support import (
     SIGNER,
     Running,

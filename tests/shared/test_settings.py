@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.settings import ServiceSettings, SettingsError
+from shared.kernel.settings import ServiceSettings, SettingsError
 
 GOOD = {
     "TL_ENROLLMENT_DATABASE_URL": "postgresql://ledger:s3cret@127.0.0.1:5544/enrollment",

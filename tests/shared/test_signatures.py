@@ -24,10 +24,9 @@ from eventsourcing.persistence import StoredEvent
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
-from shared.envelope import CloudEvent
-from shared.keys import key_id
-from shared.published.discovery import contract_modules, defined_events
-from shared.signatures import (
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.keys import key_id
+from shared.kernel.signatures import (
     MANIFEST_FIELDS,
     SCHEME,
     SIGNED_EVENT_ATTRIBUTES,
@@ -39,6 +38,7 @@ from shared.signatures import (
     published_time,
     verify_published,
 )
+from shared.published.discovery import contract_modules, defined_events
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_VECTOR = ROOT / "docs/examples/record-signature-v1.json"

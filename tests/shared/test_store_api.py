@@ -12,11 +12,11 @@ import pytest
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from shared.envelope import CloudEvent
-from shared.eventstore import postgres_env
-from shared.outbox import Outbox
-from shared.provenance import Role
-from shared.settings import ServiceSettings
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.provenance import Role
+from shared.kernel.settings import ServiceSettings
 from tests.support import NOW, SIGNER, VERIFIER, asgi_client, bearer, command, principal
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,8 @@ import uuid
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.settings import ServiceSettings
-from shared.topics import TopicSpec, ensure_topics, topic_config
+from shared.adapters.topics import TopicSpec, ensure_topics, topic_config
+from shared.kernel.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from shared.settings import DEFAULT_PORTS
+from shared.kernel.settings import DEFAULT_PORTS
 from tools.demo.client import SERVICES, Credentials, DemoError
 from tools.demo.run import Options, run_demo
 from tools.demo.story import SEED

@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, for_code
 
-from shared.settings import ServiceSettings
+from shared.kernel.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ assertions; every service verifies them), ``record`` (command services sign the
 records of signed steps; auditors verify them) and ``checkpoint`` (the projections
 service signs ledger checkpoints; auditors and outside witnesses verify them).
 
-    python -m shared.keys DIR   # create missing pairs in DIR, print their settings
+    python -m shared.kernel.keys DIR   # create missing pairs in DIR, print their settings
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.settings import SettingsError
+from shared.kernel.settings import SettingsError
 
 PAIRS = ("token", "record", "checkpoint")
 

@@ -1,12 +1,12 @@
 """Health, readiness, Prometheus metrics and correlation ids for a service's HTTP app.
 
-``instrument(app, settings, *workers)`` (called by ``shared.runner.serve``) adds:
+``instrument(app, settings, *workers)`` (called by ``shared.web.runner.serve``) adds:
 
 - a middleware that takes the request's ``x-correlation-id`` (or makes one), keeps it
   in the logging context for the whole request, echoes it in the response, and counts
   requests by method, route template and status, with their latency;
 - ``GET /ready``: 200 when the service's database and the Kafka broker answer and its
-  workers keep their promises (``shared.readings.Checked``: the relay publishes every
+  workers keep their promises (``shared.adapters.readings.Checked``: the relay publishes every
   stored event within ``TL_STALL_SECONDS`` and holds none in quarantine; the ledger's
   ingest keeps up), else 503 naming each failing check and why (``/health`` stays a cheap
   liveness answer);
@@ -44,9 +44,9 @@ from prometheus_client.registry import Collector
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.logs import correlated
-from shared.readings import Checked, KafkaOffsets, Observed, Readings
-from shared.settings import DatabaseSettings, ServiceSettings
+from shared.adapters.readings import Checked, KafkaOffsets, Observed, Readings
+from shared.kernel.logs import correlated
+from shared.kernel.settings import DatabaseSettings, ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ _PLAIN_ID = re.compile(r"[A-Za-z0-9._:/@+=-]{1,128}")
 def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Observer:
     """Add correlation ids, request metrics, ``/ready`` and ``/metrics`` to ``app``.
 
-    Workers that implement ``shared.readings.Observed`` report at each scrape; others
+    Workers that implement ``shared.adapters.readings.Observed`` report at each scrape; others
     are ignored. Call before the app serves its first request.
     """
     sources = [w for w in workers if isinstance(w, Observed)]

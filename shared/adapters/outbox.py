@@ -28,14 +28,14 @@ from uuid import UUID
 import asyncpg
 from eventsourcing.persistence import Notification
 
-from shared.envelope import CloudEvent
-from shared.eventstore import ServiceApplication
-from shared.publication import Publication, Unpublishable, event_id
-from shared.settings import DatabaseSettings, ServiceSettings
+from shared.adapters.eventstore import ServiceApplication
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.publication import Publication, Unpublishable, event_id
+from shared.kernel.settings import DatabaseSettings, ServiceSettings
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
-# The schema name is checked as an identifier by shared.settings; values are parameters.
+# The schema name is checked as an identifier by shared.kernel.settings; values are parameters.
 _TABLES = """
 CREATE TABLE IF NOT EXISTS {schema}.relay_positions (
     topic text PRIMARY KEY,

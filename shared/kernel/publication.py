@@ -20,11 +20,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, CommandMethodDecorator
 
-from shared.access import AccessDenial, Denial, access_denied_contract, signature_contract
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.envelope import ActorV1, EventData, SourceV1
-from shared.provenance import Provenance
-from shared.records import SubjectRecord
+from shared.kernel.access import AccessDenial, Denial, access_denied_contract, signature_contract
+from shared.kernel.envelope import ActorV1, EventData, SourceV1
+from shared.kernel.provenance import Provenance
+from shared.kernel.records import SubjectRecord
 
 _EVENT_ID_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:event")
 
@@ -43,7 +43,7 @@ class UnmappedEvents(TypeError):
 
 class Unpublishable(Exception):
     """A stored event could not be turned into its published form (a defect: the relay
-    quarantines it, see ``shared.outbox``)."""
+    quarantines it, see ``shared.adapters.outbox``)."""
 
     def __init__(self, reason: str, key: str) -> None:
         super().__init__(reason)

@@ -24,7 +24,7 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from shared.settings import SettingsError
+from shared.kernel.settings import SettingsError
 
 _CORRELATION_ID: ContextVar[str | None] = ContextVar("correlation_id", default=None)
 _SERVICE: list[str] = []  # the process's service, once ``name_service`` was called

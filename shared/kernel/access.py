@@ -7,19 +7,24 @@ of a record of its own, and publishes it on its topic like any other event.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.envelope import ActorV1, SourceV1
-from shared.signatures import Signature, SignatureV1
+from shared.kernel.envelope import ActorV1, SourceV1
+from shared.kernel.signatures import Signature, SignatureV1
 
 
 @dataclass(frozen=True)
 class Denial:
     """Who tried what, and why it was refused."""
+
+    # Stored events name it by the module it was first stored from (shared.access).
+    stored_as: ClassVar[str] = "shared.access.Denial"
 
     user_id: str
     printed_name: str
@@ -36,13 +41,20 @@ class AccessDenial(Aggregate):
     """One refused command."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         AccessDenied: ClassVar[type[Aggregate.Event]]
 
     @event("AccessDenied")
     def __init__(self, denial: Denial) -> None:
         self.denial = denial
+
+
+# Stored events name the record and its events by the module they were first stored from:
+# go on writing those topics, and read them back (eventsourcing resolves the old module).
+register_topic("shared.access", sys.modules[__name__])
+for _stored in (AccessDenial, AccessDenial.Event, AccessDenial.Created, AccessDenial.AccessDenied):
+    setattr(_stored, "TOPIC", f"shared.access:{_stored.__qualname__}")  # noqa: B010
 
 
 def signature_contract(event: Any, common: dict[str, Any]) -> RecordSignedV1 | RecordSignedV2:

@@ -14,73 +14,39 @@ the authority on each request.
 
 from __future__ import annotations
 
-import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.provenance import Meaning, Role
+from shared.kernel.principals import (
+    AuthError,
+    Forbidden,
+    Principal,
+    SignatureRefused,
+    SigningAssertion,
+    Unauthenticated,
+    check_assertion,
+    new_session_id,
+)
+from shared.kernel.provenance import Meaning, Role
 
 ISSUER = "trial-ledger-identity"
 AUDIENCE = "trial-ledger"
 ACCESS, SIGNING = "access", "signing"
-__all__ = ["Meaning", "Role"]  # re-exported: the vocabulary of tokens
-
-
-class AuthError(Exception):
-    """Base of authentication and authorisation refusals; ``code`` is stable."""
-
-    code: ClassVar[str] = "unauthenticated"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
-
-
-class Unauthenticated(AuthError):
-    """No token, or one that is forged, expired or of the wrong kind: HTTP 401."""
-
-    code = "unauthenticated"
-
-
-class Forbidden(AuthError):
-    """The user is known but none of their roles may run this command: HTTP 403."""
-
-    code = "role_not_permitted"
-
-
-class SignatureRefused(AuthError):
-    """A signing assertion does not fit this signature (another user, session or meaning)."""
-
-    code = "signature_refused"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated user, as the access token says."""
-
-    user_id: str
-    printed_name: str
-    site: str
-    roles: frozenset[Role]
-    session_id: str
-
-
-@dataclass(frozen=True)
-class SigningAssertion:
-    """The identity authority's word that ``user_id`` re-authenticated to sign."""
-
-    assertion_id: str
-    user_id: str
-    printed_name: str
-    session_id: str
-    meaning: Meaning
-    purpose: str
-    authenticated_at: datetime
+__all__ = [  # re-exported: the vocabulary of tokens (shared.kernel.principals, provenance)
+    "AuthError",
+    "Forbidden",
+    "Meaning",
+    "Principal",
+    "Role",
+    "SignatureRefused",
+    "SigningAssertion",
+    "Unauthenticated",
+    "check_assertion",
+    "new_session_id",
+]
 
 
 class TokenIssuer:
@@ -173,28 +139,3 @@ class TokenVerifier:
         if claims.get("typ") != kind:
             raise Unauthenticated(f"a {claims.get('typ')} token was given where {kind} is needed")
         return claims
-
-
-def new_session_id() -> str:
-    return str(uuid.uuid4())
-
-
-def check_assertion(
-    assertion: SigningAssertion, principal: Principal, meaning: Meaning, purpose: str
-) -> SigningAssertion:
-    """The assertion must be the caller's own, from this session, for this meaning and purpose."""
-    if assertion.user_id != principal.user_id or assertion.session_id != principal.session_id:
-        raise SignatureRefused("the signing assertion belongs to another user or session")
-    if assertion.meaning is not meaning:
-        raise SignatureRefused(
-            f"this step is signed with meaning {meaning}, the assertion says {assertion.meaning}",
-            expected=meaning.value,
-            given=assertion.meaning.value,
-        )
-    if assertion.purpose != purpose:
-        raise SignatureRefused(
-            f"the signing assertion is for {assertion.purpose!r}, not {purpose!r}",
-            expected=purpose,
-            given=assertion.purpose,
-        )
-    return assertion

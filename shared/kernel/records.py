@@ -2,18 +2,20 @@
 
 Every event of such a record names the subject, so that it can be published alone;
 and a signed step is followed, in the same save, by a ``RecordSigned`` event binding
-the signature to the version it signs (see ``shared.signatures``).
+the signature to the version it signs (see ``shared.kernel.signatures``).
 """
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from eventsourcing.domain import Aggregate, event
+from eventsourcing.utils import register_topic
 
-from shared.provenance import Command, Provenance
-from shared.signatures import Signature, SignatureV1
+from shared.kernel.provenance import Command, Provenance
+from shared.kernel.signatures import Signature, SignatureV1
 
 
 class SignatureNotForThisRecord(ValueError):
@@ -34,7 +36,7 @@ class SubjectRecord(Aggregate):
         subject_id: str
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.publication.Publication).
+    # its published contract by the service's shared.kernel.publication.Publication).
     if TYPE_CHECKING:
         RecordSigned: ClassVar[type[Event]]
 
@@ -65,3 +67,9 @@ class SubjectRecord(Aggregate):
         self, signature: Signature | SignatureV1, occurred_at: datetime, provenance: Provenance
     ) -> None:
         self._signatures = (*self.signatures, signature)
+
+
+# Events stored before each service's record had events of its own name this module as it
+# was then, shared.records (``shared.records:SubjectRecord.RecordSigned``): read them back.
+# Subclasses make their own event classes, so nothing new is stored under that topic.
+register_topic("shared.records", sys.modules[__name__])

@@ -13,11 +13,11 @@ Transactional-outbox semantics through the event store's notification log:
 
 One record cannot stop it. A record that cannot be published (its mapping fails, or
 it is larger than the topic takes) is a defect: it is quarantined
-(``shared.outbox``) with its reason, and so is every later record of the same Kafka
+(``shared.adapters.outbox``) with its reason, and so is every later record of the same Kafka
 key, so that each key keeps its order; the other keys go on. The quarantine is retried
 when a relay session starts (a fixed release is a restart), after
 ``quarantine_retry`` seconds (doubling, at most 15 minutes), and at once when an
-operator asks (``python -m shared.quarantine retry``). Readiness fails while anything
+operator asks (``python -m shared.adapters.quarantine retry``). Readiness fails while anything
 is quarantined, or while the oldest unpublished event is older than ``stall_after``.
 """
 
@@ -41,11 +41,11 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from shared.envelope import CONTENT_TYPE
-from shared.outbox import Head, Outbox, Outgoing
-from shared.readings import KafkaOffsets, Readings
-from shared.settings import ServiceSettings, seconds, stall_seconds
-from shared.topics import topic_config
+from shared.adapters.outbox import Head, Outbox, Outgoing
+from shared.adapters.readings import KafkaOffsets, Readings
+from shared.adapters.topics import topic_config
+from shared.kernel.envelope import CONTENT_TYPE
+from shared.kernel.settings import ServiceSettings, seconds, stall_seconds
 
 log = logging.getLogger(__name__)
 

@@ -26,20 +26,20 @@ from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConst
 from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.kernel.storable import UNSTORABLE, unstorable_text
+
 # Far above any command here (a screening is a few kB), and far below Kafka's default
 # 1 MB message limit, so that no command can make an event too large to publish.
 MAX_BODY_BYTES = 64 * 1024
 BIGINT_MAX = 2**63 - 1
 
-# PostgreSQL text cannot hold NUL, jsonb refuses \u0000, and a lone surrogate is not
-# UTF-8 at all: such text fails the first INSERT that meets it, which can be downstream.
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Text PostgreSQL cannot store is refused at the door (UNSTORABLE, shared.kernel.storable).
 _JSON_TYPES = re.compile(r"application/(?:[\w.+-]+\+)?json")
 
 Refusal = tuple[int, str, str, dict[str, Any]]
 """An answer to bad input: status, code, message, details."""
 ErrorAnswer = Callable[[int, str, str, dict[str, Any]], ASGIApp]
-"""Builds the coded error response (``shared.http.error_response``)."""
+"""Builds the coded error response (``shared.web.http.error_response``)."""
 
 
 class InputGuard:
@@ -101,13 +101,13 @@ class InputGuard:
 
 
 def _url_refusal(scope: Scope) -> Refusal | None:
-    if _UNSTORABLE.search(scope["path"]):
+    if UNSTORABLE.search(scope["path"]):
         return _invalid(["path"], "the path contains a NUL or a lone surrogate")
     query = scope.get("query_string", b"").decode("latin-1")
     for name, value in parse_qsl(query, keep_blank_values=True):
-        if _UNSTORABLE.search(name):
+        if UNSTORABLE.search(name):
             return _invalid(["query"], "a query parameter's name contains a NUL")
-        if _UNSTORABLE.search(value):
+        if UNSTORABLE.search(value):
             return _invalid(["query", name], "the query parameter contains a NUL")
     return None
 
@@ -140,39 +140,6 @@ def _body_refusal(scope: Scope, body: bytes) -> Refusal | None:
 def _not_json(constant: str) -> Any:
     # Python's json reads NaN and Infinity; JSON (RFC 8259) has no such numbers.
     raise ValueError(f"{constant} is not a JSON number")
-
-
-# A JSON escape of a NUL or of a surrogate: how such text arrives in a Kafka record.
-_ESCAPED_UNSTORABLE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
-
-
-def unstorable_record(value: bytes) -> str | None:
-    """Why a JSON record's text cannot be stored in PostgreSQL, if it cannot (a consumer
-    dead-letters it instead of failing on it forever). Cheap unless an escape is there."""
-    if not _ESCAPED_UNSTORABLE.search(value):
-        return None
-    where = unstorable_text(json.loads(value))
-    if where is None:
-        return None
-    return f"text PostgreSQL cannot store (a NUL or a lone surrogate) at {where}"
-
-
-def unstorable_text(document: Any) -> list[str | int] | None:
-    """Where the first string or key PostgreSQL cannot store is, if any (iteratively:
-    nesting is bounded only by the body size)."""
-    pending: list[tuple[Any, list[str | int]]] = [(document, [])]
-    while pending:
-        value, location = pending.pop()
-        if isinstance(value, str) and _UNSTORABLE.search(value):
-            return location
-        if isinstance(value, dict):
-            for key, item in value.items():
-                if _UNSTORABLE.search(key):
-                    return [*location, "?"]  # never echo the key: a surrogate cannot be sent
-                pending.append((item, [*location, key]))
-        elif isinstance(value, list):
-            pending.extend((item, [*location, index]) for index, item in enumerate(value))
-    return None
 
 
 def _invalid(location: list[str | int], message: str, kind: str = "text_unstorable") -> Refusal:

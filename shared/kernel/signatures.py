@@ -29,7 +29,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from shared.contracts.security import RecordSignedV1, RecordSignedV2
-from shared.keys import key_id
+from shared.kernel.keys import key_id
 
 SCHEME = "trial-ledger/record-signature/v2"
 ALGORITHM = "Ed25519"

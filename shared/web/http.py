@@ -3,7 +3,7 @@
 Errors become responses in one registry keyed by exception class (the most specific
 registered base wins); endpoints raise, they never build error responses by hand.
 Every error body is ``{"code", "message", "details"}`` with a stable ``code``: the
-services' refusals, the framework's own answers and bad input (``shared.inputs``) alike.
+services' refusals, the framework's own answers and bad input (``shared.web.inputs``) alike.
 """
 
 from __future__ import annotations
@@ -23,8 +23,12 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.access import Denial
-from shared.auth import (
+from shared.kernel.access import Denial
+from shared.kernel.logs import current_correlation_id
+from shared.kernel.permissions import ServiceTable
+from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.records import SignatureNotForThisRecord
+from shared.web.auth import (
     Forbidden,
     Meaning,
     Principal,
@@ -35,11 +39,7 @@ from shared.auth import (
     Unauthenticated,
     check_assertion,
 )
-from shared.inputs import MAX_BODY_BYTES, InputGuard
-from shared.logs import current_correlation_id
-from shared.permissions import ServiceTable
-from shared.provenance import Actor, Command, Provenance
-from shared.records import SignatureNotForThisRecord
+from shared.web.inputs import MAX_BODY_BYTES, InputGuard
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def error_response(
 def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
     """Answer every exception of a registered class with its status and a coded body; and
     every other error too: invalid requests (422), the framework's own answers (404 no
-    such path, 405 method not allowed ...), unreadable input (``shared.inputs``:
+    such path, 405 method not allowed ...), unreadable input (``shared.web.inputs``:
     413, 415, 422), and an unexpected failure (500).
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
@@ -191,7 +191,7 @@ RecordDenial = Callable[[Denial], None]
 
 class Authorisation:
     """Checks a bearer token and the command's permitted roles in the service's table
-    (``shared.permissions``), which also chooses the role the caller acts in; records
+    (``shared.kernel.permissions``), which also chooses the role the caller acts in; records
     every 403."""
 
     def __init__(

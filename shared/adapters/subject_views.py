@@ -31,11 +31,11 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
-from shared.envelope import CloudEvent
-from shared.inputs import unstorable_record
-from shared.logs import adopt_library_loggers, cloudevent_correlation, correlated
-from shared.readings import KafkaOffsets, Readings, lag_by_topic
-from shared.settings import DatabaseSettings
+from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.logs import adopt_library_loggers, cloudevent_correlation, correlated
+from shared.kernel.settings import DatabaseSettings
+from shared.kernel.storable import unstorable_record
 
 log = logging.getLogger(__name__)
 Reduce = Callable[[CloudEvent], dict[str, Any] | None]

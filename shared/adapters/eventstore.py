@@ -20,12 +20,12 @@ from eventsourcing.application import Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
-from shared.access import AccessDenial, Denial
-from shared.auth import SigningAssertion
-from shared.envelope import CloudEvent, EventData
-from shared.provenance import Command
-from shared.settings import DatabaseSettings
-from shared.signatures import RecordSigner, Signature, SignatureV1
+from shared.kernel.access import AccessDenial, Denial
+from shared.kernel.envelope import CloudEvent, EventData
+from shared.kernel.principals import SigningAssertion
+from shared.kernel.provenance import Command
+from shared.kernel.settings import DatabaseSettings
+from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
 

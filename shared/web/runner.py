@@ -9,16 +9,16 @@ from typing import Protocol
 import uvicorn
 from fastapi import FastAPI
 
-from shared import logs
-from shared.observability import instrument
-from shared.settings import ServiceSettings
+from shared.kernel import logs
+from shared.kernel.settings import ServiceSettings
+from shared.web.observability import instrument
 
 log = logging.getLogger(__name__)
 
 
 def configure_logging(service: str | None = None) -> None:
     """JSON lines on stderr naming ``service`` (``TL_LOG_FORMAT=text`` for key=value);
-    level from ``TL_LOG_LEVEL`` (default INFO). See ``shared.logs``."""
+    level from ``TL_LOG_LEVEL`` (default INFO). See ``shared.kernel.logs``."""
     logs.configure_logging(service)
 
 
@@ -31,7 +31,7 @@ class Worker(Protocol):
 async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> None:
     """Serve HTTP until a signal stops uvicorn, then stop the workers (relay, ingest).
 
-    The app gets correlation ids, ``/ready`` and ``/metrics`` (``shared.observability``);
+    The app gets correlation ids, ``/ready`` and ``/metrics`` (``shared.web.observability``);
     workers that report readings (relay, subscriptions, ingest) appear in the metrics.
     """
     logs.name_service(settings.service)

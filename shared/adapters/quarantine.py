@@ -1,7 +1,7 @@
 """The operator's view of a service's relay quarantine (docs/operations.md, Quarantine).
 
-    python -m shared.quarantine list  --service adverse_events [--all]
-    python -m shared.quarantine retry --service adverse_events
+    python -m shared.adapters.quarantine list  --service adverse_events [--all]
+    python -m shared.adapters.quarantine retry --service adverse_events
 
 ``list`` prints the records the relay could not publish (JSON lines: store position,
 event id, type, Kafka key, reason, what it is held behind). ``retry`` asks the running
@@ -23,8 +23,8 @@ from typing import Annotated
 import asyncpg
 import typer
 
-from shared.relay import RETRY_CHANNEL
-from shared.settings import ServiceSettings, SettingsError
+from shared.adapters.relay import RETRY_CHANNEL
+from shared.kernel.settings import ServiceSettings, SettingsError
 
 app = typer.Typer(help="A service's relay quarantine: list it, or ask the relay to retry it.")
 Service = Annotated[str, typer.Option(help="the service whose relay it is, e.g. enrollment")]

@@ -14,9 +14,9 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Query
 from pydantic import BaseModel, Field
 
-from shared.http import Authorisation, Caller, authorised
-from shared.outbox import Outbox
-from shared.permissions import STORE_COMMAND
+from shared.adapters.outbox import Outbox
+from shared.kernel.permissions import STORE_COMMAND
+from shared.web.http import Authorisation, Caller, authorised
 
 MAX_POSITION = 2**63 - 1  # notification ids are PostgreSQL bigints
 
@@ -74,7 +74,7 @@ class StoredEventsOut(BaseModel):
 def add_store_routes(app: FastAPI, authorisation: Authorisation, outbox: Outbox) -> None:
     """``GET /store/head`` and ``GET /store/events`` for auditors and monitors (a refusal
     is recorded like any other), as the service's row ``store.read`` in
-    ``shared.permissions`` permits (KeyError at start-up when it has none)."""
+    ``shared.kernel.permissions`` permits (KeyError at start-up when it has none)."""
     authorisation.table.roles(STORE_COMMAND)
 
     @app.get("/store/head", tags=["store"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import ClassVar
 
 
 class Role(StrEnum):
@@ -32,6 +33,9 @@ class Meaning(StrEnum):
 class Actor:
     """The person acting, as authenticated (never as claimed in a request body)."""
 
+    # Stored events name it by the module it was first stored from (shared.provenance).
+    stored_as: ClassVar[str] = "shared.provenance.Actor"
+
     user_id: str
     printed_name: str
     role: str
@@ -41,6 +45,8 @@ class Actor:
 @dataclass(frozen=True)
 class Provenance:
     """Who asked, and which request chain the change belongs to."""
+
+    stored_as: ClassVar[str] = "shared.provenance.Provenance"  # as Actor.stored_as
 
     actor: Actor
     correlation_id: str

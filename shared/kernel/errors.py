@@ -1,7 +1,7 @@
 """The base of every service's refusals (no I/O, so domain modules may raise them).
 
 A refusal has a stable ``code`` that clients rely on, a message for people, and
-machine-readable ``details``; ``shared.http`` maps each class to its HTTP status.
+machine-readable ``details``; ``shared.web.http`` maps each class to its HTTP status.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Create every service's topic before the services start, keeping its events forever.
 
-    python -m shared.create_topics
+    python -m shared.adapters.create_topics
 
 docker compose runs it as a one-shot job, so that a broker without auto-creation has the
 topics (with ``retention.ms=-1``) before any producer or consumer asks for them. Each
@@ -16,8 +16,8 @@ import logging
 import os
 import sys
 
-from shared.settings import SettingsError
-from shared.topics import TopicSpec, ensure_topics, topic_config
+from shared.adapters.topics import TopicSpec, ensure_topics, topic_config
+from shared.kernel.settings import SettingsError
 
 log = logging.getLogger(__name__)
 

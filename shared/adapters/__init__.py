@@ -1,0 +1,1 @@
+"""PostgreSQL and Kafka: the event store, outbox, relay, topics and local views."""

@@ -1,0 +1,1 @@
+"""The pure kernel: imports no database, Kafka, HTTP or token library (import-linter)."""

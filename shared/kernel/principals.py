@@ -1,0 +1,92 @@
+"""Who the caller is, and what a signing assertion says (pure: no token library).
+
+``shared.web.auth`` reads both from the identity authority's tokens; the rules here decide
+what they allow, so the event store and the services' applications use them without it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+from shared.kernel.provenance import Meaning, Role
+
+
+class AuthError(Exception):
+    """Base of authentication and authorisation refusals; ``code`` is stable."""
+
+    code: ClassVar[str] = "unauthenticated"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class Unauthenticated(AuthError):
+    """No token, or one that is forged, expired or of the wrong kind: HTTP 401."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(AuthError):
+    """The user is known but none of their roles may run this command: HTTP 403."""
+
+    code = "role_not_permitted"
+
+
+class SignatureRefused(AuthError):
+    """A signing assertion does not fit this signature (another user, session or meaning)."""
+
+    code = "signature_refused"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated user, as the access token says."""
+
+    user_id: str
+    printed_name: str
+    site: str
+    roles: frozenset[Role]
+    session_id: str
+
+
+@dataclass(frozen=True)
+class SigningAssertion:
+    """The identity authority's word that ``user_id`` re-authenticated to sign."""
+
+    assertion_id: str
+    user_id: str
+    printed_name: str
+    session_id: str
+    meaning: Meaning
+    purpose: str
+    authenticated_at: datetime
+
+
+def new_session_id() -> str:
+    return str(uuid.uuid4())
+
+
+def check_assertion(
+    assertion: SigningAssertion, principal: Principal, meaning: Meaning, purpose: str
+) -> SigningAssertion:
+    """The assertion must be the caller's own, from this session, for this meaning and purpose."""
+    if assertion.user_id != principal.user_id or assertion.session_id != principal.session_id:
+        raise SignatureRefused("the signing assertion belongs to another user or session")
+    if assertion.meaning is not meaning:
+        raise SignatureRefused(
+            f"this step is signed with meaning {meaning}, the assertion says {assertion.meaning}",
+            expected=meaning.value,
+            given=assertion.meaning.value,
+        )
+    if assertion.purpose != purpose:
+        raise SignatureRefused(
+            f"the signing assertion is for {assertion.purpose!r}, not {purpose!r}",
+            expected=purpose,
+            given=assertion.purpose,
+        )
+    return assertion
