@@ -84,11 +84,16 @@ class Faulty:
     async def all_ready(self, timeout: float = 90) -> None:
         """Every service answers 200 on ``/ready`` (recovery needs no manual step)."""
         for name in self.stack.processes:
+            last: list[object] = []
 
-            async def ready(name: str = name) -> bool:
-                return (await self.ready(name))[0] == 200
+            async def ready(name: str = name, last: list[object] = last) -> bool:
+                last[:] = await self.ready(name)
+                return last[0] == 200
 
-            await eventually(ready, timeout=timeout, what=f"{name} ready again")
+            try:
+                await eventually(ready, timeout=timeout, what=f"{name} ready again")
+            except AssertionError as error:  # say which check stayed red
+                raise AssertionError(f"{error}: last /ready {last}") from None
 
     async def settled(self, acknowledged: Iterable[str], timeout: float = 120) -> None:
         """Every acknowledged registration in the ledger, nothing twice, every store

@@ -184,6 +184,26 @@ async def test_a_witness_that_is_down_never_stops_ingest_and_ready_says_so(
         await task
 
 
+async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
+    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+) -> None:
+    """New checkpoints at every step (the ledger growing all the time) are not a witness
+    falling behind: each step cosigns what it found, so none waits past the threshold."""
+    worker = cosigner(ledger, witness, stall_after=0.3)
+    trial = published_events(subjects=3)
+    produced = 0
+    async with httpx.AsyncClient() as client:
+        for subject in ("S-001", "S-002", "S-003"):
+            events = [e for e in trial if e.subject == subject]
+            await produce(projections_settings, records_of(events))
+            produced += len(events)
+            await ingest_until(projections_settings, ledger, produced, checkpoint_every=4)
+            await worker.step(client)  # it found new checkpoints, and cosigned them
+            await asyncio.sleep(0.4)  # longer than the threshold, between two steps
+    assert await worker.problems() == {"witness": "ok"}
+    assert max(await ledger.cosignatures()) == produced
+
+
 async def _ok(worker: Cosigner) -> bool:
     return (await worker.problems()) == {"witness": "ok"}
 
