@@ -16,7 +16,7 @@ from services.projections import application as ledger_reads
 from services.projections.api import create_app as create_projections_app
 from services.projections.application import ProjectionsApplication
 from shared.auth import Forbidden, Principal
-from shared.http import Authorisation, Caller, authorised, command_app, command_of
+from shared.http import Authorisation, Caller, api_routes, authorised, command_app, command_of
 from shared.permissions import (
     AUDITOR_FIRST,
     CLINICAL_FIRST,
@@ -48,7 +48,7 @@ COMMAND_LINE = {"projections.rebuild": "rebuild"}
 
 def routes(service: str) -> list[APIRoute]:
     app = described_app(app_factories()[service])
-    return [route for route in app.routes if isinstance(route, APIRoute)]
+    return list(api_routes(app))
 
 
 def named(route: APIRoute) -> list[str]:
@@ -121,7 +121,7 @@ async def test_every_projections_route_that_needs_a_token_asks_for_a_row() -> No
     rows, asked = table("projections"), set()
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://projections") as client:
-        for route in (r for r in app.routes if isinstance(r, APIRoute)):
+        for route in api_routes(app):
             (name,) = named(route)
             if name in rows.public or name in OPERATIONS:
                 continue
