@@ -61,17 +61,19 @@ def command_service(
     statuses: Mapping[type[Exception], int],
     router: APIRouter,
     *,
+    title: str | None = None,
     application: Recording,
     verifier: TokenVerifier,
     outbox: Outbox,
     clock: Clock | None = None,
     **state: Any,
 ) -> FastAPI:
-    """A command service's app (``shared.http.command_app``): its row of the permission
-    table, the store routes, ``router``'s routes, and on ``app.state`` the
-    ``application``, the ``clock`` (UTC now by default) and each of ``state``."""
+    """A command service's app (``shared.http.command_app``, titled ``title`` or
+    ``service``): ``service``'s row of the permission table, the store routes,
+    ``router``'s routes, and on ``app.state`` the ``application``, the ``clock`` (UTC
+    now by default) and each of ``state``."""
     authorisation = Authorisation(verifier, table(service), application.record_denial)
-    app = command_app(service, description, statuses, authorisation)
+    app = command_app(title or service, description, statuses, authorisation)
     add_store_routes(app, authorisation, outbox)
     app.state.application = application
     app.state.clock = clock or utc_now

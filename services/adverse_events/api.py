@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from services.adverse_events import errors
@@ -40,14 +40,12 @@ from services.adverse_events.grading import (
 from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
+from shared.http import Authorisation, Caller, authorised
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command, Meaning
-from shared.store_api import add_store_routes
+from shared.provenance import Meaning
+from shared.service_app import Clock, Now, Signatures, command_service, from_state
 
-Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.AdverseEventNotFound: 404,
     errors.OutOfSequence: 409,
@@ -161,6 +159,11 @@ class AdverseEventOut(Contract):
         )  # fmt: skip
 
 
+router = APIRouter()
+Events = Annotated[AdverseEventsApplication, from_state("application")]
+Infusions = Annotated[InfusionView, from_state("view")]
+
+
 def create_app(
     application: AdverseEventsApplication,
     view: InfusionView,
@@ -168,149 +171,203 @@ def create_app(
     outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("adverse_events"), application.record_denial)
-    app = command_app(
-        "adverse events",
+    return command_service(
+        "adverse_events",
         "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
         "DLT adjudication, study day and TEAE windows.",
         ERROR_STATUSES,
-        authorisation,
+        router,
+        title="adverse events",
+        application=application,
+        verifier=verifier,
+        outbox=outbox,
+        clock=clock,
+        view=view,
     )
-    add_store_routes(app, authorisation, outbox)
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    async def signing(
-        caller: Caller, record_id: UUID, step: str, signature: SignatureIn, meaning: Meaning
-    ) -> SigningAssertion:
-        record = await asyncio.to_thread(application.get, record_id)
-        purpose = f"adverse_events/{step}/{record_id}@{record.version}"
-        return authorisation.signature(caller, signature.assertion, meaning, purpose)
+async def _signing(
+    application: AdverseEventsApplication,
+    signatures: Authorisation,
+    caller: Caller,
+    record_id: UUID,
+    step: str,
+    signature: SignatureIn,
+    meaning: Meaning,
+) -> SigningAssertion:
+    record = await asyncio.to_thread(application.get, record_id)
+    purpose = f"adverse_events/{step}/{record_id}@{record.version}"
+    return signatures.signature(caller, signature.assertion, meaning, purpose)
 
-    async def out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
-        return AdverseEventOut.of(await asyncio.to_thread(method, *args))
 
-    def grading(record: AdverseEvent, body: Grade) -> Any:
-        crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
-        icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
-        return grading_of(record.term, body.grade, body.reason, crs, icans)
+async def _out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
+    return AdverseEventOut.of(await asyncio.to_thread(method, *args))
 
-    @app.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
-    async def report(
-        subject_id: str,
-        body: Report,
-        caller: Annotated[Caller, authorised("adverse_events.report")],
-    ) -> AdverseEventOut:
-        infused = await view.infused(subject_id)
-        return await out(
-            application.report, subject_id, infused, body.term, body.verbatim,
-            body.meddra_code, body.onset_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
-    async def grade(
-        record_id: UUID, body: Grade, caller: Annotated[Caller, authorised("adverse_events.grade")]
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "grade", body.signature, GRADE_SIGNATURE)
-        record = await asyncio.to_thread(application.get, record_id)
-        return await out(
-            application.grade, record_id, grading(record, body), command(caller), assertion
-        )
+def _grading(record: AdverseEvent, body: Grade) -> Any:
+    crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
+    icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
+    return grading_of(record.term, body.grade, body.reason, crs, icans)
 
-    @app.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
-    async def regrade(
-        record_id: UUID,
-        body: Regrade,
-        caller: Annotated[Caller, authorised("adverse_events.grade")],
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "regrade", body.signature, GRADE_SIGNATURE)
-        record = await asyncio.to_thread(application.get, record_id)
-        return await out(
-            application.regrade, record_id, grading(record, body), body.reason,
-            command(caller), assertion,
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
-    async def seriousness(
-        record_id: UUID,
-        body: SeriousnessIn,
-        caller: Annotated[Caller, authorised("adverse_events.assess_seriousness")],
-    ) -> AdverseEventOut:
-        flags = Seriousness(**body.model_dump())
-        return await out(application.assess_seriousness, record_id, flags, command(caller))
+@router.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
+async def report(
+    subject_id: str,
+    body: Report,
+    caller: Annotated[Caller, authorised("adverse_events.report")],
+    application: Events,
+    view: Infusions,
+    now: Now,
+) -> AdverseEventOut:
+    infused = await view.infused(subject_id)
+    return await _out(
+        application.report, subject_id, infused, body.term, body.verbatim,
+        body.meddra_code, body.onset_at.astimezone(UTC), caller.command(now()),
+    )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
-    async def causality(
-        record_id: UUID,
-        body: Causality,
-        caller: Annotated[Caller, authorised("adverse_events.assess_causality")],
-    ) -> AdverseEventOut:
-        assertion = await signing(
-            caller, record_id, "causality", body.signature, CAUSALITY_SIGNATURE
-        )
-        return await out(
-            application.assess_causality, record_id, body.car_t, body.lymphodepletion,
-            command(caller), assertion,
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
-    async def dlt(
-        record_id: UUID,
-        body: Dlt,
-        caller: Annotated[Caller, authorised("adverse_events.adjudicate_dlt")],
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "dlt", body.signature, DLT_SIGNATURE)
-        return await out(
-            application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
-            command(caller), assertion,
-        )  # fmt: skip
+@router.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
+async def grade(
+    record_id: UUID,
+    body: Grade,
+    caller: Annotated[Caller, authorised("adverse_events.grade")],
+    application: Events,
+    signatures: Signatures,
+    now: Now,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, signatures, caller, record_id, "grade", body.signature, GRADE_SIGNATURE
+    )
+    record = await asyncio.to_thread(application.get, record_id)
+    return await _out(
+        application.grade, record_id, _grading(record, body), caller.command(now()), assertion
+    )
 
-    @app.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
-    async def resolve(
-        record_id: UUID,
-        body: Resolve,
-        caller: Annotated[Caller, authorised("adverse_events.resolve")],
-    ) -> AdverseEventOut:
-        return await out(
-            application.resolve, record_id, body.ended_on, body.outcome, command(caller)
-        )
 
-    @app.get("/cohort", tags=["dose escalation"])
-    async def cohort(
-        caller: Annotated[Caller, authorised("adverse_events.read")],
-    ) -> dict[str, Any]:
-        """The 3+3 state now: the level in play, the decision, the level the next subject
-        may receive, subjects dosed, DLTs and open windows (rule version included)."""
-        infused = await view.all_infused()
-        state = await asyncio.to_thread(application.cohort, infused, now())
-        reviews = await asyncio.to_thread(application.reviews_so_far)
-        return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
+@router.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
+async def regrade(
+    record_id: UUID,
+    body: Regrade,
+    caller: Annotated[Caller, authorised("adverse_events.grade")],
+    application: Events,
+    signatures: Signatures,
+    now: Now,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, signatures, caller, record_id, "regrade", body.signature, GRADE_SIGNATURE
+    )
+    record = await asyncio.to_thread(application.get, record_id)
+    return await _out(
+        application.regrade, record_id, _grading(record, body), body.reason,
+        caller.command(now()), assertion,
+    )  # fmt: skip
 
-    @app.post("/safety-reviews", status_code=201, tags=["dose escalation"])
-    async def approve_safety_review(
-        body: SafetyReviewIn,
-        caller: Annotated[Caller, authorised("adverse_events.approve_safety_review")],
-    ) -> dict[str, Any]:
-        """Approve the next cohort's level (signed, meaning approval; purpose
-        ``adverse_events/safety-review/<number of this review>``)."""
-        number = await asyncio.to_thread(application.reviews_so_far) + 1
-        assertion = authorisation.signature(
-            caller, body.signature.assertion, REVIEW_SIGNATURE,
-            f"adverse_events/safety-review/{number}",
-        )  # fmt: skip
-        infused = await view.all_infused()
-        review = await asyncio.to_thread(
-            application.approve_safety_review, number, body.approved_level, infused,
-            command(caller), assertion,
-        )  # fmt: skip
-        return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
-    @app.get("/adverse-events/{record_id}", tags=["adverse events"])
-    async def get(
-        record_id: UUID, caller: Annotated[Caller, authorised("adverse_events.read")]
-    ) -> AdverseEventOut:
-        return await out(application.get, record_id)
+@router.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
+async def seriousness(
+    record_id: UUID,
+    body: SeriousnessIn,
+    caller: Annotated[Caller, authorised("adverse_events.assess_seriousness")],
+    application: Events,
+    now: Now,
+) -> AdverseEventOut:
+    flags = Seriousness(**body.model_dump())
+    return await _out(application.assess_seriousness, record_id, flags, caller.command(now()))
 
-    return app
+
+@router.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
+async def causality(
+    record_id: UUID,
+    body: Causality,
+    caller: Annotated[Caller, authorised("adverse_events.assess_causality")],
+    application: Events,
+    signatures: Signatures,
+    now: Now,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, signatures, caller, record_id, "causality", body.signature,
+        CAUSALITY_SIGNATURE,
+    )  # fmt: skip
+    return await _out(
+        application.assess_causality, record_id, body.car_t, body.lymphodepletion,
+        caller.command(now()), assertion,
+    )  # fmt: skip
+
+
+@router.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
+async def dlt(
+    record_id: UUID,
+    body: Dlt,
+    caller: Annotated[Caller, authorised("adverse_events.adjudicate_dlt")],
+    application: Events,
+    signatures: Signatures,
+    now: Now,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, signatures, caller, record_id, "dlt", body.signature, DLT_SIGNATURE
+    )
+    return await _out(
+        application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
+        caller.command(now()), assertion,
+    )  # fmt: skip
+
+
+@router.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
+async def resolve(
+    record_id: UUID,
+    body: Resolve,
+    caller: Annotated[Caller, authorised("adverse_events.resolve")],
+    application: Events,
+    now: Now,
+) -> AdverseEventOut:
+    return await _out(
+        application.resolve, record_id, body.ended_on, body.outcome, caller.command(now())
+    )
+
+
+@router.get("/cohort", tags=["dose escalation"])
+async def cohort(
+    caller: Annotated[Caller, authorised("adverse_events.read")],
+    application: Events,
+    view: Infusions,
+    now: Now,
+) -> dict[str, Any]:
+    """The 3+3 state now: the level in play, the decision, the level the next subject
+    may receive, subjects dosed, DLTs and open windows (rule version included)."""
+    infused = await view.all_infused()
+    state = await asyncio.to_thread(application.cohort, infused, now())
+    reviews = await asyncio.to_thread(application.reviews_so_far)
+    return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
+
+
+@router.post("/safety-reviews", status_code=201, tags=["dose escalation"])
+async def approve_safety_review(
+    body: SafetyReviewIn,
+    caller: Annotated[Caller, authorised("adverse_events.approve_safety_review")],
+    application: Events,
+    view: Infusions,
+    signatures: Signatures,
+    now: Now,
+) -> dict[str, Any]:
+    """Approve the next cohort's level (signed, meaning approval; purpose
+    ``adverse_events/safety-review/<number of this review>``)."""
+    number = await asyncio.to_thread(application.reviews_so_far) + 1
+    assertion = signatures.signature(
+        caller, body.signature.assertion, REVIEW_SIGNATURE,
+        f"adverse_events/safety-review/{number}",
+    )  # fmt: skip
+    infused = await view.all_infused()
+    review = await asyncio.to_thread(
+        application.approve_safety_review, number, body.approved_level, infused,
+        caller.command(now()), assertion,
+    )  # fmt: skip
+    return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
+
+
+@router.get("/adverse-events/{record_id}", tags=["adverse events"])
+async def get(
+    record_id: UUID,
+    caller: Annotated[Caller, authorised("adverse_events.read")],
+    application: Events,
+) -> AdverseEventOut:
+    return await _out(application.get, record_id)

@@ -6,12 +6,11 @@ Endpoints raise enrollment errors; ``shared.http`` turns them into coded 4xx ans
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
@@ -32,17 +31,13 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.auth import SigningAssertion, TokenVerifier
+from shared.auth import TokenVerifier
 from shared.cohort import FIRST_COHORT, CohortOpening
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised, command_app
+from shared.http import Caller, authorised
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.outbox import Outbox
-from shared.permissions import table
-from shared.provenance import Command, Meaning
-from shared.store_api import add_store_routes
-
-Clock = Callable[[], datetime]
+from shared.service_app import Clock, Now, Signatures, command_service, from_state
 
 
 def signing_purpose(step: str, subject_id: str) -> str:
@@ -226,6 +221,11 @@ class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
 
 
+router = APIRouter()
+Enrollment = Annotated[EnrollmentApplication, from_state("application")]
+Cohort = Annotated[CohortSource | None, from_state("cohort")]
+
+
 def create_app(
     application: EnrollmentApplication,
     verifier: TokenVerifier,
@@ -239,153 +239,178 @@ def create_app(
 
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("enrollment"), application.record_denial)
-    app = command_app(
+    return command_service(
         "enrollment",
         "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
         "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
         ERROR_STATUSES,
-        authorisation,
+        router,
+        application=application,
+        verifier=verifier,
+        outbox=outbox,
+        clock=clock,
+        cohort=cohort,
     )
-    add_store_routes(app, authorisation, outbox)
-    app.state.application = application
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    def signing(
-        signature: SignatureIn, caller: Caller, meaning: Meaning, purpose: str
-    ) -> SigningAssertion:
-        return authorisation.signature(caller, signature.assertion, meaning, purpose)
+@router.get("/eligibility-criteria", tags=["reference"])
+def eligibility_criteria() -> EligibilityCriteriaOut:
+    """The protocol's criteria, as this rule version evaluates them."""
+    return EligibilityCriteriaOut(
+        rule_version=RULE_VERSION,
+        criteria=[
+            CriterionOut(
+                code=c.code,
+                text=c.text,
+                inclusion=c.inclusion,
+                kind=c.kind.value,
+                requirement=c.describe(),
+                unit=c.unit,
+                accepted_units=[u.label for u in c.units],
+                categories=sorted(c.categories),
+            )
+            for c in CRITERIA
+        ],
+    )
 
-    @app.get("/eligibility-criteria", tags=["reference"])
-    def eligibility_criteria() -> EligibilityCriteriaOut:
-        """The protocol's criteria, as this rule version evaluates them."""
-        return EligibilityCriteriaOut(
-            rule_version=RULE_VERSION,
-            criteria=[
-                CriterionOut(
-                    code=c.code,
-                    text=c.text,
-                    inclusion=c.inclusion,
-                    kind=c.kind.value,
-                    requirement=c.describe(),
-                    unit=c.unit,
-                    accepted_units=[u.label for u in c.units],
-                    categories=sorted(c.categories),
-                )
-                for c in CRITERIA
-            ],
-        )
 
-    @app.post("/subjects", status_code=201, tags=["subjects"])
-    def register_subject(
-        body: RegisterSubject, caller: Annotated[Caller, authorised("enrollment.register_subject")]
-    ) -> SubjectOut:
-        subject = application.register_subject(
-            body.subject_id, body.site_id, command(caller), body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects", status_code=201, tags=["subjects"])
+def register_subject(
+    body: RegisterSubject,
+    caller: Annotated[Caller, authorised("enrollment.register_subject")],
+    application: Enrollment,
+    now: Now,
+) -> SubjectOut:
+    subject = application.register_subject(
+        body.subject_id, body.site_id, caller.command(now()), body.occurred_at
+    )
+    return SubjectOut.of(subject)
 
-    @app.get("/subjects/{subject_id}", tags=["subjects"])
-    def get_subject(
-        subject_id: str, caller: Annotated[Caller, authorised("enrollment.read_subject")]
-    ) -> SubjectOut:
-        return SubjectOut.of(application.get_subject(subject_id))
 
-    @app.post("/subjects/{subject_id}/consent", tags=["subjects"])
-    def sign_consent(
-        subject_id: str,
-        body: SignConsent,
-        caller: Annotated[Caller, authorised("enrollment.sign_consent")],
-    ) -> SubjectOut:
-        consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-        assertion = signing(
-            body.signature, caller, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
-        )
-        subject = application.sign_consent(
-            subject_id, consent, command(caller), assertion, body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.get("/subjects/{subject_id}", tags=["subjects"])
+def get_subject(
+    subject_id: str,
+    caller: Annotated[Caller, authorised("enrollment.read_subject")],
+    application: Enrollment,
+) -> SubjectOut:
+    return SubjectOut.of(application.get_subject(subject_id))
 
-    @app.post("/subjects/{subject_id}/screening", tags=["subjects"])
-    def record_screening(
-        subject_id: str,
-        body: RecordScreening,
-        caller: Annotated[Caller, authorised("enrollment.record_screening")],
-    ) -> SubjectOut:
-        observations = {code: o.to_domain(code) for code, o in body.observations.items()}
-        subject = application.record_screening(
-            subject_id,
-            Screening(body.screened_on, observations),
-            command(caller),
-            body.occurred_at,
-        )
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
-    def decide_eligibility(
-        subject_id: str,
-        body: DecideEligibility,
-        caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
-    ) -> SubjectOut:
-        assertion = signing(
-            body.signature,
-            caller,
-            ELIGIBILITY_SIGNATURE,
-            signing_purpose("eligibility", subject_id),
-        )
-        subject = application.decide_eligibility(
-            subject_id, command(caller), assertion, body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/consent", tags=["subjects"])
+def sign_consent(
+    subject_id: str,
+    body: SignConsent,
+    caller: Annotated[Caller, authorised("enrollment.sign_consent")],
+    application: Enrollment,
+    signatures: Signatures,
+    now: Now,
+) -> SubjectOut:
+    consent = Consent(body.form_version, body.signed_on, body.obtained_by)
+    assertion = signatures.signature(
+        caller, body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
+    )
+    subject = application.sign_consent(
+        subject_id, consent, caller.command(now()), assertion, body.occurred_at
+    )
+    return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
-    async def enrol(
-        subject_id: str, body: Enrol, caller: Annotated[Caller, authorised("enrollment.enrol")]
-    ) -> SubjectOut:
-        """Enrol at the level the latest safety review opened (level 1 before any)."""
-        opening = FIRST_COHORT if cohort is None else await cohort.opening()
-        subject = await asyncio.to_thread(
-            application.enrol, subject_id, body.dose_level, command(caller), body.occurred_at,
-            opening.level,
-        )  # fmt: skip
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
-    def withdraw(
-        subject_id: str,
-        body: Withdraw,
-        caller: Annotated[Caller, authorised("enrollment.withdraw")],
-    ) -> SubjectOut:
-        subject = application.withdraw(subject_id, body.reason, command(caller), body.occurred_at)
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/screening", tags=["subjects"])
+def record_screening(
+    subject_id: str,
+    body: RecordScreening,
+    caller: Annotated[Caller, authorised("enrollment.record_screening")],
+    application: Enrollment,
+    now: Now,
+) -> SubjectOut:
+    observations = {code: o.to_domain(code) for code, o in body.observations.items()}
+    subject = application.record_screening(
+        subject_id,
+        Screening(body.screened_on, observations),
+        caller.command(now()),
+        body.occurred_at,
+    )
+    return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/death", tags=["subjects"])
-    def record_death(
-        subject_id: str,
-        body: Death,
-        caller: Annotated[Caller, authorised("enrollment.record_death")],
-    ) -> SubjectOut:
-        subject = application.record_death(
-            subject_id, body.cause, body.adverse_event_id, command(caller), body.occurred_at
-        )
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/corrections", tags=["subjects"])
-    def correct_value(
-        subject_id: str,
-        body: CorrectValue,
-        caller: Annotated[Caller, authorised("enrollment.correct_value")],
-    ) -> SubjectOut:
-        new_value = _corrected_value(body.field, body.new_value)
-        subject = application.correct_value(
-            subject_id, body.field, new_value, body.reason, command(caller)
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
+def decide_eligibility(
+    subject_id: str,
+    body: DecideEligibility,
+    caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
+    application: Enrollment,
+    signatures: Signatures,
+    now: Now,
+) -> SubjectOut:
+    assertion = signatures.signature(
+        caller,
+        body.signature.assertion,
+        ELIGIBILITY_SIGNATURE,
+        signing_purpose("eligibility", subject_id),
+    )
+    subject = application.decide_eligibility(
+        subject_id, caller.command(now()), assertion, body.occurred_at
+    )
+    return SubjectOut.of(subject)
 
-    return app
+
+@router.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
+async def enrol(
+    subject_id: str,
+    body: Enrol,
+    caller: Annotated[Caller, authorised("enrollment.enrol")],
+    application: Enrollment,
+    cohort: Cohort,
+    now: Now,
+) -> SubjectOut:
+    """Enrol at the level the latest safety review opened (level 1 before any)."""
+    opening = FIRST_COHORT if cohort is None else await cohort.opening()
+    subject = await asyncio.to_thread(
+        application.enrol, subject_id, body.dose_level, caller.command(now()), body.occurred_at,
+        opening.level,
+    )  # fmt: skip
+    return SubjectOut.of(subject)
+
+
+@router.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
+def withdraw(
+    subject_id: str,
+    body: Withdraw,
+    caller: Annotated[Caller, authorised("enrollment.withdraw")],
+    application: Enrollment,
+    now: Now,
+) -> SubjectOut:
+    subject = application.withdraw(subject_id, body.reason, caller.command(now()), body.occurred_at)
+    return SubjectOut.of(subject)
+
+
+@router.post("/subjects/{subject_id}/death", tags=["subjects"])
+def record_death(
+    subject_id: str,
+    body: Death,
+    caller: Annotated[Caller, authorised("enrollment.record_death")],
+    application: Enrollment,
+    now: Now,
+) -> SubjectOut:
+    subject = application.record_death(
+        subject_id, body.cause, body.adverse_event_id, caller.command(now()), body.occurred_at
+    )
+    return SubjectOut.of(subject)
+
+
+@router.post("/subjects/{subject_id}/corrections", tags=["subjects"])
+def correct_value(
+    subject_id: str,
+    body: CorrectValue,
+    caller: Annotated[Caller, authorised("enrollment.correct_value")],
+    application: Enrollment,
+    now: Now,
+) -> SubjectOut:
+    new_value = _corrected_value(body.field, body.new_value)
+    subject = application.correct_value(
+        subject_id, body.field, new_value, body.reason, caller.command(now())
+    )
+    return SubjectOut.of(subject)
 
 
 def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:
