@@ -6,7 +6,6 @@ checkpoints, and serve the auditor API.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from fastapi import FastAPI
@@ -18,7 +17,6 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
 from services.projections.witness import Cosigner, WitnessConfig
-from shared.auth import TokenVerifier
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
 from shared.contracts.enrollment import ENROLLMENT_CONTRACTS
@@ -26,8 +24,9 @@ from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.contracts.infusion import INFUSION_CONTRACTS
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.envelope import EventData, contract_registry
-from shared.keys import load_private_key, load_public_key
-from shared.runner import configure_logging, serve
+from shared.keys import load_private_key
+from shared.runner import serve
+from shared.service_main import run, token_verifier
 from shared.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.topics import TopicSpec, ensure_topics
 
@@ -98,7 +97,7 @@ def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | Non
 
 
 def create_http(application: ProjectionsApplication, security: SecuritySettings) -> FastAPI:
-    return create_app(application, TokenVerifier(load_public_key(security.token_public_key_file)))
+    return create_app(application, token_verifier(security))
 
 
 async def main() -> None:
@@ -126,5 +125,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    configure_logging(SERVICE)
-    asyncio.run(main())
+    run(SERVICE, main)
