@@ -60,12 +60,12 @@ def command_service(
     description: str,
     statuses: Mapping[type[Exception], int],
     router: APIRouter,
-    *,
-    title: str | None = None,
     application: Recording,
     verifier: TokenVerifier,
     outbox: Outbox,
     clock: Clock | None = None,
+    *,
+    title: str | None = None,
     **state: Any,
 ) -> FastAPI:
     """A command service's app (``shared.http.command_app``, titled ``title`` or

@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 
 from shared.auth import TokenVerifier
-from shared.eventstore import ServiceApplication
+from shared.eventstore import ServiceApplication, postgres_env
 from shared.keys import load_private_key, load_public_key
 from shared.outbox import Outbox
 from shared.publication import Publication
@@ -45,6 +45,18 @@ def record_signer(security: SecuritySettings) -> RecordSigner:
     """The signer of the service's records, with the key ``TL_RECORD_PRIVATE_KEY_FILE``."""
     key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
     return RecordSigner(load_private_key(key))
+
+
+def signed_application(
+    kind: Callable[..., A],
+) -> Callable[[ServiceSettings, SecuritySettings], A]:
+    """How a service whose records are signed makes its application: on its event store
+    (``postgres_env``), with its ``record_signer``."""
+
+    def create(settings: ServiceSettings, security: SecuritySettings) -> A:
+        return kind(env=postgres_env(settings.database), signer=record_signer(security))
+
+    return create
 
 
 def token_verifier(security: SecuritySettings) -> TokenVerifier:

@@ -11,19 +11,10 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import PUBLICATION
 from services.adverse_events.views import GROUP_ID, InfusionView
-from shared.eventstore import postgres_env
-from shared.service_main import Running, Upstream, record_signer, run, run_command_service
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.service_main import Running, Upstream, run, run_command_service, signed_application
 
 SERVICE = "adverse_events"
-
-
-def create_application(
-    settings: ServiceSettings, security: SecuritySettings
-) -> AdverseEventsApplication:
-    return AdverseEventsApplication(
-        env=postgres_env(settings.database), signer=record_signer(security)
-    )
+create_application = signed_application(AdverseEventsApplication)
 
 
 def create_http(process: Running[AdverseEventsApplication]) -> FastAPI:

@@ -159,6 +159,10 @@ class AdverseEventOut(Contract):
         )  # fmt: skip
 
 
+DESCRIPTION = (
+    "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+    "DLT adjudication, study day and TEAE windows."
+)
 router = APIRouter()
 Events = Annotated[AdverseEventsApplication, from_state("application")]
 Infusions = Annotated[InfusionView, from_state("view")]
@@ -172,18 +176,9 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "adverse_events",
-        "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
-        "DLT adjudication, study day and TEAE windows.",
-        ERROR_STATUSES,
-        router,
-        title="adverse events",
-        application=application,
-        verifier=verifier,
-        outbox=outbox,
-        clock=clock,
-        view=view,
-    )
+        "adverse_events", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        title="adverse events", view=view,
+    )  # fmt: skip
 
 
 async def _signing(

@@ -17,19 +17,10 @@ from services.assessments.views import (
     InfusionView,
     VitalStatusView,
 )
-from shared.eventstore import postgres_env
-from shared.service_main import Running, Upstream, record_signer, run, run_command_service
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.service_main import Running, Upstream, run, run_command_service, signed_application
 
 SERVICE = "assessments"
-
-
-def create_application(
-    settings: ServiceSettings, security: SecuritySettings
-) -> AssessmentsApplication:
-    return AssessmentsApplication(
-        env=postgres_env(settings.database), signer=record_signer(security)
-    )
+create_application = signed_application(AssessmentsApplication)
 
 
 def create_http(process: Running[AssessmentsApplication]) -> FastAPI:

@@ -127,6 +127,11 @@ class AssessmentsOut(Contract):
         )  # fmt: skip
 
 
+DESCRIPTION = (
+    "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
+    "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
+    "the study calendar from the infusion."
+)
 router = APIRouter(tags=["assessments"])
 Assessments = Annotated[AssessmentsApplication, from_state("application")]
 Infusions = Annotated[InfusionView, from_state("infusions")]
@@ -142,19 +147,9 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "assessments",
-        "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
-        "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
-        "the study calendar from the infusion.",
-        ERROR_STATUSES,
-        router,
-        application=application,
-        verifier=verifier,
-        outbox=outbox,
-        clock=clock,
-        infusions=infusions,
-        vital=vital,
-    )
+        "assessments", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        infusions=infusions, vital=vital,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

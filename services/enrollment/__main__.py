@@ -13,20 +13,11 @@ from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
 from shared.cohort import CohortView
-from shared.eventstore import postgres_env
-from shared.service_main import Running, Upstream, record_signer, run, run_command_service
-from shared.settings import SecuritySettings, ServiceSettings
+from shared.service_main import Running, Upstream, run, run_command_service, signed_application
 
 SERVICE = "enrollment"
 COHORT_GROUP = "trialledger-enrollment-cohort-view"
-
-
-def create_application(
-    settings: ServiceSettings, security: SecuritySettings
-) -> EnrollmentApplication:
-    return EnrollmentApplication(
-        env=postgres_env(settings.database), signer=record_signer(security)
-    )
+create_application = signed_application(EnrollmentApplication)
 
 
 def create_http(process: Running[EnrollmentApplication]) -> FastAPI:

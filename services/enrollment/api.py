@@ -221,6 +221,10 @@ class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
 
 
+DESCRIPTION = (
+    "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
+    "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
+)
 router = APIRouter()
 Enrollment = Annotated[EnrollmentApplication, from_state("application")]
 Cohort = Annotated[CohortSource | None, from_state("cohort")]
@@ -240,17 +244,9 @@ def create_app(
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
     return command_service(
-        "enrollment",
-        "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
-        "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
-        ERROR_STATUSES,
-        router,
-        application=application,
-        verifier=verifier,
-        outbox=outbox,
-        clock=clock,
+        "enrollment", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
         cohort=cohort,
-    )
+    )  # fmt: skip
 
 
 @router.get("/eligibility-criteria", tags=["reference"])

@@ -112,6 +112,10 @@ class UserOut(Contract):
         )
 
 
+DESCRIPTION = (
+    "Users, roles, login and signing re-authentication. Tokens are EdDSA "
+    "JWTs that every service verifies with the public key."
+)
 router = APIRouter()
 Identity = Annotated[IdentityApplication, from_state("application")]
 Issuer = Annotated[TokenIssuer, from_state("issuer")]
@@ -126,17 +130,9 @@ def create_app(
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
     return command_service(
-        "identity",
-        "Users, roles, login and signing re-authentication. Tokens are EdDSA "
-        "JWTs that every service verifies with the public key.",
-        ERROR_STATUSES,
-        router,
-        application=application,
-        verifier=verifier,
-        outbox=outbox,
-        clock=clock,
+        "identity", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
         issuer=issuer,
-    )
+    )  # fmt: skip
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Command:

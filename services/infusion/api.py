@@ -128,6 +128,10 @@ class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
 
 
+DESCRIPTION = (
+    "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
+    "of NCT05030779. Refusals answer 4xx with a stable `code`."
+)
 router = APIRouter(tags=["treatment"])
 Infusions = Annotated[InfusionApplication, from_state("application")]
 Enrolments = Annotated[EnrolmentView, from_state("view")]
@@ -145,18 +149,9 @@ def create_app(
     """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     return command_service(
-        "infusion",
-        "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
-        "of NCT05030779. Refusals answer 4xx with a stable `code`.",
-        ERROR_STATUSES,
-        router,
-        application=application,
-        verifier=verifier,
-        outbox=outbox,
-        clock=clock,
-        view=view,
-        cohort=cohort,
-    )
+        "infusion", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        view=view, cohort=cohort,
+    )  # fmt: skip
 
 
 async def _call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
