@@ -9,16 +9,18 @@ in its signature, and tests build the app with their own parts as before.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
 
 from shared.access import Denial
-from shared.auth import TokenVerifier
-from shared.http import Authorisation, command_app
+from shared.auth import Meaning, SigningAssertion, TokenVerifier
+from shared.http import Authorisation, Caller, Requires, command_app
 from shared.outbox import Outbox
 from shared.permissions import table
+from shared.provenance import Command
 from shared.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
@@ -46,7 +48,44 @@ def from_state(name: str) -> Any:
 
 # What every command service's routes may ask for.
 Now = Annotated[Clock, from_state("clock")]
-Signatures = Annotated[Authorisation, from_state("authorisation")]
+
+
+@dataclass(frozen=True)
+class Act:
+    """A caller permitted to run a command, with the app's clock and signature checks."""
+
+    caller: Caller
+    clock: Clock
+    authorisation: Authorisation
+
+    @property
+    def command(self) -> Command:
+        """The command context of the caller's request, at server time now."""
+        return self.caller.command(self.clock())
+
+    def signature(self, assertion: str, meaning: Meaning, purpose: str) -> SigningAssertion:
+        """The caller's verified signing assertion for this step; a refusal is recorded."""
+        return self.authorisation.signature(self.caller, assertion, meaning, purpose)
+
+
+class Acting(Requires):
+    """``authorised``, answering an ``Act``: the route's command is read off it alike."""
+
+    def __call__(  # type: ignore[override]
+        self,
+        request: Request,
+        authorization: Annotated[
+            str | None, Header(description="Bearer access token from the identity service")
+        ] = None,
+    ) -> Act:
+        caller = super().__call__(request, authorization)
+        return Act(caller, request.app.state.clock, request.app.state.authorisation)
+
+
+def acting(command: str) -> Any:
+    """A FastAPI dependency: an ``Act`` of the caller, if a role of theirs may run
+    ``command`` (as ``shared.http.authorised``)."""
+    return Depends(Acting(command))
 
 
 class Recording(Protocol):

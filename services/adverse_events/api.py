@@ -40,11 +40,11 @@ from services.adverse_events.grading import (
 from services.adverse_events.views import InfusionView
 from shared.auth import SigningAssertion, TokenVerifier
 from shared.envelope import Contract
-from shared.http import Authorisation, Caller, authorised
+from shared.http import Caller, authorised
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
 from shared.provenance import Meaning
-from shared.service_app import Clock, Now, Signatures, command_service, from_state
+from shared.service_app import Act, Clock, acting, command_service, from_state
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.AdverseEventNotFound: 404,
@@ -183,8 +183,7 @@ def create_app(
 
 async def _signing(
     application: AdverseEventsApplication,
-    signatures: Authorisation,
-    caller: Caller,
+    act: Act,
     record_id: UUID,
     step: str,
     signature: SignatureIn,
@@ -192,7 +191,7 @@ async def _signing(
 ) -> SigningAssertion:
     record = await asyncio.to_thread(application.get, record_id)
     purpose = f"adverse_events/{step}/{record_id}@{record.version}"
-    return signatures.signature(caller, signature.assertion, meaning, purpose)
+    return act.signature(signature.assertion, meaning, purpose)
 
 
 async def _out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
@@ -209,15 +208,14 @@ def _grading(record: AdverseEvent, body: Grade) -> Any:
 async def report(
     subject_id: str,
     body: Report,
-    caller: Annotated[Caller, authorised("adverse_events.report")],
+    act: Annotated[Act, acting("adverse_events.report")],
     application: Events,
     view: Infusions,
-    now: Now,
 ) -> AdverseEventOut:
     infused = await view.infused(subject_id)
     return await _out(
         application.report, subject_id, infused, body.term, body.verbatim,
-        body.meddra_code, body.onset_at.astimezone(UTC), caller.command(now()),
+        body.meddra_code, body.onset_at.astimezone(UTC), act.command,
     )  # fmt: skip
 
 
@@ -225,36 +223,30 @@ async def report(
 async def grade(
     record_id: UUID,
     body: Grade,
-    caller: Annotated[Caller, authorised("adverse_events.grade")],
+    act: Annotated[Act, acting("adverse_events.grade")],
     application: Events,
-    signatures: Signatures,
-    now: Now,
 ) -> AdverseEventOut:
     assertion = await _signing(
-        application, signatures, caller, record_id, "grade", body.signature, GRADE_SIGNATURE
+        application, act, record_id, "grade", body.signature, GRADE_SIGNATURE
     )
     record = await asyncio.to_thread(application.get, record_id)
-    return await _out(
-        application.grade, record_id, _grading(record, body), caller.command(now()), assertion
-    )
+    return await _out(application.grade, record_id, _grading(record, body), act.command, assertion)
 
 
 @router.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
 async def regrade(
     record_id: UUID,
     body: Regrade,
-    caller: Annotated[Caller, authorised("adverse_events.grade")],
+    act: Annotated[Act, acting("adverse_events.grade")],
     application: Events,
-    signatures: Signatures,
-    now: Now,
 ) -> AdverseEventOut:
     assertion = await _signing(
-        application, signatures, caller, record_id, "regrade", body.signature, GRADE_SIGNATURE
+        application, act, record_id, "regrade", body.signature, GRADE_SIGNATURE
     )
     record = await asyncio.to_thread(application.get, record_id)
     return await _out(
         application.regrade, record_id, _grading(record, body), body.reason,
-        caller.command(now()), assertion,
+        act.command, assertion,
     )  # fmt: skip
 
 
@@ -262,30 +254,27 @@ async def regrade(
 async def seriousness(
     record_id: UUID,
     body: SeriousnessIn,
-    caller: Annotated[Caller, authorised("adverse_events.assess_seriousness")],
+    act: Annotated[Act, acting("adverse_events.assess_seriousness")],
     application: Events,
-    now: Now,
 ) -> AdverseEventOut:
     flags = Seriousness(**body.model_dump())
-    return await _out(application.assess_seriousness, record_id, flags, caller.command(now()))
+    return await _out(application.assess_seriousness, record_id, flags, act.command)
 
 
 @router.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
 async def causality(
     record_id: UUID,
     body: Causality,
-    caller: Annotated[Caller, authorised("adverse_events.assess_causality")],
+    act: Annotated[Act, acting("adverse_events.assess_causality")],
     application: Events,
-    signatures: Signatures,
-    now: Now,
 ) -> AdverseEventOut:
     assertion = await _signing(
-        application, signatures, caller, record_id, "causality", body.signature,
+        application, act, record_id, "causality", body.signature,
         CAUSALITY_SIGNATURE,
     )  # fmt: skip
     return await _out(
         application.assess_causality, record_id, body.car_t, body.lymphodepletion,
-        caller.command(now()), assertion,
+        act.command, assertion,
     )  # fmt: skip
 
 
@@ -293,17 +282,13 @@ async def causality(
 async def dlt(
     record_id: UUID,
     body: Dlt,
-    caller: Annotated[Caller, authorised("adverse_events.adjudicate_dlt")],
+    act: Annotated[Act, acting("adverse_events.adjudicate_dlt")],
     application: Events,
-    signatures: Signatures,
-    now: Now,
 ) -> AdverseEventOut:
-    assertion = await _signing(
-        application, signatures, caller, record_id, "dlt", body.signature, DLT_SIGNATURE
-    )
+    assertion = await _signing(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
     return await _out(
         application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
-        caller.command(now()), assertion,
+        act.command, assertion,
     )  # fmt: skip
 
 
@@ -311,26 +296,22 @@ async def dlt(
 async def resolve(
     record_id: UUID,
     body: Resolve,
-    caller: Annotated[Caller, authorised("adverse_events.resolve")],
+    act: Annotated[Act, acting("adverse_events.resolve")],
     application: Events,
-    now: Now,
 ) -> AdverseEventOut:
-    return await _out(
-        application.resolve, record_id, body.ended_on, body.outcome, caller.command(now())
-    )
+    return await _out(application.resolve, record_id, body.ended_on, body.outcome, act.command)
 
 
 @router.get("/cohort", tags=["dose escalation"])
 async def cohort(
-    caller: Annotated[Caller, authorised("adverse_events.read")],
+    act: Annotated[Act, acting("adverse_events.read")],
     application: Events,
     view: Infusions,
-    now: Now,
 ) -> dict[str, Any]:
     """The 3+3 state now: the level in play, the decision, the level the next subject
     may receive, subjects dosed, DLTs and open windows (rule version included)."""
     infused = await view.all_infused()
-    state = await asyncio.to_thread(application.cohort, infused, now())
+    state = await asyncio.to_thread(application.cohort, infused, act.clock())
     reviews = await asyncio.to_thread(application.reviews_so_far)
     return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
 
@@ -338,23 +319,21 @@ async def cohort(
 @router.post("/safety-reviews", status_code=201, tags=["dose escalation"])
 async def approve_safety_review(
     body: SafetyReviewIn,
-    caller: Annotated[Caller, authorised("adverse_events.approve_safety_review")],
+    act: Annotated[Act, acting("adverse_events.approve_safety_review")],
     application: Events,
     view: Infusions,
-    signatures: Signatures,
-    now: Now,
 ) -> dict[str, Any]:
     """Approve the next cohort's level (signed, meaning approval; purpose
     ``adverse_events/safety-review/<number of this review>``)."""
     number = await asyncio.to_thread(application.reviews_so_far) + 1
-    assertion = signatures.signature(
-        caller, body.signature.assertion, REVIEW_SIGNATURE,
+    assertion = act.signature(
+        body.signature.assertion, REVIEW_SIGNATURE,
         f"adverse_events/safety-review/{number}",
     )  # fmt: skip
     infused = await view.all_infused()
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
-        caller.command(now()), assertion,
+        act.command, assertion,
     )  # fmt: skip
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 

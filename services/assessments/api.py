@@ -35,7 +35,7 @@ from shared.envelope import Contract
 from shared.http import Caller, authorised
 from shared.inputs import IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.service_app import Clock, Now, Signatures, command_service, from_state
+from shared.service_app import Act, Clock, acting, command_service, from_state
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.SubjectNotFound: 404,
@@ -180,10 +180,9 @@ Record = Annotated[Recorder, Depends(_recorder)]
 async def assess_activity(
     subject_id: str,
     body: DiseaseActivityIn,
-    caller: Annotated[Caller, authorised("assessments.assess_activity")],
+    act: Annotated[Act, acting("assessments.assess_activity")],
     application: Assessments,
     record: Record,
-    now: Now,
 ) -> AssessmentsOut:
     activity = Activity(
         items_from(body.items), body.pga, body.prednisone_mg_per_day,
@@ -191,7 +190,7 @@ async def assess_activity(
     )  # fmt: skip
     return await record(
         application.assess_activity, subject_id, body.label, activity,
-        body.assessed_at.astimezone(UTC), caller.command(now()),
+        body.assessed_at.astimezone(UTC), act.command,
     )  # fmt: skip
 
 
@@ -199,10 +198,9 @@ async def assess_activity(
 async def measure_autoantibodies(
     subject_id: str,
     body: AutoantibodiesIn,
-    caller: Annotated[Caller, authorised("assessments.record_measurement")],
+    act: Annotated[Act, acting("assessments.record_measurement")],
     application: Assessments,
     record: Record,
-    now: Now,
 ) -> AssessmentsOut:
     results = tuple(
         autoantibody_result(
@@ -212,7 +210,7 @@ async def measure_autoantibodies(
     )
     return await record(
         application.measure_autoantibodies, subject_id, results,
-        body.sampled_at.astimezone(UTC), caller.command(now()),
+        body.sampled_at.astimezone(UTC), act.command,
     )  # fmt: skip
 
 
@@ -220,17 +218,16 @@ async def measure_autoantibodies(
 async def measure_kinetics(
     subject_id: str,
     body: KineticsIn,
-    caller: Annotated[Caller, authorised("assessments.record_measurement")],
+    act: Annotated[Act, acting("assessments.record_measurement")],
     application: Assessments,
     record: Record,
-    now: Now,
 ) -> AssessmentsOut:
     sample = kinetics_sample(
         body.sample, body.method, body.target, body.value, body.unit, body.lloq
     )
     return await record(
         application.measure_kinetics, subject_id, sample,
-        body.sampled_at.astimezone(UTC), caller.command(now()),
+        body.sampled_at.astimezone(UTC), act.command,
     )  # fmt: skip
 
 
@@ -238,14 +235,13 @@ async def measure_kinetics(
 async def report_progression(
     subject_id: str,
     body: ProgressionIn,
-    caller: Annotated[Caller, authorised("assessments.report_progression")],
+    act: Annotated[Act, acting("assessments.report_progression")],
     application: Assessments,
     record: Record,
-    now: Now,
 ) -> AssessmentsOut:
     return await record(
         application.report_progression, subject_id, body.kind, body.description,
-        body.occurred_at.astimezone(UTC), caller.command(now()),
+        body.occurred_at.astimezone(UTC), act.command,
     )  # fmt: skip
 
 
@@ -253,22 +249,20 @@ async def report_progression(
 async def assess_remission(
     subject_id: str,
     body: RemissionIn,
-    caller: Annotated[Caller, authorised("assessments.assess_remission")],
+    act: Annotated[Act, acting("assessments.assess_remission")],
     application: Assessments,
     vital: Vital,
-    signatures: Signatures,
-    now: Now,
 ) -> AssessmentsOut:
     """Record the response at a visit, signed (meaning approval)."""
     current = await asyncio.to_thread(application.get, subject_id)
-    assertion = signatures.signature(
-        caller, body.signature.assertion, REMISSION_SIGNATURE,
+    assertion = act.signature(
+        body.signature.assertion, REMISSION_SIGNATURE,
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
     status = await vital.vital_status(subject_id)
     result = await asyncio.to_thread(
         application.assess_remission, subject_id, status, str(body.visit_event_id),
-        body.response, caller.command(now()), assertion,
+        body.response, act.command, assertion,
     )  # fmt: skip
     return AssessmentsOut.of(result)
 

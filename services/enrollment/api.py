@@ -37,7 +37,7 @@ from shared.envelope import Contract
 from shared.http import Caller, authorised
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.outbox import Outbox
-from shared.service_app import Clock, Now, Signatures, command_service, from_state
+from shared.service_app import Act, Clock, acting, command_service, from_state
 
 
 def signing_purpose(step: str, subject_id: str) -> str:
@@ -273,12 +273,11 @@ def eligibility_criteria() -> EligibilityCriteriaOut:
 @router.post("/subjects", status_code=201, tags=["subjects"])
 def register_subject(
     body: RegisterSubject,
-    caller: Annotated[Caller, authorised("enrollment.register_subject")],
+    act: Annotated[Act, acting("enrollment.register_subject")],
     application: Enrollment,
-    now: Now,
 ) -> SubjectOut:
     subject = application.register_subject(
-        body.subject_id, body.site_id, caller.command(now()), body.occurred_at
+        body.subject_id, body.site_id, act.command, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -296,17 +295,15 @@ def get_subject(
 def sign_consent(
     subject_id: str,
     body: SignConsent,
-    caller: Annotated[Caller, authorised("enrollment.sign_consent")],
+    act: Annotated[Act, acting("enrollment.sign_consent")],
     application: Enrollment,
-    signatures: Signatures,
-    now: Now,
 ) -> SubjectOut:
     consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-    assertion = signatures.signature(
-        caller, body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
+    assertion = act.signature(
+        body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
     )
     subject = application.sign_consent(
-        subject_id, consent, caller.command(now()), assertion, body.occurred_at
+        subject_id, consent, act.command, assertion, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -315,15 +312,14 @@ def sign_consent(
 def record_screening(
     subject_id: str,
     body: RecordScreening,
-    caller: Annotated[Caller, authorised("enrollment.record_screening")],
+    act: Annotated[Act, acting("enrollment.record_screening")],
     application: Enrollment,
-    now: Now,
 ) -> SubjectOut:
     observations = {code: o.to_domain(code) for code, o in body.observations.items()}
     subject = application.record_screening(
         subject_id,
         Screening(body.screened_on, observations),
-        caller.command(now()),
+        act.command,
         body.occurred_at,
     )
     return SubjectOut.of(subject)
@@ -333,20 +329,15 @@ def record_screening(
 def decide_eligibility(
     subject_id: str,
     body: DecideEligibility,
-    caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
+    act: Annotated[Act, acting("enrollment.decide_eligibility")],
     application: Enrollment,
-    signatures: Signatures,
-    now: Now,
 ) -> SubjectOut:
-    assertion = signatures.signature(
-        caller,
+    assertion = act.signature(
         body.signature.assertion,
         ELIGIBILITY_SIGNATURE,
         signing_purpose("eligibility", subject_id),
     )
-    subject = application.decide_eligibility(
-        subject_id, caller.command(now()), assertion, body.occurred_at
-    )
+    subject = application.decide_eligibility(subject_id, act.command, assertion, body.occurred_at)
     return SubjectOut.of(subject)
 
 
@@ -354,15 +345,14 @@ def decide_eligibility(
 async def enrol(
     subject_id: str,
     body: Enrol,
-    caller: Annotated[Caller, authorised("enrollment.enrol")],
+    act: Annotated[Act, acting("enrollment.enrol")],
     application: Enrollment,
     cohort: Cohort,
-    now: Now,
 ) -> SubjectOut:
     """Enrol at the level the latest safety review opened (level 1 before any)."""
     opening = FIRST_COHORT if cohort is None else await cohort.opening()
     subject = await asyncio.to_thread(
-        application.enrol, subject_id, body.dose_level, caller.command(now()), body.occurred_at,
+        application.enrol, subject_id, body.dose_level, act.command, body.occurred_at,
         opening.level,
     )  # fmt: skip
     return SubjectOut.of(subject)
@@ -372,11 +362,10 @@ async def enrol(
 def withdraw(
     subject_id: str,
     body: Withdraw,
-    caller: Annotated[Caller, authorised("enrollment.withdraw")],
+    act: Annotated[Act, acting("enrollment.withdraw")],
     application: Enrollment,
-    now: Now,
 ) -> SubjectOut:
-    subject = application.withdraw(subject_id, body.reason, caller.command(now()), body.occurred_at)
+    subject = application.withdraw(subject_id, body.reason, act.command, body.occurred_at)
     return SubjectOut.of(subject)
 
 
@@ -384,12 +373,11 @@ def withdraw(
 def record_death(
     subject_id: str,
     body: Death,
-    caller: Annotated[Caller, authorised("enrollment.record_death")],
+    act: Annotated[Act, acting("enrollment.record_death")],
     application: Enrollment,
-    now: Now,
 ) -> SubjectOut:
     subject = application.record_death(
-        subject_id, body.cause, body.adverse_event_id, caller.command(now()), body.occurred_at
+        subject_id, body.cause, body.adverse_event_id, act.command, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -398,14 +386,11 @@ def record_death(
 def correct_value(
     subject_id: str,
     body: CorrectValue,
-    caller: Annotated[Caller, authorised("enrollment.correct_value")],
+    act: Annotated[Act, acting("enrollment.correct_value")],
     application: Enrollment,
-    now: Now,
 ) -> SubjectOut:
     new_value = _corrected_value(body.field, body.new_value)
-    subject = application.correct_value(
-        subject_id, body.field, new_value, body.reason, caller.command(now())
-    )
+    subject = application.correct_value(subject_id, body.field, new_value, body.reason, act.command)
     return SubjectOut.of(subject)
 
 

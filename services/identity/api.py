@@ -18,7 +18,7 @@ from shared.inputs import Line, Paragraph
 from shared.logs import current_correlation_id
 from shared.outbox import Outbox
 from shared.provenance import Actor, Command, Provenance
-from shared.service_app import Clock, Now, command_service, from_state
+from shared.service_app import Act, Clock, Now, acting, command_service, from_state
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.UserNotFound: 404,
@@ -172,37 +172,33 @@ def change_password(
 @router.post("/signing", tags=["sessions"])
 def sign(
     body: SignIn,
-    caller: Annotated[Caller, authorised("identity.sign")],
+    act: Annotated[Act, acting("identity.sign")],
     application: Identity,
     issuer: Issuer,
-    now: Now,
 ) -> AssertionOut:
     """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
     assertion = application.authenticate_signing(
-        caller.principal,
+        act.caller.principal,
         body.user_id,
         body.password,
         body.meaning,
         body.purpose,
-        caller.command(now()),
+        act.command,
     )
     token, expires = issuer.signing_assertion(assertion)
     return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
 
 
 @router.post("/logout", status_code=204, tags=["sessions"])
-def log_out(
-    caller: Annotated[Caller, authorised("identity.log_out")], application: Identity, now: Now
-) -> None:
-    application.log_out(caller.principal, caller.command(now()))
+def log_out(act: Annotated[Act, acting("identity.log_out")], application: Identity) -> None:
+    application.log_out(act.caller.principal, act.command)
 
 
 @router.post("/users", status_code=201, tags=["accounts"])
 def create_user(
     body: CreateUser,
-    caller: Annotated[Caller, authorised("identity.create_user")],
+    act: Annotated[Act, acting("identity.create_user")],
     application: Identity,
-    now: Now,
 ) -> UserOut:
     user = application.create_user(
         body.user_id,
@@ -210,7 +206,7 @@ def create_user(
         body.site,
         frozenset(body.roles),
         body.password,
-        caller.command(now()),
+        act.command,
     )
     return UserOut.of(user)
 
@@ -228,22 +224,20 @@ def get_user(
 def grant_role(
     user_id: str,
     body: RoleChange,
-    caller: Annotated[Caller, authorised("identity.grant_role")],
+    act: Annotated[Act, acting("identity.grant_role")],
     application: Identity,
-    now: Now,
 ) -> UserOut:
-    return UserOut.of(application.grant_role(user_id, body.role, caller.command(now())))
+    return UserOut.of(application.grant_role(user_id, body.role, act.command))
 
 
 @router.post("/users/{user_id}/role-revocations", tags=["accounts"])
 def revoke_role(
     user_id: str,
     body: RoleChange,
-    caller: Annotated[Caller, authorised("identity.revoke_role")],
+    act: Annotated[Act, acting("identity.revoke_role")],
     application: Identity,
-    now: Now,
 ) -> UserOut:
-    user = application.revoke_role(user_id, body.role, body.reason, caller.command(now()))
+    user = application.revoke_role(user_id, body.role, body.reason, act.command)
     return UserOut.of(user)
 
 
@@ -251,19 +245,17 @@ def revoke_role(
 def deactivate_user(
     user_id: str,
     body: Reason,
-    caller: Annotated[Caller, authorised("identity.deactivate_user")],
+    act: Annotated[Act, acting("identity.deactivate_user")],
     application: Identity,
-    now: Now,
 ) -> UserOut:
-    return UserOut.of(application.deactivate_user(user_id, body.reason, caller.command(now())))
+    return UserOut.of(application.deactivate_user(user_id, body.reason, act.command))
 
 
 @router.post("/users/{user_id}/unlock", tags=["accounts"])
 def unlock_user(
     user_id: str,
     body: Reason,
-    caller: Annotated[Caller, authorised("identity.unlock_user")],
+    act: Annotated[Act, acting("identity.unlock_user")],
     application: Identity,
-    now: Now,
 ) -> UserOut:
-    return UserOut.of(application.unlock_user(user_id, body.reason, caller.command(now())))
+    return UserOut.of(application.unlock_user(user_id, body.reason, act.command))

@@ -31,7 +31,7 @@ from shared.envelope import Contract
 from shared.http import Caller, authorised
 from shared.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.outbox import Outbox
-from shared.service_app import Clock, Now, Signatures, command_service, from_state
+from shared.service_app import Act, Clock, acting, command_service, from_state
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.OutOfSequence: 409,
@@ -162,15 +162,14 @@ async def _call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
 async def record_leukapheresis(
     subject_id: str,
     body: RecordLeukapheresis,
-    caller: Annotated[Caller, authorised("infusion.record_leukapheresis")],
+    act: Annotated[Act, acting("infusion.record_leukapheresis")],
     application: Infusions,
     view: Enrolments,
-    now: Now,
 ) -> TreatmentOut:
     enrolment = await view.enrolment(subject_id)
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
     return await _call(
-        application.record_leukapheresis, subject_id, enrolment, apheresis, caller.command(now())
+        application.record_leukapheresis, subject_id, enrolment, apheresis, act.command
     )
 
 
@@ -178,32 +177,28 @@ async def record_leukapheresis(
 async def release_product(
     subject_id: str,
     body: ReleaseProduct,
-    caller: Annotated[Caller, authorised("infusion.release_product")],
+    act: Annotated[Act, acting("infusion.release_product")],
     application: Infusions,
     view: Enrolments,
-    now: Now,
 ) -> TreatmentOut:
     enrolment = await view.enrolment(subject_id)
     release = ProductRelease(**body.model_dump())
-    return await _call(
-        application.release_product, subject_id, enrolment, release, caller.command(now())
-    )
+    return await _call(application.release_product, subject_id, enrolment, release, act.command)
 
 
 @router.post("/subjects/{subject_id}/lymphodepletion")
 async def record_lymphodepletion(
     subject_id: str,
     body: RecordLymphodepletion,
-    caller: Annotated[Caller, authorised("infusion.record_lymphodepletion")],
+    act: Annotated[Act, acting("infusion.record_lymphodepletion")],
     application: Infusions,
     view: Enrolments,
-    now: Now,
 ) -> TreatmentOut:
     enrolment = await view.enrolment(subject_id)
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
     return await _call(
-        application.record_lymphodepletion, subject_id, enrolment, regimen, caller.command(now())
+        application.record_lymphodepletion, subject_id, enrolment, regimen, act.command
     )
 
 
@@ -211,16 +206,14 @@ async def record_lymphodepletion(
 async def infuse(
     subject_id: str,
     body: Infuse,
-    caller: Annotated[Caller, authorised("infusion.infuse")],
+    act: Annotated[Act, acting("infusion.infuse")],
     application: Infusions,
     view: Enrolments,
     cohort: Cohort,
-    signatures: Signatures,
-    now: Now,
 ) -> TreatmentOut:
     """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
-    assertion = signatures.signature(
-        caller, body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
+    assertion = act.signature(
+        body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
     )
     enrolment = await view.enrolment(subject_id)
     infusion = Infusion(
@@ -228,7 +221,7 @@ async def infuse(
         tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
         body.started_at.astimezone(UTC),
         body.ended_at.astimezone(UTC),
-        caller.principal.printed_name,
+        act.caller.principal.printed_name,
     )
     opening = FIRST_COHORT if cohort is None else await cohort.opening()
     return await _call(
@@ -236,7 +229,7 @@ async def infuse(
         subject_id,
         enrolment,
         infusion,
-        caller.command(now()),
+        act.command,
         assertion,
         opening,
     )
@@ -246,24 +239,20 @@ async def infuse(
 async def decline_infusion(
     subject_id: str,
     body: Reason,
-    caller: Annotated[Caller, authorised("infusion.decline_infusion")],
+    act: Annotated[Act, acting("infusion.decline_infusion")],
     application: Infusions,
-    now: Now,
 ) -> TreatmentOut:
-    return await _call(application.decline_infusion, subject_id, body.reason, caller.command(now()))
+    return await _call(application.decline_infusion, subject_id, body.reason, act.command)
 
 
 @router.post("/subjects/{subject_id}/infusion-interruptions")
 async def interrupt_infusion(
     subject_id: str,
     body: Reason,
-    caller: Annotated[Caller, authorised("infusion.interrupt_infusion")],
+    act: Annotated[Act, acting("infusion.interrupt_infusion")],
     application: Infusions,
-    now: Now,
 ) -> TreatmentOut:
-    return await _call(
-        application.interrupt_infusion, subject_id, body.reason, caller.command(now())
-    )
+    return await _call(application.interrupt_infusion, subject_id, body.reason, act.command)
 
 
 @router.get("/subjects/{subject_id}")
