@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from services.adverse_events import errors
@@ -40,14 +40,12 @@ from services.adverse_events.grading import (
 from services.adverse_events.views import InfusionView
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.kernel.permissions import table
-from shared.kernel.provenance import Command, Meaning
+from shared.kernel.provenance import Meaning
 from shared.web.auth import SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.store_api import add_store_routes
+from shared.web.service_app import Act, Clock, acting, command_service, from_state
 
-Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.AdverseEventNotFound: 404,
     errors.OutOfSequence: 409,
@@ -161,6 +159,15 @@ class AdverseEventOut(Contract):
         )  # fmt: skip
 
 
+DESCRIPTION = (
+    "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+    "DLT adjudication, study day and TEAE windows."
+)
+router = APIRouter()
+Events = Annotated[AdverseEventsApplication, from_state("application")]
+Infusions = Annotated[InfusionView, from_state("view")]
+
+
 def create_app(
     application: AdverseEventsApplication,
     view: InfusionView,
@@ -168,149 +175,173 @@ def create_app(
     outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("adverse_events"), application.record_denial)
-    app = command_app(
-        "adverse events",
-        "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
-        "DLT adjudication, study day and TEAE windows.",
-        ERROR_STATUSES,
-        authorisation,
+    return command_service(
+        "adverse_events", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        title="adverse events", view=view,
+    )  # fmt: skip
+
+
+async def _signing(
+    application: AdverseEventsApplication,
+    act: Act,
+    record_id: UUID,
+    step: str,
+    signature: SignatureIn,
+    meaning: Meaning,
+) -> SigningAssertion:
+    record = await asyncio.to_thread(application.get, record_id)
+    purpose = f"adverse_events/{step}/{record_id}@{record.version}"
+    return act.signature(signature.assertion, meaning, purpose)
+
+
+async def _out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
+    return AdverseEventOut.of(await asyncio.to_thread(method, *args))
+
+
+def _grading(record: AdverseEvent, body: Grade) -> Any:
+    crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
+    icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
+    return grading_of(record.term, body.grade, body.reason, crs, icans)
+
+
+@router.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
+async def report(
+    subject_id: str,
+    body: Report,
+    act: Annotated[Act, acting("adverse_events.report")],
+    application: Events,
+    view: Infusions,
+) -> AdverseEventOut:
+    infused = await view.infused(subject_id)
+    return await _out(
+        application.report, subject_id, infused, body.term, body.verbatim,
+        body.meddra_code, body.onset_at.astimezone(UTC), act.command,
+    )  # fmt: skip
+
+
+@router.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
+async def grade(
+    record_id: UUID,
+    body: Grade,
+    act: Annotated[Act, acting("adverse_events.grade")],
+    application: Events,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, act, record_id, "grade", body.signature, GRADE_SIGNATURE
     )
-    add_store_routes(app, authorisation, outbox)
+    record = await asyncio.to_thread(application.get, record_id)
+    return await _out(application.grade, record_id, _grading(record, body), act.command, assertion)
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    async def signing(
-        caller: Caller, record_id: UUID, step: str, signature: SignatureIn, meaning: Meaning
-    ) -> SigningAssertion:
-        record = await asyncio.to_thread(application.get, record_id)
-        purpose = f"adverse_events/{step}/{record_id}@{record.version}"
-        return authorisation.signature(caller, signature.assertion, meaning, purpose)
+@router.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
+async def regrade(
+    record_id: UUID,
+    body: Regrade,
+    act: Annotated[Act, acting("adverse_events.grade")],
+    application: Events,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, act, record_id, "regrade", body.signature, GRADE_SIGNATURE
+    )
+    record = await asyncio.to_thread(application.get, record_id)
+    return await _out(
+        application.regrade, record_id, _grading(record, body), body.reason,
+        act.command, assertion,
+    )  # fmt: skip
 
-    async def out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
-        return AdverseEventOut.of(await asyncio.to_thread(method, *args))
 
-    def grading(record: AdverseEvent, body: Grade) -> Any:
-        crs = None if body.crs is None else CrsInputs(**body.crs.model_dump())
-        icans = None if body.icans is None else IcansInputs(**body.icans.model_dump())
-        return grading_of(record.term, body.grade, body.reason, crs, icans)
+@router.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
+async def seriousness(
+    record_id: UUID,
+    body: SeriousnessIn,
+    act: Annotated[Act, acting("adverse_events.assess_seriousness")],
+    application: Events,
+) -> AdverseEventOut:
+    flags = Seriousness(**body.model_dump())
+    return await _out(application.assess_seriousness, record_id, flags, act.command)
 
-    @app.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
-    async def report(
-        subject_id: str,
-        body: Report,
-        caller: Annotated[Caller, authorised("adverse_events.report")],
-    ) -> AdverseEventOut:
-        infused = await view.infused(subject_id)
-        return await out(
-            application.report, subject_id, infused, body.term, body.verbatim,
-            body.meddra_code, body.onset_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
-    async def grade(
-        record_id: UUID, body: Grade, caller: Annotated[Caller, authorised("adverse_events.grade")]
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "grade", body.signature, GRADE_SIGNATURE)
-        record = await asyncio.to_thread(application.get, record_id)
-        return await out(
-            application.grade, record_id, grading(record, body), command(caller), assertion
-        )
+@router.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
+async def causality(
+    record_id: UUID,
+    body: Causality,
+    act: Annotated[Act, acting("adverse_events.assess_causality")],
+    application: Events,
+) -> AdverseEventOut:
+    assertion = await _signing(
+        application, act, record_id, "causality", body.signature,
+        CAUSALITY_SIGNATURE,
+    )  # fmt: skip
+    return await _out(
+        application.assess_causality, record_id, body.car_t, body.lymphodepletion,
+        act.command, assertion,
+    )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
-    async def regrade(
-        record_id: UUID,
-        body: Regrade,
-        caller: Annotated[Caller, authorised("adverse_events.grade")],
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "regrade", body.signature, GRADE_SIGNATURE)
-        record = await asyncio.to_thread(application.get, record_id)
-        return await out(
-            application.regrade, record_id, grading(record, body), body.reason,
-            command(caller), assertion,
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
-    async def seriousness(
-        record_id: UUID,
-        body: SeriousnessIn,
-        caller: Annotated[Caller, authorised("adverse_events.assess_seriousness")],
-    ) -> AdverseEventOut:
-        flags = Seriousness(**body.model_dump())
-        return await out(application.assess_seriousness, record_id, flags, command(caller))
+@router.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
+async def dlt(
+    record_id: UUID,
+    body: Dlt,
+    act: Annotated[Act, acting("adverse_events.adjudicate_dlt")],
+    application: Events,
+) -> AdverseEventOut:
+    assertion = await _signing(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
+    return await _out(
+        application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
+        act.command, assertion,
+    )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
-    async def causality(
-        record_id: UUID,
-        body: Causality,
-        caller: Annotated[Caller, authorised("adverse_events.assess_causality")],
-    ) -> AdverseEventOut:
-        assertion = await signing(
-            caller, record_id, "causality", body.signature, CAUSALITY_SIGNATURE
-        )
-        return await out(
-            application.assess_causality, record_id, body.car_t, body.lymphodepletion,
-            command(caller), assertion,
-        )  # fmt: skip
 
-    @app.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
-    async def dlt(
-        record_id: UUID,
-        body: Dlt,
-        caller: Annotated[Caller, authorised("adverse_events.adjudicate_dlt")],
-    ) -> AdverseEventOut:
-        assertion = await signing(caller, record_id, "dlt", body.signature, DLT_SIGNATURE)
-        return await out(
-            application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
-            command(caller), assertion,
-        )  # fmt: skip
+@router.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
+async def resolve(
+    record_id: UUID,
+    body: Resolve,
+    act: Annotated[Act, acting("adverse_events.resolve")],
+    application: Events,
+) -> AdverseEventOut:
+    return await _out(application.resolve, record_id, body.ended_on, body.outcome, act.command)
 
-    @app.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
-    async def resolve(
-        record_id: UUID,
-        body: Resolve,
-        caller: Annotated[Caller, authorised("adverse_events.resolve")],
-    ) -> AdverseEventOut:
-        return await out(
-            application.resolve, record_id, body.ended_on, body.outcome, command(caller)
-        )
 
-    @app.get("/cohort", tags=["dose escalation"])
-    async def cohort(
-        caller: Annotated[Caller, authorised("adverse_events.read")],
-    ) -> dict[str, Any]:
-        """The 3+3 state now: the level in play, the decision, the level the next subject
-        may receive, subjects dosed, DLTs and open windows (rule version included)."""
-        infused = await view.all_infused()
-        state = await asyncio.to_thread(application.cohort, infused, now())
-        reviews = await asyncio.to_thread(application.reviews_so_far)
-        return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
+@router.get("/cohort", tags=["dose escalation"])
+async def cohort(
+    act: Annotated[Act, acting("adverse_events.read")],
+    application: Events,
+    view: Infusions,
+) -> dict[str, Any]:
+    """The 3+3 state now: the level in play, the decision, the level the next subject
+    may receive, subjects dosed, DLTs and open windows (rule version included)."""
+    infused = await view.all_infused()
+    state = await asyncio.to_thread(application.cohort, infused, act.clock())
+    reviews = await asyncio.to_thread(application.reviews_so_far)
+    return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
 
-    @app.post("/safety-reviews", status_code=201, tags=["dose escalation"])
-    async def approve_safety_review(
-        body: SafetyReviewIn,
-        caller: Annotated[Caller, authorised("adverse_events.approve_safety_review")],
-    ) -> dict[str, Any]:
-        """Approve the next cohort's level (signed, meaning approval; purpose
-        ``adverse_events/safety-review/<number of this review>``)."""
-        number = await asyncio.to_thread(application.reviews_so_far) + 1
-        assertion = authorisation.signature(
-            caller, body.signature.assertion, REVIEW_SIGNATURE,
-            f"adverse_events/safety-review/{number}",
-        )  # fmt: skip
-        infused = await view.all_infused()
-        review = await asyncio.to_thread(
-            application.approve_safety_review, number, body.approved_level, infused,
-            command(caller), assertion,
-        )  # fmt: skip
-        return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
-    @app.get("/adverse-events/{record_id}", tags=["adverse events"])
-    async def get(
-        record_id: UUID, caller: Annotated[Caller, authorised("adverse_events.read")]
-    ) -> AdverseEventOut:
-        return await out(application.get, record_id)
+@router.post("/safety-reviews", status_code=201, tags=["dose escalation"])
+async def approve_safety_review(
+    body: SafetyReviewIn,
+    act: Annotated[Act, acting("adverse_events.approve_safety_review")],
+    application: Events,
+    view: Infusions,
+) -> dict[str, Any]:
+    """Approve the next cohort's level (signed, meaning approval; purpose
+    ``adverse_events/safety-review/<number of this review>``)."""
+    number = await asyncio.to_thread(application.reviews_so_far) + 1
+    assertion = act.signature(
+        body.signature.assertion, REVIEW_SIGNATURE,
+        f"adverse_events/safety-review/{number}",
+    )  # fmt: skip
+    infused = await view.all_infused()
+    review = await asyncio.to_thread(
+        application.approve_safety_review, number, body.approved_level, infused,
+        act.command, assertion,
+    )  # fmt: skip
+    return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
-    return app
+
+@router.get("/adverse-events/{record_id}", tags=["adverse events"])
+async def get(
+    record_id: UUID,
+    caller: Annotated[Caller, authorised("adverse_events.read")],
+    application: Events,
+) -> AdverseEventOut:
+    return await _out(application.get, record_id)

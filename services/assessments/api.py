@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from pydantic import Field
 
 from services.assessments import errors
@@ -31,14 +32,11 @@ from services.assessments.rules import Activity, InvalidActivity, Response, item
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.kernel.permissions import table
-from shared.kernel.provenance import Command
 from shared.web.auth import TokenVerifier
-from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.store_api import add_store_routes
+from shared.web.service_app import Act, Clock, acting, command_service, from_state
 
-Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.SubjectNotFound: 404,
     errors.VisitNotFound: 404,
@@ -129,6 +127,17 @@ class AssessmentsOut(Contract):
         )  # fmt: skip
 
 
+DESCRIPTION = (
+    "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
+    "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
+    "the study calendar from the infusion."
+)
+router = APIRouter(tags=["assessments"])
+Assessments = Annotated[AssessmentsApplication, from_state("application")]
+Infusions = Annotated[InfusionView, from_state("infusions")]
+Vital = Annotated[VitalStatusView, from_state("vital")]
+
+
 def create_app(
     application: AssessmentsApplication,
     infusions: InfusionView,
@@ -137,110 +146,131 @@ def create_app(
     outbox: Outbox,
     clock: Clock | None = None,
 ) -> FastAPI:
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("assessments"), application.record_denial)
-    app = command_app(
-        "assessments",
-        "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
-        "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
-        "the study calendar from the infusion.",
-        ERROR_STATUSES,
-        authorisation,
-    )
-    add_store_routes(app, authorisation, outbox)
+    return command_service(
+        "assessments", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        infusions=infusions, vital=vital,
+    )  # fmt: skip
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    async def record(
-        method: Callable[..., SubjectAssessments], subject_id: str, *args: Any
+@dataclass(frozen=True)
+class Recorder:
+    """Records a subject's assessment with what the local views know of the subject."""
+
+    infusions: InfusionView
+    vital: VitalStatusView
+
+    async def __call__(
+        self, method: Callable[..., SubjectAssessments], subject_id: str, *args: Any
     ) -> AssessmentsOut:
         """Call ``method`` with what the views know of the subject, then ``args``."""
-        infused = await infusions.infused(subject_id)
-        status = await vital.vital_status(subject_id)
+        infused = await self.infusions.infused(subject_id)
+        status = await self.vital.vital_status(subject_id)
         result = await asyncio.to_thread(method, subject_id, infused, status, *args)
         return AssessmentsOut.of(result)
 
-    @app.post("/subjects/{subject_id}/disease-activity", status_code=201, tags=["assessments"])
-    async def assess_activity(
-        subject_id: str,
-        body: DiseaseActivityIn,
-        caller: Annotated[Caller, authorised("assessments.assess_activity")],
-    ) -> AssessmentsOut:
-        activity = Activity(
-            items_from(body.items), body.pga, body.prednisone_mg_per_day,
-            body.maintenance_immunosuppression_only, body.new_bilag_a, body.new_bilag_b,
-        )  # fmt: skip
-        return await record(
-            application.assess_activity, subject_id, body.label, activity,
-            body.assessed_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
 
-    @app.post("/subjects/{subject_id}/autoantibodies", status_code=201, tags=["assessments"])
-    async def measure_autoantibodies(
-        subject_id: str,
-        body: AutoantibodiesIn,
-        caller: Annotated[Caller, authorised("assessments.record_measurement")],
-    ) -> AssessmentsOut:
-        results = tuple(
-            autoantibody_result(
-                r.analyte, r.value, r.unit, ReferenceRange(r.reference_low, r.reference_high)
-            )
-            for r in body.results
+async def _recorder(infusions: Infusions, vital: Vital) -> Recorder:
+    return Recorder(infusions, vital)
+
+
+Record = Annotated[Recorder, Depends(_recorder)]
+
+
+@router.post("/subjects/{subject_id}/disease-activity", status_code=201)
+async def assess_activity(
+    subject_id: str,
+    body: DiseaseActivityIn,
+    act: Annotated[Act, acting("assessments.assess_activity")],
+    application: Assessments,
+    record: Record,
+) -> AssessmentsOut:
+    activity = Activity(
+        items_from(body.items), body.pga, body.prednisone_mg_per_day,
+        body.maintenance_immunosuppression_only, body.new_bilag_a, body.new_bilag_b,
+    )  # fmt: skip
+    return await record(
+        application.assess_activity, subject_id, body.label, activity,
+        body.assessed_at.astimezone(UTC), act.command,
+    )  # fmt: skip
+
+
+@router.post("/subjects/{subject_id}/autoantibodies", status_code=201)
+async def measure_autoantibodies(
+    subject_id: str,
+    body: AutoantibodiesIn,
+    act: Annotated[Act, acting("assessments.record_measurement")],
+    application: Assessments,
+    record: Record,
+) -> AssessmentsOut:
+    results = tuple(
+        autoantibody_result(
+            r.analyte, r.value, r.unit, ReferenceRange(r.reference_low, r.reference_high)
         )
-        return await record(
-            application.measure_autoantibodies, subject_id, results,
-            body.sampled_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
+        for r in body.results
+    )
+    return await record(
+        application.measure_autoantibodies, subject_id, results,
+        body.sampled_at.astimezone(UTC), act.command,
+    )  # fmt: skip
 
-    @app.post("/subjects/{subject_id}/car-t-kinetics", status_code=201, tags=["assessments"])
-    async def measure_kinetics(
-        subject_id: str,
-        body: KineticsIn,
-        caller: Annotated[Caller, authorised("assessments.record_measurement")],
-    ) -> AssessmentsOut:
-        sample = kinetics_sample(
-            body.sample, body.method, body.target, body.value, body.unit, body.lloq
-        )
-        return await record(
-            application.measure_kinetics, subject_id, sample,
-            body.sampled_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
 
-    @app.post("/subjects/{subject_id}/progression", status_code=201, tags=["assessments"])
-    async def report_progression(
-        subject_id: str,
-        body: ProgressionIn,
-        caller: Annotated[Caller, authorised("assessments.report_progression")],
-    ) -> AssessmentsOut:
-        return await record(
-            application.report_progression, subject_id, body.kind, body.description,
-            body.occurred_at.astimezone(UTC), command(caller),
-        )  # fmt: skip
+@router.post("/subjects/{subject_id}/car-t-kinetics", status_code=201)
+async def measure_kinetics(
+    subject_id: str,
+    body: KineticsIn,
+    act: Annotated[Act, acting("assessments.record_measurement")],
+    application: Assessments,
+    record: Record,
+) -> AssessmentsOut:
+    sample = kinetics_sample(
+        body.sample, body.method, body.target, body.value, body.unit, body.lloq
+    )
+    return await record(
+        application.measure_kinetics, subject_id, sample,
+        body.sampled_at.astimezone(UTC), act.command,
+    )  # fmt: skip
 
-    @app.post("/subjects/{subject_id}/remission", status_code=201, tags=["assessments"])
-    async def assess_remission(
-        subject_id: str,
-        body: RemissionIn,
-        caller: Annotated[Caller, authorised("assessments.assess_remission")],
-    ) -> AssessmentsOut:
-        """Record the response at a visit, signed (meaning approval)."""
-        current = await asyncio.to_thread(application.get, subject_id)
-        assertion = authorisation.signature(
-            caller, body.signature.assertion, REMISSION_SIGNATURE,
-            f"assessments/remission/{subject_id}@{current.version}",
-        )  # fmt: skip
-        status = await vital.vital_status(subject_id)
-        result = await asyncio.to_thread(
-            application.assess_remission, subject_id, status, str(body.visit_event_id),
-            body.response, command(caller), assertion,
-        )  # fmt: skip
-        return AssessmentsOut.of(result)
 
-    @app.get("/subjects/{subject_id}/assessments", tags=["assessments"])
-    async def get(
-        subject_id: str, caller: Annotated[Caller, authorised("assessments.read")]
-    ) -> AssessmentsOut:
-        return AssessmentsOut.of(await asyncio.to_thread(application.get, subject_id))
+@router.post("/subjects/{subject_id}/progression", status_code=201)
+async def report_progression(
+    subject_id: str,
+    body: ProgressionIn,
+    act: Annotated[Act, acting("assessments.report_progression")],
+    application: Assessments,
+    record: Record,
+) -> AssessmentsOut:
+    return await record(
+        application.report_progression, subject_id, body.kind, body.description,
+        body.occurred_at.astimezone(UTC), act.command,
+    )  # fmt: skip
 
-    return app
+
+@router.post("/subjects/{subject_id}/remission", status_code=201)
+async def assess_remission(
+    subject_id: str,
+    body: RemissionIn,
+    act: Annotated[Act, acting("assessments.assess_remission")],
+    application: Assessments,
+    vital: Vital,
+) -> AssessmentsOut:
+    """Record the response at a visit, signed (meaning approval)."""
+    current = await asyncio.to_thread(application.get, subject_id)
+    assertion = act.signature(
+        body.signature.assertion, REMISSION_SIGNATURE,
+        f"assessments/remission/{subject_id}@{current.version}",
+    )  # fmt: skip
+    status = await vital.vital_status(subject_id)
+    result = await asyncio.to_thread(
+        application.assess_remission, subject_id, status, str(body.visit_event_id),
+        body.response, act.command, assertion,
+    )  # fmt: skip
+    return AssessmentsOut.of(result)
+
+
+@router.get("/subjects/{subject_id}/assessments")
+async def get(
+    subject_id: str,
+    caller: Annotated[Caller, authorised("assessments.read")],
+    application: Assessments,
+) -> AssessmentsOut:
+    return AssessmentsOut.of(await asyncio.to_thread(application.get, subject_id))

@@ -6,12 +6,11 @@ Endpoints raise enrollment errors; ``shared.web.http`` turns them into coded 4xx
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Protocol
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
@@ -35,14 +34,10 @@ from services.enrollment.rules import (
 from shared.adapters.outbox import Outbox
 from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
-from shared.kernel.permissions import table
-from shared.kernel.provenance import Command, Meaning
-from shared.web.auth import SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.auth import TokenVerifier
+from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
-from shared.web.store_api import add_store_routes
-
-Clock = Callable[[], datetime]
+from shared.web.service_app import Act, Clock, acting, command_service, from_state
 
 
 def signing_purpose(step: str, subject_id: str) -> str:
@@ -226,6 +221,15 @@ class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
 
 
+DESCRIPTION = (
+    "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
+    "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
+)
+router = APIRouter()
+Enrollment = Annotated[EnrollmentApplication, from_state("application")]
+Cohort = Annotated[CohortSource | None, from_state("cohort")]
+
+
 def create_app(
     application: EnrollmentApplication,
     verifier: TokenVerifier,
@@ -239,153 +243,155 @@ def create_app(
 
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("enrollment"), application.record_denial)
-    app = command_app(
-        "enrollment",
-        "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
-        "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`.",
-        ERROR_STATUSES,
-        authorisation,
+    return command_service(
+        "enrollment", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        cohort=cohort,
+    )  # fmt: skip
+
+
+@router.get("/eligibility-criteria", tags=["reference"])
+def eligibility_criteria() -> EligibilityCriteriaOut:
+    """The protocol's criteria, as this rule version evaluates them."""
+    return EligibilityCriteriaOut(
+        rule_version=RULE_VERSION,
+        criteria=[
+            CriterionOut(
+                code=c.code,
+                text=c.text,
+                inclusion=c.inclusion,
+                kind=c.kind.value,
+                requirement=c.describe(),
+                unit=c.unit,
+                accepted_units=[u.label for u in c.units],
+                categories=sorted(c.categories),
+            )
+            for c in CRITERIA
+        ],
     )
-    add_store_routes(app, authorisation, outbox)
-    app.state.application = application
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    def signing(
-        signature: SignatureIn, caller: Caller, meaning: Meaning, purpose: str
-    ) -> SigningAssertion:
-        return authorisation.signature(caller, signature.assertion, meaning, purpose)
+@router.post("/subjects", status_code=201, tags=["subjects"])
+def register_subject(
+    body: RegisterSubject,
+    act: Annotated[Act, acting("enrollment.register_subject")],
+    application: Enrollment,
+) -> SubjectOut:
+    subject = application.register_subject(
+        body.subject_id, body.site_id, act.command, body.occurred_at
+    )
+    return SubjectOut.of(subject)
 
-    @app.get("/eligibility-criteria", tags=["reference"])
-    def eligibility_criteria() -> EligibilityCriteriaOut:
-        """The protocol's criteria, as this rule version evaluates them."""
-        return EligibilityCriteriaOut(
-            rule_version=RULE_VERSION,
-            criteria=[
-                CriterionOut(
-                    code=c.code,
-                    text=c.text,
-                    inclusion=c.inclusion,
-                    kind=c.kind.value,
-                    requirement=c.describe(),
-                    unit=c.unit,
-                    accepted_units=[u.label for u in c.units],
-                    categories=sorted(c.categories),
-                )
-                for c in CRITERIA
-            ],
-        )
 
-    @app.post("/subjects", status_code=201, tags=["subjects"])
-    def register_subject(
-        body: RegisterSubject, caller: Annotated[Caller, authorised("enrollment.register_subject")]
-    ) -> SubjectOut:
-        subject = application.register_subject(
-            body.subject_id, body.site_id, command(caller), body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.get("/subjects/{subject_id}", tags=["subjects"])
+def get_subject(
+    subject_id: str,
+    caller: Annotated[Caller, authorised("enrollment.read_subject")],
+    application: Enrollment,
+) -> SubjectOut:
+    return SubjectOut.of(application.get_subject(subject_id))
 
-    @app.get("/subjects/{subject_id}", tags=["subjects"])
-    def get_subject(
-        subject_id: str, caller: Annotated[Caller, authorised("enrollment.read_subject")]
-    ) -> SubjectOut:
-        return SubjectOut.of(application.get_subject(subject_id))
 
-    @app.post("/subjects/{subject_id}/consent", tags=["subjects"])
-    def sign_consent(
-        subject_id: str,
-        body: SignConsent,
-        caller: Annotated[Caller, authorised("enrollment.sign_consent")],
-    ) -> SubjectOut:
-        consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-        assertion = signing(
-            body.signature, caller, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
-        )
-        subject = application.sign_consent(
-            subject_id, consent, command(caller), assertion, body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/consent", tags=["subjects"])
+def sign_consent(
+    subject_id: str,
+    body: SignConsent,
+    act: Annotated[Act, acting("enrollment.sign_consent")],
+    application: Enrollment,
+) -> SubjectOut:
+    consent = Consent(body.form_version, body.signed_on, body.obtained_by)
+    assertion = act.signature(
+        body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
+    )
+    subject = application.sign_consent(
+        subject_id, consent, act.command, assertion, body.occurred_at
+    )
+    return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/screening", tags=["subjects"])
-    def record_screening(
-        subject_id: str,
-        body: RecordScreening,
-        caller: Annotated[Caller, authorised("enrollment.record_screening")],
-    ) -> SubjectOut:
-        observations = {code: o.to_domain(code) for code, o in body.observations.items()}
-        subject = application.record_screening(
-            subject_id,
-            Screening(body.screened_on, observations),
-            command(caller),
-            body.occurred_at,
-        )
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
-    def decide_eligibility(
-        subject_id: str,
-        body: DecideEligibility,
-        caller: Annotated[Caller, authorised("enrollment.decide_eligibility")],
-    ) -> SubjectOut:
-        assertion = signing(
-            body.signature,
-            caller,
-            ELIGIBILITY_SIGNATURE,
-            signing_purpose("eligibility", subject_id),
-        )
-        subject = application.decide_eligibility(
-            subject_id, command(caller), assertion, body.occurred_at
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/screening", tags=["subjects"])
+def record_screening(
+    subject_id: str,
+    body: RecordScreening,
+    act: Annotated[Act, acting("enrollment.record_screening")],
+    application: Enrollment,
+) -> SubjectOut:
+    observations = {code: o.to_domain(code) for code, o in body.observations.items()}
+    subject = application.record_screening(
+        subject_id,
+        Screening(body.screened_on, observations),
+        act.command,
+        body.occurred_at,
+    )
+    return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
-    async def enrol(
-        subject_id: str, body: Enrol, caller: Annotated[Caller, authorised("enrollment.enrol")]
-    ) -> SubjectOut:
-        """Enrol at the level the latest safety review opened (level 1 before any)."""
-        opening = FIRST_COHORT if cohort is None else await cohort.opening()
-        subject = await asyncio.to_thread(
-            application.enrol, subject_id, body.dose_level, command(caller), body.occurred_at,
-            opening.level,
-        )  # fmt: skip
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
-    def withdraw(
-        subject_id: str,
-        body: Withdraw,
-        caller: Annotated[Caller, authorised("enrollment.withdraw")],
-    ) -> SubjectOut:
-        subject = application.withdraw(subject_id, body.reason, command(caller), body.occurred_at)
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
+def decide_eligibility(
+    subject_id: str,
+    body: DecideEligibility,
+    act: Annotated[Act, acting("enrollment.decide_eligibility")],
+    application: Enrollment,
+) -> SubjectOut:
+    assertion = act.signature(
+        body.signature.assertion,
+        ELIGIBILITY_SIGNATURE,
+        signing_purpose("eligibility", subject_id),
+    )
+    subject = application.decide_eligibility(subject_id, act.command, assertion, body.occurred_at)
+    return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/death", tags=["subjects"])
-    def record_death(
-        subject_id: str,
-        body: Death,
-        caller: Annotated[Caller, authorised("enrollment.record_death")],
-    ) -> SubjectOut:
-        subject = application.record_death(
-            subject_id, body.cause, body.adverse_event_id, command(caller), body.occurred_at
-        )
-        return SubjectOut.of(subject)
 
-    @app.post("/subjects/{subject_id}/corrections", tags=["subjects"])
-    def correct_value(
-        subject_id: str,
-        body: CorrectValue,
-        caller: Annotated[Caller, authorised("enrollment.correct_value")],
-    ) -> SubjectOut:
-        new_value = _corrected_value(body.field, body.new_value)
-        subject = application.correct_value(
-            subject_id, body.field, new_value, body.reason, command(caller)
-        )
-        return SubjectOut.of(subject)
+@router.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
+async def enrol(
+    subject_id: str,
+    body: Enrol,
+    act: Annotated[Act, acting("enrollment.enrol")],
+    application: Enrollment,
+    cohort: Cohort,
+) -> SubjectOut:
+    """Enrol at the level the latest safety review opened (level 1 before any)."""
+    opening = FIRST_COHORT if cohort is None else await cohort.opening()
+    subject = await asyncio.to_thread(
+        application.enrol, subject_id, body.dose_level, act.command, body.occurred_at,
+        opening.level,
+    )  # fmt: skip
+    return SubjectOut.of(subject)
 
-    return app
+
+@router.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
+def withdraw(
+    subject_id: str,
+    body: Withdraw,
+    act: Annotated[Act, acting("enrollment.withdraw")],
+    application: Enrollment,
+) -> SubjectOut:
+    subject = application.withdraw(subject_id, body.reason, act.command, body.occurred_at)
+    return SubjectOut.of(subject)
+
+
+@router.post("/subjects/{subject_id}/death", tags=["subjects"])
+def record_death(
+    subject_id: str,
+    body: Death,
+    act: Annotated[Act, acting("enrollment.record_death")],
+    application: Enrollment,
+) -> SubjectOut:
+    subject = application.record_death(
+        subject_id, body.cause, body.adverse_event_id, act.command, body.occurred_at
+    )
+    return SubjectOut.of(subject)
+
+
+@router.post("/subjects/{subject_id}/corrections", tags=["subjects"])
+def correct_value(
+    subject_id: str,
+    body: CorrectValue,
+    act: Annotated[Act, acting("enrollment.correct_value")],
+    application: Enrollment,
+) -> SubjectOut:
+    new_value = _corrected_value(body.field, body.new_value)
+    subject = application.correct_value(subject_id, body.field, new_value, body.reason, act.command)
+    return SubjectOut.of(subject)
 
 
 def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:

@@ -8,7 +8,6 @@ python -m services.identity bootstrap-admin --user-id ID --name NAME --site SITE
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import sys
 from datetime import UTC, datetime, timedelta
@@ -20,14 +19,12 @@ from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
-from shared.adapters.outbox import Outbox
-from shared.adapters.relay import create_relay
-from shared.adapters.topics import ensure_service_topic
-from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.keys import load_private_key
 from shared.kernel.provenance import Actor, Command, Provenance
 from shared.kernel.settings import SecuritySettings, ServiceSettings
-from shared.web.auth import Role, TokenIssuer, TokenVerifier
-from shared.web.runner import configure_logging, serve
+from shared.web.auth import Role, TokenIssuer
+from shared.web.runner import configure_logging
+from shared.web.service_main import Running, run, run_command_service
 
 SERVICE = "identity"
 
@@ -45,25 +42,17 @@ def create_application(
     return IdentityApplication(env=postgres_env(settings.database), policy=policy)
 
 
-def create_http(
-    application: IdentityApplication, security: SecuritySettings, outbox: Outbox
-) -> FastAPI:
+def create_http(process: Running[IdentityApplication]) -> FastAPI:
+    security = process.security
     private = security.require("TL_TOKEN_PRIVATE_KEY_FILE", security.token_private_key_file)
     issuer = TokenIssuer(
         load_private_key(private), access_ttl=timedelta(seconds=security.token_ttl_seconds)
     )
-    verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, issuer, verifier, outbox)
+    return create_app(process.application, issuer, process.verifier, process.outbox)
 
 
 async def main() -> None:
-    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
-    await ensure_service_topic(settings)
-    application = create_application(settings, security)
-    outbox = Outbox.of(application, PUBLICATION, settings)
-    await serve(
-        settings, create_http(application, security, outbox), create_relay(outbox, settings)
-    )
+    await run_command_service(SERVICE, PUBLICATION, create_application, create_http)
 
 
 def bootstrap_admin(arguments: list[str]) -> int:
@@ -95,7 +84,7 @@ def bootstrap_admin(arguments: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    configure_logging(SERVICE)
     if sys.argv[1:2] == ["bootstrap-admin"]:
+        configure_logging(SERVICE)
         sys.exit(bootstrap_admin(sys.argv[2:]))
-    asyncio.run(main())
+    run(SERVICE, main)

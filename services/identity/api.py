@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from pydantic import Field
 
 from services.identity import errors
@@ -15,14 +14,11 @@ from services.identity.domain import User
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
-from shared.kernel.permissions import table
 from shared.kernel.provenance import Actor, Command, Provenance
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
-from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.http import Caller, authorised
 from shared.web.inputs import Line, Paragraph
-from shared.web.store_api import add_store_routes
-
-Clock = Callable[[], datetime]
+from shared.web.service_app import Act, Clock, Now, acting, command_service, from_state
 
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.UserNotFound: 404,
@@ -116,6 +112,15 @@ class UserOut(Contract):
         )
 
 
+DESCRIPTION = (
+    "Users, roles, login and signing re-authentication. Tokens are EdDSA "
+    "JWTs that every service verifies with the public key."
+)
+router = APIRouter()
+Identity = Annotated[IdentityApplication, from_state("application")]
+Issuer = Annotated[TokenIssuer, from_state("issuer")]
+
+
 def create_app(
     application: IdentityApplication,
     issuer: TokenIssuer,
@@ -124,116 +129,133 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("identity"), application.record_denial)
-    app = command_app(
-        "identity",
-        "Users, roles, login and signing re-authentication. Tokens are EdDSA "
-        "JWTs that every service verifies with the public key.",
-        ERROR_STATUSES,
-        authorisation,
+    return command_service(
+        "identity", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        issuer=issuer,
+    )  # fmt: skip
+
+
+def _as_self(user_id: str, request: Request, now: datetime) -> Command:
+    # Login and password change: the actor is the person authenticating.
+    actor = Actor(user_id, user_id, "self", "")
+    correlation = current_correlation_id() or request.headers.get("x-correlation-id") or ""
+    return Command(Provenance(actor, correlation, None, request.headers.get("x-client-id")), now)
+
+
+@router.post("/login", tags=["sessions"])
+def log_in(
+    body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now
+) -> TokenOut:
+    """Id and password give a short-lived access token; failures count towards lockout."""
+    command = _as_self(body.user_id, request, now())
+    principal: Principal = application.log_in(body.user_id, body.password, command)
+    token, expires = issuer.access_token(principal, command.now)
+    return TokenOut(
+        access_token=token,
+        expires_at=expires,
+        user_id=principal.user_id,
+        roles=sorted(principal.roles),
     )
-    add_store_routes(app, authorisation, outbox)
 
-    def as_caller(caller: Caller) -> Command:
-        return caller.command(now())
 
-    def as_self(user_id: str, request: Request) -> Command:
-        # Login and password change: the actor is the person authenticating.
-        actor = Actor(user_id, user_id, "self", "")
-        correlation = current_correlation_id() or request.headers.get("x-correlation-id") or ""
-        return Command(
-            Provenance(actor, correlation, None, request.headers.get("x-client-id")), now()
-        )
+@router.post("/password", tags=["sessions"])
+def change_password(
+    body: ChangePassword, request: Request, application: Identity, now: Now
+) -> UserOut:
+    command = _as_self(body.user_id, request, now())
+    user = application.change_password(
+        body.user_id, body.current_password, body.new_password, command
+    )
+    return UserOut.of(user)
 
-    @app.post("/login", tags=["sessions"])
-    def log_in(body: LogIn, request: Request) -> TokenOut:
-        """Id and password give a short-lived access token; failures count towards lockout."""
-        command = as_self(body.user_id, request)
-        principal: Principal = application.log_in(body.user_id, body.password, command)
-        token, expires = issuer.access_token(principal, command.now)
-        return TokenOut(
-            access_token=token,
-            expires_at=expires,
-            user_id=principal.user_id,
-            roles=sorted(principal.roles),
-        )
 
-    @app.post("/password", tags=["sessions"])
-    def change_password(body: ChangePassword, request: Request) -> UserOut:
-        command = as_self(body.user_id, request)
-        user = application.change_password(
-            body.user_id, body.current_password, body.new_password, command
-        )
-        return UserOut.of(user)
+@router.post("/signing", tags=["sessions"])
+def sign(
+    body: SignIn,
+    act: Annotated[Act, acting("identity.sign")],
+    application: Identity,
+    issuer: Issuer,
+) -> AssertionOut:
+    """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
+    assertion = application.authenticate_signing(
+        act.caller.principal,
+        body.user_id,
+        body.password,
+        body.meaning,
+        body.purpose,
+        act.command,
+    )
+    token, expires = issuer.signing_assertion(assertion)
+    return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
 
-    @app.post("/signing", tags=["sessions"])
-    def sign(body: SignIn, caller: Annotated[Caller, authorised("identity.sign")]) -> AssertionOut:
-        """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
-        assertion = application.authenticate_signing(
-            caller.principal,
-            body.user_id,
-            body.password,
-            body.meaning,
-            body.purpose,
-            as_caller(caller),
-        )
-        token, expires = issuer.signing_assertion(assertion)
-        return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
 
-    @app.post("/logout", status_code=204, tags=["sessions"])
-    def log_out(caller: Annotated[Caller, authorised("identity.log_out")]) -> None:
-        application.log_out(caller.principal, as_caller(caller))
+@router.post("/logout", status_code=204, tags=["sessions"])
+def log_out(act: Annotated[Act, acting("identity.log_out")], application: Identity) -> None:
+    application.log_out(act.caller.principal, act.command)
 
-    @app.post("/users", status_code=201, tags=["accounts"])
-    def create_user(
-        body: CreateUser, caller: Annotated[Caller, authorised("identity.create_user")]
-    ) -> UserOut:
-        user = application.create_user(
-            body.user_id,
-            body.printed_name,
-            body.site,
-            frozenset(body.roles),
-            body.password,
-            as_caller(caller),
-        )
-        return UserOut.of(user)
 
-    @app.get("/users/{user_id}", tags=["accounts"])
-    def get_user(
-        user_id: str, caller: Annotated[Caller, authorised("identity.read_users")]
-    ) -> UserOut:
-        return UserOut.of(application.get_user(user_id))
+@router.post("/users", status_code=201, tags=["accounts"])
+def create_user(
+    body: CreateUser,
+    act: Annotated[Act, acting("identity.create_user")],
+    application: Identity,
+) -> UserOut:
+    user = application.create_user(
+        body.user_id,
+        body.printed_name,
+        body.site,
+        frozenset(body.roles),
+        body.password,
+        act.command,
+    )
+    return UserOut.of(user)
 
-    @app.post("/users/{user_id}/roles", tags=["accounts"])
-    def grant_role(
-        user_id: str, body: RoleChange, caller: Annotated[Caller, authorised("identity.grant_role")]
-    ) -> UserOut:
-        return UserOut.of(application.grant_role(user_id, body.role, as_caller(caller)))
 
-    @app.post("/users/{user_id}/role-revocations", tags=["accounts"])
-    def revoke_role(
-        user_id: str,
-        body: RoleChange,
-        caller: Annotated[Caller, authorised("identity.revoke_role")],
-    ) -> UserOut:
-        user = application.revoke_role(user_id, body.role, body.reason, as_caller(caller))
-        return UserOut.of(user)
+@router.get("/users/{user_id}", tags=["accounts"])
+def get_user(
+    user_id: str,
+    caller: Annotated[Caller, authorised("identity.read_users")],
+    application: Identity,
+) -> UserOut:
+    return UserOut.of(application.get_user(user_id))
 
-    @app.post("/users/{user_id}/deactivation", tags=["accounts"])
-    def deactivate_user(
-        user_id: str,
-        body: Reason,
-        caller: Annotated[Caller, authorised("identity.deactivate_user")],
-    ) -> UserOut:
-        return UserOut.of(application.deactivate_user(user_id, body.reason, as_caller(caller)))
 
-    @app.post("/users/{user_id}/unlock", tags=["accounts"])
-    def unlock_user(
-        user_id: str,
-        body: Reason,
-        caller: Annotated[Caller, authorised("identity.unlock_user")],
-    ) -> UserOut:
-        return UserOut.of(application.unlock_user(user_id, body.reason, as_caller(caller)))
+@router.post("/users/{user_id}/roles", tags=["accounts"])
+def grant_role(
+    user_id: str,
+    body: RoleChange,
+    act: Annotated[Act, acting("identity.grant_role")],
+    application: Identity,
+) -> UserOut:
+    return UserOut.of(application.grant_role(user_id, body.role, act.command))
 
-    return app
+
+@router.post("/users/{user_id}/role-revocations", tags=["accounts"])
+def revoke_role(
+    user_id: str,
+    body: RoleChange,
+    act: Annotated[Act, acting("identity.revoke_role")],
+    application: Identity,
+) -> UserOut:
+    user = application.revoke_role(user_id, body.role, body.reason, act.command)
+    return UserOut.of(user)
+
+
+@router.post("/users/{user_id}/deactivation", tags=["accounts"])
+def deactivate_user(
+    user_id: str,
+    body: Reason,
+    act: Annotated[Act, acting("identity.deactivate_user")],
+    application: Identity,
+) -> UserOut:
+    return UserOut.of(application.deactivate_user(user_id, body.reason, act.command))
+
+
+@router.post("/users/{user_id}/unlock", tags=["accounts"])
+def unlock_user(
+    user_id: str,
+    body: Reason,
+    act: Annotated[Act, acting("identity.unlock_user")],
+    application: Identity,
+) -> UserOut:
+    return UserOut.of(application.unlock_user(user_id, body.reason, act.command))

@@ -5,7 +5,6 @@ python -m services.infusion
 
 from __future__ import annotations
 
-import asyncio
 import os
 from decimal import Decimal
 
@@ -15,25 +14,14 @@ from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
 from services.infusion.publication import PUBLICATION
 from services.infusion.rules import InfusionRules
-from services.infusion.views import EnrolmentView, create_subscriptions
+from services.infusion.views import GROUP_ID, EnrolmentView
 from shared.adapters.cohort import CohortView
 from shared.adapters.eventstore import postgres_env
-from shared.adapters.outbox import Outbox
-from shared.adapters.relay import create_relay
-from shared.adapters.subject_views import Subscriptions, subscribe
-from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics
-from shared.kernel.keys import load_private_key, load_public_key
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.kernel.signatures import RecordSigner
-from shared.web.auth import TokenVerifier
-from shared.web.runner import configure_logging, serve
+from shared.web.service_main import Running, Upstream, record_signer, run, run_command_service
 
 SERVICE = "infusion"
 COHORT_GROUP = "trialledger-infusion-cohort-view"
-
-
-def enrollment_topic() -> str:
-    return os.environ.get("TL_ENROLLMENT_TOPIC", "trialledger.enrollment.events")
 
 
 def infusion_rules(env: dict[str, str] | None = None) -> InfusionRules:
@@ -53,53 +41,23 @@ def infusion_rules(env: dict[str, str] | None = None) -> InfusionRules:
 def create_application(
     settings: ServiceSettings, security: SecuritySettings
 ) -> InfusionApplication:
-    key = security.require("TL_RECORD_PRIVATE_KEY_FILE", security.record_private_key_file)
     return InfusionApplication(
-        env=postgres_env(settings.database),
-        signer=RecordSigner(load_private_key(key)),
-        rules=infusion_rules(),
+        env=postgres_env(settings.database), signer=record_signer(security), rules=infusion_rules()
     )
 
 
-def create_http(
-    application: InfusionApplication,
-    view: EnrolmentView,
-    security: SecuritySettings,
-    outbox: Outbox,
-    cohort: CohortView,
-) -> FastAPI:
-    verifier = TokenVerifier(load_public_key(security.token_public_key_file))
-    return create_app(application, view, verifier, outbox, cohort=cohort)
-
-
-def adverse_events_topic() -> str:
-    return os.environ.get("TL_ADVERSE_EVENTS_TOPIC", "trialledger.adverse_events.events")
+def create_http(process: Running[InfusionApplication]) -> FastAPI:
+    view, cohort = process.view(EnrolmentView), process.view(CohortView)
+    return create_app(process.application, view, process.verifier, process.outbox, cohort=cohort)
 
 
 async def main() -> None:
-    settings, security = ServiceSettings.from_env(SERVICE), SecuritySettings.from_env()
-    await ensure_service_topic(settings)
-    for upstream in (enrollment_topic(), adverse_events_topic()):
-        await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream))
-    application = create_application(settings, security)
-    outbox = Outbox.of(application, PUBLICATION, settings)
-    view, cohort = EnrolmentView(settings.database), CohortView(settings.database)
-    await view.open()
-    await cohort.open()
-    try:
-        broker = create_subscriptions(settings.kafka_bootstrap, enrollment_topic(), view)
-        subscribe(broker, adverse_events_topic(), COHORT_GROUP, cohort)
-        await serve(
-            settings,
-            create_http(application, view, security, outbox, cohort),
-            create_relay(outbox, settings),
-            Subscriptions(broker),
-        )
-    finally:
-        await cohort.close()
-        await view.close()
+    await run_command_service(
+        SERVICE, PUBLICATION, create_application, create_http,
+        Upstream("enrollment", GROUP_ID, EnrolmentView),
+        Upstream("adverse_events", COHORT_GROUP, CohortView),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":
-    configure_logging(SERVICE)
-    asyncio.run(main())
+    run(SERVICE, main)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import UTC, date
 from decimal import Decimal
 from typing import Annotated, Any, Literal, Protocol
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
 from services.infusion import errors
@@ -28,14 +28,11 @@ from services.infusion.views import EnrolmentView
 from shared.adapters.outbox import Outbox
 from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
-from shared.kernel.permissions import table
-from shared.kernel.provenance import Command
 from shared.web.auth import TokenVerifier
-from shared.web.http import Authorisation, Caller, authorised, command_app
+from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.store_api import add_store_routes
+from shared.web.service_app import Act, Clock, acting, command_service, from_state
 
-Clock = Callable[[], datetime]
 ERROR_STATUSES: dict[type[Exception], int] = {
     errors.OutOfSequence: 409,
     errors.InvalidValue: 422,
@@ -131,6 +128,16 @@ class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
 
 
+DESCRIPTION = (
+    "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
+    "of NCT05030779. Refusals answer 4xx with a stable `code`."
+)
+router = APIRouter(tags=["treatment"])
+Infusions = Annotated[InfusionApplication, from_state("application")]
+Enrolments = Annotated[EnrolmentView, from_state("view")]
+Cohort = Annotated[CohortSource | None, from_state("cohort")]
+
+
 def create_app(
     application: InfusionApplication,
     view: EnrolmentView,
@@ -141,104 +148,117 @@ def create_app(
 ) -> FastAPI:
     """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
-    now = clock or (lambda: datetime.now(UTC))
-    authorisation = Authorisation(verifier, table("infusion"), application.record_denial)
-    app = command_app(
-        "infusion",
-        "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
-        "of NCT05030779. Refusals answer 4xx with a stable `code`.",
-        ERROR_STATUSES,
-        authorisation,
+    return command_service(
+        "infusion", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        view=view, cohort=cohort,
+    )  # fmt: skip
+
+
+async def _call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
+    return TreatmentOut.of(await asyncio.to_thread(method, *args))
+
+
+@router.post("/subjects/{subject_id}/leukapheresis", status_code=201)
+async def record_leukapheresis(
+    subject_id: str,
+    body: RecordLeukapheresis,
+    act: Annotated[Act, acting("infusion.record_leukapheresis")],
+    application: Infusions,
+    view: Enrolments,
+) -> TreatmentOut:
+    enrolment = await view.enrolment(subject_id)
+    apheresis = Leukapheresis(body.performed_on, body.volume_ml)
+    return await _call(
+        application.record_leukapheresis, subject_id, enrolment, apheresis, act.command
     )
-    add_store_routes(app, authorisation, outbox)
 
-    def command(caller: Caller) -> Command:
-        return caller.command(now())
 
-    async def call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
-        return TreatmentOut.of(await asyncio.to_thread(method, *args))
+@router.post("/subjects/{subject_id}/products")
+async def release_product(
+    subject_id: str,
+    body: ReleaseProduct,
+    act: Annotated[Act, acting("infusion.release_product")],
+    application: Infusions,
+    view: Enrolments,
+) -> TreatmentOut:
+    enrolment = await view.enrolment(subject_id)
+    release = ProductRelease(**body.model_dump())
+    return await _call(application.release_product, subject_id, enrolment, release, act.command)
 
-    @app.post("/subjects/{subject_id}/leukapheresis", status_code=201, tags=["treatment"])
-    async def record_leukapheresis(
-        subject_id: str,
-        body: RecordLeukapheresis,
-        caller: Annotated[Caller, authorised("infusion.record_leukapheresis")],
-    ) -> TreatmentOut:
-        enrolment = await view.enrolment(subject_id)
-        apheresis = Leukapheresis(body.performed_on, body.volume_ml)
-        return await call(
-            application.record_leukapheresis, subject_id, enrolment, apheresis, command(caller)
-        )
 
-    @app.post("/subjects/{subject_id}/products", tags=["treatment"])
-    async def release_product(
-        subject_id: str,
-        body: ReleaseProduct,
-        caller: Annotated[Caller, authorised("infusion.release_product")],
-    ) -> TreatmentOut:
-        enrolment = await view.enrolment(subject_id)
-        release = ProductRelease(**body.model_dump())
-        return await call(
-            application.release_product, subject_id, enrolment, release, command(caller)
-        )
+@router.post("/subjects/{subject_id}/lymphodepletion")
+async def record_lymphodepletion(
+    subject_id: str,
+    body: RecordLymphodepletion,
+    act: Annotated[Act, acting("infusion.record_lymphodepletion")],
+    application: Infusions,
+    view: Enrolments,
+) -> TreatmentOut:
+    enrolment = await view.enrolment(subject_id)
+    agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
+    regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
+    return await _call(
+        application.record_lymphodepletion, subject_id, enrolment, regimen, act.command
+    )
 
-    @app.post("/subjects/{subject_id}/lymphodepletion", tags=["treatment"])
-    async def record_lymphodepletion(
-        subject_id: str,
-        body: RecordLymphodepletion,
-        caller: Annotated[Caller, authorised("infusion.record_lymphodepletion")],
-    ) -> TreatmentOut:
-        enrolment = await view.enrolment(subject_id)
-        agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
-        regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
-        return await call(
-            application.record_lymphodepletion, subject_id, enrolment, regimen, command(caller)
-        )
 
-    @app.post("/subjects/{subject_id}/infusion", tags=["treatment"])
-    async def infuse(
-        subject_id: str,
-        body: Infuse,
-        caller: Annotated[Caller, authorised("infusion.infuse")],
-    ) -> TreatmentOut:
-        """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
-        assertion = authorisation.signature(
-            caller, body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
-        )
-        enrolment = await view.enrolment(subject_id)
-        infusion = Infusion(
-            body.weight_kg,
-            tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
-            body.started_at.astimezone(UTC),
-            body.ended_at.astimezone(UTC),
-            caller.principal.printed_name,
-        )
-        opening = FIRST_COHORT if cohort is None else await cohort.opening()
-        return await call(
-            application.infuse, subject_id, enrolment, infusion, command(caller), assertion,
-            opening,
-        )  # fmt: skip
+@router.post("/subjects/{subject_id}/infusion")
+async def infuse(
+    subject_id: str,
+    body: Infuse,
+    act: Annotated[Act, acting("infusion.infuse")],
+    application: Infusions,
+    view: Enrolments,
+    cohort: Cohort,
+) -> TreatmentOut:
+    """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
+    assertion = act.signature(
+        body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
+    )
+    enrolment = await view.enrolment(subject_id)
+    infusion = Infusion(
+        body.weight_kg,
+        tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
+        body.started_at.astimezone(UTC),
+        body.ended_at.astimezone(UTC),
+        act.caller.principal.printed_name,
+    )
+    opening = FIRST_COHORT if cohort is None else await cohort.opening()
+    return await _call(
+        application.infuse,
+        subject_id,
+        enrolment,
+        infusion,
+        act.command,
+        assertion,
+        opening,
+    )
 
-    @app.post("/subjects/{subject_id}/infusion-not-given", tags=["treatment"])
-    async def decline_infusion(
-        subject_id: str,
-        body: Reason,
-        caller: Annotated[Caller, authorised("infusion.decline_infusion")],
-    ) -> TreatmentOut:
-        return await call(application.decline_infusion, subject_id, body.reason, command(caller))
 
-    @app.post("/subjects/{subject_id}/infusion-interruptions", tags=["treatment"])
-    async def interrupt_infusion(
-        subject_id: str,
-        body: Reason,
-        caller: Annotated[Caller, authorised("infusion.interrupt_infusion")],
-    ) -> TreatmentOut:
-        return await call(application.interrupt_infusion, subject_id, body.reason, command(caller))
+@router.post("/subjects/{subject_id}/infusion-not-given")
+async def decline_infusion(
+    subject_id: str,
+    body: Reason,
+    act: Annotated[Act, acting("infusion.decline_infusion")],
+    application: Infusions,
+) -> TreatmentOut:
+    return await _call(application.decline_infusion, subject_id, body.reason, act.command)
 
-    @app.get("/subjects/{subject_id}", tags=["treatment"])
-    async def get_treatment(
-        subject_id: str, caller: Annotated[Caller, authorised("infusion.read_treatment")]
-    ) -> TreatmentOut:
-        return await call(application.get_treatment, subject_id)
 
-    return app
+@router.post("/subjects/{subject_id}/infusion-interruptions")
+async def interrupt_infusion(
+    subject_id: str,
+    body: Reason,
+    act: Annotated[Act, acting("infusion.interrupt_infusion")],
+    application: Infusions,
+) -> TreatmentOut:
+    return await _call(application.interrupt_infusion, subject_id, body.reason, act.command)
+
+
+@router.get("/subjects/{subject_id}")
+async def get_treatment(
+    subject_id: str,
+    caller: Annotated[Caller, authorised("infusion.read_treatment")],
+    application: Infusions,
+) -> TreatmentOut:
+    return await _call(application.get_treatment, subject_id)

@@ -6,7 +6,6 @@ checkpoints, and serve the auditor API.
 
 from __future__ import annotations
 
-import asyncio
 import os
 
 from fastapi import FastAPI
@@ -26,10 +25,10 @@ from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.contracts.infusion import INFUSION_CONTRACTS
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.kernel.envelope import EventData, contract_registry
-from shared.kernel.keys import load_private_key, load_public_key
+from shared.kernel.keys import load_private_key
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.web.auth import TokenVerifier
-from shared.web.runner import configure_logging, serve
+from shared.web.runner import serve
+from shared.web.service_main import run, token_verifier
 
 SERVICE = "projections"
 DEFAULT_SOURCES = ",".join(f"trialledger.{service}.events" for service in COMMAND_SERVICES)
@@ -98,7 +97,7 @@ def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | Non
 
 
 def create_http(application: ProjectionsApplication, security: SecuritySettings) -> FastAPI:
-    return create_app(application, TokenVerifier(load_public_key(security.token_public_key_file)))
+    return create_app(application, token_verifier(security))
 
 
 async def main() -> None:
@@ -126,5 +125,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    configure_logging(SERVICE)
-    asyncio.run(main())
+    run(SERVICE, main)

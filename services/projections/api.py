@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
@@ -22,6 +22,7 @@ from services.projections.application import (
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
+from shared.web.service_app import from_state
 
 
 def _principal(
@@ -42,6 +43,10 @@ def _reads(route: APIRoute) -> bool:
     return any(dependency.call is _principal for dependency in route.dependant.dependencies)
 
 
+router = APIRouter()
+Ledger = Annotated[ProjectionsApplication, from_state("application")]
+
+
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
     app = FastAPI(
         title="Trial Ledger: projections (auditor API)",
@@ -53,128 +58,158 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
     install_error_mapping(app, {NotInCheckpoint: 404, PlotNotFound: 404, BadWitnessKey: 422})
     document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
-
-    @app.get("/health", tags=["operations"])
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/trail", tags=["audit"])
-    async def trail(
-        who: Auditor,
-        subject_id: str | None = None,
-        user_id: str | None = None,
-        record_id: str | None = None,
-        event_type: str | None = None,
-        since: IsoDateTime | None = None,
-        until: IsoDateTime | None = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
-    ) -> list[dict[str, Any]]:
-        filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
-        return await application.trail(who, filters)
-
-    @app.get("/subjects/{subject_id}", tags=["audit"])
-    async def subject(
-        who: Auditor,
-        subject_id: str,
-        as_of: IsoDateTime | None = None,
-        position: Position | None = None,
-    ) -> dict[str, Any]:
-        state = await application.subject(who, subject_id, as_of, position)
-        return state or {}
-
-    @app.get("/trial", tags=["audit"])
-    async def trial(who: Auditor) -> dict[str, Any]:
-        """DLTs per dose level, TEAE incidence and every cohort decision."""
-        return await application.trial(who)
-
-    @app.get("/endpoints", tags=["endpoints"])
-    async def endpoints(
-        who: Auditor, as_of: IsoDateTime | None = None, position: Position | None = None
-    ) -> dict[str, Any]:
-        """DLT rate per dose level, TEAE incidence, objective response within 3 months,
-        disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
-        each subject's autoantibody and kinetics time courses, from the ledger as of a
-        time or position. Every figure lists its subjects and ledger entries."""
-        return await application.endpoints(who, as_of, position)
-
-    @app.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
-    async def swimmer(
-        who: Auditor, as_of: IsoDateTime | None = None, position: Position | None = None
-    ) -> Response:
-        svg = await application.plot(who, "swimmer", as_of, position)
-        return Response(svg, media_type="image/svg+xml")
-
-    @app.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
-    async def kinetics(
-        who: Auditor,
-        subject_id: str,
-        as_of: IsoDateTime | None = None,
-        position: Position | None = None,
-    ) -> Response:
-        svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
-        return Response(svg, media_type="image/svg+xml")
-
-    @app.get("/verify", tags=["integrity"])
-    async def verify(
-        who: Auditor,
-        request: Request,
-        stores: Annotated[
-            bool, Query(description="also name every stored event missing from the ledger")
-        ] = True,
-        witness: Annotated[
-            str | None,
-            Query(
-                description="a witness's cosignature vkey: check the ledger against the "
-                "checkpoints it cosigned (and the newest it holds, when it is TL_WITNESS_URL's)",
-                max_length=500,
-            ),
-        ] = None,
-    ) -> dict[str, object]:
-        """The ledger's hashes, Merkle root and signed checkpoints; and, unless
-        ``stores=false``, each service's store against the ledger (read with the
-        caller's own token): every event stored but missing, by service, store position
-        and event id; with ``witness``, rollbacks, deleted checkpoints and rewritten
-        entries older than that witness's newest cosignature."""
-        token = bearer_token(request.headers.get("authorization")) if stores else None
-        trust = None if witness is None else application.witness_trust(witness)
-        return (await application.verify(who, token=token, witness=trust)).to_json()
-
-    @app.get("/reconcile", tags=["integrity"])
-    async def reconcile(who: Auditor, request: Request) -> dict[str, Any]:
-        """Every stored event of every service exactly once in the ledger, byte for byte,
-        and nothing else (the stores read through their services' APIs)."""
-        return await application.reconcile(who, bearer_token(request.headers.get("authorization")))
-
-    @app.get("/proofs/inclusion/{position}", tags=["integrity"])
-    async def inclusion(who: Auditor, position: Position) -> dict[str, Any]:
-        return await application.inclusion_proof(who, position)
-
-    @app.get("/proofs/consistency", tags=["integrity"])
-    async def consistency(
-        who: Auditor, old_size: Position, new_size: Position | None = None
-    ) -> dict[str, Any]:
-        """An RFC 6962 consistency proof between two tree sizes within the latest signed
-        checkpoint (``new_size``: the latest checkpoint's size by default)."""
-        return await application.consistency_proof(who, old_size, new_size)
-
-    @app.get("/checkpoint", tags=["integrity"], response_class=PlainTextResponse)
-    async def checkpoint() -> PlainTextResponse:
-        """The latest checkpoint: a C2SP signed note (c2sp.org/tlog-checkpoint) naming the
-        ledger's origin, its size and its base64 root. Public, as a transparency log's
-        checkpoints are: witnesses and monitors read it without an account."""
-        return PlainTextResponse(await application.checkpoint_note())
-
-    @app.get("/checkpoints", tags=["integrity"])
-    async def checkpoints(
-        after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> dict[str, Any]:
-        """Signed checkpoints after size ``after``, oldest first, with the ledger's origin
-        and verifier keys (public)."""
-        return await application.checkpoint_history(after, limit)
-
-    @app.get("/export", tags=["audit"])
-    async def export(who: Auditor, subject_id: str | None = None) -> dict[str, Any]:
-        return await application.export(who, subject_id)
-
+    app.state.application = application
+    app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
+    app.include_router(router)
     return app
+
+
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/trail", tags=["audit"])
+async def trail(
+    application: Ledger,
+    who: Auditor,
+    subject_id: str | None = None,
+    user_id: str | None = None,
+    record_id: str | None = None,
+    event_type: str | None = None,
+    since: IsoDateTime | None = None,
+    until: IsoDateTime | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> list[dict[str, Any]]:
+    filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
+    return await application.trail(who, filters)
+
+
+@router.get("/subjects/{subject_id}", tags=["audit"])
+async def subject(
+    application: Ledger,
+    who: Auditor,
+    subject_id: str,
+    as_of: IsoDateTime | None = None,
+    position: Position | None = None,
+) -> dict[str, Any]:
+    state = await application.subject(who, subject_id, as_of, position)
+    return state or {}
+
+
+@router.get("/trial", tags=["audit"])
+async def trial(application: Ledger, who: Auditor) -> dict[str, Any]:
+    """DLTs per dose level, TEAE incidence and every cohort decision."""
+    return await application.trial(who)
+
+
+@router.get("/endpoints", tags=["endpoints"])
+async def endpoints(
+    application: Ledger,
+    who: Auditor,
+    as_of: IsoDateTime | None = None,
+    position: Position | None = None,
+) -> dict[str, Any]:
+    """DLT rate per dose level, TEAE incidence, objective response within 3 months,
+    disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
+    each subject's autoantibody and kinetics time courses, from the ledger as of a
+    time or position. Every figure lists its subjects and ledger entries."""
+    return await application.endpoints(who, as_of, position)
+
+
+@router.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
+async def swimmer(
+    application: Ledger,
+    who: Auditor,
+    as_of: IsoDateTime | None = None,
+    position: Position | None = None,
+) -> Response:
+    svg = await application.plot(who, "swimmer", as_of, position)
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
+async def kinetics(
+    application: Ledger,
+    who: Auditor,
+    subject_id: str,
+    as_of: IsoDateTime | None = None,
+    position: Position | None = None,
+) -> Response:
+    svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
+    return Response(svg, media_type="image/svg+xml")
+
+
+@router.get("/verify", tags=["integrity"])
+async def verify(
+    application: Ledger,
+    who: Auditor,
+    request: Request,
+    stores: Annotated[
+        bool, Query(description="also name every stored event missing from the ledger")
+    ] = True,
+    witness: Annotated[
+        str | None,
+        Query(
+            description="a witness's cosignature vkey: check the ledger against the "
+            "checkpoints it cosigned (and the newest it holds, when it is TL_WITNESS_URL's)",
+            max_length=500,
+        ),
+    ] = None,
+) -> dict[str, object]:
+    """The ledger's hashes, Merkle root and signed checkpoints; and, unless
+    ``stores=false``, each service's store against the ledger (read with the
+    caller's own token): every event stored but missing, by service, store position
+    and event id; with ``witness``, rollbacks, deleted checkpoints and rewritten
+    entries older than that witness's newest cosignature."""
+    token = bearer_token(request.headers.get("authorization")) if stores else None
+    trust = None if witness is None else application.witness_trust(witness)
+    return (await application.verify(who, token=token, witness=trust)).to_json()
+
+
+@router.get("/reconcile", tags=["integrity"])
+async def reconcile(application: Ledger, who: Auditor, request: Request) -> dict[str, Any]:
+    """Every stored event of every service exactly once in the ledger, byte for byte,
+    and nothing else (the stores read through their services' APIs)."""
+    return await application.reconcile(who, bearer_token(request.headers.get("authorization")))
+
+
+@router.get("/proofs/inclusion/{position}", tags=["integrity"])
+async def inclusion(application: Ledger, who: Auditor, position: Position) -> dict[str, Any]:
+    return await application.inclusion_proof(who, position)
+
+
+@router.get("/proofs/consistency", tags=["integrity"])
+async def consistency(
+    application: Ledger, who: Auditor, old_size: Position, new_size: Position | None = None
+) -> dict[str, Any]:
+    """An RFC 6962 consistency proof between two tree sizes within the latest signed
+    checkpoint (``new_size``: the latest checkpoint's size by default)."""
+    return await application.consistency_proof(who, old_size, new_size)
+
+
+@router.get("/checkpoint", tags=["integrity"], response_class=PlainTextResponse)
+async def checkpoint(
+    application: Ledger,
+) -> PlainTextResponse:
+    """The latest checkpoint: a C2SP signed note (c2sp.org/tlog-checkpoint) naming the
+    ledger's origin, its size and its base64 root. Public, as a transparency log's
+    checkpoints are: witnesses and monitors read it without an account."""
+    return PlainTextResponse(await application.checkpoint_note())
+
+
+@router.get("/checkpoints", tags=["integrity"])
+async def checkpoints(
+    application: Ledger,
+    after: Annotated[int, Query(ge=0, le=BIGINT_MAX)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Signed checkpoints after size ``after``, oldest first, with the ledger's origin
+    and verifier keys (public)."""
+    return await application.checkpoint_history(after, limit)
+
+
+@router.get("/export", tags=["audit"])
+async def export(
+    application: Ledger, who: Auditor, subject_id: str | None = None
+) -> dict[str, Any]:
+    return await application.export(who, subject_id)

@@ -9,7 +9,7 @@ an identical result, and writes rows and its position in one transaction.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -64,74 +64,138 @@ COMMON_FIELDS = frozenset(
 RECORD_SIGNED = frozenset({RecordSignedV1.event_type, RecordSignedV2.event_type})
 
 
-def subject_state(state: dict[str, Any] | None, event: CloudEvent, position: int) -> dict[str, Any]:
+State = dict[str, Any]
+Reducer = Callable[[State, dict[str, Any], CloudEvent], None]
+
+
+def subject_state(state: State | None, event: CloudEvent, position: int) -> State:
     """The subject's state after ``event`` (pure; unknown types leave it unchanged)."""
-    data = event.data
     state = dict(state or {"subject_id": event.subject, "signatures": [], "corrections": 0})
-    kind = event.type
-    if kind in SUBJECT_STATUS:
-        state["status"] = SUBJECT_STATUS[kind]
-    when = event.time.isoformat()
-    if kind == SubjectRegisteredV1.event_type:
-        state.update(site_id=data["site_id"], registered_at=when)
-    elif kind == ConsentSignedV1.event_type:
-        state["consent"] = {k: data[k] for k in ("form_version", "signed_on", "obtained_by")}
-    elif kind == ScreeningResultRecordedV1.event_type:
-        state["screened_on"] = data["screened_on"]
-    elif kind in (EligibilityConfirmedV1.event_type, ScreenFailedV1.event_type):
-        state["eligibility"] = {
-            "decided_at": when,
-            "rule_version": data["rule_version"],
-            "eligible": kind == EligibilityConfirmedV1.event_type,
-            "failed_criteria": data.get("failed_criteria", []),
-        }
-    elif kind == SubjectEnrolledV1.event_type:
-        state.update(dose_level=data["dose_level"], enrolled_at=when)
-    elif kind == SubjectWithdrawnV1.event_type:
-        state.update(withdrawn_at=when, withdrawal_reason=data["reason"])
-    elif kind == SubjectDiedV1.event_type:
-        state.update(died_at=when, death_cause=data["cause"])
-    elif kind == ValueCorrectedV1.event_type:
-        state["corrections"] = state.get("corrections", 0) + 1
-        section, _, name = str(data["field"]).partition(".")
-        if section == "consent" and "consent" in state:
-            state["consent"] = {**state["consent"], name: data["new_value"]}
-        elif data["field"] == "screening.screened_on":
-            state["screened_on"] = data["new_value"]
-    elif kind in RECORD_SIGNED:
-        state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
-    elif kind == CarTInfusedV1.event_type:
-        state["infusion"] = {
-            "dose_level": data["dose_level"],
-            "cells_per_kg_millions": data["cells_per_kg_millions"],
-            "infused_at": data["started_at"],  # study day 1
-            "lots": [lot["lot_id"] for lot in data["lots"]],
-        }
-    elif kind == AdverseEventReportedV1.event_type:
-        state["adverse_events"] = state.get("adverse_events", 0) + 1
-        state["teae"] = state.get("teae", 0) + int(bool(data["treatment_emergent"]))
-    elif kind in (AdverseEventGradedV1.event_type, AdverseEventRegradedV1.event_type):
-        # the latest grade of each adverse event; the worst over them all
-        grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}
-        state["grades"] = grades
-        state["safety"] = _worst(grades.values())
-    elif kind == DltAdjudicatedV1.event_type:
-        dlts = dict(state.get("dlts", {}))
-        dlts[data["record_id"]] = data["is_dlt"]
-        state["dlts"] = dlts
-        state["dlt"] = any(dlts.values())
-    elif kind == DiseaseActivityAssessedV1.event_type:
-        state["disease_activity"] = {k: data[k] for k in ("label", "study_day", "sledai_2k",
-                                                           "clinical_sledai", "pga")}  # fmt: skip
-    elif kind == RemissionAssessedV1.event_type:
-        state["response"] = {k: data[k] for k in ("response", "study_day", "rule_version")}
-    elif kind == ProgressionReportedV1.event_type:
-        state["progression"] = {k: data[k] for k in ("kind", "study_day")}
-    elif kind == InfusionNotGivenV1.event_type:
-        state["infusion_not_given"] = data["reason"]
+    if event.type in SUBJECT_STATUS:
+        state["status"] = SUBJECT_STATUS[event.type]
+    reduce = SUBJECT_REDUCERS.get(event.type)
+    if reduce is not None:
+        reduce(state, event.data, event)
     state["position"] = position
     state["as_of"] = event.recordedtime.isoformat()
     return state
+
+
+# Each reducer changes the fresh copy ``subject_state`` made, from the event's data.
+def _registered(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state.update(site_id=data["site_id"], registered_at=event.time.isoformat())
+
+
+def _consent_signed(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["consent"] = {k: data[k] for k in ("form_version", "signed_on", "obtained_by")}
+
+
+def _screened(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["screened_on"] = data["screened_on"]
+
+
+def _eligibility_decided(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["eligibility"] = {
+        "decided_at": event.time.isoformat(),
+        "rule_version": data["rule_version"],
+        "eligible": event.type == EligibilityConfirmedV1.event_type,
+        "failed_criteria": data.get("failed_criteria", []),
+    }
+
+
+def _enrolled(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state.update(dose_level=data["dose_level"], enrolled_at=event.time.isoformat())
+
+
+def _withdrawn(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state.update(withdrawn_at=event.time.isoformat(), withdrawal_reason=data["reason"])
+
+
+def _died(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state.update(died_at=event.time.isoformat(), death_cause=data["cause"])
+
+
+def _corrected(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["corrections"] = state.get("corrections", 0) + 1
+    section, _, name = str(data["field"]).partition(".")
+    if section == "consent" and "consent" in state:
+        state["consent"] = {**state["consent"], name: data["new_value"]}
+    elif data["field"] == "screening.screened_on":
+        state["screened_on"] = data["new_value"]
+
+
+def _signed(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
+
+
+def _infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["infusion"] = {
+        "dose_level": data["dose_level"],
+        "cells_per_kg_millions": data["cells_per_kg_millions"],
+        "infused_at": data["started_at"],  # study day 1
+        "lots": [lot["lot_id"] for lot in data["lots"]],
+    }
+
+
+def _adverse_event(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["adverse_events"] = state.get("adverse_events", 0) + 1
+    state["teae"] = state.get("teae", 0) + int(bool(data["treatment_emergent"]))
+
+
+def _graded(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    # the latest grade of each adverse event; the worst over them all
+    grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}
+    state["grades"] = grades
+    state["safety"] = _worst(grades.values())
+
+
+def _dlt_adjudicated(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    dlts = dict(state.get("dlts", {}))
+    dlts[data["record_id"]] = data["is_dlt"]
+    state["dlts"] = dlts
+    state["dlt"] = any(dlts.values())
+
+
+def _disease_activity(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["disease_activity"] = {k: data[k] for k in ("label", "study_day", "sledai_2k",
+                                                       "clinical_sledai", "pga")}  # fmt: skip
+
+
+def _remission(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["response"] = {k: data[k] for k in ("response", "study_day", "rule_version")}
+
+
+def _progression(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["progression"] = {k: data[k] for k in ("kind", "study_day")}
+
+
+def _not_infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+    state["infusion_not_given"] = data["reason"]
+
+
+# Event type -> how it changes a subject's state; a type not here changes only its status
+# (``SUBJECT_STATUS``) and position.
+SUBJECT_REDUCERS: dict[str, Reducer] = {
+    SubjectRegisteredV1.event_type: _registered,
+    ConsentSignedV1.event_type: _consent_signed,
+    ScreeningResultRecordedV1.event_type: _screened,
+    EligibilityConfirmedV1.event_type: _eligibility_decided,
+    ScreenFailedV1.event_type: _eligibility_decided,
+    SubjectEnrolledV1.event_type: _enrolled,
+    SubjectWithdrawnV1.event_type: _withdrawn,
+    SubjectDiedV1.event_type: _died,
+    ValueCorrectedV1.event_type: _corrected,
+    **dict.fromkeys(RECORD_SIGNED, _signed),
+    CarTInfusedV1.event_type: _infused,
+    AdverseEventReportedV1.event_type: _adverse_event,
+    AdverseEventGradedV1.event_type: _graded,
+    AdverseEventRegradedV1.event_type: _graded,
+    DltAdjudicatedV1.event_type: _dlt_adjudicated,
+    DiseaseActivityAssessedV1.event_type: _disease_activity,
+    RemissionAssessedV1.event_type: _remission,
+    ProgressionReportedV1.event_type: _progression,
+    InfusionNotGivenV1.event_type: _not_infused,
+}
 
 
 def _worst(grades: Iterable[list[Any]]) -> dict[str, int]:
@@ -179,21 +243,38 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
         "occurred_at": event.time,
         "reason": data.get("reason"),
     }
-    changes: list[tuple[str, str | None, str]]
-    if event.type == ValueCorrectedV1.event_type:
-        changes = [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
-    elif event.type in RECORD_SIGNED:
-        changes = [("signature", None, _present(_manifestation(data)))]
-    else:
-        changes = [
-            (name, None, _present(value))
-            for name, value in sorted(data.items())
-            if name not in COMMON_FIELDS
-        ]
+    changes = TRAIL_CHANGES.get(event.type, _fields_set)(data)
     return [
         {**base, "seq": seq, "field": name, "old_value": old, "new_value": new}
         for seq, (name, old, new) in enumerate(changes)
     ]
+
+
+Change = tuple[str, str | None, str]
+
+
+def _corrected_field(data: dict[str, Any]) -> list[Change]:
+    return [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
+
+
+def _signature(data: dict[str, Any]) -> list[Change]:
+    return [("signature", None, _present(_manifestation(data)))]
+
+
+def _fields_set(data: dict[str, Any]) -> list[Change]:
+    """Every field of the event's own (not the envelope's), as newly set."""
+    return [
+        (name, None, _present(value))
+        for name, value in sorted(data.items())
+        if name not in COMMON_FIELDS
+    ]
+
+
+# Event type -> its trail's (field, old, new) changes; any other type: ``_fields_set``.
+TRAIL_CHANGES: dict[str, Callable[[dict[str, Any]], list[Change]]] = {
+    ValueCorrectedV1.event_type: _corrected_field,
+    **dict.fromkeys(RECORD_SIGNED, _signature),
+}
 
 
 def _present(value: Any) -> str:

@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError, InterfaceError, Operationa
 from fastapi import Depends, FastAPI, Header, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -321,12 +321,20 @@ def document_roles(app: FastAPI, roles_of: RolesOf) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def api_routes(app: FastAPI) -> Iterator[APIRoute]:
+    """Every operation of ``app``, those of its included routers too (FastAPI keeps an
+    included router as one entry of ``app.routes``)."""
+    for context in iter_route_contexts(app.routes):
+        if isinstance(context.original_route, APIRoute):
+            yield context.original_route
+
+
 def _operations(
     app: FastAPI, document: dict[str, Any]
 ) -> Iterator[tuple[APIRoute, dict[str, Any]]]:
     """Each documented route with its operation object in ``document``."""
-    for route in app.routes:
-        if isinstance(route, APIRoute) and route.include_in_schema:
+    for route in api_routes(app):
+        if route.include_in_schema:
             for method in route.methods or ():
                 yield route, document["paths"][route.path_format][method.lower()]
 

@@ -8,12 +8,11 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from fastapi.routing import APIRoute
 
 from shared.kernel.provenance import Role
 from shared.published.discovery import app_factories
 from shared.published.openapi import described_app
-from shared.web.http import Requires
+from shared.web.http import Requires, api_routes
 from tests.faults.conftest import PASSWORD, Faulty, loaded
 from tests.support import eventually
 
@@ -35,9 +34,7 @@ def commands(service: str) -> list[tuple[str, str, str, frozenset[Role]]]:
     """Every route of ``service`` with a command: method, path, command, permitted roles."""
     app = described_app(app_factories()[service])
     found = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute):
-            continue
+    for route in api_routes(app):
         required = [d.call for d in route.dependant.dependencies if isinstance(d.call, Requires)]
         for requires in required:
             permitted = frozenset(app.state.authorisation.permissions[requires.command])
