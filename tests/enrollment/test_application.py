@@ -21,7 +21,7 @@ from shared.kernel.settings import ServiceSettings
 from tests.support import SCREENING_DAY, SIGNER, command, consent, screening, signing
 
 
-@pytest.fixture(params=["memory", "postgres"])
+@pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
 def application(request: pytest.FixtureRequest) -> Iterator[EnrollmentApplication]:
     if request.param == "memory":
         app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
