@@ -6,8 +6,6 @@ fix the held events are published in their store order."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from aiokafka import AIOKafkaProducer
 
@@ -57,7 +55,13 @@ async def quarantine_visible(faulty: Faulty) -> None:
 
     # /ready is cached for two seconds: both must say so at once, and keep saying it
     await within(NOTICED, held, "the quarantine in enrollment's /ready and metrics")
-    await asyncio.sleep(3)
+
+    async def retried() -> bool:  # the relay tried again (TL_QUARANTINE_RETRY_SECONDS)
+        head = await faulty.stack.enrollment.get("/store/head", headers=faulty.auditor)
+        quarantined = head.json()["quarantined"]
+        return bool(quarantined) and quarantined[0]["attempts"] >= 2
+
+    await eventually(retried, what="the relay's retry of the held event")
     assert await held(), "the quarantine was released while the topic's limit still refuses it"
 
 
