@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -374,7 +373,6 @@ func checkCompleteness(doc *exportDoc, entries []entry, size int64, trust Trust,
 			missing = append(missing, p)
 		}
 	}
-	sort.Slice(missing, func(i, j int) bool { return missing[i] < missing[j] })
 	for i := 0; i < len(missing); {
 		j := i
 		for j+1 < len(missing) && missing[j+1] == missing[j]+1 {
