@@ -181,7 +181,10 @@ class ServiceProcess:
         self.env = {**os.environ, **env, port_key: str(self.port)}
         self.log = folder / f"{label or name}.log"
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=15)
+        # idle connections dropped before uvicorn's 5 s keep-alive closes them: reusing one
+        # the server is closing at that moment fails the request with a ReadError
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=15,
+                                        limits=httpx.Limits(keepalive_expiry=2.0))  # fmt: skip
 
     async def start(self) -> None:
         with self.log.open("ab") as output:

@@ -21,6 +21,11 @@ POLL_SECONDS = 0.25
 Body = dict[str, Any] | Callable[[], Awaitable[dict[str, Any]]]
 
 
+# Idle connections are dropped before uvicorn's 5 s keep-alive closes them: a request
+# sent on one the server is closing at that moment fails with a ReadError.
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=2.0)
+
+
 class DemoError(RuntimeError):
     """A step the services refused, or a wait that did not end; names the step."""
 
@@ -40,7 +45,9 @@ class Api:
             raise DemoError(f"no URL for {', '.join(missing)}")
         headers = {"X-Client-Id": CLIENT_ID}
         self.clients = {
-            name: httpx.AsyncClient(base_url=urls[name], timeout=30.0, headers=headers)
+            name: httpx.AsyncClient(
+                base_url=urls[name], timeout=30.0, headers=headers, limits=KEEP_ALIVE
+            )
             for name in SERVICES
         }
         self.patience = patience
