@@ -1,7 +1,7 @@
 """Realistic payloads: enrollment events made by the real enrollment code, as published.
 
 An in-memory ``EnrollmentApplication`` runs each subject through registration, consent,
-screening, two corrections, eligibility and enrolment (nine events, signatures
+screening, two corrections, eligibility and enrollment (nine events, signatures
 included); every event is enveloped as the enrollment relay publishes it. Subjects are
 distinct, so every event has its own ``event_id`` (the CloudEvent ``id``).
 """

@@ -12,7 +12,7 @@ from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
 from services.assessments.publication import PUBLICATION
 from services.assessments.views import (
-    ENROLMENT_GROUP,
+    ENROLLMENT_GROUP,
     INFUSION_GROUP,
     InfusionView,
     VitalStatusView,
@@ -32,7 +32,7 @@ async def main() -> None:
     await run_command_service(
         SERVICE, PUBLICATION, create_application, create_http,
         Upstream("infusion", INFUSION_GROUP, InfusionView),
-        Upstream("enrollment", ENROLMENT_GROUP, VitalStatusView),
+        Upstream("enrollment", ENROLLMENT_GROUP, VitalStatusView),
     )  # fmt: skip
 
 

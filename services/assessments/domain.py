@@ -45,7 +45,7 @@ def assessments_record_id(subject_id: str) -> UUID:
 
 @dataclass(frozen=True)
 class VitalStatus:
-    """What the enrolment view knows: when the subject was withdrawn, or died."""
+    """What the enrollment view knows: when the subject was withdrawn, or died."""
 
     withdrawn_at: datetime | None = None
     died_at: datetime | None = None
@@ -92,7 +92,7 @@ class RemissionInputs:
 
 
 class SubjectAssessments(SubjectRecord):
-    """Every assessment of one subject after enrolment, in the order recorded."""
+    """Every assessment of one subject after enrollment, in the order recorded."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
     # its published contract by the service's shared.kernel.publication.Publication).

@@ -19,7 +19,7 @@ from shared.kernel.settings import DatabaseSettings
 __all__ = ["InfusionView", "VitalStatusView", "create_subscriptions"]
 
 INFUSION_GROUP = "trialledger-assessments-infusion-view"
-ENROLMENT_GROUP = "trialledger-assessments-vital-status-view"
+ENROLLMENT_GROUP = "trialledger-assessments-vital-status-view"
 _VITAL = {SubjectWithdrawnV1.event_type: "withdrawn_at", SubjectDiedV1.event_type: "died_at"}
 
 
@@ -50,5 +50,5 @@ def create_subscriptions(
     """One broker feeding both views: ``topics`` is (infusion topic, enrollment topic)."""
     broker = KafkaBroker(bootstrap)
     subscribe(broker, topics[0], INFUSION_GROUP, infusion)
-    subscribe(broker, topics[1], ENROLMENT_GROUP, vital)
+    subscribe(broker, topics[1], ENROLLMENT_GROUP, vital)
     return broker

@@ -1,2 +1,2 @@
-"""Enrollment: registration, informed consent, screening, eligibility, enrolment,
+"""Enrollment: registration, informed consent, screening, eligibility, enrollment,
 withdrawal and corrections, checked against the NCT05030779 protocol record."""

@@ -222,7 +222,7 @@ class CohortSource(Protocol):
 
 
 DESCRIPTION = (
-    "Registration, consent, screening, eligibility, enrolment, withdrawal, death "
+    "Registration, consent, screening, eligibility, enrollment, withdrawal, death "
     "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
 )
 router = APIRouter()
@@ -341,7 +341,10 @@ def decide_eligibility(
     return SubjectOut.of(subject)
 
 
-@router.post("/subjects/{subject_id}/enrolment", tags=["subjects"])
+@router.post("/subjects/{subject_id}/enrollment", tags=["subjects"])
+# The path as first published, kept so that clients written against it keep working;
+# the project spells the word "enrollment" everywhere else (tests/docs/test_spelling.py).
+@router.post("/subjects/{subject_id}/enrolment", tags=["subjects"], deprecated=True)
 async def enrol(
     subject_id: str,
     body: Enrol,

@@ -109,7 +109,7 @@ def check_subject_id(subject_id: str) -> SubjectId:
 
 
 class Subject(SubjectRecord):
-    """One subject's path from registration to enrolment or withdrawal."""
+    """One subject's path from registration to enrollment or withdrawal."""
 
     # Made by the @event methods below; declared for type checkers (each is mapped to
     # its published contract by the service's shared.kernel.publication.Publication).
@@ -236,7 +236,7 @@ class Subject(SubjectRecord):
         self.assessment = assessment
         self.status = SubjectStatus.SCREEN_FAILED
 
-    # --- enrolment and withdrawal ----------------------------------------------------
+    # --- enrollment and withdrawal ----------------------------------------------------
 
     def enrol(
         self,

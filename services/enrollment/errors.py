@@ -181,6 +181,6 @@ class SignatureRequired(InvalidValue):
 
 
 class DoseLevelNotAllowed(OutOfSequence):
-    """Enrolment assigns only the level the 3+3 state allows (the latest safety review's)."""
+    """Enrollment assigns only the level the 3+3 state allows (the latest safety review's)."""
 
     code = "dose_level_not_allowed"

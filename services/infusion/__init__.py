@@ -1,2 +1,2 @@
 """Infusion: leukapheresis, product release, lymphodepletion and the CAR-T infusion,
-checked against the protocol and against enrolment as the enrollment topic tells it."""
+checked against the protocol and against enrollment as the enrollment topic tells it."""

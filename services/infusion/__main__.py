@@ -1,4 +1,4 @@
-"""Run the infusion service: HTTP API, relay, and the enrolment view's subscription.
+"""Run the infusion service: HTTP API, relay, and the enrollment view's subscription.
 
 python -m services.infusion
 """
@@ -14,7 +14,7 @@ from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
 from services.infusion.publication import PUBLICATION
 from services.infusion.rules import InfusionRules
-from services.infusion.views import GROUP_ID, EnrolmentView
+from services.infusion.views import GROUP_ID, EnrollmentView
 from shared.adapters.cohort import CohortView
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
@@ -47,14 +47,14 @@ def create_application(
 
 
 def create_http(process: Running[InfusionApplication]) -> FastAPI:
-    view, cohort = process.view(EnrolmentView), process.view(CohortView)
+    view, cohort = process.view(EnrollmentView), process.view(CohortView)
     return create_app(process.application, view, process.verifier, process.outbox, cohort=cohort)
 
 
 async def main() -> None:
     await run_command_service(
         SERVICE, PUBLICATION, create_application, create_http,
-        Upstream("enrollment", GROUP_ID, EnrolmentView),
+        Upstream("enrollment", GROUP_ID, EnrollmentView),
         Upstream("adverse_events", COHORT_GROUP, CohortView),
     )  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""HTTP API of the infusion service: parse, authorise, read the enrolment view, call the
+"""HTTP API of the infusion service: parse, authorise, read the enrollment view, call the
 application. Endpoints raise infusion errors; ``shared.web.http`` maps them to coded 4xx."""
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from services.infusion.domain import (
     ProductRelease,
     Treatment,
 )
-from services.infusion.views import EnrolmentView
+from services.infusion.views import EnrollmentView
 from shared.adapters.outbox import Outbox
 from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
@@ -134,19 +134,19 @@ DESCRIPTION = (
 )
 router = APIRouter(tags=["treatment"])
 Infusions = Annotated[InfusionApplication, from_state("application")]
-Enrolments = Annotated[EnrolmentView, from_state("view")]
+Enrollments = Annotated[EnrollmentView, from_state("view")]
 Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 def create_app(
     application: InfusionApplication,
-    view: EnrolmentView,
+    view: EnrollmentView,
     verifier: TokenVerifier,
     outbox: Outbox,
     clock: Clock | None = None,
     cohort: CohortSource | None = None,
 ) -> FastAPI:
-    """The infusion HTTP API; ``view`` is the local enrolment view, ``cohort`` the latest
+    """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     return command_service(
         "infusion", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
@@ -164,12 +164,12 @@ async def record_leukapheresis(
     body: RecordLeukapheresis,
     act: Annotated[Act, acting("infusion.record_leukapheresis")],
     application: Infusions,
-    view: Enrolments,
+    view: Enrollments,
 ) -> TreatmentOut:
-    enrolment = await view.enrolment(subject_id)
+    enrollment = await view.enrollment(subject_id)
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
     return await _call(
-        application.record_leukapheresis, subject_id, enrolment, apheresis, act.command
+        application.record_leukapheresis, subject_id, enrollment, apheresis, act.command
     )
 
 
@@ -179,11 +179,11 @@ async def release_product(
     body: ReleaseProduct,
     act: Annotated[Act, acting("infusion.release_product")],
     application: Infusions,
-    view: Enrolments,
+    view: Enrollments,
 ) -> TreatmentOut:
-    enrolment = await view.enrolment(subject_id)
+    enrollment = await view.enrollment(subject_id)
     release = ProductRelease(**body.model_dump())
-    return await _call(application.release_product, subject_id, enrolment, release, act.command)
+    return await _call(application.release_product, subject_id, enrollment, release, act.command)
 
 
 @router.post("/subjects/{subject_id}/lymphodepletion")
@@ -192,13 +192,13 @@ async def record_lymphodepletion(
     body: RecordLymphodepletion,
     act: Annotated[Act, acting("infusion.record_lymphodepletion")],
     application: Infusions,
-    view: Enrolments,
+    view: Enrollments,
 ) -> TreatmentOut:
-    enrolment = await view.enrolment(subject_id)
+    enrollment = await view.enrollment(subject_id)
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
     return await _call(
-        application.record_lymphodepletion, subject_id, enrolment, regimen, act.command
+        application.record_lymphodepletion, subject_id, enrollment, regimen, act.command
     )
 
 
@@ -208,14 +208,14 @@ async def infuse(
     body: Infuse,
     act: Annotated[Act, acting("infusion.infuse")],
     application: Infusions,
-    view: Enrolments,
+    view: Enrollments,
     cohort: Cohort,
 ) -> TreatmentOut:
     """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
     assertion = act.signature(
         body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
     )
-    enrolment = await view.enrolment(subject_id)
+    enrollment = await view.enrollment(subject_id)
     infusion = Infusion(
         body.weight_kg,
         tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
@@ -227,7 +227,7 @@ async def infuse(
     return await _call(
         application.infuse,
         subject_id,
-        enrolment,
+        enrollment,
         infusion,
         act.command,
         assertion,

@@ -1,6 +1,6 @@
 """The infusion application: command methods over a subject's treatment record.
 
-Enrolment is passed in by the caller, as the local enrolment view knows it; the
+Enrollment is passed in by the caller, as the local enrollment view knows it; the
 infusion is signed like enrollment's signed steps (the signature covers the published
 form of the event and is saved with it).
 """
@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from services.infusion import errors
 from services.infusion.domain import (
     AgentDose,
-    Enrolment,
+    Enrollment,
     InfusedLot,
     Infusion,
     Leukapheresis,
@@ -61,10 +61,10 @@ class InfusionApplication(ServiceApplication):
         self.rules = rules or InfusionRules()
 
     def record_leukapheresis(
-        self, subject_id: str, enrolment: Enrolment, apheresis: Leukapheresis, command: Command
+        self, subject_id: str, enrollment: Enrollment, apheresis: Leukapheresis, command: Command
     ) -> Treatment:
         """Leukapheresis: the first step of an enrolled subject's treatment, once."""
-        treatment = Treatment.begin(subject_id, enrolment, apheresis, command)
+        treatment = Treatment.begin(subject_id, enrollment, apheresis, command)
         try:
             self.save(treatment)
         except IntegrityError:
@@ -74,19 +74,19 @@ class InfusionApplication(ServiceApplication):
         return treatment
 
     def release_product(
-        self, subject_id: str, enrolment: Enrolment, release: ProductRelease, command: Command
+        self, subject_id: str, enrollment: Enrollment, release: ProductRelease, command: Command
     ) -> Treatment:
-        return self._change(subject_id, lambda t: t.release(enrolment, release, command))
+        return self._change(subject_id, lambda t: t.release(enrollment, release, command))
 
     def record_lymphodepletion(
-        self, subject_id: str, enrolment: Enrolment, regimen: Lymphodepletion, command: Command
+        self, subject_id: str, enrollment: Enrollment, regimen: Lymphodepletion, command: Command
     ) -> Treatment:
-        return self._change(subject_id, lambda t: t.deplete(enrolment, regimen, command))
+        return self._change(subject_id, lambda t: t.deplete(enrollment, regimen, command))
 
     def infuse(
         self,
         subject_id: str,
-        enrolment: Enrolment,
+        enrollment: Enrollment,
         infusion: Infusion,
         command: Command,
         signing: SigningAssertion,
@@ -96,7 +96,7 @@ class InfusionApplication(ServiceApplication):
         dosed = self.dosed_since(cohort)
 
         def infuse_and_sign(treatment: Treatment) -> None:
-            treatment.infuse(enrolment, infusion, self.rules, command, cohort, dosed)
+            treatment.infuse(enrollment, infusion, self.rules, command, cohort, dosed)
             treatment.sign(
                 self.sign_last_decision(treatment, signing, command, to_contract), command
             )

@@ -1,6 +1,6 @@
 """A subject's treatment: leukapheresis, released product, lymphodepletion, infusion.
 
-Decide, then record. Whether the subject is enrolled comes in as ``Enrolment`` (from the
+Decide, then record. Whether the subject is enrolled comes in as ``Enrollment`` (from the
 local view of the enrollment topic); the clock as ``Command.now``.
 """
 
@@ -26,8 +26,8 @@ PRODUCTS = ("CD19", "BCMA", "CD19/BCMA")  # two products, or one bispecific
 
 
 @dataclass(frozen=True)
-class Enrolment:
-    """What the local view knows of a subject's enrolment."""
+class Enrollment:
+    """What the local view knows of a subject's enrollment."""
 
     status: str  # registered ... enrolled, withdrawn, or "unknown"
     dose_level: int | None
@@ -87,21 +87,21 @@ def treatment_id(subject_id: str) -> UUID:
     return uuid5(TREATMENT_NAMESPACE, subject_id)
 
 
-def check_enrolled(subject_id: str, enrolment: Enrolment) -> int:
+def check_enrolled(subject_id: str, enrollment: Enrollment) -> int:
     """The assigned dose level, if the view shows the subject enrolled."""
-    if enrolment.status == "withdrawn":
+    if enrollment.status == "withdrawn":
         raise errors.SubjectWithdrawn(
             f"subject {subject_id} is withdrawn", subject_id=subject_id, status="withdrawn"
         )
-    if enrolment.status != "enrolled" or enrolment.dose_level is None:
+    if enrollment.status != "enrolled" or enrollment.dose_level is None:
         raise errors.NotEnrolledYet(
-            f"subject {subject_id} is {enrolment.status} in the enrolment view, not enrolled; "
-            "if enrolment was just recorded, retry in a moment",
+            f"subject {subject_id} is {enrollment.status} in the enrollment view, not enrolled; "
+            "if enrollment was just recorded, retry in a moment",
             subject_id=subject_id,
-            status=enrolment.status,
+            status=enrollment.status,
             retryable=True,
         )
-    return enrolment.dose_level
+    return enrollment.dose_level
 
 
 class Treatment(SubjectRecord):
@@ -123,10 +123,10 @@ class Treatment(SubjectRecord):
 
     @classmethod
     def begin(
-        cls, subject_id: str, enrolment: Enrolment, apheresis: Leukapheresis, command: Command
+        cls, subject_id: str, enrollment: Enrollment, apheresis: Leukapheresis, command: Command
     ) -> Treatment:
         """Record leukapheresis for an enrolled subject: the treatment's first step."""
-        check_enrolled(subject_id, enrolment)
+        check_enrolled(subject_id, enrollment)
         _positive("volume_ml", apheresis.volume_ml)
         _not_future("performed_on", apheresis.performed_on, command)
         return cls(subject_id=subject_id, apheresis=apheresis, provenance=command.provenance)
@@ -140,9 +140,9 @@ class Treatment(SubjectRecord):
         self.infusion: Infusion | None = None
         self.not_given_reason: str | None = None
 
-    def release(self, enrolment: Enrolment, release: ProductRelease, command: Command) -> None:
+    def release(self, enrollment: Enrollment, release: ProductRelease, command: Command) -> None:
         """Release a lot made from this subject's cells, once its tests have passed."""
-        check_enrolled(self.subject_id, enrolment)
+        check_enrolled(self.subject_id, enrollment)
         if release.product not in PRODUCTS:
             raise errors.InvalidMeasurement(
                 f"product {release.product!r} is not one of {', '.join(PRODUCTS)}",
@@ -166,9 +166,9 @@ class Treatment(SubjectRecord):
     def _released(self, release: ProductRelease, provenance: Provenance) -> None:
         self.released = {**self.released, release.lot_id: release}
 
-    def deplete(self, enrolment: Enrolment, regimen: Lymphodepletion, command: Command) -> None:
+    def deplete(self, enrollment: Enrollment, regimen: Lymphodepletion, command: Command) -> None:
         """Record lymphodepletion, once, after a product is released."""
-        check_enrolled(self.subject_id, enrolment)
+        check_enrolled(self.subject_id, enrollment)
         if not self.released:
             raise errors.ProductNotReleased(
                 f"subject {self.subject_id} has no released product yet"
@@ -188,7 +188,7 @@ class Treatment(SubjectRecord):
 
     def infuse(
         self,
-        enrolment: Enrolment,
+        enrollment: Enrollment,
         infusion: Infusion,
         rules: InfusionRules,
         command: Command,
@@ -197,7 +197,7 @@ class Treatment(SubjectRecord):
     ) -> None:
         """Record the infusion: released lots, within the window, at the assigned dose, in
         the cohort the latest safety review opened and while it has room (3+3)."""
-        level = check_enrolled(self.subject_id, enrolment)
+        level = check_enrolled(self.subject_id, enrollment)
         _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")

@@ -24,7 +24,7 @@ class InvalidValue(InfusionError):
 
 
 class NotEnrolledYet(OutOfSequence):
-    """Only a subject the local enrolment view shows as enrolled is treated. The view
+    """Only a subject the local enrollment view shows as enrolled is treated. The view
     follows the enrollment topic, so a just-enrolled subject may appear a moment later:
     retry."""
 

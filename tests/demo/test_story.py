@@ -92,7 +92,7 @@ def test_every_crs_grading_gives_the_grade_the_story_means() -> None:
 
 def test_every_screening_is_eligible_but_the_screen_failure_and_the_mistyped_value() -> None:
     for plan in STORY.subjects:
-        e = plan.enrolment
+        e = plan.enrollment
         failed = eligibility(e.observations, e.screened_at.date())
         if plan.subject_id == "S-004":
             assert failed == ("platelets",)
@@ -116,7 +116,7 @@ def test_every_dose_is_within_the_infusion_services_tolerance_of_its_level() -> 
 def test_each_subjects_calendar_runs_in_the_order_the_services_demand() -> None:
     now = datetime.combine(TODAY, time(), UTC)
     for plan in DOSED:
-        e, t = plan.enrolment, plan.treatment
+        e, t = plan.enrollment, plan.treatment
         assert t is not None and e.enrolled_at is not None
         completed = date.fromisoformat(t.lymphodepletion["completed_on"])
         assert e.consent_on <= e.screened_at.date() and e.decided_at < e.enrolled_at
@@ -132,7 +132,7 @@ def test_no_cohort_enrols_before_the_previous_cohorts_dlt_windows_closed() -> No
     for before, after in zip(STORY.cohorts, STORY.cohorts[1:], strict=False):
         last_infused = max(_treated(sid).started_at for sid in before.subject_ids)
         window_closed = last_infused.date() + timedelta(days=28)  # study day 29
-        enrolled = [STORY.plan(sid).enrolment.enrolled_at for sid in after.subject_ids]
+        enrolled = [STORY.plan(sid).enrollment.enrolled_at for sid in after.subject_ids]
         assert min(e.date() for e in enrolled if e is not None) >= window_closed
 
 

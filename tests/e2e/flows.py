@@ -27,7 +27,7 @@ async def enrol(stack: Stack, session: dict[str, str], subject: str, level: int 
         (f"/subjects/{subject}/eligibility", {"signature": decision}),
     ]  # fmt: skip
     if level is not None:
-        steps.append((f"/subjects/{subject}/enrolment", {"dose_level": level}))
+        steps.append((f"/subjects/{subject}/enrollment", {"dose_level": level}))
     for path, body in steps:
         response = await stack.enrollment.post(path, json=body, headers=session)
         assert response.status_code in (200, 201), response.text

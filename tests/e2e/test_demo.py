@@ -281,7 +281,7 @@ async def not_given(stack: Stack, inv: dict[str, str], subject: str) -> None:
         (f"/subjects/{subject}/consent", consent),
         (f"/subjects/{subject}/screening", screening_json()),
         (f"/subjects/{subject}/eligibility", decision),
-        (f"/subjects/{subject}/enrolment", {"dose_level": level}),
+        (f"/subjects/{subject}/enrollment", {"dose_level": level}),
     ):
         await expect(stack.enrollment, path, body, inv)  # fmt: skip
 

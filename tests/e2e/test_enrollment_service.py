@@ -50,11 +50,11 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     )
     assert response.json()["eligibility"]["eligible"] is True
     enrolled = await stack.enrollment.post(
-        "/subjects/S-201/enrolment", json={"dose_level": 1}, headers=session
+        "/subjects/S-201/enrollment", json={"dose_level": 1}, headers=session
     )
     assert enrolled.status_code == 200, enrolled.text
     refused = await stack.enrollment.post(
-        "/subjects/S-201/enrolment", json={"dose_level": 1}, headers=session
+        "/subjects/S-201/enrollment", json={"dose_level": 1}, headers=session
     )
     assert refused.json()["code"] == "already_enrolled"
 

@@ -37,7 +37,7 @@ async def enrol_when_open(stack: Stack, session: dict[str, str], subject: str, l
 
     async def enrolled() -> bool:
         response = await stack.enrollment.post(
-            f"/subjects/{subject}/enrolment", json={"dose_level": level}, headers=session
+            f"/subjects/{subject}/enrollment", json={"dose_level": level}, headers=session
         )
         assert response.status_code in (200, 409), response.text
         if response.status_code == 409:
@@ -147,7 +147,7 @@ async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
 
     await enrol(stack, session, "S-704", None)
     level_2 = await stack.enrollment.post(
-        "/subjects/S-704/enrolment", json={"dose_level": 2}, headers=session
+        "/subjects/S-704/enrollment", json={"dose_level": 2}, headers=session
     )
     assert (level_2.status_code, level_2.json()["code"]) == (409, "dose_level_not_allowed")
 

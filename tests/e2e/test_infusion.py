@@ -38,7 +38,7 @@ async def leukapheresis(stack: Stack, session: dict[str, str], subject: str) -> 
     )
 
 
-async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
+async def test_a_subject_goes_from_enrollment_to_infusion(stack: Stack) -> None:
     await stack.create_user("lin.wei", PASSWORD, "investigator")
     await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
     await stack.create_user("aud.kim", PASSWORD, "auditor")
@@ -56,12 +56,12 @@ async def test_a_subject_goes_from_enrolment_to_infusion(stack: Stack) -> None:
 
     await enrol(stack, session, "S-401", level=1)
 
-    async def view_sees_enrolment() -> bool:
+    async def view_sees_enrollment() -> bool:
         response = await leukapheresis(stack, session, "S-401")
         assert response.status_code in (201, 409), response.text
         return response.status_code == 201
 
-    await eventually(view_sees_enrolment, what="the infusion view sees S-401 enrolled")
+    await eventually(view_sees_enrollment, what="the infusion view sees S-401 enrolled")
 
     release = {"lot_id": "LOT-401", "product": "CD19/BCMA", "car_positive_percent": "41.5",
                "viability_percent": "92", "sterility_passed": True, "release_tests_passed": True,
@@ -153,7 +153,7 @@ async def test_the_view_survives_a_restart_without_reprocessing(stack: Stack) ->
     settings = stack.infusion_settings
     connection = await asyncpg.connect(settings.database.dsn)
     try:
-        query = f'SELECT * FROM "{settings.database.schema}".enrolment_view ORDER BY subject_id'
+        query = f'SELECT * FROM "{settings.database.schema}".enrollment_view ORDER BY subject_id'
         before = await connection.fetch(query)
         await stack.processes["infusion"].restart()
         treatment = await stack.infusion.get("/subjects/S-403", headers=session)

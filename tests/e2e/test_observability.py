@@ -22,7 +22,7 @@ RELAYS = ("identity", "enrollment", "infusion", "adverse_events")
 # the consumer groups each service follows, as its composition root names them
 CONSUMERS = {
     "enrollment": ("trialledger-enrollment-cohort-view",),
-    "infusion": ("trialledger-infusion-enrolment-view", "trialledger-infusion-cohort-view"),
+    "infusion": ("trialledger-infusion-enrollment-view", "trialledger-infusion-cohort-view"),
     "adverse_events": ("trialledger-adverse-events-infusion-view",),
     "projections": ("trialledger-projections",),
 }

@@ -77,14 +77,23 @@ async def through_screening(client: httpx.AsyncClient, subject_id: str = "S-001"
     assert response.status_code == 200, response.text
 
 
-async def test_walks_a_subject_from_registration_to_enrolment(client: httpx.AsyncClient) -> None:
+async def test_walks_a_subject_from_registration_to_enrollment(client: httpx.AsyncClient) -> None:
     await through_screening(client)
     decided = await post(client, "/subjects/S-001/eligibility", decision_body("S-001"))
     assert decided.json()["eligibility"]["eligible"] is True
-    enrolled = await post(client, "/subjects/S-001/enrolment", {"dose_level": 1})
+    enrolled = await post(client, "/subjects/S-001/enrollment", {"dose_level": 1})
     assert enrolled.status_code == 200
     body = enrolled.json()
     assert (body["status"], body["dose_level"], body["version"]) == ("enrolled", 1, 7)
+
+
+async def test_the_path_first_published_still_enrolls(client: httpx.AsyncClient) -> None:
+    """The path first published (one letter short) stays as a deprecated alias."""
+    await through_screening(client, "S-009")
+    await post(client, "/subjects/S-009/eligibility", decision_body("S-009"))
+    enrolled = await post(client, "/subjects/S-009/enrol" + "ment", {"dose_level": 1})
+    assert enrolled.status_code == 200, enrolled.text
+    assert (enrolled.json()["status"], enrolled.json()["dose_level"]) == ("enrolled", 1)
 
 
 async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -> None:
@@ -221,7 +230,7 @@ async def test_malformed_body_is_422_invalid_request(client: httpx.AsyncClient) 
 
 async def test_refused_command_leaves_the_record_untouched(client: httpx.AsyncClient) -> None:
     await through_screening(client, "S-006")
-    refused = await post(client, "/subjects/S-006/enrolment", {"dose_level": 2})
+    refused = await post(client, "/subjects/S-006/enrollment", {"dose_level": 2})
     assert refused.json()["code"] == "not_eligible"
     subject = (await client.get("/subjects/S-006", headers=bearer())).json()
     assert (subject["status"], subject["version"]) == ("screened", 4)

@@ -1,4 +1,4 @@
-"""Sequencing, enrolment, withdrawal and correction rules of the subject record."""
+"""Sequencing, enrollment, withdrawal and correction rules of the subject record."""
 
 from __future__ import annotations
 
@@ -147,19 +147,19 @@ def test_refuses_dose_level_outside_one_to_four(level: int) -> None:
         eligible().enrol(level, 1, command(), None)
 
 
-def test_refuses_enrolment_of_screen_failed_subject() -> None:
+def test_refuses_enrollment_of_screen_failed_subject() -> None:
     subject = screened(hiv_infection=Observation(True, SCREENING_DAY))
     subject.decide_eligibility(command(), None)
     with pytest.raises(errors.NotEligible):
         subject.enrol(1, 1, command(), None)
 
 
-def test_refuses_enrolment_before_eligibility_decision() -> None:
+def test_refuses_enrollment_before_eligibility_decision() -> None:
     with pytest.raises(errors.NotEligible):
         screened().enrol(1, 1, command(), None)
 
 
-def test_refuses_second_enrolment() -> None:
+def test_refuses_second_enrollment() -> None:
     subject = eligible()
     subject.enrol(1, 1, command(), None)
     with pytest.raises(errors.AlreadyEnrolled):

@@ -112,7 +112,7 @@ def test_correction_publishes_old_and_new_value_and_reason() -> None:
     assert correction["reason"] == "re-issued"
 
 
-def test_enrolment_publishes_dose_level_and_cells_per_kg() -> None:
+def test_enrollment_publishes_dose_level_and_cells_per_kg() -> None:
     enrolled = published()[7].data
     assert (enrolled["dose_level"], enrolled["dose_cells_per_kg"]) == (4, "4000000")
 

@@ -64,7 +64,7 @@ def request_of(
         }),
         "enrollment/enrollment.record_screening": ("POST", f"/subjects/{missing}/screening", screening_json()),
         "enrollment/enrollment.decide_eligibility": ("POST", f"/subjects/{missing}/eligibility", {"signature": signature["approval"]}),
-        "enrollment/enrollment.enrol": ("POST", f"/subjects/{missing}/enrolment", {"dose_level": 1}),
+        "enrollment/enrollment.enrol": ("POST", f"/subjects/{missing}/enrollment", {"dose_level": 1}),
         "enrollment/enrollment.withdraw": ("POST", f"/subjects/{missing}/withdrawal", {"reason": "r"}),
         "enrollment/enrollment.correct_value": ("POST", f"/subjects/{missing}/corrections", {
             "field": "consent.form_version", "new_value": "v2", "reason": "r",

@@ -1,7 +1,7 @@
 """Parallel identical commands on one treatment, through the HTTP API, on the real
 PostgreSQL: one succeeds, the others are coded 409s, the store holds one event.
 
-The enrolment view is replaced by a fixed answer (the real view runs in tests/e2e)."""
+The enrollment view is replaced by a fixed answer (the real view runs in tests/e2e)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
-from services.infusion.domain import Enrolment, Treatment
+from services.infusion.domain import Enrollment, Treatment
 from services.infusion.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.provenance import Role
@@ -37,10 +37,10 @@ PARALLEL = 10
 
 
 class Enrolled:
-    """The enrolment view's answer: every subject enrolled at level 1."""
+    """The enrollment view's answer: every subject enrolled at level 1."""
 
-    async def enrolment(self, subject_id: str) -> Enrolment:
-        return Enrolment("enrolled", 1)
+    async def enrollment(self, subject_id: str) -> Enrollment:
+        return Enrollment("enrolled", 1)
 
 
 @pytest.fixture

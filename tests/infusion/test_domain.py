@@ -11,7 +11,7 @@ import pytest
 from services.infusion import errors
 from services.infusion.domain import (
     AgentDose,
-    Enrolment,
+    Enrollment,
     InfusedLot,
     Infusion,
     Leukapheresis,
@@ -25,7 +25,7 @@ from shared.kernel.provenance import Command
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-ENROLLED = Enrolment("enrolled", 2)
+ENROLLED = Enrollment("enrolled", 2)
 RULES = InfusionRules()
 COHORT = CohortOpening(2, 3, datetime(2026, 1, 1, tzinfo=UTC), 1)  # level 2 is open
 LD_END = date(2026, 11, 15)
@@ -78,26 +78,26 @@ def depleted() -> Treatment:
 
 
 @pytest.mark.parametrize(
-    ("enrolment", "error"),
+    ("enrollment", "error"),
     [
-        (Enrolment("unknown", None), errors.NotEnrolledYet),
-        (Enrolment("eligible", None), errors.NotEnrolledYet),
-        (Enrolment("withdrawn", 2), errors.SubjectWithdrawn),
+        (Enrollment("unknown", None), errors.NotEnrolledYet),
+        (Enrollment("eligible", None), errors.NotEnrolledYet),
+        (Enrollment("withdrawn", 2), errors.SubjectWithdrawn),
     ],
 )
 def test_nothing_happens_for_a_subject_not_enrolled(
-    enrolment: Enrolment, error: type[errors.InfusionError]
+    enrollment: Enrollment, error: type[errors.InfusionError]
 ) -> None:
     with pytest.raises(error) as refused:
-        Treatment.begin("S-001", enrolment, Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd())
-    assert refused.value.details["status"] == enrolment.status
+        Treatment.begin("S-001", enrollment, Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd())
+    assert refused.value.details["status"] == enrollment.status
 
 
 def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
     with pytest.raises(errors.NotEnrolledYet) as refused:
         Treatment.begin(
             "S-001",
-            Enrolment("eligible", None),
+            Enrollment("eligible", None),
             Leukapheresis(date(2026, 11, 1), Decimal(1)),
             cmd(),
         )
@@ -107,7 +107,7 @@ def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
 def test_withdrawal_stops_everything_later() -> None:
     treatment = released()
     with pytest.raises(errors.SubjectWithdrawn):
-        treatment.deplete(Enrolment("withdrawn", 2), regimen(), cmd())
+        treatment.deplete(Enrollment("withdrawn", 2), regimen(), cmd())
 
 
 def test_lymphodepletion_needs_a_released_product() -> None:
@@ -177,12 +177,12 @@ def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
 def test_the_dose_is_checked_against_the_assigned_level() -> None:
     level_4 = CohortOpening(4, 3, COHORT.opened_at, 3)
     with pytest.raises(errors.DoseOutOfTolerance):
-        depleted().infuse(Enrolment("enrolled", 4), infusion(), RULES, cmd(), level_4, 0)
+        depleted().infuse(Enrollment("enrolled", 4), infusion(), RULES, cmd(), level_4, 0)
 
 
 def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
     with pytest.raises(errors.CohortNotOpen) as refused:
-        depleted().infuse(Enrolment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
+        depleted().infuse(Enrollment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
     assert refused.value.details == {"dose_level": 3, "open_level": 2}
 
 

@@ -55,7 +55,7 @@ def cosignature_line(note: str, key: Ed25519PrivateKey = WITNESS_KEY) -> str:
 
 @cache
 def ledger() -> tuple[tuple[bytes, ...], str]:
-    """Two subjects' enrolment as published, and a cosigned checkpoint of all of it."""
+    """Two subjects' enrollment as published, and a cosigned checkpoint of all of it."""
     payloads = tuple(event.to_kafka_value() for event in published_events(subjects=2))
     leaves = [entry_leaf(n, payload) for n, payload in enumerate(payloads, 1)]
     note = sign_checkpoint_note(ORIGIN, len(leaves), merkle.root(leaves), LOG_KEY)

@@ -45,7 +45,7 @@ class Correction:
 
 
 @dataclass(frozen=True)
-class Enrolment:
+class Enrollment:
     registered_at: datetime
     consent_on: date
     screened_at: datetime
@@ -103,7 +103,7 @@ class Sample:
 class SubjectPlan:
     subject_id: str
     level: int | None
-    enrolment: Enrolment
+    enrollment: Enrollment
     treatment: Treatment | None = None
     safety: tuple[SafetyEvent, ...] = ()
     visits: tuple[Visit, ...] = ()

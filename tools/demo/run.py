@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tools.demo.client import Api, Credentials, DemoError
-from tools.demo.enrolment import enrol, screen, treat
+from tools.demo.enrollment import enrol, screen, treat
 from tools.demo.follow_up import follow_up
 from tools.demo.plan import Cohort, Story, SubjectPlan
 from tools.demo.safety import adverse_events, review

@@ -7,8 +7,8 @@ fixed hour, so the same seed gives the same trial and the same figures on every 
 whatever the time of day.
 
 The calendar is the one the services demand: consent before screening, eligibility
-before enrolment, leukapheresis, release, lymphodepletion 3-5 days before the infusion,
-and no enrolment into a cohort before the previous cohort's 28-day DLT windows closed.
+before enrollment, leukapheresis, release, lymphodepletion 3-5 days before the infusion,
+and no enrollment into a cohort before the previous cohort's 28-day DLT windows closed.
 Ten subjects are screened; S-004 fails screening on platelets; nine are dosed, three at
 level 1 (0/3 DLT: escalate), three at level 2 (1/3: expand), three more at level 2 (1/6:
 escalate to level 3, where the trial's nine are complete). S-005's creatinine is
@@ -25,7 +25,7 @@ from tools.demo.plan import (
     Cohort,
     Correction,
     Design,
-    Enrolment,
+    Enrollment,
     Story,
     SubjectPlan,
     Treatment,
@@ -67,21 +67,21 @@ def write_story(seed: int = SEED, today: date | None = None) -> Story:
 def _subject(rng: random.Random, design: Design, today: date) -> SubjectPlan:
     anchor = today - timedelta(days=design.days_ago)
     if design.level is None:
-        return SubjectPlan(design.subject_id, None, _enrolment(rng, design, anchor))
-    enrolment = _enrolment(rng, design, anchor)
+        return SubjectPlan(design.subject_id, None, _enrollment(rng, design, anchor))
+    enrollment = _enrollment(rng, design, anchor)
     treatment = _treatment(rng, design, anchor)
     started = treatment.started_at
     return SubjectPlan(
         design.subject_id,
         design.level,
-        enrolment,
+        enrollment,
         treatment,
         outcomes.safety_events(rng, design.events, started),
         *outcomes.follow_up(rng, design, started),
     )
 
 
-def _enrolment(rng: random.Random, design: Design, infusion_day: date) -> Enrolment:
+def _enrollment(rng: random.Random, design: Design, infusion_day: date) -> Enrollment:
     def before(days: int, hour: int) -> datetime:
         return at(infusion_day - timedelta(days=days), hour)
 
@@ -94,7 +94,7 @@ def _enrolment(rng: random.Random, design: Design, infusion_day: date) -> Enrolm
         reason = (f"transcription error: decimal point misplaced; the laboratory report "
                   f"reads {true_value['value']} {true_value['unit']}")  # fmt: skip
         correction = Correction("screening.creatinine", true_value, reason)
-    return Enrolment(
+    return Enrollment(
         registered_at=before(45, 9),
         consent_on=before(45, 9).date(),
         screened_at=screened,

@@ -32,7 +32,7 @@ class Team:
     """Who does what: each command is sent by a user whose role may send it."""
 
     investigator: Session  # eligibility, infusion, DLTs, safety reviews, remission
-    sub_investigator: Session  # consent, enrolment, lymphodepletion, grading, visits
+    sub_investigator: Session  # consent, enrollment, lymphodepletion, grading, visits
     coordinator: Session  # registration, screening, corrections, leukapheresis, reports
     pharmacist: Session  # product release
     auditor: Session  # the ledger: trial, endpoints, verify, export

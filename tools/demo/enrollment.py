@@ -15,7 +15,7 @@ NOT_SEEN_YET = frozenset({"not_enrolled", "dose_level_not_allowed", "cohort_not_
 
 async def screen(team: Team, plan: SubjectPlan) -> dict[str, Any]:
     """Register, consent, screen, correct, and decide eligibility; the decision's record."""
-    sid, e = plan.subject_id, plan.enrolment
+    sid, e = plan.subject_id, plan.enrollment
     coordinator, sub_investigator = team.coordinator, team.sub_investigator
     base = f"/subjects/{sid}"
     await coordinator.post("enrollment", "/subjects", {
@@ -48,10 +48,10 @@ async def screen(team: Team, plan: SubjectPlan) -> dict[str, Any]:
 async def enrol(team: Team, plan: SubjectPlan) -> None:
     """Enrol at the subject's level, once the enrollment service has seen the safety
     review that opened it."""
-    assert plan.level is not None and plan.enrolment.enrolled_at is not None  # noqa: S101
-    body = {"dose_level": plan.level, "occurred_at": plan.enrolment.enrolled_at.isoformat()}
+    assert plan.level is not None and plan.enrollment.enrolled_at is not None  # noqa: S101
+    body = {"dose_level": plan.level, "occurred_at": plan.enrollment.enrolled_at.isoformat()}
     await team.sub_investigator.post(
-        "enrollment", f"/subjects/{plan.subject_id}/enrolment", body,
+        "enrollment", f"/subjects/{plan.subject_id}/enrollment", body,
         retry=NOT_SEEN_YET, correlation=plan.subject_id,
     )  # fmt: skip
 
