@@ -21,7 +21,7 @@ from services.enrollment.rules import Observation
 from shared.adapters.eventstore import ServiceApplication
 from shared.adapters.outbox import Outbox
 from shared.adapters.topics import TopicSpec, ensure_topics
-from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.publication import Publication
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
 from shared.kernel.signatures import RecordSigner
@@ -77,8 +77,8 @@ def memory_outbox(application: ServiceApplication, publication: Publication) -> 
     return Outbox(application, publication, nowhere, "tests.in-memory")
 
 
-def command(now: datetime = NOW, actor: Actor = INVESTIGATOR) -> Command:
-    return Command(Provenance(actor, correlation_id="corr-1", client_id="tests"), now)
+def command(now: datetime = NOW, actor: Actor = INVESTIGATOR) -> Attribution:
+    return Attribution(Provenance(actor, correlation_id="corr-1", client_id="tests"), now)
 
 
 def principal(*roles: Role, user_id: str = "u-inv-1", session_id: str = "session-1") -> Principal:

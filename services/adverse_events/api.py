@@ -215,7 +215,7 @@ async def report(
     infused = await view.infused(subject_id)
     return await _out(
         application.report, subject_id, infused, body.term, body.verbatim,
-        body.meddra_code, body.onset_at.astimezone(UTC), act.command,
+        body.meddra_code, body.onset_at.astimezone(UTC), act.attribution,
     )  # fmt: skip
 
 
@@ -230,7 +230,9 @@ async def grade(
         application, act, record_id, "grade", body.signature, GRADE_SIGNATURE
     )
     record = await asyncio.to_thread(application.get, record_id)
-    return await _out(application.grade, record_id, _grading(record, body), act.command, assertion)
+    return await _out(
+        application.grade, record_id, _grading(record, body), act.attribution, assertion
+    )
 
 
 @router.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
@@ -246,7 +248,7 @@ async def regrade(
     record = await asyncio.to_thread(application.get, record_id)
     return await _out(
         application.regrade, record_id, _grading(record, body), body.reason,
-        act.command, assertion,
+        act.attribution, assertion,
     )  # fmt: skip
 
 
@@ -258,7 +260,7 @@ async def seriousness(
     application: Events,
 ) -> AdverseEventOut:
     flags = Seriousness(**body.model_dump())
-    return await _out(application.assess_seriousness, record_id, flags, act.command)
+    return await _out(application.assess_seriousness, record_id, flags, act.attribution)
 
 
 @router.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
@@ -274,7 +276,7 @@ async def causality(
     )  # fmt: skip
     return await _out(
         application.assess_causality, record_id, body.car_t, body.lymphodepletion,
-        act.command, assertion,
+        act.attribution, assertion,
     )  # fmt: skip
 
 
@@ -288,7 +290,7 @@ async def dlt(
     assertion = await _signing(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
     return await _out(
         application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
-        act.command, assertion,
+        act.attribution, assertion,
     )  # fmt: skip
 
 
@@ -299,7 +301,7 @@ async def resolve(
     act: Annotated[Act, acting("adverse_events.resolve")],
     application: Events,
 ) -> AdverseEventOut:
-    return await _out(application.resolve, record_id, body.ended_on, body.outcome, act.command)
+    return await _out(application.resolve, record_id, body.ended_on, body.outcome, act.attribution)
 
 
 @router.get("/cohort", tags=["dose escalation"])
@@ -333,7 +335,7 @@ async def approve_safety_review(
     infused = await view.all_infused()
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
-        act.command, assertion,
+        act.attribution, assertion,
     )  # fmt: skip
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 

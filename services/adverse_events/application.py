@@ -29,7 +29,7 @@ from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -59,7 +59,7 @@ class AdverseEventsApplication(ServiceApplication):
         verbatim: str,
         meddra_code: str | None,
         onset_at: datetime,
-        command: Command,
+        attribution: Attribution,
     ) -> AdverseEvent:
         """Report an adverse event of an infused subject; returns its record."""
         if infused is None:
@@ -70,42 +70,44 @@ class AdverseEventsApplication(ServiceApplication):
                 retryable=True,
             )
         record = AdverseEvent.report(
-            subject_id, term, verbatim, meddra_code, onset_at, infused, command
+            subject_id, term, verbatim, meddra_code, onset_at, infused, attribution
         )
         self.save(record)
         return record
 
     def grade(
-        self, record_id: UUID, grading: Grading, command: Command, signing: SigningAssertion
+        self, record_id: UUID, grading: Grading, attribution: Attribution, signing: SigningAssertion
     ) -> AdverseEvent:
-        return self._signed(record_id, lambda r: r.grade(grading, command), command, signing)
+        return self._signed(
+            record_id, lambda r: r.grade(grading, attribution), attribution, signing
+        )
 
     def regrade(
         self,
         record_id: UUID,
         grading: Grading,
         reason: str,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        decide = lambda r: r.regrade(grading, reason, command)  # noqa: E731
-        return self._signed(record_id, decide, command, signing)
+        decide = lambda r: r.regrade(grading, reason, attribution)  # noqa: E731
+        return self._signed(record_id, decide, attribution, signing)
 
     def assess_seriousness(
-        self, record_id: UUID, seriousness: Seriousness, command: Command
+        self, record_id: UUID, seriousness: Seriousness, attribution: Attribution
     ) -> AdverseEvent:
-        return self._change(record_id, lambda r: r.assess_seriousness(seriousness, command))
+        return self._change(record_id, lambda r: r.assess_seriousness(seriousness, attribution))
 
     def assess_causality(
         self,
         record_id: UUID,
         car_t: Relatedness,
         lymphodepletion: Relatedness,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        decide = lambda r: r.assess_causality(car_t, lymphodepletion, command)  # noqa: E731
-        return self._signed(record_id, decide, command, signing)
+        decide = lambda r: r.assess_causality(car_t, lymphodepletion, attribution)  # noqa: E731
+        return self._signed(record_id, decide, attribution, signing)
 
     def adjudicate_dlt(
         self,
@@ -113,16 +115,16 @@ class AdverseEventsApplication(ServiceApplication):
         is_dlt: bool,
         criterion: DltCriterion | None,
         reason: str,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        decide = lambda r: r.adjudicate_dlt(is_dlt, criterion, reason, command)  # noqa: E731
-        return self._signed(record_id, decide, command, signing)
+        decide = lambda r: r.adjudicate_dlt(is_dlt, criterion, reason, attribution)  # noqa: E731
+        return self._signed(record_id, decide, attribution, signing)
 
     def resolve(
-        self, record_id: UUID, ended_on: date, outcome: str, command: Command
+        self, record_id: UUID, ended_on: date, outcome: str, attribution: Attribution
     ) -> AdverseEvent:
-        return self._change(record_id, lambda r: r.resolve(ended_on, outcome, command))
+        return self._change(record_id, lambda r: r.resolve(ended_on, outcome, attribution))
 
     def dlt_subjects(self) -> set[str]:
         """Subjects with at least one adverse event whose latest adjudication is a DLT."""
@@ -139,14 +141,14 @@ class AdverseEventsApplication(ServiceApplication):
         review_number: int,
         approved_level: int,
         infused: dict[str, Infused],
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
     ) -> SafetyReview:
         """Approve review ``review_number`` (the one the signer signed for), opening the
         next cohort at ``approved_level``, if the 3+3 state allows it; once per number."""
-        state = self.cohort(infused, command.now)
-        review = SafetyReview.approve(state, approved_level, review_number, command)
-        review.sign(self.sign_last_decision(review, signing, command, to_contract), command)
+        state = self.cohort(infused, attribution.now)
+        review = SafetyReview.approve(state, approved_level, review_number, attribution)
+        review.sign(self.sign_last_decision(review, signing, attribution, to_contract), attribution)
         try:
             self.save(review)
         except IntegrityError:
@@ -185,12 +187,14 @@ class AdverseEventsApplication(ServiceApplication):
         self,
         record_id: UUID,
         decide: Callable[[AdverseEvent], None],
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
         def decide_and_sign(record: AdverseEvent) -> None:
             decide(record)
-            record.sign(self.sign_last_decision(record, signing, command, to_contract), command)
+            record.sign(
+                self.sign_last_decision(record, signing, attribution, to_contract), attribution
+            )
 
         return self._change(record_id, decide_and_sign)
 

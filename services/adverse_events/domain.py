@@ -32,7 +32,7 @@ from services.adverse_events.grading import (
     grade_icans_explained,
 )
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
-from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
@@ -132,10 +132,10 @@ class AdverseEvent(SubjectRecord):
         meddra_code: str | None,
         onset_at: datetime,
         infused: Infused,
-        command: Command,
+        attribution: Attribution,
     ) -> AdverseEvent:
         """Report an event; its study day, TEAE flag and DLT window are derived now."""
-        if onset_at > command.now:
+        if onset_at > attribution.now:
             raise errors.InvalidTime("the onset cannot be later than the server clock")
         if not term.strip() or not verbatim.strip():
             raise errors.InvalidGradingInput("an adverse event needs a term and its verbatim text")
@@ -151,7 +151,7 @@ class AdverseEvent(SubjectRecord):
             in_dlt_window=rules_windows.within_dlt_window(onset_at, infused.infused_at),
             dose_level=infused.dose_level,
             rule_version=rules_windows.RULE_VERSION,
-            provenance=command.provenance,
+            provenance=attribution.provenance,
         )
 
     @event("AdverseEventReported")
@@ -182,22 +182,22 @@ class AdverseEvent(SubjectRecord):
         self.dlt: bool | None = None
         self.resolved_on: date | None = None
 
-    def grade(self, grading: Grading, command: Command) -> None:
+    def grade(self, grading: Grading, attribution: Attribution) -> None:
         self._check_open()
         if self.grading is not None:
             raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
-        self._graded(grading, command.provenance)
+        self._graded(grading, attribution.provenance)
 
     @event("AdverseEventGraded")
     def _graded(self, grading: Grading, provenance: Provenance) -> None:
         self.grading = grading
 
-    def regrade(self, grading: Grading, reason: str, command: Command) -> None:
+    def regrade(self, grading: Grading, reason: str, attribution: Attribution) -> None:
         self._check_open()
         old = self._graded_already()
         if not reason.strip():
             raise errors.ReasonRequired("a regrade needs a reason", field="reason")
-        self._regraded(old.grade, grading, reason.strip(), command.provenance)
+        self._regraded(old.grade, grading, reason.strip(), attribution.provenance)
 
     @event("AdverseEventRegraded")
     def _regraded(
@@ -205,27 +205,27 @@ class AdverseEvent(SubjectRecord):
     ) -> None:
         self.grading = grading
 
-    def assess_seriousness(self, seriousness: Seriousness, command: Command) -> None:
+    def assess_seriousness(self, seriousness: Seriousness, attribution: Attribution) -> None:
         self._check_open()
-        self._seriousness_assessed(seriousness, command.provenance)
+        self._seriousness_assessed(seriousness, attribution.provenance)
 
     @event("SeriousnessAssessed")
     def _seriousness_assessed(self, seriousness: Seriousness, provenance: Provenance) -> None:
         self.seriousness = seriousness
 
     def assess_causality(
-        self, car_t: Relatedness, lymphodepletion: Relatedness, command: Command
+        self, car_t: Relatedness, lymphodepletion: Relatedness, attribution: Attribution
     ) -> None:
         self._check_open()
         self._graded_already()
-        self._causality_assessed(car_t.value, lymphodepletion.value, command.provenance)
+        self._causality_assessed(car_t.value, lymphodepletion.value, attribution.provenance)
 
     @event("CausalityAssessed")
     def _causality_assessed(self, car_t: str, lymphodepletion: str, provenance: Provenance) -> None:
         self.related = Relatedness(car_t).related or Relatedness(lymphodepletion).related
 
     def adjudicate_dlt(
-        self, is_dlt: bool, criterion: DltCriterion | None, reason: str, command: Command
+        self, is_dlt: bool, criterion: DltCriterion | None, reason: str, attribution: Attribution
     ) -> None:
         """Adjudicate DLT: a DLT needs onset in the window and a criterion the record bears out."""
         grading = self._graded_already()
@@ -250,7 +250,7 @@ class AdverseEvent(SubjectRecord):
             None if criterion is None else criterion.value,
             reason.strip(),
             DLT_RULES,
-            command.provenance,
+            attribution.provenance,
         )
 
     @event("DltAdjudicated")
@@ -264,13 +264,13 @@ class AdverseEvent(SubjectRecord):
     ) -> None:
         self.dlt = is_dlt
 
-    def resolve(self, ended_on: date, outcome: str, command: Command) -> None:
+    def resolve(self, ended_on: date, outcome: str, attribution: Attribution) -> None:
         self._check_open()
-        if ended_on < self.onset_at.date() or ended_on > command.now.date():
+        if ended_on < self.onset_at.date() or ended_on > attribution.now.date():
             raise errors.InvalidTime("an event ends after its onset and not in the future")
         if not outcome.strip():
             raise errors.InvalidGradingInput("a resolution names the outcome")
-        self._resolved(ended_on, outcome.strip(), command.provenance)
+        self._resolved(ended_on, outcome.strip(), attribution.provenance)
 
     @event("AdverseEventResolved")
     def _resolved(self, ended_on: date, outcome: str, provenance: Provenance) -> None:
@@ -310,7 +310,7 @@ class SafetyReview(SubjectRecord):
 
     @classmethod
     def approve(
-        cls, state: CohortState, approved_level: int, review_number: int, command: Command
+        cls, state: CohortState, approved_level: int, review_number: int, attribution: Attribution
     ) -> SafetyReview:
         """Approve ``approved_level`` for the next cohort, if the 3+3 state allows it now."""
         if state.open_windows:
@@ -337,7 +337,7 @@ class SafetyReview(SubjectRecord):
             cohort_size=NEW_COHORT,
             review_number=review_number,
             rule_version=state.rule_version,
-            provenance=command.provenance,
+            provenance=attribution.provenance,
         )
 
     @event("SafetyReviewApproved")

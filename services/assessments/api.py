@@ -190,7 +190,7 @@ async def assess_activity(
     )  # fmt: skip
     return await record(
         application.assess_activity, subject_id, body.label, activity,
-        body.assessed_at.astimezone(UTC), act.command,
+        body.assessed_at.astimezone(UTC), act.attribution,
     )  # fmt: skip
 
 
@@ -210,7 +210,7 @@ async def measure_autoantibodies(
     )
     return await record(
         application.measure_autoantibodies, subject_id, results,
-        body.sampled_at.astimezone(UTC), act.command,
+        body.sampled_at.astimezone(UTC), act.attribution,
     )  # fmt: skip
 
 
@@ -227,7 +227,7 @@ async def measure_kinetics(
     )
     return await record(
         application.measure_kinetics, subject_id, sample,
-        body.sampled_at.astimezone(UTC), act.command,
+        body.sampled_at.astimezone(UTC), act.attribution,
     )  # fmt: skip
 
 
@@ -241,7 +241,7 @@ async def report_progression(
 ) -> AssessmentsOut:
     return await record(
         application.report_progression, subject_id, body.kind, body.description,
-        body.occurred_at.astimezone(UTC), act.command,
+        body.occurred_at.astimezone(UTC), act.attribution,
     )  # fmt: skip
 
 
@@ -262,7 +262,7 @@ async def assess_remission(
     status = await vital.vital_status(subject_id)
     result = await asyncio.to_thread(
         application.assess_remission, subject_id, status, str(body.visit_event_id),
-        body.response, act.command, assertion,
+        body.response, act.attribution, assertion,
     )  # fmt: skip
     return AssessmentsOut.of(result)
 

@@ -27,7 +27,7 @@ from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, ResponseDerivation
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -54,41 +54,43 @@ class AssessmentsApplication(ServiceApplication):
 
     def assess_activity(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,
-        activity: Activity, at: datetime, command: Command,
+        activity: Activity, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.assess_activity(label, activity, at, vital, command)  # noqa: E731
-        return self._change(subject_id, infused, command, decide)
+        decide = lambda r: r.assess_activity(label, activity, at, vital, attribution)  # noqa: E731
+        return self._change(subject_id, infused, attribution, decide)
 
     def measure_autoantibodies(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
-        results: tuple[AutoantibodyResult, ...], at: datetime, command: Command,
+        results: tuple[AutoantibodyResult, ...], at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.measure_autoantibodies(results, at, vital, command)  # noqa: E731
-        return self._change(subject_id, infused, command, decide)
+        decide = lambda r: r.measure_autoantibodies(results, at, vital, attribution)  # noqa: E731
+        return self._change(subject_id, infused, attribution, decide)
 
     def measure_kinetics(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
-        sample: KineticsSample, at: datetime, command: Command,
+        sample: KineticsSample, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.measure_kinetics(sample, at, vital, command)  # noqa: E731
-        return self._change(subject_id, infused, command, decide)
+        decide = lambda r: r.measure_kinetics(sample, at, vital, attribution)  # noqa: E731
+        return self._change(subject_id, infused, attribution, decide)
 
     def report_progression(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
-        kind: Progression, description: str, at: datetime, command: Command,
+        kind: Progression, description: str, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.report_progression(kind, description, at, vital, command)  # noqa: E731
-        return self._change(subject_id, infused, command, decide)
+        decide = lambda r: r.report_progression(kind, description, at, vital, attribution)  # noqa: E731
+        return self._change(subject_id, infused, attribution, decide)
 
     def assess_remission(
         self, subject_id: str, vital: VitalStatus, visit_event_id: str, claimed: Response,
-        command: Command, signing: SigningAssertion,
+        attribution: Attribution, signing: SigningAssertion,
     ) -> SubjectAssessments:  # fmt: skip
         """Record the derived response at a visit, signed by the assertion's signer."""
 
         def decide(record: SubjectAssessments) -> None:
-            record.assess_remission(visit_event_id, claimed, vital, command)
-            record.sign(self.sign_last_decision(record, signing, command, to_contract), command)
+            record.assess_remission(visit_event_id, claimed, vital, attribution)
+            record.sign(
+                self.sign_last_decision(record, signing, attribution, to_contract), attribution
+            )
 
         return self.saved_with_retry(
             lambda: self.get(subject_id), decide, lambda: self._conflict(subject_id)
@@ -105,7 +107,7 @@ class AssessmentsApplication(ServiceApplication):
         self,
         subject_id: str,
         infused: Infused | None,
-        command: Command,
+        attribution: Attribution,
         decide: Callable[[SubjectAssessments], None],
     ) -> SubjectAssessments:
         def load() -> SubjectAssessments:
@@ -119,7 +121,7 @@ class AssessmentsApplication(ServiceApplication):
                         subject_id=subject_id,
                         retryable=True,
                     ) from None
-                return SubjectAssessments.start(subject_id, infused, command)
+                return SubjectAssessments.start(subject_id, infused, attribution)
 
         return self.saved_with_retry(load, decide, lambda: self._conflict(subject_id))
 

@@ -31,7 +31,7 @@ from services.assessments.rules import (
     derive_response,
 )
 from shared.clinical import Infused, study_day
-from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
 from shared.kernel.records import SubjectRecord
 
@@ -109,12 +109,14 @@ class SubjectAssessments(SubjectRecord):
         return assessments_record_id(subject_id)
 
     @classmethod
-    def start(cls, subject_id: str, infused: Infused, command: Command) -> SubjectAssessments:
+    def start(
+        cls, subject_id: str, infused: Infused, attribution: Attribution
+    ) -> SubjectAssessments:
         return cls(
             subject_id=subject_id,
             infused_at=infused.infused_at,
             dose_level=infused.dose_level,
-            provenance=command.provenance,
+            provenance=attribution.provenance,
         )
 
     @event("FollowUpStarted")
@@ -130,9 +132,14 @@ class SubjectAssessments(SubjectRecord):
     # --- measurements -------------------------------------------------------------------
 
     def assess_activity(
-        self, label: str, activity: Activity, at: datetime, vital: VitalStatus, command: Command
+        self,
+        label: str,
+        activity: Activity,
+        at: datetime,
+        vital: VitalStatus,
+        attribution: Attribution,
     ) -> None:
-        day = self._study_day(at, vital, command)
+        day = self._study_day(at, vital, attribution)
         visit = Visit(
             at, day, _text(label, "a visit label"),
             tuple(sorted(i.value for i in activity.items_present)), activity.pga,
@@ -140,7 +147,7 @@ class SubjectAssessments(SubjectRecord):
             activity.new_bilag_a, activity.new_bilag_b, activity.sledai_2k,
             activity.clinical_sledai,
         )  # fmt: skip
-        self._activity_assessed(visit, command.provenance)
+        self._activity_assessed(visit, attribution.provenance)
 
     @event("DiseaseActivityAssessed")
     def _activity_assessed(self, visit: Visit, provenance: Provenance) -> None:
@@ -151,12 +158,12 @@ class SubjectAssessments(SubjectRecord):
         results: tuple[AutoantibodyResult, ...],
         at: datetime,
         vital: VitalStatus,
-        command: Command,
+        attribution: Attribution,
     ) -> None:
         if not results or len({r.analyte for r in results}) != len(results):
             raise errors.InvalidAssessment("a panel has one result per analyte, at least one")
         self._autoantibodies_measured(
-            at, self._study_day(at, vital, command), results, command.provenance
+            at, self._study_day(at, vital, attribution), results, attribution.provenance
         )
 
     @event("AutoantibodyMeasured")
@@ -170,12 +177,12 @@ class SubjectAssessments(SubjectRecord):
         pass
 
     def measure_kinetics(
-        self, sample: KineticsSample, at: datetime, vital: VitalStatus, command: Command
+        self, sample: KineticsSample, at: datetime, vital: VitalStatus, attribution: Attribution
     ) -> None:
-        day = self._study_day(at, vital, command)
+        day = self._study_day(at, vital, attribution)
         if at < self.infused_at:
             raise errors.InvalidAssessment("CAR-T cells are measured after the infusion")
-        self._kinetics_measured(at, day, sample, command.provenance)
+        self._kinetics_measured(at, day, sample, attribution.provenance)
 
     @event("CarTKineticsMeasured")
     def _kinetics_measured(
@@ -186,7 +193,7 @@ class SubjectAssessments(SubjectRecord):
     # --- outcomes ---------------------------------------------------------------------
 
     def assess_remission(
-        self, visit_event_id: str, claimed: Response, vital: VitalStatus, command: Command
+        self, visit_event_id: str, claimed: Response, vital: VitalStatus, attribution: Attribution
     ) -> ResponseDerivation:
         """Record the response at a visit, if the rule set derives the claimed category
         from the visit, the visit before it and the baseline; refuse it otherwise."""
@@ -197,7 +204,7 @@ class SubjectAssessments(SubjectRecord):
             raise errors.InputsMissing("a response is assessed at a visit after the infusion")
         if visit_event_id in self.remissions:
             raise errors.AlreadyAssessed(f"visit {visit_event_id} has its response already")
-        self._study_day(visit.assessed_at, vital, command)
+        self._study_day(visit.assessed_at, vital, attribution)
         inputs, derivation = self._derive(visit_event_id)
         if derivation.response is not claimed:
             raise errors.RemissionNotSupported(
@@ -208,7 +215,7 @@ class SubjectAssessments(SubjectRecord):
                 doris=derivation.doris,
             )
         self._remission_assessed(inputs, visit.assessed_at, visit.study_day, derivation,
-                                 command.provenance)  # fmt: skip
+                                 attribution.provenance)  # fmt: skip
         return derivation
 
     @event("RemissionAssessed")
@@ -224,13 +231,13 @@ class SubjectAssessments(SubjectRecord):
 
     def report_progression(
         self, kind: Progression, description: str, at: datetime, vital: VitalStatus,
-        command: Command,
+        attribution: Attribution,
     ) -> None:  # fmt: skip
-        day = self._study_day(at, vital, command)
+        day = self._study_day(at, vital, attribution)
         if at < self.infused_at:
             raise errors.InvalidAssessment("progression is reported after the infusion")
         self._progression_reported(
-            kind.value, _text(description, "a description"), at, day, command.provenance
+            kind.value, _text(description, "a description"), at, day, attribution.provenance
         )
 
     @event("ProgressionReported")
@@ -259,8 +266,8 @@ class SubjectAssessments(SubjectRecord):
         )
         return RemissionInputs(visit_event_id, previous, baseline), derivation
 
-    def _study_day(self, at: datetime, vital: VitalStatus, command: Command) -> int:
-        if at > command.now:
+    def _study_day(self, at: datetime, vital: VitalStatus, attribution: Attribution) -> int:
+        if at > attribution.now:
             raise errors.InvalidTime("an assessment cannot be later than the server clock")
         for what, when in (("died", vital.died_at), ("was withdrawn", vital.withdrawn_at)):
             if when is not None and at > when:

@@ -277,7 +277,7 @@ def register_subject(
     application: Enrollment,
 ) -> SubjectOut:
     subject = application.register_subject(
-        body.subject_id, body.site_id, act.command, body.occurred_at
+        body.subject_id, body.site_id, act.attribution, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -303,7 +303,7 @@ def sign_consent(
         body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
     )
     subject = application.sign_consent(
-        subject_id, consent, act.command, assertion, body.occurred_at
+        subject_id, consent, act.attribution, assertion, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -319,7 +319,7 @@ def record_screening(
     subject = application.record_screening(
         subject_id,
         Screening(body.screened_on, observations),
-        act.command,
+        act.attribution,
         body.occurred_at,
     )
     return SubjectOut.of(subject)
@@ -337,7 +337,9 @@ def decide_eligibility(
         ELIGIBILITY_SIGNATURE,
         signing_purpose("eligibility", subject_id),
     )
-    subject = application.decide_eligibility(subject_id, act.command, assertion, body.occurred_at)
+    subject = application.decide_eligibility(
+        subject_id, act.attribution, assertion, body.occurred_at
+    )
     return SubjectOut.of(subject)
 
 
@@ -355,7 +357,7 @@ async def enrol(
     """Enrol at the level the latest safety review opened (level 1 before any)."""
     opening = FIRST_COHORT if cohort is None else await cohort.opening()
     subject = await asyncio.to_thread(
-        application.enrol, subject_id, body.dose_level, act.command, body.occurred_at,
+        application.enrol, subject_id, body.dose_level, act.attribution, body.occurred_at,
         opening.level,
     )  # fmt: skip
     return SubjectOut.of(subject)
@@ -368,7 +370,7 @@ def withdraw(
     act: Annotated[Act, acting("enrollment.withdraw")],
     application: Enrollment,
 ) -> SubjectOut:
-    subject = application.withdraw(subject_id, body.reason, act.command, body.occurred_at)
+    subject = application.withdraw(subject_id, body.reason, act.attribution, body.occurred_at)
     return SubjectOut.of(subject)
 
 
@@ -380,7 +382,7 @@ def record_death(
     application: Enrollment,
 ) -> SubjectOut:
     subject = application.record_death(
-        subject_id, body.cause, body.adverse_event_id, act.command, body.occurred_at
+        subject_id, body.cause, body.adverse_event_id, act.attribution, body.occurred_at
     )
     return SubjectOut.of(subject)
 
@@ -393,7 +395,9 @@ def correct_value(
     application: Enrollment,
 ) -> SubjectOut:
     new_value = _corrected_value(body.field, body.new_value)
-    subject = application.correct_value(subject_id, body.field, new_value, body.reason, act.command)
+    subject = application.correct_value(
+        subject_id, body.field, new_value, body.reason, act.attribution
+    )
     return SubjectOut.of(subject)
 
 

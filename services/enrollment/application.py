@@ -25,7 +25,7 @@ from services.enrollment.domain import (
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -55,10 +55,14 @@ class EnrollmentApplication(ServiceApplication):
         self.signer = signer
 
     def register_subject(
-        self, subject_id: str, site_id: str, command: Command, occurred_at: datetime | None = None
+        self,
+        subject_id: str,
+        site_id: str,
+        attribution: Attribution,
+        occurred_at: datetime | None = None,
     ) -> Subject:
         """Register a new subject; a subject id is registered once only."""
-        subject = Subject.register(subject_id, site_id, command, occurred_at)
+        subject = Subject.register(subject_id, site_id, attribution, occurred_at)
         try:
             self.save(subject)
         except IntegrityError:
@@ -71,78 +75,89 @@ class EnrollmentApplication(ServiceApplication):
         self,
         subject_id: str,
         consent: Consent,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
         occurred_at: datetime | None = None,
     ) -> Subject:
         """Record the subject's informed consent (form version, date, who obtained it), signed."""
         return self._change(
             subject_id,
-            lambda s: s.sign_consent(consent, command, occurred_at),
-            (signing, command),
+            lambda s: s.sign_consent(consent, attribution, occurred_at),
+            (signing, attribution),
         )
 
     def record_screening(
         self,
         subject_id: str,
         screening: Screening,
-        command: Command,
+        attribution: Attribution,
         occurred_at: datetime | None = None,
     ) -> Subject:
         """Record the screening observation of every protocol criterion."""
         return self._change(
-            subject_id, lambda s: s.record_screening(screening, command, occurred_at)
+            subject_id, lambda s: s.record_screening(screening, attribution, occurred_at)
         )
 
     def decide_eligibility(
         self,
         subject_id: str,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
         occurred_at: datetime | None = None,
     ) -> Subject:
         """Evaluate the criteria: eligibility confirmed, or a screen failure naming why; signed."""
         return self._change(
-            subject_id, lambda s: s.decide_eligibility(command, occurred_at), (signing, command)
+            subject_id,
+            lambda s: s.decide_eligibility(attribution, occurred_at),
+            (signing, attribution),
         )
 
     def enrol(
         self,
         subject_id: str,
         dose_level: int,
-        command: Command,
+        attribution: Attribution,
         occurred_at: datetime | None = None,
         allowed_level: int = 1,
     ) -> Subject:
         """Enrol an eligible subject at the dose level the 3+3 state allows."""
         return self._change(
-            subject_id, lambda s: s.enrol(dose_level, allowed_level, command, occurred_at)
+            subject_id, lambda s: s.enrol(dose_level, allowed_level, attribution, occurred_at)
         )
 
     def withdraw(
-        self, subject_id: str, reason: str, command: Command, occurred_at: datetime | None = None
+        self,
+        subject_id: str,
+        reason: str,
+        attribution: Attribution,
+        occurred_at: datetime | None = None,
     ) -> Subject:
         """Withdraw a subject, with a reason."""
-        return self._change(subject_id, lambda s: s.withdraw(reason, command, occurred_at))
+        return self._change(subject_id, lambda s: s.withdraw(reason, attribution, occurred_at))
 
     def record_death(
         self,
         subject_id: str,
         cause: str,
         adverse_event_id: str | None,
-        command: Command,
+        attribution: Attribution,
         occurred_at: datetime | None = None,
     ) -> Subject:
         """Record a subject's death, with its cause."""
         return self._change(
-            subject_id, lambda s: s.record_death(cause, adverse_event_id, command, occurred_at)
+            subject_id, lambda s: s.record_death(cause, adverse_event_id, attribution, occurred_at)
         )
 
     def correct_value(
-        self, subject_id: str, field: str, new_value: CorrectedValue, reason: str, command: Command
+        self,
+        subject_id: str,
+        field: str,
+        new_value: CorrectedValue,
+        reason: str,
+        attribution: Attribution,
     ) -> Subject:
         """Correct a recorded value; the old value, the new value and the reason are kept."""
-        return self._change(subject_id, lambda s: s.correct(field, new_value, reason, command))
+        return self._change(subject_id, lambda s: s.correct(field, new_value, reason, attribution))
 
     def get_subject(self, subject_id: str) -> Subject:
         """The subject's current record, or SubjectNotFound."""
@@ -152,7 +167,7 @@ class EnrollmentApplication(ServiceApplication):
         self,
         subject_id: str,
         decide: Callable[[Subject], None],
-        signing: tuple[SigningAssertion, Command] | None = None,
+        signing: tuple[SigningAssertion, Attribution] | None = None,
     ) -> Subject:
         def decide_and_sign(subject: Subject) -> None:
             decide(subject)

@@ -26,7 +26,7 @@ from services.enrollment.rules import (
     evaluate,
     normalise,
 )
-from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
 
 SubjectId = NewType("SubjectId", str)
@@ -62,11 +62,11 @@ class DoseLevel(IntEnum):
         return Decimal(int(self))
 
 
-def clinical_time(command: Command, occurred_at: datetime | None) -> datetime:
+def clinical_time(attribution: Attribution, occurred_at: datetime | None) -> datetime:
     """The clinical time given by the user, checked; the server time if none is given."""
     if occurred_at is None:
-        return command.now
-    if occurred_at > command.now:
+        return attribution.now
+    if occurred_at > attribution.now:
         raise errors.DateInFuture(
             f"occurred_at {occurred_at.isoformat()} is later than the server clock",
             field="occurred_at",
@@ -130,14 +130,14 @@ class Subject(SubjectRecord):
 
     @classmethod
     def register(
-        cls, subject_id: str, site_id: str, command: Command, occurred_at: datetime | None
+        cls, subject_id: str, site_id: str, attribution: Attribution, occurred_at: datetime | None
     ) -> Subject:
         """Register a subject at a site under a checked subject id."""
         return cls(
             subject_id=check_subject_id(subject_id),
             site_id=site_id,
-            occurred_at=clinical_time(command, occurred_at),
-            provenance=command.provenance,
+            occurred_at=clinical_time(attribution, occurred_at),
+            provenance=attribution.provenance,
         )
 
     @event("SubjectRegistered")
@@ -156,7 +156,7 @@ class Subject(SubjectRecord):
     # --- consent ---------------------------------------------------------------------
 
     def sign_consent(
-        self, consent: Consent, command: Command, occurred_at: datetime | None
+        self, consent: Consent, attribution: Attribution, occurred_at: datetime | None
     ) -> None:
         """Record informed consent: once, before anything else, not dated in the future."""
         self._check_not_withdrawn()
@@ -165,8 +165,10 @@ class Subject(SubjectRecord):
                 f"subject {self.subject_id} already has consent recorded; correct it instead",
                 subject_id=self.subject_id,
             )
-        _check_not_future("signed_on", consent.signed_on, command)
-        self._consent_signed(consent, clinical_time(command, occurred_at), command.provenance)
+        _check_not_future("signed_on", consent.signed_on, attribution)
+        self._consent_signed(
+            consent, clinical_time(attribution, occurred_at), attribution.provenance
+        )
 
     @event("ConsentSigned")
     def _consent_signed(
@@ -178,7 +180,7 @@ class Subject(SubjectRecord):
     # --- screening -------------------------------------------------------------------
 
     def record_screening(
-        self, screening: Screening, command: Command, occurred_at: datetime | None
+        self, screening: Screening, attribution: Attribution, occurred_at: datetime | None
     ) -> None:
         """Record the results of every criterion, after consent and once only."""
         self._check_not_withdrawn()
@@ -189,8 +191,10 @@ class Subject(SubjectRecord):
                 subject_id=self.subject_id,
             )
         _check_complete(screening.observations)
-        _check_screening(screening, consent, command)
-        self._screening_recorded(screening, clinical_time(command, occurred_at), command.provenance)
+        _check_screening(screening, consent, attribution)
+        self._screening_recorded(
+            screening, clinical_time(attribution, occurred_at), attribution.provenance
+        )
 
     @event("ScreeningResultRecorded")
     def _screening_recorded(
@@ -201,7 +205,7 @@ class Subject(SubjectRecord):
 
     # --- eligibility -----------------------------------------------------------------
 
-    def decide_eligibility(self, command: Command, occurred_at: datetime | None) -> None:
+    def decide_eligibility(self, attribution: Attribution, occurred_at: datetime | None) -> None:
         """Evaluate every criterion: eligible confirms, otherwise a screen failure names why."""
         self._check_not_withdrawn()
         if self.assessment is not None:
@@ -216,11 +220,11 @@ class Subject(SubjectRecord):
                 subject_id=self.subject_id,
             )
         assessment = evaluate(self.screening.screened_on, self.screening.observations)
-        when = clinical_time(command, occurred_at)
+        when = clinical_time(attribution, occurred_at)
         if assessment.eligible:
-            self._eligibility_confirmed(assessment, when, command.provenance)
+            self._eligibility_confirmed(assessment, when, attribution.provenance)
         else:
-            self._screen_failed(assessment, when, command.provenance)
+            self._screen_failed(assessment, when, attribution.provenance)
 
     @event("EligibilityConfirmed")
     def _eligibility_confirmed(
@@ -242,7 +246,7 @@ class Subject(SubjectRecord):
         self,
         dose_level: int,
         allowed_level: int,
-        command: Command,
+        attribution: Attribution,
         occurred_at: datetime | None,
     ) -> None:
         """Enrol an eligible subject, once, at the dose level the 3+3 state allows now
@@ -268,7 +272,7 @@ class Subject(SubjectRecord):
                 dose_level=int(level),
                 allowed_level=allowed_level,
             )
-        self._enrolled(level, clinical_time(command, occurred_at), command.provenance)
+        self._enrolled(level, clinical_time(attribution, occurred_at), attribution.provenance)
 
     @event("SubjectEnrolled")
     def _enrolled(
@@ -277,11 +281,13 @@ class Subject(SubjectRecord):
         self.dose_level = DoseLevel(dose_level)  # stored as a plain int
         self.status = SubjectStatus.ENROLLED
 
-    def withdraw(self, reason: str, command: Command, occurred_at: datetime | None) -> None:
+    def withdraw(self, reason: str, attribution: Attribution, occurred_at: datetime | None) -> None:
         """Withdraw the subject, with a reason; nothing is recorded afterwards."""
         self._check_not_withdrawn()
         self._withdrawn(
-            _reason(reason, "withdrawal"), clinical_time(command, occurred_at), command.provenance
+            _reason(reason, "withdrawal"),
+            clinical_time(attribution, occurred_at),
+            attribution.provenance,
         )
 
     @event("SubjectWithdrawn")
@@ -293,7 +299,7 @@ class Subject(SubjectRecord):
         self,
         cause: str,
         adverse_event_id: str | None,
-        command: Command,
+        attribution: Attribution,
         occurred_at: datetime | None,
     ) -> None:
         """Record the subject's death (this service owns it: docs/enrollment.md).
@@ -301,8 +307,8 @@ class Subject(SubjectRecord):
         Vital status is followed after a withdrawal too, for overall survival; a death
         is recorded once, and nothing is recorded after it."""
         self._check_alive()
-        when = clinical_time(command, occurred_at)
-        self._died(_reason(cause, "death"), adverse_event_id, when, command.provenance)
+        when = clinical_time(attribution, occurred_at)
+        self._died(_reason(cause, "death"), adverse_event_id, when, attribution.provenance)
 
     @event("SubjectDied")
     def _died(
@@ -317,7 +323,9 @@ class Subject(SubjectRecord):
 
     # --- corrections -----------------------------------------------------------------
 
-    def correct(self, field: str, new_value: CorrectedValue, reason: str, command: Command) -> None:
+    def correct(
+        self, field: str, new_value: CorrectedValue, reason: str, attribution: Attribution
+    ) -> None:
         """Correct a recorded consent or screening value, keeping the old value and the why.
 
         Screening values are frozen once eligibility is decided: the decision was taken
@@ -340,10 +348,12 @@ class Subject(SubjectRecord):
             )
         consent, screening = _corrected(self.consent, self.screening, field, new_value)
         assert consent is not None  # noqa: S101  (recorded_value required it)
-        _check_not_future("signed_on", consent.signed_on, command)
+        _check_not_future("signed_on", consent.signed_on, attribution)
         if screening is not None:
-            _check_screening(screening, consent, command)
-        self._value_corrected(field, old_value, new_value, reason, command.now, command.provenance)
+            _check_screening(screening, consent, attribution)
+        self._value_corrected(
+            field, old_value, new_value, reason, attribution.now, attribution.provenance
+        )
 
     @event("ValueCorrected")
     def _value_corrected(
@@ -444,9 +454,9 @@ def _check_complete(observations: Mapping[str, Observation]) -> None:
         )
 
 
-def _check_screening(screening: Screening, consent: Consent, command: Command) -> None:
+def _check_screening(screening: Screening, consent: Consent, attribution: Attribution) -> None:
     """Every value fits its criterion, and every date lies between consent and today."""
-    _check_not_future("screened_on", screening.screened_on, command)
+    _check_not_future("screened_on", screening.screened_on, attribution)
     _check_not_before_consent("screened_on", screening.screened_on, consent)
     for code, observation in screening.observations.items():
         normalise(CRITERIA_BY_CODE[code], observation)
@@ -470,10 +480,10 @@ def _check_not_before_consent(name: str, day: date, consent: Consent) -> None:
         )
 
 
-def _check_not_future(name: str, day: date, command: Command) -> None:
-    if day > command.now.date():
+def _check_not_future(name: str, day: date, attribution: Attribution) -> None:
+    if day > attribution.now.date():
         raise errors.DateInFuture(
-            f"{name} {day} is later than today ({command.now.date()}, server UTC)",
+            f"{name} {day} is later than today ({attribution.now.date()}, server UTC)",
             field=name,
             value=day.isoformat(),
         )

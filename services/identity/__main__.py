@@ -20,7 +20,7 @@ from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.keys import load_private_key
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.settings import SecuritySettings, ServiceSettings
 from shared.web.auth import Role, TokenIssuer
 from shared.web.runner import configure_logging
@@ -70,14 +70,14 @@ def bootstrap_admin(arguments: list[str]) -> int:
         print("refused: accounts exist already; administrators create users", file=sys.stderr)
         return 1
     actor = Actor("bootstrap", "bootstrap command", "system", options.site)
-    command = Command(Provenance(actor, "bootstrap"), datetime.now(UTC))
+    attribution = Attribution(Provenance(actor, "bootstrap"), datetime.now(UTC))
     application.create_user(
         options.user_id,
         options.name,
         options.site,
         frozenset({Role.ADMINISTRATOR}),
         password,
-        command,
+        attribution,
     )
     print(f"administrator {options.user_id} created")
     return 0

@@ -14,7 +14,7 @@ from services.identity.domain import User
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import Line, Paragraph
@@ -135,11 +135,13 @@ def create_app(
     )  # fmt: skip
 
 
-def _as_self(user_id: str, request: Request, now: datetime) -> Command:
+def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
     # Login and password change: the actor is the person authenticating.
     actor = Actor(user_id, user_id, "self", "")
     correlation = current_correlation_id() or request.headers.get("x-correlation-id") or ""
-    return Command(Provenance(actor, correlation, None, request.headers.get("x-client-id")), now)
+    return Attribution(
+        Provenance(actor, correlation, None, request.headers.get("x-client-id")), now
+    )
 
 
 @router.post("/login", tags=["sessions"])
@@ -183,7 +185,7 @@ def sign(
         body.password,
         body.meaning,
         body.purpose,
-        act.command,
+        act.attribution,
     )
     token, expires = issuer.signing_assertion(assertion)
     return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
@@ -191,7 +193,7 @@ def sign(
 
 @router.post("/logout", status_code=204, tags=["sessions"])
 def log_out(act: Annotated[Act, acting("identity.log_out")], application: Identity) -> None:
-    application.log_out(act.caller.principal, act.command)
+    application.log_out(act.caller.principal, act.attribution)
 
 
 @router.post("/users", status_code=201, tags=["accounts"])
@@ -206,7 +208,7 @@ def create_user(
         body.site,
         frozenset(body.roles),
         body.password,
-        act.command,
+        act.attribution,
     )
     return UserOut.of(user)
 
@@ -227,7 +229,7 @@ def grant_role(
     act: Annotated[Act, acting("identity.grant_role")],
     application: Identity,
 ) -> UserOut:
-    return UserOut.of(application.grant_role(user_id, body.role, act.command))
+    return UserOut.of(application.grant_role(user_id, body.role, act.attribution))
 
 
 @router.post("/users/{user_id}/role-revocations", tags=["accounts"])
@@ -237,7 +239,7 @@ def revoke_role(
     act: Annotated[Act, acting("identity.revoke_role")],
     application: Identity,
 ) -> UserOut:
-    user = application.revoke_role(user_id, body.role, body.reason, act.command)
+    user = application.revoke_role(user_id, body.role, body.reason, act.attribution)
     return UserOut.of(user)
 
 
@@ -248,7 +250,7 @@ def deactivate_user(
     act: Annotated[Act, acting("identity.deactivate_user")],
     application: Identity,
 ) -> UserOut:
-    return UserOut.of(application.deactivate_user(user_id, body.reason, act.command))
+    return UserOut.of(application.deactivate_user(user_id, body.reason, act.attribution))
 
 
 @router.post("/users/{user_id}/unlock", tags=["accounts"])
@@ -258,4 +260,4 @@ def unlock_user(
     act: Annotated[Act, acting("identity.unlock_user")],
     application: Identity,
 ) -> UserOut:
-    return UserOut.of(application.unlock_user(user_id, body.reason, act.command))
+    return UserOut.of(application.unlock_user(user_id, body.reason, act.attribution))

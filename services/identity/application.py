@@ -27,7 +27,7 @@ from eventsourcing.persistence import IntegrityError
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
 
 
@@ -55,11 +55,11 @@ class IdentityApplication(ServiceApplication):
         site: str,
         roles: frozenset[Role],
         password: str,
-        command: Command,
+        attribution: Attribution,
     ) -> User:
         """Create an account; the id is unique for ever."""
         password_hash = self.hasher.hash(check_password(user_id, password))
-        user = User.create(user_id, printed_name, site, roles, password_hash, command)
+        user = User.create(user_id, printed_name, site, roles, password_hash, attribution)
         try:
             self.save(user)
         except IntegrityError:
@@ -71,44 +71,44 @@ class IdentityApplication(ServiceApplication):
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
 
-    def grant_role(self, user_id: str, role: Role, command: Command) -> User:
-        return self._saved(user_id, lambda user: user.grant_role(role, command))
+    def grant_role(self, user_id: str, role: Role, attribution: Attribution) -> User:
+        return self._saved(user_id, lambda user: user.grant_role(role, attribution))
 
-    def revoke_role(self, user_id: str, role: Role, reason: str, command: Command) -> User:
-        return self._saved(user_id, lambda user: user.revoke_role(role, reason, command))
+    def revoke_role(self, user_id: str, role: Role, reason: str, attribution: Attribution) -> User:
+        return self._saved(user_id, lambda user: user.revoke_role(role, reason, attribution))
 
-    def deactivate_user(self, user_id: str, reason: str, command: Command) -> User:
-        return self._saved(user_id, lambda user: user.deactivate(reason, command))
+    def deactivate_user(self, user_id: str, reason: str, attribution: Attribution) -> User:
+        return self._saved(user_id, lambda user: user.deactivate(reason, attribution))
 
-    def unlock_user(self, user_id: str, reason: str, command: Command) -> User:
-        return self._saved(user_id, lambda user: user.unlock(reason, command))
+    def unlock_user(self, user_id: str, reason: str, attribution: Attribution) -> User:
+        return self._saved(user_id, lambda user: user.unlock(reason, attribution))
 
     def get_user(self, user_id: str) -> User:
         return self._load(user_record_id(user_id), user_id)
 
     # --- authentication --------------------------------------------------------------
 
-    def log_in(self, user_id: str, password: str, command: Command) -> Principal:
+    def log_in(self, user_id: str, password: str, attribution: Attribution) -> Principal:
         """Check id and password; open a login session, or record the failure."""
         session_id = new_session_id()
         user = self._attempt(
             user_id,
             password,
-            succeed=lambda user: user.log_in(session_id, _as_user(command, user), self.policy),
-            fail=lambda user: user.fail_login(_as_user(command, user), self.policy),
+            succeed=lambda user: user.log_in(session_id, _as_user(attribution, user), self.policy),
+            fail=lambda user: user.fail_login(_as_user(attribution, user), self.policy),
         )
         return Principal(user.user_id, user.printed_name, user.site, user.roles, session_id)
 
     def change_password(
-        self, user_id: str, current_password: str, new_password: str, command: Command
+        self, user_id: str, current_password: str, new_password: str, attribution: Attribution
     ) -> User:
         """Change a password by proving the current one (allowed when it has aged)."""
         new_hash = self.hasher.hash(check_password(user_id, new_password))
         return self._attempt(
             user_id,
             current_password,
-            succeed=lambda user: user.change_password(new_hash, _as_user(command, user)),
-            fail=lambda user: user.fail_login(_as_user(command, user), self.policy),
+            succeed=lambda user: user.change_password(new_hash, _as_user(attribution, user)),
+            fail=lambda user: user.fail_login(_as_user(attribution, user), self.policy),
         )
 
     def authenticate_signing(
@@ -118,7 +118,7 @@ class IdentityApplication(ServiceApplication):
         password: str,
         meaning: Meaning,
         purpose: str,
-        command: Command,
+        attribution: Attribution,
     ) -> SigningAssertion:
         """Re-authenticate the caller for one signature (Part 11 §11.200(a)(1))."""
         assertion_id = str(uuid.uuid4())
@@ -127,18 +127,18 @@ class IdentityApplication(ServiceApplication):
             principal.user_id,
             password,
             succeed=lambda user: user.authenticate_signing(
-                session_id, user_id_given, meaning, purpose, assertion_id, command, self.policy
+                session_id, user_id_given, meaning, purpose, assertion_id, attribution, self.policy
             ),
-            fail=lambda user: user.fail_signing(session_id, command, self.policy),
+            fail=lambda user: user.fail_signing(session_id, attribution, self.policy),
             user_id_matches=user_id_given in (None, principal.user_id),
         )
         return SigningAssertion(
             assertion_id, user.user_id, user.printed_name, session_id, meaning, purpose,
-            command.now,
+            attribution.now,
         )  # fmt: skip
 
-    def log_out(self, principal: Principal, command: Command) -> None:
-        self._saved(principal.user_id, lambda user: user.log_out(principal.session_id, command))
+    def log_out(self, principal: Principal, attribution: Attribution) -> None:
+        self._saved(principal.user_id, lambda user: user.log_out(principal.session_id, attribution))
 
     def _attempt(
         self,
@@ -234,7 +234,7 @@ class AccountLocks:
             return lock
 
 
-def _as_user(command: Command, user: User) -> Command:
+def _as_user(attribution: Attribution, user: User) -> Attribution:
     """A self-service command (login, password) acts as the account's own person."""
     actor = Actor(user.user_id, user.printed_name, "self", user.site)
-    return replace(command, provenance=replace(command.provenance, actor=actor))
+    return replace(attribution, provenance=replace(attribution.provenance, actor=actor))

@@ -15,7 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.identity import errors
-from shared.kernel.provenance import Command, Meaning, Provenance, Role
+from shared.kernel.provenance import Attribution, Meaning, Provenance, Role
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
@@ -104,7 +104,7 @@ class User(Aggregate):
         site: str,
         roles: frozenset[Role],
         password_hash: str,
-        command: Command,
+        attribution: Attribution,
     ) -> User:
         """Create an account with its first roles and password (already hashed)."""
         return cls(
@@ -113,8 +113,8 @@ class User(Aggregate):
             site=site,
             roles=tuple(sorted(roles)),
             password_hash=password_hash,
-            password_set_at=command.now,
-            provenance=command.provenance,
+            password_set_at=attribution.now,
+            provenance=attribution.provenance,
         )
 
     @event("UserCreated")
@@ -141,40 +141,40 @@ class User(Aggregate):
 
     # --- administration --------------------------------------------------------------
 
-    def grant_role(self, role: Role, command: Command) -> None:
+    def grant_role(self, role: Role, attribution: Attribution) -> None:
         self._check_active()
         if role in self.roles:
             raise errors.RoleAlreadyGranted(f"{self.user_id} already has role {role}", role=role)
-        self._role_granted(role.value, command.provenance)
+        self._role_granted(role.value, attribution.provenance)
 
     @event("RoleGranted")
     def _role_granted(self, role: str, provenance: Provenance) -> None:
         self.roles = self.roles | {Role(role)}
 
-    def revoke_role(self, role: Role, reason: str, command: Command) -> None:
+    def revoke_role(self, role: Role, reason: str, attribution: Attribution) -> None:
         self._check_active()
         if role not in self.roles:
             raise errors.RoleNotGranted(f"{self.user_id} does not have role {role}", role=role)
-        self._role_revoked(role.value, _reason(reason), command.provenance)
+        self._role_revoked(role.value, _reason(reason), attribution.provenance)
 
     @event("RoleRevoked")
     def _role_revoked(self, role: str, reason: str, provenance: Provenance) -> None:
         self.roles = self.roles - {Role(role)}
 
-    def deactivate(self, reason: str, command: Command) -> None:
+    def deactivate(self, reason: str, attribution: Attribution) -> None:
         """Deactivate for good; the id stays taken."""
         self._check_active()
-        self._deactivated(_reason(reason), command.provenance)
+        self._deactivated(_reason(reason), attribution.provenance)
 
     @event("UserDeactivated")
     def _deactivated(self, reason: str, provenance: Provenance) -> None:
         self.active = False
 
-    def unlock(self, reason: str, command: Command) -> None:
+    def unlock(self, reason: str, attribution: Attribution) -> None:
         self._check_active()
         if not self.locked:
             raise errors.NotLocked(f"{self.user_id} is not locked")
-        self._unlocked(_reason(reason), command.provenance)
+        self._unlocked(_reason(reason), attribution.provenance)
 
     @event("AccountUnlocked")
     def _unlocked(self, reason: str, provenance: Provenance) -> None:
@@ -193,34 +193,34 @@ class User(Aggregate):
                 user_id=self.user_id,
             )
 
-    def fail_login(self, command: Command, policy: AccountPolicy) -> None:
+    def fail_login(self, attribution: Attribution, policy: AccountPolicy) -> None:
         """Record a wrong password at login; lock the account at the policy's limit."""
-        self._login_failed(self.failed_attempts + 1, command.now, command.provenance)
-        self._lock_if_over(policy, command)
+        self._login_failed(self.failed_attempts + 1, attribution.now, attribution.provenance)
+        self._lock_if_over(policy, attribution)
 
     @event("LoginFailed")
     def _login_failed(self, attempt: int, at: datetime, provenance: Provenance) -> None:
         self.failed_attempts = attempt
 
-    def log_in(self, session_id: str, command: Command, policy: AccountPolicy) -> None:
+    def log_in(self, session_id: str, attribution: Attribution, policy: AccountPolicy) -> None:
         """Open a login session; an aged password must be changed first."""
         self.check_can_authenticate()
-        if self.password_expired(command.now, policy):
+        if self.password_expired(attribution.now, policy):
             raise errors.PasswordExpired(
                 f"the password of {self.user_id} is older than the maximum age; change it",
                 user_id=self.user_id,
             )
-        self._logged_in(session_id, command.now, command.provenance)
+        self._logged_in(session_id, attribution.now, attribution.provenance)
 
     @event("LoginSucceeded")
     def _logged_in(self, session_id: str, at: datetime, provenance: Provenance) -> None:
         self.failed_attempts = 0
         self.sessions[session_id] = LoginSession(session_id, at)
 
-    def change_password(self, password_hash: str, command: Command) -> None:
+    def change_password(self, password_hash: str, attribution: Attribution) -> None:
         """Replace the password (the caller proved the old one)."""
         self.check_can_authenticate()
-        self._password_changed(password_hash, command.now, command.provenance)
+        self._password_changed(password_hash, attribution.now, attribution.provenance)
 
     @event("PasswordChanged")
     def _password_changed(self, password_hash: str, at: datetime, provenance: Provenance) -> None:
@@ -240,10 +240,14 @@ class User(Aggregate):
         last = session.last_signed_at
         return last is None or now - last > policy.signing_idle_timeout
 
-    def fail_signing(self, session_id: str, command: Command, policy: AccountPolicy) -> None:
+    def fail_signing(
+        self, session_id: str, attribution: Attribution, policy: AccountPolicy
+    ) -> None:
         """Record a failed re-authentication for a signature; it counts towards lockout."""
-        self._signing_failed(session_id, self.failed_attempts + 1, command.now, command.provenance)
-        self._lock_if_over(policy, command)
+        self._signing_failed(
+            session_id, self.failed_attempts + 1, attribution.now, attribution.provenance
+        )
+        self._lock_if_over(policy, attribution)
 
     @event("SigningFailed")
     def _signing_failed(
@@ -258,19 +262,27 @@ class User(Aggregate):
         meaning: Meaning,
         purpose: str,
         assertion_id: str,
-        command: Command,
+        attribution: Attribution,
         policy: AccountPolicy,
     ) -> None:
         """Record a successful re-authentication for one signature."""
         self.check_can_authenticate()
-        if self.signing_needs_user_id(session_id, command.now, policy) and user_id_given is None:
+        if (
+            self.signing_needs_user_id(session_id, attribution.now, policy)
+            and user_id_given is None
+        ):
             raise errors.UserIdRequired(
                 "the first signing of a session, or one after the idle timeout, needs the "
                 "user id and the password",
                 idle_timeout_seconds=int(policy.signing_idle_timeout.total_seconds()),
             )
         self._signing_authenticated(
-            session_id, meaning.value, purpose, assertion_id, command.now, command.provenance
+            session_id,
+            meaning.value,
+            purpose,
+            assertion_id,
+            attribution.now,
+            attribution.provenance,
         )
 
     @event("SigningAuthenticated")
@@ -286,9 +298,9 @@ class User(Aggregate):
         self.failed_attempts = 0
         self.sessions[session_id] = replace(self.sessions[session_id], last_signed_at=at)
 
-    def log_out(self, session_id: str, command: Command) -> None:
+    def log_out(self, session_id: str, attribution: Attribution) -> None:
         self._open_session(session_id)
-        self._logged_out(session_id, command.provenance)
+        self._logged_out(session_id, attribution.provenance)
 
     @event("LoggedOut")
     def _logged_out(self, session_id: str, provenance: Provenance) -> None:
@@ -296,9 +308,9 @@ class User(Aggregate):
 
     # --- guards ----------------------------------------------------------------------
 
-    def _lock_if_over(self, policy: AccountPolicy, command: Command) -> None:
+    def _lock_if_over(self, policy: AccountPolicy, attribution: Attribution) -> None:
         if not self.locked and self.failed_attempts >= policy.max_failed_attempts:
-            self._locked(self.failed_attempts, command.now, command.provenance)
+            self._locked(self.failed_attempts, attribution.now, attribution.provenance)
 
     @event("AccountLocked")
     def _locked(self, failed_attempts: int, at: datetime, provenance: Provenance) -> None:

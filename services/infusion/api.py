@@ -169,7 +169,7 @@ async def record_leukapheresis(
     enrollment = await view.enrollment(subject_id)
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
     return await _call(
-        application.record_leukapheresis, subject_id, enrollment, apheresis, act.command
+        application.record_leukapheresis, subject_id, enrollment, apheresis, act.attribution
     )
 
 
@@ -183,7 +183,9 @@ async def release_product(
 ) -> TreatmentOut:
     enrollment = await view.enrollment(subject_id)
     release = ProductRelease(**body.model_dump())
-    return await _call(application.release_product, subject_id, enrollment, release, act.command)
+    return await _call(
+        application.release_product, subject_id, enrollment, release, act.attribution
+    )
 
 
 @router.post("/subjects/{subject_id}/lymphodepletion")
@@ -198,7 +200,7 @@ async def record_lymphodepletion(
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
     return await _call(
-        application.record_lymphodepletion, subject_id, enrollment, regimen, act.command
+        application.record_lymphodepletion, subject_id, enrollment, regimen, act.attribution
     )
 
 
@@ -229,7 +231,7 @@ async def infuse(
         subject_id,
         enrollment,
         infusion,
-        act.command,
+        act.attribution,
         assertion,
         opening,
     )
@@ -242,7 +244,7 @@ async def decline_infusion(
     act: Annotated[Act, acting("infusion.decline_infusion")],
     application: Infusions,
 ) -> TreatmentOut:
-    return await _call(application.decline_infusion, subject_id, body.reason, act.command)
+    return await _call(application.decline_infusion, subject_id, body.reason, act.attribution)
 
 
 @router.post("/subjects/{subject_id}/infusion-interruptions")
@@ -252,7 +254,7 @@ async def interrupt_infusion(
     act: Annotated[Act, acting("infusion.interrupt_infusion")],
     application: Infusions,
 ) -> TreatmentOut:
-    return await _call(application.interrupt_infusion, subject_id, body.reason, act.command)
+    return await _call(application.interrupt_infusion, subject_id, body.reason, act.attribution)
 
 
 @router.get("/subjects/{subject_id}")

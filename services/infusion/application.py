@@ -30,7 +30,7 @@ from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import CohortOpening
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -61,10 +61,14 @@ class InfusionApplication(ServiceApplication):
         self.rules = rules or InfusionRules()
 
     def record_leukapheresis(
-        self, subject_id: str, enrollment: Enrollment, apheresis: Leukapheresis, command: Command
+        self,
+        subject_id: str,
+        enrollment: Enrollment,
+        apheresis: Leukapheresis,
+        attribution: Attribution,
     ) -> Treatment:
         """Leukapheresis: the first step of an enrolled subject's treatment, once."""
-        treatment = Treatment.begin(subject_id, enrollment, apheresis, command)
+        treatment = Treatment.begin(subject_id, enrollment, apheresis, attribution)
         try:
             self.save(treatment)
         except IntegrityError:
@@ -74,21 +78,29 @@ class InfusionApplication(ServiceApplication):
         return treatment
 
     def release_product(
-        self, subject_id: str, enrollment: Enrollment, release: ProductRelease, command: Command
+        self,
+        subject_id: str,
+        enrollment: Enrollment,
+        release: ProductRelease,
+        attribution: Attribution,
     ) -> Treatment:
-        return self._change(subject_id, lambda t: t.release(enrollment, release, command))
+        return self._change(subject_id, lambda t: t.release(enrollment, release, attribution))
 
     def record_lymphodepletion(
-        self, subject_id: str, enrollment: Enrollment, regimen: Lymphodepletion, command: Command
+        self,
+        subject_id: str,
+        enrollment: Enrollment,
+        regimen: Lymphodepletion,
+        attribution: Attribution,
     ) -> Treatment:
-        return self._change(subject_id, lambda t: t.deplete(enrollment, regimen, command))
+        return self._change(subject_id, lambda t: t.deplete(enrollment, regimen, attribution))
 
     def infuse(
         self,
         subject_id: str,
         enrollment: Enrollment,
         infusion: Infusion,
-        command: Command,
+        attribution: Attribution,
         signing: SigningAssertion,
         cohort: CohortOpening,
     ) -> Treatment:
@@ -96,9 +108,9 @@ class InfusionApplication(ServiceApplication):
         dosed = self.dosed_since(cohort)
 
         def infuse_and_sign(treatment: Treatment) -> None:
-            treatment.infuse(enrollment, infusion, self.rules, command, cohort, dosed)
+            treatment.infuse(enrollment, infusion, self.rules, attribution, cohort, dosed)
             treatment.sign(
-                self.sign_last_decision(treatment, signing, command, to_contract), command
+                self.sign_last_decision(treatment, signing, attribution, to_contract), attribution
             )
 
         return self._change(subject_id, infuse_and_sign)
@@ -112,11 +124,13 @@ class InfusionApplication(ServiceApplication):
             1 for e in infusions if e.dose_level == cohort.level and e.timestamp > cohort.opened_at
         )
 
-    def decline_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
-        return self._change(subject_id, lambda t: t.decline(reason, command))
+    def decline_infusion(self, subject_id: str, reason: str, attribution: Attribution) -> Treatment:
+        return self._change(subject_id, lambda t: t.decline(reason, attribution))
 
-    def interrupt_infusion(self, subject_id: str, reason: str, command: Command) -> Treatment:
-        return self._change(subject_id, lambda t: t.interrupt(reason, command))
+    def interrupt_infusion(
+        self, subject_id: str, reason: str, attribution: Attribution
+    ) -> Treatment:
+        return self._change(subject_id, lambda t: t.interrupt(reason, attribution))
 
     def get_treatment(self, subject_id: str) -> Treatment:
         return self._load(treatment_id(subject_id), subject_id)

@@ -17,7 +17,7 @@ from eventsourcing.domain import event
 from services.infusion import errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
 from shared.clinical import CohortOpening
-from shared.kernel.provenance import Command, Meaning, Provenance
+from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
 
 TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:treatment")
@@ -123,13 +123,17 @@ class Treatment(SubjectRecord):
 
     @classmethod
     def begin(
-        cls, subject_id: str, enrollment: Enrollment, apheresis: Leukapheresis, command: Command
+        cls,
+        subject_id: str,
+        enrollment: Enrollment,
+        apheresis: Leukapheresis,
+        attribution: Attribution,
     ) -> Treatment:
         """Record leukapheresis for an enrolled subject: the treatment's first step."""
         check_enrolled(subject_id, enrollment)
         _positive("volume_ml", apheresis.volume_ml)
-        _not_future("performed_on", apheresis.performed_on, command)
-        return cls(subject_id=subject_id, apheresis=apheresis, provenance=command.provenance)
+        _not_future("performed_on", apheresis.performed_on, attribution)
+        return cls(subject_id=subject_id, apheresis=apheresis, provenance=attribution.provenance)
 
     @event("LeukapheresisPerformed")
     def __init__(self, subject_id: str, apheresis: Leukapheresis, provenance: Provenance) -> None:
@@ -140,7 +144,9 @@ class Treatment(SubjectRecord):
         self.infusion: Infusion | None = None
         self.not_given_reason: str | None = None
 
-    def release(self, enrollment: Enrollment, release: ProductRelease, command: Command) -> None:
+    def release(
+        self, enrollment: Enrollment, release: ProductRelease, attribution: Attribution
+    ) -> None:
         """Release a lot made from this subject's cells, once its tests have passed."""
         check_enrolled(self.subject_id, enrollment)
         if release.product not in PRODUCTS:
@@ -159,14 +165,16 @@ class Treatment(SubjectRecord):
             raise errors.AlreadyDone(f"lot {release.lot_id} is already released")
         if release.released_on < self.apheresis.performed_on:
             raise errors.InvalidMeasurement("a lot is released after leukapheresis")
-        _not_future("released_on", release.released_on, command)
-        self._released(release, command.provenance)
+        _not_future("released_on", release.released_on, attribution)
+        self._released(release, attribution.provenance)
 
     @event("ProductReleased")
     def _released(self, release: ProductRelease, provenance: Provenance) -> None:
         self.released = {**self.released, release.lot_id: release}
 
-    def deplete(self, enrollment: Enrollment, regimen: Lymphodepletion, command: Command) -> None:
+    def deplete(
+        self, enrollment: Enrollment, regimen: Lymphodepletion, attribution: Attribution
+    ) -> None:
         """Record lymphodepletion, once, after a product is released."""
         check_enrolled(self.subject_id, enrollment)
         if not self.released:
@@ -179,8 +187,8 @@ class Treatment(SubjectRecord):
             raise errors.InvalidMeasurement("lymphodepletion needs agents and ordered dates")
         for dose in regimen.agents:
             _positive(f"{dose.agent} dose_mg_per_m2", dose.dose_mg_per_m2)
-        _not_future("completed_on", regimen.completed_on, command)
-        self._depleted(regimen, command.provenance)
+        _not_future("completed_on", regimen.completed_on, attribution)
+        self._depleted(regimen, attribution.provenance)
 
     @event("LymphodepletionAdministered")
     def _depleted(self, regimen: Lymphodepletion, provenance: Provenance) -> None:
@@ -191,7 +199,7 @@ class Treatment(SubjectRecord):
         enrollment: Enrollment,
         infusion: Infusion,
         rules: InfusionRules,
-        command: Command,
+        attribution: Attribution,
         cohort: CohortOpening,
         dosed_in_cohort: int,
     ) -> None:
@@ -208,9 +216,9 @@ class Treatment(SubjectRecord):
             )
         self._check_lots(infusion)
         self._check_window(regimen, infusion, rules)
-        self._check_times(infusion, command)
+        self._check_times(infusion, attribution)
         dose = self._check_dose(infusion, level, rules)
-        self._infused(infusion, level, dose, rules.version, command.provenance)
+        self._infused(infusion, level, dose, rules.version, attribution.provenance)
 
     @event("CarTInfused")
     def _infused(
@@ -223,21 +231,21 @@ class Treatment(SubjectRecord):
     ) -> None:
         self.infusion = infusion
 
-    def decline(self, reason: str, command: Command) -> None:
+    def decline(self, reason: str, attribution: Attribution) -> None:
         """Record that the infusion was not given, with the reason."""
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
-        self._not_given(_reason(reason), command.provenance)
+        self._not_given(_reason(reason), attribution.provenance)
 
     @event("InfusionNotGiven")
     def _not_given(self, reason: str, provenance: Provenance) -> None:
         self.not_given_reason = reason
 
-    def interrupt(self, reason: str, command: Command) -> None:
+    def interrupt(self, reason: str, attribution: Attribution) -> None:
         """Record an interruption of the infusion, with the reason."""
         if self.infusion is None:
             raise errors.OutOfSequence(f"subject {self.subject_id} has no infusion to interrupt")
-        self._interrupted(_reason(reason), command.provenance)
+        self._interrupted(_reason(reason), attribution.provenance)
 
     @event("InfusionInterrupted")
     def _interrupted(self, reason: str, provenance: Provenance) -> None:
@@ -268,8 +276,8 @@ class Treatment(SubjectRecord):
             )
 
     @staticmethod
-    def _check_times(infusion: Infusion, command: Command) -> None:
-        if infusion.ended_at < infusion.started_at or infusion.ended_at > command.now:
+    def _check_times(infusion: Infusion, attribution: Attribution) -> None:
+        if infusion.ended_at < infusion.started_at or infusion.ended_at > attribution.now:
             raise errors.InvalidMeasurement(
                 "the infusion ends after it starts and not later than the server clock"
             )
@@ -319,8 +327,8 @@ def _percent(name: str, value: Decimal) -> None:
         raise errors.InvalidMeasurement(f"{name} must be between 0 and 100", field=name)
 
 
-def _not_future(name: str, day: date, command: Command) -> None:
-    if day > command.now.date():
+def _not_future(name: str, day: date, attribution: Attribution) -> None:
+    if day > attribution.now.date():
         raise errors.InvalidMeasurement(f"{name} {day} is later than today", field=name)
 
 

@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
-from shared.kernel.provenance import Command
+from shared.kernel.provenance import Attribution
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
 
@@ -126,7 +126,7 @@ class ServiceApplication(Application[UUID]):
         self,
         aggregate: Any,
         signing: SigningAssertion,
-        command: Command,
+        attribution: Attribution,
         to_contract: Callable[[Any], EventData],
     ) -> Signature:
         """Sign the published form of the event just decided (the aggregate's last pending
@@ -141,7 +141,7 @@ class ServiceApplication(Application[UUID]):
             signer_id=signing.user_id,
             printed_name=signing.printed_name,
             meaning=signing.meaning.value,
-            signed_at=command.now,
+            signed_at=attribution.now,
             assertion_id=signing.assertion_id,
         )
 

@@ -55,8 +55,9 @@ class Provenance:
 
 
 @dataclass(frozen=True)
-class Command:
-    """What every command carries besides its own fields: who, and the server clock."""
+class Attribution:
+    """Who made a change and when, by the server clock (Part 11's "attributable" and
+    "contemporaneous"): what every command carries besides its own fields."""
 
     provenance: Provenance
     now: datetime  # server clock, aware UTC

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from eventsourcing.domain import Aggregate, event
 from eventsourcing.utils import register_topic
 
-from shared.kernel.provenance import Command, Provenance
+from shared.kernel.provenance import Attribution, Provenance
 from shared.kernel.signatures import Signature, SignatureV1
 
 
@@ -53,14 +53,14 @@ class SubjectRecord(Aggregate):
         signatures: tuple[Signature | SignatureV1, ...] = self.__dict__.get("_signatures", ())
         return signatures
 
-    def sign(self, signature: Signature, command: Command) -> None:
+    def sign(self, signature: Signature, attribution: Attribution) -> None:
         """Bind a signature to the event just decided: it must name this record and version."""
         if (signature.signed_record_id, signature.signed_version) != (self.id, self.version):
             raise SignatureNotForThisRecord(
                 f"the signature is for {signature.signed_record_id} v{signature.signed_version}, "
                 f"not {self.id} v{self.version} (subject {self.subject_id})"
             )
-        self._record_signed(signature, command.now, command.provenance)
+        self._record_signed(signature, attribution.now, attribution.provenance)
 
     @event("RecordSigned")
     def _record_signed(

@@ -26,7 +26,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared.kernel.access import Denial
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.permissions import ServiceTable
-from shared.kernel.provenance import Actor, Command, Provenance
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.records import SignatureNotForThisRecord
 from shared.web.auth import (
     Forbidden,
@@ -177,11 +177,11 @@ class Caller:
     causation_id: str | None
     client_id: str | None
 
-    def command(self, now: datetime) -> Command:
-        """The command context of this caller's request, at server time ``now``."""
+    def attribution(self, now: datetime) -> Attribution:
+        """Who acts in this request, and the server time ``now``: what every change records."""
         p = self.principal
         actor = Actor(p.user_id, p.printed_name, self.role.value, p.site)
-        return Command(
+        return Attribution(
             Provenance(actor, self.correlation_id, self.causation_id, self.client_id), now
         )
 

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from shared.adapters.outbox import Outbox
 from shared.kernel.access import Denial
 from shared.kernel.permissions import table
-from shared.kernel.provenance import Command
+from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
 from shared.web.http import Authorisation, Caller, Requires, command_app
 from shared.web.store_api import add_store_routes
@@ -59,9 +59,9 @@ class Act:
     authorisation: Authorisation
 
     @property
-    def command(self) -> Command:
-        """The command context of the caller's request, at server time now."""
-        return self.caller.command(self.clock())
+    def attribution(self) -> Attribution:
+        """Who acts in the caller's request, at the server time now."""
+        return self.caller.attribution(self.clock())
 
     def signature(self, assertion: str, meaning: Meaning, purpose: str) -> SigningAssertion:
         """The caller's verified signing assertion for this step; a refusal is recorded."""

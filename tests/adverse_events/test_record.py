@@ -11,7 +11,7 @@ from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
 from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
-from shared.kernel.provenance import Command
+from shared.kernel.provenance import Attribution
 from tests.support import command
 
 INFUSED = Infused(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), 2)
@@ -20,7 +20,7 @@ GRADE_4_CRS = CrsInputs(Decimal("39.2"), False, Hypotension.MULTIPLE_VASOPRESSOR
 GRADE_1_CRS = CrsInputs(Decimal("38.4"), False, Hypotension.NONE, Oxygen.NONE)
 
 
-def cmd() -> Command:
+def cmd() -> Attribution:
     return command(NOW)
 
 

@@ -20,7 +20,7 @@ from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
-from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
     ISSUER,
@@ -38,9 +38,9 @@ ADMIN_PASSWORD = "correct horse battery"
 PARALLEL = 16
 
 
-def bootstrap() -> Command:
+def bootstrap() -> Attribution:
     actor = Actor("bootstrap", "bootstrap", "system", "ZJU-1")
-    return Command(Provenance(actor, "tests"), datetime.now(UTC))
+    return Attribution(Provenance(actor, "tests"), datetime.now(UTC))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
-from shared.kernel.provenance import Actor, Command, Meaning, Provenance, Role
+from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from tests.support import ISSUER, VERIFIER, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"
@@ -44,7 +44,7 @@ def clock() -> Clock:
 def application() -> IdentityApplication:
     policy = AccountPolicy(max_failed_attempts=3, signing_idle_timeout=timedelta(minutes=15))
     app = IdentityApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=policy)
-    bootstrap = Command(
+    bootstrap = Attribution(
         Provenance(Actor("bootstrap", "bootstrap", "system", "ZJU"), "b"), datetime.now(UTC)
     )
     app.create_user(

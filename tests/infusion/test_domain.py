@@ -21,7 +21,7 @@ from services.infusion.domain import (
 )
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
 from shared.clinical import CohortOpening
-from shared.kernel.provenance import Command
+from shared.kernel.provenance import Attribution
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -31,7 +31,7 @@ COHORT = CohortOpening(2, 3, datetime(2026, 1, 1, tzinfo=UTC), 1)  # level 2 is 
 LD_END = date(2026, 11, 15)
 
 
-def cmd() -> Command:
+def cmd() -> Attribution:
     return command(NOW)
 
 

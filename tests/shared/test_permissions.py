@@ -214,7 +214,7 @@ async def test_a_caller_with_several_permitted_roles_is_recorded_in_the_table_s_
 
     @app.post("/things")
     def things(caller: Annotated[Caller, authorised("trial.read")]) -> str:
-        return caller.command(NOW).provenance.actor.role
+        return caller.attribution(NOW).provenance.actor.role
 
     both = bearer(principal(Role.AUDITOR, Role.MONITOR))
     transport = httpx.ASGITransport(app=app)
