@@ -67,7 +67,7 @@ check: install  ## the checks that need no infrastructure
 
 .PHONY: contracts
 contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/ and the role table of docs/security.md from the code
-	$(BIN)/python -m shared.published
+	$(BIN)/python -m shared.contract_docs
 	$(BIN)/python -m shared.kernel.permissions --write
 
 bench: install infra  ## benchmarks (on demand; not part of make test)

@@ -9,6 +9,6 @@
   views of other services' topics).
 - ``shared.web``: HTTP (the app, tokens, input guard, health and metrics, serving).
 
-``shared.contracts`` (the published event contracts) is pure too; ``shared.published``
+``shared.contracts`` (the event contracts, as pydantic models) is pure too; ``shared.contract_docs``
 generates the documents from them. A service's own rules live in its ``domain.py``.
 """

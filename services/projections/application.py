@@ -11,7 +11,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.projections import endpoints, merkle, plots
+from services.projections import clinical_endpoints, merkle, plots
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import WitnessTrust, check_ledger
@@ -177,13 +177,13 @@ class ProjectionsApplication:
         position (its trail: GET /trail)."""
         await self.authorise(who, "trial", {})
         entries = await self._entries(None, None)
-        population = endpoints.infused(endpoints.courses(entries))
-        teae = endpoints.teae_incidence(population)
+        population = clinical_endpoints.infused(clinical_endpoints.courses(entries))
+        teae = clinical_endpoints.teae_incidence(population)
         return {
             "dose_levels": {
                 level: {"dosed": r["denominator"], "dlts": r["numerator"],
                         "dlt_rate": f"{r['numerator']}/{r['denominator']}"}
-                for level, r in endpoints.dlt_rates(population).items()
+                for level, r in clinical_endpoints.dlt_rates(population).items()
             },
             "teae_incidence": {
                 "subjects_with_teae": teae["numerator"],
@@ -202,7 +202,7 @@ class ProjectionsApplication:
         """The trial's endpoints recomputed from the ledger, now or as of a time or position
         (docs/endpoints.md); every figure names its subjects and entries."""
         await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
-        return endpoints.trial_endpoints(await self._entries(as_of, position))
+        return clinical_endpoints.trial_endpoints(await self._entries(as_of, position))
 
     async def plot(
         self,
@@ -213,7 +213,9 @@ class ProjectionsApplication:
     ) -> bytes:
         """``swimmer`` or ``kinetics/<subject>``, as SVG, from the ledger as of then."""
         await self.authorise(who, "plot", {"name": name, "as_of": as_of, "position": position})
-        population = endpoints.infused(endpoints.courses(await self._entries(as_of, position)))
+        population = clinical_endpoints.infused(
+            clinical_endpoints.courses(await self._entries(as_of, position))
+        )
         if name == "swimmer":
             return plots.swimmer_svg(population)
         subject = name.removeprefix("kinetics/")
@@ -373,7 +375,7 @@ class ProjectionsApplication:
             witnesses=[] if self.witness is None else [self.witness.verifier],
         )
         events = [(position, CloudEvent.from_kafka_value(payload)) for position, payload in entries]
-        document["endpoints"] = endpoints.trial_endpoints(events)
+        document["endpoints"] = clinical_endpoints.trial_endpoints(events)
         document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
         return document
 
@@ -448,7 +450,7 @@ class ProjectionsApplication:
 
 def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
     """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
-    infused = endpoints.infused(endpoints.courses(entries))
+    infused = clinical_endpoints.infused(clinical_endpoints.courses(entries))
     drawn = {"swimmer": plots.swimmer_svg(infused)}
     for course in infused:
         if course.kinetics:

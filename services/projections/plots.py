@@ -15,7 +15,7 @@ from decimal import Decimal
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from services.projections.endpoints import Course, time_courses
+from services.projections.clinical_endpoints import Course, time_courses
 
 _STYLE = {"svg.hashsalt": "trial-ledger", "svg.fonttype": "none", "font.size": 9}
 _LEVEL_COLOURS = {1: "#9ecae1", 2: "#6baed6", 3: "#3182bd", 4: "#08519c"}

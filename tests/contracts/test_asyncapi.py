@@ -14,8 +14,8 @@ import yaml
 from referencing import Registry
 from referencing.jsonschema import DRAFT7
 
+from shared.contract_docs import ASYNCAPI, documents
 from shared.kernel.envelope import CloudEvent
-from shared.published import ASYNCAPI, documents
 from tests.enrollment.test_publication import published
 
 ROOT = Path(__file__).resolve().parents[2]

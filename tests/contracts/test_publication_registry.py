@@ -21,11 +21,11 @@ from eventsourcing.domain import Aggregate, event
 from services.enrollment.domain import Subject
 from services.projections.__main__ import source_topics
 from services.projections.stores import COMMAND_SERVICES, store_endpoints
+from shared.contract_docs.discovery import channels, publication_of
 from shared.contracts.enrollment import SubjectRegisteredV1
 from shared.kernel.access import AccessDenial
 from shared.kernel.publication import Mapped, Publication, UnmappedEvents, stored_event_classes
 from shared.kernel.records import SubjectRecord
-from shared.published.discovery import channels, publication_of
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = [channel.service for channel in channels()]

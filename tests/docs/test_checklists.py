@@ -13,10 +13,10 @@ from pathlib import Path
 
 from services.projections.__main__ import known_contracts
 from services.projections.stores import COMMAND_SERVICES
+from shared.contract_docs.discovery import channels
 from shared.kernel.permissions import TABLES
 from shared.kernel.provenance import Role
 from shared.kernel.settings import DEFAULT_PORTS
-from shared.published.discovery import channels
 from tests.deploy.files import applications
 
 ROOT = Path(__file__).resolve().parents[2]

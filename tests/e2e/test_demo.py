@@ -43,11 +43,11 @@ from services.infusion.application import InfusionApplication
 from services.projections.config import witness_verifier
 from services.projections.notes import Verifier, line_verifies, split_note
 from shared.adapters.eventstore import ServiceApplication, postgres_env
+from shared.contract_docs.discovery import publication_of
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.keys import load_public_key
 from shared.kernel.settings import ServiceSettings
 from shared.kernel.signatures import verify_published
-from shared.published.discovery import publication_of
 from tests import go_verifier
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack

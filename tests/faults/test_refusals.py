@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from shared.contract_docs.discovery import app_factories
+from shared.contract_docs.openapi import described_app
 from shared.kernel.provenance import Role
-from shared.published.discovery import app_factories
-from shared.published.openapi import described_app
 from shared.web.http import Requires, api_routes
 from tests.faults.conftest import PASSWORD, Faulty, loaded
 from tests.support import eventually

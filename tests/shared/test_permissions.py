@@ -15,6 +15,8 @@ from fastapi.routing import APIRoute
 from services.projections import application as ledger_reads
 from services.projections.api import create_app as create_projections_app
 from services.projections.application import ProjectionsApplication
+from shared.contract_docs.discovery import app_factories
+from shared.contract_docs.openapi import described_app
 from shared.kernel.permissions import (
     AUDITOR_FIRST,
     CLINICAL_FIRST,
@@ -32,8 +34,6 @@ from shared.kernel.permissions import (
     table,
 )
 from shared.kernel.provenance import Role
-from shared.published.discovery import app_factories
-from shared.published.openapi import described_app
 from shared.web.auth import Forbidden, Principal
 from shared.web.http import Authorisation, Caller, api_routes, authorised, command_app, command_of
 from shared.web.service_app import FromState

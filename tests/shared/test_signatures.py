@@ -24,6 +24,7 @@ from eventsourcing.persistence import StoredEvent
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import to_contract
+from shared.contract_docs.discovery import contract_modules, defined_events
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.keys import key_id
 from shared.kernel.signatures import (
@@ -38,7 +39,6 @@ from shared.kernel.signatures import (
     published_time,
     verify_published,
 )
-from shared.published.discovery import contract_modules, defined_events
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_VECTOR = ROOT / "docs/examples/record-signature-v1.json"
@@ -112,7 +112,7 @@ def test_signed_at_is_one_string_in_the_manifest_and_the_event() -> None:
     assert b'"signed_at":"2026-11-20T09:30:15.250000Z"' in manifest_bytes(SIGNED, signature)
 
 
-def test_published_time_is_utc_with_microseconds_and_z() -> None:
+def test_contract_docs_time_is_utc_with_microseconds_and_z() -> None:
     shanghai = timezone(timedelta(hours=8))
     assert published_time(datetime(2026, 11, 20, 17, 30, tzinfo=shanghai)) == (
         "2026-11-20T09:30:00.000000Z"
@@ -219,7 +219,7 @@ def _schema_findings(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, t
     return found
 
 
-def test_published_data_holds_no_json_number_but_integers() -> None:
+def test_contract_docs_data_holds_no_json_number_but_integers() -> None:
     """JCS renders numbers as IEEE 754 doubles would: exact for integers up to 2^53 and
     for text. Decimals are published as text; the open values are text by construction
     (enrollment's _json_value, adverse events' ASTCT inputs rendered with str)."""

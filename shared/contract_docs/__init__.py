@@ -5,7 +5,7 @@
   ``data``, and ``docs/schemas/CloudEvent.json`` for the envelope;
 - ``docs/openapi/<service>.json``: each service's HTTP API.
 
-``python -m shared.published`` (``make contracts``) writes them; ``--check`` and
+``python -m shared.contract_docs`` (``make contracts``) writes them; ``--check`` and
 tests/contracts report drift. Output is deterministic: sorted keys, one trailing newline.
 """
 
@@ -18,11 +18,11 @@ from typing import Any
 
 import yaml
 
-from shared.published import asyncapi, discovery
-from shared.published.openapi import openapi_document
-from shared.published.schemas import envelope_schema, event_schema
+from shared.contract_docs import asyncapi, discovery
+from shared.contract_docs.openapi import openapi_document
+from shared.contract_docs.schemas import envelope_schema, event_schema
 
-REGENERATE = "make contracts (or: python -m shared.published)"
+REGENERATE = "make contracts (or: python -m shared.contract_docs)"
 ASYNCAPI = "docs/asyncapi.yaml"
 # Everything under these directories is generated: a file the generator would not write
 # is stale.

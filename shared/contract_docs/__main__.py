@@ -1,4 +1,4 @@
-"""``python -m shared.published [--check] [--root DIR]``: write or check the documents."""
+"""``python -m shared.contract_docs [--check] [--root DIR]``: write or check the documents."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from shared.published import REGENERATE, differences, documents, on_disk, write
+from shared.contract_docs import REGENERATE, differences, documents, on_disk, write
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shared.published", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shared.contract_docs", description=__doc__)
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="the repository")
     parser.add_argument("--check", action="store_true", help="report drift, write nothing")
     arguments = parser.parse_args(argv)

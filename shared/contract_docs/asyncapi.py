@@ -6,9 +6,9 @@ import inspect
 from typing import Any
 
 from shared.adapters.topics import FOREVER
+from shared.contract_docs.discovery import Channel
+from shared.contract_docs.schemas import component_schemas
 from shared.kernel.envelope import CONTENT_TYPE, CloudEvent, EventData
-from shared.published.discovery import Channel
-from shared.published.schemas import component_schemas
 
 SCHEMAS = "#/components/schemas/"
 ENVELOPE_TRAIT = "CloudEventStructured"

@@ -21,7 +21,7 @@ class Unused:
         def refuse(*_args: Any, **_kwargs: Any) -> NoReturn:
             raise RuntimeError(
                 f"create_app used {self._name}.{attribute} while building the app; "
-                "it must only wire it (shared.published.openapi)"
+                "it must only wire it (shared.contract_docs.openapi)"
             )
 
         return refuse

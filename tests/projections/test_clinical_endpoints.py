@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from services.projections import plots
-from services.projections.endpoints import Course, courses, trial_endpoints
-from services.projections.endpoints import infused as infused_courses
+from services.projections.clinical_endpoints import Course, courses, trial_endpoints
+from services.projections.clinical_endpoints import infused as infused_courses
 from shared.kernel.envelope import CloudEvent
 from tests.support import NOW
 

@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from shared.kernel.settings import ServiceSettings
-from shared.published import (
+from shared.contract_docs import (
     REGENERATE,
     differences,
     documents,
     on_disk,
     write,
 )
-from shared.published.discovery import channels, contract_modules, defined_events
-from shared.published.openapi import Unused
+from shared.contract_docs.discovery import channels, contract_modules, defined_events
+from shared.contract_docs.openapi import Unused
+from shared.kernel.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,9 +62,9 @@ def test_write_adds_missing_rewrites_changed_and_removes_stale_files(tmp_path: P
 
 
 def check(root: Path) -> subprocess.CompletedProcess[str]:
-    """``python -m shared.published --check`` under another hash seed: the output must not
+    """``python -m shared.contract_docs --check`` under another hash seed: the output must not
     depend on set or dict iteration order."""
-    command = [sys.executable, "-m", "shared.published", "--check", "--root", str(root)]
+    command = [sys.executable, "-m", "shared.contract_docs", "--check", "--root", str(root)]
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     return subprocess.run(  # noqa: S603 (our own interpreter and module)
         command, cwd=ROOT, env=env, capture_output=True, text=True, check=False
