@@ -112,7 +112,7 @@ def test_signed_at_is_one_string_in_the_manifest_and_the_event() -> None:
     assert b'"signed_at":"2026-11-20T09:30:15.250000Z"' in manifest_bytes(SIGNED, signature)
 
 
-def test_contract_docs_time_is_utc_with_microseconds_and_z() -> None:
+def test_published_time_is_utc_with_microseconds_and_z() -> None:
     shanghai = timezone(timedelta(hours=8))
     assert published_time(datetime(2026, 11, 20, 17, 30, tzinfo=shanghai)) == (
         "2026-11-20T09:30:00.000000Z"
@@ -219,7 +219,7 @@ def _schema_findings(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[str, t
     return found
 
 
-def test_contract_docs_data_holds_no_json_number_but_integers() -> None:
+def test_published_data_holds_no_json_number_but_integers() -> None:
     """JCS renders numbers as IEEE 754 doubles would: exact for integers up to 2^53 and
     for text. Decimals are published as text; the open values are text by construction
     (enrollment's _json_value, adverse events' ASTCT inputs rendered with str)."""
