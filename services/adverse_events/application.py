@@ -11,9 +11,6 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import (
@@ -149,14 +146,13 @@ class AdverseEventsApplication(ServiceApplication):
         state = self.cohort(infused, attribution.now)
         review = SafetyReview.approve(state, approved_level, review_number, attribution)
         review.sign(self.sign_last_decision(review, signing, attribution, to_contract), attribution)
-        try:
-            self.save(review)
-        except IntegrityError:
-            raise errors.ReviewAlreadyApproved(
+        return self.save_new(
+            review,
+            lambda: errors.ReviewAlreadyApproved(
                 f"safety review {review_number} is approved already; sign the next one",
                 review=review_number,
-            ) from None
-        return review
+            ),
+        )
 
     def _events_of(self, event_class: type) -> list[Any]:
         return [event for _, event in self.stored_events() if isinstance(event, event_class)]
@@ -177,10 +173,9 @@ class AdverseEventsApplication(ServiceApplication):
         return decide(subjects)
 
     def get(self, record_id: UUID) -> AdverseEvent:
-        try:
-            record: AdverseEvent = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.AdverseEventNotFound(f"no adverse event {record_id}") from None
+        record: AdverseEvent = self.load(
+            record_id, lambda: errors.AdverseEventNotFound(f"no adverse event {record_id}")
+        )
         return record
 
     def _signed(
@@ -190,13 +185,9 @@ class AdverseEventsApplication(ServiceApplication):
         attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        def decide_and_sign(record: AdverseEvent) -> None:
-            decide(record)
-            record.sign(
-                self.sign_last_decision(record, signing, attribution, to_contract), attribution
-            )
-
-        return self._change(record_id, decide_and_sign)
+        return self._change(
+            record_id, self.decided_and_signed(decide, signing, attribution, to_contract)
+        )
 
     def _change(self, record_id: UUID, decide: Callable[[AdverseEvent], None]) -> AdverseEvent:
         return self.saved_with_retry(

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.assessments import errors
 from services.assessments.domain import (
     Progression,
@@ -88,19 +86,18 @@ class AssessmentsApplication(ServiceApplication):
 
         def decide(record: SubjectAssessments) -> None:
             record.assess_remission(visit_event_id, claimed, vital, attribution)
-            record.sign(
-                self.sign_last_decision(record, signing, attribution, to_contract), attribution
-            )
 
         return self.saved_with_retry(
-            lambda: self.get(subject_id), decide, lambda: self._conflict(subject_id)
+            lambda: self.get(subject_id),
+            self.decided_and_signed(decide, signing, attribution, to_contract),
+            lambda: self._conflict(subject_id),
         )
 
     def get(self, subject_id: str) -> SubjectAssessments:
-        try:
-            record: SubjectAssessments = self.repository.get(assessments_record_id(subject_id))
-        except AggregateNotFoundError:
-            raise errors.SubjectNotFound(f"no assessments of subject {subject_id}") from None
+        record: SubjectAssessments = self.load(
+            assessments_record_id(subject_id),
+            lambda: errors.SubjectNotFound(f"no assessments of subject {subject_id}"),
+        )
         return record
 
     def _change(

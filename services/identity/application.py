@@ -16,13 +16,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import ClassVar
-from uuid import UUID
 from weakref import WeakValueDictionary
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
@@ -59,14 +56,12 @@ class IdentityApplication(ServiceApplication):
     ) -> User:
         """Create an account; the id is unique for ever."""
         password_hash = self.hasher.hash(check_password(user_id, password))
-        user = User.create(user_id, printed_name, site, roles, password_hash, attribution)
-        try:
-            self.save(user)
-        except IntegrityError:
-            raise errors.UserIdTaken(
+        return self.save_new(
+            User.create(user_id, printed_name, site, roles, password_hash, attribution),
+            lambda: errors.UserIdTaken(
                 f"user id {user_id} is taken (ids are never reused)", user_id=user_id
-            ) from None
-        return user
+            ),
+        )
 
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
@@ -84,7 +79,8 @@ class IdentityApplication(ServiceApplication):
         return self._saved(user_id, lambda user: user.unlock(reason, attribution))
 
     def get_user(self, user_id: str) -> User:
-        return self._load(user_record_id(user_id), user_id)
+        user: User = self.load(user_record_id(user_id), lambda: errors.UserNotFound(user_id))
+        return user
 
     # --- authentication --------------------------------------------------------------
 
@@ -207,13 +203,6 @@ class IdentityApplication(ServiceApplication):
                 ),
                 attempts=self.save_attempts,
             )
-
-    def _load(self, record_id: UUID, user_id: str) -> User:
-        try:
-            user: User = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.UserNotFound(user_id) from None
-        return user
 
 
 class AccountLocks:

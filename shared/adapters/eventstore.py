@@ -16,7 +16,7 @@ from types import UnionType
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
@@ -24,10 +24,12 @@ from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
 from shared.kernel.provenance import Attribution
+from shared.kernel.records import SubjectRecord
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
+R = TypeVar("R", bound=SubjectRecord)
 
 
 def postgres_env(database: DatabaseSettings) -> dict[str, str]:
@@ -103,6 +105,22 @@ class ServiceApplication(Application[UUID]):
                 yield notification.id, self.mapper.to_domain_event(notification)
             start = batch[-1].id + 1
 
+    def load(self, record_id: UUID, missing: Callable[[], Exception]) -> Any:
+        """The aggregate ``record_id``; ``missing()`` is raised when none is stored."""
+        try:
+            return self.repository.get(record_id)
+        except AggregateNotFoundError:
+            raise missing() from None
+
+    def save_new(self, aggregate: A, taken: Callable[[], Exception]) -> A:
+        """Save a newly created aggregate; ``taken()`` is raised when its id is stored
+        already (the natural key, a subject or user id, was used before)."""
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise taken() from None
+        return aggregate
+
     def saved_with_retry(
         self,
         load: Callable[[], A],
@@ -144,6 +162,24 @@ class ServiceApplication(Application[UUID]):
             signed_at=attribution.now,
             assertion_id=signing.assertion_id,
         )
+
+    def decided_and_signed(
+        self,
+        decide: Callable[[R], None],
+        signing: SigningAssertion,
+        attribution: Attribution,
+        to_contract: Callable[[Any], EventData],
+    ) -> Callable[[R], None]:
+        """``decide``, then sign the event it decided and record the signature beside it
+        (for ``saved_with_retry``: a retried decision is signed again)."""
+
+        def decide_and_sign(record: R) -> None:
+            decide(record)
+            record.sign(
+                self.sign_last_decision(record, signing, attribution, to_contract), attribution
+            )
+
+        return decide_and_sign
 
     def record_denial(self, denial: Denial) -> None:
         """Record a refused command in this service's own store (it is published too)."""
