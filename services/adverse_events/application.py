@@ -26,8 +26,7 @@ from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -35,18 +34,7 @@ class AdverseEventsApplication(ServiceApplication):
     """Commands of the adverse-events service; each loads, decides and saves one event."""
 
     name = "adverse_events"
-    value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
-        Grading,
-        CrsInputs,
-        IcansInputs,
-        Seriousness,
-    )
-
-    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
-        super().__init__(env=env)
-        self.signer = signer
+    value_types: ClassVar[tuple[type, ...]] = (Grading, CrsInputs, IcansInputs, Seriousness)
 
     def report(
         self,

@@ -25,8 +25,7 @@ from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, ResponseDerivation
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -36,8 +35,6 @@ class AssessmentsApplication(ServiceApplication):
 
     name = "assessments"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Visit,
         AutoantibodyResult,
         ReferenceRange,
@@ -45,10 +42,6 @@ class AssessmentsApplication(ServiceApplication):
         RemissionInputs,
         ResponseDerivation,
     )
-
-    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
-        super().__init__(env=env)
-        self.signer = signer
 
     def assess_activity(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,

@@ -21,8 +21,7 @@ from services.enrollment.domain import (
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -35,20 +34,12 @@ class EnrollmentApplication(ServiceApplication):
 
     name = "enrollment"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Consent,
         Screening,
         Observation,
         CriterionResult,
         EligibilityAssessment,
     )
-
-    def __init__(
-        self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
-    ) -> None:
-        super().__init__(env=env)
-        self.signer = signer
 
     def register_subject(
         self,

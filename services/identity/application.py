@@ -15,7 +15,6 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import ClassVar
 from weakref import WeakValueDictionary
 
 from argon2 import PasswordHasher
@@ -24,7 +23,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.provenance import Actor, Attribution
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
 
 
@@ -32,7 +31,6 @@ class IdentityApplication(ServiceApplication):
     """Commands of the identity authority."""
 
     name = "identity"
-    value_types: ClassVar[tuple[type, ...]] = (Actor, Provenance)
     # Only another identity process can make a save of an account stale (this one saves
     # one command per account at a time); each such save is decided again, this often.
     save_attempts = 10

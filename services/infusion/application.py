@@ -26,7 +26,7 @@ from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import CohortOpening
-from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.provenance import Attribution
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -36,8 +36,6 @@ class InfusionApplication(ServiceApplication):
 
     name = "infusion"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Leukapheresis,
         ProductRelease,
         AgentDose,
@@ -52,8 +50,7 @@ class InfusionApplication(ServiceApplication):
         signer: RecordSigner | None = None,
         rules: InfusionRules | None = None,
     ) -> None:
-        super().__init__(env=env)
-        self.signer = signer
+        super().__init__(env=env, signer=signer)
         self.rules = rules or InfusionRules()
 
     def record_leukapheresis(

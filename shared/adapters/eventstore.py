@@ -23,7 +23,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcodin
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
-from shared.kernel.provenance import Attribution
+from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.records import SubjectRecord
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
@@ -80,20 +80,29 @@ class DataclassTranscoding(Transcoding):
 
 
 class ServiceApplication(Application[UUID]):
-    """Base of the services' applications: registers the domain's value types.
+    """Base of the services' applications: registers the domain's value types, and holds
+    the record signing key of services with signed steps.
 
-    Subclasses list their dataclasses in ``value_types``. Enums that subclass ``int`` or
+    Subclasses list their dataclasses in ``value_types`` (who acted, ``Actor`` and
+    ``Provenance``, and signatures are registered for all). Enums that subclass ``int`` or
     ``str`` are stored as plain values (JSON never asks for them): the ``@event`` method
     that applies one turns it back into the enum.
     """
 
     value_types: ClassVar[tuple[type, ...]] = ()
-    signer: RecordSigner | None = None  # set by services with signed steps
+
+    def __init__(
+        self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
+    ) -> None:
+        super().__init__(env=env)
+        self.signer = signer
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
-        for transcoding in transcodings_for((Denial, Signature, SignatureV1, *self.value_types)):
+        for transcoding in transcodings_for(
+            (Denial, Signature, SignatureV1, Actor, Provenance, *self.value_types)
+        ):
             transcoder.register(transcoding)
 
     def stored_events(self) -> Iterator[tuple[int, Any]]:
