@@ -83,6 +83,22 @@ async def on_fresh_ledger(
             await ledger.close()
 
 
+async def entry_batches(
+    pool: asyncpg.Pool, columns: str, batch: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Every ledger entry's ``position`` and ``columns``, in position order, ``batch`` rows
+    a query (the baselines read as the views and verify do)."""
+    after = 0
+    while rows := await pool.fetch(
+        f"SELECT position, {columns} FROM ledger_entries WHERE position > $1 "  # noqa: S608
+        "ORDER BY position LIMIT $2",
+        after,
+        batch,
+    ):
+        yield rows
+        after = rows[-1]["position"]
+
+
 async def execute(database: DatabaseSettings, sql: str) -> None:
     """Run ``sql`` as the database's owner (the schema's creator), in its schema."""
     connection = await asyncpg.connect(database.dsn)

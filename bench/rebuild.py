@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from bench.common import Measurement, main, on_fresh_ledger, progress, report, timed
+from bench.common import Measurement, entry_batches, main, on_fresh_ledger, progress, report, timed
 from bench.events import enrollment_events, new_entry
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
@@ -38,15 +38,9 @@ async def fill(ledger: LedgerStore, events: list[CloudEvent], topic: str) -> Non
 
 async def read_and_decode(pool: asyncpg.Pool) -> int:
     """The baseline: every payload read in position order and decoded as JSON."""
-    after, decoded = 0, 0
-    while rows := await pool.fetch(
-        "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-        "ORDER BY position LIMIT $2",
-        after,
-        READ_BATCH,
-    ):
+    decoded = 0
+    async for rows in entry_batches(pool, "payload", READ_BATCH):
         decoded += len([json.loads(r["payload"]) for r in rows])
-        after = rows[-1]["position"]
     return decoded
 
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import (
     LEDGER_COLUMNS,
     Measurement,
+    entry_batches,
     main,
     on_fresh_ledger,
     progress,
@@ -82,15 +83,9 @@ async def fill(ledger: LedgerStore, count: int, key: Ed25519PrivateKey) -> None:
 
 async def read_and_hash(pool: asyncpg.Pool) -> int:
     """The baseline: every entry read in position order, its payload hashed once."""
-    after, hashed = 0, 0
-    while rows := await pool.fetch(
-        "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
-        "ORDER BY position LIMIT $2",
-        after,
-        READ_BATCH,
-    ):
+    hashed = 0
+    async for rows in entry_batches(pool, "payload, leaf_hash", READ_BATCH):
         hashed += len([hashlib.sha256(r["payload"]).digest() for r in rows])
-        after = rows[-1]["position"]
     return hashed
 
 
