@@ -9,6 +9,7 @@ is small and noisy: the ratio is the figure to compare across machines.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import time
 import uuid
@@ -19,10 +20,12 @@ from typing import TypeVar
 
 import asyncpg
 
+from services.projections.ledger import LedgerStore
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
 
 T = TypeVar("T")
+R = TypeVar("R")
 PARTITIONS = 3
 # the columns of ledger_entries an append writes (ingested_at takes its default)
 LEDGER_COLUMNS = (
@@ -60,6 +63,40 @@ async def bench_settings(topic: bool = False) -> AsyncIterator[ServiceSettings]:
         yield settings
     finally:
         await execute(settings.database, f'DROP SCHEMA "{settings.database.schema}" CASCADE')
+
+
+async def on_fresh_ledger(
+    fill: Callable[[LedgerStore, ServiceSettings], Awaitable[None]],
+    measure: Callable[[LedgerStore], Awaitable[R]],
+) -> R:
+    """``measure`` a fresh ledger in a fresh schema (dropped afterwards) once ``fill`` has
+    filled it, untimed, and its table is vacuumed."""
+    async with bench_settings() as settings:
+        progress(f"filling the ledger in schema {settings.database.schema}")
+        ledger = LedgerStore(settings.database)
+        await ledger.open()
+        try:
+            await fill(ledger, settings)
+            await vacuum(settings.database, "ledger_entries")
+            return await measure(ledger)
+        finally:
+            await ledger.close()
+
+
+async def entry_batches(
+    pool: asyncpg.Pool, columns: str, batch: int
+) -> AsyncIterator[list[asyncpg.Record]]:
+    """Every ledger entry's ``position`` and ``columns``, in position order, ``batch`` rows
+    a query (the baselines read as the views and verify do)."""
+    after = 0
+    while rows := await pool.fetch(
+        f"SELECT position, {columns} FROM ledger_entries WHERE position > $1 "  # noqa: S608
+        "ORDER BY position LIMIT $2",
+        after,
+        batch,
+    ):
+        yield rows
+        after = rows[-1]["position"]
 
 
 async def execute(database: DatabaseSettings, sql: str) -> None:
@@ -105,6 +142,14 @@ def parser(description: str, option: str, default: int) -> argparse.ArgumentPars
     result = argparse.ArgumentParser(description=description)
     result.add_argument(option, type=int, default=default, help=f"how many (default {default})")
     return result
+
+
+def main(
+    description: str, option: str, default: int, run: Callable[[int], Awaitable[None]]
+) -> None:
+    """Run a benchmark whose one size option (e.g. ``--entries``) is given to ``run``."""
+    arguments = parser(description, option, default).parse_args()
+    asyncio.run(run(getattr(arguments, option.removeprefix("--").replace("-", "_"))))
 
 
 def progress(message: str) -> None:

@@ -14,14 +14,13 @@ publishes it, after a ``CarTInfused`` entry. Then, on a fresh ledger:
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.common import Measurement, parser, progress, report, timed
+from bench.common import Measurement, main, progress, report, timed
 from bench.rebuild import on_filled_ledger, read_and_decode
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
@@ -100,10 +99,5 @@ async def run(count: int) -> None:
     report("endpoints", base, others)
 
 
-def main() -> None:
-    arguments = parser(__doc__ or "", "--entries", 20_000).parse_args()
-    asyncio.run(run(arguments.entries))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__ or "", "--entries", 20_000, run)

@@ -13,13 +13,12 @@ batches, untimed), then:
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from bench.common import Measurement, bench_settings, parser, progress, report, timed, vacuum
+from bench.common import Measurement, entry_batches, main, on_fresh_ledger, progress, report, timed
 from bench.events import enrollment_events, new_entry
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
@@ -39,15 +38,9 @@ async def fill(ledger: LedgerStore, events: list[CloudEvent], topic: str) -> Non
 
 async def read_and_decode(pool: asyncpg.Pool) -> int:
     """The baseline: every payload read in position order and decoded as JSON."""
-    after, decoded = 0, 0
-    while rows := await pool.fetch(
-        "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-        "ORDER BY position LIMIT $2",
-        after,
-        READ_BATCH,
-    ):
+    decoded = 0
+    async for rows in entry_batches(pool, "payload", READ_BATCH):
         decoded += len([json.loads(r["payload"]) for r in rows])
-        after = rows[-1]["position"]
     return decoded
 
 
@@ -68,16 +61,10 @@ async def on_filled_ledger(
     events: list[CloudEvent], measure: Measure
 ) -> tuple[Measurement, list[Measurement]]:
     """``measure`` a fresh ledger in a fresh schema holding ``events`` (then dropped)."""
-    async with bench_settings() as settings:
-        progress(f"filling the ledger in schema {settings.database.schema}")
-        ledger = LedgerStore(settings.database)
-        await ledger.open()
-        try:
-            await fill(ledger, events, settings.topic)
-            await vacuum(settings.database, "ledger_entries")
-            return await measure(ledger, len(events))
-        finally:
-            await ledger.close()
+    return await on_fresh_ledger(
+        lambda ledger, settings: fill(ledger, events, settings.topic),
+        lambda ledger: measure(ledger, len(events)),
+    )
 
 
 async def run(count: int) -> None:
@@ -86,10 +73,5 @@ async def run(count: int) -> None:
     report("rebuild", base, others)
 
 
-def main() -> None:
-    arguments = parser(__doc__ or "", "--entries", 20_000).parse_args()
-    asyncio.run(run(arguments.entries))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__ or "", "--entries", 20_000, run)

@@ -17,7 +17,6 @@ Then:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,12 +28,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from bench.common import (
     LEDGER_COLUMNS,
     Measurement,
-    bench_settings,
-    parser,
+    entry_batches,
+    main,
+    on_fresh_ledger,
     progress,
     report,
     timed,
-    vacuum,
 )
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import StoredEntry, entry_leaf, sign_checkpoint, verify_ledger
@@ -84,15 +83,9 @@ async def fill(ledger: LedgerStore, count: int, key: Ed25519PrivateKey) -> None:
 
 async def read_and_hash(pool: asyncpg.Pool) -> int:
     """The baseline: every entry read in position order, its payload hashed once."""
-    after, hashed = 0, 0
-    while rows := await pool.fetch(
-        "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
-        "ORDER BY position LIMIT $2",
-        after,
-        READ_BATCH,
-    ):
+    hashed = 0
+    async for rows in entry_batches(pool, "payload, leaf_hash", READ_BATCH):
         hashed += len([hashlib.sha256(r["payload"]).digest() for r in rows])
-        after = rows[-1]["position"]
     return hashed
 
 
@@ -129,23 +122,12 @@ async def measure(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> li
 
 async def run(count: int) -> None:
     key = Ed25519PrivateKey.generate()
-    async with bench_settings() as settings:
-        progress(f"copying {count} synthetic entries into schema {settings.database.schema}")
-        ledger = LedgerStore(settings.database)
-        await ledger.open()
-        try:
-            await fill(ledger, count, key)
-            await vacuum(settings.database, "ledger_entries")
-            base, *others = await measure(ledger, key, count)
-        finally:
-            await ledger.close()
+    progress(f"copying {count} synthetic entries")
+    base, *others = await on_fresh_ledger(
+        lambda ledger, _: fill(ledger, count, key), lambda ledger: measure(ledger, key, count)
+    )
     report("verify", base, others)
 
 
-def main() -> None:
-    arguments = parser(__doc__ or "", "--entries", 1_000_000).parse_args()
-    asyncio.run(run(arguments.entries))
-
-
 if __name__ == "__main__":
-    main()
+    main(__doc__ or "", "--entries", 1_000_000, run)

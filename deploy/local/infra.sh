@@ -311,16 +311,21 @@ kafka_stop() {
   rm -f "$KAFKA_PID_FILE"
 }
 
-kafka_status_line() {
-  local pid ready=not-ready
-  if pid=$(kafka_pid); then
-    kafka_probe && ready=ready
-    printf 'kafka     running  pid=%-7s port=%s  %s\n' "$pid" "$KAFKA_PORT" "$ready"
-    [[ $ready == ready ]]
+# One line of `status`; it fails unless the process runs and answers.
+status_line() {  # name, pid (empty when stopped), port, ready|not-ready
+  if [[ -n $2 ]]; then
+    printf '%-9s running  pid=%-7s port=%s  %s\n' "$1" "$2" "$3" "$4"
+    [[ $4 == ready ]]
   else
-    printf 'kafka     stopped  pid=%-7s port=%s  %s\n' "-" "$KAFKA_PORT" "$ready"
+    printf '%-9s stopped  pid=%-7s port=%s  %s\n' "$1" "-" "$3" "$4"
     return 1
   fi
+}
+
+kafka_status_line() {
+  local pid ready=not-ready
+  if pid=$(kafka_pid); then kafka_probe && ready=ready; else pid=""; fi
+  status_line kafka "$pid" "$KAFKA_PORT" "$ready"
 }
 
 # ============================================================================
@@ -556,14 +561,8 @@ pg_stop() {
 
 pg_status_line() {
   local pid ready=not-ready
-  if PG_BIN=$(pg_bin_dir) && pid=$(pg_pid); then
-    pg_ready && ready=ready
-    printf 'postgres  running  pid=%-7s port=%s  %s\n' "$pid" "$PG_PORT" "$ready"
-    [[ $ready == ready ]]
-  else
-    printf 'postgres  stopped  pid=%-7s port=%s  %s\n' "-" "$PG_PORT" "$ready"
-    return 1
-  fi
+  if PG_BIN=$(pg_bin_dir) && pid=$(pg_pid); then pg_ready && ready=ready; else pid=""; fi
+  status_line postgres "$pid" "$PG_PORT" "$ready"
 }
 
 # ============================================================================

@@ -11,9 +11,6 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
-
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import (
@@ -29,8 +26,7 @@ from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -38,18 +34,7 @@ class AdverseEventsApplication(ServiceApplication):
     """Commands of the adverse-events service; each loads, decides and saves one event."""
 
     name = "adverse_events"
-    value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
-        Grading,
-        CrsInputs,
-        IcansInputs,
-        Seriousness,
-    )
-
-    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
-        super().__init__(env=env)
-        self.signer = signer
+    value_types: ClassVar[tuple[type, ...]] = (Grading, CrsInputs, IcansInputs, Seriousness)
 
     def report(
         self,
@@ -149,14 +134,13 @@ class AdverseEventsApplication(ServiceApplication):
         state = self.cohort(infused, attribution.now)
         review = SafetyReview.approve(state, approved_level, review_number, attribution)
         review.sign(self.sign_last_decision(review, signing, attribution, to_contract), attribution)
-        try:
-            self.save(review)
-        except IntegrityError:
-            raise errors.ReviewAlreadyApproved(
+        return self.save_new(
+            review,
+            lambda: errors.ReviewAlreadyApproved(
                 f"safety review {review_number} is approved already; sign the next one",
                 review=review_number,
-            ) from None
-        return review
+            ),
+        )
 
     def _events_of(self, event_class: type) -> list[Any]:
         return [event for _, event in self.stored_events() if isinstance(event, event_class)]
@@ -177,10 +161,9 @@ class AdverseEventsApplication(ServiceApplication):
         return decide(subjects)
 
     def get(self, record_id: UUID) -> AdverseEvent:
-        try:
-            record: AdverseEvent = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.AdverseEventNotFound(f"no adverse event {record_id}") from None
+        record: AdverseEvent = self.load(
+            record_id, lambda: errors.AdverseEventNotFound(f"no adverse event {record_id}")
+        )
         return record
 
     def _signed(
@@ -190,13 +173,9 @@ class AdverseEventsApplication(ServiceApplication):
         attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        def decide_and_sign(record: AdverseEvent) -> None:
-            decide(record)
-            record.sign(
-                self.sign_last_decision(record, signing, attribution, to_contract), attribution
-            )
-
-        return self._change(record_id, decide_and_sign)
+        return self._change(
+            record_id, self.decided_and_signed(decide, signing, attribution, to_contract)
+        )
 
     def _change(self, record_id: UUID, decide: Callable[[AdverseEvent], None]) -> AdverseEvent:
         return self.saved_with_retry(

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.assessments import errors
 from services.assessments.domain import (
     Progression,
@@ -27,8 +25,7 @@ from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, ResponseDerivation
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -38,8 +35,6 @@ class AssessmentsApplication(ServiceApplication):
 
     name = "assessments"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Visit,
         AutoantibodyResult,
         ReferenceRange,
@@ -47,10 +42,6 @@ class AssessmentsApplication(ServiceApplication):
         RemissionInputs,
         ResponseDerivation,
     )
-
-    def __init__(self, env: dict[str, str] | None = None, signer: RecordSigner | None = None):
-        super().__init__(env=env)
-        self.signer = signer
 
     def assess_activity(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,
@@ -88,19 +79,18 @@ class AssessmentsApplication(ServiceApplication):
 
         def decide(record: SubjectAssessments) -> None:
             record.assess_remission(visit_event_id, claimed, vital, attribution)
-            record.sign(
-                self.sign_last_decision(record, signing, attribution, to_contract), attribution
-            )
 
         return self.saved_with_retry(
-            lambda: self.get(subject_id), decide, lambda: self._conflict(subject_id)
+            lambda: self.get(subject_id),
+            self.decided_and_signed(decide, signing, attribution, to_contract),
+            lambda: self._conflict(subject_id),
         )
 
     def get(self, subject_id: str) -> SubjectAssessments:
-        try:
-            record: SubjectAssessments = self.repository.get(assessments_record_id(subject_id))
-        except AggregateNotFoundError:
-            raise errors.SubjectNotFound(f"no assessments of subject {subject_id}") from None
+        record: SubjectAssessments = self.load(
+            assessments_record_id(subject_id),
+            lambda: errors.SubjectNotFound(f"no assessments of subject {subject_id}"),
+        )
         return record
 
     def _change(

@@ -9,10 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from typing import ClassVar
-from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from services.enrollment import errors
 from services.enrollment.domain import (
@@ -25,8 +21,7 @@ from services.enrollment.domain import (
 from services.enrollment.publication import to_contract
 from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.signatures import RecordSigner
+from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
 
 
@@ -39,20 +34,12 @@ class EnrollmentApplication(ServiceApplication):
 
     name = "enrollment"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Consent,
         Screening,
         Observation,
         CriterionResult,
         EligibilityAssessment,
     )
-
-    def __init__(
-        self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
-    ) -> None:
-        super().__init__(env=env)
-        self.signer = signer
 
     def register_subject(
         self,
@@ -62,14 +49,12 @@ class EnrollmentApplication(ServiceApplication):
         occurred_at: datetime | None = None,
     ) -> Subject:
         """Register a new subject; a subject id is registered once only."""
-        subject = Subject.register(subject_id, site_id, attribution, occurred_at)
-        try:
-            self.save(subject)
-        except IntegrityError:
-            raise errors.SubjectAlreadyRegistered(
+        return self.save_new(
+            Subject.register(subject_id, site_id, attribution, occurred_at),
+            lambda: errors.SubjectAlreadyRegistered(
                 f"subject {subject_id} is already registered", subject_id=subject_id
-            ) from None
-        return subject
+            ),
+        )
 
     def sign_consent(
         self,
@@ -161,7 +146,10 @@ class EnrollmentApplication(ServiceApplication):
 
     def get_subject(self, subject_id: str) -> Subject:
         """The subject's current record, or SubjectNotFound."""
-        return self._load(subject_record_id(subject_id), subject_id)
+        subject: Subject = self.load(
+            subject_record_id(subject_id), lambda: errors.SubjectNotFound(subject_id)
+        )
+        return subject
 
     def _change(
         self,
@@ -169,23 +157,13 @@ class EnrollmentApplication(ServiceApplication):
         decide: Callable[[Subject], None],
         signing: tuple[SigningAssertion, Attribution] | None = None,
     ) -> Subject:
-        def decide_and_sign(subject: Subject) -> None:
-            decide(subject)
-            if signing is not None:
-                subject.sign(self.sign_last_decision(subject, *signing, to_contract), signing[1])
-
+        if signing is not None:
+            decide = self.decided_and_signed(decide, *signing, to_contract)
         return self.saved_with_retry(
-            lambda: self._load(subject_record_id(subject_id), subject_id),
-            decide_and_sign,
+            lambda: self.get_subject(subject_id),
+            decide,
             lambda: errors.ConcurrentChange(
                 f"subject {subject_id} kept changing underneath this command; retry",
                 subject_id=subject_id,
             ),
         )
-
-    def _load(self, record_id: UUID, subject_id: str) -> Subject:
-        try:
-            subject: Subject = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.SubjectNotFound(subject_id) from None
-        return subject

@@ -15,19 +15,15 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
-from typing import ClassVar
-from uuid import UUID
 from weakref import WeakValueDictionary
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
 from shared.adapters.eventstore import ServiceApplication
-from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.provenance import Actor, Attribution
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
 
 
@@ -35,7 +31,6 @@ class IdentityApplication(ServiceApplication):
     """Commands of the identity authority."""
 
     name = "identity"
-    value_types: ClassVar[tuple[type, ...]] = (Actor, Provenance)
     # Only another identity process can make a save of an account stale (this one saves
     # one command per account at a time); each such save is decided again, this often.
     save_attempts = 10
@@ -59,14 +54,12 @@ class IdentityApplication(ServiceApplication):
     ) -> User:
         """Create an account; the id is unique for ever."""
         password_hash = self.hasher.hash(check_password(user_id, password))
-        user = User.create(user_id, printed_name, site, roles, password_hash, attribution)
-        try:
-            self.save(user)
-        except IntegrityError:
-            raise errors.UserIdTaken(
+        return self.save_new(
+            User.create(user_id, printed_name, site, roles, password_hash, attribution),
+            lambda: errors.UserIdTaken(
                 f"user id {user_id} is taken (ids are never reused)", user_id=user_id
-            ) from None
-        return user
+            ),
+        )
 
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
@@ -84,7 +77,8 @@ class IdentityApplication(ServiceApplication):
         return self._saved(user_id, lambda user: user.unlock(reason, attribution))
 
     def get_user(self, user_id: str) -> User:
-        return self._load(user_record_id(user_id), user_id)
+        user: User = self.load(user_record_id(user_id), lambda: errors.UserNotFound(user_id))
+        return user
 
     # --- authentication --------------------------------------------------------------
 
@@ -207,13 +201,6 @@ class IdentityApplication(ServiceApplication):
                 ),
                 attempts=self.save_attempts,
             )
-
-    def _load(self, record_id: UUID, user_id: str) -> User:
-        try:
-            user: User = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.UserNotFound(user_id) from None
-        return user
 
 
 class AccountLocks:

@@ -9,10 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any, ClassVar
-from uuid import UUID
-
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from services.infusion import errors
 from services.infusion.domain import (
@@ -30,7 +26,7 @@ from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import CohortOpening
-from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.provenance import Attribution
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
@@ -40,8 +36,6 @@ class InfusionApplication(ServiceApplication):
 
     name = "infusion"
     value_types: ClassVar[tuple[type, ...]] = (
-        Actor,
-        Provenance,
         Leukapheresis,
         ProductRelease,
         AgentDose,
@@ -56,8 +50,7 @@ class InfusionApplication(ServiceApplication):
         signer: RecordSigner | None = None,
         rules: InfusionRules | None = None,
     ) -> None:
-        super().__init__(env=env)
-        self.signer = signer
+        super().__init__(env=env, signer=signer)
         self.rules = rules or InfusionRules()
 
     def record_leukapheresis(
@@ -68,14 +61,12 @@ class InfusionApplication(ServiceApplication):
         attribution: Attribution,
     ) -> Treatment:
         """Leukapheresis: the first step of an enrolled subject's treatment, once."""
-        treatment = Treatment.begin(subject_id, enrollment, apheresis, attribution)
-        try:
-            self.save(treatment)
-        except IntegrityError:
-            raise errors.AlreadyDone(
+        return self.save_new(
+            Treatment.begin(subject_id, enrollment, apheresis, attribution),
+            lambda: errors.AlreadyDone(
                 f"subject {subject_id} already had leukapheresis", subject_id=subject_id
-            ) from None
-        return treatment
+            ),
+        )
 
     def release_product(
         self,
@@ -107,13 +98,12 @@ class InfusionApplication(ServiceApplication):
         """Record the CAR-T infusion, signed by the person who administered it."""
         dosed = self.dosed_since(cohort)
 
-        def infuse_and_sign(treatment: Treatment) -> None:
+        def infuse(treatment: Treatment) -> None:
             treatment.infuse(enrollment, infusion, self.rules, attribution, cohort, dosed)
-            treatment.sign(
-                self.sign_last_decision(treatment, signing, attribution, to_contract), attribution
-            )
 
-        return self._change(subject_id, infuse_and_sign)
+        return self._change(
+            subject_id, self.decided_and_signed(infuse, signing, attribution, to_contract)
+        )
 
     def dosed_since(self, cohort: CohortOpening) -> int:
         """Infusions at the cohort's level recorded since its safety review."""
@@ -133,20 +123,17 @@ class InfusionApplication(ServiceApplication):
         return self._change(subject_id, lambda t: t.interrupt(reason, attribution))
 
     def get_treatment(self, subject_id: str) -> Treatment:
-        return self._load(treatment_id(subject_id), subject_id)
+        treatment: Treatment = self.load(
+            treatment_id(subject_id),
+            lambda: errors.LeukapheresisRequired(
+                f"subject {subject_id} has no leukapheresis recorded", subject_id=subject_id
+            ),
+        )
+        return treatment
 
     def _change(self, subject_id: str, decide: Callable[[Treatment], None]) -> Treatment:
         return self.saved_with_retry(
-            lambda: self._load(treatment_id(subject_id), subject_id),
+            lambda: self.get_treatment(subject_id),
             decide,
             lambda: errors.ConcurrentChange(f"treatment of {subject_id} kept changing; retry"),
         )
-
-    def _load(self, record_id: UUID, subject_id: str) -> Treatment:
-        try:
-            treatment: Treatment = self.repository.get(record_id)
-        except AggregateNotFoundError:
-            raise errors.LeukapheresisRequired(
-                f"subject {subject_id} has no leukapheresis recorded", subject_id=subject_id
-            ) from None
-        return treatment

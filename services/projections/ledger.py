@@ -43,6 +43,7 @@ import asyncpg
 from services.projections.anchoring import TailEntry
 from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
 from services.projections.views import ViewStore
+from shared.adapters.pools import PooledStore
 from shared.kernel.settings import DatabaseSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class DeadLetter:
     reason: str
 
 
-class LedgerStore:
+class LedgerStore(PooledStore):
     """The projections service's tables, in its own database and schema."""
 
     def __init__(self, database: DatabaseSettings, origin: str | None = None) -> None:
@@ -193,16 +194,6 @@ class LedgerStore:
             max_size=6,
             server_settings={"role": WRITER_ROLE, "search_path": f'"{self.schema}"'},
         )
-
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError("LedgerStore.open() was not called")
-        return self._pool
 
     async def _migrate(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction():

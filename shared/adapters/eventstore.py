@@ -16,18 +16,20 @@ from types import UnionType
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import Application
+from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
-from shared.kernel.provenance import Attribution
+from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.records import SubjectRecord
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
 
 A = TypeVar("A", bound=MutableOrImmutableAggregate[UUID])
+R = TypeVar("R", bound=SubjectRecord)
 
 
 def postgres_env(database: DatabaseSettings) -> dict[str, str]:
@@ -78,20 +80,29 @@ class DataclassTranscoding(Transcoding):
 
 
 class ServiceApplication(Application[UUID]):
-    """Base of the services' applications: registers the domain's value types.
+    """Base of the services' applications: registers the domain's value types, and holds
+    the record signing key of services with signed steps.
 
-    Subclasses list their dataclasses in ``value_types``. Enums that subclass ``int`` or
+    Subclasses list their dataclasses in ``value_types`` (who acted, ``Actor`` and
+    ``Provenance``, and signatures are registered for all). Enums that subclass ``int`` or
     ``str`` are stored as plain values (JSON never asks for them): the ``@event`` method
     that applies one turns it back into the enum.
     """
 
     value_types: ClassVar[tuple[type, ...]] = ()
-    signer: RecordSigner | None = None  # set by services with signed steps
+
+    def __init__(
+        self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
+    ) -> None:
+        super().__init__(env=env)
+        self.signer = signer
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
-        for transcoding in transcodings_for((Denial, Signature, SignatureV1, *self.value_types)):
+        for transcoding in transcodings_for(
+            (Denial, Signature, SignatureV1, Actor, Provenance, *self.value_types)
+        ):
             transcoder.register(transcoding)
 
     def stored_events(self) -> Iterator[tuple[int, Any]]:
@@ -102,6 +113,22 @@ class ServiceApplication(Application[UUID]):
             for notification in batch:
                 yield notification.id, self.mapper.to_domain_event(notification)
             start = batch[-1].id + 1
+
+    def load(self, record_id: UUID, missing: Callable[[], Exception]) -> Any:
+        """The aggregate ``record_id``; ``missing()`` is raised when none is stored."""
+        try:
+            return self.repository.get(record_id)
+        except AggregateNotFoundError:
+            raise missing() from None
+
+    def save_new(self, aggregate: A, taken: Callable[[], Exception]) -> A:
+        """Save a newly created aggregate; ``taken()`` is raised when its id is stored
+        already (the natural key, a subject or user id, was used before)."""
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            raise taken() from None
+        return aggregate
 
     def saved_with_retry(
         self,
@@ -144,6 +171,24 @@ class ServiceApplication(Application[UUID]):
             signed_at=attribution.now,
             assertion_id=signing.assertion_id,
         )
+
+    def decided_and_signed(
+        self,
+        decide: Callable[[R], None],
+        signing: SigningAssertion,
+        attribution: Attribution,
+        to_contract: Callable[[Any], EventData],
+    ) -> Callable[[R], None]:
+        """``decide``, then sign the event it decided and record the signature beside it
+        (for ``saved_with_retry``: a retried decision is signed again)."""
+
+        def decide_and_sign(record: R) -> None:
+            decide(record)
+            record.sign(
+                self.sign_last_decision(record, signing, attribution, to_contract), attribution
+            )
+
+        return decide_and_sign
 
     def record_denial(self, denial: Denial) -> None:
         """Record a refused command in this service's own store (it is published too)."""

@@ -31,6 +31,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from pydantic import ValidationError
 
+from shared.adapters.pools import PooledStore
 from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import adopt_library_loggers, cloudevent_correlation, correlated
@@ -42,7 +43,7 @@ Reduce = Callable[[CloudEvent], dict[str, Any] | None]
 _NAME = re.compile(r"[a-z_][a-z0-9_]{0,40}")
 
 
-class _LocalView:
+class _LocalView(PooledStore):
     """A view table in this service's database, with its dead letters."""
 
     SCHEMA = ""  # the view's own table; "{table}" is replaced by its name
@@ -70,15 +71,8 @@ class _LocalView:
             "received_at timestamptz NOT NULL DEFAULT now())"
         )
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        if self._pool is None:
-            raise RuntimeError(f"the {self.table} view was not opened")
-        return self._pool
+    def describe(self) -> str:
+        return f"the {self.table} view"
 
     async def dead_letter_count(self) -> int:
         """How many records this view could not read (kept for an operator to inspect)."""

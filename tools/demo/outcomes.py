@@ -26,6 +26,15 @@ def _day(started: datetime, days: int, hour: int) -> datetime:
     return at(started.date() + timedelta(days=days), hour)
 
 
+def _report(term: str, verbatim: str, onset: datetime) -> Json:
+    return {"term": term, "verbatim": verbatim, "onset_at": onset.isoformat()}
+
+
+def _recovered(onset: datetime, days: int) -> Json:
+    """Resolved, recovered, ``days`` after the onset's date."""
+    return {"ended_on": (onset.date() + timedelta(days=days)).isoformat(), "outcome": "recovered"}
+
+
 def _no_dlt(reason: str) -> Json:
     return {"is_dlt": False, "criterion": None, "reason": reason}
 
@@ -42,15 +51,12 @@ def _crs(
     verbatim = (f"fever {components['temperature_c']} C; hypotension: "
                 f"{components['hypotension']}; oxygen: {components['oxygen']}")  # fmt: skip
     return SafetyEvent(
-        report={"term": CRS, "verbatim": verbatim, "onset_at": onset.isoformat()},
+        report=_report(CRS, verbatim, onset),
         grading={"crs": components},
         grade=grade,
         causality={"car_t": "definite", "lymphodepletion": "unlikely"},
         seriousness=NOT_SERIOUS,
-        resolution={
-            "ended_on": (onset.date() + timedelta(days=rng.randint(3, 7))).isoformat(),
-            "outcome": "recovered",
-        },
+        resolution=_recovered(onset, rng.randint(3, 7)),
         dlt=dlt or _no_dlt(f"ASTCT grade {grade} CRS, resolved with supportive care: no DLT"),
         regrading=regrading,
     )
@@ -76,62 +82,49 @@ def _crs_regraded(rng: random.Random, started: datetime) -> SafetyEvent:
     return _crs(rng, started, 1, regrading=regrading)
 
 
+def _graded(
+    report: tuple[str, str, datetime],
+    grade: int,
+    causality: tuple[str, str],
+    recovered_after: int,
+    dlt: Json | None = None,
+) -> SafetyEvent:
+    """A non-serious event graded on CTCAE directly: ``report`` is (term, verbatim, onset),
+    ``causality`` (CAR-T, lymphodepletion); recovered ``recovered_after`` days after onset."""
+    onset = report[2]
+    return SafetyEvent(
+        report=_report(*report),
+        grading={"grade": grade},
+        grade=grade,
+        causality={"car_t": causality[0], "lymphodepletion": causality[1]},
+        seriousness=NOT_SERIOUS,
+        resolution=_recovered(onset, recovered_after),
+        dlt=dlt,
+    )
+
+
 def _neutropenia(rng: random.Random, started: datetime) -> SafetyEvent:
     onset = _day(started, rng.randint(6, 12), 8)
     grade = rng.choice([2, 3])
-    return SafetyEvent(
-        report={
-            "term": "Neutrophil count decreased",
-            "verbatim": f"ANC grade {grade}",
-            "onset_at": onset.isoformat(),
-        },
-        grading={"grade": grade},
-        grade=grade,
-        causality={"car_t": "possible", "lymphodepletion": "probable"},
-        seriousness=NOT_SERIOUS,
-        resolution={
-            "ended_on": (onset.date() + timedelta(days=rng.randint(7, 14))).isoformat(),
-            "outcome": "recovered",
-        },
-        dlt=_no_dlt(f"grade {grade} neutropenia recovered before day 28: not a DLT"),
+    return _graded(
+        ("Neutrophil count decreased", f"ANC grade {grade}", onset),
+        grade,
+        ("possible", "probable"),
+        rng.randint(7, 14),
+        _no_dlt(f"grade {grade} neutropenia recovered before day 28: not a DLT"),
     )
 
 
 def _infection(rng: random.Random, started: datetime) -> SafetyEvent:
     onset = _day(started, 59, 10)  # study day 60: treatment-emergent, after the DLT window
-    return SafetyEvent(
-        report={
-            "term": "Upper respiratory infection",
-            "verbatim": "rhinovirus URTI",
-            "onset_at": onset.isoformat(),
-        },
-        grading={"grade": 2},
-        grade=2,
-        causality={"car_t": "possible", "lymphodepletion": "unlikely"},
-        seriousness=NOT_SERIOUS,
-        resolution={
-            "ended_on": (onset.date() + timedelta(days=rng.randint(7, 10))).isoformat(),
-            "outcome": "recovered",
-        },
-    )
+    report = ("Upper respiratory infection", "rhinovirus URTI", onset)
+    return _graded(report, 2, ("possible", "unlikely"), rng.randint(7, 10))
 
 
 def _nausea(rng: random.Random, started: datetime) -> SafetyEvent:
     onset = _day(started, -5, 15)  # during lymphodepletion: before the infusion, not a TEAE
-    return SafetyEvent(
-        report={
-            "term": "Nausea",
-            "verbatim": "nausea after cyclophosphamide",
-            "onset_at": onset.isoformat(),
-        },
-        grading={"grade": 1},
-        grade=1,
-        causality={"car_t": "unrelated", "lymphodepletion": "probable"},
-        seriousness=NOT_SERIOUS,
-        resolution={
-            "ended_on": (onset.date() + timedelta(days=2)).isoformat(),
-            "outcome": "recovered",
-        },
+    return _graded(
+        ("Nausea", "nausea after cyclophosphamide", onset), 1, ("unrelated", "probable"), 2
     )
 
 
