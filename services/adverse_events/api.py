@@ -14,7 +14,6 @@ from uuid import UUID
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
-from services.adverse_events import errors
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import (
@@ -45,13 +44,6 @@ from shared.web.auth import SigningAssertion, TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.AdverseEventNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.AdverseEventError: 400,
-}
 
 
 class Report(Contract):
@@ -176,7 +168,7 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "adverse_events", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "adverse_events", DESCRIPTION, router, application, verifier, outbox, clock,
         title="adverse events", view=view,
     )  # fmt: skip
 

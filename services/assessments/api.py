@@ -15,12 +15,10 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import Field
 
-from services.assessments import errors
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import REMISSION_SIGNATURE, Progression, SubjectAssessments
 from services.assessments.laboratory import (
     Analyte,
-    InvalidMeasurement,
     Method,
     ReferenceRange,
     Sample,
@@ -28,7 +26,7 @@ from services.assessments.laboratory import (
     autoantibody_result,
     kinetics_sample,
 )
-from services.assessments.rules import Activity, InvalidActivity, Response, items_from
+from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
@@ -36,16 +34,6 @@ from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDateTime, Line, Paragraph
 from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.SubjectNotFound: 404,
-    errors.VisitNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    InvalidActivity: 422,
-    InvalidMeasurement: 422,
-    errors.AssessmentError: 400,
-}
 
 
 class DiseaseActivityIn(Contract):
@@ -147,7 +135,7 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "assessments", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "assessments", DESCRIPTION, router, application, verifier, outbox, clock,
         infusions=infusions, vital=vital,
     )  # fmt: skip
 

@@ -209,13 +209,6 @@ def _plain(value: Any) -> Any:
 
 # --- the app -----------------------------------------------------------------------------
 
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.SubjectNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.EnrollmentError: 400,
-}
-
 
 class CohortSource(Protocol):
     async def opening(self) -> CohortOpening: ...
@@ -244,7 +237,7 @@ def create_app(
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
     return command_service(
-        "enrollment", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "enrollment", DESCRIPTION, router, application, verifier, outbox, clock,
         cohort=cohort,
     )  # fmt: skip
 

@@ -12,7 +12,6 @@ from typing import Annotated, Any, Literal, Protocol
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
-from services.infusion import errors
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import (
     INFUSION_SIGNATURE,
@@ -32,12 +31,6 @@ from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.InfusionError: 400,
-}
 
 
 class RecordLeukapheresis(Contract):
@@ -149,7 +142,7 @@ def create_app(
     """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     return command_service(
-        "infusion", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "infusion", DESCRIPTION, router, application, verifier, outbox, clock,
         view=view, cohort=cohort,
     )  # fmt: skip
 

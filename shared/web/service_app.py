@@ -8,7 +8,7 @@ in its signature, and tests build the app with their own parts as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Protocol
@@ -20,7 +20,7 @@ from shared.kernel.access import Denial
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, Caller, Requires, command_app
+from shared.web.http import Authorisation, Caller, Requires, command_app, refusals_in
 from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
@@ -97,7 +97,6 @@ class Recording(Protocol):
 def command_service(
     service: str,
     description: str,
-    statuses: Mapping[type[Exception], int],
     router: APIRouter,
     application: Recording,
     verifier: TokenVerifier,
@@ -108,11 +107,12 @@ def command_service(
     **state: Any,
 ) -> FastAPI:
     """A command service's app (``shared.web.http.command_app``, titled ``title`` or
-    ``service``): ``service``'s row of the permission table, the store routes,
-    ``router``'s routes, and on ``app.state`` the ``application``, the ``clock`` (UTC
-    now by default) and each of ``state``."""
+    ``service``, documenting the refusals of ``services.<service>``): ``service``'s row
+    of the permission table, the store routes, ``router``'s routes, and on ``app.state``
+    the ``application``, the ``clock`` (UTC now by default) and each of ``state``."""
     authorisation = Authorisation(verifier, table(service), application.record_denial)
-    app = command_app(title or service, description, statuses, authorisation)
+    refusals = refusals_in(f"services.{service}")
+    app = command_app(title or service, description, refusals, authorisation)
     add_store_routes(app, authorisation, outbox)
     app.state.application = application
     app.state.clock = clock or utc_now
