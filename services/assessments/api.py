@@ -9,6 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -33,7 +34,7 @@ from shared.kernel.envelope import Contract
 from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
+from shared.web.service_app import Act, Clock, acting, command_service, from_state, in_thread
 
 
 class DiseaseActivityIn(Contract):
@@ -140,6 +141,9 @@ def create_app(
     )  # fmt: skip
 
 
+_out = partial(in_thread, AssessmentsOut.of)
+
+
 @dataclass(frozen=True)
 class Recorder:
     """Records a subject's assessment with what the local views know of the subject."""
@@ -153,8 +157,7 @@ class Recorder:
         """Call ``method`` with what the views know of the subject, then ``args``."""
         infused = await self.infusions.infused(subject_id)
         status = await self.vital.vital_status(subject_id)
-        result = await asyncio.to_thread(method, subject_id, infused, status, *args)
-        return AssessmentsOut.of(result)
+        return await _out(method, subject_id, infused, status, *args)
 
 
 async def _recorder(infusions: Infusions, vital: Vital) -> Recorder:
@@ -248,11 +251,10 @@ async def assess_remission(
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
     status = await vital.vital_status(subject_id)
-    result = await asyncio.to_thread(
+    return await _out(
         application.assess_remission, subject_id, status, str(body.visit_event_id),
         body.response, act.attribution, assertion,
     )  # fmt: skip
-    return AssessmentsOut.of(result)
 
 
 @router.get("/subjects/{subject_id}/assessments")
@@ -261,4 +263,4 @@ async def get(
     caller: Annotated[Caller, authorised("assessments.read")],
     application: Assessments,
 ) -> AssessmentsOut:
-    return AssessmentsOut.of(await asyncio.to_thread(application.get, subject_id))
+    return await _out(application.get, subject_id)

@@ -225,8 +225,7 @@ def revoke_role(
     act: Annotated[Act, acting("identity.revoke_role")],
     application: Identity,
 ) -> UserOut:
-    user = application.revoke_role(user_id, body.role, body.reason, act.attribution)
-    return UserOut.of(user)
+    return UserOut.of(application.revoke_role(user_id, body.role, body.reason, act.attribution))
 
 
 @router.post("/users/{user_id}/deactivation", tags=["accounts"])

@@ -3,11 +3,10 @@ application. Endpoints raise infusion errors; ``shared.web.http`` maps them to c
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from datetime import UTC, date
+from datetime import UTC
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Protocol
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
@@ -25,12 +24,22 @@ from services.infusion.domain import (
 )
 from services.infusion.views import EnrollmentView
 from shared.adapters.outbox import Outbox
-from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
 from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
+from shared.web.service_app import (
+    Act,
+    Clock,
+    Cohort,
+    CohortSource,
+    acting,
+    command_service,
+    from_state,
+    in_thread,
+    opening_of,
+    plain,
+)
 
 
 class RecordLeukapheresis(Contract):
@@ -98,27 +107,13 @@ class TreatmentOut(Contract):
         return cls(
             subject_id=t.subject_id,
             version=t.version,
-            leukapheresis=_plain(t.apheresis),
+            leukapheresis=plain(t.apheresis),
             released_lots=sorted(t.released),
-            lymphodepletion=None if t.lymphodepletion is None else _plain(t.lymphodepletion),
-            infusion=None if t.infusion is None else _plain(t.infusion),
+            lymphodepletion=None if t.lymphodepletion is None else plain(t.lymphodepletion),
+            infusion=None if t.infusion is None else plain(t.infusion),
             not_given_reason=t.not_given_reason,
             signatures=[s.manifestation() for s in t.signatures],
         )
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (Decimal, date)):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
-    return value
-
-
-class CohortSource(Protocol):
-    async def opening(self) -> CohortOpening: ...
 
 
 DESCRIPTION = (
@@ -128,7 +123,6 @@ DESCRIPTION = (
 router = APIRouter(tags=["treatment"])
 Infusions = Annotated[InfusionApplication, from_state("application")]
 Enrollments = Annotated[EnrollmentView, from_state("view")]
-Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 def create_app(
@@ -147,8 +141,7 @@ def create_app(
     )  # fmt: skip
 
 
-async def _call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
-    return TreatmentOut.of(await asyncio.to_thread(method, *args))
+_call = partial(in_thread, TreatmentOut.of)
 
 
 @router.post("/subjects/{subject_id}/leukapheresis", status_code=201)
@@ -218,7 +211,7 @@ async def infuse(
         body.ended_at.astimezone(UTC),
         act.caller.principal.printed_name,
     )
-    opening = FIRST_COHORT if cohort is None else await cohort.opening()
+    opening = await opening_of(cohort)
     return await _call(
         application.infuse,
         subject_id,

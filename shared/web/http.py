@@ -298,6 +298,12 @@ class Authorisation:
             raise SignatureRefused(refusal.message, **refusal.details) from None
 
 
+# The ``Authorization`` header of a command service's operations.
+BearerHeader = Annotated[
+    str | None, Header(description="Bearer access token from the identity service")
+]
+
+
 def authorised(command: str) -> Any:
     """A FastAPI dependency: the caller, if a role of theirs may run ``command``.
 
@@ -316,9 +322,7 @@ class Requires:
     def __call__(
         self,
         request: Request,
-        authorization: Annotated[
-            str | None, Header(description="Bearer access token from the identity service")
-        ] = None,
+        authorization: BearerHeader = None,
     ) -> Caller:
         checker: Authorisation = request.app.state.authorisation
         return checker.check(self.command, request)

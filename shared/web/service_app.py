@@ -8,22 +8,34 @@ in its signature, and tests build the app with their own parts as before.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.access import Denial
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, Caller, Requires, command_app, refusals_in
+from shared.web.http import (
+    Authorisation,
+    BearerHeader,
+    Caller,
+    Requires,
+    command_app,
+    refusals_in,
+)
 from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
+R = TypeVar("R")
+Out = TypeVar("Out")
 
 
 def utc_now() -> datetime:
@@ -46,8 +58,20 @@ def from_state(name: str) -> Any:
     return Depends(FromState(name))
 
 
+class CohortSource(Protocol):
+    """Which dose level the latest safety review opened (``shared.adapters.cohort``)."""
+
+    async def opening(self) -> CohortOpening: ...
+
+
+async def opening_of(cohort: CohortSource | None) -> CohortOpening:
+    """The level open now: ``cohort``'s, or the first cohort's where there is none."""
+    return FIRST_COHORT if cohort is None else await cohort.opening()
+
+
 # What every command service's routes may ask for.
 Now = Annotated[Clock, from_state("clock")]
+Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 @dataclass(frozen=True)
@@ -74,9 +98,7 @@ class Acting(Requires):
     def __call__(  # type: ignore[override]
         self,
         request: Request,
-        authorization: Annotated[
-            str | None, Header(description="Bearer access token from the identity service")
-        ] = None,
+        authorization: BearerHeader = None,
     ) -> Act:
         caller = super().__call__(request, authorization)
         return Act(caller, request.app.state.clock, request.app.state.authorisation)
@@ -86,6 +108,26 @@ def acting(command: str) -> Any:
     """A FastAPI dependency: an ``Act`` of the caller, if a role of theirs may run
     ``command`` (as ``shared.web.http.authorised``)."""
     return Depends(Acting(command))
+
+
+async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:
+    """``answer`` of what an application's ``method`` returns for ``args``, called in a
+    worker thread: it waits on the database, and the event loop keeps serving."""
+    return answer(await asyncio.to_thread(method, *args))
+
+
+def plain(value: Any) -> Any:
+    """A record's dataclasses, mappings and tuples as JSON-ready values (numbers as
+    strings, dates and times in ISO 8601), for the ``dict`` fields of an answer."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (Decimal, date)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
 
 
 class Recording(Protocol):
