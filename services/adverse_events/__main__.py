@@ -11,7 +11,7 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import PUBLICATION
 from services.adverse_events.views import GROUP_ID, InfusionView
-from shared.web.service_main import Running, Upstream, run, run_command_service, signed_application
+from shared.web.service_main import Running, Upstream, command_main, run, signed_application
 
 SERVICE = "adverse_events"
 create_application = signed_application(AdverseEventsApplication)
@@ -22,11 +22,10 @@ def create_http(process: Running[AdverseEventsApplication]) -> FastAPI:
     return create_app(process.application, view, process.verifier, process.outbox)
 
 
-async def main() -> None:
-    await run_command_service(
-        SERVICE, PUBLICATION, create_application, create_http,
-        Upstream("infusion", GROUP_ID, InfusionView),
-    )  # fmt: skip
+main = command_main(
+    SERVICE, PUBLICATION, create_application, create_http,
+    Upstream("infusion", GROUP_ID, InfusionView),
+)  # fmt: skip
 
 
 if __name__ == "__main__":

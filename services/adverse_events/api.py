@@ -5,16 +5,15 @@ event and its current version (``adverse_events/<step>/<id>@<version>``)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, date
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
-from services.adverse_events import errors
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import (
@@ -44,14 +43,7 @@ from shared.kernel.provenance import Meaning
 from shared.web.auth import SigningAssertion, TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.AdverseEventNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.AdverseEventError: 400,
-}
+from shared.web.service_app import Act, Clock, acting, command_service, from_state, in_thread
 
 
 class Report(Contract):
@@ -176,26 +168,26 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "adverse_events", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "adverse_events", DESCRIPTION, router, application, verifier, outbox, clock,
         title="adverse events", view=view,
     )  # fmt: skip
 
 
-async def _signing(
+async def _signed(
     application: AdverseEventsApplication,
     act: Act,
     record_id: UUID,
     step: str,
     signature: SignatureIn,
     meaning: Meaning,
-) -> SigningAssertion:
+) -> tuple[AdverseEvent, SigningAssertion]:
+    """The event as it is now, and the caller's assertion signing ``step`` of it."""
     record = await asyncio.to_thread(application.get, record_id)
     purpose = f"adverse_events/{step}/{record_id}@{record.version}"
-    return act.signature(signature.assertion, meaning, purpose)
+    return record, act.signature(signature.assertion, meaning, purpose)
 
 
-async def _out(method: Callable[..., AdverseEvent], *args: Any) -> AdverseEventOut:
-    return AdverseEventOut.of(await asyncio.to_thread(method, *args))
+_out = partial(in_thread, AdverseEventOut.of)
 
 
 def _grading(record: AdverseEvent, body: Grade) -> Any:
@@ -226,10 +218,9 @@ async def grade(
     act: Annotated[Act, acting("adverse_events.grade")],
     application: Events,
 ) -> AdverseEventOut:
-    assertion = await _signing(
+    record, assertion = await _signed(
         application, act, record_id, "grade", body.signature, GRADE_SIGNATURE
     )
-    record = await asyncio.to_thread(application.get, record_id)
     return await _out(
         application.grade, record_id, _grading(record, body), act.attribution, assertion
     )
@@ -242,10 +233,9 @@ async def regrade(
     act: Annotated[Act, acting("adverse_events.grade")],
     application: Events,
 ) -> AdverseEventOut:
-    assertion = await _signing(
+    record, assertion = await _signed(
         application, act, record_id, "regrade", body.signature, GRADE_SIGNATURE
     )
-    record = await asyncio.to_thread(application.get, record_id)
     return await _out(
         application.regrade, record_id, _grading(record, body), body.reason,
         act.attribution, assertion,
@@ -270,10 +260,9 @@ async def causality(
     act: Annotated[Act, acting("adverse_events.assess_causality")],
     application: Events,
 ) -> AdverseEventOut:
-    assertion = await _signing(
-        application, act, record_id, "causality", body.signature,
-        CAUSALITY_SIGNATURE,
-    )  # fmt: skip
+    _, assertion = await _signed(
+        application, act, record_id, "causality", body.signature, CAUSALITY_SIGNATURE
+    )
     return await _out(
         application.assess_causality, record_id, body.car_t, body.lymphodepletion,
         act.attribution, assertion,
@@ -287,7 +276,7 @@ async def dlt(
     act: Annotated[Act, acting("adverse_events.adjudicate_dlt")],
     application: Events,
 ) -> AdverseEventOut:
-    assertion = await _signing(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
+    _, assertion = await _signed(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
     return await _out(
         application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
         act.attribution, assertion,

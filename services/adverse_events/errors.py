@@ -1,30 +1,11 @@
-"""The adverse events service's refusals: one class per broken rule.
-
-Two families, ``OutOfSequence`` (valid but not now) and ``InvalidValue`` (never valid).
-Every class has a stable ``code`` that clients may rely on.
+"""The adverse events service's refusals: one class per broken rule, each in its family
+(``shared.kernel.errors``: not found, out of sequence, invalid value, whose names
+this module also answers to), with a stable ``code`` that clients may rely on.
 """
 
 from __future__ import annotations
 
-from shared.kernel.errors import Refusal
-
-
-class AdverseEventError(Refusal):
-    """Base of every adverse event refusal."""
-
-    code = "adverse_event_error"
-
-
-class OutOfSequence(AdverseEventError):
-    """The command is valid but not now: the protocol's order forbids it (Part 11 §11.10(f))."""
-
-    code = "out_of_sequence"
-
-
-class InvalidValue(AdverseEventError):
-    """A value breaks a rule of the protocol or of the record's form."""
-
-    code = "invalid_value"
+from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
 
 
 class GradeNotAllowed(InvalidValue):
@@ -101,7 +82,7 @@ class NotADlt(InvalidValue):
     code = "not_a_dlt"
 
 
-class AdverseEventNotFound(AdverseEventError):
+class AdverseEventNotFound(NotFound):
     code = "adverse_event_not_found"
 
 

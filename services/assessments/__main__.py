@@ -17,7 +17,7 @@ from services.assessments.views import (
     InfusionView,
     VitalStatusView,
 )
-from shared.web.service_main import Running, Upstream, run, run_command_service, signed_application
+from shared.web.service_main import Running, Upstream, command_main, run, signed_application
 
 SERVICE = "assessments"
 create_application = signed_application(AssessmentsApplication)
@@ -28,12 +28,11 @@ def create_http(process: Running[AssessmentsApplication]) -> FastAPI:
     return create_app(process.application, infusions, vital, process.verifier, process.outbox)
 
 
-async def main() -> None:
-    await run_command_service(
-        SERVICE, PUBLICATION, create_application, create_http,
-        Upstream("infusion", INFUSION_GROUP, InfusionView),
-        Upstream("enrollment", ENROLLMENT_GROUP, VitalStatusView),
-    )  # fmt: skip
+main = command_main(
+    SERVICE, PUBLICATION, create_application, create_http,
+    Upstream("infusion", INFUSION_GROUP, InfusionView),
+    Upstream("enrollment", ENROLLMENT_GROUP, VitalStatusView),
+)  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -9,18 +9,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, FastAPI
 from pydantic import Field
 
-from services.assessments import errors
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import REMISSION_SIGNATURE, Progression, SubjectAssessments
 from services.assessments.laboratory import (
     Analyte,
-    InvalidMeasurement,
     Method,
     ReferenceRange,
     Sample,
@@ -28,24 +27,14 @@ from services.assessments.laboratory import (
     autoantibody_result,
     kinetics_sample,
 )
-from services.assessments.rules import Activity, InvalidActivity, Response, items_from
+from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.SubjectNotFound: 404,
-    errors.VisitNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    InvalidActivity: 422,
-    InvalidMeasurement: 422,
-    errors.AssessmentError: 400,
-}
+from shared.web.service_app import Act, Clock, acting, command_service, from_state, in_thread
 
 
 class DiseaseActivityIn(Contract):
@@ -147,9 +136,12 @@ def create_app(
     clock: Clock | None = None,
 ) -> FastAPI:
     return command_service(
-        "assessments", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "assessments", DESCRIPTION, router, application, verifier, outbox, clock,
         infusions=infusions, vital=vital,
     )  # fmt: skip
+
+
+_out = partial(in_thread, AssessmentsOut.of)
 
 
 @dataclass(frozen=True)
@@ -165,8 +157,7 @@ class Recorder:
         """Call ``method`` with what the views know of the subject, then ``args``."""
         infused = await self.infusions.infused(subject_id)
         status = await self.vital.vital_status(subject_id)
-        result = await asyncio.to_thread(method, subject_id, infused, status, *args)
-        return AssessmentsOut.of(result)
+        return await _out(method, subject_id, infused, status, *args)
 
 
 async def _recorder(infusions: Infusions, vital: Vital) -> Recorder:
@@ -260,11 +251,10 @@ async def assess_remission(
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
     status = await vital.vital_status(subject_id)
-    result = await asyncio.to_thread(
+    return await _out(
         application.assess_remission, subject_id, status, str(body.visit_event_id),
         body.response, act.attribution, assertion,
     )  # fmt: skip
-    return AssessmentsOut.of(result)
 
 
 @router.get("/subjects/{subject_id}/assessments")
@@ -273,4 +263,4 @@ async def get(
     caller: Annotated[Caller, authorised("assessments.read")],
     application: Assessments,
 ) -> AssessmentsOut:
-    return AssessmentsOut.of(await asyncio.to_thread(application.get, subject_id))
+    return await _out(application.get, subject_id)

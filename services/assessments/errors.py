@@ -1,30 +1,11 @@
-"""The assessments service's refusals: one class per broken rule.
-
-Two families, ``OutOfSequence`` (valid but not now) and ``InvalidValue`` (never valid).
-Every class has a stable ``code`` that clients may rely on.
+"""The assessments service's refusals: one class per broken rule, each in its family
+(``shared.kernel.errors``: not found, out of sequence, invalid value, whose names
+this module also answers to), with a stable ``code`` that clients may rely on.
 """
 
 from __future__ import annotations
 
-from shared.kernel.errors import Refusal
-
-
-class AssessmentError(Refusal):
-    """Base of every assessment refusal."""
-
-    code = "assessment_error"
-
-
-class OutOfSequence(AssessmentError):
-    """The command is valid but not now: the protocol's order forbids it (Part 11 §11.10(f))."""
-
-    code = "out_of_sequence"
-
-
-class InvalidValue(AssessmentError):
-    """A value breaks a rule of the protocol or of the record's form."""
-
-    code = "invalid_value"
+from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
 
 
 class InvalidAssessment(InvalidValue):
@@ -73,13 +54,13 @@ class SubjectNotInfused(OutOfSequence):
     code = "subject_not_infused"
 
 
-class VisitNotFound(AssessmentError):
+class VisitNotFound(NotFound):
     """No such disease-activity visit in this subject's record."""
 
     code = "visit_not_found"
 
 
-class SubjectNotFound(AssessmentError):
+class SubjectNotFound(NotFound):
     """No assessments are recorded for this subject."""
 
     code = "subject_not_found"

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import InvalidValue
 
 RULE_VERSION = "NCT05030779-laboratory/1"
 
 
-class InvalidMeasurement(Refusal, ValueError):
+class InvalidMeasurement(InvalidValue, ValueError):
     """A measurement whose unit, range or value cannot be right."""
 
     code = "invalid_assessment"

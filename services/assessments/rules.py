@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import InvalidValue
 
 RULE_VERSION = "NCT05030779-sle-response/1"
 
@@ -83,7 +83,7 @@ SRI4_MAX_NEW_BILAG_B = 1
 PROGRESSION_MIN_INCREASE = 4
 
 
-class InvalidActivity(Refusal, ValueError):
+class InvalidActivity(InvalidValue, ValueError):
     """A disease-activity visit that cannot be scored."""
 
     code = "invalid_assessment"

@@ -13,7 +13,7 @@ from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
 from shared.adapters.cohort import CohortView
-from shared.web.service_main import Running, Upstream, run, run_command_service, signed_application
+from shared.web.service_main import Running, Upstream, command_main, run, signed_application
 
 SERVICE = "enrollment"
 COHORT_GROUP = "trialledger-enrollment-cohort-view"
@@ -25,11 +25,10 @@ def create_http(process: Running[EnrollmentApplication]) -> FastAPI:
     return create_app(process.application, process.verifier, process.outbox, cohort=cohort)
 
 
-async def main() -> None:
-    await run_command_service(
-        SERVICE, PUBLICATION, create_application, create_http,
-        Upstream("adverse_events", COHORT_GROUP, CohortView),
-    )  # fmt: skip
+main = command_main(
+    SERVICE, PUBLICATION, create_application, create_http,
+    Upstream("adverse_events", COHORT_GROUP, CohortView),
+)  # fmt: skip
 
 
 if __name__ == "__main__":

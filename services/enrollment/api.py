@@ -5,10 +5,8 @@ Endpoints raise enrollment errors; ``shared.web.http`` turns them into coded 4xx
 
 from __future__ import annotations
 
-import asyncio
-from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated, Any, Protocol
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field, JsonValue, StrictBool, ValidationError
@@ -32,12 +30,22 @@ from services.enrollment.rules import (
     ObservedValue,
 )
 from shared.adapters.outbox import Outbox
-from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
 from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
+from shared.web.service_app import (
+    Act,
+    Clock,
+    Cohort,
+    CohortSource,
+    acting,
+    command_service,
+    from_state,
+    in_thread,
+    opening_of,
+    plain,
+)
 
 
 def signing_purpose(step: str, subject_id: str) -> str:
@@ -178,15 +186,15 @@ class SubjectOut(Contract):
             site_id=subject.site_id,
             status=str(subject.status),
             version=subject.version,
-            consent=_plain(subject.consent),
-            screening=_plain(subject.screening),
+            consent=plain(subject.consent),
+            screening=plain(subject.screening),
             eligibility=None
             if assessment is None
             else {
                 "rule_version": assessment.rule_version,
                 "eligible": assessment.eligible,
                 "failed_criteria": list(assessment.failed_criteria),
-                "results": [_plain(result) for result in assessment.results],
+                "results": [plain(result) for result in assessment.results],
             },
             dose_level=None if subject.dose_level is None else int(subject.dose_level),
             withdrawal_reason=subject.withdrawal_reason,
@@ -194,31 +202,7 @@ class SubjectOut(Contract):
         )
 
 
-def _plain(value: Any) -> Any:
-    """Dataclasses, mappings and tuples as JSON-ready values (numbers as strings)."""
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (Decimal, date)):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
-    return value
-
-
 # --- the app -----------------------------------------------------------------------------
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.SubjectNotFound: 404,
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.EnrollmentError: 400,
-}
-
-
-class CohortSource(Protocol):
-    async def opening(self) -> CohortOpening: ...
 
 
 DESCRIPTION = (
@@ -227,7 +211,6 @@ DESCRIPTION = (
 )
 router = APIRouter()
 Enrollment = Annotated[EnrollmentApplication, from_state("application")]
-Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 def create_app(
@@ -244,7 +227,7 @@ def create_app(
     ``verifier`` checks access tokens and signing assertions with the identity key.
     """
     return command_service(
-        "enrollment", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "enrollment", DESCRIPTION, router, application, verifier, outbox, clock,
         cohort=cohort,
     )  # fmt: skip
 
@@ -355,12 +338,11 @@ async def enrol(
     cohort: Cohort,
 ) -> SubjectOut:
     """Enrol at the level the latest safety review opened (level 1 before any)."""
-    opening = FIRST_COHORT if cohort is None else await cohort.opening()
-    subject = await asyncio.to_thread(
-        application.enrol, subject_id, body.dose_level, act.attribution, body.occurred_at,
-        opening.level,
+    opening = await opening_of(cohort)
+    return await in_thread(
+        SubjectOut.of, application.enrol, subject_id, body.dose_level, act.attribution,
+        body.occurred_at, opening.level,
     )  # fmt: skip
-    return SubjectOut.of(subject)
 
 
 @router.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])

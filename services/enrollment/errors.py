@@ -1,39 +1,20 @@
-"""The enrollment service's refusals: one class per broken rule.
-
-Three families, which the HTTP edge maps to 404, 409 and 422 respectively.
-Every class has a stable ``code`` that clients may rely on.
+"""The enrollment service's refusals: one class per broken rule, each in its family
+(``shared.kernel.errors``: not found, out of sequence, invalid value, whose names
+this module also answers to), with a stable ``code`` that clients may rely on.
 """
 
 from __future__ import annotations
 
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
 
 
-class EnrollmentError(Refusal):
-    """Base of every enrollment refusal."""
-
-    code = "enrollment_error"
-
-
-class SubjectNotFound(EnrollmentError):
+class SubjectNotFound(NotFound):
     """A command names a subject that was never registered."""
 
     code = "subject_not_found"
 
     def __init__(self, subject_id: str) -> None:
         super().__init__(f"subject {subject_id} is not registered", subject_id=subject_id)
-
-
-class OutOfSequence(EnrollmentError):
-    """The command is valid but not now: the protocol's order forbids it (Part 11 §11.10(f))."""
-
-    code = "out_of_sequence"
-
-
-class InvalidValue(EnrollmentError):
-    """A value breaks a rule of the protocol or of the record's form."""
-
-    code = "invalid_value"
 
 
 # --- out of sequence -----------------------------------------------------------------

@@ -24,7 +24,7 @@ from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.settings import SecuritySettings, ServiceSettings
 from shared.web.auth import Role, TokenIssuer
 from shared.web.runner import configure_logging
-from shared.web.service_main import Running, run, run_command_service
+from shared.web.service_main import Running, command_main, run
 
 SERVICE = "identity"
 
@@ -51,8 +51,7 @@ def create_http(process: Running[IdentityApplication]) -> FastAPI:
     return create_app(process.application, issuer, process.verifier, process.outbox)
 
 
-async def main() -> None:
-    await run_command_service(SERVICE, PUBLICATION, create_application, create_http)
+main = command_main(SERVICE, PUBLICATION, create_application, create_http)
 
 
 def bootstrap_admin(arguments: list[str]) -> int:

@@ -8,7 +8,6 @@ from typing import Annotated
 from fastapi import APIRouter, FastAPI, Request
 from pydantic import Field
 
-from services.identity import errors
 from services.identity.application import IdentityApplication
 from services.identity.domain import User
 from shared.adapters.outbox import Outbox
@@ -19,19 +18,6 @@ from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import Line, Paragraph
 from shared.web.service_app import Act, Clock, Now, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.UserNotFound: 404,
-    errors.InvalidCredentials: 401,
-    errors.SessionRequired: 401,
-    errors.AccountLocked: 423,
-    errors.UserInactive: 403,
-    errors.PasswordExpired: 403,
-    errors.UserIdRequired: 401,
-    errors.Conflict: 409,
-    errors.InvalidValue: 422,
-    errors.IdentityError: 400,
-}
 
 
 class LogIn(Contract):
@@ -130,7 +116,7 @@ def create_app(
 ) -> FastAPI:
     """The identity HTTP API; ``clock`` gives server UTC time."""
     return command_service(
-        "identity", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "identity", DESCRIPTION, router, application, verifier, outbox, clock,
         issuer=issuer,
     )  # fmt: skip
 
@@ -239,8 +225,7 @@ def revoke_role(
     act: Annotated[Act, acting("identity.revoke_role")],
     application: Identity,
 ) -> UserOut:
-    user = application.revoke_role(user_id, body.role, body.reason, act.attribution)
-    return UserOut.of(user)
+    return UserOut.of(application.revoke_role(user_id, body.role, body.reason, act.attribution))
 
 
 @router.post("/users/{user_id}/deactivation", tags=["accounts"])

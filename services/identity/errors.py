@@ -1,17 +1,19 @@
-"""The identity service's refusals; ``code`` is stable for clients."""
+"""The identity service's refusals, each in its family (``shared.kernel.errors``);
+``code`` is stable for clients."""
 
 from __future__ import annotations
 
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import (
+    CredentialsRefused,
+    InvalidValue,
+    Locked,
+    NotFound,
+    NotPermitted,
+    OutOfSequence,
+)
 
 
-class IdentityError(Refusal):
-    """Base of every identity refusal."""
-
-    code = "identity_error"
-
-
-class UserNotFound(IdentityError):
+class UserNotFound(NotFound):
     """A command names a user id that was never created."""
 
     code = "user_not_found"
@@ -20,43 +22,43 @@ class UserNotFound(IdentityError):
         super().__init__(f"user {user_id} does not exist", user_id=user_id)
 
 
-class InvalidCredentials(IdentityError):
+class InvalidCredentials(CredentialsRefused):
     """User id and password do not match (the message never says which was wrong)."""
 
     code = "invalid_credentials"
 
 
-class AccountLocked(IdentityError):
+class AccountLocked(Locked):
     """Too many failed attempts lock an account until an administrator unlocks it."""
 
     code = "account_locked"
 
 
-class UserInactive(IdentityError):
+class UserInactive(NotPermitted):
     """A deactivated user can neither log in nor sign, and is never reactivated."""
 
     code = "user_inactive"
 
 
-class PasswordExpired(IdentityError):
+class PasswordExpired(NotPermitted):
     """A password older than the configured maximum age must be changed before login."""
 
     code = "password_expired"
 
 
-class SessionRequired(IdentityError):
+class SessionRequired(CredentialsRefused):
     """Signing happens inside a login session that has not ended."""
 
     code = "session_required"
 
 
-class UserIdRequired(IdentityError):
+class UserIdRequired(CredentialsRefused):
     """The first signing of a session, or one after the idle timeout, needs id and password."""
 
     code = "user_id_required"
 
 
-class Conflict(IdentityError):
+class Conflict(OutOfSequence):
     """The command contradicts the account's state."""
 
     code = "conflict"
@@ -78,12 +80,6 @@ class RoleNotGranted(Conflict):
 
 class NotLocked(Conflict):
     code = "not_locked"
-
-
-class InvalidValue(IdentityError):
-    """A value breaks a rule of the account's form."""
-
-    code = "invalid_value"
 
 
 class WeakPassword(InvalidValue):

@@ -18,7 +18,7 @@ from services.infusion.views import GROUP_ID, EnrollmentView
 from shared.adapters.cohort import CohortView
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.web.service_main import Running, Upstream, record_signer, run, run_command_service
+from shared.web.service_main import Running, Upstream, command_main, record_signer, run
 
 SERVICE = "infusion"
 COHORT_GROUP = "trialledger-infusion-cohort-view"
@@ -51,12 +51,11 @@ def create_http(process: Running[InfusionApplication]) -> FastAPI:
     return create_app(process.application, view, process.verifier, process.outbox, cohort=cohort)
 
 
-async def main() -> None:
-    await run_command_service(
-        SERVICE, PUBLICATION, create_application, create_http,
-        Upstream("enrollment", GROUP_ID, EnrollmentView),
-        Upstream("adverse_events", COHORT_GROUP, CohortView),
-    )  # fmt: skip
+main = command_main(
+    SERVICE, PUBLICATION, create_application, create_http,
+    Upstream("enrollment", GROUP_ID, EnrollmentView),
+    Upstream("adverse_events", COHORT_GROUP, CohortView),
+)  # fmt: skip
 
 
 if __name__ == "__main__":

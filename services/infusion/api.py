@@ -3,16 +3,14 @@ application. Endpoints raise infusion errors; ``shared.web.http`` maps them to c
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from datetime import UTC, date
+from datetime import UTC
 from decimal import Decimal
-from typing import Annotated, Any, Literal, Protocol
+from functools import partial
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI
 from pydantic import Field
 
-from services.infusion import errors
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import (
     INFUSION_SIGNATURE,
@@ -26,18 +24,22 @@ from services.infusion.domain import (
 )
 from services.infusion.views import EnrollmentView
 from shared.adapters.outbox import Outbox
-from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.envelope import Contract
 from shared.web.auth import TokenVerifier
 from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state
-
-ERROR_STATUSES: dict[type[Exception], int] = {
-    errors.OutOfSequence: 409,
-    errors.InvalidValue: 422,
-    errors.InfusionError: 400,
-}
+from shared.web.service_app import (
+    Act,
+    Clock,
+    Cohort,
+    CohortSource,
+    acting,
+    command_service,
+    from_state,
+    in_thread,
+    opening_of,
+    plain,
+)
 
 
 class RecordLeukapheresis(Contract):
@@ -105,27 +107,13 @@ class TreatmentOut(Contract):
         return cls(
             subject_id=t.subject_id,
             version=t.version,
-            leukapheresis=_plain(t.apheresis),
+            leukapheresis=plain(t.apheresis),
             released_lots=sorted(t.released),
-            lymphodepletion=None if t.lymphodepletion is None else _plain(t.lymphodepletion),
-            infusion=None if t.infusion is None else _plain(t.infusion),
+            lymphodepletion=None if t.lymphodepletion is None else plain(t.lymphodepletion),
+            infusion=None if t.infusion is None else plain(t.infusion),
             not_given_reason=t.not_given_reason,
             signatures=[s.manifestation() for s in t.signatures],
         )
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {name: _plain(getattr(value, name)) for name in value.__dataclass_fields__}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, (Decimal, date)):
-        return str(value) if isinstance(value, Decimal) else value.isoformat()
-    return value
-
-
-class CohortSource(Protocol):
-    async def opening(self) -> CohortOpening: ...
 
 
 DESCRIPTION = (
@@ -135,7 +123,6 @@ DESCRIPTION = (
 router = APIRouter(tags=["treatment"])
 Infusions = Annotated[InfusionApplication, from_state("application")]
 Enrollments = Annotated[EnrollmentView, from_state("view")]
-Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 def create_app(
@@ -149,13 +136,12 @@ def create_app(
     """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
     return command_service(
-        "infusion", DESCRIPTION, ERROR_STATUSES, router, application, verifier, outbox, clock,
+        "infusion", DESCRIPTION, router, application, verifier, outbox, clock,
         view=view, cohort=cohort,
     )  # fmt: skip
 
 
-async def _call(method: Callable[..., Treatment], *args: Any) -> TreatmentOut:
-    return TreatmentOut.of(await asyncio.to_thread(method, *args))
+_call = partial(in_thread, TreatmentOut.of)
 
 
 @router.post("/subjects/{subject_id}/leukapheresis", status_code=201)
@@ -225,7 +211,7 @@ async def infuse(
         body.ended_at.astimezone(UTC),
         act.caller.principal.printed_name,
     )
-    opening = FIRST_COHORT if cohort is None else await cohort.opening()
+    opening = await opening_of(cohort)
     return await _call(
         application.infuse,
         subject_id,

@@ -1,26 +1,11 @@
-"""The infusion service's refusals; ``code`` is stable for clients."""
+"""The infusion service's refusals: one class per broken rule, each in its family
+(``shared.kernel.errors``: out of sequence, invalid value, whose names this module
+also answers to), with a stable ``code`` that clients may rely on.
+"""
 
 from __future__ import annotations
 
-from shared.kernel.errors import Refusal
-
-
-class InfusionError(Refusal):
-    """Base of every infusion refusal."""
-
-    code = "infusion_error"
-
-
-class OutOfSequence(InfusionError):
-    """The command is valid but not now (Part 11 §11.10(f))."""
-
-    code = "out_of_sequence"
-
-
-class InvalidValue(InfusionError):
-    """A value breaks a rule of the protocol or of the record's form."""
-
-    code = "invalid_value"
+from shared.kernel.errors import InvalidValue, OutOfSequence
 
 
 class NotEnrolledYet(OutOfSequence):

@@ -13,9 +13,6 @@ from fastapi.routing import APIRoute
 
 from services.projections.application import (
     READERS,
-    BadWitnessKey,
-    NotInCheckpoint,
-    PlotNotFound,
     ProjectionsApplication,
     TrailFilter,
 )
@@ -55,7 +52,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
         "only; every query is recorded.",
         responses=error_responses({401, 403, 404}),
     )
-    install_error_mapping(app, {NotInCheckpoint: 404, PlotNotFound: 404, BadWitnessKey: 422})
+    install_error_mapping(app)
     document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
     app.state.application = application

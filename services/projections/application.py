@@ -31,7 +31,7 @@ from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.kernel.envelope import CloudEvent
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import InvalidValue, NotFound
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError
@@ -458,17 +458,17 @@ def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
     return drawn
 
 
-class PlotNotFound(LookupError):
+class PlotNotFound(NotFound, LookupError):
     code = "plot_not_found"
 
 
-class BadWitnessKey(Refusal):
+class BadWitnessKey(InvalidValue):
     """A witness is named by its cosignature verifier key (c2sp.org/tlog-cosignature)."""
 
     code = "bad_witness_key"
 
 
-class NotInCheckpoint(Refusal):
+class NotInCheckpoint(NotFound):
     """A proof or an export needs a signed checkpoint that covers what is asked for: the
     positions and tree sizes 1 .. the latest checkpoint's size."""
 

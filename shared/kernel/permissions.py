@@ -110,100 +110,70 @@ _STORE = Rule(
     "read its store (`GET /store/head`, `/store/events`), for completeness checks",
 )
 
+
+def _command_service(
+    service: str, *rows: tuple[str, Collection[Role], str], public: tuple[str, ...] = ()
+) -> ServiceTable:
+    """A command service's table: its ``rows``, then reading its store; clinicians first."""
+    return ServiceTable(service, (*_rules(service, *rows), _STORE), public, CLINICAL_FIRST)
+
+
 TABLES: Mapping[str, ServiceTable] = {
     rows.service: rows
     for rows in (
-        ServiceTable(
+        _command_service(
             "identity",
-            (
-                *_rules(
-                    "identity",
-                    ("create_user", [ADMINISTRATOR], "create a user"),
-                    ("grant_role", [ADMINISTRATOR], "grant a role"),
-                    ("revoke_role", [ADMINISTRATOR], "revoke a role"),
-                    ("deactivate_user", [ADMINISTRATOR], "deactivate a user"),
-                    ("unlock_user", [ADMINISTRATOR], "unlock a user"),
-                    ("read_users", [ADMINISTRATOR, *READERS], "read a user"),
-                    ("sign", list(Role), "sign: re-authenticate"),
-                    ("log_out", list(Role), "log out"),
-                ),
-                _STORE,
-            ),
-            ("POST /login", "POST /password"),
-            CLINICAL_FIRST,
+            ("create_user", [ADMINISTRATOR], "create a user"),
+            ("grant_role", [ADMINISTRATOR], "grant a role"),
+            ("revoke_role", [ADMINISTRATOR], "revoke a role"),
+            ("deactivate_user", [ADMINISTRATOR], "deactivate a user"),
+            ("unlock_user", [ADMINISTRATOR], "unlock a user"),
+            ("read_users", [ADMINISTRATOR, *READERS], "read a user"),
+            ("sign", list(Role), "sign: re-authenticate"),
+            ("log_out", list(Role), "log out"),
+            public=("POST /login", "POST /password"),
         ),
-        ServiceTable(
+        _command_service(
             "enrollment",
-            (
-                *_rules(
-                    "enrollment",
-                    ("register_subject", SITE_TEAM, "register a subject"),
-                    ("sign_consent", STAFF, "record consent, signed"),
-                    ("record_screening", SITE_TEAM, "record screening"),
-                    ("decide_eligibility", [INVESTIGATOR], "decide eligibility, signed"),
-                    ("enrol", STAFF, "enrol at a dose level"),
-                    ("withdraw", STAFF, "withdraw"),
-                    ("record_death", STAFF, "record a death"),
-                    ("correct_value", SITE_TEAM, "correct a value"),
-                    ("read_subject", [*SITE_TEAM, PHARMACIST, *READERS], "read a subject"),
-                ),
-                _STORE,
-            ),
-            ("GET /eligibility-criteria",),
-            CLINICAL_FIRST,
+            ("register_subject", SITE_TEAM, "register a subject"),
+            ("sign_consent", STAFF, "record consent, signed"),
+            ("record_screening", SITE_TEAM, "record screening"),
+            ("decide_eligibility", [INVESTIGATOR], "decide eligibility, signed"),
+            ("enrol", STAFF, "enrol at a dose level"),
+            ("withdraw", STAFF, "withdraw"),
+            ("record_death", STAFF, "record a death"),
+            ("correct_value", SITE_TEAM, "correct a value"),
+            ("read_subject", [*SITE_TEAM, PHARMACIST, *READERS], "read a subject"),
+            public=("GET /eligibility-criteria",),
         ),
-        ServiceTable(
+        _command_service(
             "infusion",
-            (
-                *_rules(
-                    "infusion",
-                    ("record_leukapheresis", SITE_TEAM, "record leukapheresis"),
-                    ("release_product", [PHARMACIST], "release a product lot"),
-                    ("record_lymphodepletion", STAFF, "record lymphodepletion"),
-                    ("infuse", STAFF, "infuse, signed"),
-                    ("decline_infusion", STAFF, "record an infusion not given"),
-                    ("interrupt_infusion", STAFF, "record an interrupted infusion"),
-                    ("read_treatment", [*SITE_TEAM, PHARMACIST, *READERS], "read a treatment"),
-                ),
-                _STORE,
-            ),
-            (),
-            CLINICAL_FIRST,
+            ("record_leukapheresis", SITE_TEAM, "record leukapheresis"),
+            ("release_product", [PHARMACIST], "release a product lot"),
+            ("record_lymphodepletion", STAFF, "record lymphodepletion"),
+            ("infuse", STAFF, "infuse, signed"),
+            ("decline_infusion", STAFF, "record an infusion not given"),
+            ("interrupt_infusion", STAFF, "record an interrupted infusion"),
+            ("read_treatment", [*SITE_TEAM, PHARMACIST, *READERS], "read a treatment"),
         ),
-        ServiceTable(
+        _command_service(
             "adverse_events",
-            (
-                *_rules(
-                    "adverse_events",
-                    ("report", SITE_TEAM, "report an adverse event"),
-                    ("grade", STAFF, "grade or regrade, signed"),
-                    ("assess_seriousness", STAFF, "assess seriousness"),
-                    ("assess_causality", STAFF, "assess causality, signed"),
-                    ("adjudicate_dlt", [INVESTIGATOR], "adjudicate a DLT, signed"),
-                    ("approve_safety_review", [INVESTIGATOR], "approve a safety review, signed"),
-                    ("resolve", SITE_TEAM, "resolve"),
-                    ("read", [*SITE_TEAM, PHARMACIST, *READERS], "read an event, the cohort"),
-                ),
-                _STORE,
-            ),
-            (),
-            CLINICAL_FIRST,
+            ("report", SITE_TEAM, "report an adverse event"),
+            ("grade", STAFF, "grade or regrade, signed"),
+            ("assess_seriousness", STAFF, "assess seriousness"),
+            ("assess_causality", STAFF, "assess causality, signed"),
+            ("adjudicate_dlt", [INVESTIGATOR], "adjudicate a DLT, signed"),
+            ("approve_safety_review", [INVESTIGATOR], "approve a safety review, signed"),
+            ("resolve", SITE_TEAM, "resolve"),
+            ("read", [*SITE_TEAM, PHARMACIST, *READERS], "read an event, the cohort"),
         ),
-        ServiceTable(
+        _command_service(
             "assessments",
-            (
-                *_rules(
-                    "assessments",
-                    ("assess_activity", STAFF, "record a disease-activity visit"),
-                    ("record_measurement", SITE_TEAM, "record autoantibodies, CAR-T kinetics"),
-                    ("assess_remission", [INVESTIGATOR], "assess remission, signed"),
-                    ("report_progression", STAFF, "report progression or a flare"),
-                    ("read", [*SITE_TEAM, *READERS], "read a subject's assessments"),
-                ),
-                _STORE,
-            ),
-            (),
-            CLINICAL_FIRST,
+            ("assess_activity", STAFF, "record a disease-activity visit"),
+            ("record_measurement", SITE_TEAM, "record autoantibodies, CAR-T kinetics"),
+            ("assess_remission", [INVESTIGATOR], "assess remission, signed"),
+            ("report_progression", STAFF, "report progression or a flare"),
+            ("read", [*SITE_TEAM, *READERS], "read a subject's assessments"),
         ),
         ServiceTable(
             # the ledger's reads, by the action the projections record in auditor_activity

@@ -9,20 +9,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar
 
+from shared.kernel.errors import Refusal
 from shared.kernel.provenance import Meaning, Role
 
 
-class AuthError(Exception):
+class AuthError(Refusal):
     """Base of authentication and authorisation refusals; ``code`` is stable."""
 
-    code: ClassVar[str] = "unauthenticated"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    code = "unauthenticated"
 
 
 class Unauthenticated(AuthError):

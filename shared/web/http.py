@@ -24,6 +24,15 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.kernel.access import Denial
+from shared.kernel.errors import (
+    CredentialsRefused,
+    InvalidValue,
+    Locked,
+    NotFound,
+    NotPermitted,
+    OutOfSequence,
+    Refusal,
+)
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.permissions import ServiceTable
 from shared.kernel.provenance import Actor, Attribution, Provenance
@@ -64,29 +73,53 @@ def error_response(
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
 
 
-def install_error_mapping(app: FastAPI, statuses: Mapping[type[Exception], int]) -> None:
-    """Answer every exception of a registered class with its status and a coded body; and
-    every other error too: invalid requests (422), the framework's own answers (404 no
-    such path, 405 method not allowed ...), unreadable input (``shared.web.inputs``:
-    413, 415, 422), and an unexpected failure (500).
+# The one table from a family of refusals to its HTTP status: the most specific registered
+# base of an exception decides. A service declares its refusals in these families
+# (``shared.kernel.errors``), never a status of its own.
+STATUSES: Mapping[type[Exception], int] = {
+    Refusal: 400,  # of no family (a test refuses such a refusal in services/)
+    CredentialsRefused: 401,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotPermitted: 403,
+    SignatureRefused: 403,
+    NotFound: 404,
+    OutOfSequence: 409,
+    Locked: 423,
+    InvalidValue: 422,
+    SignatureNotForThisRecord: 422,
+    # the event store is down or unreachable: retry later, nothing was recorded
+    OperationalError: 503,
+    InterfaceError: 503,
+    # a stale save that no application path decided again: nothing was recorded
+    IntegrityError: 409,
+}
+
+
+def status_of(error: type[Exception]) -> int | None:
+    """The status of ``error``'s most specific registered base (None: none is)."""
+    registered = family_of(error)
+    return None if registered is None else STATUSES[registered]
+
+
+def family_of(error: type[Exception]) -> type[Exception] | None:
+    """The most specific base of ``error`` that ``STATUSES`` registers, if any."""
+    return next((cls for cls in error.__mro__ if cls in STATUSES), None)
+
+
+def install_error_mapping(app: FastAPI) -> None:
+    """Answer every exception of a registered class (``STATUSES``) with its status and a
+    coded body; and every other error too: invalid requests (422), the framework's own
+    answers (404 no such path, 405 method not allowed ...), unreadable input
+    (``shared.web.inputs``: 413, 415, 422), and an unexpected failure (500).
 
     Exceptions need ``code``, ``message`` and ``details`` attributes.
     """
-    registry: dict[type[Exception], int] = {
-        Unauthenticated: 401,
-        Forbidden: 403,
-        SignatureRefused: 403,
-        SignatureNotForThisRecord: 422,
-        # the event store is down or unreachable: retry later, nothing was recorded
-        OperationalError: 503,
-        InterfaceError: 503,
-        # a stale save that no application path decided again: nothing was recorded
-        IntegrityError: 409,
-        **statuses,
-    }
+    registry = STATUSES
 
     async def handle(request: Request, error: Exception) -> Response:
-        registered = next(cls for cls in type(error).__mro__ if cls in registry)
+        registered = family_of(type(error))
+        assert registered is not None  # noqa: S101 (handlers are registered per class)
         status = registry[registered]
         code = getattr(error, "code", None) or _CODES_BY_STATUS.get(status, "error")
         if registered is IntegrityError:
@@ -265,6 +298,12 @@ class Authorisation:
             raise SignatureRefused(refusal.message, **refusal.details) from None
 
 
+# The ``Authorization`` header of a command service's operations.
+BearerHeader = Annotated[
+    str | None, Header(description="Bearer access token from the identity service")
+]
+
+
 def authorised(command: str) -> Any:
     """A FastAPI dependency: the caller, if a role of theirs may run ``command``.
 
@@ -283,9 +322,7 @@ class Requires:
     def __call__(
         self,
         request: Request,
-        authorization: Annotated[
-            str | None, Header(description="Bearer access token from the identity service")
-        ] = None,
+        authorization: BearerHeader = None,
     ) -> Caller:
         checker: Authorisation = request.app.state.authorisation
         return checker.check(self.command, request)
@@ -351,22 +388,35 @@ def _bearer(header: str | None) -> str:
     return token.strip()
 
 
+def refusals_in(package: str) -> list[type[Refusal]]:
+    """The refusal classes defined in ``package`` and its modules (those imported)."""
+    found, todo = [], list(Refusal.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        todo.extend(cls.__subclasses__())
+        if cls.__module__ == package or cls.__module__.startswith(f"{package}."):
+            found.append(cls)
+    return found
+
+
 def command_app(
     title: str,
     description: str,
-    statuses: Mapping[type[Exception], int],
+    refusals: Iterable[type[Exception]],
     authorisation: Authorisation,
 ) -> FastAPI:
-    """A command service's app: its refusals mapped and documented (every 4xx it can
-    answer, with the coded body), its role table, and a liveness ``/health``."""
-    answers = {401, 403, *(s for s in statuses.values() if 400 <= s < 500)}
+    """A command service's app: errors mapped (``STATUSES``) and documented (every 4xx
+    its ``refusals`` can answer, a refusal of no family's 400, 401 and 403, with the
+    coded body), its role table, and a liveness ``/health``."""
+    statuses = (status_of(refusal) for refusal in refusals)
+    answers = {400, 401, 403, *(s for s in statuses if s is not None and 400 <= s < 500)}
     app = FastAPI(
         title=f"Trial Ledger: {title}",
         version="1",
         description=description,
         responses=error_responses(answers),
     )
-    install_error_mapping(app, statuses)
+    install_error_mapping(app)
     app.state.authorisation = authorisation
     document_roles(app, lambda route: authorisation.permissions.get(command_of(route) or ""))
 

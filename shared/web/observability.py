@@ -150,6 +150,52 @@ class Observer:
         return readings, failed
 
 
+@dataclass(frozen=True)
+class _Family:
+    """A metric family read off one mapping of ``Readings``: a sample per key, labelled
+    by the service, then by the key (a tuple of several labels, or one)."""
+
+    reading: str
+    kind: type[GaugeMetricFamily] | type[CounterMetricFamily]
+    name: str
+    documentation: str
+    labels: tuple[str, ...]
+
+    def metric(self, service: str, readings: Readings) -> Metric:
+        family = self.kind(self.name, self.documentation, labels=["service", *self.labels])
+        for key, value in getattr(readings, self.reading).items():
+            family.add_metric([service, *(key if isinstance(key, tuple) else (key,))], value)
+        return family
+
+
+# The workers' figures, in the order of a scrape (``trialledger_readings_up`` last).
+_FAMILIES = (
+    _Family("relay_lag", GaugeMetricFamily, "trialledger_relay_lag_events",
+        "Committed events of the store not yet acknowledged by Kafka.", ("topic",)),
+    _Family("relay_oldest_unpublished", GaugeMetricFamily,
+        "trialledger_relay_oldest_unpublished_seconds",
+        "Age of the oldest stored event not yet published (0: none waiting).", ("topic",)),
+    _Family("relay_quarantined", GaugeMetricFamily, "trialledger_relay_quarantined_events",
+        "Stored events the relay could not publish, held in quarantine.", ("topic",)),
+    _Family("consumer_lag", GaugeMetricFamily, "trialledger_consumer_lag_messages",
+        "Messages on a topic not yet consumed, by consumer group.", ("consumer", "topic")),
+    _Family("dead_letters", GaugeMetricFamily, "trialledger_dead_letters",
+        "Unreadable records kept in a consumer's dead-letter table.", ("consumer",)),
+    _Family("consumed", CounterMetricFamily, "trialledger_consumed_messages",
+        "Messages handled since the process started, by consumer and outcome.",
+        ("consumer", "outcome")),
+    _Family("signing_refused", GaugeMetricFamily, "trialledger_ledger_signing_refused",
+        "1 while the ledger's self-check found entries it cannot vouch for (no checkpoint "
+        "is signed); 0 otherwise.", ("consumer",)),
+    _Family("witness_uncosigned", GaugeMetricFamily, "trialledger_witness_uncosigned_entries",
+        "Ledger entries in the newest checkpoint not yet covered by a witness's "
+        "cosignature.", ("witness",)),
+    _Family("witness_failing", GaugeMetricFamily, "trialledger_witness_failing",
+        "1 while the last request to a witness failed (down, or it refused); 0 otherwise.",
+        ("witness",)),
+)  # fmt: skip
+
+
 class _Snapshot(Collector):
     """The workers' readings of the latest scrape, as Prometheus metric families."""
 
@@ -159,57 +205,11 @@ class _Snapshot(Collector):
         self.failed = 0
 
     def collect(self) -> Iterable[Metric]:
-        s, r = self.service, self.readings
-        relay = GaugeMetricFamily("trialledger_relay_lag_events",
-            "Committed events of the store not yet acknowledged by Kafka.",
-            labels=["service", "topic"])  # fmt: skip
-        for topic, value in r.relay_lag.items():
-            relay.add_metric([s, topic], value)
-        lag = GaugeMetricFamily("trialledger_consumer_lag_messages",
-            "Messages on a topic not yet consumed, by consumer group.",
-            labels=["service", "consumer", "topic"])  # fmt: skip
-        for (consumer, topic), value in r.consumer_lag.items():
-            lag.add_metric([s, consumer, topic], value)
-        dead = GaugeMetricFamily("trialledger_dead_letters",
-            "Unreadable records kept in a consumer's dead-letter table.",
-            labels=["service", "consumer"])  # fmt: skip
-        for consumer, value in r.dead_letters.items():
-            dead.add_metric([s, consumer], value)
-        consumed = CounterMetricFamily("trialledger_consumed_messages",
-            "Messages handled since the process started, by consumer and outcome.",
-            labels=["service", "consumer", "outcome"])  # fmt: skip
-        for (consumer, outcome), value in r.consumed.items():
-            consumed.add_metric([s, consumer, outcome], value)
-        oldest = GaugeMetricFamily("trialledger_relay_oldest_unpublished_seconds",
-            "Age of the oldest stored event not yet published (0: none waiting).",
-            labels=["service", "topic"])  # fmt: skip
-        for topic, seconds in r.relay_oldest_unpublished.items():
-            oldest.add_metric([s, topic], seconds)
-        quarantined = GaugeMetricFamily("trialledger_relay_quarantined_events",
-            "Stored events the relay could not publish, held in quarantine.",
-            labels=["service", "topic"])  # fmt: skip
-        for topic, count in r.relay_quarantined.items():
-            quarantined.add_metric([s, topic], count)
         up = GaugeMetricFamily("trialledger_readings_up",
             "1 when every worker answered the last scrape, else 0.",
             labels=["service"])  # fmt: skip
-        up.add_metric([s], 0 if self.failed else 1)
-        refused = GaugeMetricFamily("trialledger_ledger_signing_refused",
-            "1 while the ledger's self-check found entries it cannot vouch for (no checkpoint "
-            "is signed); 0 otherwise.", labels=["service", "consumer"])  # fmt: skip
-        for consumer, value in r.signing_refused.items():
-            refused.add_metric([s, consumer], value)
-        uncosigned = GaugeMetricFamily("trialledger_witness_uncosigned_entries",
-            "Ledger entries in the newest checkpoint not yet covered by a witness's "
-            "cosignature.", labels=["service", "witness"])  # fmt: skip
-        for witness, value in r.witness_uncosigned.items():
-            uncosigned.add_metric([s, witness], value)
-        failing = GaugeMetricFamily("trialledger_witness_failing",
-            "1 while the last request to a witness failed (down, or it refused); 0 otherwise.",
-            labels=["service", "witness"])  # fmt: skip
-        for witness, value in r.witness_failing.items():
-            failing.add_metric([s, witness], value)
-        return [relay, oldest, quarantined, lag, dead, consumed, refused, uncosigned, failing, up]
+        up.add_metric([self.service], 0 if self.failed else 1)
+        return [*(f.metric(self.service, self.readings) for f in _FAMILIES), up]
 
 
 class CorrelationAndMetrics:

@@ -8,22 +8,34 @@ in its signature, and tests build the app with their own parts as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, Protocol
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from shared.adapters.outbox import Outbox
+from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.access import Denial
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, Caller, Requires, command_app
+from shared.web.http import (
+    Authorisation,
+    BearerHeader,
+    Caller,
+    Requires,
+    command_app,
+    refusals_in,
+)
 from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
+R = TypeVar("R")
+Out = TypeVar("Out")
 
 
 def utc_now() -> datetime:
@@ -46,8 +58,20 @@ def from_state(name: str) -> Any:
     return Depends(FromState(name))
 
 
+class CohortSource(Protocol):
+    """Which dose level the latest safety review opened (``shared.adapters.cohort``)."""
+
+    async def opening(self) -> CohortOpening: ...
+
+
+async def opening_of(cohort: CohortSource | None) -> CohortOpening:
+    """The level open now: ``cohort``'s, or the first cohort's where there is none."""
+    return FIRST_COHORT if cohort is None else await cohort.opening()
+
+
 # What every command service's routes may ask for.
 Now = Annotated[Clock, from_state("clock")]
+Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
 
 @dataclass(frozen=True)
@@ -74,9 +98,7 @@ class Acting(Requires):
     def __call__(  # type: ignore[override]
         self,
         request: Request,
-        authorization: Annotated[
-            str | None, Header(description="Bearer access token from the identity service")
-        ] = None,
+        authorization: BearerHeader = None,
     ) -> Act:
         caller = super().__call__(request, authorization)
         return Act(caller, request.app.state.clock, request.app.state.authorisation)
@@ -88,6 +110,26 @@ def acting(command: str) -> Any:
     return Depends(Acting(command))
 
 
+async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:
+    """``answer`` of what an application's ``method`` returns for ``args``, called in a
+    worker thread: it waits on the database, and the event loop keeps serving."""
+    return answer(await asyncio.to_thread(method, *args))
+
+
+def plain(value: Any) -> Any:
+    """A record's dataclasses, mappings and tuples as JSON-ready values (numbers as
+    strings, dates and times in ISO 8601), for the ``dict`` fields of an answer."""
+    if hasattr(value, "__dataclass_fields__"):
+        return {name: plain(getattr(value, name)) for name in value.__dataclass_fields__}
+    if isinstance(value, dict):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(item) for item in value]
+    if isinstance(value, (Decimal, date)):
+        return str(value) if isinstance(value, Decimal) else value.isoformat()
+    return value
+
+
 class Recording(Protocol):
     """An application that records refused commands (``ServiceApplication``)."""
 
@@ -97,7 +139,6 @@ class Recording(Protocol):
 def command_service(
     service: str,
     description: str,
-    statuses: Mapping[type[Exception], int],
     router: APIRouter,
     application: Recording,
     verifier: TokenVerifier,
@@ -108,11 +149,12 @@ def command_service(
     **state: Any,
 ) -> FastAPI:
     """A command service's app (``shared.web.http.command_app``, titled ``title`` or
-    ``service``): ``service``'s row of the permission table, the store routes,
-    ``router``'s routes, and on ``app.state`` the ``application``, the ``clock`` (UTC
-    now by default) and each of ``state``."""
+    ``service``, documenting the refusals of ``services.<service>``): ``service``'s row
+    of the permission table, the store routes, ``router``'s routes, and on ``app.state``
+    the ``application``, the ``clock`` (UTC now by default) and each of ``state``."""
     authorisation = Authorisation(verifier, table(service), application.record_denial)
-    app = command_app(title or service, description, statuses, authorisation)
+    refusals = refusals_in(f"services.{service}")
+    app = command_app(title or service, description, refusals, authorisation)
     add_store_routes(app, authorisation, outbox)
     app.state.application = application
     app.state.clock = clock or utc_now

@@ -129,6 +129,21 @@ async def run_command_service(
         await serve(settings, http, *workers)
 
 
+def command_main(
+    service: str,
+    publication: Publication,
+    create_application: Callable[[ServiceSettings, SecuritySettings], A],
+    create_http: Callable[[Running[A]], FastAPI],
+    *upstreams: Upstream,
+) -> Callable[[], Coroutine[Any, Any, None]]:
+    """A service's ``main``: ``run_command_service`` with these parts (for ``run``)."""
+
+    async def main() -> None:
+        await run_command_service(service, publication, create_application, create_http, *upstreams)
+
+    return main
+
+
 def run(service: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     """The process's entry: JSON logs naming ``service``, then ``main`` until it ends."""
     configure_logging(service)

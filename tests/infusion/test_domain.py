@@ -86,7 +86,7 @@ def depleted() -> Treatment:
     ],
 )
 def test_nothing_happens_for_a_subject_not_enrolled(
-    enrollment: Enrollment, error: type[errors.InfusionError]
+    enrollment: Enrollment, error: type[errors.OutOfSequence]
 ) -> None:
     with pytest.raises(error) as refused:
         Treatment.begin("S-001", enrollment, Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd())

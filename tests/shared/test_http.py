@@ -8,27 +8,20 @@ import httpx
 from eventsourcing.persistence import IntegrityError, OperationalError
 from fastapi import FastAPI
 
+from shared.kernel.errors import OutOfSequence
 from shared.kernel.permissions import CLINICAL_FIRST, Rule, ServiceTable
 from shared.kernel.provenance import Role
 from shared.web.http import Authorisation, Caller, authorised, command_app, install_error_mapping
 from tests.support import VERIFIER
 
 
-class Refusal(Exception):
-    code = "refused"
-
-    def __init__(self, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.message, self.details = message, details
-
-
-class Conflict(Refusal):
+class Conflict(OutOfSequence):
     code = "conflict"
 
 
 def app_raising(error: Exception) -> FastAPI:
     app = FastAPI()
-    install_error_mapping(app, {Refusal: 400, Conflict: 409})
+    install_error_mapping(app)
 
     @app.get("/")
     def fail() -> None:
@@ -97,7 +90,7 @@ async def test_a_stale_save_that_reaches_the_edge_is_a_coded_409_without_databas
 def test_each_operation_names_the_roles_its_command_permits() -> None:
     rule = Rule("trial.read", frozenset({Role.MONITOR, Role.AUDITOR}), "read the trial")
     rows = ServiceTable("t", (rule,), (), CLINICAL_FIRST)
-    app = command_app("t", "t", {}, Authorisation(VERIFIER, rows, lambda denial: None))
+    app = command_app("t", "t", (), Authorisation(VERIFIER, rows, lambda denial: None))
 
     @app.get("/things")
     def things(caller: Annotated[Caller, authorised("trial.read")]) -> None:

@@ -22,7 +22,7 @@ class Note(Contract):
 
 def guarded_app(calls: list[str]) -> FastAPI:
     app = FastAPI()
-    install_error_mapping(app, {})
+    install_error_mapping(app)
 
     @app.post("/notes/{note_id}")
     def write(note_id: str, body: Note, version: str | None = None) -> dict[str, str]:
@@ -194,7 +194,7 @@ class Visit(Contract):
 
 def dated_app() -> FastAPI:
     app = FastAPI()
-    install_error_mapping(app, {})
+    install_error_mapping(app)
 
     @app.get("/as-of")
     def as_of(at: IsoDateTime) -> dict[str, str]:
