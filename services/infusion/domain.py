@@ -15,7 +15,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from services.infusion import errors
-from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
+from services.infusion.rules import (
+    InfusionRules,
+    cells_per_kg_millions,
+    for_display,
+    within_tolerance,
+)
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
@@ -285,9 +290,10 @@ class Treatment(SubjectRecord):
     @staticmethod
     def _check_dose(infusion: Infusion, level: int, rules: InfusionRules) -> Decimal:
         _positive("weight_kg", infusion.weight_kg)
-        dose = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
+        exact = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
+        dose = for_display(exact)
         target = Decimal(level)
-        if not within_tolerance(dose, target, rules.dose_tolerance):
+        if not within_tolerance(exact, target, rules.dose_tolerance):
             raise errors.DoseOutOfTolerance(
                 f"{infusion.total_cells} cells for {infusion.weight_kg} kg is {dose} x10^6/kg; "
                 f"dose level {level} allows {target} x10^6/kg +/- {rules.dose_tolerance:%}",

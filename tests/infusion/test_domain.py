@@ -160,6 +160,9 @@ def test_the_dose_is_computed_from_cells_and_weight() -> None:
         ("154000000", True),  # 2.200: the upper edge
         ("154070000", False),  # 2.201
         ("140000000", True),
+        # past an edge by less than the display's 0.001: refused all the same
+        ("125999930", False),  # 1.7999990, displays as 1.800
+        ("154000070", False),  # 2.2000010, displays as 2.200
     ],
 )
 def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
@@ -172,6 +175,17 @@ def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
             treatment.infuse(ENROLLED, infusion(cells), RULES, cmd(), COHORT, 0)
         assert refused.value.details["assigned_level"] == 2
         assert refused.value.details["weight_kg"] == "70"
+
+
+def test_a_dose_just_under_its_level_is_refused_though_it_displays_as_the_edge() -> None:
+    """2.6996 x10^6/kg is 10.004 % under level 3: out, even though it shows as 2.700."""
+    level_3 = CohortOpening(3, 3, COHORT.opened_at, 3)
+    exact_edge = infusion(str(Decimal("2.7") * 70 * 1_000_000))
+    depleted().infuse(Enrollment("enrolled", 3), exact_edge, RULES, cmd(), level_3, 0)
+    with pytest.raises(errors.DoseOutOfTolerance) as refused:
+        just_under = infusion(str(Decimal("2.6996") * 70 * 1_000_000))
+        depleted().infuse(Enrollment("enrolled", 3), just_under, RULES, cmd(), level_3, 0)
+    assert refused.value.details["cells_per_kg_millions"] == "2.700"  # as displayed
 
 
 def test_the_dose_is_checked_against_the_assigned_level() -> None:
