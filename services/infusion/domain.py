@@ -99,14 +99,26 @@ def check_enrolled(subject_id: str, enrollment: Enrollment) -> int:
             f"subject {subject_id} is withdrawn", subject_id=subject_id, status="withdrawn"
         )
     if enrollment.status != "enrolled" or enrollment.dose_level is None:
+        # The view follows the enrollment topic: a subject it does not know yet, or knows
+        # as eligible, may have been enrolled a moment ago. Any other status is a step away
+        # from enrollment at least (never consented, screen failed, died): retrying is no use.
+        retryable = enrollment.status in _MAYBE_ENROLLED_JUST_NOW
+        advice = (
+            "if enrollment was just recorded, retry in a moment"
+            if retryable
+            else "enroll the subject first"
+        )
         raise errors.NotEnrolledYet(
-            f"subject {subject_id} is {enrollment.status} in the enrollment view, not enrolled; "
-            "if enrollment was just recorded, retry in a moment",
+            f"subject {subject_id} is {enrollment.status} in the enrollment view, not "
+            f"enrolled; {advice}",
             subject_id=subject_id,
             status=enrollment.status,
-            retryable=True,
+            retryable=retryable,
         )
     return enrollment.dose_level
+
+
+_MAYBE_ENROLLED_JUST_NOW = frozenset({"unknown", "eligible"})
 
 
 class Treatment(SubjectRecord):
@@ -211,9 +223,9 @@ class Treatment(SubjectRecord):
         """Record the infusion: released lots, within the window, at the assigned dose, in
         the cohort the latest safety review opened and while it has room (3+3)."""
         level = check_enrolled(self.subject_id, enrollment)
-        _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
+        _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
         regimen = self.lymphodepletion
         if regimen is None:
             raise errors.LymphodepletionRequired(

@@ -104,6 +104,18 @@ def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
     assert refused.value.details == {"subject_id": "S-001", "status": "eligible", "retryable": True}
 
 
+@pytest.mark.parametrize("status", ["registered", "consented", "screened", "screen_failed", "died"])
+def test_not_enrolled_is_not_retryable_when_enrollment_is_a_step_away_or_more(
+    status: str,
+) -> None:
+    with pytest.raises(errors.NotEnrolledYet) as refused:
+        Treatment.begin(
+            "S-001", Enrollment(status, None), Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd()
+        )
+    assert refused.value.details["retryable"] is False
+    assert "enroll the subject first" in refused.value.message
+
+
 def test_withdrawal_stops_everything_later() -> None:
     treatment = released()
     with pytest.raises(errors.SubjectWithdrawn):
@@ -224,6 +236,14 @@ def test_one_infusion_per_subject() -> None:
     treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
     with pytest.raises(errors.AlreadyDone):
         treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
+
+
+def test_a_second_infusion_is_already_done_even_when_the_cohort_has_filled() -> None:
+    """Not ``cohort_full``: the subject's own infusion counts among the cohort's doses."""
+    treatment = depleted()
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 2)
+    with pytest.raises(errors.AlreadyDone):
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 3)
 
 
 def test_no_infusion_after_it_was_recorded_as_not_given() -> None:
