@@ -26,8 +26,10 @@ from services.adverse_events.grading import (
     CrsInputs,
     IcansGrade,
     IcansInputs,
+    Scale,
     check_ctcae_grade,
     check_manual_grade,
+    check_scale,
     grade_crs_explained,
     grade_icans_explained,
 )
@@ -93,19 +95,25 @@ def grading_of(
 
     A manual grade that differs from the computed ASTCT grade needs a reason.
     """
+    if crs is not None and icans is not None:
+        raise errors.InvalidGradingInput("one event is graded as CRS or as ICANS, not both")
     explained: CrsGrade | IcansGrade | None = None
+    scale = Scale.CTCAE
     if crs is not None:
-        explained, scale = grade_crs_explained(crs), "ASTCT-CRS"
+        explained, scale = grade_crs_explained(crs), Scale.ASTCT_CRS
     elif icans is not None:
-        explained, scale = grade_icans_explained(icans), "ASTCT-ICANS"
+        explained, scale = grade_icans_explained(icans), Scale.ASTCT_ICANS
+    check_scale(term, scale)  # CRS and ICANS by their components, other terms by CTCAE
     if explained is not None:
         grade = explained.grade if manual_grade is None else manual_grade
         check_manual_grade(explained.grade, grade, reason)
-        return Grading(scale, grade, explained.grade, explained.by, crs, icans, reason or None)
+        return Grading(
+            scale.value, grade, explained.grade, explained.by, crs, icans, reason or None
+        )
     if manual_grade is None:
         raise errors.InvalidGradingInput(f"a CTCAE grade is needed for {term!r}")
     return Grading(
-        "CTCAE", check_ctcae_grade(term, manual_grade), None, "investigator", reason=reason
+        scale.value, check_ctcae_grade(term, manual_grade), None, "investigator", reason=reason
     )
 
 

@@ -10,7 +10,16 @@ import pytest
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
-from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
+from services.adverse_events.grading import (
+    Consciousness,
+    CrsInputs,
+    Hypotension,
+    IcansInputs,
+    Motor,
+    Oxygen,
+    RaisedIcp,
+    Seizure,
+)
 from shared.kernel.provenance import Attribution
 from tests.support import command
 
@@ -68,6 +77,43 @@ def test_a_manual_grade_that_differs_from_the_computed_one_needs_a_reason() -> N
         "Cytokine release syndrome", 2, "hypotension charted late", crs=GRADE_1_CRS
     )
     assert (grading.grade, grading.computed_grade) == (2, 1)
+
+
+GRADE_2_ICANS = IcansInputs(5, Consciousness.AWAKE, Seizure.NONE, Motor.NONE, RaisedIcp.NONE)
+
+
+@pytest.mark.parametrize(
+    ("term", "grade", "crs", "icans", "scale"),
+    [
+        ("Headache", None, GRADE_4_CRS, None, "CTCAE"),  # a headache is not CRS
+        ("Encephalopathy", None, None, GRADE_2_ICANS, "CTCAE"),
+        ("Cytokine release syndrome", 3, None, None, "ASTCT-CRS"),  # CRS by its components
+        ("cytokine  release syndrome", 2, None, None, "ASTCT-CRS"),
+        ("Cytokine release syndrome", None, None, GRADE_2_ICANS, "ASTCT-CRS"),
+        ("ICANS", 2, None, None, "ASTCT-ICANS"),
+        (
+            "Immune effector cell-associated neurotoxicity syndrome",
+            None,
+            GRADE_4_CRS,
+            None,
+            "ASTCT-ICANS",
+        ),
+    ],
+)
+def test_a_term_is_graded_only_by_its_own_scale(
+    term: str, grade: int | None, crs: CrsInputs | None, icans: IcansInputs | None, scale: str
+) -> None:
+    with pytest.raises(errors.ScaleNotForTerm) as refused:
+        grading_of(term, grade, None, crs=crs, icans=icans)
+    assert refused.value.code == "scale_not_for_term"
+    assert refused.value.details["scale"] == scale
+
+
+def test_crs_and_icans_terms_graded_by_their_components_keep_their_scale() -> None:
+    assert grading_of("CRS", None, None, crs=GRADE_1_CRS).scale == "ASTCT-CRS"
+    icans = grading_of("ICANS", None, None, icans=GRADE_2_ICANS)
+    assert (icans.scale, icans.grade) == ("ASTCT-ICANS", 2)
+    assert grading_of("Headache", 2, None).scale == "CTCAE"
 
 
 def test_a_ctcae_grade_must_be_allowed_for_its_term() -> None:
