@@ -18,7 +18,7 @@ from eventsourcing.domain import event
 from services.adverse_events import errors
 from services.adverse_events import windows as rules_windows
 from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
-from services.adverse_events.dlt import DltCriterion, supports
+from services.adverse_events.dlt import Course, DltCriterion, supports
 from services.adverse_events.escalation import CohortState, Decision
 from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
 from services.adverse_events.grading import (
@@ -243,13 +243,19 @@ class AdverseEvent(SubjectRecord):
                     f"the event started on study day {self.study_day}, outside days 1-28",
                     study_day=self.study_day,
                 )
+            course = Course(self.onset_at, self.study_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
-                criterion, grading.scale, self.term, grading.grade, bool(self.related)
+                criterion, grading.scale, self.term, grading.grade, bool(self.related), course
             ):
                 raise errors.NotADlt(
-                    f"{grading.scale} grade {grading.grade} of {self.term!r} does not meet "
-                    f"DLT criterion {criterion}",
+                    f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
+                    f"{self.study_day}, {_resolution(self.resolved_on)}) does not meet DLT "
+                    f"criterion {criterion}",
                     criterion=None if criterion is None else criterion.value,
+                    grade=grading.grade,
+                    scale=grading.scale,
+                    onset_study_day=self.study_day,
+                    last_study_day_present=course.last_day_present,
                 )
         if not reason.strip():
             raise errors.ReasonRequired("a DLT adjudication states its reasoning")
@@ -292,6 +298,10 @@ class AdverseEvent(SubjectRecord):
     def _check_open(self) -> None:
         if self.resolved_on is not None:
             raise errors.EventResolved(f"the event was resolved on {self.resolved_on}")
+
+
+def _resolution(resolved_on: date | None) -> str:
+    return "unresolved" if resolved_on is None else f"resolved on {resolved_on}"
 
 
 REVIEW_SIGNATURE = Meaning.APPROVAL
