@@ -328,9 +328,15 @@ class SafetyReview(SubjectRecord):
 
     @classmethod
     def approve(
-        cls, state: CohortState, approved_level: int, review_number: int, attribution: Attribution
+        cls,
+        state: CohortState,
+        approved_level: int,
+        review_number: int,
+        attribution: Attribution,
+        reviewed_at: datetime,
     ) -> SafetyReview:
-        """Approve ``approved_level`` for the next cohort, if the 3+3 state allows it now."""
+        """Approve ``approved_level`` for the next cohort, if the 3+3 state at the review's
+        clinical time ``reviewed_at`` allows it (every DLT window closed by then)."""
         if state.open_windows:
             raise errors.ReviewRefused(
                 f"{state.open_windows} DLT window(s) are still open",
@@ -356,6 +362,7 @@ class SafetyReview(SubjectRecord):
             review_number=review_number,
             rule_version=state.rule_version,
             provenance=attribution.provenance,
+            reviewed_at=reviewed_at,
         )
 
     @event("SafetyReviewApproved")
@@ -371,6 +378,7 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         rule_version: str,
         provenance: Provenance,
+        reviewed_at: datetime | None = None,  # clinical; approvals before it had none
     ) -> None:
         # a trial-level record: it names no subject, so it is published without one
         self.subject_id = subject_id  # type: ignore[assignment]

@@ -226,6 +226,7 @@ class Treatment(SubjectRecord):
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
         _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
+        _check_after_review(infusion, cohort)
         regimen = self.lymphodepletion
         if regimen is None:
             raise errors.LymphodepletionRequired(
@@ -332,6 +333,20 @@ def _check_cohort(subject_id: str, level: int, cohort: CohortOpening, dosed: int
             "their DLT windows to close and a signed safety review",
             dose_level=level,
             cohort_size=cohort.size,
+        )
+
+
+def _check_after_review(infusion: Infusion, cohort: CohortOpening) -> None:
+    """The 3+3 gate in clinical time: no dose before the review that opened its cohort
+    (which took place only once every DLT window of the cohort before had closed)."""
+    if infusion.started_at < cohort.reviewed_at:
+        raise errors.CohortNotOpen(
+            f"the infusion starts at {infusion.started_at.isoformat()}, before safety review "
+            f"{cohort.review_number} opened level {cohort.level} at "
+            f"{cohort.reviewed_at.isoformat()} (clinical time)",
+            dose_level=cohort.level,
+            open_level=cohort.level,
+            reviewed_at=cohort.reviewed_at.isoformat(),
         )
 
 

@@ -212,6 +212,17 @@ def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
     assert refused.value.details == {"dose_level": 3, "open_level": 2}
 
 
+def test_no_dose_is_given_before_the_review_that_opened_its_cohort_in_clinical_time() -> None:
+    """Recorded after the review, but dated (clinically) before it: refused."""
+    start = infusion().started_at
+    reviewed_later = CohortOpening(2, 3, COHORT.opened_at, 1, start + timedelta(hours=1))
+    with pytest.raises(errors.CohortNotOpen) as refused:
+        depleted().infuse(ENROLLED, infusion(), RULES, cmd(), reviewed_later, 0)
+    assert refused.value.details["reviewed_at"] == (start + timedelta(hours=1)).isoformat()
+    reviewed_at_start = CohortOpening(2, 3, COHORT.opened_at, 1, start)
+    depleted().infuse(ENROLLED, infusion(), RULES, cmd(), reviewed_at_start, 0)
+
+
 def test_a_full_cohort_waits_for_the_next_review() -> None:
     with pytest.raises(errors.CohortFull):
         depleted().infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 3)
