@@ -25,12 +25,15 @@ from shared.kernel.envelope import CloudEvent
 
 @dataclass(frozen=True)
 class CohortOpening:
-    """The level a safety review opened, how many subjects it may dose, and when."""
+    """The level a safety review opened, how many subjects it may dose, and when: when the
+    approval was recorded (server time), and when the review took place (clinical time;
+    no dose of the cohort may be given before it)."""
 
     level: int
     size: int
-    opened_at: datetime
+    opened_at: datetime  # recorded
     review_number: int
+    reviewed_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # clinical
 
 
 # Before any review the first cohort is open: 3 subjects at level 1 (3+3).
@@ -46,6 +49,7 @@ def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
         "size": event.data["cohort_size"],
         "opened_at": event.recordedtime.isoformat(),
         "review_number": event.data["review_number"],
+        "reviewed_at": event.time.isoformat(),
     }
 
 
@@ -58,6 +62,8 @@ def cohort_opening(facts: dict[str, Any] | None) -> CohortOpening:
         int(facts["size"]),
         datetime.fromisoformat(facts["opened_at"]),
         int(facts["review_number"]),
+        # views filled before reviews had a clinical time: the recorded time stands for it
+        datetime.fromisoformat(facts.get("reviewed_at", facts["opened_at"])),
     )
 
 

@@ -113,6 +113,12 @@ class Dlt(Contract):
 
 class SafetyReviewIn(Contract):
     approved_level: int = Field(ge=1, le=4)
+    occurred_at: IsoDateTime | None = Field(
+        None,
+        description="when the review took place (clinical time; default now): every DLT "
+        "window of the cohort reviewed must have closed by then, and no dose of the cohort "
+        "it opens may be given before it",
+    )
     signature: SignatureIn
 
 
@@ -324,7 +330,7 @@ async def approve_safety_review(
     infused = await view.all_infused()
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
-        act.attribution, assertion,
+        act.attribution, assertion, body.occurred_at,
     )  # fmt: skip
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 

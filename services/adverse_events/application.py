@@ -128,11 +128,20 @@ class AdverseEventsApplication(ServiceApplication):
         infused: dict[str, Infused],
         attribution: Attribution,
         signing: SigningAssertion,
+        reviewed_at: datetime | None = None,
     ) -> SafetyReview:
         """Approve review ``review_number`` (the one the signer signed for), opening the
-        next cohort at ``approved_level``, if the 3+3 state allows it; once per number."""
-        state = self.cohort(infused, attribution.now)
-        review = SafetyReview.approve(state, approved_level, review_number, attribution)
+        next cohort at ``approved_level``, if the 3+3 state at the review's clinical time
+        (default: now) allows it; once per number."""
+        when = reviewed_at or attribution.now
+        if when > attribution.now:
+            raise errors.InvalidTime(
+                "a safety review cannot take place later than the server clock"
+            )
+        state = self.cohort(
+            {s: i for s, i in infused.items() if i.infused_at <= when}, when
+        )  # as it stood at the review: infusions after it are not its cohort's
+        review = SafetyReview.approve(state, approved_level, review_number, attribution, when)
         review.sign(self.sign_last_decision(review, signing, attribution, to_contract), attribution)
         return self.save_new(
             review,

@@ -6,9 +6,11 @@ An adjudication names the criterion it rests on; the record must bear it out.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-RULE_VERSION = "NCT05030779-dlt/1"
+RULE_VERSION = "NCT05030779-dlt/2"  # /2: duration criteria checked against the record
 HAEMATOLOGICAL = frozenset(
     {"neutrophil count decreased", "platelet count decreased", "anemia",
      "lymphocyte count decreased", "white blood cell decreased", "febrile neutropenia"}
@@ -24,19 +26,57 @@ class DltCriterion(StrEnum):
     TREATMENT_RELATED_DEATH = "treatment_related_death"
 
 
-def supports(criterion: DltCriterion, scale: str, term: str, grade: int, related: bool) -> bool:
-    """Whether an event graded ``grade`` on ``scale`` can be a DLT by ``criterion``."""
+IMPROVEMENT_HOURS = 72
+LAST_DLT_DAY = 28
+
+
+@dataclass(frozen=True)
+class Course:
+    """What the record says of an event's course when it is adjudicated: its onset (and
+    study day), the date it resolved if it has, and the server time of the adjudication."""
+
+    onset_at: datetime
+    onset_day: int  # study day of the onset, >= 1 (the DLT window starts on day 1)
+    resolved_on: date | None
+    now: datetime
+
+    def study_day(self, day: date) -> int:
+        return self.onset_day + (day - self.onset_at.date()).days
+
+    @property
+    def last_day_present(self) -> int:
+        """The last study day the record shows the event present: the day it resolved, or
+        today while it lasts."""
+        return self.study_day(self.resolved_on or self.now.date())
+
+    @property
+    def lasted_beyond_improvement_window(self) -> bool:
+        """Whether the record shows the event lasting 72 h from its onset: unresolved 72 h
+        after it, or resolved no earlier than the date 72 h after it. (A resolution is a
+        date: one on an earlier date is a certain improvement within 72 h.)"""
+        limit = self.onset_at + timedelta(hours=IMPROVEMENT_HOURS)
+        if self.resolved_on is None:
+            return self.now >= limit
+        return self.resolved_on >= limit.date()
+
+
+def supports(
+    criterion: DltCriterion, scale: str, term: str, grade: int, related: bool, course: Course
+) -> bool:
+    """Whether an event graded ``grade`` on ``scale``, with the course the record shows,
+    can be a DLT by ``criterion``."""
     haematological = term.strip().lower() in HAEMATOLOGICAL
     match criterion:
         case DltCriterion.CRS_GRADE_4:
             return scale == "ASTCT-CRS" and grade >= 4
         case DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H:
-            return scale == "ASTCT-CRS" and grade >= 3
+            return scale == "ASTCT-CRS" and grade >= 3 and course.lasted_beyond_improvement_window
         case DltCriterion.ICANS_GRADE_3_OR_MORE:
             return scale == "ASTCT-ICANS" and grade >= 3
         case DltCriterion.NON_HAEMATOLOGICAL_GRADE_3_OR_MORE:
             return scale == "CTCAE" and grade >= 3 and not haematological
         case DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28:
-            return scale == "CTCAE" and grade >= 4 and haematological
+            beyond = course.last_day_present > LAST_DLT_DAY
+            return scale == "CTCAE" and grade >= 4 and haematological and beyond
         case DltCriterion.TREATMENT_RELATED_DEATH:
             return grade == 5 and related

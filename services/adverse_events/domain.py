@@ -18,7 +18,7 @@ from eventsourcing.domain import event
 from services.adverse_events import errors
 from services.adverse_events import windows as rules_windows
 from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
-from services.adverse_events.dlt import DltCriterion, supports
+from services.adverse_events.dlt import Course, DltCriterion, supports
 from services.adverse_events.escalation import CohortState, Decision
 from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
 from services.adverse_events.grading import (
@@ -26,8 +26,10 @@ from services.adverse_events.grading import (
     CrsInputs,
     IcansGrade,
     IcansInputs,
+    Scale,
     check_ctcae_grade,
     check_manual_grade,
+    check_scale,
     grade_crs_explained,
     grade_icans_explained,
 )
@@ -93,19 +95,25 @@ def grading_of(
 
     A manual grade that differs from the computed ASTCT grade needs a reason.
     """
+    if crs is not None and icans is not None:
+        raise errors.InvalidGradingInput("one event is graded as CRS or as ICANS, not both")
     explained: CrsGrade | IcansGrade | None = None
+    scale = Scale.CTCAE
     if crs is not None:
-        explained, scale = grade_crs_explained(crs), "ASTCT-CRS"
+        explained, scale = grade_crs_explained(crs), Scale.ASTCT_CRS
     elif icans is not None:
-        explained, scale = grade_icans_explained(icans), "ASTCT-ICANS"
+        explained, scale = grade_icans_explained(icans), Scale.ASTCT_ICANS
+    check_scale(term, scale)  # CRS and ICANS by their components, other terms by CTCAE
     if explained is not None:
         grade = explained.grade if manual_grade is None else manual_grade
         check_manual_grade(explained.grade, grade, reason)
-        return Grading(scale, grade, explained.grade, explained.by, crs, icans, reason or None)
+        return Grading(
+            scale.value, grade, explained.grade, explained.by, crs, icans, reason or None
+        )
     if manual_grade is None:
         raise errors.InvalidGradingInput(f"a CTCAE grade is needed for {term!r}")
     return Grading(
-        "CTCAE", check_ctcae_grade(term, manual_grade), None, "investigator", reason=reason
+        scale.value, check_ctcae_grade(term, manual_grade), None, "investigator", reason=reason
     )
 
 
@@ -235,13 +243,19 @@ class AdverseEvent(SubjectRecord):
                     f"the event started on study day {self.study_day}, outside days 1-28",
                     study_day=self.study_day,
                 )
+            course = Course(self.onset_at, self.study_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
-                criterion, grading.scale, self.term, grading.grade, bool(self.related)
+                criterion, grading.scale, self.term, grading.grade, bool(self.related), course
             ):
                 raise errors.NotADlt(
-                    f"{grading.scale} grade {grading.grade} of {self.term!r} does not meet "
-                    f"DLT criterion {criterion}",
+                    f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
+                    f"{self.study_day}, {_resolution(self.resolved_on)}) does not meet DLT "
+                    f"criterion {criterion}",
                     criterion=None if criterion is None else criterion.value,
+                    grade=grading.grade,
+                    scale=grading.scale,
+                    onset_study_day=self.study_day,
+                    last_study_day_present=course.last_day_present,
                 )
         if not reason.strip():
             raise errors.ReasonRequired("a DLT adjudication states its reasoning")
@@ -286,6 +300,10 @@ class AdverseEvent(SubjectRecord):
             raise errors.EventResolved(f"the event was resolved on {self.resolved_on}")
 
 
+def _resolution(resolved_on: date | None) -> str:
+    return "unresolved" if resolved_on is None else f"resolved on {resolved_on}"
+
+
 REVIEW_SIGNATURE = Meaning.APPROVAL
 NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
 _REVIEWS = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:safety-review")
@@ -310,9 +328,15 @@ class SafetyReview(SubjectRecord):
 
     @classmethod
     def approve(
-        cls, state: CohortState, approved_level: int, review_number: int, attribution: Attribution
+        cls,
+        state: CohortState,
+        approved_level: int,
+        review_number: int,
+        attribution: Attribution,
+        reviewed_at: datetime,
     ) -> SafetyReview:
-        """Approve ``approved_level`` for the next cohort, if the 3+3 state allows it now."""
+        """Approve ``approved_level`` for the next cohort, if the 3+3 state at the review's
+        clinical time ``reviewed_at`` allows it (every DLT window closed by then)."""
         if state.open_windows:
             raise errors.ReviewRefused(
                 f"{state.open_windows} DLT window(s) are still open",
@@ -338,6 +362,7 @@ class SafetyReview(SubjectRecord):
             review_number=review_number,
             rule_version=state.rule_version,
             provenance=attribution.provenance,
+            reviewed_at=reviewed_at,
         )
 
     @event("SafetyReviewApproved")
@@ -353,6 +378,7 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         rule_version: str,
         provenance: Provenance,
+        reviewed_at: datetime | None = None,  # clinical; approvals before it had none
     ) -> None:
         # a trial-level record: it names no subject, so it is published without one
         self.subject_id = subject_id  # type: ignore[assignment]

@@ -15,6 +15,13 @@ class GradeNotAllowed(InvalidValue):
     code = "grade_not_allowed"
 
 
+class ScaleNotForTerm(InvalidValue):
+    """Each term has one grading scale: CRS and ICANS by the ASTCT components, every other
+    term by a CTCAE v5.0 grade; a grade given on the other scale is refused."""
+
+    code = "scale_not_for_term"
+
+
 class InvalidGradingInput(InvalidValue):
     """A grading component that cannot be right: a temperature outside 30-45 °C, an ICE
     score outside 0-10 or one of its parts outside its own range, an oxygen flow <= 0."""

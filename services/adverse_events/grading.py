@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 
-from services.adverse_events.errors import GradeNotAllowed, InvalidGradingInput, ReasonRequired
+from services.adverse_events.errors import (
+    GradeNotAllowed,
+    InvalidGradingInput,
+    ReasonRequired,
+    ScaleNotForTerm,
+)
 
-RULE_VERSION = "NCT05030779-grading/1"
+RULE_VERSION = "NCT05030779-grading/2"  # /2: each term bound to its grading scale
 
 CTCAE_GRADES = frozenset(range(1, 6))
 NO_GRADE = 0  # no CRS / no ICANS; never a CTCAE grade
@@ -32,8 +37,7 @@ def _grades(lowest: int, highest: int) -> frozenset[int]:
 # definitions), so an unlisted term is never refused, only not checked as closely. Only
 # terms whose grade range we are sure of are listed; add a term in a new RULE_VERSION.
 CTCAE_TERMS: Mapping[str, frozenset[int]] = {
-    # immune effector toxicity and infusion
-    "Cytokine release syndrome": _grades(1, 5),  # the trial grades CRS by ASTCT instead
+    # immune effector toxicity and infusion (CRS and ICANS: ASTCT_TERMS, below)
     "Infusion related reaction": _grades(1, 5),
     "Fever": _grades(1, 5),  # 1: 38.0-39.0 C ... 4: > 40.0 C for > 24 h, 5: death
     "Chills": _grades(1, 3),
@@ -81,6 +85,49 @@ def term_key(term: str) -> str:
 
 
 _TERMS_BY_KEY: Mapping[str, frozenset[int]] = {term_key(t): g for t, g in CTCAE_TERMS.items()}
+
+
+class Scale(StrEnum):
+    """The scale a term is graded by; recorded with every grade."""
+
+    CTCAE = "CTCAE"
+    ASTCT_CRS = "ASTCT-CRS"
+    ASTCT_ICANS = "ASTCT-ICANS"
+
+
+# The terms graded by the ASTCT consensus (Lee et al. 2019), from their components only:
+# CTCAE v5.0's own CRS grades are replaced by ASTCT's, and ICANS is not a CTCAE term. Every
+# other term is graded by CTCAE v5.0. A term and a scale that do not belong together (a
+# headache given CRS components, CRS given a plain grade) are refused.
+ASTCT_TERMS: Mapping[str, Scale] = {
+    "Cytokine release syndrome": Scale.ASTCT_CRS,
+    "CRS": Scale.ASTCT_CRS,
+    "Immune effector cell-associated neurotoxicity syndrome": Scale.ASTCT_ICANS,
+    "ICANS": Scale.ASTCT_ICANS,
+}
+_SCALES_BY_KEY: Mapping[str, Scale] = {term_key(t): s for t, s in ASTCT_TERMS.items()}
+
+
+def scale_of(term: str) -> Scale:
+    """The scale the term is graded by: ASTCT for CRS and ICANS, CTCAE v5.0 otherwise."""
+    return _SCALES_BY_KEY.get(term_key(term), Scale.CTCAE)
+
+
+def check_scale(term: str, given: Scale) -> None:
+    """ScaleNotForTerm unless the grading given is the one the term is graded by."""
+    expected = scale_of(term)
+    if given is not expected:
+        how = {
+            Scale.CTCAE: "a CTCAE v5.0 grade",
+            Scale.ASTCT_CRS: "the ASTCT CRS components (crs)",
+            Scale.ASTCT_ICANS: "the ASTCT ICANS components (icans)",
+        }
+        raise ScaleNotForTerm(
+            f"{term!r} is graded by {how[expected]}, not by {how[given]}",
+            term=term,
+            scale=expected.value,
+            given=given.value,
+        )
 
 
 def allowed_grades(term: str) -> frozenset[int]:

@@ -15,9 +15,12 @@ SERVICE = "adverse_events"
 
 
 def _occurred_at(event: Any) -> datetime:
-    """The onset for the report; the recording time for what follows."""
-    onset: datetime | None = getattr(event, "onset_at", None)
-    return onset or event.timestamp
+    """The onset for the report, the clinical time of a safety review; the recording time
+    for what follows."""
+    clinical: datetime | None = getattr(event, "onset_at", None) or getattr(
+        event, "reviewed_at", None
+    )
+    return clinical or event.timestamp
 
 
 def _grading(event: Any) -> dict[str, Any]:

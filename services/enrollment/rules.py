@@ -4,9 +4,12 @@ The table below is the inclusion and exclusion list of the protocol record
 (ClinicalTrials.gov NCT05030779; docs/enrollment.md). Every decision stores
 ``RULE_VERSION``; a change to any row is a new version, never an edit of this one.
 
-Values are normalised to each criterion's canonical unit and rounded to
-``NORMALISED_PLACES`` decimals *before* comparison, so that the stored value is the
-one that was compared (221 umol/L creatinine is 2.499 mg/dL: eligible).
+A limit is a limit: each value is compared *exactly* with its threshold, after an exact
+unit conversion (rational arithmetic, no rounding), so 221.09 umol/L creatinine
+(2.50045 mg/dL) is over 2.5 mg/dL even though it displays as 2.500. The value stored with
+each result is the converted value rounded to ``NORMALISED_PLACES`` for display only;
+the observation as entered (value, unit, upper limit of normal) is stored with the
+screening, so the exact comparison can be done again from the record.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from enum import StrEnum
+from fractions import Fraction
 
 from services.enrollment.errors import InvalidObservation
 
-RULE_VERSION = "NCT05030779-eligibility/1"
+RULE_VERSION = "NCT05030779-eligibility/2"  # /2: exact comparison (/1 rounded first)
 NORMALISED_PLACES = Decimal("0.001")
 STEROID_WASHOUT_DAYS = 14
 
@@ -274,7 +278,17 @@ def unit_key(label: str) -> str:
 
 
 def normalise(criterion: Criterion, observation: Observation) -> ObservedValue:
-    """The observation's value in the criterion's canonical form, or InvalidObservation."""
+    """The observation's value in the criterion's canonical form, rounded for display, or
+    InvalidObservation. Compare with ``exact`` instead: rounding may cross a limit."""
+    value = exact(criterion, observation)
+    if isinstance(value, Fraction):
+        return _round(value)
+    return value
+
+
+def exact(criterion: Criterion, observation: Observation) -> Fraction | bool | str | date | None:
+    """The observation's value in the criterion's canonical form, exactly (a quantity as a
+    fraction: no rounding), or InvalidObservation."""
     value = observation.value
     match criterion.kind:
         case Kind.FLAG:
@@ -291,13 +305,14 @@ def normalise(criterion: Criterion, observation: Observation) -> ObservedValue:
                 raise _invalid(criterion, value, "expects the date of the last dose, or null")
             return value
         case Kind.QUANTITY:
-            return _round(_number(criterion, value) * _unit_ratio(criterion, observation))
+            return Fraction(_number(criterion, value)) * _unit_ratio(criterion, observation)
         case Kind.RATIO_TO_ULN:
-            return _round(_number(criterion, value) / _upper_limit(criterion, observation))
+            return Fraction(_number(criterion, value)) / _upper_limit(criterion, observation)
 
 
-def is_met(criterion: Criterion, normalised: ObservedValue, screened_on: date) -> bool:
-    """Whether a normalised value satisfies the criterion's requirement."""
+def is_met(criterion: Criterion, normalised: Fraction | ObservedValue, screened_on: date) -> bool:
+    """Whether a value in the criterion's canonical form satisfies its requirement; give
+    it the ``exact`` value (a rounded one may have crossed the limit)."""
     threshold = criterion.threshold
     match criterion.requirement:
         case Requirement.IS:
@@ -309,26 +324,27 @@ def is_met(criterion: Criterion, normalised: ObservedValue, screened_on: date) -
                 return True
             assert isinstance(normalised, date) and isinstance(threshold, int)  # noqa: S101
             return (screened_on - normalised).days >= threshold
-    assert isinstance(normalised, Decimal) and isinstance(threshold, Decimal)  # noqa: S101
+    assert isinstance(normalised, Fraction | Decimal) and isinstance(threshold, Decimal)  # noqa: S101
+    value, limit = Fraction(normalised), Fraction(threshold)
     match criterion.requirement:
         case Requirement.AT_LEAST:
-            return normalised >= threshold
+            return value >= limit
         case Requirement.ABOVE:
-            return normalised > threshold
+            return value > limit
         case _:
-            return normalised <= threshold
+            return value <= limit
 
 
 def evaluate(screened_on: date, observations: Mapping[str, Observation]) -> EligibilityAssessment:
     """Evaluate every criterion of the table against recorded observations."""
     results = []
     for criterion in CRITERIA:
-        normalised = normalise(criterion, observations[criterion.code])
+        value = exact(criterion, observations[criterion.code])
         results.append(
             CriterionResult(
                 code=criterion.code,
-                met=is_met(criterion, normalised, screened_on),
-                value=normalised,
+                met=is_met(criterion, value, screened_on),
+                value=_round(value) if isinstance(value, Fraction) else value,
                 unit=criterion.unit,
                 requirement=criterion.describe(),
             )
@@ -336,9 +352,8 @@ def evaluate(screened_on: date, observations: Mapping[str, Observation]) -> Elig
     return EligibilityAssessment(RULE_VERSION, tuple(results))
 
 
-# Far beyond any laboratory value or limit, and narrow enough that each normalisation (a
-# unit ratio, a value over its upper limit of normal, rounded to 0.001) stays within
-# Python's 28-digit decimal context instead of overflowing it.
+# Far beyond any laboratory value or limit: a bound that keeps a typing error (or a
+# hostile 10^9999) out of the exact arithmetic and the stored display value.
 _LARGEST = Decimal("1E12")
 _SMALLEST_LIMIT = Decimal("1E-6")
 
@@ -351,19 +366,19 @@ def _number(criterion: Criterion, value: ObservedValue) -> Decimal:
     return value
 
 
-def _unit_ratio(criterion: Criterion, observation: Observation) -> Decimal:
+def _unit_ratio(criterion: Criterion, observation: Observation) -> Fraction:
     unit = _accepted_unit(criterion, observation.unit)
-    return unit.factor / unit.divisor
+    return Fraction(unit.factor) / Fraction(unit.divisor)
 
 
-def _upper_limit(criterion: Criterion, observation: Observation) -> Decimal:
+def _upper_limit(criterion: Criterion, observation: Observation) -> Fraction:
     _accepted_unit(criterion, observation.unit)
     limit = observation.upper_limit_normal
     if limit is None or not limit.is_finite() or not _SMALLEST_LIMIT <= limit <= _LARGEST:
         raise _invalid(
             criterion, limit, "expects upper_limit_normal from 10^-6 to 10^12, in the same unit"
         )
-    return limit
+    return Fraction(limit)
 
 
 def _accepted_unit(criterion: Criterion, label: str | None) -> Unit:
@@ -380,8 +395,11 @@ def _accepted_unit(criterion: Criterion, label: str | None) -> Unit:
     )
 
 
-def _round(value: Decimal) -> Decimal:
-    return value.quantize(NORMALISED_PLACES, rounding=ROUND_HALF_UP)
+def _round(value: Fraction) -> Decimal:
+    """For display: half up to ``NORMALISED_PLACES``, from the exact value."""
+    scaled = value / Fraction(NORMALISED_PLACES)
+    whole = (scaled.numerator * 2 + scaled.denominator) // (scaled.denominator * 2)
+    return (Decimal(whole) * NORMALISED_PLACES).quantize(NORMALISED_PLACES)
 
 
 def _invalid(criterion: Criterion, value: object, expectation: str) -> InvalidObservation:

@@ -15,7 +15,12 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import event
 
 from services.infusion import errors
-from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
+from services.infusion.rules import (
+    InfusionRules,
+    cells_per_kg_millions,
+    for_display,
+    within_tolerance,
+)
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
@@ -94,14 +99,26 @@ def check_enrolled(subject_id: str, enrollment: Enrollment) -> int:
             f"subject {subject_id} is withdrawn", subject_id=subject_id, status="withdrawn"
         )
     if enrollment.status != "enrolled" or enrollment.dose_level is None:
+        # The view follows the enrollment topic: a subject it does not know yet, or knows
+        # as eligible, may have been enrolled a moment ago. Any other status is a step away
+        # from enrollment at least (never consented, screen failed, died): retrying is no use.
+        retryable = enrollment.status in _MAYBE_ENROLLED_JUST_NOW
+        advice = (
+            "if enrollment was just recorded, retry in a moment"
+            if retryable
+            else "enroll the subject first"
+        )
         raise errors.NotEnrolledYet(
-            f"subject {subject_id} is {enrollment.status} in the enrollment view, not enrolled; "
-            "if enrollment was just recorded, retry in a moment",
+            f"subject {subject_id} is {enrollment.status} in the enrollment view, not "
+            f"enrolled; {advice}",
             subject_id=subject_id,
             status=enrollment.status,
-            retryable=True,
+            retryable=retryable,
         )
     return enrollment.dose_level
+
+
+_MAYBE_ENROLLED_JUST_NOW = frozenset({"unknown", "eligible"})
 
 
 class Treatment(SubjectRecord):
@@ -206,9 +223,10 @@ class Treatment(SubjectRecord):
         """Record the infusion: released lots, within the window, at the assigned dose, in
         the cohort the latest safety review opened and while it has room (3+3)."""
         level = check_enrolled(self.subject_id, enrollment)
-        _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
+        _check_cohort(self.subject_id, level, cohort, dosed_in_cohort)
+        _check_after_review(infusion, cohort)
         regimen = self.lymphodepletion
         if regimen is None:
             raise errors.LymphodepletionRequired(
@@ -285,9 +303,10 @@ class Treatment(SubjectRecord):
     @staticmethod
     def _check_dose(infusion: Infusion, level: int, rules: InfusionRules) -> Decimal:
         _positive("weight_kg", infusion.weight_kg)
-        dose = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
+        exact = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
+        dose = for_display(exact)
         target = Decimal(level)
-        if not within_tolerance(dose, target, rules.dose_tolerance):
+        if not within_tolerance(exact, target, rules.dose_tolerance):
             raise errors.DoseOutOfTolerance(
                 f"{infusion.total_cells} cells for {infusion.weight_kg} kg is {dose} x10^6/kg; "
                 f"dose level {level} allows {target} x10^6/kg +/- {rules.dose_tolerance:%}",
@@ -314,6 +333,20 @@ def _check_cohort(subject_id: str, level: int, cohort: CohortOpening, dosed: int
             "their DLT windows to close and a signed safety review",
             dose_level=level,
             cohort_size=cohort.size,
+        )
+
+
+def _check_after_review(infusion: Infusion, cohort: CohortOpening) -> None:
+    """The 3+3 gate in clinical time: no dose before the review that opened its cohort
+    (which took place only once every DLT window of the cohort before had closed)."""
+    if infusion.started_at < cohort.reviewed_at:
+        raise errors.CohortNotOpen(
+            f"the infusion starts at {infusion.started_at.isoformat()}, before safety review "
+            f"{cohort.review_number} opened level {cohort.level} at "
+            f"{cohort.reviewed_at.isoformat()} (clinical time)",
+            dose_level=cohort.level,
+            open_level=cohort.level,
+            reviewed_at=cohort.reviewed_at.isoformat(),
         )
 
 

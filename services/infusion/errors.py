@@ -11,7 +11,8 @@ from shared.kernel.errors import InvalidValue, OutOfSequence
 class NotEnrolledYet(OutOfSequence):
     """Only a subject the local enrollment view shows as enrolled is treated. The view
     follows the enrollment topic, so a just-enrolled subject may appear a moment later:
-    retry."""
+    ``retryable`` says whether that can be why (the view does not know the subject, or
+    knows it as eligible)."""
 
     code = "not_enrolled"
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
-RULE_VERSION = "NCT05030779-infusion/1"
+RULE_VERSION = "NCT05030779-infusion/2"  # /2: the dose compared exactly (/1 rounded first)
 MILLION = Decimal(1_000_000)
 
 
@@ -28,11 +29,19 @@ class InfusionRules:
         )
 
 
-def cells_per_kg_millions(total_cells: Decimal, weight_kg: Decimal) -> Decimal:
-    """Viable CAR-positive cells per kg of body weight, in millions, to 0.001."""
-    return (total_cells / weight_kg / MILLION).quantize(Decimal("0.001"))
+def cells_per_kg_millions(total_cells: Decimal, weight_kg: Decimal) -> Fraction:
+    """Viable CAR-positive cells per kg of body weight, in millions, exactly."""
+    return Fraction(total_cells) / Fraction(weight_kg) / Fraction(MILLION)
 
 
-def within_tolerance(actual: Decimal, target: Decimal, tolerance: Decimal) -> bool:
-    """|actual - target| <= tolerance x target (edges included)."""
-    return abs(actual - target) <= tolerance * target
+def for_display(dose: Fraction) -> Decimal:
+    """A dose to 0.001 x10^6/kg (half up), as stored and shown; never compared."""
+    thousandths = dose * 1000
+    whole = (thousandths.numerator * 2 + thousandths.denominator) // (thousandths.denominator * 2)
+    return Decimal(whole).scaleb(-3)
+
+
+def within_tolerance(actual: Fraction, target: Decimal, tolerance: Decimal) -> bool:
+    """|actual - target| <= tolerance x target (edges included), exactly: a dose 10.004 %
+    under its level is out, even though it displays as the edge."""
+    return abs(actual - Fraction(target)) <= Fraction(tolerance) * Fraction(target)

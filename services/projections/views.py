@@ -243,7 +243,11 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
         "occurred_at": event.time,
         "reason": data.get("reason"),
     }
-    changes = TRAIL_CHANGES.get(event.type, _fields_set)(data)
+    # An event that sets no field of its own (a withdrawal: only its reason) is still a
+    # change to the record: one row names it, so that no event type is missing from the trail.
+    changes = TRAIL_CHANGES.get(event.type, _fields_set)(data) or [
+        ("event", None, _present(event.type))
+    ]
     return [
         {**base, "seq": seq, "field": name, "old_value": old, "new_value": new}
         for seq, (name, old, new) in enumerate(changes)

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from uuid import UUID
 
+import pytest
+
+from services.adverse_events import errors
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import Infused, grading_of
 from services.adverse_events.escalation import Decision
 from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
+from services.adverse_events.publication import to_contract
 from shared.kernel.provenance import Meaning
 from tests.support import SIGNER, command, signing
 
@@ -70,3 +75,33 @@ def test_a_dlt_that_was_later_adjudicated_away_does_not_count() -> None:
                        signing(Meaning.APPROVAL))  # fmt: skip
     assert app.dlt_subjects() == set()
     assert app.cohort(dosed, NOW).decision is Decision.ESCALATE
+
+
+def approve(app: AdverseEventsApplication, dosed: dict[str, Infused], at: datetime | None) -> Any:
+    return app.approve_safety_review(
+        1, 2, dosed, command(NOW), signing(Meaning.APPROVAL), reviewed_at=at
+    )
+
+
+def test_a_safety_review_carries_its_clinical_time_and_publishes_it() -> None:
+    app = application()
+    held = NOW - timedelta(days=5)
+    review = approve(app, infused(1, "S-1", "S-2", "S-3"), held)
+    [approval] = [e for _, e in app.stored_events() if type(e).__name__ == "SafetyReviewApproved"]
+    assert to_contract(approval).occurred_at == held
+    assert review.approved_level == 2
+
+
+def test_a_review_dated_before_the_cohorts_dlt_windows_closed_is_refused() -> None:
+    """Infused 20 days before the review's clinical date: day 28 had not ended then, even
+    though it has by the time the review is recorded."""
+    dosed = infused(1, "S-1", "S-2", "S-3", at=NOW - timedelta(days=40))
+    with pytest.raises(errors.ReviewRefused) as refused:
+        approve(application(), dosed, NOW - timedelta(days=20))
+    assert refused.value.details["open_windows"] == 3
+    approve(application(), dosed, NOW - timedelta(days=5))  # after day 28 of each: opens
+
+
+def test_a_review_cannot_be_dated_in_the_future() -> None:
+    with pytest.raises(errors.InvalidTime):
+        approve(application(), infused(1, "S-1", "S-2", "S-3"), NOW + timedelta(minutes=1))

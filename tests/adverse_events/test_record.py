@@ -10,7 +10,16 @@ import pytest
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
-from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
+from services.adverse_events.grading import (
+    Consciousness,
+    CrsInputs,
+    Hypotension,
+    IcansInputs,
+    Motor,
+    Oxygen,
+    RaisedIcp,
+    Seizure,
+)
 from shared.kernel.provenance import Attribution
 from tests.support import command
 
@@ -70,6 +79,43 @@ def test_a_manual_grade_that_differs_from_the_computed_one_needs_a_reason() -> N
     assert (grading.grade, grading.computed_grade) == (2, 1)
 
 
+GRADE_2_ICANS = IcansInputs(5, Consciousness.AWAKE, Seizure.NONE, Motor.NONE, RaisedIcp.NONE)
+
+
+@pytest.mark.parametrize(
+    ("term", "grade", "crs", "icans", "scale"),
+    [
+        ("Headache", None, GRADE_4_CRS, None, "CTCAE"),  # a headache is not CRS
+        ("Encephalopathy", None, None, GRADE_2_ICANS, "CTCAE"),
+        ("Cytokine release syndrome", 3, None, None, "ASTCT-CRS"),  # CRS by its components
+        ("cytokine  release syndrome", 2, None, None, "ASTCT-CRS"),
+        ("Cytokine release syndrome", None, None, GRADE_2_ICANS, "ASTCT-CRS"),
+        ("ICANS", 2, None, None, "ASTCT-ICANS"),
+        (
+            "Immune effector cell-associated neurotoxicity syndrome",
+            None,
+            GRADE_4_CRS,
+            None,
+            "ASTCT-ICANS",
+        ),
+    ],
+)
+def test_a_term_is_graded_only_by_its_own_scale(
+    term: str, grade: int | None, crs: CrsInputs | None, icans: IcansInputs | None, scale: str
+) -> None:
+    with pytest.raises(errors.ScaleNotForTerm) as refused:
+        grading_of(term, grade, None, crs=crs, icans=icans)
+    assert refused.value.code == "scale_not_for_term"
+    assert refused.value.details["scale"] == scale
+
+
+def test_crs_and_icans_terms_graded_by_their_components_keep_their_scale() -> None:
+    assert grading_of("CRS", None, None, crs=GRADE_1_CRS).scale == "ASTCT-CRS"
+    icans = grading_of("ICANS", None, None, icans=GRADE_2_ICANS)
+    assert (icans.scale, icans.grade) == ("ASTCT-ICANS", 2)
+    assert grading_of("Headache", 2, None).scale == "CTCAE"
+
+
 def test_a_ctcae_grade_must_be_allowed_for_its_term() -> None:
     with pytest.raises(errors.GradeNotAllowed):
         grading_of("Alopecia", 3, None)
@@ -101,6 +147,75 @@ def test_no_dlt_for_a_criterion_the_record_does_not_bear_out() -> None:
     record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
     with pytest.raises(errors.NotADlt):
         record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "wishful", cmd())
+
+
+def grade_4_neutropenia(onset_day: int = 10) -> AdverseEvent:
+    record = reported(day=onset_day, term="Neutrophil count decreased")
+    record.grade(grading_of(record.term, 4, None), cmd())
+    return record
+
+
+def test_grade_4_cytopenia_resolved_by_day_28_is_not_beyond_day_28() -> None:
+    record = grade_4_neutropenia()
+    record.resolve(INFUSED.infused_at.date() + timedelta(days=13), "recovered", cmd())  # day 14
+    with pytest.raises(errors.NotADlt) as refused:
+        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd())
+    assert refused.value.details["last_study_day_present"] == 14
+
+
+@pytest.mark.parametrize(("resolved_day", "dlt"), [(28, False), (29, True), (None, True)])
+def test_grade_4_cytopenia_beyond_day_28_when_the_record_shows_it(
+    resolved_day: int | None, dlt: bool
+) -> None:
+    record = grade_4_neutropenia()
+    if resolved_day is not None:
+        ended = INFUSED.infused_at.date() + timedelta(days=resolved_day - 1)
+        record.resolve(ended, "recovered", cmd())
+    criterion = DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28
+    if dlt:  # unresolved on NOW, months after the infusion: still present beyond day 28
+        record.adjudicate_dlt(True, criterion, "ANC < 500 on day 29", cmd())
+        assert record.dlt is True
+    else:
+        with pytest.raises(errors.NotADlt):
+            record.adjudicate_dlt(True, criterion, "ANC < 500", cmd())
+
+
+def test_unresolved_cytopenia_is_not_yet_beyond_day_28_while_day_28_lasts() -> None:
+    record = grade_4_neutropenia()
+    day_28 = command(INFUSED.infused_at + timedelta(days=27, hours=5))
+    with pytest.raises(errors.NotADlt):
+        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", day_28)
+
+
+GRADE_3_CRS = CrsInputs(Decimal("39.0"), False, Hypotension.ONE_VASOPRESSOR, Oxygen.NONE)
+
+
+@pytest.mark.parametrize(("resolved_after_days", "dlt"), [(2, False), (3, True), (None, True)])
+def test_grade_3_crs_not_improving_within_72_hours_when_the_record_shows_it(
+    resolved_after_days: int | None, dlt: bool
+) -> None:
+    record = reported(day=2)
+    record.grade(grading_of(record.term, None, None, crs=GRADE_3_CRS), cmd())
+    if resolved_after_days is not None:
+        ended = record.onset_at.date() + timedelta(days=resolved_after_days)
+        record.resolve(ended, "recovered", cmd())
+    criterion = DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H
+    if dlt:
+        record.adjudicate_dlt(True, criterion, "on vasopressors beyond 72 h", cmd())
+        assert record.dlt is True
+    else:  # resolved two days after onset: it improved within 72 h
+        with pytest.raises(errors.NotADlt):
+            record.adjudicate_dlt(True, criterion, "wishful", cmd())
+
+
+def test_grade_3_crs_cannot_be_called_not_improving_before_72_hours_have_passed() -> None:
+    record = reported(day=2)
+    record.grade(grading_of(record.term, None, None, crs=GRADE_3_CRS), cmd())
+    early = command(record.onset_at + timedelta(hours=71))
+    with pytest.raises(errors.NotADlt):
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "x", early)
+    later = command(record.onset_at + timedelta(hours=72))
+    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "72 h", later)
 
 
 def test_adjudication_needs_a_grade_and_causality_needs_a_grade() -> None:

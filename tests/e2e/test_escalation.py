@@ -4,7 +4,7 @@ have closed; the window-open case is dosed today."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -22,12 +22,17 @@ async def users(stack: Stack) -> tuple[dict[str, str], dict[str, str]]:
     return await stack.log_in("lin.wei", PASSWORD), await stack.log_in("zhao.pharm", PASSWORD)
 
 
-async def approve(stack: Stack, session: dict[str, str], level: int) -> Any:
+async def approve(
+    stack: Stack, session: dict[str, str], level: int, days_ago: int | None = None
+) -> Any:
+    """Sign the next safety review; ``days_ago``: when it met (clinical time), else now."""
     number = (await stack.adverse_events.get("/cohort", headers=session)).json()["reviews"] + 1
     signature = await stack.signature(
         session, "approval", f"adverse_events/safety-review/{number}", PASSWORD
     )
-    body = {"approved_level": level, "signature": signature}
+    body: dict[str, Any] = {"approved_level": level, "signature": signature}
+    if days_ago is not None:
+        body["occurred_at"] = (datetime.now(UTC) - timedelta(days=days_ago)).isoformat()
     return await stack.adverse_events.post("/safety-reviews", json=body, headers=session)
 
 
@@ -91,23 +96,25 @@ async def state_when(stack: Stack, session: dict[str, str], **expected: Any) -> 
 async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> None:
     session, pharmacist = await users(stack)
 
+    # Each cohort is dosed after the review that opened it, which met after every DLT
+    # window of the cohort before had closed (28 days), in clinical time.
     for n in (1, 2, 3):  # level 1: three subjects, no DLT
-        await treat(stack, session, pharmacist, f"S-60{n}", level=1, days_ago=45)
+        await treat(stack, session, pharmacist, f"S-60{n}", level=1, days_ago=130)
     await state_when(stack, session, level=1, dosed=3, decision="escalate", next_level=2)
-    assert (await approve(stack, session, 2)).status_code == 201
+    assert (await approve(stack, session, 2, days_ago=100)).status_code == 201
 
     infused = {}
     for n in (4, 5, 6):  # level 2: three subjects, one DLT
         await enrol_when_open(stack, session, f"S-60{n}", 2)
-        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=40)
+        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=95)
     await state_when(stack, session, level=2, dosed=3)
     await dlt(stack, session, "S-605", _started(infused[5]))
     await state_when(stack, session, level=2, decision="expand", next_level=2, dlts=1)
-    assert (await approve(stack, session, 2)).status_code == 201
+    assert (await approve(stack, session, 2, days_ago=65)).status_code == 201
 
     for n in (7, 8, 9):  # three more at level 2: a second DLT
         await enrol_when_open(stack, session, f"S-60{n}", 2)
-        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=35)
+        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=60)
     await state_when(stack, session, level=2, dosed=6)
     await dlt(stack, session, "S-608", _started(infused[8]))
     final = await state_when(stack, session, level=2, decision="stop", dlts=2)

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
 
 from services.enrollment.errors import InvalidObservation
-from services.enrollment.rules import CRITERIA, CRITERIA_BY_CODE, RULE_VERSION, evaluate, normalise
+from services.enrollment.rules import (
+    CRITERIA,
+    CRITERIA_BY_CODE,
+    RULE_VERSION,
+    Kind,
+    Requirement,
+    evaluate,
+    normalise,
+)
 from services.enrollment.rules import Observation as Obs
 from tests.support import SCREENING_DAY, eligible_observations
 
@@ -89,6 +98,64 @@ def test_criterion_boundary(code: str, observation: Obs, expected: bool) -> None
 def test_exclusion_flag_excludes_when_present(code: str) -> None:
     assert met(code, Obs(False, D)) is True
     assert met(code, Obs(True, D)) is False
+
+
+# The cases a data manager found accepted when limits were compared after rounding.
+@pytest.mark.parametrize(
+    ("code", "observation"),
+    [
+        ("creatinine", Obs(Decimal("221.09"), D, "umol/L")),  # 2.50045 mg/dL > 2.5
+        ("bilirubin", Obs(Decimal("34.2085"), D, "umol/L")),  # 2.00050 mg/dL > 2.0
+        ("platelets", Obs(Decimal("29.9995"), D, "10^9/L")),  # < 30
+        ("alt", Obs(Decimal("120.02"), D, "U/L", Decimal(40))),  # 3.0005 x ULN > 3
+    ],
+)
+def test_a_value_past_its_limit_by_less_than_the_display_rounding_fails(
+    code: str, observation: Obs
+) -> None:
+    assert met(code, observation) is False
+
+
+def _quantity_limits() -> list[tuple[str, str, Fraction]]:
+    """(criterion, unit, the limit in that unit, exactly) for every numeric criterion."""
+    rows = []
+    for c in CRITERIA:
+        if not isinstance(c.threshold, Decimal):
+            continue  # flags, categories, washout days
+        if c.kind is Kind.QUANTITY:
+            for unit in c.units:
+                limit = Fraction(c.threshold) * Fraction(unit.divisor) / Fraction(unit.factor)
+                rows.append((c.code, unit.label, limit))
+        elif c.kind is Kind.RATIO_TO_ULN:
+            rows.extend((c.code, unit.label, Fraction(c.threshold) * 40) for unit in c.units)
+    return rows
+
+
+def _observe(code: str, value: Fraction, unit: str) -> Obs:
+    """``value`` (a limit, or just past it) as a site would enter it: a finite decimal."""
+    number = Decimal(value.numerator) / Decimal(value.denominator)
+    uln = Decimal(40) if CRITERIA_BY_CODE[code].kind is Kind.RATIO_TO_ULN else None
+    return Obs(number, D, unit, uln)
+
+
+@pytest.mark.parametrize(("code", "unit", "limit"), _quantity_limits())
+def test_every_numeric_limit_is_exact_at_it_and_just_past_it(
+    code: str, unit: str, limit: Fraction
+) -> None:
+    """At the limit (when a decimal can state it), one unit of the 7th decimal inside and
+    one past it: past is refused even where the display rounding hides the difference."""
+    criterion = CRITERIA_BY_CODE[code]
+    step = Fraction(1, 10**7)
+    exact = Fraction(limit.numerator * 10**7 // limit.denominator, 10**7)  # floor, 7 places
+    lower, upper = (exact - step, exact + step) if exact == limit else (exact, exact + step)
+    below, above = met(code, _observe(code, lower, unit)), met(code, _observe(code, upper, unit))
+    if criterion.requirement is Requirement.AT_MOST:
+        assert (below, above) == (True, False)
+    else:  # AT_LEAST passes above; ABOVE passes above too, and fails at the limit
+        assert (below, above) == (False, True)
+    if exact == limit:
+        at_limit = met(code, _observe(code, limit, unit))
+        assert at_limit is (criterion.requirement is not Requirement.ABOVE)
 
 
 def test_creatinine_in_umol_is_stored_in_mg_per_dl() -> None:

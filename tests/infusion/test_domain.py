@@ -104,6 +104,18 @@ def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
     assert refused.value.details == {"subject_id": "S-001", "status": "eligible", "retryable": True}
 
 
+@pytest.mark.parametrize("status", ["registered", "consented", "screened", "screen_failed", "died"])
+def test_not_enrolled_is_not_retryable_when_enrollment_is_a_step_away_or_more(
+    status: str,
+) -> None:
+    with pytest.raises(errors.NotEnrolledYet) as refused:
+        Treatment.begin(
+            "S-001", Enrollment(status, None), Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd()
+        )
+    assert refused.value.details["retryable"] is False
+    assert "enroll the subject first" in refused.value.message
+
+
 def test_withdrawal_stops_everything_later() -> None:
     treatment = released()
     with pytest.raises(errors.SubjectWithdrawn):
@@ -160,6 +172,9 @@ def test_the_dose_is_computed_from_cells_and_weight() -> None:
         ("154000000", True),  # 2.200: the upper edge
         ("154070000", False),  # 2.201
         ("140000000", True),
+        # past an edge by less than the display's 0.001: refused all the same
+        ("125999930", False),  # 1.7999990, displays as 1.800
+        ("154000070", False),  # 2.2000010, displays as 2.200
     ],
 )
 def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
@@ -174,6 +189,17 @@ def test_dose_tolerance_at_its_edges(cells: str, accepted: bool) -> None:
         assert refused.value.details["weight_kg"] == "70"
 
 
+def test_a_dose_just_under_its_level_is_refused_though_it_displays_as_the_edge() -> None:
+    """2.6996 x10^6/kg is 10.004 % under level 3: out, even though it shows as 2.700."""
+    level_3 = CohortOpening(3, 3, COHORT.opened_at, 3)
+    exact_edge = infusion(str(Decimal("2.7") * 70 * 1_000_000))
+    depleted().infuse(Enrollment("enrolled", 3), exact_edge, RULES, cmd(), level_3, 0)
+    with pytest.raises(errors.DoseOutOfTolerance) as refused:
+        just_under = infusion(str(Decimal("2.6996") * 70 * 1_000_000))
+        depleted().infuse(Enrollment("enrolled", 3), just_under, RULES, cmd(), level_3, 0)
+    assert refused.value.details["cells_per_kg_millions"] == "2.700"  # as displayed
+
+
 def test_the_dose_is_checked_against_the_assigned_level() -> None:
     level_4 = CohortOpening(4, 3, COHORT.opened_at, 3)
     with pytest.raises(errors.DoseOutOfTolerance):
@@ -184,6 +210,17 @@ def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
     with pytest.raises(errors.CohortNotOpen) as refused:
         depleted().infuse(Enrollment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
     assert refused.value.details == {"dose_level": 3, "open_level": 2}
+
+
+def test_no_dose_is_given_before_the_review_that_opened_its_cohort_in_clinical_time() -> None:
+    """Recorded after the review, but dated (clinically) before it: refused."""
+    start = infusion().started_at
+    reviewed_later = CohortOpening(2, 3, COHORT.opened_at, 1, start + timedelta(hours=1))
+    with pytest.raises(errors.CohortNotOpen) as refused:
+        depleted().infuse(ENROLLED, infusion(), RULES, cmd(), reviewed_later, 0)
+    assert refused.value.details["reviewed_at"] == (start + timedelta(hours=1)).isoformat()
+    reviewed_at_start = CohortOpening(2, 3, COHORT.opened_at, 1, start)
+    depleted().infuse(ENROLLED, infusion(), RULES, cmd(), reviewed_at_start, 0)
 
 
 def test_a_full_cohort_waits_for_the_next_review() -> None:
@@ -210,6 +247,14 @@ def test_one_infusion_per_subject() -> None:
     treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
     with pytest.raises(errors.AlreadyDone):
         treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
+
+
+def test_a_second_infusion_is_already_done_even_when_the_cohort_has_filled() -> None:
+    """Not ``cohort_full``: the subject's own infusion counts among the cohort's doses."""
+    treatment = depleted()
+    treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 2)
+    with pytest.raises(errors.AlreadyDone):
+        treatment.infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 3)
 
 
 def test_no_infusion_after_it_was_recorded_as_not_given() -> None:

@@ -4,7 +4,7 @@ clinical times, ready to send (no I/O)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 Json = dict[str, Any]
@@ -121,6 +121,13 @@ class Story:
 
     def plan(self, subject_id: str) -> SubjectPlan:
         return next(s for s in self.subjects if s.subject_id == subject_id)
+
+    def review_time(self, cohort: Cohort) -> datetime:
+        """When the cohort's safety review meets (clinical time): 09:00 on the first day
+        after every DLT window of the cohort has closed (study day 29 of its last dose)."""
+        treated = [self.plan(sid).treatment for sid in cohort.subject_ids]
+        last = max(t.started_at for t in treated if t is not None)
+        return at(last.date() + timedelta(days=28), 9)
 
     @property
     def screen_failures(self) -> list[str]:

@@ -90,7 +90,7 @@ async def _cohort(team: Team, story: Story, cohort: Cohort, number: int, say: Sa
             f"({_dose(plan):.2f} x10^6 CAR-T cells/kg)")  # fmt: skip
     for sid in cohort.subject_ids:
         await adverse_events(team, story.plan(sid))
-    approved = await review(team, cohort)
+    approved = await review(team, cohort, story.review_time(cohort))
     say(f"cohort {number}: {cohort.dlts} DLT(s) in {cohort.dosed} at level {cohort.level}: "
         f"{cohort.decision}; safety review {approved['review']} signed, level "
         f"{approved['approved_level']} open")  # fmt: skip

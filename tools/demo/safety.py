@@ -4,6 +4,7 @@ the window; and a signed safety review once a cohort's 3+3 state allows the next
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from tools.demo.client import DemoError, Session, wait_for
@@ -52,9 +53,10 @@ async def _adverse_event(team: Team, subject_id: str, event: SafetyEvent) -> Non
     await record.step(team.coordinator, "resolution", event.resolution)
 
 
-async def review(team: Team, cohort: Cohort) -> dict[str, Any]:
+async def review(team: Team, cohort: Cohort, reviewed_at: datetime) -> dict[str, Any]:
     """Wait until the adverse-events service's 3+3 state is the cohort's (every infusion
-    and DLT seen, every window closed), then sign the review that opens the next level."""
+    and DLT seen, every window closed), then sign the review that opens the next level,
+    dated when it met (``reviewed_at``, clinical time)."""
     investigator = team.investigator
     expected = {"dosed": cohort.dosed, "dlts": cohort.dlts, "decision": cohort.decision,
                 "next_level": cohort.opens, "open_windows": 0}  # fmt: skip
@@ -69,7 +71,7 @@ async def review(team: Team, cohort: Cohort) -> dict[str, Any]:
     except DemoError as error:
         raise DemoError(f"{error}; the adverse-events service said {seen}") from None
     number = seen["reviews"] + 1
-    body = {"approved_level": cohort.opens}
+    body = {"approved_level": cohort.opens, "occurred_at": reviewed_at.isoformat()}
     answer: dict[str, Any] = await investigator.post("adverse_events", "/safety-reviews",
         investigator.signed("approval", f"adverse_events/safety-review/{number}", body),
         expect=(201,))  # fmt: skip
