@@ -30,6 +30,7 @@ from services.projections.reconcile import (
 from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
+from shared.contracts.infusion import CarTInfusedV1
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.errors import InvalidValue, NotFound
 from shared.kernel.permissions import table
@@ -173,8 +174,10 @@ class ProjectionsApplication:
 
     async def trial(self, who: Principal) -> dict[str, Any]:
         """The safety summary: DLTs per dose level and TEAE incidence (as defined for the
-        endpoints, docs/endpoints.md), and every safety-review decision with its ledger
-        position (its trail: GET /trail)."""
+        endpoints, docs/endpoints.md), every safety-review decision with its ledger
+        position (its trail: GET /trail), and the escalation in clinical order: each
+        infusion and each review by the time it happened, so that a reader sees every
+        cohort dosed after the review that opened it."""
         await self.authorise(who, "trial", {})
         entries = await self._entries(None, None)
         population = clinical_endpoints.infused(clinical_endpoints.courses(entries))
@@ -190,10 +193,11 @@ class ProjectionsApplication:
                 "subjects_infused": teae["denominator"],
             },
             "cohort_decisions": [
-                {"position": position, **_review(event.data)}
+                {"position": position, **_review(event)}
                 for position, event in entries
                 if event.type == SafetyReviewApprovedV1.event_type
             ],
+            "escalation_timeline": _escalation_timeline(entries),
         }  # fmt: skip
 
     async def endpoints(
@@ -483,10 +487,35 @@ def _within(checkpoint: Checkpoint, position: int, name: str) -> None:
         )
 
 
-def _review(data: dict[str, Any]) -> dict[str, Any]:
+def _review(event: CloudEvent) -> dict[str, Any]:
+    data = event.data
     keep = ("review_number", "approved_level", "decision", "level_reviewed", "dosed", "dlts")
     decision = {key: data[key] for key in keep}
-    return {**decision, "recorded_at": data["recorded_at"], "by": data["actor"]["printed_name"]}
+    return {
+        **decision,
+        "occurred_at": event.time.isoformat(),  # when the review met (clinical time)
+        "recorded_at": data["recorded_at"],
+        "by": data["actor"]["printed_name"],
+    }
+
+
+def _escalation_timeline(entries: list[tuple[int, CloudEvent]]) -> list[dict[str, Any]]:
+    """Infusions and safety reviews in clinical order (ties: ledger order)."""
+    steps = []
+    for position, event in entries:
+        if event.type == CarTInfusedV1.event_type:
+            step = {"step": "infusion", "subject_id": event.subject,
+                    "dose_level": event.data["dose_level"]}  # fmt: skip
+        elif event.type == SafetyReviewApprovedV1.event_type:
+            step = {"step": "safety_review", "review_number": event.data["review_number"],
+                    "dose_level": event.data["approved_level"]}  # fmt: skip
+        else:
+            continue
+        steps.append((event.time, position, step))
+    return [
+        {"occurred_at": at.isoformat(), "position": position, **step}
+        for at, position, step in sorted(steps, key=lambda s: (s[0], s[1]))
+    ]
 
 
 def _plain(row: dict[str, Any]) -> dict[str, Any]:

@@ -141,6 +141,11 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
         (2, "escalate"),
         (2, "expand"),
     ]
+    # in clinical order, every cohort is dosed after the review that opened it
+    timeline = [(s["step"], s["dose_level"]) for s in trial[0]["escalation_timeline"]]
+    cohort_1, cohort_2 = [("infusion", 1)] * 3, [("infusion", 2)] * 3
+    review = ("safety_review", 2)
+    assert timeline == [*cohort_1, review, *cohort_2, review, *cohort_2]
 
 
 async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
