@@ -121,7 +121,7 @@ def request_of(
         "projections/projections.trail": ("GET", "/trail?limit=1", None),
         "projections/projections.subject": ("GET", f"/subjects/{missing}", None),
         "projections/projections.trial": ("GET", "/trial", None),
-        "projections/projections.clinical_endpoints": ("GET", "/endpoints", None),
+        "projections/projections.endpoints": ("GET", "/endpoints", None),
         "projections/projections.plot": ("GET", "/plots/swimmer.svg", None),
         "projections/projections.verify": ("GET", "/verify?stores=false", None),
         "projections/projections.proof": ("GET", "/proofs/inclusion/1", None),
