@@ -32,9 +32,18 @@ def enrollment_settings_env() -> dict[str, str]:
 
 
 @pytest.fixture
-async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
-    """Enrollment settings isolated for one test: a fresh schema and a fresh topic."""
-    async with isolated("enrollment", enrollment_settings_env) as isolated_settings:
+def service() -> str:
+    """The service whose settings ``settings`` isolates (a test folder's conftest, or a
+    module, names its own)."""
+    return "enrollment"
+
+
+@pytest.fixture
+async def settings(
+    service: str, enrollment_settings_env: dict[str, str]
+) -> AsyncIterator[ServiceSettings]:
+    """The service's settings isolated for one test: a fresh schema and a fresh topic."""
+    async with isolated(service, enrollment_settings_env) as isolated_settings:
         yield isolated_settings
 
 

@@ -1,29 +1,24 @@
 """Parallel identical commands on one subject, through the HTTP API, on the real
-PostgreSQL: one succeeds, the others are coded 409s, the store holds one event."""
+PostgreSQL: one succeeds, the others are coded 409s, the store holds one event (``client`` in
+conftest.py, over this module's ``application``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
-from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.kernel.provenance import Meaning
 from shared.kernel.records import SubjectRecord
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    NOW,
     SIGNER,
-    VERIFIER,
-    asgi_client,
     at_once,
     bearer,
-    memory_outbox,
+    on_postgres,
     one_success_and_conflicts,
     signature_json,
     stored_count,
@@ -35,17 +30,8 @@ PARALLEL = 10
 
 @pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "enrollment") as client:
-        yield client
+    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
+        yield app
 
 
 async def register(client: httpx.AsyncClient) -> httpx.Response:

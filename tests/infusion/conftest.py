@@ -1,13 +1,51 @@
+"""Fixtures of the infusion tests: the HTTP API over a store (in memory unless a module
+overrides ``application``) with the enrollment view replaced by fixed answers, and the
+real local enrollment view on PostgreSQL."""
+
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+import httpx
 import pytest
 
+from services.infusion.api import create_app
+from services.infusion.application import InfusionApplication
+from services.infusion.domain import Enrollment
+from services.infusion.publication import PUBLICATION
 from services.infusion.views import EnrollmentView
 from shared.kernel.settings import ServiceSettings
+from tests.support import NOW, SIGNER, VERIFIER, asgi_client, memory_outbox
+
+
+class Enrollments:
+    """The enrollment view's answers: S-001 enrolled at level 1, S-002 withdrawn."""
+
+    async def enrollment(self, subject_id: str) -> Enrollment:
+        known = {"S-001": Enrollment("enrolled", 1), "S-002": Enrollment("withdrawn", 1)}
+        return known.get(subject_id, Enrollment("unknown", None))
+
+
+@pytest.fixture
+def service() -> str:
+    return "infusion"
+
+
+@pytest.fixture
+def application() -> InfusionApplication:
+    return InfusionApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+@pytest.fixture
+async def client(application: InfusionApplication) -> AsyncIterator[httpx.AsyncClient]:
+    view: Any = Enrollments()
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
+    async with asgi_client(app, "infusion") as client:
+        yield client
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from aiokafka import AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import to_contract
+from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import Observation
 from services.projections.__main__ import known_contracts
 from services.projections.application import ProjectionsApplication
@@ -28,6 +28,7 @@ from shared.kernel.settings import ServiceSettings
 from tests.support import (
     RECORD_KEY,
     SIGNER,
+    as_published,
     command,
     consent,
     eligible_observations,
@@ -56,10 +57,7 @@ def published_events(subjects: int = 3) -> list[CloudEvent]:
         )
         app.decide_eligibility(subject, command(), signing(Meaning.APPROVAL))
         app.enrol(subject, 1, command())
-    return [
-        CloudEvent.wrap(to_contract(app.mapper.to_domain_event(n)), n.id)
-        for n in app.recorder.select_notifications(start=1, limit=10_000)
-    ]
+    return as_published(app, PUBLICATION)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Head, Outbox
 from shared.adapters.readings import KafkaOffsets
 from shared.adapters.relay import Relay, RelayOptions, stall_reason
@@ -37,6 +36,7 @@ from tests.support import (
     command,
     consent,
     eventually,
+    on_postgres,
     read_topic,
     screening,
     signing,
@@ -59,9 +59,8 @@ def broken_consent() -> Publication:
 
 @pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
+    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
+        yield app
 
 
 @pytest.fixture

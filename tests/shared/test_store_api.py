@@ -12,12 +12,20 @@ import pytest
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
-from tests.support import NOW, SIGNER, VERIFIER, asgi_client, bearer, command, principal
+from tests.support import (
+    NOW,
+    SIGNER,
+    VERIFIER,
+    asgi_client,
+    bearer,
+    command,
+    on_postgres,
+    principal,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -29,9 +37,8 @@ def auditor() -> dict[str, str]:
 
 @pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
+    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
+        yield app
 
 
 @pytest.fixture
