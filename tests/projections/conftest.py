@@ -10,7 +10,7 @@ from datetime import date
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.application import EnrollmentApplication
@@ -21,6 +21,7 @@ from services.projections.application import ProjectionsApplication
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
+from shared.adapters.readings import KafkaOffsets, lag_by_topic
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
@@ -125,15 +126,21 @@ def records_of(events: list[CloudEvent]) -> list[tuple[bytes, bytes]]:
 
 
 async def ingest_until(
-    settings: ServiceSettings, ledger: LedgerStore, size: int, **options: int
+    settings: ServiceSettings,
+    ledger: LedgerStore,
+    size: int,
+    read_all: bool = False,
+    **options: int,
 ) -> Ingester:
-    """Run an ingester until the ledger holds ``size`` entries; stop it; sign a checkpoint."""
+    """Run an ingester until the ledger holds ``size`` entries (``read_all``: and the
+    offsets kept with the ledger reach the topic's end, every record read, duplicates
+    included); stop it; sign a checkpoint."""
     ingester = make_ingester(settings, ledger, **options)
     stopping = asyncio.Event()
     task = asyncio.create_task(ingester.run(stopping))
     try:
         async with asyncio.timeout(60):
-            while await ledger.size() < size:
+            while await ledger.size() < size or (read_all and await unread(settings, ledger)):
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.1)
     finally:
@@ -141,6 +148,14 @@ async def ingest_until(
         await task
     await ingester.checkpoint()
     return ingester
+
+
+async def unread(settings: ServiceSettings, ledger: LedgerStore) -> int:
+    """Records on the topic past the offsets kept with the ledger."""
+    async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
+        ends = await kafka.end_offsets([settings.topic])
+    kept = {TopicPartition(t, p): o for (t, p), o in (await ledger.offsets()).items()}
+    return sum(lag_by_topic(ends, kept).values())
 
 
 @pytest.fixture
