@@ -9,7 +9,8 @@ Which tests are integration tests, reliably:
 - **Marked by the fixtures they use.** ``pytest_collection_modifyitems`` below marks
   ``integration`` every test that uses (directly or through other fixtures) one of
   ``INFRA_FIXTURES``: every fixture of this suite that reaches the broker or the
-  database starts from one of them. Tests that reach them without a fixture (reading
+  database starts from one of them; and every test marked ``on_postgres`` (its
+  ``application`` on PostgreSQL). Tests that reach them without a fixture (reading
   ``TL_*`` themselves, or running ``deploy/local`` scripts) carry ``pytestmark``.
 - **Refused at run time when unmarked.** A test not marked ``integration`` that opens a
   connection to the broker's or the database's port fails at once
@@ -23,23 +24,36 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from services.adverse_events.application import AdverseEventsApplication
+from services.assessments.application import AssessmentsApplication
+from services.enrollment.application import EnrollmentApplication
+from services.infusion.application import InfusionApplication
 from shared.kernel.settings import ServiceSettings, SettingsError
 from tests.e2e.stack import Stack, running_stack
-from tests.support import isolated
+from tests.support import MEMORY, SIGNER, asgi_client, isolated, on_postgres
 
 # Every fixture reaching the real broker or PostgreSQL depends on one of these.
 INFRA_FIXTURES = frozenset({"enrollment_settings_env", "faulty", "fuzzed"})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "on_postgres: `application` keeps its events in the real PostgreSQL"
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if INFRA_FIXTURES & set(getattr(item, "fixturenames", ())):
+        if INFRA_FIXTURES & set(getattr(item, "fixturenames", ())) or item.get_closest_marker(
+            "on_postgres"
+        ):
             item.add_marker(pytest.mark.integration)
 
 
@@ -98,11 +112,39 @@ def enrollment_settings_env() -> dict[str, str]:
     return dict(os.environ)
 
 
+SERVICES = {p.parent.name for p in Path(__file__).parents[1].glob("services/*/__init__.py")}
+APPLICATIONS: dict[str, Any] = {
+    "enrollment": EnrollmentApplication,
+    "infusion": InfusionApplication,
+    "adverse_events": AdverseEventsApplication,
+    "assessments": AssessmentsApplication,
+}
+
+
 @pytest.fixture
-def service() -> str:
-    """The service whose settings ``settings`` isolates (a test folder's conftest, or a
-    module, names its own)."""
-    return "enrollment"
+def service(request: pytest.FixtureRequest) -> str:
+    """The service of the test's folder (``tests/<service>/``); enrollment elsewhere."""
+    folder = request.path.parent.name
+    return folder if folder in SERVICES else "enrollment"
+
+
+@pytest.fixture
+def application(request: pytest.FixtureRequest, service: str) -> Iterator[Any]:
+    """The service's application, signing with ``SIGNER``: in memory, or on the real
+    PostgreSQL in ``settings``' schema for a test marked ``on_postgres``."""
+    factory = APPLICATIONS[service]
+    if request.node.get_closest_marker("on_postgres"):
+        with on_postgres(factory, request.getfixturevalue("settings"), signer=SIGNER) as app:
+            yield app
+    else:
+        yield factory(signer=SIGNER, env=MEMORY)
+
+
+@pytest.fixture
+async def client(api: Any, service: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the folder's ``api`` fixture (its service's app), served in process."""
+    async with asgi_client(api, service) as client:
+        yield client
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from shared.web.auth import Principal, SigningAssertion, TokenIssuer, TokenVerif
 
 ApplicationT = TypeVar("ApplicationT", bound=ServiceApplication)
 
+MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}  # eventsourcing's in-memory store
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 # Real keys, made for the test run: tokens and signatures are verified for real.

@@ -6,7 +6,6 @@ runs in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -15,26 +14,17 @@ import pytest
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent, SafetyReview
 from shared.kernel.provenance import Meaning
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
-    SIGNER,
     at_once,
     bearer,
-    on_postgres,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[AdverseEventsApplication]:
-    with on_postgres(AdverseEventsApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 async def test_parallel_gradings_of_one_adverse_event_grade_it_once(

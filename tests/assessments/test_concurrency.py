@@ -6,7 +6,6 @@ run in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -17,26 +16,17 @@ from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import SubjectAssessments
 from services.assessments.rules import SledaiItem
 from shared.kernel.provenance import Meaning
-from shared.kernel.settings import ServiceSettings
 from tests.assessments.conftest import INFUSED_AT
 from tests.support import (
-    SIGNER,
     at_once,
     bearer,
-    on_postgres,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[AssessmentsApplication]:
-    with on_postgres(AssessmentsApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 def visit(days: int, *present: str) -> dict[str, Any]:

@@ -50,9 +50,12 @@ def test_a_test_using_the_infrastructure_is_marked_integration(
 class Collected:
     """What the collection hook sees of a test: the fixtures it uses, and its markers."""
 
-    def __init__(self, *fixturenames: str) -> None:
+    def __init__(self, *fixturenames: str, marked: str | None = None) -> None:
         self.fixturenames = ["request", *fixturenames]
-        self.markers: list[str] = []
+        self.markers: list[str] = [] if marked is None else [marked]
+
+    def get_closest_marker(self, name: str) -> str | None:
+        return name if name in self.markers else None
 
     def add_marker(self, marker: pytest.MarkDecorator) -> None:
         self.markers.append(marker.name)
@@ -63,6 +66,12 @@ def test_the_collection_marks_what_uses_an_infrastructure_fixture(fixture: str) 
     reaching, pure = Collected("tmp_path", fixture), Collected("tmp_path", "monkeypatch")
     pytest_collection_modifyitems([reaching, pure])  # type: ignore[list-item]
     assert (reaching.markers, pure.markers) == (["integration"], [])
+
+
+def test_the_collection_marks_a_test_whose_application_is_on_postgres() -> None:
+    on_postgres = Collected("client", marked="on_postgres")
+    pytest_collection_modifyitems([on_postgres])  # type: ignore[list-item]
+    assert on_postgres.markers == ["on_postgres", "integration"]
 
 
 def test_a_test_not_marked_integration_cannot_reach_the_broker_or_database(

@@ -1,27 +1,18 @@
-"""Fixtures of the enrollment tests: the HTTP API over a store (in memory unless a module
-overrides ``application``)."""
+"""Fixtures of the enrollment tests: its HTTP app (``api``; tests/conftest.py serves it as
+``client`` over ``application``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from tests.support import NOW, SIGNER, VERIFIER, asgi_client, memory_outbox
+from tests.support import NOW, VERIFIER, memory_outbox
 
 
 @pytest.fixture
-def application() -> EnrollmentApplication:
-    return EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-
-
-@pytest.fixture
-async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
+def api(application: EnrollmentApplication) -> FastAPI:
     outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "enrollment") as client:
-        yield client
+    return create_app(application, VERIFIER, outbox, clock=lambda: NOW)

@@ -1,10 +1,8 @@
 """Parallel identical commands on one subject, through the HTTP API, on the real
-PostgreSQL: one succeeds, the others are coded 409s, the store holds one event (``client`` in
-conftest.py, over this module's ``application``)."""
+PostgreSQL: one succeeds, the others are coded 409s, the store holds one event (marked
+``on_postgres``: the conftests' ``client`` serves an ``application`` on PostgreSQL)."""
 
 from __future__ import annotations
-
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -13,25 +11,16 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from shared.kernel.provenance import Meaning
 from shared.kernel.records import SubjectRecord
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    SIGNER,
     at_once,
     bearer,
-    on_postgres,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 async def register(client: httpx.AsyncClient) -> httpx.Response:

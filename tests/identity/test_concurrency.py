@@ -43,11 +43,6 @@ def bootstrap() -> Attribution:
 
 
 @pytest.fixture
-def service() -> str:
-    return "identity"
-
-
-@pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[IdentityApplication]:
     """The identity application on a schema of its own, with the default account policy
     (TL_MAX_FAILED_ATTEMPTS' default), an administrator and an investigator."""

@@ -1,5 +1,5 @@
-"""Fixtures of the infusion tests: the HTTP API over a store (in memory unless a module
-overrides ``application``) with the enrollment view replaced by fixed answers, and the
+"""Fixtures of the infusion tests: its HTTP app (``api``, with the enrollment view replaced
+by fixed answers; tests/conftest.py serves it as ``client`` over ``application``), and the
 real local enrollment view on PostgreSQL."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
+from fastapi import FastAPI
 
 from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
@@ -18,7 +18,7 @@ from services.infusion.domain import Enrollment
 from services.infusion.publication import PUBLICATION
 from services.infusion.views import EnrollmentView
 from shared.kernel.settings import ServiceSettings
-from tests.support import NOW, SIGNER, VERIFIER, asgi_client, memory_outbox
+from tests.support import NOW, VERIFIER, memory_outbox
 
 
 class Enrollments:
@@ -30,22 +30,10 @@ class Enrollments:
 
 
 @pytest.fixture
-def service() -> str:
-    return "infusion"
-
-
-@pytest.fixture
-def application() -> InfusionApplication:
-    return InfusionApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-
-
-@pytest.fixture
-async def client(application: InfusionApplication) -> AsyncIterator[httpx.AsyncClient]:
+def api(application: InfusionApplication) -> FastAPI:
     view: Any = Enrollments()
     outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "infusion") as client:
-        yield client
+    return create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
 
 
 @pytest.fixture

@@ -6,33 +6,22 @@ view runs in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import pytest
 
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import Treatment
 from shared.kernel.provenance import Role
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    SIGNER,
     at_once,
     bearer,
-    on_postgres,
     one_success_and_conflicts,
     principal,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[InfusionApplication]:
-    with on_postgres(InfusionApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 async def leukapheresis(client: httpx.AsyncClient) -> httpx.Response:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -31,18 +31,16 @@ from shared.kernel.provenance import Meaning
 from shared.kernel.publication import Publication
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    SIGNER,
     Running,
     command,
     consent,
     eventually,
-    on_postgres,
     read_topic,
     screening,
     signing,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 OPTIONS = RelayOptions(batch_size=50, poll_interval=0.2, max_backoff=1.0, quarantine_retry=3600)
 
 
@@ -55,12 +53,6 @@ def broken_consent() -> Publication:
     contract, _ = PUBLICATION.events[Subject.ConsentSigned]
     events = {**PUBLICATION.events, Subject.ConsentSigned: (contract, fails)}
     return Publication("enrollment", PUBLICATION.records, events, PUBLICATION.occurred_at)
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ on the real PostgreSQL, through the enrollment service's HTTP API."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -18,27 +18,19 @@ from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
-    SIGNER,
     VERIFIER,
     asgi_client,
     bearer,
     command,
-    on_postgres,
     principal,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
 
 def auditor() -> dict[str, str]:
     """Headers with a fresh token (made at import, one would expire in a long run)."""
     return bearer(principal(Role.AUDITOR, user_id="u-aud-1"))
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    with on_postgres(EnrollmentApplication, settings, signer=SIGNER) as app:
-        yield app
 
 
 @pytest.fixture
