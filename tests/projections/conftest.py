@@ -26,6 +26,7 @@ from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
+from tests.faults.infra import as_superuser as superuser_sql
 from tests.support import (
     RECORD_KEY,
     SIGNER,
@@ -97,6 +98,12 @@ def projections(ledger: LedgerStore) -> ProjectionsApplication:
     return ProjectionsApplication(
         ledger, [CHECKPOINT_KEY.public_key()], record_keys=[RECORD_KEY.public_key()]
     )
+
+
+async def as_superuser(settings: ServiceSettings, sql: str) -> None:
+    """``sql`` as the PostgreSQL superuser in the ledger's schema, the append-only triggers
+    switched off, as a hostile superuser would."""
+    await superuser_sql(settings.database.dbname, sql, settings.database.schema)
 
 
 def make_ingester(settings: ServiceSettings, ledger: LedgerStore, **options: int) -> Ingester:

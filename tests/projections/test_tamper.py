@@ -3,32 +3,13 @@ at the exact position, with what kind of change it was."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from services.projections.application import ProjectionsApplication
 from shared.kernel.settings import ServiceSettings
+from tests.projections.conftest import as_superuser
 
 pytestmark = pytest.mark.integration
-INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
-
-
-async def as_superuser(settings: ServiceSettings, sql: str) -> None:
-    """Run ``sql`` as the superuser, with replication mode switching the triggers off."""
-    script = (
-        f'SET search_path TO "{settings.database.schema}";\n'
-        "SET session_replication_role = replica;\n"
-        f"BEGIN;\n{sql}\nCOMMIT;\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        "bash", str(INFRA), "superuser-sql", settings.database.dbname,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate(script.encode())
-    assert process.returncode == 0, output.decode()
 
 
 async def first_finding(projections: ProjectionsApplication) -> tuple[int, str]:

@@ -24,13 +24,13 @@ from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
+    as_superuser,
     ingest_until,
     make_ingester,
     produce,
     published_events,
     records_of,
 )
-from tests.projections.test_writer import as_superuser
 from tests.support import asgi_client, eventually
 from tests.witness import Witness, running_witness
 
