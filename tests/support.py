@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -18,15 +18,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.domain import Consent, Screening
 from services.enrollment.rules import Observation
-from shared.adapters.eventstore import ServiceApplication
+from shared.adapters.eventstore import ServiceApplication, postgres_env
 from shared.adapters.outbox import Outbox
 from shared.adapters.topics import TopicSpec, ensure_topics
+from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.publication import Publication
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
 
+ApplicationT = TypeVar("ApplicationT", bound=ServiceApplication)
+
+MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}  # eventsourcing's in-memory store
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 # Real keys, made for the test run: tokens and signatures are verified for real.
@@ -55,6 +59,31 @@ class Running:
     async def stop(self) -> None:
         self.stopping.set()
         await asyncio.wait_for(self.task, timeout=30)
+
+
+def as_published(application: ServiceApplication, publication: Publication) -> list[CloudEvent]:
+    """Every event ``application`` stored, as its relay publishes them: mapped to their
+    contract and enveloped, in notification order."""
+    log = application.notification_log
+    events: list[CloudEvent] = []
+    while batch := log.select(len(events) + 1, log.section_size):
+        events.extend(
+            CloudEvent.wrap(publication.to_contract(application.mapper.to_domain_event(n)), n.id)
+            for n in batch
+        )
+    return events
+
+
+@contextmanager
+def on_postgres(
+    factory: Callable[..., ApplicationT], settings: ServiceSettings, **options: Any
+) -> Iterator[ApplicationT]:
+    """A service application on the real PostgreSQL, in ``settings``' schema; closed after."""
+    application = factory(env=postgres_env(settings.database), **options)
+    try:
+        yield application
+    finally:
+        application.close()
 
 
 def stored_count(application: ServiceApplication, event_class: type) -> int:

@@ -1,73 +1,30 @@
 """Parallel identical commands on one record, through the HTTP API, on the real
 PostgreSQL: one succeeds, the others are coded 409s, the store holds one event.
 
-The infusion view is replaced by fixed answers (the real view runs in tests/e2e)."""
+The infusion view is replaced by fixed answers (``client`` in conftest.py; the real view
+runs in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from typing import Any
 
 import httpx
 import pytest
 
-from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent, SafetyReview
-from services.adverse_events.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
-from shared.clinical import Infused
 from shared.kernel.provenance import Meaning
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
     NOW,
-    SIGNER,
-    VERIFIER,
-    asgi_client,
     at_once,
     bearer,
-    isolated,
-    memory_outbox,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-# a full first cohort whose DLT windows have closed without a DLT: level 2 may open
-COHORT = {f"S-00{n}": Infused(NOW - timedelta(days=40 + n), 1) for n in (1, 2, 3)}
-
-
-class Infusions:
-    async def infused(self, subject_id: str) -> Infused | None:
-        return COHORT.get(subject_id)
-
-    async def all_infused(self) -> dict[str, Infused]:
-        return dict(COHORT)
-
-
-@pytest.fixture
-async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
-    async with isolated("adverse_events", enrollment_settings_env) as adverse_events_settings:
-        yield adverse_events_settings
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[AdverseEventsApplication]:
-    app = AdverseEventsApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-async def client(application: AdverseEventsApplication) -> AsyncIterator[httpx.AsyncClient]:
-    view: Any = Infusions()
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "ae") as client:
-        yield client
 
 
 async def test_parallel_gradings_of_one_adverse_event_grade_it_once(

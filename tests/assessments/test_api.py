@@ -1,56 +1,19 @@
 """The assessments HTTP API through httpx's ASGI transport, over the in-memory store,
-with the local views replaced by fixed answers (the real views run in tests/e2e)."""
+with the local views replaced by fixed answers (``client`` in conftest.py; the real views
+run in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
-import pytest
 
-from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import VitalStatus
-from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
-from shared.clinical import Infused
 from shared.kernel.provenance import Meaning, Role
-from tests.support import NOW, SIGNER, VERIFIER, bearer, memory_outbox, principal, signature_json
-
-INFUSED_AT = NOW - timedelta(days=60)
-
-
-class Views:
-    """Both views' answers: S-001 infused 60 days ago and alive; nobody else known."""
-
-    async def infused(self, subject_id: str) -> Infused | None:
-        return Infused(INFUSED_AT, 1) if subject_id == "S-001" else None
-
-    async def vital_status(self, subject_id: str) -> VitalStatus:
-        return VitalStatus()
-
-
-@pytest.fixture
-def application() -> AssessmentsApplication:
-    return AssessmentsApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-
-
-@pytest.fixture
-async def client(application: AssessmentsApplication) -> AsyncIterator[httpx.AsyncClient]:
-    views: Any = Views()
-    app = create_app(
-        application,
-        views,
-        views,
-        VERIFIER,
-        memory_outbox(application, PUBLICATION),
-        clock=lambda: NOW,
-    )
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://assessments") as client:
-        yield client
+from tests.assessments.conftest import INFUSED_AT
+from tests.support import NOW, bearer, principal, signature_json
 
 
 def visit(days: int, *present: str, **changes: Any) -> dict[str, Any]:

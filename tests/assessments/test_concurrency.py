@@ -1,75 +1,32 @@
 """Parallel commands on one subject's assessments, through the HTTP API, on the real
 PostgreSQL: never a 5xx; an identical command is recorded once, the others are coded 409s.
 
-The local views are replaced by fixed answers (the real views run in tests/e2e)."""
+The local views are replaced by fixed answers (``client`` in conftest.py; the real views
+run in tests/e2e)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
-from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import SubjectAssessments, VitalStatus
-from services.assessments.publication import PUBLICATION
+from services.assessments.domain import SubjectAssessments
 from services.assessments.rules import SledaiItem
-from shared.adapters.eventstore import postgres_env
-from shared.clinical import Infused
 from shared.kernel.provenance import Meaning
-from shared.kernel.settings import ServiceSettings
+from tests.assessments.conftest import INFUSED_AT
 from tests.support import (
-    NOW,
-    SIGNER,
-    VERIFIER,
-    asgi_client,
     at_once,
     bearer,
-    isolated,
-    memory_outbox,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-INFUSED_AT = NOW - timedelta(days=60)
-
-
-class Views:
-    """S-001 infused 60 days ago and alive."""
-
-    async def infused(self, subject_id: str) -> Infused | None:
-        return Infused(INFUSED_AT, 1) if subject_id == "S-001" else None
-
-    async def vital_status(self, subject_id: str) -> VitalStatus:
-        return VitalStatus()
-
-
-@pytest.fixture
-async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
-    async with isolated("assessments", enrollment_settings_env) as assessments_settings:
-        yield assessments_settings
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[AssessmentsApplication]:
-    app = AssessmentsApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-async def client(application: AssessmentsApplication) -> AsyncIterator[httpx.AsyncClient]:
-    views: Any = Views()
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, views, views, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "assessments") as client:
-        yield client
 
 
 def visit(days: int, *present: str) -> dict[str, Any]:

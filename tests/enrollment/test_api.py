@@ -1,8 +1,8 @@
-"""The HTTP API through httpx's ASGI transport, over the in-memory store."""
+"""The HTTP API through httpx's ASGI transport, over the in-memory store (``client`` in
+conftest.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -11,21 +11,15 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import CRITERIA, Observation
 from shared.kernel.provenance import Meaning, Role
 from shared.web.auth import Principal, TokenIssuer
 from tests.support import (
-    NOW,
     SCREENING_DAY,
-    SIGNER,
     TOKEN_KEY,
-    VERIFIER,
     bearer,
     eligible_observations,
-    memory_outbox,
     principal,
     screening_json,
     signature_json,
@@ -46,20 +40,6 @@ def consent_body(subject_id: str, who: Principal | None = None, **changes: Any) 
 def decision_body(subject_id: str) -> dict[str, Any]:
     purpose = f"enrollment/eligibility/{subject_id}"
     return {"signature": signature_json(Meaning.APPROVAL, purpose)}
-
-
-@pytest.fixture
-def application() -> EnrollmentApplication:
-    return EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
-
-
-@pytest.fixture
-async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://enrollment") as client:
-        yield client
 
 
 async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> httpx.Response:

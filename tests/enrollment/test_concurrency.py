@@ -1,51 +1,26 @@
 """Parallel identical commands on one subject, through the HTTP API, on the real
-PostgreSQL: one succeeds, the others are coded 409s, the store holds one event."""
+PostgreSQL: one succeeds, the others are coded 409s, the store holds one event (marked
+``on_postgres``: the conftests' ``client`` serves an ``application`` on PostgreSQL)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
-from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.kernel.provenance import Meaning
 from shared.kernel.records import SubjectRecord
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    NOW,
-    SIGNER,
-    VERIFIER,
-    asgi_client,
     at_once,
     bearer,
-    memory_outbox,
     one_success_and_conflicts,
     signature_json,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-async def client(application: EnrollmentApplication) -> AsyncIterator[httpx.AsyncClient]:
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "enrollment") as client:
-        yield client
 
 
 async def register(client: httpx.AsyncClient) -> httpx.Response:

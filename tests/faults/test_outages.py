@@ -5,7 +5,6 @@ acknowledged command is lost and nothing is in the ledger twice."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
@@ -45,8 +44,16 @@ async def test_a_broker_outage_is_visible_at_once_and_recovers_by_itself(
             for name in faulty.stack.processes:
                 status, checks = await faulty.ready(name)
                 assert status == 503 and checks["kafka"] != "ok", (name, checks)
-            # long enough for every client to retry many times: the log must not grow with it
-            await asyncio.sleep(max(0.0, OUTAGE - (time.monotonic() - stopped)))
+
+            # long enough for every client to retry many times: the log must not grow with
+            # it. Until the relay has held a command unpublished for OUTAGE seconds:
+            async def outage_lasted() -> bool:
+                age = await faulty.metric(
+                    "enrollment", "trialledger_relay_oldest_unpublished_seconds"
+                )
+                return age is not None and age >= OUTAGE
+
+            await within(OUTAGE + NOTICED, outage_lasted, f"an outage of {OUTAGE:.0f}s")
             outage = time.monotonic() - stopped
         finally:
             await infra("start", "kafka")

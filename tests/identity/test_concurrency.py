@@ -19,7 +19,6 @@ from services.identity import errors
 from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
@@ -27,8 +26,8 @@ from tests.support import (
     VERIFIER,
     asgi_client,
     at_once,
-    isolated,
     memory_outbox,
+    on_postgres,
     one_success_and_conflicts,
 )
 
@@ -44,24 +43,17 @@ def bootstrap() -> Attribution:
 
 
 @pytest.fixture
-async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
-    async with isolated("identity", enrollment_settings_env) as identity_settings:
-        yield identity_settings
-
-
-@pytest.fixture
 def application(settings: ServiceSettings) -> Iterator[IdentityApplication]:
     """The identity application on a schema of its own, with the default account policy
     (TL_MAX_FAILED_ATTEMPTS' default), an administrator and an investigator."""
-    app = IdentityApplication(env=postgres_env(settings.database))
-    for user_id, role, password in (
-        ("admin", Role.ADMINISTRATOR, ADMIN_PASSWORD),
-        ("inv.lin", Role.INVESTIGATOR, PASSWORD),
-    ):
-        app.create_user(user_id, user_id.title(), "ZJU-1", frozenset({role}), password,
-                        bootstrap())  # fmt: skip
-    yield app
-    app.close()
+    with on_postgres(IdentityApplication, settings) as app:
+        for user_id, role, password in (
+            ("admin", Role.ADMINISTRATOR, ADMIN_PASSWORD),
+            ("inv.lin", Role.INVESTIGATOR, PASSWORD),
+        ):
+            app.create_user(user_id, user_id.title(), "ZJU-1", frozenset({role}), password,
+                            bootstrap())  # fmt: skip
+        yield app
 
 
 @pytest.fixture
@@ -70,9 +62,8 @@ def second_process(
 ) -> Iterator[IdentityApplication]:
     """Another identity application on the same store, as a second process would be:
     the first one's per-account locks do not hold it back, only optimistic saves do."""
-    app = IdentityApplication(env=postgres_env(settings.database))
-    yield app
-    app.close()
+    with on_postgres(IdentityApplication, settings) as app:
+        yield app
 
 
 @pytest.fixture

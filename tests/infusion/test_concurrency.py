@@ -1,68 +1,27 @@
 """Parallel identical commands on one treatment, through the HTTP API, on the real
 PostgreSQL: one succeeds, the others are coded 409s, the store holds one event.
 
-The enrollment view is replaced by a fixed answer (the real view runs in tests/e2e)."""
+The enrollment view is replaced by fixed answers (``client`` in conftest.py; the real
+view runs in tests/e2e)."""
 
 from __future__ import annotations
-
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
 
 import httpx
 import pytest
 
-from services.infusion.api import create_app
 from services.infusion.application import InfusionApplication
-from services.infusion.domain import Enrollment, Treatment
-from services.infusion.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
+from services.infusion.domain import Treatment
 from shared.kernel.provenance import Role
-from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    NOW,
-    SIGNER,
-    VERIFIER,
-    asgi_client,
     at_once,
     bearer,
-    isolated,
-    memory_outbox,
     one_success_and_conflicts,
     principal,
     stored_count,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 PARALLEL = 10
-
-
-class Enrolled:
-    """The enrollment view's answer: every subject enrolled at level 1."""
-
-    async def enrollment(self, subject_id: str) -> Enrollment:
-        return Enrollment("enrolled", 1)
-
-
-@pytest.fixture
-async def settings(enrollment_settings_env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
-    async with isolated("infusion", enrollment_settings_env) as infusion_settings:
-        yield infusion_settings
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[InfusionApplication]:
-    app = InfusionApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
-
-
-@pytest.fixture
-async def client(application: InfusionApplication) -> AsyncIterator[httpx.AsyncClient]:
-    view: Any = Enrolled()
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
-    async with asgi_client(app, "infusion") as client:
-        yield client
 
 
 async def leukapheresis(client: httpx.AsyncClient) -> httpx.Response:

@@ -10,24 +10,27 @@ from datetime import date
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.enrollment.application import EnrollmentApplication
-from services.enrollment.publication import to_contract
+from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import Observation
 from services.projections.__main__ import known_contracts
 from services.projections.application import ProjectionsApplication
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
+from shared.adapters.readings import KafkaOffsets, lag_by_topic
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
+from tests.faults.infra import as_superuser as superuser_sql
 from tests.support import (
     RECORD_KEY,
     SIGNER,
+    as_published,
     command,
     consent,
     eligible_observations,
@@ -56,10 +59,7 @@ def published_events(subjects: int = 3) -> list[CloudEvent]:
         )
         app.decide_eligibility(subject, command(), signing(Meaning.APPROVAL))
         app.enrol(subject, 1, command())
-    return [
-        CloudEvent.wrap(to_contract(app.mapper.to_domain_event(n)), n.id)
-        for n in app.recorder.select_notifications(start=1, limit=10_000)
-    ]
+    return as_published(app, PUBLICATION)
 
 
 @pytest.fixture
@@ -100,6 +100,12 @@ def projections(ledger: LedgerStore) -> ProjectionsApplication:
     )
 
 
+async def as_superuser(settings: ServiceSettings, sql: str) -> None:
+    """``sql`` as the PostgreSQL superuser in the ledger's schema, the append-only triggers
+    switched off, as a hostile superuser would."""
+    await superuser_sql(settings.database.dbname, sql, settings.database.schema)
+
+
 def make_ingester(settings: ServiceSettings, ledger: LedgerStore, **options: int) -> Ingester:
     return Ingester(
         ledger,
@@ -127,15 +133,21 @@ def records_of(events: list[CloudEvent]) -> list[tuple[bytes, bytes]]:
 
 
 async def ingest_until(
-    settings: ServiceSettings, ledger: LedgerStore, size: int, **options: int
+    settings: ServiceSettings,
+    ledger: LedgerStore,
+    size: int,
+    read_all: bool = False,
+    **options: int,
 ) -> Ingester:
-    """Run an ingester until the ledger holds ``size`` entries; stop it; sign a checkpoint."""
+    """Run an ingester until the ledger holds ``size`` entries (``read_all``: and the
+    offsets kept with the ledger reach the topic's end, every record read, duplicates
+    included); stop it; sign a checkpoint."""
     ingester = make_ingester(settings, ledger, **options)
     stopping = asyncio.Event()
     task = asyncio.create_task(ingester.run(stopping))
     try:
         async with asyncio.timeout(60):
-            while await ledger.size() < size:
+            while await ledger.size() < size or (read_all and await unread(settings, ledger)):
                 assert not task.done(), task.exception()
                 await asyncio.sleep(0.1)
     finally:
@@ -143,6 +155,14 @@ async def ingest_until(
         await task
     await ingester.checkpoint()
     return ingester
+
+
+async def unread(settings: ServiceSettings, ledger: LedgerStore) -> int:
+    """Records on the topic past the offsets kept with the ledger."""
+    async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
+        ends = await kafka.end_offsets([settings.topic])
+    kept = {TopicPartition(t, p): o for (t, p), o in (await ledger.offsets()).items()}
+    return sum(lag_by_topic(ends, kept).values())
 
 
 @pytest.fixture

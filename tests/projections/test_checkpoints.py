@@ -20,13 +20,13 @@ from services.projections.notes import CheckpointText, Verifier, open_note
 from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
+    as_superuser,
     ingest_until,
     produce,
     published_events,
     records_of,
 )
 from tests.projections.test_proofs import AUDITOR
-from tests.projections.test_writer import as_superuser
 from tests.support import VERIFIER, asgi_client, eventually
 
 pytestmark = pytest.mark.integration

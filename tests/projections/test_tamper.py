@@ -3,32 +3,13 @@ at the exact position, with what kind of change it was."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-from pathlib import Path
-
 import pytest
 
 from services.projections.application import ProjectionsApplication
 from shared.kernel.settings import ServiceSettings
+from tests.projections.conftest import as_superuser
 
 pytestmark = pytest.mark.integration
-INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
-
-
-async def as_superuser(settings: ServiceSettings, sql: str) -> None:
-    """Run ``sql`` as the superuser, with replication mode switching the triggers off."""
-    script = (
-        f'SET search_path TO "{settings.database.schema}";\n'
-        "SET session_replication_role = replica;\n"
-        f"BEGIN;\n{sql}\nCOMMIT;\n"
-    )
-    process = await asyncio.create_subprocess_exec(
-        "bash", str(INFRA), "superuser-sql", settings.database.dbname,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate(script.encode())
-    assert process.returncode == 0, output.decode()
 
 
 async def first_finding(projections: ProjectionsApplication) -> tuple[int, str]:
@@ -44,60 +25,6 @@ async def test_untouched_ledger_verifies(filled: int, projections: ProjectionsAp
     assert report.ok and report.entries == filled
 
 
-async def test_an_edited_field_is_found_at_its_position(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(
-        projections_settings,
-        "UPDATE ledger_entries SET payload = "
-        "convert_to(replace(convert_from(payload, 'UTF8'), 'ICF v2.1', 'ICF v9.9'), 'UTF8') "
-        "WHERE position = 2;",
-    )
-    assert await first_finding(projections) == (2, "altered")
-
-
-async def test_a_deleted_row_is_found_as_missing(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position = 5;")
-    assert await first_finding(projections) == (5, "missing")
-
-
-async def test_a_deleted_row_with_the_rest_renumbered_is_found_as_missing(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(
-        projections_settings,
-        "DELETE FROM ledger_entries WHERE position = 4;\n"
-        "UPDATE ledger_entries SET position = position - 1 WHERE position > 4;",
-    )
-    assert await first_finding(projections) == (4, "missing")
-
-
-async def test_two_swapped_rows_are_found_as_reordered(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(
-        projections_settings,
-        "UPDATE ledger_entries SET position = 100000 WHERE position = 3;\n"
-        "UPDATE ledger_entries SET position = 3 WHERE position = 7;\n"
-        "UPDATE ledger_entries SET position = 7 WHERE position = 100000;",
-    )
-    assert await first_finding(projections) == (3, "reordered")
-
-
-async def test_two_adjacent_swapped_rows_are_found_as_reordered(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(
-        projections_settings,
-        "UPDATE ledger_entries SET position = 100000 WHERE position = 4;\n"
-        "UPDATE ledger_entries SET position = 4 WHERE position = 5;\n"
-        "UPDATE ledger_entries SET position = 5 WHERE position = 100000;",
-    )
-    assert await first_finding(projections) == (4, "reordered")
-
-
 def insert_copy_of_entry_2_at_6(leaf: str) -> str:
     """SQL moving entries 6.. up by one and inserting a copy of entry 2 (new event id) at 6."""
     return (
@@ -109,21 +36,69 @@ def insert_copy_of_entry_2_at_6(leaf: str) -> str:
     )
 
 
-async def test_an_inserted_row_is_found_at_its_position(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
-) -> None:
-    await as_superuser(projections_settings, insert_copy_of_entry_2_at_6("leaf_hash"))
-    assert await first_finding(projections) == (6, "inserted")
+# entry 2's payload hashed as a leaf at position 6, as a careful forger would
+RECOMPUTED_LEAF = (
+    "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload)"
+)
 
 
-async def test_an_inserted_row_with_a_correct_leaf_is_still_found_at_its_position(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+# Each tampering, as the superuser's SQL, and where verify finds it, as what.
+TAMPERING = [
+    pytest.param(
+        "UPDATE ledger_entries SET payload = "
+        "convert_to(replace(convert_from(payload, 'UTF8'), 'ICF v2.1', 'ICF v9.9'), 'UTF8') "
+        "WHERE position = 2;",
+        (2, "altered"),
+        id="an_edited_field_is_found_at_its_position",
+    ),
+    pytest.param(
+        "DELETE FROM ledger_entries WHERE position = 5;",
+        (5, "missing"),
+        id="a_deleted_row_is_found_as_missing",
+    ),
+    pytest.param(
+        "DELETE FROM ledger_entries WHERE position = 4;\n"
+        "UPDATE ledger_entries SET position = position - 1 WHERE position > 4;",
+        (4, "missing"),
+        id="a_deleted_row_with_the_rest_renumbered_is_found_as_missing",
+    ),
+    pytest.param(
+        "UPDATE ledger_entries SET position = 100000 WHERE position = 3;\n"
+        "UPDATE ledger_entries SET position = 3 WHERE position = 7;\n"
+        "UPDATE ledger_entries SET position = 7 WHERE position = 100000;",
+        (3, "reordered"),
+        id="two_swapped_rows_are_found_as_reordered",
+    ),
+    pytest.param(
+        "UPDATE ledger_entries SET position = 100000 WHERE position = 4;\n"
+        "UPDATE ledger_entries SET position = 4 WHERE position = 5;\n"
+        "UPDATE ledger_entries SET position = 5 WHERE position = 100000;",
+        (4, "reordered"),
+        id="two_adjacent_swapped_rows_are_found_as_reordered",
+    ),
+    pytest.param(
+        insert_copy_of_entry_2_at_6("leaf_hash"),
+        (6, "inserted"),
+        id="an_inserted_row_is_found_at_its_position",
+    ),
+    pytest.param(
+        insert_copy_of_entry_2_at_6(RECOMPUTED_LEAF),
+        (6, "inserted"),
+        id="an_inserted_row_with_a_correct_leaf_is_still_found_at_its_position",
+    ),
+]
+
+
+@pytest.mark.parametrize(("sql", "found"), TAMPERING)
+async def test_tampering_is_found_at_its_position_as_what_it_was(
+    filled: int,
+    projections_settings: ServiceSettings,
+    projections: ProjectionsApplication,
+    sql: str,
+    found: tuple[int, str],
 ) -> None:
-    recomputed = (
-        "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload)"
-    )
-    await as_superuser(projections_settings, insert_copy_of_entry_2_at_6(recomputed))
-    assert await first_finding(projections) == (6, "inserted")
+    await as_superuser(projections_settings, sql)
+    assert await first_finding(projections) == found
 
 
 async def test_truncated_and_refilled_short_is_found_as_missing(

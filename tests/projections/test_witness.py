@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from services.projections import witness as witness_module
 from services.projections.application import ProjectionsApplication
 from services.projections.config import witness_verifier
 from services.projections.integrity import WitnessTrust
@@ -23,13 +24,13 @@ from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
+    as_superuser,
     ingest_until,
     make_ingester,
     produce,
     published_events,
     records_of,
 )
-from tests.projections.test_writer import as_superuser
 from tests.support import asgi_client, eventually
 from tests.witness import Witness, running_witness
 
@@ -184,11 +185,26 @@ async def test_a_witness_that_is_down_never_stops_ingest_and_ready_says_so(
         await task
 
 
+class Clock:
+    """The cosigner's monotonic clock, moved by the test (its module's ``time``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
 async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+    projections_settings: ServiceSettings,
+    ledger: LedgerStore,
+    witness: Witness,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """New checkpoints at every step (the ledger growing all the time) are not a witness
     falling behind: each step cosigns what it found, so none waits past the threshold."""
+    clock = Clock()
+    monkeypatch.setattr(witness_module, "time", clock)
     worker = cosigner(ledger, witness, stall_after=0.3)
     trial = published_events(subjects=3)
     produced = 0
@@ -199,7 +215,7 @@ async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
             produced += len(events)
             await ingest_until(projections_settings, ledger, produced, checkpoint_every=4)
             await worker.step(client)  # it found new checkpoints, and cosigned them
-            await asyncio.sleep(0.4)  # longer than the threshold, between two steps
+            clock.now += 0.4  # longer than the threshold, between two steps
     assert await worker.problems() == {"witness": "ok"}
     assert max(await ledger.cosignatures()) == produced
 

@@ -4,10 +4,7 @@ a row it did not append (a superuser's forged tail is found at its position)."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +18,7 @@ from services.projections.merkle import Frontier
 from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
+    as_superuser,
     ingest_until,
     make_ingester,
     produce,
@@ -29,19 +27,6 @@ from tests.projections.conftest import (
 )
 
 pytestmark = pytest.mark.integration
-INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
-
-
-async def as_superuser(settings: ServiceSettings, sql: str) -> None:
-    """``sql`` as the PostgreSQL superuser, with the append-only triggers switched off."""
-    script = (f'SET search_path TO "{settings.database.schema}";\n'
-              f"SET session_replication_role = replica;\nBEGIN;\n{sql}\nCOMMIT;\n")  # fmt: skip
-    process = await asyncio.create_subprocess_exec(
-        "bash", str(INFRA), "superuser-sql", settings.database.dbname,
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    output, _ = await process.communicate(script.encode())
-    assert process.returncode == 0, output.decode()
 
 
 def forged_tail(position: int) -> str:

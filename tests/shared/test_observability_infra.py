@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import httpx
@@ -15,7 +15,6 @@ from faststream.kafka import KafkaBroker
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.infusion_view import InfusionView
 from shared.adapters.outbox import Outbox
 from shared.adapters.readings import KafkaOffsets, Readings
@@ -25,9 +24,9 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
-from tests.support import SIGNER, command, eventually
+from tests.support import command, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
 
 async def test_ready_when_the_real_database_and_kafka_answer(settings: ServiceSettings) -> None:
@@ -43,13 +42,6 @@ async def test_ready_when_the_real_database_and_kafka_answer(settings: ServiceSe
 async def read(worker: Relay | Subscriptions, settings: ServiceSettings) -> Readings:
     async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
         return await worker.readings(kafka)
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
 
 
 async def test_relay_lag_counts_committed_events_until_the_broker_has_them(

@@ -12,7 +12,7 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,7 +22,6 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Head, Outbox
 from shared.adapters.readings import KafkaOffsets
 from shared.adapters.relay import Relay, RelayOptions, stall_reason
@@ -32,7 +31,6 @@ from shared.kernel.provenance import Meaning
 from shared.kernel.publication import Publication
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    SIGNER,
     Running,
     command,
     consent,
@@ -42,7 +40,7 @@ from tests.support import (
     signing,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 OPTIONS = RelayOptions(batch_size=50, poll_interval=0.2, max_backoff=1.0, quarantine_retry=3600)
 
 
@@ -55,13 +53,6 @@ def broken_consent() -> Publication:
     contract, _ = PUBLICATION.events[Subject.ConsentSigned]
     events = {**PUBLICATION.events, Subject.ConsentSigned: (contract, fails)}
     return Publication("enrollment", PUBLICATION.records, events, PUBLICATION.occurred_at)
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
 
 
 @pytest.fixture

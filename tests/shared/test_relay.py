@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,14 +17,12 @@ from aiokafka import ConsumerRecord
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION, to_contract
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox, published_position
 from shared.adapters.relay import Relay, RelayOptions
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from tests.support import (
-    SIGNER,
     Running,
     command,
     consent,
@@ -34,16 +32,9 @@ from tests.support import (
     signing,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"
 SUBJECTS = ("S-101", "S-102", "S-103")
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
 
 
 def make_relay(settings: ServiceSettings, app: EnrollmentApplication) -> Relay:

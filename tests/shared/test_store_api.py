@@ -4,7 +4,7 @@ on the real PostgreSQL, through the enrollment service's HTTP API."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -12,26 +12,25 @@ import pytest
 from services.enrollment.api import create_app
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
-from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
-from tests.support import NOW, SIGNER, VERIFIER, asgi_client, bearer, command, principal
+from tests.support import (
+    NOW,
+    VERIFIER,
+    asgi_client,
+    bearer,
+    command,
+    principal,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
 
 def auditor() -> dict[str, str]:
     """Headers with a fresh token (made at import, one would expire in a long run)."""
     return bearer(principal(Role.AUDITOR, user_id="u-aud-1"))
-
-
-@pytest.fixture
-def application(settings: ServiceSettings) -> Iterator[EnrollmentApplication]:
-    app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))
-    yield app
-    app.close()
 
 
 @pytest.fixture

@@ -1,0 +1,106 @@
+"""The adverse-events HTTP API through httpx's ASGI transport, over the in-memory store,
+with the infusion view replaced by fixed answers (``client`` in conftest.py; the real view
+runs in tests/e2e)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+
+from services.adverse_events.application import AdverseEventsApplication
+from services.adverse_events.domain import AdverseEvent
+from shared.kernel.provenance import Meaning, Role
+from tests.adverse_events.conftest import COHORT
+from tests.support import (
+    bearer,
+    principal,
+    signature_json,
+    stored_count,
+)
+
+GRADE_2_CRS = {"temperature_c": "38.9", "antipyretics_or_immunosuppression_given": False,
+               "hypotension": "no_vasopressor", "oxygen": "none"}  # fmt: skip
+
+
+async def report(client: httpx.AsyncClient, subject: str = "S-001") -> httpx.Response:
+    onset = (COHORT.get(subject, COHORT["S-001"]).infused_at + timedelta(days=1)).isoformat()
+    body = {"term": "Cytokine release syndrome", "verbatim": "fever", "onset_at": onset}
+    return await client.post(f"/subjects/{subject}/adverse-events", json=body, headers=bearer())
+
+
+async def test_a_report_derives_study_day_and_windows_and_is_read_back(
+    client: httpx.AsyncClient,
+) -> None:
+    reported = await report(client)
+    assert reported.status_code == 201, reported.text
+    body = reported.json()
+    assert (body["subject_id"], body["study_day"], body["treatment_emergent"]) == (
+        "S-001",
+        2,
+        True,
+    )
+    assert body["in_dlt_window"] is True and body["grade"] is None
+    read = await client.get(f"/adverse-events/{body['id']}", headers=bearer())
+    assert read.status_code == 200 and read.json() == body
+
+
+async def test_a_subject_never_infused_has_no_adverse_event_recorded(
+    client: httpx.AsyncClient, application: AdverseEventsApplication
+) -> None:
+    refused = await report(client, "S-404")
+    assert (refused.status_code, refused.json()["code"]) == (409, "subject_not_infused")
+    assert stored_count(application, AdverseEvent.AdverseEventReported) == 0
+
+
+async def test_crs_is_graded_from_its_astct_components_and_signed(
+    client: httpx.AsyncClient,
+) -> None:
+    reported = (await report(client)).json()
+    purpose = f"adverse_events/grade/{reported['id']}@{reported['version']}"
+    body = {"crs": GRADE_2_CRS, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
+
+    graded = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
+                               headers=bearer())  # fmt: skip
+
+    assert graded.status_code == 200, graded.text
+    assert (graded.json()["grade"], graded.json()["scale"]) == (2, "ASTCT-CRS")
+    [signature] = graded.json()["signatures"]
+    assert signature["meaning"] == "authorship"
+
+
+async def test_a_signature_made_for_another_purpose_is_refused(
+    client: httpx.AsyncClient, application: AdverseEventsApplication
+) -> None:
+    reported = (await report(client)).json()
+    wrong = signature_json(Meaning.AUTHORSHIP, "adverse_events/grade/another@1")
+    body = {"crs": GRADE_2_CRS, "signature": wrong}
+    refused = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
+                                headers=bearer())  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (403, "signature_refused")
+    assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
+
+
+async def test_the_cohort_shows_the_full_first_cohort_and_a_review_opens_level_2(
+    client: httpx.AsyncClient,
+) -> None:
+    before = await client.get("/cohort", headers=bearer())
+    assert before.status_code == 200, before.text
+    assert before.json()["reviews"] == 0
+
+    signature = signature_json(Meaning.APPROVAL, "adverse_events/safety-review/1")
+    body = {"approved_level": 2, "signature": signature}
+    approved = await client.post("/safety-reviews", json=body, headers=bearer())
+
+    assert approved.status_code == 201, approved.text
+    assert (approved.json()["approved_level"], approved.json()["review"]) == (2, 1)
+    assert (await client.get("/cohort", headers=bearer())).json()["reviews"] == 1
+
+
+async def test_a_monitor_reads_but_does_not_report(client: httpx.AsyncClient) -> None:
+    monitor = bearer(principal(Role.MONITOR, user_id="u-mon-1"))
+    onset = (COHORT["S-001"].infused_at + timedelta(days=1)).isoformat()
+    body = {"term": "Cytokine release syndrome", "verbatim": "fever", "onset_at": onset}
+    refused = await client.post("/subjects/S-001/adverse-events", json=body, headers=monitor)
+    assert (refused.status_code, refused.json()["code"]) == (403, "role_not_permitted")
+    assert (await client.get("/cohort", headers=monitor)).status_code == 200
