@@ -2,7 +2,9 @@
 
 Decide, then record. When the subject was infused comes in as ``Infused`` (from the
 local view of the infusion topic); study day, treatment emergence and the DLT window are
-derived at report time and stored with the rule version that derived them.
+derived at report time and stored with the rule version that derived them and the
+study-day convention the day is counted in (reports stored before conventions were named
+carry none: their day was counted with the infusion as day 1, ``shared.clinical``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from services.adverse_events.grading import (
     grade_crs_explained,
     grade_icans_explained,
 )
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
@@ -160,6 +163,7 @@ class AdverseEvent(SubjectRecord):
             dose_level=infused.dose_level,
             rule_version=rules_windows.RULE_VERSION,
             provenance=attribution.provenance,
+            study_day_convention=rules_windows.STUDY.convention.value,
         )
 
     @event("AdverseEventReported")
@@ -176,11 +180,13 @@ class AdverseEvent(SubjectRecord):
         dose_level: int,
         rule_version: str,
         provenance: Provenance,
+        study_day_convention: str = RECORDED_BEFORE_CONVENTIONS.value,  # reports before: none
     ) -> None:
         self.subject_id = subject_id
         self.term = term
         self.onset_at = onset_at
-        self.study_day = study_day
+        self.study_day = study_day  # as recorded, in study_day_convention
+        self.study_day_convention = DayConvention(study_day_convention)
         self.treatment_emergent = treatment_emergent
         self.in_dlt_window = in_dlt_window
         self.dose_level = dose_level
@@ -238,23 +244,26 @@ class AdverseEvent(SubjectRecord):
         """Adjudicate DLT: a DLT needs onset in the window and a criterion the record bears out."""
         grading = self._graded_already()
         if is_dlt:
-            if not self.in_dlt_window:
+            study = rules_windows.STUDY
+            onset_day = study.day_from(self.study_day, self.study_day_convention)
+            if not self.in_dlt_window:  # as decided when the event was reported
                 raise errors.NotADlt(
-                    f"the event started on study day {self.study_day}, outside days 1-28",
-                    study_day=self.study_day,
+                    f"the event started on study day {onset_day}, outside the DLT window "
+                    f"({study.dlt_window}, {study.convention})",
+                    study_day=onset_day,
                 )
-            course = Course(self.onset_at, self.study_day, self.resolved_on, attribution.now)
+            course = Course(self.onset_at, onset_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
                 criterion, grading.scale, self.term, grading.grade, bool(self.related), course
             ):
                 raise errors.NotADlt(
                     f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
-                    f"{self.study_day}, {_resolution(self.resolved_on)}) does not meet DLT "
+                    f"{onset_day}, {_resolution(self.resolved_on)}) does not meet DLT "
                     f"criterion {criterion}",
                     criterion=None if criterion is None else criterion.value,
                     grade=grading.grade,
                     scale=grading.scale,
-                    onset_study_day=self.study_day,
+                    onset_study_day=onset_day,
                     last_study_day_present=course.last_day_present,
                 )
         if not reason.strip():

@@ -37,9 +37,10 @@ async def test_a_report_derives_study_day_and_windows_and_is_read_back(
     body = reported.json()
     assert (body["subject_id"], body["study_day"], body["treatment_emergent"]) == (
         "S-001",
-        2,
+        1,  # the day after the infusion's date (day 0)
         True,
     )
+    assert body["study_day_convention"] == "infusion_day_0"
     assert body["in_dlt_window"] is True and body["grade"] is None
     read = await client.get(f"/adverse-events/{body['id']}", headers=bearer())
     assert read.status_code == 200 and read.json() == body
