@@ -30,6 +30,7 @@ from services.adverse_events.grading import (
     IcansInputs,
     Scale,
     check_ctcae_grade,
+    check_grade_5,
     check_manual_grade,
     check_scale,
     grade_crs_explained,
@@ -69,6 +70,14 @@ class Grading:
     icans: IcansInputs | None = None
     reason: str | None = None
     rule_version: str = GRADING_RULES
+
+    @property
+    def death_from_components(self) -> bool:
+        """Whether the ASTCT components given record death from CRS or ICANS."""
+        return bool(
+            (self.crs is not None and self.crs.death_from_crs)
+            or (self.icans is not None and self.icans.death_from_icans)
+        )
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,7 @@ class AdverseEvent(SubjectRecord):
         self._check_open()
         if self.grading is not None:
             raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
+        self._check_death_for(grading)
         self._graded(grading, attribution.provenance)
 
     @event("AdverseEventGraded")
@@ -211,6 +221,7 @@ class AdverseEvent(SubjectRecord):
         old = self._graded_already()
         if not reason.strip():
             raise errors.ReasonRequired("a regrade needs a reason", field="reason")
+        self._check_death_for(grading)
         self._regraded(old.grade, grading, reason.strip(), attribution.provenance)
 
     @event("AdverseEventRegraded")
@@ -221,6 +232,8 @@ class AdverseEvent(SubjectRecord):
 
     def assess_seriousness(self, seriousness: Seriousness, attribution: Attribution) -> None:
         self._check_open()
+        if self.grading is not None and not seriousness.death:  # a grade 5 keeps its death
+            check_grade_5(self.term, self.grading.grade, self.grading.death_from_components)
         self._seriousness_assessed(seriousness, attribution.provenance)
 
     @event("SeriousnessAssessed")
@@ -298,6 +311,11 @@ class AdverseEvent(SubjectRecord):
     @event("AdverseEventResolved")
     def _resolved(self, ended_on: date, outcome: str, provenance: Provenance) -> None:
         self.resolved_on = ended_on
+
+    def _check_death_for(self, grading: Grading) -> None:
+        """A grade 5 only where the record shows the death (grading.check_grade_5)."""
+        recorded = self.seriousness is not None and self.seriousness.death
+        check_grade_5(self.term, grading.grade, recorded or grading.death_from_components)
 
     def _graded_already(self) -> Grading:
         if self.grading is None:

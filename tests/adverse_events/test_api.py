@@ -70,6 +70,21 @@ async def test_crs_is_graded_from_its_astct_components_and_signed(
     assert signature["meaning"] == "authorship"
 
 
+async def test_a_ctcae_grade_5_without_a_recorded_death_is_a_422_naming_why(
+    client: httpx.AsyncClient, application: AdverseEventsApplication
+) -> None:
+    onset = (COHORT["S-001"].infused_at + timedelta(days=3)).isoformat()
+    body = {"term": "Sepsis", "verbatim": "septic shock", "onset_at": onset}
+    reported = (await client.post("/subjects/S-001/adverse-events", json=body,
+                                  headers=bearer())).json()  # fmt: skip
+    purpose = f"adverse_events/grade/{reported['id']}@{reported['version']}"
+    grade = {"grade": 5, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
+    refused = await client.post(f"/adverse-events/{reported['id']}/grade", json=grade,
+                                headers=bearer())  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (422, "grade_5_without_death")
+    assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
+
+
 async def test_a_signature_made_for_another_purpose_is_refused(
     client: httpx.AsyncClient, application: AdverseEventsApplication
 ) -> None:

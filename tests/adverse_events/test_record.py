@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,7 +11,13 @@ import pytest
 
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
-from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
+from services.adverse_events.domain import (
+    AdverseEvent,
+    Infused,
+    Relatedness,
+    Seriousness,
+    grading_of,
+)
 from services.adverse_events.grading import (
     Consciousness,
     CrsInputs,
@@ -277,3 +284,60 @@ def test_a_resolved_event_is_not_changed_any_more() -> None:
     record.resolve(date(2026, 7, 10), "recovered", cmd())
     with pytest.raises(errors.EventResolved):
         record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
+
+
+NO_DEATH = Seriousness(False, False, True, False, False, False)
+DEATH = Seriousness(True, False, False, False, False, False)
+
+
+def test_grade_5_is_refused_while_the_record_shows_no_death() -> None:
+    record = reported(term="Sepsis")
+    with pytest.raises(errors.GradeFiveWithoutDeath) as refused:
+        record.grade(grading_of(record.term, 5, None), cmd())
+    assert (refused.value.code, refused.value.details["death_recorded"]) == (
+        "grade_5_without_death", False
+    )  # fmt: skip
+    record.assess_seriousness(NO_DEATH, cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.grade(grading_of(record.term, 5, None), cmd())
+    assert record.grading is None
+
+
+def test_grade_5_is_recorded_once_the_seriousness_records_the_death() -> None:
+    record = reported(term="Sepsis")
+    record.assess_seriousness(DEATH, cmd())
+    record.grade(grading_of(record.term, 5, None), cmd())
+    assert record.grading is not None and record.grading.grade == 5
+    assert record.grading.rule_version == "NCT05030779-grading/3"
+
+
+def test_a_regrade_to_5_needs_the_death_too() -> None:
+    record = reported(term="Sepsis")
+    record.grade(grading_of(record.term, 4, None), cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.regrade(grading_of(record.term, 5, None), "died", cmd())
+    record.assess_seriousness(DEATH, cmd())
+    record.regrade(grading_of(record.term, 5, None), "died of sepsis", cmd())
+    assert record.grading is not None and record.grading.grade == 5
+
+
+def test_a_grade_5_event_keeps_its_death_in_the_seriousness() -> None:
+    record = reported(term="Sepsis")
+    record.assess_seriousness(DEATH, cmd())
+    record.grade(grading_of(record.term, 5, None), cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.assess_seriousness(NO_DEATH, cmd())
+    assert record.seriousness == DEATH
+
+
+def test_crs_grade_5_from_its_components_records_the_death_itself() -> None:
+    record = reported()
+    fatal = replace(GRADE_4_CRS, death_from_crs=True)
+    record.grade(grading_of(record.term, None, None, crs=fatal), cmd())
+    assert record.grading is not None and record.grading.grade == 5
+
+
+def test_a_manual_crs_grade_5_without_a_death_is_refused() -> None:
+    record = reported()
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.grade(grading_of(record.term, 5, "worse than it reads", crs=GRADE_4_CRS), cmd())
