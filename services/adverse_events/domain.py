@@ -267,8 +267,9 @@ class AdverseEvent(SubjectRecord):
                 )
             course = Course(self.onset_at, onset_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
-                criterion, grading.scale, self.term, grading.grade, bool(self.related), course
-            ):
+                criterion, grading.scale, self.term, grading.grade, bool(self.related), course,
+                study,
+            ):  # fmt: skip
                 raise errors.NotADlt(
                     f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
                     f"{onset_day}, {_resolution(self.resolved_on)}) does not meet DLT "
