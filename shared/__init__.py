@@ -3,8 +3,9 @@
 
 - ``shared.kernel``: pure building blocks (provenance, the envelope, records and their
   signatures, keys, settings, logs, the permission table); no database, Kafka or HTTP.
-- ``shared.clinical``: the clinical rules several services need (study days, the open
-  3+3 cohort, what is known of an infusion); pure.
+- ``shared.clinical``: the clinical rules several services need (the study definition,
+  its study-day convention and windows; study days, the open 3+3 cohort, what is known
+  of an infusion); pure.
 - ``shared.adapters``: PostgreSQL and Kafka (event store, outbox, relay, topics, local
   views of other services' topics).
 - ``shared.web``: HTTP (the app, tokens, input guard, health and metrics, serving).

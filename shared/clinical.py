@@ -3,19 +3,32 @@
 - The open 3+3 cohort: the level the latest signed safety review opened, how many
   subjects it may dose, and when; before any review, level 1 for 3 subjects.
 - The study calendar: what every service knows of a subject's infusion, and study days.
+- The study's definition (``Study``, ``NCT05030779``): its study-day convention and its
+  windows in study days. It is the one place that decides how days are counted; every
+  rule that counts study days takes it from here.
 
 The local views that keep these facts (``shared.adapters.cohort``,
 ``shared.adapters.infusion_view``) read them from the topics with the functions here.
 
-Study day 1 is the UTC calendar date of the infusion's start; the day before is day -1.
-There is no day 0 (the CDISC convention), so that day counts on either side of the
-infusion never meet. Days are counted on UTC dates, not the site's local dates.
+Study days are counted on UTC calendar dates from the date of the infusion's start, not
+on the site's local dates. Two conventions (``DayConvention``):
+
+- ``INFUSION_DAY_0`` (the default, NCT05030779's): the infusion's date is day 0, the day
+  after day 1, the day before day -1, as CAR-T protocols and the published report count
+  ("up to 28 days after the infusion" ends on the infusion's date + 28 days, day 28).
+- ``INFUSION_DAY_1`` (CDISC SDTM): the infusion's date is day 1 and there is no day 0;
+  the day before is day -1. Every study day the services recorded before the study's
+  definition named its convention was counted so.
+
+A window is named by its first and last study day in the study's convention, so the
+same "days 0-28" reads "days 1-28" in the other convention and ends a date earlier.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from enum import StrEnum
 from typing import Any
 
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
@@ -76,13 +89,120 @@ class Infused:
     dose_level: int
 
 
-def study_day(infused_at: datetime, at: datetime) -> int:
-    """The study day of ``at`` (both aware): 1 on the infusion's UTC date, 2 the day
-    after, -1 the day before. Never 0."""
+class DayConvention(StrEnum):
+    """How study days are numbered around the infusion's UTC date."""
+
+    INFUSION_DAY_0 = "infusion_day_0"  # infusion date = day 0 (CAR-T protocols, the report)
+    INFUSION_DAY_1 = "infusion_day_1"  # infusion date = day 1, no day 0 (CDISC SDTM)
+
+    @property
+    def infusion_day(self) -> int:
+        """The number of the infusion's date."""
+        return 0 if self is DayConvention.INFUSION_DAY_0 else 1
+
+    def day(self, days_after: int) -> int:
+        """The study day ``days_after`` calendar days after the infusion's date (negative:
+        before it)."""
+        return days_after if days_after < 0 else days_after + self.infusion_day
+
+    def days_after(self, day: int) -> int:
+        """Calendar days from the infusion's date to study day ``day`` (the inverse)."""
+        if self is DayConvention.INFUSION_DAY_1 and day == 0:
+            raise ValueError("there is no study day 0 in the CDISC convention")
+        return day if day < 0 else day - self.infusion_day
+
+
+# What a study day recorded without a convention means: every one was counted so.
+RECORDED_BEFORE_CONVENTIONS = DayConvention.INFUSION_DAY_1
+
+
+def _days_after(infused_at: datetime, at: datetime) -> int:
     if infused_at.utcoffset() is None or at.utcoffset() is None:
         raise ValueError("study days are counted between aware datetimes")
-    elapsed = (at.astimezone(UTC).date() - infused_at.astimezone(UTC).date()).days
-    return elapsed + 1 if elapsed >= 0 else elapsed
+    return (at.astimezone(UTC).date() - infused_at.astimezone(UTC).date()).days
+
+
+def convert_day(day: int, recorded_in: DayConvention, wanted: DayConvention) -> int:
+    """A study day recorded in one convention, numbered in another (the same date)."""
+    return wanted.day(recorded_in.days_after(day))
+
+
+@dataclass(frozen=True)
+class Window:
+    """Study days from ``first`` to ``last``, both included."""
+
+    first: int
+    last: int
+
+    def __contains__(self, day: object) -> bool:
+        return isinstance(day, int) and self.first <= day <= self.last
+
+    def __str__(self) -> str:
+        return f"days {self.first}-{self.last}"
+
+
+@dataclass(frozen=True)
+class Study:
+    """A study's definition: its day convention and its windows, as last study days in
+    that convention (pure configuration; no I/O).
+
+    Windows that start at the infusion start on the convention's infusion day, so that
+    "days 0-28" in one convention is "days 1-28" in the other, the same number of the last
+    day, one calendar date apart (the protocol's "28 days after the infusion").
+    """
+
+    name: str
+    convention: DayConvention = DayConvention.INFUSION_DAY_0
+    dlt_last_day: int = 28  # DLT window: the infusion's day to this day
+    teae_last_day: int = 90  # treatment-emergent: onset no later than this day
+    response_last_day: int = 90  # objective response: "within 3 months of infusion"
+    disease_control_first_day: int = 28  # disease control: first response from this day
+
+    def __post_init__(self) -> None:
+        infusion_day = self.convention.infusion_day
+        for name in ("dlt_last_day", "teae_last_day", "response_last_day",
+                     "disease_control_first_day"):  # fmt: skip
+            if getattr(self, name) < infusion_day:
+                raise ValueError(f"{self.name}: {name} is before the infusion's day")
+
+    @property
+    def infusion_day(self) -> int:
+        return self.convention.infusion_day
+
+    @property
+    def dlt_window(self) -> Window:
+        return Window(self.infusion_day, self.dlt_last_day)
+
+    @property
+    def teae_window(self) -> Window:
+        return Window(self.infusion_day, self.teae_last_day)
+
+    @property
+    def response_window(self) -> Window:
+        return Window(self.infusion_day, self.response_last_day)
+
+    def study_day(self, infused_at: datetime, at: datetime) -> int:
+        """The study day of ``at`` (both aware) in the study's convention, on UTC dates."""
+        return self.convention.day(_days_after(infused_at, at))
+
+    def date_of(self, infused_at: datetime, day: int) -> date:
+        """The UTC date of study day ``day``."""
+        return infused_at.astimezone(UTC).date() + timedelta(days=self.convention.days_after(day))
+
+    def day_begins(self, infused_at: datetime, day: int) -> datetime:
+        """00:00 UTC of study day ``day``."""
+        return datetime.combine(self.date_of(infused_at, day), time(0), tzinfo=UTC)
+
+    def day_from(self, day: int, recorded_in: DayConvention) -> int:
+        """A study day recorded in ``recorded_in``, numbered in the study's convention."""
+        return convert_day(day, recorded_in, self.convention)
+
+
+# NCT05030779: the infusion is day 0, the DLT window days 0-28 (the protocol record's
+# primary outcome, "up to 28 days after infusion"), TEAE onset to day 90, response
+# within 3 months (day 90), disease control from day 28. Assumption until the
+# protocol's own text says otherwise: docs/adverse_events.md, Study days.
+NCT05030779 = Study("NCT05030779")
 
 
 def infusion_facts(event: CloudEvent) -> dict[str, Any] | None:

@@ -132,7 +132,8 @@ class AdverseEventOut(Contract):
     subject_id: str
     term: str
     version: int
-    study_day: int
+    study_day: int = Field(description="as recorded, counted in study_day_convention")
+    study_day_convention: str = Field(examples=["infusion_day_0", "infusion_day_1"])
     treatment_emergent: bool
     in_dlt_window: bool
     grade: int | None
@@ -147,7 +148,8 @@ class AdverseEventOut(Contract):
     def of(cls, r: AdverseEvent) -> AdverseEventOut:
         return cls(
             id=r.id, subject_id=r.subject_id, term=r.term, version=r.version,
-            study_day=r.study_day, treatment_emergent=r.treatment_emergent,
+            study_day=r.study_day, study_day_convention=r.study_day_convention.value,
+            treatment_emergent=r.treatment_emergent,
             in_dlt_window=r.in_dlt_window,
             grade=None if r.grading is None else r.grading.grade,
             scale=None if r.grading is None else r.grading.scale,

@@ -1,7 +1,9 @@
 """The DLT rule set: the usual CAR-T list, an assumption until the protocol's own list is
 known (docs/adverse_events.md, DLT).
 
-An adjudication names the criterion it rests on; the record must bear it out.
+An adjudication names the criterion it rests on; the record must bear it out. Study
+days are the study's (``shared.clinical``, NCT05030779: the infusion's date is day 0), so
+"beyond day 28" is a cytopenia still present after the infusion's date + 28 days.
 """
 
 from __future__ import annotations
@@ -10,7 +12,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-RULE_VERSION = "NCT05030779-dlt/2"  # /2: duration criteria checked against the record
+from shared.clinical import NCT05030779, Study
+
+# /2: duration criteria checked against the record; /3: study days in the study's
+# convention, infusion = day 0 (/2 counted day 1 there, so "beyond day 28" began a day
+# earlier)
+RULE_VERSION = "NCT05030779-dlt/3"
 HAEMATOLOGICAL = frozenset(
     {"neutrophil count decreased", "platelet count decreased", "anemia",
      "lymphocyte count decreased", "white blood cell decreased", "febrile neutropenia"}
@@ -27,7 +34,6 @@ class DltCriterion(StrEnum):
 
 
 IMPROVEMENT_HOURS = 72
-LAST_DLT_DAY = 28
 
 
 @dataclass(frozen=True)
@@ -36,7 +42,7 @@ class Course:
     study day), the date it resolved if it has, and the server time of the adjudication."""
 
     onset_at: datetime
-    onset_day: int  # study day of the onset, >= 1 (the DLT window starts on day 1)
+    onset_day: int  # study day of the onset in the study's convention (in the DLT window)
     resolved_on: date | None
     now: datetime
 
@@ -61,10 +67,16 @@ class Course:
 
 
 def supports(
-    criterion: DltCriterion, scale: str, term: str, grade: int, related: bool, course: Course
+    criterion: DltCriterion,
+    scale: str,
+    term: str,
+    grade: int,
+    related: bool,
+    course: Course,
+    study: Study = NCT05030779,
 ) -> bool:
-    """Whether an event graded ``grade`` on ``scale``, with the course the record shows,
-    can be a DLT by ``criterion``."""
+    """Whether an event graded ``grade`` on ``scale``, with the course the record shows
+    (study days in ``study``'s convention), can be a DLT by ``criterion``."""
     haematological = term.strip().lower() in HAEMATOLOGICAL
     match criterion:
         case DltCriterion.CRS_GRADE_4:
@@ -76,7 +88,7 @@ def supports(
         case DltCriterion.NON_HAEMATOLOGICAL_GRADE_3_OR_MORE:
             return scale == "CTCAE" and grade >= 3 and not haematological
         case DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28:
-            beyond = course.last_day_present > LAST_DLT_DAY
+            beyond = course.last_day_present > study.dlt_window.last
             return scale == "CTCAE" and grade >= 4 and haematological and beyond
         case DltCriterion.TREATMENT_RELATED_DEATH:
             return grade == 5 and related

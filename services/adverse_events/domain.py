@@ -2,7 +2,9 @@
 
 Decide, then record. When the subject was infused comes in as ``Infused`` (from the
 local view of the infusion topic); study day, treatment emergence and the DLT window are
-derived at report time and stored with the rule version that derived them.
+derived at report time and stored with the rule version that derived them and the
+study-day convention the day is counted in (reports stored before conventions were named
+carry none: their day was counted with the infusion as day 1, ``shared.clinical``).
 """
 
 from __future__ import annotations
@@ -28,11 +30,13 @@ from services.adverse_events.grading import (
     IcansInputs,
     Scale,
     check_ctcae_grade,
+    check_grade_5,
     check_manual_grade,
     check_scale,
     grade_crs_explained,
     grade_icans_explained,
 )
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
@@ -66,6 +70,14 @@ class Grading:
     icans: IcansInputs | None = None
     reason: str | None = None
     rule_version: str = GRADING_RULES
+
+    @property
+    def death_from_components(self) -> bool:
+        """Whether the ASTCT components given record death from CRS or ICANS."""
+        return bool(
+            (self.crs is not None and self.crs.death_from_crs)
+            or (self.icans is not None and self.icans.death_from_icans)
+        )
 
 
 @dataclass(frozen=True)
@@ -160,6 +172,7 @@ class AdverseEvent(SubjectRecord):
             dose_level=infused.dose_level,
             rule_version=rules_windows.RULE_VERSION,
             provenance=attribution.provenance,
+            study_day_convention=rules_windows.STUDY.convention.value,
         )
 
     @event("AdverseEventReported")
@@ -176,11 +189,13 @@ class AdverseEvent(SubjectRecord):
         dose_level: int,
         rule_version: str,
         provenance: Provenance,
+        study_day_convention: str = RECORDED_BEFORE_CONVENTIONS.value,  # reports before: none
     ) -> None:
         self.subject_id = subject_id
         self.term = term
         self.onset_at = onset_at
-        self.study_day = study_day
+        self.study_day = study_day  # as recorded, in study_day_convention
+        self.study_day_convention = DayConvention(study_day_convention)
         self.treatment_emergent = treatment_emergent
         self.in_dlt_window = in_dlt_window
         self.dose_level = dose_level
@@ -194,6 +209,7 @@ class AdverseEvent(SubjectRecord):
         self._check_open()
         if self.grading is not None:
             raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
+        self._check_death_for(grading)
         self._graded(grading, attribution.provenance)
 
     @event("AdverseEventGraded")
@@ -205,6 +221,7 @@ class AdverseEvent(SubjectRecord):
         old = self._graded_already()
         if not reason.strip():
             raise errors.ReasonRequired("a regrade needs a reason", field="reason")
+        self._check_death_for(grading)
         self._regraded(old.grade, grading, reason.strip(), attribution.provenance)
 
     @event("AdverseEventRegraded")
@@ -215,6 +232,8 @@ class AdverseEvent(SubjectRecord):
 
     def assess_seriousness(self, seriousness: Seriousness, attribution: Attribution) -> None:
         self._check_open()
+        if self.grading is not None and not seriousness.death:  # a grade 5 keeps its death
+            check_grade_5(self.term, self.grading.grade, self.grading.death_from_components)
         self._seriousness_assessed(seriousness, attribution.provenance)
 
     @event("SeriousnessAssessed")
@@ -238,23 +257,27 @@ class AdverseEvent(SubjectRecord):
         """Adjudicate DLT: a DLT needs onset in the window and a criterion the record bears out."""
         grading = self._graded_already()
         if is_dlt:
-            if not self.in_dlt_window:
+            study = rules_windows.STUDY
+            onset_day = study.day_from(self.study_day, self.study_day_convention)
+            if not self.in_dlt_window:  # as decided when the event was reported
                 raise errors.NotADlt(
-                    f"the event started on study day {self.study_day}, outside days 1-28",
-                    study_day=self.study_day,
+                    f"the event started on study day {onset_day}, outside the DLT window "
+                    f"({study.dlt_window}, {study.convention})",
+                    study_day=onset_day,
                 )
-            course = Course(self.onset_at, self.study_day, self.resolved_on, attribution.now)
+            course = Course(self.onset_at, onset_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
-                criterion, grading.scale, self.term, grading.grade, bool(self.related), course
-            ):
+                criterion, grading.scale, self.term, grading.grade, bool(self.related), course,
+                study,
+            ):  # fmt: skip
                 raise errors.NotADlt(
                     f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
-                    f"{self.study_day}, {_resolution(self.resolved_on)}) does not meet DLT "
+                    f"{onset_day}, {_resolution(self.resolved_on)}) does not meet DLT "
                     f"criterion {criterion}",
                     criterion=None if criterion is None else criterion.value,
                     grade=grading.grade,
                     scale=grading.scale,
-                    onset_study_day=self.study_day,
+                    onset_study_day=onset_day,
                     last_study_day_present=course.last_day_present,
                 )
         if not reason.strip():
@@ -289,6 +312,11 @@ class AdverseEvent(SubjectRecord):
     @event("AdverseEventResolved")
     def _resolved(self, ended_on: date, outcome: str, provenance: Provenance) -> None:
         self.resolved_on = ended_on
+
+    def _check_death_for(self, grading: Grading) -> None:
+        """A grade 5 only where the record shows the death (grading.check_grade_5)."""
+        recorded = self.seriousness is not None and self.seriousness.death
+        check_grade_5(self.term, grading.grade, recorded or grading.death_from_components)
 
     def _graded_already(self) -> Grading:
         if self.grading is None:

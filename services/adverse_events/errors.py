@@ -15,6 +15,16 @@ class GradeNotAllowed(InvalidValue):
     code = "grade_not_allowed"
 
 
+class GradeFiveWithoutDeath(InvalidValue):
+    """Grade 5 is death related to the adverse event (CTCAE v5.0; ASTCT likewise): it is
+    recorded only for an event whose record shows the death, that is the seriousness
+    assessment's ``death`` (SDTM AESDTH) or, for CRS and ICANS, the components' death.
+    Record the seriousness first; and a seriousness without death is refused for an event
+    graded 5."""
+
+    code = "grade_5_without_death"
+
+
 class ScaleNotForTerm(InvalidValue):
     """Each term has one grading scale: CRS and ICANS by the ASTCT components, every other
     term by a CTCAE v5.0 grade; a grade given on the other scale is refused."""

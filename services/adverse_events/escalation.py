@@ -27,7 +27,9 @@ from itertools import pairwise
 
 from services.adverse_events.errors import InvalidEscalationInput, LevelNotOpen
 
-RULE_VERSION = "NCT05030779-escalation/1"
+# /2: the DLT windows it waits for close when the study's day 29 begins, the infusion's
+# date + 29 days (infusion = day 0); /1 counted the infusion as day 1, + 28 days
+RULE_VERSION = "NCT05030779-escalation/2"
 
 DOSE_LEVELS = (1, 2, 3, 4)  # x10^6 CAR-T cells/kg
 COHORT = 3

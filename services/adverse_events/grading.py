@@ -16,13 +16,16 @@ from decimal import Decimal
 from enum import StrEnum
 
 from services.adverse_events.errors import (
+    GradeFiveWithoutDeath,
     GradeNotAllowed,
     InvalidGradingInput,
     ReasonRequired,
     ScaleNotForTerm,
 )
 
-RULE_VERSION = "NCT05030779-grading/2"  # /2: each term bound to its grading scale
+# /2: each term bound to its grading scale; /3: grade 5 only for an event whose record
+# shows the death (check_grade_5)
+RULE_VERSION = "NCT05030779-grading/3"
 
 CTCAE_GRADES = frozenset(range(1, 6))
 NO_GRADE = 0  # no CRS / no ICANS; never a CTCAE grade
@@ -152,6 +155,22 @@ def check_ctcae_grade(term: str, grade: int) -> int:
             allowed=sorted(allowed),
         )
     return grade
+
+
+DEATH = 5  # CTCAE v5.0 and ASTCT: death related to the adverse event
+
+
+def check_grade_5(term: str, grade: int, death_recorded: bool) -> None:
+    """GradeFiveWithoutDeath for a grade 5 when the record shows no death (the seriousness
+    assessment's death flag, or the ASTCT components' death from CRS or ICANS)."""
+    if grade == DEATH and not death_recorded:
+        raise GradeFiveWithoutDeath(
+            f"{term}: grade 5 is death related to the event, and its record shows no death; "
+            "record the seriousness (death) first",
+            term=term,
+            grade=grade,
+            death_recorded=False,
+        )
 
 
 # ---------------------------------------------------------------------------------------

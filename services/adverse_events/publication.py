@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from services.adverse_events.domain import AdverseEvent, SafetyReview
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, convert_day
 from shared.contracts import adverse_events as contracts
 from shared.kernel.publication import Publication, fields_of
 
@@ -21,6 +22,32 @@ def _occurred_at(event: Any) -> datetime:
         event, "reviewed_at", None
     )
     return clinical or event.timestamp
+
+
+def _report(event: Any) -> dict[str, Any]:
+    """A report. ``AdverseEventReported.v1``'s study day means what it always meant, the
+    infusion's date as day 1 (CDISC): a day stored in the study's convention (day 0 there)
+    is published so numbered; reports stored before conventions were named were counted
+    so already."""
+    recorded_in = getattr(event, "study_day_convention", RECORDED_BEFORE_CONVENTIONS.value)
+    day = convert_day(event.study_day, DayConvention(recorded_in), PUBLISHED_STUDY_DAYS)
+    return {**_REPORT_FIELDS(event), "study_day": day}
+
+
+PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # the v1 contracts' "day 1 = infusion day"
+
+
+_REPORT_FIELDS = fields_of(
+    "term",
+    "verbatim",
+    "meddra_code",
+    "onset_at",
+    "study_day",
+    "treatment_emergent",
+    "in_dlt_window",
+    "dose_level",
+    "rule_version",
+)
 
 
 def _grading(event: Any) -> dict[str, Any]:
@@ -40,20 +67,7 @@ PUBLICATION = Publication(
     SERVICE,
     {AdverseEvent: contracts.RECORD_TYPE, SafetyReview: "SafetyReview"},
     {
-        AdverseEvent.AdverseEventReported: (
-            contracts.AdverseEventReportedV1,
-            fields_of(
-                "term",
-                "verbatim",
-                "meddra_code",
-                "onset_at",
-                "study_day",
-                "treatment_emergent",
-                "in_dlt_window",
-                "dose_level",
-                "rule_version",
-            ),
-        ),
+        AdverseEvent.AdverseEventReported: (contracts.AdverseEventReportedV1, _report),
         AdverseEvent.AdverseEventGraded: (contracts.AdverseEventGradedV1, _grading),
         AdverseEvent.AdverseEventRegraded: (
             contracts.AdverseEventRegradedV1,

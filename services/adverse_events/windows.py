@@ -1,10 +1,16 @@
 """The study calendar after the CAR-T infusion, and the protocol's safety windows.
 
-Study day 1 is the UTC calendar date of the infusion's start; the day before is day -1.
-There is no day 0 (the CDISC convention), so that day counts on either side of the
-infusion never meet. The DLT window is days 1-28 (the protocol record's primary
-outcome); an adverse event is treatment-emergent when its onset is on or after the
-infusion and no later than day 90.
+Study days and the windows come from the study's definition (``shared.clinical``,
+``NCT05030779``): the infusion's UTC date is day 0 (the convention of CAR-T protocols
+and of the published report), the DLT window is days 0-28 (the protocol record's primary
+outcome, "up to 28 days after infusion"), and an adverse event is treatment-emergent
+when its onset is on or after the infusion and no later than day 90. Under the CDISC
+convention (the infusion's date is day 1, no day 0) the same windows are days 1-28 and
+1-90 and end a calendar date earlier.
+
+Every report records the rule version that derived its study day and windows, and the
+convention its study day is counted in: ``NCT05030779-windows/1`` counted day 1 on the
+infusion's date (CDISC), ``/2`` counts day 0 there.
 
 Days are counted on UTC dates, not the site's local dates: an event at 07:00 in
 Hangzhou (UTC+8) falls on the previous UTC date.
@@ -15,12 +21,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.adverse_events.errors import InvalidTime
-from shared import clinical
+from shared.clinical import NCT05030779, Study
 
-RULE_VERSION = "NCT05030779-windows/1"
-
-DLT_WINDOW = (1, 28)  # first and last study day, both included
-TEAE_LAST_DAY = 90  # last study day of onset for a treatment-emergent adverse event
+RULE_VERSION = "NCT05030779-windows/2"  # /2: the study's convention, infusion = day 0 (/1: day 1)
+STUDY = NCT05030779
 
 
 def _utc(name: str, value: datetime) -> datetime:
@@ -29,40 +33,41 @@ def _utc(name: str, value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def study_day(infused_at: datetime, at: datetime) -> int:
-    """The study day of ``at``: 1 on the infusion's UTC date, 2 the day after, -1 the day
-    before. Never 0 (``shared.clinical``)."""
-    return clinical.study_day(_utc("infused_at", infused_at), _utc("at", at))
+def study_day(infused_at: datetime, at: datetime, study: Study = STUDY) -> int:
+    """The study day of ``at`` in the study's convention (NCT05030779: 0 on the
+    infusion's UTC date, 1 the day after, -1 the day before)."""
+    return study.study_day(_utc("infused_at", infused_at), _utc("at", at))
 
 
-def in_dlt_window(day: int) -> bool:
-    """Whether a study day lies in the DLT window, days 1 to 28 included."""
-    first, last = DLT_WINDOW
-    return first <= day <= last
+def in_dlt_window(day: int, study: Study = STUDY) -> bool:
+    """Whether a study day lies in the DLT window (NCT05030779: days 0 to 28 included)."""
+    return day in study.dlt_window
 
 
-def within_dlt_window(onset: datetime, infused_at: datetime) -> bool:
+def within_dlt_window(onset: datetime, infused_at: datetime, study: Study = STUDY) -> bool:
     """Whether an onset falls in the DLT window: at or after the infusion's start, and
-    no later than study day 28. An onset earlier on the infusion day is not."""
+    no later than its last day (NCT05030779: day 28, the infusion's date + 28 days). An
+    onset earlier on the infusion day is not."""
     if _utc("onset", onset) < _utc("infused_at", infused_at):
         return False
-    return in_dlt_window(study_day(infused_at, onset))
+    return in_dlt_window(study_day(infused_at, onset, study), study)
 
 
-def treatment_emergent(onset: datetime, infused_at: datetime) -> bool:
+def treatment_emergent(onset: datetime, infused_at: datetime, study: Study = STUDY) -> bool:
     """Whether an adverse event is treatment-emergent: onset at or after the infusion's
-    start, up to and including study day 90. An onset earlier on the infusion day (day 1,
-    before the infusion started) is not: it came before the treatment.
+    start, up to and including the study's last TEAE day (NCT05030779: day 90). An onset
+    earlier on the infusion day, before the infusion started, is not: it came before the
+    treatment.
 
     Onset only: whether a pre-existing event that worsens after the infusion counts is
     decided where the worsening is recorded (as a new onset), not here.
     """
     if _utc("onset", onset) < _utc("infused_at", infused_at):
         return False
-    return study_day(infused_at, onset) <= TEAE_LAST_DAY
+    return study_day(infused_at, onset, study) in study.teae_window
 
 
-def dlt_window_closed(infused_at: datetime, now: datetime) -> bool:
-    """Whether the subject's DLT window has closed: once study day 29 has begun (00:00
-    UTC of that date)."""
-    return study_day(infused_at, now) > DLT_WINDOW[1]
+def dlt_window_closed(infused_at: datetime, now: datetime, study: Study = STUDY) -> bool:
+    """Whether the subject's DLT window has closed: once the day after its last day has
+    begun (00:00 UTC of that date; NCT05030779: day 29, the infusion's date + 29 days)."""
+    return study_day(infused_at, now, study) > study.dlt_window.last

@@ -17,7 +17,12 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import Field
 
 from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import REMISSION_SIGNATURE, Progression, SubjectAssessments
+from services.assessments.domain import (
+    REMISSION_SIGNATURE,
+    STUDY,
+    Progression,
+    SubjectAssessments,
+)
 from services.assessments.laboratory import (
     Analyte,
     Method,
@@ -97,6 +102,7 @@ class AssessmentsOut(Contract):
     version: int
     infused_at: datetime
     dose_level: int
+    study_day_convention: str = Field(description="how the visits' study days are counted")
     visits: list[dict[str, Any]]
     remissions: dict[str, str]
     signatures: list[dict[str, Any]]
@@ -106,6 +112,7 @@ class AssessmentsOut(Contract):
         return cls(
             record_id=r.id, subject_id=r.subject_id, version=r.version,
             infused_at=r.infused_at, dose_level=r.dose_level,
+            study_day_convention=STUDY.convention.value,
             visits=[
                 {"event_id": key, "label": v.label, "study_day": v.study_day,
                  "sledai_2k": v.sledai_2k, "clinical_sledai": v.clinical_sledai}

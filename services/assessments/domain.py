@@ -3,7 +3,10 @@ kinetics, remission and progression (no I/O).
 
 One record per subject, opened by ``FollowUpStarted`` when the first assessment is
 recorded: it anchors the study calendar at the infusion (from the local view of the
-infusion topic). Every later event carries its study day. A remission is derived from
+infusion topic). Every later event carries its study day, counted in the study's
+convention (``shared.clinical.NCT05030779``: the infusion's date is day 0), and names
+that convention (events stored before conventions were named carry none: theirs counted
+the infusion's date as day 1). A remission is derived from
 a visit, the visit before it and the baseline (the last visit before the infusion) by
 ``rules.derive_response``, and names them by their published event ids, so an auditor
 can follow the figure back to the measurements.
@@ -11,7 +14,7 @@ can follow the figure back to the measurements.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -30,13 +33,15 @@ from services.assessments.rules import (
     SledaiItem,
     derive_response,
 )
-from shared.clinical import Infused, study_day
+from shared.clinical import NCT05030779, RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
 from shared.kernel.records import SubjectRecord
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
 _NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:assessments")
+STUDY = NCT05030779  # the study's definition: how study days are counted
+BEFORE_CONVENTIONS = RECORDED_BEFORE_CONVENTIONS.value  # what an event without one counted
 
 
 def assessments_record_id(subject_id: str) -> UUID:
@@ -61,7 +66,7 @@ class Visit:
     """A disease-activity visit as stored: the items present, the inputs, the scores."""
 
     assessed_at: datetime
-    study_day: int
+    study_day: int  # stored: in the convention its event names; in state: the study's
     label: str
     items_present: tuple[str, ...]
     pga: Decimal
@@ -147,11 +152,15 @@ class SubjectAssessments(SubjectRecord):
             activity.new_bilag_a, activity.new_bilag_b, activity.sledai_2k,
             activity.clinical_sledai,
         )  # fmt: skip
-        self._activity_assessed(visit, attribution.provenance)
+        self._activity_assessed(visit, attribution.provenance, STUDY.convention.value)
 
     @event("DiseaseActivityAssessed")
-    def _activity_assessed(self, visit: Visit, provenance: Provenance) -> None:
-        self.visits[str(event_id(self.id, self.version + 1))] = visit
+    def _activity_assessed(
+        self, visit: Visit, provenance: Provenance, study_day_convention: str = BEFORE_CONVENTIONS
+    ) -> None:
+        # kept with its study day in the study's convention, whichever it was recorded in
+        day = STUDY.day_from(visit.study_day, DayConvention(study_day_convention))
+        self.visits[str(event_id(self.id, self.version + 1))] = replace(visit, study_day=day)
 
     def measure_autoantibodies(
         self,
@@ -163,8 +172,9 @@ class SubjectAssessments(SubjectRecord):
         if not results or len({r.analyte for r in results}) != len(results):
             raise errors.InvalidAssessment("a panel has one result per analyte, at least one")
         self._autoantibodies_measured(
-            at, self._study_day(at, vital, attribution), results, attribution.provenance
-        )
+            at, self._study_day(at, vital, attribution), results, attribution.provenance,
+            STUDY.convention.value,
+        )  # fmt: skip
 
     @event("AutoantibodyMeasured")
     def _autoantibodies_measured(
@@ -173,6 +183,7 @@ class SubjectAssessments(SubjectRecord):
         study_day: int,
         results: tuple[AutoantibodyResult, ...],
         provenance: Provenance,
+        study_day_convention: str = BEFORE_CONVENTIONS,
     ) -> None:
         pass
 
@@ -182,12 +193,13 @@ class SubjectAssessments(SubjectRecord):
         day = self._study_day(at, vital, attribution)
         if at < self.infused_at:
             raise errors.InvalidAssessment("CAR-T cells are measured after the infusion")
-        self._kinetics_measured(at, day, sample, attribution.provenance)
+        self._kinetics_measured(at, day, sample, attribution.provenance, STUDY.convention.value)
 
     @event("CarTKineticsMeasured")
     def _kinetics_measured(
-        self, sampled_at: datetime, study_day: int, sample: KineticsSample, provenance: Provenance
-    ) -> None:
+        self, sampled_at: datetime, study_day: int, sample: KineticsSample, provenance: Provenance,
+        study_day_convention: str = BEFORE_CONVENTIONS,
+    ) -> None:  # fmt: skip
         pass
 
     # --- outcomes ---------------------------------------------------------------------
@@ -200,11 +212,11 @@ class SubjectAssessments(SubjectRecord):
         visit = self.visits.get(visit_event_id)
         if visit is None:
             raise errors.VisitNotFound(f"no disease-activity visit {visit_event_id} here")
-        if visit.study_day < 1:
+        if visit.assessed_at < self.infused_at:
             raise errors.InputsMissing("a response is assessed at a visit after the infusion")
         if visit_event_id in self.remissions:
             raise errors.AlreadyAssessed(f"visit {visit_event_id} has its response already")
-        self._study_day(visit.assessed_at, vital, attribution)
+        day = self._study_day(visit.assessed_at, vital, attribution)  # the study's, today
         inputs, derivation = self._derive(visit_event_id)
         if derivation.response is not claimed:
             raise errors.RemissionNotSupported(
@@ -214,8 +226,8 @@ class SubjectAssessments(SubjectRecord):
                 lldas=derivation.lldas,
                 doris=derivation.doris,
             )
-        self._remission_assessed(inputs, visit.assessed_at, visit.study_day, derivation,
-                                 attribution.provenance)  # fmt: skip
+        self._remission_assessed(inputs, visit.assessed_at, day, derivation,
+                                 attribution.provenance, STUDY.convention.value)  # fmt: skip
         return derivation
 
     @event("RemissionAssessed")
@@ -226,6 +238,7 @@ class SubjectAssessments(SubjectRecord):
         study_day: int,
         derivation: ResponseDerivation,
         provenance: Provenance,
+        study_day_convention: str = BEFORE_CONVENTIONS,
     ) -> None:
         self.remissions[inputs.visit_event_id] = Response(derivation.response)
 
@@ -237,13 +250,14 @@ class SubjectAssessments(SubjectRecord):
         if at < self.infused_at:
             raise errors.InvalidAssessment("progression is reported after the infusion")
         self._progression_reported(
-            kind.value, _text(description, "a description"), at, day, attribution.provenance
-        )
+            kind.value, _text(description, "a description"), at, day, attribution.provenance,
+            STUDY.convention.value,
+        )  # fmt: skip
 
     @event("ProgressionReported")
     def _progression_reported(
         self, kind: str, description: str, occurred_at: datetime, study_day: int,
-        provenance: Provenance,
+        provenance: Provenance, study_day_convention: str = BEFORE_CONVENTIONS,
     ) -> None:  # fmt: skip
         pass
 
@@ -276,7 +290,7 @@ class SubjectAssessments(SubjectRecord):
                     "assessed after that",
                     subject_id=self.subject_id,
                 )
-        return study_day(self.infused_at, at)
+        return STUDY.study_day(self.infused_at, at)
 
 
 def _text(value: str, what: str) -> str:

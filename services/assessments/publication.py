@@ -1,4 +1,8 @@
-"""What the assessments service publishes: each stored event mapped, by class, to its contract."""
+"""What the assessments service publishes: each stored event mapped, by class, to its contract.
+
+The v1 contracts' study days mean what they always meant, the infusion's date as day 1
+(CDISC): a day stored in the study's convention (day 0 there) is published so numbered,
+and one stored before conventions were named was counted so already."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 from services.assessments import laboratory
 from services.assessments.domain import SubjectAssessments
 from services.assessments.rules import SledaiItem
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, convert_day
 from shared.contracts import assessments as contracts
 from shared.kernel.publication import Publication, fields_of
 
@@ -24,10 +29,19 @@ def _occurred_at(event: Any) -> datetime:
     return event.timestamp if visit is None else visit.assessed_at  # type: ignore[no-any-return]
 
 
+PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # the v1 contracts' "day 1 = infusion day"
+
+
+def _published_day(event: Any, day: int) -> int:
+    """``day``, recorded in the convention ``event`` names, as the v1 contracts count it."""
+    recorded_in = getattr(event, "study_day_convention", RECORDED_BEFORE_CONVENTIONS.value)
+    return convert_day(day, DayConvention(recorded_in), PUBLISHED_STUDY_DAYS)
+
+
 def _visit(e: Any) -> dict[str, Any]:
     v = e.visit
     return dict(
-        label=v.label, study_day=v.study_day,
+        label=v.label, study_day=_published_day(e, v.study_day),
         items={item.value: item.value in v.items_present for item in SledaiItem},
         sledai_2k=v.sledai_2k, clinical_sledai=v.clinical_sledai, pga=v.pga,
         prednisone_mg_per_day=v.prednisone_mg_per_day,
@@ -48,7 +62,7 @@ def _remission(e: Any) -> dict[str, Any]:
     d = e.derivation
     return dict(
         response=d.response, remission=d.response in ("complete", "partial"),
-        study_day=e.study_day, **asdict(e.inputs), sledai_2k=d.sledai_2k,
+        study_day=_published_day(e, e.study_day), **asdict(e.inputs), sledai_2k=d.sledai_2k,
         clinical_sledai=d.clinical_sledai, baseline_sledai_2k=d.baseline_sledai_2k,
         doris=d.doris, lldas=d.lldas, sri4=d.sri4, rule_version=d.rule_version,
     )  # fmt: skip
@@ -66,7 +80,7 @@ PUBLICATION = Publication(
         SubjectAssessments.AutoantibodyMeasured: (
             contracts.AutoantibodyMeasuredV1,
             lambda e: {
-                "study_day": e.study_day,
+                "study_day": _published_day(e, e.study_day),
                 "results": [_result(r) for r in e.results],
                 "rule_version": laboratory.RULE_VERSION,
             },
@@ -74,7 +88,7 @@ PUBLICATION = Publication(
         SubjectAssessments.CarTKineticsMeasured: (
             contracts.CarTKineticsMeasuredV1,
             lambda e: {
-                "study_day": e.study_day,
+                "study_day": _published_day(e, e.study_day),
                 **asdict(e.sample),
                 "below_lloq": e.sample.below_lloq,
                 "rule_version": laboratory.RULE_VERSION,
@@ -83,7 +97,10 @@ PUBLICATION = Publication(
         SubjectAssessments.RemissionAssessed: (contracts.RemissionAssessedV1, _remission),
         SubjectAssessments.ProgressionReported: (
             contracts.ProgressionReportedV1,
-            fields_of("kind", "description", "study_day"),
+            lambda e: {
+                **fields_of("kind", "description")(e),
+                "study_day": _published_day(e, e.study_day),
+            },
         ),
     },
     occurred_at=_occurred_at,

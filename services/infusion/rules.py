@@ -16,7 +16,7 @@ class InfusionRules:
     # the infused dose may differ from the assigned level by at most this fraction
     dose_tolerance: Decimal = Decimal("0.10")
     # days from the last lymphodepletion day to the infusion day (Flu/Cy typically on the 5th to
-    # 3rd day before the infusion; the infusion is study day 1)
+    # 3rd day before the infusion; the infusion is study day 0)
     window_min_days: int = 2
     window_max_days: int = 14
 

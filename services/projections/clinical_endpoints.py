@@ -3,6 +3,10 @@
 Give it the entries up to any position or time and it gives the figures as of then.
 Every figure lists the subjects and the ledger entries (position, event id) it was
 computed from. Definitions and their assumptions: docs/endpoints.md.
+
+Study days and windows are the study's (``shared.clinical.NCT05030779``: the infusion's
+date is day 0). The v1 events carry their study days counted the CDISC way (the
+infusion's date is day 1, their contracts' meaning); they are renumbered here.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
+from shared.clinical import NCT05030779, DayConvention
 from shared.contracts.adverse_events import AdverseEventReportedV1, DltAdjudicatedV1
 from shared.contracts.assessments import (
     AutoantibodyMeasuredV1,
@@ -26,9 +31,13 @@ from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
 from shared.kernel.envelope import CloudEvent
 
-ENDPOINTS_VERSION = "NCT05030779-endpoints/1"
-RESPONSE_WINDOW_LAST_DAY = 90  # "within 3 months of infusion": study days 1-90
-DISEASE_CONTROL_FIRST_DAY = 28
+# /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
+# its windows ended, and disease control began, a calendar day earlier)
+ENDPOINTS_VERSION = "NCT05030779-endpoints/2"
+STUDY = NCT05030779
+RESPONSE_WINDOW_LAST_DAY = STUDY.response_last_day  # "within 3 months of infusion": days 0-90
+DISEASE_CONTROL_FIRST_DAY = STUDY.disease_control_first_day  # 28
+PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # what the v1 contracts' study_day counts
 REMISSION = ("complete", "partial")
 
 
@@ -76,8 +85,14 @@ class Course:
         return self.infusion
 
     def days_to(self, at: datetime) -> int:
-        """Whole days from the infusion's UTC date (day 1) to ``at``'s."""
+        """Whole days from the infusion's UTC date to ``at``'s."""
         return (at.date() - self.infused.at.date()).days
+
+
+def study_day(data: dict[str, Any]) -> int | None:
+    """An event's published study day, numbered in the study's convention."""
+    day = data.get("study_day")
+    return None if day is None else STUDY.day_from(int(day), PUBLISHED_STUDY_DAYS)
 
 
 def courses(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Course]:
@@ -92,7 +107,7 @@ def courses(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Course]:
 
 def _apply(course: Course, position: int, event: CloudEvent) -> None:
     data, ref = event.data, Ref.of(position, event)
-    dated = Dated(event.time, ref, data.get("study_day"))
+    dated = Dated(event.time, ref, study_day(data))
     match event.type:
         case CarTInfusedV1.event_type:
             course.infusion = Dated(datetime.fromisoformat(data["started_at"]), ref)
@@ -106,17 +121,17 @@ def _apply(course: Course, position: int, event: CloudEvent) -> None:
         case DiseaseActivityAssessedV1.event_type:
             course.assessments.append(dated)
         case RemissionAssessedV1.event_type:
-            course.responses.append(Dated(event.time, ref, data["study_day"], data["response"]))
+            course.responses.append(Dated(event.time, ref, dated.study_day, data["response"]))
             course.assessments.append(dated)
             if data["response"] == "progression":
                 course.progressions.append(dated)
         case ProgressionReportedV1.event_type:
             course.progressions.append(dated)
         case AutoantibodyMeasuredV1.event_type:
-            course.antibodies.extend(Dated(event.time, ref, data["study_day"], r)
+            course.antibodies.extend(Dated(event.time, ref, dated.study_day, r)
                                      for r in data["results"])  # fmt: skip
         case CarTKineticsMeasuredV1.event_type:
-            course.kinetics.append(Dated(event.time, ref, data["study_day"], data))
+            course.kinetics.append(Dated(event.time, ref, dated.study_day, data))
 
 
 def _refs(refs: Iterable[Ref]) -> list[dict[str, Any]]:
@@ -161,7 +176,8 @@ def teae_incidence(population: list[Course]) -> dict[str, Any]:
 
 
 def objective_response(population: list[Course]) -> dict[str, Any]:
-    """Complete or partial remission at any response assessment on study days 1-90."""
+    """Complete or partial remission at any response assessment up to the study's day 90
+    (NCT05030779: days 0-90)."""
     responders, refs = [], _infusion_refs(population)
     for course in population:
         early = [r for r in course.responses if (r.study_day or 0) <= RESPONSE_WINDOW_LAST_DAY]
@@ -296,6 +312,7 @@ def trial_endpoints(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any]
     population = infused(courses(entries))
     return {
         "version": ENDPOINTS_VERSION,
+        "study_day_convention": STUDY.convention.value,
         "subjects_infused": len(population),
         "dlt_rate_per_dose_level": dlt_rates(population),
         "teae_incidence": teae_incidence(population),

@@ -16,6 +16,7 @@ from uuid import UUID
 
 import asyncpg
 
+from services.projections.clinical_endpoints import study_day
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -132,7 +133,7 @@ def _infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
     state["infusion"] = {
         "dose_level": data["dose_level"],
         "cells_per_kg_millions": data["cells_per_kg_millions"],
-        "infused_at": data["started_at"],  # study day 1
+        "infused_at": data["started_at"],  # the study's day 0
         "lots": [lot["lot_id"] for lot in data["lots"]],
     }
 
@@ -156,17 +157,23 @@ def _dlt_adjudicated(state: State, data: dict[str, Any], event: CloudEvent) -> N
     state["dlt"] = any(dlts.values())
 
 
+def _in_study_days(data: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``keys`` of ``data``, its study day numbered in the study's convention (the v1
+    events count the infusion's date as day 1; the study, NCT05030779, as day 0)."""
+    return {k: data[k] for k in keys} | {"study_day": study_day(data)}
+
+
 def _disease_activity(state: State, data: dict[str, Any], event: CloudEvent) -> None:
-    state["disease_activity"] = {k: data[k] for k in ("label", "study_day", "sledai_2k",
-                                                       "clinical_sledai", "pga")}  # fmt: skip
+    state["disease_activity"] = _in_study_days(data, "label", "sledai_2k", "clinical_sledai",
+                                               "pga")  # fmt: skip
 
 
 def _remission(state: State, data: dict[str, Any], event: CloudEvent) -> None:
-    state["response"] = {k: data[k] for k in ("response", "study_day", "rule_version")}
+    state["response"] = _in_study_days(data, "response", "rule_version")
 
 
 def _progression(state: State, data: dict[str, Any], event: CloudEvent) -> None:
-    state["progression"] = {k: data[k] for k in ("kind", "study_day")}
+    state["progression"] = _in_study_days(data, "kind")
 
 
 def _not_infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:

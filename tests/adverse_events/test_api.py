@@ -37,9 +37,10 @@ async def test_a_report_derives_study_day_and_windows_and_is_read_back(
     body = reported.json()
     assert (body["subject_id"], body["study_day"], body["treatment_emergent"]) == (
         "S-001",
-        2,
+        1,  # the day after the infusion's date (day 0)
         True,
     )
+    assert body["study_day_convention"] == "infusion_day_0"
     assert body["in_dlt_window"] is True and body["grade"] is None
     read = await client.get(f"/adverse-events/{body['id']}", headers=bearer())
     assert read.status_code == 200 and read.json() == body
@@ -67,6 +68,21 @@ async def test_crs_is_graded_from_its_astct_components_and_signed(
     assert (graded.json()["grade"], graded.json()["scale"]) == (2, "ASTCT-CRS")
     [signature] = graded.json()["signatures"]
     assert signature["meaning"] == "authorship"
+
+
+async def test_a_ctcae_grade_5_without_a_recorded_death_is_a_422_naming_why(
+    client: httpx.AsyncClient, application: AdverseEventsApplication
+) -> None:
+    onset = (COHORT["S-001"].infused_at + timedelta(days=3)).isoformat()
+    body = {"term": "Sepsis", "verbatim": "septic shock", "onset_at": onset}
+    reported = (await client.post("/subjects/S-001/adverse-events", json=body,
+                                  headers=bearer())).json()  # fmt: skip
+    purpose = f"adverse_events/grade/{reported['id']}@{reported['version']}"
+    grade = {"grade": 5, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
+    refused = await client.post(f"/adverse-events/{reported['id']}/grade", json=grade,
+                                headers=bearer())  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (422, "grade_5_without_death")
+    assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
 
 
 async def test_a_signature_made_for_another_purpose_is_refused(

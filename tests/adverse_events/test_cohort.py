@@ -102,6 +102,22 @@ def test_a_review_dated_before_the_cohorts_dlt_windows_closed_is_refused() -> No
     approve(application(), dosed, NOW - timedelta(days=5))  # after day 28 of each: opens
 
 
+@pytest.mark.parametrize(
+    ("days_after", "open_windows"), [(28, 3), (29, 0)]
+)  # fmt: skip
+def test_the_cohort_s_windows_close_when_day_29_begins_with_the_infusion_as_day_0(
+    days_after: int, open_windows: int
+) -> None:
+    """Infused at 10:00 on 1 September: day 28 is 29 September (infusion + 28 days) and
+    the windows are open all of it; they close at 00:00 on 30 September."""
+    infused_at = datetime(2026, 9, 1, 10, 0, tzinfo=UTC)
+    dosed = infused(1, "S-1", "S-2", "S-3", at=infused_at)
+    midnight = datetime(2026, 9, 1, tzinfo=UTC) + timedelta(days=days_after)
+    state = application().cohort(dosed, midnight)
+    assert state.open_windows == open_windows
+    assert state.rule_version == "NCT05030779-escalation/2"
+
+
 def test_a_review_cannot_be_dated_in_the_future() -> None:
     with pytest.raises(errors.InvalidTime):
         approve(application(), infused(1, "S-1", "S-2", "S-3"), NOW + timedelta(minutes=1))

@@ -175,6 +175,8 @@ CTCAE_V5: dict[str, tuple[int, int, bool]] = {
 CTCAE_TABLE_DIGESTS = {
     "NCT05030779-grading/1": "be9dea5ec8db0c685fb97d0eca2ce5bde36fe2cc06958118bfe85bdad3b67bd1",
     "NCT05030779-grading/2": "11787eb6ad6bd6258593d608139da207d5ccef862806316b0dc0250ee519a3ac",
+    # /3: the table unchanged; grade 5 needs the death on the record (check_grade_5)
+    "NCT05030779-grading/3": "11787eb6ad6bd6258593d608139da207d5ccef862806316b0dc0250ee519a3ac",
 }
 
 

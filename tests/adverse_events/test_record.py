@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 
 from services.adverse_events import errors
 from services.adverse_events.dlt import DltCriterion
-from services.adverse_events.domain import AdverseEvent, Infused, Relatedness, grading_of
+from services.adverse_events.domain import (
+    AdverseEvent,
+    Infused,
+    Relatedness,
+    Seriousness,
+    grading_of,
+)
 from services.adverse_events.grading import (
     Consciousness,
     CrsInputs,
@@ -20,6 +28,7 @@ from services.adverse_events.grading import (
     RaisedIcp,
     Seizure,
 )
+from shared.clinical import DayConvention
 from shared.kernel.provenance import Attribution
 from tests.support import command
 
@@ -34,14 +43,16 @@ def cmd() -> Attribution:
 
 
 def reported(day: int = 3, term: str = "Cytokine release syndrome") -> AdverseEvent:
-    onset = INFUSED.infused_at + timedelta(days=day - 1, hours=1)
+    """Reported with its onset on study ``day`` (the infusion's date is day 0)."""
+    onset = INFUSED.infused_at + timedelta(days=day, hours=1)
     return AdverseEvent.report("S-001", term, "fever and hypotension", None, onset, INFUSED, cmd())
 
 
 @pytest.mark.parametrize(
     ("day", "emergent", "in_window"),
-    [(1, True, True), (28, True, True), (29, True, False), (90, True, False), (91, False, False)],
-)
+    [(0, True, True), (1, True, True), (28, True, True), (29, True, False), (90, True, False),
+     (91, False, False)],
+)  # fmt: skip
 def test_report_derives_study_day_teae_and_dlt_window(
     day: int, emergent: bool, in_window: bool
 ) -> None:
@@ -51,6 +62,29 @@ def test_report_derives_study_day_teae_and_dlt_window(
         emergent,
         in_window,
     )
+
+
+def test_report_names_the_study_s_convention_and_window_rules() -> None:
+    record = reported(28)
+    assert record.study_day_convention is DayConvention.INFUSION_DAY_0
+    reported_event: Any = record.collect_events()[0]
+    assert reported_event.rule_version == "NCT05030779-windows/2"
+
+
+def reported_before_conventions(day_1: int, term: str) -> AdverseEvent:
+    """A report as stored by windows/1: its day counted CDISC, no convention named."""
+    onset = INFUSED.infused_at + timedelta(days=day_1 - 1, hours=1)
+    return AdverseEvent(
+        subject_id="S-001", term=term, verbatim="as reported", meddra_code=None,
+        onset_at=onset, study_day=day_1, treatment_emergent=True, in_dlt_window=True,
+        dose_level=2, rule_version="NCT05030779-windows/1", provenance=cmd().provenance,
+    )  # fmt: skip
+
+
+def test_a_report_stored_before_conventions_keeps_its_cdisc_day() -> None:
+    record = reported_before_conventions(29, "Fatigue")
+    assert record.study_day == 29
+    assert record.study_day_convention is DayConvention.INFUSION_DAY_1
 
 
 def test_an_onset_before_the_infusion_is_not_treatment_emergent() -> None:
@@ -157,7 +191,7 @@ def grade_4_neutropenia(onset_day: int = 10) -> AdverseEvent:
 
 def test_grade_4_cytopenia_resolved_by_day_28_is_not_beyond_day_28() -> None:
     record = grade_4_neutropenia()
-    record.resolve(INFUSED.infused_at.date() + timedelta(days=13), "recovered", cmd())  # day 14
+    record.resolve(INFUSED.infused_at.date() + timedelta(days=14), "recovered", cmd())  # day 14
     with pytest.raises(errors.NotADlt) as refused:
         record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd())
     assert refused.value.details["last_study_day_present"] == 14
@@ -169,7 +203,7 @@ def test_grade_4_cytopenia_beyond_day_28_when_the_record_shows_it(
 ) -> None:
     record = grade_4_neutropenia()
     if resolved_day is not None:
-        ended = INFUSED.infused_at.date() + timedelta(days=resolved_day - 1)
+        ended = INFUSED.infused_at.date() + timedelta(days=resolved_day)
         record.resolve(ended, "recovered", cmd())
     criterion = DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28
     if dlt:  # unresolved on NOW, months after the infusion: still present beyond day 28
@@ -182,9 +216,29 @@ def test_grade_4_cytopenia_beyond_day_28_when_the_record_shows_it(
 
 def test_unresolved_cytopenia_is_not_yet_beyond_day_28_while_day_28_lasts() -> None:
     record = grade_4_neutropenia()
-    day_28 = command(INFUSED.infused_at + timedelta(days=27, hours=5))
+    day_28 = command(INFUSED.infused_at + timedelta(days=28, hours=5))  # infusion + 28 days
     with pytest.raises(errors.NotADlt):
         record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", day_28)
+
+
+def test_unresolved_cytopenia_is_beyond_day_28_once_day_29_begins() -> None:
+    record = grade_4_neutropenia()
+    day_29 = command(datetime.combine(INFUSED.infused_at.date() + timedelta(days=29),
+                                      datetime.min.time(), tzinfo=UTC))  # fmt: skip
+    record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "ANC < 500", day_29)
+    assert record.dlt is True
+
+
+def test_a_cdisc_day_29_stored_before_conventions_is_day_28_of_the_study() -> None:
+    """Resolved on the infusion's date + 28 days: CDISC day 29, the study's day 28, so
+    the cytopenia did not last beyond day 28 by the study's count."""
+    record = reported_before_conventions(10, "Neutrophil count decreased")
+    record.grade(grading_of(record.term, 4, None), cmd())
+    record.resolve(INFUSED.infused_at.date() + timedelta(days=28), "recovered", cmd())
+    with pytest.raises(errors.NotADlt) as refused:
+        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd())
+    assert refused.value.details["onset_study_day"] == 9
+    assert refused.value.details["last_study_day_present"] == 28
 
 
 GRADE_3_CRS = CrsInputs(Decimal("39.0"), False, Hypotension.ONE_VASOPRESSOR, Oxygen.NONE)
@@ -230,3 +284,60 @@ def test_a_resolved_event_is_not_changed_any_more() -> None:
     record.resolve(date(2026, 7, 10), "recovered", cmd())
     with pytest.raises(errors.EventResolved):
         record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
+
+
+NO_DEATH = Seriousness(False, False, True, False, False, False)
+DEATH = Seriousness(True, False, False, False, False, False)
+
+
+def test_grade_5_is_refused_while_the_record_shows_no_death() -> None:
+    record = reported(term="Sepsis")
+    with pytest.raises(errors.GradeFiveWithoutDeath) as refused:
+        record.grade(grading_of(record.term, 5, None), cmd())
+    assert (refused.value.code, refused.value.details["death_recorded"]) == (
+        "grade_5_without_death", False
+    )  # fmt: skip
+    record.assess_seriousness(NO_DEATH, cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.grade(grading_of(record.term, 5, None), cmd())
+    assert record.grading is None
+
+
+def test_grade_5_is_recorded_once_the_seriousness_records_the_death() -> None:
+    record = reported(term="Sepsis")
+    record.assess_seriousness(DEATH, cmd())
+    record.grade(grading_of(record.term, 5, None), cmd())
+    assert record.grading is not None and record.grading.grade == 5
+    assert record.grading.rule_version == "NCT05030779-grading/3"
+
+
+def test_a_regrade_to_5_needs_the_death_too() -> None:
+    record = reported(term="Sepsis")
+    record.grade(grading_of(record.term, 4, None), cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.regrade(grading_of(record.term, 5, None), "died", cmd())
+    record.assess_seriousness(DEATH, cmd())
+    record.regrade(grading_of(record.term, 5, None), "died of sepsis", cmd())
+    assert record.grading is not None and record.grading.grade == 5
+
+
+def test_a_grade_5_event_keeps_its_death_in_the_seriousness() -> None:
+    record = reported(term="Sepsis")
+    record.assess_seriousness(DEATH, cmd())
+    record.grade(grading_of(record.term, 5, None), cmd())
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.assess_seriousness(NO_DEATH, cmd())
+    assert record.seriousness == DEATH
+
+
+def test_crs_grade_5_from_its_components_records_the_death_itself() -> None:
+    record = reported()
+    fatal = replace(GRADE_4_CRS, death_from_crs=True)
+    record.grade(grading_of(record.term, None, None, crs=fatal), cmd())
+    assert record.grading is not None and record.grading.grade == 5
+
+
+def test_a_manual_crs_grade_5_without_a_death_is_refused() -> None:
+    record = reported()
+    with pytest.raises(errors.GradeFiveWithoutDeath):
+        record.grade(grading_of(record.term, 5, "worse than it reads", crs=GRADE_4_CRS), cmd())

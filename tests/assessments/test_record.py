@@ -3,6 +3,7 @@ what is refused (no I/O)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -61,6 +62,34 @@ def test_a_visit_is_on_the_study_calendar_with_its_scores() -> None:
     assert (published["sledai_2k"], published["clinical_sledai"]) == (6, 4)
     assert published["items"]["arthritis"] is True and published["items"]["fever"] is False
     assert len(published["items"]) == 24
+
+
+def test_the_record_counts_the_infusion_s_date_as_day_0_and_publishes_cdisc_days() -> None:
+    """The study's convention inside the record; the v1 contracts keep "day 1 = infusion
+    day" (a day 0 is published as 1, a negative day as itself)."""
+    r, _ = with_visits((0, activity()), (-1, activity()))
+    assert [v.study_day for v in r.visits.values()] == [0, -1]
+    events: list[Any] = list(r.pending_events)
+    assert events[1].study_day_convention == "infusion_day_0"
+    assert to_contract(events[1]).model_dump(mode="json")["study_day"] == 1
+    assert to_contract(events[2]).model_dump(mode="json")["study_day"] == -1
+
+
+def test_a_visit_stored_before_conventions_is_held_in_the_study_s_days() -> None:
+    r = record()
+    r.assess_activity("month 1", activity(), INFUSED_AT + timedelta(days=30), ALIVE, command())
+    stored: Any = r.pending_events[-1]
+    cdisc_visit = replace(stored.visit, study_day=31)  # as windows before conventions counted
+    replayed = record()
+    replayed._activity_assessed(cdisc_visit, stored.provenance)  # no convention named
+    assert next(iter(replayed.visits.values())).study_day == 30
+    assert to_contract(replayed.pending_events[-1]).model_dump(mode="json")["study_day"] == 31
+
+
+def test_a_response_is_assessed_at_a_visit_on_the_infusion_day_after_the_infusion() -> None:
+    r, (_, day_0) = with_visits((-3, activity(I.ARTHRITIS)), (0, activity()))
+    r.assess_remission(day_0, Response.COMPLETE, ALIVE, command())
+    assert last_published(r)["study_day"] == 1  # day 0 of the study, CDISC day 1
 
 
 def test_remission_names_the_visits_it_was_derived_from() -> None:

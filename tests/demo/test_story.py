@@ -131,7 +131,7 @@ def test_each_subjects_calendar_runs_in_the_order_the_services_demand() -> None:
 def test_no_cohort_enrols_before_the_previous_cohorts_dlt_windows_closed() -> None:
     for before, after in zip(STORY.cohorts, STORY.cohorts[1:], strict=False):
         last_infused = max(_treated(sid).started_at for sid in before.subject_ids)
-        window_closed = last_infused.date() + timedelta(days=28)  # study day 29
+        window_closed = last_infused.date() + timedelta(days=29)  # day 29, infusion = day 0
         enrolled = [STORY.plan(sid).enrollment.enrolled_at for sid in after.subject_ids]
         assert min(e.date() for e in enrolled if e is not None) >= window_closed
 

@@ -26,9 +26,10 @@ async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) ->
     await stack.create_user("aud.kim", PASSWORD, "auditor")
     session = await stack.log_in("lin.wei", PASSWORD)
     pharmacist = await stack.log_in("zhao.pharm", PASSWORD)
-    await treat(stack, session, pharmacist, "S-501", level=1)
+    infused_at = await treat(stack, session, pharmacist, "S-501", level=1)
 
-    onset = (datetime.now(UTC) - timedelta(minutes=30)).isoformat()
+    onset_at = datetime.now(UTC) - timedelta(minutes=30)
+    onset = onset_at.isoformat()
     report = {"term": "Cytokine release syndrome", "verbatim": "fever 39.2, on 2 pressors",
               "onset_at": onset}  # fmt: skip
 
@@ -45,9 +46,11 @@ async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) ->
 
     await eventually(reported, what="the adverse-events view sees S-501 infused")
     [record] = created
+    day = (onset_at.date() - infused_at.astimezone(UTC).date()).days  # the infusion: day 0
     assert (record["study_day"], record["treatment_emergent"], record["in_dlt_window"]) == (
-        1, True, True
+        day, True, True
     )  # fmt: skip
+    assert record["study_day_convention"] == "infusion_day_0"
     rid, version = record["id"], record["version"]
 
     sign = await stack.signature(session, "authorship", f"adverse_events/grade/{rid}@{version}",

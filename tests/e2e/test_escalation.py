@@ -97,7 +97,8 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
     session, pharmacist = await users(stack)
 
     # Each cohort is dosed after the review that opened it, which met after every DLT
-    # window of the cohort before had closed (28 days), in clinical time.
+    # window of the cohort before had closed (day 29 began: the infusion + 29 days), in
+    # clinical time.
     for n in (1, 2, 3):  # level 1: three subjects, no DLT
         await treat(stack, session, pharmacist, f"S-60{n}", level=1, days_ago=130)
     await state_when(stack, session, level=1, dosed=3, decision="escalate", next_level=2)

@@ -173,8 +173,8 @@ def autoantibodies(rng: random.Random, items: frozenset[str], ana_titre: int) ->
     ]  # fmt: skip
 
 
-# Sampling days after the infusion (study day = days after + 1): peripheral blood weekly
-# to the peak, then at months 1, 3 and 6; bone marrow at months 1 and 3.
+# Sampling days after the infusion (the study days; the infusion is day 0): peripheral
+# blood weekly to the peak, then at months 1, 3 and 6; bone marrow at months 1 and 3.
 BLOOD_DAYS = (7, 14, 28, 89, 180)
 MARROW_DAYS = (28, 89)
 

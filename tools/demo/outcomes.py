@@ -2,8 +2,9 @@
 events with every step of their records, visits with their signed responses and
 autoantibody panels, CAR-T kinetics, a flare and a withdrawal.
 
-Times are whole days from the infusion at fixed hours, so study days (day 1 = the
-infusion's UTC date) are the same on every run.
+Times are whole days from the infusion at fixed hours, so study days are the same on
+every run; with the study's convention (the infusion's UTC date is day 0) the days after
+the infusion are the study days.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _neutropenia(rng: random.Random, started: datetime) -> SafetyEvent:
 
 
 def _infection(rng: random.Random, started: datetime) -> SafetyEvent:
-    onset = _day(started, 59, 10)  # study day 60: treatment-emergent, after the DLT window
+    onset = _day(started, 59, 10)  # study day 59: treatment-emergent, after the DLT window
     report = ("Upper respiratory infection", "rhinovirus URTI", onset)
     return _graded(report, 2, ("possible", "unlikely"), rng.randint(7, 10))
 

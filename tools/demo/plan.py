@@ -4,8 +4,10 @@ clinical times, ready to send (no I/O)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from typing import Any
+
+from shared.clinical import NCT05030779
 
 Json = dict[str, Any]
 
@@ -124,10 +126,12 @@ class Story:
 
     def review_time(self, cohort: Cohort) -> datetime:
         """When the cohort's safety review meets (clinical time): 09:00 on the first day
-        after every DLT window of the cohort has closed (study day 29 of its last dose)."""
+        after every DLT window of the cohort has closed (the day after the window's last day,
+        NCT05030779: day 29 of its last dose, the infusion's date + 29 days)."""
         treated = [self.plan(sid).treatment for sid in cohort.subject_ids]
         last = max(t.started_at for t in treated if t is not None)
-        return at(last.date() + timedelta(days=28), 9)
+        closed = NCT05030779.date_of(last, NCT05030779.dlt_window.last + 1)
+        return at(closed, 9)
 
     @property
     def screen_failures(self) -> list[str]:
