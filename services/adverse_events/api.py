@@ -119,6 +119,12 @@ class SafetyReviewIn(Contract):
         "window of the cohort reviewed must have closed by then, and no dose of the cohort "
         "it opens may be given before it",
     )
+    dose_expansion: bool = Field(
+        False,
+        description="open the dose-expansion cohort at approved_level (a level 3+3 has "
+        "cleared): as many subjects as bring the level to the design's total; escalation "
+        "ends",
+    )
     signature: SignatureIn
 
 
@@ -330,7 +336,7 @@ async def approve_safety_review(
     infused = await view.all_infused()
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
-        act.attribution, assertion, body.occurred_at,
+        act.attribution, assertion, body.occurred_at, body.dose_expansion,
     )  # fmt: skip
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
