@@ -373,12 +373,12 @@ def time_to_first_remission(population: list[Course]) -> dict[str, Any]:
 
 def sledai_change_at_visit(population: list[Course], name: str) -> dict[str, Any]:
     """SLEDAI-2K at the named visit (the visit in its window nearest the target) minus the
-    baseline (the last visit on or before the infusion), per subject and its median over
-    the subjects with both."""
+    baseline (the last visit before the infusion's start, as the assessments service
+    takes it), per subject, and its median over the subjects with both."""
     visit = VISITS[name]
     subjects, refs = [], []
     for course in population:
-        before = [v for v in course.visits if v.at <= course.infused.at]
+        before = [v for v in course.visits if v.at < course.infused.at]
         baseline = max(before, key=lambda v: v.at, default=None)
         at = _nearest(course.visits, course, visit)
         row: dict[str, Any] = {"subject_id": course.subject_id,

@@ -159,7 +159,7 @@ def test_time_to_first_remission_is_censored_at_the_last_assessment() -> None:
     assert ttr["median_days"] == 56  # S(28) = 2/3, S(56) = 1/3
 
 
-def test_sledai_change_is_from_the_last_visit_on_or_before_the_infusion() -> None:
+def test_sledai_change_is_from_the_last_visit_before_the_infusion() -> None:
     e = figures(
         infused("A"), infused("B"), infused("C"),
         sledai("A", -30, 20), sledai("A", -2, 12), sledai("A", 84, 2),  # 2 - 12 = -10
@@ -172,3 +172,9 @@ def test_sledai_change_is_from_the_last_visit_on_or_before_the_infusion() -> Non
     }
     assert rows == {"A": (12, 2, -10), "B": (9, 5, -4), "C": (8, None, None)}
     assert (change["median_change"], change["evaluable"]) == ("-7", ["A", "B"])
+
+
+def test_a_visit_at_the_infusions_start_is_not_the_baseline() -> None:
+    e = figures(infused("A"), sledai("A", -3, 12), sledai("A", 0, 6), sledai("A", 84, 4))
+    [row] = e["sledai_2k_change_from_baseline"]["week 12"]["subjects"]
+    assert (row["baseline"], row["change"]) == (12, -8)
