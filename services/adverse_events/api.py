@@ -312,7 +312,8 @@ async def cohort(
     view: Infusions,
 ) -> dict[str, Any]:
     """The 3+3 state now: the level in play, the decision, the level the next subject
-    may receive, subjects dosed, DLTs and open windows (rule version included)."""
+    may receive, subjects dosed, DLTs and open windows (rule version included), the levels
+    3+3 has cleared, and, once a review opened it, the dose-expansion cohort's subjects."""
     infused = await view.all_infused()
     state = await asyncio.to_thread(application.cohort, infused, act.clock())
     reviews = await asyncio.to_thread(application.reviews_so_far)
