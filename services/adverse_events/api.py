@@ -119,6 +119,12 @@ class SafetyReviewIn(Contract):
         "window of the cohort reviewed must have closed by then, and no dose of the cohort "
         "it opens may be given before it",
     )
+    dose_expansion: bool = Field(
+        False,
+        description="open the dose-expansion cohort at approved_level (a level 3+3 has "
+        "cleared): as many subjects as bring the level to the design's total; escalation "
+        "ends",
+    )
     signature: SignatureIn
 
 
@@ -308,7 +314,8 @@ async def cohort(
     view: Infusions,
 ) -> dict[str, Any]:
     """The 3+3 state now: the level in play, the decision, the level the next subject
-    may receive, subjects dosed, DLTs and open windows (rule version included)."""
+    may receive, subjects dosed, DLTs and open windows (rule version included), the levels
+    3+3 has cleared, and, once a review opened it, the dose-expansion cohort's subjects."""
     infused = await view.all_infused()
     state = await asyncio.to_thread(application.cohort, infused, act.clock())
     reviews = await asyncio.to_thread(application.reviews_so_far)
@@ -332,7 +339,7 @@ async def approve_safety_review(
     infused = await view.all_infused()
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
-        act.attribution, assertion, body.occurred_at,
+        act.attribution, assertion, body.occurred_at, body.dose_expansion,
     )  # fmt: skip
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 

@@ -21,7 +21,13 @@ from services.adverse_events.domain import (
     SafetyReview,
     Seriousness,
 )
-from services.adverse_events.escalation import CohortState, CohortSubject, decide
+from services.adverse_events.escalation import (
+    CohortState,
+    CohortSubject,
+    Decision,
+    Expansion,
+    decide,
+)
 from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
@@ -129,10 +135,12 @@ class AdverseEventsApplication(ServiceApplication):
         attribution: Attribution,
         signing: SigningAssertion,
         reviewed_at: datetime | None = None,
+        dose_expansion: bool = False,
     ) -> SafetyReview:
         """Approve review ``review_number`` (the one the signer signed for), opening the
         next cohort at ``approved_level``, if the 3+3 state at the review's clinical time
-        (default: now) allows it; once per number."""
+        (default: now) allows it; once per number. With ``dose_expansion``, the cohort is
+        the dose-expansion cohort at that level (``escalation.EXPANSION_TOTAL_AT_LEVEL``)."""
         when = reviewed_at or attribution.now
         if when > attribution.now:
             raise errors.InvalidTime(
@@ -141,7 +149,8 @@ class AdverseEventsApplication(ServiceApplication):
         state = self.cohort(
             {s: i for s, i in infused.items() if i.infused_at <= when}, when
         )  # as it stood at the review: infusions after it are not its cohort's
-        review = SafetyReview.approve(state, approved_level, review_number, attribution, when)
+        approve = SafetyReview.approve_expansion if dose_expansion else SafetyReview.approve
+        review = approve(state, approved_level, review_number, attribution, when)
         review.sign(self.sign_last_decision(review, signing, attribution, to_contract), attribution)
         return self.save_new(
             review,
@@ -154,8 +163,17 @@ class AdverseEventsApplication(ServiceApplication):
     def _events_of(self, event_class: type) -> list[Any]:
         return [event for _, event in self.stored_events() if isinstance(event, event_class)]
 
+    def expansion(self) -> Expansion | None:
+        """The dose-expansion cohort a signed review opened, if one did."""
+        for event in self._events_of(SafetyReview.SafetyReviewApproved):
+            if event.decision == Decision.DOSE_EXPANSION.value:
+                reviewed_at = event.reviewed_at or event.timestamp
+                return Expansion(event.approved_level, reviewed_at, event.cohort_size)
+        return None
+
     def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:
-        """The 3+3 state from every infusion the view knows and every DLT adjudicated here."""
+        """The 3+3 state from every infusion the view knows and every DLT adjudicated here
+        (and the dose-expansion cohort, once a review opened it)."""
         dlts = self.dlt_subjects()
         subjects = [
             CohortSubject(
@@ -167,7 +185,7 @@ class AdverseEventsApplication(ServiceApplication):
             )
             for subject, i in sorted(infused.items(), key=lambda item: item[1].infused_at)
         ]
-        return decide(subjects)
+        return decide(subjects, expansion=self.expansion())
 
     def get(self, record_id: UUID) -> AdverseEvent:
         record: AdverseEvent = self.load(

@@ -21,7 +21,12 @@ from services.adverse_events import errors
 from services.adverse_events import windows as rules_windows
 from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
 from services.adverse_events.dlt import Course, DltCriterion, supports
-from services.adverse_events.escalation import CohortState, Decision
+from services.adverse_events.escalation import (
+    EXPANSION_TOTAL_AT_LEVEL,
+    CohortState,
+    Decision,
+    expansion_size,
+)
 from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
 from services.adverse_events.grading import (
     CrsGrade,
@@ -387,6 +392,35 @@ class SafetyReview(SubjectRecord):
             dosed=state.dosed,
             dlts=state.dlts,
             cohort_size=NEW_COHORT,
+            review_number=review_number,
+            rule_version=state.rule_version,
+            provenance=attribution.provenance,
+            reviewed_at=reviewed_at,
+        )
+
+    @classmethod
+    def approve_expansion(
+        cls,
+        state: CohortState,
+        level: int,
+        review_number: int,
+        attribution: Attribution,
+        reviewed_at: datetime,
+        total_at_level: int = EXPANSION_TOTAL_AT_LEVEL,
+    ) -> SafetyReview:
+        """Open the dose-expansion cohort at ``level``, if 3+3 has cleared it by the review's
+        clinical time ``reviewed_at`` (every DLT window closed): as many subjects as bring
+        the level to ``total_at_level``."""
+        size = expansion_size(state, level, total_at_level)
+        index = state.levels_cleared.index(level)
+        return cls(
+            subject_id=None,
+            approved_level=level,
+            decision=Decision.DOSE_EXPANSION.value,
+            level_reviewed=level,
+            dosed=state.dosed_at_cleared[index],
+            dlts=state.dlts_at_cleared[index],
+            cohort_size=size,
             review_number=review_number,
             rule_version=state.rule_version,
             provenance=attribution.provenance,

@@ -110,6 +110,14 @@ class ReviewRefused(OutOfSequence):
     code = "safety_review_refused"
 
 
+class ExpansionRefused(OutOfSequence):
+    """A dose-expansion cohort opens once, at a level 3+3 has cleared, once every dosed
+    subject's DLT window has closed, while the level has fewer subjects than the design
+    treats there."""
+
+    code = "dose_expansion_refused"
+
+
 class ReviewAlreadyApproved(OutOfSequence):
     """Each safety review (by its number) is approved once; the next one is signed anew."""
 

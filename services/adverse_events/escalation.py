@@ -13,6 +13,12 @@ Cancer Inst 2009; docs/adverse_events.md).
   treated there to confirm it (and if that level then exceeds, the search goes one
   level lower). A level cleared with 0/3 is never reported as the MTD.
 
+Dose expansion (Feng et al., Nat Med 2025: 15 subjects treated): once escalation has
+cleared a level, a signed review may open a dose-expansion cohort there, which brings the
+subjects treated at that level to ``EXPANSION_TOTAL_AT_LEVEL`` (the escalation cohorts
+included). Its subjects (dosed at the level from the expansion review on) are not 3+3
+cohorts: escalation ends, and the cap on infusions is the expansion's size.
+
 The DLT itself (which toxicities, adjudicated by whom) is decided elsewhere; here a
 subject either had one (``dlt``) or not.
 """
@@ -20,21 +26,25 @@ subject either had one (``dlt``) or not.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from itertools import pairwise
 
-from services.adverse_events.errors import InvalidEscalationInput, LevelNotOpen
+from services.adverse_events.errors import ExpansionRefused, InvalidEscalationInput, LevelNotOpen
 
 # /2: the DLT windows it waits for close when the study's day 29 begins, the infusion's
-# date + 29 days (infusion = day 0); /1 counted the infusion as day 1, + 28 days
+# date + 29 days (infusion = day 0; /1 counted the infusion as day 1, + 28 days); and the
+# dose-expansion cohort
 RULE_VERSION = "NCT05030779-escalation/2"
 
 DOSE_LEVELS = (1, 2, 3, 4)  # x10^6 CAR-T cells/kg
 COHORT = 3
 EXPANDED_COHORT = 6
 DLTS_EXCEEDING = 2
+# Study design: subjects treated in all at the level chosen for expansion, its escalation
+# cohorts included (Feng et al. treated 15). Change it here, under a new RULE_VERSION.
+EXPANSION_TOTAL_AT_LEVEL = 15
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,48 @@ class Decision(StrEnum):
     EXPAND = "expand"  # 1/3: 3 more at the same level
     STOP = "stop"  # 2 or more DLTs: the level exceeds the MTD, escalation stops
     COMPLETE = "complete"  # the highest level was cleared
+    DOSE_EXPANSION = "dose_expansion"  # escalation ended; the expansion cohort doses
+
+
+@dataclass(frozen=True)
+class Expansion:
+    """The dose-expansion cohort a signed review opened: at which level, from when
+    (clinical time) and how many subjects it may dose."""
+
+    level: int
+    reviewed_at: datetime
+    size: int
+
+
+def expansion_size(state: CohortState, level: int, total: int = EXPANSION_TOTAL_AT_LEVEL) -> int:
+    """How many subjects an expansion at ``level`` may dose, if the 3+3 state allows one
+    there: escalation cleared ``level`` (every window closed) and has not ended; the
+    expansion brings the level to ``total``. ExpansionRefused otherwise."""
+    if state.decision is Decision.DOSE_EXPANSION:
+        raise ExpansionRefused(
+            f"a dose-expansion cohort is open at level {state.level} already",
+            open_level=state.level,
+        )
+    if state.open_windows:
+        raise ExpansionRefused(
+            f"{state.open_windows} DLT window(s) are still open",
+            open_windows=state.open_windows,
+        )
+    tally = dict(zip(state.levels_cleared, state.dosed_at_cleared, strict=True))
+    if level not in tally:
+        raise ExpansionRefused(
+            f"level {level} has not been cleared by 3+3 (cleared: {list(tally)})",
+            level=level,
+            cleared=list(tally),
+        )
+    size = total - tally[level]
+    if size < 1:
+        raise ExpansionRefused(
+            f"level {level} has {tally[level]} subjects; the design treats {total} there",
+            level=level,
+            dosed=tally[level],
+        )
+    return size
 
 
 @dataclass(frozen=True)
@@ -80,6 +132,10 @@ class CohortState:
     open_windows: int
     mtd: int | None
     rule_version: str = RULE_VERSION
+    levels_cleared: tuple[int, ...] = ()  # by 3+3 (0/3, or at most 1/6; windows closed)
+    dosed_at_cleared: tuple[int, ...] = ()  # subjects at each of them
+    dlts_at_cleared: tuple[int, ...] = ()  # and their DLTs
+    expansion_dosed: int = 0  # subjects of the dose-expansion cohort
 
 
 @dataclass(frozen=True)
@@ -100,8 +156,48 @@ class _Level:
         return (self.dosed == COHORT and self.dlts == 0) or self.dosed == EXPANDED_COHORT
 
 
-def decide(subjects: Sequence[CohortSubject], levels: Sequence[int] = DOSE_LEVELS) -> CohortState:
-    """The 3+3 decision for the subjects dosed so far; see the module's rules."""
+def decide(
+    subjects: Sequence[CohortSubject],
+    levels: Sequence[int] = DOSE_LEVELS,
+    expansion: Expansion | None = None,
+) -> CohortState:
+    """The 3+3 decision for the subjects dosed so far; see the module's rules. Once a
+    dose-expansion cohort is open, the decision is DOSE_EXPANSION: its level, its subjects
+    so far, and the level again while it has room."""
+    if expansion is None:
+        return _escalation(subjects, levels)
+    expanding = [
+        s
+        for s in subjects
+        if s.dose_level == expansion.level and s.infused_at >= expansion.reviewed_at
+    ]
+    escalated = _escalation([s for s in subjects if s not in expanding], levels)
+    at_level = [s for s in subjects if s.dose_level == expansion.level]
+    return replace(
+        escalated,
+        level=expansion.level,
+        decision=Decision.DOSE_EXPANSION,
+        next_level=expansion.level if len(expanding) < expansion.size else None,
+        dosed=len(at_level),
+        dlts=sum(1 for s in at_level if s.dlt),
+        open_windows=sum(1 for s in subjects if not s.window_closed),
+        expansion_dosed=len(expanding),
+    )
+
+
+def _escalation(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortState:
+    state = _decide(subjects, levels)
+    tally = _tally(subjects, levels)
+    cleared = [(level, at) for level, at in zip(levels, tally, strict=True) if at.cleared]
+    return replace(
+        state,
+        levels_cleared=tuple(level for level, _ in cleared),
+        dosed_at_cleared=tuple(at.dosed for _, at in cleared),
+        dlts_at_cleared=tuple(at.dlts for _, at in cleared),
+    )
+
+
+def _decide(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortState:
     tally = _tally(subjects, levels)
     open_windows = sum(1 for s in subjects if not s.window_closed)
 

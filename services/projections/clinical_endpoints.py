@@ -11,15 +11,21 @@ infusion's date is day 1, their contracts' meaning); they are renumbered here.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
+from statistics import median
 from typing import Any
 
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
 from shared.clinical import NCT05030779, DayConvention
-from shared.contracts.adverse_events import AdverseEventReportedV1, DltAdjudicatedV1
+from shared.contracts.adverse_events import (
+    AdverseEventGradedV1,
+    AdverseEventRegradedV1,
+    AdverseEventReportedV1,
+    DltAdjudicatedV1,
+)
 from shared.contracts.assessments import (
     AutoantibodyMeasuredV1,
     CarTKineticsMeasuredV1,
@@ -32,13 +38,43 @@ from shared.contracts.infusion import CarTInfusedV1
 from shared.kernel.envelope import CloudEvent
 
 # /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
-# its windows ended, and disease control began, a calendar day earlier)
+# its windows ended, and disease control began, a calendar day earlier); CRS and ICANS
+# by worst grade, rates at a named visit, SLEDAI-2K change, time to first remission
 ENDPOINTS_VERSION = "NCT05030779-endpoints/2"
 STUDY = NCT05030779
 RESPONSE_WINDOW_LAST_DAY = STUDY.response_last_day  # "within 3 months of infusion": days 0-90
 DISEASE_CONTROL_FIRST_DAY = STUDY.disease_control_first_day  # 28
 PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # what the v1 contracts' study_day counts
 REMISSION = ("complete", "partial")
+
+# The scales the adverse-events service records with a grade (its ``grading.Scale``; this
+# service reads the published value, it does not import that service).
+CRS_SCALE = "ASTCT-CRS"
+ICANS_SCALE = "ASTCT-ICANS"
+GRADES = (0, 1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class NamedVisit:
+    """A protocol visit: its target, as time after the infusion, and its window in whole
+    days either side. The target's study day is the study day (``STUDY``'s convention) of
+    the infusion plus ``after_infusion``, so the window follows the study-day convention."""
+
+    after_infusion: timedelta
+    days_before: int
+    days_after: int
+
+    def window(self, infused_at: datetime) -> tuple[int, int, int]:
+        """(first, target, last) study day of the window for a subject infused then."""
+        target = STUDY.study_day(infused_at, infused_at + self.after_infusion)
+        return target - self.days_before, target, target + self.days_after
+
+
+# The visits at which rates are read (docs/endpoints.md). Week 12 is Feng et al.'s
+# (Nat Med 2025) time point for DORIS and LLDAS; the window of +/- 7 days is ours.
+VISITS: Mapping[str, NamedVisit] = {
+    "week 12": NamedVisit(after_infusion=timedelta(weeks=12), days_before=7, days_after=7),
+}
 
 
 @dataclass(frozen=True)
@@ -77,6 +113,9 @@ class Course:
     assessments: list[Dated] = field(default_factory=list)  # visits and responses
     antibodies: list[Dated] = field(default_factory=list)  # value: a result dict
     kinetics: list[Dated] = field(default_factory=list)  # value: the event data
+    grades: dict[str, Dated] = field(default_factory=dict)  # latest per AE; value: (scale, grade)
+    visits: list[Dated] = field(default_factory=list)  # value: SLEDAI-2K
+    remissions: list[Dated] = field(default_factory=list)  # value: the response's data
 
     @property
     def infused(self) -> Dated:
@@ -87,6 +126,10 @@ class Course:
     def days_to(self, at: datetime) -> int:
         """Whole days from the infusion's UTC date to ``at``'s."""
         return (at.date() - self.infused.at.date()).days
+
+    def study_day_of(self, at: datetime) -> int:
+        """The study day of ``at`` in the study's convention."""
+        return STUDY.study_day(self.infused.at, at)
 
 
 def study_day(data: dict[str, Any]) -> int | None:
@@ -118,10 +161,15 @@ def _apply(course: Course, position: int, event: CloudEvent) -> None:
             course.teae.append(ref)
         case DltAdjudicatedV1.event_type:
             course.dlt[str(data["record_id"])] = (bool(data["is_dlt"]), ref)
+        case AdverseEventGradedV1.event_type | AdverseEventRegradedV1.event_type:
+            grade = (str(data["scale"]), int(data["grade"]))
+            course.grades[str(data["record_id"])] = Dated(event.time, ref, None, grade)
         case DiseaseActivityAssessedV1.event_type:
             course.assessments.append(dated)
+            course.visits.append(Dated(event.time, ref, dated.study_day, int(data["sledai_2k"])))
         case RemissionAssessedV1.event_type:
             course.responses.append(Dated(event.time, ref, dated.study_day, data["response"]))
+            course.remissions.append(Dated(event.time, ref, dated.study_day, data))
             course.assessments.append(dated)
             if data["response"] == "progression":
                 course.progressions.append(dated)
@@ -268,6 +316,106 @@ def duration_of_remission(population: list[Course]) -> dict[str, Any]:
     return _survival_figure(observations)
 
 
+def incidence_by_maximum_grade(population: list[Course], scale: str) -> dict[str, Any]:
+    """Subjects by the worst grade (0-5) of any adverse event graded by ``scale`` (the
+    latest grade or regrade of each event), over the subjects infused; grade 0: none."""
+    worst: dict[str, int] = {}
+    refs = _infusion_refs(population)
+    for course in population:
+        graded = [g for g in course.grades.values() if g.value[0] == scale]
+        worst[course.subject_id] = max((g.value[1] for g in graded), default=0)
+        refs += [g.ref for g in graded]
+    by_grade = {}
+    for grade in GRADES:
+        at = [c for c in population if worst[c.subject_id] == grade]
+        by_grade[str(grade)] = {k: v for k, v in _proportion(at, population, []).items()
+                                if k in ("numerator", "rate", "subjects")}  # fmt: skip
+    return {
+        "scale": scale,
+        "by_maximum_grade": by_grade,
+        "any_grade": _proportion(
+            [c for c in population if worst[c.subject_id] > 0], population, refs
+        ),
+    }
+
+
+def _nearest(dated: Iterable[Dated], course: Course, visit: NamedVisit) -> Dated | None:
+    """The assessment in the visit's window nearest its target (the earlier on a tie)."""
+    first, target, last = visit.window(course.infused.at)
+    inside = [(abs(course.study_day_of(d.at) - target), d.at, d) for d in dated
+              if first <= course.study_day_of(d.at) <= last]  # fmt: skip
+    return min(inside, key=lambda x: (x[0], x[1]))[2] if inside else None
+
+
+def remission_at_visit(population: list[Course], name: str) -> dict[str, Any]:
+    """DORIS remission and LLDAS at the named visit: the response assessment in its window
+    nearest the target day; a subject without one counts as not meeting either."""
+    visit = VISITS[name]
+    doris, lldas, refs = [], [], _infusion_refs(population)
+    windows = {}
+    for course in population:
+        first, target, last = visit.window(course.infused.at)
+        windows[course.subject_id] = {"first_study_day": first, "target_study_day": target,
+                                      "last_study_day": last}  # fmt: skip
+        at = _nearest(course.remissions, course, visit)
+        if at is not None:
+            refs.append(at.ref)
+            if at.value["doris"]:
+                doris.append(course)
+            if at.value["lldas"]:
+                lldas.append(course)
+    return {
+        "visit": name,
+        "window_days": {"target_after_infusion": visit.after_infusion.days,
+                        "before": visit.days_before, "after": visit.days_after},
+        "windows": windows,
+        "doris": _proportion(doris, population, refs),
+        "lldas": _proportion(lldas, population, refs),
+    }  # fmt: skip
+
+
+def time_to_first_remission(population: list[Course]) -> dict[str, Any]:
+    """From the infusion to the first complete or partial remission; censored at the last
+    assessment (death and progression do not end it: they censor there too)."""
+    observations = []
+    for course in population:
+        first = next((r for r in sorted(course.responses, key=lambda r: r.at)
+                      if r.value in REMISSION), None)  # fmt: skip
+        last = max(course.assessments, key=lambda d: d.at, default=None)
+        observations.append(_observation(course, course.infused, first, last))
+    return _survival_figure(observations)
+
+
+def sledai_change_at_visit(population: list[Course], name: str) -> dict[str, Any]:
+    """SLEDAI-2K at the named visit (the visit in its window nearest the target) minus the
+    baseline (the last visit before the infusion's start, as the assessments service
+    takes it), per subject, and its median over the subjects with both."""
+    visit = VISITS[name]
+    subjects, refs = [], []
+    for course in population:
+        before = [v for v in course.visits if v.at < course.infused.at]
+        baseline = max(before, key=lambda v: v.at, default=None)
+        at = _nearest(course.visits, course, visit)
+        row: dict[str, Any] = {"subject_id": course.subject_id,
+                               "baseline": None if baseline is None else baseline.value,
+                               "at_visit": None if at is None else at.value,
+                               "study_day": None if at is None else course.study_day_of(at.at),
+                               "change": None}  # fmt: skip
+        if baseline is not None and at is not None:
+            row["change"] = at.value - baseline.value
+            refs += [baseline.ref, at.ref]
+        subjects.append(row)
+    changes = [r["change"] for r in subjects if r["change"] is not None]
+    return {
+        "visit": name,
+        "median_change": None if not changes else str(Decimal(median(changes))),
+        "evaluable": sorted(r["subject_id"] for r in subjects if r["change"] is not None),
+        "population": sorted(c.subject_id for c in population),
+        "subjects": subjects,
+        "events": _refs(refs),
+    }
+
+
 def time_courses(course: Course) -> dict[str, Any]:
     """Autoantibodies per analyte, and CAR-T kinetics per sample, method and target, with
     Cmax, Tmax and persistence (the last study day at or above the LLOQ)."""
@@ -316,6 +464,13 @@ def trial_endpoints(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any]
         "subjects_infused": len(population),
         "dlt_rate_per_dose_level": dlt_rates(population),
         "teae_incidence": teae_incidence(population),
+        "crs_incidence_by_maximum_grade": incidence_by_maximum_grade(population, CRS_SCALE),
+        "icans_incidence_by_maximum_grade": incidence_by_maximum_grade(population, ICANS_SCALE),
+        "remission_at_visit": {name: remission_at_visit(population, name) for name in VISITS},
+        "time_to_first_remission": time_to_first_remission(population),
+        "sledai_2k_change_from_baseline": {
+            name: sledai_change_at_visit(population, name) for name in VISITS
+        },
         "objective_response_rate_3_months": objective_response(population),
         "disease_control_rate_from_day_28": disease_control(population),
         "duration_of_remission": duration_of_remission(population),

@@ -16,6 +16,7 @@ from services.adverse_events.domain import Infused, grading_of
 from services.adverse_events.escalation import Decision
 from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
 from services.adverse_events.publication import to_contract
+from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.kernel.provenance import Meaning
 from tests.support import SIGNER, command, signing
 
@@ -121,3 +122,35 @@ def test_the_cohort_s_windows_close_when_day_29_begins_with_the_infusion_as_day_
 def test_a_review_cannot_be_dated_in_the_future() -> None:
     with pytest.raises(errors.InvalidTime):
         approve(application(), infused(1, "S-1", "S-2", "S-3"), NOW + timedelta(minutes=1))
+
+
+def test_an_expansion_review_opens_the_rest_of_the_designs_total_at_a_cleared_level() -> None:
+    app, dosed = application(), infused(1, "S-1", "S-2", "S-3")
+    app.approve_safety_review(1, 1, dosed, command(NOW), signing(Meaning.APPROVAL),
+                              reviewed_at=NOW - timedelta(days=1), dose_expansion=True)  # fmt: skip
+    [approval] = [e for _, e in app.stored_events() if type(e).__name__ == "SafetyReviewApproved"]
+    published = to_contract(approval)
+    assert isinstance(published, SafetyReviewApprovedV1)
+    assert (published.decision, published.approved_level, published.cohort_size) == (
+        "dose_expansion", 1, 12,
+    )  # fmt: skip
+    state = app.cohort({**dosed, **infused(1, "S-4", at=NOW)}, NOW)
+    assert (state.decision, state.level, state.next_level, state.expansion_dosed) == (
+        Decision.DOSE_EXPANSION, 1, 1, 1,
+    )  # fmt: skip
+
+
+def test_no_escalation_review_after_the_expansion_opened() -> None:
+    app, dosed = application(), infused(1, "S-1", "S-2", "S-3")
+    app.approve_safety_review(1, 1, dosed, command(NOW), signing(Meaning.APPROVAL),
+                              reviewed_at=NOW - timedelta(days=1), dose_expansion=True)  # fmt: skip
+    with pytest.raises(errors.ReviewRefused):
+        app.approve_safety_review(2, 2, dosed, command(NOW), signing(Meaning.APPROVAL))
+
+
+def test_an_expansion_at_a_level_not_cleared_is_refused() -> None:
+    with pytest.raises(errors.ExpansionRefused):
+        application().approve_safety_review(
+            1, 2, infused(1, "S-1", "S-2", "S-3"), command(NOW), signing(Meaning.APPROVAL),
+            dose_expansion=True,
+        )  # fmt: skip

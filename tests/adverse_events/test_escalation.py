@@ -7,14 +7,18 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.adverse_events.errors import InvalidEscalationInput, LevelNotOpen
+from services.adverse_events.errors import ExpansionRefused, InvalidEscalationInput, LevelNotOpen
 from services.adverse_events.escalation import (
+    COHORT,
+    EXPANSION_TOTAL_AT_LEVEL,
     RULE_VERSION,
     CohortState,
     CohortSubject,
     Decision,
+    Expansion,
     allowed_level,
     decide,
+    expansion_size,
 )
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -215,3 +219,66 @@ def test_refuses_more_than_6_at_a_level() -> None:
 def test_refuses_levels_that_are_not_ascending(levels: tuple[int, ...]) -> None:
     with pytest.raises(InvalidEscalationInput):
         decide([], levels=levels)
+
+
+def expansion_after(subjects: list[CohortSubject], level: int = 1) -> Expansion:
+    """An expansion opened a day after the last of ``subjects`` was dosed."""
+    last = max(s.infused_at for s in subjects)
+    return Expansion(level, last + timedelta(days=1), EXPANSION_TOTAL_AT_LEVEL - COHORT)
+
+
+def expanding(level: int, count: int, after: Expansion) -> list[CohortSubject]:
+    return [
+        CohortSubject(f"X-{n}", level, after.reviewed_at + timedelta(days=n), False, False)
+        for n in range(count)
+    ]
+
+
+def test_the_design_treats_15_at_the_level_chosen_for_expansion() -> None:
+    assert EXPANSION_TOTAL_AT_LEVEL == 15  # Feng et al., Nat Med 2025: 15 treated
+
+
+def test_an_expansion_at_a_cleared_level_doses_up_to_the_designs_total() -> None:
+    assert expansion_size(decide(dosed(1, 3)), 1) == 12
+    assert expansion_size(decide(dosed(1, 3) + dosed(2, 6, dlts=1)), 2) == 9
+    assert expansion_size(decide(dosed(1, 3)), 1, total=20) == 17
+
+
+@pytest.mark.parametrize(
+    ("subjects", "level"),
+    [
+        (dosed(1, 3, open_windows=1), 1),  # a window is open
+        (dosed(1, 3, dlts=1), 1),  # 1/3: not cleared
+        (dosed(1, 2), 1),  # not full
+        (dosed(1, 3), 2),  # never dosed
+        (dosed(1, 3) + dosed(2, 6, dlts=2), 2),  # exceeded
+    ],
+)
+def test_refuses_an_expansion_at_a_level_not_cleared(
+    subjects: list[CohortSubject], level: int
+) -> None:
+    with pytest.raises(ExpansionRefused):
+        expansion_size(decide(subjects), level)
+
+
+def test_refuses_an_expansion_larger_than_nothing() -> None:
+    with pytest.raises(ExpansionRefused):
+        expansion_size(decide(dosed(1, 3)), 1, total=3)
+
+
+def test_the_expansion_cohort_is_not_a_3_plus_3_cohort_and_doses_until_full() -> None:
+    escalation = dosed(1, 3)
+    opened = expansion_after(escalation)
+    state = decide(escalation + expanding(1, 11, opened), expansion=opened)
+    assert (state.decision, state.next_level, state.dosed, state.expansion_dosed) == (
+        Decision.DOSE_EXPANSION, 1, 14, 11,
+    )  # fmt: skip
+    full = decide(escalation + expanding(1, 12, opened), expansion=opened)
+    assert (full.decision, full.next_level, full.dosed) == (Decision.DOSE_EXPANSION, None, 15)
+
+
+def test_no_second_expansion_once_one_is_open() -> None:
+    escalation = dosed(1, 3)
+    opened = expansion_after(escalation)
+    with pytest.raises(ExpansionRefused):
+        expansion_size(decide(escalation, expansion=opened), 1)

@@ -62,6 +62,20 @@ async def infuse(
 ) -> Any:
     """Leukapheresis, release, lymphodepletion and infusion of an enrolled subject, all
     ``days_ago`` days back; the infusion must answer ``expect``. Returns its JSON."""
+    await prepare(stack, session, pharmacist, subject, days_ago)
+    response = await stack.infusion.post(
+        f"/subjects/{subject}/infusion",
+        json=await infusion_body(stack, session, subject, level, days_ago),
+        headers=session,
+    )
+    assert response.status_code == expect, response.text
+    return response.json()
+
+
+async def prepare(
+    stack: Stack, session: dict[str, str], pharmacist: dict[str, str], subject: str, days_ago: int
+) -> None:
+    """Leukapheresis, product release and lymphodepletion, ``days_ago`` days back."""
 
     async def leukapheresis() -> bool:
         body = {"performed_on": today(-10 - days_ago), "volume_ml": "180"}
@@ -92,11 +106,17 @@ async def infuse(
     ):
         response = await stack.infusion.post(path, json=body, headers=who)
         assert response.status_code == 200, response.text
+
+
+async def infusion_body(
+    stack: Stack, session: dict[str, str], subject: str, level: int, days_ago: int
+) -> dict[str, Any]:
+    """The signed infusion, started ``days_ago`` days and one hour back."""
     started = datetime.now(UTC) - timedelta(days=days_ago, hours=1)
     signature = await stack.signature(
         session, "responsibility", f"infusion/infusion/{subject}", PASSWORD
     )
-    infusion = {
+    return {
         "weight_kg": "50",
         "lots": [
             {"lot_id": f"LOT-{subject}", "viable_car_positive_cells": str(level * 50_000_000)}
@@ -105,8 +125,62 @@ async def infuse(
         "ended_at": (started + timedelta(minutes=15)).isoformat(),
         "signature": signature,
     }
-    response = await stack.infusion.post(
-        f"/subjects/{subject}/infusion", json=infusion, headers=session
-    )
-    assert response.status_code == expect, response.text
-    return response.json()
+
+
+BASELINE_ITEMS = ("arthritis", "rash", "low_complement", "increased_dna_binding")  # 10
+ITEMS = [
+    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
+    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
+    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
+    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
+    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
+]  # fmt: skip
+
+
+def visit(label: str, at: datetime, present: tuple[str, ...], pga: str, pred: str) -> Any:
+    return {
+        "label": label, "assessed_at": at.isoformat(),
+        "items": {item: item in present for item in ITEMS}, "pga": pga,
+        "prednisone_mg_per_day": pred, "maintenance_immunosuppression_only": True,
+    }  # fmt: skip
+
+
+class Site:
+    """The investigator's session against the running services."""
+
+    def __init__(self, stack: Stack, session: dict[str, str]) -> None:
+        self.stack, self.session = stack, session
+
+    async def post(self, path: str, body: Any, expect: int = 201) -> Any:
+        response = await self.stack.assessments.post(path, json=body, headers=self.session)
+        assert response.status_code == expect, response.text
+        return response.json()
+
+    async def first_visit(self, subject: str, body: Any) -> Any:
+        """The first assessment waits for the assessments service's infusion view."""
+        answers: list[Any] = []
+
+        async def recorded() -> bool:
+            response = await self.stack.assessments.post(
+                f"/subjects/{subject}/disease-activity", json=body, headers=self.session
+            )
+            assert response.status_code in (201, 409), response.text
+            answers[:] = [response.json()]
+            return response.status_code == 201
+
+        await eventually(recorded, what=f"the assessments service sees {subject} infused")
+        return answers[0]
+
+    async def visit(self, subject: str, body: Any) -> str:
+        record = await self.post(f"/subjects/{subject}/disease-activity", body)
+        return str(record["visits"][-1]["event_id"])
+
+    async def remission(self, subject: str, visit_id: str, response: str, expect: int = 201) -> Any:
+        current = (await self.stack.assessments.get(f"/subjects/{subject}/assessments",
+                                                    headers=self.session)).json()  # fmt: skip
+        signature = await self.stack.signature(
+            self.session, "approval",
+            f"assessments/remission/{subject}@{current['version']}", PASSWORD,
+        )  # fmt: skip
+        body = {"visit_event_id": visit_id, "response": response, "signature": signature}
+        return await self.post(f"/subjects/{subject}/remission", body, expect)

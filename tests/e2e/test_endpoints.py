@@ -26,69 +26,11 @@ from typing import Any
 import pytest
 
 from shared.kernel.signatures import verify_published
-from tests.e2e.flows import PASSWORD, treat
+from tests.e2e.flows import BASELINE_ITEMS, PASSWORD, Site, treat, visit
 from tests.e2e.stack import Stack
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-BASELINE_ITEMS = ("arthritis", "rash", "low_complement", "increased_dna_binding")  # 10
-ITEMS = [
-    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
-    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
-    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
-    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
-    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
-]  # fmt: skip
-
-
-def visit(label: str, at: datetime, present: tuple[str, ...], pga: str, pred: str) -> Any:
-    return {
-        "label": label, "assessed_at": at.isoformat(),
-        "items": {item: item in present for item in ITEMS}, "pga": pga,
-        "prednisone_mg_per_day": pred, "maintenance_immunosuppression_only": True,
-    }  # fmt: skip
-
-
-class Site:
-    """The investigator's session against the running services."""
-
-    def __init__(self, stack: Stack, session: dict[str, str]) -> None:
-        self.stack, self.session = stack, session
-
-    async def post(self, path: str, body: Any, expect: int = 201) -> Any:
-        response = await self.stack.assessments.post(path, json=body, headers=self.session)
-        assert response.status_code == expect, response.text
-        return response.json()
-
-    async def first_visit(self, subject: str, body: Any) -> Any:
-        """The first assessment waits for the assessments service's infusion view."""
-        answers: list[Any] = []
-
-        async def recorded() -> bool:
-            response = await self.stack.assessments.post(
-                f"/subjects/{subject}/disease-activity", json=body, headers=self.session
-            )
-            assert response.status_code in (201, 409), response.text
-            answers[:] = [response.json()]
-            return response.status_code == 201
-
-        await eventually(recorded, what=f"the assessments service sees {subject} infused")
-        return answers[0]
-
-    async def visit(self, subject: str, body: Any) -> str:
-        record = await self.post(f"/subjects/{subject}/disease-activity", body)
-        return str(record["visits"][-1]["event_id"])
-
-    async def remission(self, subject: str, visit_id: str, response: str, expect: int = 201) -> Any:
-        current = (await self.stack.assessments.get(f"/subjects/{subject}/assessments",
-                                                    headers=self.session)).json()  # fmt: skip
-        signature = await self.stack.signature(
-            self.session, "approval",
-            f"assessments/remission/{subject}@{current['version']}", PASSWORD,
-        )  # fmt: skip
-        body = {"visit_event_id": visit_id, "response": response, "signature": signature}
-        return await self.post(f"/subjects/{subject}/remission", body, expect)
 
 
 async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> None:

@@ -6,10 +6,18 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from services.adverse_events.grading import Scale
 from services.projections import plots
-from services.projections.clinical_endpoints import Course, courses, trial_endpoints
+from services.projections.clinical_endpoints import (
+    CRS_SCALE,
+    ICANS_SCALE,
+    Course,
+    courses,
+    trial_endpoints,
+)
 from services.projections.clinical_endpoints import infused as infused_courses
 from services.projections.views import subject_state
+from shared.clinical import DayConvention
 from shared.kernel.envelope import CloudEvent
 from tests.support import NOW
 
@@ -27,11 +35,18 @@ def infused(subject: str) -> CloudEvent:
     return entry(subject, "CarTInfused.v1", DAY0, started_at=DAY0.isoformat(), dose_level=2)
 
 
+def published_day(days: int) -> int:
+    """The study day the v1 contracts publish for infusion + ``days`` days (CDISC)."""
+    return DayConvention.INFUSION_DAY_1.day(days)
+
+
 def response(subject: str, day: int, category: str) -> CloudEvent:
     """A response on the study's ``day`` (infusion + ``day`` days), published as the v1
     contract counts it (CDISC: one more)."""
     at = DAY0 + timedelta(days=day)
-    return entry(subject, "RemissionAssessed.v1", at, study_day=day + 1, response=category)
+    doris, lldas = category == "complete", category in ("complete", "partial")
+    return entry(subject, "RemissionAssessed.v1", at, study_day=published_day(day),
+                 response=category, doris=doris, lldas=lldas)  # fmt: skip
 
 
 def figures(*events: CloudEvent) -> dict[str, Any]:
@@ -110,3 +125,91 @@ def test_the_subject_view_shows_the_study_s_days() -> None:
                       response="complete", rule_version="NCT05030779-sle-response/1")  # fmt: skip
     state = subject_state(None, published, 1)
     assert state["response"]["study_day"] == 28
+
+
+def after(days: int) -> datetime:
+    return DAY0 + timedelta(days=days)
+
+
+def graded(subject: str, record: str, scale: str, grade: int, regrade: bool = False) -> CloudEvent:
+    kind = "AdverseEventRegraded.v1" if regrade else "AdverseEventGraded.v1"
+    return entry(subject, kind, after(2), record_id=record, scale=scale, grade=grade)
+
+
+def assessed(subject: str, days: int, doris: bool, lldas: bool) -> CloudEvent:
+    category = "complete" if doris else "partial" if lldas else "stable"
+    return entry(subject, "RemissionAssessed.v1", after(days), study_day=published_day(days),
+                 response=category, doris=doris, lldas=lldas)  # fmt: skip
+
+
+def sledai(subject: str, days: int, score: int) -> CloudEvent:
+    return entry(subject, "DiseaseActivityAssessed.v1", after(days), study_day=published_day(days),
+                 sledai_2k=score)  # fmt: skip
+
+
+def test_the_scales_read_are_the_ones_the_adverse_events_service_records() -> None:
+    assert (Scale.ASTCT_CRS.value, Scale.ASTCT_ICANS.value) == (CRS_SCALE, ICANS_SCALE)
+
+
+def test_crs_counts_each_subject_once_at_the_worst_latest_grade() -> None:
+    e = figures(
+        infused("A"), infused("B"), infused("C"),
+        graded("A", "a1", CRS_SCALE, 1), graded("A", "a2", CRS_SCALE, 2),  # worst: 2
+        graded("B", "b1", CRS_SCALE, 3), graded("B", "b1", CRS_SCALE, 1, regrade=True),
+        graded("C", "c1", "CTCAE", 3),  # not CRS
+    )  # fmt: skip
+    crs = e["crs_incidence_by_maximum_grade"]
+    grades = {g: (f["numerator"], f["subjects"]) for g, f in crs["by_maximum_grade"].items()}
+    assert grades == {"0": (1, ["C"]), "1": (1, ["B"]), "2": (1, ["A"]), "3": (0, []),
+                      "4": (0, []), "5": (0, [])}  # fmt: skip
+    assert (crs["any_grade"]["numerator"], crs["any_grade"]["rate"]) == (2, "0.667")
+    assert e["icans_incidence_by_maximum_grade"]["by_maximum_grade"]["0"]["numerator"] == 3
+
+
+def test_week_12_reads_the_response_nearest_day_84_within_7_days() -> None:
+    e = figures(
+        infused("A"), infused("B"), infused("C"), infused("D"),
+        assessed("A", 77, True, True),  # first day of the window
+        assessed("B", 91, False, True),  # last day of the window
+        assessed("C", 76, True, True), assessed("C", 92, True, True),  # both outside
+        assessed("D", 80, False, False), assessed("D", 85, True, True),  # 85 is nearer
+    )  # fmt: skip
+    week_12 = e["remission_at_visit"]["week 12"]
+    assert week_12["doris"]["subjects"] == ["A", "D"]
+    assert (week_12["lldas"]["subjects"], week_12["lldas"]["rate"]) == (["A", "B", "D"], "0.750")
+    window = week_12["windows"]["A"]
+    assert window["last_study_day"] - window["first_study_day"] == 14
+
+
+def test_time_to_first_remission_is_censored_at_the_last_assessment() -> None:
+    e = figures(
+        infused("A"), infused("B"), infused("C"),
+        assessed("A", 28, False, False), assessed("A", 56, False, True),  # remission at 56
+        assessed("B", 28, True, True),  # remission at 28
+        assessed("C", 90, False, False),  # censored at 90
+    )  # fmt: skip
+    ttr = e["time_to_first_remission"]
+    assert [(s["subject_id"], s["days"], s["event"]) for s in ttr["subjects"]] == [
+        ("A", 56, True), ("B", 28, True), ("C", 90, False)]  # fmt: skip
+    assert ttr["median_days"] == 56  # S(28) = 2/3, S(56) = 1/3
+
+
+def test_sledai_change_is_from_the_last_visit_before_the_infusion() -> None:
+    e = figures(
+        infused("A"), infused("B"), infused("C"),
+        sledai("A", -30, 20), sledai("A", -2, 12), sledai("A", 84, 2),  # 2 - 12 = -10
+        sledai("B", -1, 9), sledai("B", 60, 4), sledai("B", 88, 5),  # 5 - 9 = -4
+        sledai("C", -1, 8), sledai("C", 100, 0),  # no visit in the window
+    )  # fmt: skip
+    change = e["sledai_2k_change_from_baseline"]["week 12"]
+    rows = {
+        r["subject_id"]: (r["baseline"], r["at_visit"], r["change"]) for r in change["subjects"]
+    }
+    assert rows == {"A": (12, 2, -10), "B": (9, 5, -4), "C": (8, None, None)}
+    assert (change["median_change"], change["evaluable"]) == ("-7", ["A", "B"])
+
+
+def test_a_visit_at_the_infusions_start_is_not_the_baseline() -> None:
+    e = figures(infused("A"), sledai("A", -3, 12), sledai("A", 0, 6), sledai("A", 84, 4))
+    [row] = e["sledai_2k_change_from_baseline"]["week 12"]["subjects"]
+    assert (row["baseline"], row["change"]) == (12, -8)
