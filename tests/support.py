@@ -276,6 +276,17 @@ def one_success_and_conflicts(responses: list[httpx.Response], success: int) -> 
     return [r.json()["code"] for r in conflicts]
 
 
+PARALLEL = 10  # how many identical commands the concurrency tests send at once
+
+
+async def parallel_conflicts(
+    request: Callable[[], Awaitable[httpx.Response]], success: int, times: int = PARALLEL
+) -> set[str]:
+    """``request`` sent ``times`` times at once (``at_once``): exactly one answer is
+    ``success``, every other a coded 409 (``one_success_and_conflicts``); the 409s' codes."""
+    return set(one_success_and_conflicts(await at_once(times, request), success))
+
+
 @asynccontextmanager
 async def isolated(service: str, env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
     """A service's settings with a schema and a topic of their own, dropped afterwards."""
