@@ -266,6 +266,13 @@ async def at_once(
     return list(await asyncio.gather(*(request() for _ in range(times))))
 
 
+async def logged_in(identity: httpx.AsyncClient, user_id: str, password: str) -> dict[str, str]:
+    """The bearer header of a login through the identity service's HTTP API."""
+    response = await identity.post("/login", json={"user_id": user_id, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def one_success_and_conflicts(responses: list[httpx.Response], success: int) -> list[str]:
     """Exactly one answer is ``success``, every other a coded 409; returns the 409s' codes."""
     statuses = [r.status_code for r in responses]

@@ -26,6 +26,7 @@ from tests.support import (
     VERIFIER,
     asgi_client,
     at_once,
+    logged_in,
     memory_outbox,
     on_postgres,
     parallel_conflicts,
@@ -103,12 +104,6 @@ def answered(responses: list[httpx.Response]) -> list[tuple[int, str]]:
 
 async def log_in(client: httpx.AsyncClient, password: str) -> httpx.Response:
     return await client.post("/login", json={"user_id": "inv.lin", "password": password})
-
-
-async def logged_in(client: httpx.AsyncClient, user_id: str, password: str) -> dict[str, str]:
-    """The bearer header of a new login."""
-    login = await client.post("/login", json={"user_id": user_id, "password": password})
-    return {"Authorization": f"Bearer {login.json()['access_token']}"}
 
 
 async def test_parallel_wrong_passwords_lock_the_account_as_a_sequential_run_would(
