@@ -6,7 +6,6 @@ run in tests/e2e)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,9 +13,8 @@ import pytest
 
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import SubjectAssessments
-from services.assessments.rules import SledaiItem
 from shared.kernel.provenance import Meaning
-from tests.assessments.conftest import INFUSED_AT
+from tests.assessments.conftest import visit
 from tests.support import (
     PARALLEL,
     at_once,
@@ -27,17 +25,6 @@ from tests.support import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
-
-
-def visit(days: int, *present: str) -> dict[str, Any]:
-    return {
-        "label": f"day {days}",
-        "assessed_at": (INFUSED_AT + timedelta(days=days)).isoformat(),
-        "items": {item.value: item.value in present for item in SledaiItem},
-        "pga": "0.2",
-        "prednisone_mg_per_day": "5",
-        "maintenance_immunosuppression_only": True,
-    }
 
 
 async def assess(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
