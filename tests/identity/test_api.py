@@ -87,6 +87,13 @@ def recorded(application: IdentityApplication) -> list[str]:
     ]
 
 
+@pytest.fixture
+async def session(client: httpx.AsyncClient) -> dict[str, str]:
+    """A new session of inv.lin, an investigator: its bearer header."""
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    return await logged_in(client, "inv.lin", PASSWORD)
+
+
 async def sign(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
     body = {"meaning": "approval", "purpose": "enrollment/eligibility/S-001", **body}
     return await client.post("/signing", json=body, headers=headers)
@@ -197,10 +204,8 @@ async def test_aged_password_must_be_changed_before_login(
 
 
 async def test_first_signing_of_a_session_needs_user_id_and_password(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, session: dict[str, str]
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await logged_in(client, "inv.lin", PASSWORD)
     refused = await sign(client, session, password=PASSWORD)
     assert (refused.status_code, refused.json()["code"]) == (401, "user_id_required")
     signed = await sign(client, session, password=PASSWORD, user_id="inv.lin")
@@ -210,20 +215,16 @@ async def test_first_signing_of_a_session_needs_user_id_and_password(
 
 
 async def test_later_signing_in_the_session_needs_only_the_password(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await logged_in(client, "inv.lin", PASSWORD)
     await sign(client, session, password=PASSWORD, user_id="inv.lin")
     clock.advance(minutes=14)
     assert (await sign(client, session, password=PASSWORD)).status_code == 200
 
 
 async def test_after_the_idle_timeout_signing_needs_both_again(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await logged_in(client, "inv.lin", PASSWORD)
     await sign(client, session, password=PASSWORD, user_id="inv.lin")
     clock.advance(minutes=16)
     assert (await sign(client, session, password=PASSWORD)).json()["code"] == "user_id_required"
@@ -231,10 +232,8 @@ async def test_after_the_idle_timeout_signing_needs_both_again(
 
 
 async def test_failed_signing_is_recorded_and_counts_towards_lockout(
-    client: httpx.AsyncClient, application: IdentityApplication
+    client: httpx.AsyncClient, session: dict[str, str], application: IdentityApplication
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await logged_in(client, "inv.lin", PASSWORD)
     wrong = await sign(client, session, password="not my password", user_id="inv.lin")
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credentials")
     assert recorded(application)[-1] == "SigningFailed"
@@ -243,9 +242,9 @@ async def test_failed_signing_is_recorded_and_counts_towards_lockout(
     assert recorded(application)[-2:] == ["SigningFailed", "AccountLocked"]
 
 
-async def test_signing_after_logout_needs_a_new_session(client: httpx.AsyncClient) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await logged_in(client, "inv.lin", PASSWORD)
+async def test_signing_after_logout_needs_a_new_session(
+    client: httpx.AsyncClient, session: dict[str, str]
+) -> None:
     assert (await client.post("/logout", headers=session)).status_code == 204
     refused = await sign(client, session, password=PASSWORD, user_id="inv.lin")
     assert refused.json()["code"] == "session_required"
