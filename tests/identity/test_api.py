@@ -68,16 +68,23 @@ async def log_in(client: httpx.AsyncClient, user_id: str, password: str) -> http
     return await client.post("/login", json={"user_id": user_id, "password": password})
 
 
-async def create(client: httpx.AsyncClient, user_id: str, *roles: Role) -> httpx.Response:
-    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
+async def create(
+    client: httpx.AsyncClient,
+    user_id: str,
+    *roles: Role,
+    password: str = PASSWORD,
+    by: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST /users for ``user_id`` with ``roles``, by ``by`` (a session; else the admin's)."""
+    by = by or await logged_in(client, "admin", ADMIN_PASSWORD)
     body = {
         "user_id": user_id,
         "printed_name": user_id.title(),
         "site": "ZJU-1",
         "roles": list(roles),
-        "password": PASSWORD,
+        "password": password,
     }
-    return await client.post("/users", json=body, headers=admin)
+    return await client.post("/users", json=body, headers=by)
 
 
 def recorded(application: IdentityApplication) -> list[str]:
@@ -142,14 +149,7 @@ async def test_only_administrators_create_users_and_denials_are_recorded(
 ) -> None:
     await create(client, "mon.chen", Role.MONITOR)
     monitor = await logged_in(client, "mon.chen", PASSWORD)
-    body = {
-        "user_id": "x.y",
-        "printed_name": "X",
-        "site": "Z",
-        "roles": ["auditor"],
-        "password": PASSWORD,
-    }
-    response = await client.post("/users", json=body, headers=monitor)
+    response = await create(client, "x.y", Role.AUDITOR, by=monitor)
     assert (response.status_code, response.json()["code"]) == (403, "role_not_permitted")
     assert recorded(application)[-1] == "AccessDenied"
 
@@ -251,13 +251,5 @@ async def test_signing_after_logout_needs_a_new_session(
 
 
 async def test_weak_password_is_refused(client: httpx.AsyncClient) -> None:
-    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
-    body = {
-        "user_id": "a.b",
-        "printed_name": "A",
-        "site": "Z",
-        "roles": ["auditor"],
-        "password": "short",
-    }
-    response = await client.post("/users", json=body, headers=admin)
+    response = await create(client, "a.b", Role.AUDITOR, password="short")
     assert (response.status_code, response.json()["code"]) == (422, "weak_password")
