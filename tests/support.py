@@ -266,6 +266,13 @@ async def at_once(
     return list(await asyncio.gather(*(request() for _ in range(times))))
 
 
+async def logged_in(identity: httpx.AsyncClient, user_id: str, password: str) -> dict[str, str]:
+    """The bearer header of a login through the identity service's HTTP API."""
+    response = await identity.post("/login", json={"user_id": user_id, "password": password})
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
 def one_success_and_conflicts(responses: list[httpx.Response], success: int) -> list[str]:
     """Exactly one answer is ``success``, every other a coded 409; returns the 409s' codes."""
     statuses = [r.status_code for r in responses]
@@ -274,6 +281,17 @@ def one_success_and_conflicts(responses: list[httpx.Response], success: int) -> 
     assert all(r.status_code == 409 for r in conflicts), [r.text for r in conflicts]
     assert all(set(r.json()) == {"code", "message", "details"} for r in conflicts)
     return [r.json()["code"] for r in conflicts]
+
+
+PARALLEL = 10  # how many identical commands the concurrency tests send at once
+
+
+async def parallel_conflicts(
+    request: Callable[[], Awaitable[httpx.Response]], success: int, times: int = PARALLEL
+) -> set[str]:
+    """``request`` sent ``times`` times at once (``at_once``): exactly one answer is
+    ``success``, every other a coded 409 (``one_success_and_conflicts``); the 409s' codes."""
+    return set(one_success_and_conflicts(await at_once(times, request), success))
 
 
 @asynccontextmanager

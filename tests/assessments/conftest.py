@@ -14,10 +14,25 @@ from services.assessments.api import create_app
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
 from services.assessments.publication import PUBLICATION
+from services.assessments.rules import SledaiItem
 from shared.clinical import Infused
 from tests.support import NOW, VERIFIER, memory_outbox
 
 INFUSED_AT = NOW - timedelta(days=60)
+
+
+def visit(days: int, *present: str, **changes: Any) -> dict[str, Any]:
+    """A SLEDAI-2K visit's JSON body ``days`` after the infusion, with the items
+    ``present`` (every other absent), on a low PGA and prednisone dose."""
+    body = {
+        "label": f"day {days}",
+        "assessed_at": (INFUSED_AT + timedelta(days=days)).isoformat(),
+        "items": {item.value: item.value in present for item in SledaiItem},
+        "pga": "0.2",
+        "prednisone_mg_per_day": "5",
+        "maintenance_immunosuppression_only": True,
+    }
+    return {**body, **changes}
 
 
 class Views:

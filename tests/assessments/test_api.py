@@ -4,28 +4,14 @@ run in tests/e2e)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import httpx
 
 from services.assessments.application import AssessmentsApplication
-from services.assessments.rules import SledaiItem
 from shared.kernel.provenance import Meaning, Role
-from tests.assessments.conftest import INFUSED_AT
+from tests.assessments.conftest import visit
 from tests.support import NOW, bearer, principal, signature_json
-
-
-def visit(days: int, *present: str, **changes: Any) -> dict[str, Any]:
-    body = {
-        "label": f"day {days}",
-        "assessed_at": (INFUSED_AT + timedelta(days=days)).isoformat(),
-        "items": {item.value: item.value in present for item in SledaiItem},
-        "pga": "0.2",
-        "prednisone_mg_per_day": "5",
-        "maintenance_immunosuppression_only": True,
-    }
-    return {**body, **changes}
 
 
 async def post(client: httpx.AsyncClient, path: str, body: Any, **headers: Any) -> httpx.Response:

@@ -6,7 +6,6 @@ run in tests/e2e)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -14,30 +13,18 @@ import pytest
 
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import SubjectAssessments
-from services.assessments.rules import SledaiItem
 from shared.kernel.provenance import Meaning
-from tests.assessments.conftest import INFUSED_AT
+from tests.assessments.conftest import visit
 from tests.support import (
+    PARALLEL,
     at_once,
     bearer,
-    one_success_and_conflicts,
+    parallel_conflicts,
     signature_json,
     stored_count,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
-PARALLEL = 10
-
-
-def visit(days: int, *present: str) -> dict[str, Any]:
-    return {
-        "label": f"day {days}",
-        "assessed_at": (INFUSED_AT + timedelta(days=days)).isoformat(),
-        "items": {item.value: item.value in present for item in SledaiItem},
-        "pga": "0.2",
-        "prednisone_mg_per_day": "5",
-        "maintenance_immunosuppression_only": True,
-    }
 
 
 async def assess(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
@@ -53,11 +40,11 @@ async def test_parallel_remissions_at_one_visit_record_one(
     body = {"visit_event_id": record["visits"][-1]["event_id"], "response": "complete",
             "signature": signature_json(Meaning.APPROVAL, purpose)}  # fmt: skip
 
-    answers = await at_once(
-        PARALLEL, lambda: client.post("/subjects/S-001/remission", json=body, headers=bearer())
+    conflicts = await parallel_conflicts(
+        lambda: client.post("/subjects/S-001/remission", json=body, headers=bearer()), 201
     )
 
-    assert set(one_success_and_conflicts(answers, 201)) == {"already_assessed"}
+    assert conflicts == {"already_assessed"}
     assert stored_count(application, SubjectAssessments.RemissionAssessed) == 1
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 import uuid
 from datetime import UTC, datetime
@@ -15,19 +14,15 @@ from aiokafka import AIOKafkaProducer
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.contracts.enrollment import SubjectRegisteredV1
 from shared.kernel.envelope import CONTENT_TYPE, ActorV1, CloudEvent, SourceV1
+from tests.contracts.examples import ROOT, printed_in
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "docs/examples/consumer.py"
 GUIDE = ROOT / "docs/integrating.md"
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
 
 
 def test_the_guide_prints_the_example_file_as_it_is() -> None:
-    marker = f"<!-- the file {EXAMPLE.relative_to(ROOT)}, verbatim -->"
-    guide = GUIDE.read_text()
-    assert marker in guide, f"{GUIDE.name} must show {EXAMPLE.name} after: {marker}"
-    shown = re.search(r"```python\n(.*?)```", guide.split(marker, 1)[1], re.DOTALL)
-    assert shown is not None and shown.group(1) == EXAMPLE.read_text()
+    assert printed_in(GUIDE, EXAMPLE) == EXAMPLE.read_text()
 
 
 def registered(subject_id: str, sequence: int) -> CloudEvent:

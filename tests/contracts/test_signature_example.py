@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,18 +13,15 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.contracts.examples import ROOT, printed_in
+
 EXAMPLE = ROOT / "docs/examples/verify_signature.py"
 GUIDE = ROOT / "docs/security.md"
 VECTOR = json.loads((ROOT / "docs/examples/record-signature-v2.json").read_text("utf-8"))
 
 
 def test_the_guide_prints_the_example_file_as_it_is() -> None:
-    marker = f"<!-- the file {EXAMPLE.relative_to(ROOT)}, verbatim -->"
-    guide = GUIDE.read_text()
-    assert marker in guide, f"{GUIDE.name} must show {EXAMPLE.name} after: {marker}"
-    shown = re.search(r"```python\n(.*?)```", guide.split(marker, 1)[1], re.DOTALL)
-    assert shown is not None and shown.group(1) == EXAMPLE.read_text()
+    assert printed_in(GUIDE, EXAMPLE) == EXAMPLE.read_text()
 
 
 def run(tmp_path: Path, signed: dict[str, Any], signature: dict[str, Any]) -> tuple[int, str]:

@@ -19,7 +19,7 @@ import pytest
 
 from shared.kernel.keys import ensure_pair, load_public_key
 from shared.kernel.settings import ServiceSettings, SettingsError
-from tests.support import eventually, isolated
+from tests.support import eventually, isolated, logged_in
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
 SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
@@ -47,11 +47,7 @@ class Stack:
         return load_public_key(self.keys / "record.pub")
 
     async def log_in(self, user_id: str, password: str) -> dict[str, str]:
-        response = await self.identity.post(
-            "/login", json={"user_id": user_id, "password": password}
-        )
-        assert response.status_code == 200, response.text
-        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+        return await logged_in(self.identity, user_id, password)
 
     async def create_user(
         self, user_id: str, password: str, *roles: str, admin: dict[str, str] | None = None

@@ -18,7 +18,7 @@ from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
-from tests.support import ISSUER, VERIFIER, memory_outbox
+from tests.support import ISSUER, VERIFIER, logged_in, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"
 PASSWORD = "lupus-trial-2026!"
@@ -68,22 +68,23 @@ async def log_in(client: httpx.AsyncClient, user_id: str, password: str) -> http
     return await client.post("/login", json={"user_id": user_id, "password": password})
 
 
-async def token_of(client: httpx.AsyncClient, user_id: str, password: str) -> dict[str, str]:
-    response = await log_in(client, user_id, password)
-    assert response.status_code == 200, response.text
-    return {"Authorization": f"Bearer {response.json()['access_token']}"}
-
-
-async def create(client: httpx.AsyncClient, user_id: str, *roles: Role) -> httpx.Response:
-    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+async def create(
+    client: httpx.AsyncClient,
+    user_id: str,
+    *roles: Role,
+    password: str = PASSWORD,
+    by: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST /users for ``user_id`` with ``roles``, by ``by`` (a session; else the admin's)."""
+    by = by or await logged_in(client, "admin", ADMIN_PASSWORD)
     body = {
         "user_id": user_id,
         "printed_name": user_id.title(),
         "site": "ZJU-1",
         "roles": list(roles),
-        "password": PASSWORD,
+        "password": password,
     }
-    return await client.post("/users", json=body, headers=admin)
+    return await client.post("/users", json=body, headers=by)
 
 
 def recorded(application: IdentityApplication) -> list[str]:
@@ -91,6 +92,13 @@ def recorded(application: IdentityApplication) -> list[str]:
         type(application.mapper.to_domain_event(n)).__name__
         for n in application.recorder.select_notifications(start=1, limit=1000)
     ]
+
+
+@pytest.fixture
+async def session(client: httpx.AsyncClient) -> dict[str, str]:
+    """A new session of inv.lin, an investigator: its bearer header."""
+    await create(client, "inv.lin", Role.INVESTIGATOR)
+    return await logged_in(client, "inv.lin", PASSWORD)
 
 
 async def sign(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> httpx.Response:
@@ -128,7 +136,7 @@ async def test_lockout_after_failed_attempts_is_recorded_and_needs_an_unlock(
     assert answers == [401, 401, 423]
     assert recorded(application)[-2:] == ["LoginFailed", "AccountLocked"]
     assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "account_locked"
-    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
     unlocked = await client.post(
         "/users/inv.lin/unlock", json={"reason": "verified by phone"}, headers=admin
     )
@@ -140,15 +148,8 @@ async def test_only_administrators_create_users_and_denials_are_recorded(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
     await create(client, "mon.chen", Role.MONITOR)
-    monitor = await token_of(client, "mon.chen", PASSWORD)
-    body = {
-        "user_id": "x.y",
-        "printed_name": "X",
-        "site": "Z",
-        "roles": ["auditor"],
-        "password": PASSWORD,
-    }
-    response = await client.post("/users", json=body, headers=monitor)
+    monitor = await logged_in(client, "mon.chen", PASSWORD)
+    response = await create(client, "x.y", Role.AUDITOR, by=monitor)
     assert (response.status_code, response.json()["code"]) == (403, "role_not_permitted")
     assert recorded(application)[-1] == "AccessDenied"
 
@@ -157,7 +158,7 @@ async def test_role_changes_and_deactivation_are_recorded(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
     await create(client, "sub.wu", Role.SUB_INVESTIGATOR)
-    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
     await client.post("/users/sub.wu/roles", json={"role": "investigator"}, headers=admin)
     await client.post(
         "/users/sub.wu/role-revocations",
@@ -178,7 +179,7 @@ async def test_role_changes_and_deactivation_are_recorded(
 
 async def test_user_ids_are_never_reused(client: httpx.AsyncClient) -> None:
     await create(client, "coord.li", Role.STUDY_COORDINATOR)
-    admin = await token_of(client, "admin", ADMIN_PASSWORD)
+    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
     await client.post("/users/coord.li/deactivation", json={"reason": "left"}, headers=admin)
     again = await create(client, "coord.li", Role.STUDY_COORDINATOR)
     assert (again.status_code, again.json()["code"]) == (409, "user_id_taken")
@@ -203,10 +204,8 @@ async def test_aged_password_must_be_changed_before_login(
 
 
 async def test_first_signing_of_a_session_needs_user_id_and_password(
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient, session: dict[str, str]
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await token_of(client, "inv.lin", PASSWORD)
     refused = await sign(client, session, password=PASSWORD)
     assert (refused.status_code, refused.json()["code"]) == (401, "user_id_required")
     signed = await sign(client, session, password=PASSWORD, user_id="inv.lin")
@@ -216,20 +215,16 @@ async def test_first_signing_of_a_session_needs_user_id_and_password(
 
 
 async def test_later_signing_in_the_session_needs_only_the_password(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await token_of(client, "inv.lin", PASSWORD)
     await sign(client, session, password=PASSWORD, user_id="inv.lin")
     clock.advance(minutes=14)
     assert (await sign(client, session, password=PASSWORD)).status_code == 200
 
 
 async def test_after_the_idle_timeout_signing_needs_both_again(
-    client: httpx.AsyncClient, clock: Clock
+    client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await token_of(client, "inv.lin", PASSWORD)
     await sign(client, session, password=PASSWORD, user_id="inv.lin")
     clock.advance(minutes=16)
     assert (await sign(client, session, password=PASSWORD)).json()["code"] == "user_id_required"
@@ -237,10 +232,8 @@ async def test_after_the_idle_timeout_signing_needs_both_again(
 
 
 async def test_failed_signing_is_recorded_and_counts_towards_lockout(
-    client: httpx.AsyncClient, application: IdentityApplication
+    client: httpx.AsyncClient, session: dict[str, str], application: IdentityApplication
 ) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await token_of(client, "inv.lin", PASSWORD)
     wrong = await sign(client, session, password="not my password", user_id="inv.lin")
     assert (wrong.status_code, wrong.json()["code"]) == (401, "invalid_credentials")
     assert recorded(application)[-1] == "SigningFailed"
@@ -249,22 +242,14 @@ async def test_failed_signing_is_recorded_and_counts_towards_lockout(
     assert recorded(application)[-2:] == ["SigningFailed", "AccountLocked"]
 
 
-async def test_signing_after_logout_needs_a_new_session(client: httpx.AsyncClient) -> None:
-    await create(client, "inv.lin", Role.INVESTIGATOR)
-    session = await token_of(client, "inv.lin", PASSWORD)
+async def test_signing_after_logout_needs_a_new_session(
+    client: httpx.AsyncClient, session: dict[str, str]
+) -> None:
     assert (await client.post("/logout", headers=session)).status_code == 204
     refused = await sign(client, session, password=PASSWORD, user_id="inv.lin")
     assert refused.json()["code"] == "session_required"
 
 
 async def test_weak_password_is_refused(client: httpx.AsyncClient) -> None:
-    admin = await token_of(client, "admin", ADMIN_PASSWORD)
-    body = {
-        "user_id": "a.b",
-        "printed_name": "A",
-        "site": "Z",
-        "roles": ["auditor"],
-        "password": "short",
-    }
-    response = await client.post("/users", json=body, headers=admin)
+    response = await create(client, "a.b", Role.AUDITOR, password="short")
     assert (response.status_code, response.json()["code"]) == (422, "weak_password")

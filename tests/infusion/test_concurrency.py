@@ -13,15 +13,13 @@ from services.infusion.application import InfusionApplication
 from services.infusion.domain import Treatment
 from shared.kernel.provenance import Role
 from tests.support import (
-    at_once,
     bearer,
-    one_success_and_conflicts,
+    parallel_conflicts,
     principal,
     stored_count,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
-PARALLEL = 10
 
 
 async def leukapheresis(client: httpx.AsyncClient) -> httpx.Response:
@@ -32,9 +30,9 @@ async def leukapheresis(client: httpx.AsyncClient) -> httpx.Response:
 async def test_parallel_leukapheresis_of_one_subject_begins_one_treatment(
     client: httpx.AsyncClient, application: InfusionApplication
 ) -> None:
-    answers = await at_once(PARALLEL, lambda: leukapheresis(client))
+    conflicts = await parallel_conflicts(lambda: leukapheresis(client), 201)
 
-    assert set(one_success_and_conflicts(answers, 201)) == {"already_done"}
+    assert conflicts == {"already_done"}
     assert stored_count(application, Treatment.LeukapheresisPerformed) == 1
 
 
@@ -47,9 +45,9 @@ async def test_parallel_releases_of_one_lot_release_it_once(
             "viability_percent": "92", "sterility_passed": True, "release_tests_passed": True,
             "released_on": "2026-11-17"}  # fmt: skip
 
-    answers = await at_once(
-        PARALLEL, lambda: client.post("/subjects/S-001/products", json=body, headers=pharmacist)
+    conflicts = await parallel_conflicts(
+        lambda: client.post("/subjects/S-001/products", json=body, headers=pharmacist), 200
     )
 
-    assert set(one_success_and_conflicts(answers, 200)) == {"already_done"}
+    assert conflicts == {"already_done"}
     assert stored_count(application, Treatment.ProductReleased) == 1

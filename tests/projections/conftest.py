@@ -157,6 +157,15 @@ async def ingest_until(
     return ingester
 
 
+async def ingest_all(
+    settings: ServiceSettings, ledger: LedgerStore, events: list[CloudEvent], **options: int
+) -> Ingester:
+    """``events`` produced to the ledger's topic and ingested, until the ledger holds as
+    many entries as there are events (``ingest_until``: a checkpoint signed)."""
+    await produce(settings, records_of(events))
+    return await ingest_until(settings, ledger, len(events), False, **options)
+
+
 async def unread(settings: ServiceSettings, ledger: LedgerStore) -> int:
     """Records on the topic past the offsets kept with the ledger."""
     async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
@@ -169,6 +178,5 @@ async def unread(settings: ServiceSettings, ledger: LedgerStore) -> int:
 async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
     """A ledger holding two subjects' events and a checkpoint; returns the entry count."""
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
+    await ingest_all(projections_settings, ledger, events)
     return len(events)

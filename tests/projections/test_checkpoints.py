@@ -21,6 +21,7 @@ from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     as_superuser,
+    ingest_all,
     ingest_until,
     produce,
     published_events,
@@ -38,8 +39,7 @@ async def sizes(ledger: LedgerStore) -> list[int]:
 
 async def filled_every(settings: ServiceSettings, ledger: LedgerStore, every: int) -> int:
     events = published_events(subjects=3)  # 27 events, ingested in one batch
-    await produce(settings, records_of(events))
-    await ingest_until(settings, ledger, len(events), checkpoint_every=every, batch_size=500)
+    await ingest_all(settings, ledger, events, checkpoint_every=every, batch_size=500)
     return len(events)
 
 

@@ -15,6 +15,7 @@ from services.projections.ledger import LedgerStore
 from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
+    ingest_all,
     ingest_until,
     make_ingester,
     produce,
@@ -34,8 +35,7 @@ async def test_every_event_becomes_one_entry_kept_exactly_as_published(
     projections_settings: ServiceSettings, ledger: LedgerStore
 ) -> None:
     events = published_events()
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
+    await ingest_all(projections_settings, ledger, events)
     rows = await entries(ledger)
     assert [r["position"] for r in rows] == list(range(1, len(events) + 1))
     assert {bytes(r["payload"]) for r in rows} == {e.to_kafka_value() for e in events}
@@ -129,8 +129,7 @@ async def test_signed_checkpoint_covers_the_ledger_and_verifies(
     projections: ProjectionsApplication,
 ) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
+    await ingest_all(projections_settings, ledger, events)
     checkpoints = await ledger.checkpoints()
     assert checkpoints[-1].size == len(events)
     keys = [CHECKPOINT_KEY.public_key()]
@@ -144,8 +143,7 @@ async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
     projections_settings: ServiceSettings, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))
+    await ingest_all(projections_settings, ledger, events)
     for statement in (
         "UPDATE ledger_entries SET payload = 'x' WHERE position = 1",
         "DELETE FROM ledger_entries WHERE position = 1",

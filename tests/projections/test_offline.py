@@ -164,14 +164,19 @@ def alter_signed_root(document: Export) -> set[tuple[int | None, str]]:
     return {(None, "checkpoint"), (None, "cosignature"), *((n, "inclusion") for n in positions)}
 
 
-def alter_log_signature(document: Export) -> set[tuple[int | None, str]]:
+def flip_note_signature(document: Export, index: int) -> None:
+    """The last bit of the checkpoint note's ``index``-th signature line flipped (0: the
+    log's own signature, 1: the witness's cosignature)."""
     note = document["checkpoint"]["note"]
-    _, lines = split_note(note)
-    log = lines[0]
-    forged = log.signature[:-1] + bytes([log.signature[-1] ^ 1])
+    line = split_note(note)[1][index]
+    forged = line.signature[:-1] + bytes([line.signature[-1] ^ 1])
     document["checkpoint"]["note"] = note.replace(
-        log.line(), type(log)(log.name, log.key_id, forged).line()
+        line.line(), type(line)(line.name, line.key_id, forged).line()
     )
+
+
+def alter_log_signature(document: Export) -> set[tuple[int | None, str]]:
+    flip_note_signature(document, 0)
     return {(None, "checkpoint")}
 
 
@@ -208,13 +213,7 @@ def alter_record_signature(document: Export) -> set[tuple[int | None, str]]:
 
 
 def alter_cosignature(document: Export) -> set[tuple[int | None, str]]:
-    note = document["checkpoint"]["note"]
-    _, lines = split_note(note)
-    witness = lines[1]
-    forged = witness.signature[:-1] + bytes([witness.signature[-1] ^ 1])
-    document["checkpoint"]["note"] = note.replace(
-        witness.line(), type(witness)(witness.name, witness.key_id, forged).line()
-    )
+    flip_note_signature(document, 1)
     return {(None, "cosignature")}
 
 

@@ -36,6 +36,17 @@ def insert_copy_of_entry_2_at_6(leaf: str) -> str:
     )
 
 
+def truncated_and_refilled(edit: str) -> str:
+    """SQL emptying the ledger and filling it again from a copy of its rows, ``edit``
+    (SQL on the copy, the table ``saved``) applied first."""
+    return (
+        "CREATE TEMP TABLE saved AS SELECT * FROM ledger_entries;\n"
+        "TRUNCATE ledger_entries;\n"
+        f"{edit}\n"
+        "INSERT INTO ledger_entries SELECT * FROM saved;"
+    )
+
+
 # entry 2's payload hashed as a leaf at position 6, as a careful forger would
 RECOMPUTED_LEAF = (
     "sha256('\\x00'::bytea || convert_to(E'trial-ledger/entry/v1\\n6\\n', 'UTF8') || payload)"
@@ -106,9 +117,7 @@ async def test_truncated_and_refilled_short_is_found_as_missing(
 ) -> None:
     await as_superuser(
         projections_settings,
-        "CREATE TEMP TABLE saved AS SELECT * FROM ledger_entries;\n"
-        "TRUNCATE ledger_entries;\n"
-        f"INSERT INTO ledger_entries SELECT * FROM saved WHERE position <= {filled - 2};",
+        truncated_and_refilled(f"DELETE FROM saved WHERE position > {filled - 2};"),
     )
     assert await first_finding(projections) == (filled - 1, "missing")
 
@@ -118,11 +127,10 @@ async def test_truncated_and_refilled_with_an_edit_is_found_at_the_edit(
 ) -> None:
     await as_superuser(
         projections_settings,
-        "CREATE TEMP TABLE saved AS SELECT * FROM ledger_entries;\n"
-        "TRUNCATE ledger_entries;\n"
-        "UPDATE saved SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
-        "'\"dose_level\":1', '\"dose_level\":4'), 'UTF8');\n"
-        "INSERT INTO ledger_entries SELECT * FROM saved;",
+        truncated_and_refilled(
+            "UPDATE saved SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
+            "'\"dose_level\":1', '\"dose_level\":4'), 'UTF8');"
+        ),
     )
     position, kind = await first_finding(projections)
     assert kind == "altered"

@@ -25,6 +25,7 @@ from shared.web.observability import instrument
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     as_superuser,
+    ingest_all,
     ingest_until,
     make_ingester,
     produce,
@@ -59,9 +60,7 @@ async def cosigned(
 ) -> int:
     """27 entries, a checkpoint every 5 and at 27, each cosigned by the witness."""
     events = published_events(subjects=3)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events), checkpoint_every=5,
-                       batch_size=500)  # fmt: skip
+    await ingest_all(projections_settings, ledger, events, checkpoint_every=5, batch_size=500)
     async with httpx.AsyncClient() as client:
         await cosigner(ledger, witness).step(client)
     assert sorted(await ledger.cosignatures()) == [5, 10, 15, 20, 25, 27]
@@ -162,8 +161,7 @@ async def test_a_witness_that_is_down_never_stops_ingest_and_ready_says_so(
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
     try:
-        await produce(projections_settings, records_of(events))
-        await ingest_until(projections_settings, ledger, len(events))  # ingest goes on
+        await ingest_all(projections_settings, ledger, events)  # ingest goes on
         async with asgi_client(app, "projections") as client:
 
             async def unready() -> bool:

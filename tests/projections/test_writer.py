@@ -19,6 +19,7 @@ from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
     as_superuser,
+    ingest_all,
     ingest_until,
     make_ingester,
     produce,
@@ -77,8 +78,7 @@ async def test_the_self_check_finds_a_forged_tail_and_refuses_to_sign_over_it(
     projections_settings: ServiceSettings, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
-    await produce(projections_settings, records_of(events))
-    await ingest_until(projections_settings, ledger, len(events))  # signs a checkpoint
+    await ingest_all(projections_settings, ledger, events)  # signs a checkpoint
     forged = len(events) + 1
     await as_superuser(projections_settings, forged_tail(forged))
     restarted = make_ingester(projections_settings, ledger)
