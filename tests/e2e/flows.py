@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
+from shared.kernel.settings import ServiceSettings
 from tests.e2e.stack import Stack
 from tests.support import eventually, screening_json
 
@@ -184,3 +187,13 @@ class Site:
         )  # fmt: skip
         body = {"visit_event_id": visit_id, "response": response, "signature": signature}
         return await self.post(f"/subjects/{subject}/remission", body, expect)
+
+
+async def stored_events(settings: ServiceSettings, store: str) -> int:
+    """How many events a service's store holds (``store``: its events table's name)."""
+    connection = await asyncpg.connect(settings.database.dsn)
+    try:
+        table = f'"{settings.database.schema}".{store}'
+        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
+    finally:
+        await connection.close()

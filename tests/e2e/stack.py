@@ -49,6 +49,11 @@ class Stack:
     async def log_in(self, user_id: str, password: str) -> dict[str, str]:
         return await logged_in(self.identity, user_id, password)
 
+    async def member(self, user_id: str, password: str, *roles: str) -> dict[str, str]:
+        """A new account with ``roles``, logged in: its session."""
+        await self.create_user(user_id, password, *roles)
+        return await self.log_in(user_id, password)
+
     async def create_user(
         self, user_id: str, password: str, *roles: str, admin: dict[str, str] | None = None
     ) -> None:

@@ -21,11 +21,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
+    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
     await stack.create_user("aud.kim", PASSWORD, "auditor")
-    session = await stack.log_in("lin.wei", PASSWORD)
-    pharmacist = await stack.log_in("zhao.pharm", PASSWORD)
     infused_at = await treat(stack, session, pharmacist, "S-501", level=1)
 
     onset_at = datetime.now(UTC) - timedelta(minutes=30)

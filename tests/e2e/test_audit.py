@@ -52,9 +52,8 @@ async def cli(stack: Stack, token: str, *args: str) -> subprocess.CompletedProce
 async def test_the_auditor_sees_verifies_exports_and_reconciles(
     stack: Stack, tmp_path: Path
 ) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
     await stack.create_user("aud.kim", PASSWORD, "auditor")
-    session = await stack.log_in("lin.wei", PASSWORD)
     await run_subject(stack, session)
     as_auditor = await stack.log_in("aud.kim", PASSWORD)
     new_subject = {"subject_id": "S-302", "site_id": "Z"}

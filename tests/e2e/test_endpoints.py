@@ -34,12 +34,9 @@ pytestmark = pytest.mark.integration
 
 
 async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
-    await stack.create_user("aud.kim", PASSWORD, "auditor")
-    session = await stack.log_in("lin.wei", PASSWORD)
-    pharmacist = await stack.log_in("zhao.pharm", PASSWORD)
-    auditor = await stack.log_in("aud.kim", PASSWORD)
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
+    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    auditor = await stack.member("aud.kim", PASSWORD, "auditor")
     site = Site(stack, session)
 
     infused: dict[str, datetime] = {}

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from shared.kernel.envelope import CloudEvent
-from shared.kernel.settings import ServiceSettings
 from shared.kernel.signatures import verify_published
+from tests.e2e.flows import stored_events
 from tests.e2e.stack import Stack
 from tests.support import read_topic, screening_json
 
@@ -20,8 +19,8 @@ PASSWORD = "investigator passphrase"
 
 
 async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    session = {**await stack.log_in("lin.wei", PASSWORD), "X-Correlation-Id": "corr-e2e-1"}
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
+    session = {**session, "X-Correlation-Id": "corr-e2e-1"}
     before = datetime.now(UTC)
     occurred = (before - timedelta(hours=2)).replace(microsecond=0)
     consent_signature = await stack.signature(
@@ -108,7 +107,7 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     assert not verify_published(wire[4], wire[2], key)  # moved: fails
     assert events[4].data["rule_version"] == "NCT05030779-eligibility/2"
     assert events[6].data["dose_level"] == 1
-    assert await _stored_event_count(settings) == 7
+    assert await stored_events(settings, "enrollment_events") == 7
 
 
 async def test_openapi_documents_answer(stack: Stack) -> None:
@@ -118,12 +117,3 @@ async def test_openapi_documents_answer(stack: Stack) -> None:
     assert (await stack.identity.get("/openapi.json")).json()["info"]["title"] == (
         "Trial Ledger: identity"
     )
-
-
-async def _stored_event_count(settings: ServiceSettings) -> int:
-    connection = await asyncpg.connect(settings.database.dsn)
-    try:
-        table = f'"{settings.database.schema}".enrollment_events'
-        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await connection.close()

@@ -17,9 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 async def users(stack: Stack) -> tuple[dict[str, str], dict[str, str]]:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
-    return await stack.log_in("lin.wei", PASSWORD), await stack.log_in("zhao.pharm", PASSWORD)
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
+    return session, await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
 
 
 async def approve(
@@ -124,8 +123,7 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
     refused = await approve(stack, session, 3)
     assert (refused.status_code, refused.json()["code"]) == (409, "safety_review_refused")
 
-    await stack.create_user("aud.kim", PASSWORD, "auditor")
-    auditor = await stack.log_in("aud.kim", PASSWORD)
+    auditor = await stack.member("aud.kim", PASSWORD, "auditor")
     trial: list[dict[str, Any]] = []
 
     async def summarised() -> bool:

@@ -13,22 +13,12 @@ import httpx
 import pytest
 
 from shared.kernel.envelope import CloudEvent
-from shared.kernel.settings import ServiceSettings
 from shared.kernel.signatures import verify_published
-from tests.e2e.flows import PASSWORD, enrol, today
+from tests.e2e.flows import PASSWORD, enrol, stored_events, today
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.integration
-
-
-async def store_count(settings: ServiceSettings) -> int:
-    connection = await asyncpg.connect(settings.database.dsn)
-    try:
-        table = f'"{settings.database.schema}".infusion_events'
-        return int(await connection.fetchval(f"SELECT count(*) FROM {table}"))
-    finally:
-        await connection.close()
 
 
 async def leukapheresis(stack: Stack, session: dict[str, str], subject: str) -> httpx.Response:
@@ -39,11 +29,9 @@ async def leukapheresis(stack: Stack, session: dict[str, str], subject: str) -> 
 
 
 async def test_a_subject_goes_from_enrollment_to_infusion(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
+    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
     await stack.create_user("aud.kim", PASSWORD, "auditor")
-    session = await stack.log_in("lin.wei", PASSWORD)
-    pharmacist = await stack.log_in("zhao.pharm", PASSWORD)
 
     never = await leukapheresis(stack, session, "S-404")
     assert never.status_code == 409
@@ -92,10 +80,10 @@ async def test_a_subject_goes_from_enrollment_to_infusion(stack: Stack) -> None:
     assert infused.status_code == 200, infused.text
     assert infused.json()["signatures"][0]["printed_name"] == "Lin Wei"
 
-    count = await store_count(stack.infusion_settings)
+    count = await stored_events(stack.infusion_settings, "infusion_events")
     again = await stack.infusion.post("/subjects/S-401/infusion", json=infusion, headers=session)
     assert (again.status_code, again.json()["code"]) == (409, "already_done")
-    assert await store_count(stack.infusion_settings) == count
+    assert await stored_events(stack.infusion_settings, "infusion_events") == count
 
     settings = stack.infusion_settings
     records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=5)
@@ -126,8 +114,7 @@ async def test_a_subject_goes_from_enrollment_to_infusion(stack: Stack) -> None:
 
 
 async def test_refusals_leave_the_store_untouched_and_say_why(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    session = await stack.log_in("lin.wei", PASSWORD)
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
     await enrol(stack, session, "S-402", level=None)  # eligible, then withdrawn: never treatable
     withdrawal = {"reason": "moved abroad"}
     await stack.enrollment.post("/subjects/S-402/withdrawal", json=withdrawal, headers=session)
@@ -138,12 +125,11 @@ async def test_refusals_leave_the_store_untouched_and_say_why(stack: Stack) -> N
         return bool(response.json()["code"] == "subject_withdrawn")
 
     await eventually(view_sees_withdrawal, what="the infusion view sees S-402 withdrawn")
-    assert await store_count(stack.infusion_settings) == 0
+    assert await stored_events(stack.infusion_settings, "infusion_events") == 0
 
 
 async def test_the_view_survives_a_restart_without_reprocessing(stack: Stack) -> None:
-    await stack.create_user("lin.wei", PASSWORD, "investigator")
-    session = await stack.log_in("lin.wei", PASSWORD)
+    session = await stack.member("lin.wei", PASSWORD, "investigator")
     await enrol(stack, session, "S-403", level=1)
 
     async def seen() -> bool:
