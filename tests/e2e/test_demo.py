@@ -51,7 +51,7 @@ from shared.kernel.settings import ServiceSettings
 from shared.kernel.signatures import verify_published
 from tests import go_verifier
 from tests.e2e.flows import today
-from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
+from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, SERVICES, Stack, shared_stack
 from tests.support import eventually, read_topic, screening_json
 from tests.witness import Witness, running_witness
 from tools.demo.client import Credentials, DemoError
@@ -60,6 +60,7 @@ from tools.demo.story import SEED, write_story
 from tools.demo.summary import Summary
 
 pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def options(stack: Stack, export: Path) -> Options:
@@ -126,6 +127,20 @@ async def test_demo_runs_the_trial_and_prints_its_figures_and_a_passing_verify(
 
     text = trial.printed
     assert "verify: OK" in text and "8/9 (0.889)" in text and "S-010" in text
+
+
+@pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.parametrize("service", SERVICES)
+async def test_each_running_services_openapi_document_is_the_published_one(
+    trial: Trial, service: str
+) -> None:
+    """What a running service serves at /openapi.json, operational routes included, is
+    docs/openapi/<service>.json (docs/integrating.md says they are the same)."""
+    client: httpx.AsyncClient = getattr(trial.stack, service)
+    served = (await client.get("/openapi.json")).json()
+    published = json.loads((ROOT / f"docs/openapi/{service}.json").read_text())
+    assert {"/health", "/ready", "/metrics"} <= set(served["paths"])
+    assert served == published
 
 
 @pytest.mark.asyncio(loop_scope="module")
