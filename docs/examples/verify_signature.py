@@ -38,7 +38,8 @@ def problem(signed: dict[str, Any], signature_event: dict[str, Any], key: Ed2551
     if signature["key_id"] != hashlib.sha256(raw).hexdigest()[:16]:
         return f"made with key {signature['key_id']}, not this one"
     manifest = {name: signature[name] for name in MANIFEST_FIELDS}
-    manifest["signed_event"] = {name: signed[name] for name in SIGNED_EVENT_ATTRIBUTES}
+    # an event about no subject has "subject": null, or (CloudEvents' way) no subject
+    manifest["signed_event"] = {name: signed.get(name) for name in SIGNED_EVENT_ATTRIBUTES}
     try:
         key.verify(base64.b64decode(signature["value"], validate=True), rfc8785.dumps(manifest))
     except (InvalidSignature, ValueError):

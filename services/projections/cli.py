@@ -204,7 +204,7 @@ def export(
                     [
                         e["position"],
                         event["type"],
-                        event["subject"],
+                        event.get("subject"),  # absent or null: no subject
                         e["payload"],
                         proof,
                         checkpoint,

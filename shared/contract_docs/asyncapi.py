@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 from typing import Any
 
@@ -41,6 +42,14 @@ def document(version: str, channels: list[Channel]) -> dict[str, Any]:
     """The AsyncAPI document of ``channels``, at release ``version``."""
     events = sorted({e for c in channels for e in c.events}, key=lambda e: e.event_type)
     refs, schemas = component_schemas([CloudEvent, *events], SCHEMAS)
+    envelope = schemas[refs[CloudEvent].removeprefix(SCHEMAS)]
+    for event in events:  # each event's data under a name of its own: <Type>V<N>Data
+        schema = schemas.pop(refs[event].removeprefix(SCHEMAS))
+        schemas[data_name(event)] = {**schema, "title": data_name(event)}
+        refs[event] = SCHEMAS + data_name(event)
+    # the envelope's own `data` is any event's: not a class named Data shared by all
+    data_property = envelope["properties"]["data"]
+    envelope["properties"]["data"] = {**data_property, "title": "CloudEventData"}
     schemas["KafkaHeaders"] = _headers()
     return {
         "asyncapi": "3.0.0",
@@ -51,7 +60,7 @@ def document(version: str, channels: list[Channel]) -> dict[str, Any]:
         "operations": {f"publish_{c.service}": _operation(c) for c in channels},
         "components": {
             "schemas": schemas,
-            "messages": {e.event_type: _message(e, refs[e], refs[CloudEvent]) for e in events},
+            "messages": {e.event_type: _message(e, refs[e], envelope) for e in events},
             "messageTraits": {ENVELOPE_TRAIT: _envelope_trait()},
         },
     }
@@ -101,23 +110,34 @@ def _operation(channel: Channel) -> dict[str, Any]:
     }
 
 
-def _message(event: type[EventData], data_ref: str, envelope_ref: str) -> dict[str, Any]:
+def event_name(event: type[EventData]) -> str:
+    """The event type as a name code generators can use: ``SubjectRegistered.v1`` is
+    ``SubjectRegisteredV1``, the title of its message's payload (the whole record)."""
+    name, version = event.event_type.rsplit(".v", 1)
+    return f"{name}V{version}"
+
+
+def data_name(event: type[EventData]) -> str:
+    """The title of the event's ``data`` schema: ``SubjectRegisteredV1Data``."""
+    return f"{event_name(event)}Data"
+
+
+def _message(event: type[EventData], data_ref: str, envelope: dict[str, Any]) -> dict[str, Any]:
+    # The payload is the envelope's schema spelled out for this type (not an allOf of the
+    # shared envelope and an override), titled, so that a code generator makes one class
+    # per event type whose `data` is that type's data class.
+    properties = {
+        **copy.deepcopy(envelope["properties"]),
+        "type": {**envelope["properties"]["type"], "const": event.event_type},
+        "data": {"$ref": data_ref},
+    }
+    payload = {**copy.deepcopy(envelope), "title": event_name(event), "properties": properties}
+    payload.pop("description", None)
     message: dict[str, Any] = {
-        "name": event.event_type,
+        "name": event_name(event),
         "title": event.event_type,
         "traits": [{"$ref": f"#/components/messageTraits/{ENVELOPE_TRAIT}"}],
-        "payload": {
-            "allOf": [
-                {"$ref": envelope_ref},
-                {
-                    "type": "object",
-                    "properties": {
-                        "type": {"const": event.event_type},
-                        "data": {"$ref": data_ref},
-                    },
-                },
-            ]
-        },
+        "payload": payload,
     }
     if "__doc__" in vars(event) and event.__doc__:
         message["summary"] = inspect.cleandoc(event.__doc__).split("\n\n")[0].replace("\n", " ")

@@ -21,13 +21,16 @@ ENVELOPE_NOTES = {
     "event keeps it; deduplicate by it",
     "source": "/trial-ledger/<service>",
     "type": "the versioned event type, e.g. ConsentSigned.v1; says how to read data",
-    "subject": "the trial subject id; null for events without one",
+    "subject": "the trial subject id; null (or absent) for events without one",
     "time": "clinical time of the act (given by the user), UTC",
     "recordedtime": "server time at which it was recorded, UTC (extension attribute)",
     "sequence": "position in the producing service's notification log, a decimal string "
     "(extension attribute)",
     "correlationid": "the request chain (extension attribute)",
-    "causationid": "the event or request that caused this one (extension attribute)",
+    "causationid": "what caused the command, as the client named it in its X-Causation-Id "
+    "header; null (or absent) when it named none (extension attribute)",
+    "dataschema": "the URI of the JSON Schema of data (CloudEvents dataschema); absent on "
+    "the events published so far: pick the schema by type",
     "data": "the event's payload, as the schema of its type describes",
 }
 

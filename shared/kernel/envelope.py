@@ -81,6 +81,8 @@ class CloudEvent(Contract):
     correlationid: str
     causationid: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
+    # Readers accept it; writers do not set it yet (docs/integrating.md, Envelope).
+    dataschema: str | None = Field(default=None, json_schema_extra={"format": "uri"})
     data: dict[str, Any]
 
     @classmethod
@@ -104,7 +106,12 @@ class CloudEvent(Contract):
         return (self.subject or str(self.data["record_id"])).encode()
 
     def to_kafka_value(self) -> bytes:
-        return self.model_dump_json().encode("utf-8")
+        """The record's value. Its bytes are those every event has been published with
+        (``subject`` and ``causationid`` null when unset): a stored event renders the same
+        bytes on every publication and in ``GET /store/events``, which the ledger compares
+        byte for byte. ``dataschema`` appears only when set."""
+        unset = {"dataschema"} if self.dataschema is None else None
+        return self.model_dump_json(exclude=unset).encode("utf-8")
 
     @classmethod
     def from_kafka_value(cls, value: bytes) -> CloudEvent:

@@ -38,6 +38,9 @@ ALGORITHM = "Ed25519"
 # fields (time, recordedtime, correlationid, causationid), constants (specversion,
 # datacontenttype), or unknown when signing (sequence: the log position, set on commit).
 SIGNED_EVENT_ATTRIBUTES = ("id", "type", "source", "subject", "data")
+# Of those, what an event may lack (an event about no subject): null in the manifest,
+# whether the attribute is null or absent.
+OPTIONAL_ATTRIBUTES = frozenset({"subject"})
 
 # The signature event's fields the manifest covers: every own field of RecordSigned.v2 but
 # ``value``, under its published name.
@@ -61,8 +64,16 @@ def manifest(signed_event: Mapping[str, Any], signature: Mapping[str, Any]) -> d
     and ``signed_event``'s covered attributes (a published CloudEvent, as parsed JSON)."""
     return {
         **{name: signature[name] for name in MANIFEST_FIELDS},
-        "signed_event": {name: signed_event[name] for name in SIGNED_EVENT_ATTRIBUTES},
+        "signed_event": {name: _attribute(signed_event, name) for name in SIGNED_EVENT_ATTRIBUTES},
     }
+
+
+def _attribute(signed_event: Mapping[str, Any], name: str) -> Any:
+    # CloudEvents omits an optional attribute that has no value; records published before
+    # writers did so carry `"subject": null`. Both shapes sign as null: one manifest.
+    if name in OPTIONAL_ATTRIBUTES:
+        return signed_event.get(name)
+    return signed_event[name]
 
 
 def manifest_bytes(signed_event: Mapping[str, Any], signature: Mapping[str, Any]) -> bytes:

@@ -68,6 +68,17 @@ def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Obs
     readiness = Readiness(settings.database, settings.kafka_bootstrap, checked)
     app.add_middleware(CorrelationAndMetrics, observer=observer)
     app.state.observer = observer
+    add_operations(app, readiness, observer)
+    return observer
+
+
+def add_operations(app: FastAPI, readiness: Readiness, observer: Observer) -> None:
+    """Add ``/health`` (unless the app has its own), ``/ready`` and ``/metrics`` to ``app``.
+
+    ``instrument`` calls it for the served app, and ``shared.contract_docs`` for the
+    published OpenAPI documents (with stand-ins that are never called), so that the
+    documents describe the routes that answer.
+    """
     if not any(getattr(route, "path", None) == "/health" for route in app.routes):
 
         @app.get("/health", tags=["operations"])
@@ -88,8 +99,6 @@ def instrument(app: FastAPI, settings: ServiceSettings, *workers: object) -> Obs
     async def metrics() -> Response:
         """Prometheus text exposition of this service's metrics."""
         return Response(await observer.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-    return observer
 
 
 class Observer:

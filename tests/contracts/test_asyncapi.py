@@ -127,3 +127,41 @@ def test_a_message_payload_refuses_another_types_data(asyncapi: dict[str, Any]) 
     del missing_field["data"]["form_version"]
     assert not _payload_validator(asyncapi, registered.type).is_valid(wrong_type)
     assert not _payload_validator(asyncapi, consent.type).is_valid(missing_field)
+
+
+def _object_titles(node: Any) -> Iterator[str]:
+    """The title of every object schema in ``node`` (what a code generator names a class)."""
+    if isinstance(node, dict):
+        if isinstance(node.get("title"), str) and (
+            node.get("type") == "object" or "properties" in node
+        ):
+            yield node["title"]
+        for value in node.values():
+            yield from _object_titles(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _object_titles(value)
+
+
+def test_every_message_is_named_and_its_payload_titled_after_its_type(
+    asyncapi: dict[str, Any],
+) -> None:
+    for event_type, message in asyncapi["components"]["messages"].items():
+        name = event_type.replace(".v", "V")  # SubjectRegistered.v1: SubjectRegisteredV1
+        assert message["name"] == message["payload"]["title"] == name
+        assert message["payload"]["properties"]["type"]["const"] == event_type
+        data = message["payload"]["properties"]["data"]["$ref"]
+        assert _resolve(asyncapi, data)["title"] == f"{name}Data"
+
+
+def test_no_two_object_schemas_share_a_title(asyncapi: dict[str, Any]) -> None:
+    """Generators (Modelina) make one class per title: a shared one merges payloads."""
+    titles = list(_object_titles(asyncapi["components"]))
+    shared = sorted({t for t in titles if titles.count(t) > 1})
+    assert not shared, f"titles of several object schemas: {shared}"
+    assert "Data" not in titles
+
+
+def test_a_shared_title_is_seen() -> None:
+    twice = {"a": {"type": "object", "title": "Data"}, "b": [{"properties": {}, "title": "Data"}]}
+    assert list(_object_titles(twice)) == ["Data", "Data"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from shared.contract_docs import (
@@ -17,9 +20,15 @@ from shared.contract_docs import (
     on_disk,
     write,
 )
-from shared.contract_docs.discovery import channels, contract_modules, defined_events
-from shared.contract_docs.openapi import Unused
+from shared.contract_docs.discovery import (
+    app_factories,
+    channels,
+    contract_modules,
+    defined_events,
+)
+from shared.contract_docs.openapi import Unused, wired_app
 from shared.kernel.settings import ServiceSettings
+from shared.web.observability import instrument
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,3 +115,22 @@ def test_every_event_a_contract_module_defines_is_on_some_topic() -> None:
 def test_a_dependency_used_while_building_an_app_fails_loudly() -> None:
     with pytest.raises(RuntimeError, match=r"create_app used application\.record_denial"):
         Unused("application").record_denial()
+
+
+def served_app(service: str) -> Any:
+    """The app as ``shared.web.runner.serve`` serves it: ``create_app``'s, instrumented."""
+    prefix = f"TL_{service.upper()}"
+    env = {f"{prefix}_DATABASE_URL": "postgresql://u:p@db/x", "TL_KAFKA_BOOTSTRAP": "k:9092"}
+    app = wired_app(app_factories()[service])
+    instrument(app, ServiceSettings.from_env(service, env))
+    return app
+
+
+@pytest.mark.parametrize("service", sorted(app_factories()))
+async def test_the_served_openapi_document_is_the_published_one(service: str) -> None:
+    transport = httpx.ASGITransport(app=served_app(service))
+    async with httpx.AsyncClient(transport=transport, base_url="http://served") as client:
+        served = (await client.get("/openapi.json")).json()
+    published = json.loads((ROOT / f"docs/openapi/{service}.json").read_text())
+    assert {"/health", "/ready", "/metrics"} <= set(served["paths"])
+    assert served == published

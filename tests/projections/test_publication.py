@@ -4,6 +4,8 @@ projections service publishes nothing itself; its consumers read the ledger's AP
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from aiokafka import ConsumerRecord
 
@@ -56,3 +58,15 @@ def test_an_event_whose_envelope_and_payload_ids_differ_is_refused() -> None:
 def test_an_unknown_type_is_named_not_appended() -> None:
     event = published_events(subjects=1)[0]
     assert parse(record(event), {}) == f"unknown event type {event.type!r}"
+
+
+def test_a_record_without_null_attributes_and_with_a_dataschema_is_kept_as_sent() -> None:
+    """CloudEvents leaves unset attributes out; the ledger takes that shape too, byte for byte."""
+    event = published_events(subjects=1)[0]
+    compact = json.loads(event.to_kafka_value())
+    del compact["subject"], compact["causationid"]
+    compact["dataschema"] = "https://example.invalid/SubjectRegistered.v1.json"
+    value = json.dumps(compact).encode()
+    entry = parse(record(event, value), known_contracts())
+    assert not isinstance(entry, str), entry
+    assert (entry.payload, entry.subject_id) == (value, None)

@@ -167,6 +167,39 @@ def test_an_altered_signature_event_fails(alter: Callable[[Event], None]) -> Non
     assert not verify_published(SIGNED, changed(V2["signature_event"], alter), KEY.public_key())
 
 
+# Both shapes of an event about no subject: "subject": null as published so far, and the
+# attribute left out as CloudEvents allows; one manifest, so one signature serves both.
+NO_SUBJECT: Event = changed(SIGNED, lambda e: e.update(subject=None))
+WITHOUT_SUBJECT: Event = changed(NO_SUBJECT, lambda e: e.pop("subject"))
+
+
+def test_an_absent_subject_signs_and_verifies_as_a_null_one() -> None:
+    signature = signature_event(NO_SUBJECT)
+    assert manifest_bytes(NO_SUBJECT, signature["data"]) == manifest_bytes(
+        WITHOUT_SUBJECT, signature["data"]
+    )
+    assert b'"subject":null' in manifest_bytes(WITHOUT_SUBJECT, signature["data"])
+    assert verify_published(WITHOUT_SUBJECT, signature, KEY.public_key())
+    assert verify_published(NO_SUBJECT, signature_event(WITHOUT_SUBJECT), KEY.public_key())
+
+
+def test_unsigned_attributes_left_out_or_added_do_not_change_the_manifest() -> None:
+    compact = changed(WITHOUT_SUBJECT, lambda e: e.pop("causationid"))
+    compact["dataschema"] = "https://example.invalid/EligibilityConfirmed.v1.json"
+    assert verify_published(compact, signature_event(NO_SUBJECT), KEY.public_key())
+
+
+def test_leaving_out_a_subject_the_event_has_fails() -> None:
+    without = changed(SIGNED, lambda e: e.pop("subject"))
+    assert not verify_published(without, signature_event(SIGNED), KEY.public_key())
+
+
+@pytest.mark.parametrize("name", ["id", "type", "source", "data"])
+def test_an_event_without_its_id_type_source_or_data_verifies_nothing(name: str) -> None:
+    without = changed(SIGNED, lambda e: e.pop(name))
+    assert not verify_published(without, signature_event(SIGNED), KEY.public_key())
+
+
 def test_a_signature_verified_with_another_key_fails() -> None:
     other = Ed25519PrivateKey.generate()
     assert not verify_published(SIGNED, V2["signature_event"], other.public_key())
