@@ -1,8 +1,9 @@
 """Python models made from docs/asyncapi.yaml by AsyncAPI's Modelina, as an integrator
 makes them, and a check that they load published records.
 
-Modelina is installed with npm, pinned, into ``$TL_CACHE_DIR/modelina`` (default
-``.cache/modelina``) the first time; it needs Node.js 18+ and the npm registry then.
+Modelina is installed with ``npm ci`` from the lockfile in ``modelina/``, into
+``$TL_CACHE_DIR/modelina`` (default ``.cache/modelina``) the first time; it needs Node.js 18+
+and the npm registry then.
 """
 
 from __future__ import annotations
@@ -27,18 +28,19 @@ _CONST_DEFAULT = re.compile(r"(?:default=None, )?default=''([^']*)''")
 
 
 def install() -> Path:
-    """The directory whose node_modules holds Modelina ``VERSION``."""
+    """The directory whose node_modules holds Modelina ``VERSION``, installed by ``npm ci``
+    from the lockfile beside ``generate.cjs``, so every run gets the same packages."""
     cache = Path(os.environ.get("TL_CACHE_DIR", ROOT / ".cache")).resolve() / "modelina"
     installed = cache / "node_modules/@asyncapi/modelina/package.json"
     if not (installed.exists() and json.loads(installed.read_text())["version"] == VERSION):
         cache.mkdir(parents=True, exist_ok=True)
-        (cache / "package.json").write_text('{"private": true}\n')
+        for name in ("package.json", "package-lock.json"):
+            shutil.copyfile(GENERATE.with_name(name), cache / name)
         npm = shutil.which("npm")
         assert npm, "Modelina needs Node.js and npm (18 or later)"
-        subprocess.run(  # noqa: S603 (npm, a pinned package)
-            [npm, "install", "--no-audit", "--no-fund", f"@asyncapi/modelina@{VERSION}"],
-            cwd=cache, check=True, capture_output=True,
-        )  # fmt: skip
+        subprocess.run(  # noqa: S603 (npm, a locked package)
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=cache, check=True, capture_output=True
+        )
     return cache
 
 
