@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS {schema}.relay_quarantine (
     released_at timestamptz,
     PRIMARY KEY (topic, notification_id)
 );
+CREATE TABLE IF NOT EXISTS {schema}.publication_forms (
+    topic text PRIMARY KEY,
+    compact_from bigint NOT NULL,
+    decided_at timestamptz NOT NULL DEFAULT now()
+);
 """
 
 
@@ -175,6 +180,9 @@ class Outbox:
         self._schema = f'"{database.schema}"'
         self._events_table = f'{self._schema}."{table}"'
         self._first_seen: dict[int, float] = {}  # unreadable events' age, from first sight
+        # From which position records take the compact form (CloudEvent.to_kafka_value);
+        # None until the relay has decided it: every record before is in the first form.
+        self.compact_from: int | None = None
 
     @classmethod
     def of(
@@ -220,7 +228,8 @@ class Outbox:
         recorded_at = getattr(event, "timestamp", None)
         try:
             data = self.publication.to_contract(event)
-            envelope = CloudEvent.wrap(data, sequence=notification.id)
+            compact = self.compact_from is not None and notification.id >= self.compact_from
+            envelope = CloudEvent.wrap(data, sequence=notification.id, compact=compact)
             value = envelope.to_kafka_value()
         except Unpublishable as error:
             return Outgoing(**base, event_type=type(event).__qualname__, key=error.key,
@@ -248,6 +257,38 @@ class Outbox:
 
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(self.sql(_TABLES))
+
+    async def decide_form(self, connection: asyncpg.Connection) -> None:
+        """Fix, once per topic, the first position published in the compact form: the one
+        after the newest stored event. Called by the relay holding the topic's lock, so no
+        record at or after it was ever published in the first form; a record keeps its
+        form for good, which keeps every re-publication byte for byte the same."""
+        await connection.execute(
+            self.sql(
+                "INSERT INTO {schema}.publication_forms (topic, compact_from) "
+                "SELECT $1, coalesce(max(notification_id), 0) + 1 FROM {events} "
+                "ON CONFLICT (topic) DO NOTHING"
+            ),
+            self.topic,
+        )
+        await self.load_form(connection)
+
+    async def load_form(self, connection: asyncpg.Connection | None = None) -> None:
+        """Read the cutover the relay decided (kept once known: it never changes)."""
+        if self.compact_from is not None:
+            return
+        own = connection is None
+        connection = connection or await asyncpg.connect(self.database.dsn, timeout=10)
+        try:
+            table = self.sql("{schema}.publication_forms")
+            if await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table):
+                self.compact_from = await connection.fetchval(
+                    f"SELECT compact_from FROM {table} WHERE topic = $1",  # noqa: S608
+                    self.topic,
+                )
+        finally:
+            if own:
+                await connection.close()
 
     async def saved_position(self, connection: asyncpg.Connection) -> int:
         value = await connection.fetchval(
@@ -339,6 +380,7 @@ class Outbox:
                 self.sql("SELECT count(*) FROM {events} WHERE notification_id > $1"), published
             )
             quarantined = await self.quarantined(connection) if relayed else []
+            await self.load_form(connection)
         finally:
             await connection.close()
         last, oldest = await asyncio.to_thread(self._ends, position, published)

@@ -312,6 +312,7 @@ class Relay:
             if await _wait_any(stopping, timeout=self.options.poll_interval):
                 return None
         self.position = await self.outbox.saved_position(connection)
+        await self.outbox.decide_form(connection)
         channel = getattr(self.outbox.application.recorder, "channel_name", None)
         if channel:
             await connection.add_listener(channel, lambda *_: self._wake.set())

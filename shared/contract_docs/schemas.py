@@ -11,7 +11,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from shared.kernel.envelope import CONTENT_TYPE, CloudEvent
+from shared.kernel.envelope import CONTENT_TYPE, CloudEvent, EventData, schema_uri
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -29,15 +29,19 @@ ENVELOPE_NOTES = {
     "correlationid": "the request chain (extension attribute)",
     "causationid": "what caused the command, as the client named it in its X-Causation-Id "
     "header; null (or absent) when it named none (extension attribute)",
-    "dataschema": "the URI of the JSON Schema of data (CloudEvents dataschema); absent on "
-    "the events published so far: pick the schema by type",
+    "dataschema": "the $id of the JSON Schema of data, urn:trial-ledger:schema:<type> "
+    "(docs/schemas/<module>/<type>.json); set on every record of the compact form, where "
+    "an unset subject or causationid is absent; absent from the records a store published "
+    "before its cutover to that form, which carry them as null: pick the schema by type",
     "data": "the event's payload, as the schema of its type describes",
 }
 
 
-def event_schema(contract: type[BaseModel]) -> dict[str, Any]:
-    """A standalone schema of one event's ``data``."""
-    return {"$schema": DIALECT, **contract.model_json_schema(mode="serialization")}
+def event_schema(contract: type[EventData]) -> dict[str, Any]:
+    """A standalone schema of one event's ``data``, its ``$id`` what records of the event
+    name as their ``dataschema``."""
+    schema = contract.model_json_schema(mode="serialization")
+    return {"$schema": DIALECT, "$id": schema_uri(contract.event_type), **schema}
 
 
 def envelope_schema() -> dict[str, Any]:

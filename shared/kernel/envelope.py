@@ -81,13 +81,14 @@ class CloudEvent(Contract):
     correlationid: str
     causationid: str | None = None
     datacontenttype: Literal["application/json"] = "application/json"
-    # Readers accept it; writers do not set it yet (docs/integrating.md, Envelope).
+    # Set on every record of the compact form (below); absent from records published before.
     dataschema: str | None = Field(default=None, json_schema_extra={"format": "uri"})
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, data: EventData, sequence: int) -> CloudEvent:
-        """Envelope ``data``; ``sequence`` is the notification id in the service's log."""
+    def wrap(cls, data: EventData, sequence: int, compact: bool = False) -> CloudEvent:
+        """Envelope ``data``; ``sequence`` is the notification id in the service's log.
+        ``compact``: the form published from a store's cutover on (``to_kafka_value``)."""
         return cls(
             id=data.event_id,
             source=f"/trial-ledger/{data.source.service}",
@@ -98,6 +99,7 @@ class CloudEvent(Contract):
             sequence=str(sequence),
             correlationid=data.correlation_id,
             causationid=data.causation_id,
+            dataschema=schema_uri(data.event_type) if compact else None,
             data=data.model_dump(mode="json"),
         )
 
@@ -106,16 +108,33 @@ class CloudEvent(Contract):
         return (self.subject or str(self.data["record_id"])).encode()
 
     def to_kafka_value(self) -> bytes:
-        """The record's value. Its bytes are those every event has been published with
-        (``subject`` and ``causationid`` null when unset): a stored event renders the same
-        bytes on every publication and in ``GET /store/events``, which the ledger compares
-        byte for byte. ``dataschema`` appears only when set."""
-        unset = {"dataschema"} if self.dataschema is None else None
-        return self.model_dump_json(exclude=unset).encode("utf-8")
+        """The record's value, in one of two forms, told apart by ``dataschema``:
+
+        - compact (``dataschema`` set): an optional attribute without a value is absent, as
+          CloudEvents SDKs write and expect;
+        - the first form (no ``dataschema``): ``subject`` and ``causationid`` are null when
+          unset, as every record was published before a store's cutover to the compact form.
+
+        A stored event renders the same bytes on every publication and in
+        ``GET /store/events``, which the ledger compares byte for byte; and a record read
+        back with ``from_kafka_value`` renders its own bytes again, in either form."""
+        optional = ("subject", "causationid") if self.dataschema else ()
+        unset = {name for name in (*optional, "dataschema") if getattr(self, name) is None}
+        return self.model_dump_json(exclude=unset or None).encode("utf-8")
 
     @classmethod
     def from_kafka_value(cls, value: bytes) -> CloudEvent:
         return cls.model_validate_json(value)
+
+
+SCHEMA_URN = "urn:trial-ledger:schema:"
+
+
+def schema_uri(event_type: str) -> str:
+    """The ``dataschema`` of ``event_type``'s records: the ``$id`` of its published JSON
+    Schema (``docs/schemas/<module>/<event_type>.json``). A name, not a location, so that
+    a record's bytes do not depend on where the schemas are served."""
+    return SCHEMA_URN + event_type
 
 
 def contract_registry(*contracts: type[EventData]) -> dict[str, type[EventData]]:

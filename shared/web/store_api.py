@@ -92,6 +92,7 @@ def add_store_routes(app: FastAPI, authorisation: Authorisation, outbox: Outbox)
         payload: Annotated[bool, Query(description="false: positions and ids only")] = True,
     ) -> StoredEventsOut:
         """Stored events after position ``after``, in log order, as published."""
+        await outbox.load_form()  # render each record in the form the relay publishes it
         found = await asyncio.to_thread(outbox.events, after, limit, payload)
         events: list[dict[str, Any]] = [e.to_json(payload) for e in found]
         more = len(found) == limit

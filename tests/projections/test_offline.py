@@ -68,7 +68,7 @@ def export(subject: str | None = None) -> Export:
     entries = [
         (n, payload)
         for n, payload in enumerate(payloads, 1)
-        if subject is None or json.loads(payload)["subject"] == subject
+        if subject is None or json.loads(payload).get("subject") == subject
     ]
     return build_export(
         note,

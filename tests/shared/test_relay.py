@@ -8,6 +8,7 @@ events keep their order.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -193,3 +194,47 @@ async def _infra(*args: str) -> None:
     )
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()
+
+
+async def test_a_store_published_in_the_first_form_keeps_it_and_takes_the_compact_form_after(
+    settings: ServiceSettings,
+    application: EnrollmentApplication,
+    relays: list[Running],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The upgrade: a relay of before the cutover (it never decides the form) published
+    the first events with null attributes; after it, the next relay keeps those bytes on
+    every re-publication and the store's API, and publishes the new events compact."""
+    write_history(application, ("S-101",))
+    with monkeypatch.context() as before_the_cutover:
+        before_the_cutover.setattr(Outbox, "decide_form", lambda self, connection: _nothing())
+        first = Running(make_relay(settings, application))
+        relays.append(first)
+        old = await read_topic(settings.kafka_bootstrap, settings.topic, expected=6)
+        await first.stop()
+    assert all(b'"causationid":null' in r.value and b"dataschema" not in r.value for r in old)
+
+    relays.append(Running(make_relay(settings, application)))
+    await eventually(lambda: _decided(settings, application), what="the cutover decided")
+    write_history(application, ("S-102",))
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=12)
+    check_delivery(application, records)
+    new = [json.loads(r.value) for r in records if r.value not in {o.value for o in old}]
+    assert [e["subject"] for e in new] == ["S-102"] * 6
+    assert all("causationid" not in e and e["dataschema"].endswith(e["type"]) for e in new)
+
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    await outbox.load_form()
+    assert outbox.compact_from == 7
+    stored = await asyncio.to_thread(outbox.events, 0, 100)
+    assert {s.value for s in stored} == {r.value for r in records}
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _decided(settings: ServiceSettings, application: EnrollmentApplication) -> bool:
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    await outbox.load_form()
+    return outbox.compact_from is not None
