@@ -149,6 +149,12 @@ def test_down_and_up_keep_every_entry(run: Run) -> None:
     run.verified()
 
 
+def test_a_new_application_password_in_the_env_file_is_set_by_up(run: Run) -> None:
+    run.stack.write_env({"TL_PG_PASSWORD": secrets.token_hex(24)})
+    run.stack.run("up", "--detach", "--wait")
+    run.verified()
+
+
 def test_a_crashed_service_is_restarted_and_healthy_again(run: Run) -> None:
     before = run.stack.inspect("enrollment")
     os.kill(before["State"]["Pid"], signal.SIGKILL)  # a crash, not a `docker stop`
@@ -180,6 +186,18 @@ def test_kafka_volume_copy_restores_into_a_fresh_volume(run: Run) -> None:
     run.verified()
 
 
+def test_the_topics_are_rebuilt_from_the_event_stores_into_a_fresh_volume(run: Run) -> None:
+    run.stack.run("down")
+    fresh_volume(run.stack, "kafka_data")
+    run.stack.run("run", "--rm", "topics")
+    run.stack.run("up", "--detach", "--wait", "postgres")
+    for db in DATABASES:
+        table = "ingest_offsets" if db == "projections" else "relay_positions"
+        run.stack.exec("postgres", "psql", "-U", "postgres", "-d", db, "-c", f"DELETE FROM {table}")
+    run.stack.run("up", "--detach", "--wait")
+    run.verified()
+
+
 def test_the_keys_are_backed_up_and_the_record_pair_rotates(run: Run) -> None:
     archive = run.stack.folder / "keys.tgz"
     volume_tar(run.stack, "keys", "/var/lib/trial-ledger/keys", archive, create=True)
@@ -203,6 +221,13 @@ def test_an_upgrade_rebuilds_the_image_under_a_new_tag(run: Run) -> None:
     run.stack.run("up", "--detach", "--wait")
     for name in APPLICATIONS:
         assert run.stack.inspect(name)["Config"]["Image"] == "trial-ledger:ci-after", name
+    run.verified()
+
+
+def test_a_rollback_to_the_previous_tag_before_anything_new_is_recorded(run: Run) -> None:
+    run.stack.write_env({"TL_IMAGE_TAG": "ci-before"})
+    run.stack.run("up", "--detach", "--wait")
+    assert run.stack.inspect("identity")["Config"]["Image"] == "trial-ledger:ci-before"
     run.verified()
 
 
