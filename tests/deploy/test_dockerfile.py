@@ -43,8 +43,19 @@ def stages() -> list[list[str]]:
     return result
 
 
-def test_hadolint_finds_no_warning() -> None:
-    result = lint(DOCKERFILE.read_text())
+OTHER_DOCKERFILES = sorted(
+    [
+        ROOT / "deploy" / "witness" / "Dockerfile",
+        *(ROOT / "deploy" / "standins").glob("*/Dockerfile"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "dockerfile", [DOCKERFILE, *OTHER_DOCKERFILES], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_hadolint_finds_no_warning(dockerfile: Path) -> None:
+    result = lint(dockerfile.read_text())
     assert result.returncode == 0, result.stdout + result.stderr
 
 
