@@ -138,6 +138,8 @@ def test_health_readiness_quarantine_and_lag_answer_as_the_guide_shows(run: Run)
     quarantine = ("python", "-m", "shared.adapters.quarantine", "list")
     quarantined = run.stack.exec("enrollment", *quarantine, "--service", "enrollment")
     assert quarantined.stdout.strip() == ""
+    retry = ("python", "-m", "shared.adapters.quarantine", "retry")
+    run.stack.exec("adverse_events", *retry, "--service", "adverse_events")
     lag = ("/opt/kafka/bin/kafka-consumer-groups.sh", "--bootstrap-server", "localhost:9092")
     groups = run.stack.exec("kafka", *lag, "--describe", "--all-groups")
     assert "trialledger-projections" in groups.stdout, groups.stdout
