@@ -3,8 +3,12 @@
 #   docker run ... trial-ledger shared.adapters.create_topics
 # deploy/docker-compose.yml builds it and runs each service from it.
 
+# The official Python image; compose passes TL_PYTHON_IMAGE where it is set (a stand-in
+# where no registry answers: deploy/standins/build.sh).
+ARG TL_PYTHON_IMAGE=python:3.11.14-slim-bookworm
+
 # --- builder: a virtual environment with the project and its pinned dependencies --------
-FROM python:3.11.14-slim-bookworm AS builder
+FROM ${TL_PYTHON_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,7 +29,7 @@ COPY services ./services
 RUN pip install --no-cache-dir ".[image]"
 
 # --- final: the interpreter, the environment, no compilers or build tools ----------------
-FROM python:3.11.14-slim-bookworm
+FROM ${TL_PYTHON_IMAGE}
 
 LABEL org.opencontainers.image.title="trial-ledger" \
       org.opencontainers.image.description="Event-sourced audit ledger for the CAR-T trial NCT05030779"

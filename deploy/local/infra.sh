@@ -12,6 +12,8 @@
 #                                      classpath, e.g. org.apache.kafka.tools.TopicCommand
 #   infra.sh superuser-sql DATABASE    run SQL from stdin as the PostgreSQL superuser
 #                                      (restore drills, tamper tests)
+#   infra.sh kafka-libs                resolve Kafka's jars (once) and print their folder
+#                                      (deploy/standins/build.sh copies them into an image)
 #
 # Nothing here needs Docker: Kafka jars come from Maven Central (resolved once
 # into $TL_CACHE_DIR), PostgreSQL from Debian packages.
@@ -660,6 +662,11 @@ cmd_kafka_tool() {
   kafka_java_tool "$@"
 }
 
+cmd_kafka_libs() {
+  kafka_ensure_libs
+  printf '%s\n' "$KAFKA_LIBS"
+}
+
 # A superuser session on a database (SQL from stdin): for restore drills and for the
 # tamper tests, which must prove the ledger catches what even a superuser does.
 cmd_superuser_sql() {
@@ -670,7 +677,7 @@ cmd_superuser_sql() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -682,6 +689,7 @@ main() {
     status) cmd_status ;;
     env) cmd_env ;;
     kafka-tool) cmd_kafka_tool "$@" ;;
+    kafka-libs) cmd_kafka_libs ;;
     superuser-sql) cmd_superuser_sql "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

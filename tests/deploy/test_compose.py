@@ -18,9 +18,11 @@ from services.projections.stores import COMMAND_SERVICES
 from shared.kernel.settings import DEFAULT_PORTS
 from tests.deploy.files import (
     COMPOSE_FILE,
+    DEPLOY,
     INFRASTRUCTURE,
     JOBS,
     REFERENCE,
+    ROOT,
     TOOLS,
     WITNESS,
     applications,
@@ -33,6 +35,7 @@ from tests.deploy.files import (
 SCHEMA_FILE = Path(__file__).with_name("compose-spec.json")
 SCHEMA_SHA256 = "46b7d35f19dd93a05f8fea530291bf84d881c1791ec167ecf0e6fb94e639d496"
 KEYS = "/var/lib/trial-ledger/keys"
+PYTHON_BASE = "${TL_PYTHON_IMAGE:-python:3.11.14-slim-bookworm}"
 # Which services may mount each private key's volume (the keys job writes them all).
 PRIVATE_KEY_VOLUMES = {
     "keys_token": {"identity"},
@@ -207,12 +210,41 @@ def test_kafka_is_one_kraft_node_without_topic_auto_creation(
         assert environment(services[name])["TL_KAFKA_BOOTSTRAP"] == "kafka:9092"
 
 
-def test_outside_images_are_pinned_to_a_release(services: dict[str, dict[str, Any]]) -> None:
-    assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", services["kafka"]["image"])
+def official(reference: str, variable: str) -> str:
+    """The default of ``${VARIABLE:-default}``: the official image an operator pulls."""
+    found = re.fullmatch(rf"\$\{{{variable}:-([^}}]+)\}}", reference)
+    assert found, f"{reference!r} is not selected by {variable} with a default"
+    return found.group(1)
+
+
+def test_outside_images_are_official_releases_selected_by_variables(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    kafka = official(services["kafka"]["image"], "TL_KAFKA_IMAGE")
+    assert re.fullmatch(r"apache/kafka:\d+\.\d+\.\d+", kafka)
     for name in ("postgres", "databases"):
-        assert re.fullmatch(r"postgres:\d+\.\d+-\w+", services[name]["image"])
+        postgres = official(services[name]["image"], "TL_POSTGRES_IMAGE")
+        assert re.fullmatch(r"postgres:\d+\.\d+-\w+", postgres)
+    python = official(PYTHON_BASE, "TL_PYTHON_IMAGE")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", python)
     for name in applications() | {"topics", "keys"} | TOOLS:
-        assert services[name]["build"] == {"context": "..", "dockerfile": "Dockerfile"}
+        assert services[name]["build"] == {
+            "context": "..",
+            "dockerfile": "Dockerfile",
+            "args": {"TL_PYTHON_IMAGE": PYTHON_BASE},
+        }
+
+
+def test_the_dockerfiles_default_to_the_same_official_bases(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    """Built by hand (``docker build .``), each image has the base compose defaults to."""
+    witness = services["witness"]["build"]["args"]["TL_DEBIAN_IMAGE"]
+    for dockerfile, variable, reference in (
+        (ROOT / "Dockerfile", "TL_PYTHON_IMAGE", PYTHON_BASE),
+        (DEPLOY / "witness" / "Dockerfile", "TL_DEBIAN_IMAGE", witness),
+    ):
+        assert f"ARG {variable}={official(reference, variable)}\n" in dockerfile.read_text()
 
 
 def test_the_set_up_jobs_run_the_repository_s_own_tools(

@@ -43,8 +43,19 @@ def stages() -> list[list[str]]:
     return result
 
 
-def test_hadolint_finds_no_warning() -> None:
-    result = lint(DOCKERFILE.read_text())
+OTHER_DOCKERFILES = sorted(
+    [
+        ROOT / "deploy" / "witness" / "Dockerfile",
+        *(ROOT / "deploy" / "standins").glob("*/Dockerfile"),
+    ]
+)
+
+
+@pytest.mark.parametrize(
+    "dockerfile", [DOCKERFILE, *OTHER_DOCKERFILES], ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_hadolint_finds_no_warning(dockerfile: Path) -> None:
+    result = lint(dockerfile.read_text())
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -55,11 +66,14 @@ def test_hadolint_does_report_a_careless_dockerfile() -> None:
 
 
 def test_builds_in_stages_from_pinned_base_images() -> None:
+    """Every stage starts from the one base, an official Python release by default
+    (compose may pass a stand-in: tests/deploy/test_compose.py)."""
     froms = [stage[0] for stage in stages()]
     assert len(froms) >= 2, "a builder stage and a final stage"
     for line in froms:
-        image = line.split()[1]
-        assert re.fullmatch(r"python:3\.11\.\d+-slim-\w+", image), image
+        assert line.split()[1] == "${TL_PYTHON_IMAGE}", line
+    default = re.search(r"^ARG TL_PYTHON_IMAGE=(\S+)$", DOCKERFILE.read_text(), re.MULTILINE)
+    assert default and re.fullmatch(r"python:3\.11\.\d+-slim-\w+", default.group(1))
 
 
 def test_the_final_stage_runs_as_a_non_root_user() -> None:
