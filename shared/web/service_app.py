@@ -9,11 +9,11 @@ in its signature, and tests build the app with their own parts as before.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Concatenate, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
@@ -35,7 +35,9 @@ from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")
+Route = TypeVar("Route", bound=Callable[..., Any])
 Out = TypeVar("Out")
+App = TypeVar("App")
 
 
 def utc_now() -> datetime:
@@ -93,7 +95,8 @@ class Act:
 
 
 class Acting(Requires):
-    """``authorised``, answering an ``Act``: the route's command is read off it alike."""
+    """``authorised``, keeping the caller's ``Act`` for the route (``CommandAct``); the
+    route's command is read off it alike."""
 
     def __call__(  # type: ignore[override]
         self,
@@ -101,7 +104,9 @@ class Acting(Requires):
         authorization: BearerHeader = None,
     ) -> Act:
         caller = super().__call__(request, authorization)
-        return Act(caller, request.app.state.clock, request.app.state.authorisation)
+        act = Act(caller, request.app.state.clock, request.app.state.authorisation)
+        request.state.act = act
+        return act
 
 
 def acting(command: str) -> Any:
@@ -110,10 +115,61 @@ def acting(command: str) -> Any:
     return Depends(Acting(command))
 
 
+async def _current_act(request: Request) -> Act:
+    act: Act | None = getattr(request.state, "act", None)
+    if act is None:  # a route that takes an Act must be a CommandRouter operation
+        raise RuntimeError(f"{request.url.path} names no command to authorise its Act")
+    return act
+
+
+CommandAct = Annotated[Act, Depends(_current_act)]
+"""The ``Act`` of the caller of a ``CommandRouter`` operation, authorised for its command."""
+
+
+class CommandRouter(APIRouter):
+    """The routes of one service, each naming the command of the service's row in
+    ``shared.kernel.permissions`` it runs as (a command with no row fails at import): the
+    caller is authorised before the route runs, and the route takes their ``CommandAct``."""
+
+    def __init__(self, service: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.table = table(service)
+
+    def command(self, path: str, command: str, **options: Any) -> Callable[[Route], Route]:
+        """``POST path``, run as the service's ``command``."""
+        return self.post(path, dependencies=[self._acting(command)], **options)
+
+    def query(self, path: str, command: str, **options: Any) -> Callable[[Route], Route]:
+        """``GET path``, read as the service's ``command``."""
+        return self.get(path, dependencies=[self._acting(command)], **options)
+
+    def _acting(self, command: str) -> Any:
+        name = f"{self.table.service}.{command}"
+        self.table.roles(name)
+        return acting(name)
+
+
 async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:
     """``answer`` of what an application's ``method`` returns for ``args``, called in a
     worker thread: it waits on the database, and the event loop keeps serving."""
     return answer(await asyncio.to_thread(method, *args))
+
+
+@dataclass(frozen=True)
+class Recorder(Generic[App, Out]):
+    """Runs a command of ``application`` for one subject with what the service's local
+    views know of the subject (``known``, in order), then the command's own arguments;
+    in a worker thread, answering ``answer`` of the record."""
+
+    application: App
+    known: tuple[Callable[[str], Awaitable[Any]], ...]
+    answer: Callable[[Any], Out]
+
+    async def __call__(
+        self, command: Callable[Concatenate[App, ...], Any], subject_id: str, *args: Any
+    ) -> Out:
+        facts = [await know(subject_id) for know in self.known]
+        return await in_thread(self.answer, command, self.application, subject_id, *facts, *args)
 
 
 def plain(value: Any) -> Any:
