@@ -37,16 +37,16 @@ from services.adverse_events.grading import (
     Seizure,
 )
 from services.adverse_events.views import InfusionView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
-from shared.web.auth import SigningAssertion, TokenVerifier
+from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
     Act,
-    Clock,
+    Application,
     CommandAct,
     CommandRouter,
+    Serving,
     command_service,
     from_state,
     in_thread,
@@ -177,21 +177,16 @@ DESCRIPTION = (
     "DLT adjudication, study day and TEAE windows."
 )
 router = CommandRouter("adverse_events")
-Events = Annotated[AdverseEventsApplication, from_state("application")]
+Events = Application[AdverseEventsApplication]
 Infusions = Annotated[InfusionView, from_state("view")]
 
 
 def create_app(
-    application: AdverseEventsApplication,
-    view: InfusionView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    application: AdverseEventsApplication, view: InfusionView, serving: Serving
 ) -> FastAPI:
     return command_service(
-        "adverse_events", DESCRIPTION, router, application, verifier, outbox, clock,
-        title="adverse events", view=view,
-    )  # fmt: skip
+        DESCRIPTION, router, application, serving, title="adverse events", view=view
+    )
 
 
 async def _signed(

@@ -32,15 +32,14 @@ from services.assessments.laboratory import (
 )
 from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.web.auth import TokenVerifier
 from shared.web.inputs import IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
-    Clock,
+    Application,
     CommandAct,
     CommandRouter,
     Recorder,
+    Serving,
     command_service,
     from_state,
     in_thread,
@@ -134,7 +133,7 @@ DESCRIPTION = (
     "the study calendar from the infusion."
 )
 router = CommandRouter("assessments", tags=["assessments"])
-Assessments = Annotated[AssessmentsApplication, from_state("application")]
+Assessments = Application[AssessmentsApplication]
 Infusions = Annotated[InfusionView, from_state("infusions")]
 Vital = Annotated[VitalStatusView, from_state("vital")]
 
@@ -143,14 +142,11 @@ def create_app(
     application: AssessmentsApplication,
     infusions: InfusionView,
     vital: VitalStatusView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    serving: Serving,
 ) -> FastAPI:
     return command_service(
-        "assessments", DESCRIPTION, router, application, verifier, outbox, clock,
-        infusions=infusions, vital=vital,
-    )  # fmt: skip
+        DESCRIPTION, router, application, serving, infusions=infusions, vital=vital
+    )
 
 
 _out = partial(in_thread, AssessmentsOut.of)

@@ -29,20 +29,19 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
-from shared.web.auth import SigningAssertion, TokenVerifier
+from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.web.service_app import (
     Act,
-    Clock,
+    Application,
     Cohort,
     CohortSource,
     CommandAct,
     CommandRouter,
+    Serving,
     command_service,
-    from_state,
     in_thread,
     opening_of,
     plain,
@@ -211,26 +210,16 @@ DESCRIPTION = (
     "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("enrollment")
-Enrollment = Annotated[EnrollmentApplication, from_state("application")]
+Enrollment = Application[EnrollmentApplication]
 
 
 def create_app(
-    application: EnrollmentApplication,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
-    cohort: CohortSource | None = None,
+    application: EnrollmentApplication, serving: Serving, cohort: CohortSource | None = None
 ) -> FastAPI:
-    """The enrollment HTTP API over ``application`` (and its ``outbox``, read by auditors:
-    ``shared.web.store_api``); ``clock`` gives server UTC time;
-    ``cohort`` tells which dose level is open (without one, only the first cohort's).
-
-    ``verifier`` checks access tokens and signing assertions with the identity key.
-    """
-    return command_service(
-        "enrollment", DESCRIPTION, router, application, verifier, outbox, clock,
-        cohort=cohort,
-    )  # fmt: skip
+    """The enrollment HTTP API over ``application``, ``serving`` it (its outbox is read by
+    auditors: ``shared.web.store_api``); ``cohort`` tells which dose level is open (without
+    one, only the first cohort's)."""
+    return command_service(DESCRIPTION, router, application, serving, cohort=cohort)
 
 
 @router.get("/eligibility-criteria", tags=["reference"])

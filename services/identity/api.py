@@ -10,17 +10,17 @@ from pydantic import Field
 
 from services.identity.application import IdentityApplication
 from services.identity.domain import User
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
+from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
 from shared.web.service_app import (
-    Clock,
+    Application,
     CommandAct,
     CommandRouter,
     Now,
+    Serving,
     command_service,
     from_state,
 )
@@ -109,22 +109,13 @@ DESCRIPTION = (
     "JWTs that every service verifies with the public key."
 )
 router = CommandRouter("identity")
-Identity = Annotated[IdentityApplication, from_state("application")]
+Identity = Application[IdentityApplication]
 Issuer = Annotated[TokenIssuer, from_state("issuer")]
 
 
-def create_app(
-    application: IdentityApplication,
-    issuer: TokenIssuer,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
-) -> FastAPI:
-    """The identity HTTP API; ``clock`` gives server UTC time."""
-    return command_service(
-        "identity", DESCRIPTION, router, application, verifier, outbox, clock,
-        issuer=issuer,
-    )  # fmt: skip
+def create_app(application: IdentityApplication, issuer: TokenIssuer, serving: Serving) -> FastAPI:
+    """The identity HTTP API; ``issuer`` signs the tokens it hands out."""
+    return command_service(DESCRIPTION, router, application, serving, issuer=issuer)
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:

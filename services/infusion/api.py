@@ -22,17 +22,16 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.views import EnrollmentView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.web.auth import TokenVerifier
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
-    Clock,
+    Application,
     Cohort,
     CohortSource,
     CommandAct,
     CommandRouter,
     Recorder,
+    Serving,
     command_service,
     from_state,
     in_thread,
@@ -120,24 +119,19 @@ DESCRIPTION = (
     "of NCT05030779. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("infusion", tags=["treatment"])
-Infusions = Annotated[InfusionApplication, from_state("application")]
+Infusions = Application[InfusionApplication]
 Enrollments = Annotated[EnrollmentView, from_state("view")]
 
 
 def create_app(
     application: InfusionApplication,
     view: EnrollmentView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    serving: Serving,
     cohort: CohortSource | None = None,
 ) -> FastAPI:
     """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
-    return command_service(
-        "infusion", DESCRIPTION, router, application, verifier, outbox, clock,
-        view=view, cohort=cohort,
-    )  # fmt: skip
+    return command_service(DESCRIPTION, router, application, serving, view=view, cohort=cohort)
 
 
 _call = partial(in_thread, TreatmentOut.of)

@@ -19,7 +19,7 @@ from services.projections.application import (
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
-from shared.web.service_app import from_state
+from shared.web.service_app import Application
 
 
 def _principal(
@@ -41,7 +41,7 @@ def _reads(route: APIRoute) -> bool:
 
 
 router = APIRouter()
-Ledger = Annotated[ProjectionsApplication, from_state("application")]
+Ledger = Application[ProjectionsApplication]
 
 
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:

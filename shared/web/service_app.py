@@ -71,7 +71,9 @@ async def opening_of(cohort: CohortSource | None) -> CohortOpening:
     return FIRST_COHORT if cohort is None else await cohort.opening()
 
 
-# What every command service's routes may ask for.
+# What every command service's routes may ask for: its application (``Application[its
+# class]``), the clock, the cohort open now.
+Application = Annotated[App, from_state("application")]
 Now = Annotated[Clock, from_state("clock")]
 Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
@@ -192,28 +194,37 @@ class Recording(Protocol):
     def record_denial(self, denial: Denial) -> None: ...
 
 
+@dataclass(frozen=True)
+class Serving:
+    """What serves every command service's app besides its application: the verifier of
+    the identity service's tokens, the service's outbox (read by auditors through the store
+    routes) and the server's clock."""
+
+    verifier: TokenVerifier
+    outbox: Outbox
+    clock: Clock = utc_now
+
+
 def command_service(
-    service: str,
     description: str,
-    router: APIRouter,
+    router: CommandRouter,
     application: Recording,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    serving: Serving,
     *,
     title: str | None = None,
     **state: Any,
 ) -> FastAPI:
-    """A command service's app (``shared.web.http.command_app``, titled ``title`` or
-    ``service``, documenting the refusals of ``services.<service>``): ``service``'s row
-    of the permission table, the store routes, ``router``'s routes, and on ``app.state``
-    the ``application``, the ``clock`` (UTC now by default) and each of ``state``."""
-    authorisation = Authorisation(verifier, table(service), application.record_denial)
+    """A command service's app (``shared.web.http.command_app``, titled ``title`` or by
+    the service of ``router``, documenting the refusals of ``services.<service>``): the
+    service's row of the permission table, the store routes, ``router``'s routes, and on
+    ``app.state`` the ``application``, the ``serving`` clock and each of ``state``."""
+    service = router.table.service
+    authorisation = Authorisation(serving.verifier, router.table, application.record_denial)
     refusals = refusals_in(f"services.{service}")
     app = command_app(title or service, description, refusals, authorisation)
-    add_store_routes(app, authorisation, outbox)
+    add_store_routes(app, authorisation, serving.outbox)
     app.state.application = application
-    app.state.clock = clock or utc_now
+    app.state.clock = serving.clock
     for name, value in state.items():
         setattr(app.state, name, value)
     app.include_router(router)
