@@ -42,20 +42,34 @@ ErrorAnswer = Callable[[int, str, str, dict[str, Any]], ASGIApp]
 """Builds the coded error response (``shared.web.http.error_response``)."""
 
 
-class InputGuard:
+class HttpMiddleware:
+    """ASGI middleware that sees HTTP requests (``http``) and passes any other scope
+    (lifespan, websocket) to the app untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class InputGuard(HttpMiddleware):
     """ASGI middleware: only readable, storable input reaches the app (module docstring)."""
 
     def __init__(
         self, app: ASGIApp, answer: ErrorAnswer, max_body_bytes: int = MAX_BODY_BYTES
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.answer = answer
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = _url_refusal(scope)
         body = b""
         if refusal is None:
