@@ -47,7 +47,6 @@ from shared.web.service_app import (
     CommandAct,
     CommandRouter,
     Serving,
-    command_service,
     from_state,
     in_thread,
 )
@@ -184,9 +183,7 @@ Infusions = Annotated[InfusionView, from_state("view")]
 def create_app(
     application: AdverseEventsApplication, view: InfusionView, serving: Serving
 ) -> FastAPI:
-    return command_service(
-        DESCRIPTION, router, application, serving, title="adverse events", view=view
-    )
+    return router.service_app(DESCRIPTION, application, serving, title="adverse events", view=view)
 
 
 async def _signed(

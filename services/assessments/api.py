@@ -11,7 +11,7 @@ from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.assessments.application import AssessmentsApplication
@@ -38,9 +38,9 @@ from shared.web.service_app import (
     Application,
     CommandAct,
     CommandRouter,
+    Record,
     Recorder,
     Serving,
-    command_service,
     from_state,
     in_thread,
 )
@@ -134,8 +134,9 @@ DESCRIPTION = (
 )
 router = CommandRouter("assessments", tags=["assessments"])
 Assessments = Application[AssessmentsApplication]
-Infusions = Annotated[InfusionView, from_state("infusions")]
 Vital = Annotated[VitalStatusView, from_state("vital")]
+# A subject's assessments go with what the local views know of the subject (create_app).
+Records = Record[AssessmentsApplication, AssessmentsOut]
 
 
 def create_app(
@@ -144,27 +145,17 @@ def create_app(
     vital: VitalStatusView,
     serving: Serving,
 ) -> FastAPI:
-    return command_service(
-        DESCRIPTION, router, application, serving, infusions=infusions, vital=vital
-    )
+    known = (infusions.infused, vital.vital_status)
+    recorder = Recorder(application, known, AssessmentsOut.of)
+    return router.service_app(DESCRIPTION, application, serving, recorder=recorder, vital=vital)
 
 
 _out = partial(in_thread, AssessmentsOut.of)
 
 
-async def _recorder(
-    application: Assessments, infusions: Infusions, vital: Vital
-) -> Recorder[AssessmentsApplication, AssessmentsOut]:
-    """A subject's assessments go with what the local views know of the subject."""
-    return Recorder(application, (infusions.infused, vital.vital_status), AssessmentsOut.of)
-
-
-Record = Annotated[Recorder[AssessmentsApplication, AssessmentsOut], Depends(_recorder)]
-
-
 @router.command("/subjects/{subject_id}/disease-activity", "assess_activity", status_code=201)
 async def assess_activity(
-    subject_id: str, body: DiseaseActivityIn, act: CommandAct, record: Record
+    subject_id: str, body: DiseaseActivityIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     activity = Activity(
         items_from(body.items), body.pga, body.prednisone_mg_per_day,
@@ -178,7 +169,7 @@ async def assess_activity(
 
 @router.command("/subjects/{subject_id}/autoantibodies", "record_measurement", status_code=201)
 async def measure_autoantibodies(
-    subject_id: str, body: AutoantibodiesIn, act: CommandAct, record: Record
+    subject_id: str, body: AutoantibodiesIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     results = tuple(
         autoantibody_result(
@@ -194,7 +185,7 @@ async def measure_autoantibodies(
 
 @router.command("/subjects/{subject_id}/car-t-kinetics", "record_measurement", status_code=201)
 async def measure_kinetics(
-    subject_id: str, body: KineticsIn, act: CommandAct, record: Record
+    subject_id: str, body: KineticsIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     sample = kinetics_sample(
         body.sample, body.method, body.target, body.value, body.unit, body.lloq
@@ -207,7 +198,7 @@ async def measure_kinetics(
 
 @router.command("/subjects/{subject_id}/progression", "report_progression", status_code=201)
 async def report_progression(
-    subject_id: str, body: ProgressionIn, act: CommandAct, record: Record
+    subject_id: str, body: ProgressionIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     return await record(
         AssessmentsApplication.report_progression, subject_id, body.kind, body.description,

@@ -41,7 +41,6 @@ from shared.web.service_app import (
     CommandAct,
     CommandRouter,
     Serving,
-    command_service,
     in_thread,
     opening_of,
     plain,
@@ -219,7 +218,7 @@ def create_app(
     """The enrollment HTTP API over ``application``, ``serving`` it (its outbox is read by
     auditors: ``shared.web.store_api``); ``cohort`` tells which dose level is open (without
     one, only the first cohort's)."""
-    return command_service(DESCRIPTION, router, application, serving, cohort=cohort)
+    return router.service_app(DESCRIPTION, application, serving, cohort=cohort)
 
 
 @router.get("/eligibility-criteria", tags=["reference"])

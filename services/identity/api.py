@@ -21,7 +21,6 @@ from shared.web.service_app import (
     CommandRouter,
     Now,
     Serving,
-    command_service,
     from_state,
 )
 
@@ -115,7 +114,7 @@ Issuer = Annotated[TokenIssuer, from_state("issuer")]
 
 def create_app(application: IdentityApplication, issuer: TokenIssuer, serving: Serving) -> FastAPI:
     """The identity HTTP API; ``issuer`` signs the tokens it hands out."""
-    return command_service(DESCRIPTION, router, application, serving, issuer=issuer)
+    return router.service_app(DESCRIPTION, application, serving, issuer=issuer)
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.infusion.application import InfusionApplication
@@ -30,10 +30,9 @@ from shared.web.service_app import (
     CohortSource,
     CommandAct,
     CommandRouter,
+    Record,
     Recorder,
     Serving,
-    command_service,
-    from_state,
     in_thread,
     opening_of,
     plain,
@@ -120,7 +119,8 @@ DESCRIPTION = (
 )
 router = CommandRouter("infusion", tags=["treatment"])
 Infusions = Application[InfusionApplication]
-Enrollments = Annotated[EnrollmentView, from_state("view")]
+# Steps of a subject's treatment go with what the enrollment view knows of them (create_app).
+Records = Record[InfusionApplication, TreatmentOut]
 
 
 def create_app(
@@ -131,25 +131,16 @@ def create_app(
 ) -> FastAPI:
     """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
-    return command_service(DESCRIPTION, router, application, serving, view=view, cohort=cohort)
+    recorder = Recorder(application, (view.enrollment,), TreatmentOut.of)
+    return router.service_app(DESCRIPTION, application, serving, recorder=recorder, cohort=cohort)
 
 
 _call = partial(in_thread, TreatmentOut.of)
 
 
-async def _recorder(
-    application: Infusions, view: Enrollments
-) -> Recorder[InfusionApplication, TreatmentOut]:
-    """Steps of a subject's treatment go with what the enrollment view knows of them."""
-    return Recorder(application, (view.enrollment,), TreatmentOut.of)
-
-
-Record = Annotated[Recorder[InfusionApplication, TreatmentOut], Depends(_recorder)]
-
-
 @router.command("/subjects/{subject_id}/leukapheresis", "record_leukapheresis", status_code=201)
 async def record_leukapheresis(
-    subject_id: str, body: RecordLeukapheresis, act: CommandAct, record: Record
+    subject_id: str, body: RecordLeukapheresis, act: CommandAct, record: Records
 ) -> TreatmentOut:
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
     return await record(
@@ -159,7 +150,7 @@ async def record_leukapheresis(
 
 @router.command("/subjects/{subject_id}/products", "release_product")
 async def release_product(
-    subject_id: str, body: ReleaseProduct, act: CommandAct, record: Record
+    subject_id: str, body: ReleaseProduct, act: CommandAct, record: Records
 ) -> TreatmentOut:
     release = ProductRelease(**body.model_dump())
     return await record(InfusionApplication.release_product, subject_id, release, act.attribution)
@@ -167,7 +158,7 @@ async def release_product(
 
 @router.command("/subjects/{subject_id}/lymphodepletion", "record_lymphodepletion")
 async def record_lymphodepletion(
-    subject_id: str, body: RecordLymphodepletion, act: CommandAct, record: Record
+    subject_id: str, body: RecordLymphodepletion, act: CommandAct, record: Records
 ) -> TreatmentOut:
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
@@ -178,7 +169,7 @@ async def record_lymphodepletion(
 
 @router.command("/subjects/{subject_id}/infusion", "infuse")
 async def infuse(
-    subject_id: str, body: Infuse, act: CommandAct, record: Record, cohort: Cohort
+    subject_id: str, body: Infuse, act: CommandAct, record: Records, cohort: Cohort
 ) -> TreatmentOut:
     """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
     assertion = act.signature(

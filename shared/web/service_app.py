@@ -1,7 +1,7 @@
 """Wiring a command service's HTTP app in a few lines.
 
 Routes live on module-level ``APIRouter``s; what one process holds (its application,
-local views, clock, token issuer ...) is set on ``app.state`` by ``command_service`` and
+local views, clock, token issuer ...) is set on ``app.state`` by ``CommandRouter.service_app`` and
 reached by ``Annotated`` dependencies (``from_state``), so a route names what it needs
 in its signature, and tests build the app with their own parts as before.
 """
@@ -145,6 +145,31 @@ class CommandRouter(APIRouter):
         """``GET path``, read as the service's ``command``."""
         return self.get(path, dependencies=[self._acting(command)], **options)
 
+    def service_app(
+        self,
+        description: str,
+        application: Recording,
+        serving: Serving,
+        *,
+        title: str | None = None,
+        **state: Any,
+    ) -> FastAPI:
+        """The service's app (``shared.web.http.command_app``, titled ``title`` or by the
+        service, documenting the refusals of ``services.<service>``): its row of the
+        permission table, the store routes, these routes, and on ``app.state`` the
+        ``application``, the ``serving`` clock and each of ``state``."""
+        service = self.table.service
+        authorisation = Authorisation(serving.verifier, self.table, application.record_denial)
+        refusals = refusals_in(f"services.{service}")
+        app = command_app(title or service, description, refusals, authorisation)
+        add_store_routes(app, authorisation, serving.outbox)
+        app.state.application = application
+        app.state.clock = serving.clock
+        for name, value in state.items():
+            setattr(app.state, name, value)
+        app.include_router(self)
+        return app
+
     def _acting(self, command: str) -> Any:
         name = f"{self.table.service}.{command}"
         self.table.roles(name)
@@ -172,6 +197,10 @@ class Recorder(Generic[App, Out]):
     ) -> Out:
         facts = [await know(subject_id) for know in self.known]
         return await in_thread(self.answer, command, self.application, subject_id, *facts, *args)
+
+
+Record = Annotated[Recorder[App, Out], from_state("recorder")]
+"""The app's ``Recorder`` (``app.state.recorder``), for ``Record[its application, its answer]``."""
 
 
 def plain(value: Any) -> Any:
@@ -203,29 +232,3 @@ class Serving:
     verifier: TokenVerifier
     outbox: Outbox
     clock: Clock = utc_now
-
-
-def command_service(
-    description: str,
-    router: CommandRouter,
-    application: Recording,
-    serving: Serving,
-    *,
-    title: str | None = None,
-    **state: Any,
-) -> FastAPI:
-    """A command service's app (``shared.web.http.command_app``, titled ``title`` or by
-    the service of ``router``, documenting the refusals of ``services.<service>``): the
-    service's row of the permission table, the store routes, ``router``'s routes, and on
-    ``app.state`` the ``application``, the ``serving`` clock and each of ``state``."""
-    service = router.table.service
-    authorisation = Authorisation(serving.verifier, router.table, application.record_denial)
-    refusals = refusals_in(f"services.{service}")
-    app = command_app(title or service, description, refusals, authorisation)
-    add_store_routes(app, authorisation, serving.outbox)
-    app.state.application = application
-    app.state.clock = serving.clock
-    for name, value in state.items():
-        setattr(app.state, name, value)
-    app.include_router(router)
-    return app
