@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -35,14 +34,12 @@ from services.assessments.views import InfusionView, VitalStatusView
 from shared.kernel.envelope import Contract
 from shared.web.inputs import IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
-    Application,
     CommandAct,
     CommandRouter,
     Record,
     Recorder,
     Serving,
     from_state,
-    in_thread,
 )
 
 
@@ -133,7 +130,6 @@ DESCRIPTION = (
     "the study calendar from the infusion."
 )
 router = CommandRouter("assessments", tags=["assessments"])
-Assessments = Application[AssessmentsApplication]
 Vital = Annotated[VitalStatusView, from_state("vital")]
 # A subject's assessments go with what the local views know of the subject (create_app).
 Records = Record[AssessmentsApplication, AssessmentsOut]
@@ -148,9 +144,6 @@ def create_app(
     known = (infusions.infused, vital.vital_status)
     recorder = Recorder(application, known, AssessmentsOut.of)
     return router.service_app(DESCRIPTION, application, serving, recorder=recorder, vital=vital)
-
-
-_out = partial(in_thread, AssessmentsOut.of)
 
 
 @router.command("/subjects/{subject_id}/disease-activity", "assess_activity", status_code=201)
@@ -208,21 +201,21 @@ async def report_progression(
 
 @router.command("/subjects/{subject_id}/remission", "assess_remission", status_code=201)
 async def assess_remission(
-    subject_id: str, body: RemissionIn, act: CommandAct, application: Assessments, vital: Vital
+    subject_id: str, body: RemissionIn, act: CommandAct, record: Records, vital: Vital
 ) -> AssessmentsOut:
     """Record the response at a visit, signed (meaning approval)."""
-    current = await asyncio.to_thread(application.get, subject_id)
+    current = await asyncio.to_thread(record.application.get, subject_id)
     assertion = act.signature(
         body.signature.assertion, REMISSION_SIGNATURE,
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
     status = await vital.vital_status(subject_id)
-    return await _out(
-        application.assess_remission, subject_id, status, str(body.visit_event_id),
+    return await record.run(
+        AssessmentsApplication.assess_remission, subject_id, status, str(body.visit_event_id),
         body.response, act.attribution, assertion,
     )  # fmt: skip
 
 
 @router.query("/subjects/{subject_id}/assessments", "read")
-async def get(subject_id: str, application: Assessments) -> AssessmentsOut:
-    return await _out(application.get, subject_id)
+async def get(subject_id: str, record: Records) -> AssessmentsOut:
+    return await record.run(AssessmentsApplication.get, subject_id)

@@ -118,9 +118,9 @@ DESCRIPTION = (
     "of NCT05030779. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("infusion", tags=["treatment"])
-Infusions = Application[InfusionApplication]
 # Steps of a subject's treatment go with what the enrollment view knows of them (create_app).
 Records = Record[InfusionApplication, TreatmentOut]
+Infusions = Application[InfusionApplication]
 
 
 def create_app(

@@ -196,7 +196,11 @@ class Recorder(Generic[App, Out]):
         self, command: Callable[Concatenate[App, ...], Any], subject_id: str, *args: Any
     ) -> Out:
         facts = [await know(subject_id) for know in self.known]
-        return await in_thread(self.answer, command, self.application, subject_id, *facts, *args)
+        return await self.run(command, subject_id, *facts, *args)
+
+    async def run(self, command: Callable[Concatenate[App, ...], Any], *args: Any) -> Out:
+        """``command`` of ``application`` for ``args`` alone (no view asked), answered."""
+        return await in_thread(self.answer, command, self.application, *args)
 
 
 Record = Annotated[Recorder[App, Out], from_state("recorder")]
