@@ -1,9 +1,10 @@
 """Wiring a command service's HTTP app in a few lines.
 
-Routes live on module-level ``APIRouter``s; what one process holds (its application,
-local views, clock, token issuer ...) is set on ``app.state`` by ``CommandRouter.service_app`` and
-reached by ``Annotated`` dependencies (``from_state``), so a route names what it needs
-in its signature, and tests build the app with their own parts as before.
+Routes live on a module-level ``CommandRouter`` and name the command each runs as; what
+one process holds (its application, local views, clock, token issuer ...) is set on
+``app.state`` by ``CommandRouter.service_app`` and reached by ``Annotated`` dependencies
+(``from_state``), so a route names what it needs in its signature, and tests build the
+app with their own parts as before.
 """
 
 from __future__ import annotations
