@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import date
-from decimal import Decimal
 from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
@@ -26,21 +25,12 @@ from services.adverse_events.domain import (
     Seriousness,
     grading_of,
 )
-from services.adverse_events.grading import (
-    Consciousness,
-    CrsInputs,
-    Hypotension,
-    IcansInputs,
-    Motor,
-    Oxygen,
-    RaisedIcp,
-    Seizure,
-)
+from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
 from shared.web.auth import SigningAssertion
-from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
+from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
 from shared.web.service_app import (
     Act,
     Application,
@@ -59,21 +49,10 @@ class Report(Contract):
     onset_at: IsoDateTime
 
 
-class CrsIn(Contract):
-    temperature_c: Decimal
-    antipyretics_or_immunosuppression_given: bool
-    hypotension: Hypotension
-    oxygen: Oxygen
-    death_from_crs: bool = False
+class CrsIn(contract_of(CrsInputs)): ...  # type: ignore[misc]
 
 
-class IcansIn(Contract):
-    ice_score: int | None
-    consciousness: Consciousness
-    seizure: Seizure
-    motor: Motor
-    raised_icp: RaisedIcp
-    death_from_icans: bool = False
+class IcansIn(contract_of(IcansInputs)): ...  # type: ignore[misc]
 
 
 class SignatureIn(Contract):
