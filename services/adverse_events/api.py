@@ -205,25 +205,27 @@ async def report(
 async def grade(
     record_id: UUID, body: Grade, act: CommandAct, application: Events
 ) -> AdverseEventOut:
-    return await _graded(application, act, record_id, "grade", body)
+    return await _graded(application, act, record_id, body)
 
 
 @router.command("/adverse-events/{record_id}/regrade", "grade", tags=["adverse events"])
 async def regrade(
     record_id: UUID, body: Regrade, act: CommandAct, application: Events
 ) -> AdverseEventOut:
-    return await _graded(application, act, record_id, "regrade", body)
+    return await _graded(application, act, record_id, body)
 
 
 async def _graded(
-    application: AdverseEventsApplication, act: Act, record_id: UUID, step: str, body: Grade
+    application: AdverseEventsApplication, act: Act, record_id: UUID, body: Grade
 ) -> AdverseEventOut:
-    """The event graded (``step`` grade), or graded again with a reason (``regrade``)."""
+    """The event graded, or graded again with a reason (a ``Regrade``): each step signed."""
+    regrade = isinstance(body, Regrade)
+    step = "regrade" if regrade else "grade"
     record, assertion = await _signed(
         application, act, record_id, step, body.signature, GRADE_SIGNATURE
     )
     grading = _grading(record, body)
-    if isinstance(body, Regrade):
+    if regrade:
         return await _out(
             application.regrade, record_id, grading, body.reason, act.attribution, assertion
         )
