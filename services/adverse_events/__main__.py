@@ -19,7 +19,7 @@ create_application = signed_application(AdverseEventsApplication)
 
 def create_http(process: Running[AdverseEventsApplication]) -> FastAPI:
     view = process.view(InfusionView)
-    return create_app(process.application, view, process.verifier, process.outbox)
+    return create_app(process.application, view, process.serving)
 
 
 main = command_main(

@@ -5,13 +5,12 @@ event and its current version (``adverse_events/<step>/<id>@<version>``)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date
-from decimal import Decimal
+from datetime import date
 from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.adverse_events.application import AdverseEventsApplication
@@ -26,24 +25,21 @@ from services.adverse_events.domain import (
     Seriousness,
     grading_of,
 )
-from services.adverse_events.grading import (
-    Consciousness,
-    CrsInputs,
-    Hypotension,
-    IcansInputs,
-    Motor,
-    Oxygen,
-    RaisedIcp,
-    Seizure,
-)
+from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
-from shared.web.auth import SigningAssertion, TokenVerifier
-from shared.web.http import Caller, authorised
-from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state, in_thread
+from shared.web.auth import SigningAssertion
+from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
+from shared.web.service_app import (
+    Act,
+    Application,
+    CommandAct,
+    CommandRouter,
+    Serving,
+    from_state,
+    in_thread,
+)
 
 
 class Report(Contract):
@@ -53,21 +49,10 @@ class Report(Contract):
     onset_at: IsoDateTime
 
 
-class CrsIn(Contract):
-    temperature_c: Decimal
-    antipyretics_or_immunosuppression_given: bool
-    hypotension: Hypotension
-    oxygen: Oxygen
-    death_from_crs: bool = False
+class CrsIn(contract_of(CrsInputs)): ...  # type: ignore[misc]
 
 
-class IcansIn(Contract):
-    ice_score: int | None
-    consciousness: Consciousness
-    seizure: Seizure
-    motor: Motor
-    raised_icp: RaisedIcp
-    death_from_icans: bool = False
+class IcansIn(contract_of(IcansInputs)): ...  # type: ignore[misc]
 
 
 class SignatureIn(Contract):
@@ -169,22 +154,15 @@ DESCRIPTION = (
     "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
     "DLT adjudication, study day and TEAE windows."
 )
-router = APIRouter()
-Events = Annotated[AdverseEventsApplication, from_state("application")]
+router = CommandRouter("adverse_events")
+Events = Application[AdverseEventsApplication]
 Infusions = Annotated[InfusionView, from_state("view")]
 
 
 def create_app(
-    application: AdverseEventsApplication,
-    view: InfusionView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    application: AdverseEventsApplication, view: InfusionView, serving: Serving
 ) -> FastAPI:
-    return command_service(
-        "adverse_events", DESCRIPTION, router, application, verifier, outbox, clock,
-        title="adverse events", view=view,
-    )  # fmt: skip
+    return router.service_app(DESCRIPTION, application, serving, title="adverse events", view=view)
 
 
 async def _signed(
@@ -210,69 +188,65 @@ def _grading(record: AdverseEvent, body: Grade) -> Any:
     return grading_of(record.term, body.grade, body.reason, crs, icans)
 
 
-@router.post("/subjects/{subject_id}/adverse-events", status_code=201, tags=["adverse events"])
+@router.command(
+    "/subjects/{subject_id}/adverse-events", "report", status_code=201, tags=["adverse events"]
+)
 async def report(
-    subject_id: str,
-    body: Report,
-    act: Annotated[Act, acting("adverse_events.report")],
-    application: Events,
-    view: Infusions,
+    subject_id: str, body: Report, act: CommandAct, application: Events, view: Infusions
 ) -> AdverseEventOut:
     infused = await view.infused(subject_id)
     return await _out(
         application.report, subject_id, infused, body.term, body.verbatim,
-        body.meddra_code, body.onset_at.astimezone(UTC), act.attribution,
+        body.meddra_code, body.onset_at, act.attribution,
     )  # fmt: skip
 
 
-@router.post("/adverse-events/{record_id}/grade", tags=["adverse events"])
+@router.command("/adverse-events/{record_id}/grade", "grade", tags=["adverse events"])
 async def grade(
-    record_id: UUID,
-    body: Grade,
-    act: Annotated[Act, acting("adverse_events.grade")],
-    application: Events,
+    record_id: UUID, body: Grade, act: CommandAct, application: Events
 ) -> AdverseEventOut:
-    record, assertion = await _signed(
-        application, act, record_id, "grade", body.signature, GRADE_SIGNATURE
-    )
-    return await _out(
-        application.grade, record_id, _grading(record, body), act.attribution, assertion
-    )
+    return await _graded(application, act, record_id, body)
 
 
-@router.post("/adverse-events/{record_id}/regrade", tags=["adverse events"])
+@router.command("/adverse-events/{record_id}/regrade", "grade", tags=["adverse events"])
 async def regrade(
-    record_id: UUID,
-    body: Regrade,
-    act: Annotated[Act, acting("adverse_events.grade")],
-    application: Events,
+    record_id: UUID, body: Regrade, act: CommandAct, application: Events
 ) -> AdverseEventOut:
+    return await _graded(application, act, record_id, body)
+
+
+async def _graded(
+    application: AdverseEventsApplication, act: Act, record_id: UUID, body: Grade
+) -> AdverseEventOut:
+    """The event graded, or graded again with a reason (a ``Regrade``): each step signed."""
+    regrade = isinstance(body, Regrade)
+    step = "regrade" if regrade else "grade"
     record, assertion = await _signed(
-        application, act, record_id, "regrade", body.signature, GRADE_SIGNATURE
+        application, act, record_id, step, body.signature, GRADE_SIGNATURE
     )
-    return await _out(
-        application.regrade, record_id, _grading(record, body), body.reason,
-        act.attribution, assertion,
-    )  # fmt: skip
+    grading = _grading(record, body)
+    if regrade:
+        return await _out(
+            application.regrade, record_id, grading, body.reason, act.attribution, assertion
+        )
+    return await _out(application.grade, record_id, grading, act.attribution, assertion)
 
 
-@router.post("/adverse-events/{record_id}/seriousness", tags=["adverse events"])
+@router.command(
+    "/adverse-events/{record_id}/seriousness", "assess_seriousness", tags=["adverse events"]
+)
 async def seriousness(
-    record_id: UUID,
-    body: SeriousnessIn,
-    act: Annotated[Act, acting("adverse_events.assess_seriousness")],
-    application: Events,
+    record_id: UUID, body: SeriousnessIn, act: CommandAct, application: Events
 ) -> AdverseEventOut:
     flags = Seriousness(**body.model_dump())
     return await _out(application.assess_seriousness, record_id, flags, act.attribution)
 
 
-@router.post("/adverse-events/{record_id}/causality", tags=["adverse events"])
+@router.command(
+    "/adverse-events/{record_id}/causality", "assess_causality", tags=["adverse events"]
+)
 async def causality(
-    record_id: UUID,
-    body: Causality,
-    act: Annotated[Act, acting("adverse_events.assess_causality")],
-    application: Events,
+    record_id: UUID, body: Causality, act: CommandAct, application: Events
 ) -> AdverseEventOut:
     _, assertion = await _signed(
         application, act, record_id, "causality", body.signature, CAUSALITY_SIGNATURE
@@ -283,13 +257,8 @@ async def causality(
     )  # fmt: skip
 
 
-@router.post("/adverse-events/{record_id}/dlt", tags=["adverse events"])
-async def dlt(
-    record_id: UUID,
-    body: Dlt,
-    act: Annotated[Act, acting("adverse_events.adjudicate_dlt")],
-    application: Events,
-) -> AdverseEventOut:
+@router.command("/adverse-events/{record_id}/dlt", "adjudicate_dlt", tags=["adverse events"])
+async def dlt(record_id: UUID, body: Dlt, act: CommandAct, application: Events) -> AdverseEventOut:
     _, assertion = await _signed(application, act, record_id, "dlt", body.signature, DLT_SIGNATURE)
     return await _out(
         application.adjudicate_dlt, record_id, body.is_dlt, body.criterion, body.reason,
@@ -297,22 +266,15 @@ async def dlt(
     )  # fmt: skip
 
 
-@router.post("/adverse-events/{record_id}/resolution", tags=["adverse events"])
+@router.command("/adverse-events/{record_id}/resolution", "resolve", tags=["adverse events"])
 async def resolve(
-    record_id: UUID,
-    body: Resolve,
-    act: Annotated[Act, acting("adverse_events.resolve")],
-    application: Events,
+    record_id: UUID, body: Resolve, act: CommandAct, application: Events
 ) -> AdverseEventOut:
     return await _out(application.resolve, record_id, body.ended_on, body.outcome, act.attribution)
 
 
-@router.get("/cohort", tags=["dose escalation"])
-async def cohort(
-    act: Annotated[Act, acting("adverse_events.read")],
-    application: Events,
-    view: Infusions,
-) -> dict[str, Any]:
+@router.query("/cohort", "read", tags=["dose escalation"])
+async def cohort(act: CommandAct, application: Events, view: Infusions) -> dict[str, Any]:
     """The 3+3 state now: the level in play, the decision, the level the next subject
     may receive, subjects dosed, DLTs and open windows (rule version included), the levels
     3+3 has cleared, and, once a review opened it, the dose-expansion cohort's subjects."""
@@ -322,12 +284,11 @@ async def cohort(
     return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
 
 
-@router.post("/safety-reviews", status_code=201, tags=["dose escalation"])
+@router.command(
+    "/safety-reviews", "approve_safety_review", status_code=201, tags=["dose escalation"]
+)
 async def approve_safety_review(
-    body: SafetyReviewIn,
-    act: Annotated[Act, acting("adverse_events.approve_safety_review")],
-    application: Events,
-    view: Infusions,
+    body: SafetyReviewIn, act: CommandAct, application: Events, view: Infusions
 ) -> dict[str, Any]:
     """Approve the next cohort's level (signed, meaning approval; purpose
     ``adverse_events/safety-review/<number of this review>``)."""
@@ -344,10 +305,6 @@ async def approve_safety_review(
     return {"id": str(review.id), "approved_level": review.approved_level, "review": number}
 
 
-@router.get("/adverse-events/{record_id}", tags=["adverse events"])
-async def get(
-    record_id: UUID,
-    caller: Annotated[Caller, authorised("adverse_events.read")],
-    application: Events,
-) -> AdverseEventOut:
+@router.query("/adverse-events/{record_id}", "read", tags=["adverse events"])
+async def get(record_id: UUID, application: Events) -> AdverseEventOut:
     return await _out(application.get, record_id)

@@ -25,7 +25,7 @@ create_application = signed_application(AssessmentsApplication)
 
 def create_http(process: Running[AssessmentsApplication]) -> FastAPI:
     infusions, vital = process.view(InfusionView), process.view(VitalStatusView)
-    return create_app(process.application, infusions, vital, process.verifier, process.outbox)
+    return create_app(process.application, infusions, vital, process.serving)
 
 
 main = command_main(

@@ -5,15 +5,12 @@ and the record's current version (``assessments/remission/<subject>@<version>``)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
-from functools import partial
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.assessments.application import AssessmentsApplication
@@ -34,12 +31,16 @@ from services.assessments.laboratory import (
 )
 from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.web.auth import TokenVerifier
-from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.service_app import Act, Clock, acting, command_service, from_state, in_thread
+from shared.web.service_app import (
+    CommandAct,
+    CommandRouter,
+    Record,
+    Recorder,
+    Serving,
+    from_state,
+)
 
 
 class DiseaseActivityIn(Contract):
@@ -128,77 +129,40 @@ DESCRIPTION = (
     "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
     "the study calendar from the infusion."
 )
-router = APIRouter(tags=["assessments"])
-Assessments = Annotated[AssessmentsApplication, from_state("application")]
-Infusions = Annotated[InfusionView, from_state("infusions")]
+router = CommandRouter("assessments", tags=["assessments"])
 Vital = Annotated[VitalStatusView, from_state("vital")]
+# A subject's assessments go with what the local views know of the subject (create_app).
+Records = Record[AssessmentsApplication, AssessmentsOut]
 
 
 def create_app(
     application: AssessmentsApplication,
     infusions: InfusionView,
     vital: VitalStatusView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    serving: Serving,
 ) -> FastAPI:
-    return command_service(
-        "assessments", DESCRIPTION, router, application, verifier, outbox, clock,
-        infusions=infusions, vital=vital,
-    )  # fmt: skip
+    known = (infusions.infused, vital.vital_status)
+    recorder = Recorder(application, known, AssessmentsOut.of)
+    return router.service_app(DESCRIPTION, application, serving, recorder=recorder, vital=vital)
 
 
-_out = partial(in_thread, AssessmentsOut.of)
-
-
-@dataclass(frozen=True)
-class Recorder:
-    """Records a subject's assessment with what the local views know of the subject."""
-
-    infusions: InfusionView
-    vital: VitalStatusView
-
-    async def __call__(
-        self, method: Callable[..., SubjectAssessments], subject_id: str, *args: Any
-    ) -> AssessmentsOut:
-        """Call ``method`` with what the views know of the subject, then ``args``."""
-        infused = await self.infusions.infused(subject_id)
-        status = await self.vital.vital_status(subject_id)
-        return await _out(method, subject_id, infused, status, *args)
-
-
-async def _recorder(infusions: Infusions, vital: Vital) -> Recorder:
-    return Recorder(infusions, vital)
-
-
-Record = Annotated[Recorder, Depends(_recorder)]
-
-
-@router.post("/subjects/{subject_id}/disease-activity", status_code=201)
+@router.command("/subjects/{subject_id}/disease-activity", "assess_activity", status_code=201)
 async def assess_activity(
-    subject_id: str,
-    body: DiseaseActivityIn,
-    act: Annotated[Act, acting("assessments.assess_activity")],
-    application: Assessments,
-    record: Record,
+    subject_id: str, body: DiseaseActivityIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     activity = Activity(
         items_from(body.items), body.pga, body.prednisone_mg_per_day,
         body.maintenance_immunosuppression_only, body.new_bilag_a, body.new_bilag_b,
     )  # fmt: skip
     return await record(
-        application.assess_activity, subject_id, body.label, activity,
-        body.assessed_at.astimezone(UTC), act.attribution,
+        AssessmentsApplication.assess_activity, subject_id, body.label, activity,
+        body.assessed_at, act.attribution,
     )  # fmt: skip
 
 
-@router.post("/subjects/{subject_id}/autoantibodies", status_code=201)
+@router.command("/subjects/{subject_id}/autoantibodies", "record_measurement", status_code=201)
 async def measure_autoantibodies(
-    subject_id: str,
-    body: AutoantibodiesIn,
-    act: Annotated[Act, acting("assessments.record_measurement")],
-    application: Assessments,
-    record: Record,
+    subject_id: str, body: AutoantibodiesIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     results = tuple(
         autoantibody_result(
@@ -207,67 +171,51 @@ async def measure_autoantibodies(
         for r in body.results
     )
     return await record(
-        application.measure_autoantibodies, subject_id, results,
-        body.sampled_at.astimezone(UTC), act.attribution,
+        AssessmentsApplication.measure_autoantibodies, subject_id, results,
+        body.sampled_at, act.attribution,
     )  # fmt: skip
 
 
-@router.post("/subjects/{subject_id}/car-t-kinetics", status_code=201)
+@router.command("/subjects/{subject_id}/car-t-kinetics", "record_measurement", status_code=201)
 async def measure_kinetics(
-    subject_id: str,
-    body: KineticsIn,
-    act: Annotated[Act, acting("assessments.record_measurement")],
-    application: Assessments,
-    record: Record,
+    subject_id: str, body: KineticsIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     sample = kinetics_sample(
         body.sample, body.method, body.target, body.value, body.unit, body.lloq
     )
     return await record(
-        application.measure_kinetics, subject_id, sample,
-        body.sampled_at.astimezone(UTC), act.attribution,
+        AssessmentsApplication.measure_kinetics, subject_id, sample,
+        body.sampled_at, act.attribution,
     )  # fmt: skip
 
 
-@router.post("/subjects/{subject_id}/progression", status_code=201)
+@router.command("/subjects/{subject_id}/progression", "report_progression", status_code=201)
 async def report_progression(
-    subject_id: str,
-    body: ProgressionIn,
-    act: Annotated[Act, acting("assessments.report_progression")],
-    application: Assessments,
-    record: Record,
+    subject_id: str, body: ProgressionIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
     return await record(
-        application.report_progression, subject_id, body.kind, body.description,
-        body.occurred_at.astimezone(UTC), act.attribution,
+        AssessmentsApplication.report_progression, subject_id, body.kind, body.description,
+        body.occurred_at, act.attribution,
     )  # fmt: skip
 
 
-@router.post("/subjects/{subject_id}/remission", status_code=201)
+@router.command("/subjects/{subject_id}/remission", "assess_remission", status_code=201)
 async def assess_remission(
-    subject_id: str,
-    body: RemissionIn,
-    act: Annotated[Act, acting("assessments.assess_remission")],
-    application: Assessments,
-    vital: Vital,
+    subject_id: str, body: RemissionIn, act: CommandAct, record: Records, vital: Vital
 ) -> AssessmentsOut:
     """Record the response at a visit, signed (meaning approval)."""
-    current = await asyncio.to_thread(application.get, subject_id)
+    current = await asyncio.to_thread(record.application.get, subject_id)
     assertion = act.signature(
         body.signature.assertion, REMISSION_SIGNATURE,
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
     status = await vital.vital_status(subject_id)
-    return await _out(
-        application.assess_remission, subject_id, status, str(body.visit_event_id),
+    return await record.run(
+        AssessmentsApplication.assess_remission, subject_id, status, str(body.visit_event_id),
         body.response, act.attribution, assertion,
     )  # fmt: skip
 
 
-@router.get("/subjects/{subject_id}/assessments")
-async def get(
-    subject_id: str,
-    caller: Annotated[Caller, authorised("assessments.read")],
-    application: Assessments,
-) -> AssessmentsOut:
-    return await _out(application.get, subject_id)
+@router.query("/subjects/{subject_id}/assessments", "read")
+async def get(subject_id: str, record: Records) -> AssessmentsOut:
+    return await record.run(AssessmentsApplication.get, subject_id)

@@ -22,7 +22,7 @@ create_application = signed_application(EnrollmentApplication)
 
 def create_http(process: Running[EnrollmentApplication]) -> FastAPI:
     cohort = process.view(CohortView)
-    return create_app(process.application, process.verifier, process.outbox, cohort=cohort)
+    return create_app(process.application, process.serving, cohort=cohort)
 
 
 main = command_main(

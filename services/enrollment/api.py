@@ -8,7 +8,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
@@ -29,19 +29,18 @@ from services.enrollment.rules import (
     Observation,
     ObservedValue,
 )
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.web.auth import TokenVerifier
-from shared.web.http import Caller, authorised
+from shared.kernel.provenance import Meaning
+from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.web.service_app import (
     Act,
-    Clock,
+    Application,
     Cohort,
     CohortSource,
-    acting,
-    command_service,
-    from_state,
+    CommandAct,
+    CommandRouter,
+    Serving,
     in_thread,
     opening_of,
     plain,
@@ -209,27 +208,17 @@ DESCRIPTION = (
     "Registration, consent, screening, eligibility, enrollment, withdrawal, death "
     "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
 )
-router = APIRouter()
-Enrollment = Annotated[EnrollmentApplication, from_state("application")]
+router = CommandRouter("enrollment")
+Enrollment = Application[EnrollmentApplication]
 
 
 def create_app(
-    application: EnrollmentApplication,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
-    cohort: CohortSource | None = None,
+    application: EnrollmentApplication, serving: Serving, cohort: CohortSource | None = None
 ) -> FastAPI:
-    """The enrollment HTTP API over ``application`` (and its ``outbox``, read by auditors:
-    ``shared.web.store_api``); ``clock`` gives server UTC time;
-    ``cohort`` tells which dose level is open (without one, only the first cohort's).
-
-    ``verifier`` checks access tokens and signing assertions with the identity key.
-    """
-    return command_service(
-        "enrollment", DESCRIPTION, router, application, verifier, outbox, clock,
-        cohort=cohort,
-    )  # fmt: skip
+    """The enrollment HTTP API over ``application``, ``serving`` it (its outbox is read by
+    auditors: ``shared.web.store_api``); ``cohort`` tells which dose level is open (without
+    one, only the first cohort's)."""
+    return router.service_app(DESCRIPTION, application, serving, cohort=cohort)
 
 
 @router.get("/eligibility-criteria", tags=["reference"])
@@ -253,89 +242,56 @@ def eligibility_criteria() -> EligibilityCriteriaOut:
     )
 
 
-@router.post("/subjects", status_code=201, tags=["subjects"])
-def register_subject(
-    body: RegisterSubject,
-    act: Annotated[Act, acting("enrollment.register_subject")],
-    application: Enrollment,
-) -> SubjectOut:
+@router.command("/subjects", "register_subject", status_code=201, tags=["subjects"])
+def register_subject(body: RegisterSubject, act: CommandAct, application: Enrollment) -> SubjectOut:
     subject = application.register_subject(
         body.subject_id, body.site_id, act.attribution, body.occurred_at
     )
     return SubjectOut.of(subject)
 
 
-@router.get("/subjects/{subject_id}", tags=["subjects"])
-def get_subject(
-    subject_id: str,
-    caller: Annotated[Caller, authorised("enrollment.read_subject")],
-    application: Enrollment,
-) -> SubjectOut:
+@router.query("/subjects/{subject_id}", "read_subject", tags=["subjects"])
+def get_subject(subject_id: str, application: Enrollment) -> SubjectOut:
     return SubjectOut.of(application.get_subject(subject_id))
 
 
-@router.post("/subjects/{subject_id}/consent", tags=["subjects"])
+@router.command("/subjects/{subject_id}/consent", "sign_consent", tags=["subjects"])
 def sign_consent(
-    subject_id: str,
-    body: SignConsent,
-    act: Annotated[Act, acting("enrollment.sign_consent")],
-    application: Enrollment,
+    subject_id: str, body: SignConsent, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
     consent = Consent(body.form_version, body.signed_on, body.obtained_by)
-    assertion = act.signature(
-        body.signature.assertion, CONSENT_SIGNATURE, signing_purpose("consent", subject_id)
+    assertion = _signed(act, body.signature, CONSENT_SIGNATURE, "consent", subject_id)
+    return SubjectOut.of(
+        application.sign_consent(subject_id, consent, act.attribution, assertion, body.occurred_at)
     )
-    subject = application.sign_consent(
-        subject_id, consent, act.attribution, assertion, body.occurred_at
-    )
-    return SubjectOut.of(subject)
 
 
-@router.post("/subjects/{subject_id}/screening", tags=["subjects"])
+@router.command("/subjects/{subject_id}/screening", "record_screening", tags=["subjects"])
 def record_screening(
-    subject_id: str,
-    body: RecordScreening,
-    act: Annotated[Act, acting("enrollment.record_screening")],
-    application: Enrollment,
+    subject_id: str, body: RecordScreening, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
     observations = {code: o.to_domain(code) for code, o in body.observations.items()}
-    subject = application.record_screening(
-        subject_id,
-        Screening(body.screened_on, observations),
-        act.attribution,
-        body.occurred_at,
-    )
+    screening = Screening(body.screened_on, observations)
+    subject = application.record_screening(subject_id, screening, act.attribution, body.occurred_at)
     return SubjectOut.of(subject)
 
 
-@router.post("/subjects/{subject_id}/eligibility", tags=["subjects"])
+@router.command("/subjects/{subject_id}/eligibility", "decide_eligibility", tags=["subjects"])
 def decide_eligibility(
-    subject_id: str,
-    body: DecideEligibility,
-    act: Annotated[Act, acting("enrollment.decide_eligibility")],
-    application: Enrollment,
+    subject_id: str, body: DecideEligibility, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
-    assertion = act.signature(
-        body.signature.assertion,
-        ELIGIBILITY_SIGNATURE,
-        signing_purpose("eligibility", subject_id),
+    assertion = _signed(act, body.signature, ELIGIBILITY_SIGNATURE, "eligibility", subject_id)
+    return SubjectOut.of(
+        application.decide_eligibility(subject_id, act.attribution, assertion, body.occurred_at)
     )
-    subject = application.decide_eligibility(
-        subject_id, act.attribution, assertion, body.occurred_at
-    )
-    return SubjectOut.of(subject)
 
 
-@router.post("/subjects/{subject_id}/enrollment", tags=["subjects"])
+@router.command("/subjects/{subject_id}/enrollment", "enrol", tags=["subjects"])
 # The path as first published, kept so that clients written against it keep working;
 # the project spells the word "enrollment" everywhere else (tests/docs/test_spelling.py).
-@router.post("/subjects/{subject_id}/enrolment", tags=["subjects"], deprecated=True)
+@router.command("/subjects/{subject_id}/enrolment", "enrol", tags=["subjects"], deprecated=True)
 async def enrol(
-    subject_id: str,
-    body: Enrol,
-    act: Annotated[Act, acting("enrollment.enrol")],
-    application: Enrollment,
-    cohort: Cohort,
+    subject_id: str, body: Enrol, act: CommandAct, application: Enrollment, cohort: Cohort
 ) -> SubjectOut:
     """Enrol at the level the latest safety review opened (level 1 before any)."""
     opening = await opening_of(cohort)
@@ -345,23 +301,18 @@ async def enrol(
     )  # fmt: skip
 
 
-@router.post("/subjects/{subject_id}/withdrawal", tags=["subjects"])
+@router.command("/subjects/{subject_id}/withdrawal", "withdraw", tags=["subjects"])
 def withdraw(
-    subject_id: str,
-    body: Withdraw,
-    act: Annotated[Act, acting("enrollment.withdraw")],
-    application: Enrollment,
+    subject_id: str, body: Withdraw, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
-    subject = application.withdraw(subject_id, body.reason, act.attribution, body.occurred_at)
-    return SubjectOut.of(subject)
+    return SubjectOut.of(
+        application.withdraw(subject_id, body.reason, act.attribution, body.occurred_at)
+    )
 
 
-@router.post("/subjects/{subject_id}/death", tags=["subjects"])
+@router.command("/subjects/{subject_id}/death", "record_death", tags=["subjects"])
 def record_death(
-    subject_id: str,
-    body: Death,
-    act: Annotated[Act, acting("enrollment.record_death")],
-    application: Enrollment,
+    subject_id: str, body: Death, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
     subject = application.record_death(
         subject_id, body.cause, body.adverse_event_id, act.attribution, body.occurred_at
@@ -369,18 +320,21 @@ def record_death(
     return SubjectOut.of(subject)
 
 
-@router.post("/subjects/{subject_id}/corrections", tags=["subjects"])
+@router.command("/subjects/{subject_id}/corrections", "correct_value", tags=["subjects"])
 def correct_value(
-    subject_id: str,
-    body: CorrectValue,
-    act: Annotated[Act, acting("enrollment.correct_value")],
-    application: Enrollment,
+    subject_id: str, body: CorrectValue, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
     new_value = _corrected_value(body.field, body.new_value)
-    subject = application.correct_value(
-        subject_id, body.field, new_value, body.reason, act.attribution
+    return SubjectOut.of(
+        application.correct_value(subject_id, body.field, new_value, body.reason, act.attribution)
     )
-    return SubjectOut.of(subject)
+
+
+def _signed(
+    act: Act, signature: SignatureIn, meaning: Meaning, step: str, subject_id: str
+) -> SigningAssertion:
+    """The caller's assertion signing ``step`` of the subject's record (``signing_purpose``)."""
+    return act.signature(signature.assertion, meaning, signing_purpose(step, subject_id))
 
 
 def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:

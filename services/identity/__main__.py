@@ -48,7 +48,7 @@ def create_http(process: Running[IdentityApplication]) -> FastAPI:
     issuer = TokenIssuer(
         load_private_key(private), access_ttl=timedelta(seconds=security.token_ttl_seconds)
     )
-    return create_app(process.application, issuer, process.verifier, process.outbox)
+    return create_app(process.application, issuer, process.serving)
 
 
 main = command_main(SERVICE, PUBLICATION, create_application, create_http)

@@ -5,19 +5,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from pydantic import Field
 
 from services.identity.application import IdentityApplication
 from services.identity.domain import User
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.web.auth import Meaning, Principal, Role, TokenIssuer, TokenVerifier
-from shared.web.http import Caller, authorised
+from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
-from shared.web.service_app import Act, Clock, Now, acting, command_service, from_state
+from shared.web.service_app import (
+    Application,
+    CommandAct,
+    CommandRouter,
+    Now,
+    Serving,
+    from_state,
+)
 
 
 class LogIn(Contract):
@@ -102,23 +107,14 @@ DESCRIPTION = (
     "Users, roles, login and signing re-authentication. Tokens are EdDSA "
     "JWTs that every service verifies with the public key."
 )
-router = APIRouter()
-Identity = Annotated[IdentityApplication, from_state("application")]
+router = CommandRouter("identity")
+Identity = Application[IdentityApplication]
 Issuer = Annotated[TokenIssuer, from_state("issuer")]
 
 
-def create_app(
-    application: IdentityApplication,
-    issuer: TokenIssuer,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
-) -> FastAPI:
-    """The identity HTTP API; ``clock`` gives server UTC time."""
-    return command_service(
-        "identity", DESCRIPTION, router, application, verifier, outbox, clock,
-        issuer=issuer,
-    )  # fmt: skip
+def create_app(application: IdentityApplication, issuer: TokenIssuer, serving: Serving) -> FastAPI:
+    """The identity HTTP API; ``issuer`` signs the tokens it hands out."""
+    return router.service_app(DESCRIPTION, application, serving, issuer=issuer)
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
@@ -157,13 +153,8 @@ def change_password(
     return UserOut.of(user)
 
 
-@router.post("/signing", tags=["sessions"])
-def sign(
-    body: SignIn,
-    act: Annotated[Act, acting("identity.sign")],
-    application: Identity,
-    issuer: Issuer,
-) -> AssertionOut:
+@router.command("/signing", "sign", tags=["sessions"])
+def sign(body: SignIn, act: CommandAct, application: Identity, issuer: Issuer) -> AssertionOut:
     """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
     assertion = application.authenticate_signing(
         act.caller.principal,
@@ -177,17 +168,13 @@ def sign(
     return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
 
 
-@router.post("/logout", status_code=204, tags=["sessions"])
-def log_out(act: Annotated[Act, acting("identity.log_out")], application: Identity) -> None:
+@router.command("/logout", "log_out", status_code=204, tags=["sessions"])
+def log_out(act: CommandAct, application: Identity) -> None:
     application.log_out(act.caller.principal, act.attribution)
 
 
-@router.post("/users", status_code=201, tags=["accounts"])
-def create_user(
-    body: CreateUser,
-    act: Annotated[Act, acting("identity.create_user")],
-    application: Identity,
-) -> UserOut:
+@router.command("/users", "create_user", status_code=201, tags=["accounts"])
+def create_user(body: CreateUser, act: CommandAct, application: Identity) -> UserOut:
     user = application.create_user(
         body.user_id,
         body.printed_name,
@@ -199,50 +186,26 @@ def create_user(
     return UserOut.of(user)
 
 
-@router.get("/users/{user_id}", tags=["accounts"])
-def get_user(
-    user_id: str,
-    caller: Annotated[Caller, authorised("identity.read_users")],
-    application: Identity,
-) -> UserOut:
+@router.query("/users/{user_id}", "read_users", tags=["accounts"])
+def get_user(user_id: str, application: Identity) -> UserOut:
     return UserOut.of(application.get_user(user_id))
 
 
-@router.post("/users/{user_id}/roles", tags=["accounts"])
-def grant_role(
-    user_id: str,
-    body: RoleChange,
-    act: Annotated[Act, acting("identity.grant_role")],
-    application: Identity,
-) -> UserOut:
+@router.command("/users/{user_id}/roles", "grant_role", tags=["accounts"])
+def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     return UserOut.of(application.grant_role(user_id, body.role, act.attribution))
 
 
-@router.post("/users/{user_id}/role-revocations", tags=["accounts"])
-def revoke_role(
-    user_id: str,
-    body: RoleChange,
-    act: Annotated[Act, acting("identity.revoke_role")],
-    application: Identity,
-) -> UserOut:
+@router.command("/users/{user_id}/role-revocations", "revoke_role", tags=["accounts"])
+def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     return UserOut.of(application.revoke_role(user_id, body.role, body.reason, act.attribution))
 
 
-@router.post("/users/{user_id}/deactivation", tags=["accounts"])
-def deactivate_user(
-    user_id: str,
-    body: Reason,
-    act: Annotated[Act, acting("identity.deactivate_user")],
-    application: Identity,
-) -> UserOut:
+@router.command("/users/{user_id}/deactivation", "deactivate_user", tags=["accounts"])
+def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     return UserOut.of(application.deactivate_user(user_id, body.reason, act.attribution))
 
 
-@router.post("/users/{user_id}/unlock", tags=["accounts"])
-def unlock_user(
-    user_id: str,
-    body: Reason,
-    act: Annotated[Act, acting("identity.unlock_user")],
-    application: Identity,
-) -> UserOut:
+@router.command("/users/{user_id}/unlock", "unlock_user", tags=["accounts"])
+def unlock_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     return UserOut.of(application.unlock_user(user_id, body.reason, act.attribution))

@@ -48,7 +48,7 @@ def create_application(
 
 def create_http(process: Running[InfusionApplication]) -> FastAPI:
     view, cohort = process.view(EnrollmentView), process.view(CohortView)
-    return create_app(process.application, view, process.verifier, process.outbox, cohort=cohort)
+    return create_app(process.application, view, process.serving, cohort=cohort)
 
 
 main = command_main(

@@ -3,12 +3,11 @@ application. Endpoints raise infusion errors; ``shared.web.http`` maps them to c
 
 from __future__ import annotations
 
-from datetime import UTC
 from decimal import Decimal
 from functools import partial
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from pydantic import Field
 
 from services.infusion.application import InfusionApplication
@@ -23,19 +22,17 @@ from services.infusion.domain import (
     Treatment,
 )
 from services.infusion.views import EnrollmentView
-from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import Contract
-from shared.web.auth import TokenVerifier
-from shared.web.http import Caller, authorised
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
-    Act,
-    Clock,
+    Application,
     Cohort,
     CohortSource,
-    acting,
-    command_service,
-    from_state,
+    CommandAct,
+    CommandRouter,
+    Record,
+    Recorder,
+    Serving,
     in_thread,
     opening_of,
     plain,
@@ -120,133 +117,91 @@ DESCRIPTION = (
     "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
     "of NCT05030779. Refusals answer 4xx with a stable `code`."
 )
-router = APIRouter(tags=["treatment"])
-Infusions = Annotated[InfusionApplication, from_state("application")]
-Enrollments = Annotated[EnrollmentView, from_state("view")]
+router = CommandRouter("infusion", tags=["treatment"])
+# Steps of a subject's treatment go with what the enrollment view knows of them (create_app).
+Records = Record[InfusionApplication, TreatmentOut]
+Infusions = Application[InfusionApplication]
 
 
 def create_app(
     application: InfusionApplication,
     view: EnrollmentView,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
+    serving: Serving,
     cohort: CohortSource | None = None,
 ) -> FastAPI:
     """The infusion HTTP API; ``view`` is the local enrollment view, ``cohort`` the latest
     safety-review opening (without one, only the first cohort's)."""
-    return command_service(
-        "infusion", DESCRIPTION, router, application, verifier, outbox, clock,
-        view=view, cohort=cohort,
-    )  # fmt: skip
+    recorder = Recorder(application, (view.enrollment,), TreatmentOut.of)
+    return router.service_app(DESCRIPTION, application, serving, recorder=recorder, cohort=cohort)
 
 
 _call = partial(in_thread, TreatmentOut.of)
 
 
-@router.post("/subjects/{subject_id}/leukapheresis", status_code=201)
+@router.command("/subjects/{subject_id}/leukapheresis", "record_leukapheresis", status_code=201)
 async def record_leukapheresis(
-    subject_id: str,
-    body: RecordLeukapheresis,
-    act: Annotated[Act, acting("infusion.record_leukapheresis")],
-    application: Infusions,
-    view: Enrollments,
+    subject_id: str, body: RecordLeukapheresis, act: CommandAct, record: Records
 ) -> TreatmentOut:
-    enrollment = await view.enrollment(subject_id)
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
-    return await _call(
-        application.record_leukapheresis, subject_id, enrollment, apheresis, act.attribution
+    return await record(
+        InfusionApplication.record_leukapheresis, subject_id, apheresis, act.attribution
     )
 
 
-@router.post("/subjects/{subject_id}/products")
+@router.command("/subjects/{subject_id}/products", "release_product")
 async def release_product(
-    subject_id: str,
-    body: ReleaseProduct,
-    act: Annotated[Act, acting("infusion.release_product")],
-    application: Infusions,
-    view: Enrollments,
+    subject_id: str, body: ReleaseProduct, act: CommandAct, record: Records
 ) -> TreatmentOut:
-    enrollment = await view.enrollment(subject_id)
     release = ProductRelease(**body.model_dump())
-    return await _call(
-        application.release_product, subject_id, enrollment, release, act.attribution
-    )
+    return await record(InfusionApplication.release_product, subject_id, release, act.attribution)
 
 
-@router.post("/subjects/{subject_id}/lymphodepletion")
+@router.command("/subjects/{subject_id}/lymphodepletion", "record_lymphodepletion")
 async def record_lymphodepletion(
-    subject_id: str,
-    body: RecordLymphodepletion,
-    act: Annotated[Act, acting("infusion.record_lymphodepletion")],
-    application: Infusions,
-    view: Enrollments,
+    subject_id: str, body: RecordLymphodepletion, act: CommandAct, record: Records
 ) -> TreatmentOut:
-    enrollment = await view.enrollment(subject_id)
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
-    return await _call(
-        application.record_lymphodepletion, subject_id, enrollment, regimen, act.attribution
+    return await record(
+        InfusionApplication.record_lymphodepletion, subject_id, regimen, act.attribution
     )
 
 
-@router.post("/subjects/{subject_id}/infusion")
+@router.command("/subjects/{subject_id}/infusion", "infuse")
 async def infuse(
-    subject_id: str,
-    body: Infuse,
-    act: Annotated[Act, acting("infusion.infuse")],
-    application: Infusions,
-    view: Enrollments,
-    cohort: Cohort,
+    subject_id: str, body: Infuse, act: CommandAct, record: Records, cohort: Cohort
 ) -> TreatmentOut:
     """The CAR-T infusion: released lots, the assigned dose within tolerance, signed."""
     assertion = act.signature(
         body.signature.assertion, INFUSION_SIGNATURE, f"infusion/infusion/{subject_id}"
     )
-    enrollment = await view.enrollment(subject_id)
     infusion = Infusion(
         body.weight_kg,
         tuple(InfusedLot(lot.lot_id, lot.viable_car_positive_cells) for lot in body.lots),
-        body.started_at.astimezone(UTC),
-        body.ended_at.astimezone(UTC),
+        body.started_at,
+        body.ended_at,
         act.caller.principal.printed_name,
     )
     opening = await opening_of(cohort)
-    return await _call(
-        application.infuse,
-        subject_id,
-        enrollment,
-        infusion,
-        act.attribution,
-        assertion,
-        opening,
+    return await record(
+        InfusionApplication.infuse, subject_id, infusion, act.attribution, assertion, opening
     )
 
 
-@router.post("/subjects/{subject_id}/infusion-not-given")
+@router.command("/subjects/{subject_id}/infusion-not-given", "decline_infusion")
 async def decline_infusion(
-    subject_id: str,
-    body: Reason,
-    act: Annotated[Act, acting("infusion.decline_infusion")],
-    application: Infusions,
+    subject_id: str, body: Reason, act: CommandAct, application: Infusions
 ) -> TreatmentOut:
     return await _call(application.decline_infusion, subject_id, body.reason, act.attribution)
 
 
-@router.post("/subjects/{subject_id}/infusion-interruptions")
+@router.command("/subjects/{subject_id}/infusion-interruptions", "interrupt_infusion")
 async def interrupt_infusion(
-    subject_id: str,
-    body: Reason,
-    act: Annotated[Act, acting("infusion.interrupt_infusion")],
-    application: Infusions,
+    subject_id: str, body: Reason, act: CommandAct, application: Infusions
 ) -> TreatmentOut:
     return await _call(application.interrupt_infusion, subject_id, body.reason, act.attribution)
 
 
-@router.get("/subjects/{subject_id}")
-async def get_treatment(
-    subject_id: str,
-    caller: Annotated[Caller, authorised("infusion.read_treatment")],
-    application: Infusions,
-) -> TreatmentOut:
+@router.query("/subjects/{subject_id}", "read_treatment")
+async def get_treatment(subject_id: str, application: Infusions) -> TreatmentOut:
     return await _call(application.get_treatment, subject_id)

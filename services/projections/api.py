@@ -4,6 +4,8 @@ every query, refused ones too."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
@@ -19,7 +21,7 @@ from services.projections.application import (
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
-from shared.web.service_app import from_state
+from shared.web.service_app import Application
 
 
 def _principal(
@@ -35,13 +37,28 @@ Auditor = Annotated[Principal, Depends(_principal)]
 Position = Annotated[int, Ge(1), Le(BIGINT_MAX)]
 
 
+@dataclass(frozen=True)
+class Moment:
+    """Where in the ledger a view is read: as of a time, or of a position (neither: now)."""
+
+    as_of: datetime | None
+    position: int | None
+
+
+async def _moment(as_of: IsoDateTime | None = None, position: Position | None = None) -> Moment:
+    return Moment(as_of, position)
+
+
+AsOf = Annotated[Moment, Depends(_moment)]
+
+
 def _reads(route: APIRoute) -> bool:
     """Whether the operation needs an auditor's or a monitor's token."""
     return any(dependency.call is _principal for dependency in route.dependant.dependencies)
 
 
 router = APIRouter()
-Ledger = Annotated[ProjectionsApplication, from_state("application")]
+Ledger = Application[ProjectionsApplication]
 
 
 def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
@@ -86,10 +103,9 @@ async def subject(
     application: Ledger,
     who: Auditor,
     subject_id: str,
-    as_of: IsoDateTime | None = None,
-    position: Position | None = None,
+    when: AsOf,
 ) -> dict[str, Any]:
-    state = await application.subject(who, subject_id, as_of, position)
+    state = await application.subject(who, subject_id, when.as_of, when.position)
     return state or {}
 
 
@@ -100,39 +116,23 @@ async def trial(application: Ledger, who: Auditor) -> dict[str, Any]:
 
 
 @router.get("/endpoints", tags=["endpoints"])
-async def endpoints(
-    application: Ledger,
-    who: Auditor,
-    as_of: IsoDateTime | None = None,
-    position: Position | None = None,
-) -> dict[str, Any]:
+async def endpoints(application: Ledger, who: Auditor, when: AsOf) -> dict[str, Any]:
     """DLT rate per dose level, TEAE incidence, objective response within 3 months,
     disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
     each subject's autoantibody and kinetics time courses, from the ledger as of a
     time or position. Every figure lists its subjects and ledger entries."""
-    return await application.endpoints(who, as_of, position)
+    return await application.endpoints(who, when.as_of, when.position)
 
 
 @router.get("/plots/swimmer.svg", tags=["endpoints"], response_class=Response)
-async def swimmer(
-    application: Ledger,
-    who: Auditor,
-    as_of: IsoDateTime | None = None,
-    position: Position | None = None,
-) -> Response:
-    svg = await application.plot(who, "swimmer", as_of, position)
+async def swimmer(application: Ledger, who: Auditor, when: AsOf) -> Response:
+    svg = await application.plot(who, "swimmer", when.as_of, when.position)
     return Response(svg, media_type="image/svg+xml")
 
 
 @router.get("/plots/kinetics/{subject_id}.svg", tags=["endpoints"], response_class=Response)
-async def kinetics(
-    application: Ledger,
-    who: Auditor,
-    subject_id: str,
-    as_of: IsoDateTime | None = None,
-    position: Position | None = None,
-) -> Response:
-    svg = await application.plot(who, f"kinetics/{subject_id}", as_of, position)
+async def kinetics(application: Ledger, who: Auditor, subject_id: str, when: AsOf) -> Response:
+    svg = await application.plot(who, f"kinetics/{subject_id}", when.as_of, when.position)
     return Response(svg, media_type="image/svg+xml")
 
 

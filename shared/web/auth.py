@@ -63,22 +63,17 @@ class TokenIssuer:
         self.assertion_ttl = assertion_ttl
 
     def access_token(self, principal: Principal, now: datetime) -> tuple[str, datetime]:
-        expires = now + self.access_ttl
         claims = {
-            "typ": ACCESS,
             "sub": principal.user_id,
             "name": principal.printed_name,
             "site": principal.site,
             "roles": sorted(principal.roles),
             "sid": principal.session_id,
         }
-        return self._encode(claims, now, expires), expires
+        return self._issue(ACCESS, claims, now, self.access_ttl)
 
     def signing_assertion(self, assertion: SigningAssertion) -> tuple[str, datetime]:
-        now = assertion.authenticated_at
-        expires = now + self.assertion_ttl
         claims = {
-            "typ": SIGNING,
             "jti": assertion.assertion_id,
             "sub": assertion.user_id,
             "name": assertion.printed_name,
@@ -86,11 +81,15 @@ class TokenIssuer:
             "meaning": assertion.meaning.value,
             "purpose": assertion.purpose,
         }
-        return self._encode(claims, now, expires), expires
+        return self._issue(SIGNING, claims, assertion.authenticated_at, self.assertion_ttl)
 
-    def _encode(self, claims: dict[str, Any], now: datetime, expires: datetime) -> str:
-        claims = {**claims, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": expires}
-        return jwt.encode(claims, self._key, algorithm="EdDSA")
+    def _issue(
+        self, kind: str, claims: dict[str, Any], now: datetime, ttl: timedelta
+    ) -> tuple[str, datetime]:
+        """A token of ``kind`` with ``claims``, issued ``now``, and when it expires."""
+        expires = now + ttl
+        claims = {"typ": kind, **claims, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": expires}
+        return jwt.encode(claims, self._key, algorithm="EdDSA"), expires
 
 
 class TokenVerifier:

@@ -15,17 +15,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 from urllib.parse import parse_qsl
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints, TypeAdapter
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BeforeValidator,
+    StringConstraints,
+    TypeAdapter,
+    create_model,
+)
 from pydantic_core import PydanticCustomError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.kernel.envelope import Contract
 from shared.kernel.storable import UNSTORABLE, unstorable_text
 
 # Far above any command here (a screening is a few kB), and far below Kafka's default
@@ -42,20 +51,34 @@ ErrorAnswer = Callable[[int, str, str, dict[str, Any]], ASGIApp]
 """Builds the coded error response (``shared.web.http.error_response``)."""
 
 
-class InputGuard:
+class HttpMiddleware:
+    """ASGI middleware that sees HTTP requests (``http``) and passes any other scope
+    (lifespan, websocket) to the app untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self.http(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
+
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class InputGuard(HttpMiddleware):
     """ASGI middleware: only readable, storable input reaches the app (module docstring)."""
 
     def __init__(
         self, app: ASGIApp, answer: ErrorAnswer, max_body_bytes: int = MAX_BODY_BYTES
     ) -> None:
-        self.app = app
+        super().__init__(app)
         self.answer = answer
         self.max_body_bytes = max_body_bytes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = _url_refusal(scope)
         body = b""
         if refusal is None:
@@ -223,3 +246,21 @@ _ISO_DATE_ADAPTER: TypeAdapter[date] = TypeAdapter(IsoDate)
 def iso_date(value: object) -> date:
     """``value`` read as an ``IsoDate``; a ``ValueError`` (pydantic's) if it is not one."""
     return _ISO_DATE_ADAPTER.validate_python(value)
+
+
+# --- inputs that are a domain value's fields ---------------------------------------------
+
+
+def contract_of(value: type[Any]) -> type[Contract]:
+    """A ``Contract`` with the fields of the dataclass ``value`` (their types and defaults),
+    so that an input the domain reads as that value is declared once; subclass it to name
+    the input (its schema is named after the subclass)."""
+    hints = get_type_hints(value)
+    fields: dict[str, Any] = {
+        field.name: (
+            hints[field.name],
+            ... if field.default is dataclasses.MISSING else field.default,
+        )
+        for field in dataclasses.fields(value)
+    }
+    return create_model(value.__name__, __base__=Contract, **fields)

@@ -47,6 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from shared.adapters.readings import Checked, KafkaOffsets, Observed, Readings
 from shared.kernel.logs import correlated
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
+from shared.web.inputs import HttpMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -221,17 +222,14 @@ class _Snapshot(Collector):
         return [*(f.metric(self.service, self.readings) for f in _FAMILIES), up]
 
 
-class CorrelationAndMetrics:
+class CorrelationAndMetrics(HttpMiddleware):
     """ASGI middleware: correlation id in, logged and out; one request counted."""
 
     def __init__(self, app: ASGIApp, observer: Observer) -> None:
-        self.app = app
+        super().__init__(app)
         self.observer = observer
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         correlation_id = _incoming(scope) or str(uuid.uuid4())
         status = 500  # unless the app starts a response
 

@@ -1,19 +1,20 @@
 """Wiring a command service's HTTP app in a few lines.
 
-Routes live on module-level ``APIRouter``s; what one process holds (its application,
-local views, clock, token issuer ...) is set on ``app.state`` by ``command_service`` and
-reached by ``Annotated`` dependencies (``from_state``), so a route names what it needs
-in its signature, and tests build the app with their own parts as before.
+Routes live on a module-level ``CommandRouter`` and name the command each runs as; what
+one process holds (its application, local views, clock, token issuer ...) is set on
+``app.state`` by ``CommandRouter.service_app`` and reached by ``Annotated`` dependencies
+(``from_state``), so a route names what it needs in its signature, and tests build the
+app with their own parts as before.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Protocol, TypeVar
+from typing import Annotated, Any, Concatenate, Generic, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 
@@ -35,7 +36,9 @@ from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")
+Route = TypeVar("Route", bound=Callable[..., Any])
 Out = TypeVar("Out")
+App = TypeVar("App")
 
 
 def utc_now() -> datetime:
@@ -69,7 +72,9 @@ async def opening_of(cohort: CohortSource | None) -> CohortOpening:
     return FIRST_COHORT if cohort is None else await cohort.opening()
 
 
-# What every command service's routes may ask for.
+# What every command service's routes may ask for: its application (``Application[its
+# class]``), the clock, the cohort open now.
+Application = Annotated[App, from_state("application")]
 Now = Annotated[Clock, from_state("clock")]
 Cohort = Annotated[CohortSource | None, from_state("cohort")]
 
@@ -93,7 +98,8 @@ class Act:
 
 
 class Acting(Requires):
-    """``authorised``, answering an ``Act``: the route's command is read off it alike."""
+    """``authorised``, keeping the caller's ``Act`` for the route (``CommandAct``); the
+    route's command is read off it alike."""
 
     def __call__(  # type: ignore[override]
         self,
@@ -101,7 +107,9 @@ class Acting(Requires):
         authorization: BearerHeader = None,
     ) -> Act:
         caller = super().__call__(request, authorization)
-        return Act(caller, request.app.state.clock, request.app.state.authorisation)
+        act = Act(caller, request.app.state.clock, request.app.state.authorisation)
+        request.state.act = act
+        return act
 
 
 def acting(command: str) -> Any:
@@ -110,10 +118,94 @@ def acting(command: str) -> Any:
     return Depends(Acting(command))
 
 
+async def _current_act(request: Request) -> Act:
+    act: Act | None = getattr(request.state, "act", None)
+    if act is None:  # a route that takes an Act must be a CommandRouter operation
+        raise RuntimeError(f"{request.url.path} names no command to authorise its Act")
+    return act
+
+
+CommandAct = Annotated[Act, Depends(_current_act)]
+"""The ``Act`` of the caller of a ``CommandRouter`` operation, authorised for its command."""
+
+
+class CommandRouter(APIRouter):
+    """The routes of one service, each naming the command of the service's row in
+    ``shared.kernel.permissions`` it runs as (a command with no row fails at import): the
+    caller is authorised before the route runs, and the route takes their ``CommandAct``."""
+
+    def __init__(self, service: str, **options: Any) -> None:
+        super().__init__(**options)
+        self.table = table(service)
+
+    def command(self, path: str, command: str, **options: Any) -> Callable[[Route], Route]:
+        """``POST path``, run as the service's ``command``."""
+        return self.post(path, dependencies=[self._acting(command)], **options)
+
+    def query(self, path: str, command: str, **options: Any) -> Callable[[Route], Route]:
+        """``GET path``, read as the service's ``command``."""
+        return self.get(path, dependencies=[self._acting(command)], **options)
+
+    def service_app(
+        self,
+        description: str,
+        application: Recording,
+        serving: Serving,
+        *,
+        title: str | None = None,
+        **state: Any,
+    ) -> FastAPI:
+        """The service's app (``shared.web.http.command_app``, titled ``title`` or by the
+        service, documenting the refusals of ``services.<service>``): its row of the
+        permission table, the store routes, these routes, and on ``app.state`` the
+        ``application``, the ``serving`` clock and each of ``state``."""
+        service = self.table.service
+        authorisation = Authorisation(serving.verifier, self.table, application.record_denial)
+        refusals = refusals_in(f"services.{service}")
+        app = command_app(title or service, description, refusals, authorisation)
+        add_store_routes(app, authorisation, serving.outbox)
+        app.state.application = application
+        app.state.clock = serving.clock
+        for name, value in state.items():
+            setattr(app.state, name, value)
+        app.include_router(self)
+        return app
+
+    def _acting(self, command: str) -> Any:
+        name = f"{self.table.service}.{command}"
+        self.table.roles(name)
+        return acting(name)
+
+
 async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:
     """``answer`` of what an application's ``method`` returns for ``args``, called in a
     worker thread: it waits on the database, and the event loop keeps serving."""
     return answer(await asyncio.to_thread(method, *args))
+
+
+@dataclass(frozen=True)
+class Recorder(Generic[App, Out]):
+    """Runs a command of ``application`` for one subject with what the service's local
+    views know of the subject (``known``, in order), then the command's own arguments;
+    in a worker thread, answering ``answer`` of the record."""
+
+    application: App
+    known: tuple[Callable[[str], Awaitable[Any]], ...]
+    answer: Callable[[Any], Out]
+
+    async def __call__(
+        self, command: Callable[Concatenate[App, ...], Any], subject_id: str, *args: Any
+    ) -> Out:
+        facts = [await know(subject_id) for know in self.known]
+        return await self.run(command, subject_id, *facts, *args)
+
+    async def run(self, command: Callable[Concatenate[App, ...], Any], *args: Any) -> Out:
+        """``command`` of ``application`` for ``args`` alone (no view asked), answered."""
+        return await in_thread(self.answer, command, self.application, *args)
+
+
+Record = Annotated[Recorder[App, Out], from_state("recorder")]
+"""The app's ``Recorder`` (``app.state.recorder``), for ``Record[its application, its answer]``."""
 
 
 def plain(value: Any) -> Any:
@@ -136,29 +228,12 @@ class Recording(Protocol):
     def record_denial(self, denial: Denial) -> None: ...
 
 
-def command_service(
-    service: str,
-    description: str,
-    router: APIRouter,
-    application: Recording,
-    verifier: TokenVerifier,
-    outbox: Outbox,
-    clock: Clock | None = None,
-    *,
-    title: str | None = None,
-    **state: Any,
-) -> FastAPI:
-    """A command service's app (``shared.web.http.command_app``, titled ``title`` or
-    ``service``, documenting the refusals of ``services.<service>``): ``service``'s row
-    of the permission table, the store routes, ``router``'s routes, and on ``app.state``
-    the ``application``, the ``clock`` (UTC now by default) and each of ``state``."""
-    authorisation = Authorisation(verifier, table(service), application.record_denial)
-    refusals = refusals_in(f"services.{service}")
-    app = command_app(title or service, description, refusals, authorisation)
-    add_store_routes(app, authorisation, outbox)
-    app.state.application = application
-    app.state.clock = clock or utc_now
-    for name, value in state.items():
-        setattr(app.state, name, value)
-    app.include_router(router)
-    return app
+@dataclass(frozen=True)
+class Serving:
+    """What serves every command service's app besides its application: the verifier of
+    the identity service's tokens, the service's outbox (read by auditors through the store
+    routes) and the server's clock."""
+
+    verifier: TokenVerifier
+    outbox: Outbox
+    clock: Clock = utc_now

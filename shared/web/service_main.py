@@ -30,6 +30,7 @@ from shared.kernel.settings import DatabaseSettings, SecuritySettings, ServiceSe
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import TokenVerifier
 from shared.web.runner import Worker, configure_logging, serve
+from shared.web.service_app import Serving
 
 A = TypeVar("A", bound=ServiceApplication)
 V = TypeVar("V")
@@ -96,8 +97,9 @@ class Running(Generic[A]):
         return next(view for view in self.views if isinstance(view, kind))
 
     @property
-    def verifier(self) -> TokenVerifier:
-        return token_verifier(self.security)
+    def serving(self) -> Serving:
+        """What serves the HTTP app: the token verifier, the outbox, the server's clock."""
+        return Serving(token_verifier(self.security), self.outbox)
 
 
 async def run_command_service(

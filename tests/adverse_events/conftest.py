@@ -14,6 +14,7 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import PUBLICATION
 from shared.clinical import Infused
+from shared.web.service_app import Serving
 from tests.support import NOW, VERIFIER, memory_outbox
 
 # a full first cohort whose DLT windows have closed without a DLT: level 2 may open
@@ -32,4 +33,4 @@ class Infusions:
 def api(application: AdverseEventsApplication) -> FastAPI:
     view: Any = Infusions()
     outbox = memory_outbox(application, PUBLICATION)
-    return create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
+    return create_app(application, view, Serving(VERIFIER, outbox, lambda: NOW))

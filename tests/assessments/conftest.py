@@ -16,6 +16,7 @@ from services.assessments.domain import VitalStatus
 from services.assessments.publication import PUBLICATION
 from services.assessments.rules import SledaiItem
 from shared.clinical import Infused
+from shared.web.service_app import Serving
 from tests.support import NOW, VERIFIER, memory_outbox
 
 INFUSED_AT = NOW - timedelta(days=60)
@@ -49,4 +50,4 @@ class Views:
 def api(application: AssessmentsApplication) -> FastAPI:
     views: Any = Views()
     outbox = memory_outbox(application, PUBLICATION)
-    return create_app(application, views, views, VERIFIER, outbox, clock=lambda: NOW)
+    return create_app(application, views, views, Serving(VERIFIER, outbox, lambda: NOW))

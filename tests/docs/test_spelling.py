@@ -12,8 +12,8 @@ OTHER_SPELLING = "enrol" + "ment"  # split, so that this file does not find itse
 ALLOWED = {
     (
         "services/enrollment/api.py",
-        f'@router.post("/subjects/{{subject_id}}/{OTHER_SPELLING}", tags=["subjects"], '
-        "deprecated=True)",
+        f'@router.command("/subjects/{{subject_id}}/{OTHER_SPELLING}", "enrol", '
+        'tags=["subjects"], deprecated=True)',
     ),
 }
 

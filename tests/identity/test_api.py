@@ -18,6 +18,7 @@ from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
+from shared.web.service_app import Serving
 from tests.support import ISSUER, VERIFIER, logged_in, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"
@@ -57,9 +58,8 @@ def application() -> IdentityApplication:
 async def client(
     application: IdentityApplication, clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(
-        application, ISSUER, VERIFIER, memory_outbox(application, PUBLICATION), clock=clock
-    )
+    outbox = memory_outbox(application, PUBLICATION)
+    app = create_app(application, ISSUER, Serving(VERIFIER, outbox, clock))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
         yield c
 

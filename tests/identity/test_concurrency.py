@@ -21,6 +21,7 @@ from services.identity.application import IdentityApplication
 from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.settings import ServiceSettings
+from shared.web.service_app import Serving
 from tests.support import (
     ISSUER,
     VERIFIER,
@@ -70,7 +71,7 @@ def second_process(
 @pytest.fixture
 async def client(application: IdentityApplication) -> AsyncIterator[httpx.AsyncClient]:
     outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, ISSUER, VERIFIER, outbox)
+    app = create_app(application, ISSUER, Serving(VERIFIER, outbox))
     async with asgi_client(app, "id") as client:
         yield client
 

@@ -18,6 +18,7 @@ from services.infusion.domain import Enrollment
 from services.infusion.publication import PUBLICATION
 from services.infusion.views import EnrollmentView
 from shared.kernel.settings import ServiceSettings
+from shared.web.service_app import Serving
 from tests.support import NOW, VERIFIER, memory_outbox
 
 
@@ -33,7 +34,7 @@ class Enrollments:
 def api(application: InfusionApplication) -> FastAPI:
     view: Any = Enrollments()
     outbox = memory_outbox(application, PUBLICATION)
-    return create_app(application, view, VERIFIER, outbox, clock=lambda: NOW)
+    return create_app(application, view, Serving(VERIFIER, outbox, lambda: NOW))
 
 
 @pytest.fixture

@@ -4,6 +4,8 @@ with the coded body, before authorisation and before anything is recorded."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -12,7 +14,7 @@ from fastapi import FastAPI
 
 from shared.kernel.envelope import Contract
 from shared.web.http import install_error_mapping
-from shared.web.inputs import MAX_BODY_BYTES, IsoDate, IsoDateTime
+from shared.web.inputs import MAX_BODY_BYTES, IsoDate, IsoDateTime, contract_of
 
 
 class Note(Contract):
@@ -254,3 +256,21 @@ async def test_a_date_is_iso_8601_text_only(dated: httpx.AsyncClient, value: Any
 def test_a_date_time_is_documented_as_iso_text() -> None:
     schema = dated_app().openapi()["paths"]["/as-of"]["get"]["parameters"][0]["schema"]
     assert schema == {"format": "date-time", "title": "At", "type": "string"}
+
+
+@dataclass(frozen=True)
+class Dose:
+    mg: Decimal
+    days: int = 1
+
+
+class DoseIn(contract_of(Dose)): ...  # type: ignore[misc]
+
+
+def test_an_input_made_of_a_domain_value_has_its_fields_types_and_defaults() -> None:
+    assert DoseIn.model_validate({"mg": "2.5"}).model_dump() == {"mg": Decimal("2.5"), "days": 1}
+    assert DoseIn.model_json_schema()["title"] == "DoseIn"
+    with pytest.raises(ValueError, match="extra"):
+        DoseIn.model_validate({"mg": "2.5", "route": "iv"})
+    with pytest.raises(ValueError, match="mg"):
+        DoseIn.model_validate({"days": 2})

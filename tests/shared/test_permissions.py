@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from services.projections import application as ledger_reads
@@ -36,7 +37,7 @@ from shared.kernel.permissions import (
 from shared.kernel.provenance import Role
 from shared.web.auth import Forbidden, Principal
 from shared.web.http import Authorisation, Caller, api_routes, authorised, command_app, command_of
-from shared.web.service_app import FromState
+from shared.web.service_app import CommandAct, CommandRouter, FromState
 from tests.support import NOW, VERIFIER, bearer, principal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -238,3 +239,25 @@ def test_a_command_with_two_rows_is_refused_at_import() -> None:
 def test_a_command_without_a_row_is_a_key_error_naming_it() -> None:
     with pytest.raises(KeyError, match=r"enrollment\.bake_cake"):
         table("enrollment").roles("enrollment.bake_cake")
+
+
+def test_a_route_naming_a_command_without_a_row_is_refused_at_import() -> None:
+    with pytest.raises(KeyError, match=r"enrollment\.bake_cake"):
+        CommandRouter("enrollment").command("/cakes", "bake_cake")
+
+
+async def test_a_route_that_takes_an_act_without_naming_its_command_is_never_run() -> None:
+    router = CommandRouter("enrollment")
+    ran = []
+
+    @router.post("/subjects")
+    async def unnamed(act: CommandAct) -> None:
+        ran.append(act)
+
+    app = FastAPI()
+    app.include_router(router)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+        answer = await client.post("/subjects")
+    assert answer.status_code == 500
+    assert not ran

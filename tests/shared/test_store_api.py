@@ -16,6 +16,7 @@ from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
+from shared.web.service_app import Serving
 from tests.support import (
     NOW,
     VERIFIER,
@@ -38,7 +39,7 @@ async def client(
     application: EnrollmentApplication, settings: ServiceSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
     outbox = Outbox.of(application, PUBLICATION, settings)
-    app = create_app(application, VERIFIER, outbox, clock=lambda: NOW)
+    app = create_app(application, Serving(VERIFIER, outbox, lambda: NOW))
     async with asgi_client(app, "enrollment") as client:
         yield client
 
