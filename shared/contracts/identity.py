@@ -10,7 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.contracts.security import AccessDeniedV1
-from shared.kernel.envelope import EventData, contract_registry
+from shared.kernel.envelope import EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "User"
 
@@ -31,20 +31,17 @@ class RoleGrantedV1(AccountEvent):
     role: str
 
 
-class RoleRevokedV1(AccountEvent):
+class RoleRevokedV1(ReasonGiven, AccountEvent):
     event_type = "RoleRevoked.v1"
     role: str
-    reason: str = Field(min_length=1)
 
 
-class UserDeactivatedV1(AccountEvent):
+class UserDeactivatedV1(ReasonGiven, AccountEvent):
     event_type = "UserDeactivated.v1"
-    reason: str = Field(min_length=1)
 
 
-class AccountUnlockedV1(AccountEvent):
+class AccountUnlockedV1(ReasonGiven, AccountEvent):
     event_type = "AccountUnlocked.v1"
-    reason: str = Field(min_length=1)
 
 
 class PasswordChangedV1(AccountEvent):
