@@ -19,6 +19,12 @@ class AccountEvent(EventData):
     user_id: str
 
 
+class SessionEvent(AccountEvent):
+    """An event within one login session of the account."""
+
+    session_id: str
+
+
 class UserCreatedV1(AccountEvent):
     event_type = "UserCreated.v1"
     printed_name: str
@@ -48,9 +54,8 @@ class PasswordChangedV1(AccountEvent):
     event_type = "PasswordChanged.v1"
 
 
-class LoginSucceededV1(AccountEvent):
+class LoginSucceededV1(SessionEvent):
     event_type = "LoginSucceeded.v1"
-    session_id: str
 
 
 class LoginFailedV1(AccountEvent):
@@ -63,23 +68,20 @@ class AccountLockedV1(AccountEvent):
     failed_attempts: int
 
 
-class SigningAuthenticatedV1(AccountEvent):
+class SigningAuthenticatedV1(SessionEvent):
     event_type = "SigningAuthenticated.v1"
-    session_id: str
     meaning: str
     purpose: str
     assertion_id: str
 
 
-class SigningFailedV1(AccountEvent):
+class SigningFailedV1(SessionEvent):
     event_type = "SigningFailed.v1"
-    session_id: str
     attempt: int
 
 
-class LoggedOutV1(AccountEvent):
+class LoggedOutV1(SessionEvent):
     event_type = "LoggedOut.v1"
-    session_id: str
 
 
 IDENTITY_CONTRACTS = contract_registry(
