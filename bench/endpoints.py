@@ -20,8 +20,8 @@ from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from bench.common import Measurement, main, progress, report, timed
-from bench.rebuild import on_filled_ledger, read_and_decode
+from bench.common import Measurement, timed
+from bench.rebuild import ledger_benchmark, read_and_decode
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import VitalStatus
 from services.assessments.laboratory import Method, Sample, Target, kinetics_sample
@@ -93,11 +93,11 @@ async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Me
     return base, [figures, swimmer]
 
 
-async def run(count: int) -> None:
-    progress(f"following up {count // EVENTS_PER_SUBJECT} subjects (~{count} events)")
-    base, others = await on_filled_ledger(followed_up(count), measure)
-    report("endpoints", base, others)
-
-
 if __name__ == "__main__":
-    main(__doc__ or "", "--entries", 20_000, run)
+    ledger_benchmark(
+        "endpoints",
+        __doc__ or "",
+        lambda count: f"following up {count // EVENTS_PER_SUBJECT} subjects (~{count} events)",
+        followed_up,
+        measure,
+    )

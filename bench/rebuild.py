@@ -67,11 +67,29 @@ async def on_filled_ledger(
     )
 
 
-async def run(count: int) -> None:
-    progress(f"making {count} enrollment events")
-    base, others = await on_filled_ledger(enrollment_events(count), measure)
-    report("rebuild", base, others)
+def ledger_benchmark(
+    benchmark: str,
+    description: str,
+    making: Callable[[int], str],
+    events: Callable[[int], list[CloudEvent]],
+    measure: Measure,
+) -> None:
+    """Run a benchmark that ``measure``s a ledger filled with ``events(--entries)``;
+    ``making`` says what is being made, while it is."""
+
+    async def run(count: int) -> None:
+        progress(making(count))
+        base, others = await on_filled_ledger(events(count), measure)
+        report(benchmark, base, others)
+
+    main(description, "--entries", 20_000, run)
 
 
 if __name__ == "__main__":
-    main(__doc__ or "", "--entries", 20_000, run)
+    ledger_benchmark(
+        "rebuild",
+        __doc__ or "",
+        lambda count: f"making {count} enrollment events",
+        enrollment_events,
+        measure,
+    )

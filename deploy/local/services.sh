@@ -9,6 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 STATE="${TL_STATE_DIR:-$ROOT/.local}"
 RUN="$STATE/services"
 PY="${TL_PYTHON:-$ROOT/.venv/bin/python}"
+# shellcheck source=deploy/local/processes.sh
+. "$ROOT/deploy/local/processes.sh"
 
 services() {  # the services that can run: those with a __main__.py
   for main in "$ROOT"/services/*/__main__.py; do
@@ -22,11 +24,7 @@ n=sys.argv[1]; print(os.environ.get(f'TL_{n.upper()}_HTTP_PORT', P[n]))" "$1"
 }
 
 running() {  # pid of a live service process, or nothing
-  local pidfile="$RUN/$1.pid" pid
-  [ -f "$pidfile" ] || return 1
-  pid="$(cat "$pidfile")"
-  kill -0 "$pid" 2>/dev/null && grep -q "services.$1" "/proc/$pid/cmdline" 2>/dev/null \
-    && echo "$pid"
+  alive "$RUN/$1.pid" "services.$1"
 }
 
 start_one() {
@@ -53,13 +51,7 @@ start_one() {
 }
 
 stop_one() {
-  local name="$1" pid
-  pid="$(running "$name")" || { rm -f "$RUN/$name.pid"; return 0; }
-  kill -TERM "$pid"
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$RUN/$name.pid"
-  echo "$name: stopped"
+  stop_pidfile "$RUN/$1.pid" "services.$1" "$1" 30
 }
 
 main() {

@@ -35,11 +35,8 @@ SOCK=$DIR/agent.sock
 log() { printf '[witness] %s\n' "$*" >&2; }
 die() { printf '[witness] ERROR: %s\n' "$*" >&2; exit 1; }
 
-alive() {  # the pid in file $1 runs, and its command line has $2
-  local pid
-  [[ -f $1 ]] && pid=$(<"$1") && kill -0 "$pid" 2>/dev/null \
-    && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$2" && printf '%s\n' "$pid"
-}
+# shellcheck source=deploy/local/processes.sh
+. "$SCRIPT_DIR/processes.sh"
 
 # Built from the Go module proxy once per version (CI and a new machine run this too):
 # nothing installed by hand is relied on.
@@ -114,16 +111,6 @@ cmd_register() {
   echo "witness: witnesses $origin"
 }
 
-stop_one() {  # pid file, command name
-  local pid
-  pid=$(alive "$1" "$2") || { rm -f "$1"; return 0; }
-  kill -TERM "$pid"
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-  kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
-  rm -f "$1"
-  echo "$2: stopped"
-}
-
 cmd_status() {
   local pid
   if pid=$(alive "$WITNESS_PID" litewitness); then
@@ -138,7 +125,7 @@ case ${1:-} in
   install) cmd_install ;;
   start) cmd_start ;;
   register) shift; cmd_register "$@" ;;
-  stop) stop_one "$WITNESS_PID" litewitness; stop_one "$AGENT_PID" ssh-agent ;;
+  stop) stop_pidfile "$WITNESS_PID" litewitness litewitness 5; stop_pidfile "$AGENT_PID" ssh-agent ssh-agent 5 ;;
   status) cmd_status ;;
   *) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
 esac

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import Any, ClassVar
+from typing import Any
 from uuid import UUID
 
 from services.adverse_events import errors
@@ -28,7 +28,6 @@ from services.adverse_events.escalation import (
     Expansion,
     decide,
 )
-from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
@@ -40,7 +39,7 @@ class AdverseEventsApplication(ServiceApplication):
     """Commands of the adverse-events service; each loads, decides and saves one event."""
 
     name = "adverse_events"
-    value_types: ClassVar[tuple[type, ...]] = (Grading, CrsInputs, IcansInputs, Seriousness)
+    records = (AdverseEvent, SafetyReview)
 
     def report(
         self,

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from services.assessments import errors
 from services.assessments.domain import (
     Progression,
-    RemissionInputs,
     SubjectAssessments,
-    Visit,
     VitalStatus,
     assessments_record_id,
 )
-from services.assessments.laboratory import AutoantibodyResult, KineticsSample, ReferenceRange
+from services.assessments.laboratory import AutoantibodyResult, KineticsSample
 from services.assessments.publication import to_contract
-from services.assessments.rules import Activity, Response, ResponseDerivation
+from services.assessments.rules import Activity, Response
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
 from shared.kernel.provenance import Attribution
@@ -34,14 +31,7 @@ class AssessmentsApplication(ServiceApplication):
     one subject's record."""
 
     name = "assessments"
-    value_types: ClassVar[tuple[type, ...]] = (
-        Visit,
-        AutoantibodyResult,
-        ReferenceRange,
-        KineticsSample,
-        RemissionInputs,
-        ResponseDerivation,
-    )
+    records = (SubjectAssessments,)
 
     def assess_activity(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,

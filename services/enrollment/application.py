@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import ClassVar
 
 from services.enrollment import errors
 from services.enrollment.domain import (
@@ -19,7 +18,6 @@ from services.enrollment.domain import (
     subject_record_id,
 )
 from services.enrollment.publication import to_contract
-from services.enrollment.rules import CriterionResult, EligibilityAssessment, Observation
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
@@ -33,13 +31,7 @@ class EnrollmentApplication(ServiceApplication):
     """
 
     name = "enrollment"
-    value_types: ClassVar[tuple[type, ...]] = (
-        Consent,
-        Screening,
-        Observation,
-        CriterionResult,
-        EligibilityAssessment,
-    )
+    records = (Subject,)
 
     def register_subject(
         self,

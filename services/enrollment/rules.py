@@ -139,6 +139,20 @@ def _flag(code: str, text: str, *, inclusion: bool) -> Criterion:
     return Criterion(code, text, inclusion, Kind.FLAG, Requirement.IS, inclusion)
 
 
+def _liver_enzyme(code: str, name: str) -> Criterion:
+    # The protocol excludes either transaminase above 3 x its upper limit of normal.
+    return Criterion(
+        code,
+        f"{name} > 3 x upper limit of normal excludes",
+        False,
+        Kind.RATIO_TO_ULN,
+        Requirement.AT_MOST,
+        Decimal(3),
+        "x ULN",
+        _ENZYME,
+    )
+
+
 CRITERIA: tuple[Criterion, ...] = (
     _flag("cd19_bcma_positive", "SLE with positive CD19/BCMA expression", inclusion=True),
     _flag(
@@ -228,26 +242,8 @@ CRITERIA: tuple[Criterion, ...] = (
         "mg/dL",
         (Unit("mg/dL"), Unit("umol/L", divisor=Decimal("88.42"))),
     ),
-    Criterion(
-        "alt",
-        "ALT > 3 x upper limit of normal excludes",
-        False,
-        Kind.RATIO_TO_ULN,
-        Requirement.AT_MOST,
-        Decimal(3),
-        "x ULN",
-        _ENZYME,
-    ),
-    Criterion(
-        "ast",
-        "AST > 3 x upper limit of normal excludes",
-        False,
-        Kind.RATIO_TO_ULN,
-        Requirement.AT_MOST,
-        Decimal(3),
-        "x ULN",
-        _ENZYME,
-    ),
+    _liver_enzyme("alt", "ALT"),
+    _liver_enzyme("ast", "AST"),
     Criterion(
         "bilirubin",
         "bilirubin > 2.0 mg/dL excludes",

@@ -31,6 +31,7 @@ class IdentityApplication(ServiceApplication):
     """Commands of the identity authority."""
 
     name = "identity"
+    records = (User,)
     # Only another identity process can make a save of an account stale (this one saves
     # one command per account at a time); each such save is decided again, this often.
     save_attempts = 10

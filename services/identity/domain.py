@@ -16,6 +16,7 @@ from eventsourcing.domain import Aggregate, event
 
 from services.identity import errors
 from shared.kernel.provenance import Attribution, Meaning, Provenance, Role
+from shared.kernel.records import NamedRecord
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
@@ -62,7 +63,7 @@ def check_password(user_id: str, password: str) -> str:
     return password
 
 
-class User(Aggregate):
+class User(NamedRecord):
     """One person's account. Its id is never reused, also after deactivation."""
 
     class Event(Aggregate.Event):
@@ -86,11 +87,8 @@ class User(Aggregate):
         UserCreated: ClassVar[type[Event]]
         UserDeactivated: ClassVar[type[Event]]
 
+    named_by = "user_id"
     user_id: str
-
-    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("user_id", self.user_id)
-        super().trigger_event(event_class, **kwargs)
 
     @staticmethod
     def create_id(user_id: str, **_: Any) -> UUID:

@@ -8,13 +8,11 @@ form of the event and is saved with it).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any
 
 from services.infusion import errors
 from services.infusion.domain import (
-    AgentDose,
     Enrollment,
-    InfusedLot,
     Infusion,
     Leukapheresis,
     Lymphodepletion,
@@ -35,14 +33,7 @@ class InfusionApplication(ServiceApplication):
     """Commands of the infusion service; each loads, decides and saves one treatment."""
 
     name = "infusion"
-    value_types: ClassVar[tuple[type, ...]] = (
-        Leukapheresis,
-        ProductRelease,
-        AgentDose,
-        Lymphodepletion,
-        InfusedLot,
-        Infusion,
-    )
+    records = (Treatment,)
 
     def __init__(
         self,

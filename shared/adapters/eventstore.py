@@ -17,13 +17,14 @@ from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import MutableOrImmutableAggregate
+from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
 
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
 from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.publication import stored_event_classes
 from shared.kernel.records import SubjectRecord
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.signatures import RecordSigner, Signature, SignatureV1
@@ -83,13 +84,15 @@ class ServiceApplication(Application[UUID]):
     """Base of the services' applications: registers the domain's value types, and holds
     the record signing key of services with signed steps.
 
-    Subclasses list their dataclasses in ``value_types`` (who acted, ``Actor`` and
-    ``Provenance``, and signatures are registered for all). Enums that subclass ``int`` or
-    ``str`` are stored as plain values (JSON never asks for them): the ``@event`` method
-    that applies one turns it back into the enum.
+    Subclasses name their ``records``; the dataclasses those records' events carry are
+    found from the events' fields (``stored_value_types``), so a new one cannot be left
+    unregistered (who acted, ``Actor`` and ``Provenance``, signatures and denials are
+    registered for all). Enums that subclass ``int`` or ``str`` are stored as plain values
+    (JSON never asks for them): the ``@event`` method that applies one turns it back into
+    the enum.
     """
 
-    value_types: ClassVar[tuple[type, ...]] = ()
+    records: ClassVar[tuple[type[Aggregate], ...]] = ()
 
     def __init__(
         self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
@@ -100,8 +103,9 @@ class ServiceApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        stored = (Denial, Signature, SignatureV1, Actor, Provenance)
         for transcoding in transcodings_for(
-            (Denial, Signature, SignatureV1, Actor, Provenance, *self.value_types)
+            dict.fromkeys((*stored, *stored_value_types(self.records)))
         ):
             transcoder.register(transcoding)
 
@@ -193,6 +197,26 @@ class ServiceApplication(Application[UUID]):
     def record_denial(self, denial: Denial) -> None:
         """Record a refused command in this service's own store (it is published too)."""
         self.save(AccessDenial(denial))
+
+
+def stored_value_types(records: Iterable[type[Aggregate]]) -> list[type]:
+    """The dataclasses the events of ``records`` carry, those nested in them included."""
+    hints = [
+        hint
+        for record in records
+        for event_class in stored_event_classes(record)
+        for hint in typing.get_type_hints(event_class).values()
+    ]
+    found: dict[type, None] = {}
+    while hints:
+        hint = hints.pop(0)
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+            if hint not in found:
+                found[hint] = None
+                hints.extend(_field_types(hint).values())
+        else:  # a union, a collection, a ClassVar...: the types it is made of
+            hints.extend(typing.get_args(hint))
+    return list(found)
 
 
 def transcodings_for(types: Iterable[type]) -> list[Transcoding]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -95,20 +95,21 @@ class KafkaOffsets:
         offsets = await admin.list_consumer_group_offsets(group_id)
         return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
 
+    def _connection(self) -> dict[str, Any]:
+        """How both clients reach the broker."""
+        return {"bootstrap_servers": self.bootstrap, "request_timeout_ms": self.timeout_ms}
+
+    # Each client is kept before it is started, so that one half-opened is still closed.
     async def _admin_client(self) -> AIOKafkaAdminClient:
         if self._admin is None:
-            self._admin = AIOKafkaAdminClient(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=self.timeout_ms
-            )
+            self._admin = AIOKafkaAdminClient(**self._connection())
             await self._admin.start()
         return self._admin
 
     async def _offsets_consumer(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             # no group: it only asks for offsets, it never joins or commits
-            self._consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap, request_timeout_ms=self.timeout_ms
-            )
+            self._consumer = AIOKafkaConsumer(**self._connection())
             await self._consumer.start()
         return self._consumer
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from shared.kernel.envelope import EventData, contract_registry
+from shared.kernel.envelope import EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "AdverseEvent"
 
@@ -40,10 +40,9 @@ class AdverseEventGradedV1(GradingV1):
     event_type = "AdverseEventGraded.v1"
 
 
-class AdverseEventRegradedV1(GradingV1):
+class AdverseEventRegradedV1(ReasonGiven, GradingV1):
     event_type = "AdverseEventRegraded.v1"
     old_grade: int
-    reason: str = Field(min_length=1)
 
 
 class SeriousnessAssessedV1(EventData):
@@ -63,11 +62,10 @@ class CausalityAssessedV1(EventData):
     lymphodepletion: str
 
 
-class DltAdjudicatedV1(EventData):
+class DltAdjudicatedV1(ReasonGiven):
     event_type = "DltAdjudicated.v1"
     is_dlt: bool
     criterion: str | None
-    reason: str = Field(min_length=1)
     rule_version: str
 
 

@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import Field, JsonValue
 
-from shared.kernel.envelope import Contract, EventData, contract_registry
+from shared.kernel.envelope import Contract, EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "Subject"
 
@@ -78,9 +78,8 @@ class SubjectEnrolledV1(EventData):
     dose_cells_per_kg: Decimal = Field(description="CAR-T cells per kg of body weight")
 
 
-class SubjectWithdrawnV1(EventData):
+class SubjectWithdrawnV1(ReasonGiven):
     event_type = "SubjectWithdrawn.v1"
-    reason: str = Field(min_length=1)
 
 
 class SubjectDiedV1(EventData):
@@ -91,14 +90,13 @@ class SubjectDiedV1(EventData):
     adverse_event_id: str | None = Field(description="the adverse-event record it followed, if any")
 
 
-class ValueCorrectedV1(EventData):
+class ValueCorrectedV1(ReasonGiven):
     """A recorded value replaced by a new one; both are kept, with the reason."""
 
     event_type = "ValueCorrected.v1"
     field: str
     old_value: JsonValue
     new_value: JsonValue
-    reason: str = Field(min_length=1)
 
 
 ENROLLMENT_CONTRACTS = contract_registry(

@@ -10,13 +10,19 @@ from __future__ import annotations
 from pydantic import Field
 
 from shared.contracts.security import AccessDeniedV1
-from shared.kernel.envelope import EventData, contract_registry
+from shared.kernel.envelope import EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "User"
 
 
 class AccountEvent(EventData):
     user_id: str
+
+
+class SessionEvent(AccountEvent):
+    """An event within one login session of the account."""
+
+    session_id: str
 
 
 class UserCreatedV1(AccountEvent):
@@ -31,29 +37,25 @@ class RoleGrantedV1(AccountEvent):
     role: str
 
 
-class RoleRevokedV1(AccountEvent):
+class RoleRevokedV1(ReasonGiven, AccountEvent):
     event_type = "RoleRevoked.v1"
     role: str
-    reason: str = Field(min_length=1)
 
 
-class UserDeactivatedV1(AccountEvent):
+class UserDeactivatedV1(ReasonGiven, AccountEvent):
     event_type = "UserDeactivated.v1"
-    reason: str = Field(min_length=1)
 
 
-class AccountUnlockedV1(AccountEvent):
+class AccountUnlockedV1(ReasonGiven, AccountEvent):
     event_type = "AccountUnlocked.v1"
-    reason: str = Field(min_length=1)
 
 
 class PasswordChangedV1(AccountEvent):
     event_type = "PasswordChanged.v1"
 
 
-class LoginSucceededV1(AccountEvent):
+class LoginSucceededV1(SessionEvent):
     event_type = "LoginSucceeded.v1"
-    session_id: str
 
 
 class LoginFailedV1(AccountEvent):
@@ -66,23 +68,20 @@ class AccountLockedV1(AccountEvent):
     failed_attempts: int
 
 
-class SigningAuthenticatedV1(AccountEvent):
+class SigningAuthenticatedV1(SessionEvent):
     event_type = "SigningAuthenticated.v1"
-    session_id: str
     meaning: str
     purpose: str
     assertion_id: str
 
 
-class SigningFailedV1(AccountEvent):
+class SigningFailedV1(SessionEvent):
     event_type = "SigningFailed.v1"
-    session_id: str
     attempt: int
 
 
-class LoggedOutV1(AccountEvent):
+class LoggedOutV1(SessionEvent):
     event_type = "LoggedOut.v1"
-    session_id: str
 
 
 IDENTITY_CONTRACTS = contract_registry(

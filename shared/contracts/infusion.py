@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.kernel.envelope import Contract, EventData, contract_registry
+from shared.kernel.envelope import Contract, EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "Treatment"
 
@@ -65,14 +65,12 @@ class CarTInfusedV1(EventData):
     rule_version: str
 
 
-class InfusionNotGivenV1(EventData):
+class InfusionNotGivenV1(ReasonGiven):
     event_type = "InfusionNotGiven.v1"
-    reason: str = Field(min_length=1)
 
 
-class InfusionInterruptedV1(EventData):
+class InfusionInterruptedV1(ReasonGiven):
     event_type = "InfusionInterrupted.v1"
-    reason: str = Field(min_length=1)
 
 
 INFUSION_CONTRACTS = contract_registry(

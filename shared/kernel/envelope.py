@@ -67,6 +67,15 @@ class EventData(Contract):
         return value.astimezone(UTC)
 
 
+class ReasonGiven(EventData):
+    """An event that must say why (a withdrawal, a correction, a refusal to infuse...): its
+    envelope ``reason``, optional elsewhere, is required and not empty. The field keeps its
+    place among the envelope's, so a contract's schema is the same as with it declared.
+    Name it first among a contract's bases: pydantic takes an inherited field from the first."""
+
+    reason: str = Field(min_length=1)
+
+
 class CloudEvent(Contract):
     """A CloudEvents 1.0 structured-mode event, with the ledger's extension attributes."""
 

@@ -1,4 +1,5 @@
-"""The base of every record about one trial subject (no I/O).
+"""The base of every record about one trial subject (no I/O), and of every record named
+by a natural key (``NamedRecord``: a user's account too).
 
 Every event of such a record names the subject, so that it can be published alone;
 and a signed step is followed, in the same save, by a ``RecordSigned`` event binding
@@ -29,7 +30,18 @@ class SignatureNotForThisRecord(ValueError):
         self.details: dict[str, Any] = {}
 
 
-class SubjectRecord(Aggregate):
+class NamedRecord(Aggregate):
+    """A record whose every event names it by its natural key, the attribute ``named_by``
+    (a subject id, a user id), so that an event can be published alone."""
+
+    named_by: ClassVar[str]
+
+    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
+        kwargs.setdefault(self.named_by, getattr(self, self.named_by))
+        super().trigger_event(event_class, **kwargs)
+
+
+class SubjectRecord(NamedRecord):
     """A record about one subject; subclasses set ``subject_id`` in their first event."""
 
     class Event(Aggregate.Event):
@@ -40,11 +52,8 @@ class SubjectRecord(Aggregate):
     if TYPE_CHECKING:
         RecordSigned: ClassVar[type[Event]]
 
+    named_by = "subject_id"
     subject_id: str
-
-    def trigger_event(self, event_class: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("subject_id", self.subject_id)
-        super().trigger_event(event_class, **kwargs)
 
     @property
     def signatures(self) -> tuple[Signature | SignatureV1, ...]:

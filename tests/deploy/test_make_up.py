@@ -71,7 +71,13 @@ def deploy_copy(tmp_path: Path) -> Path:
     """compose.sh beside a copy of its files, so that it writes .env there, not in deploy/."""
     folder = tmp_path / "deploy"
     folder.mkdir()
-    for name in ("compose.sh", ".env.example", "docker-compose.yml", "local/witness.sh"):
+    for name in (
+        "compose.sh",
+        ".env.example",
+        "docker-compose.yml",
+        "local/witness.sh",
+        "local/processes.sh",
+    ):
         (folder / name).parent.mkdir(exist_ok=True)
         shutil.copy2(DEPLOY / name, folder / name)
     return folder
