@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -84,6 +85,18 @@ def on_postgres(
         yield application
     finally:
         application.close()
+
+
+def finished(
+    argv: Sequence[str], timeout: float, exits: Collection[int] = (0,), **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end as its own process, its output taken as text; it must exit
+    with one of ``exits``, or its output is the failure's message."""
+    done = subprocess.run(  # noqa: S603 (our interpreter, tools and arguments; no shell)
+        list(argv), capture_output=True, text=True, check=False, timeout=timeout, **options
+    )
+    assert done.returncode in exits, done.stdout + done.stderr
+    return done
 
 
 def stored_count(application: ServiceApplication, event_class: type) -> int:

@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -52,6 +49,7 @@ from shared.kernel.signatures import verify_published
 from tests import go_verifier
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
+from tests.projections.test_verify_export_cli import verified_offline
 from tests.support import eventually, read_topic, screening_json
 from tests.witness import Witness, running_witness
 from tools.demo.client import Credentials, DemoError
@@ -177,13 +175,8 @@ def verify_offline(export: Path, keys: Path, tmp_path: Path, witness: Verifier) 
     document = json.loads(export.read_text())
     vkey = Verifier.of(document["origin"], load_public_key(keys / "checkpoint.pub")).vkey()
     record = str(keys / "record.pub")
-    bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
-    python = subprocess.run(  # noqa: S603 (our interpreter, our module)
-        [sys.executable, "-m", "services.projections.cli", "verify-export", str(export),
-         "--vkey", vkey, "--record-key", record, "--witness", witness.vkey(), "--full"],
-        env=bare, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert python.returncode == 0, python.stdout + python.stderr
+    python = verified_offline(export, "--vkey", vkey, "--record-key", record,
+                              "--witness", witness.vkey(), "--full", timeout=300)  # fmt: skip
     binary = go_verifier.build(tmp_path)
     go = go_verifier.run(binary, export, "-vkey", vkey, "-record-key", record,
                          "-witness", witness.vkey(), "-full")  # fmt: skip
