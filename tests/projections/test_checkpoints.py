@@ -22,7 +22,7 @@ from tests.projections.conftest import (
     Feed,
     published_events,
 )
-from tests.projections.test_proofs import AUDITOR
+from tests.projections.test_proofs import AUDITOR, nodes
 from tests.support import VERIFIER, asgi_client, eventually
 
 pytestmark = pytest.mark.integration
@@ -123,9 +123,8 @@ async def test_a_consistency_proof_between_two_older_sizes(
     proof = await projections.consistency_proof(AUDITOR, old_size=7, new_size=15)
     (at_15,) = [c for c in await ledger.checkpoints() if c.size == 15]
     assert merkle.verify_consistency(
-        7, 15, bytes.fromhex(proof["old_root"]), at_15.root,
-        [bytes.fromhex(p) for p in proof["proof"]],
-    )  # fmt: skip
+        7, 15, bytes.fromhex(proof["old_root"]), at_15.root, nodes(proof)
+    )
 
 
 async def ingest_with(ingester: Ingester, ledger: LedgerStore, size: int) -> None:
