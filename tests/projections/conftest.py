@@ -4,12 +4,10 @@ own on the real broker, and published events made by the real enrollment code.""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -23,7 +21,6 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
 from shared.adapters.readings import KafkaOffsets, lag_by_topic
-from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
@@ -35,6 +32,8 @@ from tests.support import (
     command,
     consent,
     eligible_observations,
+    isolated,
+    opened,
     screening,
     signing,
 )
@@ -67,31 +66,14 @@ def published_events(subjects: int = 3) -> list[CloudEvent]:
 async def projections_settings(
     enrollment_settings_env: dict[str, str],
 ) -> AsyncIterator[ServiceSettings]:
-    suffix = uuid.uuid4().hex[:10]
-    env = {
-        **enrollment_settings_env,
-        "TL_PROJECTIONS_DATABASE_SCHEMA": f"test_{suffix}",
-        "TL_PROJECTIONS_TOPIC": f"test.source.{suffix}",
-    }
-    settings = ServiceSettings.from_env("projections", env)
-    connection = await asyncpg.connect(settings.database.dsn)
-    await connection.execute(f'CREATE SCHEMA "{settings.database.schema}"')
-    await ensure_topics(settings.kafka_bootstrap, TopicSpec(settings.topic, partitions=3))
-    try:
+    async with isolated("projections", enrollment_settings_env) as settings:
         yield settings
-    finally:
-        await connection.execute(f'DROP SCHEMA "{settings.database.schema}" CASCADE')
-        await connection.close()
 
 
 @pytest.fixture
 async def ledger(projections_settings: ServiceSettings) -> AsyncIterator[LedgerStore]:
-    store = LedgerStore(projections_settings.database)
-    await store.open()
-    try:
+    async with opened(LedgerStore(projections_settings.database)) as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
