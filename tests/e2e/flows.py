@@ -45,9 +45,9 @@ async def once_seen(
     what: str,
     waiting: str | None = None,
 ) -> Any:
-    """``request`` sent until it answers ``success``, while it is refused with a 409 because
-    another service's view has not seen the trial's last step yet (coded ``waiting``, when
-    given); ``what`` is awaited, as a timeout would say. Returns the accepted answer's JSON."""
+    """``request`` sent again while it is refused with a 409 because another service's view
+    has not seen the trial's last step yet (coded ``waiting``, when given), until it answers
+    ``success``; returns that answer's JSON. ``what``: what it waits for, named on a timeout."""
     answers: list[Any] = []
 
     async def accepted() -> bool:
