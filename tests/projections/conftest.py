@@ -26,6 +26,7 @@ from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from tests.faults.infra import as_superuser as superuser_sql
 from tests.support import (
+    MEMORY,
     RECORD_KEY,
     SIGNER,
     as_published,
@@ -43,7 +44,7 @@ CHECKPOINT_KEY = Ed25519PrivateKey.generate()
 
 def published_events(subjects: int = 3) -> list[CloudEvent]:
     """A small trial's events as the enrollment relay would publish them."""
-    app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
     for n in range(1, subjects + 1):
         subject = f"S-{n:03d}"
         app.register_subject(subject, "ZJU-1", command())
