@@ -5,9 +5,10 @@ as an auditor would run it."""
 from __future__ import annotations
 
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support import finished
 
 SOURCE = Path(__file__).resolve().parent.parent / "tools" / "verify"
 
@@ -18,15 +19,7 @@ def build(into: Path) -> Path:
     go = shutil.which("go")
     assert go is not None, "the Go toolchain is needed to build tools/verify"
     binary = into / "verify"
-    done = subprocess.run(  # noqa: S603 (the machine's go, our source)
-        [go, "build", "-o", str(binary), "."],
-        cwd=SOURCE,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    finished([go, "build", "-o", str(binary), "."], timeout=600, cwd=SOURCE)
     return binary
 
 
@@ -47,12 +40,5 @@ class Verdict:
 
 
 def run(binary: Path, export: Path, *options: str) -> Verdict:
-    done = subprocess.run(  # noqa: S603 (the verifier just built)
-        [str(binary), *options, str(export)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode in (0, 1), done.stdout + done.stderr
+    done = finished([str(binary), *options, str(export)], timeout=120, exits=(0, 1))
     return Verdict(done.returncode, done.stdout)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import httpx
@@ -29,6 +30,17 @@ from shared.kernel.signatures import RecordSigner
 from shared.web.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
 
 ApplicationT = TypeVar("ApplicationT", bound=ServiceApplication)
+
+
+class Pooled(Protocol):
+    """A store on a connection pool of its own: a view, the ledger."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+PooledT = TypeVar("PooledT", bound=Pooled)
 
 MEMORY = {"PERSISTENCE_MODULE": "eventsourcing.popo"}  # eventsourcing's in-memory store
 NOW = datetime(2026, 11, 20, 9, 30, tzinfo=UTC)
@@ -84,6 +96,28 @@ def on_postgres(
         yield application
     finally:
         application.close()
+
+
+def finished(
+    argv: Sequence[str], timeout: float, exits: Collection[int] = (0,), **options: Any
+) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end as its own process, its output taken as text; it must exit
+    with one of ``exits``, or its output is the failure's message."""
+    done = subprocess.run(  # noqa: S603 (our interpreter, tools and arguments; no shell)
+        list(argv), capture_output=True, text=True, check=False, timeout=timeout, **options
+    )
+    assert done.returncode in exits, done.stdout + done.stderr
+    return done
+
+
+@asynccontextmanager
+async def opened(store: PooledT) -> AsyncIterator[PooledT]:
+    """``store`` opened, and closed afterwards (if the test failed too)."""
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def stored_count(application: ServiceApplication, event_class: type) -> int:
@@ -297,13 +331,19 @@ async def parallel_conflicts(
 @asynccontextmanager
 async def isolated(service: str, env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
     """A service's settings with a schema and a topic of their own, dropped afterwards."""
-    suffix = uuid.uuid4().hex[:10]
-    schema, topic = f"test_{suffix}", f"test.{service}.{suffix}"
-    prefix = f"TL_{service.upper()}"
-    env = {**env, f"{prefix}_DATABASE_SCHEMA": schema, f"{prefix}_TOPIC": topic}
+    topic = f"test.{service}.{uuid.uuid4().hex[:10]}"
+    async with own_schema(service, {**env, f"TL_{service.upper()}_TOPIC": topic}) as settings:
+        await ensure_topics(settings.kafka_bootstrap, TopicSpec(topic, partitions=3))
+        yield settings
+
+
+@asynccontextmanager
+async def own_schema(service: str, env: dict[str, str]) -> AsyncIterator[ServiceSettings]:
+    """A service's settings with a database schema of its own, dropped afterwards."""
+    schema = f"test_{uuid.uuid4().hex[:10]}"
+    env = {**env, f"TL_{service.upper()}_DATABASE_SCHEMA": schema}
     settings = ServiceSettings.from_env(service, env)
     await _execute(settings.database, f'CREATE SCHEMA "{schema}"')
-    await ensure_topics(settings.kafka_bootstrap, TopicSpec(topic, partitions=3))
     try:
         yield settings
     finally:

@@ -18,7 +18,7 @@ from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
 from services.adverse_events.publication import to_contract
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.kernel.provenance import Meaning
-from tests.support import SIGNER, command, signing
+from tests.support import MEMORY, SIGNER, command, signing
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LONG_AGO = NOW - timedelta(days=60)  # every DLT window closed
@@ -26,7 +26,7 @@ GRADE_4_CRS = CrsInputs(Decimal("39.5"), False, Hypotension.MULTIPLE_VASOPRESSOR
 
 
 def application() -> AdverseEventsApplication:
-    return AdverseEventsApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    return AdverseEventsApplication(signer=SIGNER, env=MEMORY)
 
 
 def infused(level: int, *subjects: str, at: datetime = LONG_AGO) -> dict[str, Infused]:

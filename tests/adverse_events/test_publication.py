@@ -6,11 +6,12 @@ from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import to_contract
 from shared.contracts.security import AccessDeniedV1
 from shared.kernel.access import Denial
+from tests.support import MEMORY
 
 
 def test_a_recorded_denial_is_published_as_access_denied() -> None:
     # A denial has no subject_id of its own: reading one stopped the relay at the first 403
-    app = AdverseEventsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = AdverseEventsApplication(env=MEMORY)
     denial = Denial(
         user_id="mon.li", printed_name="Mon Li", site="ZJU-1", roles=("monitor",),
         command="adverse_events.report", reason_code="role_not_permitted",

@@ -27,13 +27,13 @@ from shared.kernel.envelope import CloudEvent, contract_registry
 from shared.kernel.signatures import verify_published
 from tests.assessments.test_record import ALIVE, INFUSED_AT, activity
 from tests.assessments.test_record import I as Item
-from tests.support import RECORD_KEY, SIGNER, as_published, command, signing
+from tests.support import MEMORY, RECORD_KEY, SIGNER, as_published, command, signing
 
 CONTRACTS = {**ASSESSMENT_CONTRACTS, **contract_registry(RecordSignedV2)}
 
 
 def published(subject_id: str = "S-001") -> list[CloudEvent]:
-    app = AssessmentsApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = AssessmentsApplication(signer=SIGNER, env=MEMORY)
     infused = Infused(INFUSED_AT, 2)
 
     def visit(days: int, *items: Item, pga: str = "0") -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 
 from shared.kernel.settings import ServiceSettings
 from tests.e2e.stack import Stack
@@ -36,59 +39,79 @@ async def enrol(stack: Stack, session: dict[str, str], subject: str, level: int 
         assert response.status_code in (200, 201), response.text
 
 
+async def once_seen(
+    request: Callable[[], Awaitable[httpx.Response]],
+    success: int,
+    what: str,
+    waiting: str | None = None,
+) -> Any:
+    """``request`` sent again while it is refused with a 409 because another service's view
+    has not seen the trial's last step yet (coded ``waiting``, when given), until it answers
+    ``success``; returns that answer's JSON. ``what``: what it waits for, named on a timeout."""
+    answers: list[Any] = []
+
+    async def accepted() -> bool:
+        response = await request()
+        assert response.status_code in (success, 409), response.text
+        if response.status_code == 409 and waiting is not None:
+            assert response.json()["code"] == waiting, response.text
+        answers[:] = [response.json()]
+        return response.status_code == success
+
+    await eventually(accepted, what=what)
+    return answers[0]
+
+
 def today(days: int = 0) -> str:
     return (datetime.now(UTC).date() + timedelta(days=days)).isoformat()
 
 
-async def treat(
-    stack: Stack,
-    session: dict[str, str],
-    pharmacist: dict[str, str],
-    subject: str,
-    level: int,
-    days_ago: int = 0,
-) -> datetime:
+@dataclass(frozen=True)
+class Team:
+    """The site's investigator and cell-therapy pharmacist, logged in to the running
+    services (their sessions): who take a subject through enrollment and treatment."""
+
+    stack: Stack
+    investigator: dict[str, str]
+    pharmacist: dict[str, str]
+
+
+async def site_team(stack: Stack) -> Team:
+    """New accounts of the investigator lin.wei and the pharmacist zhao.pharm, logged in."""
+    investigator = await stack.member("lin.wei", PASSWORD, "investigator")
+    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    return Team(stack, investigator, pharmacist)
+
+
+async def treat(team: Team, subject: str, level: int, days_ago: int = 0) -> datetime:
     """Enrol, then run the whole treatment ``days_ago`` days ago; returns the infusion time."""
-    await enrol(stack, session, subject, level)
-    answer = await infuse(stack, session, pharmacist, subject, level, days_ago)
+    await enrol(team.stack, team.investigator, subject, level)
+    answer = await infuse(team, subject, level, days_ago)
     return datetime.fromisoformat(answer["infusion"]["started_at"])
 
 
-async def infuse(
-    stack: Stack,
-    session: dict[str, str],
-    pharmacist: dict[str, str],
-    subject: str,
-    level: int,
-    days_ago: int = 0,
-    expect: int = 200,
-) -> Any:
+async def infuse(team: Team, subject: str, level: int, days_ago: int = 0, expect: int = 200) -> Any:
     """Leukapheresis, release, lymphodepletion and infusion of an enrolled subject, all
     ``days_ago`` days back; the infusion must answer ``expect``. Returns its JSON."""
-    await prepare(stack, session, pharmacist, subject, days_ago)
-    response = await stack.infusion.post(
-        f"/subjects/{subject}/infusion",
-        json=await infusion_body(stack, session, subject, level, days_ago),
-        headers=session,
+    await prepare(team, subject, days_ago)
+    body = await infusion_body(team.stack, team.investigator, subject, level, days_ago)
+    response = await team.stack.infusion.post(
+        f"/subjects/{subject}/infusion", json=body, headers=team.investigator
     )
     assert response.status_code == expect, response.text
     return response.json()
 
 
-async def prepare(
-    stack: Stack, session: dict[str, str], pharmacist: dict[str, str], subject: str, days_ago: int
-) -> None:
+async def prepare(team: Team, subject: str, days_ago: int) -> None:
     """Leukapheresis, product release and lymphodepletion, ``days_ago`` days back."""
+    stack, session = team.stack, team.investigator
 
-    async def leukapheresis() -> bool:
+    async def leukapheresis() -> httpx.Response:
         body = {"performed_on": today(-10 - days_ago), "volume_ml": "180"}
-        response = await stack.infusion.post(
-            f"/subjects/{subject}/leukapheresis", json=body, headers=session
-        )
-        assert response.status_code in (201, 409), response.text
-        return response.status_code == 201
+        path = f"/subjects/{subject}/leukapheresis"
+        return await stack.infusion.post(path, json=body, headers=session)
 
-    await eventually(leukapheresis, what=f"the infusion view sees {subject} enrolled")
+    await once_seen(leukapheresis, 201, f"the infusion view sees {subject} enrolled")
     release = {
         "lot_id": f"LOT-{subject}",
         "product": "CD19/BCMA",
@@ -104,7 +127,7 @@ async def prepare(
         "completed_on": today(-3 - days_ago),
     }
     for path, body, who in (
-        (f"/subjects/{subject}/products", release, pharmacist),
+        (f"/subjects/{subject}/products", release, team.pharmacist),
         (f"/subjects/{subject}/lymphodepletion", regimen, session),
     ):
         response = await stack.infusion.post(path, json=body, headers=who)
@@ -161,18 +184,12 @@ class Site:
 
     async def first_visit(self, subject: str, body: Any) -> Any:
         """The first assessment waits for the assessments service's infusion view."""
-        answers: list[Any] = []
 
-        async def recorded() -> bool:
-            response = await self.stack.assessments.post(
-                f"/subjects/{subject}/disease-activity", json=body, headers=self.session
-            )
-            assert response.status_code in (201, 409), response.text
-            answers[:] = [response.json()]
-            return response.status_code == 201
+        async def first() -> httpx.Response:
+            path = f"/subjects/{subject}/disease-activity"
+            return await self.stack.assessments.post(path, json=body, headers=self.session)
 
-        await eventually(recorded, what=f"the assessments service sees {subject} infused")
-        return answers[0]
+        return await once_seen(first, 201, f"the assessments service sees {subject} infused")
 
     async def visit(self, subject: str, body: Any) -> str:
         record = await self.post(f"/subjects/{subject}/disease-activity", body)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+import httpx
 import pytest
 
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.signatures import verify_published
-from tests.e2e.flows import PASSWORD, treat
+from tests.e2e.flows import PASSWORD, once_seen, site_team, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic
 
@@ -21,29 +21,21 @@ pytestmark = pytest.mark.integration
 
 
 async def test_crs_is_graded_adjudicated_and_reaches_the_ledger(stack: Stack) -> None:
-    session = await stack.member("lin.wei", PASSWORD, "investigator")
-    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    team = await site_team(stack)
+    session = team.investigator
     await stack.create_user("aud.kim", PASSWORD, "auditor")
-    infused_at = await treat(stack, session, pharmacist, "S-501", level=1)
+    infused_at = await treat(team, "S-501", level=1)
 
     onset_at = datetime.now(UTC) - timedelta(minutes=30)
     onset = onset_at.isoformat()
     report = {"term": "Cytokine release syndrome", "verbatim": "fever 39.2, on 2 pressors",
               "onset_at": onset}  # fmt: skip
 
-    created: list[dict[str, Any]] = []
+    async def report_crs() -> httpx.Response:
+        path = "/subjects/S-501/adverse-events"
+        return await stack.adverse_events.post(path, json=report, headers=session)
 
-    async def reported() -> bool:
-        response = await stack.adverse_events.post(
-            "/subjects/S-501/adverse-events", json=report, headers=session
-        )
-        assert response.status_code in (201, 409), response.text
-        if response.status_code == 201:
-            created.append(response.json())
-        return response.status_code == 201
-
-    await eventually(reported, what="the adverse-events view sees S-501 infused")
-    [record] = created
+    record = await once_seen(report_crs, 201, "the adverse-events view sees S-501 infused")
     day = (onset_at.date() - infused_at.astimezone(UTC).date()).days  # the infusion: day 0
     assert (record["study_day"], record["treatment_emergent"], record["in_dlt_window"]) == (
         day, True, True

@@ -20,9 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -53,6 +50,7 @@ from tests import go_verifier
 from tests.contracts import cloudevents_sdk, modelina
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, SERVICES, Stack, shared_stack
+from tests.projections.test_verify_export_cli import verified_offline
 from tests.support import eventually, read_topic, screening_json
 from tests.witness import Witness, running_witness
 from tools.demo.client import Credentials, DemoError
@@ -226,13 +224,8 @@ def verify_offline(export: Path, keys: Path, tmp_path: Path, witness: Verifier) 
     document = json.loads(export.read_text())
     vkey = Verifier.of(document["origin"], load_public_key(keys / "checkpoint.pub")).vkey()
     record = str(keys / "record.pub")
-    bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
-    python = subprocess.run(  # noqa: S603 (our interpreter, our module)
-        [sys.executable, "-m", "services.projections.cli", "verify-export", str(export),
-         "--vkey", vkey, "--record-key", record, "--witness", witness.vkey(), "--full"],
-        env=bare, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
-    assert python.returncode == 0, python.stdout + python.stderr
+    python = verified_offline(export, "--vkey", vkey, "--record-key", record,
+                              "--witness", witness.vkey(), "--full", timeout=300)  # fmt: skip
     binary = go_verifier.build(tmp_path)
     go = go_verifier.run(binary, export, "-vkey", vkey, "-record-key", record,
                          "-witness", witness.vkey(), "-full")  # fmt: skip
@@ -371,23 +364,32 @@ async def account_events(stack: Stack, admin: dict[str, str], inv: dict[str, str
     await expect(stack.identity, f"{users}/deactivation", {"reason": "left the site"}, admin)
 
 
-def stored_classes(stack: Stack, service: str) -> tuple[set[type], list[Any]]:
-    settings: ServiceSettings = getattr(stack, f"{service}_settings")
+@dataclass(frozen=True)
+class Stored:
+    """What one service's store holds once ``every_event`` has run."""
+
+    service: str
+    settings: ServiceSettings
+    events: list[Any]
+
+
+@pytest.fixture(params=sorted(APPLICATIONS))
+def stored(request: pytest.FixtureRequest, every_event: Trial) -> Stored:
+    """Each service's stored events (the tests taking it run once per service)."""
+    service: str = request.param
+    settings: ServiceSettings = getattr(every_event.stack, f"{service}_settings")
     application = APPLICATIONS[service](postgres_env(settings.database))
     try:
         events = [event for _, event in application.stored_events()]
     finally:
         application.close()
-    return {type(event) for event in events}, events
+    return Stored(service, settings, events)
 
 
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize("service", sorted(APPLICATIONS))
-async def test_every_event_class_of_every_service_is_stored(
-    every_event: Trial, service: str
-) -> None:
-    classes, _ = stored_classes(every_event.stack, service)
-    storable = set(publication_of(service).storable)
+async def test_every_event_class_of_every_service_is_stored(stored: Stored) -> None:
+    classes = {type(event) for event in stored.events}
+    storable = set(publication_of(stored.service).storable)
     never = sorted(cls.__qualname__ for cls in storable - classes)
     assert classes == storable, f"never stored: {never}"
 
@@ -410,17 +412,12 @@ async def test_every_stored_event_reached_the_ledger_byte_for_byte(every_event: 
 
 
 @pytest.mark.asyncio(loop_scope="module")
-@pytest.mark.parametrize("service", sorted(APPLICATIONS))
-async def test_every_record_is_keyed_as_its_publication_says(
-    every_event: Trial, service: str
-) -> None:
-    _, events = stored_classes(every_event.stack, service)
-    settings: ServiceSettings = getattr(every_event.stack, f"{service}_settings")
-    publication = publication_of(service)
-    records = await read_topic(settings.kafka_bootstrap, settings.topic, len(events),
+async def test_every_record_is_keyed_as_its_publication_says(stored: Stored) -> None:
+    settings, publication = stored.settings, publication_of(stored.service)
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, len(stored.events),
                                distinct=True)  # fmt: skip
     keys = {CloudEvent.from_kafka_value(r.value).id: r.key for r in records}
-    for event in events:
+    for event in stored.events:
         assert keys[publication.event_id(event)] == publication.key(event).encode(), event
 
 

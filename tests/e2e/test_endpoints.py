@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from shared.kernel.signatures import verify_published
-from tests.e2e.flows import BASELINE_ITEMS, PASSWORD, Site, treat, visit
+from tests.e2e.flows import BASELINE_ITEMS, PASSWORD, Site, site_team, treat, visit
 from tests.e2e.stack import Stack
 from tests.support import eventually
 
@@ -34,8 +34,8 @@ pytestmark = pytest.mark.integration
 
 
 async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> None:
-    session = await stack.member("lin.wei", PASSWORD, "investigator")
-    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    team = await site_team(stack)
+    session = team.investigator
     auditor = await stack.member("aud.kim", PASSWORD, "auditor")
     site = Site(stack, session)
 
@@ -45,7 +45,7 @@ async def test_endpoint_figures_equal_the_hand_computed_ones(stack: Stack) -> No
         return infused[subject] + timedelta(days=n)
 
     for subject in ("S-E01", "S-E02", "S-E03"):
-        infused[subject] = await treat(stack, session, pharmacist, subject, 1, days_ago=120)
+        infused[subject] = await treat(team, subject, 1, days_ago=120)
         baseline = visit("baseline", day(subject, -2), BASELINE_ITEMS, "2", "10")
         await site.first_visit(subject, baseline)
 

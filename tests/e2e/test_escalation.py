@@ -7,18 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.flows import PASSWORD, enrol, infuse, treat
+from tests.e2e.flows import PASSWORD, enrol, infuse, once_seen, site_team, treat
 from tests.e2e.stack import Stack
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
-
-
-async def users(stack: Stack) -> tuple[dict[str, str], dict[str, str]]:
-    session = await stack.member("lin.wei", PASSWORD, "investigator")
-    return session, await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
 
 
 async def approve(
@@ -39,16 +35,12 @@ async def enrol_when_open(stack: Stack, session: dict[str, str], subject: str, l
     """Enrol at ``level`` once the enrollment service's cohort view has seen the review."""
     await enrol(stack, session, subject, None)
 
-    async def enrolled() -> bool:
-        response = await stack.enrollment.post(
-            f"/subjects/{subject}/enrollment", json={"dose_level": level}, headers=session
-        )
-        assert response.status_code in (200, 409), response.text
-        if response.status_code == 409:
-            assert response.json()["code"] == "dose_level_not_allowed", response.text
-        return response.status_code == 200
+    async def enrollment() -> httpx.Response:
+        path, body = f"/subjects/{subject}/enrollment", {"dose_level": level}
+        return await stack.enrollment.post(path, json=body, headers=session)
 
-    await eventually(enrolled, what=f"level {level} open in enrollment")
+    open_level = f"level {level} open in enrollment"
+    await once_seen(enrollment, 200, open_level, waiting="dose_level_not_allowed")
 
 
 async def dlt(stack: Stack, session: dict[str, str], subject: str, infused_at: datetime) -> None:
@@ -93,20 +85,21 @@ async def state_when(stack: Stack, session: dict[str, str], **expected: Any) -> 
 
 
 async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> None:
-    session, pharmacist = await users(stack)
+    team = await site_team(stack)
+    session = team.investigator
 
     # Each cohort is dosed after the review that opened it, which met after every DLT
     # window of the cohort before had closed (day 29 began: the infusion + 29 days), in
     # clinical time.
     for n in (1, 2, 3):  # level 1: three subjects, no DLT
-        await treat(stack, session, pharmacist, f"S-60{n}", level=1, days_ago=130)
+        await treat(team, f"S-60{n}", level=1, days_ago=130)
     await state_when(stack, session, level=1, dosed=3, decision="escalate", next_level=2)
     assert (await approve(stack, session, 2, days_ago=100)).status_code == 201
 
     infused = {}
     for n in (4, 5, 6):  # level 2: three subjects, one DLT
         await enrol_when_open(stack, session, f"S-60{n}", 2)
-        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=95)
+        infused[n] = await infuse(team, f"S-60{n}", 2, days_ago=95)
     await state_when(stack, session, level=2, dosed=3)
     await dlt(stack, session, "S-605", _started(infused[5]))
     await state_when(stack, session, level=2, decision="expand", next_level=2, dlts=1)
@@ -114,7 +107,7 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
 
     for n in (7, 8, 9):  # three more at level 2: a second DLT
         await enrol_when_open(stack, session, f"S-60{n}", 2)
-        infused[n] = await infuse(stack, session, pharmacist, f"S-60{n}", 2, days_ago=60)
+        infused[n] = await infuse(team, f"S-60{n}", 2, days_ago=60)
     await state_when(stack, session, level=2, dosed=6)
     await dlt(stack, session, "S-608", _started(infused[8]))
     final = await state_when(stack, session, level=2, decision="stop", dlts=2)
@@ -148,9 +141,10 @@ async def test_three_plus_three_escalates_expands_and_stops(stack: Stack) -> Non
 
 
 async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
-    session, pharmacist = await users(stack)
+    team = await site_team(stack)
+    session = team.investigator
     for n in (1, 2, 3):  # dosed today: their DLT windows are open
-        await treat(stack, session, pharmacist, f"S-70{n}", level=1)
+        await treat(team, f"S-70{n}", level=1)
     await state_when(stack, session, level=1, dosed=3, open_windows=3, decision="wait")
 
     refused = await approve(stack, session, 2)
@@ -163,7 +157,7 @@ async def test_no_new_cohort_while_a_dlt_window_is_open(stack: Stack) -> None:
     assert (level_2.status_code, level_2.json()["code"]) == (409, "dose_level_not_allowed")
 
     await enrol(stack, session, "S-705", 1)  # a fourth at level 1: the cohort is full
-    full = await infuse(stack, session, pharmacist, "S-705", 1, expect=409)
+    full = await infuse(team, "S-705", 1, expect=409)
     assert full["code"] == "cohort_full"
 
 

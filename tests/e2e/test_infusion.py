@@ -14,7 +14,7 @@ import pytest
 
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.signatures import verify_published
-from tests.e2e.flows import PASSWORD, enrol, stored_events, today
+from tests.e2e.flows import PASSWORD, enrol, once_seen, stored_events, today
 from tests.e2e.stack import Stack
 from tests.support import eventually, read_topic
 
@@ -44,12 +44,9 @@ async def test_a_subject_goes_from_enrollment_to_infusion(stack: Stack) -> None:
 
     await enrol(stack, session, "S-401", level=1)
 
-    async def view_sees_enrollment() -> bool:
-        response = await leukapheresis(stack, session, "S-401")
-        assert response.status_code in (201, 409), response.text
-        return response.status_code == 201
-
-    await eventually(view_sees_enrollment, what="the infusion view sees S-401 enrolled")
+    await once_seen(
+        lambda: leukapheresis(stack, session, "S-401"), 201, "the infusion view sees S-401 enrolled"
+    )
 
     release = {"lot_id": "LOT-401", "product": "CD19/BCMA", "car_positive_percent": "41.5",
                "viability_percent": "92", "sterility_passed": True, "release_tests_passed": True,

@@ -29,14 +29,17 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.e2e.flows import (
     BASELINE_ITEMS,
     PASSWORD,
     Site,
+    Team,
     enrol,
     infusion_body,
+    once_seen,
     prepare,
     treat,
     visit,
@@ -68,6 +71,7 @@ class Roles:
         self.investigator = await self.stack.log_in("lin.wei", PASSWORD)
         self.pharmacist = await self.stack.log_in("zhao.pharm", PASSWORD)
         self.auditor = await self.stack.log_in("aud.kim", PASSWORD)
+        self.team = Team(self.stack, self.investigator, self.pharmacist)
 
 
 async def open_expansion(stack: Stack, session: dict[str, str], level: int, days_ago: int) -> Any:
@@ -96,22 +100,16 @@ async def infuse_in_expansion(
     """Enrol, prepare and infuse a subject of the expansion: the infusion service answers
     `cohort_full` until its view of the reviews has the expansion."""
     await enrol(stack, roles.investigator, subject, level)
-    await prepare(stack, roles.investigator, roles.pharmacist, subject, days_ago)
-    answers: list[Any] = []
+    await prepare(roles.team, subject, days_ago)
 
-    async def infused() -> bool:
+    async def infusion() -> httpx.Response:
         body = await infusion_body(stack, roles.investigator, subject, level, days_ago)
-        response = await stack.infusion.post(
-            f"/subjects/{subject}/infusion", json=body, headers=roles.investigator
-        )
-        assert response.status_code in (200, 409), response.text
-        if response.status_code == 409:
-            assert response.json()["code"] == "cohort_full", response.text
-        answers[:] = [response.json()]
-        return response.status_code == 200
+        path = f"/subjects/{subject}/infusion"
+        return await stack.infusion.post(path, json=body, headers=roles.investigator)
 
-    await eventually(infused, what=f"the infusion service opens the expansion for {subject}")
-    return datetime.fromisoformat(answers[0]["infusion"]["started_at"])
+    expansion = f"the infusion service opens the expansion for {subject}"
+    answer = await once_seen(infusion, 200, expansion, waiting="cohort_full")
+    return datetime.fromisoformat(answer["infusion"]["started_at"])
 
 
 async def grade_1_crs(stack: Stack, session: dict[str, str], subject: str, at: datetime) -> None:
@@ -119,20 +117,14 @@ async def grade_1_crs(stack: Stack, session: dict[str, str], subject: str, at: d
     38.6 C, no hypotension, no oxygen: grade 1."""
     report = {"term": "Cytokine release syndrome", "verbatim": "fever after infusion",
               "onset_at": (at + timedelta(days=1)).isoformat()}  # fmt: skip
-    answers: list[Any] = []
 
-    async def reported() -> bool:
-        response = await stack.adverse_events.post(
-            f"/subjects/{subject}/adverse-events", json=report, headers=session
-        )
-        assert response.status_code in (201, 409), response.text
-        if response.status_code == 409:
-            assert response.json()["code"] == "subject_not_infused", response.text
-        answers[:] = [response.json()]
-        return response.status_code == 201
+    async def report_crs() -> httpx.Response:
+        path = f"/subjects/{subject}/adverse-events"
+        return await stack.adverse_events.post(path, json=report, headers=session)
 
-    await eventually(reported, what=f"the adverse-events service sees {subject} infused")
-    record, version = answers[0]["id"], answers[0]["version"]
+    infused = f"the adverse-events service sees {subject} infused"
+    reported = await once_seen(report_crs, 201, infused, waiting="subject_not_infused")
+    record, version = reported["id"], reported["version"]
     signature = await stack.signature(
         session, "authorship", f"adverse_events/grade/{record}@{version}", PASSWORD
     )
@@ -158,9 +150,7 @@ async def test_the_published_cohort_gives_the_papers_figures_from_endpoints_alon
 
     # Escalation: 3 at level 1, no DLT; the review opens the expansion at level 1.
     for subject in ESCALATION:
-        infused[subject] = await treat(
-            stack, roles.investigator, roles.pharmacist, subject, 1, days_ago=150
-        )
+        infused[subject] = await treat(roles.team, subject, 1, days_ago=150)
     opened = await open_expansion(stack, roles.investigator, 1, days_ago=115)
     assert opened.status_code == 201, opened.text
     for subject in EXPANSION:
@@ -168,7 +158,7 @@ async def test_the_published_cohort_gives_the_papers_figures_from_endpoints_alon
 
     # The design's cap: a 16th subject at the level is refused.
     await enrol(stack, roles.investigator, "S-P16", 1)
-    await prepare(stack, roles.investigator, roles.pharmacist, "S-P16", 110)
+    await prepare(roles.team, "S-P16", 110)
     sixteenth = await stack.infusion.post(
         "/subjects/S-P16/infusion",
         json=await infusion_body(stack, roles.investigator, "S-P16", 1, 110),

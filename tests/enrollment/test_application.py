@@ -18,13 +18,13 @@ from services.enrollment.rules import Observation
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
-from tests.support import SCREENING_DAY, SIGNER, command, consent, screening, signing
+from tests.support import MEMORY, SCREENING_DAY, SIGNER, command, consent, screening, signing
 
 
 @pytest.fixture(params=["memory", pytest.param("postgres", marks=pytest.mark.integration)])
 def application(request: pytest.FixtureRequest) -> Iterator[EnrollmentApplication]:
     if request.param == "memory":
-        app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+        app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
     else:
         settings: ServiceSettings = request.getfixturevalue("settings")
         app = EnrollmentApplication(signer=SIGNER, env=postgres_env(settings.database))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
@@ -171,23 +172,53 @@ def test_withdrawal_needs_a_reason() -> None:
         eligible().withdraw("   ", command(), None)
 
 
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda s: s.sign_consent(consent(), command(), None),
-        lambda s: s.record_screening(screening(), command(), None),
-        lambda s: s.decide_eligibility(command(), None),
-        lambda s: s.enrol(1, 1, command(), None),
-        lambda s: s.withdraw("again", command(), None),
-        lambda s: s.correct("consent.form_version", "ICF v3", "typo", command()),
-    ],
-)
-def test_nothing_is_recorded_after_withdrawal(action) -> None:  # type: ignore[no-untyped-def]
+def withdrawn() -> Subject:
     subject = registered()
     subject.withdraw("subject moved away", command(), None)
+    return subject
+
+
+def dead() -> Subject:
+    subject = eligible()
+    subject.record_death("sepsis", None, command(), None)
+    return subject
+
+
+# Every command a subject's record may be given after it has ended, by its name.
+LATE_COMMANDS: dict[str, Callable[[Subject], None]] = {
+    "consent": lambda s: s.sign_consent(consent(), command(), None),
+    "screening": lambda s: s.record_screening(screening(), command(), None),
+    "eligibility": lambda s: s.decide_eligibility(command(), None),
+    "enrollment": lambda s: s.enrol(1, 1, command(), None),
+    "withdrawal": lambda s: s.withdraw("again", command(), None),
+    "death": lambda s: s.record_death("again", None, command(), None),
+    "correction": lambda s: s.correct("consent.form_version", "ICF v3", "typo", command()),
+}
+# After a withdrawal only a death is still recorded (the test below), after a death nothing.
+AFTER_WITHDRAWAL = ("consent", "screening", "eligibility", "enrollment", "withdrawal", "correction")
+AFTER_DEATH = ("withdrawal", "death", "correction")
+
+
+@pytest.mark.parametrize(
+    ("ended", "late", "refusal"),
+    [
+        *[
+            pytest.param(withdrawn, name, errors.SubjectWithdrawn, id=f"{name}-after-withdrawal")
+            for name in AFTER_WITHDRAWAL
+        ],
+        *[
+            pytest.param(dead, name, errors.SubjectDied, id=f"{name}-after-death")
+            for name in AFTER_DEATH
+        ],
+    ],
+)
+def test_nothing_is_recorded_after_withdrawal_or_death(
+    ended: Callable[[], Subject], late: str, refusal: type[Exception]
+) -> None:
+    subject = ended()
     subject.collect_events()
-    with pytest.raises(errors.SubjectWithdrawn):
-        action(subject)
+    with pytest.raises(refusal):
+        LATE_COMMANDS[late](subject)
     assert subject.collect_events() == []
 
 
@@ -208,23 +239,6 @@ def test_death_needs_a_cause_and_no_future_time() -> None:
         eligible().record_death("  ", None, command(), None)
     with pytest.raises(errors.DateInFuture):
         eligible().record_death("sepsis", None, command(), NOW + timedelta(hours=1))
-
-
-@pytest.mark.parametrize(
-    "action",
-    [
-        lambda s: s.withdraw("after death", command(), None),
-        lambda s: s.record_death("again", None, command(), None),
-        lambda s: s.correct("consent.form_version", "ICF v3", "typo", command()),
-    ],
-)
-def test_nothing_is_recorded_after_death(action) -> None:  # type: ignore[no-untyped-def]
-    subject = eligible()
-    subject.record_death("sepsis", None, command(), None)
-    subject.collect_events()
-    with pytest.raises(errors.SubjectDied):
-        action(subject)
-    assert subject.collect_events() == []
 
 
 def test_correction_keeps_old_value_new_value_and_reason() -> None:

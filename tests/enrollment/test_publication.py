@@ -20,6 +20,7 @@ from shared.kernel.provenance import Meaning
 from shared.kernel.publication import event_id
 from shared.kernel.signatures import verify_published
 from tests.support import (
+    MEMORY,
     NOW,
     RECORD_KEY,
     SCREENING_DAY,
@@ -32,7 +33,7 @@ from tests.support import (
 
 
 def published(subject_id: str = "S-001") -> list[CloudEvent]:
-    app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
     app.register_subject(subject_id, "ZJU-1", command())
     app.sign_consent(subject_id, consent(), command(), signing(Meaning.RESPONSIBILITY))
     app.record_screening(subject_id, screening(), command())

@@ -93,7 +93,7 @@ async def treated(stack: Stack, admin: dict[str, str], pharmacist: dict[str, str
     adverse events, assessments on the study calendar."""
     await stack.create_user("lin.wei", flows.PASSWORD, "investigator", admin=admin)
     investigator = await stack.log_in("lin.wei", flows.PASSWORD)
-    await flows.treat(stack, investigator, pharmacist, "S-001", level=1, days_ago=30)
+    await flows.treat(flows.Team(stack, investigator, pharmacist), "S-001", level=1, days_ago=30)
 
 
 def configuration(document: dict[str, Any], tokens: dict[str, str]) -> str:

@@ -19,7 +19,7 @@ from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.web.service_app import Serving
-from tests.support import ISSUER, VERIFIER, logged_in, memory_outbox
+from tests.support import ISSUER, MEMORY, VERIFIER, logged_in, memory_outbox
 
 ADMIN_PASSWORD = "correct horse battery"
 PASSWORD = "lupus-trial-2026!"
@@ -44,7 +44,7 @@ def clock() -> Clock:
 @pytest.fixture
 def application() -> IdentityApplication:
     policy = AccountPolicy(max_failed_attempts=3, signing_idle_timeout=timedelta(minutes=15))
-    app = IdentityApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, policy=policy)
+    app = IdentityApplication(env=MEMORY, policy=policy)
     bootstrap = Attribution(
         Provenance(Actor("bootstrap", "bootstrap", "system", "ZJU"), "b"), datetime.now(UTC)
     )

@@ -85,20 +85,6 @@ def events_of(application: IdentityApplication, user_id: str) -> list[tuple[str,
     ]
 
 
-def lockout(maximum: int, failure: str) -> list[tuple[str, int | None]]:
-    """What a sequential run of wrong passwords records: each attempt counted, one lock."""
-    failures: list[tuple[str, int | None]] = [(failure, n) for n in range(1, maximum + 1)]
-    return [*failures, ("AccountLocked", maximum)]
-
-
-def lockout_answers(maximum: int) -> list[tuple[int, str]]:
-    """What a sequential run answers: a 401 per wrong password until the one that locks,
-    423 from then on (no 5xx, no 409: no attempt is lost to a conflict)."""
-    return [(401, "invalid_credentials")] * (maximum - 1) + [(423, "account_locked")] * (
-        PARALLEL - maximum + 1
-    )
-
-
 def answered(responses: list[httpx.Response]) -> list[tuple[int, str]]:
     return sorted((r.status_code, r.json()["code"]) for r in responses)
 
@@ -107,22 +93,40 @@ async def log_in(client: httpx.AsyncClient, password: str) -> httpx.Response:
     return await client.post("/login", json={"user_id": "inv.lin", "password": password})
 
 
+async def locked_as_in_sequence(
+    client: httpx.AsyncClient,
+    application: IdentityApplication,
+    answers: list[httpx.Response],
+    failure: str,
+    earlier_events: int,
+) -> None:
+    """``answers`` to parallel wrong attempts, and inv.lin's events after its first
+    ``earlier_events``, are what a sequential run gives: a 401 per wrong attempt until the
+    one that locks, 423 from then on (no 5xx, no 409: no attempt lost to a conflict); each
+    ``failure`` counted, one lock. Then even the right password is refused: locked."""
+    maximum = application.policy.max_failed_attempts
+    until_the_lock = [(401, "invalid_credentials")] * (maximum - 1)
+    assert answered(answers) == until_the_lock + [(423, "account_locked")] * (
+        PARALLEL - maximum + 1
+    )
+    failures: list[tuple[str, int | None]] = [(failure, n) for n in range(1, maximum + 1)]
+    recorded = events_of(application, "inv.lin")[earlier_events:]
+    assert recorded == [*failures, ("AccountLocked", maximum)]
+    refused = await log_in(client, PASSWORD)
+    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+
+
 async def test_parallel_wrong_passwords_lock_the_account_as_a_sequential_run_would(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
-    maximum = application.policy.max_failed_attempts
     answers = await at_once(PARALLEL, lambda: log_in(client, "not the password"))
 
-    assert answered(answers) == lockout_answers(maximum)
-    assert events_of(application, "inv.lin")[1:] == lockout(maximum, "LoginFailed")
-    refused = await log_in(client, PASSWORD)
-    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+    await locked_as_in_sequence(client, application, answers, "LoginFailed", earlier_events=1)
 
 
 async def test_parallel_failed_signings_count_towards_the_same_lockout(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
-    maximum = application.policy.max_failed_attempts
     investigator = await logged_in(client, "inv.lin", PASSWORD)
     body = {"meaning": "approval", "purpose": "enrollment/eligibility/S-001",
             "user_id": "inv.lin", "password": "not the password"}  # fmt: skip
@@ -131,10 +135,7 @@ async def test_parallel_failed_signings_count_towards_the_same_lockout(
         PARALLEL, lambda: client.post("/signing", json=body, headers=investigator)
     )
 
-    assert answered(answers) == lockout_answers(maximum)
-    assert events_of(application, "inv.lin")[2:] == lockout(maximum, "SigningFailed")
-    refused = await log_in(client, PASSWORD)
-    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+    await locked_as_in_sequence(client, application, answers, "SigningFailed", earlier_events=2)
 
 
 async def test_parallel_creations_of_one_user_id_give_one_account(

@@ -15,7 +15,7 @@ from services.identity.publication import PUBLICATION
 from shared.contracts.identity import IDENTITY_CONTRACTS
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
-from tests.support import as_published
+from tests.support import MEMORY, as_published
 
 PASSWORD = "lupus-trial-2026!"
 NEW_PASSWORD = "systemic-lupus-2027!"
@@ -32,7 +32,7 @@ Published = tuple[list[CloudEvent], IdentityApplication]
 def published() -> Published:
     """One account's whole life (once: every password is hashed for real, slowly)."""
     app = IdentityApplication(
-        env={"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        env=MEMORY,
         policy=AccountPolicy(max_failed_attempts=2),
     )
     app.create_user("lin.wei", "Lin Wei", "ZJU-1", frozenset({Role.INVESTIGATOR}), PASSWORD,

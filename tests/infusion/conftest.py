@@ -4,11 +4,9 @@ real local enrollment view on PostgreSQL."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import pytest
 from fastapi import FastAPI
 
@@ -17,9 +15,8 @@ from services.infusion.application import InfusionApplication
 from services.infusion.domain import Enrollment
 from services.infusion.publication import PUBLICATION
 from services.infusion.views import EnrollmentView
-from shared.kernel.settings import ServiceSettings
 from shared.web.service_app import Serving
-from tests.support import NOW, VERIFIER, memory_outbox
+from tests.support import NOW, VERIFIER, memory_outbox, opened, own_schema
 
 
 class Enrollments:
@@ -39,16 +36,8 @@ def api(application: InfusionApplication) -> FastAPI:
 
 @pytest.fixture
 async def view(enrollment_settings_env: dict[str, str]) -> AsyncIterator[EnrollmentView]:
-    schema = f"test_{uuid.uuid4().hex[:10]}"
-    env = {**enrollment_settings_env, "TL_INFUSION_DATABASE_SCHEMA": schema}
-    settings = ServiceSettings.from_env("infusion", env)
-    owner = await asyncpg.connect(settings.database.dsn)
-    await owner.execute(f'CREATE SCHEMA "{schema}"')
-    local = EnrollmentView(settings.database)
-    await local.open()
-    try:
+    async with (
+        own_schema("infusion", enrollment_settings_env) as settings,
+        opened(EnrollmentView(settings.database)) as local,
+    ):
         yield local
-    finally:
-        await local.close()
-        await owner.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await owner.close()

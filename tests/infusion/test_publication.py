@@ -15,13 +15,13 @@ from shared.contracts.infusion import INFUSION_CONTRACTS, RecordSignedV2
 from shared.kernel.envelope import CloudEvent, contract_registry
 from shared.kernel.signatures import verify_published
 from tests.infusion.test_domain import infusion, regimen, release
-from tests.support import RECORD_KEY, SIGNER, as_published, command, signing
+from tests.support import MEMORY, RECORD_KEY, SIGNER, as_published, command, signing
 
 ENROLLED = Enrollment("enrolled", 1)
 
 
 def published(subject_id: str = "S-001") -> list[CloudEvent]:
-    app = InfusionApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = InfusionApplication(signer=SIGNER, env=MEMORY)
     apheresis = Leukapheresis(date(2026, 11, 1), Decimal(180))
     app.record_leukapheresis(subject_id, ENROLLED, apheresis, command())
     app.release_product(subject_id, ENROLLED, release(), command())

@@ -4,11 +4,10 @@ own on the real broker, and published events made by the real enrollment code.""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 
-import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -22,18 +21,20 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
 from shared.adapters.readings import KafkaOffsets, lag_by_topic
-from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from tests.faults.infra import as_superuser as superuser_sql
 from tests.support import (
+    MEMORY,
     RECORD_KEY,
     SIGNER,
     as_published,
     command,
     consent,
     eligible_observations,
+    isolated,
+    opened,
     screening,
     signing,
 )
@@ -43,7 +44,7 @@ CHECKPOINT_KEY = Ed25519PrivateKey.generate()
 
 def published_events(subjects: int = 3) -> list[CloudEvent]:
     """A small trial's events as the enrollment relay would publish them."""
-    app = EnrollmentApplication(signer=SIGNER, env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
     for n in range(1, subjects + 1):
         subject = f"S-{n:03d}"
         app.register_subject(subject, "ZJU-1", command())
@@ -66,31 +67,14 @@ def published_events(subjects: int = 3) -> list[CloudEvent]:
 async def projections_settings(
     enrollment_settings_env: dict[str, str],
 ) -> AsyncIterator[ServiceSettings]:
-    suffix = uuid.uuid4().hex[:10]
-    env = {
-        **enrollment_settings_env,
-        "TL_PROJECTIONS_DATABASE_SCHEMA": f"test_{suffix}",
-        "TL_PROJECTIONS_TOPIC": f"test.source.{suffix}",
-    }
-    settings = ServiceSettings.from_env("projections", env)
-    connection = await asyncpg.connect(settings.database.dsn)
-    await connection.execute(f'CREATE SCHEMA "{settings.database.schema}"')
-    await ensure_topics(settings.kafka_bootstrap, TopicSpec(settings.topic, partitions=3))
-    try:
+    async with isolated("projections", enrollment_settings_env) as settings:
         yield settings
-    finally:
-        await connection.execute(f'DROP SCHEMA "{settings.database.schema}" CASCADE')
-        await connection.close()
 
 
 @pytest.fixture
 async def ledger(projections_settings: ServiceSettings) -> AsyncIterator[LedgerStore]:
-    store = LedgerStore(projections_settings.database)
-    await store.open()
-    try:
+    async with opened(LedgerStore(projections_settings.database)) as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
@@ -100,83 +84,88 @@ def projections(ledger: LedgerStore) -> ProjectionsApplication:
     )
 
 
-async def as_superuser(settings: ServiceSettings, sql: str) -> None:
-    """``sql`` as the PostgreSQL superuser in the ledger's schema, the append-only triggers
-    switched off, as a hostile superuser would."""
-    await superuser_sql(settings.database.dbname, sql, settings.database.schema)
-
-
-def make_ingester(settings: ServiceSettings, ledger: LedgerStore, **options: int) -> Ingester:
-    return Ingester(
-        ledger,
-        settings.kafka_bootstrap,
-        [settings.topic],
-        known_contracts(),
-        CHECKPOINT_KEY,
-        IngestOptions(**{"checkpoint_every": 10_000, "poll_ms": 200, **options}),
-        on_appended=ViewStore(ledger.pool, ledger.schema).catch_up,
-    )
-
-
-async def produce(settings: ServiceSettings, values: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
-    await producer.start()
-    try:
-        for key, value in values:
-            await producer.send_and_wait(settings.topic, value=value, key=key)
-    finally:
-        await producer.stop()
-
-
-def records_of(events: list[CloudEvent]) -> list[tuple[bytes, bytes]]:
+def records_of(events: Sequence[CloudEvent]) -> list[tuple[bytes, bytes]]:
     return [(e.kafka_key(), e.to_kafka_value()) for e in events]
 
 
-async def ingest_until(
-    settings: ServiceSettings,
-    ledger: LedgerStore,
-    size: int,
-    read_all: bool = False,
-    **options: int,
-) -> Ingester:
-    """Run an ingester until the ledger holds ``size`` entries (``read_all``: and the
-    offsets kept with the ledger reach the topic's end, every record read, duplicates
-    included); stop it; sign a checkpoint."""
-    ingester = make_ingester(settings, ledger, **options)
-    stopping = asyncio.Event()
-    task = asyncio.create_task(ingester.run(stopping))
-    try:
-        async with asyncio.timeout(60):
-            while await ledger.size() < size or (read_all and await unread(settings, ledger)):
-                assert not task.done(), task.exception()
-                await asyncio.sleep(0.1)
-    finally:
-        stopping.set()
-        await task
-    await ingester.checkpoint()
-    return ingester
+@dataclass(frozen=True)
+class Feed:
+    """The ledger's own topic on the real broker and the ledger it feeds: what a test
+    publishes there, ingests into the ledger, and does to the ledger as a superuser."""
 
+    settings: ServiceSettings
+    ledger: LedgerStore
 
-async def ingest_all(
-    settings: ServiceSettings, ledger: LedgerStore, events: list[CloudEvent], **options: int
-) -> Ingester:
-    """``events`` produced to the ledger's topic and ingested, until the ledger holds as
-    many entries as there are events (``ingest_until``: a checkpoint signed)."""
-    await produce(settings, records_of(events))
-    return await ingest_until(settings, ledger, len(events), False, **options)
+    async def produce(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        """``records`` (key, value) sent to the topic as they are, readable or not."""
+        producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for key, value in records:
+                await producer.send_and_wait(self.settings.topic, value=value, key=key)
+        finally:
+            await producer.stop()
 
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        await self.produce(records_of(events))
 
-async def unread(settings: ServiceSettings, ledger: LedgerStore) -> int:
-    """Records on the topic past the offsets kept with the ledger."""
-    async with KafkaOffsets(settings.kafka_bootstrap) as kafka:
-        ends = await kafka.end_offsets([settings.topic])
-    kept = {TopicPartition(t, p): o for (t, p), o in (await ledger.offsets()).items()}
-    return sum(lag_by_topic(ends, kept).values())
+    def ingester(self, **options: int) -> Ingester:
+        return Ingester(
+            self.ledger,
+            self.settings.kafka_bootstrap,
+            [self.settings.topic],
+            known_contracts(),
+            CHECKPOINT_KEY,
+            IngestOptions(**{"checkpoint_every": 10_000, "poll_ms": 200, **options}),
+            on_appended=ViewStore(self.ledger.pool, self.ledger.schema).catch_up,
+        )
+
+    async def ingest_until(self, size: int, read_all: bool = False, **options: int) -> Ingester:
+        """Run an ingester until the ledger holds ``size`` entries (``read_all``: and the
+        offsets kept with the ledger reach the topic's end, every record read, duplicates
+        included); stop it; sign a checkpoint."""
+        ingester = self.ingester(**options)
+        stopping = asyncio.Event()
+        task = asyncio.create_task(ingester.run(stopping))
+        try:
+            async with asyncio.timeout(60):
+                while await self.ledger.size() < size or (read_all and await self.unread()):
+                    assert not task.done(), task.exception()
+                    await asyncio.sleep(0.1)
+        finally:
+            stopping.set()
+            await task
+        await ingester.checkpoint()
+        return ingester
+
+    async def ingest_all(self, events: Sequence[CloudEvent], **options: int) -> Ingester:
+        """``events`` published and ingested, until the ledger holds as many entries as
+        there are events (``ingest_until``: a checkpoint signed)."""
+        await self.publish(events)
+        return await self.ingest_until(len(events), False, **options)
+
+    async def unread(self) -> int:
+        """Records on the topic past the offsets kept with the ledger."""
+        async with KafkaOffsets(self.settings.kafka_bootstrap) as kafka:
+            ends = await kafka.end_offsets([self.settings.topic])
+        kept = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
+        return sum(lag_by_topic(ends, kept).values())
+
+    async def as_superuser(self, sql: str) -> None:
+        """``sql`` as the PostgreSQL superuser in the ledger's schema, the append-only
+        triggers switched off, as a hostile superuser would."""
+        database = self.settings.database
+        await superuser_sql(database.dbname, sql, database.schema)
 
 
 @pytest.fixture
-async def filled(projections_settings: ServiceSettings, ledger: LedgerStore) -> int:
+def feed(projections_settings: ServiceSettings, ledger: LedgerStore) -> Feed:
+    return Feed(projections_settings, ledger)
+
+
+@pytest.fixture
+async def filled(feed: Feed) -> int:
     """A ledger holding two subjects' events and a checkpoint; returns the entry count."""
     events = published_events(subjects=2)
-    await ingest_all(projections_settings, ledger, events)
+    await feed.ingest_all(events)
     return len(events)

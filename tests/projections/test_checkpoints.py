@@ -17,17 +17,12 @@ from services.projections.domain import Trust, verify_ledger
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
-from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
-    as_superuser,
-    ingest_all,
-    ingest_until,
-    produce,
+    Feed,
     published_events,
-    records_of,
 )
-from tests.projections.test_proofs import AUDITOR
+from tests.projections.test_proofs import AUDITOR, nodes
 from tests.support import VERIFIER, asgi_client, eventually
 
 pytestmark = pytest.mark.integration
@@ -37,16 +32,16 @@ async def sizes(ledger: LedgerStore) -> list[int]:
     return [c.size for c in await ledger.checkpoints()]
 
 
-async def filled_every(settings: ServiceSettings, ledger: LedgerStore, every: int) -> int:
+async def filled_every(feed: Feed, every: int) -> int:
     events = published_events(subjects=3)  # 27 events, ingested in one batch
-    await ingest_all(settings, ledger, events, checkpoint_every=every, batch_size=500)
+    await feed.ingest_all(events, checkpoint_every=every, batch_size=500)
     return len(events)
 
 
 async def test_a_checkpoint_every_n_entries_even_within_one_batch(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
-    count = await filled_every(projections_settings, ledger, every=5)
+    count = await filled_every(feed, every=5)
     signed = await sizes(ledger)
     assert signed[-1] == count
     assert all(b - a <= 5 for a, b in zip([0, *signed], signed, strict=False)), signed
@@ -59,26 +54,24 @@ async def test_a_checkpoint_every_n_entries_even_within_one_batch(
         )
 
 
-async def test_a_deleted_checkpoint_is_a_gap_verify_names(
-    projections_settings: ServiceSettings, ledger: LedgerStore
-) -> None:
-    await filled_every(projections_settings, ledger, every=5)
-    await as_superuser(projections_settings, "DELETE FROM checkpoints WHERE tree_size = 10;")
+async def test_a_deleted_checkpoint_is_a_gap_verify_names(feed: Feed, ledger: LedgerStore) -> None:
+    await filled_every(feed, every=5)
+    await feed.as_superuser("DELETE FROM checkpoints WHERE tree_size = 10;")
     application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()], max_gap=5)
     report = await application.verify_unattributed()
     assert [(f.position, f.kind) for f in report.findings] == [(6, "checkpoint_gap")]
 
 
 async def test_a_rotated_key_keeps_the_checkpoints_it_signed_verifiable(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events[:9]))
-    await ingest_until(projections_settings, ledger, 9)  # signed with the first key
+    await feed.publish(events[:9])
+    await feed.ingest_until(9)  # signed with the first key
     new_key = Ed25519PrivateKey.generate()
-    await produce(projections_settings, records_of(events[9:]))
+    await feed.publish(events[9:])
     rotated = Ingester(
-        ledger, projections_settings.kafka_bootstrap, [projections_settings.topic],
+        ledger, feed.settings.kafka_bootstrap, [feed.settings.topic],
         known_contracts(), new_key, IngestOptions(poll_ms=200),
         older_keys=[CHECKPOINT_KEY.public_key()],
     )  # fmt: skip
@@ -94,13 +87,13 @@ async def test_a_rotated_key_keeps_the_checkpoints_it_signed_verifiable(
 
 
 async def test_checkpoints_a_crash_left_out_are_signed_when_a_writer_takes_over(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
-    await filled_every(projections_settings, ledger, every=1000)  # one checkpoint, at 27
-    await as_superuser(projections_settings, "DELETE FROM checkpoints;")  # as if never signed
+    await filled_every(feed, every=1000)  # one checkpoint, at 27
+    await feed.as_superuser("DELETE FROM checkpoints;")  # as if never signed
     options = IngestOptions(checkpoint_every=10)
-    topics = [projections_settings.topic]
-    bootstrap = projections_settings.kafka_bootstrap
+    topics = [feed.settings.topic]
+    bootstrap = feed.settings.kafka_bootstrap
     writer = Ingester(ledger, bootstrap, topics, known_contracts(), CHECKPOINT_KEY, options)
     writer.epoch = await ledger.take_writer()
     await writer.take_over()
@@ -108,9 +101,9 @@ async def test_checkpoints_a_crash_left_out_are_signed_when_a_writer_takes_over(
 
 
 async def test_the_checkpoint_and_its_history_are_public_and_verify_with_their_vkeys(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
-    await filled_every(projections_settings, ledger, every=10)
+    await filled_every(feed, every=10)
     application = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
     async with asgi_client(create_app(application, VERIFIER), "projections") as client:
         note = (await client.get("/checkpoint")).text
@@ -124,17 +117,14 @@ async def test_the_checkpoint_and_its_history_are_public_and_verify_with_their_v
 
 
 async def test_a_consistency_proof_between_two_older_sizes(
-    projections_settings: ServiceSettings,
-    ledger: LedgerStore,
-    projections: ProjectionsApplication,
+    feed: Feed, ledger: LedgerStore, projections: ProjectionsApplication
 ) -> None:
-    await filled_every(projections_settings, ledger, every=5)
+    await filled_every(feed, every=5)
     proof = await projections.consistency_proof(AUDITOR, old_size=7, new_size=15)
     (at_15,) = [c for c in await ledger.checkpoints() if c.size == 15]
     assert merkle.verify_consistency(
-        7, 15, bytes.fromhex(proof["old_root"]), at_15.root,
-        [bytes.fromhex(p) for p in proof["proof"]],
-    )  # fmt: skip
+        7, 15, bytes.fromhex(proof["old_root"]), at_15.root, nodes(proof)
+    )
 
 
 async def ingest_with(ingester: Ingester, ledger: LedgerStore, size: int) -> None:

@@ -12,13 +12,9 @@ from aiokafka import AIOKafkaConsumer
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import checkpoint_valid, entry_leaf
 from services.projections.ledger import LedgerStore
-from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
-    ingest_all,
-    ingest_until,
-    make_ingester,
-    produce,
+    Feed,
     published_events,
     records_of,
 )
@@ -32,10 +28,10 @@ async def entries(ledger: LedgerStore) -> list[asyncpg.Record]:
 
 
 async def test_every_event_becomes_one_entry_kept_exactly_as_published(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events()
-    await ingest_all(projections_settings, ledger, events)
+    await feed.ingest_all(events)
     rows = await entries(ledger)
     assert [r["position"] for r in rows] == list(range(1, len(events) + 1))
     assert {bytes(r["payload"]) for r in rows} == {e.to_kafka_value() for e in events}
@@ -49,27 +45,26 @@ async def test_every_event_becomes_one_entry_kept_exactly_as_published(
 
 
 async def test_duplicate_delivery_of_every_event_appends_each_once(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events) + records_of(events))
+    await feed.publish(events + events)
     # every record read, the duplicates too: a duplicate would have been appended by now
-    await ingest_until(projections_settings, ledger, len(events), read_all=True)
+    await feed.ingest_until(len(events), read_all=True)
     assert await ledger.size() == len(events)
     assert len({r["event_id"] for r in await entries(ledger)}) == len(events)
 
 
 async def test_malformed_and_unknown_messages_go_to_dead_letters_and_ingest_goes_on(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
     unknown = events[0].model_copy(update={"type": "Teleported.v1"})
     bad_payload = events[1].model_copy(update={"data": {**events[1].data, "version": "two"}})
-    await produce(
-        projections_settings,
-        [(b"x", b"not json at all"), *records_of([unknown, bad_payload]), *records_of(events)],
+    await feed.produce(
+        [(b"x", b"not json at all"), *records_of([unknown, bad_payload, *events])],
     )
-    await ingest_until(projections_settings, ledger, len(events))
+    await feed.ingest_until(len(events))
     reasons = [r["reason"] for r in await ledger.dead_letters()]
     assert len(reasons) == 3
     assert reasons[0].startswith("not a CloudEvents 1.0 structured event")
@@ -79,31 +74,31 @@ async def test_malformed_and_unknown_messages_go_to_dead_letters_and_ingest_goes
 
 
 async def test_a_record_with_text_postgresql_cannot_store_is_a_dead_letter_not_a_stall(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
     nul = events[0].model_copy(
         update={"subject": "S-\x00", "data": {**events[0].data, "subject_id": "S-\x00"}}
     )
-    await produce(projections_settings, [*records_of([nul]), *records_of(events)])
-    await ingest_until(projections_settings, ledger, len(events))
+    await feed.publish([nul, *events])
+    await feed.ingest_until(len(events))
     (dead,) = [r["reason"] for r in await ledger.dead_letters()]
     assert dead.startswith("text PostgreSQL cannot store")
     assert await ledger.size() == len(events)
 
 
 async def test_crash_between_database_commit_and_offset_commit_loses_and_doubles_nothing(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events))
+    await feed.publish(events)
     # The first ingester commits its batch to the database and "crashes" before any Kafka
     # offset commit: it is fed by a consumer that never commits.
-    first = make_ingester(projections_settings, ledger)
+    first = feed.ingester()
     first.epoch = await ledger.take_writer()
     consumer = AIOKafkaConsumer(
-        projections_settings.topic,
-        bootstrap_servers=projections_settings.kafka_bootstrap,
+        feed.settings.topic,
+        bootstrap_servers=feed.settings.kafka_bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )
@@ -116,20 +111,18 @@ async def test_crash_between_database_commit_and_offset_commit_loses_and_doubles
     finally:
         await consumer.stop()
     assert 0 < await ledger.size() < len(events)
-    await produce(projections_settings, records_of(events[:3]))  # and some redeliveries
-    await ingest_until(projections_settings, ledger, len(events), read_all=True)
+    await feed.publish(events[:3])  # and some redeliveries
+    await feed.ingest_until(len(events), read_all=True)
     rows = await entries(ledger)
     assert len(rows) == len(events)
     assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in events)
 
 
 async def test_signed_checkpoint_covers_the_ledger_and_verifies(
-    projections_settings: ServiceSettings,
-    ledger: LedgerStore,
-    projections: ProjectionsApplication,
+    feed: Feed, ledger: LedgerStore, projections: ProjectionsApplication
 ) -> None:
     events = published_events(subjects=2)
-    await ingest_all(projections_settings, ledger, events)
+    await feed.ingest_all(events)
     checkpoints = await ledger.checkpoints()
     assert checkpoints[-1].size == len(events)
     keys = [CHECKPOINT_KEY.public_key()]
@@ -140,10 +133,10 @@ async def test_signed_checkpoint_covers_the_ledger_and_verifies(
 
 
 async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
-    await ingest_all(projections_settings, ledger, events)
+    await feed.ingest_all(events)
     for statement in (
         "UPDATE ledger_entries SET payload = 'x' WHERE position = 1",
         "DELETE FROM ledger_entries WHERE position = 1",
@@ -153,9 +146,9 @@ async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await ledger.pool.execute(statement)
     # and the owner is stopped by the triggers
-    owner = await asyncpg.connect(projections_settings.database.dsn)
+    owner = await asyncpg.connect(feed.settings.database.dsn)
     try:
-        await owner.execute(f'SET search_path TO "{projections_settings.database.schema}"')
+        await owner.execute(f'SET search_path TO "{feed.settings.database.schema}"')
         for statement in (
             "UPDATE ledger_entries SET payload = 'x' WHERE position = 1",
             "DELETE FROM ledger_entries",
@@ -169,17 +162,15 @@ async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
 
 
 async def test_a_second_ingester_stands_by_and_the_tree_stays_whole(
-    projections_settings: ServiceSettings,
-    ledger: LedgerStore,
-    projections: ProjectionsApplication,
+    feed: Feed, ledger: LedgerStore, projections: ProjectionsApplication
 ) -> None:
     events = published_events(subjects=2)
-    first = make_ingester(projections_settings, ledger, checkpoint_every=5)
-    second = make_ingester(projections_settings, ledger, checkpoint_every=5)
+    first = feed.ingester(checkpoint_every=5)
+    second = feed.ingester(checkpoint_every=5)
     stopping = asyncio.Event()
     tasks = [asyncio.create_task(i.run(stopping)) for i in (first, second)]
     try:
-        await produce(projections_settings, records_of(events))
+        await feed.publish(events)
 
         async def all_in() -> bool:
             return await ledger.size() >= len(events)

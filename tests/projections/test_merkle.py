@@ -8,7 +8,7 @@ serve as the model for the fast versions.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -89,6 +89,13 @@ def flip(value: bytes, bit: int) -> bytes:
     return bytes(mutable)
 
 
+def proven_leaves(n: int) -> Iterator[tuple[int, list[bytes]]]:
+    """Each leaf's index in the tree of the first ``n`` of ``LEAVES``, with its inclusion
+    proof in that tree."""
+    for i in range(n):
+        yield i, inclusion_proof(LEAVES[:n], i)
+
+
 def bit_flips(proof: Sequence[bytes]) -> list[list[bytes]]:
     """Every proof that differs from ``proof`` by one bit, at three bits of each node."""
     return [
@@ -111,6 +118,16 @@ ROOTS = {
     7: "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
     8: "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328",
 }
+PATH_OF_LEAF_0_IN_8 = [
+    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+    "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+]
+PROOF_FROM_6_TO_8 = [
+    "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+    "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+]
 
 
 @pytest.mark.parametrize(("size", "expected"), ROOTS.items())
@@ -132,24 +149,14 @@ def test_leaf_and_node_hashes_are_domain_separated() -> None:
 
 
 def test_inclusion_proof_of_leaf_0_in_8_matches_the_published_vector() -> None:
-    expected = [
-        "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
-        "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
-        "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
-    ]
     proof = inclusion_proof(VECTOR_LEAVES, 0)
-    assert [node.hex() for node in proof] == expected
+    assert [node.hex() for node in proof] == PATH_OF_LEAF_0_IN_8
     assert verify_inclusion(VECTOR_LEAVES[0], 0, 8, proof, bytes.fromhex(ROOTS[8]))
 
 
 def test_consistency_proof_from_6_to_8_matches_the_published_vector() -> None:
-    expected = [
-        "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
-        "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
-        "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
-    ]
     proof = consistency_proof(VECTOR_LEAVES, 6)
-    assert [node.hex() for node in proof] == expected
+    assert [node.hex() for node in proof] == PROOF_FROM_6_TO_8
     old, new = bytes.fromhex(ROOTS[6]), bytes.fromhex(ROOTS[8])
     assert verify_consistency(6, 8, old, new, proof)
 
@@ -188,9 +195,9 @@ def test_proofs_of_a_leaf_outside_the_tree_raise(index: int) -> None:
 
 @pytest.mark.parametrize("n", SIZES)
 def test_every_inclusion_proof_verifies(n: int) -> None:
-    tree, tree_root = LEAVES[:n], root(LEAVES[:n])
-    for i in range(n):
-        assert verify_inclusion(tree[i], i, n, inclusion_proof(tree, i), tree_root)
+    tree_root = root(LEAVES[:n])
+    for i, proof in proven_leaves(n):
+        assert verify_inclusion(LEAVES[i], i, n, proof, tree_root)
 
 
 @pytest.mark.parametrize("n", SIZES)
@@ -241,44 +248,41 @@ def test_random_proofs_verify_and_any_flipped_bit_breaks_them(n: int, data: st.D
 
 @pytest.mark.parametrize("n", SIZES)
 def test_inclusion_fails_when_any_proof_node_has_a_flipped_bit(n: int) -> None:
-    tree, tree_root = LEAVES[:n], root(LEAVES[:n])
-    for i in range(n):
-        for forged in bit_flips(inclusion_proof(tree, i)):
-            assert not verify_inclusion(tree[i], i, n, forged, tree_root)
+    tree_root = root(LEAVES[:n])
+    for i, proof in proven_leaves(n):
+        for forged in bit_flips(proof):
+            assert not verify_inclusion(LEAVES[i], i, n, forged, tree_root)
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_inclusion_fails_with_a_node_dropped_or_added(n: int) -> None:
-    tree, tree_root = LEAVES[:n], root(LEAVES[:n])
-    for i in range(n):
-        proof = inclusion_proof(tree, i)
+    tree_root = root(LEAVES[:n])
+    for i, proof in proven_leaves(n):
         for k in range(len(proof)):
-            assert not verify_inclusion(tree[i], i, n, proof[:k] + proof[k + 1 :], tree_root)
+            assert not verify_inclusion(LEAVES[i], i, n, proof[:k] + proof[k + 1 :], tree_root)
         for k in range(len(proof) + 1):
-            for extra in (LEAVES[100], tree_root, tree[i]):
+            for extra in (LEAVES[100], tree_root, LEAVES[i]):
                 longer = [*proof[:k], extra, *proof[k:]]
-                assert not verify_inclusion(tree[i], i, n, longer, tree_root)
+                assert not verify_inclusion(LEAVES[i], i, n, longer, tree_root)
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_inclusion_fails_with_a_wrong_index_leaf_or_root(n: int) -> None:
-    tree, tree_root = LEAVES[:n], root(LEAVES[:n])
-    for i in range(n):
-        proof = inclusion_proof(tree, i)
+    tree_root = root(LEAVES[:n])
+    for i, proof in proven_leaves(n):
         for other in [-1, *range(n), n, n + 1]:
             if other != i:
-                assert not verify_inclusion(tree[i], other, n, proof, tree_root)
+                assert not verify_inclusion(LEAVES[i], other, n, proof, tree_root)
         assert not verify_inclusion(LEAVES[100], i, n, proof, tree_root)
-        assert not verify_inclusion(flip(tree[i], 7), i, n, proof, tree_root)
-        assert not verify_inclusion(tree[i], i, n, proof, flip(tree_root, 200))
-        assert not verify_inclusion(tree[i], i, n, proof, root(LEAVES[: n + 1]))
+        assert not verify_inclusion(flip(LEAVES[i], 7), i, n, proof, tree_root)
+        assert not verify_inclusion(LEAVES[i], i, n, proof, flip(tree_root, 200))
+        assert not verify_inclusion(LEAVES[i], i, n, proof, root(LEAVES[: n + 1]))
 
 
 @pytest.mark.parametrize("n", SIZES)
 def test_inclusion_fails_for_a_size_whose_path_has_another_length(n: int) -> None:
     tree_root = root(LEAVES[:n])
-    for i in range(n):
-        proof = inclusion_proof(LEAVES[:n], i)
+    for i, proof in proven_leaves(n):
         for size in range(0, 41):
             if size <= i or len(inclusion_proof(LEAVES[:size], i)) != len(proof):
                 assert not verify_inclusion(LEAVES[i], i, size, proof, tree_root)

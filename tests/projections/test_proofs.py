@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.projections import merkle
@@ -17,6 +19,16 @@ AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
 TRUSTED = TrustedKeys(
     checkpoint_keys=[CHECKPOINT_KEY.public_key()], record=[RECORD_KEY.public_key()], full=True
 )
+
+
+def nodes(proof: dict[str, Any]) -> list[bytes]:
+    """A served proof's nodes, as the Merkle functions take them."""
+    return [bytes.fromhex(node) for node in proof["proof"]]
+
+
+def signed_root(proof: dict[str, Any]) -> bytes:
+    """The root of the signed checkpoint a proof is served with."""
+    return Checkpoint.from_json(proof["checkpoint"]).root
 
 
 async def test_a_full_export_verifies_offline_with_the_ledgers_keys(
@@ -55,25 +67,13 @@ async def test_inclusion_proof_of_one_entry(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     proof = await projections.inclusion_proof(AUDITOR, position=5)
-    checkpoint = Checkpoint.from_json(proof["checkpoint"])
-    assert merkle.verify_inclusion(
-        bytes.fromhex(proof["leaf_hash"]),
-        4,
-        proof["tree_size"],
-        [bytes.fromhex(p) for p in proof["proof"]],
-        checkpoint.root,
-    )
+    leaf = bytes.fromhex(proof["leaf_hash"])
+    assert merkle.verify_inclusion(leaf, 4, proof["tree_size"], nodes(proof), signed_root(proof))
 
 
 async def test_consistency_proof_between_two_tree_sizes(
     filled: int, projections: ProjectionsApplication
 ) -> None:
     proof = await projections.consistency_proof(AUDITOR, old_size=7)
-    checkpoint = Checkpoint.from_json(proof["checkpoint"])
-    assert merkle.verify_consistency(
-        7,
-        proof["new_size"],
-        bytes.fromhex(proof["old_root"]),
-        checkpoint.root,
-        [bytes.fromhex(p) for p in proof["proof"]],
-    )
+    old_root, new_size = bytes.fromhex(proof["old_root"]), proof["new_size"]
+    assert merkle.verify_consistency(7, new_size, old_root, signed_root(proof), nodes(proof))

@@ -6,8 +6,7 @@ from __future__ import annotations
 import pytest
 
 from services.projections.application import ProjectionsApplication
-from shared.kernel.settings import ServiceSettings
-from tests.projections.conftest import as_superuser
+from tests.projections.conftest import Feed
 
 pytestmark = pytest.mark.integration
 
@@ -102,31 +101,25 @@ TAMPERING = [
 
 @pytest.mark.parametrize(("sql", "found"), TAMPERING)
 async def test_tampering_is_found_at_its_position_as_what_it_was(
-    filled: int,
-    projections_settings: ServiceSettings,
-    projections: ProjectionsApplication,
-    sql: str,
-    found: tuple[int, str],
+    filled: int, feed: Feed, projections: ProjectionsApplication, sql: str, found: tuple[int, str]
 ) -> None:
-    await as_superuser(projections_settings, sql)
+    await feed.as_superuser(sql)
     assert await first_finding(projections) == found
 
 
 async def test_truncated_and_refilled_short_is_found_as_missing(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+    filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
-    await as_superuser(
-        projections_settings,
+    await feed.as_superuser(
         truncated_and_refilled(f"DELETE FROM saved WHERE position > {filled - 2};"),
     )
     assert await first_finding(projections) == (filled - 1, "missing")
 
 
 async def test_truncated_and_refilled_with_an_edit_is_found_at_the_edit(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+    filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
-    await as_superuser(
-        projections_settings,
+    await feed.as_superuser(
         truncated_and_refilled(
             "UPDATE saved SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
             "'\"dose_level\":1', '\"dose_level\":4'), 'UTF8');"
@@ -141,10 +134,9 @@ async def test_truncated_and_refilled_with_an_edit_is_found_at_the_edit(
 
 
 async def test_an_edit_with_its_hash_recomputed_breaks_the_signed_checkpoint(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+    filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
-    await as_superuser(
-        projections_settings,
+    await feed.as_superuser(
         "UPDATE ledger_entries SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
         "'ICF v2.1', 'ICF v9.9'), 'UTF8') WHERE position = 2;\n"
         "UPDATE ledger_entries SET leaf_hash = sha256('\\x00'::bytea || "
@@ -156,10 +148,9 @@ async def test_an_edit_with_its_hash_recomputed_breaks_the_signed_checkpoint(
 
 
 async def test_a_forged_checkpoint_signature_is_found(
-    filled: int, projections_settings: ServiceSettings, projections: ProjectionsApplication
+    filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
-    await as_superuser(
-        projections_settings,
+    await feed.as_superuser(
         "UPDATE checkpoints SET root = sha256(root) "
         "WHERE tree_size = (SELECT max(tree_size) FROM checkpoints);",
     )

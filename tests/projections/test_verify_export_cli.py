@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
+from subprocess import CompletedProcess
 
 from cryptography.hazmat.primitives import serialization
 from typer.testing import CliRunner
 
 from services.projections.cli import app
 from tests.projections.test_offline import LOG, WITNESS, alter_payload, export, position_of
-from tests.support import RECORD_KEY
+from tests.support import RECORD_KEY, finished
 
 
 def write(tmp_path: Path, document: dict[str, object]) -> tuple[Path, list[str]]:
@@ -30,20 +30,19 @@ def write(tmp_path: Path, document: dict[str, object]) -> tuple[Path, list[str]]
     return out, keys
 
 
+def verified_offline(file: Path, *options: str, timeout: float = 120) -> CompletedProcess[str]:
+    """``python -m services.projections.cli verify-export`` run as an auditor runs it: a
+    process of its own, with no TL_* setting; it must exit 0 (everything verified)."""
+    bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
+    cli = [sys.executable, "-m", "services.projections.cli", "verify-export", str(file)]
+    return finished([*cli, *options], timeout=timeout, env=bare)
+
+
 def test_it_runs_with_no_settings_at_all_and_exits_0_when_everything_verifies(
     tmp_path: Path,
 ) -> None:
     out, keys = write(tmp_path, export())
-    bare = {name: value for name, value in os.environ.items() if not name.startswith("TL_")}
-    done = subprocess.run(  # noqa: S603 (our interpreter, our module)
-        [sys.executable, "-m", "services.projections.cli", "verify-export", str(out), *keys],
-        env=bare,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = verified_offline(out, *keys)
     assert done.stdout.splitlines()[-1] == "verify-export: OK"
     assert "cosigned by witness.example/w1" in done.stdout
 

@@ -13,9 +13,8 @@ from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
-from shared.kernel.settings import ServiceSettings
 from shared.web.auth import Forbidden
-from tests.projections.conftest import ingest_until, produce, published_events, records_of
+from tests.projections.conftest import Feed, published_events
 from tests.support import principal
 
 pytestmark = pytest.mark.integration
@@ -110,7 +109,7 @@ async def test_signed_records_show_their_signature_in_the_trail(
 
 
 async def test_signatures_of_both_schemes_show_in_the_views(
-    projections_settings: ServiceSettings, ledger: LedgerStore, projections: ProjectionsApplication
+    feed: Feed, projections: ProjectionsApplication
 ) -> None:
     # S-901 was signed before scheme v2 (RecordSigned.v1, as published then); S-001 after
     stored = Path(__file__).parents[1] / "shared/fixtures/stored-signature-v1.json"
@@ -120,8 +119,8 @@ async def test_signatures_of_both_schemes_show_in_the_views(
     ]
     new = published_events(subjects=1)
     assert {e.type for e in old + new} >= {"RecordSigned.v1", "RecordSigned.v2"}
-    await produce(projections_settings, records_of(old + new))
-    await ingest_until(projections_settings, ledger, len(old + new))
+    await feed.publish(old + new)
+    await feed.ingest_until(len(old + new))
     for subject, signer in (("S-901", "林伟 Lin Wei"), ("S-001", "Dr Lin Wei")):
         state = await projections.subject(AUDITOR, subject)
         assert state is not None

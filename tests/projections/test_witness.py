@@ -20,17 +20,11 @@ from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
 from services.projections.witness import Cosigner, WitnessConfig, WitnessError
-from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
-    as_superuser,
-    ingest_all,
-    ingest_until,
-    make_ingester,
-    produce,
+    Feed,
     published_events,
-    records_of,
 )
 from tests.support import asgi_client, eventually
 from tests.witness import Witness, running_witness
@@ -55,12 +49,10 @@ def cosigner(ledger: LedgerStore, witness: Witness, stall_after: float = 30.0) -
 
 
 @pytest.fixture
-async def cosigned(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
-) -> int:
+async def cosigned(feed: Feed, ledger: LedgerStore, witness: Witness) -> int:
     """27 entries, a checkpoint every 5 and at 27, each cosigned by the witness."""
     events = published_events(subjects=3)
-    await ingest_all(projections_settings, ledger, events, checkpoint_every=5, batch_size=500)
+    await feed.ingest_all(events, checkpoint_every=5, batch_size=500)
     async with httpx.AsyncClient() as client:
         await cosigner(ledger, witness).step(client)
     assert sorted(await ledger.cosignatures()) == [5, 10, 15, 20, 25, 27]
@@ -96,10 +88,10 @@ async def test_a_checkpoint_is_cosigned_and_served_with_the_witness_line(
 
 
 async def test_a_rollback_is_named_from_the_kept_cosignatures(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+    feed: Feed, ledger: LedgerStore, witness: Witness, cosigned: int
 ) -> None:
-    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position > 20;\n"
-                       "DELETE FROM checkpoints WHERE tree_size > 20;")  # fmt: skip
+    await feed.as_superuser("DELETE FROM ledger_entries WHERE position > 20;\n"
+                            "DELETE FROM checkpoints WHERE tree_size > 20;")  # fmt: skip
     plain = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
     assert (await plain.verify_unattributed()).ok, "without the witness it looks whole"
     assert await findings(ledger, witness, ask=False) == [(21, "rolled_back")]
@@ -110,26 +102,25 @@ async def test_a_rollback_is_named_from_the_kept_cosignatures(
 
 
 async def test_a_rollback_with_its_cosignatures_deleted_is_named_by_the_witness(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+    feed: Feed, ledger: LedgerStore, witness: Witness, cosigned: int
 ) -> None:
-    await as_superuser(projections_settings, "DELETE FROM ledger_entries WHERE position > 20;\n"
-                       "DELETE FROM checkpoints WHERE tree_size > 20;\n"
-                       "DELETE FROM cosignatures WHERE tree_size > 20;")  # fmt: skip
+    await feed.as_superuser("DELETE FROM ledger_entries WHERE position > 20;\n"
+                            "DELETE FROM checkpoints WHERE tree_size > 20;\n"
+                            "DELETE FROM cosignatures WHERE tree_size > 20;")  # fmt: skip
     assert await findings(ledger, witness, ask=False) == []
     assert await findings(ledger, witness) == [(21, "rolled_back")]
 
 
 async def test_deleted_checkpoints_are_named(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+    feed: Feed, ledger: LedgerStore, witness: Witness, cosigned: int
 ) -> None:
-    await as_superuser(projections_settings,
-                       "DELETE FROM checkpoints WHERE tree_size IN (10, 15);")  # fmt: skip
+    await feed.as_superuser("DELETE FROM checkpoints WHERE tree_size IN (10, 15);")
     assert await findings(ledger, witness) == [(10, "checkpoint_deleted"),
                                                (15, "checkpoint_deleted")]  # fmt: skip
 
 
 async def test_a_tail_forged_before_the_newest_cosignature_is_named_with_its_range(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness, cosigned: int
+    feed: Feed, ledger: LedgerStore, witness: Witness, cosigned: int
 ) -> None:
     # entries 18.. replaced by copies of earlier ones, with well-formed leaves; the
     # checkpoints that covered them deleted, as a superuser hiding the forgery would
@@ -142,7 +133,7 @@ async def test_a_tail_forged_before_the_newest_cosignature_is_named_with_its_ran
         f"FROM ledger_entries WHERE position <= {cosigned - 17};\n"
         f"UPDATE ledger_entries SET leaf_hash = {LEAF} WHERE position >= 18;"
     )
-    await as_superuser(projections_settings, forged)
+    await feed.as_superuser(forged)
     plain = ProjectionsApplication(ledger, [CHECKPOINT_KEY.public_key()])
     assert (await plain.verify_unattributed()).ok, "without the witness it looks whole"
     found = await findings(ledger, witness)
@@ -151,17 +142,17 @@ async def test_a_tail_forged_before_the_newest_cosignature_is_named_with_its_ran
 
 
 async def test_a_witness_that_is_down_never_stops_ingest_and_ready_says_so(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+    feed: Feed, ledger: LedgerStore, witness: Witness
 ) -> None:
     await witness.stop()
     events = published_events(subjects=2)
     worker = cosigner(ledger, witness, stall_after=0.5)
     app = FastAPI()
-    instrument(app, projections_settings, worker)
+    instrument(app, feed.settings, worker)
     stopping = asyncio.Event()
     task = asyncio.create_task(worker.run(stopping))
     try:
-        await ingest_all(projections_settings, ledger, events)  # ingest goes on
+        await feed.ingest_all(events)  # ingest goes on
         async with asgi_client(app, "projections") as client:
 
             async def unready() -> bool:
@@ -194,10 +185,7 @@ class Clock:
 
 
 async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
-    projections_settings: ServiceSettings,
-    ledger: LedgerStore,
-    witness: Witness,
-    monkeypatch: pytest.MonkeyPatch,
+    feed: Feed, ledger: LedgerStore, witness: Witness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """New checkpoints at every step (the ledger growing all the time) are not a witness
     falling behind: each step cosigns what it found, so none waits past the threshold."""
@@ -209,9 +197,9 @@ async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
     async with httpx.AsyncClient() as client:
         for subject in ("S-001", "S-002", "S-003"):
             events = [e for e in trial if e.subject == subject]
-            await produce(projections_settings, records_of(events))
+            await feed.publish(events)
             produced += len(events)
-            await ingest_until(projections_settings, ledger, produced, checkpoint_every=4)
+            await feed.ingest_until(produced, checkpoint_every=4)
             await worker.step(client)  # it found new checkpoints, and cosigned them
             clock.now += 0.4  # longer than the threshold, between two steps
     assert await worker.problems() == {"witness": "ok"}
@@ -223,15 +211,15 @@ async def _ok(worker: Cosigner) -> bool:
 
 
 async def test_an_ingester_beside_a_cosigner_keeps_its_own_pace(
-    projections_settings: ServiceSettings, ledger: LedgerStore, witness: Witness
+    feed: Feed, ledger: LedgerStore, witness: Witness
 ) -> None:
     """Cosigning runs apart from ingest: the ingester signs, the cosigner follows."""
     events = published_events(subjects=1)
     worker, stopping = cosigner(ledger, witness), asyncio.Event()
-    ingester = make_ingester(projections_settings, ledger, checkpoint_every=3)
+    ingester = feed.ingester(checkpoint_every=3)
     tasks = [asyncio.create_task(w.run(stopping)) for w in (worker, ingester)]
     try:
-        await produce(projections_settings, records_of(events))
+        await feed.publish(events)
 
         async def all_cosigned() -> bool:
             kept = await ledger.cosignatures()

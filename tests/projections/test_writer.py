@@ -18,13 +18,8 @@ from services.projections.merkle import Frontier
 from shared.kernel.settings import ServiceSettings
 from tests.projections.conftest import (
     CHECKPOINT_KEY,
-    as_superuser,
-    ingest_all,
-    ingest_until,
-    make_ingester,
-    produce,
+    Feed,
     published_events,
-    records_of,
 )
 
 pytestmark = pytest.mark.integration
@@ -57,37 +52,35 @@ async def test_a_writer_whose_epoch_was_taken_can_neither_append_nor_sign(
 
 
 async def test_a_writer_that_lost_its_lock_is_fenced_and_the_tree_stays_whole(
-    projections_settings: ServiceSettings,
-    ledger: LedgerStore,
-    projections: ProjectionsApplication,
+    feed: Feed, ledger: LedgerStore, projections: ProjectionsApplication
 ) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events[:10]))
-    old = await ingest_until(projections_settings, ledger, 10)
+    await feed.publish(events[:10])
+    old = await feed.ingest_until(10)
     await ledger.take_writer()  # the old writer's lock was lost; another writer took over
-    await produce(projections_settings, records_of(events[10:]))
+    await feed.publish(events[10:])
     with pytest.raises(Fenced):
-        await old.ingest(await read_all(projections_settings))
+        await old.ingest(await read_all(feed.settings))
     assert await ledger.size() == 10  # it appended nothing
-    await ingest_until(projections_settings, ledger, len(events))
+    await feed.ingest_until(len(events))
     report = await projections.verify_unattributed()
     assert report.ok and report.entries == len(events), report.findings
 
 
 async def test_the_self_check_finds_a_forged_tail_and_refuses_to_sign_over_it(
-    projections_settings: ServiceSettings, ledger: LedgerStore
+    feed: Feed, ledger: LedgerStore
 ) -> None:
     events = published_events(subjects=1)
-    await ingest_all(projections_settings, ledger, events)  # signs a checkpoint
+    await feed.ingest_all(events)  # signs a checkpoint
     forged = len(events) + 1
-    await as_superuser(projections_settings, forged_tail(forged))
-    restarted = make_ingester(projections_settings, ledger)
+    await feed.as_superuser(forged_tail(forged))
+    restarted = feed.ingester()
     await restarted.self_check()
     assert restarted.untrusted is not None
     assert f"position {forged} (unanchored)" in restarted.untrusted
     assert (await restarted.problems())["ingest"] == restarted.untrusted
     application = ProjectionsApplication(
-        ledger, [CHECKPOINT_KEY.public_key()], bootstrap=projections_settings.kafka_bootstrap
+        ledger, [CHECKPOINT_KEY.public_key()], bootstrap=feed.settings.kafka_bootstrap
     )
     report = await application.verify_unattributed()
     assert [(f.position, f.kind) for f in report.findings] == [(forged, "unanchored")]
@@ -98,16 +91,14 @@ async def test_the_self_check_finds_a_forged_tail_and_refuses_to_sign_over_it(
     assert len(await ledger.checkpoints()) == before, "it signed over a forged row"
 
 
-async def test_a_row_written_behind_a_running_writer_ends_its_session(
-    projections_settings: ServiceSettings, ledger: LedgerStore
-) -> None:
+async def test_a_row_written_behind_a_running_writer_ends_its_session(feed: Feed) -> None:
     events = published_events(subjects=2)
-    await produce(projections_settings, records_of(events[:5]))
-    writer = await ingest_until(projections_settings, ledger, 5)
-    await as_superuser(projections_settings, forged_tail(6))
-    await produce(projections_settings, records_of(events[5:6]))
+    await feed.publish(events[:5])
+    writer = await feed.ingest_until(5)
+    await feed.as_superuser(forged_tail(6))
+    await feed.publish(events[5:6])
     with pytest.raises(ForeignEntries):
-        await writer.ingest(await read_all(projections_settings))
+        await writer.ingest(await read_all(feed.settings))
 
 
 async def read_all(settings: ServiceSettings) -> dict[TopicPartition, list[Any]]:

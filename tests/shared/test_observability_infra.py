@@ -24,7 +24,7 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
-from tests.support import command, eventually
+from tests.support import command, eventually, opened
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
@@ -94,10 +94,8 @@ class Recording(InfusionView):
 
 @pytest.fixture
 async def view(settings: ServiceSettings) -> AsyncIterator[Recording]:
-    view = Recording(settings)
-    await view.open()
-    yield view
-    await view.close()
+    async with opened(Recording(settings)) as view:
+        yield view
 
 
 async def test_a_view_subscription_reports_its_lag_dead_letters_and_outcomes(

@@ -39,6 +39,7 @@ from shared.kernel.signatures import (
     published_time,
     verify_published,
 )
+from tests.support import MEMORY
 
 ROOT = Path(__file__).resolve().parents[2]
 V1_VECTOR = ROOT / "docs/examples/record-signature-v1.json"
@@ -350,7 +351,7 @@ def test_the_scheme_v1_bytes_are_those_rfc_8785_gives_for_its_values() -> None:
 
 def test_a_record_signed_under_scheme_v1_loads_and_publishes_as_it_did() -> None:
     fixture = load(STORED_V1)
-    app = EnrollmentApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+    app = EnrollmentApplication(env=MEMORY)
     app.recorder.insert_events(
         [
             StoredEvent(UUID(e["originator_id"]), e["originator_version"], e["topic"],
