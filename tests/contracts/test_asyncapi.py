@@ -51,15 +51,19 @@ def test_the_asyncapi_schema_refuses_a_broken_document(asyncapi: dict[str, Any])
     assert not jsonschema.Draft7Validator(json.loads(VENDORED.read_text())).is_valid(broken)
 
 
-def _refs(node: Any) -> Iterator[str]:
+def _objects(node: Any) -> Iterator[dict[str, Any]]:
+    """Every JSON object in ``node``, itself included, depth first."""
     if isinstance(node, dict):
-        if isinstance(node.get("$ref"), str):
-            yield node["$ref"]
+        yield node
         for value in node.values():
-            yield from _refs(value)
+            yield from _objects(value)
     elif isinstance(node, list):
         for value in node:
-            yield from _refs(value)
+            yield from _objects(value)
+
+
+def _refs(node: Any) -> Iterator[str]:
+    return (o["$ref"] for o in _objects(node) if isinstance(o.get("$ref"), str))
 
 
 def _resolve(document: dict[str, Any], ref: str) -> Any:
@@ -131,16 +135,9 @@ def test_a_message_payload_refuses_another_types_data(asyncapi: dict[str, Any]) 
 
 def _object_titles(node: Any) -> Iterator[str]:
     """The title of every object schema in ``node`` (what a code generator names a class)."""
-    if isinstance(node, dict):
-        if isinstance(node.get("title"), str) and (
-            node.get("type") == "object" or "properties" in node
-        ):
-            yield node["title"]
-        for value in node.values():
-            yield from _object_titles(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _object_titles(value)
+    for o in _objects(node):
+        if isinstance(o.get("title"), str) and (o.get("type") == "object" or "properties" in o):
+            yield o["title"]
 
 
 def test_every_message_is_named_and_its_payload_titled_after_its_type(
