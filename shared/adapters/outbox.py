@@ -258,18 +258,26 @@ class Outbox:
     async def create_tables(self, connection: asyncpg.Connection) -> None:
         await connection.execute(self.sql(_TABLES))
 
-    async def decide_form(self, connection: asyncpg.Connection) -> None:
-        """Fix, once per topic, the first position published in the compact form: the one
-        after the newest stored event. Called by the relay holding the topic's lock, so no
-        record at or after it was ever published in the first form; a record keeps its
-        form for good, which keeps every re-publication byte for byte the same."""
+    async def has_tables(self, connection: asyncpg.Connection) -> bool:
+        """Whether a relay ever connected to this store (it creates its tables first)."""
+        table = self.sql("{schema}.relay_positions")
+        return bool(await connection.fetchval("SELECT to_regclass($1) IS NOT NULL", table))
+
+    async def decide_form(self, connection: asyncpg.Connection, nothing_published: bool) -> None:
+        """Fix, once per topic, the first position published in the compact form: the
+        first of all where no relay ever ran (``nothing_published``: events stored before,
+        such as the first administrator's, were never sent), else the one after the newest
+        stored event. Called by the relay holding the topic's lock, so no record at or
+        after it was ever published in the first form; a record keeps its form for good,
+        which keeps every re-publication byte for byte the same."""
         await connection.execute(
             self.sql(
                 "INSERT INTO {schema}.publication_forms (topic, compact_from) "
-                "SELECT $1, coalesce(max(notification_id), 0) + 1 FROM {events} "
-                "ON CONFLICT (topic) DO NOTHING"
+                "SELECT $1, CASE WHEN $2 THEN 1 ELSE coalesce(max(notification_id), 0) + 1 END "
+                "FROM {events} ON CONFLICT (topic) DO NOTHING"
             ),
             self.topic,
+            nothing_published,
         )
         await self.load_form(connection)
 

@@ -303,6 +303,7 @@ class Relay:
     ) -> asyncpg.Connection | None:
         connection = await asyncpg.connect(self.outbox.database.dsn, timeout=10)
         stack.push_async_callback(connection.close)
+        first_relay = not await self.outbox.has_tables(connection)
         await self.outbox.create_tables(connection)
         lock_key = f"relay:{self.outbox.database.schema}:{self.topic}"
         while not await connection.fetchval(
@@ -312,7 +313,7 @@ class Relay:
             if await _wait_any(stopping, timeout=self.options.poll_interval):
                 return None
         self.position = await self.outbox.saved_position(connection)
-        await self.outbox.decide_form(connection)
+        await self.outbox.decide_form(connection, nothing_published=first_relay)
         channel = getattr(self.outbox.application.recorder, "channel_name", None)
         if channel:
             await connection.add_listener(channel, lambda *_: self._wake.set())

@@ -207,7 +207,7 @@ async def test_a_store_published_in_the_first_form_keeps_it_and_takes_the_compac
     every re-publication and the store's API, and publishes the new events compact."""
     write_history(application, ("S-101",))
     with monkeypatch.context() as before_the_cutover:
-        before_the_cutover.setattr(Outbox, "decide_form", lambda self, connection: _nothing())
+        before_the_cutover.setattr(Outbox, "decide_form", lambda *args, **kwargs: _nothing())
         first = Running(make_relay(settings, application))
         relays.append(first)
         old = await read_topic(settings.kafka_bootstrap, settings.topic, expected=6)
@@ -228,6 +228,18 @@ async def test_a_store_published_in_the_first_form_keeps_it_and_takes_the_compac
     assert outbox.compact_from == 7
     stored = await asyncio.to_thread(outbox.events, 0, 100)
     assert {s.value for s in stored} == {r.value for r in records}
+
+
+async def test_events_stored_before_any_relay_ran_are_published_compact(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    """A new store (the first administrator is made before the services start): nothing
+    was ever published, so every record takes the compact form."""
+    write_history(application, ("S-101",))
+    relays.append(Running(make_relay(settings, application)))
+    records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=6)
+    assert all(json.loads(r.value)["dataschema"] for r in records)
+    assert await _decided(settings, application)
 
 
 async def _nothing() -> None:
