@@ -62,10 +62,11 @@ async def _keep_forever(admin: AIOKafkaAdminClient, names: list[str]) -> None:
 
 
 async def _configs(
-    admin: AIOKafkaAdminClient, names: list[str], attempts: int = 40
+    admin: AIOKafkaAdminClient, names: list[str], attempts: int = 120
 ) -> dict[str, dict[str, str]]:
     """Each topic's configuration. A topic created a moment ago may not be known to the
-    broker's metadata yet (KRaft applies it asynchronously): ask again, briefly."""
+    broker's metadata yet (KRaft applies it asynchronously; on a busy machine just after
+    the broker restarted, 10 s were seen not to do): ask again, for up to 30 s."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, name) for name in names]
     for _ in range(attempts):
         configs: dict[str, dict[str, str]] = {}
