@@ -12,10 +12,11 @@ import pytest
 
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import INFUSION_SIGNATURE, Treatment
+from shared.kernel.principals import Principal
 from shared.kernel.provenance import Role
 from tests.support import NOW, bearer, principal, signature_json, stored_count
 
-PHARMACIST = bearer(principal(Role.CELL_THERAPY_PHARMACIST, user_id="u-ph-1"))
+PHARMACIST = principal(Role.CELL_THERAPY_PHARMACIST, user_id="u-ph-1")
 RELEASE = {"lot_id": "LOT-001", "product": "CD19/BCMA", "car_positive_percent": "41.5",
            "viability_percent": "92", "sterility_passed": True, "release_tests_passed": True,
            "released_on": "2026-11-14"}  # fmt: skip
@@ -36,9 +37,10 @@ def infusion_body(cells: str = "64000000") -> dict[str, Any]:
 
 
 async def post(
-    client: httpx.AsyncClient, path: str, body: dict[str, Any], headers: dict[str, str] | None
+    client: httpx.AsyncClient, path: str, body: dict[str, Any], who: Principal | None
 ) -> httpx.Response:
-    return await client.post(f"/subjects/S-001{path}", json=body, headers=headers or bearer())
+    # a token made for each request: one made at import expires in a long run
+    return await client.post(f"/subjects/S-001{path}", json=body, headers=bearer(who))
 
 
 async def through_lymphodepletion(client: httpx.AsyncClient) -> None:
