@@ -175,6 +175,10 @@ async def _signed(
 ) -> tuple[AdverseEvent, SigningAssertion]:
     """The event as it is now, and the caller's assertion signing ``step`` of it."""
     record = await asyncio.to_thread(application.get, record_id)
+    if step == "grade":
+        # A grading that lost a race is told the event is graded, not that its signature
+        # names the version before the winner's grade.
+        record.check_ungraded()
     purpose = f"adverse_events/{step}/{record_id}@{record.version}"
     return record, act.signature(signature.assertion, meaning, purpose)
 

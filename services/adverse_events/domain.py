@@ -212,10 +212,14 @@ class AdverseEvent(SubjectRecord):
 
     def grade(self, grading: Grading, attribution: Attribution) -> None:
         self._check_open()
-        if self.grading is not None:
-            raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
+        self.check_ungraded()
         self._check_death_for(grading)
         self._graded(grading, attribution.provenance)
+
+    def check_ungraded(self) -> None:
+        """A first grading needs an event not graded yet (a later one is a regrade)."""
+        if self.grading is not None:
+            raise errors.AlreadyGraded("this event is graded; regrade it with a reason")
 
     @event("AdverseEventGraded")
     def _graded(self, grading: Grading, provenance: Provenance) -> None:
