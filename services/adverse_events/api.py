@@ -5,6 +5,7 @@ event and its current version (``adverse_events/<step>/<id>@<version>``)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import date
 from functools import partial
 from typing import Annotated, Any
@@ -172,13 +173,14 @@ async def _signed(
     step: str,
     signature: SignatureIn,
     meaning: Meaning,
+    allowed: Callable[[AdverseEvent], None] | None = None,
 ) -> tuple[AdverseEvent, SigningAssertion]:
-    """The event as it is now, and the caller's assertion signing ``step`` of it."""
+    """The event as it is now, and the caller's assertion signing ``step`` of it. The
+    event's state is checked first (``allowed``): a caller who lost a race is told what
+    the winner did, not that the signature names the version before it."""
     record = await asyncio.to_thread(application.get, record_id)
-    if step == "grade":
-        # A grading that lost a race is told the event is graded, not that its signature
-        # names the version before the winner's grade.
-        record.check_ungraded()
+    if allowed is not None:
+        allowed(record)
     purpose = f"adverse_events/{step}/{record_id}@{record.version}"
     return record, act.signature(signature.assertion, meaning, purpose)
 
@@ -225,8 +227,9 @@ async def _graded(
     """The event graded, or graded again with a reason (a ``Regrade``): each step signed."""
     regrade = isinstance(body, Regrade)
     step = "regrade" if regrade else "grade"
+    allowed = None if regrade else AdverseEvent.check_ungraded
     record, assertion = await _signed(
-        application, act, record_id, step, body.signature, GRADE_SIGNATURE
+        application, act, record_id, step, body.signature, GRADE_SIGNATURE, allowed
     )
     grading = _grading(record, body)
     if regrade:
