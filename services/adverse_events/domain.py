@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -136,17 +136,6 @@ def grading_of(
 
 class AdverseEvent(SubjectRecord):
     """One adverse event of one subject."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        AdverseEventGraded: ClassVar[type[SubjectRecord.Event]]
-        AdverseEventRegraded: ClassVar[type[SubjectRecord.Event]]
-        AdverseEventReported: ClassVar[type[SubjectRecord.Event]]
-        AdverseEventResolved: ClassVar[type[SubjectRecord.Event]]
-        CausalityAssessed: ClassVar[type[SubjectRecord.Event]]
-        DltAdjudicated: ClassVar[type[SubjectRecord.Event]]
-        SeriousnessAssessed: ClassVar[type[SubjectRecord.Event]]
 
     @classmethod
     def report(
@@ -353,11 +342,6 @@ def safety_review_id(review_number: int) -> UUID:
 
 class SafetyReview(SubjectRecord):
     """A signed safety review that opens the next cohort (3+3). Not about one subject."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        SafetyReviewApproved: ClassVar[type[SubjectRecord.Event]]
 
     @staticmethod
     def create_id(review_number: int, **_: Any) -> UUID:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -98,16 +98,6 @@ class RemissionInputs:
 
 class SubjectAssessments(SubjectRecord):
     """Every assessment of one subject after enrollment, in the order recorded."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        AutoantibodyMeasured: ClassVar[type[SubjectRecord.Event]]
-        CarTKineticsMeasured: ClassVar[type[SubjectRecord.Event]]
-        DiseaseActivityAssessed: ClassVar[type[SubjectRecord.Event]]
-        FollowUpStarted: ClassVar[type[SubjectRecord.Event]]
-        ProgressionReported: ClassVar[type[SubjectRecord.Event]]
-        RemissionAssessed: ClassVar[type[SubjectRecord.Event]]
 
     @staticmethod
     def create_id(subject_id: str, **_: Any) -> UUID:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from decimal import Decimal
 from enum import IntEnum, StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar, NewType
+from typing import Any, NewType
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -110,19 +110,6 @@ def check_subject_id(subject_id: str) -> SubjectId:
 
 class Subject(SubjectRecord):
     """One subject's path from registration to enrollment or withdrawal."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        ConsentSigned: ClassVar[type[SubjectRecord.Event]]
-        EligibilityConfirmed: ClassVar[type[SubjectRecord.Event]]
-        ScreenFailed: ClassVar[type[SubjectRecord.Event]]
-        ScreeningResultRecorded: ClassVar[type[SubjectRecord.Event]]
-        SubjectDied: ClassVar[type[SubjectRecord.Event]]
-        SubjectEnrolled: ClassVar[type[SubjectRecord.Event]]
-        SubjectRegistered: ClassVar[type[SubjectRecord.Event]]
-        SubjectWithdrawn: ClassVar[type[SubjectRecord.Event]]
-        ValueCorrected: ClassVar[type[SubjectRecord.Event]]
 
     @staticmethod
     def create_id(subject_id: str, **_: Any) -> UUID:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -70,22 +70,6 @@ class User(NamedRecord):
         """Every account event names its user, so that it can be published alone."""
 
         user_id: str
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        AccountLocked: ClassVar[type[Event]]
-        AccountUnlocked: ClassVar[type[Event]]
-        LoggedOut: ClassVar[type[Event]]
-        LoginFailed: ClassVar[type[Event]]
-        LoginSucceeded: ClassVar[type[Event]]
-        PasswordChanged: ClassVar[type[Event]]
-        RoleGranted: ClassVar[type[Event]]
-        RoleRevoked: ClassVar[type[Event]]
-        SigningAuthenticated: ClassVar[type[Event]]
-        SigningFailed: ClassVar[type[Event]]
-        UserCreated: ClassVar[type[Event]]
-        UserDeactivated: ClassVar[type[Event]]
 
     named_by = "user_id"
     user_id: str

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -123,16 +123,6 @@ _MAYBE_ENROLLED_JUST_NOW = frozenset({"unknown", "eligible"})
 
 class Treatment(SubjectRecord):
     """One subject's way to the CAR-T infusion; one infusion per subject."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        CarTInfused: ClassVar[type[SubjectRecord.Event]]
-        InfusionInterrupted: ClassVar[type[SubjectRecord.Event]]
-        InfusionNotGiven: ClassVar[type[SubjectRecord.Event]]
-        LeukapheresisPerformed: ClassVar[type[SubjectRecord.Event]]
-        LymphodepletionAdministered: ClassVar[type[SubjectRecord.Event]]
-        ProductReleased: ClassVar[type[SubjectRecord.Event]]
 
     @staticmethod
     def create_id(subject_id: str, **_: Any) -> UUID:

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import event
 from eventsourcing.utils import register_topic
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.kernel.envelope import ActorV1, SourceV1
+from shared.kernel.records import Record
 from shared.kernel.signatures import Signature, SignatureV1
 
 
@@ -37,13 +38,8 @@ class Denial:
     client_id: str | None
 
 
-class AccessDenial(Aggregate):
+class AccessDenial(Record):
     """One refused command."""
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        AccessDenied: ClassVar[type[Aggregate.Event]]
 
     @event("AccessDenied")
     def __init__(self, denial: Denial) -> None:

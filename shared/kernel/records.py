@@ -12,7 +12,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from eventsourcing.domain import Aggregate, event
+from eventsourcing.domain import Aggregate, MetaAggregate, event
 from eventsourcing.utils import register_topic
 
 from shared.kernel.provenance import Attribution, Provenance
@@ -30,7 +30,22 @@ class SignatureNotForThisRecord(ValueError):
         self.details: dict[str, Any] = {}
 
 
-class NamedRecord(Aggregate):
+if TYPE_CHECKING:
+
+    class _RecordType(MetaAggregate[Any]):
+        # The event classes of a record are made at import by its ``@event("Name")``
+        # methods; this tells type checkers that ``Record.Name`` is one. A misspelt name
+        # still fails, at import, in the service's publication table.
+        def __getattr__(cls, name: str) -> type[Aggregate.Event]: ...
+
+    class Record(Aggregate, metaclass=_RecordType):
+        """An aggregate whose ``@event`` classes can be named as attributes."""
+
+else:
+    Record = Aggregate
+
+
+class NamedRecord(Record):
     """A record whose every event names it by its natural key, the attribute ``named_by``
     (a subject id, a user id), so that an event can be published alone."""
 
@@ -46,11 +61,6 @@ class SubjectRecord(NamedRecord):
 
     class Event(Aggregate.Event):
         subject_id: str
-
-    # Made by the @event methods below; declared for type checkers (each is mapped to
-    # its published contract by the service's shared.kernel.publication.Publication).
-    if TYPE_CHECKING:
-        RecordSigned: ClassVar[type[Event]]
 
     named_by = "subject_id"
     subject_id: str
