@@ -7,17 +7,9 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
+from services.assessments import laboratory as lab
 from services.assessments.application import AssessmentsApplication
 from services.assessments.domain import REMISSION_SIGNATURE, Progression
-from services.assessments.laboratory import (
-    Analyte,
-    Method,
-    ReferenceRange,
-    Sample,
-    Target,
-    autoantibody_result,
-    kinetics_sample,
-)
 from services.assessments.publication import PUBLICATION
 from services.assessments.rules import Response
 from shared.clinical import Infused
@@ -38,24 +30,40 @@ def published(subject_id: str = "S-001") -> list[CloudEvent]:
 
     def visit(days: int, *items: Item, pga: str = "0") -> str:
         at = INFUSED_AT + timedelta(days=days)
-        app.assess_activity(subject_id, infused, ALIVE, f"day {days}",
-                            activity(*items, pga=pga), at, command())  # fmt: skip
+        app.assess_activity(
+            subject_id, infused, ALIVE, f"day {days}", activity(*items, pga=pga), at, command()
+        )
         return str(as_published(app, PUBLICATION)[-1].id)  # as remission names a visit
 
     visit(-3, Item.ARTHRITIS, Item.RASH, pga="1.5")
     visit(30, Item.RASH, pga="0.8")
     month3 = visit(90, Item.LOW_COMPLEMENT)
-    dsdna = autoantibody_result(Analyte.ANTI_DSDNA, Decimal(200), "IU/mL",
-                                ReferenceRange(None, Decimal(100)))  # fmt: skip
+    dsdna = lab.autoantibody_result(
+        lab.Analyte.ANTI_DSDNA, Decimal(200), "IU/mL", lab.ReferenceRange(None, Decimal(100))
+    )
     at = INFUSED_AT + timedelta(days=13)
     app.measure_autoantibodies(subject_id, infused, ALIVE, (dsdna,), at, command())
-    sample = kinetics_sample(Sample.PERIPHERAL_BLOOD, Method.QPCR, Target.CD19, Decimal("20"),
-                             "copies/µg gDNA", Decimal("50"))  # fmt: skip
+    sample = lab.kinetics_sample(
+        lab.Sample.PERIPHERAL_BLOOD,
+        lab.Method.QPCR,
+        lab.Target.CD19,
+        Decimal("20"),
+        "copies/µg gDNA",
+        Decimal("50"),
+    )
     app.measure_kinetics(subject_id, infused, ALIVE, sample, at, command())
-    app.assess_remission(subject_id, ALIVE, month3, Response.COMPLETE, command(),
-                         signing(REMISSION_SIGNATURE))  # fmt: skip
-    app.report_progression(subject_id, infused, ALIVE, Progression.FLARE, "new rash",
-                           INFUSED_AT + timedelta(days=95), command())  # fmt: skip
+    app.assess_remission(
+        subject_id, ALIVE, month3, Response.COMPLETE, command(), signing(REMISSION_SIGNATURE)
+    )
+    app.report_progression(
+        subject_id,
+        infused,
+        ALIVE,
+        Progression.FLARE,
+        "new rash",
+        INFUSED_AT + timedelta(days=95),
+        command(),
+    )
     return as_published(app, PUBLICATION)
 
 
@@ -88,8 +96,10 @@ def test_assessments_carry_their_clinical_time_and_study_day() -> None:
     assert baseline.time == INFUSED_AT - timedelta(days=3)
     assert baseline.data["study_day"] == -3
     assert (kinetics.data["unit"], kinetics.data["below_lloq"], kinetics.data["study_day"]) == (
-        "copies/ug gDNA", True, 14,
-    )  # fmt: skip
+        "copies/ug gDNA",
+        True,
+        14,
+    )
 
 
 def test_the_remission_names_its_visits_by_published_event_id() -> None:

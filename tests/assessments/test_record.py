@@ -11,17 +11,8 @@ from typing import Any
 import pytest
 
 from services.assessments import errors
+from services.assessments import laboratory as lab
 from services.assessments.domain import Progression, SubjectAssessments, VitalStatus
-from services.assessments.laboratory import (
-    Analyte,
-    InvalidMeasurement,
-    Method,
-    ReferenceRange,
-    Sample,
-    Target,
-    autoantibody_result,
-    kinetics_sample,
-)
 from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, SledaiItem
 from shared.clinical import Infused
@@ -148,49 +139,61 @@ def test_nothing_is_assessed_after_death_or_withdrawal_or_in_the_future() -> Non
     r.assess_activity("day 85", activity(), NOW - timedelta(days=15), died, command())
     withdrawn = VitalStatus(withdrawn_at=NOW - timedelta(days=50))
     with pytest.raises(errors.SubjectInactive):
-        r.report_progression(Progression.FLARE, "rash", NOW - timedelta(days=1), withdrawn,
-                             command())  # fmt: skip
+        r.report_progression(
+            Progression.FLARE, "rash", NOW - timedelta(days=1), withdrawn, command()
+        )
     with pytest.raises(errors.InvalidTime):
         r.assess_activity("tomorrow", activity(), NOW + timedelta(hours=1), ALIVE, command())
 
 
 def test_kinetics_is_after_the_infusion_with_its_unit_and_lloq() -> None:
-    sample = kinetics_sample(Sample.BONE_MARROW, Method.QPCR, Target.CD19, Decimal("20"),
-                             "copies/µg gDNA", Decimal("50"))  # fmt: skip
+    sample = lab.kinetics_sample(
+        lab.Sample.BONE_MARROW,
+        lab.Method.QPCR,
+        lab.Target.CD19,
+        Decimal("20"),
+        "copies/µg gDNA",
+        Decimal("50"),
+    )
     r = record()
     with pytest.raises(errors.InvalidAssessment):
         r.measure_kinetics(sample, INFUSED_AT - timedelta(hours=1), ALIVE, command())
     r.measure_kinetics(sample, INFUSED_AT + timedelta(days=13), ALIVE, command())
     published = last_published(r)
     assert (published["unit"], published["below_lloq"], published["study_day"]) == (
-        "copies/ug gDNA", True, 14,
-    )  # fmt: skip
+        "copies/ug gDNA",
+        True,
+        14,
+    )
 
 
 @pytest.mark.parametrize(
-    ("method", "unit"), [(Method.QPCR, "cells/uL"), (Method.FLOW_CYTOMETRY, "copies/ug gDNA")]
+    ("method", "unit"),
+    [(lab.Method.QPCR, "cells/uL"), (lab.Method.FLOW_CYTOMETRY, "copies/ug gDNA")],
 )
-def test_kinetics_unit_must_fit_the_method(method: Method, unit: str) -> None:
-    with pytest.raises(InvalidMeasurement):
-        kinetics_sample(Sample.PERIPHERAL_BLOOD, method, Target.TOTAL, Decimal(1), unit,
-                        Decimal(1))  # fmt: skip
+def test_kinetics_unit_must_fit_the_method(method: lab.Method, unit: str) -> None:
+    with pytest.raises(lab.InvalidMeasurement):
+        lab.kinetics_sample(
+            lab.Sample.PERIPHERAL_BLOOD, method, lab.Target.TOTAL, Decimal(1), unit, Decimal(1)
+        )
 
 
 def test_complement_in_mg_per_dl_is_normalised_and_flagged() -> None:
-    normal = ReferenceRange(Decimal(90), Decimal(180))
-    c3 = autoantibody_result(Analyte.C3, Decimal("62"), "mg/dL", normal)
+    normal = lab.ReferenceRange(Decimal(90), Decimal(180))
+    c3 = lab.autoantibody_result(lab.Analyte.C3, Decimal("62"), "mg/dL", normal)
     assert (c3.canonical_value, c3.canonical_unit, c3.flag) == (Decimal("0.62"), "g/L", "low")
-    with pytest.raises(InvalidMeasurement):
-        autoantibody_result(
-            Analyte.ANTI_DSDNA, Decimal(10), "g/L", ReferenceRange(None, Decimal(30))
+    with pytest.raises(lab.InvalidMeasurement):
+        lab.autoantibody_result(
+            lab.Analyte.ANTI_DSDNA, Decimal(10), "g/L", lab.ReferenceRange(None, Decimal(30))
         )
-    with pytest.raises(InvalidMeasurement):
-        ReferenceRange(Decimal(5), Decimal(5))
+    with pytest.raises(lab.InvalidMeasurement):
+        lab.ReferenceRange(Decimal(5), Decimal(5))
 
 
 def test_an_autoantibody_panel_has_one_result_per_analyte() -> None:
-    dsdna = autoantibody_result(Analyte.ANTI_DSDNA, Decimal(200), "IU/mL",
-                                ReferenceRange(None, Decimal(100)))  # fmt: skip
+    dsdna = lab.autoantibody_result(
+        lab.Analyte.ANTI_DSDNA, Decimal(200), "IU/mL", lab.ReferenceRange(None, Decimal(100))
+    )
     r = record()
     with pytest.raises(errors.InvalidAssessment):
         r.measure_autoantibodies((dsdna, dsdna), NOW, ALIVE, command())
