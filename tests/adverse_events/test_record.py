@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from services.adverse_events import errors
+from services.adverse_events import errors, grading
 from services.adverse_events.dlt import DltCriterion
 from services.adverse_events.domain import (
     AdverseEvent,
@@ -18,24 +18,18 @@ from services.adverse_events.domain import (
     Seriousness,
     grading_of,
 )
-from services.adverse_events.grading import (
-    Consciousness,
-    CrsInputs,
-    Hypotension,
-    IcansInputs,
-    Motor,
-    Oxygen,
-    RaisedIcp,
-    Seizure,
-)
 from shared.clinical import DayConvention
 from shared.kernel.provenance import Attribution
 from tests.support import command
 
 INFUSED = Infused(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), 2)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-GRADE_4_CRS = CrsInputs(Decimal("39.2"), False, Hypotension.MULTIPLE_VASOPRESSORS, Oxygen.LOW_FLOW)
-GRADE_1_CRS = CrsInputs(Decimal("38.4"), False, Hypotension.NONE, Oxygen.NONE)
+GRADE_4_CRS = grading.CrsInputs(
+    Decimal("39.2"), False, grading.Hypotension.MULTIPLE_VASOPRESSORS, grading.Oxygen.LOW_FLOW
+)
+GRADE_1_CRS = grading.CrsInputs(
+    Decimal("38.4"), False, grading.Hypotension.NONE, grading.Oxygen.NONE
+)
 
 
 def cmd() -> Attribution:
@@ -113,7 +107,9 @@ def test_a_manual_grade_that_differs_from_the_computed_one_needs_a_reason() -> N
     assert (grading.grade, grading.computed_grade) == (2, 1)
 
 
-GRADE_2_ICANS = IcansInputs(5, Consciousness.AWAKE, Seizure.NONE, Motor.NONE, RaisedIcp.NONE)
+GRADE_2_ICANS = grading.IcansInputs(
+    5, grading.Consciousness.AWAKE, grading.Seizure.NONE, grading.Motor.NONE, grading.RaisedIcp.NONE
+)
 
 
 @pytest.mark.parametrize(
@@ -135,7 +131,11 @@ GRADE_2_ICANS = IcansInputs(5, Consciousness.AWAKE, Seizure.NONE, Motor.NONE, Ra
     ],
 )
 def test_a_term_is_graded_only_by_its_own_scale(
-    term: str, grade: int | None, crs: CrsInputs | None, icans: IcansInputs | None, scale: str
+    term: str,
+    grade: int | None,
+    crs: grading.CrsInputs | None,
+    icans: grading.IcansInputs | None,
+    scale: str,
 ) -> None:
     with pytest.raises(errors.ScaleNotForTerm) as refused:
         grading_of(term, grade, None, crs=crs, icans=icans)
@@ -241,7 +241,9 @@ def test_a_cdisc_day_29_stored_before_conventions_is_day_28_of_the_study() -> No
     assert refused.value.details["last_study_day_present"] == 28
 
 
-GRADE_3_CRS = CrsInputs(Decimal("39.0"), False, Hypotension.ONE_VASOPRESSOR, Oxygen.NONE)
+GRADE_3_CRS = grading.CrsInputs(
+    Decimal("39.0"), False, grading.Hypotension.ONE_VASOPRESSOR, grading.Oxygen.NONE
+)
 
 
 @pytest.mark.parametrize(("resolved_after_days", "dlt"), [(2, False), (3, True), (None, True)])

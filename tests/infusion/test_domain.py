@@ -8,24 +8,14 @@ from typing import Any
 
 import pytest
 
-from services.infusion import errors
-from services.infusion.domain import (
-    AgentDose,
-    Enrollment,
-    InfusedLot,
-    Infusion,
-    Leukapheresis,
-    Lymphodepletion,
-    ProductRelease,
-    Treatment,
-)
+from services.infusion import domain, errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-ENROLLED = Enrollment("enrolled", 2)
+ENROLLED = domain.Enrollment("enrolled", 2)
 RULES = InfusionRules()
 COHORT = CohortOpening(2, 3, datetime(2026, 1, 1, tzinfo=UTC), 1)  # level 2 is open
 LD_END = date(2026, 11, 15)
@@ -35,43 +25,47 @@ def cmd() -> Attribution:
     return command(NOW)
 
 
-def release(lot: str = "LOT-1", **changes: Any) -> ProductRelease:
+def release(lot: str = "LOT-1", **changes: Any) -> domain.ProductRelease:
     values: dict[str, object] = {
         "lot_id": lot, "product": "CD19/BCMA", "car_positive_percent": Decimal("42.5"),
         "viability_percent": Decimal("91"), "sterility_passed": True,
         "release_tests_passed": True, "released_on": date(2026, 11, 10),
     }  # fmt: skip
     values.update(changes)
-    return ProductRelease(**values)  # type: ignore[arg-type]
+    return domain.ProductRelease(**values)  # type: ignore[arg-type]
 
 
-def regimen(completed_on: date = LD_END) -> Lymphodepletion:
+def regimen(completed_on: date = LD_END) -> domain.Lymphodepletion:
     agents = (
-        AgentDose("fludarabine", Decimal(25), 3),
-        AgentDose("cyclophosphamide", Decimal(250), 3),
+        domain.AgentDose("fludarabine", Decimal(25), 3),
+        domain.AgentDose("cyclophosphamide", Decimal(250), 3),
     )
-    return Lymphodepletion(agents, completed_on - timedelta(days=2), completed_on)
+    return domain.Lymphodepletion(agents, completed_on - timedelta(days=2), completed_on)
 
 
 def infusion(
     cells: str = "140000000", weight: str = "70", start: datetime | None = None
-) -> Infusion:
+) -> domain.Infusion:
     start = start or datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
-    lots = (InfusedLot("LOT-1", Decimal(cells)),)
-    return Infusion(Decimal(weight), lots, start, start + timedelta(minutes=20), "Dr Lin Wei")
+    lots = (domain.InfusedLot("LOT-1", Decimal(cells)),)
+    return domain.Infusion(
+        Decimal(weight), lots, start, start + timedelta(minutes=20), "Dr Lin Wei"
+    )
 
 
-def begun() -> Treatment:
-    return Treatment.begin("S-001", ENROLLED, Leukapheresis(date(2026, 11, 1), Decimal(180)), cmd())
+def begun() -> domain.Treatment:
+    return domain.Treatment.begin(
+        "S-001", ENROLLED, domain.Leukapheresis(date(2026, 11, 1), Decimal(180)), cmd()
+    )
 
 
-def released() -> Treatment:
+def released() -> domain.Treatment:
     treatment = begun()
     treatment.release(ENROLLED, release(), cmd())
     return treatment
 
 
-def depleted() -> Treatment:
+def depleted() -> domain.Treatment:
     treatment = released()
     treatment.deplete(ENROLLED, regimen(), cmd())
     return treatment
@@ -80,25 +74,27 @@ def depleted() -> Treatment:
 @pytest.mark.parametrize(
     ("enrollment", "error"),
     [
-        (Enrollment("unknown", None), errors.NotEnrolledYet),
-        (Enrollment("eligible", None), errors.NotEnrolledYet),
-        (Enrollment("withdrawn", 2), errors.SubjectWithdrawn),
+        (domain.Enrollment("unknown", None), errors.NotEnrolledYet),
+        (domain.Enrollment("eligible", None), errors.NotEnrolledYet),
+        (domain.Enrollment("withdrawn", 2), errors.SubjectWithdrawn),
     ],
 )
 def test_nothing_happens_for_a_subject_not_enrolled(
-    enrollment: Enrollment, error: type[errors.OutOfSequence]
+    enrollment: domain.Enrollment, error: type[errors.OutOfSequence]
 ) -> None:
     with pytest.raises(error) as refused:
-        Treatment.begin("S-001", enrollment, Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd())
+        domain.Treatment.begin(
+            "S-001", enrollment, domain.Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd()
+        )
     assert refused.value.details["status"] == enrollment.status
 
 
 def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
     with pytest.raises(errors.NotEnrolledYet) as refused:
-        Treatment.begin(
+        domain.Treatment.begin(
             "S-001",
-            Enrollment("eligible", None),
-            Leukapheresis(date(2026, 11, 1), Decimal(1)),
+            domain.Enrollment("eligible", None),
+            domain.Leukapheresis(date(2026, 11, 1), Decimal(1)),
             cmd(),
         )
     assert refused.value.details == {"subject_id": "S-001", "status": "eligible", "retryable": True}
@@ -109,8 +105,11 @@ def test_not_enrolled_is_not_retryable_when_enrollment_is_a_step_away_or_more(
     status: str,
 ) -> None:
     with pytest.raises(errors.NotEnrolledYet) as refused:
-        Treatment.begin(
-            "S-001", Enrollment(status, None), Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd()
+        domain.Treatment.begin(
+            "S-001",
+            domain.Enrollment(status, None),
+            domain.Leukapheresis(date(2026, 11, 1), Decimal(1)),
+            cmd(),
         )
     assert refused.value.details["retryable"] is False
     assert "enroll the subject first" in refused.value.message
@@ -119,7 +118,7 @@ def test_not_enrolled_is_not_retryable_when_enrollment_is_a_step_away_or_more(
 def test_withdrawal_stops_everything_later() -> None:
     treatment = released()
     with pytest.raises(errors.SubjectWithdrawn):
-        treatment.deplete(Enrollment("withdrawn", 2), regimen(), cmd())
+        treatment.deplete(domain.Enrollment("withdrawn", 2), regimen(), cmd())
 
 
 def test_lymphodepletion_needs_a_released_product() -> None:
@@ -147,9 +146,9 @@ def test_infusion_needs_lymphodepletion() -> None:
 def test_an_unreleased_lot_cannot_be_infused() -> None:
     treatment = depleted()
     good = infusion()
-    bad = Infusion(
+    bad = domain.Infusion(
         good.weight_kg,
-        (InfusedLot("LOT-9", Decimal("140000000")),),
+        (domain.InfusedLot("LOT-9", Decimal("140000000")),),
         good.started_at,
         good.ended_at,
         good.administered_by,
@@ -193,22 +192,22 @@ def test_a_dose_just_under_its_level_is_refused_though_it_displays_as_the_edge()
     """2.6996 x10^6/kg is 10.004 % under level 3: out, even though it shows as 2.700."""
     level_3 = CohortOpening(3, 3, COHORT.opened_at, 3)
     exact_edge = infusion(str(Decimal("2.7") * 70 * 1_000_000))
-    depleted().infuse(Enrollment("enrolled", 3), exact_edge, RULES, cmd(), level_3, 0)
+    depleted().infuse(domain.Enrollment("enrolled", 3), exact_edge, RULES, cmd(), level_3, 0)
     with pytest.raises(errors.DoseOutOfTolerance) as refused:
         just_under = infusion(str(Decimal("2.6996") * 70 * 1_000_000))
-        depleted().infuse(Enrollment("enrolled", 3), just_under, RULES, cmd(), level_3, 0)
+        depleted().infuse(domain.Enrollment("enrolled", 3), just_under, RULES, cmd(), level_3, 0)
     assert refused.value.details["cells_per_kg_millions"] == "2.700"  # as displayed
 
 
 def test_the_dose_is_checked_against_the_assigned_level() -> None:
     level_4 = CohortOpening(4, 3, COHORT.opened_at, 3)
     with pytest.raises(errors.DoseOutOfTolerance):
-        depleted().infuse(Enrollment("enrolled", 4), infusion(), RULES, cmd(), level_4, 0)
+        depleted().infuse(domain.Enrollment("enrolled", 4), infusion(), RULES, cmd(), level_4, 0)
 
 
 def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
     with pytest.raises(errors.CohortNotOpen) as refused:
-        depleted().infuse(Enrollment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
+        depleted().infuse(domain.Enrollment("enrolled", 3), infusion(), RULES, cmd(), COHORT, 0)
     assert refused.value.details == {"dose_level": 3, "open_level": 2}
 
 
@@ -266,12 +265,14 @@ def test_no_infusion_after_it_was_recorded_as_not_given() -> None:
 
 def test_an_infusion_cannot_end_before_it_starts_or_in_the_future() -> None:
     good = infusion()
-    backwards = Infusion(
+    backwards = domain.Infusion(
         good.weight_kg, good.lots, good.started_at, good.started_at - timedelta(minutes=1), "x"
     )
     with pytest.raises(errors.InvalidMeasurement):
         depleted().infuse(ENROLLED, backwards, RULES, cmd(), COHORT, 0)
-    future = Infusion(good.weight_kg, good.lots, good.started_at, NOW + timedelta(minutes=1), "x")
+    future = domain.Infusion(
+        good.weight_kg, good.lots, good.started_at, NOW + timedelta(minutes=1), "x"
+    )
     with pytest.raises(errors.InvalidMeasurement):
         depleted().infuse(ENROLLED, future, RULES, cmd(), COHORT, 0)
 
