@@ -23,16 +23,8 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.kernel import errors as refusals
 from shared.kernel.access import Denial
-from shared.kernel.errors import (
-    CredentialsRefused,
-    InvalidValue,
-    Locked,
-    NotFound,
-    NotPermitted,
-    OutOfSequence,
-    Refusal,
-)
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.permissions import ServiceTable
 from shared.kernel.provenance import Actor, Attribution, Provenance
@@ -77,16 +69,16 @@ def error_response(
 # base of an exception decides. A service declares its refusals in these families
 # (``shared.kernel.errors``), never a status of its own.
 STATUSES: Mapping[type[Exception], int] = {
-    Refusal: 400,  # of no family (a test refuses such a refusal in services/)
-    CredentialsRefused: 401,
+    refusals.Refusal: 400,  # of no family (a test refuses such a refusal in services/)
+    refusals.CredentialsRefused: 401,
     Unauthenticated: 401,
     Forbidden: 403,
-    NotPermitted: 403,
+    refusals.NotPermitted: 403,
     SignatureRefused: 403,
-    NotFound: 404,
-    OutOfSequence: 409,
-    Locked: 423,
-    InvalidValue: 422,
+    refusals.NotFound: 404,
+    refusals.OutOfSequence: 409,
+    refusals.Locked: 423,
+    refusals.InvalidValue: 422,
     SignatureNotForThisRecord: 422,
     # the event store is down or unreachable: retry later, nothing was recorded
     OperationalError: 503,
@@ -388,9 +380,9 @@ def _bearer(header: str | None) -> str:
     return token.strip()
 
 
-def refusals_in(package: str) -> list[type[Refusal]]:
+def refusals_in(package: str) -> list[type[refusals.Refusal]]:
     """The refusal classes defined in ``package`` and its modules (those imported)."""
-    found, todo = [], list(Refusal.__subclasses__())
+    found, todo = [], list(refusals.Refusal.__subclasses__())
     while todo:
         cls = todo.pop()
         todo.extend(cls.__subclasses__())
