@@ -14,12 +14,7 @@ from fastapi import FastAPI
 from pydantic import Field
 
 from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import (
-    REMISSION_SIGNATURE,
-    STUDY,
-    Progression,
-    SubjectAssessments,
-)
+from services.assessments.domain import REMISSION_SIGNATURE, STUDY, Progression, SubjectAssessments
 from services.assessments.laboratory import (
     Analyte,
     Method,
@@ -33,14 +28,7 @@ from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.kernel.envelope import Contract
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.service_app import (
-    CommandAct,
-    CommandRouter,
-    Record,
-    Recorder,
-    Serving,
-    from_state,
-)
+from shared.web.service_app import CommandAct, CommandRouter, Record, Recorder, Serving, from_state
 
 
 class DiseaseActivityIn(Contract):

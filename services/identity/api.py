@@ -15,14 +15,7 @@ from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
-from shared.web.service_app import (
-    Application,
-    CommandAct,
-    CommandRouter,
-    Now,
-    Serving,
-    from_state,
-)
+from shared.web.service_app import Application, CommandAct, CommandRouter, Now, Serving, from_state
 
 
 class LogIn(Contract):

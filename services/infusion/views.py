@@ -9,9 +9,7 @@ from faststream.kafka import KafkaBroker
 
 from services.infusion.domain import Enrollment
 from shared.adapters.subject_views import SubjectView, subscribe
-from shared.contracts.enrollment import (
-    SUBJECT_STATUS,
-)
+from shared.contracts.enrollment import SUBJECT_STATUS
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import DatabaseSettings
 

@@ -13,11 +13,7 @@ from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Respons
 from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
-from services.projections.application import (
-    READERS,
-    ProjectionsApplication,
-    TrailFilter,
-)
+from services.projections.application import READERS, ProjectionsApplication, TrailFilter
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
 from shared.web.inputs import BIGINT_MAX, IsoDateTime

@@ -24,14 +24,7 @@ from shared.kernel.access import Denial
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
-from shared.web.http import (
-    Authorisation,
-    BearerHeader,
-    Caller,
-    Requires,
-    command_app,
-    refusals_in,
-)
+from shared.web.http import Authorisation, BearerHeader, Caller, Requires, command_app, refusals_in
 from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]

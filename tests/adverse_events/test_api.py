@@ -12,12 +12,7 @@ from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent
 from shared.kernel.provenance import Meaning, Role
 from tests.adverse_events.conftest import COHORT
-from tests.support import (
-    bearer,
-    principal,
-    signature_json,
-    stored_count,
-)
+from tests.support import bearer, principal, signature_json, stored_count
 
 GRADE_2_CRS = {"temperature_c": "38.9", "antipyretics_or_immunosuppression_given": False,
                "hypotension": "no_vasopressor", "oxygen": "none"}  # fmt: skip

@@ -14,13 +14,7 @@ import pytest
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent, SafetyReview
 from shared.kernel.provenance import Meaning
-from tests.support import (
-    NOW,
-    bearer,
-    parallel_conflicts,
-    signature_json,
-    stored_count,
-)
+from tests.support import NOW, bearer, parallel_conflicts, signature_json, stored_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 

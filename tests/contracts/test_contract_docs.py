@@ -13,19 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.contract_docs import (
-    REGENERATE,
-    differences,
-    documents,
-    on_disk,
-    write,
-)
-from shared.contract_docs.discovery import (
-    app_factories,
-    channels,
-    contract_modules,
-    defined_events,
-)
+from shared.contract_docs import REGENERATE, differences, documents, on_disk, write
+from shared.contract_docs.discovery import app_factories, channels, contract_modules, defined_events
 from shared.contract_docs.openapi import Unused, wired_app
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument

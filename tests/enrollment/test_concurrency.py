@@ -11,12 +11,7 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.domain import Subject
 from shared.kernel.provenance import Meaning
 from shared.kernel.records import SubjectRecord
-from tests.support import (
-    bearer,
-    parallel_conflicts,
-    signature_json,
-    stored_count,
-)
+from tests.support import bearer, parallel_conflicts, signature_json, stored_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 

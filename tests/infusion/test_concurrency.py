@@ -12,12 +12,7 @@ import pytest
 from services.infusion.application import InfusionApplication
 from services.infusion.domain import Treatment
 from shared.kernel.provenance import Role
-from tests.support import (
-    bearer,
-    parallel_conflicts,
-    principal,
-    stored_count,
-)
+from tests.support import bearer, parallel_conflicts, principal, stored_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 

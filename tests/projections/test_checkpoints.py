@@ -17,11 +17,7 @@ from services.projections.domain import Trust, verify_ledger
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
-from tests.projections.conftest import (
-    CHECKPOINT_KEY,
-    Feed,
-    published_events,
-)
+from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events
 from tests.projections.test_proofs import AUDITOR, nodes
 from tests.support import VERIFIER, asgi_client, eventually
 

@@ -12,12 +12,7 @@ from aiokafka import AIOKafkaConsumer
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import checkpoint_valid, entry_leaf
 from services.projections.ledger import LedgerStore
-from tests.projections.conftest import (
-    CHECKPOINT_KEY,
-    Feed,
-    published_events,
-    records_of,
-)
+from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events, records_of
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration

@@ -21,11 +21,7 @@ from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
 from services.projections.witness import Cosigner, WitnessConfig, WitnessError
 from shared.web.observability import instrument
-from tests.projections.conftest import (
-    CHECKPOINT_KEY,
-    Feed,
-    published_events,
-)
+from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events
 from tests.support import asgi_client, eventually
 from tests.witness import Witness, running_witness
 

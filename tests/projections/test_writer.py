@@ -16,11 +16,7 @@ from services.projections.ingest import ForeignEntries
 from services.projections.ledger import Fenced, LedgerStore
 from services.projections.merkle import Frontier
 from shared.kernel.settings import ServiceSettings
-from tests.projections.conftest import (
-    CHECKPOINT_KEY,
-    Feed,
-    published_events,
-)
+from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events
 
 pytestmark = pytest.mark.integration
 

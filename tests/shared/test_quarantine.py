@@ -30,15 +30,7 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.publication import Publication
 from shared.kernel.settings import ServiceSettings
-from tests.support import (
-    Running,
-    command,
-    consent,
-    eventually,
-    read_topic,
-    screening,
-    signing,
-)
+from tests.support import Running, command, consent, eventually, read_topic, screening, signing
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 OPTIONS = RelayOptions(batch_size=50, poll_interval=0.2, max_backoff=1.0, quarantine_retry=3600)

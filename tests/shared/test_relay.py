@@ -23,15 +23,7 @@ from shared.adapters.relay import Relay, RelayOptions
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
-from tests.support import (
-    Running,
-    command,
-    consent,
-    eventually,
-    read_topic,
-    screening,
-    signing,
-)
+from tests.support import Running, command, consent, eventually, read_topic, screening, signing
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 INFRA = Path(__file__).resolve().parents[2] / "deploy" / "local" / "infra.sh"

@@ -17,14 +17,7 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
 from shared.web.service_app import Serving
-from tests.support import (
-    NOW,
-    VERIFIER,
-    asgi_client,
-    bearer,
-    command,
-    principal,
-)
+from tests.support import NOW, VERIFIER, asgi_client, bearer, command, principal
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
