@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -16,43 +15,13 @@ import pytest
 
 from services.identity.api import PasswordChecks, create_app
 from services.identity.application import IdentityApplication
-from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
-from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
+from shared.kernel.provenance import Meaning, Role
 from shared.web.service_app import Serving
-from tests.support import ISSUER, MEMORY, VERIFIER, asgi_client, logged_in, memory_outbox
+from tests.identity.conftest import ADMIN_PASSWORD, Clock
+from tests.support import ISSUER, VERIFIER, asgi_client, logged_in, memory_outbox
 
-ADMIN_PASSWORD = "correct horse battery"
 PASSWORD = "lupus-trial-2026!"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def application() -> IdentityApplication:
-    policy = AccountPolicy(max_failed_attempts=3, signing_idle_timeout=timedelta(minutes=15))
-    app = IdentityApplication(env=MEMORY, policy=policy)
-    bootstrap = Attribution(
-        Provenance(Actor("bootstrap", "bootstrap", "system", "ZJU"), "b"), datetime.now(UTC)
-    )
-    app.create_user(
-        "admin", "Ada Admin", "ZJU", frozenset({Role.ADMINISTRATOR}), ADMIN_PASSWORD, bootstrap
-    )
-    return app
 
 
 @pytest.fixture
