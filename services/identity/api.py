@@ -143,26 +143,28 @@ class PasswordChecks:
         refused = self.attempts.take(keys)
         if refused is not None:
             await self._refuse(application, who, command, refused)
+        failed = False
         try:
-            answer = await self.pool.run(call)
-        except errors.PasswordChecksBusy:
-            self.attempts.give_back(keys)  # never tried: it spends no attempt
+            return await self.pool.run(call)
+        except (errors.InvalidCredentials, errors.AccountLocked):
+            failed = True  # a wrong password, or a locked account's: it spends its attempts
             raise
-        self.attempts.give_back(keys)  # succeeded: only failures spend the budget
-        return answer
+        finally:
+            if not failed:  # a right password, another refusal, or never tried (503)
+                self.attempts.give_back(keys)
 
     async def _refuse(
         self, application: IdentityApplication, who: Attribution, command: str, refused: Refused
     ) -> None:
-        log.warning(
-            "attempt refused command=%s by=%s key=%s retry_after=%d recorded=%s",
-            command,
-            refused.kind,
-            refused.key,
-            refused.retry_after_seconds,
-            refused.first,
-        )
-        if refused.first:
+        if refused.first:  # each refusal is logged with its answer; a flood is recorded once
+            log.warning(
+                "attempts refused until their budget refills command=%s by=%s key=%s "
+                "retry_after=%d",
+                command,
+                refused.kind,
+                refused.key,
+                refused.retry_after_seconds,
+            )
             denial = denial_of(who, command, errors.TooManyAttempts.code)
             await asyncio.to_thread(application.record_denial, denial)
         raise errors.TooManyAttempts(

@@ -2,10 +2,10 @@
 start now. In this process's memory (token buckets), so each process keeps its own.
 
 A key's budget holds ``attempts`` and refills at ``attempts`` per ``window_seconds``. An
-attempt takes one from the budget of each of its keys before any work is done, and gives
-them back when it succeeds: only attempts that failed (or are still running) spend a
-budget. People who type their password right are never held back; a flood of wrong ones,
-or a burst of parallel ones, is refused before it costs a password hash.
+attempt takes one from the budget of each of its keys before any work is done, and its
+caller gives them back unless it failed: only failed attempts (and those still running)
+spend a budget. People who type their password right are never held back; a flood of
+wrong ones, or a burst of parallel ones, is refused before it costs a password hash.
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ class Attempts:
             return Refused(kind, key, max(1, math.ceil(wait)), first)
 
     def give_back(self, keys: Mapping[str, str]) -> None:
-        """Return the attempts ``take`` took: the attempt succeeded (or never ran)."""
+        """Return the attempts ``take`` took: the attempt did not fail (or never ran)."""
         with self._guard:
             now = self.clock()
             for kind, key in keys.items():

@@ -22,7 +22,7 @@ from services.identity.domain import User
 from services.identity.passwords import Passwords, _dummy_hash
 from shared.kernel.provenance import Actor, Attribution, Provenance, Role
 from shared.kernel.settings import PasswordCheckSettings
-from tests.identity.conftest import Clock
+from tests.identity.conftest import ADMIN_PASSWORD, Clock
 from tests.identity.test_api import PASSWORD, create, log_in, recorded, serving, sign
 from tests.support import logged_in
 
@@ -166,14 +166,16 @@ async def test_the_address_budget_refuses_any_account_from_the_flooding_address(
     assert recorded(application)[-1] == "AccessDenied"
 
 
-async def test_right_passwords_give_their_attempt_back(
+async def test_right_passwords_and_other_refusals_give_their_attempt_back(
     application: IdentityApplication, clock: Clock, ticks: Ticks
 ) -> None:
+    weak = {"user_id": "admin", "current_password": ADMIN_PASSWORD, "new_password": "short"}
     async with serving(application, clock, checks(ticks, attempts_per_account=1)) as client:
-        await create(client, "inv.lin", Role.INVESTIGATOR)
-        answers = [(await log_in(client, "inv.lin", PASSWORD)).status_code for _ in range(5)]
+        logins = [(await log_in(client, "admin", ADMIN_PASSWORD)).status_code for _ in range(3)]
+        changes = [(await client.post("/password", json=weak)).json()["code"] for _ in range(3)]
 
-    assert answers == [200] * 5
+    assert logins == [200] * 3
+    assert changes == ["weak_password"] * 3
 
 
 async def test_the_event_loop_answers_while_a_password_is_hashed(
