@@ -1,7 +1,7 @@
 """The identity application: accounts, login, and re-authentication for signatures.
 
-Passwords are hashed with argon2id (``passwords``) here and never logged. A failed login or signing
-is saved (and may lock the account) before the refusal is raised.
+Passwords are hashed with argon2id (``passwords``) here and never logged. A failed login
+or signing is saved (and may lock the account) before the refusal is raised.
 
 Parallel commands on one account: this process saves one at a time per account (its
 lock), each decided on the account as it is then; a save made stale by another identity
