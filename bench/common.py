@@ -1,9 +1,10 @@
 """What every benchmark shares: a schema and a topic of its own, timing, and the report.
 
-Each run works in a fresh schema ``bench_<random>`` of the projections database, dropped
-at the end, and a fresh topic ``bench.<random>`` (topics are left on the broker). Rates
-are reported against a baseline measured in the same process run, because the machine
-is small and noisy: the ratio is the figure to compare across machines.
+Each run works in a fresh schema ``bench_<random>`` of the projections database (the
+identity database for ``bench.signing``), dropped at the end, and a fresh topic
+``bench.<random>`` (topics are left on the broker). Rates are reported against a
+baseline measured in the same process run, because the machine is small and noisy: the
+ratio is the figure to compare across machines.
 """
 
 from __future__ import annotations
@@ -47,15 +48,17 @@ class Measurement:
 
 
 @asynccontextmanager
-async def bench_settings(topic: bool = False) -> AsyncIterator[ServiceSettings]:
-    """Projections settings with a fresh schema (dropped afterwards) and topic (kept)."""
-    suffix = uuid.uuid4().hex[:10]
+async def bench_settings(
+    topic: bool = False, service: str = "projections"
+) -> AsyncIterator[ServiceSettings]:
+    """``service``'s settings with a fresh schema (dropped afterwards) and topic (kept)."""
+    suffix, prefix = uuid.uuid4().hex[:10], f"TL_{service.upper()}"
     env = {
         **os.environ,
-        "TL_PROJECTIONS_DATABASE_SCHEMA": f"bench_{suffix}",
-        "TL_PROJECTIONS_TOPIC": f"bench.{suffix}",
+        f"{prefix}_DATABASE_SCHEMA": f"bench_{suffix}",
+        f"{prefix}_TOPIC": f"bench.{suffix}",
     }
-    settings = ServiceSettings.from_env("projections", env)
+    settings = ServiceSettings.from_env(service, env)
     await execute(settings.database, f'CREATE SCHEMA "{settings.database.schema}"')
     try:
         if topic:

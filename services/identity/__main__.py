@@ -14,14 +14,14 @@ from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 
-from services.identity.api import create_app
+from services.identity.api import PasswordChecks, create_app
 from services.identity.application import IdentityApplication
 from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.keys import load_private_key
 from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.settings import SecuritySettings, ServiceSettings
+from shared.kernel.settings import PasswordCheckSettings, SecuritySettings, ServiceSettings
 from shared.web.auth import Role, TokenIssuer
 from shared.web.runner import configure_logging
 from shared.web.service_main import Running, command_main, run
@@ -48,7 +48,8 @@ def create_http(process: Running[IdentityApplication]) -> FastAPI:
     issuer = TokenIssuer(
         load_private_key(private), access_ttl=timedelta(seconds=security.token_ttl_seconds)
     )
-    return create_app(process.application, issuer, process.serving)
+    checks = PasswordChecks(PasswordCheckSettings.from_env())
+    return create_app(process.application, issuer, process.serving, checks)
 
 
 main = command_main(SERVICE, PUBLICATION, create_application, create_http)

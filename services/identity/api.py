@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import FastAPI, Request
 from pydantic import Field
 
+from services.identity import errors
 from services.identity.application import IdentityApplication
 from services.identity.domain import User
+from shared.kernel.access import Denial
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
+from shared.kernel.settings import PasswordCheckSettings
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
+from shared.web.pool import BoundedPool
 from shared.web.service_app import Application, CommandAct, CommandRouter, Now, Serving, from_state
+from shared.web.throttle import Attempts, Buckets, Refused
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class LogIn(Contract):
@@ -96,6 +108,102 @@ class UserOut(Contract):
         )
 
 
+class PasswordChecks:
+    """Where the service checks and hashes passwords: within each account's and client
+    address's budget of attempts (``shared.web.throttle``; refused before any hash, 429
+    ``too_many_attempts``), in a bounded pool of threads (``shared.web.pool``; 503
+    ``overloaded`` beyond its queue), never on the event loop."""
+
+    def __init__(
+        self,
+        settings: PasswordCheckSettings | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        settings = settings or PasswordCheckSettings()
+        window = settings.window_seconds
+        kinds = {
+            "account": Buckets(settings.attempts_per_account, window),
+            "address": Buckets(settings.attempts_per_address, window),
+        }
+        self.attempts = Attempts(kinds, clock)
+        self.pool = BoundedPool("password", settings.workers, settings.queue, _busy)
+
+    async def attempt(
+        self,
+        request: Request,
+        application: IdentityApplication,
+        who: Attribution,
+        command: str,
+        call: Callable[[], T],
+    ) -> T:
+        """``call()`` (an attempt of ``who``'s account, as ``command``) in the pool, if the
+        account and the client address have attempts left; a refusal is recorded once a
+        window per account or address (``AccessDenied``, ``too_many_attempts``)."""
+        keys = {"account": who.provenance.actor.user_id, "address": client_address(request)}
+        refused = self.attempts.take(keys)
+        if refused is not None:
+            await self._refuse(application, who, command, refused)
+        failed = False
+        try:
+            return await self.pool.run(call)
+        except (errors.InvalidCredentials, errors.AccountLocked):
+            failed = True  # a wrong password, or a locked account's: it spends its attempts
+            raise
+        finally:
+            if not failed:  # a right password, another refusal, or never tried (503)
+                self.attempts.give_back(keys)
+
+    async def _refuse(
+        self, application: IdentityApplication, who: Attribution, command: str, refused: Refused
+    ) -> None:
+        if refused.first:  # each refusal is logged with its answer; a flood is recorded once
+            log.warning(
+                "attempts refused until their budget refills command=%s by=%s key=%s "
+                "retry_after=%d",
+                command,
+                refused.kind,
+                refused.key,
+                refused.retry_after_seconds,
+            )
+            denial = denial_of(who, command, errors.TooManyAttempts.code)
+            await asyncio.to_thread(application.record_denial, denial)
+        raise errors.TooManyAttempts(
+            f"too many attempts from this {refused.kind} for now; try again in "
+            f"{refused.retry_after_seconds} s",
+            retry_after_seconds=refused.retry_after_seconds,
+            limited=refused.kind,
+        )
+
+
+def _busy() -> errors.PasswordChecksBusy:
+    return errors.PasswordChecksBusy(
+        "more password checks are waiting than this service takes; try again shortly",
+        retry_after_seconds=1,
+    )
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (behind a proxy: what uvicorn takes from
+    ``X-Forwarded-For`` of the proxies it trusts, ``FORWARDED_ALLOW_IPS``)."""
+    return request.client.host if request.client else "unknown"
+
+
+def denial_of(who: Attribution, command: str, reason_code: str) -> Denial:
+    """The record of ``who``'s refused ``command`` (as ``Authorisation`` records a 403)."""
+    actor, provenance = who.provenance.actor, who.provenance
+    return Denial(
+        user_id=actor.user_id,
+        printed_name=actor.printed_name,
+        site=actor.site,
+        roles=(actor.role,),
+        command=command,
+        reason_code=reason_code,
+        subject_id=None,
+        correlation_id=provenance.correlation_id,
+        client_id=provenance.client_id,
+    )
+
+
 DESCRIPTION = (
     "Users, roles, login and signing re-authentication. Tokens are EdDSA "
     "JWTs that every service verifies with the public key."
@@ -103,11 +211,19 @@ DESCRIPTION = (
 router = CommandRouter("identity")
 Identity = Application[IdentityApplication]
 Issuer = Annotated[TokenIssuer, from_state("issuer")]
+Checks = Annotated[PasswordChecks, from_state("checks")]
 
 
-def create_app(application: IdentityApplication, issuer: TokenIssuer, serving: Serving) -> FastAPI:
-    """The identity HTTP API; ``issuer`` signs the tokens it hands out."""
-    return router.service_app(DESCRIPTION, application, serving, issuer=issuer)
+def create_app(
+    application: IdentityApplication,
+    issuer: TokenIssuer,
+    serving: Serving,
+    checks: PasswordChecks | None = None,
+) -> FastAPI:
+    """The identity HTTP API; ``issuer`` signs the tokens it hands out, ``checks`` (by
+    default, with the default settings) is where passwords are checked."""
+    checks = checks or PasswordChecks()
+    return router.service_app(DESCRIPTION, application, serving, issuer=issuer, checks=checks)
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
@@ -120,12 +236,18 @@ def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
 
 
 @router.post("/login", tags=["sessions"])
-def log_in(
-    body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now
+async def log_in(
+    body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now, checks: Checks
 ) -> TokenOut:
     """Id and password give a short-lived access token; failures count towards lockout."""
     command = _as_self(body.user_id, request, now())
-    principal: Principal = application.log_in(body.user_id, body.password, command)
+    principal: Principal = await checks.attempt(
+        request,
+        application,
+        command,
+        "identity.log_in",
+        lambda: application.log_in(body.user_id, body.password, command),
+    )
     token, expires = issuer.access_token(principal, command.now)
     return TokenOut(
         access_token=token,
@@ -136,26 +258,46 @@ def log_in(
 
 
 @router.post("/password", tags=["sessions"])
-def change_password(
-    body: ChangePassword, request: Request, application: Identity, now: Now
+async def change_password(
+    body: ChangePassword, request: Request, application: Identity, now: Now, checks: Checks
 ) -> UserOut:
     command = _as_self(body.user_id, request, now())
-    user = application.change_password(
-        body.user_id, body.current_password, body.new_password, command
+    user = await checks.attempt(
+        request,
+        application,
+        command,
+        "identity.change_password",
+        lambda: application.change_password(
+            body.user_id, body.current_password, body.new_password, command
+        ),
     )
     return UserOut.of(user)
 
 
 @router.command("/signing", "sign", tags=["sessions"])
-def sign(body: SignIn, act: CommandAct, application: Identity, issuer: Issuer) -> AssertionOut:
+async def sign(
+    body: SignIn,
+    request: Request,
+    act: CommandAct,
+    application: Identity,
+    issuer: Issuer,
+    checks: Checks,
+) -> AssertionOut:
     """Re-authenticate for one electronic signature; returns a 2-minute assertion."""
-    assertion = application.authenticate_signing(
-        act.caller.principal,
-        body.user_id,
-        body.password,
-        body.meaning,
-        body.purpose,
-        act.attribution,
+    attribution = act.attribution
+    assertion = await checks.attempt(
+        request,
+        application,
+        attribution,
+        "identity.sign",
+        lambda: application.authenticate_signing(
+            act.caller.principal,
+            body.user_id,
+            body.password,
+            body.meaning,
+            body.purpose,
+            attribution,
+        ),
     )
     token, expires = issuer.signing_assertion(assertion)
     return AssertionOut(assertion=token, expires_at=expires, meaning=body.meaning)
@@ -167,14 +309,19 @@ def log_out(act: CommandAct, application: Identity) -> None:
 
 
 @router.command("/users", "create_user", status_code=201, tags=["accounts"])
-def create_user(body: CreateUser, act: CommandAct, application: Identity) -> UserOut:
-    user = application.create_user(
-        body.user_id,
-        body.printed_name,
-        body.site,
-        frozenset(body.roles),
-        body.password,
-        act.attribution,
+async def create_user(
+    body: CreateUser, act: CommandAct, application: Identity, checks: Checks
+) -> UserOut:
+    attribution = act.attribution
+    user = await checks.pool.run(  # an administrator's: hashed in the pool, no attempt budget
+        lambda: application.create_user(
+            body.user_id,
+            body.printed_name,
+            body.site,
+            frozenset(body.roles),
+            body.password,
+            attribution,
+        )
     )
     return UserOut.of(user)
 

@@ -1,7 +1,7 @@
 """The identity application: accounts, login, and re-authentication for signatures.
 
-Passwords are hashed with argon2 here and never logged. A failed login or signing
-is saved (and may lock the account) before the refusal is raised.
+Passwords are hashed with argon2id (``passwords``) here and never logged. A failed login
+or signing is saved (and may lock the account) before the refusal is raised.
 
 Parallel commands on one account: this process saves one at a time per account (its
 lock), each decided on the account as it is then; a save made stale by another identity
@@ -17,11 +17,9 @@ from collections.abc import Callable
 from dataclasses import replace
 from weakref import WeakValueDictionary
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
 from services.identity import errors
 from services.identity.domain import AccountPolicy, User, check_password, user_record_id
+from services.identity.passwords import Passwords
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Actor, Attribution
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
@@ -39,7 +37,7 @@ class IdentityApplication(ServiceApplication):
     def __init__(self, env: dict[str, str] | None = None, policy: AccountPolicy | None = None):
         super().__init__(env=env)
         self.policy = policy or AccountPolicy()
-        self.hasher = PasswordHasher()
+        self.passwords = Passwords()
         self._accounts = AccountLocks()
 
     # --- administration --------------------------------------------------------------
@@ -54,7 +52,7 @@ class IdentityApplication(ServiceApplication):
         attribution: Attribution,
     ) -> User:
         """Create an account; the id is unique for ever."""
-        password_hash = self.hasher.hash(check_password(user_id, password))
+        password_hash = self.passwords.hash(check_password(user_id, password))
         return self.save_new(
             User.create(user_id, printed_name, site, roles, password_hash, attribution),
             lambda: errors.UserIdTaken(
@@ -98,7 +96,7 @@ class IdentityApplication(ServiceApplication):
         self, user_id: str, current_password: str, new_password: str, attribution: Attribution
     ) -> User:
         """Change a password by proving the current one (allowed when it has aged)."""
-        new_hash = self.hasher.hash(check_password(user_id, new_password))
+        new_hash = self.passwords.hash(check_password(user_id, new_password))
         return self._attempt(
             user_id,
             current_password,
@@ -154,14 +152,17 @@ class IdentityApplication(ServiceApplication):
         try:
             user = self.get_user(user_id)
         except errors.UserNotFound:
+            # as long as a wrong password takes, and the same answer (docs/security.md)
+            self.passwords.matches(None, password)
             raise errors.InvalidCredentials("user id and password do not match") from None
         user.check_can_authenticate()
         verdicts: dict[str, bool] = {}  # password hash -> whether the credentials match it
 
         def credentials_match(account: User) -> bool:
             if account.password_hash not in verdicts:
-                verdicts[account.password_hash] = user_id_matches and self._password_matches(
-                    account, password
+                # checked also when the id given is not the caller's: as long an answer
+                verdicts[account.password_hash] = (
+                    self.passwords.matches(account.password_hash, password) and user_id_matches
                 )
             return verdicts[account.password_hash]
 
@@ -182,12 +183,6 @@ class IdentityApplication(ServiceApplication):
             user.check_can_authenticate()  # raises AccountLocked: this attempt locked it
             raise errors.InvalidCredentials("user id and password do not match")
         return user
-
-    def _password_matches(self, user: User, password: str) -> bool:
-        try:
-            return self.hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            return False
 
     def _saved(self, user_id: str, decide: Callable[[User], None]) -> User:
         """Load, decide and save one account, under its lock in this process; a save made

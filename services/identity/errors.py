@@ -10,6 +10,8 @@ from shared.kernel.errors import (
     NotFound,
     NotPermitted,
     OutOfSequence,
+    Overloaded,
+    Throttled,
 )
 
 
@@ -44,6 +46,15 @@ class PasswordExpired(NotPermitted):
     """A password older than the configured maximum age must be changed before login."""
 
     code = "password_expired"
+
+
+class TooManyAttempts(Throttled):
+    """The account, or the client address, has spent its budget of attempts for now
+    (``TL_ATTEMPTS_PER_ACCOUNT``, ``TL_ATTEMPTS_PER_ADDRESS``); no password was checked."""
+
+
+class PasswordChecksBusy(Overloaded):
+    """More password checks are waiting than the service takes (``TL_PASSWORD_QUEUE``)."""
 
 
 class SessionRequired(CredentialsRefused):

@@ -10,6 +10,9 @@ the family decides its HTTP status, in one table (``shared.web.http.STATUSES``):
 - ``InvalidValue`` (422): never valid, a value breaks a rule of the protocol or the form;
 - ``CredentialsRefused`` (401), ``NotPermitted`` (403), ``Locked`` (423): a user's
   account refuses the login or the signing;
+- ``Throttled`` (429), ``Overloaded`` (503): not now, try again later; nothing was done.
+  A refusal whose ``details`` name ``retry_after_seconds`` is answered with a
+  ``Retry-After`` header of that many seconds;
 - a bare ``Refusal`` (400) belongs to no family: a test refuses it in services/.
 """
 
@@ -61,3 +64,15 @@ class Locked(Refusal):
     """The account is locked until an administrator unlocks it."""
 
     code = "locked"
+
+
+class Throttled(Refusal):
+    """Too many attempts from this account or client address for now: nothing was tried."""
+
+    code = "too_many_attempts"
+
+
+class Overloaded(Refusal):
+    """The service has more of this work waiting than it takes: nothing was done."""
+
+    code = "overloaded"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 
@@ -135,6 +135,33 @@ class SecuritySettings:
         if not value:
             raise SettingsError(f"setting {key} is missing (see docs/security.md)")
         return value
+
+
+@dataclass(frozen=True)
+class PasswordCheckSettings:
+    """Identity: the threads that hash passwords and the checks that may wait for one; each
+    account's and client address's budget of attempts (docs/security.md)."""
+
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    queue: int = 64
+    attempts_per_account: int = 10
+    attempts_per_address: int = 30
+    window_seconds: float = 60.0
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> PasswordCheckSettings:
+        env, default = dict(os.environ if env is None else env), cls()
+        return cls(
+            workers=_integer(env, "TL_PASSWORD_WORKERS", default.workers),
+            queue=_integer(env, "TL_PASSWORD_QUEUE", default.queue),
+            attempts_per_account=_integer(
+                env, "TL_ATTEMPTS_PER_ACCOUNT", default.attempts_per_account
+            ),
+            attempts_per_address=_integer(
+                env, "TL_ATTEMPTS_PER_ADDRESS", default.attempts_per_address
+            ),
+            window_seconds=seconds(env, "TL_ATTEMPTS_WINDOW_SECONDS", default.window_seconds),
+        )
 
 
 def stall_seconds(env: dict[str, str] | None = None) -> float:

@@ -79,6 +79,8 @@ STATUSES: Mapping[type[Exception], int] = {
     refusals.OutOfSequence: 409,
     refusals.Locked: 423,
     refusals.InvalidValue: 422,
+    refusals.Throttled: 429,
+    refusals.Overloaded: 503,
     SignatureNotForThisRecord: 422,
     # the event store is down or unreachable: retry later, nothing was recorded
     OperationalError: 503,
@@ -125,7 +127,8 @@ def install_error_mapping(app: FastAPI) -> None:
             request.headers.get("x-correlation-id"),
         )
         message = getattr(error, "message", None) or _LIBRARY_MESSAGES.get(registered) or str(error)
-        return error_response(status, code, message, getattr(error, "details", {}))
+        details = getattr(error, "details", {})
+        return error_response(status, code, message, details, retry_after(details))
 
     async def invalid_request(request: Request, error: Exception) -> Response:
         assert isinstance(error, RequestValidationError)  # noqa: S101
@@ -176,12 +179,38 @@ _EDGE_ANSWERS = {
 }
 
 
+# The answers that say when to try again, where an app's own refusals give them.
+_RETRY_LATER = {
+    429: f"Too many attempts for now (`{refusals.Throttled.code}`): nothing was tried; "
+    "try again after `Retry-After` seconds",
+    503: f"{_EDGE_ANSWERS[503]}; or more of this work is waiting than the service takes "
+    f"(`{refusals.Overloaded.code}`): nothing was recorded, try again after `Retry-After` seconds",
+}
+_RETRY_AFTER = "seconds to wait before trying again (429, and 503 `overloaded`)"
+
+
+def retry_after(details: Mapping[str, Any]) -> dict[str, str] | None:
+    """The ``Retry-After`` header of a refusal whose details name ``retry_after_seconds``."""
+    seconds = details.get("retry_after_seconds")
+    return None if seconds is None else {"Retry-After": str(seconds)}
+
+
 def error_responses(statuses: Iterable[int]) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of an app's errors: ``statuses`` (its own refusals) and
-    those any operation may answer, each with the coded body."""
-    answers: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in statuses}
+    those any operation may answer, each with the coded body; a 429 or 503 of its own
+    refusals documents ``Retry-After``."""
+    own = set(statuses)
+    answers: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in own}
     for status, description in _EDGE_ANSWERS.items():
         answers[status] = {"model": ErrorBody, "description": description}
+    for status in own & _RETRY_LATER.keys():
+        answers[status] = {
+            "model": ErrorBody,
+            "description": _RETRY_LATER[status],
+            "headers": {
+                "Retry-After": {"description": _RETRY_AFTER, "schema": {"type": "integer"}}
+            },
+        }
     return dict(sorted(answers.items(), key=lambda answer: int(answer[0])))
 
 
@@ -397,11 +426,11 @@ def command_app(
     refusals: Iterable[type[Exception]],
     authorisation: Authorisation,
 ) -> FastAPI:
-    """A command service's app: errors mapped (``STATUSES``) and documented (every 4xx
+    """A command service's app: errors mapped (``STATUSES``) and documented (every status
     its ``refusals`` can answer, a refusal of no family's 400, 401 and 403, with the
     coded body), its role table, and a liveness ``/health``."""
     statuses = (status_of(refusal) for refusal in refusals)
-    answers = {400, 401, 403, *(s for s in statuses if s is not None and 400 <= s < 500)}
+    answers = {400, 401, 403, *(s for s in statuses if s is not None and s >= 400)}
     app = FastAPI(
         title=f"Trial Ledger: {title}",
         version="1",

@@ -7,60 +7,40 @@ controlled, so that idle timeouts and password age can be crossed without waitin
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from services.identity.api import create_app
+from services.identity.api import PasswordChecks, create_app
 from services.identity.application import IdentityApplication
-from services.identity.domain import AccountPolicy
 from services.identity.publication import PUBLICATION
-from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
+from shared.kernel.provenance import Meaning, Role
 from shared.web.service_app import Serving
-from tests.support import ISSUER, MEMORY, VERIFIER, logged_in, memory_outbox
+from tests.identity.conftest import ADMIN_PASSWORD, Clock
+from tests.support import ISSUER, VERIFIER, asgi_client, logged_in, memory_outbox
 
-ADMIN_PASSWORD = "correct horse battery"
 PASSWORD = "lupus-trial-2026!"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def application() -> IdentityApplication:
-    policy = AccountPolicy(max_failed_attempts=3, signing_idle_timeout=timedelta(minutes=15))
-    app = IdentityApplication(env=MEMORY, policy=policy)
-    bootstrap = Attribution(
-        Provenance(Actor("bootstrap", "bootstrap", "system", "ZJU"), "b"), datetime.now(UTC)
-    )
-    app.create_user(
-        "admin", "Ada Admin", "ZJU", frozenset({Role.ADMINISTRATOR}), ADMIN_PASSWORD, bootstrap
-    )
-    return app
 
 
 @pytest.fixture
 async def client(
     application: IdentityApplication, clock: Clock
 ) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving(application, clock) as c:
+        yield c
+
+
+@asynccontextmanager
+async def serving(
+    application: IdentityApplication, clock: Clock, checks: PasswordChecks | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the identity API on ``application``, checking passwords with ``checks``
+    (by default, with the default settings)."""
     outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, ISSUER, Serving(VERIFIER, outbox, clock))
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://id") as c:
+    app = create_app(application, ISSUER, Serving(VERIFIER, outbox, clock), checks)
+    async with asgi_client(app, "id") as c:
         yield c
 
 

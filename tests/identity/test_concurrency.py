@@ -20,7 +20,7 @@ from services.identity.api import create_app
 from services.identity.application import IdentityApplication
 from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
-from shared.kernel.settings import ServiceSettings
+from shared.kernel.settings import PasswordCheckSettings, ServiceSettings
 from shared.web.service_app import Serving
 from tests.support import (
     ISSUER,
@@ -93,8 +93,7 @@ async def log_in(client: httpx.AsyncClient, password: str) -> httpx.Response:
     return await client.post("/login", json={"user_id": "inv.lin", "password": password})
 
 
-async def locked_as_in_sequence(
-    client: httpx.AsyncClient,
+def locked_as_in_sequence(
     application: IdentityApplication,
     answers: list[httpx.Response],
     failure: str,
@@ -103,17 +102,23 @@ async def locked_as_in_sequence(
     """``answers`` to parallel wrong attempts, and inv.lin's events after its first
     ``earlier_events``, are what a sequential run gives: a 401 per wrong attempt until the
     one that locks, 423 from then on (no 5xx, no 409: no attempt lost to a conflict); each
-    ``failure`` counted, one lock. Then even the right password is refused: locked."""
+    ``failure`` counted, one lock. Attempts beyond the account's budget (the default
+    ``TL_ATTEMPTS_PER_ACCOUNT``) are refused before their password is checked: 429. Then
+    even the right password is refused: locked (asked of the application: through HTTP the
+    account's budget, spent, answers first)."""
     maximum = application.policy.max_failed_attempts
+    admitted = min(PARALLEL, PasswordCheckSettings().attempts_per_account)
     until_the_lock = [(401, "invalid_credentials")] * (maximum - 1)
-    assert answered(answers) == until_the_lock + [(423, "account_locked")] * (
-        PARALLEL - maximum + 1
+    assert answered(answers) == (
+        until_the_lock
+        + [(423, "account_locked")] * (admitted - maximum + 1)
+        + [(429, "too_many_attempts")] * (PARALLEL - admitted)
     )
     failures: list[tuple[str, int | None]] = [(failure, n) for n in range(1, maximum + 1)]
     recorded = events_of(application, "inv.lin")[earlier_events:]
     assert recorded == [*failures, ("AccountLocked", maximum)]
-    refused = await log_in(client, PASSWORD)
-    assert (refused.status_code, refused.json()["code"]) == (423, "account_locked")
+    with pytest.raises(errors.AccountLocked):
+        application.log_in("inv.lin", PASSWORD, bootstrap())
 
 
 async def test_parallel_wrong_passwords_lock_the_account_as_a_sequential_run_would(
@@ -121,7 +126,7 @@ async def test_parallel_wrong_passwords_lock_the_account_as_a_sequential_run_wou
 ) -> None:
     answers = await at_once(PARALLEL, lambda: log_in(client, "not the password"))
 
-    await locked_as_in_sequence(client, application, answers, "LoginFailed", earlier_events=1)
+    locked_as_in_sequence(application, answers, "LoginFailed", earlier_events=1)
 
 
 async def test_parallel_failed_signings_count_towards_the_same_lockout(
@@ -135,7 +140,7 @@ async def test_parallel_failed_signings_count_towards_the_same_lockout(
         PARALLEL, lambda: client.post("/signing", json=body, headers=investigator)
     )
 
-    await locked_as_in_sequence(client, application, answers, "SigningFailed", earlier_events=2)
+    locked_as_in_sequence(application, answers, "SigningFailed", earlier_events=2)
 
 
 async def test_parallel_creations_of_one_user_id_give_one_account(
