@@ -41,7 +41,7 @@ from bench.common import (
 )
 from bench.events import enrollment_events
 from services.projections.__main__ import known_contracts
-from services.projections.ingest import Ingester, IngestOptions, parse
+from services.projections.ingest import Ingester, IngestOptions, Parser
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
 from shared.kernel.envelope import CloudEvent
@@ -192,8 +192,8 @@ async def run(count: int, batch_size: int) -> None:
 
 
 def parse_all(records: list[Record]) -> int:
-    contracts = known_contracts()
-    return len([parse(r, contracts) for r in records])
+    parser = Parser(known_contracts())
+    return len([parser.parse(r) for r in records])
 
 
 async def check(ledger: LedgerStore, count: int) -> None:
