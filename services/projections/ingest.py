@@ -245,22 +245,37 @@ class Ingester:
                 else:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
-        appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch())
+        tree = self.frontier.copy()  # this writer's only once the append has committed
+        due: list[Checkpoint] = []
+
+        def sign(appended: Sequence[tuple[int, bytes]]) -> list[Checkpoint]:
+            due.extend(self._grow(tree, appended))
+            return [] if self.untrusted is not None else due  # kept in the same transaction
+
+        appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch(), sign)
         self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
+        self.frontier = tree
+        if due:
+            self._checkpointed = due[-1].size  # every N entries, also in a batch
+            self._kept(due)
+        return len(appended)
+
+    def _grow(self, tree: Frontier, appended: Sequence[tuple[int, bytes]]) -> list[Checkpoint]:
+        """Grow ``tree`` by the appended leaves; the checkpoints due every N entries."""
         due: list[Checkpoint] = []
+        checkpointed = self._checkpointed
         for position, leaf in appended:
-            if position != self.frontier.size + 1:  # a row this ingester did not append
+            if position != tree.size + 1:  # a row this ingester did not append
                 raise ForeignEntries(
                     f"appended at {position}, but this writer's tree ends at "
-                    f"{self.frontier.size}: entries were written by someone else"
+                    f"{tree.size}: entries were written by someone else"
                 )
-            self.frontier.append(leaf)
-            if self.frontier.size - self._checkpointed >= self.options.checkpoint_every:
-                due.append(self._sign(self.frontier.size, self.frontier.root()))
-                self._checkpointed = self.frontier.size  # every N entries, also in a batch
-        await self._keep(due)
-        return len(appended)
+            tree.append(leaf)
+            if tree.size - checkpointed >= self.options.checkpoint_every:
+                due.append(self._sign(tree.size, tree.root()))
+                checkpointed = tree.size
+        return due
 
     async def take_over(self) -> None:
         """The tree this session appends to: this ingester's own, kept from its last
@@ -352,6 +367,11 @@ class Ingester:
         if not checkpoints or self.untrusted is not None:
             return
         await self.ledger.add_checkpoints(checkpoints, self._writer_epoch())
+        self._kept(checkpoints)
+
+    def _kept(self, checkpoints: Sequence[Checkpoint]) -> None:
+        if self.untrusted is not None:
+            return  # signed, but not kept
         self._last_checkpoint = asyncio.get_running_loop().time()
         last = checkpoints[-1]
         log.info("checkpoint signed size=%d root=%s count=%d", last.size, last.root.hex(),
