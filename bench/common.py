@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import asyncpg
@@ -52,20 +52,23 @@ async def bench_settings(
     topic: bool = False, service: str = "projections"
 ) -> AsyncIterator[ServiceSettings]:
     """``service``'s settings with a fresh schema (dropped afterwards) and topic (kept)."""
-    suffix, prefix = uuid.uuid4().hex[:10], f"TL_{service.upper()}"
-    env = {
-        **os.environ,
-        f"{prefix}_DATABASE_SCHEMA": f"bench_{suffix}",
-        f"{prefix}_TOPIC": f"bench.{suffix}",
-    }
-    settings = ServiceSettings.from_env(service, env)
-    await execute(settings.database, f'CREATE SCHEMA "{settings.database.schema}"')
-    try:
+    env = {**os.environ, f"TL_{service.upper()}_TOPIC": f"bench.{uuid.uuid4().hex[:10]}"}
+    async with fresh_schema(ServiceSettings.from_env(service, env)) as settings:
         if topic:
             await ensure_topics(settings.kafka_bootstrap, TopicSpec(settings.topic, PARTITIONS))
         yield settings
+
+
+@asynccontextmanager
+async def fresh_schema(settings: ServiceSettings) -> AsyncIterator[ServiceSettings]:
+    """``settings`` with a fresh schema ``bench_<random>`` (dropped afterwards), the same
+    topic: a second ledger over the same records."""
+    database = replace(settings.database, schema=f"bench_{uuid.uuid4().hex[:10]}")
+    await execute(database, f'CREATE SCHEMA "{database.schema}"')
+    try:
+        yield replace(settings, database=database)
     finally:
-        await execute(settings.database, f'DROP SCHEMA "{settings.database.schema}" CASCADE')
+        await execute(database, f'DROP SCHEMA "{database.schema}" CASCADE')
 
 
 async def on_fresh_ledger(

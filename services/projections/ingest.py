@@ -19,11 +19,12 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, Union, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import ValidationError
+from pydantic import Field, TypeAdapter, ValidationError, create_model
 
 from services.projections import merkle
 from services.projections.domain import Checkpoint, Trust, sign_checkpoint
@@ -49,25 +50,70 @@ class IngestOptions:
     stall_after: float = 30.0  # seconds behind the topics before readiness fails
 
 
-def parse(
-    record: ConsumerRecord[bytes, bytes], contracts: Mapping[str, type[EventData]]
+class Parser:
+    """Records into ledger entries, against the known contracts.
+
+    A record is validated once: its raw bytes against one model per event type (the
+    envelope with ``data`` typed by the type's contract), told apart by ``type``. Only a
+    record that fails is taken apart again, envelope then type then payload, to name what
+    is wrong as its dead letter says."""
+
+    def __init__(self, contracts: Mapping[str, type[EventData]]) -> None:
+        self.contracts = contracts
+        self._events = _typed_events(contracts) if contracts else None
+
+    def parse(self, record: ConsumerRecord[bytes, bytes]) -> NewEntry | str:
+        """The record as a ledger entry, or the reason it cannot be one."""
+        if record.value is None:
+            return "empty record"
+        if self._events is None:
+            return self._parse_in_steps(record, record.value)
+        try:
+            event = self._events.validate_json(record.value)
+        except ValueError:  # pydantic's ValidationError, invalid JSON included
+            return self._parse_in_steps(record, record.value)
+        if unstorable := unstorable_record(record.value):
+            return unstorable
+        return _entry(record, record.value, event, cast(EventData, event.data))
+
+    def _parse_in_steps(self, record: ConsumerRecord[bytes, bytes], value: bytes) -> NewEntry | str:
+        try:
+            event = CloudEvent.from_kafka_value(value)
+        except (ValidationError, ValueError) as error:
+            return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
+        if unstorable := unstorable_record(value):
+            return unstorable
+        contract = self.contracts.get(event.type)
+        if contract is None:
+            return f"unknown event type {event.type!r}"
+        try:
+            data = contract.model_validate(event.data)
+        except ValidationError as error:
+            return f"payload does not match {event.type}: {_first_error(error)}"
+        return _entry(record, value, event, data)
+
+
+def _typed_events(contracts: Mapping[str, type[EventData]]) -> TypeAdapter[CloudEvent]:
+    """The envelope with its ``data`` typed by the contract, one model per event type, in
+    one union told apart by ``type`` (pydantic picks the model from that field alone)."""
+    models = []
+    for event_type, contract in contracts.items():
+        tag: Any = Literal[event_type]  # a type made at run time, one per event type
+        models.append(
+            create_model(
+                f"{contract.__name__}Event",
+                __base__=CloudEvent,
+                type=(tag, ...),
+                data=(contract, ...),
+            )
+        )
+    union: Any = Annotated[Union[tuple(models)], Field(discriminator="type")]  # noqa: UP007
+    return TypeAdapter[CloudEvent](union)
+
+
+def _entry(
+    record: ConsumerRecord[bytes, bytes], value: bytes, event: CloudEvent, data: EventData
 ) -> NewEntry | str:
-    """The record as a ledger entry, or the reason it cannot be one."""
-    if record.value is None:
-        return "empty record"
-    try:
-        event = CloudEvent.from_kafka_value(record.value)
-    except (ValidationError, ValueError) as error:
-        return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
-    if unstorable := unstorable_record(record.value):
-        return unstorable
-    contract = contracts.get(event.type)
-    if contract is None:
-        return f"unknown event type {event.type!r}"
-    try:
-        data = contract.model_validate(event.data)
-    except ValidationError as error:
-        return f"payload does not match {event.type}: {_first_error(error)}"
     if data.event_id != event.id:
         return "envelope id and payload event_id differ"
     return NewEntry(
@@ -82,7 +128,7 @@ def parse(
         topic=record.topic,
         partition=record.partition,
         offset=record.offset,
-        payload=record.value,
+        payload=value,
     )
 
 
@@ -118,7 +164,7 @@ class Ingester:
         self.ledger = ledger
         self.bootstrap = bootstrap
         self.topics = list(topics)
-        self.contracts = contracts
+        self.parser = Parser(contracts)
         self.checkpoint_key = checkpoint_key
         self.verify_keys = [checkpoint_key.public_key(), *older_keys]
         self.options = options or IngestOptions()
@@ -190,7 +236,7 @@ class Ingester:
         offsets: dict[tuple[str, int], int] = {}
         for partition, records in batch.items():
             for record in records:
-                parsed = parse(record, self.contracts)
+                parsed = self.parser.parse(record)
                 if isinstance(parsed, str):
                     dead.append(DeadLetter(record.topic, record.partition, record.offset,
                                            record.key, record.value, parsed))  # fmt: skip
@@ -199,22 +245,37 @@ class Ingester:
                 else:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
-        appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch())
+        tree = self.frontier.copy()  # this writer's only once the append has committed
+        due: list[Checkpoint] = []
+
+        def sign(appended: Sequence[tuple[int, bytes]]) -> list[Checkpoint]:
+            due.extend(self._grow(tree, appended))
+            return [] if self.untrusted is not None else due  # kept in the same transaction
+
+        appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch(), sign)
         self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
+        self.frontier = tree
+        if due:
+            self._checkpointed = due[-1].size  # every N entries, also in a batch
+            self._kept(due)
+        return len(appended)
+
+    def _grow(self, tree: Frontier, appended: Sequence[tuple[int, bytes]]) -> list[Checkpoint]:
+        """Grow ``tree`` by the appended leaves; the checkpoints due every N entries."""
         due: list[Checkpoint] = []
+        checkpointed = self._checkpointed
         for position, leaf in appended:
-            if position != self.frontier.size + 1:  # a row this ingester did not append
+            if position != tree.size + 1:  # a row this ingester did not append
                 raise ForeignEntries(
                     f"appended at {position}, but this writer's tree ends at "
-                    f"{self.frontier.size}: entries were written by someone else"
+                    f"{tree.size}: entries were written by someone else"
                 )
-            self.frontier.append(leaf)
-            if self.frontier.size - self._checkpointed >= self.options.checkpoint_every:
-                due.append(self._sign(self.frontier.size, self.frontier.root()))
-                self._checkpointed = self.frontier.size  # every N entries, also in a batch
-        await self._keep(due)
-        return len(appended)
+            tree.append(leaf)
+            if tree.size - checkpointed >= self.options.checkpoint_every:
+                due.append(self._sign(tree.size, tree.root()))
+                checkpointed = tree.size
+        return due
 
     async def take_over(self) -> None:
         """The tree this session appends to: this ingester's own, kept from its last
@@ -306,6 +367,11 @@ class Ingester:
         if not checkpoints or self.untrusted is not None:
             return
         await self.ledger.add_checkpoints(checkpoints, self._writer_epoch())
+        self._kept(checkpoints)
+
+    def _kept(self, checkpoints: Sequence[Checkpoint]) -> None:
+        if self.untrusted is not None:
+            return  # signed, but not kept
         self._last_checkpoint = asyncio.get_running_loop().time()
         last = checkpoints[-1]
         log.info("checkpoint signed size=%d root=%s count=%d", last.size, last.root.hex(),

@@ -33,7 +33,7 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -137,6 +137,10 @@ BEGIN
         USING ERRCODE = 'insufficient_privilege';
 END $$;
 """
+
+
+# the checkpoints to keep with an append, signed over its (position, leaf) pairs
+Signer = Callable[[Sequence[tuple[int, bytes]]], Sequence[Checkpoint]]
 
 
 @dataclass(frozen=True)
@@ -291,9 +295,11 @@ class LedgerStore(PooledStore):
         dead_letters: Sequence[DeadLetter],
         next_offsets: dict[tuple[str, int], int],
         epoch: int,
+        sign: Signer = lambda appended: (),
     ) -> list[tuple[int, bytes]]:
-        """Append new events (skipping known event ids), dead letters and offsets, atomically,
-        as the writer of ``epoch`` (``Fenced`` if another writer has taken over since).
+        """Append new events (skipping known event ids), dead letters, offsets and the
+        checkpoints ``sign`` makes over the appended (position, leaf) pairs, atomically, as
+        the writer of ``epoch`` (``Fenced`` if another writer has taken over since).
 
         Returns the (position, leaf) of each appended entry, in order.
         """
@@ -301,16 +307,13 @@ class LedgerStore(PooledStore):
             # one writer at a time, and only the current one: positions are max + 1,
             # without gaps (a row lock, as LOCK TABLE needs privileges the writer lacks)
             await _fence(connection, epoch)
-            known = {
-                row["event_id"]
-                for row in await connection.fetch(
-                    "SELECT event_id FROM ledger_entries WHERE event_id = ANY($1::uuid[])",
-                    [e.event_id for e in entries],
-                )
-            }
-            position = await connection.fetchval(
-                "SELECT coalesce(max(position), 0) FROM ledger_entries"
+            # read after the fence: this statement's snapshot includes every earlier append
+            position, known_ids = await connection.fetchrow(
+                "SELECT (SELECT coalesce(max(position), 0) FROM ledger_entries), "
+                "ARRAY(SELECT event_id FROM ledger_entries WHERE event_id = ANY($1::uuid[]))",
+                [e.event_id for e in entries],
             )
+            known = set(known_ids)
             appended: list[tuple[int, bytes]] = []
             rows = []
             for entry in entries:
@@ -340,18 +343,14 @@ class LedgerStore(PooledStore):
                 "DO UPDATE SET next_offset = EXCLUDED.next_offset",
                 [(topic, partition, offset) for (topic, partition), offset in next_offsets.items()],
             )
+            await _insert_checkpoints(connection, sign(appended))
             return appended
 
     async def add_checkpoints(self, checkpoints: Sequence[Checkpoint], epoch: int) -> None:
         """Keep signed checkpoints, as the writer of ``epoch`` (``Fenced`` otherwise)."""
         async with self.pool.acquire() as connection, connection.transaction():
             await _fence(connection, epoch)
-            await connection.executemany(
-                "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature, note) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
-                [(c.size, c.root, c.signed_at, c.key_id, c.signature, c.note)
-                 for c in checkpoints],
-            )  # fmt: skip
+            await _insert_checkpoints(connection, checkpoints)
 
     async def add_cosignature(self, size: int, witness: str, line: str, note: str) -> None:
         """Keep a witness's cosignature line of the checkpoint at ``size`` (the first one
@@ -463,6 +462,17 @@ async def _fence(connection: asyncpg.Connection, epoch: int) -> None:
     current = await connection.fetchval("SELECT epoch FROM ledger_writer FOR UPDATE")
     if current != epoch:
         raise Fenced(f"the ledger's writer epoch is {current}, not this writer's {epoch}")
+
+
+async def _insert_checkpoints(
+    connection: asyncpg.Connection, checkpoints: Sequence[Checkpoint]
+) -> None:
+    if checkpoints:
+        await connection.executemany(
+            "INSERT INTO checkpoints (tree_size, root, signed_at, key_id, signature, note) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tree_size) DO NOTHING",
+            [(c.size, c.root, c.signed_at, c.key_id, c.signature, c.note) for c in checkpoints],
+        )
 
 
 _HOLDER = f"{socket.gethostname()}:{os.getpid()}"

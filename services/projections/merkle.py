@@ -267,6 +267,12 @@ class Frontier:
         """Number of leaf hashes appended."""
         return self._size
 
+    def copy(self) -> Frontier:
+        """A tree of its own with the same leaves (grown without changing this one)."""
+        twin = Frontier()
+        twin._size, twin._stack = self._size, list(self._stack)
+        return twin
+
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash (the output of ``leaf_hash``) at the right edge."""
         count, node = 1, leaf

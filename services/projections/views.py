@@ -410,22 +410,25 @@ class ViewStore:
     async def _apply(
         self, connection: asyncpg.Connection, events: Sequence[tuple[int, CloudEvent]]
     ) -> None:
-        states: dict[str, dict[str, Any] | None] = {}
+        # one round trip each for the states, the trail rows (a COPY) and the signatures
+        states = await self._states(connection, {e.subject for _, e in events if _has_state(e)})
         trail: list[dict[str, Any]] = []
         for position, event in events:
             trail.extend(trail_rows(position, event))
-            if event.subject and event.type != AccessDeniedV1.event_type:
-                if event.subject not in states:
-                    states[event.subject] = await self._state(connection, event.subject)
+            if _has_state(event):
                 states[event.subject] = subject_state(states[event.subject], event, position)
-        await connection.executemany(
-            f"INSERT INTO audit_trail ({', '.join(_TRAIL_COLUMNS)}) VALUES "  # noqa: S608
-            f"({', '.join(f'${i + 1}' for i in range(len(_TRAIL_COLUMNS)))})",
-            [tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
+        await connection.copy_records_to_table(
+            "audit_trail",
+            records=[tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
+            columns=_TRAIL_COLUMNS,
+            schema_name=self.schema,
         )
-        for _position, event in events:
-            if event.type in RECORD_SIGNED:
-                await self._mark_signed(connection, event)
+        # in ledger order, after the rows they sign (a later signing of a row wins)
+        await connection.executemany(
+            "UPDATE audit_trail SET signed_by = $1, signer_name = $2, signature_meaning = $3, "
+            "signed_at = $4 WHERE record_id = $5 AND record_version = $6",
+            [_signing(e.data) for _, e in events if e.type in RECORD_SIGNED],
+        )
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
             "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
@@ -433,26 +436,31 @@ class ViewStore:
             [(s, json.dumps(state), state["position"]) for s, state in states.items() if state],
         )
 
-    async def _state(
-        self, connection: asyncpg.Connection, subject_id: str
-    ) -> dict[str, Any] | None:
-        raw = await connection.fetchval(
-            "SELECT state FROM subject_states WHERE subject_id = $1", subject_id
+    async def _states(
+        self, connection: asyncpg.Connection, subjects: set[str | None]
+    ) -> dict[str | None, dict[str, Any] | None]:
+        """The kept state of each of ``subjects`` (None for one not seen yet)."""
+        rows = await connection.fetch(
+            "SELECT subject_id, state FROM subject_states WHERE subject_id = ANY($1::text[])",
+            list(subjects),
         )
-        return None if raw is None else dict(json.loads(raw))
+        kept = {r["subject_id"]: dict(json.loads(r["state"])) for r in rows}
+        return {subject: kept.get(subject) for subject in subjects}
 
-    async def _mark_signed(self, connection: asyncpg.Connection, event: CloudEvent) -> None:
-        data = event.data
-        await connection.execute(
-            "UPDATE audit_trail SET signed_by = $1, signer_name = $2, signature_meaning = $3, "
-            "signed_at = $4 WHERE record_id = $5 AND record_version = $6",
-            data["signer_id"],
-            data["printed_name"],
-            data["meaning"],
-            _timestamp(data["signed_at"]),
-            _uuid(data["signed_record_id"]),
-            data["signed_version"],
-        )
+
+def _has_state(event: CloudEvent) -> bool:
+    return bool(event.subject) and event.type != AccessDeniedV1.event_type
+
+
+def _signing(data: dict[str, Any]) -> tuple[object, ...]:
+    return (
+        data["signer_id"],
+        data["printed_name"],
+        data["meaning"],
+        _timestamp(data["signed_at"]),
+        _uuid(data["signed_record_id"]),
+        data["signed_version"],
+    )
 
 
 def _timestamp(value: str) -> datetime:

@@ -169,6 +169,19 @@ def test_root_equals_the_recursive_definition(n: int) -> None:
     assert root(LEAVES[:n]) == reference_root(LEAVES[:n])
 
 
+@pytest.mark.parametrize("n", [0, 1, 5, 8, 13])
+def test_a_copy_of_a_frontier_grows_alone(n: int) -> None:
+    """The ingester grows a copy over an append, and keeps it only once it committed."""
+    tree = Frontier()
+    for leaf in LEAVES[:n]:
+        tree.append(leaf)
+    grown = tree.copy()
+    for leaf in LEAVES[n : n + 7]:
+        grown.append(leaf)
+    assert (tree.size, tree.root()) == (n, root(LEAVES[:n]))
+    assert (grown.size, grown.root()) == (n + 7, root(LEAVES[: n + 7]))
+
+
 @pytest.mark.parametrize("n", SIZES)
 def test_proofs_equal_the_recursive_definitions(n: int) -> None:
     tree = LEAVES[:n]

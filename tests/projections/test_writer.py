@@ -95,6 +95,7 @@ async def test_a_row_written_behind_a_running_writer_ends_its_session(feed: Feed
     await feed.publish(events[5:6])
     with pytest.raises(ForeignEntries):
         await writer.ingest(await read_all(feed.settings))
+    assert await writer.ledger.size() == 6, "it appended behind the forged row"
 
 
 async def read_all(settings: ServiceSettings) -> dict[TopicPartition, list[Any]]:
