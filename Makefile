@@ -82,8 +82,9 @@ contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openap
 	$(BIN)/python -m shared.contract_docs
 	$(BIN)/python -m shared.kernel.permissions --write
 
-bench: install infra  ## benchmarks (on demand; not part of make test)
-	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints && $(BIN)/python -m bench.signing
+BENCHES = ingest rebuild verify endpoints signing e2e
+bench: install infra  ## benchmarks (on demand; not part of make test): make bench BENCHES=verify
+	. $(STATE)/env && for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 
 install: $(VENV)/.installed
 

@@ -14,10 +14,10 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -151,7 +151,7 @@ def parser(description: str, option: str, default: int) -> argparse.ArgumentPars
 
 
 def main(
-    description: str, option: str, default: int, run: Callable[[int], Awaitable[None]]
+    description: str, option: str, default: int, run: Callable[[int], Coroutine[Any, Any, None]]
 ) -> None:
     """Run a benchmark whose one size option (e.g. ``--entries``) is given to ``run``."""
     arguments = parser(description, option, default).parse_args()

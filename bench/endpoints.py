@@ -8,14 +8,17 @@ visits, two signed responses, four CAR-T samples, each event enveloped as the re
 publishes it, after a ``CarTInfused`` entry. Then, on a fresh ledger:
 
 - baseline: read every payload in position order and ``json.loads`` it (``bench.rebuild``);
-- endpoints: ``ProjectionsApplication.endpoints`` (reads, parses, computes every figure);
-- swimmer plot: ``ProjectionsApplication.plot("swimmer")`` (the same, then matplotlib).
+- endpoints, first request: ``ProjectionsApplication.endpoints`` on a fresh application
+  (reads and parses every entry into its kept history, computes every figure);
+- endpoints, next request: the same call again (reads the entries since: none);
+- endpoints as of the last position: a replay of every entry, as any "as of" is;
+- swimmer plot: ``ProjectionsApplication.plot("swimmer")`` (kept history, matplotlib).
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -66,7 +69,11 @@ def _infusion(subject: str) -> CloudEvent:
 
 
 def _follow_up(app: AssessmentsApplication, subject: str) -> None:
-    infused, at = Infused(INFUSED_AT, 2), lambda days: INFUSED_AT + timedelta(days=days)
+    infused = Infused(INFUSED_AT, 2)
+
+    def at(days: int) -> datetime:
+        return INFUSED_AT + timedelta(days=days)
+
     active = Activity(frozenset({SledaiItem.ARTHRITIS, SledaiItem.RASH}), Decimal(2),
                       Decimal(10), True)  # fmt: skip
     quiet = Activity(frozenset(), Decimal("0.2"), Decimal(5), True)
@@ -86,11 +93,15 @@ async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Me
     app = ProjectionsApplication(ledger, [Ed25519PrivateKey.generate().public_key()])
     auditor = principal(Role.AUDITOR, user_id="bench")
     base = await timed("baseline: read + json.loads", count, lambda: read_and_decode(ledger.pool))
-    figures = await timed("endpoints (read, parse, compute)", count,
-                          lambda: app.endpoints(auditor))  # fmt: skip
-    swimmer = await timed("swimmer plot (and matplotlib)", count,
+    first = await timed("endpoints, first request (replays all)", count,
+                        lambda: app.endpoints(auditor))  # fmt: skip
+    kept = await timed("endpoints, next request (kept state)", count,
+                       lambda: app.endpoints(auditor))  # fmt: skip
+    as_of = await timed("endpoints as of the last position (replay)", count,
+                        lambda: app.endpoints(auditor, position=count))  # fmt: skip
+    swimmer = await timed("swimmer plot (kept state, matplotlib)", count,
                           lambda: app.plot(auditor, "swimmer"))  # fmt: skip
-    return base, [figures, swimmer]
+    return base, [first, kept, as_of, swimmer]
 
 
 if __name__ == "__main__":

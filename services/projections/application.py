@@ -4,6 +4,7 @@ proofs and exports. Every call is recorded in ``auditor_activity``, refused ones
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import clinical_endpoints, merkle, plots
+from services.projections.clinical_endpoints import TrialHistory
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import WitnessTrust, check_ledger
@@ -106,6 +108,10 @@ class ProjectionsApplication:
         self.stall_after = stall_after
         self.bootstrap = bootstrap
         self.witness = witness
+        # The trial's history now, advanced by each request by the entries since: the
+        # endpoints, plots and safety summary of the ledger now cost the new entries only.
+        self._now = TrialHistory()
+        self._advancing = asyncio.Lock()
 
     @classmethod
     def configured(
@@ -179,8 +185,8 @@ class ProjectionsApplication:
         infusion and each review by the time it happened, so that a reader sees every
         cohort dosed after the review that opened it."""
         await self.authorise(who, "trial", {})
-        entries = await self._entries(None, None)
-        population = clinical_endpoints.infused(clinical_endpoints.courses(entries))
+        history = await self._history(None, None)
+        population = history.population
         teae = clinical_endpoints.teae_incidence(population)
         return {
             "dose_levels": {
@@ -194,10 +200,10 @@ class ProjectionsApplication:
             },
             "cohort_decisions": [
                 {"position": position, **_review(event)}
-                for position, event in entries
+                for position, event in history.milestones
                 if event.type == SafetyReviewApprovedV1.event_type
             ],
-            "escalation_timeline": _escalation_timeline(entries),
+            "escalation_timeline": _escalation_timeline(history.milestones),
         }  # fmt: skip
 
     async def endpoints(
@@ -206,7 +212,8 @@ class ProjectionsApplication:
         """The trial's endpoints recomputed from the ledger, now or as of a time or position
         (docs/endpoints.md); every figure names its subjects and entries."""
         await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
-        return clinical_endpoints.trial_endpoints(await self._entries(as_of, position))
+        history = await self._history(as_of, position)
+        return clinical_endpoints.endpoints_of(history.population)
 
     async def plot(
         self,
@@ -217,9 +224,7 @@ class ProjectionsApplication:
     ) -> bytes:
         """``swimmer`` or ``kinetics/<subject>``, as SVG, from the ledger as of then."""
         await self.authorise(who, "plot", {"name": name, "as_of": as_of, "position": position})
-        population = clinical_endpoints.infused(
-            clinical_endpoints.courses(await self._entries(as_of, position))
-        )
+        population = (await self._history(as_of, position)).population
         if name == "swimmer":
             return plots.swimmer_svg(population)
         subject = name.removeprefix("kinetics/")
@@ -229,15 +234,27 @@ class ProjectionsApplication:
         raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject "
                            "with CAR-T kinetics")  # fmt: skip
 
+    async def _history(self, as_of: datetime | None, position: int | None) -> TrialHistory:
+        """The trial's history as of a time or a position, by a replay; now, by advancing
+        the one kept (the ledger's single writer commits dense positions in order, and
+        never changes an entry, so the entries after the kept position are all that is
+        new; a payload changed in place by tampering is ``verify``'s to find)."""
+        if as_of is not None or position is not None:
+            return TrialHistory.of(await self._entries(as_of, position))
+        async with self._advancing:
+            self._now.advance(await self._entries(after=self._now.position))
+        return self._now
+
     async def _entries(
-        self, as_of: datetime | None, position: int | None
+        self, as_of: datetime | None = None, position: int | None = None, after: int = 0
     ) -> list[tuple[int, CloudEvent]]:
         rows = await self.ledger.pool.fetch(
-            "SELECT position, payload FROM ledger_entries "
-            "WHERE ($1::timestamptz IS NULL OR recorded_at <= $1) "
+            "SELECT position, payload FROM ledger_entries WHERE position > $3 "
+            "AND ($1::timestamptz IS NULL OR recorded_at <= $1) "
             "AND ($2::bigint IS NULL OR position <= $2) ORDER BY position",
             as_of,
             position,
+            after,
         )
         return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
 
@@ -454,7 +471,7 @@ class ProjectionsApplication:
 
 def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
     """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
-    infused = clinical_endpoints.infused(clinical_endpoints.courses(entries))
+    infused = TrialHistory.of(entries).population
     drawn = {"swimmer": plots.swimmer_svg(infused)}
     for course in infused:
         if course.kinetics:

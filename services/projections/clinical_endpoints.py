@@ -1,6 +1,8 @@
 """The trial's endpoints, computed from ledger entries alone (no I/O).
 
-Give it the entries up to any position or time and it gives the figures as of then.
+Give it the entries up to any position or time and it gives the figures as of then;
+``TrialHistory`` folds them, and is advanced entry by entry, so that the figures of the
+ledger now come from state kept between requests rather than from a replay of it all.
 Every figure lists the subjects and the ledger entries (position, event id) it was
 computed from. Definitions and their assumptions: docs/endpoints.md.
 
@@ -25,6 +27,7 @@ from shared.contracts.adverse_events import (
     AdverseEventRegradedV1,
     AdverseEventReportedV1,
     DltAdjudicatedV1,
+    SafetyReviewApprovedV1,
 )
 from shared.contracts.assessments import (
     AutoantibodyMeasuredV1,
@@ -138,14 +141,47 @@ def study_day(data: dict[str, Any]) -> int | None:
     return None if day is None else STUDY.day_from(int(day), PUBLISHED_STUDY_DAYS)
 
 
+# The entries that make the escalation's timeline: each dose and each review that opened one.
+MILESTONES = (CarTInfusedV1.event_type, SafetyReviewApprovedV1.event_type)
+
+
+@dataclass
+class TrialHistory:
+    """Every subject's course and the escalation's milestones, folded from ledger entries
+    in position order up to ``position``. Advancing it by the entries after ``position``
+    gives what a replay of all of them gives (tested), at the cost of the new ones only."""
+
+    position: int = 0
+    courses: dict[str, Course] = field(default_factory=dict)
+    milestones: list[tuple[int, CloudEvent]] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, entries: Iterable[tuple[int, CloudEvent]]) -> TrialHistory:
+        history = cls()
+        history.advance(entries)
+        return history
+
+    def advance(self, entries: Iterable[tuple[int, CloudEvent]]) -> None:
+        for position, event in entries:
+            if position <= self.position:
+                raise ValueError(f"entry {position} is not after {self.position}: "
+                                 "the ledger is folded once, in position order")  # fmt: skip
+            self.position = position
+            if event.type in MILESTONES:
+                self.milestones.append((position, event))
+            if event.subject is not None:
+                course = self.courses.setdefault(event.subject, Course(event.subject))
+                _apply(course, position, event)
+
+    @property
+    def population(self) -> list[Course]:
+        """The analysis population: every subject infused, by subject id."""
+        return infused(self.courses)
+
+
 def courses(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Course]:
     """Every subject's course from ledger entries in position order."""
-    found: dict[str, Course] = {}
-    for position, event in entries:
-        if event.subject is not None:
-            course = found.setdefault(event.subject, Course(event.subject))
-            _apply(course, position, event)
-    return found
+    return TrialHistory.of(entries).courses
 
 
 def _apply(course: Course, position: int, event: CloudEvent) -> None:
@@ -457,7 +493,11 @@ def infused(found: dict[str, Course]) -> list[Course]:
 
 def trial_endpoints(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any]:
     """Every endpoint over the subjects infused in ``entries``."""
-    population = infused(courses(entries))
+    return endpoints_of(TrialHistory.of(entries).population)
+
+
+def endpoints_of(population: list[Course]) -> dict[str, Any]:
+    """Every endpoint over an analysis population (``TrialHistory.population``)."""
     return {
         "version": ENDPOINTS_VERSION,
         "study_day_convention": STUDY.convention.value,

@@ -253,7 +253,7 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
     # An event that sets no field of its own (a withdrawal: only its reason) is still a
     # change to the record: one row names it, so that no event type is missing from the trail.
     changes = TRAIL_CHANGES.get(event.type, _fields_set)(data) or [
-        ("event", None, _present(event.type))
+        ("event", None, json_text(event.type))
     ]
     return [
         {**base, "seq": seq, "field": name, "old_value": old, "new_value": new}
@@ -265,17 +265,17 @@ Change = tuple[str, str | None, str]
 
 
 def _corrected_field(data: dict[str, Any]) -> list[Change]:
-    return [(data["field"], _present(data["old_value"]), _present(data["new_value"]))]
+    return [(data["field"], json_text(data["old_value"]), json_text(data["new_value"]))]
 
 
 def _signature(data: dict[str, Any]) -> list[Change]:
-    return [("signature", None, _present(_manifestation(data)))]
+    return [("signature", None, json_text(_manifestation(data)))]
 
 
 def _fields_set(data: dict[str, Any]) -> list[Change]:
     """Every field of the event's own (not the envelope's), as newly set."""
     return [
-        (name, None, _present(value))
+        (name, None, json_text(value))
         for name, value in sorted(data.items())
         if name not in COMMON_FIELDS
     ]
@@ -288,9 +288,17 @@ TRAIL_CHANGES: dict[str, Callable[[dict[str, Any]], list[Change]]] = {
 }
 
 
-def _present(value: Any) -> str:
-    """A value as JSON text: ``""`` stays ``'""'`` and null stays ``'null'``."""
-    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+def json_text(value: Any) -> str:
+    """A value as JSON text: ``""`` stays ``'""'`` and null stays ``'null'``. Text, the
+    commonest value, is quoted directly (as ``json.dumps`` quotes it, with non-ASCII kept);
+    the encoder is made once, not on each call as ``json.dumps`` with options does."""
+    if isinstance(value, str):
+        return _quoted(value)
+    return _ENCODER.encode(value)
+
+
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False)
+_quoted: Callable[[str], str] = json.encoder.encode_basestring
 
 
 VIEW_SQL = """
@@ -337,7 +345,10 @@ _TRAIL_COLUMNS = (
     "position", "seq", "event_id", "event_type", "source", "subject_id", "record_type",
     "record_id", "record_version", "field", "old_value", "new_value", "actor_id",
     "actor_name", "actor_role", "actor_site", "recorded_at", "occurred_at", "reason",
+    "signed_by", "signer_name", "signature_meaning", "signed_at",
 )  # fmt: skip
+# The columns a RecordSigned event sets on the trail rows of the version it signs.
+_SIGNATURE_COLUMNS = ("signed_by", "signer_name", "signature_meaning", "signed_at")
 
 
 class ViewStore:
@@ -410,25 +421,35 @@ class ViewStore:
     async def _apply(
         self, connection: asyncpg.Connection, events: Sequence[tuple[int, CloudEvent]]
     ) -> None:
-        # one round trip each for the states, the trail rows (a COPY) and the signatures
-        states = await self._states(connection, {e.subject for _, e in events if _has_state(e)})
+        """A batch's rows in a few statements: the states of its subjects read at once, the
+        trail COPYed, and each signature set on the signed rows before they are written
+        (one UPDATE for the rows of signed events in earlier batches)."""
+        subjects = {e.subject for _, e in events if e.subject is not None and _has_state(e)}
+        states = await self._states(connection, subjects)
         trail: list[dict[str, Any]] = []
+        signed_rows: dict[tuple[str, Any], list[dict[str, Any]]] = {}
+        earlier: dict[tuple[str, Any], tuple[Any, ...]] = {}  # signed rows not in this batch
         for position, event in events:
-            trail.extend(trail_rows(position, event))
-            if _has_state(event):
+            rows = trail_rows(position, event)
+            trail.extend(rows)
+            for row in rows:
+                signed_rows.setdefault((row["record_id"], row["record_version"]), []).append(row)
+            if event.type in RECORD_SIGNED:
+                key, mark = _signature_mark(event.data)
+                for row in signed_rows.get(key, []):
+                    row.update(zip(_SIGNATURE_COLUMNS, mark, strict=True))
+                if key not in signed_rows:
+                    earlier[key] = mark
+            if event.subject is not None and _has_state(event):
                 states[event.subject] = subject_state(states[event.subject], event, position)
         await connection.copy_records_to_table(
             "audit_trail",
-            records=[tuple(row[c] for c in _TRAIL_COLUMNS) for row in trail],
+            records=[tuple(row.get(c) for c in _TRAIL_COLUMNS) for row in trail],
             columns=_TRAIL_COLUMNS,
             schema_name=self.schema,
         )
-        # in ledger order, after the rows they sign (a later signing of a row wins)
-        await connection.executemany(
-            "UPDATE audit_trail SET signed_by = $1, signer_name = $2, signature_meaning = $3, "
-            "signed_at = $4 WHERE record_id = $5 AND record_version = $6",
-            [_signing(e.data) for _, e in events if e.type in RECORD_SIGNED],
-        )
+        if earlier:
+            await self._mark_signed(connection, earlier)
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
             "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
@@ -436,31 +457,44 @@ class ViewStore:
             [(s, json.dumps(state), state["position"]) for s, state in states.items() if state],
         )
 
+    @staticmethod
     async def _states(
-        self, connection: asyncpg.Connection, subjects: set[str | None]
-    ) -> dict[str | None, dict[str, Any] | None]:
-        """The kept state of each of ``subjects`` (None for one not seen yet)."""
+        connection: asyncpg.Connection, subjects: set[str]
+    ) -> dict[str, dict[str, Any] | None]:
         rows = await connection.fetch(
             "SELECT subject_id, state FROM subject_states WHERE subject_id = ANY($1::text[])",
             list(subjects),
         )
-        kept = {r["subject_id"]: dict(json.loads(r["state"])) for r in rows}
-        return {subject: kept.get(subject) for subject in subjects}
+        found = {r["subject_id"]: dict(json.loads(r["state"])) for r in rows}
+        return {subject: found.get(subject) for subject in subjects}
+
+    @staticmethod
+    async def _mark_signed(
+        connection: asyncpg.Connection, marks: dict[tuple[str, Any], tuple[Any, ...]]
+    ) -> None:
+        keys, values = list(marks), list(marks.values())
+        await connection.execute(
+            "UPDATE audit_trail AS t SET signed_by = m.signed_by, signer_name = m.signer_name, "
+            "signature_meaning = m.meaning, signed_at = m.signed_at "
+            "FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::uuid[], "
+            "$6::integer[]) AS m(signed_by, signer_name, meaning, signed_at, record_id, version) "
+            "WHERE t.record_id = m.record_id AND t.record_version = m.version",
+            *([v[i] for v in values] for i in range(len(_SIGNATURE_COLUMNS))),
+            [_uuid(k[0]) for k in keys],
+            [k[1] for k in keys],
+        )
 
 
 def _has_state(event: CloudEvent) -> bool:
+    """Whether the event belongs to a subject's state (a refused command does not)."""
     return bool(event.subject) and event.type != AccessDeniedV1.event_type
 
 
-def _signing(data: dict[str, Any]) -> tuple[object, ...]:
-    return (
-        data["signer_id"],
-        data["printed_name"],
-        data["meaning"],
-        _timestamp(data["signed_at"]),
-        _uuid(data["signed_record_id"]),
-        data["signed_version"],
-    )
+def _signature_mark(data: dict[str, Any]) -> tuple[tuple[str, Any], tuple[Any, ...]]:
+    """The signed rows' key (record id, version) and the values a signature sets on them."""
+    key = (str(data["signed_record_id"]), data["signed_version"])
+    return key, (data["signer_id"], data["printed_name"], data["meaning"],
+                 _timestamp(data["signed_at"]))  # fmt: skip
 
 
 def _timestamp(value: str) -> datetime:

@@ -6,13 +6,17 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
+
 from services.adverse_events.grading import Scale
 from services.projections import plots
 from services.projections.clinical_endpoints import (
     CRS_SCALE,
     ICANS_SCALE,
     Course,
+    TrialHistory,
     courses,
+    endpoints_of,
     trial_endpoints,
 )
 from services.projections.clinical_endpoints import infused as infused_courses
@@ -213,3 +217,24 @@ def test_a_visit_at_the_infusions_start_is_not_the_baseline() -> None:
     e = figures(infused("A"), sledai("A", -3, 12), sledai("A", 0, 6), sledai("A", 84, 4))
     [row] = e["sledai_2k_change_from_baseline"]["week 12"]["subjects"]
     assert (row["baseline"], row["change"]) == (12, -8)
+
+
+def test_a_history_advanced_in_steps_gives_what_a_replay_of_every_entry_gives() -> None:
+    entries = list(enumerate([
+        infused("A"), sledai("A", -2, 10), graded("A", "ae-1", CRS_SCALE, 2), infused("B"),
+        response("A", 28, "partial"), graded("A", "ae-1", CRS_SCALE, 3, regrade=True),
+        sledai("B", 30, 4), assessed("B", 84, True, True), response("B", 90, "complete"),
+    ], start=1))  # fmt: skip
+    replayed = TrialHistory.of(entries)
+    for cut in range(len(entries) + 1):
+        history = TrialHistory.of(entries[:cut])
+        history.advance(entries[cut:])
+        assert endpoints_of(history.population) == trial_endpoints(entries)
+        assert (history.position, history.milestones) == (9, replayed.milestones)
+
+
+def test_a_history_takes_each_entry_once_in_position_order() -> None:
+    history = TrialHistory.of([(1, infused("A")), (2, infused("B"))])
+    with pytest.raises(ValueError, match="entry 2 is not after 2"):
+        history.advance([(2, infused("C"))])
+    assert set(history.courses) == {"A", "B"}

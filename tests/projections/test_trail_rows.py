@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from services.projections.views import TRAIL_CHANGES, trail_rows
+from services.projections.views import TRAIL_CHANGES, json_text, trail_rows
 from shared.contract_docs.discovery import channels
 from shared.kernel.envelope import CloudEvent
 
@@ -53,3 +57,15 @@ def test_an_event_setting_no_field_of_its_own_still_has_a_trail_row(
     assert {(r["event_type"], r["position"], r["reason"]) for r in rows} == {
         (event_type, 7, "moved abroad")
     }
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+    max_leaves=8,
+)
+
+
+@given(JSON)
+def test_a_value_in_the_trail_is_the_json_text_json_dumps_gives(value: Any) -> None:
+    assert json_text(value) == json.dumps(value, sort_keys=True, ensure_ascii=False)
