@@ -19,7 +19,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.projections.merkle import Frontier, leaf_hash
+from services.projections.merkle import Frontier, leaf_hasher
 from services.projections.notes import (
     CheckpointText,
     NoteError,
@@ -34,9 +34,17 @@ LEAF_PREFIX = b"trial-ledger/entry/v1\n"
 CHECKPOINT_PREFIX = "trial-ledger/checkpoint/v1"
 
 
+_ENTRY_LEAF = leaf_hasher(LEAF_PREFIX)
+
+
 def entry_leaf(position: int, payload: bytes) -> bytes:
-    """The RFC 6962 leaf hash of the ledger entry at ``position``."""
-    return leaf_hash(LEAF_PREFIX + str(position).encode() + b"\n" + payload)
+    """The RFC 6962 leaf hash of the ledger entry at ``position``: ``leaf_hash`` of
+    ``LEAF_PREFIX + str(position) + "\\n" + payload``, the common prefix hashed once
+    (verification hashes every entry of the ledger)."""
+    hasher = _ENTRY_LEAF.copy()
+    hasher.update(b"%d\n" % position)
+    hasher.update(payload)
+    return hasher.digest()
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ __all__ = [
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
+    "leaf_hasher",
     "node_hash",
     "root",
     "verify_consistency",
@@ -44,6 +45,13 @@ EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 def leaf_hash(data: bytes) -> bytes:
     """MTH({d0}) = SHA-256(0x00 || d0): the hash of one leaf (RFC 6962 section 2.1)."""
     return hashlib.sha256(_LEAF_PREFIX + data).digest()
+
+
+def leaf_hasher(prefix: bytes) -> hashlib._Hash:
+    """A SHA-256 already fed 0x00 || ``prefix``: a ``copy()`` of it, fed the rest of a
+    leaf's data, digests to ``leaf_hash(prefix + rest)``. For leaves that all begin alike
+    (a ledger's entries): the prefix is hashed once, and no leaf data is concatenated."""
+    return hashlib.sha256(_LEAF_PREFIX + prefix)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:

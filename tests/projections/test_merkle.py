@@ -22,6 +22,7 @@ from services.projections.merkle import (
     inclusion_proof,
     inclusion_proofs,
     leaf_hash,
+    leaf_hasher,
     node_hash,
     root,
     verify_consistency,
@@ -485,3 +486,10 @@ def test_frontier_extended_after_appends_equals_appended() -> None:
         appended.append(leaf)
     extended.extend(leaves[37:])
     assert (extended.size, extended.root()) == (appended.size, appended.root())
+
+
+@given(st.binary(max_size=64), st.binary(max_size=300))
+def test_a_leaf_hasher_fed_the_rest_hashes_the_whole_leaf(prefix: bytes, rest: bytes) -> None:
+    hasher = leaf_hasher(prefix).copy()
+    hasher.update(rest)
+    assert hasher.digest() == leaf_hash(prefix + rest)
