@@ -22,7 +22,8 @@ from services.projections.domain import (
     entry_leaf,
     sign_checkpoint,
 )
-from services.projections.merkle import Frontier, leaf_hash
+from services.projections.merkle import Frontier, leaf_hash, root
+from services.projections.witnessing import CosignedRoots
 
 KEY = Ed25519PrivateKey.generate()
 ORIGIN = "trial-ledger.local/test"
@@ -161,3 +162,15 @@ def test_no_page_is_kept_once_verified() -> None:
 def test_an_entry_leaf_is_the_leaf_of_its_position_and_payload() -> None:
     data = payload(12)
     assert entry_leaf(12, data) == leaf_hash(LEAF_PREFIX + b"12\n" + data)
+
+
+@pytest.mark.parametrize("page", [1, 3, 4, SIZE])
+def test_the_roots_at_cosigned_sizes_are_those_of_the_entries_read_in_any_pages(
+    page: int,
+) -> None:
+    rows = altered(appended())  # past a problem too: a witness's roots go on
+    roots = CosignedRoots([3, 4, 8])
+    for start in range(0, SIZE, page):
+        roots.add(rows[start : start + page])
+    leaves = [entry_leaf(p, data) for p, data, _ in rows]
+    assert roots.roots == {size: root(leaves[:size]) for size in (3, 4, 8)}
