@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,7 +19,7 @@ from datetime import datetime
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from services.projections.merkle import Frontier, leaf_hash
+from services.projections.merkle import Frontier, leaf_hasher
 from services.projections.notes import (
     CheckpointText,
     NoteError,
@@ -33,9 +34,17 @@ LEAF_PREFIX = b"trial-ledger/entry/v1\n"
 CHECKPOINT_PREFIX = "trial-ledger/checkpoint/v1"
 
 
+_ENTRY_LEAF = leaf_hasher(LEAF_PREFIX)
+
+
 def entry_leaf(position: int, payload: bytes) -> bytes:
-    """The RFC 6962 leaf hash of the ledger entry at ``position``."""
-    return leaf_hash(LEAF_PREFIX + str(position).encode() + b"\n" + payload)
+    """The RFC 6962 leaf hash of the ledger entry at ``position``: ``leaf_hash`` of
+    ``LEAF_PREFIX + str(position) + "\\n" + payload``, the common prefix hashed once
+    (verification hashes every entry of the ledger)."""
+    hasher = _ENTRY_LEAF.copy()
+    hasher.update(b"%d\n" % position)
+    hasher.update(payload)
+    return hasher.digest()
 
 
 @dataclass(frozen=True)
@@ -124,13 +133,6 @@ def _legacy_valid(checkpoint: Checkpoint, key: Ed25519PublicKey) -> bool:
 
 
 @dataclass(frozen=True)
-class StoredEntry:
-    position: int
-    payload: bytes
-    leaf: bytes
-
-
-@dataclass(frozen=True)
 class Finding:
     """One problem found by verification, at the first position it shows."""
 
@@ -186,42 +188,105 @@ class Trust:
     max_gap: int | None = None
 
 
-def verify_ledger(
-    entries: Sequence[StoredEntry], checkpoints: Sequence[Checkpoint], trust: Trust
-) -> VerificationReport:
-    """Recompute every leaf and the root at every checkpoint; check every signature and
-    that checkpoints are no further apart than ``trust.max_gap``.
+EntryRow = tuple[int, bytes, bytes]
+"""One ledger entry as verification reads it: its position, its payload (the published
+bytes) and its stored leaf hash. (The adapter hands over asyncpg records, which index and
+unpack as these tuples do: no object is built per entry.)"""
 
-    ``entries`` in position order. The first problem is classified and located:
-    ``missing`` (a gap, or the rest renumbered down), ``inserted`` (an extra entry; the
-    rest renumbered up), ``reordered`` (an entry sits where another belongs), ``altered``
-    (content changed), ``checkpoint_mismatch`` (content changed together with its stored
-    hash: located to the range between two checkpoints), ``bad_signature``,
-    ``checkpoint_gap`` (checkpoints deleted, or never signed).
+
+class LedgerVerification:
+    """The ledger verified as it is read: pages of entries go to ``add`` in position order,
+    and ``finish`` gives the report. Every leaf is recomputed, the root is rebuilt and
+    compared at every checkpoint's size, every signature is checked, and checkpoints must
+    be no further apart than ``trust.max_gap``. Only the Merkle frontier (O(log n) hashes)
+    and the entry to classify are kept, so memory does not grow with the ledger.
+
+    The first problem is classified and located: ``missing`` (a gap, or the rest
+    renumbered down), ``inserted`` (an extra entry; the rest renumbered up), ``reordered``
+    (an entry sits where another belongs), ``altered`` (content changed),
+    ``checkpoint_mismatch`` (content changed together with its stored hash: located to the
+    range between two checkpoints), ``bad_signature``, ``checkpoint_gap`` (checkpoints
+    deleted, or never signed). Pages after the first problem are only counted: a moved
+    entry is looked for at every position the ledger has (``read``).
     """
-    report = VerificationReport()
-    pending = sorted(checkpoints, key=lambda c: c.size)
-    frontier = Frontier()
-    previous_size = 0
-    for index, entry in enumerate(entries):
-        expected = index + 1
-        if entry.position != expected:
-            report.findings.append(Finding(expected, "missing", f"no entry at position {expected}"))
+
+    def __init__(self, checkpoints: Sequence[Checkpoint], trust: Trust) -> None:
+        self.report = VerificationReport()
+        self.read = 0  # entries read, those after a problem included
+        self._checkpoints = checkpoints
+        self._trust = trust
+        self._pending = deque(sorted(checkpoints, key=lambda c: c.size))
+        self._frontier = Frontier()
+        self._previous_size = 0  # the size of the last checkpoint checked
+        self._stopped = False  # a problem was found: later entries are only counted
+        self._suspect: EntryRow | None = None  # the first entry that does not match its
+        self._following: EntryRow | None = None  # leaf, and the one after it (to classify)
+
+    def add(self, page: Sequence[EntryRow]) -> None:
+        """The next entries, in position order."""
+        if self._suspect is not None and self._following is None and page:
+            self._following = page[0]
+        self.read += len(page)
+        if self._stopped:
+            return
+        leaves = _recomputed(page, self.report.entries + 1)
+        if not self._grow(leaves):
+            self._stopped = True
+        elif len(leaves) < len(page):
+            self._stop_at(page, len(leaves))
+
+    def finish(self) -> VerificationReport:
+        """The report, once every entry was added."""
+        report = self.report
+        if self._suspect is not None:
+            report.findings.append(_classify(self._suspect, self._following, self.read))
+        _check_gaps(report, self._checkpoints, self._trust.max_gap)
+        return _finish(report, list(self._pending))
+
+    def _grow(self, leaves: list[bytes]) -> bool:
+        """The recomputed ``leaves`` into the tree, each checkpoint checked at its size;
+        False when one fails (verification stops there: the leaves after it are left out)."""
+        report, pending, done = self.report, self._pending, 0
+        while pending and report.entries < pending[0].size <= report.entries + len(leaves) - done:
+            size = pending[0].size
+            self._frontier.extend(leaves[done : done + size - report.entries])
+            done += size - report.entries
+            report.entries = size
+            root = self._frontier.root()
+            while pending and pending[0].size == size:
+                _check(report, pending.popleft(), root, self._previous_size, self._trust)
+                self._previous_size = size
+            if report.findings:
+                return False
+        self._frontier.extend(leaves[done:])
+        report.entries += len(leaves) - done
+        return True
+
+    def _stop_at(self, page: Sequence[EntryRow], index: int) -> None:
+        """The entry at ``index`` is not at its position, or does not match its leaf."""
+        self._stopped = True
+        expected = self.report.entries + 1
+        if page[index][0] != expected:
+            self.report.findings.append(
+                Finding(expected, "missing", f"no entry at position {expected}")
+            )
+            return
+        self._suspect = page[index]
+        self._following = page[index + 1] if index + 1 < len(page) else None
+
+
+def _recomputed(page: Sequence[EntryRow], expected: int) -> list[bytes]:
+    """The leaves of ``page`` recomputed from their bytes, up to the first entry that is
+    not at the ``expected`` position or does not match its stored leaf. (The hot loop of
+    verification: one leaf hash and two comparisons per entry, nothing else.)"""
+    leaves: list[bytes] = []
+    for position, payload, leaf in page:
+        recomputed = entry_leaf(position, payload)
+        if position != expected or recomputed != leaf:
             break
-        recomputed = entry_leaf(entry.position, entry.payload)
-        if recomputed != entry.leaf:
-            report.findings.append(_classify(entries, index))
-            break
-        frontier.append(recomputed)
-        report.entries += 1
-        while pending and pending[0].size == report.entries:
-            checkpoint = pending.pop(0)
-            _check(report, checkpoint, frontier.root(), previous_size, trust)
-            previous_size = checkpoint.size
-        if report.findings:
-            break
-    _check_gaps(report, checkpoints, trust.max_gap)
-    return _finish(report, pending)
+        leaves.append(recomputed)
+        expected += 1
+    return leaves
 
 
 def _check_gaps(
@@ -245,26 +310,25 @@ def _check_gaps(
             return
 
 
-def _classify(entries: Sequence[StoredEntry], index: int) -> Finding:
-    """Why the entry at ``index`` does not match its leaf: moved, inserted or altered."""
-    entry = entries[index]
-    here = entry.position
-    following = entries[index + 1] if index + 1 < len(entries) else None
+def _classify(entry: EntryRow, following: EntryRow | None, entries: int) -> Finding:
+    """Why ``entry`` does not match its leaf: moved, inserted or altered (``following``:
+    the entry after it, if any; ``entries``: how many the ledger has)."""
+    here, payload, leaf = entry
     if (
         following is not None
-        and entry.leaf == entry_leaf(here + 1, entry.payload)
-        and following.leaf == entry_leaf(here, following.payload)
+        and leaf == entry_leaf(here + 1, payload)
+        and following[2] == entry_leaf(here, following[1])
     ):
         return Finding(here, "reordered", f"the entries at {here} and {here + 1} were swapped")
-    if entry.leaf == entry_leaf(here + 1, entry.payload):
+    if leaf == entry_leaf(here + 1, payload):
         return Finding(here, "missing", "an entry was removed here and the rest renumbered")
-    if entry.leaf == entry_leaf(here - 1, entry.payload):
+    if leaf == entry_leaf(here - 1, payload):
         # the rest moved up by one: the entry before, though well hashed, was inserted
         return Finding(here - 1, "inserted", "an entry that was never appended sits here")
-    if following is not None and following.leaf == entry_leaf(here, following.payload):
+    if following is not None and following[2] == entry_leaf(here, following[1]):
         return Finding(here, "inserted", "an entry that was never appended sits here")
-    for position in range(1, len(entries) + 2):
-        if position != here and entry.leaf == entry_leaf(position, entry.payload):
+    for position in range(1, entries + 2):
+        if position != here and leaf == entry_leaf(position, payload):
             return Finding(here, "reordered", f"the entry here was appended at {position}")
     return Finding(here, "altered", "the content does not match the leaf hash")
 

@@ -405,8 +405,7 @@ class Ingester:
 
     async def _load_frontier(self) -> None:
         self.frontier = Frontier()
-        for leaf in await self.ledger.leaves():
-            self.frontier.append(leaf)
+        self.frontier.extend(await self.ledger.leaves())
         checkpoints = await self.ledger.checkpoints()
         self._checkpointed = checkpoints[-1].size if checkpoints else 0
 

@@ -17,15 +17,19 @@ from services.projections.anchoring import kafka_records, unanchored
 from services.projections.domain import (
     Checkpoint,
     Finding,
-    StoredEntry,
+    LedgerVerification,
     Trust,
     VerificationReport,
-    verify_ledger,
 )
 from services.projections.ledger import LedgerStore
 from services.projections.notes import Verifier
-from services.projections.witness import WitnessError, latest_cosigned
-from services.projections.witnessing import check_cosigned, cosigned_checkpoints
+from services.projections.witness import WitnessError, WitnessLatest, latest_cosigned
+from services.projections.witnessing import (
+    Cosigned,
+    CosignedRoots,
+    check_cosigned,
+    cosigned_checkpoints,
+)
 
 Progress = Callable[[int], None]
 
@@ -52,48 +56,79 @@ async def check_ledger(
 ) -> VerificationReport:
     """The whole ledger's integrity; without ``bootstrap`` the newest entries are checked
     by their hashes only (benchmarks, offline copies); with ``witness``, against its
-    cosigned checkpoints too."""
+    cosigned checkpoints too. The entries are verified page by page as they are read, so
+    memory does not grow with the ledger; every page is read, also after a problem (the
+    report names how many entries there are, and where a moved entry came from)."""
     checkpoints = await ledger.checkpoints()
-    entries = [e async for e in ledger.stored_entries()]
-    if progress:
-        progress(len(entries))
-    report = verify_ledger(entries, checkpoints, trust)
+    cosigning = None
+    if witness is not None and trust.origin is not None:
+        cosigning = await _ask_witness(ledger, checkpoints, trust, witness)
+    verification = LedgerVerification(checkpoints, trust)
+    async for page in ledger.entry_pages():
+        verification.add(page)
+        if cosigning is not None:
+            cosigning.roots.add(page)
+        if progress:
+            progress(verification.read)
+    report = verification.finish()
     if bootstrap is not None:
         report.findings.extend(await _anchoring(ledger, bootstrap, report.latest_checkpoint))
-    if witness is not None and trust.origin is not None:
-        notes = await ledger.cosigned_notes()
-        report.findings.extend(await _witnessed(entries, checkpoints, notes, trust, witness))
+    if cosigning is not None:
+        report.findings.extend(cosigning.findings(verification.read))
     return report
 
 
-async def _witnessed(
-    entries: Sequence[StoredEntry],
-    checkpoints: Sequence[Checkpoint],
-    notes: list[str],
-    trust: Trust,
-    witness: WitnessTrust,
-) -> list[Finding]:
-    """The ledger against the cosignatures kept, and the witness's own newest one."""
+@dataclass
+class _Cosigning:
+    """What a witness vouches for, gathered before the ledger is read: the checkpoints it
+    cosigned (kept in the database, and its own newest), and the roots at their sizes,
+    filled in as the entries are read."""
+
+    witness: WitnessTrust
+    checkpoints: Sequence[Checkpoint]
+    cosigned: list[Cosigned]
+    rejected: list[str]  # why each note was set aside
+    latest: WitnessLatest | None  # the witness's own newest (None: not asked, or no answer)
+    unreachable: str | None  # why the witness could not be asked
+    roots: CosignedRoots
+
+    def findings(self, entries: int) -> list[Finding]:
+        """The ledger of ``entries`` entries against the cosignatures kept, and the
+        witness's own newest one (the first finding of each kind at each position)."""
+        name = self.witness.name
+        findings: list[Finding] = []
+        if self.unreachable is not None:
+            findings.append(Finding(max(1, entries), "witness_unreachable",
+                                    f"{name}: {self.unreachable}"[:500]))  # fmt: skip
+        findings.extend(Finding(1, "bad_cosignature", f"{name}: {why}"[:500])
+                        for why in self.rejected)  # fmt: skip
+        roots = self.roots.roots
+        findings.extend(check_cosigned(roots, entries, self.checkpoints, self.cosigned, name))
+        latest = self.latest
+        if latest is not None and latest.size and latest.cosigned is None:
+            findings.append(_unheld(latest.size, latest.mismatch, entries, name))
+        unique = {(f.position, f.kind): f for f in reversed(findings)}  # the first of each
+        return sorted(unique.values(), key=lambda f: f.position)
+
+
+async def _ask_witness(
+    ledger: LedgerStore, checkpoints: Sequence[Checkpoint], trust: Trust, witness: WitnessTrust
+) -> _Cosigning:
+    """The cosignatures kept, and the witness's own newest one when it answers somewhere."""
     assert trust.origin is not None  # noqa: S101 (checked by the caller)
-    findings: list[Finding] = []
-    latest = None
+    notes = await ledger.cosigned_notes()
+    latest, unreachable = None, None
     if witness.url is not None:
         try:
             latest = await latest_cosigned(witness.url, checkpoints)
         except WitnessError as error:
-            findings.append(Finding(max(1, len(entries)), "witness_unreachable",
-                                    f"{witness.name}: {error}"[:500]))  # fmt: skip
+            unreachable = str(error)
         if latest is not None and latest.cosigned is not None:
             notes = [*notes, latest.cosigned]
     log_keys = [Verifier.of(trust.origin, key) for key in trust.keys]
     cosigned, rejected = cosigned_checkpoints(notes, witness.verifier, log_keys, trust.origin)
-    findings.extend(Finding(1, "bad_cosignature", f"{witness.name}: {why}"[:500])
-                    for why in rejected)  # fmt: skip
-    findings.extend(check_cosigned(entries, checkpoints, cosigned, witness.name))
-    if latest is not None and latest.size and latest.cosigned is None:
-        findings.append(_unheld(latest.size, latest.mismatch, len(entries), witness.name))
-    unique = {(f.position, f.kind): f for f in reversed(findings)}  # the first of each
-    return sorted(unique.values(), key=lambda f: f.position)
+    roots = CosignedRoots(c.size for c in cosigned)
+    return _Cosigning(witness, checkpoints, cosigned, rejected, latest, unreachable, roots)
 
 
 def _unheld(size: int, mismatch: str | None, entries: int, name: str) -> Finding:

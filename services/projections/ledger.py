@@ -41,7 +41,7 @@ from uuid import UUID
 import asyncpg
 
 from services.projections.anchoring import TailEntry
-from services.projections.domain import Checkpoint, StoredEntry, entry_leaf
+from services.projections.domain import Checkpoint, EntryRow, entry_leaf
 from services.projections.views import ViewStore
 from shared.adapters.pools import PooledStore
 from shared.kernel.settings import DatabaseSettings, SettingsError
@@ -407,21 +407,20 @@ class LedgerStore(PooledStore):
             for r in rows
         ]  # fmt: skip
 
-    async def stored_entries(self, batch: int = 10_000) -> AsyncIterator[StoredEntry]:
-        """Every entry in position order, read in batches (for verification)."""
+    async def entry_pages(self, batch: int = 10_000) -> AsyncIterator[Sequence[EntryRow]]:
+        """Every entry's position, payload and leaf hash, in position order, ``batch`` a
+        page (for verification, which holds one page at a time). Each page is a query of
+        its own, after the last position of the one before: no transaction stays open
+        while a large ledger is verified."""
         after = 0
-        while True:
-            rows = await self.pool.fetch(
-                "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
-                "ORDER BY position LIMIT $2",
-                after,
-                batch,
-            )
-            if not rows:
-                return
-            for r in rows:
-                yield StoredEntry(r["position"], bytes(r["payload"]), bytes(r["leaf_hash"]))
-            after = rows[-1]["position"]
+        while rows := await self.pool.fetch(
+            "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
+            "ORDER BY position LIMIT $2",
+            after,
+            batch,
+        ):
+            yield rows  # asyncpg records: (position, payload, leaf_hash) by index
+            after = rows[-1][0]
 
     async def tail_entries(self, after: int) -> list[TailEntry]:
         """The entries after position ``after``, with the Kafka records they name."""

@@ -25,6 +25,7 @@ __all__ = [
     "inclusion_proof",
     "inclusion_proofs",
     "leaf_hash",
+    "leaf_hasher",
     "node_hash",
     "root",
     "verify_consistency",
@@ -44,6 +45,13 @@ EMPTY_ROOT: bytes = hashlib.sha256(b"").digest()
 def leaf_hash(data: bytes) -> bytes:
     """MTH({d0}) = SHA-256(0x00 || d0): the hash of one leaf (RFC 6962 section 2.1)."""
     return hashlib.sha256(_LEAF_PREFIX + data).digest()
+
+
+def leaf_hasher(prefix: bytes) -> hashlib._Hash:
+    """A SHA-256 already fed 0x00 || ``prefix``: a ``copy()`` of it, fed the rest of a
+    leaf's data, digests to ``leaf_hash(prefix + rest)``. For leaves that all begin alike
+    (a ledger's entries): the prefix is hashed once, and no leaf data is concatenated."""
+    return hashlib.sha256(_LEAF_PREFIX + prefix)
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
@@ -275,12 +283,27 @@ class Frontier:
 
     def append(self, leaf: bytes) -> None:
         """Add one leaf hash (the output of ``leaf_hash``) at the right edge."""
-        count, node = 1, leaf
+        self._push(1, leaf)
+
+    def extend(self, leaves: Sequence[bytes]) -> None:
+        """Add ``leaves`` in order, as ``append`` of each would. They go in as the largest
+        perfect subtrees the size allows (a subtree of 2^k leaves fits where the size is a
+        multiple of 2^k), each hashed level by level: the same hashes as ``append``, with
+        less Python per hash (verification of a whole ledger)."""
+        done = 0
+        while done < len(leaves):
+            largest = 1 << ((len(leaves) - done).bit_length() - 1)
+            count = min(self._size & -self._size, largest) if self._size else largest
+            self._push(count, root(leaves[done : done + count]))
+            done += count
+
+    def _push(self, count: int, node: bytes) -> None:
+        """Add the root of a perfect subtree of ``count`` leaves, where it fits."""
+        self._size += count
         while self._stack and self._stack[-1][0] == count:
             left_count, left = self._stack.pop()
             count, node = left_count + count, node_hash(left, node)
         self._stack.append((count, node))
-        self._size += 1
 
     def root(self) -> bytes:
         """MTH of the leaves so far: the subtree roots folded right to left."""

@@ -16,10 +16,10 @@ database superuser can delete cosignatures, never make one. So:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from services.projections.domain import Checkpoint, Finding, StoredEntry, entry_leaf
+from services.projections.domain import Checkpoint, EntryRow, Finding, entry_leaf
 from services.projections.merkle import Frontier
 from services.projections.notes import CheckpointText, NoteError, Verifier, open_note
 
@@ -56,28 +56,50 @@ def cosigned_checkpoints(
     return [found[size] for size in sorted(found)], rejected
 
 
+class CosignedRoots:
+    """The Merkle root at each cosigned size, over leaves recomputed from the entries'
+    bytes, as pages of entries are read (in position order, wherever verification stopped:
+    a rewrite before a cosigned size shows against the cosigned root)."""
+
+    def __init__(self, sizes: Iterable[int]) -> None:
+        self.roots: dict[int, bytes] = {}
+        self._sizes = set(sizes)
+        self._last = max(self._sizes, default=0)
+        self._frontier = Frontier()
+
+    def add(self, page: Sequence[EntryRow]) -> None:
+        frontier = self._frontier
+        for position, payload, _ in page:
+            if frontier.size >= self._last:
+                return
+            frontier.append(entry_leaf(position, payload))
+            if frontier.size in self._sizes:
+                self.roots[frontier.size] = frontier.root()
+
+
 def check_cosigned(
-    entries: Sequence[StoredEntry],
+    roots: Mapping[int, bytes],
+    entries: int,
     checkpoints: Sequence[Checkpoint],
     cosigned: Sequence[Cosigned],
     witness: str,
 ) -> list[Finding]:
-    """Every cosigned size still in the ledger, with the cosigned root over the entries'
-    recomputed leaves, and its checkpoint still kept (``cosigned`` oldest first)."""
+    """Every cosigned size still in the ledger of ``entries`` entries, with the cosigned
+    root equal to ``roots`` (``CosignedRoots``), and its checkpoint still kept
+    (``cosigned`` oldest first)."""
     if not cosigned:
         return []
     findings: list[Finding] = []
     newest = cosigned[-1]
-    if len(entries) < newest.size:
+    if entries < newest.size:
         findings.append(Finding(
-            len(entries) + 1, "rolled_back",
+            entries + 1, "rolled_back",
             f"{witness} cosigned size {newest.size}, but the ledger ends at position "
-            f"{len(entries)}: entries {len(entries) + 1}..{newest.size} were removed",
+            f"{entries}: entries {entries + 1}..{newest.size} were removed",
         ))  # fmt: skip
-    roots = _roots(entries, {c.size for c in cosigned})
     held = 0
     for c in cosigned:
-        if c.size > len(entries):
+        if c.size > entries:
             break
         if roots[c.size] != c.root:
             findings.append(Finding(
@@ -89,7 +111,7 @@ def check_cosigned(
         held = c.size
     stored = {c.size: c for c in checkpoints}
     for c in cosigned:
-        if c.size > len(entries):
+        if c.size > entries:
             continue  # part of the rollback named above
         kept = stored.get(c.size)
         if kept is None or kept.root != c.root:
@@ -99,17 +121,3 @@ def check_cosigned(
                 f"the checkpoint at size {c.size}, cosigned by {witness}, {what}",
             ))  # fmt: skip
     return findings
-
-
-def _roots(entries: Sequence[StoredEntry], sizes: set[int]) -> dict[int, bytes]:
-    """The Merkle root at each of ``sizes``, over leaves recomputed from the bytes."""
-    frontier = Frontier()
-    roots: dict[int, bytes] = {}
-    last = max(sizes)
-    for entry in entries:
-        if frontier.size >= last:
-            break
-        frontier.append(entry_leaf(entry.position, entry.payload))
-        if frontier.size in sizes:
-            roots[frontier.size] = frontier.root()
-    return roots

@@ -13,8 +13,9 @@ from services.projections import merkle
 from services.projections.__main__ import known_contracts
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
-from services.projections.domain import Trust, verify_ledger
+from services.projections.domain import Trust
 from services.projections.ingest import Ingester, IngestOptions
+from services.projections.integrity import check_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
 from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events
@@ -73,12 +74,10 @@ async def test_a_rotated_key_keeps_the_checkpoints_it_signed_verifiable(
     )  # fmt: skip
     await ingest_with(rotated, ledger, len(events))
     both = [new_key.public_key(), CHECKPOINT_KEY.public_key()]
-    entries = [e async for e in ledger.stored_entries()]
-    checkpoints = await ledger.checkpoints()
-    assert verify_ledger(entries, checkpoints, Trust(both, ledger.origin)).ok
-    only_new = verify_ledger(entries, checkpoints, Trust([new_key.public_key()], ledger.origin))
+    assert (await check_ledger(ledger, Trust(both, ledger.origin), None)).ok
+    only_new = await check_ledger(ledger, Trust([new_key.public_key()], ledger.origin), None)
     assert [f.kind for f in only_new.findings] == ["bad_signature"]
-    other_origin = verify_ledger(entries, checkpoints, Trust(both, "trial-ledger.local/x"))
+    other_origin = await check_ledger(ledger, Trust(both, "trial-ledger.local/x"), None)
     assert [f.kind for f in other_origin.findings] == ["bad_signature"]
 
 

@@ -22,6 +22,7 @@ from services.projections.merkle import (
     inclusion_proof,
     inclusion_proofs,
     leaf_hash,
+    leaf_hasher,
     node_hash,
     root,
     verify_consistency,
@@ -475,3 +476,33 @@ def test_frontier_of_100000_leaves_equals_root() -> None:
         frontier.append(leaf)
     assert frontier.size == 100_000
     assert frontier.root() == root(leaves)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=70), max_size=8))
+def test_frontier_extended_in_any_chunks_equals_root(chunks: list[int]) -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(sum(chunks))]
+    frontier, done = Frontier(), 0
+    for chunk in chunks:
+        frontier.extend(leaves[done : done + chunk])
+        done += chunk
+        assert (frontier.size, frontier.root()) == (done, root(leaves[:done]))
+
+
+def test_frontier_extended_after_appends_equals_appended() -> None:
+    leaves = [leaf_hash(i.to_bytes(4, "big")) for i in range(10_000)]
+    appended, extended = Frontier(), Frontier()
+    for leaf in leaves[:37]:
+        appended.append(leaf)
+        extended.append(leaf)
+    for leaf in leaves[37:]:
+        appended.append(leaf)
+    extended.extend(leaves[37:])
+    assert (extended.size, extended.root()) == (appended.size, appended.root())
+
+
+@given(st.binary(max_size=64), st.binary(max_size=300))
+def test_a_leaf_hasher_fed_the_rest_hashes_the_whole_leaf(prefix: bytes, rest: bytes) -> None:
+    hasher = leaf_hasher(prefix).copy()
+    hasher.update(rest)
+    assert hasher.digest() == leaf_hash(prefix + rest)

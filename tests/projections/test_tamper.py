@@ -3,9 +3,12 @@ at the exact position, with what kind of change it was."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
+
 import pytest
 
 from services.projections.application import ProjectionsApplication
+from services.projections.domain import EntryRow
 from tests.projections.conftest import Feed
 
 pytestmark = pytest.mark.integration
@@ -99,12 +102,52 @@ TAMPERING = [
 ]
 
 
+def read_in_pages_of(
+    size: int, projections: ProjectionsApplication, monkeypatch: pytest.MonkeyPatch
+) -> list[int]:
+    """Verification's reads of the ledger, ``size`` entries a page; the sizes of the pages
+    read are recorded in the list returned."""
+    pages: list[int] = []
+    read = projections.ledger.entry_pages
+
+    async def in_pages(batch: int = size) -> AsyncIterator[Sequence[EntryRow]]:
+        async for page in read(size):
+            pages.append(len(page))
+            yield page
+
+    monkeypatch.setattr(projections.ledger, "entry_pages", in_pages)
+    return pages
+
+
+@pytest.mark.parametrize("page", [None, 4], ids=["pages_as_read", "pages_of_4"])
 @pytest.mark.parametrize(("sql", "found"), TAMPERING)
 async def test_tampering_is_found_at_its_position_as_what_it_was(
-    filled: int, feed: Feed, projections: ProjectionsApplication, sql: str, found: tuple[int, str]
+    filled: int,
+    feed: Feed,
+    projections: ProjectionsApplication,
+    sql: str,
+    found: tuple[int, str],
+    page: int | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Whatever the pages the ledger is read in (4 entries: a tamper on a later page, or
+    across two)."""
+    if page is not None:
+        read_in_pages_of(page, projections, monkeypatch)
     await feed.as_superuser(sql)
     assert await first_finding(projections) == found
+
+
+async def test_verify_reads_in_pages_and_finds_a_tamper_on_the_third_at_its_position(
+    filled: int, feed: Feed, projections: ProjectionsApplication, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pages = read_in_pages_of(4, projections, monkeypatch)
+    await feed.as_superuser(
+        "UPDATE ledger_entries SET payload = convert_to(replace(convert_from(payload, 'UTF8'), "
+        "'\"subject\"', '\"Subject\"'), 'UTF8') WHERE position = 10;"
+    )
+    assert await first_finding(projections) == (10, "altered")
+    assert pages == [4, 4, 4, 4, 2], "every page read, after the tamper too"
 
 
 async def test_truncated_and_refilled_short_is_found_as_missing(
