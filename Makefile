@@ -83,7 +83,8 @@ contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openap
 	$(BIN)/python -m shared.kernel.permissions --write
 
 bench: install infra  ## benchmarks (on demand; not part of make test)
-	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints
+	. $(STATE)/env && $(BIN)/python -m bench.ingest && $(BIN)/python -m bench.rebuild && $(BIN)/python -m bench.verify && $(BIN)/python -m bench.endpoints \
+		&& $(BIN)/python -m bench.commands
 
 install: $(VENV)/.installed
 

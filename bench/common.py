@@ -47,15 +47,18 @@ class Measurement:
 
 
 @asynccontextmanager
-async def bench_settings(topic: bool = False) -> AsyncIterator[ServiceSettings]:
-    """Projections settings with a fresh schema (dropped afterwards) and topic (kept)."""
+async def bench_settings(
+    topic: bool = False, service: str = "projections"
+) -> AsyncIterator[ServiceSettings]:
+    """``service``'s settings with a fresh schema (dropped afterwards) and topic (kept)."""
     suffix = uuid.uuid4().hex[:10]
+    prefix = f"TL_{service.upper()}"
     env = {
         **os.environ,
-        "TL_PROJECTIONS_DATABASE_SCHEMA": f"bench_{suffix}",
-        "TL_PROJECTIONS_TOPIC": f"bench.{suffix}",
+        f"{prefix}_DATABASE_SCHEMA": f"bench_{suffix}",
+        f"{prefix}_TOPIC": f"bench.{suffix}",
     }
-    settings = ServiceSettings.from_env("projections", env)
+    settings = ServiceSettings.from_env(service, env)
     await execute(settings.database, f'CREATE SCHEMA "{settings.database.schema}"')
     try:
         if topic:
