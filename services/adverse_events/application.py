@@ -6,7 +6,7 @@ published form of the event and is saved with it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -31,8 +31,13 @@ from services.adverse_events.escalation import (
 from services.adverse_events.publication import to_contract
 from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
+from shared.adapters.facts import Fact
 from shared.kernel.provenance import Attribution
 from shared.web.auth import SigningAssertion
+
+# The facts kept as events are saved: each adverse event's latest DLT adjudication
+# (grouped DLT or not), and each approved safety review (grouped by its decision).
+DLT, NOT_DLT, REVIEW = "dlt", "not_dlt", "review"
 
 
 class AdverseEventsApplication(ServiceApplication):
@@ -40,6 +45,7 @@ class AdverseEventsApplication(ServiceApplication):
 
     name = "adverse_events"
     records = (AdverseEvent, SafetyReview)
+    fact_events = (AdverseEvent.DltAdjudicated, SafetyReview.SafetyReviewApproved)
 
     def report(
         self,
@@ -116,15 +122,26 @@ class AdverseEventsApplication(ServiceApplication):
     ) -> AdverseEvent:
         return self._change(record_id, lambda r: r.resolve(ended_on, outcome, attribution))
 
+    def facts_of(self, event: Any) -> Iterable[Fact]:
+        """An adverse event's latest DLT adjudication (a later one replaces it), and each
+        approved safety review by its decision."""
+        kind = type(event)  # (isinstance would type it as a bare Event)
+        if kind is AdverseEvent.DltAdjudicated:
+            group = DLT if event.is_dlt else NOT_DLT
+            subject = {"subject_id": event.subject_id}
+            yield Fact(DLT, str(event.originator_id), group, event.timestamp, subject)
+        elif kind is SafetyReview.SafetyReviewApproved:
+            reviewed_at = (event.reviewed_at or event.timestamp).isoformat()
+            opened = {"level": event.approved_level, "size": event.cohort_size,
+                      "reviewed_at": reviewed_at}  # fmt: skip
+            yield Fact(REVIEW, str(event.review_number), event.decision, event.timestamp, opened)
+
     def dlt_subjects(self) -> set[str]:
         """Subjects with at least one adverse event whose latest adjudication is a DLT."""
-        latest: dict[UUID, tuple[str, bool]] = {}
-        for event in self._events_of(AdverseEvent.DltAdjudicated):
-            latest[event.originator_id] = (event.subject_id, event.is_dlt)
-        return {subject for subject, is_dlt in latest.values() if is_dlt}
+        return {fact.value["subject_id"] for fact in self.facts.facts(DLT, DLT)}
 
     def reviews_so_far(self) -> int:
-        return len(self._events_of(SafetyReview.SafetyReviewApproved))
+        return self.facts.count_facts(REVIEW)
 
     def approve_safety_review(
         self,
@@ -159,15 +176,12 @@ class AdverseEventsApplication(ServiceApplication):
             ),
         )
 
-    def _events_of(self, event_class: type) -> list[Any]:
-        return [event for _, event in self.stored_events() if isinstance(event, event_class)]
-
     def expansion(self) -> Expansion | None:
         """The dose-expansion cohort a signed review opened, if one did."""
-        for event in self._events_of(SafetyReview.SafetyReviewApproved):
-            if event.decision == Decision.DOSE_EXPANSION.value:
-                reviewed_at = event.reviewed_at or event.timestamp
-                return Expansion(event.approved_level, reviewed_at, event.cohort_size)
+        for fact in self.facts.facts(REVIEW, Decision.DOSE_EXPANSION.value):
+            opened = fact.value
+            reviewed_at = datetime.fromisoformat(opened["reviewed_at"])
+            return Expansion(opened["level"], reviewed_at, opened["size"])
         return None
 
     def cohort(self, infused: dict[str, Infused], now: datetime) -> CohortState:

@@ -7,7 +7,7 @@ form of the event and is saved with it).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from services.infusion import errors
@@ -23,10 +23,13 @@ from services.infusion.domain import (
 from services.infusion.publication import to_contract
 from services.infusion.rules import InfusionRules
 from shared.adapters.eventstore import ServiceApplication
+from shared.adapters.facts import Fact
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
+
+INFUSED = "infused"  # the fact of an infusion, by subject, counted by dose level
 
 
 class InfusionApplication(ServiceApplication):
@@ -34,6 +37,7 @@ class InfusionApplication(ServiceApplication):
 
     name = "infusion"
     records = (Treatment,)
+    fact_events = (Treatment.CarTInfused,)
 
     def __init__(
         self,
@@ -98,12 +102,12 @@ class InfusionApplication(ServiceApplication):
 
     def dosed_since(self, cohort: CohortOpening) -> int:
         """Infusions at the cohort's level recorded since its safety review."""
-        infusions: list[Any] = [
-            event for _, event in self.stored_events() if isinstance(event, Treatment.CarTInfused)
-        ]
-        return sum(
-            1 for e in infusions if e.dose_level == cohort.level and e.timestamp > cohort.opened_at
-        )
+        return self.facts.count_facts(INFUSED, str(cohort.level), after=cohort.opened_at)
+
+    def facts_of(self, event: Any) -> Iterable[Fact]:
+        """An infusion is counted in its dose level's cohort (``dosed_since``)."""
+        if type(event) in self.fact_events:  # (isinstance would type it as a bare Event)
+            yield Fact(INFUSED, event.subject_id, str(event.dose_level), event.timestamp)
 
     def decline_infusion(self, subject_id: str, reason: str, attribution: Attribution) -> Treatment:
         return self._change(subject_id, lambda t: t.decline(reason, attribution))

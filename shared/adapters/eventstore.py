@@ -16,10 +16,20 @@ from types import UnionType
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import (
+    ApplicationRecorder,
+    IntegrityError,
+    JSONTranscoder,
+    Notification,
+    Recording,
+    Transcoding,
+)
+from eventsourcing.popo import POPOFactory
+from eventsourcing.utils import get_topic
 
+from shared.adapters.facts import Fact, FactStore, POPOFactRecorder, PostgresFactRecorder
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.principals import SigningAssertion
@@ -47,6 +57,8 @@ def postgres_env(database: DatabaseSettings) -> dict[str, str]:
         "POSTGRES_LOCK_TIMEOUT": "5",
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": "y",
+        # eventsourcing's recorder, writing the facts a save carries (shared.adapters.facts)
+        "APPLICATION_RECORDER_TOPIC": get_topic(PostgresFactRecorder),
     }
 
 
@@ -93,12 +105,48 @@ class ServiceApplication(Application[UUID]):
     """
 
     records: ClassVar[tuple[type[Aggregate], ...]] = ()
+    # the events that establish facts (``facts_of``), kept as they are saved
+    fact_events: ClassVar[tuple[type, ...]] = ()
 
     def __init__(
         self, env: dict[str, str] | None = None, signer: RecordSigner | None = None
     ) -> None:
         super().__init__(env=env)
         self.signer = signer
+        if self.fact_events:
+            self.facts.build_facts(self._facts_of_stored)
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """A recorder that keeps facts: eventsourcing's in memory or on PostgreSQL
+        (``postgres_env`` names it there); any other would silently keep none."""
+        if isinstance(self.factory, POPOFactory):
+            return POPOFactRecorder()
+        recorder = super().construct_recorder()
+        if not isinstance(recorder, PostgresFactRecorder):
+            raise TypeError(f"{type(recorder).__name__} keeps no facts: use postgres_env")
+        return recorder
+
+    @property
+    def facts(self) -> FactStore:
+        """The facts kept as events are saved (``shared.adapters.facts``)."""
+        recorder: FactStore = self.recorder  # type: ignore[assignment]  # construct_recorder
+        return recorder
+
+    def facts_of(self, event: Any) -> Iterable[Fact]:
+        """The facts ``event`` establishes (an event of ``fact_events``)."""
+        return ()
+
+    def _facts_of_stored(self, notification: Notification) -> Iterable[Fact]:
+        if notification.topic not in {get_topic(kind) for kind in self.fact_events}:
+            return ()  # decode only the events that establish facts
+        return self.facts_of(self.mapper.to_domain_event(notification))
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        # every save passes here: its facts go with its events, into the same transaction
+        facts = [fact for event in processing_event.events for fact in self.facts_of(event)]
+        if facts:
+            processing_event.saved_kwargs["facts"] = facts
+        return super()._record(processing_event)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

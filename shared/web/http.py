@@ -261,6 +261,14 @@ class Authorisation:
         return self.table.permissions
 
     def check(self, command: str, request: Request) -> Caller:
+        decided = self.decide(command, request)
+        if isinstance(decided, Caller):
+            return decided
+        raise self.recorded(*decided)
+
+    def decide(self, command: str, request: Request) -> Caller | tuple[Denial, Forbidden]:
+        """The caller, or the denial to record and the refusal to answer; no I/O (an
+        async dependency decides on the event loop and records a denial off it)."""
         principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
         # the id the observability middleware logs and echoes, when it runs
         correlation_id = (
@@ -270,20 +278,18 @@ class Authorisation:
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
         if acting is None:
-            self.record_denial(
-                Denial(
-                    user_id=principal.user_id,
-                    printed_name=principal.printed_name,
-                    site=principal.site,
-                    roles=tuple(sorted(principal.roles)),
-                    command=command,
-                    reason_code=Forbidden.code,
-                    subject_id=request.path_params.get("subject_id"),
-                    correlation_id=correlation_id,
-                    client_id=client_id,
-                )
+            denial = Denial(
+                user_id=principal.user_id,
+                printed_name=principal.printed_name,
+                site=principal.site,
+                roles=tuple(sorted(principal.roles)),
+                command=command,
+                reason_code=Forbidden.code,
+                subject_id=request.path_params.get("subject_id"),
+                correlation_id=correlation_id,
+                client_id=client_id,
             )
-            raise Forbidden(
+            return denial, Forbidden(
                 f"{principal.user_id} may not {command}: it needs one of "
                 f"{', '.join(sorted(permitted))}",
                 command=command,
@@ -293,6 +299,11 @@ class Authorisation:
         return Caller(
             principal, acting, correlation_id, request.headers.get("x-causation-id"), client_id
         )
+
+    def recorded(self, denial: Denial, refusal: Forbidden) -> Forbidden:
+        """``refusal``, once ``denial`` is recorded in the service's store (blocking)."""
+        self.record_denial(denial)
+        return refusal
 
     def signature(
         self, caller: Caller, assertion: str, meaning: Meaning, purpose: str

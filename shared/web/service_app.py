@@ -94,13 +94,18 @@ class Acting(Requires):
     """``authorised``, keeping the caller's ``Act`` for the route (``CommandAct``); the
     route's command is read off it alike."""
 
-    def __call__(  # type: ignore[override]
+    async def __call__(  # type: ignore[override]
         self,
         request: Request,
         authorization: BearerHeader = None,
     ) -> Act:
-        caller = super().__call__(request, authorization)
-        act = Act(caller, request.app.state.clock, request.app.state.authorisation)
+        # async: a sync dependency would cost every command a hop to the thread pool and
+        # back; the check is CPU work (the token's signature), the denial a write
+        checker: Authorisation = request.app.state.authorisation
+        caller = checker.decide(self.command, request)
+        if not isinstance(caller, Caller):
+            raise await asyncio.to_thread(checker.recorded, *caller)
+        act = Act(caller, request.app.state.clock, checker)
         request.state.act = act
         return act
 

@@ -1,0 +1,307 @@
+"""Commands through HTTP on the real stack, against the bare event-store save.
+
+    python -m bench.commands [--clients 20] [--commands 2000]
+
+The real enrollment app (``services.enrollment.api.create_app``, instrumented as
+``shared.web.runner.serve`` instruments it: correlation ids and request metrics) is served
+by uvicorn on a free port of this machine, in this process, over the real PostgreSQL
+(a fresh schema of the enrollment database, dropped at the end). The relay is not run:
+it reads the store after the commands, off their path. ``--clients`` investigators (a
+separate process, so that the clients' own work does not share the server's
+interpreter) each take their own subjects through the unsigned commands: registration,
+screening, and two corrections of a screening value, with access tokens of the
+project's token issuer (``tests.support``), verified for real.
+
+The **baseline**, in the same run: the same number of events of the same kinds, made
+by the same commands on an in-memory application, saved with eventsourcing's
+``Application.save`` (one save per command, from ``--clients`` threads) into a fresh
+schema of the same database: what any command must pay to store its event.
+
+Reported per command type: count, p50 and p99 latency (ms), throughput (commands/s);
+the ratio is the throughput over the baseline's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date
+from multiprocessing import get_context
+from typing import Any
+
+import httpx
+import uvicorn
+
+from bench.common import bench_settings, progress
+from services.enrollment.api import create_app, signing_purpose
+from services.enrollment.application import EnrollmentApplication
+from services.enrollment.publication import PUBLICATION
+from services.enrollment.rules import Observation
+from shared.adapters.eventstore import postgres_env
+from shared.adapters.outbox import Outbox
+from shared.kernel.provenance import Meaning
+from shared.kernel.settings import ServiceSettings
+from shared.web.observability import instrument
+from shared.web.service_app import Serving
+from tests.support import (
+    CONSENT_DAY,
+    MEMORY,
+    SIGNER,
+    VERIFIER,
+    bearer,
+    command,
+    consent,
+    eligible_observations,
+    observation_json,
+    screening,
+    screening_json,
+    signature_json,
+    signing,
+)
+
+# registration, consent (signed: screening needs it), screening, two corrections
+COMMANDS = (
+    "register_subject",
+    "sign_consent",
+    "record_screening",
+    "correct_value",
+    "correct_value",
+)
+COMMANDS_PER_SUBJECT = len(COMMANDS)
+STEROIDS = "systemic_steroids"
+
+
+@dataclass
+class Latencies:
+    """Seconds each command took, by command type, and the wall time of the whole run."""
+
+    by_command: dict[str, list[float]] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def add(self, name: str, started: float) -> None:
+        self.by_command.setdefault(name, []).append(time.perf_counter() - started)
+
+    @property
+    def count(self) -> int:
+        return sum(len(times) for times in self.by_command.values())
+
+
+def subject_ids(clients: int, subjects: int) -> list[list[str]]:
+    """Each client's own subjects (distinct across clients and runs' schemas)."""
+    return [[f"C{c:02d}-{n:05d}" for n in range(c, subjects, clients)] for c in range(clients)]
+
+
+def corrections() -> tuple[Observation, Observation]:
+    """The two corrections of a subject: a steroid dose found in the notes, then undone."""
+    steroid = eligible_observations()[STEROIDS]
+    return Observation(date(2026, 10, 1), steroid.observed_on), steroid
+
+
+# --- the clients (a process of their own) --------------------------------------------------
+
+
+Request = tuple[str, str, dict[str, Any]]  # command, path, body
+
+
+def requests(subjects: list[list[str]]) -> list[list[Request]]:
+    """Each client's requests, in order (made here: the signing assertions come from the
+    token issuer of this process, whose key the server trusts)."""
+    return [[step for subject in own for step in _steps(subject)] for own in subjects]
+
+
+def _steps(subject: str) -> list[Request]:
+    dated, undone = corrections()
+    path = f"/subjects/{subject}"
+    signature = signature_json(Meaning.RESPONSIBILITY, signing_purpose("consent", subject))
+    consent = {"form_version": "ICF v2.1", "signed_on": CONSENT_DAY.isoformat(),
+               "obtained_by": "Dr Lin Wei", "signature": signature}  # fmt: skip
+    return [
+        ("register_subject", "/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
+        ("sign_consent", f"{path}/consent", consent),
+        ("record_screening", f"{path}/screening", screening_json()),
+        *(("correct_value", f"{path}/corrections", _correction(v)) for v in (dated, undone)),
+    ]
+
+
+def drive(url: str, headers: dict[str, str], requests: list[list[Request]]) -> Latencies:
+    """Every client's requests through HTTP at once; in the clients' process."""
+    return asyncio.run(_drive(url, headers, requests))
+
+
+async def _drive(url: str, headers: dict[str, str], requests: list[list[Request]]) -> Latencies:
+    latencies = Latencies()
+    limits = httpx.Limits(max_connections=len(requests) + 1)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+        start = time.perf_counter()
+        await asyncio.gather(*(_investigator(client, own, latencies) for own in requests))
+        latencies.seconds = time.perf_counter() - start
+    return latencies
+
+
+async def _investigator(
+    client: httpx.AsyncClient, own: list[Request], latencies: Latencies
+) -> None:
+    for name, target, body in own:
+        started = time.perf_counter()
+        response = await client.post(target, json=body)
+        if response.status_code not in (200, 201):
+            raise RuntimeError(f"{name} {target}: {response.status_code} {response.text}")
+        latencies.add(name, started)
+
+
+def _correction(value: Observation) -> dict[str, Any]:
+    return {
+        "field": f"screening.{STEROIDS}",
+        "new_value": observation_json(value),
+        "reason": "source document verification",
+    }
+
+
+# --- the server (this process) -------------------------------------------------------------
+
+
+async def through_http(settings: ServiceSettings, requests: list[list[Request]]) -> Latencies:
+    """The commands through the real app served by uvicorn, driven by the clients' process."""
+    application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
+    try:
+        outbox = Outbox.of(application, PUBLICATION, settings)
+        app = create_app(application, Serving(VERIFIER, outbox))
+        instrument(app, settings)
+        # a socket bound here: its port is known, and connections wait in its backlog
+        # until the server accepts them. Made as TCP by name (proto), as uvicorn's own
+        # bind makes it: asyncio sets TCP_NODELAY on accepted sockets only then, and without
+        # it every answer on a kept-alive connection waits ~40 ms for a delayed ACK.
+        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(100)
+        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+        serving = asyncio.create_task(server.serve(sockets=[listening]))
+        try:
+            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients:
+                url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+                return await asyncio.get_running_loop().run_in_executor(
+                    clients, drive, url, bearer(), requests
+                )
+        finally:
+            server.should_exit = True
+            await serving
+    finally:
+        application.close()
+
+
+# --- the baseline ------------------------------------------------------------------------
+
+
+Saved = tuple[str, list[Any]]  # a command, and the events it saved at once
+
+
+def same_events(subjects: list[list[str]]) -> list[list[Saved]]:
+    """Each client's commands with the events each saved (a signed step saves two: the
+    step and its signature), made by the same commands on an in-memory application."""
+    app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
+
+    def saved(name: str, run: Callable[[], object]) -> Saved:
+        after = app.recorder.max_notification_id() or 0
+        run()
+        new = app.recorder.select_notifications(start=after + 1, limit=COMMANDS_PER_SUBJECT)
+        return name, [app.mapper.to_domain_event(n) for n in new]
+
+    return [
+        [saved(name, run) for subject in own for name, run in _commands(app, subject)]
+        for own in subjects
+    ]
+
+
+def _commands(app: EnrollmentApplication, subject: str) -> list[tuple[str, Callable[[], object]]]:
+    dated, undone = corrections()
+    field_name = f"screening.{STEROIDS}"
+    return [
+        ("register_subject", lambda: app.register_subject(subject, "ZJU-1", command())),
+        ("sign_consent", lambda: app.sign_consent(
+            subject, consent(), command(), signing(Meaning.RESPONSIBILITY))),
+        ("record_screening", lambda: app.record_screening(subject, screening(), command())),
+        *(("correct_value", lambda v=value: app.correct_value(
+            subject, field_name, v, "source documents", command())) for value in (dated, undone)),
+    ]  # fmt: skip
+
+
+def saved_bare(settings: ServiceSettings, events: list[list[Saved]]) -> Latencies:
+    """``Application.save`` of each event, one save per command, from a thread per client."""
+    application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
+    latencies = Latencies()
+
+    def client(own: list[Saved]) -> None:
+        for name, saved in own:
+            started = time.perf_counter()
+            application.save(*saved)
+            latencies.add(name, started)
+
+    try:
+        with ThreadPoolExecutor(len(events)) as threads:
+            start = time.perf_counter()
+            list(threads.map(client, events))
+            latencies.seconds = time.perf_counter() - start
+    finally:
+        application.close()
+    return latencies
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def rows(name: str, latencies: Latencies) -> Iterator[tuple[str, int, float, float, float]]:
+    """(measurement, count, p50 ms, p99 ms, commands/s over the run's wall time)."""
+    every = [t for times in latencies.by_command.values() for t in times]
+    yield name, len(every), *_percentiles(every), len(every) / latencies.seconds
+    for command_type, times in sorted(latencies.by_command.items()):
+        yield f"  {command_type}", len(times), *_percentiles(times), len(times) / latencies.seconds
+
+
+def _percentiles(times: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(times, n=100, method="inclusive")
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def report(clients: int, baseline: Latencies, http: Latencies) -> None:
+    """A line per measurement and per command type; the ratio is its throughput over the
+    baseline's for the same command type (the baseline's total for the totals)."""
+    base = {label.strip(): rate for label, *_, rate in rows("all", baseline)}
+    print(f"commands: {clients} clients, ratio = throughput / the baseline's")
+    print(f"{'measurement':<34} {'count':>7} {'p50 ms':>8} {'p99 ms':>8} {'rate/s':>9} "
+          f"{'ratio':>7}")  # fmt: skip
+    for name, latencies in (("baseline: Application.save", baseline), ("HTTP commands", http)):
+        for label, count, p50, p99, rate in rows(name, latencies):
+            ratio = rate / base.get(label.strip(), base["all"])
+            print(f"{label:<34} {count:>7} {p50:>8.1f} {p99:>8.1f} {rate:>9.1f} {ratio:>7.3f}",
+                  flush=True)  # fmt: skip
+
+
+async def run(clients: int, commands: int) -> None:
+    subjects = subject_ids(clients, -(-commands // COMMANDS_PER_SUBJECT))
+    progress(f"making the baseline's {commands} events in memory")
+    events = same_events(subjects)
+    async with bench_settings(service="enrollment") as settings:
+        progress(f"baseline: Application.save in schema {settings.database.schema}")
+        baseline = await asyncio.to_thread(saved_bare, settings, events)
+    async with bench_settings(service="enrollment") as settings:
+        progress(f"HTTP: {clients} clients, schema {settings.database.schema}")
+        http = await through_http(settings, requests(subjects))
+    report(clients, baseline, http)
+
+
+def main() -> None:
+    arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    arguments.add_argument("--clients", type=int, default=20, help="concurrent clients (20)")
+    arguments.add_argument("--commands", type=int, default=2000, help="commands in all (2000)")
+    options = arguments.parse_args()
+    asyncio.run(run(options.clients, options.commands))
+
+
+if __name__ == "__main__":
+    main()
