@@ -193,6 +193,7 @@ async def assess_remission(
 ) -> AssessmentsOut:
     """Record the response at a visit, signed (meaning approval)."""
     current = await asyncio.to_thread(record.application.get, subject_id)
+    current.check_unassessed(str(body.visit_event_id))
     assertion = act.signature(
         body.signature.assertion, REMISSION_SIGNATURE,
         f"assessments/remission/{subject_id}@{current.version}",

@@ -194,6 +194,13 @@ class SubjectAssessments(SubjectRecord):
 
     # --- outcomes ---------------------------------------------------------------------
 
+    def check_unassessed(self, visit_event_id: str) -> None:
+        """A visit has one response (checked before a signature too: of two who signed the
+        same visit at once, the second is told it is assessed, not that its signature names
+        the version before the first one's)."""
+        if visit_event_id in self.remissions:
+            raise errors.AlreadyAssessed(f"visit {visit_event_id} has its response already")
+
     def assess_remission(
         self, visit_event_id: str, claimed: Response, vital: VitalStatus, attribution: Attribution
     ) -> ResponseDerivation:
@@ -204,8 +211,7 @@ class SubjectAssessments(SubjectRecord):
             raise errors.VisitNotFound(f"no disease-activity visit {visit_event_id} here")
         if visit.assessed_at < self.infused_at:
             raise errors.InputsMissing("a response is assessed at a visit after the infusion")
-        if visit_event_id in self.remissions:
-            raise errors.AlreadyAssessed(f"visit {visit_event_id} has its response already")
+        self.check_unassessed(visit_event_id)
         day = self._study_day(visit.assessed_at, vital, attribution)  # the study's, today
         inputs, derivation = self._derive(visit_event_id)
         if derivation.response is not claimed:

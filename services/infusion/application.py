@@ -30,6 +30,7 @@ from shared.kernel.signatures import RecordSigner
 from shared.web.auth import SigningAssertion
 
 INFUSED = "infused"  # the fact of an infusion, by subject, counted by dose level
+COHORT_PLACE = "cohort_place"  # a place in a cohort a review opened, taken by one infusion
 
 
 class InfusionApplication(ServiceApplication):
@@ -90,10 +91,13 @@ class InfusionApplication(ServiceApplication):
         signing: SigningAssertion,
         cohort: CohortOpening,
     ) -> Treatment:
-        """Record the CAR-T infusion, signed by the person who administered it."""
-        dosed = self.dosed_since(cohort)
+        """Record the CAR-T infusion, signed by the person who administered it. The subject
+        takes the next place of its cohort, a claim saved with the infusion: of two
+        infusions counted at the same moment, the second to save finds its place taken, is
+        decided again on the new count, and is refused if the cohort is full."""
 
         def infuse(treatment: Treatment) -> None:
+            dosed = self.dosed_since(cohort)
             treatment.infuse(enrollment, infusion, self.rules, attribution, cohort, dosed)
 
         return self._change(
@@ -108,6 +112,10 @@ class InfusionApplication(ServiceApplication):
         """An infusion is counted in its dose level's cohort (``dosed_since``)."""
         if type(event) in self.fact_events:  # (isinstance would type it as a bare Event)
             yield Fact(INFUSED, event.subject_id, str(event.dose_level), event.timestamp)
+            place = getattr(event, "cohort_place", "")  # infusions stored before have none
+            if place:  # taken once: a second claim refuses its whole save
+                level = str(event.dose_level)
+                yield Fact(COHORT_PLACE, place, level, event.timestamp, claim=True)
 
     def decline_infusion(self, subject_id: str, reason: str, attribution: Attribution) -> Treatment:
         return self._change(subject_id, lambda t: t.decline(reason, attribution))

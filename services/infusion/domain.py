@@ -226,7 +226,8 @@ class Treatment(SubjectRecord):
         self._check_window(regimen, infusion, rules)
         self._check_times(infusion, attribution)
         dose = self._check_dose(infusion, level, rules)
-        self._infused(infusion, level, dose, rules.version, attribution.provenance)
+        place = f"{cohort.review_number}/{dosed_in_cohort + 1}"
+        self._infused(infusion, level, dose, rules.version, attribution.provenance, place)
 
     @event("CarTInfused")
     def _infused(
@@ -236,6 +237,7 @@ class Treatment(SubjectRecord):
         cells_per_kg_millions: Decimal,
         rule_version: str,
         provenance: Provenance,
+        cohort_place: str = "",  # "<review number>/<place>"; absent before 2026-12-03
     ) -> None:
         self.infusion = infusion
 

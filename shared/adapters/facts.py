@@ -10,7 +10,9 @@ A service's application names the facts its events establish
   serialised by that lock, so facts are written in commit order by whichever process of
   the service saves: replicas never disagree, and nothing runs in one process's memory.
   A later fact of the same kind and key replaces the earlier (the latest adjudication of
-  an adverse event);
+  an adverse event), except a *claim*: a key taken once (a place in a cohort), whose
+  second recording refuses the whole save (an ``IntegrityError``, as a stale save is
+  refused), so that of two commands that counted at the same moment one decides again;
 - in memory (``POPOFactRecorder``, the tests' store) into a dict, under the store's lock.
 
 A check is one statement on the index (kind, group, recorded_at): it reads the rows it
@@ -29,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
@@ -43,13 +45,15 @@ BUILT = "built"  # the kind of the one row that marks a fact table as built
 class Fact:
     """One fact an event established: its ``kind`` (``infused``), its ``key`` (a later
     fact of the same kind and key replaces it), the ``group`` it is counted in (a dose
-    level), when it was recorded (server time), and what else a check needs (JSON)."""
+    level), when it was recorded (server time), and what else a check needs (JSON). A
+    ``claim`` is never replaced: recording its kind and key again refuses the save."""
 
     kind: str
     key: str
     group: str
     recorded_at: datetime
     value: Mapping[str, Any] = field(default_factory=dict)
+    claim: bool = False
 
 
 FactsOf = Callable[[Notification], Iterable[Fact]]
@@ -96,6 +100,12 @@ class PostgresFactRecorder(PostgresApplicationRecorder):
             "%s::jsonb[]) ON CONFLICT (kind, key) DO UPDATE SET grp = EXCLUDED.grp, "
             "recorded_at = EXCLUDED.recorded_at, value = EXCLUDED.value"
         )
+        # claims: a key already taken is a unique violation, which refuses the whole save
+        self._claim = self._sql(
+            "INSERT INTO {facts} (kind, key, grp, recorded_at, value) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], "
+            "%s::jsonb[])"
+        )
 
     def _sql(self, template: str) -> Composed:
         schema = Identifier(self.datastore.schema)
@@ -112,7 +122,12 @@ class PostgresFactRecorder(PostgresApplicationRecorder):
             # after the lock (saves are serialised: facts go in commit order), before the
             # events, whose notification ids are read from ``curs`` after its last statement
             self._lock_table(curs)
-            curs.execute(self._upsert, _columns(facts), prepare=True)
+            claims = [fact for fact in facts if fact.claim]
+            if claims:
+                curs.execute(self._claim, _columns(claims), prepare=True)
+            if len(claims) < len(facts):
+                others = [fact for fact in facts if not fact.claim]
+                curs.execute(self._upsert, _columns(others), prepare=True)
         super()._insert_stored_events(curs, stored_events, **kwargs)
 
     def count_facts(
@@ -188,6 +203,9 @@ class POPOFactRecorder(POPOApplicationRecorder):
     def _update_table(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        for fact in kwargs.get("facts", ()):  # before the events: a taken claim saves nothing
+            if fact.claim and (fact.kind, fact.key) in self._facts:
+                raise IntegrityError(f"{fact.kind} {fact.key} is taken")
         notification_ids = super()._update_table(stored_events, **kwargs)
         for fact in kwargs.get("facts", ()):
             self._facts.pop((fact.kind, fact.key), None)  # a replaced fact is recorded anew

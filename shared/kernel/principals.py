@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from shared.kernel.errors import Refusal
+from shared.kernel.errors import OutOfSequence, Refusal
 from shared.kernel.provenance import Meaning, Role
 
 
@@ -36,6 +36,14 @@ class SignatureRefused(AuthError):
     """A signing assertion does not fit this signature (another user, session or meaning)."""
 
     code = "signature_refused"
+
+
+class RecordChanged(OutOfSequence):
+    """A signature asked for a version of the record that is no longer its latest: it
+    changed while the signer was signing. Nothing is recorded; reload the record, review
+    the change, and sign its new version (a race lost, not a refused signer)."""
+
+    code = "record_changed"
 
 
 @dataclass(frozen=True)
@@ -79,9 +87,25 @@ def check_assertion(
             given=assertion.meaning.value,
         )
     if assertion.purpose != purpose:
+        _check_not_stale(assertion.purpose, purpose)
         raise SignatureRefused(
             f"the signing assertion is for {assertion.purpose!r}, not {purpose!r}",
             expected=purpose,
             given=assertion.purpose,
         )
     return assertion
+
+
+def _check_not_stale(signed: str, expected: str) -> None:
+    """``RecordChanged`` if ``signed`` names an earlier version (``<record>@<version>``)
+    of the very record whose current version ``expected`` names."""
+    record, _, version = signed.rpartition("@")
+    current_record, _, current = expected.rpartition("@")
+    versions = version.isdigit() and current.isdigit()
+    if record and record == current_record and versions and int(version) < int(current):
+        raise RecordChanged(
+            f"{record} changed since the signature was asked for: it is at version "
+            f"{current}, the signature names version {version}; reload it and sign again",
+            signed_version=int(version),
+            current_version=int(current),
+        )

@@ -10,6 +10,7 @@ import httpx
 
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent
+from shared.kernel.access import AccessDenial
 from shared.kernel.provenance import Meaning, Role
 from tests.adverse_events.conftest import COHORT
 from tests.support import bearer, principal, signature_json, stored_count
@@ -90,6 +91,29 @@ async def test_a_signature_made_for_another_purpose_is_refused(
                                 headers=bearer())  # fmt: skip
     assert (refused.status_code, refused.json()["code"]) == (403, "signature_refused")
     assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
+
+
+async def test_a_signature_of_the_version_before_another_change_is_a_409_to_sign_again(
+    client: httpx.AsyncClient, application: AdverseEventsApplication
+) -> None:
+    reported = (await report(client)).json()
+    before = f"adverse_events/causality/{reported['id']}@{reported['version']}"
+    grading = f"adverse_events/grade/{reported['id']}@{reported['version']}"
+    body = {"crs": GRADE_2_CRS, "signature": signature_json(Meaning.AUTHORSHIP, grading)}
+    graded = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
+                               headers=bearer())  # fmt: skip
+    assert graded.status_code == 200, graded.text
+    causality = {"car_t": "probable", "lymphodepletion": "unlikely",
+                 "signature": signature_json(Meaning.AUTHORSHIP, before)}  # fmt: skip
+    refused = await client.post(f"/adverse-events/{reported['id']}/causality", json=causality,
+                                headers=bearer())  # fmt: skip
+
+    assert (refused.status_code, refused.json()["code"]) == (409, "record_changed")
+    assert refused.json()["details"] == {
+        "signed_version": reported["version"], "current_version": graded.json()["version"]
+    }  # fmt: skip
+    assert stored_count(application, AdverseEvent.CausalityAssessed) == 0
+    assert stored_count(application, AccessDenial.AccessDenied) == 0  # a race, not a refusal
 
 
 async def test_the_cohort_shows_the_full_first_cohort_and_a_review_opens_level_2(

@@ -57,7 +57,8 @@ async def test_remission_is_signed_for_this_record_version_and_derived(
 
     stale = signature_json(Meaning.APPROVAL, f"assessments/remission/S-001@{version - 1}")
     body = {"visit_event_id": visit_id, "response": "complete", "signature": stale}
-    assert (await post(client, "/subjects/S-001/remission", body)).status_code == 403
+    stale_answer = await post(client, "/subjects/S-001/remission", body)  # a race lost
+    assert (stale_answer.status_code, stale_answer.json()["code"]) == (409, "record_changed")
 
     wrong = {**body, "response": "partial", "signature": signature_json(Meaning.APPROVAL, purpose)}
     refused = await post(client, "/subjects/S-001/remission", wrong)
