@@ -5,6 +5,7 @@ runs in tests/e2e)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 
@@ -50,15 +51,23 @@ async def test_a_subject_never_infused_has_no_adverse_event_recorded(
     assert stored_count(application, AdverseEvent.AdverseEventReported) == 0
 
 
+async def grade(
+    client: httpx.AsyncClient, reported: dict[str, Any], body: dict[str, Any], purpose: str = ""
+) -> httpx.Response:
+    """Grade ``reported`` with ``body``, signed for ``purpose`` (its grading at its
+    current version, unless another is named)."""
+    purpose = purpose or f"adverse_events/grade/{reported['id']}@{reported['version']}"
+    signed = {**body, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
+    return await client.post(f"/adverse-events/{reported['id']}/grade", json=signed,
+                             headers=bearer())  # fmt: skip
+
+
 async def test_crs_is_graded_from_its_astct_components_and_signed(
     client: httpx.AsyncClient,
 ) -> None:
     reported = (await report(client)).json()
-    purpose = f"adverse_events/grade/{reported['id']}@{reported['version']}"
-    body = {"crs": GRADE_2_CRS, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
 
-    graded = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
-                               headers=bearer())  # fmt: skip
+    graded = await grade(client, reported, {"crs": GRADE_2_CRS})
 
     assert graded.status_code == 200, graded.text
     assert (graded.json()["grade"], graded.json()["scale"]) == (2, "ASTCT-CRS")
@@ -73,10 +82,7 @@ async def test_a_ctcae_grade_5_without_a_recorded_death_is_a_422_naming_why(
     body = {"term": "Sepsis", "verbatim": "septic shock", "onset_at": onset}
     reported = (await client.post("/subjects/S-001/adverse-events", json=body,
                                   headers=bearer())).json()  # fmt: skip
-    purpose = f"adverse_events/grade/{reported['id']}@{reported['version']}"
-    grade = {"grade": 5, "signature": signature_json(Meaning.AUTHORSHIP, purpose)}
-    refused = await client.post(f"/adverse-events/{reported['id']}/grade", json=grade,
-                                headers=bearer())  # fmt: skip
+    refused = await grade(client, reported, {"grade": 5})
     assert (refused.status_code, refused.json()["code"]) == (422, "grade_5_without_death")
     assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
 
@@ -85,10 +91,7 @@ async def test_a_signature_made_for_another_purpose_is_refused(
     client: httpx.AsyncClient, application: AdverseEventsApplication
 ) -> None:
     reported = (await report(client)).json()
-    wrong = signature_json(Meaning.AUTHORSHIP, "adverse_events/grade/another@1")
-    body = {"crs": GRADE_2_CRS, "signature": wrong}
-    refused = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
-                                headers=bearer())  # fmt: skip
+    refused = await grade(client, reported, {"crs": GRADE_2_CRS}, "adverse_events/grade/another@1")
     assert (refused.status_code, refused.json()["code"]) == (403, "signature_refused")
     assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
 
@@ -98,10 +101,7 @@ async def test_a_signature_of_the_version_before_another_change_is_a_409_to_sign
 ) -> None:
     reported = (await report(client)).json()
     before = f"adverse_events/causality/{reported['id']}@{reported['version']}"
-    grading = f"adverse_events/grade/{reported['id']}@{reported['version']}"
-    body = {"crs": GRADE_2_CRS, "signature": signature_json(Meaning.AUTHORSHIP, grading)}
-    graded = await client.post(f"/adverse-events/{reported['id']}/grade", json=body,
-                               headers=bearer())  # fmt: skip
+    graded = await grade(client, reported, {"crs": GRADE_2_CRS})
     assert graded.status_code == 200, graded.text
     causality = {"car_t": "probable", "lymphodepletion": "unlikely",
                  "signature": signature_json(Meaning.AUTHORSHIP, before)}  # fmt: skip
