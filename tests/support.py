@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import subprocess
 import time
 import uuid
@@ -30,6 +31,20 @@ from shared.kernel.signatures import RecordSigner
 from shared.web.auth import Principal, SigningAssertion, TokenIssuer, TokenVerifier
 
 ApplicationT = TypeVar("ApplicationT", bound=ServiceApplication)
+_GIVEN_PORTS: set[int] = set()
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now and that this process has not
+    handed out before: the kernel may give one free port to two probes in a row, and two
+    services started on one port would answer each other's health checks."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        if port not in _GIVEN_PORTS:
+            _GIVEN_PORTS.add(port)
+            return port
 
 
 class Pooled(Protocol):

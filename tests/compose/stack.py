@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -23,19 +22,13 @@ import pytest
 
 from shared.kernel.settings import DEFAULT_PORTS
 from tests.deploy.files import COMPOSE_FILE, ENV_EXAMPLE
+from tests.support import free_port
 
 # published container ports: each service's HTTP port, the witness, Kafka's host listener
 PUBLISHED = {**DEFAULT_PORTS, "witness": 7380, "kafka": 29092}
 IMAGE_VARIABLES = ("TL_KAFKA_IMAGE", "TL_POSTGRES_IMAGE", "TL_PYTHON_IMAGE", "TL_DEBIAN_IMAGE")
 DATABASES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
 APPLICATIONS = tuple(DEFAULT_PORTS)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def engine_answers() -> bool:

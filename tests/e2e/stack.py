@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ import pytest
 
 from shared.kernel.keys import ensure_pair, load_public_key
 from shared.kernel.settings import ServiceSettings, SettingsError
-from tests.support import eventually, isolated, logged_in
+from tests.support import eventually, free_port, isolated, logged_in
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
 SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments", "projections")
@@ -81,12 +80,6 @@ class Stack:
         response = await self.identity.post("/signing", json=body, headers=headers)
         assert response.status_code == 200, response.text
         return {"assertion": response.json()["assertion"]}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @asynccontextmanager
@@ -214,6 +207,9 @@ class ServiceProcess:
 
     async def _healthy(self) -> bool:
         assert self.process is not None and self.process.poll() is None, self.log.read_text()
+        # its own server, bound to its port: another process on that port answers /health too
+        if f"running on http://127.0.0.1:{self.port} " not in self.log.read_text():
+            return False
         try:
             return (await self.client.get("/health")).status_code == 200
         except httpx.TransportError:

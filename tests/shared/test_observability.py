@@ -21,8 +21,7 @@ from shared.kernel.settings import DatabaseSettings, ServiceSettings
 from shared.web.auth import Role
 from shared.web.http import Authorisation, Caller, authorised
 from shared.web.observability import instrument
-from tests.e2e.stack import free_port
-from tests.support import ISSUER, VERIFIER, principal
+from tests.support import ISSUER, VERIFIER, free_port, principal
 
 
 def unreachable_settings(service: str = "enrollment") -> ServiceSettings:
