@@ -16,6 +16,7 @@ from eventsourcing.utils import register_topic
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.kernel.envelope import ActorV1, SourceV1
+from shared.kernel.principals import Principal
 from shared.kernel.records import Record
 from shared.kernel.signatures import Signature, SignatureV1
 
@@ -36,6 +37,29 @@ class Denial:
     subject_id: str | None
     correlation_id: str
     client_id: str | None
+
+    @classmethod
+    def of(
+        cls,
+        principal: Principal,
+        command: str,
+        reason_code: str,
+        correlation_id: str,
+        client_id: str | None,
+        subject_id: str | None = None,
+    ) -> Denial:
+        """``principal``'s refused ``command``, with every role it holds."""
+        return cls(
+            user_id=principal.user_id,
+            printed_name=principal.printed_name,
+            site=principal.site,
+            roles=tuple(sorted(principal.roles)),
+            command=command,
+            reason_code=reason_code,
+            subject_id=subject_id,
+            correlation_id=correlation_id,
+            client_id=client_id,
+        )
 
 
 class AccessDenial(Record):

@@ -278,17 +278,10 @@ class Authorisation:
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
         if acting is None:
-            denial = Denial(
-                user_id=principal.user_id,
-                printed_name=principal.printed_name,
-                site=principal.site,
-                roles=tuple(sorted(principal.roles)),
-                command=command,
-                reason_code=Forbidden.code,
-                subject_id=request.path_params.get("subject_id"),
-                correlation_id=correlation_id,
-                client_id=client_id,
-            )
+            denial = Denial.of(
+                principal, command, Forbidden.code, correlation_id, client_id,
+                request.path_params.get("subject_id"),
+            )  # fmt: skip
             return denial, Forbidden(
                 f"{principal.user_id} may not {command}: it needs one of "
                 f"{', '.join(sorted(permitted))}",
@@ -315,16 +308,12 @@ class Authorisation:
             )
         except (SignatureRefused, Unauthenticated) as refusal:
             self.record_denial(
-                Denial(
-                    user_id=caller.principal.user_id,
-                    printed_name=caller.principal.printed_name,
-                    site=caller.principal.site,
-                    roles=tuple(sorted(caller.principal.roles)),
-                    command=purpose,
-                    reason_code=SignatureRefused.code,
-                    subject_id=None,
-                    correlation_id=caller.correlation_id,
-                    client_id=caller.client_id,
+                Denial.of(
+                    caller.principal,
+                    purpose,
+                    SignatureRefused.code,
+                    caller.correlation_id,
+                    caller.client_id,
                 )
             )
             raise SignatureRefused(refusal.message, **refusal.details) from None
