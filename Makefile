@@ -78,9 +78,10 @@ check: install  ## the checks that need no infrastructure
 	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 .PHONY: contracts
-contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/ and the role table of docs/security.md from the code
+contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/, the role table of docs/security.md and docs/part11.md from the code
 	$(BIN)/python -m shared.contract_docs
 	$(BIN)/python -m shared.kernel.permissions --write
+	$(BIN)/python -m tests.part11
 
 BENCHES = ingest rebuild verify endpoints commands signing e2e
 bench: install infra  ## benchmarks (on demand; not part of make test): make bench BENCHES=verify

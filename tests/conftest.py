@@ -36,6 +36,7 @@ from services.assessments.application import AssessmentsApplication
 from services.enrollment.application import EnrollmentApplication
 from services.infusion.application import InfusionApplication
 from shared.kernel.settings import ServiceSettings, SettingsError
+from tests import part11
 from tests.e2e.stack import Stack, running_stack
 from tests.support import MEMORY, SIGNER, asgi_client, isolated, on_postgres
 
@@ -55,6 +56,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             "on_postgres"
         ):
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A ``part11`` marker must name rows of the matrix (a typo would prove nothing)."""
+    for marker in item.iter_markers("part11"):
+        unknown = [row for row in marker.args if row not in part11.BY_ID]
+        if unknown or not marker.args:
+            raise pytest.UsageError(
+                f"{item.nodeid}: part11 marker names no row of tests/part11.py: {unknown}"
+            )
 
 
 def infra_ports() -> set[int]:

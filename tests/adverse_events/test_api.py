@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.domain import AdverseEvent
@@ -87,6 +88,7 @@ async def test_a_ctcae_grade_5_without_a_recorded_death_is_a_422_naming_why(
     assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
 
 
+@pytest.mark.part11("11.200(a)")
 async def test_a_signature_made_for_another_purpose_is_refused(
     client: httpx.AsyncClient, application: AdverseEventsApplication
 ) -> None:
@@ -96,6 +98,7 @@ async def test_a_signature_made_for_another_purpose_is_refused(
     assert stored_count(application, AdverseEvent.AdverseEventGraded) == 0
 
 
+@pytest.mark.part11("11.70")
 async def test_a_signature_of_the_version_before_another_change_is_a_409_to_sign_again(
     client: httpx.AsyncClient, application: AdverseEventsApplication
 ) -> None:

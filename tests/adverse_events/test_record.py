@@ -155,6 +155,7 @@ def test_a_ctcae_grade_must_be_allowed_for_its_term() -> None:
         grading_of("Alopecia", 3, None)
 
 
+@pytest.mark.part11("11.10(e)")
 def test_a_regrade_without_a_reason_is_refused() -> None:
     record = reported()
     record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())

@@ -165,6 +165,7 @@ def test_a_crashed_service_is_restarted_and_healthy_again(run: Run) -> None:
     run.verified()
 
 
+@pytest.mark.part11("11.10(c)")
 def test_postgres_backup_restores_into_a_fresh_volume(run: Run) -> None:
     backup = run.stack.folder / "backup"
     dump(run.stack, backup)
@@ -176,6 +177,7 @@ def test_postgres_backup_restores_into_a_fresh_volume(run: Run) -> None:
     run.verified()
 
 
+@pytest.mark.part11("11.10(c)")
 def test_kafka_volume_copy_restores_into_a_fresh_volume(run: Run) -> None:
     archive = run.stack.folder / "kafka_data.tgz"
     run.stack.run("stop")

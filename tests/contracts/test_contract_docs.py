@@ -46,6 +46,7 @@ def test_every_document_ends_with_one_newline(generated: dict[str, str]) -> None
     assert all(text.endswith("\n") and not text.endswith("\n\n") for text in generated.values())
 
 
+@pytest.mark.part11("11.10(k)")
 def test_write_adds_missing_rewrites_changed_and_removes_stale_files(tmp_path: Path) -> None:
     shutil.copy(ROOT / "pyproject.toml", tmp_path)
     assert write(tmp_path)  # everything was missing

@@ -49,6 +49,7 @@ async def cli(stack: Stack, token: str, *args: str) -> subprocess.CompletedProce
     )  # fmt: skip
 
 
+@pytest.mark.part11("11.10(b)", "review")
 async def test_the_auditor_sees_verifies_exports_and_reconciles(
     stack: Stack, tmp_path: Path
 ) -> None:

@@ -167,6 +167,7 @@ async def test_the_cloudevents_sdk_reads_every_record_of_the_demo_as_published(
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.part11("11.70")
 async def test_every_signature_in_the_demo_export_verifies_against_the_event_it_signs(
     trial: Trial,
 ) -> None:
@@ -185,6 +186,7 @@ async def test_every_signature_in_the_demo_export_verifies_against_the_event_it_
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.part11("11.10(b)")
 async def test_the_demo_export_verifies_offline_in_python_and_in_go(
     trial: Trial, tmp_path: Path
 ) -> None:
@@ -378,6 +380,7 @@ def stored(request: pytest.FixtureRequest, every_event: Trial) -> Stored:
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.part11("11.10(e)")
 async def test_every_event_class_of_every_service_is_stored(stored: Stored) -> None:
     classes = {type(event) for event in stored.events}
     storable = set(publication_of(stored.service).storable)
@@ -386,6 +389,7 @@ async def test_every_event_class_of_every_service_is_stored(stored: Stored) -> N
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.part11("11.10(a)")
 async def test_every_stored_event_reached_the_ledger_byte_for_byte(every_event: Trial) -> None:
     stack = every_event.stack
     auditor = await stack.log_in("extra.aud", EXTRA_PASSWORD)
@@ -413,6 +417,7 @@ async def test_every_record_is_keyed_as_its_publication_says(stored: Stored) -> 
 
 
 @pytest.mark.asyncio(loop_scope="module")
+@pytest.mark.part11("11.10(e)")
 async def test_every_published_event_type_is_found_in_the_audit_trail(every_event: Trial) -> None:
     """Each event type a service publishes, once it has happened, is in ``/trail`` by its
     type (a withdrawal, which sets no field but its reason, was once missing)."""

@@ -89,12 +89,14 @@ async def test_screen_failure_names_failed_criteria(client: httpx.AsyncClient) -
     assert decided["eligibility"]["failed_criteria"] == ["bilirubin"]
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_no_token_is_401_with_a_code(client: httpx.AsyncClient) -> None:
     response = await client.post("/subjects", json={"subject_id": "S-1", "site_id": "ZJU-1"})
     assert response.status_code == 401
     assert response.json()["code"] == "unauthenticated"
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_token_signed_by_another_key_is_401(client: httpx.AsyncClient) -> None:
     forger = TokenIssuer(Ed25519PrivateKey.generate())
     token, _ = forger.access_token(principal(), datetime.now(UTC))
@@ -106,6 +108,7 @@ async def test_token_signed_by_another_key_is_401(client: httpx.AsyncClient) -> 
     assert response.status_code == 401
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_expired_token_is_401(client: httpx.AsyncClient) -> None:
     token, _ = TokenIssuer(TOKEN_KEY).access_token(
         principal(), datetime.now(UTC) - timedelta(hours=1)
@@ -114,6 +117,7 @@ async def test_expired_token_is_401(client: httpx.AsyncClient) -> None:
     assert (response.status_code, response.json()["code"]) == (401, "unauthenticated")
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_wrong_role_is_403_and_the_denial_is_recorded(
     client: httpx.AsyncClient, application: EnrollmentApplication
 ) -> None:
@@ -131,6 +135,7 @@ async def test_wrong_role_is_403_and_the_denial_is_recorded(
     )
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_signature_of_another_user_is_refused(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-011", "site_id": "ZJU-1"})
     body = consent_body("S-011", principal(user_id="u-inv-2"))
@@ -147,6 +152,7 @@ async def test_signature_with_the_wrong_meaning_is_refused(client: httpx.AsyncCl
     assert (response.status_code, response.json()["code"]) == (403, "signature_refused")
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_signature_for_another_subject_is_refused_and_recorded(
     client: httpx.AsyncClient, application: EnrollmentApplication
 ) -> None:
@@ -168,6 +174,7 @@ async def test_consent_without_signature_is_422(client: httpx.AsyncClient) -> No
     assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
 
 
+@pytest.mark.part11("11.50")
 async def test_signed_consent_shows_the_signature_manifestation(
     client: httpx.AsyncClient,
 ) -> None:
@@ -178,6 +185,7 @@ async def test_signed_consent_shows_the_signature_manifestation(
     assert (signature["meaning"], signature["record_version"]) == ("responsibility", 2)
 
 
+@pytest.mark.part11("11.10(f)")
 async def test_out_of_sequence_command_is_409_with_a_code(client: httpx.AsyncClient) -> None:
     await post(client, "/subjects", {"subject_id": "S-003", "site_id": "ZJU-1"})
     response = await post(client, "/subjects/S-003/screening", screening_json())
@@ -202,12 +210,14 @@ async def test_bad_unit_is_422_naming_the_criterion(client: httpx.AsyncClient) -
     assert response.json()["details"]["criterion"] == "creatinine"
 
 
+@pytest.mark.part11("11.10(h)")
 async def test_malformed_body_is_422_invalid_request(client: httpx.AsyncClient) -> None:
     response = await post(client, "/subjects", {"subject_id": "S-5", "site": "ZJU-1"})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_request"
 
 
+@pytest.mark.part11("11.10(h)")
 async def test_refused_command_leaves_the_record_untouched(client: httpx.AsyncClient) -> None:
     await through_screening(client, "S-006")
     refused = await post(client, "/subjects/S-006/enrollment", {"dose_level": 2})
@@ -277,6 +287,7 @@ async def test_a_number_too_large_to_normalise_is_422_naming_the_criterion(
     assert response.json()["details"]["criterion"] == "creatinine"
 
 
+@pytest.mark.part11("UTC")
 async def test_a_date_time_that_is_out_of_range_in_utc_is_422_not_stored(
     client: httpx.AsyncClient, application: EnrollmentApplication
 ) -> None:

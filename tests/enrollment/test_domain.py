@@ -51,6 +51,7 @@ def test_refuses_malformed_subject_id(bad_id: str) -> None:
         Subject.register(bad_id, "ZJU-1", command(), None)
 
 
+@pytest.mark.part11("11.10(f)")
 def test_refuses_screening_before_consent() -> None:
     subject = registered()
     with pytest.raises(errors.ConsentRequired):
@@ -105,6 +106,7 @@ def test_refuses_second_screening() -> None:
         screened().record_screening(screening(), command(), None)
 
 
+@pytest.mark.part11("11.10(f)")
 def test_refuses_eligibility_decision_before_screening() -> None:
     with pytest.raises(errors.ScreeningRequired):
         consented().decide_eligibility(command(), None)
@@ -155,6 +157,7 @@ def test_refuses_enrollment_of_screen_failed_subject() -> None:
         subject.enrol(1, 1, command(), None)
 
 
+@pytest.mark.part11("11.10(f)")
 def test_refuses_enrollment_before_eligibility_decision() -> None:
     with pytest.raises(errors.NotEligible):
         screened().enrol(1, 1, command(), None)
@@ -212,6 +215,7 @@ AFTER_DEATH = ("withdrawal", "death", "correction")
         ],
     ],
 )
+@pytest.mark.part11("11.10(f)")
 def test_nothing_is_recorded_after_withdrawal_or_death(
     ended: Callable[[], Subject], late: str, refusal: type[Exception]
 ) -> None:
@@ -241,6 +245,7 @@ def test_death_needs_a_cause_and_no_future_time() -> None:
         eligible().record_death("sepsis", None, command(), NOW + timedelta(hours=1))
 
 
+@pytest.mark.part11("11.10(e)")
 def test_correction_keeps_old_value_new_value_and_reason() -> None:
     subject = screened()
     new = Observation(Decimal("0.9"), SCREENING_DAY, "mg/dL")
@@ -268,6 +273,7 @@ def test_correction_of_consent_form_version() -> None:
     assert subject.consent is not None and subject.consent.form_version == "ICF v2.2"
 
 
+@pytest.mark.part11("11.10(e)")
 def test_correction_needs_a_reason() -> None:
     with pytest.raises(errors.ReasonRequired):
         consented().correct("consent.form_version", "ICF v3", "", command())

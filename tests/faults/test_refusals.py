@@ -66,6 +66,7 @@ async def denials_by_source(faulty: Faulty) -> Counter[str]:
     return Counter({r["source"]: r["n"] for r in rows})
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_a_wrong_role_on_every_command_is_refused_recorded_and_stalls_nothing(
     faulty: Faulty,
 ) -> None:

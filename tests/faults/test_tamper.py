@@ -49,6 +49,7 @@ def removed(position: int) -> str:
     )
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_a_forged_tail_is_found_at_restart_and_never_signed_over(faulty: Faulty) -> None:
     await faulty.settled(set())
     projections, database = faulty.process("projections"), faulty.stack.projections_settings
@@ -118,6 +119,7 @@ async def test_the_running_ledger_is_cosigned_and_verifies_with_its_witness(
     assert await faulty.metric("projections", "trialledger_witness_failing") == 0
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_a_deleted_cosigned_checkpoint_is_named_by_verify_with_the_witness(
     faulty: Faulty,
 ) -> None:

@@ -86,6 +86,7 @@ async def sign(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) 
     return await client.post("/signing", json=body, headers=headers)
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_login_gives_a_token_that_services_verify(client: httpx.AsyncClient) -> None:
     response = await log_in(client, "admin", ADMIN_PASSWORD)
     principal = VERIFIER.principal(response.json()["access_token"])
@@ -93,6 +94,7 @@ async def test_login_gives_a_token_that_services_verify(client: httpx.AsyncClien
     assert principal.roles == {Role.ADMINISTRATOR}
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_wrong_password_is_401_and_recorded(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
@@ -108,6 +110,7 @@ async def test_unknown_user_gets_the_same_answer_as_a_wrong_password(
     assert (response.status_code, response.json()["code"]) == (401, "invalid_credentials")
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_lockout_after_failed_attempts_is_recorded_and_needs_an_unlock(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
@@ -124,6 +127,7 @@ async def test_lockout_after_failed_attempts_is_recorded_and_needs_an_unlock(
     assert (await log_in(client, "inv.lin", PASSWORD)).status_code == 200
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_only_administrators_create_users_and_denials_are_recorded(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
@@ -134,6 +138,7 @@ async def test_only_administrators_create_users_and_denials_are_recorded(
     assert recorded(application)[-1] == "AccessDenied"
 
 
+@pytest.mark.part11("11.300(c)", "accounts")
 async def test_role_changes_and_deactivation_are_recorded(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
@@ -157,6 +162,7 @@ async def test_role_changes_and_deactivation_are_recorded(
     ]
 
 
+@pytest.mark.part11("11.100(a)", "11.300(a)")
 async def test_user_ids_are_never_reused(client: httpx.AsyncClient) -> None:
     await create(client, "coord.li", Role.STUDY_COORDINATOR)
     admin = await logged_in(client, "admin", ADMIN_PASSWORD)
@@ -165,6 +171,7 @@ async def test_user_ids_are_never_reused(client: httpx.AsyncClient) -> None:
     assert (again.status_code, again.json()["code"]) == (409, "user_id_taken")
 
 
+@pytest.mark.part11("11.300(b)")
 async def test_aged_password_must_be_changed_before_login(
     client: httpx.AsyncClient, clock: Clock
 ) -> None:
@@ -183,6 +190,7 @@ async def test_aged_password_must_be_changed_before_login(
     assert (await log_in(client, "pharm.zhao", "a fresher passphrase")).status_code == 200
 
 
+@pytest.mark.part11("11.200(a)")
 async def test_first_signing_of_a_session_needs_user_id_and_password(
     client: httpx.AsyncClient, session: dict[str, str]
 ) -> None:
@@ -194,6 +202,7 @@ async def test_first_signing_of_a_session_needs_user_id_and_password(
     assert assertion.purpose == "enrollment/eligibility/S-001"
 
 
+@pytest.mark.part11("11.200(a)")
 async def test_later_signing_in_the_session_needs_only_the_password(
     client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
@@ -202,6 +211,7 @@ async def test_later_signing_in_the_session_needs_only_the_password(
     assert (await sign(client, session, password=PASSWORD)).status_code == 200
 
 
+@pytest.mark.part11("11.200(a)")
 async def test_after_the_idle_timeout_signing_needs_both_again(
     client: httpx.AsyncClient, session: dict[str, str], clock: Clock
 ) -> None:
@@ -211,6 +221,7 @@ async def test_after_the_idle_timeout_signing_needs_both_again(
     assert (await sign(client, session, password=PASSWORD, user_id="inv.lin")).status_code == 200
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_failed_signing_is_recorded_and_counts_towards_lockout(
     client: httpx.AsyncClient, session: dict[str, str], application: IdentityApplication
 ) -> None:
@@ -222,6 +233,7 @@ async def test_failed_signing_is_recorded_and_counts_towards_lockout(
     assert recorded(application)[-2:] == ["SigningFailed", "AccountLocked"]
 
 
+@pytest.mark.part11("11.200(a)")
 async def test_signing_after_logout_needs_a_new_session(
     client: httpx.AsyncClient, session: dict[str, str]
 ) -> None:
@@ -230,6 +242,7 @@ async def test_signing_after_logout_needs_a_new_session(
     assert refused.json()["code"] == "session_required"
 
 
+@pytest.mark.part11("11.300(b)")
 async def test_weak_password_is_refused(client: httpx.AsyncClient) -> None:
     response = await create(client, "a.b", Role.AUDITOR, password="short")
     assert (response.status_code, response.json()["code"]) == (422, "weak_password")

@@ -95,6 +95,7 @@ def refusal(response: httpx.Response) -> tuple[int, str, str]:
     return response.status_code, response.json()["code"], response.json()["message"]
 
 
+@pytest.mark.part11("11.300(b)")
 def test_new_hashes_have_owasp_argon2id_parameters(application: IdentityApplication) -> None:
     stored = application.get_user("admin").password_hash
     for password_hash in (stored, _dummy_hash()):
@@ -130,6 +131,7 @@ async def test_a_hash_made_with_older_parameters_still_verifies(
     assert (await log_in(client, "old.hand", PASSWORD)).status_code == 200
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_the_attempt_over_the_account_budget_is_refused_429_and_recorded_once(
     client: httpx.AsyncClient, application: IdentityApplication, ticks: Ticks
 ) -> None:
@@ -155,6 +157,7 @@ async def test_the_attempt_over_the_account_budget_is_refused_429_and_recorded_o
     assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "account_locked"
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_the_address_budget_refuses_any_account_from_the_flooding_address(
     application: IdentityApplication, clock: Clock, ticks: Ticks
 ) -> None:

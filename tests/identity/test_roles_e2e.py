@@ -144,6 +144,7 @@ def test_every_row_of_the_table_has_a_request() -> None:
     assert {command.split("/")[0] for command in TABLE} == set(TABLES)
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_every_command_answers_the_role_table(stack: Stack) -> None:
     outcomes: dict[tuple[str, str], int] = {}
     for role in ROLES:
@@ -170,6 +171,7 @@ async def test_every_command_answers_the_role_table(stack: Stack) -> None:
     assert len(outcomes) == len(TABLE) * len(ROLES)
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_every_command_without_a_valid_token_is_401(stack: Stack) -> None:
     nobody = {"approval": {"assertion": "x"}, "responsibility": {"assertion": "x"}}
     for headers in ({}, {"Authorization": "Bearer not-a-token"}):
@@ -180,6 +182,7 @@ async def test_every_command_without_a_valid_token_is_401(stack: Stack) -> None:
             assert response.json()["code"] == "unauthenticated"
 
 
+@pytest.mark.part11("11.300(d)", "accounts")
 async def test_account_changes_denials_and_lockout_appear_on_the_identity_topic(
     stack: Stack,
 ) -> None:

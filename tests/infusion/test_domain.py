@@ -121,6 +121,7 @@ def test_withdrawal_stops_everything_later() -> None:
         treatment.deplete(domain.Enrollment("withdrawn", 2), regimen(), cmd())
 
 
+@pytest.mark.part11("11.10(f)")
 def test_lymphodepletion_needs_a_released_product() -> None:
     with pytest.raises(errors.ProductNotReleased):
         begun().deplete(ENROLLED, regimen(), cmd())
@@ -138,6 +139,7 @@ def test_percentages_stay_between_0_and_100(field: str) -> None:
         begun().release(ENROLLED, release(**changes), cmd())
 
 
+@pytest.mark.part11("11.10(f)")
 def test_infusion_needs_lymphodepletion() -> None:
     with pytest.raises(errors.LymphodepletionRequired):
         released().infuse(ENROLLED, infusion(), RULES, cmd(), COHORT, 0)
@@ -211,6 +213,7 @@ def test_a_subject_of_a_level_no_review_has_opened_is_not_dosed() -> None:
     assert refused.value.details == {"dose_level": 3, "open_level": 2}
 
 
+@pytest.mark.part11("11.10(f)")
 def test_no_dose_is_given_before_the_review_that_opened_its_cohort_in_clinical_time() -> None:
     """Recorded after the review, but dated (clinically) before it: refused."""
     start = infusion().started_at

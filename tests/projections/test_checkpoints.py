@@ -51,6 +51,7 @@ async def test_a_checkpoint_every_n_entries_even_within_one_batch(
         )
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_a_deleted_checkpoint_is_a_gap_verify_names(feed: Feed, ledger: LedgerStore) -> None:
     await filled_every(feed, every=5)
     await feed.as_superuser("DELETE FROM checkpoints WHERE tree_size = 10;")

@@ -50,6 +50,7 @@ async def test_duplicate_delivery_of_every_event_appends_each_once(
     assert len({r["event_id"] for r in await entries(ledger)}) == len(events)
 
 
+@pytest.mark.part11("11.10(h)")
 async def test_malformed_and_unknown_messages_go_to_dead_letters_and_ingest_goes_on(
     feed: Feed, ledger: LedgerStore
 ) -> None:
@@ -127,6 +128,7 @@ async def test_signed_checkpoint_covers_the_ledger_and_verifies(
     assert (report.entries, report.checkpoints_checked) == (len(events), len(checkpoints))
 
 
+@pytest.mark.part11("11.10(c)")
 async def test_the_writer_role_cannot_update_delete_or_truncate_the_ledger(
     feed: Feed, ledger: LedgerStore
 ) -> None:

@@ -97,6 +97,7 @@ def entry_at(document: Export, position: int) -> dict[str, Any]:
 # --- clean exports -------------------------------------------------------------------------
 
 
+@pytest.mark.part11("11.10(b)")
 def test_a_clean_full_export_verifies_every_proof_signature_and_cosignature() -> None:
     report = verify_export(export(), TRUSTED)
     assert report.ok, report.failures
@@ -108,6 +109,7 @@ def test_a_clean_full_export_verifies_every_proof_signature_and_cosignature() ->
     assert report.notes == []
 
 
+@pytest.mark.part11("11.10(b)")
 def test_a_subject_export_verifies_and_says_what_it_does_not_prove() -> None:
     document = export("S-002")
     report = verify_export(document, TRUSTED)
@@ -259,6 +261,7 @@ TAMPERING: dict[str, Callable[[Export], set[tuple[int | None, str]]]] = {
 
 
 @pytest.mark.parametrize("tamper", TAMPERING.values(), ids=TAMPERING.keys())
+@pytest.mark.part11("11.10(a)")
 def test_each_kind_of_tampering_is_named_with_its_position(
     tamper: Callable[[Export], set[tuple[int | None, str]]],
 ) -> None:
@@ -278,6 +281,7 @@ def test_every_failure_line_names_its_position_and_kind() -> None:
     )
 
 
+@pytest.mark.part11("11.70")
 def test_a_record_signature_is_checked_against_the_payload_not_the_copy() -> None:
     document = export()
     here = position_of(document, "ConsentSigned.v1")
@@ -294,6 +298,7 @@ def test_record_signatures_by_a_key_not_trusted_are_named() -> None:
     assert found(document, stranger) == {(n, "record_key") for n in signatures}
 
 
+@pytest.mark.part11("11.50")
 def test_a_subject_export_missing_a_signed_event_names_the_signature() -> None:
     document = export("S-001")
     signed = position_of(document, "EligibilityConfirmed.v1")

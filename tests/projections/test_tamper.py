@@ -22,6 +22,7 @@ async def first_finding(projections: ProjectionsApplication) -> tuple[int, str]:
     return first.position, first.kind
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_untouched_ledger_verifies(filled: int, projections: ProjectionsApplication) -> None:
     report = await projections.verify_unattributed()
     assert report.ok and report.entries == filled
@@ -121,6 +122,7 @@ def read_in_pages_of(
 
 @pytest.mark.parametrize("page", [None, 4], ids=["pages_as_read", "pages_of_4"])
 @pytest.mark.parametrize(("sql", "found"), TAMPERING)
+@pytest.mark.part11("11.10(a)")
 async def test_tampering_is_found_at_its_position_as_what_it_was(
     filled: int,
     feed: Feed,
@@ -150,6 +152,7 @@ async def test_verify_reads_in_pages_and_finds_a_tamper_on_the_third_at_its_posi
     assert pages == [4, 4, 4, 4, 2], "every page read, after the tamper too"
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_truncated_and_refilled_short_is_found_as_missing(
     filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
@@ -176,6 +179,7 @@ async def test_truncated_and_refilled_with_an_edit_is_found_at_the_edit(
     assert position == enrolled
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_an_edit_with_its_hash_recomputed_breaks_the_signed_checkpoint(
     filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:
@@ -190,6 +194,7 @@ async def test_an_edit_with_its_hash_recomputed_breaks_the_signed_checkpoint(
     assert report.findings[0].kind == "checkpoint_mismatch"
 
 
+@pytest.mark.part11("11.10(a)")
 async def test_a_forged_checkpoint_signature_is_found(
     filled: int, feed: Feed, projections: ProjectionsApplication
 ) -> None:

@@ -81,6 +81,7 @@ async def test_as_of_a_position_or_time_equals_the_state_recorded_then(
     assert now == json.loads(view)
 
 
+@pytest.mark.part11("11.10(e)")
 async def test_corrections_show_old_and_new_values_to_and_from_empty(
     filled: int, projections: ProjectionsApplication
 ) -> None:
@@ -97,6 +98,7 @@ async def test_corrections_show_old_and_new_values_to_and_from_empty(
     assert trail[0]["actor_name"] == "Dr Lin Wei" and trail[0]["actor_role"] == "investigator"
 
 
+@pytest.mark.part11("11.10(e)")
 async def test_a_new_value_has_no_old_value_which_differs_from_an_empty_one(
     filled: int, projections: ProjectionsApplication
 ) -> None:
@@ -108,6 +110,7 @@ async def test_a_new_value_has_no_old_value_which_differs_from_an_empty_one(
     ]
 
 
+@pytest.mark.part11("11.50")
 async def test_signed_records_show_their_signature_in_the_trail(
     filled: int, projections: ProjectionsApplication
 ) -> None:
@@ -145,6 +148,7 @@ async def test_signatures_of_both_schemes_show_in_the_views(
         assert consent["signed_at"] is not None
 
 
+@pytest.mark.part11("11.10(g)", "review")
 async def test_every_query_is_recorded_and_others_are_refused_and_recorded(
     filled: int, ledger: LedgerStore, projections: ProjectionsApplication
 ) -> None:

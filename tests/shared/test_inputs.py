@@ -86,6 +86,7 @@ async def test_a_nul_in_the_path_is_refused(client: httpx.AsyncClient, calls: li
         ('[{"deep": ["\\u0000"]}]', ["body", 0, "deep", 0]),
     ],
 )
+@pytest.mark.part11("11.10(h)")
 async def test_text_postgresql_cannot_store_is_refused_wherever_it_is_in_the_body(
     client: httpx.AsyncClient, calls: list[str], body: str, location: list[Any]
 ) -> None:
@@ -217,6 +218,7 @@ async def dated() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.mark.parametrize("text", ["2026-11-20T09:30:00Z", "2026-11-20T17:30:00+08:00"])
+@pytest.mark.part11("UTC")
 async def test_a_date_time_with_its_offset_is_read_in_utc(
     dated: httpx.AsyncClient, text: str
 ) -> None:

@@ -62,6 +62,7 @@ def test_every_service_with_an_api_has_a_table_and_every_table_a_service() -> No
 
 
 @pytest.mark.parametrize("service", sorted(set(TABLES) - {"projections"}))
+@pytest.mark.part11("11.10(g)")
 def test_every_route_of_a_command_service_has_its_row_or_is_public(service: str) -> None:
     rows = table(service)
     public = {*rows.public, *OPERATIONS}
@@ -153,6 +154,7 @@ def test_the_projections_api_documents_the_roles_every_ledger_read_permits() -> 
     assert {rule.roles for rule in table("projections").rules} == {ledger_reads.READERS}
 
 
+@pytest.mark.part11("11.10(k)")
 def test_the_guide_shows_exactly_the_table_of_the_code() -> None:
     guide = (ROOT / GUIDE).read_text(encoding="utf-8")
     assert rewritten(guide) == guide, "regenerate it: python -m shared.kernel.permissions --write"

@@ -93,6 +93,7 @@ def test_a_signature_verifies_against_the_event_it_signs() -> None:
     assert verify_published(SIGNED, signature_event(SIGNED), KEY.public_key())
 
 
+@pytest.mark.part11("11.50")
 def test_the_manifest_is_the_signature_fields_and_the_signed_event_as_published() -> None:
     signature = signature_event(SIGNED)["data"]
     built = manifest(SIGNED, signature)
@@ -110,6 +111,7 @@ def test_signed_at_is_one_string_in_the_manifest_and_the_event() -> None:
     assert b'"signed_at":"2026-11-20T09:30:15.250000Z"' in manifest_bytes(SIGNED, signature)
 
 
+@pytest.mark.part11("UTC")
 def test_published_time_is_utc_with_microseconds_and_z() -> None:
     shanghai = timezone(timedelta(hours=8))
     assert published_time(datetime(2026, 11, 20, 17, 30, tzinfo=shanghai)) == (
@@ -131,6 +133,7 @@ def test_published_time_is_utc_with_microseconds_and_z() -> None:
         pytest.param(lambda e: e["data"].update(version=4), id="version"),
     ],
 )
+@pytest.mark.part11("11.70")
 def test_a_signature_moved_to_another_event_fails(move: Callable[[Event], None]) -> None:
     assert not verify_published(changed(SIGNED, move), V2["signature_event"], KEY.public_key())
 
@@ -146,6 +149,7 @@ def test_a_signature_moved_to_another_event_fails(move: Callable[[Event], None])
         pytest.param(lambda e: e["data"].update(extra=None), id="added field"),
     ],
 )
+@pytest.mark.part11("11.70")
 def test_a_signature_over_altered_data_fails(alter: Callable[[Event], None]) -> None:
     assert not verify_published(changed(SIGNED, alter), V2["signature_event"], KEY.public_key())
 
@@ -161,6 +165,7 @@ def test_a_signature_over_altered_data_fails(alter: Callable[[Event], None]) -> 
         pytest.param(lambda e: e["data"].update(signed_version=4), id="signed version"),
     ],
 )
+@pytest.mark.part11("11.70")
 def test_an_altered_signature_event_fails(alter: Callable[[Event], None]) -> None:
     assert not verify_published(SIGNED, changed(V2["signature_event"], alter), KEY.public_key())
 

@@ -13,6 +13,7 @@ from shared.kernel.settings import ServiceSettings
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.part11("11.10(c)")
 async def test_creates_topic_with_infinite_retention(
     enrollment_settings_env: dict[str, str],
 ) -> None:
@@ -24,6 +25,7 @@ async def test_creates_topic_with_infinite_retention(
     assert (config["retention.ms"], config["retention.bytes"]) == ("-1", "-1")
 
 
+@pytest.mark.part11("11.10(c)")
 async def test_repairs_a_topic_created_with_finite_retention(
     enrollment_settings_env: dict[str, str],
 ) -> None:
