@@ -91,7 +91,7 @@ CLAUSES: tuple[Clause, ...] = (
         "11.10(f)",
         "Operational checks enforce the permitted sequencing of steps and events.",
         "Domain rules refuse out-of-order steps: consent before screening, eligibility "
-        "before enrolment, product release before lymphodepletion before infusion, a cohort "
+        "before enrollment, product release before lymphodepletion before infusion, a cohort "
         "opened by its safety review, nothing after withdrawal or death "
         "(`services/*/domain.py`); refusals are answered with a code (409/422).",
     ),
