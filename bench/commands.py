@@ -19,6 +19,11 @@ schema of the same database: what any command must pay to store its event.
 
 Reported per command type: count, p50 and p99 latency (ms), throughput (commands/s);
 the ratio is the throughput over the baseline's.
+
+The **floor**, in the same run and through the same server and clients: as many
+``GET /health`` requests (no token, no store: uvicorn, the middleware and FastAPI's
+routing only). It is the least any request costs on this machine at this concurrency:
+a command cannot answer faster than the floor's latency at the same number of clients.
 """
 
 from __future__ import annotations
@@ -106,7 +111,7 @@ def corrections() -> tuple[Observation, Observation]:
 # --- the clients (a process of their own) --------------------------------------------------
 
 
-Request = tuple[str, str, dict[str, Any]]  # command, path, body
+Request = tuple[str, str, dict[str, Any] | None]  # command, path, body (None: a GET)
 
 
 def requests(subjects: list[list[str]]) -> list[list[Request]]:
@@ -129,6 +134,11 @@ def _steps(subject: str) -> list[Request]:
     ]
 
 
+def floor_requests(requests: list[list[Request]]) -> list[list[Request]]:
+    """As many ``GET /health`` as each client has commands."""
+    return [[("GET /health", "/health", None)] * len(own) for own in requests]
+
+
 def drive(url: str, headers: dict[str, str], requests: list[list[Request]]) -> Latencies:
     """Every client's requests through HTTP at once; in the clients' process."""
     return asyncio.run(_drive(url, headers, requests))
@@ -149,7 +159,10 @@ async def _investigator(
 ) -> None:
     for name, target, body in own:
         started = time.perf_counter()
-        response = await client.post(target, json=body)
+        if body is None:
+            response = await client.get(target)
+        else:
+            response = await client.post(target, json=body)
         if response.status_code not in (200, 201):
             raise RuntimeError(f"{name} {target}: {response.status_code} {response.text}")
         latencies.add(name, started)
@@ -166,8 +179,11 @@ def _correction(value: Observation) -> dict[str, Any]:
 # --- the server (this process) -------------------------------------------------------------
 
 
-async def through_http(settings: ServiceSettings, requests: list[list[Request]]) -> Latencies:
-    """The commands through the real app served by uvicorn, driven by the clients' process."""
+async def through_http(
+    settings: ServiceSettings, requests: list[list[Request]]
+) -> tuple[Latencies, Latencies]:
+    """The floor, then the commands, through the real app served by uvicorn, driven by
+    the clients' process."""
     application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
     try:
         outbox = Outbox.of(application, PUBLICATION, settings)
@@ -185,9 +201,12 @@ async def through_http(settings: ServiceSettings, requests: list[list[Request]])
         try:
             with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients:
                 url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-                return await asyncio.get_running_loop().run_in_executor(
-                    clients, drive, url, bearer(), requests
+                loop = asyncio.get_running_loop()
+                floor = await loop.run_in_executor(
+                    clients, drive, url, bearer(), floor_requests(requests)
                 )
+                http = await loop.run_in_executor(clients, drive, url, bearer(), requests)
+                return floor, http
         finally:
             server.should_exit = True
             await serving
@@ -268,14 +287,16 @@ def _percentiles(times: list[float]) -> tuple[float, float]:
     return cuts[49] * 1000, cuts[98] * 1000
 
 
-def report(clients: int, baseline: Latencies, http: Latencies) -> None:
+def report(clients: int, baseline: Latencies, floor: Latencies, http: Latencies) -> None:
     """A line per measurement and per command type; the ratio is its throughput over the
     baseline's for the same command type (the baseline's total for the totals)."""
     base = {label.strip(): rate for label, *_, rate in rows("all", baseline)}
     print(f"commands: {clients} clients, ratio = throughput / the baseline's")
     print(f"{'measurement':<34} {'count':>7} {'p50 ms':>8} {'p99 ms':>8} {'rate/s':>9} "
           f"{'ratio':>7}")  # fmt: skip
-    for name, latencies in (("baseline: Application.save", baseline), ("HTTP commands", http)):
+    measured = (("baseline: Application.save", baseline), ("floor: GET /health", floor),
+                ("HTTP commands", http))  # fmt: skip
+    for name, latencies in measured:
         for label, count, p50, p99, rate in rows(name, latencies):
             ratio = rate / base.get(label.strip(), base["all"])
             print(f"{label:<34} {count:>7} {p50:>8.1f} {p99:>8.1f} {rate:>9.1f} {ratio:>7.3f}",
@@ -291,8 +312,8 @@ async def run(clients: int, commands: int) -> None:
         baseline = await asyncio.to_thread(saved_bare, settings, events)
     async with bench_settings(service="enrollment") as settings:
         progress(f"HTTP: {clients} clients, schema {settings.database.schema}")
-        http = await through_http(settings, requests(subjects))
-    report(clients, baseline, http)
+        floor, http = await through_http(settings, requests(subjects))
+    report(clients, baseline, floor, http)
 
 
 def main() -> None:
