@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from shared.contracts import identity
+from shared.contracts.security import AccessDeniedV1
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
@@ -18,16 +20,19 @@ from shared.kernel.provenance import Role
 IDENTITY_SOURCE = "/trial-ledger/identity"
 # The identity events that change an account's roles or status (logins and signings are
 # in the trail: GET /trail?event_type=...).
-ACCOUNT_CHANGES: tuple[str, ...] = (
-    "UserCreated.v1",
-    "RoleGranted.v1",
-    "RoleRevoked.v1",
-    "UserDeactivated.v1",
-    "AccountLocked.v1",
-    "AccountUnlocked.v1",
-    "PasswordChanged.v1",
+ACCOUNT_CHANGES: tuple[str, ...] = tuple(
+    contract.event_type
+    for contract in (
+        identity.UserCreatedV1,
+        identity.RoleGrantedV1,
+        identity.RoleRevokedV1,
+        identity.UserDeactivatedV1,
+        identity.AccountLockedV1,
+        identity.AccountUnlockedV1,
+        identity.PasswordChangedV1,
+    )
 )
-DENIED = "AccessDenied.v1"
+DENIED = AccessDeniedV1.event_type
 # The identity commands that change accounts: their refusals belong to the review.
 ADMINISTRATION: frozenset[str] = frozenset(
     rule.command
@@ -53,14 +58,14 @@ def review(
         if row is None:
             continue
         account = row["user_id"]
-        if event.type == "UserCreated.v1":
+        if event.type == identity.UserCreatedV1.event_type:
             roles[account] = set(event.data["roles"])
             active[account] = True
-        elif event.type == "RoleGranted.v1":
+        elif event.type == identity.RoleGrantedV1.event_type:
             roles.setdefault(account, set()).add(event.data["role"])
-        elif event.type == "RoleRevoked.v1":
+        elif event.type == identity.RoleRevokedV1.event_type:
             roles.setdefault(account, set()).discard(event.data["role"])
-        elif event.type == "UserDeactivated.v1":
+        elif event.type == identity.UserDeactivatedV1.event_type:
             active[account] = False
         if user_id is None or user_id in (account, row["actor"]["user_id"]):
             changes.append(row)
