@@ -390,7 +390,7 @@ def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Ide
         act,
         application,
         "grant_role",
-        lambda: application.grant_role(user_id, body.role, act.attribution),
+        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason),
     )
     return UserOut.of(user, application.policy)
 

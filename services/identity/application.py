@@ -68,8 +68,12 @@ class IdentityApplication(ServiceApplication):
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
 
-    def grant_role(self, user_id: str, role: Role, attribution: Attribution) -> User:
-        return self._saved(user_id, lambda user: user.grant_role(role, attribution, self.policy))
+    def grant_role(
+        self, user_id: str, role: Role, attribution: Attribution, reason: str = ""
+    ) -> User:
+        return self._saved(
+            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason)
+        )
 
     def revoke_role(self, user_id: str, role: Role, reason: str, attribution: Attribution) -> User:
         return self._saved(user_id, lambda user: user.revoke_role(role, reason, attribution))

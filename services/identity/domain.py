@@ -142,19 +142,22 @@ class User(NamedRecord):
 
     # --- administration --------------------------------------------------------------
 
-    def grant_role(self, role: Role, attribution: Attribution, policy: AccountPolicy) -> None:
-        """Grant ``role``, unless the grant is the administrator's own or would pair it with
-        a role it may not be held with (a pair held from before this rule does not stop
-        an unrelated grant: docs/security.md)."""
+    def grant_role(
+        self, role: Role, attribution: Attribution, policy: AccountPolicy, reason: str = ""
+    ) -> None:
+        """Grant ``role`` (for ``reason``, recorded when given), unless the grant is the
+        administrator's own or would pair it with a role it may not be held with (a pair
+        held from before this rule does not stop an unrelated grant: docs/security.md)."""
         self._check_not_own(attribution)
         self._check_active()
         if role in self.roles:
             raise errors.RoleAlreadyGranted(f"{self.user_id} already has role {role}", role=role)
         check_compatible(self.user_id, self.roles, policy, frozenset({role}))
-        self._role_granted(role.value, attribution.provenance)
+        self._role_granted(role.value, attribution.provenance, reason.strip())
 
+    # ``reason`` came later: a grant stored before it has none, and replays with ""
     @event("RoleGranted")
-    def _role_granted(self, role: str, provenance: Provenance) -> None:
+    def _role_granted(self, role: str, provenance: Provenance, reason: str = "") -> None:
         self.roles = self.roles | {Role(role)}
 
     def revoke_role(self, role: Role, reason: str, attribution: Attribution) -> None:

@@ -69,8 +69,8 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
     admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
     await new_user(stack, admin, "aud.kim", "auditor")
     await new_user(stack, admin, "coord.li", "study_coordinator")
-    await stack.identity.post("/users/coord.li/roles", json={"role": "sub_investigator"},
-                              headers=admin)  # fmt: skip
+    delegated = {"role": "sub_investigator", "reason": "delegation log 7"}
+    await stack.identity.post("/users/coord.li/roles", json=delegated, headers=admin)
     await stack.identity.post("/users/coord.li/role-revocations",
                               json={"role": "study_coordinator", "reason": "promoted"},
                               headers=admin)  # fmt: skip
@@ -99,7 +99,7 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
     account = (await review("coord.li"))["changes"]
     assert [(c["event_type"], c["change"].get("role"), c["reason"]) for c in account] == [
         ("UserCreated.v1", None, None),
-        ("RoleGranted.v1", "sub_investigator", None),
+        ("RoleGranted.v1", "sub_investigator", "delegation log 7"),
         ("RoleRevoked.v1", "study_coordinator", "promoted"),
         ("UserDeactivated.v1", None, "left the site"),
     ]
