@@ -5,6 +5,7 @@ the ledger: who changed which account, when and why, and what was refused."""
 
 from __future__ import annotations
 
+import json
 from itertools import combinations
 from typing import Any
 
@@ -14,6 +15,7 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Role
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack
+from tests.e2e.test_audit import cli
 from tests.support import eventually, read_topic
 
 pytestmark = pytest.mark.integration
@@ -118,6 +120,10 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
         ("identity.grant_role", "incompatible_roles"),
         ("identity.deactivate_user", "own_account"),
     }
+    token = auditor["Authorization"].split()[1]
+    by_cli = await cli(stack, token, "accounts", "--user", "coord.li")
+    assert by_cli.returncode == 0, by_cli.stderr
+    assert json.loads(by_cli.stdout) == await review("coord.li")
     everyone = await stack.projections.get("/account-review", headers=auditor)
     assert everyone.json()["incompatible_roles"] == []
     investigator = await stack.member("inv.lin", PASSWORD, "investigator")
