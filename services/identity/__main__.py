@@ -21,7 +21,12 @@ from services.identity.publication import PUBLICATION
 from shared.adapters.eventstore import postgres_env
 from shared.kernel.keys import load_private_key
 from shared.kernel.provenance import Actor, Attribution, Provenance
-from shared.kernel.settings import PasswordCheckSettings, SecuritySettings, ServiceSettings
+from shared.kernel.settings import (
+    PasswordCheckSettings,
+    SecuritySettings,
+    ServiceSettings,
+    separation_of_duties,
+)
 from shared.web.auth import Role, TokenIssuer
 from shared.web.runner import configure_logging
 from shared.web.service_main import Running, command_main, run
@@ -38,6 +43,7 @@ def create_application(
         if security.password_max_age_days > 0
         else None,
         signing_idle_timeout=timedelta(seconds=security.signing_idle_seconds),
+        duties=separation_of_duties(),
     )
     return IdentityApplication(env=postgres_env(settings.database), policy=policy)
 

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from services.identity import errors
 from services.identity.application import IdentityApplication
-from services.identity.domain import User
+from services.identity.domain import AccountPolicy, User, check_compatible
 from shared.kernel.access import Denial
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
@@ -23,7 +23,15 @@ from shared.kernel.settings import PasswordCheckSettings
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
 from shared.web.pool import BoundedPool
-from shared.web.service_app import Application, CommandAct, CommandRouter, Now, Serving, from_state
+from shared.web.service_app import (
+    Act,
+    Application,
+    CommandAct,
+    CommandRouter,
+    Now,
+    Serving,
+    from_state,
+)
 from shared.web.throttle import Attempts, Buckets, Refused
 
 log = logging.getLogger(__name__)
@@ -94,10 +102,17 @@ class UserOut(Contract):
     active: bool
     locked: bool
     password_set_at: datetime
+    conflicting_roles: list[list[str]] = Field(
+        default_factory=list,
+        description="role pairs the account holds that separation of duties forbids "
+        "(TL_INCOMPATIBLE_ROLES); only an account made before the rule can hold any",
+    )
 
     @classmethod
-    def of(cls, user: User) -> UserOut:
+    def of(cls, user: User, policy: AccountPolicy) -> UserOut:
+        conflicts = user.conflicts(policy)
         return cls(
+            conflicting_roles=[[a.value, b.value] for a, b in conflicts],
             user_id=user.user_id,
             printed_name=user.printed_name,
             site=user.site,
@@ -271,7 +286,7 @@ async def change_password(
             body.user_id, body.current_password, body.new_password, command
         ),
     )
-    return UserOut.of(user)
+    return UserOut.of(user, application.policy)
 
 
 @router.command("/signing", "sign", tags=["sessions"])
@@ -308,44 +323,106 @@ def log_out(act: CommandAct, application: Identity) -> None:
     application.log_out(act.caller.principal, act.attribution)
 
 
+def _administering(
+    act: Act, application: IdentityApplication, command: str, call: Callable[[], T]
+) -> T:
+    """``call()``, an account change by ``act``'s caller; a change that separation of duties
+    forbids (their own account, or roles that may not be held together) is recorded as an
+    ``AccessDenied`` event, like a refused role, before it is answered (blocking)."""
+    try:
+        return call()
+    except errors.AdministrationRefused as refusal:
+        caller = act.caller
+        log.warning(
+            "account change refused command=%s by=%s code=%s %s",
+            command,
+            caller.principal.user_id,
+            refusal.code,
+            refusal.message,
+        )
+        application.record_denial(
+            Denial.of(
+                caller.principal,
+                f"identity.{command}",
+                refusal.code,
+                caller.correlation_id,
+                caller.client_id,
+            )
+        )
+        raise
+
+
 @router.command("/users", "create_user", status_code=201, tags=["accounts"])
 async def create_user(
     body: CreateUser, act: CommandAct, application: Identity, checks: Checks
 ) -> UserOut:
     attribution = act.attribution
+    roles = frozenset(body.roles)
+    # refused before any hash: roles that may not be held together
+    await asyncio.to_thread(
+        _administering,
+        act,
+        application,
+        "create_user",
+        lambda: check_compatible(body.user_id, frozenset(), application.policy, roles),
+    )
     user = await checks.pool.run(  # an administrator's: hashed in the pool, no attempt budget
         lambda: application.create_user(
             body.user_id,
             body.printed_name,
             body.site,
-            frozenset(body.roles),
+            roles,
             body.password,
             attribution,
         )
     )
-    return UserOut.of(user)
+    return UserOut.of(user, application.policy)
 
 
 @router.query("/users/{user_id}", "read_users", tags=["accounts"])
 def get_user(user_id: str, application: Identity) -> UserOut:
-    return UserOut.of(application.get_user(user_id))
+    return UserOut.of(application.get_user(user_id), application.policy)
 
 
 @router.command("/users/{user_id}/roles", "grant_role", tags=["accounts"])
 def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
-    return UserOut.of(application.grant_role(user_id, body.role, act.attribution))
+    user = _administering(
+        act,
+        application,
+        "grant_role",
+        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason),
+    )
+    return UserOut.of(user, application.policy)
 
 
 @router.command("/users/{user_id}/role-revocations", "revoke_role", tags=["accounts"])
 def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
-    return UserOut.of(application.revoke_role(user_id, body.role, body.reason, act.attribution))
+    user = _administering(
+        act,
+        application,
+        "revoke_role",
+        lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution),
+    )
+    return UserOut.of(user, application.policy)
 
 
 @router.command("/users/{user_id}/deactivation", "deactivate_user", tags=["accounts"])
 def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
-    return UserOut.of(application.deactivate_user(user_id, body.reason, act.attribution))
+    user = _administering(
+        act,
+        application,
+        "deactivate_user",
+        lambda: application.deactivate_user(user_id, body.reason, act.attribution),
+    )
+    return UserOut.of(user, application.policy)
 
 
 @router.command("/users/{user_id}/unlock", "unlock_user", tags=["accounts"])
 def unlock_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
-    return UserOut.of(application.unlock_user(user_id, body.reason, act.attribution))
+    user = _administering(
+        act,
+        application,
+        "unlock_user",
+        lambda: application.unlock_user(user_id, body.reason, act.attribution),
+    )
+    return UserOut.of(user, application.policy)

@@ -11,6 +11,7 @@ counted and lock the account as a sequential run would (docs/security.md).
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from collections.abc import Callable
@@ -23,6 +24,8 @@ from services.identity.passwords import Passwords
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Actor, Attribution
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
+
+log = logging.getLogger(__name__)
 
 
 class IdentityApplication(ServiceApplication):
@@ -54,7 +57,9 @@ class IdentityApplication(ServiceApplication):
         """Create an account; the id is unique for ever."""
         password_hash = self.passwords.hash(check_password(user_id, password))
         return self.save_new(
-            User.create(user_id, printed_name, site, roles, password_hash, attribution),
+            User.create(
+                user_id, printed_name, site, roles, password_hash, attribution, self.policy
+            ),
             lambda: errors.UserIdTaken(
                 f"user id {user_id} is taken (ids are never reused)", user_id=user_id
             ),
@@ -63,8 +68,12 @@ class IdentityApplication(ServiceApplication):
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
 
-    def grant_role(self, user_id: str, role: Role, attribution: Attribution) -> User:
-        return self._saved(user_id, lambda user: user.grant_role(role, attribution))
+    def grant_role(
+        self, user_id: str, role: Role, attribution: Attribution, reason: str = ""
+    ) -> User:
+        return self._saved(
+            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason)
+        )
 
     def revoke_role(self, user_id: str, role: Role, reason: str, attribution: Attribution) -> User:
         return self._saved(user_id, lambda user: user.revoke_role(role, reason, attribution))
@@ -154,8 +163,19 @@ class IdentityApplication(ServiceApplication):
         except errors.UserNotFound:
             # as long as a wrong password takes, and the same answer (docs/security.md)
             self.passwords.matches(None, password)
-            raise errors.InvalidCredentials("user id and password do not match") from None
-        user.check_can_authenticate()
+            raise _refused() from None
+        if not user.can_authenticate():
+            # deactivated or locked: the same answer as a wrong password, after as long a
+            # check (of its own hash, whose answer is not used: a locked account gives no
+            # oracle to go on guessing), and nothing recorded that depends on the password
+            self.passwords.matches(user.password_hash, password)
+            log.info(
+                "authentication refused: account may not log in user=%s active=%s locked=%s",
+                user.user_id,
+                user.active,
+                user.locked,
+            )
+            raise _refused()
         verdicts: dict[str, bool] = {}  # password hash -> whether the credentials match it
 
         def credentials_match(account: User) -> bool:
@@ -178,10 +198,12 @@ class IdentityApplication(ServiceApplication):
             else:
                 succeed(latest)
 
-        user = self._saved(user_id, decide)
+        try:
+            user = self._saved(user_id, decide)
+        except (errors.AccountLocked, errors.UserInactive):
+            raise _refused() from None  # locked or deactivated meanwhile, by another attempt
         if failed:
-            user.check_can_authenticate()  # raises AccountLocked: this attempt locked it
-            raise errors.InvalidCredentials("user id and password do not match")
+            raise _refused()  # this attempt may have locked the account: the same answer
         return user
 
     def _saved(self, user_id: str, decide: Callable[[User], None]) -> User:
@@ -215,6 +237,18 @@ class AccountLocks:
             if lock is None:
                 lock = self._locks[user_id] = threading.Lock()
             return lock
+
+
+def _refused() -> errors.InvalidCredentials:
+    """The one answer to a refused authentication: unknown id, wrong password, deactivated
+    or locked account (docs/security.md, "What a refused login says")."""
+    return errors.InvalidCredentials(REFUSED)
+
+
+REFUSED = (
+    "user id and password do not match, or this account may not log in now; "
+    "if your password is right, ask an administrator"
+)
 
 
 def _as_user(attribution: Attribution, user: User) -> Attribution:

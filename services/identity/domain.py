@@ -7,7 +7,7 @@ only learns whether the check passed, and keeps the hash it is given.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -15,6 +15,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from eventsourcing.domain import Aggregate, event
 
 from services.identity import errors
+from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Attribution, Meaning, Provenance, Role
 from shared.kernel.records import NamedRecord
 
@@ -25,11 +26,12 @@ MIN_PASSWORD_LENGTH = 12
 
 @dataclass(frozen=True)
 class AccountPolicy:
-    """Configurable account protection (Part 11 §11.300)."""
+    """Configurable account protection (Part 11 §11.300) and separation of duties."""
 
     max_failed_attempts: int = 5
     password_max_age: timedelta | None = timedelta(days=90)
     signing_idle_timeout: timedelta = timedelta(minutes=15)
+    duties: SeparationOfDuties = field(default_factory=SeparationOfDuties.default)
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,20 @@ def check_user_id(user_id: str) -> str:
             user_id=user_id,
         )
     return user_id
+
+
+def check_compatible(
+    user_id: str, roles: frozenset[Role], policy: AccountPolicy, adding: frozenset[Role]
+) -> None:
+    """Refuse roles ``adding`` that would make ``user_id`` hold a forbidden pair."""
+    conflicts = policy.duties.conflicts(roles | adding, adding)
+    if conflicts:
+        pairs = ", ".join(f"{a} + {b}" for a, b in conflicts)
+        raise errors.IncompatibleRoles(
+            f"{user_id} may not hold {pairs}: separation of duties (TL_INCOMPATIBLE_ROLES)",
+            user_id=user_id,
+            conflicts=[[a.value, b.value] for a, b in conflicts],
+        )
 
 
 def check_password(user_id: str, password: str) -> str:
@@ -87,8 +103,11 @@ class User(NamedRecord):
         roles: frozenset[Role],
         password_hash: str,
         attribution: Attribution,
+        policy: AccountPolicy,
     ) -> User:
-        """Create an account with its first roles and password (already hashed)."""
+        """Create an account with its first roles and password (already hashed); its roles
+        must be compatible with one another."""
+        check_compatible(user_id, frozenset(), policy, frozenset(roles))
         return cls(
             user_id=check_user_id(user_id),
             printed_name=printed_name,
@@ -123,17 +142,26 @@ class User(NamedRecord):
 
     # --- administration --------------------------------------------------------------
 
-    def grant_role(self, role: Role, attribution: Attribution) -> None:
+    def grant_role(
+        self, role: Role, attribution: Attribution, policy: AccountPolicy, reason: str = ""
+    ) -> None:
+        """Grant ``role`` (for ``reason``, recorded when given), unless the grant is the
+        administrator's own or would pair it with a role it may not be held with (a pair
+        held from before this rule does not stop an unrelated grant: docs/security.md)."""
+        self._check_not_own(attribution)
         self._check_active()
         if role in self.roles:
             raise errors.RoleAlreadyGranted(f"{self.user_id} already has role {role}", role=role)
-        self._role_granted(role.value, attribution.provenance)
+        check_compatible(self.user_id, self.roles, policy, frozenset({role}))
+        self._role_granted(role.value, attribution.provenance, reason.strip())
 
+    # ``reason`` came later: a grant stored before it has none, and replays with ""
     @event("RoleGranted")
-    def _role_granted(self, role: str, provenance: Provenance) -> None:
+    def _role_granted(self, role: str, provenance: Provenance, reason: str = "") -> None:
         self.roles = self.roles | {Role(role)}
 
     def revoke_role(self, role: Role, reason: str, attribution: Attribution) -> None:
+        self._check_not_own(attribution)
         self._check_active()
         if role not in self.roles:
             raise errors.RoleNotGranted(f"{self.user_id} does not have role {role}", role=role)
@@ -145,6 +173,7 @@ class User(NamedRecord):
 
     def deactivate(self, reason: str, attribution: Attribution) -> None:
         """Deactivate for good; the id stays taken."""
+        self._check_not_own(attribution)
         self._check_active()
         self._deactivated(_reason(reason), attribution.provenance)
 
@@ -153,6 +182,7 @@ class User(NamedRecord):
         self.active = False
 
     def unlock(self, reason: str, attribution: Attribution) -> None:
+        self._check_not_own(attribution)
         self._check_active()
         if not self.locked:
             raise errors.NotLocked(f"{self.user_id} is not locked")
@@ -164,6 +194,14 @@ class User(NamedRecord):
         self.failed_attempts = 0
 
     # --- authentication --------------------------------------------------------------
+
+    def conflicts(self, policy: AccountPolicy) -> list[tuple[Role, Role]]:
+        """The forbidden pairs the account holds (only accounts made before the rule, or
+        before a change of ``TL_INCOMPATIBLE_ROLES``, can hold any)."""
+        return policy.duties.conflicts(self.roles)
+
+    def can_authenticate(self) -> bool:
+        return self.active and not self.locked
 
     def check_can_authenticate(self) -> None:
         """Refuse before any password is checked: deactivated or locked accounts."""
@@ -305,6 +343,14 @@ class User(NamedRecord):
                 "signing needs an open login session; log in again", user_id=self.user_id
             )
         return session
+
+    def _check_not_own(self, attribution: Attribution) -> None:
+        if attribution.provenance.actor.user_id == self.user_id:
+            raise errors.OwnAccount(
+                f"{self.user_id} may not change their own roles or status; another "
+                "administrator must",
+                user_id=self.user_id,
+            )
 
     def _check_active(self) -> None:
         if not self.active:

@@ -25,7 +25,9 @@ class UserNotFound(NotFound):
 
 
 class InvalidCredentials(CredentialsRefused):
-    """User id and password do not match (the message never says which was wrong)."""
+    """User id and password do not match, or the account may not log in (deactivated or
+    locked): one answer, so that it never tells whether an account exists or in what state
+    (docs/security.md, "What a refused login says")."""
 
     code = "invalid_credentials"
 
@@ -40,6 +42,27 @@ class UserInactive(NotPermitted):
     """A deactivated user can neither log in nor sign, and is never reactivated."""
 
     code = "user_inactive"
+
+
+class AdministrationRefused(NotPermitted):
+    """An account change that separation of duties forbids; the refusal is recorded as an
+    ``AccessDenied`` event (docs/security.md, "Separation of duties")."""
+
+    code = "administration_refused"
+
+
+class OwnAccount(AdministrationRefused):
+    """No one changes their own account's roles or status (grant, revoke, deactivate,
+    unlock): another administrator must."""
+
+    code = "own_account"
+
+
+class IncompatibleRoles(AdministrationRefused):
+    """A user may not hold two roles that ``TL_INCOMPATIBLE_ROLES`` pairs (by default an
+    administrator holds no clinical role)."""
+
+    code = "incompatible_roles"
 
 
 class PasswordExpired(NotPermitted):

@@ -23,12 +23,22 @@ def _account(contract: type[contracts.AccountEvent], *names: str) -> Mapped:
     return contract, fields
 
 
+def _granted(event: Any) -> dict[str, Any]:
+    """A grant, with its reason in the envelope's ``reason`` when one was given (a grant
+    stored before grants took a reason has none: published, as it was, with null)."""
+    return {
+        "user_id": event.user_id,
+        "role": event.role,
+        "reason": getattr(event, "reason", "") or None,
+    }
+
+
 PUBLICATION = Publication(
     SERVICE,
     {User: contracts.RECORD_TYPE},
     {
         User.UserCreated: _account(contracts.UserCreatedV1, "printed_name", "site", "roles"),
-        User.RoleGranted: _account(contracts.RoleGrantedV1, "role"),
+        User.RoleGranted: (contracts.RoleGrantedV1, _granted),
         User.RoleRevoked: _account(contracts.RoleRevokedV1, "role", "reason"),
         User.UserDeactivated: _account(contracts.UserDeactivatedV1, "reason"),
         User.AccountUnlocked: _account(contracts.AccountUnlockedV1, "reason"),

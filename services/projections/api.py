@@ -94,6 +94,17 @@ async def trail(
     return await application.trail(who, filters)
 
 
+@router.get("/account-review", tags=["audit"])
+async def account_review(
+    application: Ledger, who: Auditor, user_id: str | None = None
+) -> dict[str, Any]:
+    """The account and role history from the ledger: every account created, role granted or
+    revoked, account deactivated, locked or unlocked, password changed, and every refused
+    account change, with who did it, when and why (``user_id``: that account's, and those
+    it made or tried); and the accounts that hold roles that may not be held together."""
+    return await application.account_review(who, user_id)
+
+
 @router.get("/subjects/{subject_id}", tags=["audit"])
 async def subject(
     application: Ledger,

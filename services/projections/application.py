@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.projections import clinical_endpoints, merkle, plots
+from services.projections import accounts, clinical_endpoints, merkle, plots
 from services.projections.clinical_endpoints import TrialHistory
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
@@ -35,9 +35,9 @@ from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.errors import InvalidValue, NotFound
-from shared.kernel.permissions import table
+from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
-from shared.kernel.settings import ServiceSettings, SettingsError
+from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
 from shared.web.auth import Forbidden, Principal
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
@@ -88,6 +88,7 @@ class ProjectionsApplication:
         max_gap: int | None = None,
         record_keys: Sequence[Ed25519PublicKey] = (),
         witness: WitnessTrust | None = None,
+        duties: SeparationOfDuties | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
@@ -98,8 +99,11 @@ class ProjectionsApplication:
         ``record_keys``: the record-signature public keys, written into exports so that
         their signatures can be checked offline (an auditor should bring their own);
         ``witness``: the witness that cosigns (``TL_WITNESS_URL``, ``TL_WITNESS_VKEY``),
-        asked by ``verify`` for its newest cosigned checkpoint when an auditor names it."""
+        asked by ``verify`` for its newest cosigned checkpoint when an auditor names it;
+        ``duties``: the role pairs no one may hold together (``TL_INCOMPATIBLE_ROLES``, as
+        the identity service is given them), for the account review."""
         self.ledger = ledger
+        self.duties = duties or SeparationOfDuties.default()
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
         self.max_gap = max_gap
@@ -127,6 +131,7 @@ class ProjectionsApplication:
             config.checkpoint_every,
             config.record_keys,
             None if config.witness is None else WitnessTrust(config.witness, config.witness_url),
+            separation_of_duties(),
         )
 
     def witness_trust(self, vkey: str) -> WitnessTrust:
@@ -155,6 +160,20 @@ class ProjectionsApplication:
         where, values = filters.sql()
         rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
         return [_plain(dict(r)) for r in rows]
+
+    async def account_review(self, who: Principal, user_id: str | None) -> dict[str, Any]:
+        """Every change of an account's roles or status, and every refused one, with who,
+        when and why; and the accounts that hold roles separation of duties forbids
+        together (``services.projections.accounts``). Read as the trail is."""
+        await self.authorise(who, "trail", {"view": "account-review", "user_id": user_id})
+        rows = await self.ledger.pool.fetch(
+            "SELECT position, payload FROM ledger_entries "
+            "WHERE source = $1 AND event_type = ANY($2::text[]) ORDER BY position",
+            accounts.IDENTITY_SOURCE,
+            list(accounts.REVIEWED),
+        )
+        entries = ((r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows)
+        return accounts.review(entries, self.duties, user_id)
 
     async def subject(
         self,

@@ -36,8 +36,8 @@ from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsEr
 from shared.web.auth import AuthError, Principal, TokenVerifier
 
 app = typer.Typer(
-    help="Trial Ledger auditor tools: trail, subject, endpoints, verify, proof, export, "
-    "verify-export."
+    help="Trial Ledger auditor tools: trail, accounts, subject, endpoints, verify, proof, "
+    "export, verify-export."
 )
 console = Console(stderr=True)  # progress and messages; results go to standard output
 T = TypeVar("T")
@@ -97,6 +97,18 @@ def trail(
             _short(r["old_value"]), _short(r["new_value"]), r["reason"] or "", signed,
         )  # fmt: skip
     Console().print(table)
+
+
+@app.command()
+def accounts(
+    token: Token,
+    user: Annotated[str | None, typer.Option(help="one account: its changes, and its own")] = None,
+) -> None:
+    """The account review: who created, granted, revoked, deactivated, locked or unlocked
+    which account, when and why; refused account changes; holders of forbidden role pairs
+    (as GET /account-review, JSON)."""
+    review = run(token, lambda projections, who: projections.account_review(who, user))
+    print(json.dumps(review, indent=2))
 
 
 @app.command()

@@ -22,6 +22,7 @@ import sys
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from shared.kernel.provenance import Role
 
@@ -196,6 +197,81 @@ TABLES: Mapping[str, ServiceTable] = {
         ),
     )
 }
+
+
+# The roles that record or change clinical data: those some command of a clinical service
+# that is not a read permits (tests/shared/test_permissions.py fails when a role that may
+# write clinical data is missing here, so a new clinical role cannot slip past the rule below).
+CLINICAL: frozenset[Role] = frozenset(
+    {INVESTIGATOR, SUB_INVESTIGATOR, STUDY_COORDINATOR, PHARMACIST}
+)
+# Names a combination setting may use for a group of roles besides the roles themselves.
+ROLE_GROUPS: Mapping[str, frozenset[Role]] = {"clinical": CLINICAL}
+
+
+@dataclass(frozen=True)
+class SeparationOfDuties:
+    """Role pairs no one may hold together (docs/security.md, "Separation of duties").
+
+    Written as ``TL_INCOMPATIBLE_ROLES`` says it: comma-separated ``a+b`` items, each side a
+    role or a group (``clinical``); ``none`` forbids nothing. The default,
+    ``administrator+clinical``, keeps account management apart from clinical data.
+    """
+
+    forbidden: frozenset[frozenset[Role]]
+
+    DEFAULT: ClassVar[str] = "administrator+clinical"
+
+    @classmethod
+    def parse(cls, text: str) -> SeparationOfDuties:
+        """The pairs ``text`` names; ValueError names an item that is not ``a+b`` of
+        roles or groups, or that pairs a role with itself."""
+        if text.strip().lower() == "none":
+            return cls(frozenset())
+        pairs: set[frozenset[Role]] = set()
+        for item in filter(None, (part.strip() for part in text.split(","))):
+            sides = [side.strip() for side in item.split("+")]
+            if len(sides) != 2:
+                raise ValueError(f"{item!r} is not a pair written a+b")
+            left, right = (_roles_named(side) for side in sides)
+            for a in left:
+                for b in right:
+                    if a == b:
+                        raise ValueError(f"{item!r} pairs {a} with itself")
+                    pairs.add(frozenset({a, b}))
+        return cls(frozenset(pairs))
+
+    @classmethod
+    def default(cls) -> SeparationOfDuties:
+        return cls.parse(cls.DEFAULT)
+
+    def conflicts(
+        self, roles: Collection[Role], adding: Collection[Role] | None = None
+    ) -> list[tuple[Role, Role]]:
+        """The forbidden pairs ``roles`` hold, sorted; with ``adding``, only those that
+        hold one of ``adding`` (what a grant would bring, not what was there before)."""
+        held = set(roles)
+        found = [
+            pair
+            for pair in self.forbidden
+            if pair <= held and (adding is None or pair & set(adding))
+        ]
+        return sorted(_sorted_pair(pair) for pair in found)
+
+
+def _sorted_pair(pair: frozenset[Role]) -> tuple[Role, Role]:
+    a, b = sorted(pair, key=CLINICAL_FIRST.index)
+    return a, b
+
+
+def _roles_named(name: str) -> frozenset[Role]:
+    if name in ROLE_GROUPS:
+        return ROLE_GROUPS[name]
+    try:
+        return frozenset({Role(name)})
+    except ValueError:
+        known = ", ".join([*ROLE_GROUPS, *Role])
+        raise ValueError(f"{name!r} is neither a role nor a group ({known})") from None
 
 
 def table(service: str) -> ServiceTable:

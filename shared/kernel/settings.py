@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
+from shared.kernel.permissions import SeparationOfDuties
+
 
 class SettingsError(RuntimeError):
     """A required setting is missing or malformed; the message names the key."""
@@ -162,6 +164,17 @@ class PasswordCheckSettings:
             ),
             window_seconds=seconds(env, "TL_ATTEMPTS_WINDOW_SECONDS", default.window_seconds),
         )
+
+
+def separation_of_duties(env: dict[str, str] | None = None) -> SeparationOfDuties:
+    """``TL_INCOMPATIBLE_ROLES``: the role pairs no one may hold together (default
+    ``administrator+clinical``; ``none``: no pair), docs/security.md "Separation of duties"."""
+    env = dict(os.environ if env is None else env)
+    raw = env.get("TL_INCOMPATIBLE_ROLES", "").strip() or SeparationOfDuties.DEFAULT
+    try:
+        return SeparationOfDuties.parse(raw)
+    except ValueError as error:
+        raise SettingsError(f"setting TL_INCOMPATIBLE_ROLES: {error}") from None
 
 
 def stall_seconds(env: dict[str, str] | None = None) -> float:

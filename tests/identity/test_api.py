@@ -116,9 +116,9 @@ async def test_lockout_after_failed_attempts_is_recorded_and_needs_an_unlock(
 ) -> None:
     await create(client, "inv.lin", Role.INVESTIGATOR)
     answers = [(await log_in(client, "inv.lin", "wrong password!")).status_code for _ in range(3)]
-    assert answers == [401, 401, 423]
+    assert answers == [401, 401, 401]  # the one that locks too: a stranger learns nothing
     assert recorded(application)[-2:] == ["LoginFailed", "AccountLocked"]
-    assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "account_locked"
+    assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "invalid_credentials"
     admin = await logged_in(client, "admin", ADMIN_PASSWORD)
     unlocked = await client.post(
         "/users/inv.lin/unlock", json={"reason": "verified by phone"}, headers=admin
@@ -153,7 +153,7 @@ async def test_role_changes_and_deactivation_are_recorded(
     user = (await client.get("/users/sub.wu", headers=admin)).json()
     assert user["roles"] == ["investigator"]
     await client.post("/users/sub.wu/deactivation", json={"reason": "left the site"}, headers=admin)
-    assert (await log_in(client, "sub.wu", PASSWORD)).json()["code"] == "user_inactive"
+    assert (await log_in(client, "sub.wu", PASSWORD)).json()["code"] == "invalid_credentials"
     assert recorded(application)[-4:] == [
         "LoginSucceeded",
         "RoleGranted",
@@ -246,3 +246,45 @@ async def test_signing_after_logout_needs_a_new_session(
 async def test_weak_password_is_refused(client: httpx.AsyncClient) -> None:
     response = await create(client, "a.b", Role.AUDITOR, password="short")
     assert (response.status_code, response.json()["code"]) == (422, "weak_password")
+
+
+async def refusal_of(response: httpx.Response) -> tuple[int, Any]:
+    return response.status_code, response.json()
+
+
+async def test_login_refusals_are_one_answer_whether_the_account_exists_or_may_log_in(
+    client: httpx.AsyncClient, application: IdentityApplication
+) -> None:
+    await create(client, "gone.wu", Role.SUB_INVESTIGATOR)
+    await create(client, "held.li", Role.STUDY_COORDINATOR)
+    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
+    await client.post("/users/gone.wu/deactivation", json={"reason": "left"}, headers=admin)
+    for _ in range(application.policy.max_failed_attempts):
+        await log_in(client, "held.li", "wrong password!")
+
+    answers = {
+        "unknown id": await log_in(client, "no.such.user", PASSWORD),
+        "wrong password": await log_in(client, "admin", "wrong password!"),
+        "deactivated, right password": await log_in(client, "gone.wu", PASSWORD),
+        "deactivated, wrong password": await log_in(client, "gone.wu", "wrong password!"),
+        "locked, right password": await log_in(client, "held.li", PASSWORD),
+        "locked, wrong password": await log_in(client, "held.li", "wrong password!"),
+    }
+
+    bodies = {what: await refusal_of(answer) for what, answer in answers.items()}
+    assert len(set(map(str, bodies.values()))) == 1, bodies
+    assert bodies["unknown id"][0] == 401
+    assert bodies["unknown id"][1]["code"] == "invalid_credentials"
+
+
+async def test_signing_by_a_deactivated_account_gets_the_same_answer_as_a_wrong_password(
+    client: httpx.AsyncClient, session: dict[str, str]
+) -> None:
+    admin = await logged_in(client, "admin", ADMIN_PASSWORD)
+    wrong = await sign(client, session, password="not my password", user_id="inv.lin")
+    await client.post("/users/inv.lin/deactivation", json={"reason": "left"}, headers=admin)
+
+    right = await sign(client, session, password=PASSWORD, user_id="inv.lin")
+
+    assert await refusal_of(right) == await refusal_of(wrong)
+    assert right.status_code == 401

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from services.identity.api import PasswordChecks
-from services.identity.application import IdentityApplication
+from services.identity.application import REFUSED, IdentityApplication
 from services.identity.domain import User
 from services.identity.passwords import Passwords, _dummy_hash
 from shared.kernel.provenance import Actor, Attribution, Provenance, Role
@@ -112,7 +112,7 @@ async def test_an_unknown_account_is_refused_as_a_wrong_password_after_a_check_a
     wrong = await log_in(client, "inv.lin", "not the password")
     unknown = await log_in(client, "nobody.here", "not the password")
 
-    same = (401, "invalid_credentials", "user id and password do not match")
+    same = (401, "invalid_credentials", REFUSED)
     assert refusal(wrong) == refusal(unknown) == same
     known_hash = application.get_user("inv.lin").password_hash
     # one argon2 check each: against the account's hash, and against the dummy one
@@ -125,7 +125,9 @@ async def test_a_hash_made_with_older_parameters_still_verifies(
     made = Attribution(Provenance(Actor("bootstrap", "b", "system", "ZJU"), "t"), datetime.now(UTC))
     older = argon2.PasswordHasher(time_cost=3, memory_cost=65_536, parallelism=4)  # the old default
     roles = frozenset({Role.MONITOR})
-    account = User.create("old.hand", "Old Hand", "ZJU-1", roles, older.hash(PASSWORD), made)
+    account = User.create(
+        "old.hand", "Old Hand", "ZJU-1", roles, older.hash(PASSWORD), made, application.policy
+    )
     application.save(account)
 
     assert (await log_in(client, "old.hand", PASSWORD)).status_code == 200
@@ -138,14 +140,10 @@ async def test_the_attempt_over_the_account_budget_is_refused_429_and_recorded_o
     await create(client, "inv.lin", Role.INVESTIGATOR)
     answers = [await log_in(client, "inv.lin", "wrong password!") for _ in range(6)]
 
-    # the lockout as before (3 failures lock), then the budget of 4 attempts refuses
+    # the lockout as before (3 failures lock, answered as wrong passwords), then the
+    # budget of 4 attempts refuses
     codes = [answer.json()["code"] for answer in answers]
-    assert (
-        codes
-        == ["invalid_credentials", "invalid_credentials"]
-        + ["account_locked"] * 2
-        + ["too_many_attempts"] * 2
-    )
+    assert codes == ["invalid_credentials"] * 4 + ["too_many_attempts"] * 2
     over = answers[4]
     assert over.status_code == 429
     assert over.headers["Retry-After"] == "15"  # one attempt back every 60 s / 4
@@ -154,7 +152,8 @@ async def test_the_attempt_over_the_account_budget_is_refused_429_and_recorded_o
     assert len(denials(application)) == 1  # a flood is recorded once a window, not per attempt
 
     ticks.now += 15
-    assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "account_locked"
+    assert (await log_in(client, "inv.lin", PASSWORD)).json()["code"] == "invalid_credentials"
+    assert application.get_user("inv.lin").locked
 
 
 @pytest.mark.part11("11.300(d)")
@@ -220,5 +219,5 @@ async def test_signings_spend_the_same_account_budget_and_are_refused_429(
     session = await logged_in(client, "inv.lin", PASSWORD)  # right: gives its attempt back
     wrong = [await sign(client, session, password="not mine", user_id="inv.lin") for _ in range(5)]
 
-    assert [answer.status_code for answer in wrong] == [401, 401, 423, 423, 429]
+    assert [answer.status_code for answer in wrong] == [401] * 4 + [429]  # locked at the 3rd
     assert denials(application)[-1] == ("inv.lin", "identity.sign", "too_many_attempts")

@@ -3,8 +3,10 @@ by the account, valid against its contract, and never a password or its hash."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -95,3 +97,25 @@ def test_a_signing_names_its_meaning_and_purpose(published: Published) -> None:
     events, _ = published
     signing = events[3].data
     assert (signing["meaning"], signing["purpose"]) == ("approval", "tests/1")
+
+
+def test_a_grant_publishes_its_reason_and_a_grant_stored_before_reasons_still_replays() -> None:
+    app = IdentityApplication(env=MEMORY)
+    app.create_user("lin.wei", "Lin Wei", "ZJU-1", frozenset({Role.INVESTIGATOR}), PASSWORD,
+                    ADMIN)  # fmt: skip
+    app.grant_role("lin.wei", Role.MONITOR, ADMIN, "monitors site ZJU-2 from January")
+    app.grant_role("lin.wei", Role.AUDITOR, ADMIN)
+    stored = list(app.recorder.select_notifications(start=1, limit=10))
+    # the second grant as it was stored before grants took a reason: no reason at all
+    state = json.loads(stored[2].state)
+    del state["reason"]
+    stored[2] = dataclasses.replace(stored[2], state=json.dumps(state).encode())
+
+    events: list[Any] = [app.mapper.to_domain_event(n) for n in stored]
+    published = [PUBLICATION.to_contract(event) for event in events]
+    user = None
+    for event in events:
+        user = event.mutate(user)
+
+    assert [p.reason for p in published[1:]] == ["monitors site ZJU-2 from January", None]
+    assert user is not None and user.roles == {Role.INVESTIGATOR, Role.MONITOR, Role.AUDITOR}

@@ -1,0 +1,92 @@
+"""The account review (``services.projections.accounts``), from identity events as the
+ledger holds them: every change with who, when and why, refusals of account changes only,
+and the accounts that hold a forbidden pair (made before the rule, or under another
+setting), whether or not a role they held is still known."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from services.projections.accounts import review
+from shared.kernel.envelope import CloudEvent
+from shared.kernel.permissions import SeparationOfDuties
+
+AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+
+
+def identity_event(event_type: str, by: str = "ada.admin", **data: Any) -> CloudEvent:
+    return CloudEvent(
+        id=uuid.uuid4(),
+        source="/trial-ledger/identity",
+        type=event_type,
+        time=AT,
+        recordedtime=AT,
+        sequence="1",
+        correlationid="c",
+        data={
+            "actor": {"user_id": by, "printed_name": by.title(), "role": "administrator",
+                      "site": "ZJU-1"},
+            "correlation_id": "c",
+            **data,
+        },
+    )  # fmt: skip
+
+
+HISTORY = [
+    identity_event("UserCreated.v1", user_id="old.hand", roles=["administrator", "investigator"]),
+    identity_event("UserCreated.v1", user_id="lin.wei", roles=["sub_investigator", "retired"]),
+    identity_event("RoleGranted.v1", user_id="lin.wei", role="investigator"),
+    identity_event("RoleRevoked.v1", user_id="lin.wei", role="sub_investigator", reason="promoted"),
+    identity_event("LoginSucceeded.v1", by="lin.wei", user_id="lin.wei", session_id="s"),
+    identity_event("AccessDenied.v1", command="identity.unlock_user", reason_code="own_account"),
+    identity_event(
+        "AccessDenied.v1",
+        by="lin.wei",
+        command="enrollment.enrol",
+        reason_code="role_not_permitted",
+    ),
+]
+
+
+def test_the_review_lists_account_changes_and_refused_account_changes_only() -> None:
+    found = review(enumerate(HISTORY, 1), SeparationOfDuties.default())
+
+    changes = [(c["position"], c["event_type"], c["user_id"]) for c in found["changes"]]
+    assert changes == [
+        (1, "UserCreated.v1", "old.hand"),
+        (2, "UserCreated.v1", "lin.wei"),
+        (3, "RoleGranted.v1", "lin.wei"),
+        (4, "RoleRevoked.v1", "lin.wei"),
+        (6, "AccessDenied.v1", "ada.admin"),
+    ]
+    revoked = found["changes"][3]
+    assert (revoked["reason"], revoked["actor"]["user_id"]) == ("promoted", "ada.admin")
+    assert found["changes"][4]["refused"] and found["changes"][4]["change"] == {
+        "command": "identity.unlock_user",
+        "reason_code": "own_account",
+    }
+
+
+def test_the_review_names_who_holds_a_forbidden_pair_now() -> None:
+    found = review(enumerate(HISTORY, 1), SeparationOfDuties.default())
+
+    assert found["incompatible_roles"] == [
+        {
+            "user_id": "old.hand",
+            "roles": ["administrator", "investigator"],
+            "active": True,
+            "conflicts": [["investigator", "administrator"]],
+        }
+    ]
+    assert (
+        review(enumerate(HISTORY, 1), SeparationOfDuties.parse("none"))["incompatible_roles"] == []
+    )
+
+
+def test_one_account_s_review_holds_its_changes_and_those_it_made() -> None:
+    found = review(enumerate(HISTORY, 1), SeparationOfDuties.default(), user_id="lin.wei")
+
+    assert [c["position"] for c in found["changes"]] == [2, 3, 4]
+    assert found["incompatible_roles"] == []
