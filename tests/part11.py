@@ -102,7 +102,10 @@ CLAUSES: tuple[Clause, ...] = (
         "One role table for every command and ledger read (`shared/kernel/permissions.py`, "
         "printed in docs/security.md); a refused command is answered 403 and recorded as an "
         "`AccessDenied` event (`shared/kernel/principals.py`, `Denial`); a signature must be "
-        "the caller's own, for the record, version and meaning at hand.",
+        "the caller's own, for the record, version and meaning at hand. Separation of "
+        "duties: no one changes their own roles or status, and roles "
+        "`TL_INCOMPATIBLE_ROLES` pairs (by default an administrator and any clinical role) "
+        "are never held together (`shared/kernel/permissions.py`, `SeparationOfDuties`).",
     ),
     Clause(
         "11.10(h)",
@@ -224,7 +227,8 @@ CLAUSES: tuple[Clause, ...] = (
         "Lockout after `TL_MAX_FAILED_ATTEMPTS` failures, until an administrator unlocks; "
         "per-account and per-address attempt budgets (`shared/web/throttle.py`); every "
         "failed login, failed signing, lockout and denial is an event on identity's topic "
-        "and in the ledger (docs/security.md).",
+        "and in the ledger; a refused login or signing gives one answer whether the "
+        "account exists, is deactivated or locked (docs/security.md).",
     ),
     Clause(
         "11.300(e)",
@@ -247,7 +251,10 @@ CLAUSES: tuple[Clause, ...] = (
         "rights are kept as a history: who granted or withdrew what, when and why.",
         "Account creation, role grants and revocations, deactivation, lockout and unlock "
         "are identity events with actor, time and reason, published and kept in the "
-        "ledger's audit trail (`services/identity/domain.py`, `publication.py`).",
+        "ledger's audit trail (`services/identity/domain.py`, `publication.py`); the "
+        "account review lists them per account, with refused account changes and anyone "
+        "holding a forbidden pair of roles (`GET /account-review`, CLI `accounts`; "
+        "`services/projections/accounts.py`).",
     ),
     Clause(
         "review",

@@ -103,6 +103,7 @@ async def test_wrong_password_is_401_and_recorded(
     assert recorded(application)[-1] == "LoginFailed"
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_unknown_user_gets_the_same_answer_as_a_wrong_password(
     client: httpx.AsyncClient,
 ) -> None:
@@ -252,6 +253,7 @@ async def refusal_of(response: httpx.Response) -> tuple[int, Any]:
     return response.status_code, response.json()
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_login_refusals_are_one_answer_whether_the_account_exists_or_may_log_in(
     client: httpx.AsyncClient, application: IdentityApplication
 ) -> None:
@@ -277,6 +279,7 @@ async def test_login_refusals_are_one_answer_whether_the_account_exists_or_may_l
     assert bodies["unknown id"][1]["code"] == "invalid_credentials"
 
 
+@pytest.mark.part11("11.300(d)")
 async def test_signing_by_a_deactivated_account_gets_the_same_answer_as_a_wrong_password(
     client: httpx.AsyncClient, session: dict[str, str]
 ) -> None:

@@ -89,6 +89,7 @@ async def test_granting_a_second_role_follows_the_setting(
         ("unlock_user", "unlock", {"reason": "it was me"}),
     ],
 )
+@pytest.mark.part11("11.10(g)")
 async def test_no_one_changes_their_own_roles_or_status(
     client: httpx.AsyncClient,
     application: IdentityApplication,

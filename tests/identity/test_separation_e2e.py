@@ -29,6 +29,7 @@ async def new_user(stack: Stack, admin: dict[str, str], user_id: str, *roles: st
     return await stack.identity.post("/users", json=body, headers=admin)
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_every_pair_of_roles_is_created_or_refused_by_the_setting(stack: Stack) -> None:
     admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
     refused = []
@@ -52,6 +53,7 @@ async def test_every_pair_of_roles_is_created_or_refused_by_the_setting(stack: S
     assert len(refused) == len(DUTIES.forbidden)
 
 
+@pytest.mark.part11("11.10(g)")
 async def test_an_administrator_cannot_make_themself_an_investigator(stack: Stack) -> None:
     admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
 
@@ -67,6 +69,7 @@ async def test_an_administrator_cannot_make_themself_an_investigator(stack: Stac
     assert (register.status_code, register.json()["code"]) == (403, "role_not_permitted")
 
 
+@pytest.mark.part11("accounts")
 async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Stack) -> None:
     admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
     await new_user(stack, admin, "aud.kim", "auditor")

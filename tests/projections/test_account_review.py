@@ -9,6 +9,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
 from services.projections.accounts import review
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties
@@ -50,6 +52,7 @@ HISTORY = [
 ]
 
 
+@pytest.mark.part11("accounts")
 def test_the_review_lists_account_changes_and_refused_account_changes_only() -> None:
     found = review(enumerate(HISTORY, 1), SeparationOfDuties.default())
 
@@ -85,6 +88,7 @@ def test_the_review_names_who_holds_a_forbidden_pair_now() -> None:
     )
 
 
+@pytest.mark.part11("review")
 def test_one_account_s_review_holds_its_changes_and_those_it_made() -> None:
     found = review(enumerate(HISTORY, 1), SeparationOfDuties.default(), user_id="lin.wei")
 

@@ -16,6 +16,7 @@ CLINICAL_SERVICES = ("enrollment", "infusion", "adverse_events", "assessments")
 PAIRS = list(combinations(Role, 2))
 
 
+@pytest.mark.part11("11.10(g)")
 def test_every_role_that_may_write_clinical_data_is_clinical() -> None:
     writers = {
         role
