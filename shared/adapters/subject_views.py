@@ -92,13 +92,19 @@ class _LocalView(PooledStore):
             if unstorable is None:
                 return event
             reason = unstorable
+        await self._dead_letter(value, topic, partition, offset, reason)
+        return None
+
+    async def _dead_letter(
+        self, value: bytes | None, topic: str, partition: int, offset: int, reason: str
+    ) -> None:
+        """Keep a record the view cannot apply, with why, for an operator to inspect."""
         log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
         await self.pool.execute(
             f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
             "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
             topic, partition, offset, value, reason,
         )  # fmt: skip
-        return None
 
 
 class SubjectView(_LocalView):
