@@ -38,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import asyncpg
 from aiokafka import TopicPartition
 
 from shared.adapters.readings import KafkaOffsets
@@ -192,7 +193,16 @@ class RevocationFeed:
                 max_lag_seconds=self.max_lag,
                 retry_after_seconds=max(1, round(self.check_every * 2)),
             )
-        refused = await self.view.refusal(principal)
+        try:
+            refused = await asyncio.wait_for(self.view.refusal(principal), _READ_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            # the view's database is down: whether access was withdrawn cannot be told
+            raise RevocationsUnconfirmed(
+                "this service cannot read its view of withdrawn access "
+                f"({type(error).__name__}); nothing was done: try again later",
+                reason=f"revocations view unreadable: {type(error).__name__}",
+                retry_after_seconds=max(1, round(self.check_every * 2)),
+            ) from None
         if refused is not None:
             event_type, revoked_at = refused
             raise TokenRevoked(
@@ -249,7 +259,8 @@ class RevocationFeed:
 
 
 _KEEP = 64  # checks remembered while the view is behind
-_NO_IAT = datetime(9999, 1, 1, tzinfo=UTC)  # a token without iat: every withdrawal counts
+_READ_TIMEOUT = 5.0  # seconds a request waits for the view's database
+_NO_IAT = datetime(1970, 1, 1, tzinfo=UTC)  # a token without iat: every withdrawal counts
 
 
 def _caught_up(ends: dict[TopicPartition, int], committed: dict[TopicPartition, int]) -> bool:

@@ -171,12 +171,19 @@ _LIBRARY_MESSAGES: dict[type[Exception], str] = {
 }
 # Answers any operation may give, whatever its own refusals (install_error_mapping).
 _EDGE_ANSWERS = {
+    401: "Not authenticated: no access token, or a forged, expired or wrong-kind one "
+    "(`unauthenticated`), or one whose access was withdrawn since it was issued "
+    "(`token_revoked`: the account locked or deactivated, a role of the token revoked, or "
+    "its session logged out; log in again); at identity's `/login` and `/password`, "
+    "wrong credentials",
     413: f"Body too large: over {MAX_BODY_BYTES} bytes (`body_too_large`)",
     415: "Body not JSON (`unsupported_media_type`)",
     422: "Invalid request (`invalid_request`): not the operation's schema, not UTF-8 JSON, "
     "or text with a NUL or a lone surrogate",
     503: "The service's database or Kafka is unreachable: nothing was recorded "
-    "(`service_unavailable`)",
+    "(`service_unavailable`); or, for a request with an access token, the service cannot "
+    "confirm it has read every withdrawal of access from the identity topic "
+    "(`revocations_unconfirmed`, docs/security.md): nothing was done",
 }
 
 
@@ -187,7 +194,9 @@ _RETRY_LATER = {
     503: f"{_EDGE_ANSWERS[503]}; or more of this work is waiting than the service takes "
     f"(`{refusals.Overloaded.code}`): nothing was recorded, try again after `Retry-After` seconds",
 }
-_RETRY_AFTER = "seconds to wait before trying again (429, and 503 `overloaded`)"
+_RETRY_AFTER = (
+    "seconds to wait before trying again (429, and 503 `overloaded` or `revocations_unconfirmed`)"
+)
 
 
 def retry_after(details: Mapping[str, Any]) -> dict[str, str] | None:
