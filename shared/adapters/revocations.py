@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any, ClassVar
 
 import asyncpg
 from aiokafka import TopicPartition
@@ -100,6 +101,14 @@ class RevocationView(_LocalView):
         "revoked_at timestamptz NOT NULL, event_type text NOT NULL, event_id uuid NOT NULL, "
         "updated_at timestamptz NOT NULL DEFAULT now())"
     )
+
+    # read by every request with a token, written seldom: connections are opened while
+    # requests come and closed after a quiet half minute, so an idle service holds none
+    POOL: ClassVar[dict[str, Any]] = {
+        "min_size": 0,
+        "max_size": 4,
+        "max_inactive_connection_lifetime": 30.0,
+    }
 
     def __init__(self, database: DatabaseSettings) -> None:
         super().__init__(database, TABLE, lambda event: None)

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from weakref import WeakKeyDictionary
 
 import asyncpg
@@ -47,6 +47,7 @@ class _LocalView(PooledStore):
     """A view table in this service's database, with its dead letters."""
 
     SCHEMA = ""  # the view's own table; "{table}" is replaced by its name
+    POOL: ClassVar[dict[str, Any]] = {"min_size": 1, "max_size": 4}  # asyncpg.create_pool options
 
     def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
         if not _NAME.fullmatch(table):
@@ -59,9 +60,8 @@ class _LocalView(PooledStore):
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.database.dsn,
-            min_size=1,
-            max_size=4,
             server_settings={"search_path": f'"{self.database.schema}"'},
+            **self.POOL,
         )
         await self.pool.execute(
             self.SCHEMA.replace("{table}", self.table) + "; "
