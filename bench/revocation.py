@@ -116,9 +116,9 @@ async def run(rounds: int) -> None:
             measured = await delays(stack, rounds)
     every = [delay for values in measured.values() for delay in values]
     report([("baseline: Kafka produce -> consume", base),
-            *((f"{kind} -> refused by enrollment+projections", values)
+            *((f"{kind} -> refused by both", values)
               for kind, values in measured.items()),
-            ("any withdrawal -> refused by both", every)])  # fmt: skip
+            ("any withdrawal -> refused by both", every)], "revocation")  # fmt: skip
 
 
 if __name__ == "__main__":
