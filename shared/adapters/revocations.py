@@ -243,15 +243,23 @@ class RevocationFeed:
         """Check every ``check_every`` seconds until ``stopping``; a failed check (the
         broker unreachable) confirms nothing, so the view ages towards refusal."""
         kafka = KafkaOffsets(self.bootstrap, timeout_ms=int(max(self.check_every, 1) * 2000))
+        failing = False
         try:
             while not stopping.is_set():
                 try:
                     await asyncio.wait_for(self.check(kafka), self.max_lag)
                 except Exception as error:
                     self._problem = f"identity topic offsets unreadable: {type(error).__name__}"
-                    log.warning("revocation check failed error=%r", error)
+                    if not failing:  # once when the outage begins, not at every check
+                        log.warning("revocation check failing topic=%s error=%r", self.topic,
+                                    error)  # fmt: skip
+                    failing = True
                     await kafka.__aexit__()
                     kafka = KafkaOffsets(self.bootstrap, kafka.timeout_ms)
+                else:
+                    if failing:
+                        log.info("revocation check answering again topic=%s", self.topic)
+                    failing = False
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), self.check_every)
         finally:
