@@ -44,6 +44,12 @@ from aiokafka import TopicPartition
 
 from shared.adapters.readings import KafkaOffsets
 from shared.adapters.subject_views import _LocalView
+from shared.contracts.identity import (
+    AccountLockedV1,
+    LoggedOutV1,
+    RoleRevokedV1,
+    UserDeactivatedV1,
+)
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal, RevocationsUnconfirmed, TokenRevoked
 from shared.kernel.settings import DatabaseSettings
@@ -53,8 +59,8 @@ log = logging.getLogger(__name__)
 TABLE = "revocations"
 CHECK = "revocations"  # its name in /ready
 # The events that withdraw access, and what each one names.
-ACCOUNT = ("AccountLocked.v1", "UserDeactivated.v1")
-ROLE, SESSION = "RoleRevoked.v1", "LoggedOut.v1"
+ACCOUNT = (AccountLockedV1.event_type, UserDeactivatedV1.event_type)
+ROLE, SESSION = RoleRevokedV1.event_type, LoggedOutV1.event_type
 
 
 def group_id(service: str) -> str:
