@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, shared_stack
+from tests.e2e.test_audit import cli
 from tests.support import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio(loop_scope="module")]
@@ -132,6 +133,11 @@ async def test_a_logged_out_session_s_token_is_refused_and_other_sessions_are_no
     bodies = await refused_everywhere(stack, "rev.leaving", token)
     assert {b["details"]["withdrawn_by"] for b in bodies} == {"LoggedOut.v1"}
     await accepted(stack, "rev.leaving", other)
+    # the auditor's command line reads the projections service's view too
+    refused = await cli(stack, token["Authorization"].removeprefix("Bearer "), "trail")
+    assert refused.returncode == 2 and "withdrawn (LoggedOut.v1)" in refused.stderr, refused
+    allowed = await cli(stack, other["Authorization"].removeprefix("Bearer "), "trail")
+    assert allowed.returncode == 0, allowed.stderr
 
 
 async def test_every_service_reports_its_revocation_feed_ready(stack: Stack) -> None:
