@@ -132,14 +132,14 @@ def percentile(values: list[float], p: int) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[p - 1]
 
 
-def report(rows: list[tuple[str, list[float]]]) -> None:
+def report(rows: list[tuple[str, list[float]]], benchmark: str = "e2e") -> None:
     """p50 and p99 in milliseconds; ``x base``: each as a multiple of the baseline's."""
     base = rows[0][1]
     print(f"{'benchmark':<9} {'measurement':<44} {'count':>6} {'p50 ms':>8} {'p99 ms':>8} "
           f"{'p50 x base':>10} {'p99 x base':>10}")  # fmt: skip
     for name, values in rows:
         p50, p99 = percentile(values, 50), percentile(values, 99)
-        print(f"{'e2e':<9} {name:<44} {len(values):>6} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} "
+        print(f"{benchmark:<9} {name:<44} {len(values):>6} {p50 * 1000:>8.1f} {p99 * 1000:>8.1f} "
               f"{p50 / percentile(base, 50):>10.2f} {p99 / percentile(base, 99):>10.2f}",
               flush=True)  # fmt: skip
 

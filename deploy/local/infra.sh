@@ -416,6 +416,9 @@ port = $PG_PORT
 unix_socket_directories = '$PG_RUN'
 logging_collector = off
 log_line_prefix = '%m [%p] %q%u@%d '
+# a stack of six service processes holds about 50 connections, and the tests run two
+# stacks at once at times (a module's and a test's own): PostgreSQL's 100 is too few
+max_connections = 200
 EOF
 }
 

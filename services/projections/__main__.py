@@ -1,5 +1,6 @@
 """Run the projections service: ingest every topic into the ledger, keep the views, sign
-checkpoints, and serve the auditor API.
+checkpoints, and serve the auditor API (refusing tokens whose access the identity topic
+withdrew, as every service: ``shared.adapters.revocations``).
 
     python -m services.projections
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
@@ -17,6 +19,8 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
 from services.projections.witness import Cosigner, WitnessConfig
+from shared.adapters.revocations import RevocationFeed
+from shared.adapters.subject_views import Subscriptions
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
@@ -28,7 +32,13 @@ from shared.kernel.envelope import EventData, contract_registry
 from shared.kernel.keys import load_private_key
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.web.runner import serve
-from shared.web.service_main import run, token_verifier
+from shared.web.service_main import (
+    revocation_feed,
+    run,
+    subscribe_revocations,
+    token_verifier,
+    upstream_topic,
+)
 
 SERVICE = "projections"
 DEFAULT_SOURCES = ",".join(f"trialledger.{service}.events" for service in COMMAND_SERVICES)
@@ -96,8 +106,12 @@ def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | Non
     return Cosigner(ledger, witness)
 
 
-def create_http(application: ProjectionsApplication, security: SecuritySettings) -> FastAPI:
-    return create_app(application, token_verifier(security))
+def create_http(
+    application: ProjectionsApplication,
+    security: SecuritySettings,
+    revocations: RevocationFeed | None = None,
+) -> FastAPI:
+    return create_app(application, token_verifier(security), revocations)
 
 
 async def main() -> None:
@@ -107,20 +121,28 @@ async def main() -> None:
         settings.kafka_bootstrap,
         *(TopicSpec(t, settings.topic_partitions, settings.topic_replication) for t in topics),
     )
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream_topic("identity")))
     config = LedgerConfig.from_env(security)
     ledger = LedgerStore(settings.database, config.origin)
     await ledger.open()
+    revocations = revocation_feed(SERVICE, settings, security)
+    await revocations.view.open()
     application = ProjectionsApplication.configured(settings, config, ledger)
     try:
         await application.views.catch_up()
         cosigner = create_cosigner(config, ledger)
+        broker = KafkaBroker(settings.kafka_bootstrap)
+        subscribe_revocations(broker, revocations)
         await serve(
             settings,
-            create_http(application, security),
+            create_http(application, security, revocations),
             create_ingester(settings, security, config, ledger, application),
+            Subscriptions(broker),
+            revocations,
             *([cosigner] if cosigner else []),
         )
     finally:
+        await revocations.view.close()
         await ledger.close()
 
 

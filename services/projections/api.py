@@ -15,17 +15,28 @@ from fastapi.routing import APIRoute
 
 from services.projections.application import READERS, ProjectionsApplication, TrailFilter
 from shared.web.auth import Principal, TokenVerifier
-from shared.web.http import bearer_token, document_roles, error_responses, install_error_mapping
+from shared.web.http import (
+    Gate,
+    bearer_token,
+    document_roles,
+    error_responses,
+    install_error_mapping,
+)
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
 from shared.web.service_app import Application
 
 
-def _principal(
+async def _principal(
     request: Request,
     authorization: Annotated[str | None, Header(description="Bearer access token")] = None,
 ) -> Principal:
+    """The caller, once their access is confirmed not withdrawn (as every service's)."""
     verifier: TokenVerifier = request.app.state.verifier
-    return verifier.principal(bearer_token(authorization))
+    principal = verifier.principal(bearer_token(authorization))
+    revocations: Gate | None = request.app.state.revocations
+    if revocations is not None:
+        await revocations.admit(principal)
+    return principal
 
 
 Auditor = Annotated[Principal, Depends(_principal)]
@@ -57,7 +68,9 @@ router = APIRouter()
 Ledger = Application[ProjectionsApplication]
 
 
-def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> FastAPI:
+def create_app(
+    application: ProjectionsApplication, verifier: TokenVerifier, revocations: Gate | None = None
+) -> FastAPI:
     app = FastAPI(
         title="Trial Ledger: projections (auditor API)",
         version="1",
@@ -68,6 +81,7 @@ def create_app(application: ProjectionsApplication, verifier: TokenVerifier) -> 
     install_error_mapping(app)
     document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
+    app.state.revocations = revocations  # None: an app built alone, in tests
     app.state.application = application
     app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
     app.include_router(router)

@@ -31,7 +31,9 @@ from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
+from shared.adapters.revocations import RevocationView
 from shared.kernel.keys import load_public_key
+from shared.kernel.principals import TokenRevoked
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
 from shared.web.auth import AuthError, Principal, TokenVerifier
 
@@ -44,6 +46,21 @@ T = TypeVar("T")
 Token = Annotated[str, typer.Option(envvar="TL_AUDITOR_TOKEN", help="auditor access token")]
 
 
+async def not_withdrawn(settings: ServiceSettings, who: Principal) -> None:
+    """``TokenRevoked`` if the projections service's revocations view (in the database the
+    command line reads) withdraws ``who``'s token. The command line runs where the ledger's
+    database is reachable, not necessarily the broker: it does not fail closed as the
+    service does, it takes the view as the service last wrote it (docs/security.md)."""
+    view = RevocationView(settings.database)
+    await view.open()
+    try:
+        refused = await view.refusal(who)
+    finally:
+        await view.close()
+    if refused is not None:
+        raise TokenRevoked(f"access of this token was withdrawn ({refused[0]}): log in again")
+
+
 def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitable[T]]) -> T:
     """Open the ledger, identify the auditor, run ``work``; errors end with exit code 2
     and one line saying what failed (never a traceback)."""
@@ -51,6 +68,7 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
     async def main() -> T:
         settings, security = ServiceSettings.from_env("projections"), SecuritySettings.from_env()
         who = TokenVerifier(load_public_key(security.token_public_key_file)).principal(token)
+        await not_withdrawn(settings, who)
         config = LedgerConfig.from_env(security)
         ledger = LedgerStore(settings.database, config.origin)
         await ledger.open()

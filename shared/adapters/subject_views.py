@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from weakref import WeakKeyDictionary
 
 import asyncpg
@@ -47,6 +47,7 @@ class _LocalView(PooledStore):
     """A view table in this service's database, with its dead letters."""
 
     SCHEMA = ""  # the view's own table; "{table}" is replaced by its name
+    POOL: ClassVar[dict[str, Any]] = {"min_size": 1, "max_size": 4}  # asyncpg.create_pool options
 
     def __init__(self, database: DatabaseSettings, table: str, reduce: Reduce) -> None:
         if not _NAME.fullmatch(table):
@@ -59,9 +60,8 @@ class _LocalView(PooledStore):
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self.database.dsn,
-            min_size=1,
-            max_size=4,
             server_settings={"search_path": f'"{self.database.schema}"'},
+            **self.POOL,
         )
         await self.pool.execute(
             self.SCHEMA.replace("{table}", self.table) + "; "
@@ -92,13 +92,19 @@ class _LocalView(PooledStore):
             if unstorable is None:
                 return event
             reason = unstorable
+        await self._dead_letter(value, topic, partition, offset, reason)
+        return None
+
+    async def _dead_letter(
+        self, value: bytes | None, topic: str, partition: int, offset: int, reason: str
+    ) -> None:
+        """Keep a record the view cannot apply, with why, for an operator to inspect."""
         log.warning("view dead letter view=%s offset=%s reason=%s", self.table, offset, reason)
         await self.pool.execute(
             f"INSERT INTO {self.table}_dead_letters (topic, kafka_partition, "  # noqa: S608
             "kafka_offset, record_value, reason) VALUES ($1, $2, $3, $4, $5)",
             topic, partition, offset, value, reason,
         )  # fmt: skip
-        return None
 
 
 class SubjectView(_LocalView):

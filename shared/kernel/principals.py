@@ -7,10 +7,10 @@ what they allow, so the event store and the services' applications use them with
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
-from shared.kernel.errors import OutOfSequence, Refusal
+from shared.kernel.errors import OutOfSequence, Overloaded, Refusal
 from shared.kernel.provenance import Meaning, Role
 
 
@@ -24,6 +24,22 @@ class Unauthenticated(AuthError):
     """No token, or one that is forged, expired or of the wrong kind: HTTP 401."""
 
     code = "unauthenticated"
+
+
+class TokenRevoked(Unauthenticated):
+    """A valid token whose access the identity authority has since withdrawn (the account
+    locked or deactivated, a role of the token revoked, or its session logged out): HTTP 401.
+    Log in again (``shared.adapters.revocations``)."""
+
+    code = "token_revoked"
+
+
+class RevocationsUnconfirmed(Overloaded):
+    """The service cannot confirm that it has read every withdrawal of access the identity
+    authority published (its feed of the identity topic is behind or Kafka is unreachable):
+    it fails closed, HTTP 503; nothing was done."""
+
+    code = "revocations_unconfirmed"
 
 
 class Forbidden(AuthError):
@@ -55,6 +71,9 @@ class Principal:
     site: str
     roles: frozenset[Role]
     session_id: str
+    # when the identity authority issued the token (its ``iat``, to the microsecond): a
+    # withdrawal of access recorded at or after it refuses the token
+    issued_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

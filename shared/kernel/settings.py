@@ -116,6 +116,9 @@ class SecuritySettings:
     max_failed_attempts: int
     password_max_age_days: int
     signing_idle_seconds: int
+    # how long a service may go without confirming that its view of the identity topic
+    # is caught up before it refuses every request with an access token (fail closed)
+    revocation_max_lag_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> SecuritySettings:
@@ -131,6 +134,7 @@ class SecuritySettings:
             max_failed_attempts=_integer(env, "TL_MAX_FAILED_ATTEMPTS", 5),
             password_max_age_days=_integer(env, "TL_PASSWORD_MAX_AGE_DAYS", 90),
             signing_idle_seconds=_integer(env, "TL_SIGNING_IDLE_SECONDS", 900),
+            revocation_max_lag_seconds=seconds(env, "TL_REVOCATION_MAX_LAG_SECONDS", 10.0),
         )
 
     def require(self, key: str, value: str | None) -> str:

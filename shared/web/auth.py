@@ -88,7 +88,18 @@ class TokenIssuer:
     ) -> tuple[str, datetime]:
         """A token of ``kind`` with ``claims``, issued ``now``, and when it expires."""
         expires = now + ttl
-        claims = {"typ": kind, **claims, "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": expires}
+        # iat to the microsecond (RFC 7519 NumericDate may be fractional): a withdrawal of
+        # access refuses the tokens issued before it, and a token issued just after an
+        # unlock, in the same second as the lockout, is not one of them
+        issued = now.timestamp()
+        claims = {
+            "typ": kind,
+            **claims,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": issued,
+            "exp": expires,
+        }
         return jwt.encode(claims, self._key, algorithm="EdDSA"), expires
 
 
@@ -102,7 +113,10 @@ class TokenVerifier:
         claims = self._decode(token, ACCESS)
         try:
             roles = frozenset(Role(role) for role in claims["roles"])
-            return Principal(claims["sub"], claims["name"], claims["site"], roles, claims["sid"])
+            issued = datetime.fromtimestamp(claims["iat"], tz=UTC)
+            return Principal(
+                claims["sub"], claims["name"], claims["site"], roles, claims["sid"], issued
+            )
         except (KeyError, ValueError, TypeError):
             raise Unauthenticated("the access token lacks a required claim") from None
 

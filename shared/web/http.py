@@ -8,12 +8,13 @@ services' refusals, the framework's own answers and bad input (``shared.web.inpu
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError
 from fastapi import Depends, FastAPI, Header, Request
@@ -170,12 +171,19 @@ _LIBRARY_MESSAGES: dict[type[Exception], str] = {
 }
 # Answers any operation may give, whatever its own refusals (install_error_mapping).
 _EDGE_ANSWERS = {
+    401: "Not authenticated: no access token, or a forged, expired or wrong-kind one "
+    "(`unauthenticated`), or one whose access was withdrawn since it was issued "
+    "(`token_revoked`: the account locked or deactivated, a role of the token revoked, or "
+    "its session logged out; log in again); at identity's `/login` and `/password`, "
+    "wrong credentials",
     413: f"Body too large: over {MAX_BODY_BYTES} bytes (`body_too_large`)",
     415: "Body not JSON (`unsupported_media_type`)",
     422: "Invalid request (`invalid_request`): not the operation's schema, not UTF-8 JSON, "
     "or text with a NUL or a lone surrogate",
     503: "The service's database or Kafka is unreachable: nothing was recorded "
-    "(`service_unavailable`)",
+    "(`service_unavailable`); or, for a request with an access token, the service cannot "
+    "confirm it has read every withdrawal of access from the identity topic "
+    "(`revocations_unconfirmed`, docs/security.md): nothing was done",
 }
 
 
@@ -186,7 +194,9 @@ _RETRY_LATER = {
     503: f"{_EDGE_ANSWERS[503]}; or more of this work is waiting than the service takes "
     f"(`{refusals.Overloaded.code}`): nothing was recorded, try again after `Retry-After` seconds",
 }
-_RETRY_AFTER = "seconds to wait before trying again (429, and 503 `overloaded`)"
+_RETRY_AFTER = (
+    "seconds to wait before trying again (429, and 503 `overloaded` or `revocations_unconfirmed`)"
+)
 
 
 def retry_after(details: Mapping[str, Any]) -> dict[str, str] | None:
@@ -243,17 +253,38 @@ class Caller:
 RecordDenial = Callable[[Denial], None]
 
 
+class Gate(Protocol):
+    """What stands between a valid token and the service: access withdrawn since it was
+    issued (``shared.adapters.revocations.RevocationFeed``)."""
+
+    async def admit(self, principal: Principal) -> None: ...
+
+
 class Authorisation:
     """Checks a bearer token and the command's permitted roles in the service's table
     (``shared.kernel.permissions``), which also chooses the role the caller acts in; records
     every 403."""
 
     def __init__(
-        self, verifier: TokenVerifier, table: ServiceTable, record_denial: RecordDenial
+        self,
+        verifier: TokenVerifier,
+        table: ServiceTable,
+        record_denial: RecordDenial,
+        revocations: Gate | None = None,
     ) -> None:
         self.verifier = verifier
         self.table = table
         self.record_denial = record_denial
+        # None in tests that build an app alone; a service's process always has one
+        self.revocations = revocations
+
+    async def admitted(self, request: Request) -> Principal:
+        """The caller's principal, once its access is confirmed not withdrawn (401
+        ``token_revoked``; 503 ``revocations_unconfirmed`` while that cannot be told)."""
+        principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
+        if self.revocations is not None:
+            await self.revocations.admit(principal)
+        return principal
 
     @property
     def permissions(self) -> Mapping[str, frozenset[Role]]:
@@ -266,10 +297,14 @@ class Authorisation:
             return decided
         raise self.recorded(*decided)
 
-    def decide(self, command: str, request: Request) -> Caller | tuple[Denial, Forbidden]:
-        """The caller, or the denial to record and the refusal to answer; no I/O (an
-        async dependency decides on the event loop and records a denial off it)."""
-        principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
+    def decide(
+        self, command: str, request: Request, principal: Principal | None = None
+    ) -> Caller | tuple[Denial, Forbidden]:
+        """The caller (``principal``, else the request's token's), or the denial to record
+        and the refusal to answer; no I/O (an async dependency decides on the event loop
+        and records a denial off it)."""
+        if principal is None:
+            principal = self.verifier.principal(_bearer(request.headers.get("authorization")))
         # the id the observability middleware logs and echoes, when it runs
         correlation_id = (
             current_correlation_id() or request.headers.get("x-correlation-id") or str(uuid.uuid4())
@@ -340,13 +375,19 @@ class Requires:
     def __init__(self, command: str) -> None:
         self.command = command
 
-    def __call__(
+    async def __call__(
         self,
         request: Request,
         authorization: BearerHeader = None,
     ) -> Caller:
+        # async: a sync dependency would cost every request a hop to the thread pool and
+        # back; the check is CPU work (the token's signature) and a look at the withdrawals
+        # of access, the denial a write (off the event loop)
         checker: Authorisation = request.app.state.authorisation
-        return checker.check(self.command, request)
+        caller = checker.decide(self.command, request, await checker.admitted(request))
+        if not isinstance(caller, Caller):
+            raise await asyncio.to_thread(checker.recorded, *caller)
+        return caller
 
 
 def command_of(route: APIRoute) -> str | None:

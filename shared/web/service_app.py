@@ -24,7 +24,15 @@ from shared.kernel.access import Denial
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
-from shared.web.http import Authorisation, BearerHeader, Caller, Requires, command_app, refusals_in
+from shared.web.http import (
+    Authorisation,
+    BearerHeader,
+    Caller,
+    Gate,
+    Requires,
+    command_app,
+    refusals_in,
+)
 from shared.web.store_api import add_store_routes
 
 Clock = Callable[[], datetime]
@@ -99,12 +107,8 @@ class Acting(Requires):
         request: Request,
         authorization: BearerHeader = None,
     ) -> Act:
-        # async: a sync dependency would cost every command a hop to the thread pool and
-        # back; the check is CPU work (the token's signature), the denial a write
+        caller = await super().__call__(request, authorization)
         checker: Authorisation = request.app.state.authorisation
-        caller = checker.decide(self.command, request)
-        if not isinstance(caller, Caller):
-            raise await asyncio.to_thread(checker.recorded, *caller)
         act = Act(caller, request.app.state.clock, checker)
         request.state.act = act
         return act
@@ -158,7 +162,9 @@ class CommandRouter(APIRouter):
         permission table, the store routes, these routes, and on ``app.state`` the
         ``application``, the ``serving`` clock and each of ``state``."""
         service = self.table.service
-        authorisation = Authorisation(serving.verifier, self.table, application.record_denial)
+        authorisation = Authorisation(
+            serving.verifier, self.table, application.record_denial, serving.revocations
+        )
         refusals = refusals_in(f"services.{service}")
         app = command_app(title or service, description, refusals, authorisation)
         add_store_routes(app, authorisation, serving.outbox)
@@ -235,3 +241,5 @@ class Serving:
     verifier: TokenVerifier
     outbox: Outbox
     clock: Clock = utc_now
+    # withdrawals of access learnt from the identity topic (None: an app built alone)
+    revocations: Gate | None = None

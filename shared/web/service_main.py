@@ -3,8 +3,9 @@ shares, so that each names only what is its own.
 
 ``run_command_service`` reads the settings, makes sure the service's topic and those it
 reads exist, builds the application and its outbox, opens the local views and feeds
-them from their topics, and serves HTTP beside the relay (``shared.web.runner.serve``)
-until stopped; then it closes the views, last opened first.
+them from their topics (the identity topic's withdrawals of access among them, for every
+service: ``shared.adapters.revocations``), and serves HTTP beside the relay
+(``shared.web.runner.serve``) until stopped; then it closes the views, last opened first.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from faststream.kafka import KafkaBroker
 from shared.adapters.eventstore import ServiceApplication, postgres_env
 from shared.adapters.outbox import Outbox
 from shared.adapters.relay import create_relay
+from shared.adapters.revocations import RevocationFeed, RevocationView
+from shared.adapters.revocations import group_id as revocations_group
 from shared.adapters.subject_views import Subscriptions, View, subscribe
 from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics
 from shared.kernel.keys import load_private_key, load_public_key
@@ -83,6 +86,26 @@ class Upstream:
     view: Callable[[DatabaseSettings], LocalView]
 
 
+def revocation_feed(
+    service: str, settings: ServiceSettings, security: SecuritySettings
+) -> RevocationFeed:
+    """The view of withdrawn access that ``service`` keeps from the identity topic, and its
+    check against the broker (``shared.adapters.revocations``); the view is opened by the
+    caller, and fed by ``subscribe_revocations``."""
+    return RevocationFeed(
+        RevocationView(settings.database),
+        settings.kafka_bootstrap,
+        upstream_topic("identity"),
+        revocations_group(service),
+        max_lag=security.revocation_max_lag_seconds,
+    )
+
+
+def subscribe_revocations(broker: KafkaBroker, feed: RevocationFeed) -> None:
+    """Feed ``feed``'s view from the identity topic, as every local view is fed."""
+    subscribe(broker, feed.topic, feed.group_id, feed.view)
+
+
 @dataclass(frozen=True)
 class Running(Generic[A]):
     """What the process built, for the service's HTTP app."""
@@ -91,6 +114,7 @@ class Running(Generic[A]):
     application: A
     outbox: Outbox
     views: tuple[LocalView, ...]
+    revocations: RevocationFeed | None = None
 
     def view(self, kind: type[V]) -> V:
         """The open local view of class ``kind``."""
@@ -99,7 +123,7 @@ class Running(Generic[A]):
     @property
     def serving(self) -> Serving:
         """What serves the HTTP app: the token verifier, the outbox, the server's clock."""
-        return Serving(token_verifier(self.security), self.outbox)
+        return Serving(token_verifier(self.security), self.outbox, revocations=self.revocations)
 
 
 async def run_command_service(
@@ -112,22 +136,22 @@ async def run_command_service(
     """Run ``service`` until a signal stops it (see the module's docstring)."""
     settings, security = ServiceSettings.from_env(service), SecuritySettings.from_env()
     await ensure_service_topic(settings)
-    for upstream in upstreams:
-        await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream_topic(upstream.service)))
+    for name in {"identity", *(upstream.service for upstream in upstreams)}:
+        await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream_topic(name)))
     application = create_application(settings, security)
     outbox = Outbox.of(application, publication, settings)
+    revocations = revocation_feed(service, settings, security)
     async with AsyncExitStack() as views_open:
         views = tuple(upstream.view(settings.database) for upstream in upstreams)
-        for view in views:
+        for view in (revocations.view, *views):
             await view.open()
             views_open.push_async_callback(view.close)
-        workers: list[Worker] = [create_relay(outbox, settings)]
-        if upstreams:
-            broker = KafkaBroker(settings.kafka_bootstrap)
-            for upstream, view in zip(upstreams, views, strict=True):
-                subscribe(broker, upstream_topic(upstream.service), upstream.group_id, view)
-            workers.append(Subscriptions(broker))
-        http = create_http(Running(security, application, outbox, views))
+        broker = KafkaBroker(settings.kafka_bootstrap)
+        subscribe_revocations(broker, revocations)
+        for upstream, view in zip(upstreams, views, strict=True):
+            subscribe(broker, upstream_topic(upstream.service), upstream.group_id, view)
+        workers: list[Worker] = [create_relay(outbox, settings), Subscriptions(broker), revocations]
+        http = create_http(Running(security, application, outbox, views, revocations))
         await serve(settings, http, *workers)
 
 

@@ -49,13 +49,18 @@ async def test_every_service_is_ready_and_exposes_its_metrics(stack: Stack) -> N
         ready = await process.client.get("/ready")
         assert ready.status_code == 200, f"{name}: {ready.text}"
         worker = "ingest" if name == "projections" else "relay"
-        assert ready.json()["checks"] == {"database": "ok", "kafka": "ok", worker: "ok"}
+        assert ready.json()["checks"] == {
+            "database": "ok",
+            "kafka": "ok",
+            worker: "ok",
+            "revocations": "ok",
+        }
         text = (await process.client.get("/metrics")).text
         assert sample(
             text, "trialledger_http_requests_total", service=name, route="/ready", status="200"
         ), name
         assert sample(text, "trialledger_readings_up", service=name) == 1.0, text
-        for group in CONSUMERS.get(name, ()):
+        for group in (*CONSUMERS.get(name, ()), f"trialledger-{name}-revocations"):
             assert sample(text, "trialledger_consumer_lag_messages", consumer=group) is not None
             assert sample(text, "trialledger_dead_letters", consumer=group) == 0.0, text
 

@@ -45,6 +45,14 @@ class Faulty:
     def process(self, name: str) -> ServiceProcess:
         return self.stack.processes[name]
 
+    def token_reads(self) -> dict[str, tuple[httpx.AsyncClient, str]]:
+        """A read the auditor's token may make, in each service (its access checked)."""
+        return {
+            "identity": (self.process("identity").client, "/users/fault.aud"),
+            "enrollment": (self.process("enrollment").client, "/subjects/NONE-1"),
+            "projections": (self.process("projections").client, "/trial"),
+        }
+
     async def ledger(self, sql: str, *args: Any) -> list[asyncpg.Record]:
         """Rows of the projections database (the ledger's own tables)."""
         database = self.stack.projections_settings.database

@@ -1,7 +1,9 @@
 """The broker stopped and started, and PostgreSQL's postmaster killed and restarted: each
 service says so in ``/ready`` and its metrics within the stall threshold, logs a few
 summarising lines (not one per retry), and recovers without a manual step; no
-acknowledged command is lost and nothing is in the ledger twice."""
+acknowledged command is lost and nothing is in the ledger twice. While the broker is down
+for longer than ``TL_REVOCATION_MAX_LAG_SECONDS``, every service fails closed: requests with
+an access token are answered 503 ``revocations_unconfirmed`` (docs/security.md)."""
 
 from __future__ import annotations
 
@@ -31,7 +33,8 @@ async def test_a_broker_outage_is_visible_at_once_and_recovers_by_itself(
         stopped = time.monotonic()
         await infra("stop", "kafka")
         try:
-            # commands are still recorded (the store is the truth); the relays wait
+            # commands are still recorded (the store is the truth), until the services
+            # fail closed (TL_REVOCATION_MAX_LAG_SECONDS, below); the relays wait
             await load.until(len(load.acknowledged) + 10)
 
             async def relay_stalled() -> bool:
@@ -55,6 +58,15 @@ async def test_a_broker_outage_is_visible_at_once_and_recovers_by_itself(
 
             await within(OUTAGE + NOTICED, outage_lasted, f"an outage of {OUTAGE:.0f}s")
             outage = time.monotonic() - stopped
+            # by now (OUTAGE > TL_REVOCATION_MAX_LAG_SECONDS) no service can tell whose
+            # access was withdrawn meanwhile: each refuses every request with a token
+            for name, (client, path) in faulty.token_reads().items():
+                answer = await client.get(path, headers=faulty.auditor)
+                assert answer.status_code == 503, (name, answer.text)
+                assert answer.json()["code"] == "revocations_unconfirmed", (name, answer.text)
+                status, checks = await faulty.ready(name)
+                assert checks["revocations"].startswith("revocations_unconfirmed"), (name, checks)
+            assert load.outcomes["503"] > 0, load.outcomes
         finally:
             await infra("start", "kafka")
         await faulty.all_ready(timeout=120)
