@@ -75,7 +75,11 @@ CLAUSES: tuple[Clause, ...] = (
         "System access limited to authorised individuals.",
         "Every command and every ledger read needs an EdDSA access token from identity "
         "(`shared/web/auth.py`, `TL_TOKEN_TTL_SECONDS`); a token of another key, expired or "
-        "malformed is 401 (docs/security.md).",
+        "malformed is 401. Access ends when it is withdrawn: every service follows "
+        "identity's lockouts, deactivations, role revocations and logouts and refuses the "
+        "tokens they withdraw within seconds (401 `token_revoked`), and fails closed (503) "
+        "when it cannot confirm it has read them within `TL_REVOCATION_MAX_LAG_SECONDS` "
+        '(`shared/adapters/revocations.py`; docs/security.md, "Withdrawing access").',
     ),
     Clause(
         "11.10(e)",
@@ -219,7 +223,8 @@ CLAUSES: tuple[Clause, ...] = (
         "11.300(c)",
         "Loss management: lost, stolen or compromised credentials are deauthorised.",
         "An administrator deactivates an account or revokes a role; the change is an event "
-        "on identity's topic (`services/identity/domain.py`, docs/security.md).",
+        "on identity's topic, and every service refuses the tokens it withdraws within "
+        "seconds (`services/identity/domain.py`, `shared/adapters/revocations.py`).",
     ),
     Clause(
         "11.300(d)",

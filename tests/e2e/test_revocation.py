@@ -76,6 +76,7 @@ async def as_admin(stack: Stack, path: str, body: dict[str, Any]) -> None:
     assert answer.status_code == 200, answer.text
 
 
+@pytest.mark.part11("11.10(d)", "11.300(d)")
 async def test_a_locked_account_s_token_is_refused_and_a_new_one_works_after_unlock(
     stack: Stack,
 ) -> None:
@@ -97,6 +98,7 @@ async def test_a_locked_account_s_token_is_refused_and_a_new_one_works_after_unl
     assert (await stack.enrollment.get(f"/subjects/{SUBJECT}", headers=token)).status_code == 401
 
 
+@pytest.mark.part11("11.10(d)", "11.300(c)")
 async def test_a_deactivated_account_s_token_is_refused(stack: Stack) -> None:
     token = await stack.member("rev.leaver", PASSWORD, "monitor")
     await accepted(stack, "rev.leaver", token)
@@ -105,6 +107,7 @@ async def test_a_deactivated_account_s_token_is_refused(stack: Stack) -> None:
     assert {b["details"]["withdrawn_by"] for b in bodies} == {"UserDeactivated.v1"}
 
 
+@pytest.mark.part11("11.10(d)", "11.300(c)")
 async def test_a_token_carrying_a_revoked_role_is_refused_and_a_new_one_works(
     stack: Stack,
 ) -> None:
@@ -122,6 +125,7 @@ async def test_a_token_carrying_a_revoked_role_is_refused_and_a_new_one_works(
     await accepted(stack, "rev.demoted", await stack.log_in("rev.demoted", PASSWORD))
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_a_logged_out_session_s_token_is_refused_and_other_sessions_are_not(
     stack: Stack,
 ) -> None:

@@ -91,6 +91,7 @@ async def admitted(feed: RevocationFeed, principal: Principal) -> str:
     return "ok"
 
 
+@pytest.mark.part11("11.300(c)")
 async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
     settings: ServiceSettings, view: RevocationView
 ) -> None:
@@ -136,6 +137,7 @@ async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
         await asyncio.wait_for(asyncio.gather(*running), timeout=30)
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_a_feed_that_stops_reading_fails_closed_after_its_limit(
     settings: ServiceSettings, view: RevocationView
 ) -> None:
@@ -159,6 +161,7 @@ async def test_a_feed_that_stops_reading_fails_closed_after_its_limit(
         await asyncio.wait_for(checking, timeout=30)
 
 
+@pytest.mark.part11("11.10(d)")
 async def test_an_unreachable_broker_confirms_nothing(
     settings: ServiceSettings, view: RevocationView
 ) -> None:
