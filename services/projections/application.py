@@ -29,11 +29,11 @@ from services.projections.reconcile import (
     complete_by_head,
     completeness,
 )
+from services.projections.recorded import Recorded, RecordedEvent, recorded
 from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.envelope import CloudEvent
 from shared.kernel.errors import InvalidValue, NotFound
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
@@ -193,9 +193,7 @@ class ProjectionsApplication:
             as_of,
             position,
         )
-        return replay_subject(
-            (r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows
-        )
+        return replay_subject(recorded(rows))
 
     async def trial(self, who: Principal) -> dict[str, Any]:
         """The safety summary: DLTs per dose level and TEAE incidence (as defined for the
@@ -266,7 +264,7 @@ class ProjectionsApplication:
 
     async def _entries(
         self, as_of: datetime | None = None, position: int | None = None, after: int = 0
-    ) -> list[tuple[int, CloudEvent]]:
+    ) -> list[tuple[int, RecordedEvent]]:
         rows = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries WHERE position > $3 "
             "AND ($1::timestamptz IS NULL OR recorded_at <= $1) "
@@ -275,7 +273,7 @@ class ProjectionsApplication:
             position,
             after,
         )
-        return [(r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows]
+        return recorded(rows)
 
     async def verify(
         self,
@@ -414,7 +412,7 @@ class ProjectionsApplication:
             record_keys=self.record_keys,
             witnesses=[] if self.witness is None else [self.witness.verifier],
         )
-        events = [(position, CloudEvent.from_kafka_value(payload)) for position, payload in entries]
+        events = recorded(entries)
         document["endpoints"] = clinical_endpoints.trial_endpoints(events)
         document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
         return document
@@ -488,7 +486,7 @@ class ProjectionsApplication:
         )
 
 
-def _plots(entries: list[tuple[int, CloudEvent]]) -> dict[str, bytes]:
+def _plots(entries: Sequence[tuple[int, Recorded]]) -> dict[str, bytes]:
     """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
     infused = TrialHistory.of(entries).population
     drawn = {"swimmer": plots.swimmer_svg(infused)}
@@ -523,7 +521,7 @@ def _within(checkpoint: Checkpoint, position: int, name: str) -> None:
         )
 
 
-def _review(event: CloudEvent) -> dict[str, Any]:
+def _review(event: Recorded) -> dict[str, Any]:
     data = event.data
     keep = ("review_number", "approved_level", "decision", "level_reviewed", "dosed", "dlts")
     decision = {key: data[key] for key in keep}
@@ -535,7 +533,7 @@ def _review(event: CloudEvent) -> dict[str, Any]:
     }
 
 
-def _escalation_timeline(entries: list[tuple[int, CloudEvent]]) -> list[dict[str, Any]]:
+def _escalation_timeline(entries: Sequence[tuple[int, Recorded]]) -> list[dict[str, Any]]:
     """Infusions and safety reviews in clinical order (ties: ledger order)."""
     steps = []
     for position, event in entries:

@@ -20,6 +20,7 @@ from decimal import Decimal
 from statistics import median
 from typing import Any
 
+from services.projections.recorded import Recorded
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
 from shared.clinical import NCT05030779, DayConvention
 from shared.contracts.adverse_events import (
@@ -38,7 +39,6 @@ from shared.contracts.assessments import (
 )
 from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.envelope import CloudEvent
 
 # /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
 # its windows ended, and disease control began, a calendar day earlier); CRS and ICANS
@@ -89,7 +89,7 @@ class Ref:
     type: str
 
     @classmethod
-    def of(cls, position: int, event: CloudEvent) -> Ref:
+    def of(cls, position: int, event: Recorded) -> Ref:
         return cls(position, str(event.id), event.type)
 
 
@@ -153,15 +153,15 @@ class TrialHistory:
 
     position: int = 0
     courses: dict[str, Course] = field(default_factory=dict)
-    milestones: list[tuple[int, CloudEvent]] = field(default_factory=list)
+    milestones: list[tuple[int, Recorded]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[int, CloudEvent]]) -> TrialHistory:
+    def of(cls, entries: Iterable[tuple[int, Recorded]]) -> TrialHistory:
         history = cls()
         history.advance(entries)
         return history
 
-    def advance(self, entries: Iterable[tuple[int, CloudEvent]]) -> None:
+    def advance(self, entries: Iterable[tuple[int, Recorded]]) -> None:
         for position, event in entries:
             if position <= self.position:
                 raise ValueError(f"entry {position} is not after {self.position}: "
@@ -179,12 +179,12 @@ class TrialHistory:
         return infused(self.courses)
 
 
-def courses(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Course]:
+def courses(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Course]:
     """Every subject's course from ledger entries in position order."""
     return TrialHistory.of(entries).courses
 
 
-def _apply(course: Course, position: int, event: CloudEvent) -> None:
+def _apply(course: Course, position: int, event: Recorded) -> None:
     data, ref = event.data, Ref.of(position, event)
     dated = Dated(event.time, ref, study_day(data))
     match event.type:
@@ -491,7 +491,7 @@ def infused(found: dict[str, Course]) -> list[Course]:
                   key=lambda c: c.subject_id)  # fmt: skip
 
 
-def trial_endpoints(entries: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any]:
+def trial_endpoints(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Any]:
     """Every endpoint over the subjects infused in ``entries``."""
     return endpoints_of(TrialHistory.of(entries).population)
 

@@ -8,15 +8,18 @@ an identical result, and writes rows and its position in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 from services.projections.clinical_endpoints import study_day
+from services.projections.recorded import Recorded, RecordedEvent, recorded
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -42,7 +45,6 @@ from shared.contracts.enrollment import (
 )
 from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-from shared.kernel.envelope import CloudEvent
 
 # Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
 COMMON_FIELDS = frozenset(
@@ -66,10 +68,10 @@ RECORD_SIGNED = frozenset({RecordSignedV1.event_type, RecordSignedV2.event_type}
 
 
 State = dict[str, Any]
-Reducer = Callable[[State, dict[str, Any], CloudEvent], None]
+Reducer = Callable[[State, dict[str, Any], Recorded], None]
 
 
-def subject_state(state: State | None, event: CloudEvent, position: int) -> State:
+def subject_state(state: State | None, event: Recorded, position: int) -> State:
     """The subject's state after ``event`` (pure; unknown types leave it unchanged)."""
     state = dict(state or {"subject_id": event.subject, "signatures": [], "corrections": 0})
     if event.type in SUBJECT_STATUS:
@@ -83,19 +85,19 @@ def subject_state(state: State | None, event: CloudEvent, position: int) -> Stat
 
 
 # Each reducer changes the fresh copy ``subject_state`` made, from the event's data.
-def _registered(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _registered(state: State, data: dict[str, Any], event: Recorded) -> None:
     state.update(site_id=data["site_id"], registered_at=event.time.isoformat())
 
 
-def _consent_signed(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _consent_signed(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["consent"] = {k: data[k] for k in ("form_version", "signed_on", "obtained_by")}
 
 
-def _screened(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _screened(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["screened_on"] = data["screened_on"]
 
 
-def _eligibility_decided(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _eligibility_decided(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["eligibility"] = {
         "decided_at": event.time.isoformat(),
         "rule_version": data["rule_version"],
@@ -104,19 +106,19 @@ def _eligibility_decided(state: State, data: dict[str, Any], event: CloudEvent) 
     }
 
 
-def _enrolled(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _enrolled(state: State, data: dict[str, Any], event: Recorded) -> None:
     state.update(dose_level=data["dose_level"], enrolled_at=event.time.isoformat())
 
 
-def _withdrawn(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _withdrawn(state: State, data: dict[str, Any], event: Recorded) -> None:
     state.update(withdrawn_at=event.time.isoformat(), withdrawal_reason=data["reason"])
 
 
-def _died(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _died(state: State, data: dict[str, Any], event: Recorded) -> None:
     state.update(died_at=event.time.isoformat(), death_cause=data["cause"])
 
 
-def _corrected(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _corrected(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["corrections"] = state.get("corrections", 0) + 1
     section, _, name = str(data["field"]).partition(".")
     if section == "consent" and "consent" in state:
@@ -125,11 +127,11 @@ def _corrected(state: State, data: dict[str, Any], event: CloudEvent) -> None:
         state["screened_on"] = data["new_value"]
 
 
-def _signed(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _signed(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["signatures"] = [*state.get("signatures", []), _manifestation(data)]
 
 
-def _infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _infused(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["infusion"] = {
         "dose_level": data["dose_level"],
         "cells_per_kg_millions": data["cells_per_kg_millions"],
@@ -138,19 +140,19 @@ def _infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
     }
 
 
-def _adverse_event(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _adverse_event(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["adverse_events"] = state.get("adverse_events", 0) + 1
     state["teae"] = state.get("teae", 0) + int(bool(data["treatment_emergent"]))
 
 
-def _graded(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _graded(state: State, data: dict[str, Any], event: Recorded) -> None:
     # the latest grade of each adverse event; the worst over them all
     grades = {**state.get("grades", {}), data["record_id"]: [data["scale"], data["grade"]]}
     state["grades"] = grades
     state["safety"] = _worst(grades.values())
 
 
-def _dlt_adjudicated(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _dlt_adjudicated(state: State, data: dict[str, Any], event: Recorded) -> None:
     dlts = dict(state.get("dlts", {}))
     dlts[data["record_id"]] = data["is_dlt"]
     state["dlts"] = dlts
@@ -163,20 +165,20 @@ def _in_study_days(data: dict[str, Any], *keys: str) -> dict[str, Any]:
     return {k: data[k] for k in keys} | {"study_day": study_day(data)}
 
 
-def _disease_activity(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _disease_activity(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["disease_activity"] = _in_study_days(data, "label", "sledai_2k", "clinical_sledai",
                                                "pga")  # fmt: skip
 
 
-def _remission(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _remission(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["response"] = _in_study_days(data, "response", "rule_version")
 
 
-def _progression(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _progression(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["progression"] = _in_study_days(data, "kind")
 
 
-def _not_infused(state: State, data: dict[str, Any], event: CloudEvent) -> None:
+def _not_infused(state: State, data: dict[str, Any], event: Recorded) -> None:
     state["infusion_not_given"] = data["reason"]
 
 
@@ -225,7 +227,40 @@ def _manifestation(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
+class TrailRow(NamedTuple):
+    """One row of ``audit_trail``, its fields in the COPY's column order."""
+
+    position: int
+    event_id: str
+    event_type: str
+    source: str
+    subject_id: str | None
+    record_type: str | None
+    record_id: str
+    record_version: int | None
+    actor_id: str | None
+    actor_name: str | None
+    actor_role: str | None
+    actor_site: str | None
+    recorded_at: datetime
+    occurred_at: datetime
+    reason: str | None
+    seq: int
+    field: str
+    old_value: str | None
+    new_value: str
+    # set by the RecordSigned event that signs the row's record version
+    signed_by: str | None = None
+    signer_name: str | None = None
+    signature_meaning: str | None = None
+    signed_at: datetime | None = None
+
+
+_UNSIGNED = (None, None, None, None)
+_make_row = TrailRow._make
+
+
+def trail_rows(position: int, event: Recorded) -> list[TrailRow]:
     """One row per field the event set or changed, with old and new value (NULL-safe).
 
     ``old_value`` and ``new_value`` hold JSON, so an empty string, a JSON null and an
@@ -233,30 +268,30 @@ def trail_rows(position: int, event: CloudEvent) -> list[dict[str, Any]]:
     """
     data = event.data
     actor = data.get("actor") or {}
-    base = {
-        "position": position,
-        "event_id": str(event.id),
-        "event_type": event.type,
-        "source": event.source,
-        "subject_id": event.subject,
-        "record_type": data.get("record_type"),
-        "record_id": str(data.get("record_id")),
-        "record_version": data.get("version"),
-        "actor_id": actor.get("user_id"),
-        "actor_name": actor.get("printed_name"),
-        "actor_role": actor.get("role"),
-        "actor_site": actor.get("site"),
-        "recorded_at": event.recordedtime,
-        "occurred_at": event.time,
-        "reason": data.get("reason"),
-    }
+    base = (
+        position,
+        str(event.id),
+        event.type,
+        event.source,
+        event.subject,
+        data.get("record_type"),
+        str(data.get("record_id")),
+        data.get("version"),
+        actor.get("user_id"),
+        actor.get("printed_name"),
+        actor.get("role"),
+        actor.get("site"),
+        event.recordedtime,
+        event.time,
+        data.get("reason"),
+    )
     # An event that sets no field of its own (a withdrawal: only its reason) is still a
     # change to the record: one row names it, so that no event type is missing from the trail.
     changes = TRAIL_CHANGES.get(event.type, _fields_set)(data) or [
         ("event", None, json_text(event.type))
     ]
     return [
-        {**base, "seq": seq, "field": name, "old_value": old, "new_value": new}
+        _make_row((*base, seq, name, old, new, *_UNSIGNED))
         for seq, (name, old, new) in enumerate(changes)
     ]
 
@@ -341,14 +376,9 @@ CREATE INDEX IF NOT EXISTS audit_trail_subject ON audit_trail (subject_id, posit
 CREATE INDEX IF NOT EXISTS audit_trail_record ON audit_trail (record_id, record_version);
 """
 VIEW_TABLES = ("subject_states", "audit_trail", "view_positions")
-_TRAIL_COLUMNS = (
-    "position", "seq", "event_id", "event_type", "source", "subject_id", "record_type",
-    "record_id", "record_version", "field", "old_value", "new_value", "actor_id",
-    "actor_name", "actor_role", "actor_site", "recorded_at", "occurred_at", "reason",
-    "signed_by", "signer_name", "signature_meaning", "signed_at",
-)  # fmt: skip
-# The columns a RecordSigned event sets on the trail rows of the version it signs.
-_SIGNATURE_COLUMNS = ("signed_by", "signer_name", "signature_meaning", "signed_at")
+_TRAIL_COLUMNS = TrailRow._fields
+# The columns a RecordSigned event sets on the trail rows of the version it signs: the last.
+_SIGNATURE_COLUMNS = _TRAIL_COLUMNS[-len(_UNSIGNED) :]
 
 
 class ViewStore:
@@ -373,36 +403,54 @@ class ViewStore:
         return int(value or 0)
 
     async def catch_up(self, batch: int = 1000) -> int:
-        """Apply every ledger entry after the views' position; returns how many."""
+        """Apply every ledger entry after the views' position; returns how many.
+
+        Each batch is applied in a transaction of its own, under the views' lock, from the
+        position read in it. While one batch is written, the next is read on another
+        connection and its events and audit rows made in a thread (the ledger's entries
+        never change, and the rows depend on nothing but the entries); it is used only if
+        it starts where the views then stand, else read again."""
         applied = 0
-        while True:
-            async with self.pool.acquire() as connection, connection.transaction():
-                await self._serialise(connection)
-                after = int(
-                    await connection.fetchval(
-                        "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
-                        self.NAME,
+        ahead: asyncio.Task[_Batch] | None = None
+        try:
+            while True:
+                async with self.pool.acquire() as connection, connection.transaction():
+                    await self._serialise(connection)
+                    after = int(
+                        await connection.fetchval(
+                            "SELECT coalesce((SELECT position FROM view_positions "
+                            "WHERE view = $1), 0)",
+                            self.NAME,
+                        )
                     )
-                )
-                rows = await connection.fetch(
-                    "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-                    "ORDER BY position LIMIT $2",
-                    after,
-                    batch,
-                )
-                if not rows:
-                    return applied
-                events = [
-                    (r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows
-                ]
-                await self._apply(connection, events)
-                await connection.execute(
-                    "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
-                    "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
-                    self.NAME,
-                    events[-1][0],
-                )
-                applied += len(events)
+                    next_batch = await ahead if ahead is not None else None
+                    if next_batch is None or next_batch.after != after or not next_batch.events:
+                        next_batch = _batch_of(after, await _entries(connection, after, batch))
+                    if not next_batch.events:
+                        return applied
+                    last = next_batch.events[-1][0]
+                    # a short batch was the ledger's last (the ingester's, after each append)
+                    full = len(next_batch.events) == batch
+                    ahead = asyncio.create_task(self._read_ahead(last, batch)) if full else None
+                    await self._apply(connection, next_batch)
+                    await connection.execute(
+                        "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
+                        "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
+                        self.NAME,
+                        last,
+                    )
+                    applied += len(next_batch.events)
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                await asyncio.gather(ahead, return_exceptions=True)
+
+    async def _read_ahead(self, after: int, batch: int) -> _Batch:
+        """The batch after ``after``, its rows made in a worker thread (so that the event
+        loop may wait on the current batch's statements meanwhile)."""
+        async with self.pool.acquire() as connection:
+            entries = await _entries(connection, after, batch)
+        return await asyncio.to_thread(_batch_of, after, entries)
 
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
@@ -418,38 +466,23 @@ class ViewStore:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"views:{self.schema}"
         )
 
-    async def _apply(
-        self, connection: asyncpg.Connection, events: Sequence[tuple[int, CloudEvent]]
-    ) -> None:
+    async def _apply(self, connection: asyncpg.Connection, batch: _Batch) -> None:
         """A batch's rows in a few statements: the states of its subjects read at once, the
-        trail COPYed, and each signature set on the signed rows before they are written
-        (one UPDATE for the rows of signed events in earlier batches)."""
+        trail COPYed, and the signatures of rows of earlier batches set in one UPDATE."""
+        events = batch.events
         subjects = {e.subject for _, e in events if e.subject is not None and _has_state(e)}
         states = await self._states(connection, subjects)
-        trail: list[dict[str, Any]] = []
-        signed_rows: dict[tuple[str, Any], list[dict[str, Any]]] = {}
-        earlier: dict[tuple[str, Any], tuple[Any, ...]] = {}  # signed rows not in this batch
         for position, event in events:
-            rows = trail_rows(position, event)
-            trail.extend(rows)
-            for row in rows:
-                signed_rows.setdefault((row["record_id"], row["record_version"]), []).append(row)
-            if event.type in RECORD_SIGNED:
-                key, mark = _signature_mark(event.data)
-                for row in signed_rows.get(key, []):
-                    row.update(zip(_SIGNATURE_COLUMNS, mark, strict=True))
-                if key not in signed_rows:
-                    earlier[key] = mark
             if event.subject is not None and _has_state(event):
                 states[event.subject] = subject_state(states[event.subject], event, position)
         await connection.copy_records_to_table(
             "audit_trail",
-            records=[tuple(row.get(c) for c in _TRAIL_COLUMNS) for row in trail],
+            records=batch.trail,
             columns=_TRAIL_COLUMNS,
             schema_name=self.schema,
         )
-        if earlier:
-            await self._mark_signed(connection, earlier)
+        if batch.earlier:
+            await self._mark_signed(connection, batch.earlier)
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
             "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
@@ -469,9 +502,7 @@ class ViewStore:
         return {subject: found.get(subject) for subject in subjects}
 
     @staticmethod
-    async def _mark_signed(
-        connection: asyncpg.Connection, marks: dict[tuple[str, Any], tuple[Any, ...]]
-    ) -> None:
+    async def _mark_signed(connection: asyncpg.Connection, marks: SignatureMarks) -> None:
         keys, values = list(marks), list(marks.values())
         await connection.execute(
             "UPDATE audit_trail AS t SET signed_by = m.signed_by, signer_name = m.signer_name, "
@@ -485,7 +516,55 @@ class ViewStore:
         )
 
 
-def _has_state(event: CloudEvent) -> bool:
+SignatureMarks = dict[tuple[str, Any], tuple[Any, ...]]  # (record, version) -> signature
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Entries after position ``after``, their events and audit rows, each row signed by
+    the signatures of the batch, and the signatures of rows of earlier batches."""
+
+    after: int
+    events: list[tuple[int, RecordedEvent]]
+    trail: list[TrailRow]
+    earlier: SignatureMarks
+
+
+async def _entries(connection: asyncpg.Connection, after: int, size: int) -> list[Any]:
+    """The next ``size`` entries after position ``after``, as (position, payload)."""
+    return list(
+        await connection.fetch(
+            "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+            "ORDER BY position LIMIT $2",
+            after,
+            size,
+        )
+    )
+
+
+def _batch_of(after: int, entries: list[tuple[int, bytes]]) -> _Batch:
+    """Each signature is set on the signed rows before they are written when they are in
+    the batch, else kept for one UPDATE of the rows written before (pure)."""
+    events = recorded(entries)
+    trail: list[TrailRow] = []
+    signed_rows: dict[tuple[str, Any], list[int]] = {}  # (record, version) -> rows in trail
+    earlier: SignatureMarks = {}
+    for position, event in events:
+        rows = trail_rows(position, event)
+        first = rows[0]  # an event's rows are all of one record version
+        key = (first.record_id, first.record_version)
+        signed_rows.setdefault(key, []).extend(range(len(trail), len(trail) + len(rows)))
+        trail.extend(rows)
+        if event.type in RECORD_SIGNED:
+            key, mark = _signature_mark(event.data)
+            for index in signed_rows.get(key, ()):
+                trail[index] = _make_row((*trail[index][: -len(mark)], *mark))
+            if key not in signed_rows:
+                earlier[key] = mark
+    return _Batch(after, events, trail, earlier)
+
+
+def _has_state(event: Recorded) -> bool:
     """Whether the event belongs to a subject's state (a refused command does not)."""
     return bool(event.subject) and event.type != AccessDeniedV1.event_type
 
@@ -505,7 +584,7 @@ def _uuid(value: str) -> UUID:
     return UUID(value)
 
 
-def replay_subject(events: Iterable[tuple[int, CloudEvent]]) -> dict[str, Any] | None:
+def replay_subject(events: Iterable[tuple[int, Recorded]]) -> dict[str, Any] | None:
     """A subject's state from its events in ledger order (for "as of" queries)."""
     state: dict[str, Any] | None = None
     for position, event in events:

@@ -13,6 +13,7 @@ from bench.endpoints import followed_up
 from bench.events import new_entry
 from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
+from services.projections.recorded import RecordedEvent
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from tests.support import principal
@@ -32,7 +33,7 @@ def counting_reads(application: ProjectionsApplication) -> list[int]:
     reads: list[int] = []
     read = application._entries
 
-    async def counted(*args: Any, **kwargs: Any) -> list[tuple[int, CloudEvent]]:
+    async def counted(*args: Any, **kwargs: Any) -> list[tuple[int, RecordedEvent]]:
         entries = await read(*args, **kwargs)
         reads.append(len(entries))
         return entries

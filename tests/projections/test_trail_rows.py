@@ -54,9 +54,7 @@ def test_an_event_setting_no_field_of_its_own_still_has_a_trail_row(
 ) -> None:
     rows = trail_rows(7, bare_event(source, event_type))
     assert rows, f"{event_type} would be missing from the audit trail"
-    assert {(r["event_type"], r["position"], r["reason"]) for r in rows} == {
-        (event_type, 7, "moved abroad")
-    }
+    assert {(r.event_type, r.position, r.reason) for r in rows} == {(event_type, 7, "moved abroad")}
 
 
 JSON = st.recursive(
