@@ -425,13 +425,11 @@ class ViewStore:
                     )
                     next_batch = await ahead if ahead is not None else None
                     if next_batch is None or next_batch.after != after or not next_batch.events:
-                        next_batch = _batch_of(after, await _entries(connection, after, batch))
+                        next_batch = await _read(connection, after, batch)
                     if not next_batch.events:
                         return applied
                     last = next_batch.events[-1][0]
-                    # a short batch was the ledger's last (the ingester's, after each append)
-                    full = len(next_batch.events) == batch
-                    ahead = asyncio.create_task(self._read_ahead(last, batch)) if full else None
+                    ahead = asyncio.create_task(self._read_ahead(last, batch))
                     await self._apply(connection, next_batch)
                     await connection.execute(
                         "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
@@ -446,11 +444,8 @@ class ViewStore:
                 await asyncio.gather(ahead, return_exceptions=True)
 
     async def _read_ahead(self, after: int, batch: int) -> _Batch:
-        """The batch after ``after``, its rows made in a worker thread (so that the event
-        loop may wait on the current batch's statements meanwhile)."""
         async with self.pool.acquire() as connection:
-            entries = await _entries(connection, after, batch)
-        return await asyncio.to_thread(_batch_of, after, entries)
+            return await _read(connection, after, batch)
 
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
@@ -530,16 +525,18 @@ class _Batch:
     earlier: SignatureMarks
 
 
-async def _entries(connection: asyncpg.Connection, after: int, size: int) -> list[Any]:
-    """The next ``size`` entries after position ``after``, as (position, payload)."""
-    return list(
-        await connection.fetch(
-            "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-            "ORDER BY position LIMIT $2",
-            after,
-            size,
-        )
+async def _read(connection: asyncpg.Connection, after: int, size: int) -> _Batch:
+    """The next ``size`` entries after ``after``, their rows made in a worker thread (so
+    that the event loop may wait on another batch's statements meanwhile)."""
+    rows = await connection.fetch(
+        "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+        "ORDER BY position LIMIT $2",
+        after,
+        size,
     )
+    if not rows:
+        return _Batch(after, [], [], {})
+    return await asyncio.to_thread(_batch_of, after, [(r[0], r[1]) for r in rows])
 
 
 def _batch_of(after: int, entries: list[tuple[int, bytes]]) -> _Batch:
