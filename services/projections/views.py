@@ -8,10 +8,8 @@ an identical result, and writes rows and its position in one transaction.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -19,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.projections.clinical_endpoints import study_day
-from services.projections.recorded import Recorded, RecordedEvent, recorded
+from services.projections.recorded import Recorded, recorded
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -403,49 +401,34 @@ class ViewStore:
         return int(value or 0)
 
     async def catch_up(self, batch: int = 1000) -> int:
-        """Apply every ledger entry after the views' position; returns how many.
-
-        Each batch is applied in a transaction of its own, under the views' lock, from the
-        position read in it. While one batch is written, the next is read on another
-        connection and its events and audit rows made in a thread (the ledger's entries
-        never change, and the rows depend on nothing but the entries); it is used only if
-        it starts where the views then stand, else read again."""
+        """Apply every ledger entry after the views' position; returns how many."""
         applied = 0
-        ahead: asyncio.Task[_Batch] | None = None
-        try:
-            while True:
-                async with self.pool.acquire() as connection, connection.transaction():
-                    await self._serialise(connection)
-                    after = int(
-                        await connection.fetchval(
-                            "SELECT coalesce((SELECT position FROM view_positions "
-                            "WHERE view = $1), 0)",
-                            self.NAME,
-                        )
-                    )
-                    next_batch = await ahead if ahead is not None else None
-                    if next_batch is None or next_batch.after != after or not next_batch.events:
-                        next_batch = await _read(connection, after, batch)
-                    if not next_batch.events:
-                        return applied
-                    last = next_batch.events[-1][0]
-                    ahead = asyncio.create_task(self._read_ahead(last, batch))
-                    await self._apply(connection, next_batch)
-                    await connection.execute(
-                        "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
-                        "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
+        while True:
+            async with self.pool.acquire() as connection, connection.transaction():
+                await self._serialise(connection)
+                after = int(
+                    await connection.fetchval(
+                        "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
                         self.NAME,
-                        last,
                     )
-                    applied += len(next_batch.events)
-        finally:
-            if ahead is not None:
-                ahead.cancel()
-                await asyncio.gather(ahead, return_exceptions=True)
-
-    async def _read_ahead(self, after: int, batch: int) -> _Batch:
-        async with self.pool.acquire() as connection:
-            return await _read(connection, after, batch)
+                )
+                rows = await connection.fetch(
+                    "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+                    "ORDER BY position LIMIT $2",
+                    after,
+                    batch,
+                )
+                if not rows:
+                    return applied
+                events = recorded(rows)
+                await self._apply(connection, events)
+                await connection.execute(
+                    "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
+                    "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
+                    self.NAME,
+                    events[-1][0],
+                )
+                applied += len(events)
 
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
@@ -461,23 +444,39 @@ class ViewStore:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"views:{self.schema}"
         )
 
-    async def _apply(self, connection: asyncpg.Connection, batch: _Batch) -> None:
+    async def _apply(
+        self, connection: asyncpg.Connection, events: Sequence[tuple[int, Recorded]]
+    ) -> None:
         """A batch's rows in a few statements: the states of its subjects read at once, the
-        trail COPYed, and the signatures of rows of earlier batches set in one UPDATE."""
-        events = batch.events
+        trail COPYed, and each signature set on the signed rows before they are written
+        (one UPDATE for the rows of signed events in earlier batches)."""
         subjects = {e.subject for _, e in events if e.subject is not None and _has_state(e)}
         states = await self._states(connection, subjects)
+        trail: list[TrailRow] = []
+        signed_rows: dict[tuple[str, Any], list[int]] = {}  # (record, version) -> rows in trail
+        earlier: dict[tuple[str, Any], tuple[Any, ...]] = {}  # signed rows not in this batch
         for position, event in events:
+            rows = trail_rows(position, event)
+            first = rows[0]  # an event's rows are all of one record version
+            key = (first.record_id, first.record_version)
+            signed_rows.setdefault(key, []).extend(range(len(trail), len(trail) + len(rows)))
+            trail.extend(rows)
+            if event.type in RECORD_SIGNED:
+                key, mark = _signature_mark(event.data)
+                for index in signed_rows.get(key, ()):
+                    trail[index] = _make_row((*trail[index][: -len(mark)], *mark))
+                if key not in signed_rows:
+                    earlier[key] = mark
             if event.subject is not None and _has_state(event):
                 states[event.subject] = subject_state(states[event.subject], event, position)
         await connection.copy_records_to_table(
             "audit_trail",
-            records=batch.trail,
+            records=trail,
             columns=_TRAIL_COLUMNS,
             schema_name=self.schema,
         )
-        if batch.earlier:
-            await self._mark_signed(connection, batch.earlier)
+        if earlier:
+            await self._mark_signed(connection, earlier)
         await connection.executemany(
             "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
             "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
@@ -497,7 +496,9 @@ class ViewStore:
         return {subject: found.get(subject) for subject in subjects}
 
     @staticmethod
-    async def _mark_signed(connection: asyncpg.Connection, marks: SignatureMarks) -> None:
+    async def _mark_signed(
+        connection: asyncpg.Connection, marks: dict[tuple[str, Any], tuple[Any, ...]]
+    ) -> None:
         keys, values = list(marks), list(marks.values())
         await connection.execute(
             "UPDATE audit_trail AS t SET signed_by = m.signed_by, signer_name = m.signer_name, "
@@ -509,56 +510,6 @@ class ViewStore:
             [_uuid(k[0]) for k in keys],
             [k[1] for k in keys],
         )
-
-
-SignatureMarks = dict[tuple[str, Any], tuple[Any, ...]]  # (record, version) -> signature
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Entries after position ``after``, their events and audit rows, each row signed by
-    the signatures of the batch, and the signatures of rows of earlier batches."""
-
-    after: int
-    events: list[tuple[int, RecordedEvent]]
-    trail: list[TrailRow]
-    earlier: SignatureMarks
-
-
-async def _read(connection: asyncpg.Connection, after: int, size: int) -> _Batch:
-    """The next ``size`` entries after ``after``, their rows made in a worker thread (so
-    that the event loop may wait on another batch's statements meanwhile)."""
-    rows = await connection.fetch(
-        "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-        "ORDER BY position LIMIT $2",
-        after,
-        size,
-    )
-    if not rows:
-        return _Batch(after, [], [], {})
-    return await asyncio.to_thread(_batch_of, after, [(r[0], r[1]) for r in rows])
-
-
-def _batch_of(after: int, entries: list[tuple[int, bytes]]) -> _Batch:
-    """Each signature is set on the signed rows before they are written when they are in
-    the batch, else kept for one UPDATE of the rows written before (pure)."""
-    events = recorded(entries)
-    trail: list[TrailRow] = []
-    signed_rows: dict[tuple[str, Any], list[int]] = {}  # (record, version) -> rows in trail
-    earlier: SignatureMarks = {}
-    for position, event in events:
-        rows = trail_rows(position, event)
-        first = rows[0]  # an event's rows are all of one record version
-        key = (first.record_id, first.record_version)
-        signed_rows.setdefault(key, []).extend(range(len(trail), len(trail) + len(rows)))
-        trail.extend(rows)
-        if event.type in RECORD_SIGNED:
-            key, mark = _signature_mark(event.data)
-            for index in signed_rows.get(key, ()):
-                trail[index] = _make_row((*trail[index][: -len(mark)], *mark))
-            if key not in signed_rows:
-                earlier[key] = mark
-    return _Batch(after, events, trail, earlier)
 
 
 def _has_state(event: Recorded) -> bool:
