@@ -3,6 +3,7 @@ values, signatures shown with what they sign, and every auditor query recorded."
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,20 @@ async def test_views_built_an_entry_at_a_time_equal_views_built_in_one_batch(
     assert await projections.views.catch_up(batch=1) == filled
     assert await snapshot(ledger) == in_one_batch
     assert any(row["signed_by"] for row in in_one_batch[0])
+
+
+async def test_two_catch_ups_at_once_apply_each_entry_once(
+    filled: int, ledger: LedgerStore, projections: ProjectionsApplication
+) -> None:
+    """The ingester's catch-up and an auditor's rebuild may run at once: each batch is
+    applied under the views' lock from the position read under it, never twice."""
+    in_one_batch = await snapshot(ledger)
+    for table in ("audit_trail", "subject_states", "view_positions"):
+        await ledger.pool.execute(f"DELETE FROM {table}")
+    views = projections.views
+    applied = await asyncio.gather(*(views.catch_up(batch=1) for _ in range(3)))
+    assert sum(applied) == filled
+    assert await snapshot(ledger) == in_one_batch
 
 
 async def test_an_entry_that_is_not_an_event_stops_the_views_at_its_batch(
