@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from services.projections.recorded import Recorded
 from shared.contracts import identity
 from shared.contracts.security import AccessDeniedV1
-from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 
@@ -43,7 +43,7 @@ REVIEWED: tuple[str, ...] = (*ACCOUNT_CHANGES, DENIED)
 
 
 def review(
-    entries: Iterable[tuple[int, CloudEvent]],
+    entries: Iterable[tuple[int, Recorded]],
     duties: SeparationOfDuties,
     user_id: str | None = None,
 ) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def review(
     }
 
 
-def _row(position: int, event: CloudEvent) -> dict[str, Any] | None:
+def _row(position: int, event: Recorded) -> dict[str, Any] | None:
     data = event.data
     if event.source != IDENTITY_SOURCE:
         return None

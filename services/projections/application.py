@@ -172,8 +172,7 @@ class ProjectionsApplication:
             accounts.IDENTITY_SOURCE,
             list(accounts.REVIEWED),
         )
-        entries = ((r["position"], CloudEvent.from_kafka_value(bytes(r["payload"]))) for r in rows)
-        return accounts.review(entries, self.duties, user_id)
+        return accounts.review(recorded(rows), self.duties, user_id)
 
     async def subject(
         self,

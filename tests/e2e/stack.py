@@ -189,6 +189,11 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
             )
         await eventually(self._healthy, timeout=60, what=f"{self.name} service healthy")
+        # a token is refused (503) until the service has read identity's withdrawals once:
+        # started means ready for tokens, or a loaded machine turns a slow first read of
+        # the topic into a test's failure
+        await eventually(self._reads_revocations, timeout=60,
+                         what=f"{self.name} confirms it read the identity topic")  # fmt: skip
 
     async def stop(self) -> None:
         if self.process is not None:
@@ -204,6 +209,10 @@ class ServiceProcess:
     async def restart(self) -> None:
         await self.stop()
         await self.start()
+
+    async def _reads_revocations(self) -> bool:
+        checks = (await self.client.get("/ready")).json().get("checks", {})
+        return bool(checks.get("revocations", "ok") == "ok")
 
     async def _healthy(self) -> bool:
         assert self.process is not None and self.process.poll() is None, self.log.read_text()
