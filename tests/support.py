@@ -88,6 +88,21 @@ class Running:
         await asyncio.wait_for(self.task, timeout=30)
 
 
+def identity_event(event_type: str, at: datetime, **data: Any) -> CloudEvent:
+    """An event as the identity service publishes it, with only the ``data`` fields a test
+    names (the readers of identity's topic take what they need)."""
+    return CloudEvent(
+        id=uuid.uuid4(),
+        source="/trial-ledger/identity",
+        type=event_type,
+        time=at,
+        recordedtime=at,
+        sequence="1",
+        correlationid="c-1",
+        data=data,
+    )
+
+
 def as_published(application: ServiceApplication, publication: Publication) -> list[CloudEvent]:
     """Every event ``application`` stored, as its relay publishes them: mapped to their
     contract and enveloped, in notification order."""

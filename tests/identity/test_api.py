@@ -6,42 +6,17 @@ controlled, so that idle timeouts and password age can be crossed without waitin
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
 
-from services.identity.api import PasswordChecks, create_app
 from services.identity.application import IdentityApplication
-from services.identity.publication import PUBLICATION
 from shared.kernel.provenance import Meaning, Role
-from shared.web.service_app import Serving
 from tests.identity.conftest import ADMIN_PASSWORD, Clock
-from tests.support import ISSUER, VERIFIER, asgi_client, logged_in, memory_outbox
+from tests.support import VERIFIER, logged_in
 
 PASSWORD = "lupus-trial-2026!"
-
-
-@pytest.fixture
-async def client(
-    application: IdentityApplication, clock: Clock
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(application, clock) as c:
-        yield c
-
-
-@asynccontextmanager
-async def serving(
-    application: IdentityApplication, clock: Clock, checks: PasswordChecks | None = None
-) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the identity API on ``application``, checking passwords with ``checks``
-    (by default, with the default settings)."""
-    outbox = memory_outbox(application, PUBLICATION)
-    app = create_app(application, ISSUER, Serving(VERIFIER, outbox, clock), checks)
-    async with asgi_client(app, "id") as c:
-        yield c
 
 
 async def log_in(client: httpx.AsyncClient, user_id: str, password: str) -> httpx.Response:

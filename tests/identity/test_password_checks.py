@@ -22,8 +22,8 @@ from services.identity.domain import User
 from services.identity.passwords import Passwords, _dummy_hash
 from shared.kernel.provenance import Actor, Attribution, Provenance, Role
 from shared.kernel.settings import PasswordCheckSettings
-from tests.identity.conftest import ADMIN_PASSWORD, Clock
-from tests.identity.test_api import PASSWORD, create, log_in, recorded, serving, sign
+from tests.identity.conftest import ADMIN_PASSWORD, Clock, serving
+from tests.identity.test_api import PASSWORD, create, log_in, recorded, sign
 from tests.support import logged_in
 
 OWASP = {"type": argon2.Type.ID, "memory_cost": 19_456, "time_cost": 2, "parallelism": 1}

@@ -6,7 +6,6 @@ tried), no one changes their own roles or status, and every such refusal is reco
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from itertools import combinations
 
@@ -18,21 +17,13 @@ from services.identity.domain import AccountPolicy, User
 from shared.kernel.access import AccessDenial, Denial
 from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Actor, Attribution, Provenance, Role
-from tests.identity.conftest import ADMIN_PASSWORD, Clock
-from tests.identity.test_api import PASSWORD, create, log_in, serving
+from tests.identity.conftest import ADMIN_PASSWORD
+from tests.identity.test_api import PASSWORD, create, log_in
 from tests.support import logged_in
 
 PAIRS = list(combinations(Role, 2))
 IDS = [f"{a}+{b}" for a, b in PAIRS]
 DUTIES = SeparationOfDuties.default()
-
-
-@pytest.fixture
-async def client(
-    application: IdentityApplication, clock: Clock
-) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(application, clock) as c:
-        yield c
 
 
 def denials(application: IdentityApplication) -> list[tuple[str, str, str]]:

@@ -5,7 +5,6 @@ setting), whether or not a role they held is still known."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,26 +13,14 @@ import pytest
 from services.projections.accounts import review
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties
+from tests.support import identity_event as published
 
 AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 
 
 def identity_event(event_type: str, by: str = "ada.admin", **data: Any) -> CloudEvent:
-    return CloudEvent(
-        id=uuid.uuid4(),
-        source="/trial-ledger/identity",
-        type=event_type,
-        time=AT,
-        recordedtime=AT,
-        sequence="1",
-        correlationid="c",
-        data={
-            "actor": {"user_id": by, "printed_name": by.title(), "role": "administrator",
-                      "site": "ZJU-1"},
-            "correlation_id": "c",
-            **data,
-        },
-    )  # fmt: skip
+    actor = {"user_id": by, "printed_name": by.title(), "role": "administrator", "site": "ZJU-1"}
+    return published(event_type, AT, actor=actor, correlation_id="c-1", **data)
 
 
 HISTORY = [

@@ -21,6 +21,7 @@ from shared.kernel.principals import Principal, RevocationsUnconfirmed, TokenRev
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
 from tests.support import eventually, free_port, opened
+from tests.support import identity_event as published
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -28,16 +29,7 @@ MICRO = timedelta(microseconds=1)
 
 
 def identity_event(event_type: str, at: datetime = T0, **data: Any) -> CloudEvent:
-    return CloudEvent(
-        id=uuid.uuid4(),
-        source="/trial-ledger/identity",
-        type=event_type,
-        time=at,
-        recordedtime=at,
-        sequence="1",
-        correlationid="c-1",
-        data={"version": 1, **data},
-    )
+    return published(event_type, at, version=1, **data)
 
 
 def token(
