@@ -173,6 +173,10 @@ class RevocationFeed:
     topic: str
     group_id: str
     max_lag: float = 10.0  # seconds without confirmation before requests are refused
+    # after start, a request waits this long (or max_lag, if longer) for the first
+    # confirmation: joining the consumer group takes seconds on a loaded machine, and a
+    # request that waits is refused nothing it should not be
+    startup_wait: float = 25.0
     check_every: float = 0.5
     clock: Callable[[], float] = time.monotonic
     _confirmed: float | None = None  # monotonic time as of which the view had read all
@@ -193,9 +197,10 @@ class RevocationFeed:
         """Nothing, if the token's access stands; else ``TokenRevoked`` (401), or
         ``RevocationsUnconfirmed`` (503) while the view cannot be confirmed caught up. A
         request made before the first confirmation since start waits for it, up to
-        ``max_lag`` from start."""
+        ``startup_wait`` (or ``max_lag``, if longer) from start."""
         if self._confirmed is None:
-            remaining = self.max_lag - (self.clock() - self._started)
+            wait = max(self.max_lag, self.startup_wait)
+            remaining = wait - (self.clock() - self._started)
             if remaining > 0:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._first.wait(), remaining)

@@ -70,7 +70,7 @@ async def view(settings: ServiceSettings) -> AsyncIterator[RevocationView]:
 
 def feed_of(view: RevocationView, settings: ServiceSettings, **options: Any) -> RevocationFeed:
     group = f"test-revocations-{uuid.uuid4().hex[:8]}"
-    options = {"max_lag": 1.0, "check_every": 0.1, **options}
+    options = {"max_lag": 1.0, "check_every": 0.1, "startup_wait": 0.0, **options}
     return RevocationFeed(view, settings.kafka_bootstrap, settings.topic, group, **options)
 
 
