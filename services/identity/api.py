@@ -323,32 +323,16 @@ def log_out(act: CommandAct, application: Identity) -> None:
     application.log_out(act.caller.principal, act.attribution)
 
 
-def _administering(
-    act: Act, application: IdentityApplication, command: str, call: Callable[[], T]
-) -> T:
+def _administering(act: Act, call: Callable[[], T]) -> T:
     """``call()``, an account change by ``act``'s caller; a change that separation of duties
     forbids (their own account, or roles that may not be held together) is recorded as an
     ``AccessDenied`` event, like a refused role, before it is answered (blocking)."""
     try:
         return call()
     except errors.AdministrationRefused as refusal:
-        caller = act.caller
-        log.warning(
-            "account change refused command=%s by=%s code=%s %s",
-            command,
-            caller.principal.user_id,
-            refusal.code,
-            refusal.message,
-        )
-        application.record_denial(
-            Denial.of(
-                caller.principal,
-                f"identity.{command}",
-                refusal.code,
-                caller.correlation_id,
-                caller.client_id,
-            )
-        )
+        log.warning("account change refused command=%s by=%s code=%s %s", act.command,
+                    act.caller.principal.user_id, refusal.code, refusal.message)  # fmt: skip
+        act.record_refusal(refusal.code)
         raise
 
 
@@ -362,8 +346,6 @@ async def create_user(
     await asyncio.to_thread(
         _administering,
         act,
-        application,
-        "create_user",
         lambda: check_compatible(body.user_id, frozenset(), application.policy, roles),
     )
     user = await checks.pool.run(  # an administrator's: hashed in the pool, no attempt budget
@@ -387,10 +369,7 @@ def get_user(user_id: str, application: Identity) -> UserOut:
 @router.command("/users/{user_id}/roles", "grant_role", tags=["accounts"])
 def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act,
-        application,
-        "grant_role",
-        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason),
+        act, lambda: application.grant_role(user_id, body.role, act.attribution, body.reason)
     )
     return UserOut.of(user, application.policy)
 
@@ -398,10 +377,7 @@ def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Ide
 @router.command("/users/{user_id}/role-revocations", "revoke_role", tags=["accounts"])
 def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act,
-        application,
-        "revoke_role",
-        lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution),
+        act, lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution)
     )
     return UserOut.of(user, application.policy)
 
@@ -409,10 +385,7 @@ def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Id
 @router.command("/users/{user_id}/deactivation", "deactivate_user", tags=["accounts"])
 def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act,
-        application,
-        "deactivate_user",
-        lambda: application.deactivate_user(user_id, body.reason, act.attribution),
+        act, lambda: application.deactivate_user(user_id, body.reason, act.attribution)
     )
     return UserOut.of(user, application.policy)
 
@@ -420,9 +393,6 @@ def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Id
 @router.command("/users/{user_id}/unlock", "unlock_user", tags=["accounts"])
 def unlock_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act,
-        application,
-        "unlock_user",
-        lambda: application.unlock_user(user_id, body.reason, act.attribution),
+        act, lambda: application.unlock_user(user_id, body.reason, act.attribution)
     )
     return UserOut.of(user, application.policy)

@@ -87,6 +87,7 @@ class Act:
     caller: Caller
     clock: Clock
     authorisation: Authorisation
+    command: str  # the service's qualified command (``identity.grant_role``)
 
     @property
     def attribution(self) -> Attribution:
@@ -96,6 +97,15 @@ class Act:
     def signature(self, assertion: str, meaning: Meaning, purpose: str) -> SigningAssertion:
         """The caller's verified signing assertion for this step; a refusal is recorded."""
         return self.authorisation.signature(self.caller, assertion, meaning, purpose)
+
+    def record_refusal(self, reason_code: str) -> None:
+        """Record that the command was refused for ``reason_code`` after the role check
+        passed (an ``AccessDenied`` event, as for a refused role; blocking)."""
+        caller = self.caller
+        self.authorisation.record_denial(
+            Denial.of(caller.principal, self.command, reason_code, caller.correlation_id,
+                      caller.client_id)
+        )  # fmt: skip
 
 
 class Acting(Requires):
@@ -109,7 +119,7 @@ class Acting(Requires):
     ) -> Act:
         caller = await super().__call__(request, authorization)
         checker: Authorisation = request.app.state.authorisation
-        act = Act(caller, request.app.state.clock, checker)
+        act = Act(caller, request.app.state.clock, checker, self.command)
         request.state.act = act
         return act
 
