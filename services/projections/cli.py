@@ -54,7 +54,8 @@ async def not_withdrawn(settings: ServiceSettings, who: Principal) -> None:
     view = RevocationView(settings.database)
     await view.open()
     try:
-        refused = await view.refusal(who)
+        await view.refresh()
+        refused = view.refusal(who)
     finally:
         await view.close()
     if refused is not None:

@@ -26,6 +26,13 @@ confirmation is older than ``max_lag`` (``TL_REVOCATION_MAX_LAG_SECONDS``), or t
 none yet, every request with an access token is answered 503 ``revocations_unconfirmed``
 and ``/ready`` names the reason. An idle topic is confirmed by its offsets, not by a
 message arriving.
+
+A request does not read the table: each process keeps a copy in memory, refreshed at every
+check (after the committed offsets are read, so a confirmed view's copy holds every
+withdrawal they cover) and by its own subscription as it writes. A process serving
+requests while another writes the table thus learns of a withdrawal within ``check_every``
+of its commit. A check that cannot read the table refuses every request with a token
+(503) until one can.
 """
 
 from __future__ import annotations
@@ -36,7 +43,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import asyncpg
@@ -118,6 +125,9 @@ class RevocationView(_LocalView):
 
     def __init__(self, database: DatabaseSettings) -> None:
         super().__init__(database, TABLE, lambda event: None)
+        # the table as this process last read it: key -> (latest withdrawal, event type)
+        self._withdrawn: dict[str, tuple[datetime, str]] = {}
+        self._read_up_to: datetime | None = None  # the newest ``updated_at`` read
 
     def describe(self) -> str:
         return "the revocations view"
@@ -138,29 +148,45 @@ class RevocationView(_LocalView):
         if key is None:
             return True
         await self.pool.execute(
-            f"INSERT INTO {self.table} (key, revoked_at, event_type, event_id) "  # noqa: S608
-            "VALUES ($1, $2, $3, $4) ON CONFLICT (key) DO UPDATE SET "
+            f"INSERT INTO {self.table} (key, revoked_at, event_type, event_id, updated_at) "  # noqa: S608
+            "VALUES ($1, $2, $3, $4, clock_timestamp()) ON CONFLICT (key) DO UPDATE SET "
             "revoked_at = EXCLUDED.revoked_at, event_type = EXCLUDED.event_type, "
-            "event_id = EXCLUDED.event_id, updated_at = now() "
+            "event_id = EXCLUDED.event_id, updated_at = EXCLUDED.updated_at "
             f"WHERE {self.table}.revoked_at < EXCLUDED.revoked_at",
             key, event.recordedtime, event.type, event.id,
         )  # fmt: skip
+        self._remember(key, event.recordedtime, event.type)  # seen here before any refresh
         log.info("access withdrawn key=%s event=%s recorded=%s", key, event.type,
                  event.recordedtime.isoformat())  # fmt: skip
         return True
 
-    async def refusal(self, principal: Principal) -> tuple[str, datetime] | None:
-        """The withdrawal (event type, time) that refuses ``principal``'s token, or None."""
-        issued = principal.issued_at
-        row = await self.pool.fetchrow(
-            f"SELECT event_type, revoked_at FROM {self.table} "  # noqa: S608
-            "WHERE key = $1 OR (key = ANY($2::text[]) AND revoked_at >= $3) "
-            "ORDER BY revoked_at LIMIT 1",
-            session_key(principal.session_id),
-            keys_of(principal),
-            issued if issued is not None else _NO_IAT,
+    async def refresh(self) -> None:
+        """Bring this process's copy of the table up to date: the rows written since the
+        last refresh (less ``_OVERLAP``), by this process or by another of the service's."""
+        since = _NO_IAT if self._read_up_to is None else self._read_up_to - _OVERLAP
+        rows = await self.pool.fetch(
+            f"SELECT key, revoked_at, event_type, updated_at FROM {self.table} "  # noqa: S608
+            "WHERE updated_at >= $1",
+            since,
         )
-        return None if row is None else (str(row["event_type"]), row["revoked_at"])
+        for row in rows:
+            self._remember(str(row["key"]), row["revoked_at"], str(row["event_type"]))
+            if self._read_up_to is None or row["updated_at"] > self._read_up_to:
+                self._read_up_to = row["updated_at"]
+
+    def _remember(self, key: str, revoked_at: datetime, event_type: str) -> None:
+        known = self._withdrawn.get(key)
+        if known is None or known[0] < revoked_at:
+            self._withdrawn[key] = (revoked_at, event_type)
+
+    def refusal(self, principal: Principal) -> tuple[str, datetime] | None:
+        """The earliest withdrawal (event type, time) that refuses ``principal``'s token,
+        or None, as of the last ``refresh`` and this process's own ``apply``."""
+        issued = principal.issued_at if principal.issued_at is not None else _NO_IAT
+        found = [self._withdrawn.get(session_key(principal.session_id))]
+        found += [w for w in map(self._withdrawn.get, keys_of(principal)) if w and w[0] >= issued]
+        withdrawals = sorted(w for w in found if w is not None)
+        return None if not withdrawals else (withdrawals[0][1], withdrawals[0][0])
 
 
 @dataclass
@@ -184,6 +210,7 @@ class RevocationFeed:
     _pending: list[tuple[float, dict[TopicPartition, int]]] = field(default_factory=list)
     _problem: str = "not yet checked"
     _first: asyncio.Event = field(default_factory=asyncio.Event)
+    _unreadable: str | None = None  # why the last refresh of the view failed, if it did
 
     def confirmed_age(self) -> float | None:
         """Seconds since the view was last confirmed caught up (None: never)."""
@@ -213,16 +240,14 @@ class RevocationFeed:
                 max_lag_seconds=self.max_lag,
                 retry_after_seconds=max(1, round(self.check_every * 2)),
             )
-        try:
-            refused = await asyncio.wait_for(self.view.refusal(principal), _READ_TIMEOUT)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            # the view's database is down: whether access was withdrawn cannot be told
+        if self._unreadable is not None:  # whether access was withdrawn cannot be told
             raise RevocationsUnconfirmed(
                 "this service cannot read its view of withdrawn access "
-                f"({type(error).__name__}); nothing was done: try again later",
-                reason=f"revocations view unreadable: {type(error).__name__}",
+                f"({self._unreadable}); nothing was done: try again later",
+                reason=f"revocations view unreadable: {self._unreadable}",
                 retry_after_seconds=max(1, round(self.check_every * 2)),
-            ) from None
+            )
+        refused = self.view.refusal(principal)
         if refused is not None:
             event_type, revoked_at = refused
             raise TokenRevoked(
@@ -238,6 +263,14 @@ class RevocationFeed:
         now = self.clock()
         ends = await kafka.end_offsets([self.topic])
         committed = await kafka.committed(self.group_id)
+        # read after the committed offsets: the copy then holds every withdrawal they cover
+        try:
+            await asyncio.wait_for(self.view.refresh(), _READ_TIMEOUT)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            self._unreadable = type(error).__name__
+            self._problem = f"revocations view unreadable: {self._unreadable}"
+            return
+        self._unreadable = None
         self._pending.append((now, ends))
         read = [t for t, e in self._pending if _caught_up(e, committed)]
         if read:
@@ -278,8 +311,10 @@ class RevocationFeed:
 
     async def problems(self) -> dict[str, str]:
         """``/ready``: ``revocations`` is ok while the view is confirmed within ``max_lag``."""
-        if self.fresh():
+        if self.fresh() and self._unreadable is None:
             return {CHECK: "ok"}
+        if self._unreadable is not None:
+            return {CHECK: f"revocations_unconfirmed: {self._problem}"}
         age = self.confirmed_age()
         since = "never since start" if age is None else f"{age:.1f}s ago"
         return {CHECK: f"revocations_unconfirmed: last confirmed {since} "
@@ -287,7 +322,11 @@ class RevocationFeed:
 
 
 _KEEP = 64  # checks remembered while the view is behind
-_READ_TIMEOUT = 5.0  # seconds a request waits for the view's database
+_READ_TIMEOUT = 5.0  # seconds a check waits for the view's database
+# a refresh re-reads rows written this long before the newest it has seen: ``updated_at``
+# is taken as the row is written, just before its (single-statement) commit, so a row
+# committed after a later one is still read unless its commit took longer than this
+_OVERLAP = timedelta(seconds=60)
 _NO_IAT = datetime(1970, 1, 1, tzinfo=UTC)  # a token without iat: every withdrawal counts
 
 

@@ -129,6 +129,35 @@ async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
         await asyncio.wait_for(asyncio.gather(*running), timeout=30)
 
 
+@pytest.mark.part11("11.300(c)")
+async def test_a_process_that_does_not_read_the_topic_learns_withdrawals_from_the_table(
+    settings: ServiceSettings, view: RevocationView
+) -> None:
+    """Two processes of one service share one consumer group: a withdrawal one of them
+    writes refuses the token in the other, which keeps its copy of the table from it."""
+    feed = feed_of(view, settings)
+    broker = KafkaBroker(settings.kafka_bootstrap)
+    subscribe(broker, feed.topic, feed.group_id, view)  # this process writes the table
+    async with opened(RevocationView(settings.database)) as other_view:
+        other = feed_of(other_view, settings)
+        other.group_id = feed.group_id  # the same group: its offsets cover both processes
+        stopping = asyncio.Event()
+        running = [asyncio.create_task(Subscriptions(broker).run(stopping)),
+                   asyncio.create_task(other.run(stopping))]  # fmt: skip
+        try:
+            assert await admitted(other, token("moved")) == "ok"
+            await publish(settings, identity_event("UserDeactivated.v1", user_id="moved"))
+
+            async def refused() -> bool:
+                return await admitted(other, token("moved")) == "token_revoked"
+
+            await eventually(refused, timeout=30, what="the other process refuses the token")
+            assert await admitted(other, token("stayed")) == "ok"
+        finally:
+            stopping.set()
+            await asyncio.wait_for(asyncio.gather(*running), timeout=30)
+
+
 @pytest.mark.part11("11.10(d)")
 async def test_a_feed_that_stops_reading_fails_closed_after_its_limit(
     settings: ServiceSettings, view: RevocationView
@@ -180,9 +209,15 @@ async def test_a_view_whose_database_is_gone_refuses_with_503_not_500(
     try:
         assert await admitted(feed, token("u")) == "ok"
         await view.close()  # as a database that went away: the pool refuses
-        with pytest.raises(RevocationsUnconfirmed) as refused:
+
+        async def refused() -> bool:  # from the next check on
+            return await admitted(feed, token("u")) == "revocations_unconfirmed"
+
+        await eventually(refused, timeout=10, what="requests refused once the view is unreadable")
+        with pytest.raises(RevocationsUnconfirmed) as refusal:
             await feed.admit(token("u"))
-        assert refused.value.details["reason"].startswith("revocations view unreadable")
+        assert refusal.value.details["reason"].startswith("revocations view unreadable")
+        assert "revocations view unreadable" in (await feed.problems())["revocations"]
     finally:
         stopping.set()
         await asyncio.wait_for(checking, timeout=30)
