@@ -5,12 +5,14 @@
 The real enrollment app (``services.enrollment.api.create_app``, instrumented as
 ``shared.web.runner.serve`` instruments it: correlation ids and request metrics) is served
 by uvicorn on a free port of this machine, in this process, over the real PostgreSQL
-(a fresh schema of the enrollment database, dropped at the end). The relay is not run:
-it reads the store after the commands, off their path. ``--clients`` investigators (a
-separate process, so that the clients' own work does not share the server's
-interpreter) each take their own subjects through the unsigned commands: registration,
-screening, and two corrections of a screening value, with access tokens of the
-project's token issuer (``tests.support``), verified for real.
+(a fresh schema of the enrollment database, dropped at the end), with the check of
+withdrawn access every request with a token passes in production (a revocations view fed
+from a fresh topic, standing in for identity's, and its feed checking the broker). The
+relay is not run: it reads the store after the commands, off their path. ``--clients``
+investigators (a separate process, so that the clients' own work does not share the
+server's interpreter) each take their own subjects through the unsigned commands:
+registration, screening, and two corrections of a screening value, with access tokens of
+the project's token issuer (``tests.support``), verified for real.
 
 The **baseline**, in the same run: the same number of events of the same kinds, made
 by the same commands on an in-memory application, saved with eventsourcing's
@@ -33,8 +35,9 @@ import asyncio
 import socket
 import statistics
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from multiprocessing import get_context
@@ -42,6 +45,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
+from faststream.kafka import KafkaBroker
 
 from bench.common import bench_settings, progress
 from services.enrollment.api import create_app, signing_purpose
@@ -50,6 +55,8 @@ from services.enrollment.publication import PUBLICATION
 from services.enrollment.rules import Observation
 from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox
+from shared.adapters.revocations import RevocationFeed, RevocationView
+from shared.adapters.subject_views import Subscriptions, subscribe
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
@@ -179,6 +186,26 @@ def _correction(value: Observation) -> dict[str, Any]:
 # --- the server (this process) -------------------------------------------------------------
 
 
+@asynccontextmanager
+async def withdrawn_access(settings: ServiceSettings) -> AsyncIterator[RevocationFeed]:
+    """The revocations view and its feed, kept as a service keeps them, from
+    ``settings.topic`` (fresh and empty: standing in for identity's topic)."""
+    feed = RevocationFeed(RevocationView(settings.database), settings.kafka_bootstrap,
+                          settings.topic, f"{settings.topic}-revocations")  # fmt: skip
+    await feed.view.open()
+    broker = KafkaBroker(settings.kafka_bootstrap)
+    subscribe(broker, feed.topic, feed.group_id, feed.view)
+    stopping = asyncio.Event()
+    running = [asyncio.create_task(Subscriptions(broker).run(stopping)),
+               asyncio.create_task(feed.run(stopping))]  # fmt: skip
+    try:
+        yield feed
+    finally:
+        stopping.set()
+        await asyncio.gather(*running)
+        await feed.view.close()
+
+
 async def through_http(
     settings: ServiceSettings, requests: list[list[Request]]
 ) -> tuple[Latencies, Latencies]:
@@ -187,31 +214,39 @@ async def through_http(
     application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
     try:
         outbox = Outbox.of(application, PUBLICATION, settings)
-        app = create_app(application, Serving(VERIFIER, outbox))
-        instrument(app, settings)
-        # a socket bound here: its port is known, and connections wait in its backlog
-        # until the server accepts them. Made as TCP by name (proto), as uvicorn's own
-        # bind makes it: asyncio sets TCP_NODELAY on accepted sockets only then, and without
-        # it every answer on a kept-alive connection waits ~40 ms for a delayed ACK.
-        listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        listening.bind(("127.0.0.1", 0))
-        listening.listen(100)
-        server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-        serving = asyncio.create_task(server.serve(sockets=[listening]))
-        try:
-            with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients:
-                url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-                loop = asyncio.get_running_loop()
-                floor = await loop.run_in_executor(
-                    clients, drive, url, bearer(), floor_requests(requests)
-                )
-                http = await loop.run_in_executor(clients, drive, url, bearer(), requests)
-                return floor, http
-        finally:
-            server.should_exit = True
-            await serving
+        async with withdrawn_access(settings) as revocations:
+            serving = Serving(VERIFIER, outbox, revocations=revocations)
+            return await served(create_app(application, serving), settings, requests)
     finally:
         application.close()
+
+
+async def served(
+    app: FastAPI, settings: ServiceSettings, requests: list[list[Request]]
+) -> tuple[Latencies, Latencies]:
+    """The floor, then the commands, through ``app`` served by uvicorn."""
+    instrument(app, settings)
+    # a socket bound here: its port is known, and connections wait in its backlog
+    # until the server accepts them. Made as TCP by name (proto), as uvicorn's own
+    # bind makes it: asyncio sets TCP_NODELAY on accepted sockets only then, and without
+    # it every answer on a kept-alive connection waits ~40 ms for a delayed ACK.
+    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(100)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    serving = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients:
+            url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+            loop = asyncio.get_running_loop()
+            floor = await loop.run_in_executor(
+                clients, drive, url, bearer(), floor_requests(requests)
+            )
+            http = await loop.run_in_executor(clients, drive, url, bearer(), requests)
+            return floor, http
+    finally:
+        server.should_exit = True
+        await serving
 
 
 # --- the baseline ------------------------------------------------------------------------
@@ -310,7 +345,7 @@ async def run(clients: int, commands: int) -> None:
     async with bench_settings(service="enrollment") as settings:
         progress(f"baseline: Application.save in schema {settings.database.schema}")
         baseline = await asyncio.to_thread(saved_bare, settings, events)
-    async with bench_settings(service="enrollment") as settings:
+    async with bench_settings(topic=True, service="enrollment") as settings:
         progress(f"HTTP: {clients} clients, schema {settings.database.schema}")
         floor, http = await through_http(settings, requests(subjects))
     report(clients, baseline, floor, http)
