@@ -46,7 +46,6 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
 from bench.common import bench_settings, progress
 from services.enrollment.api import create_app, signing_purpose
@@ -56,7 +55,7 @@ from services.enrollment.rules import Observation
 from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox
 from shared.adapters.revocations import RevocationFeed, RevocationView
-from shared.adapters.subject_views import Subscriptions, subscribe
+from shared.adapters.subject_views import Subscriptions, kafka_broker, subscribe
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
@@ -193,7 +192,7 @@ async def withdrawn_access(settings: ServiceSettings) -> AsyncIterator[Revocatio
     feed = RevocationFeed(RevocationView(settings.database), settings.kafka_bootstrap,
                           settings.topic, f"{settings.topic}-revocations")  # fmt: skip
     await feed.view.open()
-    broker = KafkaBroker(settings.kafka_bootstrap)
+    broker = kafka_broker(settings.kafka_bootstrap)
     subscribe(broker, feed.topic, feed.group_id, feed.view)
     stopping = asyncio.Event()
     running = [asyncio.create_task(Subscriptions(broker).run(stopping)),

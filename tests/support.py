@@ -22,7 +22,7 @@ from services.enrollment.domain import Consent, Screening
 from services.enrollment.rules import Observation
 from shared.adapters.eventstore import ServiceApplication, postgres_env
 from shared.adapters.outbox import Outbox
-from shared.adapters.topics import TopicSpec, ensure_topics
+from shared.adapters.topics import ensure_service_topic
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Actor, Attribution, Meaning, Provenance, Role
 from shared.kernel.publication import Publication
@@ -363,7 +363,7 @@ async def isolated(service: str, env: dict[str, str]) -> AsyncIterator[ServiceSe
     """A service's settings with a schema and a topic of their own, dropped afterwards."""
     topic = f"test.{service}.{uuid.uuid4().hex[:10]}"
     async with own_schema(service, {**env, f"TL_{service.upper()}_TOPIC": topic}) as settings:
-        await ensure_topics(settings.kafka_bootstrap, TopicSpec(topic, partitions=3))
+        await ensure_service_topic(settings)
         yield settings
 
 

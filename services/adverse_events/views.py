@@ -6,7 +6,7 @@ from __future__ import annotations
 from faststream.kafka import KafkaBroker
 
 from shared.adapters.infusion_view import InfusionView
-from shared.adapters.subject_views import subscribe
+from shared.adapters.subject_views import kafka_broker, subscribe
 
 GROUP_ID = "trialledger-adverse-events-infusion-view"
 
@@ -14,6 +14,6 @@ __all__ = ["GROUP_ID", "InfusionView", "create_subscriptions"]
 
 
 def create_subscriptions(bootstrap: str, infusion_topic: str, view: InfusionView) -> KafkaBroker:
-    broker = KafkaBroker(bootstrap)
+    broker = kafka_broker(bootstrap)
     subscribe(broker, infusion_topic, GROUP_ID, view)
     return broker

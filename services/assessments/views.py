@@ -11,7 +11,7 @@ from faststream.kafka import KafkaBroker
 
 from services.assessments.domain import VitalStatus
 from shared.adapters.infusion_view import InfusionView
-from shared.adapters.subject_views import SubjectView, subscribe
+from shared.adapters.subject_views import SubjectView, kafka_broker, subscribe
 from shared.contracts.enrollment import SubjectDiedV1, SubjectWithdrawnV1
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import DatabaseSettings
@@ -48,7 +48,7 @@ def create_subscriptions(
     vital: VitalStatusView,
 ) -> KafkaBroker:
     """One broker feeding both views: ``topics`` is (infusion topic, enrollment topic)."""
-    broker = KafkaBroker(bootstrap)
+    broker = kafka_broker(bootstrap)
     subscribe(broker, topics[0], INFUSION_GROUP, infusion)
     subscribe(broker, topics[1], ENROLLMENT_GROUP, vital)
     return broker

@@ -8,7 +8,7 @@ from typing import Any
 from faststream.kafka import KafkaBroker
 
 from services.infusion.domain import Enrollment
-from shared.adapters.subject_views import SubjectView, subscribe
+from shared.adapters.subject_views import SubjectView, kafka_broker, subscribe
 from shared.contracts.enrollment import SUBJECT_STATUS
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import DatabaseSettings
@@ -42,6 +42,6 @@ class EnrollmentView(SubjectView):
 def create_subscriptions(
     bootstrap: str, enrollment_topic: str, view: EnrollmentView
 ) -> KafkaBroker:
-    broker = KafkaBroker(bootstrap)
+    broker = kafka_broker(bootstrap)
     subscribe(broker, enrollment_topic, GROUP_ID, view)
     return broker

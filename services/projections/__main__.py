@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
@@ -20,7 +19,7 @@ from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
 from services.projections.witness import Cosigner, WitnessConfig
 from shared.adapters.revocations import RevocationFeed
-from shared.adapters.subject_views import Subscriptions
+from shared.adapters.subject_views import Subscriptions, kafka_broker
 from shared.adapters.topics import TopicSpec, ensure_topics
 from shared.contracts.adverse_events import ADVERSE_EVENT_CONTRACTS
 from shared.contracts.assessments import ASSESSMENT_CONTRACTS
@@ -131,7 +130,7 @@ async def main() -> None:
     try:
         await application.views.catch_up()
         cosigner = create_cosigner(config, ledger)
-        broker = KafkaBroker(settings.kafka_bootstrap)
+        broker = kafka_broker(settings.kafka_bootstrap)
         subscribe_revocations(broker, revocations)
         await serve(
             settings,

@@ -172,6 +172,12 @@ class Feed:
 _FEEDS: WeakKeyDictionary[KafkaBroker, list[Feed]] = WeakKeyDictionary()
 
 
+def kafka_broker(bootstrap: str) -> KafkaBroker:
+    """A faststream broker for ``bootstrap``, a comma-separated list of brokers (a cluster's):
+    faststream hands a string to aiokafka as a one-item list, which aiokafka does not split."""
+    return KafkaBroker([server.strip() for server in bootstrap.split(",") if server.strip()])
+
+
 def subscribe(broker: KafkaBroker, topic: str, group_id: str, view: View) -> None:
     """Feed ``view`` from ``topic`` through ``broker``, at least once."""
     feed = Feed(topic, group_id, view)

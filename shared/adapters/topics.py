@@ -25,6 +25,13 @@ class TopicSpec:
     partitions: int = 3
     replication: int = 1
 
+    def configs(self) -> dict[str, str]:
+        """Kept forever; on a replicated cluster, acknowledged (``acks=all``) only once two
+        copies hold a record, so one broker lost loses nothing acknowledged."""
+        if self.replication < 2:
+            return FOREVER
+        return {**FOREVER, "min.insync.replicas": "2"}
+
 
 async def ensure_topics(bootstrap: str, *specs: TopicSpec) -> None:
     """Create each topic if missing, and make sure it keeps its events forever."""
@@ -32,7 +39,7 @@ async def ensure_topics(bootstrap: str, *specs: TopicSpec) -> None:
     await admin.start()
     try:
         await _create_missing(admin, specs)
-        await _keep_forever(admin, [spec.name for spec in specs])
+        await _keep_forever(admin, specs)
     finally:
         await admin.close()
 
@@ -43,7 +50,7 @@ async def _create_missing(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ..
     if not missing:
         return
     response = await admin.create_topics(
-        [NewTopic(s.name, s.partitions, s.replication, topic_configs=FOREVER) for s in missing]
+        [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs()) for s in missing]
     )
     for topic, code, *message in response.topic_errors:
         if code not in (0, _TOPIC_ALREADY_EXISTS):
@@ -51,13 +58,15 @@ async def _create_missing(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ..
         log.info("topic ready topic=%s created=%s", topic, code == 0)
 
 
-async def _keep_forever(admin: AIOKafkaAdminClient, names: list[str]) -> None:
-    """Repair a topic that someone created with a finite retention."""
-    for name, current in (await _configs(admin, names)).items():
-        if any(current.get(key) != value for key, value in FOREVER.items()):
-            log.warning("topic retention repaired topic=%s was=%s", name, current)
+async def _keep_forever(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...]) -> None:
+    """Repair a topic that someone created with a finite retention (or, replicated, that
+    acknowledges a record held by one copy)."""
+    wanted = {spec.name: spec.configs() for spec in specs}
+    for name, current in (await _configs(admin, list(wanted))).items():
+        if any(current.get(key) != value for key, value in wanted[name].items()):
+            log.warning("topic configuration repaired topic=%s was=%s", name, current)
             await admin.alter_configs(
-                [ConfigResource(ConfigResourceType.TOPIC, name, configs=FOREVER)]
+                [ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted[name])]
             )
 
 
@@ -108,7 +117,10 @@ async def partitions_of(bootstrap: str, *names: str) -> dict[str, list[int]]:
     }
 
 
-async def ensure_service_topic(settings: ServiceSettings) -> None:
-    """Create a service's own topic, with the partitions and replication its settings give."""
-    spec = TopicSpec(settings.topic, settings.topic_partitions, settings.topic_replication)
-    await ensure_topics(settings.kafka_bootstrap, spec)
+async def ensure_service_topic(settings: ServiceSettings, *others: str) -> None:
+    """Create a service's own topic, and the ``others`` it reads, with the partitions and
+    replication its settings give (a topic read before its publisher started is created
+    by its reader: it must be made as its publisher would make it)."""
+    specs = [TopicSpec(name, settings.topic_partitions, settings.topic_replication)
+             for name in (settings.topic, *others)]  # fmt: skip
+    await ensure_topics(settings.kafka_bootstrap, *specs)

@@ -25,8 +25,8 @@ from shared.adapters.outbox import Outbox
 from shared.adapters.relay import create_relay
 from shared.adapters.revocations import RevocationFeed, RevocationView
 from shared.adapters.revocations import group_id as revocations_group
-from shared.adapters.subject_views import Subscriptions, View, subscribe
-from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics
+from shared.adapters.subject_views import Subscriptions, View, kafka_broker, subscribe
+from shared.adapters.topics import ensure_service_topic
 from shared.kernel.keys import load_private_key, load_public_key
 from shared.kernel.publication import Publication
 from shared.kernel.settings import DatabaseSettings, SecuritySettings, ServiceSettings
@@ -135,9 +135,8 @@ async def run_command_service(
 ) -> None:
     """Run ``service`` until a signal stops it (see the module's docstring)."""
     settings, security = ServiceSettings.from_env(service), SecuritySettings.from_env()
-    await ensure_service_topic(settings)
-    for name in {"identity", *(upstream.service for upstream in upstreams)}:
-        await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream_topic(name)))
+    read = sorted({"identity", *(upstream.service for upstream in upstreams)})
+    await ensure_service_topic(settings, *map(upstream_topic, read))
     application = create_application(settings, security)
     outbox = Outbox.of(application, publication, settings)
     revocations = revocation_feed(service, settings, security)
@@ -146,7 +145,7 @@ async def run_command_service(
         for view in (revocations.view, *views):
             await view.open()
             views_open.push_async_callback(view.close)
-        broker = KafkaBroker(settings.kafka_bootstrap)
+        broker = kafka_broker(settings.kafka_bootstrap)
         subscribe_revocations(broker, revocations)
         for upstream, view in zip(upstreams, views, strict=True):
             subscribe(broker, upstream_topic(upstream.service), upstream.group_id, view)

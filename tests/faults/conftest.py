@@ -129,17 +129,20 @@ class Faulty:
         assert reconciled["ok"], reconciled["differences"]
 
 
-@pytest_asyncio.fixture(scope="package", loop_scope="package")
-async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faulty]:
-    settings = {"TL_STALL_SECONDS": str(STALL_SECONDS), "TL_QUARANTINE_RETRY_SECONDS": "3"}
+@contextlib.asynccontextmanager
+async def faulty_stack(
+    tmp_path_factory: pytest.TempPathFactory, name: str, **settings: str
+) -> AsyncIterator[Faulty]:
+    """The six services with extra ``TL_*`` ``settings``, a witness cosigning their
+    checkpoints, and the suite's investigator and auditor logged in."""
+    settings = {"TL_STALL_SECONDS": str(STALL_SECONDS), "TL_QUARANTINE_RETRY_SECONDS": "3",
+                **settings}  # fmt: skip
     async with contextlib.AsyncExitStack() as running:
         witness = await running.enter_async_context(
-            running_witness(tmp_path_factory.mktemp("witness"))
+            running_witness(tmp_path_factory.mktemp(f"{name}-witness"))
         )
         settings |= {"TL_WITNESS_URL": witness.url, "TL_WITNESS_VKEY": witness.vkey}
-        stack = await running.enter_async_context(
-            shared_stack(tmp_path_factory, "faults", **settings)
-        )
+        stack = await running.enter_async_context(shared_stack(tmp_path_factory, name, **settings))
         published = (await stack.projections.get("/checkpoints", params={"limit": 1})).json()
         await witness.register(published["origin"], published["vkeys"])
         await stack.create_user("fault.inv", PASSWORD, "investigator")
@@ -147,6 +150,12 @@ async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faul
         faulty = Faulty(stack, {}, {}, witness)
         await faulty.refresh()
         yield faulty
+
+
+@pytest_asyncio.fixture(scope="package", loop_scope="package")
+async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Faulty]:
+    async with faulty_stack(tmp_path_factory, "faults") as stack:
+        yield stack
 
 
 @dataclass

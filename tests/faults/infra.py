@@ -19,13 +19,16 @@ INFRA = ROOT / "deploy" / "local" / "infra.sh"
 DEFAULT_LIMIT = 1_048_588  # Kafka's default max.message.bytes
 
 
-async def infra(*args: str) -> None:
-    """``deploy/local/infra.sh <args>``, which must succeed."""
+async def infra(*args: str, env: dict[str, str] | None = None) -> str:
+    """``deploy/local/infra.sh <args>``, which must succeed (``env``: settings of another
+    instance, such as a cluster's); its output."""
     process = await asyncio.create_subprocess_exec(
-        "bash", str(INFRA), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+        "bash", str(INFRA), *args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env=None if env is None else {**os.environ, **env},
+    )  # fmt: skip
     output, _ = await process.communicate()
     assert process.returncode == 0, output.decode()
+    return output.decode()
 
 
 async def as_superuser(database: str, sql: str, schema: str | None = None) -> str:

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
-from faststream.kafka import KafkaBroker
 
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
@@ -19,7 +18,7 @@ from shared.adapters.infusion_view import InfusionView
 from shared.adapters.outbox import Outbox
 from shared.adapters.readings import KafkaOffsets, Readings
 from shared.adapters.relay import Relay, RelayOptions
-from shared.adapters.subject_views import Subscriptions, subscribe
+from shared.adapters.subject_views import Subscriptions, kafka_broker, subscribe
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.settings import ServiceSettings
@@ -109,7 +108,7 @@ async def test_a_view_subscription_reports_its_lag_dead_letters_and_outcomes(
     finally:
         await producer.stop()
     group = f"test-observed-view-{uuid.uuid4().hex[:8]}"
-    broker = KafkaBroker(settings.kafka_bootstrap)
+    broker = kafka_broker(settings.kafka_bootstrap)
     subscribe(broker, settings.topic, group, view)
     subscriptions = Subscriptions(broker)
     before = await read(subscriptions, settings)

@@ -12,10 +12,9 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from faststream.kafka import KafkaBroker
 
 from shared.adapters.revocations import RevocationFeed, RevocationView, withdrawal
-from shared.adapters.subject_views import Subscriptions, subscribe
+from shared.adapters.subject_views import Subscriptions, kafka_broker, subscribe
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal, RevocationsUnconfirmed, TokenRevoked
 from shared.kernel.provenance import Role
@@ -97,7 +96,7 @@ async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
         identity_event("RoleRevoked.v1", user_id="demoted"),  # no role: a dead letter too
     )
     feed = feed_of(view, settings)
-    broker = KafkaBroker(settings.kafka_bootstrap)
+    broker = kafka_broker(settings.kafka_bootstrap)
     subscribe(broker, feed.topic, feed.group_id, view)
     stopping = asyncio.Event()
     running = [asyncio.create_task(Subscriptions(broker).run(stopping)),
@@ -136,7 +135,7 @@ async def test_a_process_that_does_not_read_the_topic_learns_withdrawals_from_th
     """Two processes of one service share one consumer group: a withdrawal one of them
     writes refuses the token in the other, which keeps its copy of the table from it."""
     feed = feed_of(view, settings)
-    broker = KafkaBroker(settings.kafka_bootstrap)
+    broker = kafka_broker(settings.kafka_bootstrap)
     subscribe(broker, feed.topic, feed.group_id, view)  # this process writes the table
     async with opened(RevocationView(settings.database)) as other_view:
         other = feed_of(other_view, settings)

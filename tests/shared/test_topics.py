@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import uuid
+from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -39,3 +41,25 @@ async def test_repairs_a_topic_created_with_finite_retention(
         await admin.close()
     await ensure_topics(bootstrap, TopicSpec(name))
     assert (await topic_config(bootstrap, name))["retention.ms"] == "-1"
+
+
+def test_a_replicated_topic_acknowledges_only_what_two_copies_hold() -> None:
+    assert "min.insync.replicas" not in TopicSpec("t", replication=1).configs()
+    replicated = TopicSpec("t", replication=3).configs()
+    assert replicated["min.insync.replicas"] == "2"
+    assert replicated["retention.ms"] == "-1"  # still kept forever
+
+
+def test_every_faststream_broker_is_made_by_kafka_broker() -> None:
+    """faststream hands a bootstrap string to aiokafka as a one-item list, which aiokafka
+    does not split: a ``KafkaBroker`` given "a:9092,b:9092" cannot reach a cluster. Only
+    ``kafka_broker`` (which splits it) may make one."""
+    root = Path(__file__).resolve().parents[2]
+    made_directly = [
+        f"{path.relative_to(root)}:{number}"
+        for folder in ("services", "shared", "bench", "tests", "tools")
+        for path in (root / folder).rglob("*.py")
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"(?<![\w.])KafkaBroker\(", line) and path.name != "subject_views.py"
+    ]
+    assert not made_directly, f"use shared.adapters.subject_views.kafka_broker: {made_directly}"
