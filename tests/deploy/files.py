@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
+CLUSTER_FILE = DEPLOY / "compose.cluster.yml"  # an overlay: three Kafka nodes
 ENV_EXAMPLE = DEPLOY / ".env.example"
 
 INFRASTRUCTURE = frozenset({"kafka", "postgres"})
@@ -23,8 +24,8 @@ WITNESS = frozenset({"witness"})  # the ledger's outside witness: an image of it
 REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(?::?[-?+])[^}]*)?\}")
 
 
-def load_compose() -> dict[str, Any]:
-    document = yaml.safe_load(COMPOSE_FILE.read_text())  # resolves anchors and `<<` merges
+def load_compose(path: Path = COMPOSE_FILE) -> dict[str, Any]:
+    document = yaml.safe_load(path.read_text())  # resolves anchors and `<<` merges
     assert isinstance(document, dict)
     return document
 

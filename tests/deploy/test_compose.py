@@ -17,6 +17,7 @@ import pytest
 from services.projections.stores import COMMAND_SERVICES
 from shared.kernel.settings import DEFAULT_PORTS
 from tests.deploy.files import (
+    CLUSTER_FILE,
     COMPOSE_FILE,
     DEPLOY,
     INFRASTRUCTURE,
@@ -268,3 +269,32 @@ def test_the_witness_runs_apart_with_its_own_store_and_projections_reads_its_vke
     vkey_folder = env["TL_WITNESS_VKEY_FILE"].rsplit("/", 1)[0]
     assert ("witness_public", vkey_folder, True) in mounts(projections)
     assert environment(services["audit"])["TL_WITNESS_URL"] == "http://witness:7380"
+
+
+def test_the_cluster_overlay_is_valid_and_makes_three_voting_nodes() -> None:
+    """deploy/compose.cluster.yml: three KRaft nodes, each a broker and a voter, that every
+    application and the topics job reach, with topics of three replicas acknowledged by
+    two (docs/operations.md, "A replicated Kafka cluster")."""
+    overlay = load_compose(CLUSTER_FILE)
+    assert not schema_errors(overlay)
+    nodes = {name: environment(service) for name, service in overlay["services"].items()
+             if name.startswith("kafka")}  # fmt: skip
+    base = environment(load_compose()["services"]["kafka"])
+    ids = {name: (env.get("KAFKA_NODE_ID") or base["KAFKA_NODE_ID"]) for name, env in nodes.items()}
+    voters = ",".join(f"{ids[name]}@{name}:9093" for name in sorted(nodes))
+    assert len(nodes) == 3 and len(set(ids.values())) == 3, ids
+    for name, env in nodes.items():
+        assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"] == voters, name
+        assert env["KAFKA_MIN_INSYNC_REPLICAS"] == env["KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"] == "2"
+        assert env["KAFKA_DEFAULT_REPLICATION_FACTOR"] == "3"
+        if name != "kafka":  # the first node keeps the base file's own settings
+            assert f"PLAINTEXT://{name}:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
+            assert env["CLUSTER_ID"] == base["CLUSTER_ID"]
+            assert [source for source, *_ in mounts(overlay["services"][name])] == [
+                f"{name.replace('-', '_')}_data"
+            ]
+    bootstrap = ",".join(f"{name}:9092" for name in sorted(nodes))
+    for name in applications() | {"topics"}:
+        env = environment(overlay["services"][name])
+        assert env["TL_KAFKA_BOOTSTRAP"] == bootstrap, name
+        assert env["TL_TOPIC_REPLICATION"] == "3", name
