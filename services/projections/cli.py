@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from services.projections import offline
+from services.projections import offline, xpt
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import LedgerConfig
 from services.projections.domain import VerificationReport
@@ -261,6 +261,23 @@ def export_odm(
     xml = run(token, lambda p, who: p.odm(who, as_of, position))
     out.write_bytes(xml)
     console.print(f"wrote ODM 1.3.2 to {out} ({len(xml)} bytes)")
+
+
+@app.command("export-sdtm")
+def export_sdtm(
+    token: Token,
+    directory: Path,
+    as_of: datetime | None = None,
+    position: int | None = None,
+) -> None:
+    """SDTM datasets (SDTMIG 3.4: DM, DS, EX, AE, SUPP--) as SAS transport v5 files, and
+    ledger-trace.csv naming each row's ledger entries, now, as of a time (UTC) or at a
+    ledger position (docs/exports.md). A domain with no row is not written."""
+    datasets, trace = run(token, lambda p, who: p.sdtm(who, as_of, position))
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]
+    xpt.write_trace(trace, directory)
+    console.print(f"wrote {', '.join(written)} and {xpt.TRACE_FILE} to {directory}/")
 
 
 @app.command("verify-export")

@@ -168,3 +168,23 @@ async def test_an_odm_export_at_no_position_is_422(
 ) -> None:
     response = await get(client, "/export/odm", position=position)
     assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+
+
+async def test_the_sdtm_datasets_at_a_position_are_read_and_recorded_as_an_export(
+    filled: int, projections: ProjectionsApplication, ledger: LedgerStore
+) -> None:
+    """No HTTP route (the files are the CLI's, `export-sdtm`): the application's read."""
+    cut = filled // 2
+    datasets, trace = await projections.sdtm(AUDITOR, position=cut)
+    registered = await ledger.pool.fetch(
+        "SELECT subject_id FROM ledger_entries WHERE event_type = 'SubjectRegistered.v1' "
+        "AND position <= $1 ORDER BY subject_id",
+        cut,
+    )
+    assert [r["SUBJID"] for r in datasets["DM"].rows] == [r["subject_id"] for r in registered]
+    assert datasets["DM"].rows and max(int(row[4]) for row in trace) <= cut
+    row = await ledger.pool.fetchrow(
+        "SELECT action, outcome, parameters FROM auditor_activity ORDER BY id DESC"
+    )
+    assert (row["action"], row["outcome"]) == ("export", "allowed")
+    assert json.loads(row["parameters"])["format"] == "sdtmig-3.4"

@@ -1,12 +1,12 @@
-"""The ODM 1.3.2 export from ledger entries (no I/O): the events the real enrollment code
-publishes, and a few made by hand where the enrollment service publishes none (a grade,
-a scheme v1 signature, an account's event), validated against CDISC's ODM 1.3.2 schema
-and read back with odmlib."""
+"""The ODM 1.3.2 export from ledger entries (no I/O): a small trial's events as the real
+enrollment, infusion and adverse-events code publishes them (tests/projections/trial.py),
+and a few made by hand where no service publishes them any more (a scheme v1 signature),
+or to show one case alone (an account's event, a refused command), validated against
+CDISC's ODM 1.3.2 schema and read back with odmlib."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,19 +16,11 @@ from services.projections.odm import odm_document
 from services.projections.recorded import COMMON_FIELDS, RecordedEvent
 from shared.kernel.envelope import CloudEvent
 from tests.cdisc import odmlib_root, schema_errors
-from tests.projections.conftest import published_events
+from tests.projections.trial import ledgered, trial_events
 from tests.support import NOW, identity_event
 
 CREATED = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 Entries = list[tuple[int, RecordedEvent]]
-
-
-def ledgered(events: Sequence[CloudEvent]) -> Entries:
-    """The events as the ledger holds them: published JSON, read back, positions 1, 2 ..."""
-    return [
-        (position, RecordedEvent.of(event.model_dump_json().encode()))
-        for position, event in enumerate(events, start=1)
-    ]
 
 
 def hand_made(type_: str, subject: str | None, **data: Any) -> CloudEvent:
@@ -44,7 +36,7 @@ def hand_made(type_: str, subject: str | None, **data: Any) -> CloudEvent:
 
 @pytest.fixture(scope="module")
 def entries() -> Entries:
-    return ledgered(published_events(subjects=2))
+    return ledgered(trial_events())
 
 
 @pytest.fixture(scope="module")
@@ -119,6 +111,13 @@ def test_a_signed_event_carries_its_signature_defined_by_its_meaning_and_legal_r
     definitions = {d.OID: d for d in odm.AdminData[0].SignatureDef}
     assert text(definitions["SD.approval"].Meaning) == "approval"
     assert "21 CFR Part 11" in text(definitions["SD.approval"].LegalReason)
+
+
+def test_the_infusion_and_the_grade_carry_the_signatures_their_services_made(odm: Any) -> None:
+    signed = {f.FormOID: f.Signature for f in forms(odm, "S-001") if f.Signature is not None}
+    assert {"F.CarTInfused.v1", "F.AdverseEventGraded.v1", "F.DltAdjudicated.v1"} <= set(signed)
+    assert signed["F.AdverseEventGraded.v1"].SignatureRef.SignatureOID == "SD.authorship"
+    assert signed["F.DltAdjudicated.v1"].SignatureRef.SignatureOID == "SD.approval"
 
 
 def test_the_subject_is_at_the_site_it_was_registered_at(odm: Any) -> None:
