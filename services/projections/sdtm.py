@@ -20,7 +20,7 @@ from services.projections.recorded import Recorded
 
 SDTMIG_VERSION = "3.4"
 STUDYID = "NCT05030779"
-COUNTRY = "CHN"  # the trial's one site is in Hangzhou, China (shared/protocol)
+COUNTRY = "CHN"  # the trial's one site is in Hangzhou, China (docs/exports.md)
 Value = str | float | None
 Row = dict[str, Value]
 

@@ -99,7 +99,7 @@ def test_an_enrolled_subject_not_yet_infused_has_no_actual_arm_and_says_why(
     )  # fmt: skip
 
 
-def test_ds_records_consent_eligibility_and_enrolment_in_ledger_order(
+def test_ds_records_consent_eligibility_and_enrollment_in_ledger_order(
     datasets: dict[str, Dataset],
 ) -> None:
     rows = [r for r in datasets["DS"].rows if r["USUBJID"] == "NCT05030779-S-001"]
@@ -157,7 +157,7 @@ def test_every_row_names_the_ledger_entries_it_was_derived_from(
 
 
 def test_a_correction_of_the_consent_day_is_the_day_dm_shows_and_traces_to() -> None:
-    events = ledgered(trial_events()[:9])  # S-001 up to enrolment
+    events = ledgered(trial_events()[:9])  # S-001 up to enrollment
     position, consent = next((p, e) for p, e in events if e.type == "ConsentSigned.v1")
     corrected = consent.data | {"field": "consent.signed_on", "old_value": "2026-11-02",
                                 "new_value": "2026-11-03", "reason": "date misread"}  # fmt: skip

@@ -51,7 +51,7 @@ def adverse_event_events(subject_id: str = "S-001") -> list[CloudEvent]:
 
 
 def trial_events() -> list[CloudEvent]:
-    """S-001 through enrolment, infusion and a CRS; S-002 enrolled, not yet infused."""
+    """S-001 through enrollment, infusion and a CRS; S-002 enrolled, not yet infused."""
     return [*published_events(subjects=2), *infusion_published("S-001"), *adverse_event_events()]
 
 
