@@ -99,6 +99,36 @@ AE_VARIABLES = _vars(
     ("AESTDTC", "Start Date/Time of Adverse Event"), ("AEENDTC", "End Date/Time of Adverse Event"),
     ("AESTDY", "Study Day of Start of Adverse Event", True),
 )  # fmt: skip
+_FINDINGS_RESULTS = (
+    ("ORRES", "Result or Finding in Original Units"), ("ORRESU", "Original Units"),
+    ("STRESC", "Character Result/Finding in Std Format"),
+    ("STRESN", "Numeric Result/Finding in Standard Units", True),
+    ("STRESU", "Standard Units"),
+)  # fmt: skip
+LB_VARIABLES = _vars(
+    *_KEYS, ("LBSEQ", "Sequence Number", True), ("LBTESTCD", "Lab Test or Examination Short Name."),
+    ("LBTEST", "Lab Test or Examination Name"), ("LBCAT", "Category for Lab Test"),
+    *((f"LB{n}", *rest) for n, *rest in _FINDINGS_RESULTS),
+    ("LBORNRLO", "Reference Range Lower Limit in Orig Unit"),
+    ("LBORNRHI", "Reference Range Upper Limit in Orig Unit"),
+    ("LBNRIND", "Reference Range Indicator"), ("LBDTC", "Date/Time of Specimen Collection"),
+    ("LBDY", "Study Day of Specimen Collection", True),
+)  # fmt: skip
+PC_VARIABLES = _vars(
+    *_KEYS, ("PCSEQ", "Sequence Number", True), ("PCTESTCD", "Pharmacokinetic Test Short Name"),
+    ("PCTEST", "Pharmacokinetic Test Name"), ("PCSPEC", "Specimen Material Type"),
+    ("PCMETHOD", "Method of Test or Examination"),
+    *((f"PC{n}", *rest) for n, *rest in _FINDINGS_RESULTS),
+    ("PCLLOQ", "Lower Limit of Quantitation", True), ("PCDTC", "Date/Time of Specimen Collection"),
+    ("PCDY", "Study Day of Specimen Collection", True),
+)  # fmt: skip
+RS_VARIABLES = _vars(
+    *_KEYS, ("RSSEQ", "Sequence Number", True), ("RSTESTCD", "Assessment Short Name"),
+    ("RSTEST", "Assessment Name"), ("RSCAT", "Category for Assessment"),
+    ("RSORRES", "Result or Finding in Original Units"),
+    ("RSSTRESC", "Character Result/Finding in Std Format"), ("RSEVAL", "Evaluator"),
+    ("RSDTC", "Date/Time of Assessment"), ("RSDY", "Study Day of Assessment", True),
+)  # fmt: skip
 SUPP_VARIABLES = _vars(
     ("STUDYID", "Study Identifier"), ("RDOMAIN", "Related Domain Abbreviation"),
     ("USUBJID", "Unique Subject Identifier"), ("IDVAR", "Identifying Variable"),
@@ -126,13 +156,16 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
 
 
 def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
-    """DM, DS, EX and AE of the entries, with SUPPAE and SUPPDM..SUPPEX tracing rows."""
+    """DM, DS, EX, AE, LB, PC and RS of the entries, and the SUPP-- of each."""
     subject_entries = [(p, e) for p, e in entries if e.subject and e.type != "AccessDenied.v1"]
     datasets = {
         "DM": demographics(subject_entries),
         "DS": disposition(subject_entries),
         "EX": exposure(subject_entries),
         "AE": adverse_events(subject_entries),
+        "LB": laboratory(subject_entries),
+        "PC": kinetics(subject_entries),
+        "RS": responses(subject_entries),
     }
     supplements = {f"SUPP{name}": supplemental(d) for name, d in datasets.items()}
     return datasets | supplements
@@ -420,6 +453,97 @@ AE_CHANGES: dict[str, Callable[[AdverseEvent, dict[str, Any]], None]] = {
     "DltAdjudicated.v1": _ae_dlt,
     "AdverseEventResolved.v1": _ae_resolved,
 }
+
+
+# --- LB, PC, RS: one row per result, in ledger order ------------------------------------
+
+# The ledger's analytes -> LBTESTCD, LBTEST (CDISC CT LBTESTCD/LBTEST, C65047/C67154).
+ANALYTES = {"anti_dsdna": ("DSDNAAB", "Double-Stranded DNA Antibody"),
+            "ana": ("ANA", "Antinuclear Antibodies"),
+            "c3": ("C3", "Complement C3"), "c4": ("C4", "Complement C4")}  # fmt: skip
+SPECIMENS = {"peripheral_blood": "BLOOD", "bone_marrow": "BONE MARROW"}
+METHODS = {"qpcr": "QUANTITATIVE POLYMERASE CHAIN REACTION", "flow_cytometry": "FLOW CYTOMETRY"}
+# RemissionAssessed.v1's criteria -> RSTESTCD, RSTEST (sponsor-defined: no CDISC codes)
+RESPONSE_TESTS = (("response", "OVRLRESP", "Overall Response"),
+                  ("doris", "DORIS", "DORIS Remission"), ("lldas", "LLDAS", "LLDAS Attained"),
+                  ("sri4", "SRI4", "SRI-4 Response"))  # fmt: skip
+
+
+def _findings(
+    name: str, label: str, variables: tuple[Variable, ...], event_type: str,
+    rows_of: Callable[[Recorded], list[Row]], entries: Sequence[tuple[int, Recorded]],
+) -> Dataset:  # fmt: skip
+    dataset = Dataset(name, label, variables)
+    for subject, events in sorted(_by_subject(entries).items()):
+        rows = [(row, p) for p, e in events if e.type == event_type for row in rows_of(e)]
+        for sequence, (row, position) in enumerate(rows, start=1):
+            keys = {**_keys(name, subject), f"{name}SEQ": float(sequence)}
+            dataset.add({**keys, **row}, [position])
+    return dataset
+
+
+def laboratory(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings("LB", "Laboratory Test Results", LB_VARIABLES, "AutoantibodyMeasured.v1",
+                     _lb_rows, entries)  # fmt: skip
+
+
+def _lb_rows(event: Recorded) -> list[Row]:
+    return [_lb_row(event, result) for result in event.data["results"]]
+
+
+def _lb_row(event: Recorded, result: dict[str, Any]) -> Row:
+    code, test = ANALYTES.get(result["analyte"], (str(result["analyte"]).upper()[:8], ""))
+    standard = Decimal(str(result["canonical_value"]))
+    return {"LBTESTCD": code, "LBTEST": test or str(result["analyte"]), "LBCAT": "SLE SEROLOGY",
+            "LBORRES": str(result["value"]), "LBORRESU": str(result["unit"]),
+            "LBSTRESC": str(standard), "LBSTRESN": float(standard),
+            "LBSTRESU": str(result["canonical_unit"]),
+            "LBORNRLO": _text(result.get("reference_low")),
+            "LBORNRHI": _text(result.get("reference_high")),
+            "LBNRIND": str(result["flag"]).upper(), "LBDTC": dtc(event.time),
+            "LBDY": float(event.data["study_day"])}  # fmt: skip
+
+
+def kinetics(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings("PC", "Pharmacokinetics Concentrations", PC_VARIABLES,
+                     "CarTKineticsMeasured.v1", _pc_rows, entries)  # fmt: skip
+
+
+def _pc_rows(event: Recorded) -> list[Row]:
+    data = event.data
+    target = str(data["target"]).upper()
+    below = bool(data["below_lloq"])
+    value = Decimal(str(data["value"]))
+    return [{"PCTESTCD": f"CAR{target}"[:8], "PCTEST": f"CAR-T {target} Transgene/Cells",
+             "PCSPEC": SPECIMENS.get(data["sample"], str(data["sample"]).upper()),
+             "PCMETHOD": METHODS.get(data["method"], str(data["method"]).upper()),
+             "PCORRES": str(value), "PCORRESU": str(data["unit"]),
+             "PCSTRESC": "BLQ" if below else str(value),
+             "PCSTRESN": None if below else float(value), "PCSTRESU": str(data["unit"]),
+             "PCLLOQ": float(Decimal(str(data["lloq"]))), "PCDTC": dtc(event.time),
+             "PCDY": float(data["study_day"])}]  # fmt: skip
+
+
+def responses(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings("RS", "Disease Response", RS_VARIABLES, "RemissionAssessed.v1",
+                     _rs_rows, entries)  # fmt: skip
+
+
+def _rs_rows(event: Recorded) -> list[Row]:
+    rows: list[Row] = []
+    for field_name, code, test in RESPONSE_TESTS:
+        value = event.data.get(field_name)
+        if value is None:
+            continue  # SRI-4 of a visit without BILAG scoring
+        result = _yn(value) if isinstance(value, bool) else str(value).upper()
+        rows.append({"RSTESTCD": code, "RSTEST": test, "RSCAT": "SLE RESPONSE",
+                     "RSORRES": result, "RSSTRESC": result, "RSEVAL": "INVESTIGATOR",
+                     "RSDTC": dtc(event.time), "RSDY": float(event.data["study_day"])})  # fmt: skip
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 # --- SUPP-- ------------------------------------------------------------------------------

@@ -28,6 +28,9 @@ REQUIRED = {
     "DS": ("STUDYID", "DOMAIN", "USUBJID", "DSSEQ", "DSTERM", "DSDECOD"),
     "EX": ("STUDYID", "DOMAIN", "USUBJID", "EXSEQ", "EXTRT"),
     "AE": ("STUDYID", "DOMAIN", "USUBJID", "AESEQ", "AETERM", "AEDECOD"),
+    "LB": ("STUDYID", "DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST"),
+    "PC": ("STUDYID", "DOMAIN", "USUBJID", "PCSEQ", "PCTESTCD", "PCTEST"),
+    "RS": ("STUDYID", "DOMAIN", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST"),
     "SUPPAE": ("STUDYID", "RDOMAIN", "USUBJID", "QNAM", "QLABEL", "QVAL", "QORIG"),
 }
 EXPECTED = {
@@ -36,8 +39,12 @@ EXPECTED = {
     "DS": ("DSCAT", "DSSTDTC"),
     "EX": ("EXDOSE", "EXDOSU", "EXSTDTC", "EXENDTC"),
     "AE": ("AESER", "AEREL", "AEOUT", "AESTDTC", "AEENDTC", "AETOXGR"),
+    "LB": ("LBORRES", "LBORRESU", "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBNRIND", "LBDTC"),
+    "PC": ("PCORRES", "PCORRESU", "PCSTRESC", "PCSTRESN", "PCSTRESU", "PCLLOQ", "PCDTC"),
+    "RS": ("RSORRES", "RSSTRESC", "RSDTC"),
 }  # fmt: skip
-NUMERIC = {"DSSEQ", "EXSEQ", "AESEQ", "EXDOSE", "AEPTCD", "AESTDY"}
+NUMERIC = {"DSSEQ", "EXSEQ", "AESEQ", "EXDOSE", "AEPTCD", "AESTDY", "LBSEQ", "LBSTRESN",
+           "LBDY", "PCSEQ", "PCSTRESN", "PCLLOQ", "PCDY", "RSSEQ", "RSDY"}  # fmt: skip
 # ISO 8601 as SDTM writes it: a date, or a date and time to the second (no zone: UTC).
 ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
 # CDISC Controlled Terminology for the coded variables written (NY, OUT, ARMNRS, SEX).
@@ -47,6 +54,8 @@ TERMINOLOGY = {
     "SEX": {"M", "F", "U", "UNDIFFERENTIATED"},
     "AEOUT": {"RECOVERED/RESOLVED", "RECOVERING/RESOLVING", "NOT RECOVERED/NOT RESOLVED",
               "RECOVERED/RESOLVED WITH SEQUELAE", "FATAL", "UNKNOWN"},
+    "LBNRIND": {"LOW", "NORMAL", "HIGH", "ABNORMAL"},
+    "PCSPEC": {"BLOOD", "BONE MARROW"},
     "ARMNRS": {"SCREEN FAILURE", "NOT ASSIGNED", "ASSIGNED, NOT TREATED",
                "UNPLANNED TREATMENT", "NOT TREATED"},
 }  # fmt: skip
@@ -143,6 +152,35 @@ def test_suppae_names_the_grading_scale_and_the_dlt_adjudication(
     )  # fmt: skip
 
 
+def test_lb_holds_each_autoantibody_result_with_its_units_range_and_flag(
+    datasets: dict[str, Dataset],
+) -> None:
+    (row,) = datasets["LB"].rows
+    assert (row["LBTESTCD"], row["LBORRES"], row["LBORRESU"], row["LBORNRHI"]) == (
+        "DSDNAAB", "200", "IU/mL", "100"
+    )  # fmt: skip
+    assert (row["LBNRIND"], row["LBDY"]) == ("HIGH", 14.0)
+
+
+def test_pc_holds_car_t_kinetics_below_the_lloq_as_blq_with_no_number(
+    datasets: dict[str, Dataset],
+) -> None:
+    (row,) = datasets["PC"].rows
+    assert (row["PCTESTCD"], row["PCSPEC"], row["PCORRES"], row["PCLLOQ"]) == (
+        "CARCD19", "BLOOD", "20", 50.0
+    )  # fmt: skip
+    assert (row["PCSTRESC"], row["PCSTRESN"]) == ("BLQ", None)
+
+
+def test_rs_holds_the_response_and_each_criterion_the_remission_was_derived_by(
+    datasets: dict[str, Dataset],
+) -> None:
+    results = {r["RSTESTCD"]: r["RSORRES"] for r in datasets["RS"].rows}
+    assert results["OVRLRESP"] == "COMPLETE"
+    assert {results["DORIS"], results["LLDAS"]} <= {"Y", "N"}
+    assert "SRI4" not in results  # the visit had no BILAG scoring
+
+
 def test_every_row_names_the_ledger_entries_it_was_derived_from(
     datasets: dict[str, Dataset], entries: Entries
 ) -> None:
@@ -190,7 +228,7 @@ def test_an_as_of_cut_before_the_infusion_has_no_exposure_and_no_adverse_event(
     assert only(datasets["DM"], SUBJID="S-001")["ACTARMCD"] is None
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "SUPPAE"])
+@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "SUPPAE"])
 def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     datasets: dict[str, Dataset], files: Path, name: str
 ) -> None:
@@ -203,7 +241,7 @@ def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     assert [[_blank(value) for value in row] for row in frame.itertuples(index=False)] == written
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "SUPPAE"])
+@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "SUPPAE"])
 def test_each_xpt_file_meets_the_sdtmig_variable_specifications(files: Path, name: str) -> None:
     frame, meta = read(files, name)
     assert len(name) <= 8 and len(meta.file_label) <= 40

@@ -1,7 +1,8 @@
 """A small CAR-T trial's ledger made by the real services' code (no I/O): one subject
-enrolled, signed and corrected (enrollment), treated (infusion) and with a graded, signed,
-adjudicated and resolved CRS (adverse events), each service's events as its relay would
-publish them, in the order the clinic made them. For the regulators' exports (ODM, SDTM)."""
+enrolled, signed and corrected (enrollment), treated (infusion), with a graded, signed,
+adjudicated and resolved CRS (adverse events) and followed up (assessments), each
+service's events as its relay would publish them, in the order the clinic made them.
+For the regulators' exports (ODM, SDTM)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen
 from services.adverse_events.publication import PUBLICATION as AE_PUBLICATION
 from services.projections.recorded import RecordedEvent
 from shared.kernel.envelope import CloudEvent
+from tests.assessments.test_publication import published as assessments_published
 from tests.infusion.test_publication import published as infusion_published
 from tests.projections.conftest import published_events
 from tests.support import MEMORY, NOW, SIGNER, as_published, command, signing
@@ -51,8 +53,11 @@ def adverse_event_events(subject_id: str = "S-001") -> list[CloudEvent]:
 
 
 def trial_events() -> list[CloudEvent]:
-    """S-001 through enrollment, infusion and a CRS; S-002 enrolled, not yet infused."""
-    return [*published_events(subjects=2), *infusion_published("S-001"), *adverse_event_events()]
+    """S-001 through enrollment, infusion, a CRS, visits, an autoantibody panel, CAR-T
+    kinetics, a signed complete remission and a flare; S-002 enrolled, not yet infused.
+    (tests.assessments dates its visits from its own infusion, 60 days earlier.)"""
+    return [*published_events(subjects=2), *infusion_published("S-001"),
+            *adverse_event_events(), *assessments_published("S-001")]  # fmt: skip
 
 
 def ledgered(events: list[CloudEvent]) -> list[tuple[int, RecordedEvent]]:
