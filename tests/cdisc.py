@@ -1,5 +1,6 @@
-"""CDISC's own artefacts for the export tests: the ODM 1.3.2 XML Schema as the PyPI package
-``odmlib`` ships it (CDISC's schema files, MIT-packaged), and odmlib's ODM 1.3.2 reader."""
+"""CDISC's own artefacts for the export tests: the ODM 1.3.2 and Define-XML 2.0 XML
+Schemas as the PyPI package ``odmlib`` ships them (CDISC's schema files, MIT-packaged),
+and odmlib's ODM 1.3.2 reader."""
 
 from __future__ import annotations
 
@@ -14,19 +15,22 @@ from odmlib.odm_loader import XMLODMLoader
 
 from services.projections.odm import ODM_NS
 
-ODM_1_3_2_XSD = Path(odmlib.__file__).parent / "schemas/odm/1.3.2/ODM1-3-2.xsd"
+SCHEMAS = Path(odmlib.__file__).parent / "schemas"
+ODM_1_3_2_XSD = SCHEMAS / "odm/1.3.2/ODM1-3-2.xsd"
+DEFINE_2_0_XSD = SCHEMAS / "define/2.0/define2-0-0.xsd"
 
 
 @cache
-def odm_schema() -> etree.XMLSchema:
-    return etree.XMLSchema(etree.parse(str(ODM_1_3_2_XSD)))
+def _schema(path: Path) -> etree.XMLSchema:
+    return etree.XMLSchema(etree.parse(str(path)))
 
 
-def schema_errors(xml: bytes) -> list[str]:
-    """Every error of ``xml`` against the official ODM 1.3.2 schema (none: valid)."""
-    schema = odm_schema()
-    schema.validate(etree.fromstring(xml))
-    return [f"line {e.line}: {e.message}" for e in schema.error_log]
+def schema_errors(xml: bytes, schema: Path = ODM_1_3_2_XSD) -> list[str]:
+    """Every error of ``xml`` against the official ODM 1.3.2 schema, or another (the
+    Define-XML 2.0 one: ``DEFINE_2_0_XSD``); none: valid."""
+    validator = _schema(schema)
+    validator.validate(etree.fromstring(xml))
+    return [f"line {e.line}: {e.message}" for e in validator.error_log]
 
 
 def odmlib_root(xml: bytes) -> Any:

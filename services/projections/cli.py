@@ -15,7 +15,7 @@ import csv
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -27,6 +27,7 @@ from rich.table import Table
 from services.projections import offline, xpt
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import LedgerConfig
+from services.projections.define import define_xml
 from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
@@ -270,14 +271,16 @@ def export_sdtm(
     as_of: datetime | None = None,
     position: int | None = None,
 ) -> None:
-    """SDTM datasets (SDTMIG 3.4: DM, DS, EX, AE, SUPP--) as SAS transport v5 files, and
-    ledger-trace.csv naming each row's ledger entries, now, as of a time (UTC) or at a
+    """SDTM datasets (SDTMIG 3.4: DM, DS, EX, AE, LB, PC, RS, SUPP--) as SAS transport v5
+    files, their define.xml (Define-XML 2.0) and ledger-trace.csv naming each row's ledger
+    entries, now, as of a time (UTC) or at a
     ledger position (docs/exports.md). A domain with no row is not written."""
     datasets, trace = run(token, lambda p, who: p.sdtm(who, as_of, position))
     directory.mkdir(parents=True, exist_ok=True)
     written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]
     xpt.write_trace(trace, directory)
-    console.print(f"wrote {', '.join(written)} and {xpt.TRACE_FILE} to {directory}/")
+    (directory / "define.xml").write_bytes(define_xml(datasets, datetime.now(UTC)))
+    console.print(f"wrote {', '.join(written)}, define.xml and {xpt.TRACE_FILE} to {directory}/")
 
 
 @app.command("verify-export")

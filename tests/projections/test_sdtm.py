@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import csv
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas
 import pyreadstat
 import pytest
+from lxml import etree
 
+from services.projections.define import define_xml
 from services.projections.recorded import RecordedEvent
 from services.projections.sdtm import Dataset, sdtm_datasets, trace_rows
 from services.projections.xpt import TRACE_FILE, write_trace, write_xpt
+from tests.cdisc import DEFINE_2_0_XSD, schema_errors
 from tests.projections.trial import ledgered, trial_events
 
 Entries = list[tuple[int, RecordedEvent]]
@@ -267,3 +271,29 @@ def _blank(value: Any) -> Any:
     if value is None or (isinstance(value, float) and value != value):
         return ""
     return value
+
+
+def test_define_xml_has_no_error_against_the_define_xml_2_0_schema(
+    datasets: dict[str, Dataset],
+) -> None:
+    xml = define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC))
+    assert schema_errors(xml, DEFINE_2_0_XSD) == []
+
+
+def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_labels(
+    datasets: dict[str, Dataset], files: Path
+) -> None:
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC)))
+    ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
+    groups = root.findall(".//odm:ItemGroupDef", ns)
+    assert sorted(f"{g.get('Name').lower()}.xpt" for g in groups) == sorted(
+        p.name for p in files.glob("*.xpt") if read(files, p.stem)[0].shape[0]
+    )
+    items = {i.get("OID"): i for i in root.findall(".//odm:ItemDef", ns)}
+    for name in ("DM", "AE", "LB"):
+        _, meta = read(files, name)
+        for column, label in zip(meta.column_names, meta.column_labels, strict=True):
+            item = items[f"IT.{name}.{column}"]
+            assert item.findtext("odm:Description/odm:TranslatedText", namespaces=ns) == label
+            if meta.readstat_variable_types[column] == "string":
+                assert int(item.get("Length")) == meta.variable_storage_width[column], column
