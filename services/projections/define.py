@@ -23,13 +23,15 @@ CLASSES = {
     "LB": ("FINDINGS", "One record per lab test per time point per visit per subject"),
     "PC": ("FINDINGS", "One record per sample characteristic or time-point concentration"),
     "RS": ("FINDINGS", "One record per response assessment per time point per subject"),
+    "QS": ("FINDINGS", "One record per questionnaire per question per time point per visit"),
 }
 SUPP = ("RELATIONSHIP", "One record per IDVAR, IDVARVAL, and QNAM value per subject")
 KEYS = ("STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM")
 # SDTMIG 3.4's Required variables among those written (Mandatory="Yes"); --SEQ too.
 REQUIRED = frozenset({
     *KEYS, "SUBJID", "SITEID", "SEX", "COUNTRY", "DSTERM", "DSDECOD", "EXTRT", "AETERM",
-    "AEDECOD", "LBTESTCD", "LBTEST", "PCTESTCD", "PCTEST", "RSTESTCD", "RSTEST", "QLABEL",
+    "AEDECOD", "LBTESTCD", "LBTEST", "PCTESTCD", "PCTEST", "RSTESTCD", "RSTEST", "QSTESTCD",
+    "QSTEST", "QSCAT", "QLABEL",
     "QVAL", "QORIG",
 })  # fmt: skip
 

@@ -1,5 +1,5 @@
-"""The ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): DM, DS, EX and AE, each row
-with the ledger positions it was derived from.
+"""The ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): DM, DS, EX, AE, LB, PC, RS
+and QS, each row with the ledger positions it was derived from.
 
 Pure: ``sdtm_datasets`` takes ledger entries (position, event) in ledger order and returns
 the datasets as rows of values; writing them as SAS transport files is the edge's
@@ -122,6 +122,15 @@ PC_VARIABLES = _vars(
     ("PCLLOQ", "Lower Limit of Quantitation", True), ("PCDTC", "Date/Time of Specimen Collection"),
     ("PCDY", "Study Day of Specimen Collection", True),
 )  # fmt: skip
+QS_VARIABLES = _vars(
+    *_KEYS, ("QSSEQ", "Sequence Number", True), ("QSTESTCD", "Question Short Name"),
+    ("QSTEST", "Question Name"), ("QSCAT", "Category of Question"),
+    ("QSORRES", "Finding in Original Units"),
+    ("QSSTRESC", "Character Result/Finding in Std Format"),
+    ("QSSTRESN", "Numeric Finding in Standard Units", True),
+    ("QSEVLINT", "Evaluation Interval"), ("QSDTC", "Date/Time of Finding"),
+    ("QSDY", "Study Day of Finding", True),
+)  # fmt: skip
 RS_VARIABLES = _vars(
     *_KEYS, ("RSSEQ", "Sequence Number", True), ("RSTESTCD", "Assessment Short Name"),
     ("RSTEST", "Assessment Name"), ("RSCAT", "Category for Assessment"),
@@ -156,7 +165,7 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
 
 
 def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
-    """DM, DS, EX, AE, LB, PC and RS of the entries, and the SUPP-- of each."""
+    """DM, DS, EX, AE, LB, PC, RS and QS of the entries, and the SUPP-- of each."""
     subject_entries = [(p, e) for p, e in entries if e.subject and e.type != "AccessDenied.v1"]
     datasets = {
         "DM": demographics(subject_entries),
@@ -166,6 +175,7 @@ def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]
         "LB": laboratory(subject_entries),
         "PC": kinetics(subject_entries),
         "RS": responses(subject_entries),
+        "QS": questionnaires(subject_entries),
     }
     supplements = {f"SUPP{name}": supplemental(d) for name, d in datasets.items()}
     return datasets | supplements
@@ -539,6 +549,48 @@ def _rs_rows(event: Recorded) -> list[Row]:
         rows.append({"RSTESTCD": code, "RSTEST": test, "RSCAT": "SLE RESPONSE",
                      "RSORRES": result, "RSSTRESC": result, "RSEVAL": "INVESTIGATOR",
                      "RSDTC": dtc(event.time), "RSDY": float(event.data["study_day"])})  # fmt: skip
+    return rows
+
+
+# The SLEDAI-2K descriptors in the instrument's order: QSTESTCD SLED01..SLED24 (sponsor
+# codes: CDISC publishes no QS supplement for SLEDAI-2K; docs/exports.md).
+SLEDAI_ITEMS = (
+    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
+    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
+    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
+    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
+    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
+)  # fmt: skip
+SLEDAI = "SLEDAI-2K"
+# DiseaseActivityAssessed.v1's scores -> QSTESTCD, QSTEST, QSCAT
+SLEDAI_SCORES = (("sledai_2k", "SLEDTOT", "SLEDAI-2K Total Score", SLEDAI),
+                 ("clinical_sledai", "SLEDCLIN", "Clinical SLEDAI-2K Score", SLEDAI),
+                 ("pga", "PGA", "Physician Global Assessment (0-3)",
+                  "PHYSICIAN GLOBAL ASSESSMENT"))  # fmt: skip
+
+
+def questionnaires(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    """SLEDAI-2K at each visit: each descriptor (Y/N), the total and clinical scores, and
+    the physician's global assessment; the look-back is SLEDAI-2K's 30 days."""
+    return _findings("QS", "Questionnaires", QS_VARIABLES, "DiseaseActivityAssessed.v1",
+                     _qs_rows, entries)  # fmt: skip
+
+
+def _qs_rows(event: Recorded) -> list[Row]:
+    data = event.data
+    visit: Row = {"QSEVLINT": "-P30D", "QSDTC": dtc(event.time), "QSDY": float(data["study_day"])}
+    rows: list[Row] = []
+    for number, item in enumerate(SLEDAI_ITEMS, start=1):
+        if item in data["items"]:
+            answer = _yn(data["items"][item])
+            rows.append({"QSTESTCD": f"SLED{number:02d}", "QSCAT": SLEDAI,
+                         "QSTEST": item.replace("_", " ").capitalize(), "QSORRES": answer,
+                         "QSSTRESC": answer, **visit})  # fmt: skip
+    for name, code, test, category in SLEDAI_SCORES:
+        score = Decimal(str(data[name]))
+        rows.append({"QSTESTCD": code, "QSTEST": test, "QSCAT": category,
+                     "QSORRES": str(score), "QSSTRESC": str(score),
+                     "QSSTRESN": float(score), **visit})  # fmt: skip
     return rows
 
 

@@ -35,6 +35,7 @@ REQUIRED = {
     "LB": ("STUDYID", "DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST"),
     "PC": ("STUDYID", "DOMAIN", "USUBJID", "PCSEQ", "PCTESTCD", "PCTEST"),
     "RS": ("STUDYID", "DOMAIN", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST"),
+    "QS": ("STUDYID", "DOMAIN", "USUBJID", "QSSEQ", "QSTESTCD", "QSTEST", "QSCAT"),
     "SUPPAE": ("STUDYID", "RDOMAIN", "USUBJID", "QNAM", "QLABEL", "QVAL", "QORIG"),
 }
 EXPECTED = {
@@ -46,9 +47,11 @@ EXPECTED = {
     "LB": ("LBORRES", "LBORRESU", "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBNRIND", "LBDTC"),
     "PC": ("PCORRES", "PCORRESU", "PCSTRESC", "PCSTRESN", "PCSTRESU", "PCLLOQ", "PCDTC"),
     "RS": ("RSORRES", "RSSTRESC", "RSDTC"),
+    "QS": ("QSORRES", "QSSTRESC", "QSSTRESN", "QSDTC"),
 }  # fmt: skip
 NUMERIC = {"DSSEQ", "EXSEQ", "AESEQ", "EXDOSE", "AEPTCD", "AESTDY", "LBSEQ", "LBSTRESN",
-           "LBDY", "PCSEQ", "PCSTRESN", "PCLLOQ", "PCDY", "RSSEQ", "RSDY"}  # fmt: skip
+           "LBDY", "PCSEQ", "PCSTRESN", "PCLLOQ", "PCDY", "RSSEQ", "RSDY", "QSSEQ", "QSSTRESN",
+           "QSDY"}  # fmt: skip
 # ISO 8601 as SDTM writes it: a date, or a date and time to the second (no zone: UTC).
 ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
 # CDISC Controlled Terminology for the coded variables written (NY, OUT, ARMNRS, SEX).
@@ -185,6 +188,19 @@ def test_rs_holds_the_response_and_each_criterion_the_remission_was_derived_by(
     assert "SRI4" not in results  # the visit had no BILAG scoring
 
 
+def test_qs_holds_each_sledai_2k_descriptor_and_the_scores_of_each_visit(
+    datasets: dict[str, Dataset], entries: Entries
+) -> None:
+    visits = [e for _, e in entries if e.type == "DiseaseActivityAssessed.v1"]
+    rows = datasets["QS"].rows
+    assert len(rows) == len(visits) * (24 + 3)
+    first = {r["QSTESTCD"]: r for r in rows[:27]}
+    assert (first["SLED09"]["QSTEST"], first["SLED09"]["QSORRES"]) == ("Arthritis", "Y")
+    assert first["SLED01"]["QSORRES"] == "N"
+    assert first["SLEDTOT"]["QSSTRESN"] == float(visits[0].data["sledai_2k"])
+    assert (first["PGA"]["QSORRES"], first["PGA"]["QSEVLINT"]) == ("1.5", "-P30D")
+
+
 def test_every_row_names_the_ledger_entries_it_was_derived_from(
     datasets: dict[str, Dataset], entries: Entries
 ) -> None:
@@ -232,7 +248,7 @@ def test_an_as_of_cut_before_the_infusion_has_no_exposure_and_no_adverse_event(
     assert only(datasets["DM"], SUBJID="S-001")["ACTARMCD"] is None
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "SUPPAE"])
+@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS", "SUPPAE"])
 def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     datasets: dict[str, Dataset], files: Path, name: str
 ) -> None:
@@ -245,7 +261,7 @@ def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     assert [[_blank(value) for value in row] for row in frame.itertuples(index=False)] == written
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "SUPPAE"])
+@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS", "SUPPAE"])
 def test_each_xpt_file_meets_the_sdtmig_variable_specifications(files: Path, name: str) -> None:
     frame, meta = read(files, name)
     assert len(name) <= 8 and len(meta.file_label) <= 40
