@@ -17,6 +17,38 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.recorded import Recorded
+from shared.contracts.adverse_events import (
+    AdverseEventGradedV1,
+    AdverseEventRegradedV1,
+    AdverseEventReportedV1,
+    AdverseEventResolvedV1,
+    CausalityAssessedV1,
+    DltAdjudicatedV1,
+    SeriousnessAssessedV1,
+)
+from shared.contracts.assessments import (
+    AutoantibodyMeasuredV1,
+    CarTKineticsMeasuredV1,
+    DiseaseActivityAssessedV1,
+    RemissionAssessedV1,
+)
+from shared.contracts.enrollment import (
+    ConsentSignedV1,
+    EligibilityConfirmedV1,
+    ScreenFailedV1,
+    SubjectDiedV1,
+    SubjectEnrolledV1,
+    SubjectRegisteredV1,
+    SubjectWithdrawnV1,
+    ValueCorrectedV1,
+)
+from shared.contracts.infusion import (
+    CarTInfusedV1,
+    LymphodepletionAdministeredV1,
+)
+from shared.contracts.security import (
+    AccessDeniedV1,
+)
 
 SDTMIG_VERSION = "3.4"
 STUDYID = "NCT05030779"
@@ -166,7 +198,9 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
 
 def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
     """DM, DS, EX, AE, LB, PC, RS and QS of the entries, and the SUPP-- of each."""
-    subject_entries = [(p, e) for p, e in entries if e.subject and e.type != "AccessDenied.v1"]
+    subject_entries = [
+        (p, e) for p, e in entries if e.subject and e.type != AccessDeniedV1.event_type
+    ]
     datasets = {
         "DM": demographics(subject_entries),
         "DS": disposition(subject_entries),
@@ -266,20 +300,20 @@ def _dm_infused(row: Row, data: dict[str, Any], event: Recorded) -> bool:
 
 def _dm_ended(row: Row, data: dict[str, Any], event: Recorded) -> bool:
     row["RFENDTC"] = dtc(event.time)
-    if event.type == "SubjectDied.v1":
+    if event.type == SubjectDiedV1.event_type:
         row["DTHDTC"], row["DTHFL"] = dtc(event.time), "Y"
     return True
 
 
 DM_CHANGES: dict[str, Callable[[Row, dict[str, Any], Recorded], bool]] = {
-    "SubjectRegistered.v1": _dm_registered,
-    "ConsentSigned.v1": _dm_consent,
-    "ValueCorrected.v1": _dm_corrected,
-    "ScreenFailed.v1": _dm_screen_failed,
-    "SubjectEnrolled.v1": _dm_enrolled,
-    "CarTInfused.v1": _dm_infused,
-    "SubjectWithdrawn.v1": _dm_ended,
-    "SubjectDied.v1": _dm_ended,
+    SubjectRegisteredV1.event_type: _dm_registered,
+    ConsentSignedV1.event_type: _dm_consent,
+    ValueCorrectedV1.event_type: _dm_corrected,
+    ScreenFailedV1.event_type: _dm_screen_failed,
+    SubjectEnrolledV1.event_type: _dm_enrolled,
+    CarTInfusedV1.event_type: _dm_infused,
+    SubjectWithdrawnV1.event_type: _dm_ended,
+    SubjectDiedV1.event_type: _dm_ended,
 }
 
 
@@ -302,12 +336,12 @@ def _arms(row: Row) -> None:
 MILESTONE, DISPOSITION = "PROTOCOL MILESTONE", "DISPOSITION EVENT"
 # Event type -> (DSDECOD, DSCAT, the data field of its date; None: the event's clinical time)
 DS_EVENTS: dict[str, tuple[str, str, str | None]] = {
-    "ConsentSigned.v1": ("INFORMED CONSENT OBTAINED", MILESTONE, "signed_on"),
-    "EligibilityConfirmed.v1": ("ELIGIBILITY CRITERIA MET", MILESTONE, None),
-    "ScreenFailed.v1": ("SCREEN FAILURE", DISPOSITION, None),
-    "SubjectEnrolled.v1": ("ENROLLED", MILESTONE, None),
-    "SubjectWithdrawn.v1": ("WITHDRAWAL BY SUBJECT", DISPOSITION, None),
-    "SubjectDied.v1": ("DEATH", DISPOSITION, None),
+    ConsentSignedV1.event_type: ("INFORMED CONSENT OBTAINED", MILESTONE, "signed_on"),
+    EligibilityConfirmedV1.event_type: ("ELIGIBILITY CRITERIA MET", MILESTONE, None),
+    ScreenFailedV1.event_type: ("SCREEN FAILURE", DISPOSITION, None),
+    SubjectEnrolledV1.event_type: ("ENROLLED", MILESTONE, None),
+    SubjectWithdrawnV1.event_type: ("WITHDRAWAL BY SUBJECT", DISPOSITION, None),
+    SubjectDiedV1.event_type: ("DEATH", DISPOSITION, None),
 }
 
 
@@ -331,11 +365,11 @@ def disposition(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
 def _ds_term(event: Recorded, decod: str) -> str:
     """The reported term: the reason or cause as recorded, else the standard term."""
     data = event.data
-    if event.type == "SubjectDied.v1":
+    if event.type == SubjectDiedV1.event_type:
         return str(data["cause"])
-    if event.type == "ScreenFailed.v1":
+    if event.type == ScreenFailedV1.event_type:
         return "SCREEN FAILURE: " + ", ".join(data["failed_criteria"])
-    if event.type == "SubjectWithdrawn.v1" and data.get("reason"):
+    if event.type == SubjectWithdrawnV1.event_type and data.get("reason"):
         return str(data["reason"])
     return decod
 
@@ -355,12 +389,12 @@ def exposure(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
 
 def _ex_rows(event: Recorded) -> list[Row]:
     data = event.data
-    if event.type == "CarTInfused.v1":
+    if event.type == CarTInfusedV1.event_type:
         return [{"EXTRT": CAR_T, "EXCAT": "CAR-T INFUSION",
                  "EXDOSE": float(Decimal(str(data["cells_per_kg_millions"]))),
                  "EXDOSU": "10^6 cells/kg", "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
                  "EXSTDTC": dtc(data["started_at"]), "EXENDTC": dtc(data["ended_at"])}]  # fmt: skip
-    if event.type == "LymphodepletionAdministered.v1":
+    if event.type == LymphodepletionAdministeredV1.event_type:
         return [{"EXTRT": str(agent["agent"]).upper(), "EXCAT": "LYMPHODEPLETION",
                  "EXDOSE": float(Decimal(str(agent["dose_mg_per_m2"]))), "EXDOSU": "mg/m2",
                  "EXROUTE": "INTRAVENOUS", "EXSTDTC": dtc(data["started_on"]),
@@ -390,7 +424,7 @@ def adverse_events(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
         if change is None:
             continue
         key = str(event.data["record_id"])
-        if key not in records and event.type != "AdverseEventReported.v1":
+        if key not in records and event.type != AdverseEventReportedV1.event_type:
             continue  # a record whose report is not in the entries read
         record = records.setdefault(key, AdverseEvent(str(event.subject), {"AESPID": key}))
         change(record, event.data)
@@ -455,13 +489,13 @@ def _ae_resolved(record: AdverseEvent, data: dict[str, Any]) -> None:
 
 
 AE_CHANGES: dict[str, Callable[[AdverseEvent, dict[str, Any]], None]] = {
-    "AdverseEventReported.v1": _ae_reported,
-    "AdverseEventGraded.v1": _ae_graded,
-    "AdverseEventRegraded.v1": _ae_graded,
-    "SeriousnessAssessed.v1": _ae_seriousness,
-    "CausalityAssessed.v1": _ae_causality,
-    "DltAdjudicated.v1": _ae_dlt,
-    "AdverseEventResolved.v1": _ae_resolved,
+    AdverseEventReportedV1.event_type: _ae_reported,
+    AdverseEventGradedV1.event_type: _ae_graded,
+    AdverseEventRegradedV1.event_type: _ae_graded,
+    SeriousnessAssessedV1.event_type: _ae_seriousness,
+    CausalityAssessedV1.event_type: _ae_causality,
+    DltAdjudicatedV1.event_type: _ae_dlt,
+    AdverseEventResolvedV1.event_type: _ae_resolved,
 }
 
 
@@ -493,8 +527,8 @@ def _findings(
 
 
 def laboratory(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
-    return _findings("LB", "Laboratory Test Results", LB_VARIABLES, "AutoantibodyMeasured.v1",
-                     _lb_rows, entries)  # fmt: skip
+    return _findings("LB", "Laboratory Test Results", LB_VARIABLES,
+                     AutoantibodyMeasuredV1.event_type, _lb_rows, entries)  # fmt: skip
 
 
 def _lb_rows(event: Recorded) -> list[Row]:
@@ -516,7 +550,7 @@ def _lb_row(event: Recorded, result: dict[str, Any]) -> Row:
 
 def kinetics(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     return _findings("PC", "Pharmacokinetics Concentrations", PC_VARIABLES,
-                     "CarTKineticsMeasured.v1", _pc_rows, entries)  # fmt: skip
+                     CarTKineticsMeasuredV1.event_type, _pc_rows, entries)  # fmt: skip
 
 
 def _pc_rows(event: Recorded) -> list[Row]:
@@ -535,7 +569,7 @@ def _pc_rows(event: Recorded) -> list[Row]:
 
 
 def responses(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
-    return _findings("RS", "Disease Response", RS_VARIABLES, "RemissionAssessed.v1",
+    return _findings("RS", "Disease Response", RS_VARIABLES, RemissionAssessedV1.event_type,
                      _rs_rows, entries)  # fmt: skip
 
 
@@ -572,7 +606,7 @@ SLEDAI_SCORES = (("sledai_2k", "SLEDTOT", "SLEDAI-2K Total Score", SLEDAI),
 def questionnaires(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     """SLEDAI-2K at each visit: each descriptor (Y/N), the total and clinical scores, and
     the physician's global assessment; the look-back is SLEDAI-2K's 30 days."""
-    return _findings("QS", "Questionnaires", QS_VARIABLES, "DiseaseActivityAssessed.v1",
+    return _findings("QS", "Questionnaires", QS_VARIABLES, DiseaseActivityAssessedV1.event_type,
                      _qs_rows, entries)  # fmt: skip
 
 
