@@ -231,3 +231,18 @@ async def export(
     application: Ledger, who: Auditor, subject_id: str | None = None
 ) -> dict[str, Any]:
     return await application.export(who, subject_id)
+
+
+@router.get(
+    "/export/odm",
+    tags=["audit"],
+    response_class=Response,
+    responses={200: {"content": {"application/xml": {}}, "description": "ODM 1.3.2 XML"}},
+)
+async def export_odm(application: Ledger, who: Auditor, when: AsOf) -> Response:
+    """The trial as CDISC ODM 1.3.2 (docs/exports.md): a form per event type, every
+    subject's events with an audit record on each value (who, site, UTC time, reason,
+    ledger position and event id) and each Part 11 signature, from the ledger now, as of
+    a time or at a position. Recorded as an export."""
+    xml = await application.odm(who, when.as_of, when.position)
+    return Response(xml, media_type="application/xml")

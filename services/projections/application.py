@@ -12,7 +12,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.projections import accounts, clinical_endpoints, merkle, plots
+from services.projections import accounts, clinical_endpoints, merkle, odm, plots, sdtm
 from services.projections.clinical_endpoints import TrialHistory
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
@@ -415,6 +415,29 @@ class ProjectionsApplication:
         document["endpoints"] = clinical_endpoints.trial_endpoints(events)
         document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
         return document
+
+    async def odm(
+        self, who: Principal, as_of: datetime | None = None, position: int | None = None
+    ) -> bytes:
+        """The trial's clinical data, audit records and signatures as CDISC ODM 1.3.2 XML,
+        from the ledger now, as of a time or at a position (docs/exports.md). Read and
+        recorded as an export."""
+        parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
+        await self.authorise(who, "export", parameters)
+        return odm.odm_document(await self._entries(as_of, position), datetime.now(UTC), as_of)
+
+    async def sdtm(
+        self, who: Principal, as_of: datetime | None = None, position: int | None = None
+    ) -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
+        """The SDTM datasets (DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--) and the trace
+        table of each row's ledger entries, from the ledger now, as of a time or at a
+        position (docs/exports.md). Read and recorded as an export."""
+        parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
+                      "position": position}  # fmt: skip
+        await self.authorise(who, "export", parameters)
+        entries = await self._entries(as_of, position)
+        datasets = sdtm.sdtm_datasets(entries)
+        return datasets, sdtm.trace_rows(datasets, entries)
 
     async def reconcile(self, who: Principal, token: str) -> dict[str, Any]:
         """Every stored event of every service, read through the services' own APIs with

@@ -15,7 +15,7 @@ import csv
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -24,9 +24,10 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from services.projections import offline
+from services.projections import offline, xpt
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import LedgerConfig
+from services.projections.define import define_xml
 from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
@@ -39,7 +40,7 @@ from shared.web.auth import AuthError, Principal, TokenVerifier
 
 app = typer.Typer(
     help="Trial Ledger auditor tools: trail, accounts, subject, endpoints, verify, proof, "
-    "export, verify-export."
+    "export, export-odm, export-sdtm, verify-export."
 )
 console = Console(stderr=True)  # progress and messages; results go to standard output
 T = TypeVar("T")
@@ -248,6 +249,39 @@ def export(
         (plots / name).parent.mkdir(parents=True, exist_ok=True)
         (plots / name).write_text(svg)
     console.print(f"exported {len(document['entries'])} entries to {out}, plots to {plots}/")
+
+
+@app.command("export-odm")
+def export_odm(
+    token: Token,
+    out: Path,
+    as_of: datetime | None = None,
+    position: int | None = None,
+) -> None:
+    """The trial as CDISC ODM 1.3.2 XML, with an audit record on every value and each
+    signature, now, as of a time (UTC) or at a ledger position (docs/exports.md)."""
+    xml = run(token, lambda p, who: p.odm(who, as_of, position))
+    out.write_bytes(xml)
+    console.print(f"wrote ODM 1.3.2 to {out} ({len(xml)} bytes)")
+
+
+@app.command("export-sdtm")
+def export_sdtm(
+    token: Token,
+    directory: Path,
+    as_of: datetime | None = None,
+    position: int | None = None,
+) -> None:
+    """SDTM datasets (SDTMIG 3.4: DM, DS, EX, AE, LB, PC, RS, QS, SUPP--) as SAS transport
+    v5 files, their define.xml (Define-XML 2.0) and ledger-trace.csv naming each row's
+    ledger entries, now, as of a time (UTC) or at a ledger position (docs/exports.md). A
+    domain with no row is not written."""
+    datasets, trace = run(token, lambda p, who: p.sdtm(who, as_of, position))
+    directory.mkdir(parents=True, exist_ok=True)
+    written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]
+    xpt.write_trace(trace, directory)
+    (directory / "define.xml").write_bytes(define_xml(datasets, datetime.now(UTC)))
+    console.print(f"wrote {', '.join(written)}, define.xml and {xpt.TRACE_FILE} to {directory}/")
 
 
 @app.command("verify-export")

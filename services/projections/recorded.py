@@ -19,6 +19,28 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from shared.contracts.security import RecordSignedV1, RecordSignedV2
+
+# Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
+COMMON_FIELDS = frozenset(
+    {
+        "event_id",
+        "subject_id",
+        "record_type",
+        "record_id",
+        "version",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "reason",
+        "correlation_id",
+        "causation_id",
+        "source",
+    }
+)
+# A signature of either scheme shows the same manifestation (docs/security.md).
+RECORD_SIGNED = frozenset({RecordSignedV1.event_type, RecordSignedV2.event_type})
+
 
 class Recorded(Protocol):
     """The envelope fields read from a recorded event; a ``CloudEvent`` has them too, so

@@ -17,7 +17,7 @@ from uuid import UUID
 import asyncpg
 
 from services.projections.clinical_endpoints import study_day
-from services.projections.recorded import Recorded, recorded
+from services.projections.recorded import COMMON_FIELDS, RECORD_SIGNED, Recorded, recorded
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -42,28 +42,7 @@ from shared.contracts.enrollment import (
     ValueCorrectedV1,
 )
 from shared.contracts.infusion import CarTInfusedV1, InfusionNotGivenV1
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
-
-# Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
-COMMON_FIELDS = frozenset(
-    {
-        "event_id",
-        "subject_id",
-        "record_type",
-        "record_id",
-        "version",
-        "occurred_at",
-        "recorded_at",
-        "actor",
-        "reason",
-        "correlation_id",
-        "causation_id",
-        "source",
-    }
-)
-# A signature of either scheme shows the same manifestation (docs/security.md).
-RECORD_SIGNED = frozenset({RecordSignedV1.event_type, RecordSignedV2.event_type})
-
+from shared.contracts.security import AccessDeniedV1
 
 State = dict[str, Any]
 Reducer = Callable[[State, dict[str, Any], Recorded], None]

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyreadstat
 import pytest
 import pytest_asyncio
 from rich.console import Console
@@ -47,9 +48,11 @@ from shared.kernel.keys import load_public_key
 from shared.kernel.settings import ServiceSettings
 from shared.kernel.signatures import verify_published
 from tests import go_verifier
+from tests.cdisc import odmlib_root, schema_errors
 from tests.contracts import cloudevents_sdk, modelina
 from tests.e2e.flows import today
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, SERVICES, Stack, shared_stack
+from tests.e2e.test_audit import cli
 from tests.projections.test_verify_export_cli import verified_offline
 from tests.support import eventually, read_topic, screening_json
 from tests.witness import Witness, running_witness
@@ -442,3 +445,52 @@ async def test_every_published_event_type_is_found_in_the_audit_trail(every_even
         await eventually(all_found, timeout=60, what="every event type in the trail")
     except AssertionError:
         raise AssertionError(f"never in the audit trail: {missing}") from None
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_demo_trial_as_odm_1_3_2_is_valid_and_holds_every_subject_event(
+    trial: Trial,
+) -> None:
+    """The running system's ODM export (docs/exports.md): zero errors against CDISC's
+    schema, and read back by odmlib, every subject event of the ledger is one form,
+    every signature of the demo on the form it signs."""
+    auditor = await trial.stack.member("odm.aud", "an auditor's passphrase", "auditor")
+    response = await trial.stack.projections.get("/export/odm", headers=auditor)
+    assert schema_errors(response.content) == []
+    odm = odmlib_root(response.content)
+    subjects = odm.ClinicalData[0].SubjectData
+    assert [s.SubjectKey for s in subjects] == [f"S-{n:03d}" for n in range(1, 11)]
+    forms = [f for s in subjects for f in s.StudyEventData[0].FormData]
+    signatures = [f for f in forms if f.Signature is not None]
+    assert sum(f.FormOID == "F.RecordSigned.v2" for f in forms) == len(signatures) > 0
+    kinds = {"F.CarTInfused.v1", "F.AdverseEventGraded.v1", "F.RemissionAssessed.v1",
+             "F.CarTKineticsMeasured.v1", "F.ScreenFailed.v1", "F.SubjectWithdrawn.v1"}  # fmt: skip
+    assert kinds <= {f.FormOID for f in forms}
+
+
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_auditor_cli_writes_the_demo_trial_as_odm_and_sdtm_files(
+    trial: Trial, tmp_path: Path
+) -> None:
+    """`cli export-odm` and `cli export-sdtm` on the running system: the demo's story
+    (S-004 a screen failure, S-007 withdrawn, nine infused, S-006's grade 3 CRS a DLT)
+    in the SDTM files, and every row's ledger entries in the trace table."""
+    auditor = await trial.stack.member("cli.aud", "an auditor's passphrase", "auditor")
+    token = auditor["Authorization"].removeprefix("Bearer ")
+    odm_file, sdtm_dir = tmp_path / "trial.xml", tmp_path / "sdtm"
+    for args in (("export-odm", str(odm_file)), ("export-sdtm", str(sdtm_dir))):
+        done = await cli(trial.stack, token, *args)
+        assert done.returncode == 0, done.stderr
+    assert schema_errors(odm_file.read_bytes()) == []
+    dm, _ = pyreadstat.read_xport(str(sdtm_dir / "dm.xpt"))
+    assert (dm["ARMNRS"] == "SCREEN FAILURE").tolist() == [s == "S-004" for s in dm["SUBJID"]]
+    assert (dm["ACTARMCD"] != "").sum() == 9
+    ds, _ = pyreadstat.read_xport(str(sdtm_dir / "ds.xpt"))
+    withdrawn = ds[ds["DSDECOD"] == "WITHDRAWAL BY SUBJECT"]["USUBJID"].tolist()
+    assert withdrawn == ["NCT05030779-S-007"]
+    ae, _ = pyreadstat.read_xport(str(sdtm_dir / "ae.xpt"))
+    suppae, _ = pyreadstat.read_xport(str(sdtm_dir / "suppae.xpt"))
+    dlts = suppae[(suppae["QNAM"] == "AEDLTFL") & (suppae["QVAL"] == "Y")]
+    assert dlts["USUBJID"].tolist() == ["NCT05030779-S-006"]
+    trace = (sdtm_dir / "ledger-trace.csv").read_text().splitlines()
+    assert len(trace) > len(ae) + len(dm) and trace[0].startswith("DATASET,USUBJID")

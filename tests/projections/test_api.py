@@ -4,6 +4,7 @@ and a refused query is not recorded as an auditor's activity."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import httpx
@@ -13,6 +14,7 @@ from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
 from shared.kernel.provenance import Role
+from tests.cdisc import odmlib_root, schema_errors
 from tests.support import VERIFIER, bearer, principal
 
 pytestmark = pytest.mark.integration
@@ -122,3 +124,67 @@ async def test_a_nul_in_the_query_or_path_is_422_and_not_recorded(
     response = await client.get(path, headers=bearer(AUDITOR))
     assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
     assert await activities(ledger) == before
+
+
+async def test_the_odm_export_is_valid_odm_1_3_2_and_recorded_as_an_export(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore
+) -> None:
+    response = await get(client, "/export/odm")
+    assert (response.status_code, response.headers["content-type"]) == (200, "application/xml")
+    assert schema_errors(response.content) == []
+    odm = odmlib_root(response.content)
+    assert [s.SubjectKey for s in odm.ClinicalData[0].SubjectData] == ["S-001", "S-002"]
+    assert odm.FileOID == f"TL.ODM.{filled}"
+    row = await ledger.pool.fetchrow(
+        "SELECT user_id, action, outcome, parameters FROM auditor_activity ORDER BY id DESC"
+    )
+    assert (row["user_id"], row["action"], row["outcome"]) == ("aud.kim", "export", "allowed")
+    assert json.loads(row["parameters"])["format"] == "odm-1.3.2"
+
+
+async def test_the_odm_export_at_a_position_holds_the_entries_up_to_it(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    odm = odmlib_root((await get(client, "/export/odm", position=3)).content)
+    (subject,) = odm.ClinicalData[0].SubjectData
+    assert [int(f.FormRepeatKey) for f in subject.StudyEventData[0].FormData] == [1, 2, 3]
+
+
+async def test_the_odm_export_is_refused_to_an_investigator_and_the_refusal_recorded(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore
+) -> None:
+    investigator = principal(Role.INVESTIGATOR, user_id="inv.lin")
+    response = await client.get("/export/odm", headers=bearer(investigator))
+    assert response.status_code == 403
+    row = await ledger.pool.fetchrow(
+        "SELECT user_id, action, outcome FROM auditor_activity ORDER BY id DESC"
+    )
+    assert tuple(row) == ("inv.lin", "export", "denied")
+
+
+@pytest.mark.parametrize("position", [0, -1, BEYOND_BIGINT, "third"])
+async def test_an_odm_export_at_no_position_is_422(
+    filled: int, client: httpx.AsyncClient, position: str | int
+) -> None:
+    response = await get(client, "/export/odm", position=position)
+    assert (response.status_code, response.json()["code"]) == (422, "invalid_request")
+
+
+async def test_the_sdtm_datasets_at_a_position_are_read_and_recorded_as_an_export(
+    filled: int, projections: ProjectionsApplication, ledger: LedgerStore
+) -> None:
+    """No HTTP route (the files are the CLI's, `export-sdtm`): the application's read."""
+    cut = filled // 2
+    datasets, trace = await projections.sdtm(AUDITOR, position=cut)
+    registered = await ledger.pool.fetch(
+        "SELECT subject_id FROM ledger_entries WHERE event_type = 'SubjectRegistered.v1' "
+        "AND position <= $1 ORDER BY subject_id",
+        cut,
+    )
+    assert [r["SUBJID"] for r in datasets["DM"].rows] == [r["subject_id"] for r in registered]
+    assert datasets["DM"].rows and max(int(row[4]) for row in trace) <= cut
+    row = await ledger.pool.fetchrow(
+        "SELECT action, outcome, parameters FROM auditor_activity ORDER BY id DESC"
+    )
+    assert (row["action"], row["outcome"]) == ("export", "allowed")
+    assert json.loads(row["parameters"])["format"] == "sdtmig-3.4"
