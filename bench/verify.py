@@ -29,6 +29,7 @@ import asyncio
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -169,21 +170,28 @@ async def measure(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> li
     return [*fastest, *await halves(ledger, application, count)]
 
 
-def verify_growth(schema: str, public_key: bytes, count: int) -> tuple[int, int]:
-    """In a fresh process: its RSS (kB) once the ledger in ``schema`` is opened, and how
-    much its peak RSS grows above that while the ledger is verified."""
+Growth = tuple[int, int, float, float]  # RSS before (kB), peak growth (kB), CPU s, wall s
+
+
+def verify_growth(schema: str, public_key: bytes, count: int) -> Growth:
+    """In a fresh process: its RSS (kB) once the ledger in ``schema`` is opened, how much
+    its peak RSS grows above that while the ledger is verified, and the CPU time this
+    process used for it beside the wall-clock time (CPU time moves less with the load of
+    a shared machine: the database's own CPU is not in it)."""
     key = Ed25519PublicKey.from_public_bytes(public_key)
     return asyncio.run(_verify_growth(schema, key, count))
 
 
-async def _verify_growth(schema: str, key: Ed25519PublicKey, count: int) -> tuple[int, int]:
+async def _verify_growth(schema: str, key: Ed25519PublicKey, count: int) -> Growth:
     env = {**os.environ, "TL_PROJECTIONS_DATABASE_SCHEMA": schema}
     ledger = LedgerStore(ServiceSettings.from_env("projections", env).database)
     await ledger.open()
     try:
         before = _peak_reset()
+        cpu, wall = time.process_time(), time.perf_counter()
         await verify(ProjectionsApplication(ledger, [key]), count)
-        return before, _memory("VmHWM") - before
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return before, _memory("VmHWM") - before, cpu, wall
     finally:
         await ledger.close()
 
@@ -202,7 +210,7 @@ def _memory(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> tuple[int, int]:
+async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> Growth:
     """``verify_growth`` of ``ledger``, in a process of its own (spawned: nothing of this
     one's memory is inherited)."""
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -214,11 +222,11 @@ async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -
 
 async def measure_all(
     ledger: LedgerStore, key: Ed25519PrivateKey, count: int
-) -> tuple[list[Measurement], tuple[int, int]]:
+) -> tuple[list[Measurement], Growth]:
     return await measure(ledger, key, count), await peak_growth(ledger, key, count)
 
 
-async def growth_at(key: Ed25519PrivateKey, count: int) -> tuple[int, int]:
+async def growth_at(key: Ed25519PrivateKey, count: int) -> Growth:
     """The peak RSS growth of verify over a fresh ledger of ``count`` entries."""
     progress(f"copying {count} synthetic entries")
     return await on_fresh_ledger(
@@ -240,9 +248,10 @@ async def run(count: int) -> None:
         lambda ledger, _: fill(ledger, count, key), lambda ledger: measure_all(ledger, key, count)
     )
     report("verify", base, others)
-    for size, (before, grown) in ((count // 10, smaller), (count, growth)):
+    for size, (before, grown, cpu, wall) in ((count // 10, smaller), (count, growth)):
         print(f"verify    verify_unattributed() at {size} entries, in a fresh process: peak "
-              f"RSS {grown / 1024:.1f} MB above the {before / 1024:.1f} MB before it")  # fmt: skip
+              f"RSS {grown / 1024:.1f} MB above the {before / 1024:.1f} MB before it; "
+              f"{cpu:.3f} s of its CPU in {wall:.3f} s")  # fmt: skip
     print(f"verify    load average at the end: {load()}")
 
 
