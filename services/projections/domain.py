@@ -190,8 +190,8 @@ class Trust:
 
 EntryRow = tuple[int, bytes, bytes]
 """One ledger entry as verification reads it: its position, its payload (the published
-bytes) and its stored leaf hash. (The adapter hands over asyncpg records, which index and
-unpack as these tuples do: no object is built per entry.)"""
+bytes) and its stored leaf hash, as the adapter cuts them from the database's binary COPY
+(``LedgerStore.entry_pages``)."""
 
 
 class LedgerVerification:

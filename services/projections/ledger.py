@@ -34,7 +34,7 @@ import os
 import secrets
 import socket
 import struct
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -410,7 +410,7 @@ class LedgerStore(PooledStore):
 
     async def entry_pages(
         self, batch: int = 10_000, span: int = 250_000
-    ) -> AsyncIterator[Sequence[EntryRow]]:
+    ) -> AsyncGenerator[Sequence[EntryRow], None]:
         """Every entry's position, payload and leaf hash, in position order, ``batch`` a
         page (for verification, which holds one page at a time).
 

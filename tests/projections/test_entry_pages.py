@@ -87,3 +87,16 @@ async def test_the_ledger_is_read_in_copies_of_span_entries_each_after_the_last(
     whole = [row async for page in ledger.entry_pages() for row in page]
     for span in (3, 4, filled):
         assert [row async for page in ledger.entry_pages(5, span) for row in page] == whole
+
+
+@pytest.mark.integration
+async def test_a_reading_left_after_its_first_page_leaves_the_ledger_readable(
+    filled: int, ledger: LedgerStore
+) -> None:
+    """A caller that stops early (an error while checking a page) stops the COPY under way;
+    the connection goes back to the pool, and the next reading gets every entry."""
+    for _ in range(3):  # more times than the pool's idle connections, had one been lost
+        pages = ledger.entry_pages(2, span=3)
+        assert len(await anext(pages)) == 2
+        await pages.aclose()
+    assert sum([len(page) async for page in ledger.entry_pages(2, span=3)]) == filled
