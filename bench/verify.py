@@ -8,8 +8,11 @@ ledger, with one checkpoint over all of them signed by a fresh Ed25519 key (unti
 Then:
 
 - baseline: read (position, payload, leaf_hash) of every entry in position order,
-  10,000 rows a query as ``entry_pages`` does, and SHA-256 each payload once;
-  it and verify are taken in turn three times, and the fastest of each is reported;
+  10,000 rows a query (as ``entry_pages`` did until 2026-12-03: kept, so that ratios
+  compare across runs), and SHA-256 each payload once; it and verify are taken in turn
+  three times, and the fastest of each is reported;
+- the same reading and hashing by binary COPY, as ``entry_pages`` now reads (best of
+  three too): the least that reading and hashing once can take here;
 - verify: ``ProjectionsApplication.verify_unattributed()`` (``LedgerVerification`` fed
   ``entry_pages`` as they are read: every leaf recomputed, the Merkle root rebuilt, the
   checkpoint's signature and root checked);
@@ -26,6 +29,7 @@ import asyncio
 import hashlib
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
@@ -48,7 +52,7 @@ from bench.common import (
 )
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import EntryRow, LedgerVerification, entry_leaf, sign_checkpoint
-from services.projections.ledger import LedgerStore
+from services.projections.ledger import CopyRows, LedgerStore
 from services.projections.merkle import Frontier
 from shared.kernel.settings import ServiceSettings
 
@@ -102,6 +106,25 @@ async def read_and_hash(pool: asyncpg.Pool) -> int:
     return hashed
 
 
+async def copy_and_hash(pool: asyncpg.Pool) -> int:
+    """Every entry read by binary COPY, as ``entry_pages`` reads, its payload hashed once."""
+    hashed = 0
+    rows = CopyRows(READ_BATCH)
+
+    async def sink(chunk: bytes) -> None:
+        nonlocal hashed
+        for page in rows.feed(chunk):
+            hashed += len([hashlib.sha256(r[1]).digest() for r in page])
+
+    async with pool.acquire() as connection:
+        await connection.copy_from_query(
+            "SELECT position, payload, leaf_hash FROM ledger_entries ORDER BY position",
+            output=sink,
+            format="binary",
+        )
+    return hashed + len([hashlib.sha256(r[1]).digest() for r in rows.finish()])
+
+
 async def verify(application: ProjectionsApplication, count: int) -> None:
     result = await application.verify_unattributed()
     if not (result.ok and result.entries == count and result.latest_checkpoint == count):
@@ -135,31 +158,40 @@ async def measure(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> li
     shared machine a burst of someone else's load then falls on one round, not on one of
     the two figures the ratio compares."""
     application = ProjectionsApplication(ledger, [key.public_key()])
-    bases, reals = [], []
+    bases, copies, reals = [], [], []
     for _ in range(ROUNDS):
         bases.append(await timed(f"baseline: read + sha256 once (best of {ROUNDS})", count,
                                  lambda: read_and_hash(ledger.pool)))  # fmt: skip
+        copies.append(await timed(f"read by COPY + sha256 once (best of {ROUNDS})", count,
+                                  lambda: copy_and_hash(ledger.pool)))  # fmt: skip
         reals.append(await timed(f"verify_unattributed() (best of {ROUNDS})", count,
                                  lambda: verify(application, count)))  # fmt: skip
-    fastest = min(bases, key=lambda m: m.seconds), min(reals, key=lambda m: m.seconds)
+    fastest = [min(ms, key=lambda m: m.seconds) for ms in (bases, reals, copies)]
     return [*fastest, *await halves(ledger, application, count)]
 
 
-def verify_growth(schema: str, public_key: bytes, count: int) -> tuple[int, int]:
-    """In a fresh process: its RSS (kB) once the ledger in ``schema`` is opened, and how
-    much its peak RSS grows above that while the ledger is verified."""
+Growth = tuple[int, int, float, float]  # RSS before (kB), peak growth (kB), CPU s, wall s
+
+
+def verify_growth(schema: str, public_key: bytes, count: int) -> Growth:
+    """In a fresh process: its RSS (kB) once the ledger in ``schema`` is opened, how much
+    its peak RSS grows above that while the ledger is verified, and the CPU time this
+    process used for it beside the wall-clock time (CPU time moves less with the load of
+    a shared machine: the database's own CPU is not in it)."""
     key = Ed25519PublicKey.from_public_bytes(public_key)
     return asyncio.run(_verify_growth(schema, key, count))
 
 
-async def _verify_growth(schema: str, key: Ed25519PublicKey, count: int) -> tuple[int, int]:
+async def _verify_growth(schema: str, key: Ed25519PublicKey, count: int) -> Growth:
     env = {**os.environ, "TL_PROJECTIONS_DATABASE_SCHEMA": schema}
     ledger = LedgerStore(ServiceSettings.from_env("projections", env).database)
     await ledger.open()
     try:
         before = _peak_reset()
+        cpu, wall = time.process_time(), time.perf_counter()
         await verify(ProjectionsApplication(ledger, [key]), count)
-        return before, _memory("VmHWM") - before
+        cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+        return before, _memory("VmHWM") - before, cpu, wall
     finally:
         await ledger.close()
 
@@ -178,7 +210,7 @@ def _memory(field: str) -> int:
     raise RuntimeError(f"no {field} in /proc/self/status")
 
 
-async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> tuple[int, int]:
+async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -> Growth:
     """``verify_growth`` of ``ledger``, in a process of its own (spawned: nothing of this
     one's memory is inherited)."""
     raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
@@ -190,11 +222,11 @@ async def peak_growth(ledger: LedgerStore, key: Ed25519PrivateKey, count: int) -
 
 async def measure_all(
     ledger: LedgerStore, key: Ed25519PrivateKey, count: int
-) -> tuple[list[Measurement], tuple[int, int]]:
+) -> tuple[list[Measurement], Growth]:
     return await measure(ledger, key, count), await peak_growth(ledger, key, count)
 
 
-async def growth_at(key: Ed25519PrivateKey, count: int) -> tuple[int, int]:
+async def growth_at(key: Ed25519PrivateKey, count: int) -> Growth:
     """The peak RSS growth of verify over a fresh ledger of ``count`` entries."""
     progress(f"copying {count} synthetic entries")
     return await on_fresh_ledger(
@@ -202,7 +234,13 @@ async def growth_at(key: Ed25519PrivateKey, count: int) -> tuple[int, int]:
     )
 
 
+def load() -> str:
+    """The load averages (1, 5, 15 minutes), as ``uptime`` prints them."""
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 async def run(count: int) -> None:
+    print(f"verify    load average at the start: {load()}", flush=True)
     key = Ed25519PrivateKey.generate()
     smaller = await growth_at(key, count // 10)
     progress(f"copying {count} synthetic entries")
@@ -210,9 +248,11 @@ async def run(count: int) -> None:
         lambda ledger, _: fill(ledger, count, key), lambda ledger: measure_all(ledger, key, count)
     )
     report("verify", base, others)
-    for size, (before, grown) in ((count // 10, smaller), (count, growth)):
+    for size, (before, grown, cpu, wall) in ((count // 10, smaller), (count, growth)):
         print(f"verify    verify_unattributed() at {size} entries, in a fresh process: peak "
-              f"RSS {grown / 1024:.1f} MB above the {before / 1024:.1f} MB before it")  # fmt: skip
+              f"RSS {grown / 1024:.1f} MB above the {before / 1024:.1f} MB before it; "
+              f"{cpu:.3f} s of its CPU in {wall:.3f} s")  # fmt: skip
+    print(f"verify    load average at the end: {load()}")
 
 
 if __name__ == "__main__":

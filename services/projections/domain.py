@@ -190,8 +190,8 @@ class Trust:
 
 EntryRow = tuple[int, bytes, bytes]
 """One ledger entry as verification reads it: its position, its payload (the published
-bytes) and its stored leaf hash. (The adapter hands over asyncpg records, which index and
-unpack as these tuples do: no object is built per entry.)"""
+bytes) and its stored leaf hash, as the adapter cuts them from the database's binary COPY
+(``LedgerStore.entry_pages``)."""
 
 
 class LedgerVerification:
@@ -280,11 +280,15 @@ def _recomputed(page: Sequence[EntryRow], expected: int) -> list[bytes]:
     not at the ``expected`` position or does not match its stored leaf. (The hot loop of
     verification: one leaf hash and two comparisons per entry, nothing else.)"""
     leaves: list[bytes] = []
+    append, start = leaves.append, _ENTRY_LEAF.copy  # entry_leaf, inlined
     for position, payload, leaf in page:
-        recomputed = entry_leaf(position, payload)
+        hasher = start()
+        hasher.update(b"%d\n" % position)
+        hasher.update(payload)
+        recomputed = hasher.digest()
         if position != expected or recomputed != leaf:
             break
-        leaves.append(recomputed)
+        append(recomputed)
         expected += 1
     return leaves
 

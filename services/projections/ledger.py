@@ -33,7 +33,8 @@ import logging
 import os
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Sequence
+import struct
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -407,20 +408,64 @@ class LedgerStore(PooledStore):
             for r in rows
         ]  # fmt: skip
 
-    async def entry_pages(self, batch: int = 10_000) -> AsyncIterator[Sequence[EntryRow]]:
+    async def entry_pages(
+        self, batch: int = 10_000, span: int = 250_000
+    ) -> AsyncGenerator[Sequence[EntryRow], None]:
         """Every entry's position, payload and leaf hash, in position order, ``batch`` a
-        page (for verification, which holds one page at a time). Each page is a query of
-        its own, after the last position of the one before: no transaction stays open
-        while a large ledger is verified."""
+        page (for verification, which holds one page at a time).
+
+        The entries stream in binary ``COPY``, ``span`` entries a statement, each after the
+        last position of the one before (no snapshot is held for the whole of a large
+        ledger), and are cut into pages of plain tuples as the bytes arrive. PostgreSQL
+        streams on while the caller checks a page (its socket's buffers, then two pages,
+        wait), instead of waiting for one query per page; no record is decoded per row."""
+        pages: asyncio.Queue[Sequence[EntryRow] | Exception | None] = asyncio.Queue(2)
+
+        async def read() -> None:
+            try:
+                await self._copy_entries(pages.put, batch, span)
+            except Exception as error:  # handed to the caller, which raises it
+                await pages.put(error)
+            else:
+                await pages.put(None)
+
+        reader = asyncio.create_task(read())
+        try:
+            while (page := await pages.get()) is not None:
+                if isinstance(page, Exception):
+                    raise page
+                yield page
+        finally:
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+    async def _copy_entries(
+        self, put: Callable[[Sequence[EntryRow]], Awaitable[None]], batch: int, span: int
+    ) -> None:
+        """``entry_pages``' reading: one COPY after another until one is short."""
         after = 0
-        while rows := await self.pool.fetch(
-            "SELECT position, payload, leaf_hash FROM ledger_entries WHERE position > $1 "
-            "ORDER BY position LIMIT $2",
-            after,
-            batch,
-        ):
-            yield rows  # asyncpg records: (position, payload, leaf_hash) by index
-            after = rows[-1][0]
+        async with self.pool.acquire() as connection:
+            while True:
+                rows = CopyRows(batch)
+
+                async def sink(chunk: bytes, rows: CopyRows = rows) -> None:
+                    for page in rows.feed(chunk):
+                        await put(page)
+
+                await connection.copy_from_query(
+                    "SELECT position, payload, leaf_hash FROM ledger_entries "
+                    "WHERE position > $1 ORDER BY position LIMIT $2",
+                    after,
+                    span,
+                    output=sink,
+                    format="binary",
+                )
+                if last := rows.finish():
+                    await put(last)
+                if rows.count < span:
+                    return
+                after = rows.last_position
 
     async def tail_entries(self, after: int) -> list[TailEntry]:
         """The entries after position ``after``, with the Kafka records they name."""
@@ -510,3 +555,89 @@ def _row(position: int, e: NewEntry, leaf: bytes) -> tuple[object, ...]:
         e.payload,
         leaf,
     )
+
+
+_COPY_SIGNATURE = b"PGCOPY\n\xff\r\n\x00"
+_COPY_HEADER = struct.Struct(">11sii")  # signature, flags, header extension's length
+_COPY_TRAILER = b"\xff\xff"  # a field count of -1
+_ROW_START = struct.Struct(">hiqi")  # field count (3), 8, position (bigint), payload length
+_LEAF = struct.Struct(">i32s")  # length, leaf hash (32 bytes, unless someone changed it)
+_LENGTH = struct.Struct(">i")
+
+
+class CopyRows:
+    """Rows of ``(position, payload, leaf_hash)`` read from PostgreSQL's binary COPY
+    format (PostgreSQL's documentation of COPY, "Binary Format"), fed the bytes as they
+    arrive and cut into pages of ``batch``; a row split between two chunks waits for the
+    next. A stored leaf of another length than 32 bytes is read as it is (verification
+    then finds it altered)."""
+
+    def __init__(self, batch: int) -> None:
+        self.count = 0  # the rows in the pages handed out
+        self.last_position = 0
+        self._batch = batch
+        self._page: list[EntryRow] = []
+        self._rest = b""
+        self._header = True
+
+    def feed(self, chunk: bytes) -> Iterator[list[EntryRow]]:
+        """The pages completed by ``chunk``, the next bytes of the COPY."""
+        data = self._rest + chunk if self._rest else chunk
+        offset = self._skip_header(data) if self._header else 0
+        if offset < 0:
+            self._rest = data
+            return
+        end, page, batch = len(data), self._page, self._batch
+        append, start, tail = page.append, _ROW_START.unpack_from, _LEAF.unpack_from
+        while offset + 18 <= end:
+            fields, _, position, size = start(data, offset)
+            if fields != 3 or size < 0:  # every column is NOT NULL: no length is -1
+                raise ValueError(f"a COPY row of {fields} fields, payload length {size}")
+            payload_end = offset + 18 + size
+            stop = payload_end + 36
+            if stop <= end:
+                leaf_size, leaf = tail(data, payload_end)
+            else:
+                leaf_size = -1
+            if leaf_size != 32:  # the row's end is not here yet, or its leaf is odd
+                if payload_end + 4 > end:
+                    break
+                (leaf_size,) = _LENGTH.unpack_from(data, payload_end)
+                stop = payload_end + 4 + max(leaf_size, 0)
+                if stop > end:
+                    break
+                leaf = data[payload_end + 4 : stop]
+            append((position, data[offset + 18 : payload_end], leaf))
+            offset = stop
+            if len(page) == batch:
+                self._handed(page)
+                yield page
+                page = self._page = []
+                append = page.append
+        self._rest = data[offset:]
+
+    def finish(self) -> list[EntryRow]:
+        """The last page (perhaps short, or empty), once the COPY has ended."""
+        if self._rest != _COPY_TRAILER and not (self._header and not self._rest):
+            raise ValueError(f"the COPY ended inside a row ({len(self._rest)} bytes left)")
+        page, self._page = self._page, []
+        self._handed(page)
+        return page
+
+    def _handed(self, page: list[EntryRow]) -> None:
+        if page:
+            self.count += len(page)
+            self.last_position = page[-1][0]
+
+    def _skip_header(self, data: bytes) -> int:
+        """Where the rows start, after the header (-1: the header is not all here yet)."""
+        if len(data) < _COPY_HEADER.size:
+            return -1
+        signature, _, extension = _COPY_HEADER.unpack_from(data)
+        extension = int(extension)
+        if signature != _COPY_SIGNATURE:
+            raise ValueError("not a binary COPY stream")
+        if len(data) < _COPY_HEADER.size + extension:
+            return -1
+        self._header = False
+        return _COPY_HEADER.size + extension

@@ -91,6 +91,21 @@ TAMPERING = [
         id="two_adjacent_swapped_rows_are_found_as_reordered",
     ),
     pytest.param(
+        "UPDATE ledger_entries SET leaf_hash = '\\x0102'::bytea WHERE position = 3;",
+        (3, "altered"),
+        id="a_stored_leaf_shortened_is_found_as_altered",
+    ),
+    pytest.param(
+        "UPDATE ledger_entries SET leaf_hash = leaf_hash || leaf_hash WHERE position = 3;",
+        (3, "altered"),
+        id="a_stored_leaf_lengthened_is_found_as_altered",
+    ),
+    pytest.param(
+        "UPDATE ledger_entries SET payload = ''::bytea WHERE position = 8;",
+        (8, "altered"),
+        id="an_emptied_payload_is_found_as_altered",
+    ),
+    pytest.param(
         insert_copy_of_entry_2_at_6("leaf_hash"),
         (6, "inserted"),
         id="an_inserted_row_is_found_at_its_position",
