@@ -55,24 +55,30 @@ class TrailFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 1000
+    role: str | None = None  # the role the actor acted in
+    reason: str | None = None  # text the reason contains, in any case
+    offset: int = 0  # rows skipped (paging)
 
     def sql(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         values: list[Any] = []
         for column, value, operator in (
-            ("subject_id", self.subject_id, "="),
-            ("actor_id", self.user_id, "="),
-            ("record_id::text", self.record_id, "="),
-            ("event_type", self.event_type, "="),
-            ("recorded_at", self.since, ">="),
-            ("recorded_at", self.until, "<="),
+            ("subject_id", self.subject_id, "= {}"),
+            ("actor_id", self.user_id, "= {}"),
+            ("record_id::text", self.record_id, "= {}"),
+            ("event_type", self.event_type, "= {}"),
+            ("recorded_at", self.since, ">= {}"),
+            ("recorded_at", self.until, "<= {}"),
+            ("actor_role", self.role, "= {}"),
+            ("strpos(lower(reason), lower({})) > 0", self.reason, ""),
         ):
             if value is not None:
                 values.append(value)
-                clauses.append(f"{column} {operator} ${len(values)}")
+                clauses.append(f"{column} {operator}".format(f"${len(values)}").strip())
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        values.append(self.limit)
-        return f"{where} ORDER BY position, seq LIMIT ${len(values)}", values
+        values.extend((self.limit, self.offset))
+        page = f"LIMIT ${len(values) - 1} OFFSET ${len(values)}"
+        return f"{where} ORDER BY position, seq {page}", values
 
 
 class ProjectionsApplication:

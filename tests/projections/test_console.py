@@ -1,0 +1,192 @@
+"""The auditor's console over HTTP (httpx's ASGI transport) on a real ledger: auditors only,
+every page view recorded through the reads' one path, every refusal a page (never a 500),
+and the pages show what the application's reads answer. The browser test is
+tests/browser/test_console.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.projections.api import create_app
+from services.projections.application import ProjectionsApplication
+from services.projections.config import ConsoleConfig
+from services.projections.console import COOKIE
+from services.projections.ledger import LedgerStore
+from shared.kernel.principals import RevocationsUnconfirmed, TokenRevoked
+from shared.kernel.provenance import Role
+from shared.web.auth import Principal
+from tests.support import ISSUER, VERIFIER, free_port, principal
+
+pytestmark = pytest.mark.integration
+AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
+MONITOR = principal(Role.MONITOR, user_id="mon.lee")
+HOST = "http://projections"
+
+
+class Refusing:
+    """A revocation gate that refuses every token with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def admit(self, principal: Principal) -> None:
+        raise self.error
+
+
+def app_of(projections: ProjectionsApplication, gate: Refusing | None = None) -> httpx.AsyncClient:
+    # identity at a port nothing listens on: logins cannot reach it
+    config = ConsoleConfig(identity_url=f"http://127.0.0.1:{free_port()}")
+    app = create_app(projections, VERIFIER, gate, config)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HOST)
+
+
+@pytest.fixture
+async def client(projections: ProjectionsApplication) -> AsyncIterator[httpx.AsyncClient]:
+    async with app_of(projections) as c:
+        yield c
+
+
+def session(who: Principal) -> dict[str, str]:
+    token, _ = ISSUER.access_token(who, datetime.now(UTC))
+    return {"cookie": f"{COOKIE}={token}"}
+
+
+async def page(
+    client: httpx.AsyncClient, path: str, who: Principal = AUDITOR, **params: str | int
+) -> httpx.Response:
+    """``path`` read in ``who``'s console session (a fresh token: one made at import expires
+    before a long run reaches here)."""
+    return await client.get(path, params=params, headers=session(who))
+
+
+async def activity(ledger: LedgerStore) -> list[tuple[str, str, str]]:
+    rows = await ledger.pool.fetch(
+        "SELECT user_id, action, outcome FROM auditor_activity ORDER BY id"
+    )
+    return [(r["user_id"], r["action"], r["outcome"]) for r in rows]
+
+
+async def test_without_a_session_a_page_sends_the_browser_to_log_in(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/console/trail")
+    assert (response.status_code, response.headers["location"]) == (303, "/console/login")
+
+
+@pytest.mark.part11("11.10(e)")
+async def test_a_page_view_is_recorded_with_the_reads_it_made(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore
+) -> None:
+    response = await page(client, "/console/subjects/S-001")
+    assert response.status_code == 200, response.text
+    assert await activity(ledger) == [
+        ("aud.kim", "console", "allowed"),
+        ("aud.kim", "subject", "allowed"),
+        ("aud.kim", "trail", "allowed"),
+    ]
+
+
+async def test_a_monitor_is_refused_the_console_with_a_page_and_the_refusal_recorded(
+    filled: int, client: httpx.AsyncClient, ledger: LedgerStore
+) -> None:
+    response = await page(client, "/console/trial", MONITOR)
+    assert response.status_code == 403
+    assert "role_not_permitted" in response.text and "auditor" in response.text
+    assert await activity(ledger) == [("mon.lee", "console", "denied")]
+
+
+async def test_a_forged_session_is_a_401_page_that_clears_the_cookie(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/console/trial", headers={"cookie": f"{COOKIE}=forged"})
+    assert (response.status_code, "unauthenticated" in response.text) == (401, True)
+    assert f'{COOKIE}=""' in response.headers["set-cookie"]
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "code"),
+    [
+        (TokenRevoked("access withdrawn by RoleRevoked.v1"), 401, "token_revoked"),
+        (RevocationsUnconfirmed("cannot confirm withdrawals"), 503, "revocations_unconfirmed"),
+    ],
+)
+async def test_withdrawn_or_unconfirmed_access_shows_a_page_never_a_500(
+    projections: ProjectionsApplication, error: Exception, status: int, code: str
+) -> None:
+    async with app_of(projections, Refusing(error)) as client:
+        response = await page(client, "/console/trial")
+    assert response.status_code == status
+    assert code in response.text and "<html" in response.text
+
+
+async def test_a_login_from_another_origin_is_refused(client: httpx.AsyncClient) -> None:
+    body = {"user_id": "aud.kim", "password": "x"}
+    for origin in ({}, {"origin": "http://evil.example"}):
+        response = await client.post("/console/login", data=body, headers=origin)
+        assert (response.status_code, "cross_origin" in response.text) == (403, True)
+
+
+async def test_a_login_identity_does_not_answer_is_a_503_page(client: httpx.AsyncClient) -> None:
+    body = {"user_id": "aud.kim", "password": "x"}
+    response = await client.post("/console/login", data=body, headers={"origin": HOST})
+    assert response.status_code == 503 and "did not answer" in response.text
+
+
+async def test_logout_clears_the_cookie(client: httpx.AsyncClient) -> None:
+    response = await client.post("/console/logout", headers={"origin": HOST, **session(AUDITOR)})
+    assert response.status_code == 303
+    assert f'{COOKIE}=""' in response.headers["set-cookie"]
+
+
+async def test_the_subject_as_of_an_earlier_position_shows_the_earlier_state(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    now = await page(client, "/console/subjects/S-001")
+    first = await page(client, "/console/subjects/S-001", position=1)
+    assert "enrolled" in now.text and "enrolled" not in first.text.split("Events, in")[0]
+
+
+async def test_a_bad_as_of_is_a_coded_4xx_page(filled: int, client: httpx.AsyncClient) -> None:
+    for params in ({"position": "seven"}, {"as_of": "yesterday"}, {"as_of": "2026-11-01T10:00"}):
+        response = await page(client, "/console/subjects/S-001", AUDITOR, **params)
+        assert 400 <= response.status_code < 500 and "invalid_value" in response.text
+
+
+async def test_the_trail_export_holds_exactly_the_filtered_rows_of_every_page(
+    filled: int, client: httpx.AsyncClient, projections: ProjectionsApplication
+) -> None:
+    shown = await page(client, "/console/trail", subject_id="S-002", reason="notes")
+    assert shown.status_code == 200 and "found in notes" in shown.text
+    exported = await page(client, "/console/trail.csv", subject_id="S-002", reason="notes")
+    rows = list(csv.DictReader(io.StringIO(exported.text)))
+    assert rows and {(r["subject_id"], r["reason"]) for r in rows} == {("S-002", "found in notes")}
+    as_json = (await page(client, "/console/trail.json", subject_id="S-002", reason="NOTES")).json()
+    assert [r["position"] for r in as_json] == [int(r["position"]) for r in rows]
+
+
+async def test_the_trail_pages_by_offset(filled: int, client: httpx.AsyncClient) -> None:
+    first = await page(client, "/console/trail", limit=5)
+    assert "Rows 1 to 5<" in first.text and 'offset=5"' in first.text
+    second = await page(client, "/console/trail", limit=5, offset=5)
+    assert "Rows 6 to 10<" in second.text and 'rel="prev"' in second.text
+
+
+async def test_an_inclusion_and_a_consistency_proof_are_shown_verified(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await page(client, "/console/integrity", position=3, old_size=2)
+    assert response.status_code == 200, response.text
+    assert response.text.count('class="ok">verified') == 2
+
+
+async def test_a_proof_beyond_the_checkpoint_is_a_404_page(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await page(client, "/console/integrity", position=filled + 1)
+    assert (response.status_code, "not_in_checkpoint" in response.text) == (404, True)
