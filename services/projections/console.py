@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
@@ -31,7 +32,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.projections import merkle
 from services.projections.api import admitted
-from services.projections.application import ProjectionsApplication, TrailFilter
+from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
 from services.projections.config import ConsoleConfig
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import Unauthenticated
@@ -217,6 +218,42 @@ async def trail_export(request: Request, kind: str) -> Response:
     return await _page(request, f"trail.{kind}", query, render)
 
 
+@dataclass(frozen=True)
+class Review:
+    """A review report: a title, what it looks for, and the trail filter that finds it."""
+
+    title: str
+    looks_for: str
+    query: dict[str, str]
+
+
+SITE_ZONE = "Asia/Shanghai"  # the trial's site (Zhejiang University): docs/auditing.md
+REVIEWS = (
+    Review("Entries outside working hours", "rows recorded before 08:00 or from 18:00, or "
+           "on a weekend, in the site's time", {"outside_hours": "8-18", "zone": SITE_ZONE}),
+    Review("Corrections and their reasons", "every value corrected, with the reason given",
+           {"event_type": "ValueCorrected.v1"}),
+    Review("Denied access", "every command or read refused for the caller's roles or account",
+           {"event_type": "AccessDenied.v1"}),
+    Review("Failed logins, failed signings and lockouts", "wrong passwords at login and at "
+           "signing, and the accounts locked by them",
+           {"event_type": "LoginFailed.v1,SigningFailed.v1,AccountLocked.v1"}),
+    Review("Records signed long after entry", "signed 24 hours or more after the record was "
+           "entered", {"signed_late_hours": "24"}),
+    Review("Late data entry", "recorded 72 hours or more after the clinical time it states",
+           {"entered_late_hours": "72"}),
+)  # fmt: skip
+
+
+@router.get("/reviews")
+async def reviews(request: Request) -> Response:
+    async def render(who: Principal, token: str) -> Response:
+        links = [(r, f"/console/trail?{urlencode(r.query)}") for r in REVIEWS]
+        return _html("reviews.html", {"title": "Review reports", "reviews": links}, who)
+
+    return await _page(request, "reviews", {}, render)
+
+
 @router.get("/integrity")
 async def integrity(request: Request) -> Response:
     query = {k: v for k, v in request.query_params.items() if v}
@@ -334,7 +371,37 @@ def _trail_filter(query: dict[str, str], limit: int) -> TrailFilter:
         event_type=query.get("event_type"), since=_time(query.get("since")),
         until=_time(query.get("until")), limit=limit, role=query.get("role"),
         reason=query.get("reason"), offset=_offset(query.get("offset")),
+        entered_late_hours=_hours(query.get("entered_late_hours"), "entered_late_hours"),
+        signed_late_hours=_hours(query.get("signed_late_hours"), "signed_late_hours"),
+        outside=_working_hours(query.get("outside_hours"), query.get("zone") or "UTC"),
     )  # fmt: skip
+
+
+def _hours(text: str | None, name: str) -> float | None:
+    if not text:
+        return None
+    try:
+        hours = float(text)
+    except ValueError:
+        hours = -1.0
+    if not 0 <= hours <= 1_000_000:
+        raise InvalidValue(f"{name} must be a number of hours from 0, got {text!r}", **{name: text})
+    return hours
+
+
+def _working_hours(text: str | None, zone: str) -> WorkingHours | None:
+    """``8-18`` in an IANA time zone: 08:00 to 18:00 local time, Monday to Friday."""
+    if not text:
+        return None
+    start, _, end = text.partition("-")
+    if not (start.isdigit() and end.isdigit() and 0 <= int(start) < int(end) <= 24):
+        raise InvalidValue(f"outside_hours must be like 8-18 (start-end, 0 to 24), got {text!r}",
+                           outside_hours=text)  # fmt: skip
+    try:
+        ZoneInfo(zone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise InvalidValue(f"zone must be an IANA time zone, got {zone!r}", zone=zone) from None
+    return WorkingHours(int(start), int(end), zone)
 
 
 def _offset(text: str | None) -> int:

@@ -168,6 +168,18 @@ async def test_the_trail_is_filtered_and_exported_row_for_row(
     assert [r["position"] for r in as_json] == [int(r["position"]) for r in exported]
 
 
+async def test_a_review_report_opens_the_trail_filtered(browser: Browser, stack: Stack) -> None:
+    page = await logged_in(browser, stack, "aud.kim")
+    await page.get_by_role("link", name="Review reports").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Review reports")
+    await accessible(page, "reviews")
+    await page.get_by_role("link", name="Corrections and their reasons").click()
+    await expect(page.get_by_label("Event type")).to_have_value("ValueCorrected.v1")
+    rows = page.locator("#trail tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text(REASON)
+
+
 async def test_proofs_are_shown_verified(browser: Browser, stack: Stack) -> None:
     page = await logged_in(browser, stack, "aud.kim")
     await page.get_by_role("link", name="Integrity").click()

@@ -7,14 +7,17 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from services.projections.api import create_app
-from services.projections.application import ProjectionsApplication
+from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
 from services.projections.config import ConsoleConfig
 from services.projections.console import COOKIE
 from services.projections.ledger import LedgerStore
@@ -190,3 +193,103 @@ async def test_a_proof_beyond_the_checkpoint_is_a_404_page(
 ) -> None:
     response = await page(client, "/console/integrity", position=filled + 1)
     assert (response.status_code, "not_in_checkpoint" in response.text) == (404, True)
+
+
+def hours_between(later: str, earlier: str) -> float:
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds() / 3600
+
+
+def outside(recorded: str, zone: str, start: int, end: int) -> bool:
+    local = datetime.fromisoformat(recorded).astimezone(ZoneInfo(zone))
+    return local.isoweekday() >= 6 or not start <= local.hour < end
+
+
+Row = dict[str, Any]
+Choice = tuple[TrailFilter, Callable[[Row], bool]]
+
+
+def entered_late(every: list[Row]) -> Choice:
+    """Late by at least the middle row's delay: some rows are, some are not."""
+    late = sorted(hours_between(r["recorded_at"], r["occurred_at"]) for r in every)
+    at_least = late[len(late) // 2]
+    return TrailFilter(
+        entered_late_hours=at_least
+    ), lambda r: hours_between(r["recorded_at"], r["occurred_at"]) >= at_least
+
+
+def signed_late(every: list[Row]) -> Choice:
+    signed = [r for r in every if r["signed_at"] is not None]
+    late = sorted(hours_between(r["signed_at"], r["recorded_at"]) for r in signed)
+    at_least = late[len(late) // 2]
+    return (
+        TrailFilter(signed_late_hours=at_least),
+        lambda r: (
+            r["signed_at"] is not None
+            and (hours_between(r["signed_at"], r["recorded_at"]) >= at_least)
+        ),
+    )
+
+
+def outside_the_hour_of_the_first(every: list[Row]) -> Choice:
+    """Working hours of one hour, the first row's: rows recorded in another hour (or on a
+    weekend) are outside them."""
+    local = datetime.fromisoformat(every[0]["recorded_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    hours = WorkingHours(local.hour, local.hour + 1, "Asia/Tokyo")
+    return TrailFilter(outside=hours), lambda r: outside(
+        r["recorded_at"], "Asia/Tokyo", hours.start, hours.end
+    )
+
+
+def two_types(every: list[Row]) -> Choice:
+    types = ("ValueCorrected.v1", "ConsentSigned.v1")
+    return TrailFilter(event_type=",".join(types)), lambda r: r["event_type"] in types
+
+
+@pytest.mark.parametrize("choose", [entered_late, signed_late, two_types])
+async def test_a_review_filter_selects_exactly_the_rows_it_names(
+    filled: int, projections: ProjectionsApplication, choose: Callable[[list[Row]], Choice]
+) -> None:
+    every = await projections.trail(AUDITOR, TrailFilter(limit=10_000))
+    filters, expected = choose(every)
+    found = await projections.trail(AUDITOR, replace(filters, limit=10_000))
+    assert [(r["position"], r["seq"]) for r in found] == [
+        (r["position"], r["seq"]) for r in every if expected(r)
+    ]
+    assert 0 < len(found) < len(every)  # the filter told rows apart
+
+
+async def test_the_outside_hours_filter_uses_the_zone_s_local_hour(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    every = await projections.trail(AUDITOR, TrailFilter(limit=10_000))
+    filters, expected = outside_the_hour_of_the_first(every)
+    found = await projections.trail(AUDITOR, replace(filters, limit=10_000))
+    assert [r["position"] for r in found] == [r["position"] for r in every if expected(r)]
+    assert every[0] not in found or expected(every[0])
+    around = replace(filters, outside=WorkingHours(0, 24, "Asia/Tokyo"), limit=10_000)
+    weekend = datetime.fromisoformat(every[0]["recorded_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    assert bool(await projections.trail(AUDITOR, around)) == (weekend.isoweekday() >= 6)
+
+
+async def test_the_review_reports_open_the_trail_with_their_filters(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    reports = await page(client, "/console/reviews")
+    assert reports.status_code == 200
+    for link in ("event_type=ValueCorrected.v1", "outside_hours=8-18", "entered_late_hours=72"):
+        assert link in reports.text
+    corrections = await page(client, "/console/trail", event_type="ValueCorrected.v1")
+    rows = corrections.text.split("<tbody>")[1]
+    assert "found in notes" in rows and "ConsentSigned.v1" not in rows
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"outside_hours": "18-8"}, {"outside_hours": "8-18", "zone": "Mars/Olympus"},
+     {"entered_late_hours": "-1"}, {"signed_late_hours": "soon"}],
+)  # fmt: skip
+async def test_a_bad_review_filter_is_a_coded_4xx_page(
+    filled: int, client: httpx.AsyncClient, params: dict[str, str]
+) -> None:
+    response = await page(client, "/console/trail", AUDITOR, **params)
+    assert 400 <= response.status_code < 500 and "invalid_value" in response.text
