@@ -107,9 +107,14 @@ async def log_out(request: Request) -> Response:
         except httpx.HTTPError as error:  # the cookie goes anyway; the token expires
             log.warning("console logout: identity unreachable error=%s", error)
     response = RedirectResponse("/console/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/console", secure=True, httponly=True,
-                           samesite="strict")  # fmt: skip
+    _forget(response, _config(request))
     return response
+
+
+def _forget(response: Response, config: ConsoleConfig) -> None:
+    """Clear the session cookie (with the attributes it was set with, or browsers keep it)."""
+    response.delete_cookie(COOKIE, path="/console", secure=config.secure_cookie,
+                           httponly=True, samesite="strict")  # fmt: skip
 
 
 def _foreign_origin(request: Request) -> Response | None:
@@ -304,10 +309,10 @@ async def _page(
         await _application(request).authorise(who, "console", {"page": page, **parameters})
         return await render(who, token)
     except Exception as error:  # each becomes a page; unknown ones are logged too
-        return _refusal(error)
+        return _refusal(error, _config(request))
 
 
-def _refusal(error: Exception) -> Response:
+def _refusal(error: Exception, config: ConsoleConfig) -> Response:
     status = status_of(type(error))
     if status is None:
         log.exception("console page failed", exc_info=error)
@@ -319,8 +324,7 @@ def _refusal(error: Exception) -> Response:
                "code": code, "reason": reason}  # fmt: skip
     response = _html("error.html", context, None, status=status)
     if isinstance(error, Unauthenticated):  # expired, forged or withdrawn: log in again
-        response.delete_cookie(COOKIE, path="/console", secure=True, httponly=True,
-                               samesite="strict")  # fmt: skip
+        _forget(response, config)
     if status == 503:
         response.headers["retry-after"] = "5"
     return response
@@ -464,9 +468,12 @@ def _checked_inclusion(proof: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked_consistency(proof: dict[str, Any]) -> dict[str, Any]:
-    """The consistency proof, checked here between its two roots."""
+    """The consistency proof, checked here between its two roots; and the new root against
+    the signed checkpoint's, when the proof ends at that checkpoint's size."""
     ok = merkle.verify_consistency(
         proof["old_size"], proof["new_size"], bytes.fromhex(proof["old_root"]),
         bytes.fromhex(proof["new_root"]), [bytes.fromhex(p) for p in proof["proof"]],
     )  # fmt: skip
-    return {**proof, "verified": ok}
+    signed = proof["checkpoint"]
+    return {**proof, "verified": ok and (signed["size"] != proof["new_size"]
+                                         or signed["root"] == proof["new_root"])}  # fmt: skip

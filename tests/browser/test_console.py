@@ -26,6 +26,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Download, Page, async_playwright, expect
 
+from services.projections.console import COOKIE
 from tests.e2e.flows import PASSWORD, enrol, site_team, treat
 from tests.e2e.stack import Stack, shared_stack
 from tests.support import eventually
@@ -117,6 +118,8 @@ async def text_of(download: Download) -> str:
 async def test_an_auditor_logs_in_and_sees_the_trial(browser: Browser, stack: Stack) -> None:
     page = await logged_in(browser, stack, "aud.kim")
     await expect(page.get_by_role("heading", level=1)).to_have_text("Trial")
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == COOKIE]
+    assert (cookie["httpOnly"], cookie["secure"], cookie["sameSite"]) == (True, True, "Strict")
     await expect(page.get_by_role("link", name=TREATED).first).to_be_visible()
     swimmer = page.get_by_role("img", name="Swimmer plot", exact=False)
     await expect(swimmer).to_be_visible()

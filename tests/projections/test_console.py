@@ -42,9 +42,11 @@ class Refusing:
         raise self.error
 
 
-def app_of(projections: ProjectionsApplication, gate: Refusing | None = None) -> httpx.AsyncClient:
+def app_of(
+    projections: ProjectionsApplication, gate: Refusing | None = None, secure: bool = True
+) -> httpx.AsyncClient:
     # identity at a port nothing listens on: logins cannot reach it
-    config = ConsoleConfig(identity_url=f"http://127.0.0.1:{free_port()}")
+    config = ConsoleConfig(identity_url=f"http://127.0.0.1:{free_port()}", secure_cookie=secure)
     app = create_app(projections, VERIFIER, gate, config)
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=HOST)
 
@@ -141,10 +143,17 @@ async def test_a_login_identity_does_not_answer_is_a_503_page(client: httpx.Asyn
     assert response.status_code == 503 and "did not answer" in response.text
 
 
-async def test_logout_clears_the_cookie(client: httpx.AsyncClient) -> None:
-    response = await client.post("/console/logout", headers={"origin": HOST, **session(AUDITOR)})
+@pytest.mark.parametrize("secure", [True, False])
+async def test_logout_clears_the_cookie_as_it_was_set(
+    projections: ProjectionsApplication, secure: bool
+) -> None:
+    async with app_of(projections, secure=secure) as client:
+        headers = {"origin": HOST, **session(AUDITOR)}
+        response = await client.post("/console/logout", headers=headers)
     assert response.status_code == 303
-    assert f'{COOKIE}=""' in response.headers["set-cookie"]
+    cookie = response.headers["set-cookie"]
+    assert f'{COOKIE}=""' in cookie and ("; secure" in cookie.lower()) == secure
+    assert "httponly" in cookie.lower() and "samesite=strict" in cookie.lower()
 
 
 async def test_the_subject_as_of_an_earlier_position_shows_the_earlier_state(
