@@ -142,8 +142,9 @@ async def trial(request: Request) -> Response:
         summary = await ledger.trial(who)
         endpoints = await ledger.endpoints(who)
         figures = {k: v for k, v in endpoints.items() if k != "time_courses"}
-        return _html("trial.html", {"title": "Trial", "trial": summary,
-                                    "endpoints": figures}, who)  # fmt: skip
+        kinetics = [s for s, c in endpoints["time_courses"].items() if c["car_t_kinetics"]]
+        return _html("trial.html", {"title": "Trial", "trial": summary, "endpoints": figures,
+                                    "kinetics": kinetics}, who)  # fmt: skip
 
     return await _page(request, "trial", {}, render)
 
@@ -155,6 +156,15 @@ async def swimmer(request: Request) -> Response:
         return Response(svg, media_type="image/svg+xml")
 
     return await _page(request, "swimmer", {}, render)
+
+
+@router.get("/trial/kinetics/{subject_id}.svg")
+async def kinetics(request: Request, subject_id: str) -> Response:
+    async def render(who: Principal, token: str) -> Response:
+        svg = await _application(request).plot(who, f"kinetics/{subject_id}")
+        return Response(svg, media_type="image/svg+xml")
+
+    return await _page(request, "kinetics", {"subject_id": subject_id}, render)
 
 
 @router.get("/subject")

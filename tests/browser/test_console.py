@@ -19,6 +19,7 @@ import io
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest_asyncio
 from playwright.async_api import Browser, Download, Page, async_playwright, expect
 
 from services.projections.console import COOKIE
-from tests.e2e.flows import PASSWORD, enrol, site_team, treat
+from tests.e2e.flows import PASSWORD, enrol, once_seen, site_team, treat
 from tests.e2e.stack import Stack, shared_stack
 from tests.support import eventually
 
@@ -48,7 +49,14 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
     ledger and a checkpoint over them; the auditor aud.kim and the monitor mon.lee."""
     async with shared_stack(tmp_path_factory, "console") as services:
         team = await site_team(services)
-        await treat(team, TREATED, 1, days_ago=10)
+        infused = await treat(team, TREATED, 1, days_ago=10)
+        sample = {"sampled_at": (infused + timedelta(days=7)).isoformat(),
+                  "sample": "peripheral_blood", "method": "qpcr", "target": "total",
+                  "value": "5000", "unit": "copies/µg gDNA", "lloq": "50"}  # fmt: skip
+        path = f"/subjects/{TREATED}/car-t-kinetics"
+        await once_seen(lambda: services.assessments.post(path, json=sample,
+                                                          headers=team.investigator),
+                        201, "the assessments service seeing the infusion")  # fmt: skip
         await enrol(services, team.investigator, CORRECTED, None)
         correction = {"field": "consent.form_version", "new_value": "ICF v2.2", "reason": REASON}
         answer = await services.enrollment.post(
@@ -124,6 +132,9 @@ async def test_an_auditor_logs_in_and_sees_the_trial(browser: Browser, stack: St
     swimmer = page.get_by_role("img", name="Swimmer plot", exact=False)
     await expect(swimmer).to_be_visible()
     assert await swimmer.evaluate("image => image.naturalWidth") > 0
+    kinetics = page.get_by_role("img", name=f"CAR-T kinetics of {TREATED}", exact=False)
+    await expect(kinetics).to_be_visible()
+    assert await kinetics.evaluate("image => image.naturalWidth") > 0
     await accessible(page, "trial")
 
 
@@ -196,6 +207,9 @@ async def test_proofs_are_shown_verified(browser: Browser, stack: Stack) -> None
     await page.get_by_label("Verify the ledger and every store").check()
     await page.get_by_role("button", name="Run").click()
     await expect(page.locator("#verify-result .ok")).to_have_text("ok")
+    stores = page.get_by_role("table", name="Each service's store against the ledger")
+    await expect(stores.locator("tbody tr")).to_have_count(5)
+    await expect(stores).to_contain_text("enrollment")
     await accessible(page, "integrity")
 
 

@@ -302,3 +302,10 @@ async def test_a_bad_review_filter_is_a_coded_4xx_page(
 ) -> None:
     response = await page(client, "/console/trail", AUDITOR, **params)
     assert 400 <= response.status_code < 500 and "invalid_value" in response.text
+
+
+async def test_a_kinetics_plot_of_a_subject_without_kinetics_is_a_404_page(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await page(client, "/console/trial/kinetics/S-001.svg")
+    assert (response.status_code, "plot_not_found" in response.text) == (404, True)
