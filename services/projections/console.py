@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
@@ -170,7 +170,8 @@ async def kinetics(request: Request, subject_id: str) -> Response:
 @router.get("/subject")
 async def open_subject(request: Request, subject_id: str = "") -> Response:
     """The navigation's form: to the subject's page."""
-    return RedirectResponse(f"/console/subjects/{subject_id.strip() or '-'}", status_code=303)
+    subject = quote(subject_id.strip() or "-", safe="")
+    return RedirectResponse(f"/console/subjects/{subject}", status_code=303)
 
 
 @router.get("/subjects/{subject_id}")

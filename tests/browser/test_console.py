@@ -220,6 +220,26 @@ async def test_a_monitor_is_refused_with_the_reason(browser: Browser, stack: Sta
     await accessible(page, "refused")
 
 
+async def test_a_session_withdrawn_elsewhere_shows_why_and_asks_to_log_in_again(
+    browser: Browser, stack: Stack
+) -> None:
+    page = await logged_in(browser, stack, "aud.kim")
+    (cookie,) = [c for c in await page.context.cookies() if c["name"] == COOKIE]
+    ended = await stack.identity.post(
+        "/logout", headers={"authorization": f"Bearer {cookie['value']}"}
+    )
+    assert ended.status_code == 204, ended.text
+
+    async def refused() -> bool:
+        answer = await page.goto(console(stack, "trail"))
+        return answer is not None and answer.status == 401
+
+    await eventually(refused, timeout=30, what="the console refusing the withdrawn session")
+    await expect(page.get_by_role("alert")).to_contain_text("token_revoked")
+    await page.get_by_role("link", name="Log in again").click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
+
+
 async def test_after_logging_out_the_pages_ask_to_log_in(browser: Browser, stack: Stack) -> None:
     page = await logged_in(browser, stack, "aud.kim")
     await page.get_by_role("button", name="Log out").click()
