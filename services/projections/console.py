@@ -81,16 +81,28 @@ async def log_in(request: Request) -> Response:
         log.warning("console login: identity unreachable error=%s", error)
         return _html("login.html", {"title": "Log in", "reason": "The identity service "
                      "did not answer; try again."}, None, status=503)  # fmt: skip
-    if answer.status_code != 200:
-        body = answer.json() if answer.headers.get("content-type", "").endswith("json") else {}
-        reason = body.get("message") or f"identity answered {answer.status_code}"
+    token, reason = _login_answer(answer)
+    if token is None:
         status = answer.status_code if 400 <= answer.status_code < 500 else 503
         return _html("login.html", {"title": "Log in", "reason": reason}, None, status=status)
     response = RedirectResponse("/console/", status_code=303)
-    response.set_cookie(COOKIE, answer.json()["access_token"], httponly=True,
-                        secure=_config(request).secure_cookie, samesite="strict",
-                        path="/console")  # fmt: skip
+    response.set_cookie(COOKIE, token, httponly=True, secure=_config(request).secure_cookie,
+                        samesite="strict", path="/console")  # fmt: skip
     return response
+
+
+def _login_answer(answer: httpx.Response) -> tuple[str | None, str]:
+    """Identity's answer to a login: the access token, or why there is none."""
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return None, f"identity answered {answer.status_code} without a readable body"
+    token = body.get("access_token") if answer.status_code == 200 else None
+    if isinstance(token, str) and token:
+        return token, ""
+    return None, str(body.get("message") or f"identity answered {answer.status_code}")
 
 
 @router.post("/logout")

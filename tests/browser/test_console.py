@@ -97,13 +97,13 @@ def console(stack: Stack, path: str = "") -> str:
     return f"{stack.projections.base_url}".rstrip("/") + f"/console/{path}"
 
 
-async def logged_in(browser: Browser, stack: Stack, user_id: str) -> Page:
+async def logged_in(browser: Browser, stack: Stack, user_id: str, password: str = PASSWORD) -> Page:
     # bypass_csp: axe-core is injected as an inline script, which the console's CSP forbids
     context = await browser.new_context(accept_downloads=True, bypass_csp=True)
     page = await context.new_page()
     await page.goto(console(stack, "login"))
     await page.get_by_label("User id").fill(user_id)
-    await page.get_by_label("Password").fill(PASSWORD)
+    await page.get_by_label("Password").fill(password)
     await page.get_by_role("button", name="Log in").click()
     return page
 
@@ -218,6 +218,15 @@ async def test_a_monitor_is_refused_with_the_reason(browser: Browser, stack: Sta
     await expect(page.get_by_role("alert")).to_contain_text("role_not_permitted")
     await expect(page.get_by_text("for accounts with the auditor role")).to_be_visible()
     await accessible(page, "refused")
+
+
+async def test_a_wrong_password_is_answered_on_the_login_page(
+    browser: Browser, stack: Stack
+) -> None:
+    page = await logged_in(browser, stack, "aud.kim", "not the passphrase")
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Log in")
+    await expect(page.get_by_role("alert")).to_be_visible()
+    assert [c for c in await page.context.cookies() if c["name"] == COOKIE] == []
 
 
 async def test_a_session_withdrawn_elsewhere_shows_why_and_asks_to_log_in_again(
