@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import accounts, clinical_endpoints, merkle, plots
@@ -200,7 +201,11 @@ class ProjectionsApplication:
     async def trail(self, who: Principal, filters: TrailFilter) -> list[dict[str, Any]]:
         await self.authorise(who, "trail", asdict(filters))
         where, values = filters.sql()
-        rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
+        try:
+            rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
+        except asyncpg.InvalidParameterValueError as error:  # a zone PostgreSQL does not know
+            zone = None if filters.outside is None else filters.outside.zone
+            raise InvalidValue(f"the trail filter was refused: {error}", zone=zone) from None
         return [_plain(dict(r)) for r in rows]
 
     async def account_review(self, who: Principal, user_id: str | None) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.config import ConsoleConfig
 from services.projections.console import COOKIE
 from services.projections.ledger import LedgerStore
+from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import RevocationsUnconfirmed, TokenRevoked
 from shared.kernel.provenance import Role
 from shared.web.auth import Principal
@@ -309,3 +310,11 @@ async def test_a_kinetics_plot_of_a_subject_without_kinetics_is_a_404_page(
 ) -> None:
     response = await page(client, "/console/trial/kinetics/S-001.svg")
     assert (response.status_code, "plot_not_found" in response.text) == (404, True)
+
+
+async def test_a_zone_the_database_does_not_know_is_refused_not_a_failure(
+    filled: int, projections: ProjectionsApplication
+) -> None:
+    nowhere = TrailFilter(outside=WorkingHours(8, 18, "Nowhere/Nothing"))
+    with pytest.raises(InvalidValue, match="Nowhere/Nothing"):
+        await projections.trail(AUDITOR, nowhere)
