@@ -194,7 +194,8 @@ class ProjectionsApplication:
         role = READS.acting_role(f"projections.{action}", who.roles)
         if role is None:
             await self._record(who, "-", action, parameters, "denied")
-            raise Forbidden(f"{who.user_id} may not {action}: auditors and monitors only")
+            permitted = " and ".join(sorted(READS.roles(f"projections.{action}")))
+            raise Forbidden(f"{who.user_id} may not {action}: {permitted} only")
         await self._record(who, role, action, parameters, "allowed")
         return role
 

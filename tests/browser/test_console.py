@@ -215,7 +215,9 @@ async def test_proofs_are_shown_verified(browser: Browser, stack: Stack) -> None
 
 async def test_a_monitor_is_refused_with_the_reason(browser: Browser, stack: Stack) -> None:
     page = await logged_in(browser, stack, "mon.lee")
-    await expect(page.get_by_role("alert")).to_contain_text("role_not_permitted")
+    await expect(page.get_by_role("alert")).to_contain_text(
+        "role_not_permitted: mon.lee may not console: auditor only"
+    )
     await expect(page.get_by_text("for accounts with the auditor role")).to_be_visible()
     await accessible(page, "refused")
 
