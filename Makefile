@@ -14,7 +14,7 @@ WITNESS := deploy/local/witness.sh
 # up or down run, so other targets never ask the engine.
 DEPLOY = $(or $(TL_DEPLOY),$(shell docker info >/dev/null 2>&1 && echo compose || echo local))
 
-.PHONY: up down up-local up-compose down-local down-compose status test test-compose check bench install infra keys admin demo witness witness-bin
+.PHONY: up down up-local up-compose down-local down-compose status test test-compose check bench install infra browser keys admin demo witness witness-bin
 
 up:  ## start Kafka, PostgreSQL and every service (compose or local, see DEPLOY); print where the APIs are
 	@mode=$(DEPLOY); case $$mode in local|compose) $(MAKE) --no-print-directory up-$$mode ;; \
@@ -59,7 +59,7 @@ status:
 	-$(WITNESS) status
 	-$(SERVICES) status
 
-test: install infra witness-bin  ## lint, type-check, check the layers, and run the whole suite on the real broker and database
+test: install infra browser witness-bin  ## lint, type-check, check the layers, and run the whole suite on the real broker and database
 	. $(STATE)/env && $(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports && $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The second test command (CI runs it after `make test`): a Docker engine where none
@@ -98,6 +98,9 @@ $(VENV)/.installed: pyproject.toml
 
 infra:
 	$(INFRA) start
+
+browser:  ## Debian's Chromium and axe-core (npm ci in tests/browser) for the console's browser test
+	$(INFRA) browser
 
 witness-bin:  ## build litewitness and witnessctl (filippo.io/torchwood) into .cache/bin; the tests run them
 	$(WITNESS) install

@@ -19,6 +19,8 @@
 #                                      (restore drills, tamper tests)
 #   infra.sh kafka-libs                resolve Kafka's jars (once) and print their folder
 #                                      (deploy/standins/build.sh copies them into an image)
+#   infra.sh browser                   Debian's Chromium and the browser test's npm packages
+#                                      (tests/browser: axe-core), each once, when missing
 #
 # Nothing here needs Docker: Kafka jars come from Maven Central (resolved once
 # into $TL_CACHE_DIR), PostgreSQL from Debian packages.
@@ -739,8 +741,22 @@ cmd_superuser_sql() {
   pg_as_owner "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$PG_RUN" -p "$PG_PORT" -d "$1"
 }
 
+# The console's browser test (tests/browser) drives Debian's Chromium through Playwright
+# (Playwright's own browser download is never used) and injects axe-core, pinned in
+# tests/browser/package-lock.json.
+BROWSER=${TL_CHROMIUM:-/usr/bin/chromium}
+cmd_browser() {
+  [[ -x $BROWSER ]] || apt_install chromium
+  command -v npm >/dev/null || apt_install nodejs npm
+  local folder=$REPO_ROOT/tests/browser
+  if [[ ! -f $folder/node_modules/axe-core/axe.min.js ]]; then
+    log "installing the browser test's npm packages (npm ci in $folder)"
+    (cd "$folder" && npm ci --no-audit --no-fund --silent)
+  fi
+}
+
 usage() {
-  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,26p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 main() {
@@ -754,6 +770,7 @@ main() {
     kafka-tool) cmd_kafka_tool "$@" ;;
     kafka-libs) cmd_kafka_libs ;;
     kafka-pid) cmd_kafka_pid "$@" ;;
+    browser) cmd_browser ;;
     superuser-sql) cmd_superuser_sql "$@" ;;
     -h | --help | help) usage ;;
     *) usage >&2; exit 2 ;;

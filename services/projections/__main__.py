@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
-from services.projections.config import LedgerConfig
+from services.projections.config import ConsoleConfig, LedgerConfig
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
@@ -110,7 +110,7 @@ def create_http(
     security: SecuritySettings,
     revocations: RevocationFeed | None = None,
 ) -> FastAPI:
-    return create_app(application, token_verifier(security), revocations)
+    return create_app(application, token_verifier(security), revocations, ConsoleConfig.from_env())
 
 
 async def main() -> None:

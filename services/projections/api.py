@@ -14,6 +14,7 @@ from fastapi.responses import PlainTextResponse
 from fastapi.routing import APIRoute
 
 from services.projections.application import READERS, ProjectionsApplication, TrailFilter
+from services.projections.config import ConsoleConfig
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import (
     Gate,
@@ -31,8 +32,14 @@ async def _principal(
     authorization: Annotated[str | None, Header(description="Bearer access token")] = None,
 ) -> Principal:
     """The caller, once their access is confirmed not withdrawn (as every service's)."""
+    return await admitted(request, bearer_token(authorization))
+
+
+async def admitted(request: Request, token: str) -> Principal:
+    """The holder of ``token`` (a header's or the console's cookie's), once their access
+    is confirmed not withdrawn: 401 ``token_revoked``, 503 ``revocations_unconfirmed``."""
     verifier: TokenVerifier = request.app.state.verifier
-    principal = verifier.principal(bearer_token(authorization))
+    principal = verifier.principal(token)
     revocations: Gate | None = request.app.state.revocations
     if revocations is not None:
         await revocations.admit(principal)
@@ -69,8 +76,12 @@ Ledger = Application[ProjectionsApplication]
 
 
 def create_app(
-    application: ProjectionsApplication, verifier: TokenVerifier, revocations: Gate | None = None
+    application: ProjectionsApplication,
+    verifier: TokenVerifier,
+    revocations: Gate | None = None,
+    console: ConsoleConfig | None = None,
 ) -> FastAPI:
+    """The auditor API; with ``console``, the auditor's console under ``/console/`` too."""
     app = FastAPI(
         title="Trial Ledger: projections (auditor API)",
         version="1",
@@ -78,13 +89,17 @@ def create_app(
         "only; every query is recorded.",
         responses=error_responses({401, 403, 404}),
     )
-    install_error_mapping(app)
+    install_error_mapping(app, forms=("/console/",))
     document_roles(app, lambda route: READERS if _reads(route) else None)
     app.state.verifier = verifier
     app.state.revocations = revocations  # None: an app built alone, in tests
     app.state.application = application
     app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
     app.include_router(router)
+    if console is not None:
+        from services.projections import console as pages  # its routes use admitted()
+
+        pages.install(app, console)
     return app
 
 
@@ -103,8 +118,16 @@ async def trail(
     since: IsoDateTime | None = None,
     until: IsoDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+    role: Annotated[str | None, Query(description="the role the actor acted in")] = None,
+    reason: Annotated[
+        str | None, Query(description="rows whose reason contains this text (any case)")
+    ] = None,
+    offset: Annotated[int, Query(ge=0, le=BIGINT_MAX, description="rows skipped")] = 0,
 ) -> list[dict[str, Any]]:
-    filters = TrailFilter(subject_id, user_id, record_id, event_type, since, until, limit)
+    """Audit-trail rows in ledger order, filtered; ``limit`` and ``offset`` page them."""
+    filters = TrailFilter(
+        subject_id, user_id, record_id, event_type, since, until, limit, role, reason, offset
+    )
     return await application.trail(who, filters)
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import accounts, clinical_endpoints, merkle, odm, plots, sdtm
@@ -47,6 +48,24 @@ Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
+class WorkingHours:
+    """A site's working day: ``start`` to ``end`` hours (0-24), Monday to Friday, in the
+    IANA time ``zone`` (checked by the caller: ``zoneinfo``)."""
+
+    start: int
+    end: int
+    zone: str
+
+
+# Recorded on a weekend, or before start or at or after end, in the zone's local time.
+OUTSIDE_HOURS = (
+    "(extract(isodow FROM recorded_at AT TIME ZONE {0}::text) >= 6 OR "
+    "extract(hour FROM recorded_at AT TIME ZONE {0}::text) NOT BETWEEN {1}::int AND {2}::int - 1)"
+)
+LATE = "{} >= make_interval(secs => {}::float8 * 3600)"
+
+
+@dataclass(frozen=True)
 class TrailFilter:
     subject_id: str | None = None
     user_id: str | None = None
@@ -55,24 +74,48 @@ class TrailFilter:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 1000
+    role: str | None = None  # the role the actor acted in
+    reason: str | None = None  # text the reason contains, in any case
+    offset: int = 0  # rows skipped (paging)
+    # the review reports (docs/auditing.md, "Console"):
+    entered_late_hours: float | None = None  # recorded at least this long after the fact
+    signed_late_hours: float | None = None  # signed at least this long after recording
+    outside: WorkingHours | None = None  # recorded outside these working hours
 
     def sql(self) -> tuple[str, list[Any]]:
-        clauses: list[str] = []
         values: list[Any] = []
-        for column, value, operator in (
-            ("subject_id", self.subject_id, "="),
-            ("actor_id", self.user_id, "="),
-            ("record_id::text", self.record_id, "="),
-            ("event_type", self.event_type, "="),
-            ("recorded_at", self.since, ">="),
-            ("recorded_at", self.until, "<="),
-        ):
-            if value is not None:
-                values.append(value)
-                clauses.append(f"{column} {operator} ${len(values)}")
+
+        def parameter(value: Any) -> str:
+            values.append(value)
+            return f"${len(values)}"
+
+        clauses = [
+            template.format(*[parameter(argument) for argument in arguments])
+            for template, *arguments in self._conditions()
+            if arguments[0] is not None
+        ]
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        values.append(self.limit)
-        return f"{where} ORDER BY position, seq LIMIT ${len(values)}", values
+        page = f"LIMIT {parameter(self.limit)} OFFSET {parameter(self.offset)}"
+        return f"{where} ORDER BY position, seq {page}", values
+
+    def _conditions(self) -> list[tuple[Any, ...]]:
+        """(SQL with ``{}`` for each value, the values): a condition whose first value is
+        None is not asked for."""
+        types = None if self.event_type is None else self.event_type.split(",")
+        hours = self.outside
+        return [
+            ("subject_id = {}", self.subject_id),
+            ("actor_id = {}", self.user_id),
+            ("record_id::text = {}", self.record_id),
+            ("event_type = ANY({}::text[])", types),  # one type, or several comma-separated
+            ("recorded_at >= {}", self.since),
+            ("recorded_at <= {}", self.until),
+            ("actor_role = {}", self.role),
+            ("strpos(lower(reason), lower({})) > 0", self.reason),
+            (LATE.format("recorded_at - occurred_at", "{}"), self.entered_late_hours),
+            (LATE.format("signed_at - recorded_at", "{}"), self.signed_late_hours),
+            (OUTSIDE_HOURS, *((None,) if hours is None else (hours.zone, hours.start, hours.end))),
+        ]
 
 
 class ProjectionsApplication:
@@ -151,14 +194,19 @@ class ProjectionsApplication:
         role = READS.acting_role(f"projections.{action}", who.roles)
         if role is None:
             await self._record(who, "-", action, parameters, "denied")
-            raise Forbidden(f"{who.user_id} may not {action}: auditors and monitors only")
+            permitted = " and ".join(sorted(READS.roles(f"projections.{action}")))
+            raise Forbidden(f"{who.user_id} may not {action}: {permitted} only")
         await self._record(who, role, action, parameters, "allowed")
         return role
 
     async def trail(self, who: Principal, filters: TrailFilter) -> list[dict[str, Any]]:
-        await self.authorise(who, "trail", filters.__dict__)
+        await self.authorise(who, "trail", asdict(filters))
         where, values = filters.sql()
-        rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
+        try:
+            rows = await self.ledger.pool.fetch(f"SELECT * FROM audit_trail {where}", *values)  # noqa: S608
+        except asyncpg.InvalidParameterValueError as error:  # a zone PostgreSQL does not know
+            zone = None if filters.outside is None else filters.outside.zone
+            raise InvalidValue(f"the trail filter was refused: {error}", zone=zone) from None
         return [_plain(dict(r)) for r in rows]
 
     async def account_review(self, who: Principal, user_id: str | None) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections.notes import COSIGNATURE_V1, NoteError, Verifier
+from services.projections.stores import service_url
 from shared.kernel.keys import load_public_keys
 from shared.kernel.settings import SecuritySettings, SettingsError, seconds, stall_seconds
 
@@ -73,3 +74,20 @@ def witness_verifier(vkey: str, setting: str = "TL_WITNESS_VKEY") -> Verifier:
         return Verifier.parse_kind(vkey, COSIGNATURE_V1)
     except NoteError as error:
         raise SettingsError(f"{setting}: {error} (a cosignature/v1 key is needed)") from None
+
+
+@dataclass(frozen=True)
+class ConsoleConfig:
+    """The auditor's console (``services.projections.console``)."""
+
+    identity_url: str  # TL_IDENTITY_URL: where the console logs auditors in
+    secure_cookie: bool = True  # TL_CONSOLE_SECURE_COOKIE: 0 only behind no TLS and no
+    #                             localhost (browsers keep Secure cookies of 127.0.0.1)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> ConsoleConfig:
+        env = dict(os.environ if env is None else env)
+        secure = env.get("TL_CONSOLE_SECURE_COOKIE", "1")
+        if secure not in ("0", "1"):
+            raise SettingsError(f"setting TL_CONSOLE_SECURE_COOKIE must be 0 or 1, got {secure!r}")
+        return cls(identity_url=service_url("identity", env), secure_cookie=secure == "1")

@@ -26,14 +26,16 @@ PAGE = 2000
 def store_endpoints(env: Mapping[str, str] | None = None) -> list[StoreEndpoint]:
     """Each command service's base URL: ``TL_<SERVICE>_URL``, by default its local port
     (``TL_<SERVICE>_HTTP_PORT``, as ``make up`` runs it)."""
+    return [StoreEndpoint(service, service_url(service, env)) for service in COMMAND_SERVICES]
+
+
+def service_url(service: str, env: Mapping[str, str] | None = None) -> str:
+    """Where a service answers: ``TL_<SERVICE>_URL``, by default its local port
+    (``TL_<SERVICE>_HTTP_PORT``, as ``make up`` runs it)."""
     env = os.environ if env is None else env
-
-    def url(service: str) -> str:
-        prefix = f"TL_{service.upper()}"
-        port = env.get(f"{prefix}_HTTP_PORT") or DEFAULT_PORTS[service]
-        return env.get(f"{prefix}_URL") or f"http://127.0.0.1:{port}"
-
-    return [StoreEndpoint(service, url(service)) for service in COMMAND_SERVICES]
+    prefix = f"TL_{service.upper()}"
+    port = env.get(f"{prefix}_HTTP_PORT") or DEFAULT_PORTS[service]
+    return env.get(f"{prefix}_URL") or f"http://127.0.0.1:{port}"
 
 
 class StoreReader:

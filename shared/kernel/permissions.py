@@ -191,6 +191,7 @@ TABLES: Mapping[str, ServiceTable] = {
                 ("export", READERS, "export"),
                 ("reconcile", READERS, "reconcile"),
                 ("rebuild", READERS, "rebuild the views (command line)"),
+                ("console", [AUDITOR], "the auditor's console, each page (`/console/`)"),
             ),
             ("GET /checkpoint", "GET /checkpoints"),
             AUDITOR_FIRST,

@@ -102,13 +102,14 @@ def family_of(error: type[Exception]) -> type[Exception] | None:
     return next((cls for cls in error.__mro__ if cls in STATUSES), None)
 
 
-def install_error_mapping(app: FastAPI) -> None:
+def install_error_mapping(app: FastAPI, forms: tuple[str, ...] = ()) -> None:
     """Answer every exception of a registered class (``STATUSES``) with its status and a
     coded body; and every other error too: invalid requests (422), the framework's own
     answers (404 no such path, 405 method not allowed ...), unreadable input
     (``shared.web.inputs``: 413, 415, 422), and an unexpected failure (500).
 
-    Exceptions need ``code``, ``message`` and ``details`` attributes.
+    Exceptions need ``code``, ``message`` and ``details`` attributes. ``forms``: path
+    prefixes that also take HTML forms (``InputGuard``).
     """
     registry = STATUSES
 
@@ -151,7 +152,7 @@ def install_error_mapping(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, framework_answer)
     app.add_exception_handler(Exception, failure)
-    app.add_middleware(InputGuard, answer=error_response)
+    app.add_middleware(InputGuard, answer=error_response, forms=forms)
 
 
 _INVALID = "the request does not match the command's schema"

@@ -72,11 +72,18 @@ class InputGuard(HttpMiddleware):
     """ASGI middleware: only readable, storable input reaches the app (module docstring)."""
 
     def __init__(
-        self, app: ASGIApp, answer: ErrorAnswer, max_body_bytes: int = MAX_BODY_BYTES
+        self,
+        app: ASGIApp,
+        answer: ErrorAnswer,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        forms: tuple[str, ...] = (),
     ) -> None:
+        """``forms``: path prefixes whose bodies may also be HTML forms
+        (``application/x-www-form-urlencoded``, UTF-8, storable text): a browser's page."""
         super().__init__(app)
         self.answer = answer
         self.max_body_bytes = max_body_bytes
+        self.forms = forms
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = _url_refusal(scope)
@@ -86,12 +93,26 @@ class InputGuard(HttpMiddleware):
             if read is None:
                 return  # the client went away
             body, refusal = read
-        if refusal is None:
+        if refusal is None and not self._form(scope, body):
             refusal = _body_refusal(scope, body)
         if refusal is not None:
             await self.answer(*refusal)(scope, receive, send)
             return
         await self.app(scope, _replay(body, receive), send)
+
+    def _form(self, scope: Scope, body: bytes) -> bool:
+        """Whether ``body`` is a readable HTML form posted to a path that takes forms."""
+        path: str = scope.get("path", "")
+        media_type = _header(scope, b"content-type").lower().split(";")[0].strip()
+        if media_type != "application/x-www-form-urlencoded":
+            return False
+        if not any(path.startswith(prefix) for prefix in self.forms):
+            return False
+        try:
+            fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True, errors="strict")
+        except (UnicodeDecodeError, ValueError):
+            return False
+        return unstorable_text(dict(fields)) is None
 
     async def _read_body(
         self, scope: Scope, receive: Receive

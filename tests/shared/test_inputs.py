@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from shared.kernel.envelope import Contract
 from shared.web.http import install_error_mapping
@@ -149,6 +149,39 @@ async def test_a_body_that_is_not_json_by_its_type_is_a_coded_415(
     assert response.status_code == 415
     assert response.json()["code"] == "unsupported_media_type"
     assert calls == []
+
+
+def form_app(calls: list[str]) -> FastAPI:
+    app = FastAPI()
+    install_error_mapping(app, forms=("/pages/",))
+
+    @app.post("/{folder}/login")
+    async def login(folder: str, request: Request) -> dict[str, str]:
+        calls.append((await request.body()).decode())
+        return {}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/pages/login", b"user_id=aud.kim&password=p%C3%A4ss", 200),
+        ("/notes/login", b"user_id=aud.kim", 415),  # not a path that takes forms
+        ("/pages/login", b"user_id=aud%00kim", 415),  # a NUL PostgreSQL cannot store
+        ("/pages/login", b"user_id=%FF", 415),  # not UTF-8
+    ],
+)
+async def test_a_form_is_taken_only_where_forms_are_and_only_of_storable_text(
+    path: str, body: bytes, status: int
+) -> None:
+    calls: list[str] = []
+    transport = httpx.ASGITransport(app=form_app(calls))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        headers = {"content-type": "application/x-www-form-urlencoded"}
+        response = await client.post(path, content=body, headers=headers)
+    assert response.status_code == status
+    assert len(calls) == (status == 200)
 
 
 async def test_json_types_and_the_utf8_charset_are_accepted(client: httpx.AsyncClient) -> None:

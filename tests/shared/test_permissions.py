@@ -16,6 +16,8 @@ from fastapi.routing import APIRoute
 from services.projections import application as ledger_reads
 from services.projections.api import create_app as create_projections_app
 from services.projections.application import ProjectionsApplication
+from services.projections.config import ConsoleConfig
+from services.projections.console import COOKIE
 from shared.contract_docs.discovery import app_factories
 from shared.contract_docs.openapi import described_app
 from shared.kernel.permissions import (
@@ -46,6 +48,7 @@ QUERY_VALUES = {"old_size": 1}
 # rows no route reaches, by the application method that asks for them: the projections'
 # command line (services/projections/cli.py)
 COMMAND_LINE = {"projections.rebuild": "rebuild"}
+CONSOLE = "projections.console"  # the console's pages (services/projections/console.py)
 
 
 def routes(service: str) -> list[APIRoute]:
@@ -145,13 +148,32 @@ async def test_every_projections_route_that_needs_a_token_asks_for_a_row() -> No
         with pytest.raises(Forbidden):
             await getattr(reads, method)(principal(Role.AUDITOR))
         asked.add(f"projections.{reads.asked[0]}")
+    asked.add(await console_asks(reads))
     assert asked == set(rows.permissions)
+
+
+async def console_asks(reads: Reads) -> str:
+    """The row a console page asks for before any read (its pages are not API routes)."""
+    reads.asked.clear()
+    config = ConsoleConfig(identity_url="http://127.0.0.1:1")
+    app = create_projections_app(reads, VERIFIER, console=config)
+    token = bearer(principal(Role.AUDITOR))["Authorization"].removeprefix("Bearer ")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://projections") as client:
+        answer = await client.get("/console/trial", headers={"cookie": f"{COOKIE}={token}"})
+    assert answer.status_code == 403, answer.text
+    return f"projections.{reads.asked[0]}"
 
 
 def test_the_projections_api_documents_the_roles_every_ledger_read_permits() -> None:
     """Its routes are documented with one set (``READERS``): give them their own roles
     before the rows of the ledger's reads differ."""
-    assert {rule.roles for rule in table("projections").rules} == {ledger_reads.READERS}
+    api_rows = [rule for rule in table("projections").rules if rule.command != CONSOLE]
+    assert {rule.roles for rule in api_rows} == {ledger_reads.READERS}
+
+
+def test_the_console_is_for_auditors_alone() -> None:
+    assert table("projections").roles(CONSOLE) == {Role.AUDITOR}
 
 
 @pytest.mark.part11("11.10(k)")
