@@ -34,6 +34,9 @@ from services.projections import merkle
 from services.projections.api import admitted
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
 from services.projections.config import ConsoleConfig
+from shared.contracts.enrollment import ValueCorrectedV1
+from shared.contracts.identity import AccountLockedV1, LoginFailedV1, SigningFailedV1
+from shared.contracts.security import AccessDeniedV1
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import Unauthenticated
 from shared.web.auth import Principal
@@ -260,12 +263,13 @@ REVIEWS = (
     Review("Entries outside working hours", "rows recorded before 08:00 or from 18:00, or "
            "on a weekend, in the site's time", {"outside_hours": "8-18", "zone": SITE_ZONE}),
     Review("Corrections and their reasons", "every value corrected, with the reason given",
-           {"event_type": "ValueCorrected.v1"}),
+           {"event_type": ValueCorrectedV1.event_type}),
     Review("Denied access", "every command or read refused for the caller's roles or account",
-           {"event_type": "AccessDenied.v1"}),
+           {"event_type": AccessDeniedV1.event_type}),
     Review("Failed logins, failed signings and lockouts", "wrong passwords at login and at "
            "signing, and the accounts locked by them",
-           {"event_type": "LoginFailed.v1,SigningFailed.v1,AccountLocked.v1"}),
+           {"event_type": ",".join(e.event_type for e in (LoginFailedV1, SigningFailedV1,
+                                                      AccountLockedV1))}),
     Review("Records signed long after entry", "signed 24 hours or more after the record was "
            "entered", {"signed_late_hours": "24"}),
     Review("Late data entry", "recorded 72 hours or more after the clinical time it states",

@@ -459,7 +459,8 @@ async def test_the_demo_trial_as_odm_1_3_2_is_valid_and_holds_every_subject_even
     assert schema_errors(response.content) == []
     odm = odmlib_root(response.content)
     subjects = odm.ClinicalData[0].SubjectData
-    assert [s.SubjectKey for s in subjects] == [f"S-{n:03d}" for n in range(1, 11)]
+    keys = [s.SubjectKey for s in subjects]  # the demo's ten, and any the module added
+    assert keys == sorted(keys) and {f"S-{n:03d}" for n in range(1, 11)} <= set(keys)
     forms = [f for s in subjects for f in s.StudyEventData[0].FormData]
     signatures = [f for f in forms if f.Signature is not None]
     assert sum(f.FormOID == "F.RecordSigned.v2" for f in forms) == len(signatures) > 0

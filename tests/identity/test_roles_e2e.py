@@ -33,8 +33,10 @@ INV, S, C, P, M, A, D = (
     "administrator",
 )
 ROLES = tuple(role.value for role in Role)
-# rows no route reaches (the projections' command line): tests/shared/test_permissions.py
-COMMAND_LINE = {"projections/projections.rebuild"}
+# rows no route reaches with a bearer token: the projections' command line, and the
+# console's pages, which take a session cookie and answer with pages (auditors only:
+# tests/shared/test_permissions.py; a monitor refused in a real browser: tests/browser)
+COMMAND_LINE = {"projections/projections.rebuild", "projections/projections.console"}
 LAST = "identity/identity.log_out"  # it ends the login session the others run in
 # "service/command" -> roles that may run it
 ROWS = {
