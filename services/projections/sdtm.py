@@ -27,6 +27,7 @@ from shared.contracts.adverse_events import (
     SeriousnessAssessedV1,
 )
 from shared.contracts.assessments import (
+    SLEDAI_2K_ITEMS,
     AutoantibodyMeasuredV1,
     CarTKineticsMeasuredV1,
     DiseaseActivityAssessedV1,
@@ -586,15 +587,6 @@ def _rs_rows(event: Recorded) -> list[Row]:
     return rows
 
 
-# The SLEDAI-2K descriptors in the instrument's order: QSTESTCD SLED01..SLED24 (sponsor
-# codes: CDISC publishes no QS supplement for SLEDAI-2K; docs/exports.md).
-SLEDAI_ITEMS = (
-    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
-    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
-    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
-    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
-    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
-)  # fmt: skip
 SLEDAI = "SLEDAI-2K"
 # DiseaseActivityAssessed.v1's scores -> QSTESTCD, QSTEST, QSCAT
 SLEDAI_SCORES = (("sledai_2k", "SLEDTOT", "SLEDAI-2K Total Score", SLEDAI),
@@ -614,7 +606,9 @@ def _qs_rows(event: Recorded) -> list[Row]:
     data = event.data
     visit: Row = {"QSEVLINT": "-P30D", "QSDTC": dtc(event.time), "QSDY": float(data["study_day"])}
     rows: list[Row] = []
-    for number, item in enumerate(SLEDAI_ITEMS, start=1):
+    # the descriptors in the instrument's order: QSTESTCD SLED01..SLED24 (sponsor codes:
+    # CDISC publishes no QS supplement for SLEDAI-2K; docs/exports.md)
+    for number, item in enumerate(SLEDAI_2K_ITEMS, start=1):
         if item in data["items"]:
             answer = _yn(data["items"][item])
             rows.append({"QSTESTCD": f"SLED{number:02d}", "QSCAT": SLEDAI,

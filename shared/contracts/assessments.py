@@ -25,6 +25,17 @@ class FollowUpStartedV1(EventData):
     dose_level: int = Field(ge=1, le=4)
 
 
+# The 24 SLEDAI-2K descriptors in the instrument's order, as ``items`` names them: a visit
+# answers every one (the assessments rules weigh them; the SDTM export numbers them).
+SLEDAI_2K_ITEMS = (
+    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
+    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
+    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
+    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
+    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
+)  # fmt: skip
+
+
 class DiseaseActivityAssessedV1(EventData):
     """A visit: the 24 SLEDAI-2K items as answered, the scores computed from them, the
     physician's global assessment and the prednisone-equivalent dose."""

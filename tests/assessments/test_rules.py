@@ -19,6 +19,7 @@ from services.assessments.rules import (
     lldas,
     sri4,
 )
+from shared.contracts.assessments import SLEDAI_2K_ITEMS
 
 I = SledaiItem  # noqa: E741
 
@@ -154,3 +155,9 @@ def test_response_category(
     assert derivation.response is expected
     assert derivation.baseline_sledai_2k == 8
     assert derivation.rule_version == "NCT05030779-sle-response/1"
+
+
+def test_the_rules_weigh_every_item_the_contract_names_in_its_order() -> None:
+    """The published list (``SLEDAI_2K_ITEMS``: what ``items`` holds, what the SDTM export
+    numbers SLED01..SLED24) and the rules' items are one list."""
+    assert tuple(SledaiItem) == SLEDAI_2K_ITEMS

@@ -16,7 +16,7 @@ from services.assessments.rules import Activity, Response, derive_response, item
 from services.enrollment.api import ObservationIn
 from services.enrollment.rules import evaluate
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
-from tools.demo.clinical import SLEDAI_ITEMS
+from shared.contracts.assessments import SLEDAI_2K_ITEMS
 from tools.demo.plan import Story, SubjectPlan, Treatment, Visit
 from tools.demo.story import SEED, write_story
 
@@ -26,7 +26,7 @@ DOSED = [plan for plan in STORY.subjects if plan.level is not None]
 
 
 def activity(visit: Visit) -> Activity:
-    items = items_from({item: item in visit.items for item in SLEDAI_ITEMS})
+    items = items_from({item: item in visit.items for item in SLEDAI_2K_ITEMS})
     return Activity(items, Decimal(visit.pga), Decimal(visit.prednisone), True)
 
 

@@ -16,14 +16,6 @@ from typing import Any
 
 Json = dict[str, Any]
 
-# The 24 SLEDAI-2K items as the assessments API names them; a visit answers every one.
-SLEDAI_ITEMS = (
-    "seizure", "psychosis", "organic_brain_syndrome", "visual_disturbance",
-    "cranial_nerve_disorder", "lupus_headache", "cerebrovascular_accident", "vasculitis",
-    "arthritis", "myositis", "urinary_casts", "haematuria", "proteinuria", "pyuria", "rash",
-    "alopecia", "mucosal_ulcers", "pleurisy", "pericarditis", "low_complement",
-    "increased_dna_binding", "fever", "thrombocytopenia", "leukopenia",
-)  # fmt: skip
 SEROLOGY = ("low_complement", "increased_dna_binding")
 BASELINE_CORE = frozenset({"arthritis", "rash", *SEROLOGY})  # SLEDAI-2K 12
 BASELINE_EXTRA = ("alopecia", "mucosal_ulcers", "proteinuria", "haematuria", "pleurisy")

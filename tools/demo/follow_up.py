@@ -9,7 +9,8 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from tools.demo.clinical import LLOQ, SLEDAI_ITEMS
+from shared.contracts.assessments import SLEDAI_2K_ITEMS
+from tools.demo.clinical import LLOQ
 from tools.demo.plan import Sample, SubjectPlan, Visit
 from tools.demo.team import Team
 
@@ -43,7 +44,7 @@ def _visit_step(team: Team, sid: str, visit: Visit) -> Send:
     async def send() -> None:
         body = {
             "label": visit.label, "assessed_at": visit.at.isoformat(),
-            "items": {item: item in visit.items for item in SLEDAI_ITEMS},
+            "items": {item: item in visit.items for item in SLEDAI_2K_ITEMS},
             "pga": visit.pga, "prednisone_mg_per_day": visit.prednisone,
             "maintenance_immunosuppression_only": True,
         }  # fmt: skip
