@@ -491,6 +491,40 @@ def infused(found: dict[str, Course]) -> list[Course]:
                   key=lambda c: c.subject_id)  # fmt: skip
 
 
+# Each figure of ``endpoints_of`` in one line, as the console shows it beside the figure
+# (the full definitions, windows and assumptions: docs/endpoints.md, "Definitions").
+DEFINITIONS: dict[str, str] = {
+    "version": "the version of these definitions the figures were computed by",
+    "study_day_convention": "how study days are counted (the infusion's day is day 0)",
+    "subjects_infused": "subjects who received CAR-T cells: every rate's denominator",
+    "dlt_rate_per_dose_level": "subjects with a dose-limiting toxicity in the DLT window "
+    "(days 0-28) / subjects infused, per dose level",
+    "teae_incidence": "subjects with an adverse event starting from the infusion to day 90 "
+    "/ subjects infused",
+    "crs_incidence_by_maximum_grade": "subjects infused by their worst ASTCT CRS grade "
+    "(0-5) over the whole follow-up",
+    "icans_incidence_by_maximum_grade": "subjects infused by their worst ASTCT ICANS grade "
+    "(0-5) over the whole follow-up",
+    "remission_at_visit": "subjects meeting DORIS, resp. LLDAS, at the named visit's "
+    "signed response assessment / subjects infused",
+    "time_to_first_remission": "Kaplan-Meier: days from the infusion to the first complete "
+    "or partial remission, censored at the last assessment",
+    "sledai_2k_change_from_baseline": "SLEDAI-2K at the named visit minus baseline (the "
+    "last visit before the infusion), per subject, and its median",
+    "objective_response_rate_3_months": "subjects with a complete or partial remission by "
+    "day 90 / subjects infused",
+    "disease_control_rate_from_day_28": "subjects whose first response assessment from "
+    "day 28 is complete, partial or stable / subjects infused",
+    "duration_of_remission": "Kaplan-Meier: from the first remission to progression or "
+    "death, censored at the last assessment",
+    "progression_free_survival": "Kaplan-Meier: from the infusion to the first progression "
+    "or death, censored at the last assessment",
+    "overall_survival": "Kaplan-Meier: from the infusion to death, censored at the last assessment",
+    "time_courses": "each subject's autoantibody values and CAR-T kinetics (Cmax, Tmax, "
+    "persistence above the LLOQ) by study day",
+}
+
+
 def trial_endpoints(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Any]:
     """Every endpoint over the subjects infused in ``entries``."""
     return endpoints_of(TrialHistory.of(entries).population)

@@ -33,6 +33,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.projections import merkle
 from services.projections.api import admitted
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
+from services.projections.clinical_endpoints import DEFINITIONS
 from services.projections.config import ConsoleConfig
 from shared.contracts.enrollment import ValueCorrectedV1
 from shared.contracts.identity import AccountLockedV1, LoginFailedV1, SigningFailedV1
@@ -156,10 +157,11 @@ async def trial(request: Request) -> Response:
         ledger = _application(request)
         summary = await ledger.trial(who)
         endpoints = await ledger.endpoints(who)
-        figures = {k: v for k, v in endpoints.items() if k != "time_courses"}
+        figures = {k: (DEFINITIONS[k], v) for k, v in endpoints.items() if k != "time_courses"}
         kinetics = [s for s, c in endpoints["time_courses"].items() if c["car_t_kinetics"]]
         return _html("trial.html", {"title": "Trial", "trial": summary, "endpoints": figures,
-                                    "kinetics": kinetics}, who)  # fmt: skip
+                                    "kinetics": kinetics,
+                                    "time_courses": DEFINITIONS["time_courses"]}, who)  # fmt: skip
 
     return await _page(request, "trial", {}, render)
 

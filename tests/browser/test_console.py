@@ -135,6 +135,9 @@ async def test_an_auditor_logs_in_and_sees_the_trial(browser: Browser, stack: St
     kinetics = page.get_by_role("img", name=f"CAR-T kinetics of {TREATED}", exact=False)
     await expect(kinetics).to_be_visible()
     assert await kinetics.evaluate("image => image.naturalWidth") > 0
+    endpoints = page.get_by_role("table", name="The trial's endpoints")
+    orr = endpoints.get_by_role("row", name="objective response rate 3 months", exact=False)
+    await expect(orr).to_contain_text("complete or partial remission by day 90")
     await accessible(page, "trial")
 
 

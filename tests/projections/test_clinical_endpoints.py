@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from services.adverse_events.grading import Scale
 from services.projections import plots
 from services.projections.clinical_endpoints import (
     CRS_SCALE,
+    DEFINITIONS,
     ICANS_SCALE,
     Course,
     TrialHistory,
@@ -24,6 +26,8 @@ from services.projections.views import subject_state
 from shared.clinical import DayConvention
 from shared.kernel.envelope import CloudEvent
 from tests.support import NOW
+
+ROOT = Path(__file__).resolve().parents[2]
 
 DAY0 = NOW - timedelta(days=200)  # the infusion: the study's day 0, CDISC day 1
 
@@ -55,6 +59,15 @@ def response(subject: str, day: int, category: str) -> CloudEvent:
 
 def figures(*events: CloudEvent) -> dict[str, Any]:
     return trial_endpoints(enumerate(events, start=1))
+
+
+def test_every_figure_has_its_definition_and_every_definition_a_figure() -> None:
+    """The console shows each figure beside its definition: a figure added without one,
+    or a definition left after its figure went, fails here."""
+    assert set(DEFINITIONS) == set(figures(infused("S-1")))
+    documented = (ROOT / "docs" / "endpoints.md").read_text()
+    for name in set(DEFINITIONS) - {"version", "study_day_convention", "subjects_infused"}:
+        assert f"`{name}" in documented, f"{name} is not defined in docs/endpoints.md"
 
 
 def test_endpoints_name_their_version_and_study_day_convention() -> None:

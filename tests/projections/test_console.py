@@ -15,9 +15,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
+from services.projections.clinical_endpoints import DEFINITIONS
 from services.projections.config import ConsoleConfig
 from services.projections.console import COOKIE
 from services.projections.ledger import LedgerStore
@@ -303,6 +305,15 @@ async def test_a_bad_review_filter_is_a_coded_4xx_page(
 ) -> None:
     response = await page(client, "/console/trail", AUDITOR, **params)
     assert 400 <= response.status_code < 500 and "invalid_value" in response.text
+
+
+async def test_the_trial_page_shows_each_endpoint_beside_its_definition(
+    filled: int, client: httpx.AsyncClient
+) -> None:
+    response = await page(client, "/console/trial")
+    assert response.status_code == 200, response.text
+    for definition in DEFINITIONS.values():
+        assert str(escape(definition)) in response.text, definition
 
 
 async def test_a_kinetics_plot_of_a_subject_without_kinetics_is_a_404_page(
