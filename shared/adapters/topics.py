@@ -46,12 +46,15 @@ async def ensure_topics(bootstrap: str, *specs: TopicSpec) -> None:
 
 async def _create_missing(admin: AIOKafkaAdminClient, specs: tuple[TopicSpec, ...]) -> None:
     existing = set(await admin.list_topics())
-    missing = [spec for spec in specs if spec.name not in existing]
+    missing: dict[str, TopicSpec] = {}  # by name: the broker refuses one named twice
+    for spec in specs:
+        if spec.name not in existing:
+            missing.setdefault(spec.name, spec)
     if not missing:
         return
-    response = await admin.create_topics(
-        [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs()) for s in missing]
-    )
+    new = [NewTopic(s.name, s.partitions, s.replication, topic_configs=s.configs())
+           for s in missing.values()]  # fmt: skip
+    response = await admin.create_topics(new)
     for topic, code, *message in response.topic_errors:
         if code not in (0, _TOPIC_ALREADY_EXISTS):
             raise for_code(code)(f"cannot create topic {topic}: {message}")
@@ -121,6 +124,7 @@ async def ensure_service_topic(settings: ServiceSettings, *others: str) -> None:
     """Create a service's own topic, and the ``others`` it reads, with the partitions and
     replication its settings give (a topic read before its publisher started is created
     by its reader: it must be made as its publisher would make it)."""
+    names = dict.fromkeys((settings.topic, *others))  # once each: identity reads its own
     specs = [TopicSpec(name, settings.topic_partitions, settings.topic_replication)
-             for name in (settings.topic, *others)]  # fmt: skip
+             for name in names]  # fmt: skip
     await ensure_topics(settings.kafka_bootstrap, *specs)

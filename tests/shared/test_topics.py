@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.adapters.topics import TopicSpec, ensure_topics, topic_config
+from shared.adapters.topics import TopicSpec, ensure_service_topic, ensure_topics, topic_config
 from shared.kernel.settings import ServiceSettings
 
 pytestmark = pytest.mark.integration
@@ -63,3 +64,18 @@ def test_every_faststream_broker_is_made_by_kafka_broker() -> None:
         if re.search(r"(?<![\w.])KafkaBroker\(", line) and path.name != "subject_views.py"
     ]
     assert not made_directly, f"use shared.adapters.subject_views.kafka_broker: {made_directly}"
+
+
+async def test_a_service_reading_its_own_topic_creates_it_once(
+    enrollment_settings_env: dict[str, str],
+) -> None:
+    """The identity service reads the identity topic it publishes to: on a fresh broker
+    its own topic and the one it reads are one topic, created in one request."""
+    settings = ServiceSettings.from_env("enrollment")
+    name = f"test.topics.{uuid.uuid4().hex[:10]}"
+    own = replace(settings, topic=name)
+    await ensure_service_topic(own, name, name)
+    config = await topic_config(settings.kafka_bootstrap, name)
+    assert config["retention.ms"] == "-1"
+    await ensure_topics(settings.kafka_bootstrap, TopicSpec(f"{name}.b"), TopicSpec(f"{name}.b"))
+    assert (await topic_config(settings.kafka_bootstrap, f"{name}.b"))["retention.ms"] == "-1"
