@@ -55,11 +55,12 @@ from services.enrollment.rules import Observation
 from shared.adapters.eventstore import postgres_env
 from shared.adapters.outbox import Outbox
 from shared.adapters.revocations import RevocationFeed, RevocationView
-from shared.adapters.subject_views import Subscriptions, kafka_broker, subscribe
+from shared.adapters.subject_views import Subscriptions, kafka_broker
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
 from shared.web.observability import instrument
 from shared.web.service_app import Serving
+from shared.web.service_main import subscribe_revocations
 from tests.support import (
     CONSENT_DAY,
     MEMORY,
@@ -193,7 +194,7 @@ async def withdrawn_access(settings: ServiceSettings) -> AsyncIterator[Revocatio
                           settings.topic, f"{settings.topic}-revocations")  # fmt: skip
     await feed.view.open()
     broker = kafka_broker(settings.kafka_bootstrap)
-    subscribe(broker, feed.topic, feed.group_id, feed.view)
+    subscribe_revocations(broker, feed)
     stopping = asyncio.Event()
     running = [asyncio.create_task(Subscriptions(broker).run(stopping)),
                asyncio.create_task(feed.run(stopping))]  # fmt: skip

@@ -124,7 +124,7 @@ async def ensure_service_topic(settings: ServiceSettings, *others: str) -> None:
     """Create a service's own topic, and the ``others`` it reads, with the partitions and
     replication its settings give (a topic read before its publisher started is created
     by its reader: it must be made as its publisher would make it)."""
-    names = dict.fromkeys((settings.topic, *others))  # once each: identity reads its own
+    # identity reads its own topic: ensure_topics creates a name given twice once
     specs = [TopicSpec(name, settings.topic_partitions, settings.topic_replication)
-             for name in names]  # fmt: skip
+             for name in (settings.topic, *others)]  # fmt: skip
     await ensure_topics(settings.kafka_bootstrap, *specs)

@@ -11,11 +11,13 @@ time the ledger took to catch up is reported (docs/operations.md)."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -68,8 +70,10 @@ async def cluster(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Clu
            "TL_KAFKA_NODES": str(NODES), "TL_KAFKA_PORT": str(first),
            "TL_KAFKA_CONTROLLER_PORT": str(first + 1)}  # fmt: skip
     await infra("start", "kafka", env=env)
-    try:
-        bootstrap = ",".join(f"127.0.0.1:{first + 2 * n}" for n in range(NODES))
+    try:  # the brokers' addresses as infra.sh gives them to services
+        settings = (Path(env["TL_STATE_DIR"]) / "env").read_text()
+        (bootstrap,) = re.findall(r"^export TL_KAFKA_BOOTSTRAP=(\S+)$", settings, re.M)
+        assert len(bootstrap.split(",")) == NODES, bootstrap
         yield Cluster(env, bootstrap)
     finally:
         await infra("stop", "kafka", env=env)
