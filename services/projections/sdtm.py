@@ -808,13 +808,14 @@ def trial_summary(entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> Datas
 
 
 def _ledger_parameters(ts: _Summary, entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> None:
-    """ACTSUB: the subjects enrolled; SSTDTC: the first consent (DM's RFICDTC, as
-    corrected); SENDTC: not yet available; DCUTDTC: the newest entry read."""
+    """ACTSUB: the subjects enrolled; SSTDTC: the first consent of a subject enrolled
+    (DM's RFICDTC, as corrected: the FDA's study start date); SENDTC: not yet available;
+    DCUTDTC: the newest entry read."""
     enrolled = {str(e.subject): p for p, e in reversed(entries)
                 if e.type == SubjectEnrolledV1.event_type}  # fmt: skip
     ts.add("ACTSUB", str(len(enrolled)), positions=enrolled.values())
     consented = [(str(r["RFICDTC"]), s) for r, s in zip(dm.rows, dm.sources, strict=True)
-                 if r["RFICDTC"]]  # fmt: skip
+                 if r["RFICDTC"] and r["ARMCD"]]  # fmt: skip
     if consented:
         first, sources = min(consented)
         types = {p: e.type for p, e in entries}

@@ -371,7 +371,7 @@ def test_ts_derives_the_subjects_enrolled_the_first_consent_and_the_cut_from_the
                        strict=True))  # fmt: skip
     assert ts["ACTSUB"]["TSVAL"] == "2"  # S-001 and S-002 enrolled
     assert [types[p] for p in sources["ACTSUB"]] == ["SubjectEnrolled.v1"] * 2
-    assert ts["SSTDTC"]["TSVAL"] == min(r["RFICDTC"] for r in _rows(datasets["DM"]))
+    assert ts["SSTDTC"]["TSVAL"] == min(r["RFICDTC"] for r in _rows(datasets["DM"]) if r["ARMCD"])
     assert [types[p] for p in sources["SSTDTC"]] == ["ConsentSigned.v1"]
     assert (ts["SENDTC"]["TSVAL"], ts["SENDTC"]["TSVALNF"]) == (None, "NAV")
     last, newest = entries[-1]
@@ -404,6 +404,24 @@ def test_ts_start_date_follows_a_correction_of_the_first_consent() -> None:
     start = datasets["TS"].rows.index(_ts(datasets["TS"])["SSTDTC"])
     assert datasets["TS"].rows[start]["TSVAL"] == "2026-10-30"
     assert 10 in datasets["TS"].sources[start]
+
+
+def test_ts_start_date_is_a_consent_of_a_subject_enrolled_not_of_a_screen_failure() -> None:
+    events = ledgered(trial_events()[:9])  # S-001 up to enrollment, consent 2026-11-02
+    kinds = {e.type: e for _, e in events}
+
+    def failed(n: int, kind: str, **data: Any) -> RecordedEvent:
+        e = kinds.get(kind, kinds["SubjectRegistered.v1"])
+        return RecordedEvent(e.id.__class__(int=n), e.source, kind, "S-009", e.time,
+                             e.recordedtime, e.data | data)  # fmt: skip
+
+    screen_failure = [failed(3, "SubjectRegistered.v1"),
+                      failed(4, "ConsentSigned.v1", signed_on="2026-10-01"),
+                      failed(5, "ScreenFailed.v1", failed_criteria=["hiv"])]  # fmt: skip
+    entries = [*events, *((10 + i, e) for i, e in enumerate(screen_failure))]
+    datasets = sdtm_datasets(entries)
+    assert only(datasets["DM"], SUBJID="S-009")["RFICDTC"] == "2026-10-01"
+    assert _ts(datasets["TS"])["SSTDTC"]["TSVAL"] == "2026-11-02"
 
 
 def test_the_trace_table_names_the_entries_of_ts_derived_parameters(
