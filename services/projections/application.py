@@ -477,9 +477,9 @@ class ProjectionsApplication:
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
     ) -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
-        """The SDTM datasets (DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--) and the trace
-        table of each row's ledger entries, from the ledger now, as of a time or at a
-        position (docs/exports.md). Read and recorded as an export."""
+        """The SDTM datasets (TA, TE, TS; DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--)
+        and the trace table of each row's ledger entries, from the ledger now, as of a time
+        or at a position (docs/exports.md). Read and recorded as an export."""
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)

@@ -272,10 +272,10 @@ def export_sdtm(
     as_of: datetime | None = None,
     position: int | None = None,
 ) -> None:
-    """SDTM datasets (SDTMIG 3.4: DM, DS, EX, AE, LB, PC, RS, QS, SUPP--) as SAS transport
-    v5 files, their define.xml (Define-XML 2.0) and ledger-trace.csv naming each row's
-    ledger entries, now, as of a time (UTC) or at a ledger position (docs/exports.md). A
-    domain with no row is not written."""
+    """SDTM datasets (SDTMIG 3.4: TA, TE, TS, DM, DS, EX, AE, LB, PC, RS, QS, SUPP--) as
+    SAS transport v5 files, their define.xml (Define-XML 2.0) and ledger-trace.csv naming
+    each row's ledger entries, now, as of a time (UTC) or at a ledger position
+    (docs/exports.md). A domain with no row is not written."""
     datasets, trace = run(token, lambda p, who: p.sdtm(who, as_of, position))
     directory.mkdir(parents=True, exist_ok=True)
     written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
-from services.projections.sdtm import SDTMIG_VERSION, STUDYID, Dataset, Variable
+from services.projections.sdtm import SDTMIG_VERSION, STUDYID, TRIAL_DESIGN, Dataset, Variable
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 DEF_NS = "http://www.cdisc.org/ns/def/v2.0"
@@ -16,6 +16,9 @@ XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 MDV_OID = f"MDV.{STUDYID}.SDTMIG.{SDTMIG_VERSION}"
 # Domain -> (SDTM class, structure)
 CLASSES = {
+    "TA": ("TRIAL DESIGN", "One record per planned Element per Arm"),
+    "TE": ("TRIAL DESIGN", "One record per planned Element"),
+    "TS": ("TRIAL DESIGN", "One record per trial summary parameter value"),
     "DM": ("SPECIAL PURPOSE", "One record per subject"),
     "DS": ("EVENTS", "One record per disposition status or protocol milestone per subject"),
     "EX": ("INTERVENTIONS", "One record per constant dosing interval per subject"),
@@ -27,6 +30,9 @@ CLASSES = {
 }
 SUPP = ("RELATIONSHIP", "One record per IDVAR, IDVARVAL, and QNAM value per subject")
 KEYS = ("STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM")
+# The trial design datasets' own keys (SDTMIG 3.4 chapter 7), in key order.
+DESIGN_KEYS = {"TA": ("STUDYID", "ARMCD", "TAETORD"), "TE": ("STUDYID", "ETCD"),
+               "TS": ("STUDYID", "TSPARMCD", "TSSEQ")}  # fmt: skip
 # SDTMIG 3.4's Required variables among those written (Mandatory="Yes"); --SEQ too.
 REQUIRED = frozenset({
     *KEYS, "SUBJID", "SITEID", "SEX", "COUNTRY", "DSTERM", "DSDECOD", "EXTRT", "AETERM",
@@ -34,6 +40,10 @@ REQUIRED = frozenset({
     "QSTEST", "QSCAT", "QLABEL",
     "QVAL", "QORIG",
 })  # fmt: skip
+# ... and the trial design's, which other domains may leave blank (DM's ARMCD).
+DESIGN_REQUIRED = frozenset({"ARMCD", "ARM", "TAETORD", "ETCD", "EPOCH", "ELEMENT", "TESTRL",
+                             "TSPARMCD", "TSPARM"})  # fmt: skip
+INTEGERS = ("SEQ", "DY", "TAETORD")
 
 
 def _d(name: str) -> str:
@@ -90,10 +100,14 @@ def _item_group(dataset: Dataset) -> ET.Element:
         _d("ArchiveLocationID"): f"LF.{name}",
     })  # fmt: skip
     _described(group, dataset.label)
-    keys = [v.name for v in dataset.variables if v.name in KEYS or v.name == f"{name}SEQ"]
+    keys = list(DESIGN_KEYS.get(name, ()))
+    keys = keys or [v.name for v in dataset.variables if v.name in KEYS or v.name == f"{name}SEQ"]
     for order, variable in enumerate(dataset.variables, start=1):
+        mandatory = _required(variable.name) or (
+            name in TRIAL_DESIGN and variable.name in DESIGN_REQUIRED
+        )
         attributes = {"ItemOID": _item_oid(dataset, variable), "OrderNumber": str(order),
-                      "Mandatory": "Yes" if _required(variable.name) else "No"}  # fmt: skip
+                      "Mandatory": "Yes" if mandatory else "No"}  # fmt: skip
         if variable.name in keys:
             attributes["KeySequence"] = str(keys.index(variable.name) + 1)
         _sub(group, "ItemRef", attributes)
@@ -107,14 +121,17 @@ def _item_def(dataset: Dataset, variable: Variable) -> ET.Element:
     attributes = {"OID": _item_oid(dataset, variable), "Name": variable.name,
                   "SASFieldName": variable.name}  # fmt: skip
     if variable.numeric:
-        attributes["DataType"] = "integer" if variable.name.endswith(("SEQ", "DY")) else "float"
+        attributes["DataType"] = "integer" if variable.name.endswith(INTEGERS) else "float"
         attributes["Length"] = "8"
     else:
         attributes["DataType"] = "text"
         attributes["Length"] = str(length(dataset, variable))
     item = ET.Element(f"{{{ODM_NS}}}ItemDef", attributes)
     _described(item, variable.label)
-    ET.SubElement(item, _d("Origin"), Type="Derived")
+    # the trial design is the protocol's (TS's ledger parameters: docs/exports.md)
+    ET.SubElement(
+        item, _d("Origin"), Type="Protocol" if dataset.name in TRIAL_DESIGN else "Derived"
+    )
     return item
 
 

@@ -1,5 +1,6 @@
-"""The ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): DM, DS, EX, AE, LB, PC, RS
-and QS, each row with the ledger positions it was derived from.
+"""The ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): the trial design (TA, TE,
+TS), DM, DS, EX, AE, LB, PC, RS and QS, each row with the ledger positions it was derived
+from (a trial design row: none, but TS's parameters the ledger knows).
 
 Pure: ``sdtm_datasets`` takes ledger entries (position, event) in ledger order and returns
 the datasets as rows of values; writing them as SAS transport files is the edge's
@@ -17,6 +18,8 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.recorded import Recorded
+from services.projections.trial_design import NCT05030779 as TRIAL
+from shared import clinical
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -52,8 +55,9 @@ from shared.contracts.security import (
 )
 
 SDTMIG_VERSION = "3.4"
-STUDYID = "NCT05030779"
-COUNTRY = "CHN"  # the trial's one site is in Hangzhou, China (docs/exports.md)
+SDTM_VERSION = "2.0"  # the SDTM model version SDTMIG 3.4 implements
+STUDYID = TRIAL.study_id
+COUNTRY = TRIAL.country  # the trial's one site is in Hangzhou, China (docs/exports.md)
 Value = str | float | None
 Row = dict[str, Value]
 
@@ -171,6 +175,26 @@ RS_VARIABLES = _vars(
     ("RSSTRESC", "Character Result/Finding in Std Format"), ("RSEVAL", "Evaluator"),
     ("RSDTC", "Date/Time of Assessment"), ("RSDY", "Study Day of Assessment", True),
 )  # fmt: skip
+TA_VARIABLES = _vars(
+    ("STUDYID", "Study Identifier"), ("DOMAIN", "Domain Abbreviation"),
+    ("ARMCD", "Planned Arm Code"), ("ARM", "Description of Planned Arm"),
+    ("TAETORD", "Planned Order of Element within Arm", True), ("ETCD", "Element Code"),
+    ("ELEMENT", "Description of Element"), ("TABRANCH", "Branch"),
+    ("TATRANS", "Transition Rule"), ("EPOCH", "Epoch"),
+)  # fmt: skip
+TE_VARIABLES = _vars(
+    ("STUDYID", "Study Identifier"), ("DOMAIN", "Domain Abbreviation"),
+    ("ETCD", "Element Code"), ("ELEMENT", "Description of Element"),
+    ("TESTRL", "Rule for Start of Element"), ("TEENRL", "Rule for End of Element"),
+)  # fmt: skip
+TS_VARIABLES = _vars(
+    ("STUDYID", "Study Identifier"), ("DOMAIN", "Domain Abbreviation"),
+    ("TSSEQ", "Sequence Number", True), ("TSGRPID", "Group ID"),
+    ("TSPARMCD", "Trial Summary Parameter Short Name"), ("TSPARM", "Trial Summary Parameter"),
+    ("TSVAL", "Parameter Value"), ("TSVALNF", "Parameter Value Null Flavor"),
+    ("TSVALCD", "Parameter Value Code"), ("TSVCDREF", "Name of the Reference Terminology"),
+    ("TSVCDVER", "Version of the Reference Terminology"),
+)  # fmt: skip
 SUPP_VARIABLES = _vars(
     ("STUDYID", "Study Identifier"), ("RDOMAIN", "Related Domain Abbreviation"),
     ("USUBJID", "Unique Subject Identifier"), ("IDVAR", "Identifying Variable"),
@@ -187,7 +211,7 @@ AE_QUALIFIERS = {
     "AERELLD": "Causality to Lymphodepletion",
 }
 LEDGER_QUALIFIER = ("LEDGPOS", "Ledger Positions of the Record")
-CAR_T = "CD19/BCMA CAR-T CELLS"
+CAR_T = TRIAL.treatment
 # ValueCorrected.v1's field -> the DM variable it corrects (a consent's signing day).
 DM_CORRECTIONS = {"consent.signed_on": "RFICDTC"}
 # The ledger's outcome words -> CDISC CT OUT (C66768); any other is kept, upper case.
@@ -197,8 +221,13 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
             "recovered_with_sequelae": "RECOVERED/RESOLVED WITH SEQUELAE"}  # fmt: skip
 
 
+# The trial design datasets: no subjects, no SUPP-- (docs/exports.md, Trial design).
+TRIAL_DESIGN = ("TA", "TE", "TS")
+
+
 def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
-    """DM, DS, EX, AE, LB, PC, RS and QS of the entries, and the SUPP-- of each."""
+    """TA, TE and TS; DM, DS, EX, AE, LB, PC, RS and QS of the entries, and the SUPP--
+    of each of those."""
     subject_entries = [
         (p, e) for p, e in entries if e.subject and e.type != AccessDeniedV1.event_type
     ]
@@ -213,7 +242,9 @@ def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]
         "QS": questionnaires(subject_entries),
     }
     supplements = {f"SUPP{name}": supplemental(d) for name, d in datasets.items()}
-    return datasets | supplements
+    design = {"TA": trial_arms(), "TE": trial_elements(),
+              "TS": trial_summary(entries, datasets["DM"])}  # fmt: skip
+    return design | datasets | supplements
 
 
 def usubjid(subject: str) -> str:
@@ -287,12 +318,12 @@ def _dm_screen_failed(row: Row, data: dict[str, Any], event: Recorded) -> bool:
 
 
 def _dm_enrolled(row: Row, data: dict[str, Any], event: Recorded) -> bool:
-    row["ARMCD"], row["ARM"] = _arm(int(data["dose_level"]))
+    row["ARMCD"], row["ARM"] = planned_arm(int(data["dose_level"]))
     return True
 
 
 def _dm_infused(row: Row, data: dict[str, Any], event: Recorded) -> bool:
-    row["ACTARMCD"], row["ACTARM"] = _arm(int(data["dose_level"]))
+    row["ACTARMCD"], row["ACTARM"] = planned_arm(int(data["dose_level"]))
     row["RFSTDTC"] = row["RFXSTDTC"] = dtc(data["started_at"])
     row["RFXENDTC"] = dtc(data["ended_at"])
     row["RFENDTC"] = row.get("RFENDTC") or row["RFXENDTC"]
@@ -318,7 +349,8 @@ DM_CHANGES: dict[str, Callable[[Row, dict[str, Any], Recorded], bool]] = {
 }
 
 
-def _arm(dose_level: int) -> tuple[str, str]:
+def planned_arm(dose_level: int) -> tuple[str, str]:
+    """ARMCD and ARM of a dose level: DM's arms (planned and actual) and TA's."""
     return f"DL{dose_level}", f"CAR-T dose level {dose_level}"
 
 
@@ -393,7 +425,7 @@ def _ex_rows(event: Recorded) -> list[Row]:
     if event.type == CarTInfusedV1.event_type:
         return [{"EXTRT": CAR_T, "EXCAT": "CAR-T INFUSION",
                  "EXDOSE": float(Decimal(str(data["cells_per_kg_millions"]))),
-                 "EXDOSU": "10^6 cells/kg", "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
+                 "EXDOSU": TRIAL.dose_unit, "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
                  "EXSTDTC": dtc(data["started_at"]), "EXENDTC": dtc(data["ended_at"])}]  # fmt: skip
     if event.type == LymphodepletionAdministeredV1.event_type:
         return [{"EXTRT": str(agent["agent"]).upper(), "EXCAT": "LYMPHODEPLETION",
@@ -626,6 +658,182 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# --- TA, TE, TS: the trial design --------------------------------------------------------
+
+# Elements (TE) and the epoch each is in (TA), in every arm's order. The rules are words,
+# as SDTMIG 7.2.2 asks, naming neither arm nor epoch; the windows are the study
+# definition's (shared.clinical: the DLT window's last day, the infusion's day number).
+_DAYS = clinical.NCT05030779
+SCREENING = ("SCRN", "Screening", "Informed consent signed",
+             "Enrolment at a dose level, or screen failure", "SCREENING")  # fmt: skip
+LYMPHODEPLETION = ("LD", "Lymphodepletion", "First dose of lymphodepleting chemotherapy",
+                   "Start of the CAR-T cell infusion", "TREATMENT")  # fmt: skip
+# the one instant that ends the infusion's element and starts follow-up (no gap: 7.2.2)
+DLT_WINDOW_END = (
+    f"End of the DLT window: the end of study day {_DAYS.dlt_last_day} after the infusion "
+    f"(the infusion's date is day {_DAYS.infusion_day})"
+)
+FOLLOW_UP = ("FU", "Follow-up", DLT_WINDOW_END,
+             f"{TRIAL.follow_up_years} years after the infusion, or death or withdrawal",
+             "FOLLOW-UP")  # fmt: skip
+
+
+def _car_t_element(level: int, dose: float) -> tuple[str, str, str, str, str]:
+    amount = f"{dose:g} x10^6 CAR-T cells/kg"
+    return (f"CART{level}", f"CAR-T cells {amount}",
+            f"Start of the CAR-T cell infusion, where the dose is {amount}", DLT_WINDOW_END,
+            "TREATMENT")  # fmt: skip
+
+
+def _arm_elements(level: int, dose: float) -> list[tuple[str, str, str, str, str]]:
+    return [SCREENING, LYMPHODEPLETION, _car_t_element(level, dose), FOLLOW_UP]
+
+
+def _levels() -> list[tuple[int, float]]:
+    return list(zip(TRIAL.dose_levels, TRIAL.dose_per_level, strict=True))
+
+
+def trial_arms() -> Dataset:
+    """One arm per dose level (DM's ARMCD: ``planned_arm``): screening, lymphodepletion, the
+    infusion at the level and its DLT window, follow-up. The branch is the enrolment at a
+    level, the cohort the 3+3 escalation has open."""
+    dataset = Dataset("TA", "Trial Arms", TA_VARIABLES)
+    for level, dose in _levels():
+        code, arm = planned_arm(level)
+        for order, (etcd, element, _, _, epoch) in enumerate(_arm_elements(level, dose), 1):
+            branch = f"Enrolled at dose level {level}" if etcd == SCREENING[0] else None
+            dataset.add({"STUDYID": STUDYID, "DOMAIN": "TA", "ARMCD": code, "ARM": arm,
+                         "TAETORD": float(order), "ETCD": etcd, "ELEMENT": element,
+                         "TABRANCH": branch, "EPOCH": epoch}, [])  # fmt: skip
+    return dataset
+
+
+def trial_elements() -> Dataset:
+    """Each element of TA once, with its start and end rules."""
+    dataset = Dataset("TE", "Trial Elements", TE_VARIABLES)
+    cells = [_car_t_element(level, dose) for level, dose in _levels()]
+    for etcd, element, start, end, _ in (SCREENING, LYMPHODEPLETION, *cells, FOLLOW_UP):
+        dataset.add({"STUDYID": STUDYID, "DOMAIN": "TE", "ETCD": etcd, "ELEMENT": element,
+                     "TESTRL": start, "TEENRL": end}, [])  # fmt: skip
+    return dataset
+
+
+# TSPARMCD -> TSPARM (CDISC CT TSPARMCD/TSPARM, C66738/C67152)
+TS_PARAMETERS = {
+    "TITLE": "Trial Title", "REGID": "Registry Identifier", "SPONSOR": "Clinical Study Sponsor",
+    "STYPE": "Study Type", "TTYPE": "Trial Type", "TPHASE": "Trial Phase Classification",
+    "INTMODEL": "Intervention Model", "TBLIND": "Trial Blinding Schema",
+    "RANDOM": "Trial is Randomized", "TCNTRL": "Control Type",
+    "ADDON": "Added on to Existing Treatments", "HLTSUBJI": "Healthy Subject Indicator",
+    "INDIC": "Trial Disease/Condition Indication", "TINDTP": "Trial Intent Type",
+    "TRT": "Investigational Therapy or Treatment", "PCLAS": "Pharmacological Class",
+    "DOSE": "Dose per Administration", "DOSU": "Dose Units", "DOSFRQ": "Dosing Frequency",
+    "ROUTE": "Route of Administration", "AGEMIN": "Planned Minimum Age of Subjects",
+    "AGEMAX": "Planned Maximum Age of Subjects", "SEXPOP": "Sex of Participants",
+    "PLANSUB": "Planned Number of Subjects", "NARMS": "Planned Number of Arms",
+    "FCNTRY": "Planned Country of Investigational Sites", "SDTIGVER": "SDTM IG Version",
+    "SDTMVER": "SDTM Version", "ACTSUB": "Actual Number of Subjects",
+    "SSTDTC": "Study Start Date", "SENDTC": "Study End Date", "DCUTDTC": "Data Cutoff Date",
+    "DCUTDESC": "Data Cutoff Description",
+}  # fmt: skip
+# The CDISC CT terms TS uses -> their NCI codes (TSVALCD; TSVCDREF "CDISC CT").
+CT_CODES = {
+    "Y": "C49488", "N": "C49487", "INTERVENTIONAL": "C98388", "SAFETY": "C49667",
+    "EFFICACY": "C49666", "SINGLE GROUP": "C82640", "OPEN LABEL": "C49659", "NONE": "C41132",
+    "TREATMENT": "C49656", "ONCE": "C64576", "INTRAVENOUS": "C38276", "BOTH": "C49636",
+}  # fmt: skip
+CDISC_CT, ISO_8601_REF = "CDISC CT", "ISO 8601"
+# ISO 21090 null flavours: unknown (the registration does not say); not yet available
+# (the trial has not ended, or nothing is in the ledger yet).
+UNKNOWN, NOT_YET = "UNK", "NAV"
+
+
+@dataclass
+class _Summary:
+    dataset: Dataset = field(default_factory=lambda: Dataset("TS", "Trial Summary",
+                                                             TS_VARIABLES))  # fmt: skip
+
+    def add(self, code: str, value: str | None, *, ref: str | None = None,
+            value_code: str | None = None, group: str | None = None,
+            positions: Iterable[int] = (), null: str = UNKNOWN) -> None:  # fmt: skip
+        """A parameter's value, or its null flavour (``null``) when ``value`` is None;
+        a CDISC CT term gets its code."""
+        sequence = 1 + sum(r["TSPARMCD"] == code for r in self.dataset.rows)
+        if ref == CDISC_CT and value is not None:
+            value_code = CT_CODES[value]
+        self.dataset.add({"STUDYID": STUDYID, "DOMAIN": "TS", "TSSEQ": float(sequence),
+                          "TSGRPID": group, "TSPARMCD": code, "TSPARM": TS_PARAMETERS[code],
+                          "TSVAL": value, "TSVALNF": null if value is None else None,
+                          "TSVALCD": value_code, "TSVCDREF": ref if value is not None else None},
+                         positions)  # fmt: skip
+
+
+def trial_summary(entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> Dataset:
+    """The trial's summary parameters: the study facts (``trial_design``), and what the
+    ledger knows as of its last entry read: the subjects enrolled, the first consent,
+    the cut. The study has no end in the ledger: SENDTC is "not yet available"."""
+    ts = _Summary()
+    ts.add("TITLE", TRIAL.title)
+    ts.add("REGID", TRIAL.study_id, ref=TRIAL.registry, value_code=TRIAL.study_id)
+    ts.add("SPONSOR", TRIAL.sponsor)
+    ts.add("STYPE", TRIAL.study_type, ref=CDISC_CT)
+    for trial_type in TRIAL.trial_types:
+        ts.add("TTYPE", trial_type, ref=CDISC_CT)
+    ts.add("TPHASE", TRIAL.phase, ref=CDISC_CT)
+    ts.add("INTMODEL", TRIAL.intervention_model, ref=CDISC_CT)
+    ts.add("TBLIND", TRIAL.blinding, ref=CDISC_CT)
+    ts.add("RANDOM", _yn(TRIAL.randomised), ref=CDISC_CT)
+    ts.add("TCNTRL", TRIAL.control, ref=CDISC_CT)
+    ts.add("ADDON", None if TRIAL.added_on is None else _yn(TRIAL.added_on), ref=CDISC_CT)
+    ts.add("HLTSUBJI", _yn(TRIAL.healthy_subjects), ref=CDISC_CT)
+    ts.add("INDIC", TRIAL.indication, ref="SNOMED", value_code=TRIAL.indication_snomed)
+    ts.add("TINDTP", TRIAL.intent, ref=CDISC_CT)
+    ts.add("TRT", TRIAL.treatment)
+    ts.add("PCLAS", None)  # no MED-RT class for a CD19/BCMA CAR-T product (docs/exports.md)
+    for level, dose in _levels():
+        ts.add("DOSE", f"{dose:g}", group=planned_arm(level)[0])
+    ts.add("DOSU", TRIAL.dose_unit)
+    ts.add("DOSFRQ", "ONCE", ref=CDISC_CT)
+    ts.add("ROUTE", TRIAL.route, ref=CDISC_CT)
+    ts.add("AGEMIN", TRIAL.minimum_age, ref=ISO_8601_REF)
+    ts.add("AGEMAX", TRIAL.maximum_age, ref=ISO_8601_REF)
+    ts.add("SEXPOP", TRIAL.sex_population, ref=CDISC_CT)
+    ts.add("PLANSUB", str(TRIAL.planned_subjects))
+    ts.add("NARMS", str(len(TRIAL.dose_levels)))
+    ts.add("FCNTRY", TRIAL.country, ref="ISO 3166-1 Alpha-3")
+    ts.add("SDTIGVER", SDTMIG_VERSION)
+    ts.add("SDTMVER", SDTM_VERSION)
+    _ledger_parameters(ts, entries, dm)
+    return ts.dataset
+
+
+def _ledger_parameters(ts: _Summary, entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> None:
+    """ACTSUB: the subjects enrolled; SSTDTC: the first consent of a subject enrolled
+    (DM's RFICDTC, as corrected: the FDA's study start date); SENDTC: not yet available;
+    DCUTDTC: the newest entry read."""
+    enrolled = {str(e.subject): p for p, e in reversed(entries)
+                if e.type == SubjectEnrolledV1.event_type}  # fmt: skip
+    ts.add("ACTSUB", str(len(enrolled)), positions=enrolled.values())
+    consented = [(str(r["RFICDTC"]), s) for r, s in zip(dm.rows, dm.sources, strict=True)
+                 if r["RFICDTC"] and r["ARMCD"]]  # fmt: skip
+    if consented:
+        first, sources = min(consented)
+        types = {p: e.type for p, e in entries}
+        consent = {ConsentSignedV1.event_type, ValueCorrectedV1.event_type}
+        ts.add("SSTDTC", first, ref=ISO_8601_REF,
+               positions=[p for p in sources if types[p] in consent])  # fmt: skip
+    else:
+        ts.add("SSTDTC", None, null=NOT_YET)
+    ts.add("SENDTC", None, null=NOT_YET)
+    if not entries:
+        ts.add("DCUTDTC", None, null=NOT_YET)
+        return
+    last, newest = max(entries, key=lambda entry: entry[0])
+    ts.add("DCUTDTC", dtc(newest.recordedtime), ref=ISO_8601_REF, group="CUT",
+           positions=[last])  # fmt: skip
+    ts.add("DCUTDESC", f"LEDGER ENTRIES AT POSITIONS 1 TO {last}", group="CUT")
+
+
 # --- SUPP-- ------------------------------------------------------------------------------
 
 
@@ -669,8 +877,11 @@ def trace_rows(
         for row, positions in zip(dataset.rows, dataset.sources, strict=True):
             seq = row.get(sequence)
             key = (sequence, str(int(float(seq)))) if seq is not None else ("", "")
+            if name == "TS":  # the trial design rows with sources: TS's derived parameters
+                key = ("TSPARMCD", str(row["TSPARMCD"]))
+            subject = str(row.get("USUBJID") or "")
             for position in positions:
                 event = events[position]
-                rows.append((name, str(row["USUBJID"]), *key, str(position), str(event.id),
+                rows.append((name, subject, *key, str(position), str(event.id),
                              event.type))  # fmt: skip
     return rows

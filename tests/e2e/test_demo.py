@@ -475,7 +475,8 @@ async def test_the_auditor_cli_writes_the_demo_trial_as_odm_and_sdtm_files(
 ) -> None:
     """`cli export-odm` and `cli export-sdtm` on the running system: the demo's story
     (S-004 a screen failure, S-007 withdrawn, nine infused, S-006's grade 3 CRS a DLT)
-    in the SDTM files, and every row's ledger entries in the trace table."""
+    in the SDTM files, every arm DM names in TA, and every row's ledger entries in the
+    trace table."""
     auditor = await trial.stack.member("cli.aud", "an auditor's passphrase", "auditor")
     token = auditor["Authorization"].removeprefix("Bearer ")
     odm_file, sdtm_dir = tmp_path / "trial.xml", tmp_path / "sdtm"
@@ -486,6 +487,10 @@ async def test_the_auditor_cli_writes_the_demo_trial_as_odm_and_sdtm_files(
     dm, _ = pyreadstat.read_xport(str(sdtm_dir / "dm.xpt"))
     assert (dm["ARMNRS"] == "SCREEN FAILURE").tolist() == [s == "S-004" for s in dm["SUBJID"]]
     assert (dm["ACTARMCD"] != "").sum() == 9
+    ta, _ = pyreadstat.read_xport(str(sdtm_dir / "ta.xpt"))
+    assert (set(dm["ARMCD"]) | set(dm["ACTARMCD"])) - {""} <= set(ta["ARMCD"])
+    ts, _ = pyreadstat.read_xport(str(sdtm_dir / "ts.xpt"))
+    assert ts[ts["TSPARMCD"] == "ACTSUB"]["TSVAL"].tolist() == [str((dm["ARMCD"] != "").sum())]
     ds, _ = pyreadstat.read_xport(str(sdtm_dir / "ds.xpt"))
     withdrawn = ds[ds["DSDECOD"] == "WITHDRAWAL BY SUBJECT"]["USUBJID"].tolist()
     assert withdrawn == ["NCT05030779-S-007"]

@@ -18,12 +18,13 @@ from lxml import etree
 
 from services.projections.define import define_xml
 from services.projections.recorded import RecordedEvent
-from services.projections.sdtm import Dataset, sdtm_datasets, trace_rows
+from services.projections.sdtm import Dataset, planned_arm, sdtm_datasets, trace_rows
 from services.projections.xpt import TRACE_FILE, write_trace, write_xpt
 from tests.cdisc import DEFINE_2_0_XSD, schema_errors
 from tests.projections.trial import ledgered, trial_events
 
 Entries = list[tuple[int, RecordedEvent]]
+DOMAINS = ("TA", "TE", "TS", "DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS")
 
 # SDTMIG 3.4: each domain's Required variables (present, never null) and Expected ones
 # (present) that these datasets carry; the rest written are Permissible.
@@ -37,6 +38,9 @@ REQUIRED = {
     "RS": ("STUDYID", "DOMAIN", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST"),
     "QS": ("STUDYID", "DOMAIN", "USUBJID", "QSSEQ", "QSTESTCD", "QSTEST", "QSCAT"),
     "SUPPAE": ("STUDYID", "RDOMAIN", "USUBJID", "QNAM", "QLABEL", "QVAL", "QORIG"),
+    "TA": ("STUDYID", "DOMAIN", "ARMCD", "ARM", "TAETORD", "ETCD", "EPOCH"),
+    "TE": ("STUDYID", "DOMAIN", "ETCD", "ELEMENT", "TESTRL"),
+    "TS": ("STUDYID", "DOMAIN", "TSSEQ", "TSPARMCD", "TSPARM"),
 }
 EXPECTED = {
     "DM": ("RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC", "DTHDTC", "DTHFL",
@@ -48,10 +52,12 @@ EXPECTED = {
     "PC": ("PCORRES", "PCORRESU", "PCSTRESC", "PCSTRESN", "PCSTRESU", "PCLLOQ", "PCDTC"),
     "RS": ("RSORRES", "RSSTRESC", "RSDTC"),
     "QS": ("QSORRES", "QSSTRESC", "QSSTRESN", "QSDTC"),
+    "TA": ("TABRANCH", "TATRANS"),
+    "TS": ("TSVAL", "TSVALCD", "TSVCDREF", "TSVCDVER"),
 }  # fmt: skip
 NUMERIC = {"DSSEQ", "EXSEQ", "AESEQ", "EXDOSE", "AEPTCD", "AESTDY", "LBSEQ", "LBSTRESN",
            "LBDY", "PCSEQ", "PCSTRESN", "PCLLOQ", "PCDY", "RSSEQ", "RSDY", "QSSEQ", "QSSTRESN",
-           "QSDY"}  # fmt: skip
+           "QSDY", "TAETORD", "TSSEQ"}  # fmt: skip
 # ISO 8601 as SDTM writes it: a date, or a date and time to the second (no zone: UTC).
 ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
 # CDISC Controlled Terminology for the coded variables written (NY, OUT, ARMNRS, SEX).
@@ -65,6 +71,36 @@ TERMINOLOGY = {
     "PCSPEC": {"BLOOD", "BONE MARROW"},
     "ARMNRS": {"SCREEN FAILURE", "NOT ASSIGNED", "ASSIGNED, NOT TREATED",
                "UNPLANNED TREATMENT", "NOT TREATED"},
+    "EPOCH": {"SCREENING", "TREATMENT", "FOLLOW-UP"},
+    "TSVALNF": {"NI", "NA", "UNK", "ASKU", "NAV", "NASK", "PINF", "NINF", "OTH"},  # ISO 21090
+    "TSVCDREF": {"CDISC CT", "ISO 8601", "SNOMED", "ClinicalTrials.gov", "ISO 3166-1 Alpha-3"},
+}  # fmt: skip
+# CDISC CT TSPARMCD -> TSPARM (C66738, C67152) for the parameters written, and the NCI
+# codes of the CDISC CT terms TS's values take (TSVALCD when TSVCDREF is CDISC CT).
+TS_PARAMETERS = {
+    "ACTSUB": "Actual Number of Subjects", "ADDON": "Added on to Existing Treatments",
+    "AGEMAX": "Planned Maximum Age of Subjects", "AGEMIN": "Planned Minimum Age of Subjects",
+    "DCUTDESC": "Data Cutoff Description", "DCUTDTC": "Data Cutoff Date",
+    "DOSE": "Dose per Administration", "DOSFRQ": "Dosing Frequency", "DOSU": "Dose Units",
+    "FCNTRY": "Planned Country of Investigational Sites", "HLTSUBJI": "Healthy Subject Indicator",
+    "INDIC": "Trial Disease/Condition Indication", "INTMODEL": "Intervention Model",
+    "NARMS": "Planned Number of Arms", "PCLAS": "Pharmacological Class",
+    "PLANSUB": "Planned Number of Subjects", "RANDOM": "Trial is Randomized",
+    "REGID": "Registry Identifier", "ROUTE": "Route of Administration",
+    "SDTIGVER": "SDTM IG Version", "SDTMVER": "SDTM Version", "SENDTC": "Study End Date",
+    "SEXPOP": "Sex of Participants", "SPONSOR": "Clinical Study Sponsor",
+    "SSTDTC": "Study Start Date", "STYPE": "Study Type", "TBLIND": "Trial Blinding Schema",
+    "TCNTRL": "Control Type", "TINDTP": "Trial Intent Type", "TITLE": "Trial Title",
+    "TPHASE": "Trial Phase Classification", "TRT": "Investigational Therapy or Treatment",
+    "TTYPE": "Trial Type",
+}  # fmt: skip
+CT_CODES = {
+    ("STYPE", "INTERVENTIONAL"): "C98388", ("TTYPE", "SAFETY"): "C49667",
+    ("TTYPE", "EFFICACY"): "C49666", ("INTMODEL", "SINGLE GROUP"): "C82640",
+    ("TBLIND", "OPEN LABEL"): "C49659", ("RANDOM", "N"): "C49487", ("TCNTRL", "NONE"): "C41132",
+    ("HLTSUBJI", "N"): "C49487", ("TINDTP", "TREATMENT"): "C49656",
+    ("DOSFRQ", "ONCE"): "C64576", ("ROUTE", "INTRAVENOUS"): "C38276",
+    ("SEXPOP", "BOTH"): "C49636",
 }  # fmt: skip
 
 
@@ -248,7 +284,160 @@ def test_an_as_of_cut_before_the_infusion_has_no_exposure_and_no_adverse_event(
     assert only(datasets["DM"], SUBJID="S-001")["ACTARMCD"] is None
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS", "SUPPAE"])
+def test_the_export_holds_the_trial_design_each_domain_and_its_supplement(
+    datasets: dict[str, Dataset],
+) -> None:
+    subject_domains = DOMAINS[3:]
+    assert list(datasets) == [*DOMAINS, *(f"SUPP{name}" for name in subject_domains)]
+
+
+def test_every_arm_dm_can_assign_or_treat_is_a_trial_arm_of_the_same_name(
+    datasets: dict[str, Dataset], entries: Entries
+) -> None:
+    arms = {r["ARMCD"]: r["ARM"] for r in datasets["TA"].rows}
+    assert list(arms) == ["DL1", "DL2", "DL3", "DL4"]
+    for level in range(1, 5):  # the dose levels the enrolment and infusion contracts accept
+        code, arm = planned_arm(level)
+        assert arms[code] == arm
+    assert {r["ARMCD"] for r in datasets["DM"].rows} - {None} <= set(arms)
+    for row in _rows(datasets["DM"]):
+        for code, name in ((row["ARMCD"], row["ARM"]), (row["ACTARMCD"], row["ACTARM"])):
+            assert code is None or arms[code] == name, row["USUBJID"]
+
+
+def test_each_arm_passes_its_elements_in_order_each_defined_once_in_te(
+    datasets: dict[str, Dataset],
+) -> None:
+    elements = {str(r["ETCD"]): r for r in _rows(datasets["TE"])}
+    assert len(elements) == len(datasets["TE"].rows)
+    assert all(len(code) <= 8 for code in elements)
+    paths: dict[str, list[tuple[float, str, str]]] = {}
+    for row in _rows(datasets["TA"]):
+        assert row["ELEMENT"] == elements[row["ETCD"]]["ELEMENT"]
+        paths.setdefault(str(row["ARMCD"]), []).append(
+            (float(row["TAETORD"]), str(row["ETCD"]), str(row["EPOCH"]))
+        )
+    for code, path in paths.items():
+        level = code.removeprefix("DL")
+        assert path == [(1.0, "SCRN", "SCREENING"), (2.0, "LD", "TREATMENT"),
+                        (3.0, f"CART{level}", "TREATMENT"), (4.0, "FU", "FOLLOW-UP")]  # fmt: skip
+    assert set(elements) == {etcd for path in paths.values() for _, etcd, _ in path}
+    # no gap between elements (SDTMIG 7.2.2): each ends at the instant the next one starts
+    for number in range(1, 5):
+        infusion = elements[f"CART{number}"]
+        assert infusion["TESTRL"].startswith(elements["LD"]["TEENRL"])
+        assert infusion["TEENRL"] == elements["FU"]["TESTRL"]
+        assert f"where the dose is {number} x10^6 CAR-T cells/kg" in infusion["TESTRL"]
+    assert "study day 28" in elements["FU"]["TESTRL"]  # the DLT window (shared.clinical)
+    assert "2 years" in elements["FU"]["TEENRL"]
+
+
+def test_ts_gives_each_value_or_the_reason_it_has_none_with_its_code(
+    datasets: dict[str, Dataset],
+) -> None:
+    rows = _rows(datasets["TS"])
+    assert {r["TSPARMCD"] for r in rows} == set(TS_PARAMETERS)
+    for row in rows:
+        code = row["TSPARMCD"]
+        assert row["TSPARM"] == TS_PARAMETERS[code], code
+        assert (row["TSVAL"] is None) != (row["TSVALNF"] is None), code
+        assert row["TSVALCD"] is None or row["TSVCDREF"] is not None, code
+        if row["TSVCDREF"] == "CDISC CT":
+            assert row["TSVALCD"] == CT_CODES[(code, row["TSVAL"])], code
+    sequences = [(r["TSPARMCD"], r["TSSEQ"]) for r in rows]
+    assert len(set(sequences)) == len(sequences)
+    values = {(r["TSPARMCD"], r["TSSEQ"]): r["TSVAL"] for r in rows}
+    assert (values[("REGID", 1.0)], values[("PLANSUB", 1.0)]) == ("NCT05030779", "9")
+    doses = [(r["TSGRPID"], r["TSVAL"]) for r in rows if r["TSPARMCD"] == "DOSE"]
+    assert doses == [("DL1", "1"), ("DL2", "2"), ("DL3", "3"), ("DL4", "4")]
+    assert values[("NARMS", 1.0)] == str(len({r["ARMCD"] for r in datasets["TA"].rows}))
+    assert values[("DOSU", 1.0)] == datasets["EX"].rows[-1]["EXDOSU"]  # the infusion's unit
+
+
+def _rows(dataset: Dataset) -> list[dict[str, Any]]:
+    return list(dataset.rows)
+
+
+def _ts(dataset: Dataset) -> dict[str, dict[str, Any]]:
+    return {str(r["TSPARMCD"]): r for r in dataset.rows}
+
+
+def test_ts_derives_the_subjects_enrolled_the_first_consent_and_the_cut_from_the_ledger(
+    datasets: dict[str, Dataset], entries: Entries
+) -> None:
+    ts = _ts(datasets["TS"])
+    types = {position: event.type for position, event in entries}
+    sources = dict(zip((r["TSPARMCD"] for r in datasets["TS"].rows), datasets["TS"].sources,
+                       strict=True))  # fmt: skip
+    assert ts["ACTSUB"]["TSVAL"] == "2"  # S-001 and S-002 enrolled
+    assert [types[p] for p in sources["ACTSUB"]] == ["SubjectEnrolled.v1"] * 2
+    assert ts["SSTDTC"]["TSVAL"] == min(r["RFICDTC"] for r in _rows(datasets["DM"]) if r["ARMCD"])
+    assert [types[p] for p in sources["SSTDTC"]] == ["ConsentSigned.v1"]
+    assert (ts["SENDTC"]["TSVAL"], ts["SENDTC"]["TSVALNF"]) == (None, "NAV")
+    last, newest = entries[-1]
+    assert ts["DCUTDTC"]["TSVAL"] == newest.recordedtime.astimezone(UTC).replace(
+        tzinfo=None
+    ).isoformat(timespec="seconds")
+    assert ts["DCUTDESC"]["TSVAL"] == f"LEDGER ENTRIES AT POSITIONS 1 TO {last}"
+    assert sources["DCUTDTC"] == (last,) and not sources["TITLE"]
+
+
+def test_ts_as_of_a_cut_before_any_enrolment_has_no_subject_and_no_start_yet(
+    entries: Entries,
+) -> None:
+    registered = next(p for p, e in entries if e.type == "SubjectRegistered.v1")
+    ts = _ts(sdtm_datasets(entries[:registered])["TS"])
+    assert ts["ACTSUB"]["TSVAL"] == "0"
+    assert (ts["SSTDTC"]["TSVAL"], ts["SSTDTC"]["TSVALNF"]) == (None, "NAV")
+    empty = _ts(sdtm_datasets([])["TS"])
+    assert (empty["DCUTDTC"]["TSVALNF"], "DCUTDESC" in empty) == ("NAV", False)
+
+
+def test_ts_start_date_follows_a_correction_of_the_first_consent() -> None:
+    events = ledgered(trial_events()[:9])
+    consent = next(e for _, e in events if e.type == "ConsentSigned.v1")
+    corrected = consent.data | {"field": "consent.signed_on", "old_value": "2026-11-02",
+                                "new_value": "2026-10-30", "reason": "date misread"}  # fmt: skip
+    correction = RecordedEvent(consent.id.__class__(int=2), consent.source, "ValueCorrected.v1",
+                               "S-001", consent.time, consent.recordedtime, corrected)  # fmt: skip
+    datasets = sdtm_datasets([*events, (10, correction)])
+    start = datasets["TS"].rows.index(_ts(datasets["TS"])["SSTDTC"])
+    assert datasets["TS"].rows[start]["TSVAL"] == "2026-10-30"
+    assert 10 in datasets["TS"].sources[start]
+
+
+def test_ts_start_date_is_a_consent_of_a_subject_enrolled_not_of_a_screen_failure() -> None:
+    events = ledgered(trial_events()[:9])  # S-001 up to enrollment, consent 2026-11-02
+    kinds = {e.type: e for _, e in events}
+
+    def failed(n: int, kind: str, **data: Any) -> RecordedEvent:
+        e = kinds.get(kind, kinds["SubjectRegistered.v1"])
+        return RecordedEvent(e.id.__class__(int=n), e.source, kind, "S-009", e.time,
+                             e.recordedtime, e.data | data)  # fmt: skip
+
+    screen_failure = [failed(3, "SubjectRegistered.v1"),
+                      failed(4, "ConsentSigned.v1", signed_on="2026-10-01"),
+                      failed(5, "ScreenFailed.v1", failed_criteria=["hiv"])]  # fmt: skip
+    entries = [*events, *((10 + i, e) for i, e in enumerate(screen_failure))]
+    datasets = sdtm_datasets(entries)
+    assert only(datasets["DM"], SUBJID="S-009")["RFICDTC"] == "2026-10-01"
+    assert _ts(datasets["TS"])["SSTDTC"]["TSVAL"] == "2026-11-02"
+
+
+def test_the_trace_table_names_the_entries_of_ts_derived_parameters(
+    datasets: dict[str, Dataset], entries: Entries
+) -> None:
+    types = {str(position): event.type for position, event in entries}
+    ts = [row for row in trace_rows(datasets, entries) if row[0] == "TS"]
+    assert {(row[2], row[3]) for row in ts} == {
+        ("TSPARMCD", "ACTSUB"),
+        ("TSPARMCD", "SSTDTC"),
+        ("TSPARMCD", "DCUTDTC"),
+    }
+    assert all(row[1] == "" and types[row[4]] == row[6] for row in ts)
+
+
+@pytest.mark.parametrize("name", [*DOMAINS, "SUPPAE"])
 def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     datasets: dict[str, Dataset], files: Path, name: str
 ) -> None:
@@ -261,7 +450,7 @@ def test_each_xpt_file_reads_back_with_its_values_member_and_labels(
     assert [[_blank(value) for value in row] for row in frame.itertuples(index=False)] == written
 
 
-@pytest.mark.parametrize("name", ["DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS", "SUPPAE"])
+@pytest.mark.parametrize("name", [*DOMAINS, "SUPPAE"])
 def test_each_xpt_file_meets_the_sdtmig_variable_specifications(files: Path, name: str) -> None:
     frame, meta = read(files, name)
     assert len(name) <= 8 and len(meta.file_label) <= 40
@@ -313,3 +502,24 @@ def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_l
             assert item.findtext("odm:Description/odm:TranslatedText", namespaces=ns) == label
             if meta.readstat_variable_types[column] == "string":
                 assert int(item.get("Length")) == meta.variable_storage_width[column], column
+
+
+def test_define_xml_keys_the_trial_design_by_its_own_keys_from_the_protocol(
+    datasets: dict[str, Dataset],
+) -> None:
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC)))
+    ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.0"}
+    keys = {"TA": ["STUDYID", "ARMCD", "TAETORD"], "TE": ["STUDYID", "ETCD"],
+            "TS": ["STUDYID", "TSPARMCD", "TSSEQ"]}  # fmt: skip
+    for name, expected in keys.items():
+        group = root.find(f".//odm:ItemGroupDef[@OID='IG.{name}']", ns)
+        refs = sorted((int(r.get("KeySequence")), r.get("ItemOID"))
+                      for r in group.findall("odm:ItemRef", ns)
+                      if r.get("KeySequence"))  # fmt: skip
+        assert [oid.removeprefix(f"IT.{name}.") for _, oid in refs] == expected, name
+        assert group.get(f"{{{ns['def']}}}Class") == "TRIAL DESIGN", name
+    mandatory = {r.get("ItemOID"): r.get("Mandatory") for r in root.iterfind(".//odm:ItemRef", ns)}
+    assert (mandatory["IT.TA.ARMCD"], mandatory["IT.DM.ARMCD"]) == ("Yes", "No")
+    order = root.find(".//odm:ItemDef[@OID='IT.TA.TAETORD']", ns)
+    assert order.get("DataType") == "integer"
+    assert order.find("def:Origin", ns).get("Type") == "Protocol"
