@@ -5,6 +5,7 @@ naming the field."""
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 
 from shared.study import (
     DEFAULT_STUDY_ID,
+    StudyDefinition,
     StudyDefinitionError,
     load_definition,
     parse_definition,
@@ -187,3 +189,26 @@ def test_the_definition_is_frozen() -> None:
     definition = study_definition()
     with pytest.raises(ValueError, match="frozen"):
         definition.definition_version = 2  # type: ignore[misc]
+
+
+# The digest of each released definition: a change to a definition's content is a new
+# definition_version (the rule versions recorded with results name it), never an edit.
+DEFINITION_DIGESTS = {
+    ("NCT05030779", 1): "28d69e8da0a0652e139e0c0ca218d658a6c174669e9ce15ad4b57a498ab604e8",
+}
+
+
+def definition_digest(definition: StudyDefinition) -> str:
+    content = definition.model_dump(mode="json", exclude={"schema_ref"})
+    return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()
+
+
+@pytest.mark.parametrize("file", sorted((ROOT / "studies").glob("*/definition.json")))
+def test_a_definition_is_the_one_its_version_names(file: Path) -> None:
+    definition = load_definition(file)
+    key = (definition.study_id, definition.definition_version)
+    digest = definition_digest(definition)
+    assert DEFINITION_DIGESTS.get(key) == digest, (
+        f"{file} changed under definition_version {definition.definition_version}: give it a "
+        f"new definition_version and record its digest {digest} in DEFINITION_DIGESTS"
+    )
