@@ -30,6 +30,7 @@ from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
+from shared.study import study_definition
 from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
 from shared.web.service_app import (
@@ -152,7 +153,7 @@ class AdverseEventOut(Contract):
 
 
 DESCRIPTION = (
-    "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+    f"Adverse events of {study_definition().study_id}: CTCAE v5.0 and ASTCT grading, causality, "
     "DLT adjudication, study day and TEAE windows."
 )
 router = CommandRouter("adverse_events")

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from shared.clinical import NCT05030779, Study
+from shared.clinical import STUDY, Study
+from shared.study import study_definition
 
 # /2: duration criteria checked against the record; /3: study days in the study's
 # convention, infusion = day 0 (/2 counted day 1 there, so "beyond day 28" began a day
-# earlier)
-RULE_VERSION = "NCT05030779-dlt/3"
+# earlier); the study and its definition's version named since studies are data
+RULE_VERSION = study_definition().rule_version("dlt", 3)
 HAEMATOLOGICAL = frozenset(
     {"neutrophil count decreased", "platelet count decreased", "anemia",
      "lymphocyte count decreased", "white blood cell decreased", "febrile neutropenia"}
@@ -73,7 +74,7 @@ def supports(
     grade: int,
     related: bool,
     course: Course,
-    study: Study = NCT05030779,
+    study: Study = STUDY,
 ) -> bool:
     """Whether an event graded ``grade`` on ``scale``, with the course the record shows
     (study days in ``study``'s convention), can be a DLT by ``criterion``."""

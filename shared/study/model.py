@@ -238,6 +238,16 @@ class Endpoint(_Frozen):
     time_frame: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
+class Visit(_Frozen):
+    """A protocol visit at which rates are read: its target in days after the infusion's
+    time and its window in whole days either side."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=40)]
+    days_after_infusion: Annotated[int, Field(ge=0, le=3650)]
+    window_days_before: Annotated[int, Field(ge=0, le=365)]
+    window_days_after: Annotated[int, Field(ge=0, le=365)]
+
+
 class StudyDefinition(_Frozen):
     """One version of a study's definition (``studies/<study_id>/definition.json``)."""
 
@@ -261,12 +271,16 @@ class StudyDefinition(_Frozen):
     dosing: Dosing
     escalation: Escalation
     endpoints: Annotated[list[Endpoint], Field(min_length=1)]
+    visits: list[Visit] = Field(description="the named visits at which rates are read")
 
     @model_validator(mode="after")
     def _consistent(self) -> StudyDefinition:
         codes = [e.code for e in self.endpoints]
         if len(set(codes)) != len(codes):
             raise ValueError("an endpoint is named twice")
+        names = [v.name for v in self.visits]
+        if len(set(names)) != len(names):
+            raise ValueError("a visit is named twice")
         infusion_day = 0 if self.calendar.day_convention == "infusion_day_0" else 1
         for name in ("dlt_last_day", "teae_last_day", "response_last_day",
                      "disease_control_first_day"):  # fmt: skip
@@ -278,6 +292,12 @@ class StudyDefinition(_Frozen):
         """The version recorded with a result derived by ``rules`` (revision ``revision``
         of their code) from this definition: ``<study>/def-<n>/<rules>/<revision>``."""
         return f"{self.study_id}/def-{self.definition_version}/{rules}/{revision}"
+
+    def urn(self, name: str) -> str:
+        """The URN of one of the study's record families, e.g. the namespace of its subjects'
+        ids: ``urn:trial-ledger:<study>:<name>`` (for NCT05030779, the names its ids have
+        been derived from since the first event)."""
+        return f"urn:trial-ledger:{self.study_id}:{name}"
 
     def dose(self, level: int) -> Decimal:
         """The dose of ``level`` in 10^6 cells/kg; KeyError for a level not defined."""
