@@ -26,6 +26,7 @@ from services.adverse_events.domain import (
     Seriousness,
     grading_of,
 )
+from services.adverse_events.escalation import DOSE_LEVELS
 from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
@@ -99,7 +100,7 @@ class Dlt(Contract):
 
 
 class SafetyReviewIn(Contract):
-    approved_level: int = Field(ge=1, le=4)
+    approved_level: int = Field(ge=DOSE_LEVELS[0], le=DOSE_LEVELS[-1])
     occurred_at: IsoDateTime | None = Field(
         None,
         description="when the review took place (clinical time; default now): every DLT "
