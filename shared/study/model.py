@@ -229,6 +229,31 @@ class Escalation(_Frozen):
     expansion_total_at_level: Annotated[int, Field(ge=1, le=1000)]
 
 
+# The DLT criteria the services can check (services/adverse_events/dlt.py, DltCriterion).
+DltCriterionCode = Literal[
+    "crs_grade_4",
+    "crs_grade_3_not_improving_72h",
+    "icans_grade_3_or_more",
+    "non_haematological_grade_3_or_more",
+    "cytopenia_grade_4_beyond_day_28",
+    "treatment_related_death",
+]
+
+
+class Dlt(_Frozen):
+    """The dose-limiting toxicities the protocol adopts, of those the services check, and
+    how long a grade 3 CRS has to improve before it counts."""
+
+    criteria: Annotated[list[DltCriterionCode], Field(min_length=1)]
+    crs_improvement_hours: Annotated[int, Field(ge=1, le=720)]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Dlt:
+        if len(set(self.criteria)) != len(self.criteria):
+            raise ValueError("a DLT criterion is named twice")
+        return self
+
+
 class Endpoint(_Frozen):
     """One endpoint of the protocol record, with the window it is measured in."""
 
@@ -270,6 +295,7 @@ class StudyDefinition(_Frozen):
     eligibility: Eligibility
     dosing: Dosing
     escalation: Escalation
+    dlt: Dlt
     endpoints: Annotated[list[Endpoint], Field(min_length=1)]
     visits: list[Visit] = Field(description="the named visits at which rates are read")
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import ast
 import importlib
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 from uuid import NAMESPACE_URL, uuid5
 
 import pytest
@@ -28,6 +28,7 @@ from services.infusion import rules as infusion_rules
 from services.projections import clinical_endpoints
 from shared import clinical
 from shared.study import decimal, study_definition
+from shared.study.model import DltCriterionCode
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = study_definition()
@@ -74,6 +75,8 @@ REGISTRY: list[tuple[Any, str, Callable[[], object]]] = [
     (escalation, "DLTS_EXCEEDING", lambda: STUDY.escalation.dlts_exceeding),
     (escalation, "EXPANSION_TOTAL_AT_LEVEL", lambda: STUDY.escalation.expansion_total_at_level),
     (ae_domain, "NEW_COHORT", lambda: STUDY.escalation.cohort_size),
+    (dlt, "ADOPTED", lambda: frozenset(dlt.DltCriterion(c) for c in STUDY.dlt.criteria)),
+    (dlt, "IMPROVEMENT_HOURS", lambda: STUDY.dlt.crs_improvement_hours),
     (clinical, "STUDY", lambda: clinical.Study.of(STUDY)),
     (clinical_endpoints, "ENDPOINTS_VERSION", lambda: STUDY.rule_version("endpoints", 2)),
     (clinical_endpoints, "VISITS", _visits),
@@ -104,6 +107,20 @@ def test_the_infusion_rules_default_to_the_definition_s_dosing() -> None:
     assert [infusion_rules.level_dose(n) for n in STUDY.dose_levels] == [
         Decimal(d.cells_per_kg_millions) for d in STUDY.dosing.levels
     ]
+
+
+def test_the_definition_names_exactly_the_dlt_criteria_the_services_check() -> None:
+    assert set(get_args(DltCriterionCode)) == {c.value for c in dlt.DltCriterion}
+
+
+def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = datetime(2026, 3, 20, tzinfo=UTC)
+    course = dlt.Course(now - timedelta(days=2), 8, None, now)
+    assert dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course)
+    monkeypatch.setattr(dlt, "ADOPTED", dlt.ADOPTED - {dlt.DltCriterion.CRS_GRADE_4})
+    assert not dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course)
 
 
 def test_the_first_cohort_is_the_first_level_and_one_cohort_of_the_design() -> None:
