@@ -23,6 +23,7 @@ WORKDIR /src
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
+COPY studies ./studies
 # DL3013 asks for `pkg==version`: what is installed here is this project, whose own
 # dependencies pyproject.toml pins with `==`.
 # hadolint ignore=DL3013

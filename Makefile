@@ -78,8 +78,9 @@ check: install  ## the checks that need no infrastructure
 	$(BIN)/ruff check . && $(BIN)/mypy && $(BIN)/lint-imports
 
 .PHONY: contracts
-contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/, the role table of docs/security.md and docs/part11.md from the code
+contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openapi/, studies/study-definition.schema.json, the role table of docs/security.md and docs/part11.md from the code
 	$(BIN)/python -m shared.contract_docs
+	$(BIN)/python -m shared.study
 	$(BIN)/python -m shared.kernel.permissions --write
 	$(BIN)/python -m tests.part11
 

@@ -3,8 +3,9 @@
 - The open 3+3 cohort: the level the latest signed safety review opened, how many
   subjects it may dose, and when; before any review, level 1 for 3 subjects.
 - The study calendar: what every service knows of a subject's infusion, and study days.
-- The study's definition (``Study``, ``NCT05030779``): its study-day convention and its
-  windows in study days. It is the one place that decides how days are counted; every
+- The study's calendar (``Study``, ``STUDY``, also named ``NCT05030779``), read from the
+  study's definition file (``shared.study``): its study-day convention and its windows
+  in study days. It is the one place that decides how days are counted; every
   rule that counts study days takes it from here.
 
 The local views that keep these facts (``shared.adapters.cohort``,
@@ -34,6 +35,7 @@ from typing import Any
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
 from shared.kernel.envelope import CloudEvent
+from shared.study import StudyDefinition, study_definition
 
 
 @dataclass(frozen=True)
@@ -49,8 +51,14 @@ class CohortOpening:
     reviewed_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # clinical
 
 
-# Before any review the first cohort is open: 3 subjects at level 1 (3+3).
-FIRST_COHORT = CohortOpening(1, 3, datetime(1970, 1, 1, tzinfo=UTC), 0)
+# Before any review the first cohort is open: the study's first level, one cohort of the
+# escalation design (3+3: 3 subjects at level 1).
+FIRST_COHORT = CohortOpening(
+    study_definition().dose_levels[0],
+    study_definition().escalation.cohort_size,
+    datetime(1970, 1, 1, tzinfo=UTC),
+    0,
+)
 
 
 def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
@@ -165,6 +173,19 @@ class Study:
             if getattr(self, name) < infusion_day:
                 raise ValueError(f"{self.name}: {name} is before the infusion's day")
 
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> Study:
+        """The calendar of a study's definition (its ``calendar`` section)."""
+        calendar = definition.calendar
+        return cls(
+            definition.study_id,
+            DayConvention(calendar.day_convention),
+            dlt_last_day=calendar.dlt_last_day,
+            teae_last_day=calendar.teae_last_day,
+            response_last_day=calendar.response_last_day,
+            disease_control_first_day=calendar.disease_control_first_day,
+        )
+
     @property
     def infusion_day(self) -> int:
         return self.convention.infusion_day
@@ -198,11 +219,13 @@ class Study:
         return convert_day(day, recorded_in, self.convention)
 
 
-# NCT05030779: the infusion is day 0, the DLT window days 0-28 (the protocol record's
-# primary outcome, "up to 28 days after infusion"), TEAE onset to day 90, response
-# within 3 months (day 90), disease control from day 28. Assumption until the
-# protocol's own text says otherwise: docs/adverse_events.md, Study days.
-NCT05030779 = Study("NCT05030779")
+# The study the services run, from its definition file (studies/<id>/definition.json,
+# docs/studies.md). NCT05030779: the infusion is day 0, the DLT window days 0-28 (the
+# protocol record's primary outcome, "up to 28 days after infusion"), TEAE onset to day
+# 90, response within 3 months (day 90), disease control from day 28. Assumption until
+# the protocol's own text says otherwise: docs/adverse_events.md, Study days.
+STUDY = Study.of(study_definition())
+NCT05030779 = STUDY  # the name callers used before studies were data
 
 
 def infusion_facts(event: CloudEvent) -> dict[str, Any] | None:

@@ -26,10 +26,12 @@ from services.adverse_events.domain import (
     Seriousness,
     grading_of,
 )
+from services.adverse_events.escalation import DOSE_LEVELS
 from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
+from shared.study import study_definition
 from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
 from shared.web.service_app import (
@@ -98,7 +100,7 @@ class Dlt(Contract):
 
 
 class SafetyReviewIn(Contract):
-    approved_level: int = Field(ge=1, le=4)
+    approved_level: int = Field(ge=DOSE_LEVELS[0], le=DOSE_LEVELS[-1])
     occurred_at: IsoDateTime | None = Field(
         None,
         description="when the review took place (clinical time; default now): every DLT "
@@ -152,7 +154,7 @@ class AdverseEventOut(Contract):
 
 
 DESCRIPTION = (
-    "Adverse events of NCT05030779: CTCAE v5.0 and ASTCT grading, causality, "
+    f"Adverse events of {study_definition().study_id}: CTCAE v5.0 and ASTCT grading, causality, "
     "DLT adjudication, study day and TEAE windows."
 )
 router = CommandRouter("adverse_events")

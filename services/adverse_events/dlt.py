@@ -1,5 +1,6 @@
-"""The DLT rule set: the usual CAR-T list, an assumption until the protocol's own list is
-known (docs/adverse_events.md, DLT).
+"""The DLT rule set: the criteria the services can check, of which the study's definition
+adopts its list ("dlt"; NCT05030779: the usual CAR-T list, an assumption until the
+protocol's own list is known; docs/adverse_events.md, DLT).
 
 An adjudication names the criterion it rests on; the record must bear it out. Study
 days are the study's (``shared.clinical``, NCT05030779: the infusion's date is day 0), so
@@ -12,12 +13,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from shared.clinical import NCT05030779, Study
+from shared.clinical import STUDY, Study
+from shared.study import study_definition
 
 # /2: duration criteria checked against the record; /3: study days in the study's
 # convention, infusion = day 0 (/2 counted day 1 there, so "beyond day 28" began a day
-# earlier)
-RULE_VERSION = "NCT05030779-dlt/3"
+# earlier); the study and its definition's version named since studies are data
+RULE_VERSION = study_definition().rule_version("dlt", 3)
 HAEMATOLOGICAL = frozenset(
     {"neutrophil count decreased", "platelet count decreased", "anemia",
      "lymphocyte count decreased", "white blood cell decreased", "febrile neutropenia"}
@@ -33,7 +35,9 @@ class DltCriterion(StrEnum):
     TREATMENT_RELATED_DEATH = "treatment_related_death"
 
 
-IMPROVEMENT_HOURS = 72
+# The study's DLT list and the time a grade 3 CRS has to improve (its definition's "dlt").
+ADOPTED = frozenset(DltCriterion(code) for code in study_definition().dlt.criteria)
+IMPROVEMENT_HOURS = study_definition().dlt.crs_improvement_hours
 
 
 @dataclass(frozen=True)
@@ -73,10 +77,12 @@ def supports(
     grade: int,
     related: bool,
     course: Course,
-    study: Study = NCT05030779,
+    study: Study = STUDY,
 ) -> bool:
     """Whether an event graded ``grade`` on ``scale``, with the course the record shows
     (study days in ``study``'s convention), can be a DLT by ``criterion``."""
+    if criterion not in ADOPTED:
+        return False  # not a DLT criterion of this study
     haematological = term.strip().lower() in HAEMATOLOGICAL
     match criterion:
         case DltCriterion.CRS_GRADE_4:

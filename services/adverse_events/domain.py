@@ -22,6 +22,7 @@ from services.adverse_events import windows as rules_windows
 from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
 from services.adverse_events.dlt import Course, DltCriterion, supports
 from services.adverse_events.escalation import (
+    COHORT,
     EXPANSION_TOTAL_AT_LEVEL,
     CohortState,
     Decision,
@@ -45,6 +46,7 @@ from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
+from shared.study import study_definition
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
@@ -331,8 +333,8 @@ def _resolution(resolved_on: date | None) -> str:
 
 
 REVIEW_SIGNATURE = Meaning.APPROVAL
-NEW_COHORT = 3  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
-_REVIEWS = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:safety-review")
+NEW_COHORT = COHORT  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
+_REVIEWS = uuid5(NAMESPACE_URL, study_definition().urn("safety-review"))
 
 
 def safety_review_id(review_number: int) -> UUID:

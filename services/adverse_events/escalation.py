@@ -32,19 +32,23 @@ from enum import StrEnum
 from itertools import pairwise
 
 from services.adverse_events.errors import ExpansionRefused, InvalidEscalationInput, LevelNotOpen
+from shared.study import study_definition
 
 # /2: the DLT windows it waits for close when the study's day 29 begins, the infusion's
 # date + 29 days (infusion = day 0; /1 counted the infusion as day 1, + 28 days); and the
-# dose-expansion cohort
-RULE_VERSION = "NCT05030779-escalation/2"
+# dose-expansion cohort. The study and its definition's version are named in it.
+RULE_VERSION = study_definition().rule_version("escalation", 2)
 
-DOSE_LEVELS = (1, 2, 3, 4)  # x10^6 CAR-T cells/kg
-COHORT = 3
-EXPANDED_COHORT = 6
-DLTS_EXCEEDING = 2
-# Study design: subjects treated in all at the level chosen for expansion, its escalation
-# cohorts included (Feng et al. treated 15). Change it here, under a new RULE_VERSION.
-EXPANSION_TOTAL_AT_LEVEL = 15
+# The design is the study's definition (its "dosing" and "escalation" sections): change
+# it there, under a new definition_version.
+_DESIGN = study_definition().escalation
+DOSE_LEVELS = study_definition().dose_levels  # NCT05030779: 1-4 x10^6 CAR-T cells/kg
+COHORT = _DESIGN.cohort_size
+EXPANDED_COHORT = _DESIGN.expanded_cohort_size
+DLTS_EXCEEDING = _DESIGN.dlts_exceeding
+# Subjects treated in all at the level chosen for expansion, its escalation cohorts
+# included (NCT05030779: Feng et al. treated 15).
+EXPANSION_TOTAL_AT_LEVEL = _DESIGN.expansion_total_at_level
 
 
 @dataclass(frozen=True)

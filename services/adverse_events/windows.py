@@ -1,16 +1,17 @@
 """The study calendar after the CAR-T infusion, and the protocol's safety windows.
 
-Study days and the windows come from the study's definition (``shared.clinical``,
-``NCT05030779``): the infusion's UTC date is day 0 (the convention of CAR-T protocols
-and of the published report), the DLT window is days 0-28 (the protocol record's primary
-outcome, "up to 28 days after infusion"), and an adverse event is treatment-emergent
-when its onset is on or after the infusion and no later than day 90. Under the CDISC
-convention (the infusion's date is day 1, no day 0) the same windows are days 1-28 and
-1-90 and end a calendar date earlier.
+Study days and the windows come from the study's definition (``shared.clinical.STUDY``,
+read from ``studies/<study>/definition.json``). For NCT05030779 the infusion's UTC date
+is day 0 (the convention of CAR-T protocols and of the published report), the DLT
+window is days 0-28 (the protocol record's primary outcome, "up to 28 days after
+infusion"), and an adverse event is treatment-emergent when its onset is on or after the
+infusion and no later than day 90. Under the CDISC convention (the infusion's date is
+day 1, no day 0) the same windows are days 1-28 and 1-90 and end a calendar date earlier.
 
 Every report records the rule version that derived its study day and windows, and the
 convention its study day is counted in: ``NCT05030779-windows/1`` counted day 1 on the
-infusion's date (CDISC), ``/2`` counts day 0 there.
+infusion's date (CDISC), ``NCT05030779-windows/2`` and ``NCT05030779/def-1/windows/2``
+count day 0 there (docs/studies.md, Rule versions).
 
 Days are counted on UTC dates, not the site's local dates: an event at 07:00 in
 Hangzhou (UTC+8) falls on the previous UTC date.
@@ -21,10 +22,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from services.adverse_events.errors import InvalidTime
-from shared.clinical import NCT05030779, Study
+from shared.clinical import STUDY as STUDY
+from shared.clinical import Study
+from shared.study import study_definition
 
-RULE_VERSION = "NCT05030779-windows/2"  # /2: the study's convention, infusion = day 0 (/1: day 1)
-STUDY = NCT05030779
+# The study, its definition's version and this module's revision: /2 counts in the
+# study's convention, infusion = day 0 (NCT05030779-windows/1 counted day 1 there)
+RULE_VERSION = study_definition().rule_version("windows", 2)
 
 
 def _utc(name: str, value: datetime) -> datetime:

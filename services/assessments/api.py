@@ -27,6 +27,7 @@ from services.assessments.laboratory import (
 from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.kernel.envelope import Contract
+from shared.study import study_definition
 from shared.web.inputs import IsoDateTime, Line, Paragraph
 from shared.web.service_app import CommandAct, CommandRouter, Record, Recorder, Serving, from_state
 
@@ -113,9 +114,9 @@ class AssessmentsOut(Contract):
 
 
 DESCRIPTION = (
-    "Efficacy and pharmacology of NCT05030779: SLEDAI-2K visits, autoantibodies and "
-    "complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and progression, on "
-    "the study calendar from the infusion."
+    f"Efficacy and pharmacology of {study_definition().study_id}: SLEDAI-2K visits, "
+    "autoantibodies and complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and "
+    "progression, on the study calendar from the infusion."
 )
 router = CommandRouter("assessments", tags=["assessments"])
 Vital = Annotated[VitalStatusView, from_state("vital")]

@@ -33,14 +33,15 @@ from services.assessments.rules import (
     SledaiItem,
     derive_response,
 )
-from shared.clinical import NCT05030779, RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused
+from shared.clinical import STUDY as STUDY  # the study's calendar: how study days are counted
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
 from shared.kernel.records import SubjectRecord
+from shared.study import study_definition
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
-_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:assessments")
-STUDY = NCT05030779  # the study's definition: how study days are counted
+_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("assessments"))
 BEFORE_CONVENTIONS = RECORDED_BEFORE_CONVENTIONS.value  # what an event without one counted
 
 

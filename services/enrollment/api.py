@@ -31,6 +31,7 @@ from services.enrollment.rules import (
 )
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
+from shared.study import study_definition
 from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.web.service_app import (
@@ -206,7 +207,7 @@ class SubjectOut(Contract):
 
 DESCRIPTION = (
     "Registration, consent, screening, eligibility, enrollment, withdrawal, death "
-    "and corrections for NCT05030779. Refusals answer 4xx with a stable `code`."
+    f"and corrections for {study_definition().study_id}. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("enrollment")
 Enrollment = Application[EnrollmentApplication]

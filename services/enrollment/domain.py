@@ -28,13 +28,14 @@ from services.enrollment.rules import (
 )
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
+from shared.study import study_definition
 
 SubjectId = NewType("SubjectId", str)
 
 # Signed steps and the meaning of their signature (Part 11 §11.50).
 CONSENT_SIGNATURE = Meaning.RESPONSIBILITY  # the person who obtained consent answers for it
 ELIGIBILITY_SIGNATURE = Meaning.APPROVAL  # the investigator approves the decision
-SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:subject")
+SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("subject"))
 _SUBJECT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
 
 
@@ -50,7 +51,8 @@ class SubjectStatus(StrEnum):
 
 
 class DoseLevel(IntEnum):
-    """Protocol dose levels; the value is also the dose in x10^6 CAR-T cells/kg."""
+    """The dose levels an enrollment can name (the published contract's 1-4); a study
+    allows those its definition lists, at the doses it gives them."""
 
     ONE = 1
     TWO = 2
@@ -59,7 +61,8 @@ class DoseLevel(IntEnum):
 
     @property
     def cells_per_kg_millions(self) -> Decimal:
-        return Decimal(int(self))
+        """The level's dose in x10^6 CAR-T cells/kg, as the study defines it."""
+        return study_definition().dose(int(self))
 
 
 def clinical_time(attribution: Attribution, occurred_at: datetime | None) -> datetime:
@@ -477,12 +480,13 @@ def _check_not_future(name: str, day: date, attribution: Attribution) -> None:
 
 
 def _dose_level(level: int) -> DoseLevel:
-    try:
-        return DoseLevel(level)
-    except ValueError:
+    levels = study_definition().dose_levels
+    if level not in levels or level not in {int(d) for d in DoseLevel}:
+        listed = ", ".join(str(n) for n in levels)
         raise errors.InvalidDoseLevel(
-            f"dose level {level} is not one of 1-4 (x10^6 cells/kg)", dose_level=level
-        ) from None
+            f"dose level {level} is not one of the study's levels {listed}", dose_level=level
+        )
+    return DoseLevel(level)
 
 
 def _reason(reason: str, what: str) -> str:

@@ -1,8 +1,9 @@
-"""Eligibility criteria of NCT05030779 as versioned data, and their evaluation.
+"""Eligibility criteria as versioned data, and their evaluation.
 
-The table below is the inclusion and exclusion list of the protocol record
-(ClinicalTrials.gov NCT05030779; docs/enrollment.md). Every decision stores
-``RULE_VERSION``; a change to any row is a new version, never an edit of this one.
+The table is the inclusion and exclusion list of the study's definition
+(``studies/<study>/definition.json``, read by ``shared.study``; docs/studies.md and
+docs/enrollment.md). Every decision stores ``RULE_VERSION``, which names the study and its
+definition's version: a change to any row is a new definition version, never an edit.
 
 A limit is a limit: each value is compared *exactly* with its threshold, after an exact
 unit conversion (rational arithmetic, no rounding), so 221.09 umol/L creatinine
@@ -22,10 +23,20 @@ from enum import StrEnum
 from fractions import Fraction
 
 from services.enrollment.errors import InvalidObservation
+from shared.study import (
+    CategoryCriterion,
+    FlagCriterion,
+    QuantityCriterion,
+    RatioToUlnCriterion,
+    StudyDefinition,
+    WashoutCriterion,
+    decimal,
+    study_definition,
+    unit_key,
+)
+from shared.study import Criterion as CriterionDefinition
 
-RULE_VERSION = "NCT05030779-eligibility/2"  # /2: exact comparison (/1 rounded first)
 NORMALISED_PLACES = Decimal("0.001")
-STEROID_WASHOUT_DAYS = 14
 
 ObservedValue = Decimal | bool | str | date | None
 
@@ -122,155 +133,60 @@ class EligibilityAssessment:
         return tuple(result.code for result in self.results if not result.met)
 
 
-_COUNT = (
-    Unit("10^9/L"),
-    Unit("x10^9/L"),
-    Unit("G/L"),
-    Unit("10^3/uL"),
-    Unit("x10^3/uL"),
-    Unit("/uL", divisor=Decimal(1000)),
-    Unit("cells/uL", divisor=Decimal(1000)),
-)
-_ENZYME = (Unit("U/L"), Unit("IU/L"))
+def criterion_of(row: CriterionDefinition) -> Criterion:
+    """A criterion of the study's definition as this module evaluates it, its decimals
+    exactly as written in the file."""
+    match row:
+        case FlagCriterion():
+            return Criterion(
+                row.code, row.text, row.inclusion, Kind.FLAG, Requirement.IS, row.threshold
+            )
+        case CategoryCriterion():
+            return Criterion(
+                row.code,
+                row.text,
+                row.inclusion,
+                Kind.CATEGORY,
+                Requirement.ONE_OF,
+                frozenset(row.threshold),
+                categories=frozenset(row.categories),
+            )
+        case WashoutCriterion():
+            return Criterion(
+                row.code,
+                row.text,
+                row.inclusion,
+                Kind.LAST_DOSE_DATE,
+                Requirement.WASHED_OUT,
+                row.threshold,
+            )
+        case QuantityCriterion() | RatioToUlnCriterion():
+            return Criterion(
+                row.code,
+                row.text,
+                row.inclusion,
+                Kind(row.kind),
+                Requirement(row.requirement),
+                decimal(row.threshold),
+                row.unit,
+                tuple(Unit(u.label, decimal(u.factor), decimal(u.divisor)) for u in row.units),
+            )
 
 
-def _flag(code: str, text: str, *, inclusion: bool) -> Criterion:
-    # Inclusion flags must be present; exclusion flags must be absent.
-    return Criterion(code, text, inclusion, Kind.FLAG, Requirement.IS, inclusion)
+def criteria_of(definition: StudyDefinition) -> tuple[Criterion, ...]:
+    """The study's inclusion and exclusion list, in the definition's order."""
+    return tuple(criterion_of(row) for row in definition.eligibility.criteria)
 
 
-def _liver_enzyme(code: str, name: str) -> Criterion:
-    # The protocol excludes either transaminase above 3 x its upper limit of normal.
-    return Criterion(
-        code,
-        f"{name} > 3 x upper limit of normal excludes",
-        False,
-        Kind.RATIO_TO_ULN,
-        Requirement.AT_MOST,
-        Decimal(3),
-        "x ULN",
-        _ENZYME,
-    )
-
-
-CRITERIA: tuple[Criterion, ...] = (
-    _flag("cd19_bcma_positive", "SLE with positive CD19/BCMA expression", inclusion=True),
-    _flag(
-        "refractory_disease",
-        "conventional treatment not effective and/or no effective treatment",
-        inclusion=True,
-    ),
-    Criterion(
-        "estimated_survival",
-        "estimated survival time > 12 weeks",
-        True,
-        Kind.QUANTITY,
-        Requirement.ABOVE,
-        Decimal(12),
-        "weeks",
-        (Unit("weeks"), Unit("days", divisor=Decimal(7))),
-    ),
-    Criterion(
-        "pregnancy_test",
-        "negative urine pregnancy test before administration (where applicable)",
-        True,
-        Kind.CATEGORY,
-        Requirement.ONE_OF,
-        frozenset({"negative", "not_applicable"}),
-        categories=frozenset({"negative", "positive", "not_applicable"}),
-    ),
-    _flag(
-        "contraception_agreed",
-        "agrees to effective contraception until the last follow-up",
-        inclusion=True,
-    ),
-    Criterion(
-        "platelets",
-        "platelets >= 30 x10^9/L",
-        True,
-        Kind.QUANTITY,
-        Requirement.AT_LEAST,
-        Decimal(30),
-        "10^9/L",
-        _COUNT,
-    ),
-    Criterion(
-        "lymphocytes_absolute",
-        "absolute lymphocyte count >= 1.0 x10^9/L",
-        True,
-        Kind.QUANTITY,
-        Requirement.AT_LEAST,
-        Decimal("1.0"),
-        "10^9/L",
-        _COUNT,
-    ),
-    _flag(
-        "cns_history",
-        "craniocerebral trauma, disturbance of consciousness, epilepsy, "
-        "cerebral ischaemia or haemorrhage",
-        inclusion=False,
-    ),
-    _flag(
-        "heart_disease_or_prolonged_qt",
-        "prolonged QT interval or severe heart disease",
-        inclusion=False,
-    ),
-    _flag("pregnant_or_lactating", "pregnant or lactating", inclusion=False),
-    _flag(
-        "severe_active_infection",
-        "severe active infection (simple urinary tract infection and bacterial "
-        "pharyngitis excepted)",
-        inclusion=False,
-    ),
-    _flag("active_hepatitis_b_or_c", "active hepatitis B or C infection", inclusion=False),
-    _flag("hiv_infection", "HIV infection", inclusion=False),
-    Criterion(
-        "systemic_steroids",
-        "systemic steroids within 2 weeks before screening (inhaled steroids excepted)",
-        False,
-        Kind.LAST_DOSE_DATE,
-        Requirement.WASHED_OUT,
-        STEROID_WASHOUT_DAYS,
-    ),
-    Criterion(
-        "creatinine",
-        "creatinine > 2.5 mg/dL excludes",
-        False,
-        Kind.QUANTITY,
-        Requirement.AT_MOST,
-        Decimal("2.5"),
-        "mg/dL",
-        (Unit("mg/dL"), Unit("umol/L", divisor=Decimal("88.42"))),
-    ),
-    _liver_enzyme("alt", "ALT"),
-    _liver_enzyme("ast", "AST"),
-    Criterion(
-        "bilirubin",
-        "bilirubin > 2.0 mg/dL excludes",
-        False,
-        Kind.QUANTITY,
-        Requirement.AT_MOST,
-        Decimal("2.0"),
-        "mg/dL",
-        (Unit("mg/dL"), Unit("umol/L", divisor=Decimal("17.1"))),
-    ),
-    _flag(
-        "other_uncontrolled_disease",
-        "other uncontrolled disease unsuitable for the trial",
-        inclusion=False,
-    ),
-    _flag(
-        "investigator_judged_risk",
-        "any situation the investigator believes increases risk or interferes with results",
-        inclusion=False,
-    ),
-)
+STUDY = study_definition()
+# The version every decision stores: the study, its definition's version and this module's
+# evaluation (revision 2: exact comparison; revision 1, NCT05030779-eligibility/1, rounded
+# first). NCT05030779/def-1/eligibility/2 decides exactly as NCT05030779-eligibility/2 did:
+# the same table, the same evaluation (docs/studies.md, Rule versions).
+EVALUATION_REVISION = 2
+RULE_VERSION = STUDY.rule_version("eligibility", EVALUATION_REVISION)
+CRITERIA: tuple[Criterion, ...] = criteria_of(STUDY)
 CRITERIA_BY_CODE: Mapping[str, Criterion] = {c.code: c for c in CRITERIA}
-
-
-def unit_key(label: str) -> str:
-    """Compare units leniently: case, spaces, the two micro signs and the times sign."""
-    return label.replace("µ", "u").replace("μ", "u").replace("×", "x").replace(" ", "").lower()
 
 
 def normalise(criterion: Criterion, observation: Observation) -> ObservedValue:
@@ -331,10 +247,17 @@ def is_met(criterion: Criterion, normalised: Fraction | ObservedValue, screened_
             return value <= limit
 
 
-def evaluate(screened_on: date, observations: Mapping[str, Observation]) -> EligibilityAssessment:
-    """Evaluate every criterion of the table against recorded observations."""
+def evaluate(
+    screened_on: date,
+    observations: Mapping[str, Observation],
+    definition: StudyDefinition = STUDY,
+) -> EligibilityAssessment:
+    """Evaluate every criterion of the definition's table (the study's, by default)
+    against recorded observations."""
+    criteria = CRITERIA if definition is STUDY else criteria_of(definition)
+    rule_version = definition.rule_version("eligibility", EVALUATION_REVISION)
     results = []
-    for criterion in CRITERIA:
+    for criterion in criteria:
         value = exact(criterion, observations[criterion.code])
         results.append(
             CriterionResult(
@@ -345,7 +268,7 @@ def evaluate(screened_on: date, observations: Mapping[str, Observation]) -> Elig
                 requirement=criterion.describe(),
             )
         )
-    return EligibilityAssessment(RULE_VERSION, tuple(results))
+    return EligibilityAssessment(rule_version, tuple(results))
 
 
 # Far beyond any laboratory value or limit: a bound that keeps a typing error (or a

@@ -23,6 +23,7 @@ from services.infusion.domain import (
 )
 from services.infusion.views import EnrollmentView
 from shared.kernel.envelope import Contract
+from shared.study import study_definition
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
     Application,
@@ -115,7 +116,7 @@ class TreatmentOut(Contract):
 
 DESCRIPTION = (
     "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
-    "of NCT05030779. Refusals answer 4xx with a stable `code`."
+    f"of {study_definition().study_id}. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("infusion", tags=["treatment"])
 # Steps of a subject's treatment go with what the enrollment view knows of them (create_app).

@@ -19,13 +19,15 @@ from services.infusion.rules import (
     InfusionRules,
     cells_per_kg_millions,
     for_display,
+    level_dose,
     within_tolerance,
 )
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
+from shared.study import study_definition
 
-TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:NCT05030779:treatment")
+TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("treatment"))
 INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
 PRODUCTS = ("CD19", "BCMA", "CD19/BCMA")  # two products, or one bispecific
 
@@ -297,7 +299,7 @@ class Treatment(SubjectRecord):
         _positive("weight_kg", infusion.weight_kg)
         exact = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
         dose = for_display(exact)
-        target = Decimal(level)
+        target = level_dose(level)
         if not within_tolerance(exact, target, rules.dose_tolerance):
             raise errors.DoseOutOfTolerance(
                 f"{infusion.total_cells} cells for {infusion.weight_kg} kg is {dose} x10^6/kg; "

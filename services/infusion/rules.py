@@ -1,5 +1,8 @@
-"""Infusion rules as versioned data (assumptions until the full protocol says otherwise;
-docs/infusion.md names them)."""
+"""Infusion rules as versioned data: the dose levels, the dose tolerance and the
+lymphodepletion-to-infusion window come from the study's definition ("dosing",
+``studies/<study>/definition.json``; assumptions until the full protocol says otherwise,
+docs/infusion.md names them). Operators may still override the tolerance and window
+(TL_INFUSION_*); the version recorded with every infusion names the values used."""
 
 from __future__ import annotations
 
@@ -7,18 +10,24 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-RULE_VERSION = "NCT05030779-infusion/2"  # /2: the dose compared exactly (/1 rounded first)
+from shared.study import decimal, study_definition
+
+# The study, its definition's version and this module's revision: /2 compares the dose
+# exactly (NCT05030779-infusion/1 rounded first)
+RULE_VERSION = study_definition().rule_version("infusion", 2)
 MILLION = Decimal(1_000_000)
+_DOSING = study_definition().dosing
+_TOLERANCE = decimal(_DOSING.tolerance)
 
 
 @dataclass(frozen=True)
 class InfusionRules:
     # the infused dose may differ from the assigned level by at most this fraction
-    dose_tolerance: Decimal = Decimal("0.10")
+    dose_tolerance: Decimal = _TOLERANCE
     # days from the last lymphodepletion day to the infusion day (Flu/Cy typically on the 5th to
     # 3rd day before the infusion; the infusion is study day 0)
-    window_min_days: int = 2
-    window_max_days: int = 14
+    window_min_days: int = _DOSING.lymphodepletion_to_infusion_days.min
+    window_max_days: int = _DOSING.lymphodepletion_to_infusion_days.max
 
     @property
     def version(self) -> str:
@@ -27,6 +36,11 @@ class InfusionRules:
             f"{RULE_VERSION};tolerance={self.dose_tolerance};"
             f"window={self.window_min_days}-{self.window_max_days}d"
         )
+
+
+def level_dose(level: int) -> Decimal:
+    """The dose of a dose level, in 10^6 CAR-positive cells/kg, as the study defines it."""
+    return study_definition().dose(level)
 
 
 def cells_per_kg_millions(total_cells: Decimal, weight_kg: Decimal) -> Fraction:

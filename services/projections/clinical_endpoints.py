@@ -6,9 +6,10 @@ ledger now come from state kept between requests rather than from a replay of it
 Every figure lists the subjects and the ledger entries (position, event id) it was
 computed from. Definitions and their assumptions: docs/endpoints.md.
 
-Study days and windows are the study's (``shared.clinical.NCT05030779``: the infusion's
-date is day 0). The v1 events carry their study days counted the CDISC way (the
-infusion's date is day 1, their contracts' meaning); they are renumbered here.
+Study days, windows and the named visits are the study's definition's
+(``shared.clinical.STUDY``, ``shared.study``; NCT05030779: the infusion's date is day 0).
+The v1 events carry their study days counted the CDISC way (the infusion's date is day 1,
+their contracts' meaning); they are renumbered here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from typing import Any
 
 from services.projections.recorded import Recorded
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
-from shared.clinical import NCT05030779, DayConvention
+from shared.clinical import STUDY as STUDY
+from shared.clinical import DayConvention
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -39,12 +41,13 @@ from shared.contracts.assessments import (
 )
 from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
+from shared.study import study_definition
 
 # /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
 # its windows ended, and disease control began, a calendar day earlier); CRS and ICANS
 # by worst grade, rates at a named visit, SLEDAI-2K change, time to first remission
-ENDPOINTS_VERSION = "NCT05030779-endpoints/2"
-STUDY = NCT05030779
+# (the study and its definition's version named since studies are data)
+ENDPOINTS_VERSION = study_definition().rule_version("endpoints", 2)
 RESPONSE_WINDOW_LAST_DAY = STUDY.response_last_day  # "within 3 months of infusion": days 0-90
 DISEASE_CONTROL_FIRST_DAY = STUDY.disease_control_first_day  # 28
 PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # what the v1 contracts' study_day counts
@@ -73,10 +76,16 @@ class NamedVisit:
         return target - self.days_before, target, target + self.days_after
 
 
-# The visits at which rates are read (docs/endpoints.md). Week 12 is Feng et al.'s
-# (Nat Med 2025) time point for DORIS and LLDAS; the window of +/- 7 days is ours.
+# The visits at which rates are read: the study definition's "visits" (docs/endpoints.md;
+# NCT05030779: week 12, Feng et al.'s (Nat Med 2025) time point for DORIS and LLDAS, with a
+# window of +/- 7 days that is ours).
 VISITS: Mapping[str, NamedVisit] = {
-    "week 12": NamedVisit(after_infusion=timedelta(weeks=12), days_before=7, days_after=7),
+    visit.name: NamedVisit(
+        after_infusion=timedelta(days=visit.days_after_infusion),
+        days_before=visit.window_days_before,
+        days_after=visit.window_days_after,
+    )
+    for visit in study_definition().visits
 }
 
 

@@ -116,7 +116,7 @@ def test_the_cohort_s_windows_close_when_day_29_begins_with_the_infusion_as_day_
     midnight = datetime(2026, 9, 1, tzinfo=UTC) + timedelta(days=days_after)
     state = application().cohort(dosed, midnight)
     assert state.open_windows == open_windows
-    assert state.rule_version == "NCT05030779-escalation/2"
+    assert state.rule_version == "NCT05030779/def-1/escalation/2"
 
 
 def test_a_review_cannot_be_dated_in_the_future() -> None:

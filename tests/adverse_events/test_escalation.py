@@ -172,7 +172,7 @@ def test_level_4_with_open_windows_waits() -> None:
 
 
 def test_state_records_the_rule_version() -> None:
-    assert decide([]).rule_version == RULE_VERSION == "NCT05030779-escalation/2"
+    assert decide([]).rule_version == RULE_VERSION == "NCT05030779/def-1/escalation/2"
 
 
 def test_custom_levels_are_walked_in_order() -> None:

@@ -62,7 +62,7 @@ def test_report_names_the_study_s_convention_and_window_rules() -> None:
     record = reported(28)
     assert record.study_day_convention is DayConvention.INFUSION_DAY_0
     reported_event: Any = record.collect_events()[0]
-    assert reported_event.rule_version == "NCT05030779-windows/2"
+    assert reported_event.rule_version == "NCT05030779/def-1/windows/2"
 
 
 def reported_before_conventions(day_1: int, term: str) -> AdverseEvent:

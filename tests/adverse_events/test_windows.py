@@ -33,7 +33,7 @@ def test_the_study_counts_the_infusion_as_day_0() -> None:
     assert STUDY.convention is DayConvention.INFUSION_DAY_0
     assert (STUDY.dlt_window.first, STUDY.dlt_window.last) == (0, 28)
     assert (STUDY.teae_window.first, STUDY.teae_window.last) == (0, 90)
-    assert RULE_VERSION == "NCT05030779-windows/2"
+    assert RULE_VERSION == "NCT05030779/def-1/windows/2"
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ async def test_the_auditor_sees_verifies_exports_and_reconciles(
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert f"inclusion proofs verified: {len(document['entries'])}" in offline.stdout
     assert len(document["entries"]) >= 5 and document["subject_id"] == "S-301"
-    assert document["endpoints"]["version"] == "NCT05030779-endpoints/2"
+    assert document["endpoints"]["version"] == "NCT05030779/def-1/endpoints/2"
     assert "<svg" in (tmp_path / "export.json.plots" / "swimmer.svg").read_text()
     size = str(document["checkpoint"]["size"])
     figures = await cli(stack, token, "endpoints", "--position", size)

@@ -105,7 +105,7 @@ async def test_commands_travel_from_http_through_postgres_onto_kafka(stack: Stac
     assert verify_published(wire[1], wire[2], key)
     assert verify_published(wire[4], wire[5], key)
     assert not verify_published(wire[4], wire[2], key)  # moved: fails
-    assert events[4].data["rule_version"] == "NCT05030779-eligibility/2"
+    assert events[4].data["rule_version"] == "NCT05030779/def-1/eligibility/2"
     assert events[6].data["dose_level"] == 1
     assert await stored_events(settings, "enrollment_events") == 7
 

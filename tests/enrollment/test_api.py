@@ -307,7 +307,7 @@ async def test_withdrawal_without_reason_is_422(client: httpx.AsyncClient) -> No
 
 async def test_lists_every_criterion_with_its_rule_version(client: httpx.AsyncClient) -> None:
     body = (await client.get("/eligibility-criteria")).json()
-    assert body["rule_version"] == "NCT05030779-eligibility/2"
+    assert body["rule_version"] == "NCT05030779/def-1/eligibility/2"
     assert [c["code"] for c in body["criteria"]] == [c.code for c in CRITERIA]
 
 

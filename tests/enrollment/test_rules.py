@@ -19,6 +19,7 @@ from services.enrollment.rules import (
     normalise,
 )
 from services.enrollment.rules import Observation as Obs
+from shared.study import StudyDefinition, study_definition
 from tests.support import SCREENING_DAY, eligible_observations
 
 D = SCREENING_DAY
@@ -200,6 +201,36 @@ def test_every_decision_records_the_rule_version_and_every_criterion() -> None:
     assert assessment.rule_version == RULE_VERSION
     assert [r.code for r in assessment.results] == [c.code for c in CRITERIA]
     assert assessment.eligible and assessment.failed_criteria == ()
+
+
+def test_the_rule_version_names_the_study_and_its_definition_version() -> None:
+    assert RULE_VERSION == "NCT05030779/def-1/eligibility/2"
+
+
+def test_the_table_is_the_study_definition_s_in_its_order() -> None:
+    rows = study_definition().eligibility.criteria
+    assert [(c.code, c.text, c.inclusion) for c in CRITERIA] == [
+        (r.code, r.text, r.inclusion) for r in rows
+    ]
+
+
+def redefined(platelets: str) -> StudyDefinition:
+    document = study_definition().model_dump(mode="json", by_alias=True)
+    document["definition_version"] = 2
+    for row in document["eligibility"]["criteria"]:
+        if row["code"] == "platelets":
+            row["threshold"] = platelets
+    return StudyDefinition.model_validate(document)
+
+
+def test_a_limit_changed_in_a_new_definition_version_decides_and_is_recorded() -> None:
+    observations = {**eligible_observations(), "platelets": Obs(Decimal(40), D, "10^9/L")}
+    assert evaluate(D, observations).eligible
+    assessment = evaluate(D, observations, redefined("50"))
+    assert assessment.failed_criteria == ("platelets",)
+    assert assessment.rule_version == "NCT05030779/def-2/eligibility/2"
+    platelets = {r.code: r for r in assessment.results}["platelets"]
+    assert platelets.requirement == ">= 50 10^9/L"
 
 
 def test_screen_failure_names_every_failed_criterion() -> None:

@@ -73,7 +73,7 @@ def test_every_figure_has_its_definition_and_every_definition_a_figure() -> None
 def test_endpoints_name_their_version_and_study_day_convention() -> None:
     e = figures(infused("A"))
     assert (e["version"], e["study_day_convention"]) == (
-        "NCT05030779-endpoints/2", "infusion_day_0"
+        "NCT05030779/def-1/endpoints/2", "infusion_day_0"
     )  # fmt: skip
 
 

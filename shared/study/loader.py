@@ -1,0 +1,94 @@
+"""Reading study definitions: the packaged files under ``studies/`` (or any path), checked
+against ``shared.study.model`` when they are read.
+
+A definition that does not match the schema is refused at once with
+``StudyDefinitionError``, naming the file and every field at fault: a service that
+cannot read its study does not start.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from shared.study.model import SCHEMA_VERSION, StudyDefinition
+
+# The study the services run until commands carry a study id (issue #21).
+DEFAULT_STUDY_ID = "NCT05030779"
+DEFINITION_FILE = "definition.json"
+SCHEMA_FILE = "study-definition.schema.json"
+
+
+class StudyDefinitionError(ValueError):
+    """A study definition file that is missing, not JSON, or not what the schema allows."""
+
+
+def parse_definition(text: str | bytes, origin: str = "<definition>") -> StudyDefinition:
+    """A definition from its JSON text, checked; StudyDefinitionError names what is wrong."""
+    try:
+        raw = json.loads(text, parse_float=_no_float)
+    except _FloatInDefinition as error:
+        raise StudyDefinitionError(
+            f'{origin}: {error}: write decimals as strings ("2.5"), never as JSON numbers'
+        ) from None
+    except json.JSONDecodeError as error:
+        raise StudyDefinitionError(f"{origin}: not JSON: {error}") from None
+    try:
+        return StudyDefinition.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(file)'}: {e['msg']}" for e in error.errors()
+        )
+        raise StudyDefinitionError(f"{origin}: {problems}") from None
+
+
+def load_definition(path: Path) -> StudyDefinition:
+    """The definition in the file at ``path``."""
+    try:
+        text = path.read_bytes()
+    except OSError as error:
+        raise StudyDefinitionError(f"{path}: cannot be read: {error.strerror}") from None
+    return parse_definition(text, str(path))
+
+
+@cache
+def study_definition(study_id: str = DEFAULT_STUDY_ID) -> StudyDefinition:
+    """The packaged definition of ``study_id`` (``studies/<study_id>/definition.json``),
+    read once per process."""
+    folder = resources.files("studies").joinpath(study_id)
+    file = folder.joinpath(DEFINITION_FILE)
+    if not file.is_file():
+        raise StudyDefinitionError(f"no definition of study {study_id!r} ({file})")
+    definition = parse_definition(file.read_bytes(), f"studies/{study_id}/{DEFINITION_FILE}")
+    if definition.study_id != study_id:
+        raise StudyDefinitionError(
+            f"studies/{study_id}/{DEFINITION_FILE} defines study {definition.study_id!r}"
+        )
+    return definition
+
+
+def schema() -> dict[str, object]:
+    """The JSON Schema of a definition file, generated from the model."""
+    generated = StudyDefinition.model_json_schema(mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"https://trial-ledger.invalid/schemas/study-definition/{SCHEMA_VERSION}",
+        **generated,
+    }
+
+
+def schema_text() -> str:
+    """The schema as it is committed (``studies/study-definition.schema.json``)."""
+    return json.dumps(schema(), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+class _FloatInDefinition(ValueError):
+    pass
+
+
+def _no_float(text: str) -> object:
+    raise _FloatInDefinition(f"the number {text} is a JSON float")
