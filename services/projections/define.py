@@ -18,9 +18,11 @@ MDV_OID = f"MDV.{STUDYID}.SDTMIG.{SDTMIG_VERSION}"
 CLASSES = {
     "TA": ("TRIAL DESIGN", "One record per planned Element per Arm"),
     "TE": ("TRIAL DESIGN", "One record per planned Element"),
+    "TI": ("TRIAL DESIGN", "One record per I/E criterion"),
     "TS": ("TRIAL DESIGN", "One record per trial summary parameter value"),
     "DM": ("SPECIAL PURPOSE", "One record per subject"),
     "DS": ("EVENTS", "One record per disposition status or protocol milestone per subject"),
+    "IE": ("FINDINGS", "One record per inclusion/exclusion criterion not met per subject"),
     "EX": ("INTERVENTIONS", "One record per constant dosing interval per subject"),
     "AE": ("EVENTS", "One record per adverse event per subject"),
     "LB": ("FINDINGS", "One record per lab test per time point per visit per subject"),
@@ -32,12 +34,13 @@ SUPP = ("RELATIONSHIP", "One record per IDVAR, IDVARVAL, and QNAM value per subj
 KEYS = ("STUDYID", "DOMAIN", "RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM")
 # The trial design datasets' own keys (SDTMIG 3.4 chapter 7), in key order.
 DESIGN_KEYS = {"TA": ("STUDYID", "ARMCD", "TAETORD"), "TE": ("STUDYID", "ETCD"),
+               "TI": ("STUDYID", "IETESTCD"),
                "TS": ("STUDYID", "TSPARMCD", "TSSEQ")}  # fmt: skip
 # SDTMIG 3.4's Required variables among those written (Mandatory="Yes"); --SEQ too.
 REQUIRED = frozenset({
     *KEYS, "SUBJID", "SITEID", "SEX", "COUNTRY", "DSTERM", "DSDECOD", "EXTRT", "AETERM",
     "AEDECOD", "LBTESTCD", "LBTEST", "PCTESTCD", "PCTEST", "RSTESTCD", "RSTEST", "QSTESTCD",
-    "QSTEST", "QSCAT", "QLABEL",
+    "QSTEST", "QSCAT", "QLABEL", "IETESTCD", "IETEST", "IECAT",
     "QVAL", "QORIG",
 })  # fmt: skip
 # ... and the trial design's, which other domains may leave blank (DM's ARMCD).

