@@ -474,7 +474,7 @@ async def test_the_auditor_cli_writes_the_demo_trial_as_odm_and_sdtm_files(
     trial: Trial, tmp_path: Path
 ) -> None:
     """`cli export-odm` and `cli export-sdtm` on the running system: the demo's story
-    (S-004 a screen failure, S-007 withdrawn, nine infused, S-006's grade 3 CRS a DLT)
+    (S-004 a screen failure on platelets, S-007 withdrawn, nine infused, S-006's grade 3 CRS a DLT)
     in the SDTM files, every arm DM names in TA, and every row's ledger entries in the
     trace table."""
     auditor = await trial.stack.member("cli.aud", "an auditor's passphrase", "auditor")
@@ -491,6 +491,11 @@ async def test_the_auditor_cli_writes_the_demo_trial_as_odm_and_sdtm_files(
     assert (set(dm["ARMCD"]) | set(dm["ACTARMCD"])) - {""} <= set(ta["ARMCD"])
     ts, _ = pyreadstat.read_xport(str(sdtm_dir / "ts.xpt"))
     assert ts[ts["TSPARMCD"] == "ACTSUB"]["TSVAL"].tolist() == [str((dm["ARMCD"] != "").sum())]
+    ie, _ = pyreadstat.read_xport(str(sdtm_dir / "ie.xpt"))
+    ti, _ = pyreadstat.read_xport(str(sdtm_dir / "ti.xpt"))
+    failed = list(zip(ie["USUBJID"], ie["IETESTCD"], ie["IEORRES"], strict=True))
+    platelets = ti[ti["TIRL"].str.startswith("platelets ")]["IETESTCD"].tolist()
+    assert failed == [("NCT05030779-S-004", *platelets, "N")]  # the demo's one screen failure
     ds, _ = pyreadstat.read_xport(str(sdtm_dir / "ds.xpt"))
     withdrawn = ds[ds["DSDECOD"] == "WITHDRAWAL BY SUBJECT"]["USUBJID"].tolist()
     assert withdrawn == ["NCT05030779-S-007"]
