@@ -748,7 +748,7 @@ def trial_inclusion_exclusion() -> Dataset:
 # definition's (shared.clinical: the DLT window's last day, the infusion's day number).
 _DAYS = clinical.STUDY
 SCREENING = ("SCRN", "Screening", "Informed consent signed",
-             "Enrolment at a dose level, or screen failure", "SCREENING")  # fmt: skip
+             "Enrollment at a dose level, or screen failure", "SCREENING")  # fmt: skip
 LYMPHODEPLETION = ("LD", "Lymphodepletion", "First dose of lymphodepleting chemotherapy",
                    "Start of the CAR-T cell infusion", "TREATMENT")  # fmt: skip
 # the one instant that ends the infusion's element and starts follow-up (no gap: 7.2.2)
@@ -778,7 +778,7 @@ def _levels() -> list[tuple[int, float]]:
 
 def trial_arms() -> Dataset:
     """One arm per dose level (DM's ARMCD: ``planned_arm``): screening, lymphodepletion, the
-    infusion at the level and its DLT window, follow-up. The branch is the enrolment at a
+    infusion at the level and its DLT window, follow-up. The branch is the enrollment at a
     level, the cohort the 3+3 escalation has open."""
     dataset = Dataset("TA", "Trial Arms", TA_VARIABLES)
     for level, dose in _levels():

@@ -1,6 +1,6 @@
 """The study facts that the SDTM trial design domains (TA, TE, TS) state and the ledger's
 events do not (docs/exports.md, Trial design), taken from the study's definition file
-(``studies/<study>/definition.json``: its title, sponsor, planned enrolment, dose levels,
+(``studies/<study>/definition.json``: its title, sponsor, planned enrollment, dose levels,
 phase and ``registration`` section; docs/studies.md). A fact the registration does not
 give is ``None`` there and a null flavour in TS, never a guess. What the ledger does
 know (the subjects enrolled, the first consent, the cut of an export) is derived from the

@@ -320,7 +320,7 @@ def test_every_arm_dm_can_assign_or_treat_is_a_trial_arm_of_the_same_name(
 ) -> None:
     arms = {r["ARMCD"]: r["ARM"] for r in datasets["TA"].rows}
     assert list(arms) == ["DL1", "DL2", "DL3", "DL4"]
-    for level in range(1, 5):  # the dose levels the enrolment and infusion contracts accept
+    for level in range(1, 5):  # the dose levels the enrollment and infusion contracts accept
         code, arm = planned_arm(level)
         assert arms[code] == arm
     assert {r["ARMCD"] for r in datasets["DM"].rows} - {None} <= set(arms)
@@ -406,7 +406,7 @@ def test_ts_derives_the_subjects_enrolled_the_first_consent_and_the_cut_from_the
     assert sources["DCUTDTC"] == (last,) and not sources["TITLE"]
 
 
-def test_ts_as_of_a_cut_before_any_enrolment_has_no_subject_and_no_start_yet(
+def test_ts_as_of_a_cut_before_any_enrollment_has_no_subject_and_no_start_yet(
     entries: Entries,
 ) -> None:
     registered = next(p for p, e in entries if e.type == "SubjectRegistered.v1")
