@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Union, cast
+from typing import Annotated, Any, Literal, NamedTuple, Union, cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
@@ -139,6 +139,62 @@ def _first_error(error: Exception) -> str:
     return str(error)[:200]
 
 
+class Parsed(NamedTuple):
+    """A batch as the ledger takes it: entries, dead letters, next offset per partition."""
+
+    entries: list[NewEntry]
+    dead: list[DeadLetter]
+    offsets: dict[tuple[str, int], int]
+
+
+class Follower:
+    """Runs ``catch_up`` (the views' catch-up) beside the appends: told after each append
+    that there is more, it catches up once for everything appended since it last began
+    (a catch-up reads all entries after the views' position), so the appends never wait
+    for the views, and the views never lag by more than one catch-up. Its first failure
+    is kept and raised by ``check``; it does not try again until the next session."""
+
+    def __init__(self, catch_up: Callable[[], Awaitable[object]]) -> None:
+        self._catch_up = catch_up
+        self._more = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._error: BaseException | None = None
+        self._task = asyncio.create_task(self._follow())
+
+    def due(self) -> None:
+        """Entries were appended: catch up (again, if a catch-up is running now)."""
+        self._idle.clear()
+        self._more.set()
+
+    def check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    async def caught_up(self) -> None:
+        """Wait until every entry appended before this call is in the views."""
+        await self._idle.wait()
+        self.check()
+
+    async def stop(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+
+    async def _follow(self) -> None:
+        while True:
+            await self._more.wait()
+            self._more.clear()
+            try:
+                await self._catch_up()
+            except Exception as error:
+                self._error = error
+                self._idle.set()
+                return
+            if not self._more.is_set():
+                self._idle.set()
+
+
 class ForeignEntries(Exception):
     """The ledger holds rows this writer did not append: the session ends, and the next
     one's self-check looks at them."""
@@ -211,26 +267,66 @@ class Ingester:
             auto_offset_reset="earliest",
         )
         await consumer.start()
+        # Three things overlap, each in order: the next batch is read and validated (CPU
+        # work here) while the one before is appended (mostly a wait for PostgreSQL's
+        # commit), and the views catch up (their own transactions, ``Follower``) while
+        # later batches are appended. A failed append or catch-up ends the session; the
+        # next one starts from the offsets stored with the ledger, so a batch read but not
+        # appended is read again, and the views from their own stored position.
+        views = Follower(self.on_appended) if self.on_appended else None
+        step: asyncio.Task[None] | None = None
         try:
             await self._assign(consumer)
             while not stopping.is_set():
                 batch = await consumer.getmany(
                     timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
                 )
-                if batch:
-                    if await self.ingest(batch) and self.on_appended:
-                        await self.on_appended()
-                    await self._commit(consumer, batch)
-                else:
-                    self._kept_up(time.monotonic())  # nothing more to read
-                await self._maybe_checkpoint()
+                parsed = self.parse(batch) if batch else None
+                if step is not None:
+                    await step  # the batch before: appended, or its error raised here
+                step = asyncio.create_task(self._step(consumer, batch, parsed, views))
+            if step is not None:
+                await step
+            if views is not None:
+                await views.caught_up()  # what this session appended is in the views
         finally:
+            if step is not None and not step.done():
+                step.cancel()
+                with contextlib.suppress(BaseException):
+                    await step
+            if views is not None:
+                await views.stop()
             await consumer.stop()
+
+    async def _step(
+        self,
+        consumer: AIOKafkaConsumer,
+        batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]],
+        parsed: Parsed | None,
+        views: Follower | None,
+    ) -> None:
+        """A read batch appended (the views told to follow), its Kafka offsets committed,
+        and any checkpoint due; with no batch, only the checkpoint."""
+        if views is not None:
+            views.check()  # a failed catch-up ends the session, as a failed append does
+        if parsed is not None:
+            if await self.append(parsed) and views is not None:
+                views.due()
+            await self._commit(consumer, batch)
+        else:
+            self._kept_up(time.monotonic())  # nothing more to read
+        await self._maybe_checkpoint()
 
     async def ingest(
         self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
     ) -> int:
         """Append one batch in one transaction; returns how many entries were new."""
+        return await self.append(self.parse(batch))
+
+    def parse(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+    ) -> Parsed:
+        """A batch's entries, dead letters and next offset per partition (no I/O)."""
         entries: list[NewEntry] = []
         dead: list[DeadLetter] = []
         offsets: dict[tuple[str, int], int] = {}
@@ -245,6 +341,11 @@ class Ingester:
                 else:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
+        return Parsed(entries, dead, offsets)
+
+    async def append(self, parsed: Parsed) -> int:
+        """Append one parsed batch in one transaction; returns how many entries were new."""
+        entries, dead, offsets = parsed
         tree = self.frontier.copy()  # this writer's only once the append has committed
         due: list[Checkpoint] = []
 

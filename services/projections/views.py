@@ -380,9 +380,10 @@ class ViewStore:
         return int(value or 0)
 
     async def catch_up(self, batch: int = 1000) -> int:
-        """Apply every ledger entry after the views' position; returns how many."""
-        applied = 0
-        while True:
+        """Apply every ledger entry after the views' position; returns how many (a short
+        batch was the ledger's end: no further transaction to find nothing)."""
+        applied, read = 0, batch
+        while read == batch:
             async with self.pool.acquire() as connection, connection.transaction():
                 await self._serialise(connection)
                 after = int(
@@ -397,6 +398,7 @@ class ViewStore:
                     after,
                     batch,
                 )
+                read = len(rows)
                 if not rows:
                     return applied
                 events = recorded(rows)
@@ -408,6 +410,7 @@ class ViewStore:
                     events[-1][0],
                 )
                 applied += len(events)
+        return applied
 
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
