@@ -250,6 +250,21 @@ def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
     )
 
 
+class SeparationOfDutiesOut(Contract):
+    incompatible_roles: list[list[str]] = Field(
+        description="every role pair no one may hold together (TL_INCOMPATIBLE_ROLES, "
+        "groups expanded), each pair as conflicting_roles names it, sorted"
+    )
+
+
+@router.get("/separation-of-duties", tags=["accounts"])
+def separation_of_duties(application: Identity) -> SeparationOfDutiesOut:
+    """The role pairs this service refuses together, for the services that must judge
+    accounts by the same pairs (the projections' account review compares them in its
+    ``/ready``): not secret, and asked without a token."""
+    return SeparationOfDutiesOut(incompatible_roles=application.policy.duties.pairs())
+
+
 @router.post("/login", tags=["sessions"])
 async def log_in(
     body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now, checks: Checks

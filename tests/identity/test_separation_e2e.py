@@ -141,3 +141,15 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
     assert everyone.json()["incompatible_roles"] == []
     investigator = await stack.member("inv.lin", PASSWORD, "investigator")
     assert (await stack.projections.get("/account-review", headers=investigator)).status_code == 403
+
+
+async def test_projections_is_ready_with_the_same_pairs_as_identity(stack: Stack) -> None:
+    """Both run with ``TL_INCOMPATIBLE_ROLES`` unset: projections asks identity for its pairs
+    (``GET /separation-of-duties``) and finds its own."""
+    published = await stack.identity.get("/separation-of-duties")
+    assert published.status_code == 200, published.text
+    assert published.json()["incompatible_roles"] == DUTIES.pairs()
+
+    ready = await stack.projections.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["separation_of_duties"] == "ok", ready.text
