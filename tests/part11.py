@@ -222,9 +222,11 @@ CLAUSES: tuple[Clause, ...] = (
     Clause(
         "11.300(c)",
         "Loss management: lost, stolen or compromised credentials are deauthorised.",
-        "An administrator deactivates an account or revokes a role; the change is an event "
-        "on identity's topic, and every service refuses the tokens it withdraws within "
-        "seconds (`services/identity/domain.py`, `shared/adapters/revocations.py`).",
+        "An administrator deactivates an account or revokes a role, or the user changes a "
+        "compromised password; the change is an event on identity's topic, and every "
+        "service refuses the tokens it withdraws (for a password change, every token of "
+        "the account issued before it) within seconds (`services/identity/domain.py`, "
+        "`shared/adapters/revocations.py`).",
     ),
     Clause(
         "11.300(d)",

@@ -250,6 +250,21 @@ def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
     )
 
 
+class SeparationOfDutiesOut(Contract):
+    incompatible_roles: list[list[str]] = Field(
+        description="every role pair no one may hold together (TL_INCOMPATIBLE_ROLES, "
+        "groups expanded), each pair as conflicting_roles names it, sorted"
+    )
+
+
+@router.get("/separation-of-duties", tags=["accounts"])
+def separation_of_duties(application: Identity) -> SeparationOfDutiesOut:
+    """The role pairs this service refuses together, for the services that must judge
+    accounts by the same pairs (the projections' account review compares them in its
+    ``/ready``): not secret, and asked without a token."""
+    return SeparationOfDutiesOut(incompatible_roles=application.policy.duties.pairs())
+
+
 @router.post("/login", tags=["sessions"])
 async def log_in(
     body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now, checks: Checks
@@ -323,16 +338,17 @@ def log_out(act: CommandAct, application: Identity) -> None:
     application.log_out(act.caller.principal, act.attribution)
 
 
-def _administering(act: Act, call: Callable[[], T]) -> T:
-    """``call()``, an account change by ``act``'s caller; a change that separation of duties
-    forbids (their own account, or roles that may not be held together) is recorded as an
-    ``AccessDenied`` event, like a refused role, before it is answered (blocking)."""
+def _administering(act: Act, account: str, call: Callable[[], T]) -> T:
+    """``call()``, a change of ``account`` by ``act``'s caller; a change that separation of
+    duties forbids (their own account, or roles that may not be held together) is recorded
+    as an ``AccessDenied`` event naming ``account`` (``AccessDenied.v2``), like a refused
+    role, before it is answered (blocking)."""
     try:
         return call()
     except errors.AdministrationRefused as refusal:
         log.warning("account change refused command=%s by=%s code=%s %s", act.command,
                     act.caller.principal.user_id, refusal.code, refusal.message)  # fmt: skip
-        act.record_refusal(refusal.code)
+        act.record_refusal(refusal.code, target_user_id=account)
         raise
 
 
@@ -346,6 +362,7 @@ async def create_user(
     await asyncio.to_thread(
         _administering,
         act,
+        body.user_id,
         lambda: check_compatible(body.user_id, frozenset(), application.policy, roles),
     )
     user = await checks.pool.run(  # an administrator's: hashed in the pool, no attempt budget
@@ -369,7 +386,9 @@ def get_user(user_id: str, application: Identity) -> UserOut:
 @router.command("/users/{user_id}/roles", "grant_role", tags=["accounts"])
 def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act, lambda: application.grant_role(user_id, body.role, act.attribution, body.reason)
+        act,
+        user_id,
+        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason),
     )
     return UserOut.of(user, application.policy)
 
@@ -377,7 +396,9 @@ def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Ide
 @router.command("/users/{user_id}/role-revocations", "revoke_role", tags=["accounts"])
 def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act, lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution)
+        act,
+        user_id,
+        lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution),
     )
     return UserOut.of(user, application.policy)
 
@@ -385,7 +406,7 @@ def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Id
 @router.command("/users/{user_id}/deactivation", "deactivate_user", tags=["accounts"])
 def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act, lambda: application.deactivate_user(user_id, body.reason, act.attribution)
+        act, user_id, lambda: application.deactivate_user(user_id, body.reason, act.attribution)
     )
     return UserOut.of(user, application.policy)
 
@@ -393,6 +414,6 @@ def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Id
 @router.command("/users/{user_id}/unlock", "unlock_user", tags=["accounts"])
 def unlock_user(user_id: str, body: Reason, act: CommandAct, application: Identity) -> UserOut:
     user = _administering(
-        act, lambda: application.unlock_user(user_id, body.reason, act.attribution)
+        act, user_id, lambda: application.unlock_user(user_id, body.reason, act.attribution)
     )
     return UserOut.of(user, application.policy)

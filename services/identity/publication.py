@@ -8,6 +8,7 @@ from typing import Any
 
 from services.identity.domain import User
 from shared.contracts import identity as contracts
+from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.publication import Fields, Mapped, Publication, fields_of
 
 SERVICE = "identity"
@@ -52,6 +53,8 @@ PUBLICATION = Publication(
         User.SigningFailed: _account(contracts.SigningFailedV1, "session_id", "attempt"),
         User.LoggedOut: _account(contracts.LoggedOutV1, "session_id"),
     },
+    # a refused change of an account names the account (AccessDenied.v2)
+    denials=(AccessDeniedV1, AccessDeniedV2),
     # an account event happens when it is recorded
 )
 to_contract = PUBLICATION.to_contract

@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.config import ConsoleConfig, LedgerConfig
+from services.projections.duties import DutiesCheck
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
@@ -138,6 +139,8 @@ async def main() -> None:
             create_ingester(settings, security, config, ledger, application),
             Subscriptions(broker),
             revocations,
+            # /ready: the same forbidden role pairs as identity's (TL_INCOMPATIBLE_ROLES)
+            DutiesCheck(application.duties, ConsoleConfig.from_env().identity_url),
             *([cosigner] if cosigner else []),
         )
     finally:

@@ -13,7 +13,7 @@ from typing import Any
 
 from services.projections.recorded import Recorded
 from shared.contracts import identity
-from shared.contracts.security import AccessDeniedV1
+from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 
@@ -32,14 +32,15 @@ ACCOUNT_CHANGES: tuple[str, ...] = tuple(
         identity.PasswordChangedV1,
     )
 )
-DENIED = AccessDeniedV1.event_type
+# a refusal; v2 names the account the refused change was for
+DENIED: tuple[str, ...] = (AccessDeniedV1.event_type, AccessDeniedV2.event_type)
 # The identity commands that change accounts: their refusals belong to the review.
 ADMINISTRATION: frozenset[str] = frozenset(
     rule.command
     for rule in table("identity").rules
     if rule.roles == frozenset({Role.ADMINISTRATOR}) and rule.command != "identity.read_users"
 )
-REVIEWED: tuple[str, ...] = (*ACCOUNT_CHANGES, DENIED)
+REVIEWED: tuple[str, ...] = (*ACCOUNT_CHANGES, *DENIED)
 
 
 def review(
@@ -89,15 +90,15 @@ def _row(position: int, event: Recorded) -> dict[str, Any] | None:
     data = event.data
     if event.source != IDENTITY_SOURCE:
         return None
-    if event.type == DENIED and data.get("command") not in ADMINISTRATION:
+    if event.type in DENIED and data.get("command") not in ADMINISTRATION:
         return None
     if event.type not in REVIEWED:
         return None
     actor = data.get("actor") or {}
-    refused = event.type == DENIED
+    refused = event.type in DENIED
     change = {
         name: data[name]
-        for name in ("roles", "role", "failed_attempts", "command", "reason_code")
+        for name in ("roles", "role", "failed_attempts", "command", "reason_code", "target_user_id")
         if name in data
     }
     return {
@@ -105,8 +106,11 @@ def _row(position: int, event: Recorded) -> dict[str, Any] | None:
         "recorded_at": event.recordedtime.isoformat(),
         "event_type": event.type,
         "event_id": str(event.id),
-        # the account changed; a refusal names no account but the refused administrator's
-        "user_id": actor.get("user_id") if refused else data.get("user_id"),
+        # the account changed; a refusal, the account it was for (AccessDenied.v2), or for
+        # one recorded before v2 (which names no account), the refused administrator's
+        "user_id": (data.get("target_user_id") or actor.get("user_id"))
+        if refused
+        else data.get("user_id"),
         "refused": refused,
         "change": change,
         "actor": {name: actor.get(name) for name in ("user_id", "printed_name", "role", "site")},

@@ -37,7 +37,7 @@ from services.projections.clinical_endpoints import DEFINITIONS
 from services.projections.config import ConsoleConfig
 from shared.contracts.enrollment import ValueCorrectedV1
 from shared.contracts.identity import AccountLockedV1, LoginFailedV1, SigningFailedV1
-from shared.contracts.security import AccessDeniedV1
+from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import Unauthenticated
 from shared.web.auth import Principal
@@ -267,7 +267,7 @@ REVIEWS = (
     Review("Corrections and their reasons", "every value corrected, with the reason given",
            {"event_type": ValueCorrectedV1.event_type}),
     Review("Denied access", "every command or read refused for the caller's roles or account",
-           {"event_type": AccessDeniedV1.event_type}),
+           {"event_type": f"{AccessDeniedV1.event_type},{AccessDeniedV2.event_type}"}),
     Review("Failed logins, failed signings and lockouts", "wrong passwords at login and at "
            "signing, and the accounts locked by them",
            {"event_type": ",".join(e.event_type for e in (LoginFailedV1, SigningFailedV1,

@@ -6,8 +6,9 @@ therefore keeps a local view of the identity topic, ``revocations`` in its own d
 fed through the same subscription plumbing as every local view
 (``shared.adapters.subject_views.subscribe``), and refuses a token the view withdraws:
 
-- ``AccountLocked`` and ``UserDeactivated``: every token of the account issued at or
-  before the event;
+- ``AccountLocked``, ``UserDeactivated`` and ``PasswordChanged``: every token of the account
+  issued at or before the event (a password changed because it leaked ends every session
+  opened with it; a login with the new password is issued after the change, and stands);
 - ``RoleRevoked``: every token of the account that carries the role, issued at or before;
 - ``LoggedOut``: every token of the session, whenever issued.
 
@@ -54,6 +55,7 @@ from shared.adapters.subject_views import _LocalView
 from shared.contracts.identity import (
     AccountLockedV1,
     LoggedOutV1,
+    PasswordChangedV1,
     RoleRevokedV1,
     UserDeactivatedV1,
 )
@@ -66,7 +68,7 @@ log = logging.getLogger(__name__)
 TABLE = "revocations"
 CHECK = "revocations"  # its name in /ready
 # The events that withdraw access, and what each one names.
-ACCOUNT = (AccountLockedV1.event_type, UserDeactivatedV1.event_type)
+ACCOUNT = (AccountLockedV1.event_type, UserDeactivatedV1.event_type, PasswordChangedV1.event_type)
 ROLE, SESSION = RoleRevokedV1.event_type, LoggedOutV1.event_type
 
 

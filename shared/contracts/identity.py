@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from shared.contracts.security import AccessDeniedV1
+from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.envelope import EventData, ReasonGiven, contract_registry
 
 RECORD_TYPE = "User"
@@ -98,4 +98,5 @@ IDENTITY_CONTRACTS = contract_registry(
     SigningFailedV1,
     LoggedOutV1,
     AccessDeniedV1,
+    AccessDeniedV2,
 )

@@ -20,6 +20,18 @@ class AccessDeniedV1(EventData):
     roles: list[str]
 
 
+class AccessDeniedV2(EventData):
+    """A change of another account refused to an administrator (identity): what
+    ``AccessDenied.v1`` says, and the account the change was for. Every other denial is
+    still published as ``AccessDenied.v1``."""
+
+    event_type = "AccessDenied.v2"
+    command: str
+    reason_code: str
+    roles: list[str] = Field(description="every role the refused user holds")
+    target_user_id: str = Field(description="the account the refused change was for")
+
+
 class RecordSignedV1(EventData):
     """An electronic signature of the event at ``signed_version`` of the same record.
 

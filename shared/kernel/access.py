@@ -14,7 +14,12 @@ from typing import Any, ClassVar
 from eventsourcing.domain import event
 from eventsourcing.utils import register_topic
 
-from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
+from shared.contracts.security import (
+    AccessDeniedV1,
+    AccessDeniedV2,
+    RecordSignedV1,
+    RecordSignedV2,
+)
 from shared.kernel.envelope import ActorV1, SourceV1
 from shared.kernel.principals import Principal
 from shared.kernel.records import Record
@@ -37,6 +42,9 @@ class Denial:
     subject_id: str | None
     correlation_id: str
     client_id: str | None
+    # the account a refused account change was for (identity); None for other denials,
+    # and in denials stored before it was recorded
+    target_user_id: str | None = None
 
     @classmethod
     def of(
@@ -47,8 +55,10 @@ class Denial:
         correlation_id: str,
         client_id: str | None,
         subject_id: str | None = None,
+        target_user_id: str | None = None,
     ) -> Denial:
-        """``principal``'s refused ``command``, with every role it holds."""
+        """``principal``'s refused ``command``, with every role it holds (and the account
+        it was for, ``target_user_id``, when it would have changed one)."""
         return cls(
             user_id=principal.user_id,
             printed_name=principal.printed_name,
@@ -59,6 +69,7 @@ class Denial:
             subject_id=subject_id,
             correlation_id=correlation_id,
             client_id=client_id,
+            target_user_id=target_user_id,
         )
 
 
@@ -99,10 +110,15 @@ def signature_contract(event: Any, common: dict[str, Any]) -> RecordSignedV1 | R
     )
 
 
-def access_denied_contract(event: Any, service: str, event_id: Any) -> AccessDeniedV1:
-    """The published form of an ``AccessDenied`` event."""
+def access_denied_contract(
+    event: Any, service: str, event_id: Any
+) -> AccessDeniedV1 | AccessDeniedV2:
+    """The published form of an ``AccessDenied`` event: ``AccessDenied.v2`` when it names the
+    account a refused change was for, else ``AccessDenied.v1`` as before."""
     denial: Denial = event.denial
-    return AccessDeniedV1(
+    target = {} if denial.target_user_id is None else {"target_user_id": denial.target_user_id}
+    contract = AccessDeniedV1 if denial.target_user_id is None else AccessDeniedV2
+    return contract(
         event_id=event_id,
         subject_id=denial.subject_id,
         record_type="AccessDenial",
@@ -121,4 +137,5 @@ def access_denied_contract(event: Any, service: str, event_id: Any) -> AccessDen
         command=denial.command,
         reason_code=denial.reason_code,
         roles=list(denial.roles),
+        **target,
     )

@@ -132,7 +132,7 @@ TABLES: Mapping[str, ServiceTable] = {
             ("read_users", [ADMINISTRATOR, *READERS], "read a user"),
             ("sign", list(Role), "sign: re-authenticate"),
             ("log_out", list(Role), "log out"),
-            public=("POST /login", "POST /password"),
+            public=("POST /login", "POST /password", "GET /separation-of-duties"),
         ),
         _command_service(
             "enrollment",
@@ -245,6 +245,11 @@ class SeparationOfDuties:
     @classmethod
     def default(cls) -> SeparationOfDuties:
         return cls.parse(cls.DEFAULT)
+
+    def pairs(self) -> list[list[str]]:
+        """Every forbidden pair, each as ``conflicts`` names it, sorted: the form two services
+        compare (identity publishes it at ``GET /separation-of-duties``)."""
+        return sorted([a.value, b.value] for a, b in map(_sorted_pair, self.forbidden))
 
     def conflicts(
         self, roles: Collection[Role], adding: Collection[Role] | None = None

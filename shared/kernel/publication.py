@@ -74,12 +74,15 @@ class Publication:
         events: Mapping[type[Aggregate.Event], Mapped],
         occurred_at: Callable[[Any], datetime] = lambda event: event.timestamp,
         record_type_of: Callable[[Any], str] | None = None,
+        denials: tuple[type[EventData], ...] = (AccessDeniedV1,),
     ) -> None:
         """``records``: each record class of the service and its published ``record_type``;
         ``events``: each event class to its contract and a function giving the contract's
         own fields; ``occurred_at``: the clinical time of an event (default: recorded);
         ``record_type_of``: the record type of an event whose class several of the
-        records store (signatures), required only then."""
+        records store (signatures), required only then; ``denials``: the contracts its
+        denials are published as (``AccessDenied.v2`` only where a denial names the account
+        a refused change was for: identity)."""
         self.service = service
         self.records = dict(records)
         self.occurred_at = occurred_at
@@ -88,6 +91,7 @@ class Publication:
             for cls in stored_event_classes(record):
                 self._record_types.setdefault(cls, set()).add(record_type)
         self._record_type_of = record_type_of
+        self._denials = frozenset(denials)
         self._mapped: dict[type, Mapped] = {**events}
         if any(issubclass(record, SubjectRecord) for record in self.records):
             self._mapped.setdefault(SubjectRecord.RecordSigned, (RecordSignedV2, _no_fields))
@@ -106,7 +110,7 @@ class Publication:
     @property
     def contracts(self) -> list[type[EventData]]:
         """Every contract this service publishes, by event type."""
-        found = {contract for contract, _ in self._mapped.values()} | {AccessDeniedV1}
+        found = {contract for contract, _ in self._mapped.values()} | self._denials
         if SubjectRecord.RecordSigned in self._mapped:
             found.add(RecordSignedV1)  # records signed before scheme v2 publish as they did
         return sorted(found, key=lambda contract: contract.event_type)
@@ -116,7 +120,10 @@ class Publication:
         cls = type(event)
         try:
             if cls is _DENIED:
-                return access_denied_contract(event, self.service, self.event_id(event))
+                denied = access_denied_contract(event, self.service, self.event_id(event))
+                if type(denied) not in self._denials:  # a defect: it would be unannounced
+                    raise TypeError(f"{self.service} does not publish {denied.event_type}")
+                return denied
             contract, fields = self._mapped[cls]
             common = self._common(event)
             if cls is SubjectRecord.RecordSigned:

@@ -98,13 +98,14 @@ class Act:
         """The caller's verified signing assertion for this step; a refusal is recorded."""
         return self.authorisation.signature(self.caller, assertion, meaning, purpose)
 
-    def record_refusal(self, reason_code: str) -> None:
+    def record_refusal(self, reason_code: str, target_user_id: str | None = None) -> None:
         """Record that the command was refused for ``reason_code`` after the role check
-        passed (an ``AccessDenied`` event, as for a refused role; blocking)."""
+        passed (an ``AccessDenied`` event, as for a refused role; blocking), naming the
+        account it would have changed, ``target_user_id``, if any."""
         caller = self.caller
         self.authorisation.record_denial(
             Denial.of(caller.principal, self.command, reason_code, caller.correlation_id,
-                      caller.client_id)
+                      caller.client_id, target_user_id=target_user_id)
         )  # fmt: skip
 
 

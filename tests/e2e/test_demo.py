@@ -348,6 +348,10 @@ async def account_events(stack: Stack, admin: dict[str, str], inv: dict[str, str
     await expect(stack.identity, f"{users}/roles", {"role": "sub_investigator"}, admin)
     await expect(stack.identity, f"{users}/role-revocations",
                  {"role": "sub_investigator", "reason": "covered one week"}, admin)  # fmt: skip
+    # separation of duties: a coordinator may not also administer (AccessDenied.v2)
+    refused = await stack.identity.post(f"{users}/roles", json={"role": "administrator"},
+                                        headers=admin)  # fmt: skip
+    assert (refused.status_code, refused.json()["code"]) == (403, "incompatible_roles")
     for _ in range(5):  # the fifth locks the account
         wrong = {"user_id": "extra.coord", "password": "not the passphrase"}
         assert (await stack.identity.post("/login", json=wrong)).status_code in (401, 423)

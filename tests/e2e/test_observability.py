@@ -49,11 +49,14 @@ async def test_every_service_is_ready_and_exposes_its_metrics(stack: Stack) -> N
         ready = await process.client.get("/ready")
         assert ready.status_code == 200, f"{name}: {ready.text}"
         worker = "ingest" if name == "projections" else "relay"
+        # projections also judges accounts by identity's role pairs (separation of duties)
+        duties = {"separation_of_duties": "ok"} if name == "projections" else {}
         assert ready.json()["checks"] == {
             "database": "ok",
             "kafka": "ok",
             worker: "ok",
             "revocations": "ok",
+            **duties,
         }
         text = (await process.client.get("/metrics")).text
         assert sample(

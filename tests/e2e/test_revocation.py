@@ -1,11 +1,12 @@
 """End to end: access withdrawn by the identity authority ends within seconds in every
 service (21 CFR 11.10(d), 11.300), not when the token expires.
 
-For each of lockout, deactivation, role revocation and logout: a token is accepted by the
-identity, enrollment and projections services; the withdrawal happens; then, polled for at
-most ``WITHIN`` seconds (a bound, not a measurement: ``bench/revocation.py`` measures), each
-service answers the same token 401 ``token_revoked``. Where access can be given back
-(unlock, a role granted again), a token issued afterwards is accepted again.
+For each of lockout, deactivation, password change, role revocation and logout: a token is
+accepted by the identity, enrollment and projections services; the withdrawal happens; then,
+polled for at most ``WITHIN`` seconds (a bound, not a measurement: ``bench/revocation.py``
+measures), each service answers the same token 401 ``token_revoked``. Where access can be given back
+(unlock, a role granted again, a login with the new password), a token issued afterwards is
+accepted again.
 """
 
 from __future__ import annotations
@@ -109,6 +110,31 @@ async def test_a_deactivated_account_s_token_is_refused(stack: Stack) -> None:
     await as_admin(stack, "/users/rev.leaver/deactivation", {"reason": "left the study"})
     bodies = await refused_everywhere(stack, "rev.leaver", token)
     assert {b["details"]["withdrawn_by"] for b in bodies} == {"UserDeactivated.v1"}
+
+
+@pytest.mark.part11("11.10(d)", "11.300(c)")
+async def test_a_password_change_refuses_every_earlier_token_and_a_new_login_works(
+    stack: Stack,
+) -> None:
+    """The person changes a password that leaked: every session opened before the change,
+    theirs and whoever else's, ends in every service; a login with the new password works."""
+    token = await stack.member("rev.leaked", PASSWORD, "auditor")
+    other = await stack.log_in("rev.leaked", PASSWORD)  # e.g. whoever learnt the password
+    await accepted(stack, "rev.leaked", token)
+    new_password = "a brand new passphrase 2"
+    change = {"user_id": "rev.leaked", "current_password": PASSWORD, "new_password": new_password}
+    answer = await stack.identity.post("/password", json=change)
+    assert answer.status_code == 200, answer.text
+    for earlier in (token, other):
+        bodies = await refused_everywhere(stack, "rev.leaked", earlier)
+        assert {b["details"]["withdrawn_by"] for b in bodies} == {"PasswordChanged.v1"}
+    # the old password no longer logs in; the new one does, and its token is accepted
+    old = await stack.identity.post("/login", json={"user_id": "rev.leaked", "password": PASSWORD})
+    assert old.status_code == 401, old.text
+    await accepted(stack, "rev.leaked", await stack.log_in("rev.leaked", new_password))
+    # the auditor's command line reads the projections service's view too
+    refused = await cli(stack, token["Authorization"].removeprefix("Bearer "), "trail")
+    assert refused.returncode == 2 and "withdrawn (PasswordChanged.v1)" in refused.stderr, refused
 
 
 @pytest.mark.part11("11.10(d)", "11.300(c)")

@@ -26,13 +26,16 @@ IDS = [f"{a}+{b}" for a, b in PAIRS]
 DUTIES = SeparationOfDuties.default()
 
 
-def denials(application: IdentityApplication) -> list[tuple[str, str, str]]:
+def denials(application: IdentityApplication) -> list[tuple[str, str, str, str | None]]:
+    """Each recorded denial: who, the command, why, and the account it was for."""
     found = []
     for notification in application.recorder.select_notifications(start=1, limit=1000):
         event = application.mapper.to_domain_event(notification)
         denial: Denial | None = getattr(event, "denial", None)
         if isinstance(event, AccessDenial.AccessDenied) and denial is not None:
-            found.append((denial.user_id, denial.command, denial.reason_code))
+            found.append(
+                (denial.user_id, denial.command, denial.reason_code, denial.target_user_id)
+            )
     return found
 
 
@@ -44,7 +47,9 @@ async def test_creating_a_user_with_two_roles_follows_the_setting(
 
     if DUTIES.conflicts({a, b}):
         assert (response.status_code, response.json()["code"]) == (403, "incompatible_roles")
-        assert denials(application) == [("admin", "identity.create_user", "incompatible_roles")]
+        assert denials(application) == [
+            ("admin", "identity.create_user", "incompatible_roles", "two.hats")
+        ]
         assert (await log_in(client, "two.hats", PASSWORD)).status_code == 401  # not made
     else:
         assert response.status_code == 201, response.text
@@ -63,7 +68,9 @@ async def test_granting_a_second_role_follows_the_setting(
     if DUTIES.conflicts({a, b}):
         assert (response.status_code, response.json()["code"]) == (403, "incompatible_roles")
         assert response.json()["details"]["conflicts"] == [list(DUTIES.conflicts({a, b})[0])]
-        assert denials(application) == [("admin", "identity.grant_role", "incompatible_roles")]
+        assert denials(application) == [
+            ("admin", "identity.grant_role", "incompatible_roles", "one.hat")
+        ]
         assert application.get_user("one.hat").roles == {a}
     else:
         assert response.status_code == 200, response.text
@@ -93,7 +100,7 @@ async def test_no_one_changes_their_own_roles_or_status(
     response = await client.post(f"/users/admin/{path}", json=body, headers=admin)
 
     assert (response.status_code, response.json()["code"]) == (403, "own_account")
-    assert denials(application) == [("admin", f"identity.{command}", "own_account")]
+    assert denials(application) == [("admin", f"identity.{command}", "own_account", "admin")]
     assert application.get_user("admin").roles == {Role.ADMINISTRATOR}
     assert application.get_user("admin").active
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from shared.contracts.security import AccessDeniedV2
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Role
@@ -46,10 +47,14 @@ async def test_every_pair_of_roles_is_created_or_refused_by_the_setting(stack: S
     records = await read_topic(settings.kafka_bootstrap, settings.topic,
                                expected=created + len(refused))  # fmt: skip
     events = [CloudEvent.from_kafka_value(r.value) for r in records]
-    denied = [e.data for e in events if e.type == "AccessDenied.v1"]
-    assert [(d["actor"]["user_id"], d["command"], d["reason_code"]) for d in denied] == [
-        (ADMIN, "identity.create_user", "incompatible_roles")
-    ] * len(refused)
+    # published as AccessDenied.v2: it names the account the refused change was for
+    denied = [e.data for e in events if e.type == "AccessDenied.v2"]
+    for data in denied:
+        AccessDeniedV2.model_validate(data)
+    assert sorted(
+        (d["actor"]["user_id"], d["command"], d["reason_code"], d["target_user_id"]) for d in denied
+    ) == sorted((ADMIN, "identity.create_user", "incompatible_roles", f"pair.{n}") for n in refused)
+    assert not [e for e in events if e.type == "AccessDenied.v1"]
     assert len(refused) == len(DUTIES.forbidden)
 
 
@@ -106,11 +111,14 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
         ("UserCreated.v1", None, None),
         ("RoleGranted.v1", "sub_investigator", "delegation log 7"),
         ("RoleRevoked.v1", "study_coordinator", "promoted"),
+        ("AccessDenied.v2", None, None),  # the refused grant names the account it was for
         ("UserDeactivated.v1", None, "left the site"),
     ]
     assert {c["actor"]["user_id"] for c in account} == {ADMIN}
     assert {c["actor"]["role"] for c in account} == {"administrator"}
-    assert all(c["recorded_at"] and not c["refused"] for c in account)
+    assert [c["refused"] for c in account] == [False, False, False, True, False]
+    assert all(c["recorded_at"] for c in account)
+    assert account[3]["change"]["target_user_id"] == "coord.li"
 
     async def refusals_reviewed() -> bool:
         return len([c for c in (await review(ADMIN))["changes"] if c["refused"]]) == 2
@@ -119,9 +127,11 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
     refused = [c for c in (await review(ADMIN))["changes"] if c["refused"]]
     # each denial is a record of its own (a partition of its own): in ledger order, not
     # necessarily in the order they were made
-    assert {(c["change"]["command"], c["change"]["reason_code"]) for c in refused} == {
-        ("identity.grant_role", "incompatible_roles"),
-        ("identity.deactivate_user", "own_account"),
+    assert {
+        (c["change"]["command"], c["change"]["reason_code"], c["user_id"]) for c in refused
+    } == {
+        ("identity.grant_role", "incompatible_roles", "coord.li"),
+        ("identity.deactivate_user", "own_account", ADMIN),
     }
     token = auditor["Authorization"].split()[1]
     by_cli = await cli(stack, token, "accounts", "--user", "coord.li")
@@ -131,3 +141,15 @@ async def test_the_account_review_shows_who_changed_what_when_and_why(stack: Sta
     assert everyone.json()["incompatible_roles"] == []
     investigator = await stack.member("inv.lin", PASSWORD, "investigator")
     assert (await stack.projections.get("/account-review", headers=investigator)).status_code == 403
+
+
+async def test_projections_is_ready_with_the_same_pairs_as_identity(stack: Stack) -> None:
+    """Both run with ``TL_INCOMPATIBLE_ROLES`` unset: projections asks identity for its pairs
+    (``GET /separation-of-duties``) and finds its own."""
+    published = await stack.identity.get("/separation-of-duties")
+    assert published.status_code == 200, published.text
+    assert published.json()["incompatible_roles"] == DUTIES.pairs()
+
+    ready = await stack.projections.get("/ready")
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"]["separation_of_duties"] == "ok", ready.text

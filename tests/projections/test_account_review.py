@@ -81,3 +81,28 @@ def test_one_account_s_review_holds_its_changes_and_those_it_made() -> None:
 
     assert [c["position"] for c in found["changes"]] == [2, 3, 4]
     assert found["incompatible_roles"] == []
+
+
+def test_a_refused_change_of_another_account_is_listed_under_that_account() -> None:
+    """``AccessDenied.v2`` names the account; a ``.v1`` refusal names only the administrator."""
+    history = [
+        *HISTORY,
+        identity_event(
+            "AccessDenied.v2",
+            command="identity.grant_role",
+            reason_code="incompatible_roles",
+            target_user_id="lin.wei",
+        ),
+    ]
+    found = review(enumerate(history, 1), SeparationOfDuties.default(), user_id="lin.wei")
+
+    assert [c["position"] for c in found["changes"]] == [2, 3, 4, 8]
+    refused = found["changes"][3]
+    assert (refused["user_id"], refused["refused"], refused["actor"]["user_id"]) == (
+        "lin.wei",
+        True,
+        "ada.admin",
+    )
+    assert refused["change"]["target_user_id"] == "lin.wei"
+    by_admin = review(enumerate(history, 1), SeparationOfDuties.default(), user_id="ada.admin")
+    assert [c["position"] for c in by_admin["changes"] if c["refused"]] == [6, 8]

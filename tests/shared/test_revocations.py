@@ -37,11 +37,12 @@ def token(
     return Principal(user_id, user_id.title(), "ZJU-1", frozenset(roles), session, issued)
 
 
-def test_only_lockout_deactivation_role_revocation_and_logout_withdraw_access() -> None:
+def test_only_lockout_deactivation_password_change_role_revocation_and_logout_withdraw() -> None:
     assert withdrawal(identity_event("AccountLocked.v1", user_id="u", failed_attempts=5)) == (
         "account:u"
     )
     assert withdrawal(identity_event("UserDeactivated.v1", user_id="u")) == "account:u"
+    assert withdrawal(identity_event("PasswordChanged.v1", user_id="u")) == "account:u"
     assert withdrawal(identity_event("RoleRevoked.v1", user_id="u", role="monitor")) == (
         "role:u:monitor"
     )
@@ -92,6 +93,7 @@ async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
         identity_event("UserDeactivated.v1", user_id="gone", reason="left"),
         identity_event("RoleRevoked.v1", user_id="demoted", role="monitor", reason="rotated"),
         identity_event("LoggedOut.v1", user_id="out", session_id="s-out"),
+        identity_event("PasswordChanged.v1", user_id="changed"),
         b"not a cloudevent",  # a dead letter: the feed goes on, and is still caught up
         identity_event("RoleRevoked.v1", user_id="demoted"),  # no role: a dead letter too
     )
@@ -118,6 +120,11 @@ async def test_each_withdrawal_refuses_the_tokens_it_names_from_then_on(
             # logout: the session's tokens, whenever issued; not the account's others
             (token("out", session="s-out", issued=T0 + SECOND), "token_revoked"),
             (token("out", session="s-other"), "ok"),
+            # password change: every token of the account issued at or before the change,
+            # whatever its session or roles; a login with the new password is issued after
+            (token("changed", Role.INVESTIGATOR, session="s-a"), "token_revoked"),
+            (token("changed", session="s-b", issued=T0), "token_revoked"),
+            (token("changed", Role.INVESTIGATOR, issued=T0 + MICRO), "ok"),
             (token("someone-else", Role.INVESTIGATOR), "ok"),
             (token("locked", issued=None), "token_revoked"),  # no iat: refused
         ]
