@@ -290,7 +290,7 @@ def decide_eligibility(
 @router.command("/subjects/{subject_id}/enrollment", "enrol", tags=["subjects"])
 # The path as first published, kept so that clients written against it keep working;
 # the project spells the word "enrollment" everywhere else (tests/docs/test_spelling.py).
-@router.command("/subjects/{subject_id}/enrollment", "enrol", tags=["subjects"], deprecated=True)
+@router.command("/subjects/{subject_id}/enrolment", "enrol", tags=["subjects"], deprecated=True)
 async def enrol(
     subject_id: str, body: Enrol, act: CommandAct, application: Enrollment, cohort: Cohort
 ) -> SubjectOut:
