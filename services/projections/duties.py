@@ -10,7 +10,9 @@ those identity publishes (``GET /separation-of-duties``, no token), each time it
 - ``ok``: the same pairs;
 - ``mismatch ...``: identity forbids other pairs, named: not ready until one of the two
   settings is changed and its service restarted;
-- ``unconfirmed ...``: identity has not answered since this process started. Once it has
+- ``ok, unconfirmed ...``: identity has not answered since this process started; ready
+  (the ledger serves auditors while identity is down, e.g. a projections container started
+  alone), with the note in ``/ready`` and a warning in the log. Once it has
   answered, an identity that stops answering keeps the last comparison (settings change only
   with a restart, and the next answer compares again), so an identity outage does not take
   the auditors' ledger out of service.
@@ -54,8 +56,9 @@ class DutiesCheck:
             if self._last is not None:
                 return {CHECK: self._last}
             why = f"{type(error).__name__}: {error}"[:200]
-            return {CHECK: f"unconfirmed: identity at {self.identity_url} did not give its "
-                           f"pairs ({why})"}  # fmt: skip
+            log.warning("separation of duties not yet compared with identity's: %s", why)
+            return {CHECK: f"ok, unconfirmed: identity at {self.identity_url} did not give "
+                           f"its pairs ({why})"}  # fmt: skip
         self._last = compare(self.duties.pairs(), theirs)
         if self._last != "ok":
             log.warning("separation of duties differs from identity's: %s", self._last)

@@ -69,7 +69,7 @@ async def test_an_identity_that_never_answered_leaves_it_unconfirmed_then_the_la
     away = f"http://127.0.0.1:{free_port()}"
     check = DutiesCheck(SeparationOfDuties.default(), away, timeout=0.5)
 
-    assert (await check.problems())[CHECK].startswith(f"unconfirmed: identity at {away}")
+    assert (await check.problems())[CHECK].startswith(f"ok, unconfirmed: identity at {away}")
 
     check.http = identity  # identity answers: a mismatch
     mismatch = (await check.problems())[CHECK]
