@@ -16,7 +16,7 @@ screening, so the exact comparison can be done again from the record.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
@@ -85,15 +85,11 @@ class Criterion:
     units: tuple[Unit, ...] = ()
     categories: frozenset[str] = field(default_factory=frozenset)
 
+    description: str = ""  # the definition's ``describe()``, set by ``criterion_of``
+
     def describe(self) -> str:
-        """The requirement as a person reads it, e.g. ``>= 30 10^9/L``."""
-        if isinstance(self.threshold, frozenset):
-            return f"{self.requirement} {', '.join(sorted(self.threshold))}"
-        if self.requirement is Requirement.WASHED_OUT:
-            return f"no systemic dose in the {self.threshold} days before screening"
-        unit = f" {self.unit}" if self.unit else ""
-        threshold = str(self.threshold).lower()
-        return f"{self.requirement} {threshold}{unit}"
+        """The requirement as a person reads it, e.g. ``>= 30 10^9/L`` (``shared.study``)."""
+        return self.description
 
 
 @dataclass(frozen=True)
@@ -135,7 +131,11 @@ class EligibilityAssessment:
 
 def criterion_of(row: CriterionDefinition) -> Criterion:
     """A criterion of the study's definition as this module evaluates it, its decimals
-    exactly as written in the file."""
+    exactly as written in the file, described as the definition describes it."""
+    return replace(_evaluated(row), description=row.describe())
+
+
+def _evaluated(row: CriterionDefinition) -> Criterion:
     match row:
         case FlagCriterion():
             return Criterion(

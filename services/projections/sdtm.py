@@ -18,7 +18,6 @@ from decimal import Decimal
 from typing import Any
 
 from services.projections.recorded import Recorded
-from services.projections.trial_design import TRIAL
 from shared import clinical
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
@@ -57,8 +56,12 @@ from shared.study import Criterion, study_definition
 
 SDTMIG_VERSION = "3.4"
 SDTM_VERSION = "2.0"  # the SDTM model version SDTMIG 3.4 implements
-STUDYID = TRIAL.study_id
-COUNTRY = TRIAL.country  # the trial's one site is in Hangzhou, China (docs/exports.md)
+# The study's facts (its definition file: title, sponsor, dose levels, criteria, and the
+# registration's CDISC terms that TS states; docs/studies.md).
+STUDY = study_definition()
+REGISTRATION = STUDY.registration
+STUDYID = STUDY.study_id
+COUNTRY = REGISTRATION.countries[0]  # the trial's one site is in Hangzhou, China (docs/exports.md)
 Value = str | float | None
 Row = dict[str, Value]
 
@@ -225,7 +228,7 @@ AE_QUALIFIERS = {
     "AERELLD": "Causality to Lymphodepletion",
 }
 LEDGER_QUALIFIER = ("LEDGPOS", "Ledger Positions of the Record")
-CAR_T = TRIAL.treatment
+CAR_T = REGISTRATION.treatment
 # ValueCorrected.v1's field -> the DM variable it corrects (a consent's signing day).
 DM_CORRECTIONS = {"consent.signed_on": "RFICDTC"}
 # The ledger's outcome words -> CDISC CT OUT (C66768); any other is kept, upper case.
@@ -440,7 +443,7 @@ def _ex_rows(event: Recorded) -> list[Row]:
     if event.type == CarTInfusedV1.event_type:
         return [{"EXTRT": CAR_T, "EXCAT": "CAR-T INFUSION",
                  "EXDOSE": float(Decimal(str(data["cells_per_kg_millions"]))),
-                 "EXDOSU": TRIAL.dose_unit, "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
+                 "EXDOSU": STUDY.dosing.unit, "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
                  "EXSTDTC": dtc(data["started_at"]), "EXENDTC": dtc(data["ended_at"])}]  # fmt: skip
     if event.type == LymphodepletionAdministeredV1.event_type:
         return [{"EXTRT": str(agent["agent"]).upper(), "EXCAT": "LYMPHODEPLETION",
@@ -675,7 +678,6 @@ def _text(value: Any) -> str | None:
 
 # --- IE and TI: the eligibility criteria -------------------------------------------------
 
-STUDY = study_definition()
 CRITERIA = {c.code: c for c in STUDY.eligibility.criteria}
 # A criterion a decision names that the study's definition does not (never so far).
 UNMAPPED = "UNMAPPED"
@@ -715,18 +717,9 @@ def _ie_row(subject: str, sequence: int, code: str, event: Recorded) -> Row:
 
 
 def criterion_rule(criterion: Criterion) -> str:
-    """The criterion as its evaluation reads it (TIRL): met when ``<code> <requirement>
-    <threshold> [unit]``, e.g. ``platelets >= 30 10^9/L``."""
-    threshold = criterion.threshold
-    if isinstance(threshold, list):
-        limit = ", ".join(threshold)
-    elif isinstance(threshold, bool):
-        limit = "present" if threshold else "absent"
-    else:
-        limit = str(threshold)
-    unit = getattr(criterion, "unit", None) or ("days" if criterion.kind == "last_dose_date"
-                                                  else None)  # fmt: skip
-    return " ".join(part for part in (criterion.code, criterion.requirement, limit, unit) if part)
+    """The criterion as its evaluation reads it (TIRL): met when ``<code> <requirement>``,
+    the requirement as each decision stores it, e.g. ``platelets >= 30 10^9/L``."""
+    return f"{criterion.code} {criterion.describe()}"
 
 
 def trial_inclusion_exclusion() -> Dataset:
@@ -757,7 +750,7 @@ DLT_WINDOW_END = (
     f"(the infusion's date is day {_DAYS.infusion_day})"
 )
 FOLLOW_UP = ("FU", "Follow-up", DLT_WINDOW_END,
-             f"{TRIAL.follow_up_years} years after the infusion, or death or withdrawal",
+             f"{REGISTRATION.follow_up_years} years after the infusion, or death or withdrawal",
              "FOLLOW-UP")  # fmt: skip
 
 
@@ -773,7 +766,7 @@ def _arm_elements(level: int, dose: float) -> list[tuple[str, str, str, str, str
 
 
 def _levels() -> list[tuple[int, float]]:
-    return list(zip(TRIAL.dose_levels, TRIAL.dose_per_level, strict=True))
+    return [(level, float(STUDY.dose(level))) for level in STUDY.dose_levels]
 
 
 def trial_arms() -> Dataset:
@@ -852,38 +845,42 @@ class _Summary:
 
 
 def trial_summary(entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> Dataset:
-    """The trial's summary parameters: the study facts (``trial_design``), and what the
+    """The trial's summary parameters: the study's definition, and what the
     ledger knows as of its last entry read: the subjects enrolled, the first consent,
     the cut. The study has no end in the ledger: SENDTC is "not yet available"."""
     ts = _Summary()
-    ts.add("TITLE", TRIAL.title)
-    ts.add("REGID", TRIAL.study_id, ref=TRIAL.registry, value_code=TRIAL.study_id)
-    ts.add("SPONSOR", TRIAL.sponsor)
-    ts.add("STYPE", TRIAL.study_type, ref=CDISC_CT)
-    for trial_type in TRIAL.trial_types:
+    ts.add("TITLE", STUDY.title)
+    ts.add("REGID", STUDY.study_id, ref=REGISTRATION.registry, value_code=STUDY.study_id)
+    ts.add("SPONSOR", STUDY.sponsor)
+    ts.add("STYPE", REGISTRATION.study_type, ref=CDISC_CT)
+    for trial_type in REGISTRATION.trial_types:
         ts.add("TTYPE", trial_type, ref=CDISC_CT)
-    ts.add("TPHASE", TRIAL.phase, ref=CDISC_CT)
-    ts.add("INTMODEL", TRIAL.intervention_model, ref=CDISC_CT)
-    ts.add("TBLIND", TRIAL.blinding, ref=CDISC_CT)
-    ts.add("RANDOM", _yn(TRIAL.randomised), ref=CDISC_CT)
-    ts.add("TCNTRL", TRIAL.control, ref=CDISC_CT)
-    ts.add("ADDON", None if TRIAL.added_on is None else _yn(TRIAL.added_on), ref=CDISC_CT)
-    ts.add("HLTSUBJI", _yn(TRIAL.healthy_subjects), ref=CDISC_CT)
-    ts.add("INDIC", TRIAL.indication, ref="SNOMED", value_code=TRIAL.indication_snomed)
-    ts.add("TINDTP", TRIAL.intent, ref=CDISC_CT)
-    ts.add("TRT", TRIAL.treatment)
+    ts.add("TPHASE", STUDY.phase, ref=CDISC_CT)
+    ts.add("INTMODEL", REGISTRATION.intervention_model, ref=CDISC_CT)
+    ts.add("TBLIND", REGISTRATION.blinding, ref=CDISC_CT)
+    ts.add("RANDOM", _yn(REGISTRATION.randomised), ref=CDISC_CT)
+    ts.add("TCNTRL", REGISTRATION.control, ref=CDISC_CT)
+    ts.add(
+        "ADDON", None if REGISTRATION.added_on is None else _yn(REGISTRATION.added_on), ref=CDISC_CT
+    )
+    ts.add("HLTSUBJI", _yn(REGISTRATION.healthy_subjects), ref=CDISC_CT)
+    ts.add(
+        "INDIC", REGISTRATION.indication, ref="SNOMED", value_code=REGISTRATION.indication_snomed
+    )
+    ts.add("TINDTP", REGISTRATION.intent, ref=CDISC_CT)
+    ts.add("TRT", REGISTRATION.treatment)
     ts.add("PCLAS", None)  # no MED-RT class for a CD19/BCMA CAR-T product (docs/exports.md)
     for level, dose in _levels():
         ts.add("DOSE", f"{dose:g}", group=planned_arm(level)[0])
-    ts.add("DOSU", TRIAL.dose_unit)
+    ts.add("DOSU", STUDY.dosing.unit)
     ts.add("DOSFRQ", "ONCE", ref=CDISC_CT)
-    ts.add("ROUTE", TRIAL.route, ref=CDISC_CT)
-    ts.add("AGEMIN", TRIAL.minimum_age, ref=ISO_8601_REF)
-    ts.add("AGEMAX", TRIAL.maximum_age, ref=ISO_8601_REF)
-    ts.add("SEXPOP", TRIAL.sex_population, ref=CDISC_CT)
-    ts.add("PLANSUB", str(TRIAL.planned_subjects))
-    ts.add("NARMS", str(len(TRIAL.dose_levels)))
-    ts.add("FCNTRY", TRIAL.country, ref="ISO 3166-1 Alpha-3")
+    ts.add("ROUTE", REGISTRATION.route, ref=CDISC_CT)
+    ts.add("AGEMIN", REGISTRATION.minimum_age, ref=ISO_8601_REF)
+    ts.add("AGEMAX", REGISTRATION.maximum_age, ref=ISO_8601_REF)
+    ts.add("SEXPOP", REGISTRATION.sex_population, ref=CDISC_CT)
+    ts.add("PLANSUB", str(STUDY.planned_enrollment))
+    ts.add("NARMS", str(len(STUDY.dose_levels)))
+    ts.add("FCNTRY", COUNTRY, ref="ISO 3166-1 Alpha-3")
     ts.add("SDTIGVER", SDTMIG_VERSION)
     ts.add("SDTMVER", SDTM_VERSION)
     _ledger_parameters(ts, entries, dm)

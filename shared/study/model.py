@@ -66,6 +66,8 @@ class _Criterion(_Frozen):
     test_code: TestCode = Field(description="its short name in SDTM IE and TI (IETESTCD)")
     text: Annotated[str, StringConstraints(min_length=1, max_length=300)]
     inclusion: bool = Field(description="true: an inclusion criterion; false: an exclusion")
+    # Each kind's ``describe()``: the requirement as a person reads it, e.g. ``>= 30
+    # 10^9/L``: what every decision stores with the criterion's result, and SDTM TI's rule.
 
 
 class FlagCriterion(_Criterion):
@@ -75,6 +77,9 @@ class FlagCriterion(_Criterion):
     kind: Literal["flag"]
     requirement: Literal["is"]
     threshold: bool
+
+    def describe(self) -> str:
+        return f"is {str(self.threshold).lower()}"
 
     @model_validator(mode="after")
     def _inclusion_present(self) -> FlagCriterion:
@@ -96,6 +101,9 @@ class CategoryCriterion(_Criterion):
     threshold: Annotated[list[Code], Field(min_length=1)]
     categories: Annotated[list[Code], Field(min_length=1)]
 
+    def describe(self) -> str:
+        return f"one of {', '.join(sorted(self.threshold))}"
+
     @model_validator(mode="after")
     def _known(self) -> CategoryCriterion:
         if len(set(self.categories)) != len(self.categories):
@@ -114,12 +122,18 @@ class WashoutCriterion(_Criterion):
     requirement: Literal["washed out"]
     threshold: Annotated[int, Field(ge=1, le=3650, description="days")]
 
+    def describe(self) -> str:
+        return f"no systemic dose in the {self.threshold} days before screening"
+
 
 class _Measured(_Criterion):
     requirement: Literal[">=", ">", "<="]
     threshold: DecimalText
     unit: Annotated[str, StringConstraints(min_length=1, max_length=32)]
     units: Annotated[list[UnitDefinition], Field(min_length=1)]
+
+    def describe(self) -> str:
+        return f"{self.requirement} {self.threshold} {self.unit}"
 
     @model_validator(mode="after")
     def _units_distinct(self) -> _Measured:

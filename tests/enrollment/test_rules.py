@@ -243,3 +243,24 @@ def test_screen_failure_names_every_failed_criterion() -> None:
         "platelets",
         "hiv_infection",
     )
+
+
+# The requirement text each decision stores with a criterion's result (and SDTM TI's rule):
+# recorded in events, so the definition's describe() must keep giving exactly these.
+STORED_REQUIREMENTS = {
+    "cd19_bcma_positive": "is true", "refractory_disease": "is true",
+    "estimated_survival": "> 12 weeks", "pregnancy_test": "one of negative, not_applicable",
+    "contraception_agreed": "is true", "platelets": ">= 30 10^9/L",
+    "lymphocytes_absolute": ">= 1.0 10^9/L", "cns_history": "is false",
+    "heart_disease_or_prolonged_qt": "is false", "pregnant_or_lactating": "is false",
+    "severe_active_infection": "is false", "active_hepatitis_b_or_c": "is false",
+    "hiv_infection": "is false",
+    "systemic_steroids": "no systemic dose in the 14 days before screening",
+    "creatinine": "<= 2.5 mg/dL", "alt": "<= 3 x ULN", "ast": "<= 3 x ULN",
+    "bilirubin": "<= 2.0 mg/dL", "other_uncontrolled_disease": "is false",
+    "investigator_judged_risk": "is false",
+}  # fmt: skip
+
+
+def test_each_criterion_is_described_as_decisions_have_stored_it() -> None:
+    assert {c.code: c.describe() for c in CRITERIA} == STORED_REQUIREMENTS
