@@ -32,6 +32,7 @@ from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.publication import Publication, Unpublishable, event_id
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
+from shared.study import DEFAULT_STUDY_ID
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -229,16 +230,20 @@ class Outbox:
         try:
             data = self.publication.to_contract(event)
             compact = self.compact_from is not None and notification.id >= self.compact_from
-            envelope = CloudEvent.wrap(data, sequence=notification.id, compact=compact)
+            study = self.publication.study(event)
+            envelope = CloudEvent.wrap(data, notification.id, compact, study)
             value = envelope.to_kafka_value()
         except Unpublishable as error:
-            return Outgoing(**base, event_type=type(event).__qualname__, key=error.key,
+            return Outgoing(**base, event_type=type(event).__qualname__,
+                            key=self.publication.key(event, DEFAULT_STUDY_ID),
                             recorded_at=recorded_at, problem=error.reason)  # fmt: skip
         except Exception as error:  # the envelope refused the contract: a defect too
             return Outgoing(**base, event_type=type(event).__qualname__,
-                            key=self.publication.key(event), recorded_at=recorded_at,
+                            key=self.publication.key(event, DEFAULT_STUDY_ID),
+                            recorded_at=recorded_at,
                             problem=f"{type(error).__name__}: {error}"[:1000])  # fmt: skip
-        return Outgoing(**base, event_type=envelope.type, key=envelope.kafka_key().decode(),
+        key = envelope.kafka_key(DEFAULT_STUDY_ID).decode()
+        return Outgoing(**base, event_type=envelope.type, key=key,
                         recorded_at=recorded_at, value=value)  # fmt: skip
 
     def events(self, after: int, limit: int, payload: bool = True) -> list[Outgoing]:

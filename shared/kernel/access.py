@@ -45,6 +45,8 @@ class Denial:
     # the account a refused account change was for (identity); None for other denials,
     # and in denials stored before it was recorded
     target_user_id: str | None = None
+    # the study of the refused command (the token's); None in denials stored before
+    study_id: str | None = None
 
     @classmethod
     def of(
@@ -70,6 +72,7 @@ class Denial:
             correlation_id=correlation_id,
             client_id=client_id,
             target_user_id=target_user_id,
+            study_id=principal.study_id,
         )
 
 

@@ -3,7 +3,12 @@ envelope that carries it on Kafka.
 
 Mode: CloudEvents *structured* JSON (content type ``application/cloudevents+json``),
 so a record's value alone is the whole event and the ledger can keep it byte for
-byte. The Kafka key is the subject id.
+byte. The Kafka key is the subject id, prefixed with the study's id for every study but
+the deployment's first (``CloudEvent.kafka_key``).
+
+The study a record belongs to is the extension attribute ``studyid``, not part of
+``source``: ``sequence`` counts positions in one service's log, so ``source`` names the
+service; and ``data`` is a contract's payload, unchanged by where it is used.
 """
 
 from __future__ import annotations
@@ -92,12 +97,18 @@ class CloudEvent(Contract):
     datacontenttype: Literal["application/json"] = "application/json"
     # Set on every record of the compact form (below); absent from records published before.
     dataschema: str | None = Field(default=None, json_schema_extra={"format": "uri"})
+    # The study of the record (its protocol id); absent from records stored before studies
+    # were named, which belong to the deployment's first study.
+    studyid: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     data: dict[str, Any]
 
     @classmethod
-    def wrap(cls, data: EventData, sequence: int, compact: bool = False) -> CloudEvent:
+    def wrap(
+        cls, data: EventData, sequence: int, compact: bool = False, study_id: str | None = None
+    ) -> CloudEvent:
         """Envelope ``data``; ``sequence`` is the notification id in the service's log.
-        ``compact``: the form published from a store's cutover on (``to_kafka_value``)."""
+        ``compact``: the form published from a store's cutover on (``to_kafka_value``);
+        ``study_id``: the study the stored event recorded, if it recorded one."""
         return cls(
             id=data.event_id,
             source=f"/trial-ledger/{data.source.service}",
@@ -109,12 +120,17 @@ class CloudEvent(Contract):
             correlationid=data.correlation_id,
             causationid=data.causation_id,
             dataschema=schema_uri(data.event_type) if compact else None,
+            studyid=study_id,
             data=data.model_dump(mode="json"),
         )
 
-    def kafka_key(self) -> bytes:
-        """The subject id, so that a subject's events stay in order; else the record id."""
-        return (self.subject or str(self.data["record_id"])).encode()
+    def kafka_key(self, unprefixed_study: str | None = None) -> bytes:
+        """The subject id, so that a subject's events stay in order, else the record id;
+        prefixed ``<studyid>/`` unless the record names no study or ``unprefixed_study``, the
+        deployment's first study, whose records were keyed by the subject alone before
+        studies were named (a subject's records stay in one partition)."""
+        key = self.subject or str(self.data["record_id"])
+        return study_key(self.studyid, key, unprefixed_study)
 
     def to_kafka_value(self) -> bytes:
         """The record's value, in one of two forms, told apart by ``dataschema``:
@@ -128,12 +144,21 @@ class CloudEvent(Contract):
         ``GET /store/events``, which the ledger compares byte for byte; and a record read
         back with ``from_kafka_value`` renders its own bytes again, in either form."""
         optional = ("subject", "causationid") if self.dataschema else ()
-        unset = {name for name in (*optional, "dataschema") if getattr(self, name) is None}
+        always = ("dataschema", "studyid")  # absent from every record without them
+        unset = {name for name in (*optional, *always) if getattr(self, name) is None}
         return self.model_dump_json(exclude=unset or None).encode("utf-8")
 
     @classmethod
     def from_kafka_value(cls, value: bytes) -> CloudEvent:
         return cls.model_validate_json(value)
+
+
+def study_key(study_id: str | None, key: str, unprefixed_study: str | None) -> bytes:
+    """A record's Kafka key: ``key`` (a subject or record id), after ``<study_id>/`` for a
+    study other than ``unprefixed_study``."""
+    if study_id is None or study_id == unprefixed_study:
+        return key.encode()
+    return f"{study_id}/{key}".encode()
 
 
 SCHEMA_URN = "urn:trial-ledger:schema:"

@@ -48,6 +48,13 @@ class Forbidden(AuthError):
     code = "role_not_permitted"
 
 
+class StudyNotGranted(Forbidden):
+    """The command names a study the access token is not for: a token is good for one
+    study only (log in for the other study): HTTP 403."""
+
+    code = "study_not_granted"
+
+
 class SignatureRefused(AuthError):
     """A signing assertion does not fit this signature (another user, session or meaning)."""
 
@@ -74,6 +81,9 @@ class Principal:
     # when the identity authority issued the token (its ``iat``, to the microsecond): a
     # withdrawal of access recorded at or after it refuses the token
     issued_at: datetime | None = field(default=None, compare=False)
+    # the study the token is for (its ``study`` claim): a token is good for one study only;
+    # None in a token that names none, which is good for the deployment's first study alone
+    study_id: str | None = None
 
 
 @dataclass(frozen=True)

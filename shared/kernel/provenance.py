@@ -52,6 +52,9 @@ class Provenance:
     correlation_id: str
     causation_id: str | None = None
     client_id: str | None = None
+    # the study the change belongs to (the caller's token's); None in events stored before
+    # studies were named, and in changes of no study (the first administrator's account)
+    study_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from eventsourcing.domain import Aggregate, CommandMethodDecorator
 
 from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSignedV2
 from shared.kernel.access import AccessDenial, Denial, access_denied_contract, signature_contract
-from shared.kernel.envelope import ActorV1, EventData, SourceV1
+from shared.kernel.envelope import ActorV1, EventData, SourceV1, study_key
 from shared.kernel.provenance import Provenance
 from shared.kernel.records import SubjectRecord
 
@@ -136,12 +136,23 @@ class Publication:
                 self.key(event),
             ) from error
 
-    def key(self, event: Any) -> str:
+    def key(self, event: Any, unprefixed_study: str | None = None) -> str:
         """The Kafka key of a stored event: its subject, or for an event about no subject
-        (an account, a safety review, a denial outside any subject) its record id. The
-        same rule as ``CloudEvent.kafka_key``, computed without the contract, so that an
-        event that cannot be published is still held in its key's order."""
-        return _denied_subject(event) or _subject(event) or str(event.originator_id)
+        (an account, a safety review, a denial outside any subject) its record id, after its
+        study (``study_key``). The same rule as ``CloudEvent.kafka_key``, computed without
+        the contract, so that an event that cannot be published is still held in its key's
+        order."""
+        key = _denied_subject(event) or _subject(event) or str(event.originator_id)
+        return study_key(self.study(event), key, unprefixed_study).decode()
+
+    @staticmethod
+    def study(event: Any) -> str | None:
+        """The study a stored event recorded (its command's token's), None if none."""
+        denial: Denial | None = getattr(event, "denial", None) if type(event) is _DENIED else None
+        if denial is not None:
+            return denial.study_id
+        provenance: Provenance | None = getattr(event, "provenance", None)
+        return None if provenance is None else provenance.study_id
 
     @staticmethod
     def event_id(event: Any) -> UUID:

@@ -5,7 +5,8 @@ The identity authority issues both kinds of token, signed with its Ed25519 key
 the authority on each request.
 
 - An *access token* (15 minutes by default) names the user, their roles and their
-  login session.
+  login session, and the study it is for (``study``; a token without one is for the
+  deployment's first study, ``shared.study.DEFAULT_STUDY_ID``).
 - A *signing assertion* (2 minutes) says that the user re-authenticated for one
   electronic signature with a given meaning, in that session, for one purpose (the step
   and the record it signs, e.g. ``enrollment/consent/S-001``). Each step of a record is
@@ -31,6 +32,7 @@ from shared.kernel.principals import (
     new_session_id,
 )
 from shared.kernel.provenance import Meaning, Role
+from shared.study import DEFAULT_STUDY_ID
 
 ISSUER = "trial-ledger-identity"
 AUDIENCE = "trial-ledger"
@@ -70,6 +72,8 @@ class TokenIssuer:
             "roles": sorted(principal.roles),
             "sid": principal.session_id,
         }
+        if principal.study_id is not None:
+            claims["study"] = principal.study_id
         return self._issue(ACCESS, claims, now, self.access_ttl)
 
     def signing_assertion(self, assertion: SigningAssertion) -> tuple[str, datetime]:
@@ -114,8 +118,10 @@ class TokenVerifier:
         try:
             roles = frozenset(Role(role) for role in claims["roles"])
             issued = datetime.fromtimestamp(claims["iat"], tz=UTC)
+            # a token that names no study is good for the deployment's first study only
+            study = str(claims.get("study") or DEFAULT_STUDY_ID)
             return Principal(
-                claims["sub"], claims["name"], claims["site"], roles, claims["sid"], issued
+                claims["sub"], claims["name"], claims["site"], roles, claims["sid"], issued, study
             )
         except (KeyError, ValueError, TypeError):
             raise Unauthenticated("the access token lacks a required claim") from None

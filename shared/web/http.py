@@ -28,8 +28,10 @@ from shared.kernel import errors as refusals
 from shared.kernel.access import Denial
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.permissions import ServiceTable
+from shared.kernel.principals import StudyNotGranted
 from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.records import SignatureNotForThisRecord
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import (
     Forbidden,
     Meaning,
@@ -246,9 +248,15 @@ class Caller:
         """Who acts in this request, and the server time ``now``: what every change records."""
         p = self.principal
         actor = Actor(p.user_id, p.printed_name, self.role.value, p.site)
-        return Attribution(
-            Provenance(actor, self.correlation_id, self.causation_id, self.client_id), now
+        provenance = Provenance(
+            actor, self.correlation_id, self.causation_id, self.client_id, self.study_id
         )
+        return Attribution(provenance, now)
+
+    @property
+    def study_id(self) -> str:
+        """The study this request acts in: the one its token is for."""
+        return self.principal.study_id or DEFAULT_STUDY_ID
 
 
 RecordDenial = Callable[[Denial], None]
@@ -313,6 +321,19 @@ class Authorisation:
         client_id = request.headers.get("x-client-id")
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
+        named = request.path_params.get("study_id")
+        if named is not None and named != (principal.study_id or DEFAULT_STUDY_ID):
+            denial = Denial.of(
+                principal, command, StudyNotGranted.code, correlation_id, client_id,
+                request.path_params.get("subject_id"),
+            )  # fmt: skip
+            return denial, StudyNotGranted(
+                f"the access token of {principal.user_id} is for study "
+                f"{principal.study_id or DEFAULT_STUDY_ID}, not {named}",
+                command=command,
+                token_study_id=principal.study_id or DEFAULT_STUDY_ID,
+                study_id=named,
+            )
         if acting is None:
             denial = Denial.of(
                 principal, command, Forbidden.code, correlation_id, client_id,
