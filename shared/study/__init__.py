@@ -3,7 +3,8 @@ escalation design, calendar and windows, endpoints) read from a versioned, schem
 file (docs/studies.md).
 
 - ``study_definition(study_id)``: the packaged ``studies/<study_id>/definition.json``,
-  checked, read once; ``DEFAULT_STUDY_ID`` is the study the services run.
+  checked, read once; ``DEFAULT_STUDY_ID`` is the deployment's first study, and
+  ``served_studies()`` the studies it serves (``TL_STUDIES``).
 - ``load_definition(path)`` / ``parse_definition(text)``: any file or text, checked.
 - ``StudyDefinition.rule_version(rules, revision)``: the version a derived result records,
   ``<study>/def-<n>/<rules>/<revision>``.
@@ -12,11 +13,13 @@ file (docs/studies.md).
 
 from shared.study.loader import (
     DEFAULT_STUDY_ID,
+    STUDIES_SETTING,
     StudyDefinitionError,
     load_definition,
     parse_definition,
     schema,
     schema_text,
+    served_studies,
     study_definition,
 )
 from shared.study.model import (
@@ -41,6 +44,7 @@ from shared.study.model import (
 
 __all__ = [
     "DEFAULT_STUDY_ID",
+    "STUDIES_SETTING",
     "Calendar",
     "CategoryCriterion",
     "Criterion",
@@ -62,6 +66,7 @@ __all__ = [
     "parse_definition",
     "schema",
     "schema_text",
+    "served_studies",
     "study_definition",
     "unit_key",
 ]

@@ -9,6 +9,9 @@ cannot read its study does not start.
 from __future__ import annotations
 
 import json
+import os
+import re
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -17,8 +20,11 @@ from pydantic import ValidationError
 
 from shared.study.model import SCHEMA_VERSION, StudyDefinition
 
-# The study the services run until commands carry a study id (issue #21).
+# The deployment's first study: what a route without ``/studies/<id>`` and a token that
+# names no study are for, and the study of records stored before studies were named.
 DEFAULT_STUDY_ID = "NCT05030779"
+STUDIES_SETTING = "TL_STUDIES"
+_STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as CloudEvent.studyid
 DEFINITION_FILE = "definition.json"
 SCHEMA_FILE = "study-definition.schema.json"
 
@@ -59,6 +65,8 @@ def load_definition(path: Path) -> StudyDefinition:
 def study_definition(study_id: str = DEFAULT_STUDY_ID) -> StudyDefinition:
     """The packaged definition of ``study_id`` (``studies/<study_id>/definition.json``),
     read once per process."""
+    if not _STUDY_ID.match(study_id):  # never a path outside ``studies/``
+        raise StudyDefinitionError(f"{study_id!r} is not a study id")
     folder = resources.files("studies").joinpath(study_id)
     file = folder.joinpath(DEFINITION_FILE)
     if not file.is_file():
@@ -69,6 +77,21 @@ def study_definition(study_id: str = DEFAULT_STUDY_ID) -> StudyDefinition:
             f"studies/{study_id}/{DEFINITION_FILE} defines study {definition.study_id!r}"
         )
     return definition
+
+
+def served_studies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The studies this deployment serves: ``TL_STUDIES``, a comma-separated list of
+    packaged study ids (default: the first study alone), each definition read and checked
+    now, so that a service configured for a study it cannot read does not start."""
+    raw = (os.environ if env is None else env).get(STUDIES_SETTING, "") or DEFAULT_STUDY_ID
+    studies = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+    for study_id in studies:
+        if not _STUDY_ID.match(study_id):
+            raise StudyDefinitionError(f"{STUDIES_SETTING}: {study_id!r} is not a study id")
+        study_definition(study_id)
+    if not studies:
+        raise StudyDefinitionError(f"{STUDIES_SETTING} names no study")
+    return studies
 
 
 def schema() -> dict[str, object]:

@@ -321,8 +321,9 @@ class Authorisation:
         client_id = request.headers.get("x-client-id")
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
-        named = request.path_params.get("study_id")
-        if named is not None and named != (principal.study_id or DEFAULT_STUDY_ID):
+        # the study the path names (``/studies/<id>/...``), else the first study's route
+        named = request.path_params.get("study_id", DEFAULT_STUDY_ID)
+        if named != (principal.study_id or DEFAULT_STUDY_ID):
             denial = Denial.of(
                 principal, command, StudyNotGranted.code, correlation_id, client_id,
                 request.path_params.get("subject_id"),

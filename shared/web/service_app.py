@@ -11,18 +11,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Concatenate, Generic, Protocol, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Request
 
 from shared.adapters.outbox import Outbox
 from shared.clinical import FIRST_COHORT, CohortOpening
 from shared.kernel.access import Denial
+from shared.kernel.errors import NotFound
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
+from shared.study import served_studies
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
 from shared.web.http import (
     Authorisation,
@@ -183,13 +185,42 @@ class CommandRouter(APIRouter):
         app.state.clock = serving.clock
         for name, value in state.items():
             setattr(app.state, name, value)
+        app.state.studies = serving.studies
         app.include_router(self)
+        # every route again under /studies/<id>: a route without it is the first study's
+        app.include_router(self, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
         return app
 
     def _acting(self, command: str) -> Any:
         name = f"{self.table.service}.{command}"
         self.table.roles(name)
         return acting(name)
+
+
+STUDY_PREFIX = "/studies/{study_id}"
+StudyId = Annotated[
+    str,
+    Path(
+        description="the study's protocol id; the access token must be for it",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    ),
+]
+
+
+class StudyNotServed(NotFound):
+    """The path names a study this deployment does not serve (``TL_STUDIES``): HTTP 404."""
+
+    code = "study_not_served"
+
+
+async def served_study(request: Request, study_id: StudyId) -> str:
+    """The study the path names, if this deployment serves it."""
+    served: tuple[str, ...] = request.app.state.studies
+    if study_id not in served:
+        raise StudyNotServed(
+            f"study {study_id} is not served here", study_id=study_id, served=list(served)
+        )
+    return study_id
 
 
 async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:
@@ -254,3 +285,5 @@ class Serving:
     clock: Clock = utc_now
     # withdrawals of access learnt from the identity topic (None: an app built alone)
     revocations: Gate | None = None
+    # the studies served (``TL_STUDIES``), each also under ``/studies/<id>``
+    studies: tuple[str, ...] = field(default_factory=served_studies)
