@@ -203,6 +203,8 @@ def test_the_definition_is_frozen() -> None:
 # definition_version (the rule versions recorded with results name it), never an edit.
 DEFINITION_DIGESTS = {
     ("NCT05030779", 1): "0c569b8abeef2f2fb852a6ad227c004528ebc89306d0f35f1f2d9c3d2a4e17bd",
+    # synthetic, for the tests of several studies (docs/studies.md)
+    ("SYN-CART-2", 1): "3f3f7ca284828cb38921fa4316e422c7a7f49c0fd4b345ca26e53f66978bbb12",
 }
 
 
