@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from shared.kernel.envelope import study_key
 from shared.study.model import SCHEMA_VERSION, StudyDefinition
 
 # The deployment's first study: what a route without ``/studies/<id>`` and a token that
@@ -92,6 +93,15 @@ def served_studies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     if not studies:
         raise StudyDefinitionError(f"{STUDIES_SETTING} names no study")
     return studies
+
+
+def record_key(study_id: str | None, key: str) -> str:
+    """The key of a study's record (a subject id, a record id) wherever records of several
+    studies meet: ``key`` itself for the first study (and a record naming none), as its
+    records were keyed before studies were named, else ``<study_id>/<key>``. The Kafka key
+    of a published record follows the same rule (``CloudEvent.kafka_key``), so a local view
+    keyed by the records' Kafka keys is keyed by this."""
+    return study_key(study_id, key, DEFAULT_STUDY_ID).decode()
 
 
 def schema() -> dict[str, object]:
