@@ -25,6 +25,7 @@ from shared.study.model import SCHEMA_VERSION, StudyDefinition
 # names no study are for, and the study of records stored before studies were named.
 DEFAULT_STUDY_ID = "NCT05030779"
 STUDIES_SETTING = "TL_STUDIES"
+STUDIES_DIR_SETTING = "TL_STUDIES_DIR"  # an operator's folder of further definitions
 _STUDY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as CloudEvent.studyid
 DEFINITION_FILE = "definition.json"
 SCHEMA_FILE = "study-definition.schema.json"
@@ -64,26 +65,33 @@ def load_definition(path: Path) -> StudyDefinition:
 
 @cache
 def study_definition(study_id: str = DEFAULT_STUDY_ID) -> StudyDefinition:
-    """The packaged definition of ``study_id`` (``studies/<study_id>/definition.json``),
-    read once per process."""
-    if not _STUDY_ID.match(study_id):  # never a path outside ``studies/``
+    """The definition of ``study_id``, read once per process: the packaged
+    ``studies/<study_id>/definition.json``, else ``<dir>/<study_id>/definition.json`` in the
+    operator's directory ``TL_STUDIES_DIR`` (a study added without a new image). A study
+    packaged is never taken from that directory: the packaged file is the released one."""
+    if not _STUDY_ID.match(study_id):  # never a path outside the folders of definitions
         raise StudyDefinitionError(f"{study_id!r} is not a study id")
-    folder = resources.files("studies").joinpath(study_id)
-    file = folder.joinpath(DEFINITION_FILE)
-    if not file.is_file():
-        raise StudyDefinitionError(f"no definition of study {study_id!r} ({file})")
-    definition = parse_definition(file.read_bytes(), f"studies/{study_id}/{DEFINITION_FILE}")
+    packaged = resources.files("studies").joinpath(study_id).joinpath(DEFINITION_FILE)
+    if packaged.is_file():
+        name, text = f"studies/{study_id}/{DEFINITION_FILE}", packaged.read_bytes()
+    else:
+        folder = os.environ.get(STUDIES_DIR_SETTING)
+        if not folder or not (Path(folder) / study_id / DEFINITION_FILE).is_file():
+            where = f"studies/ or {STUDIES_DIR_SETTING}={folder}" if folder else "studies/"
+            raise StudyDefinitionError(f"no definition of study {study_id!r} in {where}")
+        path = Path(folder) / study_id / DEFINITION_FILE
+        name, text = str(path), path.read_bytes()
+    definition = parse_definition(text, name)
     if definition.study_id != study_id:
-        raise StudyDefinitionError(
-            f"studies/{study_id}/{DEFINITION_FILE} defines study {definition.study_id!r}"
-        )
+        raise StudyDefinitionError(f"{name} defines study {definition.study_id!r}")
     return definition
 
 
 def served_studies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
-    """The studies this deployment serves: ``TL_STUDIES``, a comma-separated list of
-    packaged study ids (default: the first study alone), each definition read and checked
-    now, so that a service configured for a study it cannot read does not start."""
+    """The studies this deployment serves: ``TL_STUDIES``, a comma-separated list of study
+    ids, packaged or in ``TL_STUDIES_DIR`` (default: the first study alone), each definition
+    read and checked now, so that a service configured for a study it cannot read does not
+    start."""
     raw = (os.environ if env is None else env).get(STUDIES_SETTING, "") or DEFAULT_STUDY_ID
     studies = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
     for study_id in studies:

@@ -21,7 +21,13 @@ from shared.kernel.access import AccessDenial
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal
 from shared.kernel.provenance import Role
-from shared.study import DEFAULT_STUDY_ID, StudyDefinitionError, record_key, served_studies
+from shared.study import (
+    DEFAULT_STUDY_ID,
+    StudyDefinitionError,
+    record_key,
+    served_studies,
+    study_definition,
+)
 from shared.web.service_app import Serving
 from tests.support import ISSUER, NOW, VERIFIER, asgi_client, memory_outbox
 
@@ -99,6 +105,27 @@ def test_the_first_study_is_served_unless_told_otherwise() -> None:
         SECOND,
         DEFAULT_STUDY_ID,
     )
+
+
+def test_an_operator_adds_a_study_in_a_folder_of_definitions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study need not be packaged: TL_STUDIES_DIR holds further definitions, checked as
+    the packaged ones are; a packaged study is never taken from there."""
+    text = (ROOT / "studies" / SECOND / "definition.json").read_text("utf-8")
+    (tmp_path / "SYN-LOCAL-1").mkdir()
+    (tmp_path / "SYN-LOCAL-1" / "definition.json").write_text(
+        text.replace(f'"{SECOND}"', '"SYN-LOCAL-1"'), "utf-8"
+    )
+    (tmp_path / "SYN-LOCAL-2").mkdir()
+    (tmp_path / "SYN-LOCAL-2" / "definition.json").write_text(text, "utf-8")  # wrong id
+    monkeypatch.setenv("TL_STUDIES_DIR", str(tmp_path))
+    assert served_studies({"TL_STUDIES": "SYN-LOCAL-1"}) == ("SYN-LOCAL-1",)
+    assert study_definition("SYN-LOCAL-1").rule_version("eligibility", 2) == (
+        "SYN-LOCAL-1/def-1/eligibility/2"
+    )
+    with pytest.raises(StudyDefinitionError, match="defines study"):
+        served_studies({"TL_STUDIES": "SYN-LOCAL-2"})
 
 
 def test_record_keys_are_the_first_studys_keys_and_prefixed_for_others() -> None:
