@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 
 import httpx
@@ -37,39 +38,55 @@ PATH = "/separation-of-duties"
 @dataclass
 class DutiesCheck:
     """A ``/ready`` check (``shared.adapters.readings.Checked``) of this service's pairs
-    against identity's, at ``identity_url``."""
+    against identity's, at ``identity_url``: asked at most every ``interval`` seconds, with
+    one client for the process's life, so a ``/ready`` between asks does no I/O (and an
+    identity that does not answer delays at most one ``/ready`` per interval)."""
 
     duties: SeparationOfDuties
     identity_url: str
     timeout: float = 2.0
-    http: httpx.AsyncClient | None = None  # a client of identity to use (tests); else one per check
+    http: httpx.AsyncClient | None = None  # a client of identity to use (tests); else its own
+    interval: float = 10.0  # seconds between asks of identity
+    _outcome: str | None = field(default=None, init=False)  # what /ready says now
     _last: str | None = field(default=None, init=False)  # the last comparison's outcome
+    _asked_at: float = field(default=float("-inf"), init=False)
+    _own: httpx.AsyncClient | None = field(default=None, init=False)
 
     async def run(self, stopping: asyncio.Event) -> None:
-        """Nothing to do between checks (a ``Worker``, so that ``serve`` checks it)."""
-        await stopping.wait()
+        """Nothing to do between checks but close its client at the end (a ``Worker``, so
+        that ``serve`` checks it)."""
+        try:
+            await stopping.wait()
+        finally:
+            if self._own is not None:
+                await self._own.aclose()
 
     async def problems(self) -> dict[str, str]:
+        if self._outcome is None or time.monotonic() - self._asked_at >= self.interval:
+            self._asked_at = time.monotonic()
+            self._outcome = await self._compare()
+        return {CHECK: self._outcome}
+
+    async def _compare(self) -> str:
         try:
             theirs = await self._identity_pairs()
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
             if self._last is not None:
-                return {CHECK: self._last}
+                return self._last
             why = f"{type(error).__name__}: {error}"[:200]
             log.warning("separation of duties not yet compared with identity's: %s", why)
-            return {CHECK: f"ok, unconfirmed: identity at {self.identity_url} did not give "
-                           f"its pairs ({why})"}  # fmt: skip
+            return (f"ok, unconfirmed: identity at {self.identity_url} did not give its pairs "
+                    f"({why})")  # fmt: skip
         self._last = compare(self.duties.pairs(), theirs)
         if self._last != "ok":
             log.warning("separation of duties differs from identity's: %s", self._last)
-        return {CHECK: self._last}
+        return self._last
 
     async def _identity_pairs(self) -> list[list[str]]:
-        if self.http is not None:
-            answer = await self.http.get(PATH, timeout=self.timeout)
-        else:
-            async with httpx.AsyncClient(base_url=self.identity_url, timeout=self.timeout) as http:
-                answer = await http.get(PATH)
+        client = self.http or self._own
+        if client is None:
+            client = self._own = httpx.AsyncClient(base_url=self.identity_url)
+        answer = await client.get(PATH, timeout=self.timeout)
         answer.raise_for_status()
         pairs = answer.json()["incompatible_roles"]
         return sorted([str(a), str(b)] for a, b in pairs)

@@ -56,6 +56,7 @@ async def test_other_pairs_are_not_ready_and_are_named(identity: httpx.AsyncClie
     assert "identity alone forbids auditor+administrator; this service alone nothing" in found
 
     none = DutiesCheck(SeparationOfDuties.parse("none"), "http://identity", http=identity)
+    none.interval = 0
     assert "this service alone nothing" in (await none.problems())[CHECK]
     assert (
         "identity alone forbids auditor+administrator, cell_therapy_pharmacist+administrator"
@@ -67,7 +68,7 @@ async def test_an_identity_that_never_answered_leaves_it_unconfirmed_then_the_la
     identity: httpx.AsyncClient,
 ) -> None:
     away = f"http://127.0.0.1:{free_port()}"
-    check = DutiesCheck(SeparationOfDuties.default(), away, timeout=0.5)
+    check = DutiesCheck(SeparationOfDuties.default(), away, timeout=0.5, interval=0)
 
     assert (await check.problems())[CHECK].startswith(f"ok, unconfirmed: identity at {away}")
 
@@ -77,7 +78,22 @@ async def test_an_identity_that_never_answered_leaves_it_unconfirmed_then_the_la
     check.http = None  # then stops answering: the mismatch stands, not "ok"
     assert (await check.problems())[CHECK] == mismatch
 
-    same = DutiesCheck(SeparationOfDuties.parse(IDENTITY_SETTING), away, http=identity)
+    same = DutiesCheck(SeparationOfDuties.parse(IDENTITY_SETTING), away, http=identity, interval=0)
     assert await same.problems() == {CHECK: "ok"}
     same.http = None  # an identity outage does not make the projections unready
     assert await same.problems() == {CHECK: "ok"}
+
+
+async def test_identity_is_asked_at_most_once_an_interval(identity: httpx.AsyncClient) -> None:
+    """/ready is polled often (orchestrators, the console): between asks it does no I/O."""
+    asked: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        asked.append(request.url.path)
+
+    identity.event_hooks["request"].append(count)
+    check = DutiesCheck(SeparationOfDuties.parse(IDENTITY_SETTING), "http://identity",
+                        http=identity, interval=3600)  # fmt: skip
+    for _ in range(5):
+        assert await check.problems() == {CHECK: "ok"}
+    assert asked == ["/separation-of-duties"]
