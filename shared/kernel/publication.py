@@ -45,10 +45,9 @@ class Unpublishable(Exception):
     """A stored event could not be turned into its published form (a defect: the relay
     quarantines it, see ``shared.adapters.outbox``)."""
 
-    def __init__(self, reason: str, key: str) -> None:
+    def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.key = key
 
 
 def stored_event_classes(record: type[Aggregate]) -> list[type[Aggregate.Event]]:
@@ -133,13 +132,13 @@ class Publication:
             raise Unpublishable(
                 f"{cls.__qualname__} v{event.originator_version} of record "
                 f"{event.originator_id}: {type(error).__name__}: {error}"[:1000],
-                self.key(event),
             ) from error
 
-    def key(self, event: Any, unprefixed_study: str | None = None) -> str:
+    def key(self, event: Any, unprefixed_study: str | None) -> str:
         """The Kafka key of a stored event: its subject, or for an event about no subject
         (an account, a safety review, a denial outside any subject) its record id, after its
-        study (``study_key``). The same rule as ``CloudEvent.kafka_key``, computed without
+        study unless that is ``unprefixed_study``, the deployment's first (``study_key``).
+        The same rule as ``CloudEvent.kafka_key``, computed without
         the contract, so that an event that cannot be published is still held in its key's
         order."""
         key = _denied_subject(event) or _subject(event) or str(event.originator_id)
