@@ -24,11 +24,17 @@ from datetime import UTC, datetime
 from services.adverse_events.errors import InvalidTime
 from shared.clinical import STUDY as STUDY
 from shared.clinical import Study
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 # The study, its definition's version and this module's revision: /2 counts in the
 # study's convention, infusion = day 0 (NCT05030779-windows/1 counted day 1 there)
-RULE_VERSION = study_definition().rule_version("windows", 2)
+REVISION = 2
+RULE_VERSION = study_definition().rule_version("windows", REVISION)
+
+
+def rule_version(definition: StudyDefinition) -> str:
+    """The version a report's study day and windows record under ``definition``."""
+    return definition.rule_version("windows", REVISION)
 
 
 def _utc(name: str, value: datetime) -> datetime:
