@@ -163,6 +163,7 @@ async def test_a_dlt_is_adjudicated_by_the_study_s_window_and_rules(
     assert (refused.status_code, refused.json()["code"]) == (422, "not_a_dlt")
     assert "days 0-21" in refused.json()["message"]
     assert accepted.status_code == 200, accepted.text
+    adjudicated: Any
     [adjudicated] = [e for _, e in application.stored_events()
                      if type(e) is AdverseEvent.DltAdjudicated]  # fmt: skip
     assert adjudicated.rule_version == study_definition().rule_version("dlt", 3)
@@ -210,6 +211,7 @@ async def test_escalation_and_reviews_are_counted_per_study(
     other = (await client.get(f"{prefix(OTHER)}/cohort", headers=headers(OTHER))).json()
     assert (first["reviews"], other["reviews"]) == (0, 1)
     assert (application.reviews_so_far(), application.reviews_so_far(OTHER)) == (0, 1)
+    review: Any
     [review] = [e for _, e in application.stored_events()
                 if type(e) is SafetyReview.SafetyReviewApproved]  # fmt: skip
     assert (review.cohort_size, review.rule_version) == (
