@@ -21,6 +21,7 @@ from fastapi import FastAPI
 
 from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication, study_rules
+from services.adverse_events.dlt import Course, DltCriterion, supports
 from services.adverse_events.domain import AdverseEvent, SafetyReview, safety_review_id
 from services.adverse_events.publication import PUBLICATION
 from services.adverse_events.views import of_study
@@ -272,3 +273,24 @@ def test_a_study_s_rows_are_picked_out_of_a_view_keyed_by_record_key() -> None:
     rows = {"S-001": 1, f"{OTHER}/S-001": 2, f"{OTHER}/S-002": 3, "OTHER-STUDY/S-001": 4}
     assert of_study(rows, DEFAULT_STUDY_ID) == {"S-001": 1}
     assert of_study(rows, OTHER) == {"S-001": 2, "S-002": 3}
+
+
+def test_a_cytopenia_lasting_to_day_25_is_beyond_one_study_s_dlt_window_only() -> None:
+    # "beyond day 28" reads the study's DLT window: NCT05030779's ends on day 28,
+    # SYN-CART-2's on day 21 (the criterion's name is the first study's)
+    onset = INFUSED.infused_at + timedelta(days=10)
+    course = Course(onset, 10, (INFUSED.infused_at + timedelta(days=25)).date(), NOW)
+    judged = {
+        study: supports(
+            DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28,
+            "CTCAE",
+            "Platelet count decreased",
+            4,
+            True,
+            course,
+            study_rules(study).calendar,
+            study_rules(study).dlt,
+        )
+        for study in (DEFAULT_STUDY_ID, OTHER)
+    }
+    assert judged == {DEFAULT_STUDY_ID: False, OTHER: True}
