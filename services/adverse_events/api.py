@@ -28,10 +28,10 @@ from services.adverse_events.domain import (
 )
 from services.adverse_events.escalation import DOSE_LEVELS
 from services.adverse_events.grading import CrsInputs, IcansInputs
-from services.adverse_events.views import InfusionView
+from services.adverse_events.views import InfusionView, of_study
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
-from shared.study import study_definition
+from shared.study import record_key, study_definition
 from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
 from shared.web.service_app import (
@@ -179,8 +179,9 @@ async def _signed(
 ) -> tuple[AdverseEvent, SigningAssertion]:
     """The event as it is now, and the caller's assertion signing ``step`` of it. The
     event's state is checked first (``allowed``): a caller who lost a race is told what
-    the winner did, not that the signature names the version before it."""
-    record = await asyncio.to_thread(application.get, record_id)
+    the winner did, not that the signature names the version before it. Another study's
+    event is not found."""
+    record = await asyncio.to_thread(application.get, record_id, act.caller.study_id)
     if allowed is not None:
         allowed(record)
     purpose = f"adverse_events/{step}/{record_id}@{record.version}"
@@ -202,7 +203,7 @@ def _grading(record: AdverseEvent, body: Grade) -> Any:
 async def report(
     subject_id: str, body: Report, act: CommandAct, application: Events, view: Infusions
 ) -> AdverseEventOut:
-    infused = await view.infused(subject_id)
+    infused = await view.infused(record_key(act.caller.study_id, subject_id))
     return await _out(
         application.report, subject_id, infused, body.term, body.verbatim,
         body.meddra_code, body.onset_at, act.attribution,
@@ -287,9 +288,10 @@ async def cohort(act: CommandAct, application: Events, view: Infusions) -> dict[
     """The 3+3 state now: the level in play, the decision, the level the next subject
     may receive, subjects dosed, DLTs and open windows (rule version included), the levels
     3+3 has cleared, and, once a review opened it, the dose-expansion cohort's subjects."""
-    infused = await view.all_infused()
-    state = await asyncio.to_thread(application.cohort, infused, act.clock())
-    reviews = await asyncio.to_thread(application.reviews_so_far)
+    study = act.caller.study_id
+    infused = of_study(await view.all_infused(), study)
+    state = await asyncio.to_thread(application.cohort, infused, act.clock(), study)
+    reviews = await asyncio.to_thread(application.reviews_so_far, study)
     return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
 
 
@@ -301,12 +303,13 @@ async def approve_safety_review(
 ) -> dict[str, Any]:
     """Approve the next cohort's level (signed, meaning approval; purpose
     ``adverse_events/safety-review/<number of this review>``)."""
-    number = await asyncio.to_thread(application.reviews_so_far) + 1
+    study = act.caller.study_id
+    number = await asyncio.to_thread(application.reviews_so_far, study) + 1
     assertion = act.signature(
         body.signature.assertion, REVIEW_SIGNATURE,
         f"adverse_events/safety-review/{number}",
     )  # fmt: skip
-    infused = await view.all_infused()
+    infused = of_study(await view.all_infused(), study)
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
         act.attribution, assertion, body.occurred_at, body.dose_expansion,
@@ -315,5 +318,5 @@ async def approve_safety_review(
 
 
 @router.query("/adverse-events/{record_id}", "read", tags=["adverse events"])
-async def get(record_id: UUID, application: Events) -> AdverseEventOut:
-    return await _out(application.get, record_id)
+async def get(record_id: UUID, act: CommandAct, application: Events) -> AdverseEventOut:
+    return await _out(application.get, record_id, act.caller.study_id)

@@ -14,12 +14,13 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from shared.clinical import STUDY, Study
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 # /2: duration criteria checked against the record; /3: study days in the study's
 # convention, infusion = day 0 (/2 counted day 1 there, so "beyond day 28" began a day
 # earlier); the study and its definition's version named since studies are data
-RULE_VERSION = study_definition().rule_version("dlt", 3)
+REVISION = 3
+RULE_VERSION = study_definition().rule_version("dlt", REVISION)
 HAEMATOLOGICAL = frozenset(
     {"neutrophil count decreased", "platelet count decreased", "anemia",
      "lymphocyte count decreased", "white blood cell decreased", "febrile neutropenia"}
@@ -35,8 +36,26 @@ class DltCriterion(StrEnum):
     TREATMENT_RELATED_DEATH = "treatment_related_death"
 
 
-# The study's DLT list and the time a grade 3 CRS has to improve (its definition's "dlt").
-ADOPTED = frozenset(DltCriterion(code) for code in study_definition().dlt.criteria)
+@dataclass(frozen=True)
+class DltRules:
+    """A study's DLT list and the hours a grade 3 CRS has to improve (its definition's
+    "dlt"), and the rule version an adjudication by them records (naming the study)."""
+
+    adopted: frozenset[DltCriterion]
+    improvement_hours: int
+    rule_version: str
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> DltRules:
+        return cls(
+            frozenset(DltCriterion(code) for code in definition.dlt.criteria),
+            definition.dlt.crs_improvement_hours,
+            definition.rule_version("dlt", REVISION),
+        )
+
+
+# The first study's (the default for callers that name no study's rules).
+ADOPTED = DltRules.of(study_definition()).adopted
 IMPROVEMENT_HOURS = study_definition().dlt.crs_improvement_hours
 
 
@@ -61,10 +80,14 @@ class Course:
 
     @property
     def lasted_beyond_improvement_window(self) -> bool:
-        """Whether the record shows the event lasting 72 h from its onset: unresolved 72 h
-        after it, or resolved no earlier than the date 72 h after it. (A resolution is a
-        date: one on an earlier date is a certain improvement within 72 h.)"""
-        limit = self.onset_at + timedelta(hours=IMPROVEMENT_HOURS)
+        """``lasted_beyond`` the first study's improvement hours."""
+        return self.lasted_beyond(IMPROVEMENT_HOURS)
+
+    def lasted_beyond(self, hours: int) -> bool:
+        """Whether the record shows the event lasting ``hours`` (NCT05030779: 72 h) from
+        its onset: unresolved then, or resolved no earlier than that date. (A resolution
+        is a date: one on an earlier date is a certain improvement within the hours.)"""
+        limit = self.onset_at + timedelta(hours=hours)
         if self.resolved_on is None:
             return self.now >= limit
         return self.resolved_on >= limit.date()
@@ -78,17 +101,21 @@ def supports(
     related: bool,
     course: Course,
     study: Study = STUDY,
+    rules: DltRules | None = None,
 ) -> bool:
     """Whether an event graded ``grade`` on ``scale``, with the course the record shows
-    (study days in ``study``'s convention), can be a DLT by ``criterion``."""
-    if criterion not in ADOPTED:
+    (study days in ``study``'s convention), can be a DLT by ``criterion`` under the
+    study's DLT ``rules`` (default: the first study's)."""
+    adopted = ADOPTED if rules is None else rules.adopted
+    hours = IMPROVEMENT_HOURS if rules is None else rules.improvement_hours
+    if criterion not in adopted:
         return False  # not a DLT criterion of this study
     haematological = term.strip().lower() in HAEMATOLOGICAL
     match criterion:
         case DltCriterion.CRS_GRADE_4:
             return scale == "ASTCT-CRS" and grade >= 4
         case DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H:
-            return scale == "ASTCT-CRS" and grade >= 3 and course.lasted_beyond_improvement_window
+            return scale == "ASTCT-CRS" and grade >= 3 and course.lasted_beyond(hours)
         case DltCriterion.ICANS_GRADE_3_OR_MORE:
             return scale == "ASTCT-ICANS" and grade >= 3
         case DltCriterion.NON_HAEMATOLOGICAL_GRADE_3_OR_MORE:

@@ -19,13 +19,12 @@ from eventsourcing.domain import event
 
 from services.adverse_events import errors
 from services.adverse_events import windows as rules_windows
-from services.adverse_events.dlt import RULE_VERSION as DLT_RULES
-from services.adverse_events.dlt import Course, DltCriterion, supports
+from services.adverse_events.dlt import Course, DltCriterion, DltRules, supports
 from services.adverse_events.escalation import (
     COHORT,
-    EXPANSION_TOTAL_AT_LEVEL,
     CohortState,
     Decision,
+    Design,
     expansion_size,
 )
 from services.adverse_events.grading import RULE_VERSION as GRADING_RULES
@@ -42,15 +41,46 @@ from services.adverse_events.grading import (
     grade_crs_explained,
     grade_icans_explained,
 )
-from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Study
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
 DLT_SIGNATURE = Meaning.APPROVAL
+
+
+@dataclass(frozen=True)
+class StudyRules:
+    """One study's rules of adverse events, from its definition (no I/O: the service
+    reads the definition and passes these in): its calendar (study days, the DLT and
+    TEAE windows), the rule version of its windows, its DLT criteria, its escalation
+    design, and the namespace of its safety reviews' record ids."""
+
+    study_id: str
+    calendar: Study
+    windows_version: str
+    dlt: DltRules
+    design: Design
+    reviews: UUID
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> StudyRules:
+        return cls(
+            definition.study_id,
+            Study.of(definition),
+            rules_windows.rule_version(definition),
+            DltRules.of(definition),
+            Design.of(definition),
+            uuid5(NAMESPACE_URL, definition.urn("safety-review")),
+        )
+
+
+# The deployment's first study's rules: the default of callers that name no study (the
+# service always passes the rules of the study a command acts in).
+FIRST_STUDY = StudyRules.of(study_definition())
 
 
 class Relatedness(StrEnum):
@@ -149,13 +179,16 @@ class AdverseEvent(SubjectRecord):
         onset_at: datetime,
         infused: Infused,
         attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> AdverseEvent:
-        """Report an event; its study day, TEAE flag and DLT window are derived now."""
+        """Report an event; its study day, TEAE flag and DLT window are derived now by
+        the ``rules`` of the study it is reported in."""
         if onset_at > attribution.now:
             raise errors.InvalidTime("the onset cannot be later than the server clock")
         if not term.strip() or not verbatim.strip():
             raise errors.InvalidGradingInput("an adverse event needs a term and its verbatim text")
-        day = rules_windows.study_day(infused.infused_at, onset_at)
+        study = rules.calendar
+        day = rules_windows.study_day(infused.infused_at, onset_at, study)
         return cls(
             subject_id=subject_id,
             term=term.strip(),
@@ -163,12 +196,14 @@ class AdverseEvent(SubjectRecord):
             meddra_code=meddra_code,
             onset_at=onset_at,
             study_day=day,
-            treatment_emergent=rules_windows.treatment_emergent(onset_at, infused.infused_at),
-            in_dlt_window=rules_windows.within_dlt_window(onset_at, infused.infused_at),
+            treatment_emergent=rules_windows.treatment_emergent(
+                onset_at, infused.infused_at, study
+            ),
+            in_dlt_window=rules_windows.within_dlt_window(onset_at, infused.infused_at, study),
             dose_level=infused.dose_level,
-            rule_version=rules_windows.RULE_VERSION,
+            rule_version=rules.windows_version,
             provenance=attribution.provenance,
-            study_day_convention=rules_windows.STUDY.convention.value,
+            study_day_convention=study.convention.value,
         )
 
     @event("AdverseEventReported")
@@ -188,6 +223,8 @@ class AdverseEvent(SubjectRecord):
         study_day_convention: str = RECORDED_BEFORE_CONVENTIONS.value,  # reports before: none
     ) -> None:
         self.subject_id = subject_id
+        # the study it was reported in (events stored before studies were named: the first)
+        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
         self.term = term
         self.onset_at = onset_at
         self.study_day = study_day  # as recorded, in study_day_convention
@@ -252,12 +289,18 @@ class AdverseEvent(SubjectRecord):
         self.related = Relatedness(car_t).related or Relatedness(lymphodepletion).related
 
     def adjudicate_dlt(
-        self, is_dlt: bool, criterion: DltCriterion | None, reason: str, attribution: Attribution
+        self,
+        is_dlt: bool,
+        criterion: DltCriterion | None,
+        reason: str,
+        attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> None:
-        """Adjudicate DLT: a DLT needs onset in the window and a criterion the record bears out."""
+        """Adjudicate DLT by the ``rules`` of the event's study: a DLT needs onset in the
+        window and a criterion of the study's that the record bears out."""
         grading = self._graded_already()
         if is_dlt:
-            study = rules_windows.STUDY
+            study = rules.calendar
             onset_day = study.day_from(self.study_day, self.study_day_convention)
             if not self.in_dlt_window:  # as decided when the event was reported
                 raise errors.NotADlt(
@@ -268,7 +311,7 @@ class AdverseEvent(SubjectRecord):
             course = Course(self.onset_at, onset_day, self.resolved_on, attribution.now)
             if criterion is None or not supports(
                 criterion, grading.scale, self.term, grading.grade, bool(self.related), course,
-                study,
+                study, rules.dlt,
             ):  # fmt: skip
                 raise errors.NotADlt(
                     f"{grading.scale} grade {grading.grade} of {self.term!r} (onset study day "
@@ -286,7 +329,7 @@ class AdverseEvent(SubjectRecord):
             is_dlt,
             None if criterion is None else criterion.value,
             reason.strip(),
-            DLT_RULES,
+            rules.dlt.rule_version,
             attribution.provenance,
         )
 
@@ -333,13 +376,16 @@ def _resolution(resolved_on: date | None) -> str:
 
 
 REVIEW_SIGNATURE = Meaning.APPROVAL
-NEW_COHORT = COHORT  # subjects a reviewed cohort may dose: 3 at the next level, or 3 more
-_REVIEWS = uuid5(NAMESPACE_URL, study_definition().urn("safety-review"))
+# subjects a reviewed cohort may dose (the first study's: 3 at the next level, or 3 more;
+# a study's is its design's cohort size)
+NEW_COHORT = COHORT
+_REVIEWS = FIRST_STUDY.reviews
 
 
-def safety_review_id(review_number: int) -> UUID:
-    """A review's record is named by its number, so that the number is approved once."""
-    return uuid5(_REVIEWS, str(review_number))
+def safety_review_id(review_number: int, namespace: UUID = _REVIEWS) -> UUID:
+    """A review's record is named by its number in its study's namespace (the first
+    study's by default), so that the number is approved once in each study."""
+    return uuid5(namespace, str(review_number))
 
 
 class SafetyReview(SubjectRecord):
@@ -357,9 +403,11 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         attribution: Attribution,
         reviewed_at: datetime,
+        rules: StudyRules = FIRST_STUDY,
     ) -> SafetyReview:
         """Approve ``approved_level`` for the next cohort, if the 3+3 state at the review's
-        clinical time ``reviewed_at`` allows it (every DLT window closed by then)."""
+        clinical time ``reviewed_at`` allows it (every DLT window closed by then), in the
+        study of ``rules``."""
         if state.open_windows:
             raise errors.ReviewRefused(
                 f"{state.open_windows} DLT window(s) are still open",
@@ -374,14 +422,15 @@ class SafetyReview(SubjectRecord):
                 decision=state.decision.value,
                 next_level=state.next_level,
             )
-        return cls(
+        return cls._reviewed(
+            rules,
             subject_id=None,
             approved_level=approved_level,
             decision=state.decision.value,
             level_reviewed=state.level,
             dosed=state.dosed,
             dlts=state.dlts,
-            cohort_size=NEW_COHORT,
+            cohort_size=rules.design.cohort,
             review_number=review_number,
             rule_version=state.rule_version,
             provenance=attribution.provenance,
@@ -396,14 +445,15 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         attribution: Attribution,
         reviewed_at: datetime,
-        total_at_level: int = EXPANSION_TOTAL_AT_LEVEL,
+        rules: StudyRules = FIRST_STUDY,
     ) -> SafetyReview:
         """Open the dose-expansion cohort at ``level``, if 3+3 has cleared it by the review's
         clinical time ``reviewed_at`` (every DLT window closed): as many subjects as bring
-        the level to ``total_at_level``."""
-        size = expansion_size(state, level, total_at_level)
+        the level to the total of the design of ``rules``' study."""
+        size = expansion_size(state, level, rules.design.expansion_total_at_level)
         index = state.levels_cleared.index(level)
-        return cls(
+        return cls._reviewed(
+            rules,
             subject_id=None,
             approved_level=level,
             decision=Decision.DOSE_EXPANSION.value,
@@ -416,6 +466,13 @@ class SafetyReview(SubjectRecord):
             provenance=attribution.provenance,
             reviewed_at=reviewed_at,
         )
+
+    @classmethod
+    def _reviewed(cls, rules: StudyRules, **approval: Any) -> SafetyReview:
+        """The approval, named by its number in the namespace of ``rules``' study."""
+        named = safety_review_id(approval["review_number"], rules.reviews)
+        created: Any = cls.SafetyReviewApproved  # its "created" event (eventsourcing's)
+        return cls._create(created, id=named, **approval)
 
     @event("SafetyReviewApproved")
     def __init__(

@@ -32,23 +32,52 @@ from enum import StrEnum
 from itertools import pairwise
 
 from services.adverse_events.errors import ExpansionRefused, InvalidEscalationInput, LevelNotOpen
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 # /2: the DLT windows it waits for close when the study's day 29 begins, the infusion's
 # date + 29 days (infusion = day 0; /1 counted the infusion as day 1, + 28 days); and the
 # dose-expansion cohort. The study and its definition's version are named in it.
-RULE_VERSION = study_definition().rule_version("escalation", 2)
+REVISION = 2
+RULE_VERSION = study_definition().rule_version("escalation", REVISION)
 
-# The design is the study's definition (its "dosing" and "escalation" sections): change
-# it there, under a new definition_version.
-_DESIGN = study_definition().escalation
-DOSE_LEVELS = study_definition().dose_levels  # NCT05030779: 1-4 x10^6 CAR-T cells/kg
-COHORT = _DESIGN.cohort_size
-EXPANDED_COHORT = _DESIGN.expanded_cohort_size
-DLTS_EXCEEDING = _DESIGN.dlts_exceeding
+
+@dataclass(frozen=True)
+class Design:
+    """A study's escalation design, from its definition's "dosing" and "escalation"
+    sections (change it there, under a new definition_version): its dose levels, the 3+3
+    cohort sizes, the DLTs at which a level exceeds, the subjects an expansion brings its
+    level to, and the rule version its decisions record (naming the study)."""
+
+    levels: tuple[int, ...]
+    cohort: int
+    expanded_cohort: int
+    dlts_exceeding: int
+    expansion_total_at_level: int
+    rule_version: str
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> Design:
+        design = definition.escalation
+        return cls(
+            definition.dose_levels,
+            design.cohort_size,
+            design.expanded_cohort_size,
+            design.dlts_exceeding,
+            design.expansion_total_at_level,
+            definition.rule_version("escalation", REVISION),
+        )
+
+
+# The deployment's first study's design (the default of the functions below, for callers
+# that name no study; a service passes the design of the study a command acts in).
+DESIGN = Design.of(study_definition())
+DOSE_LEVELS = DESIGN.levels  # NCT05030779: 1-4 x10^6 CAR-T cells/kg
+COHORT = DESIGN.cohort
+EXPANDED_COHORT = DESIGN.expanded_cohort
+DLTS_EXCEEDING = DESIGN.dlts_exceeding
 # Subjects treated in all at the level chosen for expansion, its escalation cohorts
 # included (NCT05030779: Feng et al. treated 15).
-EXPANSION_TOTAL_AT_LEVEL = _DESIGN.expansion_total_at_level
+EXPANSION_TOTAL_AT_LEVEL = DESIGN.expansion_total_at_level
 
 
 @dataclass(frozen=True)
@@ -85,10 +114,12 @@ class Expansion:
     size: int
 
 
-def expansion_size(state: CohortState, level: int, total: int = EXPANSION_TOTAL_AT_LEVEL) -> int:
+def expansion_size(state: CohortState, level: int, total: int | None = None) -> int:
     """How many subjects an expansion at ``level`` may dose, if the 3+3 state allows one
     there: escalation cleared ``level`` (every window closed) and has not ended; the
-    expansion brings the level to ``total``. ExpansionRefused otherwise."""
+    expansion brings the level to ``total`` (default: the first study's design).
+    ExpansionRefused otherwise."""
+    total = EXPANSION_TOTAL_AT_LEVEL if total is None else total
     if state.decision is Decision.DOSE_EXPANSION:
         raise ExpansionRefused(
             f"a dose-expansion cohort is open at level {state.level} already",
@@ -147,35 +178,41 @@ class _Level:
     dosed: int
     dlts: int
     open_windows: int
+    design: Design
 
     @property
     def exceeded(self) -> bool:
-        return self.dlts >= DLTS_EXCEEDING
+        return self.dlts >= self.design.dlts_exceeding
 
     @property
     def cleared(self) -> bool:
         """0/3, or at most 1/6, every window closed."""
         if self.open_windows or self.exceeded:
             return False
-        return (self.dosed == COHORT and self.dlts == 0) or self.dosed == EXPANDED_COHORT
+        return (self.dosed == self.design.cohort and self.dlts == 0) or (
+            self.dosed == self.design.expanded_cohort
+        )
 
 
 def decide(
     subjects: Sequence[CohortSubject],
-    levels: Sequence[int] = DOSE_LEVELS,
+    levels: Sequence[int] | None = None,
     expansion: Expansion | None = None,
+    design: Design = DESIGN,
 ) -> CohortState:
-    """The 3+3 decision for the subjects dosed so far; see the module's rules. Once a
-    dose-expansion cohort is open, the decision is DOSE_EXPANSION: its level, its subjects
-    so far, and the level again while it has room."""
+    """The 3+3 decision for the subjects dosed so far by ``design`` (a study's; the
+    first study's by default) over its levels (or ``levels``); see the module's rules.
+    Once a dose-expansion cohort is open, the decision is DOSE_EXPANSION: its level, its
+    subjects so far, and the level again while it has room."""
+    levels = design.levels if levels is None else levels
     if expansion is None:
-        return _escalation(subjects, levels)
+        return _escalation(subjects, levels, design)
     expanding = [
         s
         for s in subjects
         if s.dose_level == expansion.level and s.infused_at >= expansion.reviewed_at
     ]
-    escalated = _escalation([s for s in subjects if s not in expanding], levels)
+    escalated = _escalation([s for s in subjects if s not in expanding], levels, design)
     at_level = [s for s in subjects if s.dose_level == expansion.level]
     return replace(
         escalated,
@@ -189,9 +226,11 @@ def decide(
     )
 
 
-def _escalation(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortState:
-    state = _decide(subjects, levels)
-    tally = _tally(subjects, levels)
+def _escalation(
+    subjects: Sequence[CohortSubject], levels: Sequence[int], design: Design
+) -> CohortState:
+    state = _decide(subjects, levels, design)
+    tally = _tally(subjects, levels, design)
     cleared = [(level, at) for level, at in zip(levels, tally, strict=True) if at.cleared]
     return replace(
         state,
@@ -201,8 +240,10 @@ def _escalation(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> Coh
     )
 
 
-def _decide(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortState:
-    tally = _tally(subjects, levels)
+def _decide(
+    subjects: Sequence[CohortSubject], levels: Sequence[int], design: Design
+) -> CohortState:
+    tally = _tally(subjects, levels, design)
     open_windows = sum(1 for s in subjects if not s.window_closed)
 
     def state(
@@ -210,13 +251,14 @@ def _decide(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortS
     ) -> CohortState:
         at = tally[index]
         return CohortState(
-            levels[index], decision, next_level, at.dosed, at.dlts, open_windows, mtd
-        )
+            levels[index], decision, next_level, at.dosed, at.dlts, open_windows, mtd,
+            design.rule_version,
+        )  # fmt: skip
 
     exceeded = [index for index, at in enumerate(tally) if at.exceeded]
     if exceeded:
         index = exceeded[0]
-        mtd, next_level = _below_exceeded(index, tally, levels, open_windows)
+        mtd, next_level = _below_exceeded(index, tally, levels, open_windows, design)
         return state(index, Decision.STOP, next_level, mtd)
 
     # Below the level returned, every level is cleared, so every window there is closed.
@@ -232,9 +274,9 @@ def _decide(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> CohortS
         if at.cleared and higher:
             return state(index, Decision.ESCALATE, levels[index + 1])
         if at.cleared:
-            mtd = levels[index] if at.dosed == EXPANDED_COHORT else None
+            mtd = levels[index] if at.dosed == design.expanded_cohort else None
             return state(index, Decision.COMPLETE, None, mtd)
-        if at.dosed in (COHORT, EXPANDED_COHORT):
+        if at.dosed in (design.cohort, design.expanded_cohort):
             if at.open_windows:
                 return state(index, Decision.WAIT, None)
             # 3 subjects, windows closed, not cleared and not exceeded: 1/3
@@ -249,7 +291,7 @@ def allowed_level(state: CohortState) -> int | None:
 
 
 def _below_exceeded(
-    index: int, tally: Sequence[_Level], levels: Sequence[int], open_windows: int
+    index: int, tally: Sequence[_Level], levels: Sequence[int], open_windows: int, design: Design
 ) -> tuple[int | None, int | None]:
     """(MTD, next level) once ``levels[index]`` exceeded: the level below is the MTD if
     it has 6 treated with windows closed; with only 3 treated, 3 more confirm it, the
@@ -257,19 +299,21 @@ def _below_exceeded(
     if index == 0:
         return None, None
     below, level_below = tally[index - 1], levels[index - 1]
-    if below.dosed < COHORT:
+    if below.dosed < design.cohort:
         raise LevelNotOpen(
             f"level {levels[index]} was dosed before level {level_below} was cleared",
             level=levels[index],
         )
-    if below.dosed == EXPANDED_COHORT:
+    if below.dosed == design.expanded_cohort:
         return (None, None) if below.open_windows else (level_below, None)
-    if below.dosed == COHORT and open_windows:
+    if below.dosed == design.cohort and open_windows:
         return None, None  # the confirming 3 are a new cohort: windows close first
     return None, level_below
 
 
-def _tally(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> list[_Level]:
+def _tally(
+    subjects: Sequence[CohortSubject], levels: Sequence[int], design: Design
+) -> list[_Level]:
     if not levels or any(b <= a for a, b in pairwise(levels)):
         raise InvalidEscalationInput(
             f"dose levels {list(levels)!r} must be ascending and not empty", levels=list(levels)
@@ -291,9 +335,10 @@ def _tally(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> list[_Le
     tally = []
     for level in levels:
         at = [s for s in subjects if s.dose_level == level]
-        if len(at) > EXPANDED_COHORT:
+        if len(at) > design.expanded_cohort:
             raise InvalidEscalationInput(
-                f"level {level} has {len(at)} subjects; 3+3 treats at most {EXPANDED_COHORT}",
+                f"level {level} has {len(at)} subjects; 3+3 treats at most "
+                f"{design.expanded_cohort}",
                 level=level,
                 dosed=len(at),
             )
@@ -302,6 +347,7 @@ def _tally(subjects: Sequence[CohortSubject], levels: Sequence[int]) -> list[_Le
                 dosed=len(at),
                 dlts=sum(1 for s in at if s.dlt),
                 open_windows=sum(1 for s in at if not s.window_closed),
+                design=design,
             )
         )
     return tally

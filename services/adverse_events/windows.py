@@ -1,7 +1,9 @@
 """The study calendar after the CAR-T infusion, and the protocol's safety windows.
 
-Study days and the windows come from the study's definition (``shared.clinical.STUDY``,
-read from ``studies/<study>/definition.json``). For NCT05030779 the infusion's UTC date
+Study days and the windows come from the study's definition (``shared.clinical.Study``,
+read from ``studies/<study>/definition.json``): every function takes the calendar of the
+study a command acts in (``study``; the first study's, ``shared.clinical.STUDY``, when a
+caller names none). For NCT05030779 the infusion's UTC date
 is day 0 (the convention of CAR-T protocols and of the published report), the DLT
 window is days 0-28 (the protocol record's primary outcome, "up to 28 days after
 infusion"), and an adverse event is treatment-emergent when its onset is on or after the
@@ -24,11 +26,17 @@ from datetime import UTC, datetime
 from services.adverse_events.errors import InvalidTime
 from shared.clinical import STUDY as STUDY
 from shared.clinical import Study
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 # The study, its definition's version and this module's revision: /2 counts in the
 # study's convention, infusion = day 0 (NCT05030779-windows/1 counted day 1 there)
-RULE_VERSION = study_definition().rule_version("windows", 2)
+REVISION = 2
+RULE_VERSION = study_definition().rule_version("windows", REVISION)
+
+
+def rule_version(definition: StudyDefinition) -> str:
+    """The version a report's study day and windows record under ``definition``."""
+    return definition.rule_version("windows", REVISION)
 
 
 def _utc(name: str, value: datetime) -> datetime:

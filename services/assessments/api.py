@@ -13,8 +13,8 @@ from uuid import UUID
 from fastapi import FastAPI
 from pydantic import Field
 
-from services.assessments.application import AssessmentsApplication
-from services.assessments.domain import REMISSION_SIGNATURE, STUDY, Progression, SubjectAssessments
+from services.assessments.application import AssessmentsApplication, study_rules
+from services.assessments.domain import REMISSION_SIGNATURE, Progression, SubjectAssessments
 from services.assessments.laboratory import (
     Analyte,
     Method,
@@ -27,9 +27,17 @@ from services.assessments.laboratory import (
 from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.kernel.envelope import Contract
-from shared.study import study_definition
+from shared.study import record_key, study_definition
 from shared.web.inputs import IsoDateTime, Line, Paragraph
-from shared.web.service_app import CommandAct, CommandRouter, Record, Recorder, Serving, from_state
+from shared.web.service_app import (
+    Act,
+    CommandAct,
+    CommandRouter,
+    Record,
+    Recorder,
+    Serving,
+    from_state,
+)
 
 
 class DiseaseActivityIn(Contract):
@@ -102,7 +110,7 @@ class AssessmentsOut(Contract):
         return cls(
             record_id=r.id, subject_id=r.subject_id, version=r.version,
             infused_at=r.infused_at, dose_level=r.dose_level,
-            study_day_convention=STUDY.convention.value,
+            study_day_convention=study_rules(r.study_id).calendar.convention.value,
             visits=[
                 {"event_id": key, "label": v.label, "study_day": v.study_day,
                  "sledai_2k": v.sledai_2k, "clinical_sledai": v.clinical_sledai}
@@ -135,6 +143,16 @@ def create_app(
     return router.service_app(DESCRIPTION, application, serving, recorder=recorder, vital=vital)
 
 
+async def _known(
+    record: Records, act: Act, command: Any, subject_id: str, *args: Any
+) -> AssessmentsOut:
+    """``command`` for the subject in the caller's study, with what the views know of it:
+    their rows are keyed by the records' Kafka keys, ``record_key(study, subject)``."""
+    key = record_key(act.caller.study_id, subject_id)
+    facts = [await know(key) for know in record.known]
+    return await record.run(command, subject_id, *facts, *args)
+
+
 @router.command("/subjects/{subject_id}/disease-activity", "assess_activity", status_code=201)
 async def assess_activity(
     subject_id: str, body: DiseaseActivityIn, act: CommandAct, record: Records
@@ -143,8 +161,8 @@ async def assess_activity(
         items_from(body.items), body.pga, body.prednisone_mg_per_day,
         body.maintenance_immunosuppression_only, body.new_bilag_a, body.new_bilag_b,
     )  # fmt: skip
-    return await record(
-        AssessmentsApplication.assess_activity, subject_id, body.label, activity,
+    return await _known(
+        record, act, AssessmentsApplication.assess_activity, subject_id, body.label, activity,
         body.assessed_at, act.attribution,
     )  # fmt: skip
 
@@ -159,8 +177,8 @@ async def measure_autoantibodies(
         )
         for r in body.results
     )
-    return await record(
-        AssessmentsApplication.measure_autoantibodies, subject_id, results,
+    return await _known(
+        record, act, AssessmentsApplication.measure_autoantibodies, subject_id, results,
         body.sampled_at, act.attribution,
     )  # fmt: skip
 
@@ -172,8 +190,8 @@ async def measure_kinetics(
     sample = kinetics_sample(
         body.sample, body.method, body.target, body.value, body.unit, body.lloq
     )
-    return await record(
-        AssessmentsApplication.measure_kinetics, subject_id, sample,
+    return await _known(
+        record, act, AssessmentsApplication.measure_kinetics, subject_id, sample,
         body.sampled_at, act.attribution,
     )  # fmt: skip
 
@@ -182,9 +200,9 @@ async def measure_kinetics(
 async def report_progression(
     subject_id: str, body: ProgressionIn, act: CommandAct, record: Records
 ) -> AssessmentsOut:
-    return await record(
-        AssessmentsApplication.report_progression, subject_id, body.kind, body.description,
-        body.occurred_at, act.attribution,
+    return await _known(
+        record, act, AssessmentsApplication.report_progression, subject_id, body.kind,
+        body.description, body.occurred_at, act.attribution,
     )  # fmt: skip
 
 
@@ -193,13 +211,14 @@ async def assess_remission(
     subject_id: str, body: RemissionIn, act: CommandAct, record: Records, vital: Vital
 ) -> AssessmentsOut:
     """Record the response at a visit, signed (meaning approval)."""
-    current = await asyncio.to_thread(record.application.get, subject_id)
+    study = act.caller.study_id
+    current = await asyncio.to_thread(record.application.get, subject_id, study)
     current.check_unassessed(str(body.visit_event_id))
     assertion = act.signature(
         body.signature.assertion, REMISSION_SIGNATURE,
         f"assessments/remission/{subject_id}@{current.version}",
     )  # fmt: skip
-    status = await vital.vital_status(subject_id)
+    status = await vital.vital_status(record_key(study, subject_id))
     return await record.run(
         AssessmentsApplication.assess_remission, subject_id, status, str(body.visit_event_id),
         body.response, act.attribution, assertion,
@@ -207,5 +226,5 @@ async def assess_remission(
 
 
 @router.query("/subjects/{subject_id}/assessments", "read")
-async def get(subject_id: str, record: Records) -> AssessmentsOut:
-    return await record.run(AssessmentsApplication.get, subject_id)
+async def get(subject_id: str, act: CommandAct, record: Records) -> AssessmentsOut:
+    return await record.run(AssessmentsApplication.get, subject_id, act.caller.study_id)

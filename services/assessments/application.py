@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import cache
 
 from services.assessments import errors
 from services.assessments.domain import (
     Progression,
+    StudyRules,
     SubjectAssessments,
     VitalStatus,
     assessments_record_id,
@@ -23,12 +25,24 @@ from services.assessments.rules import Activity, Response
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
 from shared.kernel.provenance import Attribution
+from shared.study import DEFAULT_STUDY_ID, study_definition
 from shared.web.auth import SigningAssertion
+
+
+@cache
+def study_rules(study_id: str) -> StudyRules:
+    """The assessments rules of ``study_id``, from its definition, read once."""
+    return StudyRules.of(study_definition(study_id))
+
+
+def study_of(attribution: Attribution) -> str:
+    """The study a command acts in (its caller's)."""
+    return attribution.provenance.study_id or DEFAULT_STUDY_ID
 
 
 class AssessmentsApplication(ServiceApplication):
     """Commands of the assessments service; each loads (or opens), decides and saves
-    one subject's record."""
+    one subject's record, in the study the caller acts in, by that study's rules."""
 
     name = "assessments"
     records = (SubjectAssessments,)
@@ -37,28 +51,34 @@ class AssessmentsApplication(ServiceApplication):
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,
         activity: Activity, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.assess_activity(label, activity, at, vital, attribution)  # noqa: E731
+        rules = study_rules(study_of(attribution))
+        decide = lambda r: r.assess_activity(label, activity, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
     def measure_autoantibodies(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         results: tuple[AutoantibodyResult, ...], at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.measure_autoantibodies(results, at, vital, attribution)  # noqa: E731
+        rules = study_rules(study_of(attribution))
+        decide = lambda r: r.measure_autoantibodies(results, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
     def measure_kinetics(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         sample: KineticsSample, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.measure_kinetics(sample, at, vital, attribution)  # noqa: E731
+        rules = study_rules(study_of(attribution))
+        decide = lambda r: r.measure_kinetics(sample, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
     def report_progression(
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         kind: Progression, description: str, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        decide = lambda r: r.report_progression(kind, description, at, vital, attribution)  # noqa: E731
+        rules = study_rules(study_of(attribution))
+        decide = lambda r: r.report_progression(  # noqa: E731
+            kind, description, at, vital, attribution, rules
+        )
         return self._change(subject_id, infused, attribution, decide)
 
     def assess_remission(
@@ -66,19 +86,22 @@ class AssessmentsApplication(ServiceApplication):
         attribution: Attribution, signing: SigningAssertion,
     ) -> SubjectAssessments:  # fmt: skip
         """Record the derived response at a visit, signed by the assertion's signer."""
+        study = study_of(attribution)
 
         def decide(record: SubjectAssessments) -> None:
-            record.assess_remission(visit_event_id, claimed, vital, attribution)
+            record.assess_remission(visit_event_id, claimed, vital, attribution, study_rules(study))
 
         return self.saved_with_retry(
-            lambda: self.get(subject_id),
+            lambda: self.get(subject_id, study),
             self.decided_and_signed(decide, signing, attribution, to_contract),
             lambda: self._conflict(subject_id),
         )
 
-    def get(self, subject_id: str) -> SubjectAssessments:
+    def get(self, subject_id: str, study_id: str = DEFAULT_STUDY_ID) -> SubjectAssessments:
+        """The subject's assessments in ``study_id`` (the same subject id in another study
+        is another record)."""
         record: SubjectAssessments = self.load(
-            assessments_record_id(subject_id),
+            assessments_record_id(subject_id, study_rules(study_id).records),
             lambda: errors.SubjectNotFound(f"no assessments of subject {subject_id}"),
         )
         return record
@@ -90,9 +113,11 @@ class AssessmentsApplication(ServiceApplication):
         attribution: Attribution,
         decide: Callable[[SubjectAssessments], None],
     ) -> SubjectAssessments:
+        study = study_of(attribution)
+
         def load() -> SubjectAssessments:
             try:
-                return self.get(subject_id)
+                return self.get(subject_id, study)
             except errors.SubjectNotFound:
                 if infused is None:
                     raise errors.SubjectNotInfused(
@@ -101,7 +126,9 @@ class AssessmentsApplication(ServiceApplication):
                         subject_id=subject_id,
                         retryable=True,
                     ) from None
-                return SubjectAssessments.start(subject_id, infused, attribution)
+                return SubjectAssessments.start(
+                    subject_id, infused, attribution, study_rules(study)
+                )
 
         return self.saved_with_retry(load, decide, lambda: self._conflict(subject_id))
 

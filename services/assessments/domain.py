@@ -33,20 +33,46 @@ from services.assessments.rules import (
     SledaiItem,
     derive_response,
 )
-from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused
-from shared.clinical import STUDY as STUDY  # the study's calendar: how study days are counted
+from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused, Study
+from shared.clinical import STUDY as STUDY  # the first study's calendar
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
 from shared.kernel.records import SubjectRecord
-from shared.study import study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
-_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("assessments"))
 BEFORE_CONVENTIONS = RECORDED_BEFORE_CONVENTIONS.value  # what an event without one counted
 
 
-def assessments_record_id(subject_id: str) -> UUID:
-    return uuid5(_NAMESPACE, subject_id)
+@dataclass(frozen=True)
+class StudyRules:
+    """What one study's definition says of its assessments (no I/O: the service reads
+    the definition and passes these in): its calendar (how study days are counted) and
+    the namespace of its subjects' assessment records' ids."""
+
+    study_id: str
+    calendar: Study
+    records: UUID
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> StudyRules:
+        return cls(
+            definition.study_id,
+            Study.of(definition),
+            uuid5(NAMESPACE_URL, definition.urn("assessments")),
+        )
+
+
+# The deployment's first study's: the default of callers that name no study (the service
+# always passes the rules of the study a command acts in).
+FIRST_STUDY = StudyRules.of(study_definition())
+_NAMESPACE = FIRST_STUDY.records
+
+
+def assessments_record_id(subject_id: str, namespace: UUID = _NAMESPACE) -> UUID:
+    """The id of a subject's assessments record in its study's namespace (the first
+    study's by default): the same subject id in two studies is two records."""
+    return uuid5(namespace, subject_id)
 
 
 @dataclass(frozen=True)
@@ -106,9 +132,17 @@ class SubjectAssessments(SubjectRecord):
 
     @classmethod
     def start(
-        cls, subject_id: str, infused: Infused, attribution: Attribution
+        cls,
+        subject_id: str,
+        infused: Infused,
+        attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> SubjectAssessments:
-        return cls(
+        """Open the subject's record in the study of ``rules``, named in its namespace."""
+        created: Any = cls.FollowUpStarted  # its "created" event (eventsourcing's)
+        return cls._create(
+            created,
+            id=assessments_record_id(subject_id, rules.records),
             subject_id=subject_id,
             infused_at=infused.infused_at,
             dose_level=infused.dose_level,
@@ -120,6 +154,8 @@ class SubjectAssessments(SubjectRecord):
         self, subject_id: str, infused_at: datetime, dose_level: int, provenance: Provenance
     ) -> None:
         self.subject_id = subject_id
+        # the study it belongs to (records opened before studies were named: the first)
+        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
         self.infused_at = infused_at
         self.dose_level = dose_level
         self.visits: dict[str, Visit] = {}  # by published event id, in order
@@ -134,8 +170,9 @@ class SubjectAssessments(SubjectRecord):
         at: datetime,
         vital: VitalStatus,
         attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> None:
-        day = self._study_day(at, vital, attribution)
+        day = self._study_day(at, vital, attribution, rules.calendar)
         visit = Visit(
             at, day, _text(label, "a visit label"),
             tuple(sorted(i.value for i in activity.items_present)), activity.pga,
@@ -143,14 +180,21 @@ class SubjectAssessments(SubjectRecord):
             activity.new_bilag_a, activity.new_bilag_b, activity.sledai_2k,
             activity.clinical_sledai,
         )  # fmt: skip
-        self._activity_assessed(visit, attribution.provenance, STUDY.convention.value)
+        self._activity_assessed(visit, attribution.provenance, rules.calendar.convention.value)
 
     @event("DiseaseActivityAssessed")
     def _activity_assessed(
         self, visit: Visit, provenance: Provenance, study_day_convention: str = BEFORE_CONVENTIONS
     ) -> None:
-        # kept with its study day in the study's convention, whichever it was recorded in
-        day = STUDY.day_from(visit.study_day, DayConvention(study_day_convention))
+        # kept with its study day in the study's convention, whichever it was recorded in:
+        # only the first study has visits recorded before conventions were named; any
+        # other's are recorded in its own convention, and kept as recorded
+        recorded_in = DayConvention(study_day_convention)
+        day = (
+            STUDY.day_from(visit.study_day, recorded_in)
+            if self.study_id == DEFAULT_STUDY_ID
+            else visit.study_day
+        )
         self.visits[str(event_id(self.id, self.version + 1))] = replace(visit, study_day=day)
 
     def measure_autoantibodies(
@@ -159,12 +203,14 @@ class SubjectAssessments(SubjectRecord):
         at: datetime,
         vital: VitalStatus,
         attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> None:
         if not results or len({r.analyte for r in results}) != len(results):
             raise errors.InvalidAssessment("a panel has one result per analyte, at least one")
+        calendar = rules.calendar
         self._autoantibodies_measured(
-            at, self._study_day(at, vital, attribution), results, attribution.provenance,
-            STUDY.convention.value,
+            at, self._study_day(at, vital, attribution, calendar), results,
+            attribution.provenance, calendar.convention.value,
         )  # fmt: skip
 
     @event("AutoantibodyMeasured")
@@ -179,12 +225,18 @@ class SubjectAssessments(SubjectRecord):
         pass
 
     def measure_kinetics(
-        self, sample: KineticsSample, at: datetime, vital: VitalStatus, attribution: Attribution
+        self,
+        sample: KineticsSample,
+        at: datetime,
+        vital: VitalStatus,
+        attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> None:
-        day = self._study_day(at, vital, attribution)
+        day = self._study_day(at, vital, attribution, rules.calendar)
         if at < self.infused_at:
             raise errors.InvalidAssessment("CAR-T cells are measured after the infusion")
-        self._kinetics_measured(at, day, sample, attribution.provenance, STUDY.convention.value)
+        convention = rules.calendar.convention.value
+        self._kinetics_measured(at, day, sample, attribution.provenance, convention)
 
     @event("CarTKineticsMeasured")
     def _kinetics_measured(
@@ -203,7 +255,12 @@ class SubjectAssessments(SubjectRecord):
             raise errors.AlreadyAssessed(f"visit {visit_event_id} has its response already")
 
     def assess_remission(
-        self, visit_event_id: str, claimed: Response, vital: VitalStatus, attribution: Attribution
+        self,
+        visit_event_id: str,
+        claimed: Response,
+        vital: VitalStatus,
+        attribution: Attribution,
+        rules: StudyRules = FIRST_STUDY,
     ) -> ResponseDerivation:
         """Record the response at a visit, if the rule set derives the claimed category
         from the visit, the visit before it and the baseline; refuse it otherwise."""
@@ -213,7 +270,8 @@ class SubjectAssessments(SubjectRecord):
         if visit.assessed_at < self.infused_at:
             raise errors.InputsMissing("a response is assessed at a visit after the infusion")
         self.check_unassessed(visit_event_id)
-        day = self._study_day(visit.assessed_at, vital, attribution)  # the study's, today
+        calendar = rules.calendar
+        day = self._study_day(visit.assessed_at, vital, attribution, calendar)  # the study's
         inputs, derivation = self._derive(visit_event_id)
         if derivation.response is not claimed:
             raise errors.RemissionNotSupported(
@@ -224,7 +282,7 @@ class SubjectAssessments(SubjectRecord):
                 doris=derivation.doris,
             )
         self._remission_assessed(inputs, visit.assessed_at, day, derivation,
-                                 attribution.provenance, STUDY.convention.value)  # fmt: skip
+                                 attribution.provenance, calendar.convention.value)  # fmt: skip
         return derivation
 
     @event("RemissionAssessed")
@@ -241,14 +299,14 @@ class SubjectAssessments(SubjectRecord):
 
     def report_progression(
         self, kind: Progression, description: str, at: datetime, vital: VitalStatus,
-        attribution: Attribution,
+        attribution: Attribution, rules: StudyRules = FIRST_STUDY,
     ) -> None:  # fmt: skip
-        day = self._study_day(at, vital, attribution)
+        day = self._study_day(at, vital, attribution, rules.calendar)
         if at < self.infused_at:
             raise errors.InvalidAssessment("progression is reported after the infusion")
         self._progression_reported(
             kind.value, _text(description, "a description"), at, day, attribution.provenance,
-            STUDY.convention.value,
+            rules.calendar.convention.value,
         )  # fmt: skip
 
     @event("ProgressionReported")
@@ -277,7 +335,9 @@ class SubjectAssessments(SubjectRecord):
         )
         return RemissionInputs(visit_event_id, previous, baseline), derivation
 
-    def _study_day(self, at: datetime, vital: VitalStatus, attribution: Attribution) -> int:
+    def _study_day(
+        self, at: datetime, vital: VitalStatus, attribution: Attribution, calendar: Study
+    ) -> int:
         if at > attribution.now:
             raise errors.InvalidTime("an assessment cannot be later than the server clock")
         for what, when in (("died", vital.died_at), ("was withdrawn", vital.withdrawn_at)):
@@ -287,7 +347,7 @@ class SubjectAssessments(SubjectRecord):
                     "assessed after that",
                     subject_id=self.subject_id,
                 )
-        return STUDY.study_day(self.infused_at, at)
+        return calendar.study_day(self.infused_at, at)
 
 
 def _text(value: str, what: str) -> str:

@@ -15,11 +15,13 @@ from services.adverse_events.escalation import (
     CohortState,
     CohortSubject,
     Decision,
+    Design,
     Expansion,
     allowed_level,
     decide,
     expansion_size,
 )
+from shared.study import study_definition
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
@@ -282,3 +284,19 @@ def test_no_second_expansion_once_one_is_open() -> None:
     opened = expansion_after(escalation)
     with pytest.raises(ExpansionRefused):
         expansion_size(decide(escalation, expansion=opened), 1)
+
+
+def test_each_study_escalates_over_its_own_levels_and_expands_to_its_own_total() -> None:
+    # SYN-CART-2 (synthetic) has three dose levels and an expansion to 12 at a level;
+    # NCT05030779 four levels and 15
+    other = Design.of(study_definition("SYN-CART-2"))
+    cleared_to_3 = dosed(1, 3) + dosed(2, 3) + dosed(3, 6)
+
+    first_state, other_state = decide(cleared_to_3), decide(cleared_to_3, design=other)
+
+    assert summary(first_state) == (3, Decision.ESCALATE, 4, None)
+    assert summary(other_state) == (3, Decision.COMPLETE, None, 3)
+    assert other_state.rule_version == study_definition("SYN-CART-2").rule_version("escalation", 2)
+    assert first_state.rule_version == RULE_VERSION
+    assert expansion_size(first_state, 3) == 15 - 6
+    assert expansion_size(other_state, 3, other.expansion_total_at_level) == 12 - 6
