@@ -19,7 +19,13 @@ from dataclasses import replace
 from weakref import WeakValueDictionary
 
 from services.identity import errors
-from services.identity.domain import AccountPolicy, User, check_password, user_record_id
+from services.identity.domain import (
+    AccountPolicy,
+    User,
+    check_password,
+    study_of,
+    user_record_id,
+)
 from services.identity.passwords import Passwords
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Actor, Attribution
@@ -69,10 +75,16 @@ class IdentityApplication(ServiceApplication):
         return bool(self.recorder.max_notification_id())
 
     def grant_role(
-        self, user_id: str, role: Role, attribution: Attribution, reason: str = ""
+        self,
+        user_id: str,
+        role: Role,
+        attribution: Attribution,
+        reason: str = "",
+        site: str | None = None,
     ) -> User:
+        """Grant ``role`` in the study ``attribution`` acts in (its caller's token's)."""
         return self._saved(
-            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason)
+            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason, site)
         )
 
     def revoke_role(self, user_id: str, role: Role, reason: str, attribution: Attribution) -> User:
@@ -91,7 +103,11 @@ class IdentityApplication(ServiceApplication):
     # --- authentication --------------------------------------------------------------
 
     def log_in(self, user_id: str, password: str, attribution: Attribution) -> Principal:
-        """Check id and password; open a login session, or record the failure."""
+        """Check id and password; open a login session for the study ``attribution`` names
+        (none: the first study), with the site and roles the account holds there, or record
+        the failure. A right password of an account with no grant in the study opens no
+        session: ``StudyNotGranted`` (after the password check, so that it tells nothing
+        more of an account than a wrong password does)."""
         session_id = new_session_id()
         user = self._attempt(
             user_id,
@@ -99,7 +115,12 @@ class IdentityApplication(ServiceApplication):
             succeed=lambda user: user.log_in(session_id, _as_user(attribution, user), self.policy),
             fail=lambda user: user.fail_login(_as_user(attribution, user), self.policy),
         )
-        return Principal(user.user_id, user.printed_name, user.site, user.roles, session_id)
+        study_id = attribution.provenance.study_id  # None: the first study's token, as before
+        grant = user.check_granted(study_of(attribution))
+        return Principal(
+            user.user_id, user.printed_name, grant.site, grant.roles, session_id,
+            study_id=study_id,
+        )  # fmt: skip
 
     def change_password(
         self, user_id: str, current_password: str, new_password: str, attribution: Attribution
@@ -136,7 +157,7 @@ class IdentityApplication(ServiceApplication):
         )
         return SigningAssertion(
             assertion_id, user.user_id, user.printed_name, session_id, meaning, purpose,
-            attribution.now,
+            attribution.now, principal.study_id,
         )  # fmt: skip
 
     def log_out(self, principal: Principal, attribution: Attribution) -> None:
@@ -252,6 +273,10 @@ REFUSED = (
 
 
 def _as_user(attribution: Attribution, user: User) -> Attribution:
-    """A self-service command (login, password) acts as the account's own person."""
-    actor = Actor(user.user_id, user.printed_name, "self", user.site)
+    """A self-service command (login, password) acts as the account's own person, at their
+    site in the study it names (the first study's, if they hold no grant there)."""
+    grant = user.grant_in(study_of(attribution))
+    actor = Actor(
+        user.user_id, user.printed_name, "self", user.site if grant is None else grant.site
+    )
     return replace(attribution, provenance=replace(attribution.provenance, actor=actor))
