@@ -16,7 +16,10 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 from weakref import WeakValueDictionary
+
+from eventsourcing.utils import get_topic
 
 from services.identity import errors
 from services.identity.domain import (
@@ -73,6 +76,26 @@ class IdentityApplication(ServiceApplication):
 
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
+
+    def administrators_in(self, study_id: str) -> list[str]:
+        """The active accounts that hold the administrator role in ``study_id`` (a study
+        after the first), from the grants stored there (read whole: a command-line check)."""
+        topic = get_topic(User.StudyRoleGranted)
+        granted: set[str] = set()
+        start: int | None = 1
+        while start is not None:
+            page = self.recorder.select_notifications(start, 500, topics=[topic])
+            for notification in page:
+                grant: Any = self.mapper.to_domain_event(notification)
+                if grant.study_id == study_id and grant.role == Role.ADMINISTRATOR.value:
+                    granted.add(grant.user_id)
+            start = page[-1].id + 1 if len(page) == 500 else None
+        return sorted(
+            user_id
+            for user_id in granted
+            if (user := self.get_user(user_id)).active
+            and Role.ADMINISTRATOR in user.roles_in(study_id)
+        )
 
     def grant_role(
         self,
