@@ -206,6 +206,7 @@ def signing(
         meaning,
         purpose,
         datetime.now(UTC),
+        who.study_id,  # an assertion signs in its token's study only
     )
 
 

@@ -14,12 +14,19 @@ from pydantic import Field
 
 from services.identity import errors
 from services.identity.application import IdentityApplication
-from services.identity.domain import AccountPolicy, User, check_compatible
+from services.identity.domain import (
+    AccountPolicy,
+    User,
+    check_account_administrator,
+    check_compatible,
+    study_of,
+)
 from shared.kernel.access import Denial
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.settings import PasswordCheckSettings
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
 from shared.web.pool import BoundedPool
@@ -49,6 +56,11 @@ class TokenOut(Contract):
     expires_at: datetime
     user_id: str
     roles: list[str]
+    study_id: str = Field(
+        description="the study the token is for (its `study` claim; a token of `POST /login` "
+        "names none and is for the deployment's first study): the roles are the account's "
+        "there"
+    )
 
 
 class ChangePassword(Contract):
@@ -68,6 +80,12 @@ class CreateUser(Contract):
 class RoleChange(Contract):
     role: Role
     reason: Paragraph = ""
+    site: Line | None = Field(
+        default=None,
+        description="the account's site in the study (a grant under /studies/<id>): needed "
+        "for its first role there, and never another than its roles there have; in the "
+        "first study, the account's site is the one it was created with",
+    )
 
 
 class Reason(Contract):
@@ -97,8 +115,8 @@ class AssertionOut(Contract):
 class UserOut(Contract):
     user_id: str
     printed_name: str
-    site: str
-    roles: list[str]
+    site: str = Field(description="the account's site in the study asked (`study_id`)")
+    roles: list[str] = Field(description="the account's roles in the study asked")
     active: bool
     locked: bool
     password_set_at: datetime
@@ -107,16 +125,23 @@ class UserOut(Contract):
         description="role pairs the account holds that separation of duties forbids "
         "(TL_INCOMPATIBLE_ROLES); only an account made before the rule can hold any",
     )
+    study_id: str = Field(
+        description="the study whose grant `site` and `roles` are: the route's (/users/...: "
+        "the deployment's first study); an account with no grant there has no roles and an "
+        "empty site"
+    )
 
     @classmethod
-    def of(cls, user: User, policy: AccountPolicy) -> UserOut:
-        conflicts = user.conflicts(policy)
+    def of(cls, user: User, policy: AccountPolicy, study_id: str = DEFAULT_STUDY_ID) -> UserOut:
+        conflicts = user.conflicts(policy, study_id)
+        grant = user.grant_in(study_id)
         return cls(
             conflicting_roles=[[a.value, b.value] for a, b in conflicts],
             user_id=user.user_id,
             printed_name=user.printed_name,
-            site=user.site,
-            roles=sorted(user.roles),
+            site="" if grant is None else grant.site,
+            roles=sorted(user.roles_in(study_id)),
+            study_id=study_id,
             active=user.active,
             locked=user.locked,
             password_set_at=user.password_set_at,
@@ -204,9 +229,11 @@ def client_address(request: Request) -> str:
 
 
 def denial_of(who: Attribution, command: str, reason_code: str) -> Denial:
-    """The record of ``who``'s refused ``command`` (as ``Authorisation`` records a 403)."""
+    """The record of ``who``'s refused ``command`` (as ``Authorisation`` records a 403), in
+    the study ``who`` acts in (None: the first study's route, as before studies)."""
     actor, provenance = who.provenance.actor, who.provenance
     return Denial(
+        study_id=provenance.study_id,
         user_id=actor.user_id,
         printed_name=actor.printed_name,
         site=actor.site,
@@ -242,11 +269,13 @@ def create_app(
 
 
 def _as_self(user_id: str, request: Request, now: datetime) -> Attribution:
-    # Login and password change: the actor is the person authenticating.
+    # Login and password change: the actor is the person authenticating, in the study the
+    # path names (/studies/<id>/login); none on the first study's route, as before studies
     actor = Actor(user_id, user_id, "self", "")
     correlation = current_correlation_id() or request.headers.get("x-correlation-id") or ""
+    study_id = request.path_params.get("study_id")
     return Attribution(
-        Provenance(actor, correlation, None, request.headers.get("x-client-id")), now
+        Provenance(actor, correlation, None, request.headers.get("x-client-id"), study_id), now
     )
 
 
@@ -269,21 +298,33 @@ def separation_of_duties(application: Identity) -> SeparationOfDutiesOut:
 async def log_in(
     body: LogIn, request: Request, application: Identity, issuer: Issuer, now: Now, checks: Checks
 ) -> TokenOut:
-    """Id and password give a short-lived access token; failures count towards lockout."""
+    """Id and password give a short-lived access token for the study the path names
+    (``/studies/<id>/login``; ``/login``: the deployment's first study), with the roles and
+    site the account holds there; failures count towards lockout. A right password of an
+    account with no role in the study is refused, 403 ``study_not_granted``, and the
+    refusal recorded (``AccessDenied``)."""
     command = _as_self(body.user_id, request, now())
-    principal: Principal = await checks.attempt(
-        request,
-        application,
-        command,
-        "identity.log_in",
-        lambda: application.log_in(body.user_id, body.password, command),
-    )
+    try:
+        principal: Principal = await checks.attempt(
+            request,
+            application,
+            command,
+            "identity.log_in",
+            lambda: application.log_in(body.user_id, body.password, command),
+        )
+    except errors.StudyNotGranted as refusal:
+        log.warning("login refused: no grant in the study user=%s study=%s", body.user_id,
+                    study_of(command))  # fmt: skip
+        denial = denial_of(command, "identity.log_in", refusal.code)
+        await asyncio.to_thread(application.record_denial, denial)
+        raise
     token, expires = issuer.access_token(principal, command.now)
     return TokenOut(
         access_token=token,
         expires_at=expires,
         user_id=principal.user_id,
         roles=sorted(principal.roles),
+        study_id=principal.study_id or DEFAULT_STUDY_ID,
     )
 
 
@@ -301,7 +342,9 @@ async def change_password(
             body.user_id, body.current_password, body.new_password, command
         ),
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(
+        user, application.policy, request.path_params.get("study_id", DEFAULT_STUDY_ID)
+    )
 
 
 @router.command("/signing", "sign", tags=["sessions"])
@@ -358,13 +401,12 @@ async def create_user(
 ) -> UserOut:
     attribution = act.attribution
     roles = frozenset(body.roles)
-    # refused before any hash: roles that may not be held together
-    await asyncio.to_thread(
-        _administering,
-        act,
-        body.user_id,
-        lambda: check_compatible(body.user_id, frozenset(), application.policy, roles),
-    )
+
+    def check() -> None:  # refused before any hash: another study's administrator, or
+        check_account_administrator(body.user_id, attribution)  # roles that may not be
+        check_compatible(body.user_id, frozenset(), application.policy, roles)  # together
+
+    await asyncio.to_thread(_administering, act, body.user_id, check)
     user = await checks.pool.run(  # an administrator's: hashed in the pool, no attempt budget
         lambda: application.create_user(
             body.user_id,
@@ -375,12 +417,13 @@ async def create_user(
             attribution,
         )
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(user, application.policy, act.caller.study_id)
 
 
 @router.query("/users/{user_id}", "read_users", tags=["accounts"])
-def get_user(user_id: str, application: Identity) -> UserOut:
-    return UserOut.of(application.get_user(user_id), application.policy)
+def get_user(user_id: str, act: CommandAct, application: Identity) -> UserOut:
+    """The account, with its site and roles in the caller's study."""
+    return UserOut.of(application.get_user(user_id), application.policy, act.caller.study_id)
 
 
 @router.command("/users/{user_id}/roles", "grant_role", tags=["accounts"])
@@ -388,9 +431,9 @@ def grant_role(user_id: str, body: RoleChange, act: CommandAct, application: Ide
     user = _administering(
         act,
         user_id,
-        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason),
+        lambda: application.grant_role(user_id, body.role, act.attribution, body.reason, body.site),
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(user, application.policy, act.caller.study_id)
 
 
 @router.command("/users/{user_id}/role-revocations", "revoke_role", tags=["accounts"])
@@ -400,7 +443,7 @@ def revoke_role(user_id: str, body: RoleChange, act: CommandAct, application: Id
         user_id,
         lambda: application.revoke_role(user_id, body.role, body.reason, act.attribution),
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(user, application.policy, act.caller.study_id)
 
 
 @router.command("/users/{user_id}/deactivation", "deactivate_user", tags=["accounts"])
@@ -408,7 +451,7 @@ def deactivate_user(user_id: str, body: Reason, act: CommandAct, application: Id
     user = _administering(
         act, user_id, lambda: application.deactivate_user(user_id, body.reason, act.attribution)
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(user, application.policy, act.caller.study_id)
 
 
 @router.command("/users/{user_id}/unlock", "unlock_user", tags=["accounts"])
@@ -416,4 +459,4 @@ def unlock_user(user_id: str, body: Reason, act: CommandAct, application: Identi
     user = _administering(
         act, user_id, lambda: application.unlock_user(user_id, body.reason, act.attribution)
     )
-    return UserOut.of(user, application.policy)
+    return UserOut.of(user, application.policy, act.caller.study_id)

@@ -16,10 +16,19 @@ import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from typing import Any
 from weakref import WeakValueDictionary
 
+from eventsourcing.utils import get_topic
+
 from services.identity import errors
-from services.identity.domain import AccountPolicy, User, check_password, user_record_id
+from services.identity.domain import (
+    AccountPolicy,
+    User,
+    check_password,
+    study_of,
+    user_record_id,
+)
 from services.identity.passwords import Passwords
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Actor, Attribution
@@ -68,11 +77,37 @@ class IdentityApplication(ServiceApplication):
     def has_users(self) -> bool:
         return bool(self.recorder.max_notification_id())
 
+    def administrators_in(self, study_id: str) -> list[str]:
+        """The active accounts that hold the administrator role in ``study_id`` (a study
+        after the first), from the grants stored there (read whole: a command-line check)."""
+        topic = get_topic(User.StudyRoleGranted)
+        granted: set[str] = set()
+        start: int | None = 1
+        while start is not None:
+            page = self.recorder.select_notifications(start, 500, topics=[topic])
+            for notification in page:
+                grant: Any = self.mapper.to_domain_event(notification)
+                if grant.study_id == study_id and grant.role == Role.ADMINISTRATOR.value:
+                    granted.add(grant.user_id)
+            start = page[-1].id + 1 if len(page) == 500 else None
+        return sorted(
+            user_id
+            for user_id in granted
+            if (user := self.get_user(user_id)).active
+            and Role.ADMINISTRATOR in user.roles_in(study_id)
+        )
+
     def grant_role(
-        self, user_id: str, role: Role, attribution: Attribution, reason: str = ""
+        self,
+        user_id: str,
+        role: Role,
+        attribution: Attribution,
+        reason: str = "",
+        site: str | None = None,
     ) -> User:
+        """Grant ``role`` in the study ``attribution`` acts in (its caller's token's)."""
         return self._saved(
-            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason)
+            user_id, lambda user: user.grant_role(role, attribution, self.policy, reason, site)
         )
 
     def revoke_role(self, user_id: str, role: Role, reason: str, attribution: Attribution) -> User:
@@ -91,7 +126,11 @@ class IdentityApplication(ServiceApplication):
     # --- authentication --------------------------------------------------------------
 
     def log_in(self, user_id: str, password: str, attribution: Attribution) -> Principal:
-        """Check id and password; open a login session, or record the failure."""
+        """Check id and password; open a login session for the study ``attribution`` names
+        (none: the first study), with the site and roles the account holds there, or record
+        the failure. A right password of an account with no grant in the study opens no
+        session: ``StudyNotGranted`` (after the password check, so that it tells nothing
+        more of an account than a wrong password does)."""
         session_id = new_session_id()
         user = self._attempt(
             user_id,
@@ -99,7 +138,12 @@ class IdentityApplication(ServiceApplication):
             succeed=lambda user: user.log_in(session_id, _as_user(attribution, user), self.policy),
             fail=lambda user: user.fail_login(_as_user(attribution, user), self.policy),
         )
-        return Principal(user.user_id, user.printed_name, user.site, user.roles, session_id)
+        study_id = attribution.provenance.study_id  # None: the first study's token, as before
+        grant = user.check_granted(study_of(attribution))
+        return Principal(
+            user.user_id, user.printed_name, grant.site, grant.roles, session_id,
+            study_id=study_id,
+        )  # fmt: skip
 
     def change_password(
         self, user_id: str, current_password: str, new_password: str, attribution: Attribution
@@ -136,7 +180,7 @@ class IdentityApplication(ServiceApplication):
         )
         return SigningAssertion(
             assertion_id, user.user_id, user.printed_name, session_id, meaning, purpose,
-            attribution.now,
+            attribution.now, principal.study_id,
         )  # fmt: skip
 
     def log_out(self, principal: Principal, attribution: Attribution) -> None:
@@ -252,6 +296,10 @@ REFUSED = (
 
 
 def _as_user(attribution: Attribution, user: User) -> Attribution:
-    """A self-service command (login, password) acts as the account's own person."""
-    actor = Actor(user.user_id, user.printed_name, "self", user.site)
+    """A self-service command (login, password) acts as the account's own person, at their
+    site in the study it names (the first study's, if they hold no grant there)."""
+    grant = user.grant_in(study_of(attribution))
+    actor = Actor(
+        user.user_id, user.printed_name, "self", user.site if grant is None else grant.site
+    )
     return replace(attribution, provenance=replace(attribution.provenance, actor=actor))

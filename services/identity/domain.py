@@ -18,6 +18,7 @@ from services.identity import errors
 from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Attribution, Meaning, Provenance, Role
 from shared.kernel.records import NamedRecord
+from shared.study import DEFAULT_STUDY_ID
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
@@ -40,6 +41,19 @@ class LoginSession:
     started_at: datetime
     last_signed_at: datetime | None = None
     ended: bool = False
+
+
+@dataclass(frozen=True)
+class StudyGrant:
+    """What an account may do in one study: its site there and its roles there."""
+
+    site: str
+    roles: frozenset[Role]
+
+
+def study_of(attribution: Attribution) -> str:
+    """The study a command acts in: its caller's token's (none named: the first study)."""
+    return attribution.provenance.study_id or DEFAULT_STUDY_ID
 
 
 def user_record_id(user_id: str) -> UUID:
@@ -105,8 +119,9 @@ class User(NamedRecord):
         attribution: Attribution,
         policy: AccountPolicy,
     ) -> User:
-        """Create an account with its first roles and password (already hashed); its roles
-        must be compatible with one another."""
+        """Create an account with its password (already hashed), and its site and first
+        roles in the deployment's first study, which must be compatible with one another."""
+        check_account_administrator(user_id, attribution)
         check_compatible(user_id, frozenset(), policy, frozenset(roles))
         return cls(
             user_id=check_user_id(user_id),
@@ -139,40 +154,137 @@ class User(NamedRecord):
         self.locked = False
         self.failed_attempts = 0
         self.sessions: dict[str, LoginSession] = {}
+        # the grants in the studies after the first: the account's ``site`` and ``roles``
+        # (as created, granted and revoked by the events stored before studies were named)
+        # are its grant in the deployment's first study
+        self.study_grants: dict[str, StudyGrant] = {}
+
+    # --- grants per study ------------------------------------------------------------
+
+    def grant_in(self, study_id: str) -> StudyGrant | None:
+        """The account's grant in ``study_id``, or None: in the first study always its
+        ``site`` and ``roles`` (an account may log in there with no role, as before studies
+        were named); in another, its site and roles there, None while it holds none."""
+        if study_id == DEFAULT_STUDY_ID:
+            return StudyGrant(self.site, self.roles)
+        grant = self.study_grants.get(study_id)
+        return grant if grant is not None and grant.roles else None
+
+    def roles_in(self, study_id: str) -> frozenset[Role]:
+        grant = self.grant_in(study_id)
+        return frozenset() if grant is None else grant.roles
+
+    def check_granted(self, study_id: str) -> StudyGrant:
+        """The account's grant in ``study_id``; ``StudyNotGranted`` if it holds none."""
+        grant = self.grant_in(study_id)
+        if grant is None:
+            raise errors.StudyNotGranted(
+                f"{self.user_id} holds no role in study {study_id}; an administrator of "
+                "that study grants roles there",
+                user_id=self.user_id,
+                study_id=study_id,
+            )
+        return grant
 
     # --- administration --------------------------------------------------------------
 
     def grant_role(
-        self, role: Role, attribution: Attribution, policy: AccountPolicy, reason: str = ""
+        self,
+        role: Role,
+        attribution: Attribution,
+        policy: AccountPolicy,
+        reason: str = "",
+        site: str | None = None,
     ) -> None:
-        """Grant ``role`` (for ``reason``, recorded when given), unless the grant is the
-        administrator's own or would pair it with a role it may not be held with (a pair
-        held from before this rule does not stop an unrelated grant: docs/security.md)."""
+        """Grant ``role`` (for ``reason``, recorded when given) in the study the
+        administrator acts in (``study_of``), at ``site`` (the account's site in that study:
+        needed for its first role there, and never another than its roles there have),
+        unless the grant is the administrator's own or would pair it with a role it may not
+        be held with in that study (a pair held from before this rule does not stop an
+        unrelated grant: docs/security.md)."""
         self._check_not_own(attribution)
         self._check_active()
-        if role in self.roles:
-            raise errors.RoleAlreadyGranted(f"{self.user_id} already has role {role}", role=role)
-        check_compatible(self.user_id, self.roles, policy, frozenset({role}))
-        self._role_granted(role.value, attribution.provenance, reason.strip())
+        study_id = study_of(attribution)
+        held = self.grant_in(study_id)
+        site = site.strip() if site is not None else None
+        if held is not None and site and site != held.site:
+            raise errors.SiteDiffers(
+                f"{self.user_id} is at site {held.site} in study {study_id}; revoke their "
+                "roles there before granting at another site",
+                user_id=self.user_id,
+                study_id=study_id,
+                site=held.site,
+            )
+        roles = frozenset() if held is None else held.roles
+        if role in roles:
+            raise errors.RoleAlreadyGranted(
+                f"{self.user_id} already has role {role} in study {study_id}",
+                role=role,
+                study_id=study_id,
+            )
+        check_compatible(self.user_id, roles, policy, frozenset({role}))
+        if study_id == DEFAULT_STUDY_ID:  # the first study's grant: as before studies
+            self._role_granted(role.value, attribution.provenance, reason.strip())
+            return
+        at = held.site if held is not None else site
+        if not at:
+            raise errors.SiteRequired(
+                f"the first role of {self.user_id} in study {study_id} names their site there",
+                field="site",
+                study_id=study_id,
+            )
+        self._study_role_granted(study_id, at, role.value, attribution.provenance, reason.strip())
 
     # ``reason`` came later: a grant stored before it has none, and replays with ""
     @event("RoleGranted")
     def _role_granted(self, role: str, provenance: Provenance, reason: str = "") -> None:
         self.roles = self.roles | {Role(role)}
 
+    # a grant in a study after the first (``RoleGranted`` is the first study's)
+    @event("StudyRoleGranted")
+    def _study_role_granted(
+        self, study_id: str, site: str, role: str, provenance: Provenance, reason: str
+    ) -> None:
+        held = self.study_grants.get(study_id)
+        roles = frozenset() if held is None else held.roles
+        self.study_grants[study_id] = StudyGrant(site, roles | {Role(role)})
+
     def revoke_role(self, role: Role, reason: str, attribution: Attribution) -> None:
+        """Revoke ``role`` in the study the administrator acts in (``study_of``)."""
         self._check_not_own(attribution)
         self._check_active()
-        if role not in self.roles:
-            raise errors.RoleNotGranted(f"{self.user_id} does not have role {role}", role=role)
-        self._role_revoked(role.value, _reason(reason), attribution.provenance)
+        study_id = study_of(attribution)
+        if role not in self.roles_in(study_id):
+            raise errors.RoleNotGranted(
+                f"{self.user_id} does not have role {role} in study {study_id}",
+                role=role,
+                study_id=study_id,
+            )
+        if study_id == DEFAULT_STUDY_ID:
+            self._role_revoked(role.value, _reason(reason), attribution.provenance)
+        else:
+            self._study_role_revoked(study_id, role.value, _reason(reason), attribution.provenance)
 
     @event("RoleRevoked")
     def _role_revoked(self, role: str, reason: str, provenance: Provenance) -> None:
         self.roles = self.roles - {Role(role)}
 
+    # a revocation in a study after the first (``RoleRevoked`` is the first study's); the
+    # last role revoked ends the grant there, and its site with it
+    @event("StudyRoleRevoked")
+    def _study_role_revoked(
+        self, study_id: str, role: str, reason: str, provenance: Provenance
+    ) -> None:
+        held = self.study_grants[study_id]
+        roles = held.roles - {Role(role)}
+        if roles:
+            self.study_grants[study_id] = StudyGrant(held.site, roles)
+        else:
+            del self.study_grants[study_id]
+
     def deactivate(self, reason: str, attribution: Attribution) -> None:
-        """Deactivate for good; the id stays taken."""
+        """Deactivate for good, in every study; the id stays taken."""
+        check_account_administrator(self.user_id, attribution)
         self._check_not_own(attribution)
         self._check_active()
         self._deactivated(_reason(reason), attribution.provenance)
@@ -182,6 +294,7 @@ class User(NamedRecord):
         self.active = False
 
     def unlock(self, reason: str, attribution: Attribution) -> None:
+        check_account_administrator(self.user_id, attribution)
         self._check_not_own(attribution)
         self._check_active()
         if not self.locked:
@@ -195,10 +308,12 @@ class User(NamedRecord):
 
     # --- authentication --------------------------------------------------------------
 
-    def conflicts(self, policy: AccountPolicy) -> list[tuple[Role, Role]]:
-        """The forbidden pairs the account holds (only accounts made before the rule, or
-        before a change of ``TL_INCOMPATIBLE_ROLES``, can hold any)."""
-        return policy.duties.conflicts(self.roles)
+    def conflicts(
+        self, policy: AccountPolicy, study_id: str = DEFAULT_STUDY_ID
+    ) -> list[tuple[Role, Role]]:
+        """The forbidden pairs the account holds in ``study_id`` (only accounts made before
+        the rule, or before a change of ``TL_INCOMPATIBLE_ROLES``, can hold any)."""
+        return policy.duties.conflicts(self.roles_in(study_id))
 
     def can_authenticate(self) -> bool:
         return self.active and not self.locked
@@ -223,13 +338,15 @@ class User(NamedRecord):
         self.failed_attempts = attempt
 
     def log_in(self, session_id: str, attribution: Attribution, policy: AccountPolicy) -> None:
-        """Open a login session; an aged password must be changed first."""
+        """Open a login session for the study the login names (``study_of``), where the
+        account must hold a grant; an aged password must be changed first."""
         self.check_can_authenticate()
         if self.password_expired(attribution.now, policy):
             raise errors.PasswordExpired(
                 f"the password of {self.user_id} is older than the maximum age; change it",
                 user_id=self.user_id,
             )
+        self.check_granted(study_of(attribution))
         self._logged_in(session_id, attribution.now, attribution.provenance)
 
     @event("LoginSucceeded")
@@ -355,6 +472,21 @@ class User(NamedRecord):
     def _check_active(self) -> None:
         if not self.active:
             raise errors.UserInactive(f"user {self.user_id} is deactivated", user_id=self.user_id)
+
+
+def check_account_administrator(user_id: str, attribution: Attribution) -> None:
+    """Creating, deactivating and unlocking an account change it in every study: only an
+    administrator acting in the deployment's first study does (docs/security.md)."""
+    study_id = study_of(attribution)
+    if study_id != DEFAULT_STUDY_ID:
+        raise errors.AccountAdministrationRefused(
+            f"accounts are created, deactivated and unlocked by an administrator of the "
+            f"deployment's first study ({DEFAULT_STUDY_ID}), not of {study_id}: they change "
+            "the account in every study",
+            user_id=user_id,
+            study_id=study_id,
+            first_study_id=DEFAULT_STUDY_ID,
+        )
 
 
 def _reason(reason: str) -> str:

@@ -132,3 +132,31 @@ class ReasonRequired(InvalidValue):
     """Revocations, deactivations and unlocks need a reason."""
 
     code = "reason_required"
+
+
+class StudyNotGranted(NotPermitted):
+    """The account holds no role in the study it logs in for (a token is for one study,
+    with the roles and site the account holds there): HTTP 403. The refusal is recorded
+    (``AccessDenied``); it is answered only once the password was right."""
+
+    code = "study_not_granted"
+
+
+class AccountAdministrationRefused(AdministrationRefused):
+    """Creating, deactivating and unlocking an account change it in every study: only an
+    administrator acting in the deployment's first study does (docs/security.md)."""
+
+    code = "first_study_administrator_required"
+
+
+class SiteRequired(InvalidValue):
+    """The first role of an account in a study names the account's site in that study."""
+
+    code = "site_required"
+
+
+class SiteDiffers(Conflict):
+    """An account has one site in a study: a grant naming another is refused (revoke the
+    account's roles there first)."""
+
+    code = "site_differs"

@@ -34,6 +34,11 @@ def _granted(event: Any) -> dict[str, Any]:
     }
 
 
+def _granted_in_study(event: Any) -> dict[str, Any]:
+    """A grant in a study after the first, with its reason as a first-study grant's."""
+    return {**_granted(event), "study_id": event.study_id, "site": event.site}
+
+
 PUBLICATION = Publication(
     SERVICE,
     {User: contracts.RECORD_TYPE},
@@ -41,6 +46,8 @@ PUBLICATION = Publication(
         User.UserCreated: _account(contracts.UserCreatedV1, "printed_name", "site", "roles"),
         User.RoleGranted: (contracts.RoleGrantedV1, _granted),
         User.RoleRevoked: _account(contracts.RoleRevokedV1, "role", "reason"),
+        User.StudyRoleGranted: (contracts.RoleGrantedV2, _granted_in_study),
+        User.StudyRoleRevoked: _account(contracts.RoleRevokedV2, "study_id", "role", "reason"),
         User.UserDeactivated: _account(contracts.UserDeactivatedV1, "reason"),
         User.AccountUnlocked: _account(contracts.AccountUnlockedV1, "reason"),
         User.PasswordChanged: _account(contracts.PasswordChangedV1),

@@ -9,7 +9,9 @@ fed through the same subscription plumbing as every local view
 - ``AccountLocked``, ``UserDeactivated`` and ``PasswordChanged``: every token of the account
   issued at or before the event (a password changed because it leaked ends every session
   opened with it; a login with the new password is issued after the change, and stands);
-- ``RoleRevoked``: every token of the account that carries the role, issued at or before;
+- ``RoleRevoked``: every token of the account that carries the role, issued at or before, in
+  the study the role was revoked in (``RoleRevoked.v1``: the first study; ``.v2`` names it:
+  a role is granted per study, and revoking it in one study leaves the others' tokens);
 - ``LoggedOut``: every token of the session, whenever issued.
 
 Both times come from the identity authority's own clock (the token's ``iat`` and the event's
@@ -57,11 +59,13 @@ from shared.contracts.identity import (
     LoggedOutV1,
     PasswordChangedV1,
     RoleRevokedV1,
+    RoleRevokedV2,
     UserDeactivatedV1,
 )
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal, RevocationsUnconfirmed, TokenRevoked
 from shared.kernel.settings import DatabaseSettings
+from shared.study import DEFAULT_STUDY_ID, record_key
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,7 @@ CHECK = "revocations"  # its name in /ready
 # The events that withdraw access, and what each one names.
 ACCOUNT = (AccountLockedV1.event_type, UserDeactivatedV1.event_type, PasswordChangedV1.event_type)
 ROLE, SESSION = RoleRevokedV1.event_type, LoggedOutV1.event_type
+STUDY_ROLE = RoleRevokedV2.event_type
 
 
 def group_id(service: str) -> str:
@@ -81,8 +86,10 @@ def account_key(user_id: str) -> str:
     return f"account:{user_id}"
 
 
-def role_key(user_id: str, role: str) -> str:
-    return f"role:{user_id}:{role}"
+def role_key(user_id: str, role: str, study_id: str = DEFAULT_STUDY_ID) -> str:
+    """The key of ``role`` in ``study_id``: the first study's as before studies were named,
+    another's with the study (``record_key``)."""
+    return f"role:{record_key(study_id, user_id)}:{role}"
 
 
 def session_key(session_id: str) -> str:
@@ -96,15 +103,19 @@ def withdrawal(event: CloudEvent) -> str | None:
         return account_key(str(data["user_id"]))
     if event.type == ROLE:
         return role_key(str(data["user_id"]), str(data["role"]))
+    if event.type == STUDY_ROLE:
+        return role_key(str(data["user_id"]), str(data["role"]), str(data["study_id"]))
     if event.type == SESSION:
         return session_key(str(data["session_id"]))
     return None
 
 
 def keys_of(principal: Principal) -> list[str]:
-    """The keys whose withdrawal at or after the token's issue refuses it."""
+    """The keys whose withdrawal at or after the token's issue refuses it: the account's,
+    and each of its roles in the token's study."""
+    study_id = principal.study_id or DEFAULT_STUDY_ID
     return [account_key(principal.user_id)] + [
-        role_key(principal.user_id, role.value) for role in sorted(principal.roles)
+        role_key(principal.user_id, role.value, study_id) for role in sorted(principal.roles)
     ]
 
 

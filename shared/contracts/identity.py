@@ -2,7 +2,9 @@
 
 Account and permission changes, logins, lockouts and signing re-authentications.
 Password hashes are never published. ``subject_id`` is null: these are not about a
-trial subject; ``user_id`` names the account.
+trial subject; ``user_id`` names the account. A role is granted and revoked per study: the
+``.v1`` grants and revocations (and the roles and site of ``UserCreated.v1``) are the
+account's in the deployment's first study, the ``.v2`` ones name their study.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ class RoleGrantedV1(AccountEvent):
 
 class RoleRevokedV1(ReasonGiven, AccountEvent):
     event_type = "RoleRevoked.v1"
+    role: str
+
+
+class RoleGrantedV2(AccountEvent):
+    """A role granted in one study after the deployment's first (``RoleGranted.v1`` is a
+    grant in the first study, at the site the account was created with)."""
+
+    event_type = "RoleGranted.v2"
+    study_id: str = Field(description="the study the role is granted in")
+    site: str = Field(description="the account's site in that study")
+    role: str
+
+
+class RoleRevokedV2(ReasonGiven, AccountEvent):
+    """A role revoked in one study after the deployment's first (``RoleRevoked.v1`` is a
+    revocation in the first study): every access token of the account for that study
+    that carries the role is withdrawn."""
+
+    event_type = "RoleRevoked.v2"
+    study_id: str = Field(description="the study the role is revoked in")
     role: str
 
 
@@ -88,6 +110,8 @@ IDENTITY_CONTRACTS = contract_registry(
     UserCreatedV1,
     RoleGrantedV1,
     RoleRevokedV1,
+    RoleGrantedV2,
+    RoleRevokedV2,
     UserDeactivatedV1,
     AccountUnlockedV1,
     PasswordChangedV1,

@@ -97,6 +97,9 @@ class SigningAssertion:
     meaning: Meaning
     purpose: str
     authenticated_at: datetime
+    # the study of the access token it was asked with (its ``study`` claim; the verifier
+    # reads an assertion that names none as the first study's): it signs in that study only
+    study_id: str | None = None
 
 
 def new_session_id() -> str:
@@ -106,9 +109,17 @@ def new_session_id() -> str:
 def check_assertion(
     assertion: SigningAssertion, principal: Principal, meaning: Meaning, purpose: str
 ) -> SigningAssertion:
-    """The assertion must be the caller's own, from this session, for this meaning and purpose."""
+    """The assertion must be the caller's own, from this session and study, for this
+    meaning and purpose."""
     if assertion.user_id != principal.user_id or assertion.session_id != principal.session_id:
         raise SignatureRefused("the signing assertion belongs to another user or session")
+    if assertion.study_id != principal.study_id:
+        raise SignatureRefused(
+            f"the signing assertion is for study {assertion.study_id}, the access token for "
+            f"{principal.study_id}",
+            expected=principal.study_id,
+            given=assertion.study_id,
+        )
     if assertion.meaning is not meaning:
         raise SignatureRefused(
             f"this step is signed with meaning {meaning}, the assertion says {assertion.meaning}",

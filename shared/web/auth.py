@@ -9,8 +9,9 @@ the authority on each request.
   deployment's first study, ``shared.study.DEFAULT_STUDY_ID``).
 - A *signing assertion* (2 minutes) says that the user re-authenticated for one
   electronic signature with a given meaning, in that session, for one purpose (the step
-  and the record it signs, e.g. ``enrollment/consent/S-001``). Each step of a record is
-  signed once, so an assertion cannot sign twice.
+  and the record it signs, e.g. ``enrollment/consent/S-001``), in the study of the access
+  token it was asked with (``study``; none: the first study), and signs in no other.
+  Each step of a record is signed once, so an assertion cannot sign twice.
 """
 
 from __future__ import annotations
@@ -85,6 +86,8 @@ class TokenIssuer:
             "meaning": assertion.meaning.value,
             "purpose": assertion.purpose,
         }
+        if assertion.study_id is not None:
+            claims["study"] = assertion.study_id
         return self._issue(SIGNING, claims, assertion.authenticated_at, self.assertion_ttl)
 
     def _issue(
@@ -137,6 +140,8 @@ class TokenVerifier:
                 meaning=Meaning(claims["meaning"]),
                 purpose=str(claims["purpose"]),
                 authenticated_at=datetime.fromtimestamp(claims["iat"], tz=UTC),
+                # an assertion that names no study is good for the first study only
+                study_id=str(claims.get("study") or DEFAULT_STUDY_ID),
             )
         except (KeyError, ValueError, TypeError):
             raise SignatureRefused("the signing assertion lacks a required claim") from None
