@@ -199,6 +199,12 @@ class ProjectionsApplication:
         await self._record(who, role, action, parameters, "allowed")
         return role
 
+    async def refuse_study(self, who: Principal, command: str, study_id: str) -> None:
+        """Record that ``who``'s token, for another study, asked this ledger (``study_id``'s)
+        to ``command``: refused (``shared.web.http.study_not_granted``)."""
+        parameters = {"study_id": study_id, "token_study_id": who.study_id}
+        await self._record(who, "-", command.removeprefix("projections."), parameters, "denied")
+
     async def trail(self, who: Principal, filters: TrailFilter) -> list[dict[str, Any]]:
         await self.authorise(who, "trail", asdict(filters))
         where, values = filters.sql()
