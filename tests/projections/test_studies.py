@@ -11,15 +11,21 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from typer.testing import CliRunner, Result
 
 from services.projections.__main__ import known_contracts
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
+from services.projections.cli import app as cli_app
 from services.projections.domain import Trust
 from services.projections.ingest import OTHER_STUDY, Ingester, IngestOptions
 from services.projections.integrity import check_ledger
@@ -28,11 +34,20 @@ from services.projections.notes import Verifier
 from services.projections.offline import TrustedKeys, verify_export
 from services.projections.studies import group_id, study_ledgers, study_schema
 from shared.kernel.envelope import CloudEvent
+from shared.kernel.principals import Principal
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings
 from shared.study import DEFAULT_STUDY_ID
 from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events
-from tests.support import RECORD_KEY, VERIFIER, bearer, eventually, principal
+from tests.support import (
+    ISSUER,
+    RECORD_KEY,
+    TOKEN_KEY,
+    VERIFIER,
+    bearer,
+    eventually,
+    principal,
+)
 
 pytestmark = pytest.mark.integration
 SECOND = "SYN-CART-2"
@@ -295,3 +310,53 @@ async def test_each_study_s_routes_answer_its_ledger_to_its_own_auditors_only(
     missing = await client.get("/studies/NCT-NOT-SERVED/trail", headers=bearer(FIRST_AUDITOR))
     assert missing.status_code == 404
     assert missing.json()["code"] == "study_not_served"
+
+
+def public_pem(path: Path, key: Ed25519PublicKey) -> str:
+    path.write_bytes(
+        key.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return str(path)
+
+
+async def test_the_cli_reads_the_ledger_of_the_study_named_with_a_token_for_it(
+    studies: Studies,
+    projections_settings: ServiceSettings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    first = published_events(subjects=1)
+    second = of_study(published_events(subjects=1, prefix="C"), SECOND)
+    await Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID]).publish(first + second)
+    await studies.ingest_until({DEFAULT_STUDY_ID: len(first), SECOND: len(second)})
+    schema = projections_settings.database.schema
+    for name, value in {
+        "TL_PROJECTIONS_DATABASE_SCHEMA": schema,
+        "TL_STUDIES": ",".join(STUDIES),
+        "TL_LEDGER_ORIGIN": studies.origin,
+        "TL_TOKEN_PUBLIC_KEY_FILE": public_pem(tmp_path / "token.pub", TOKEN_KEY.public_key()),
+        "TL_CHECKPOINT_PUBLIC_KEY_FILE": public_pem(
+            tmp_path / "checkpoint.pub", CHECKPOINT_KEY.public_key()
+        ),
+    }.items():
+        monkeypatch.setenv(name, value)
+
+    def cli(who: Principal, *args: str) -> Result:
+        token, _ = ISSUER.access_token(who, datetime.now(UTC))
+        return CliRunner().invoke(cli_app, [*args, "--token", token], catch_exceptions=False)
+
+    trail = await asyncio.to_thread(cli, SECOND_AUDITOR, "--study", SECOND, "trail", "--json")
+    assert trail.exit_code == 0, trail.output
+    assert {row["subject_id"] for row in json.loads(trail.stdout)} == {"C-001"}
+    verify = ("--study", SECOND, "verify", "--no-stores")
+    verified = await asyncio.to_thread(cli, SECOND_AUDITOR, *verify)
+    assert verified.exit_code == 0, verified.output
+    assert json.loads(verified.stdout)["ok"]
+    first_trail = await asyncio.to_thread(cli, FIRST_AUDITOR, "trail", "--json")
+    assert {row["subject_id"] for row in json.loads(first_trail.stdout)} == {"S-001"}
+    refused = await asyncio.to_thread(cli, FIRST_AUDITOR, "--study", SECOND, "trail")
+    assert refused.exit_code == 2
+    assert "is for study NCT05030779, not SYN-CART-2" in refused.output
+    assert ("aud.kim", "cli", "denied") in await activity(studies.ledgers[SECOND])
