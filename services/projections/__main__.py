@@ -142,8 +142,11 @@ async def main() -> None:
         await ledger.open()
     revocations = revocation_feed(SERVICE, settings, security)
     await revocations.view.open()
+    several = len(studies) > 1  # the stores hold several studies': compared per study
     applications = {
-        study: ProjectionsApplication.configured(settings, config, ledger)
+        study: ProjectionsApplication.configured(
+            settings, config, ledger, study if several else None
+        )
         for study, ledger in ledgers.items()
     }
     first = applications[DEFAULT_STUDY_ID]

@@ -100,7 +100,10 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         ledger = study_ledgers(settings.database, config.origin, served)[chosen]
         await ledger.open()
         try:
-            projections = ProjectionsApplication.configured(settings, config, ledger)
+            several = len(set((DEFAULT_STUDY_ID, *served))) > 1
+            projections = ProjectionsApplication.configured(
+                settings, config, ledger, chosen if several else None
+            )
             if (refused := study_not_granted(who, chosen, "projections.cli")) is not None:
                 await projections.refuse_study(who, "projections.cli", chosen)
                 raise refused

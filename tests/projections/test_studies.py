@@ -32,6 +32,8 @@ from services.projections.integrity import check_ledger
 from services.projections.ledger import LedgerStore
 from services.projections.notes import Verifier
 from services.projections.offline import TrustedKeys, verify_export
+from services.projections.reconcile import StoreEndpoint, StoreReading
+from services.projections.stores import StoreReader, study_of
 from services.projections.studies import group_id, study_ledgers, study_schema
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal
@@ -360,3 +362,36 @@ async def test_the_cli_reads_the_ledger_of_the_study_named_with_a_token_for_it(
     assert refused.exit_code == 2
     assert "is for study NCT05030779, not SYN-CART-2" in refused.output
     assert ("aud.kim", "cli", "denied") in await activity(studies.ledgers[SECOND])
+
+
+async def test_a_study_s_verification_reads_only_its_events_from_the_shared_stores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = published_events(subjects=1)[:2]
+    second = of_study(published_events(subjects=1, prefix="C")[:1], SECOND)
+    stored = [*first, *second]
+    asked: list[str] = []
+
+    def store(request: httpx.Request) -> httpx.Response:
+        asked.append(str(request.url))
+        if request.url.path == "/store/head":
+            return httpx.Response(200, json={"count": len(stored)})
+        events = [
+            {"position": n, "event_id": str(e.id), "event_type": e.type,
+             "recorded_at": e.recordedtime.isoformat(), "payload": e.to_kafka_value().decode()}
+            for n, e in enumerate(stored, 1)
+        ]  # fmt: skip
+        return httpx.Response(200, json={"events": events, "next_after": None})
+
+    def client(reader: StoreReader) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(store))
+
+    monkeypatch.setattr(StoreReader, "_client", client)
+    endpoint = StoreEndpoint("enrollment", "http://enrollment")
+    for study, expected in ((SECOND, second), (DEFAULT_STUDY_ID, first), (None, stored)):
+        reader = StoreReader([endpoint], "token", study_id=study)
+        reading = await reader.events(StoreReading(endpoint), payload=False)
+        assert [e.event_id for e in reading.events] == [str(e.id) for e in expected]
+        assert all(study_of(e) == (study or study_of(e)) for e in reading.events)
+    # a study's events are named by their payload: ids alone would not tell them apart
+    assert "payload=true" in asked[0] and "payload=false" in asked[-1]
