@@ -34,7 +34,7 @@ from shared.web.http import (
     study_not_granted,
 )
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
-from shared.web.service_app import STUDY_PREFIX, StudyNotServed, served_study
+from shared.web.service_app import STUDY_PREFIX, FromState, StudyNotServed, served_study
 
 
 async def _principal(
@@ -99,12 +99,19 @@ def ledger_of(request: Request) -> ProjectionsApplication:
     return applications[study]
 
 
-async def _ledger(request: Request) -> ProjectionsApplication:
-    return ledger_of(request)
+class StudyLedger(FromState):
+    """A dependency: of what the app holds, the application over the ledger of the study
+    the path names (``ledger_of``)."""
+
+    def __init__(self) -> None:
+        super().__init__("applications")
+
+    async def __call__(self, request: Request) -> ProjectionsApplication:
+        return ledger_of(request)
 
 
 router = APIRouter()
-Ledger = Annotated[ProjectionsApplication, Depends(_ledger)]
+Ledger = Annotated[ProjectionsApplication, Depends(StudyLedger())]
 
 
 def create_app(
