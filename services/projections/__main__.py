@@ -19,7 +19,7 @@ from services.projections.duties import DutiesCheck
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
-from services.projections.studies import study_ledgers
+from services.projections.studies import open_ledgers, study_ledgers
 from services.projections.witness import Cosigner, WitnessConfig
 from shared.adapters.revocations import RevocationFeed
 from shared.adapters.subject_views import Subscriptions, kafka_broker
@@ -138,8 +138,7 @@ async def main() -> None:
     served = served_studies()
     ledgers = study_ledgers(settings.database, config.origin, served)
     studies = tuple(ledgers)
-    for ledger in ledgers.values():  # at start, every ledger opens or the service does not
-        await ledger.open()
+    await open_ledgers(ledgers)  # at start, every ledger opens or the service does not
     revocations = revocation_feed(SERVICE, settings, security)
     await revocations.view.open()
     several = len(studies) > 1  # the stores hold several studies': compared per study

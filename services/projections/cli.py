@@ -34,7 +34,7 @@ from services.projections.define import define_xml
 from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
-from services.projections.studies import study_ledgers
+from services.projections.studies import open_ledgers, study_ledgers
 from shared.adapters.revocations import RevocationView
 from shared.kernel.keys import load_public_key
 from shared.kernel.principals import TokenRevoked
@@ -97,8 +97,10 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         if chosen not in (DEFAULT_STUDY_ID, *served):
             raise SettingsError(f"study {chosen} is not served here (TL_STUDIES: "
                                 f"{', '.join(served)})")  # fmt: skip
-        ledger = study_ledgers(settings.database, config.origin, served)[chosen]
-        await ledger.open()
+        ledgers = study_ledgers(settings.database, config.origin, served)
+        opened = {study: ledgers[study] for study in dict.fromkeys((DEFAULT_STUDY_ID, chosen))}
+        await open_ledgers(opened)  # the first study's too: another's origin is named after it
+        ledger = opened[chosen]
         try:
             several = len(set((DEFAULT_STUDY_ID, *served))) > 1
             projections = ProjectionsApplication.configured(
@@ -109,7 +111,8 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
                 raise refused
             return await work(projections, who)
         finally:
-            await ledger.close()
+            for each in opened.values():
+                await each.close()
 
     try:
         return asyncio.run(main())

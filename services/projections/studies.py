@@ -6,13 +6,14 @@ had: its schema (``TL_PROJECTIONS_DATABASE_SCHEMA``), consumer group and origin,
 ledger begun before studies were named goes on unchanged. Every other served study
 (``TL_STUDIES``) has a ledger of its own with the same tables: in a schema of its own
 (``study_schema``), written by an ingest session of its own (``group_id``), its checkpoints
-naming an origin of its own (``<origin>/<study>``), with its own views and exports.
+naming an origin of its own (``<the first study's origin>/<study>``), with its own views
+and exports.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from services.projections.ledger import LedgerStore
@@ -73,3 +74,16 @@ def study_ledgers(
         )
         for study in studies
     }
+
+
+async def open_ledgers(ledgers: Mapping[str, LedgerStore]) -> None:
+    """Open every ledger of ``study_ledgers``, the first study's first: a study's ledger
+    begun without ``TL_LEDGER_ORIGIN`` is named after the first study's origin
+    (``<its origin>/<study>``), so that every origin of a deployment shows which it is."""
+    first = ledgers[DEFAULT_STUDY_ID]
+    await first.open()
+    for study, ledger in ledgers.items():
+        if study != DEFAULT_STUDY_ID:
+            if ledger.wanted_origin is None:
+                ledger.wanted_origin = f"{first.origin}/{study}"
+            await ledger.open()
