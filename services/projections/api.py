@@ -136,8 +136,8 @@ def create_app(
     app.state.verifier = verifier
     app.state.revocations = revocations  # None: an app built alone, in tests
     app.state.application = application
-    app.state.applications = {DEFAULT_STUDY_ID: application, **(studies or {})}
-    app.state.applications[DEFAULT_STUDY_ID] = application
+    others = {study: a for study, a in (studies or {}).items() if study != DEFAULT_STUDY_ID}
+    app.state.applications = {DEFAULT_STUDY_ID: application, **others}
     app.state.studies = tuple(app.state.applications)
     app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
     app.include_router(router)
