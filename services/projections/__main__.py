@@ -1,6 +1,7 @@
 """Run the projections service: ingest every topic into the ledger, keep the views, sign
 checkpoints, and serve the auditor API (refusing tokens whose access the identity topic
-withdrew, as every service: ``shared.adapters.revocations``).
+withdrew, as every service: ``shared.adapters.revocations``). One ledger per served study
+(``TL_STUDIES``; ``services.projections.studies``), each ingested by a worker of its own.
 
     python -m services.projections
 """
@@ -18,6 +19,7 @@ from services.projections.duties import DutiesCheck
 from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.stores import COMMAND_SERVICES
+from services.projections.studies import open_ledgers, study_ledgers
 from services.projections.witness import Cosigner, WitnessConfig
 from shared.adapters.revocations import RevocationFeed
 from shared.adapters.subject_views import Subscriptions, kafka_broker
@@ -31,6 +33,7 @@ from shared.contracts.security import AccessDeniedV1, RecordSignedV1, RecordSign
 from shared.kernel.envelope import EventData, contract_registry
 from shared.kernel.keys import load_private_key
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.study import DEFAULT_STUDY_ID, served_studies
 from shared.web.runner import serve
 from shared.web.service_main import (
     revocation_feed,
@@ -67,7 +70,10 @@ def create_ingester(
     config: LedgerConfig,
     ledger: LedgerStore,
     application: ProjectionsApplication,
+    study_id: str = DEFAULT_STUDY_ID,
+    served: tuple[str, ...] = (),
 ) -> Ingester:
+    """The ingester of ``study_id``'s ``ledger`` (``served``: every study with a ledger)."""
     key_file = security.require(
         "TL_CHECKPOINT_PRIVATE_KEY_FILE", security.checkpoint_private_key_file
     )
@@ -87,6 +93,8 @@ def create_ingester(
         options,
         on_appended=application.views.catch_up,
         older_keys=[k for k in config.checkpoint_keys if k != current],
+        study_id=study_id,
+        served=served,
     )
 
 
@@ -110,8 +118,12 @@ def create_http(
     application: ProjectionsApplication,
     security: SecuritySettings,
     revocations: RevocationFeed | None = None,
+    studies: dict[str, ProjectionsApplication] | None = None,
 ) -> FastAPI:
-    return create_app(application, token_verifier(security), revocations, ConsoleConfig.from_env())
+    """The API of the first study's ``application``, and of every study of ``studies``
+    under ``/studies/<id>``."""
+    verifier = token_verifier(security)
+    return create_app(application, verifier, revocations, ConsoleConfig.from_env(), studies)
 
 
 async def main() -> None:
@@ -123,29 +135,46 @@ async def main() -> None:
     )
     await ensure_topics(settings.kafka_bootstrap, TopicSpec(upstream_topic("identity")))
     config = LedgerConfig.from_env(security)
-    ledger = LedgerStore(settings.database, config.origin)
-    await ledger.open()
+    served = served_studies()
+    ledgers = study_ledgers(settings.database, config.origin, served)
+    studies = tuple(ledgers)
+    await open_ledgers(ledgers)  # at start, every ledger opens or the service does not
     revocations = revocation_feed(SERVICE, settings, security)
     await revocations.view.open()
-    application = ProjectionsApplication.configured(settings, config, ledger)
+    several = len(studies) > 1  # the stores hold several studies': compared per study
+    applications = {
+        study: ProjectionsApplication.configured(
+            settings, config, ledger, study if several else None
+        )
+        for study, ledger in ledgers.items()
+    }
+    first = applications[DEFAULT_STUDY_ID]
+    # one worker per study: one study's failing ingest holds back no other's
+    ingesters = [
+        create_ingester(settings, security, config, ledger, applications[study], study, studies)
+        for study, ledger in ledgers.items()
+    ]
     try:
-        await application.views.catch_up()
-        cosigner = create_cosigner(config, ledger)
+        for application in applications.values():
+            await application.views.catch_up()
+        # the witness cosigns the first study's checkpoints (docs/operations.md)
+        cosigner = create_cosigner(config, ledgers[DEFAULT_STUDY_ID])
         broker = kafka_broker(settings.kafka_bootstrap)
         subscribe_revocations(broker, revocations)
         await serve(
             settings,
-            create_http(application, security, revocations),
-            create_ingester(settings, security, config, ledger, application),
+            create_http(first, security, revocations, applications),
+            *ingesters,
             Subscriptions(broker),
             revocations,
             # /ready: the same forbidden role pairs as identity's (TL_INCOMPATIBLE_ROLES)
-            DutiesCheck(application.duties, ConsoleConfig.from_env().identity_url),
+            DutiesCheck(first.duties, ConsoleConfig.from_env().identity_url),
             *([cosigner] if cosigner else []),
         )
     finally:
         await revocations.view.close()
-        await ledger.close()
+        for ledger in ledgers.values():
+            await ledger.close()
 
 
 if __name__ == "__main__":

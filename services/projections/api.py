@@ -1,9 +1,16 @@
 """HTTP read API for auditors and monitors: trail, subject state "as of", verification,
 proofs and exports. Tokens are checked here; the application checks roles and records
-every query, refused ones too."""
+every query, refused ones too.
+
+Every route is served twice: as before, for the deployment's first study's ledger, and
+under ``/studies/<id>`` for that study's ledger (``services.projections.studies``). A
+token is for one study (``shared.web.http.study_not_granted``): a token for another study
+than the path's is refused, 403 ``study_not_granted``, and the refusal recorded in the
+activity of the ledger it asked for."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -15,6 +22,7 @@ from fastapi.routing import APIRoute
 
 from services.projections.application import READERS, ProjectionsApplication, TrailFilter
 from services.projections.config import ConsoleConfig
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import (
     Gate,
@@ -22,9 +30,11 @@ from shared.web.http import (
     document_roles,
     error_responses,
     install_error_mapping,
+    path_study,
+    study_not_granted,
 )
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
-from shared.web.service_app import Application
+from shared.web.service_app import STUDY_PREFIX, FromState, StudyNotServed, served_study
 
 
 async def _principal(
@@ -37,12 +47,19 @@ async def _principal(
 
 async def admitted(request: Request, token: str) -> Principal:
     """The holder of ``token`` (a header's or the console's cookie's), once their access
-    is confirmed not withdrawn: 401 ``token_revoked``, 503 ``revocations_unconfirmed``."""
+    is confirmed not withdrawn (401 ``token_revoked``, 503 ``revocations_unconfirmed``)
+    and their token is for the study whose ledger the path names (403 ``study_not_granted``,
+    recorded in that ledger's auditor activity)."""
     verifier: TokenVerifier = request.app.state.verifier
     principal = verifier.principal(token)
     revocations: Gate | None = request.app.state.revocations
     if revocations is not None:
         await revocations.admit(principal)
+    route = request.scope.get("route")
+    command = f"projections.{getattr(route, 'name', 'read')}"
+    if (refused := study_not_granted(principal, request, command)) is not None:
+        await ledger_of(request).refuse_study(principal, command, path_study(request))
+        raise refused
     return principal
 
 
@@ -71,8 +88,30 @@ def _reads(route: APIRoute) -> bool:
     return any(dependency.call is _principal for dependency in route.dependant.dependencies)
 
 
+def ledger_of(request: Request) -> ProjectionsApplication:
+    """The application over the ledger of the study the path names (the first study's
+    without the ``/studies/<id>`` prefix)."""
+    applications: Mapping[str, ProjectionsApplication] = request.app.state.applications
+    study = path_study(request)
+    if study not in applications:  # ``served_study`` answers first, on a prefixed route
+        raise StudyNotServed(f"study {study} is not served here", study_id=study,
+                             served=list(applications))  # fmt: skip
+    return applications[study]
+
+
+class StudyLedger(FromState):
+    """A dependency: of what the app holds, the application over the ledger of the study
+    the path names (``ledger_of``)."""
+
+    def __init__(self) -> None:
+        super().__init__("applications")
+
+    async def __call__(self, request: Request) -> ProjectionsApplication:
+        return ledger_of(request)
+
+
 router = APIRouter()
-Ledger = Application[ProjectionsApplication]
+Ledger = Annotated[ProjectionsApplication, Depends(StudyLedger())]
 
 
 def create_app(
@@ -80,8 +119,11 @@ def create_app(
     verifier: TokenVerifier,
     revocations: Gate | None = None,
     console: ConsoleConfig | None = None,
+    studies: Mapping[str, ProjectionsApplication] | None = None,
 ) -> FastAPI:
-    """The auditor API; with ``console``, the auditor's console under ``/console/`` too."""
+    """The auditor API of the first study's ``application``, and under ``/studies/<id>``
+    of each study's of ``studies`` (by study id; the first study's is ``application``);
+    with ``console``, the auditor's console (the first study's) under ``/console/`` too."""
     app = FastAPI(
         title="Trial Ledger: projections (auditor API)",
         version="1",
@@ -94,8 +136,12 @@ def create_app(
     app.state.verifier = verifier
     app.state.revocations = revocations  # None: an app built alone, in tests
     app.state.application = application
+    others = {study: a for study, a in (studies or {}).items() if study != DEFAULT_STUDY_ID}
+    app.state.applications = {DEFAULT_STUDY_ID: application, **others}
+    app.state.studies = tuple(app.state.applications)
     app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
     app.include_router(router)
+    app.include_router(router, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
     if console is not None:
         from services.projections import console as pages  # its routes use admitted()
 

@@ -132,6 +132,7 @@ class ProjectionsApplication:
         record_keys: Sequence[Ed25519PublicKey] = (),
         witness: WitnessTrust | None = None,
         duties: SeparationOfDuties | None = None,
+        study_id: str | None = None,
     ) -> None:
         """``stores``: the command services whose stores feed the ledger (compared by
         ``verify`` and ``reconcile``); an event stored less than ``stall_after`` seconds
@@ -144,8 +145,12 @@ class ProjectionsApplication:
         ``witness``: the witness that cosigns (``TL_WITNESS_URL``, ``TL_WITNESS_VKEY``),
         asked by ``verify`` for its newest cosigned checkpoint when an auditor names it;
         ``duties``: the role pairs no one may hold together (``TL_INCOMPATIBLE_ROLES``, as
-        the identity service is given them), for the account review."""
+        the identity service is given them), for the account review; ``study_id``: the
+        study whose ledger this is, where the stores hold several studies' events (their
+        events are compared with this ledger's only: ``stores.study_of``; None: one study,
+        every stored event)."""
         self.ledger = ledger
+        self.study_id = study_id
         self.duties = duties or SeparationOfDuties.default()
         self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
@@ -162,9 +167,14 @@ class ProjectionsApplication:
 
     @classmethod
     def configured(
-        cls, settings: ServiceSettings, config: LedgerConfig, ledger: LedgerStore
+        cls,
+        settings: ServiceSettings,
+        config: LedgerConfig,
+        ledger: LedgerStore,
+        study_id: str | None = None,
     ) -> ProjectionsApplication:
-        """The application as the service and its CLI run it, from their settings."""
+        """The application as the service and its CLI run it, from their settings
+        (``study_id``: of one study's ledger among several)."""
         return cls(
             ledger,
             config.checkpoint_keys,
@@ -175,6 +185,7 @@ class ProjectionsApplication:
             config.record_keys,
             None if config.witness is None else WitnessTrust(config.witness, config.witness_url),
             separation_of_duties(),
+            study_id,
         )
 
     def witness_trust(self, vkey: str) -> WitnessTrust:
@@ -198,6 +209,12 @@ class ProjectionsApplication:
             raise Forbidden(f"{who.user_id} may not {action}: {permitted} only")
         await self._record(who, role, action, parameters, "allowed")
         return role
+
+    async def refuse_study(self, who: Principal, command: str, study_id: str) -> None:
+        """Record that ``who``'s token, for another study, asked this ledger (``study_id``'s)
+        to ``command``: refused (``shared.web.http.study_not_granted``)."""
+        parameters = {"study_id": study_id, "token_study_id": who.study_id}
+        await self._record(who, "-", command.removeprefix("projections."), parameters, "denied")
 
     async def trail(self, who: Principal, filters: TrailFilter) -> list[dict[str, Any]]:
         await self.authorise(who, "trail", asdict(filters))
@@ -339,7 +356,7 @@ class ProjectionsApplication:
         await self.authorise(who, "verify", parameters)
         report = await self.verify_unattributed(progress, witness)
         if token is not None:
-            report.stores = await self._completeness(StoreReader(self.stores, token))
+            report.stores = await self._completeness(self._reader(token))
         return report
 
     async def verify_unattributed(
@@ -492,7 +509,7 @@ class ProjectionsApplication:
         the auditor's ``token``, exactly once in the ledger and byte for byte; nothing in
         the ledger that its store does not hold. Anything unexpected is a difference."""
         await self.authorise(who, "reconcile", {"sources": [e.source for e in self.stores]})
-        reader = StoreReader(self.stores, token)
+        reader = self._reader(token)
         readings = [await reader.events(r, payload=True) if r.problem is None else r
                     for r in await reader.heads()]  # fmt: skip
         rows = await self.ledger.pool.fetch(
@@ -509,6 +526,9 @@ class ProjectionsApplication:
             "differences": differences,
         }
 
+    def _reader(self, token: str) -> StoreReader:
+        return StoreReader(self.stores, token, study_id=self.study_id)
+
     async def _completeness(self, reader: StoreReader) -> list[StoreSummary]:
         """Each store's head against the ledger; where they differ, every id compared and
         each missing event read back for its type and recorded time."""
@@ -516,7 +536,10 @@ class ProjectionsApplication:
         for reading in await reader.heads():
             in_ledger = await self._ledger_ids(reading.endpoint.source)
             details: dict[int, StoredEvent] = {}
-            if reading.head is not None and not complete_by_head(reading.head, in_ledger):
+            # a head counts every study's events: with several, every event is compared
+            if reading.head is not None and (
+                self.study_id is not None or not complete_by_head(reading.head, in_ledger)
+            ):
                 await reader.events(reading, payload=False)
                 details = await self._missing_details(reader, reading, in_ledger)
             summary = completeness(reading, in_ledger, details, datetime.now(UTC),

@@ -6,6 +6,9 @@ Every command but ``verify-export`` needs an access token of an auditor or monit
 (``--token`` or ``TL_AUDITOR_TOKEN``), from the identity service's ``POST /login``; each
 call is recorded in the ledger's ``auditor_activity``. ``verify-export`` checks an export
 file alone: no database, no network, no settings, only the keys the auditor gives.
+
+``--study <id>`` (before the command, or ``TL_STUDY``) reads that study's ledger (one of
+``TL_STUDIES``; by default the deployment's first study's); the token must be for it.
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ from services.projections.config import LedgerConfig
 from services.projections.define import define_xml
 from services.projections.domain import VerificationReport
 from services.projections.integrity import WitnessTrust
-from services.projections.ledger import LedgerStore
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
+from services.projections.studies import open_ledgers, study_ledgers
 from shared.adapters.revocations import RevocationView
 from shared.kernel.keys import load_public_key
 from shared.kernel.principals import TokenRevoked
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
+from shared.study import DEFAULT_STUDY_ID, StudyDefinitionError, served_studies
 from shared.web.auth import AuthError, Principal, TokenVerifier
+from shared.web.http import study_not_granted
 
 app = typer.Typer(
     help="Trial Ledger auditor tools: trail, accounts, subject, endpoints, verify, proof, "
@@ -45,6 +50,22 @@ app = typer.Typer(
 console = Console(stderr=True)  # progress and messages; results go to standard output
 T = TypeVar("T")
 Token = Annotated[str, typer.Option(envvar="TL_AUDITOR_TOKEN", help="auditor access token")]
+_chosen = {"study": DEFAULT_STUDY_ID}  # the study whose ledger the command reads (--study)
+
+
+@app.callback()
+def study(
+    study_id: Annotated[
+        str,
+        typer.Option(
+            "--study",
+            envvar="TL_STUDY",
+            help="the study whose ledger is read (one of TL_STUDIES); the token must be for it",
+        ),
+    ] = DEFAULT_STUDY_ID,
+) -> None:
+    """Trial Ledger auditor tools, over one study's ledger (``--study``)."""
+    _chosen["study"] = study_id
 
 
 async def not_withdrawn(settings: ServiceSettings, who: Principal) -> None:
@@ -72,16 +93,30 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         who = TokenVerifier(load_public_key(security.token_public_key_file)).principal(token)
         await not_withdrawn(settings, who)
         config = LedgerConfig.from_env(security)
-        ledger = LedgerStore(settings.database, config.origin)
-        await ledger.open()
+        chosen, served = _chosen["study"], served_studies()
+        if chosen not in (DEFAULT_STUDY_ID, *served):
+            raise SettingsError(f"study {chosen} is not served here (TL_STUDIES: "
+                                f"{', '.join(served)})")  # fmt: skip
+        ledgers = study_ledgers(settings.database, config.origin, served)
+        opened = {study: ledgers[study] for study in dict.fromkeys((DEFAULT_STUDY_ID, chosen))}
+        await open_ledgers(opened)  # the first study's too: another's origin is named after it
+        ledger = opened[chosen]
         try:
-            return await work(ProjectionsApplication.configured(settings, config, ledger), who)
+            several = len(set((DEFAULT_STUDY_ID, *served))) > 1
+            projections = ProjectionsApplication.configured(
+                settings, config, ledger, chosen if several else None
+            )
+            if (refused := study_not_granted(who, chosen, "projections.cli")) is not None:
+                await projections.refuse_study(who, "projections.cli", chosen)
+                raise refused
+            return await work(projections, who)
         finally:
-            await ledger.close()
+            for each in opened.values():
+                await each.close()
 
     try:
         return asyncio.run(main())
-    except (AuthError, SettingsError) as error:
+    except (AuthError, SettingsError, StudyDefinitionError) as error:
         console.print(f"[red]refused:[/red] {getattr(error, 'message', error)}")
         raise typer.Exit(2) from None
     except Exception as error:  # the ledger's database unreachable, a bad argument ...

@@ -7,6 +7,12 @@ after the transaction, for monitoring consumer lag.
 
 A record that is not a CloudEvent of a known type and valid payload goes to the
 dead-letter table with its reason; the consumer goes on.
+
+Each study has a ledger and an ingester of its own (``services.projections.studies``),
+reading every topic: an ingester appends the records whose CloudEvent ``studyid`` is its
+study's (none: the first study's) and passes over the others, counted as ``other_study``.
+The first study's ingester keeps the dead letters of records no study can claim: those
+that are not CloudEvents, and those of a study this deployment does not serve.
 """
 
 from __future__ import annotations
@@ -31,14 +37,16 @@ from services.projections.domain import Checkpoint, Trust, sign_checkpoint
 from services.projections.integrity import check_ledger
 from services.projections.ledger import DeadLetter, LedgerStore, NewEntry
 from services.projections.merkle import Frontier
+from services.projections.studies import group_id
 from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.adapters.topics import partitions_of
 from shared.kernel.envelope import CloudEvent, EventData
 from shared.kernel.storable import unstorable_record
+from shared.study import DEFAULT_STUDY_ID
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
-GROUP_ID = "trialledger-projections"
+OTHER_STUDY = "other_study"  # a record of another study's ledger: passed over
 
 
 @dataclass(frozen=True)
@@ -58,29 +66,59 @@ class Parser:
     record that fails is taken apart again, envelope then type then payload, to name what
     is wrong as its dead letter says."""
 
-    def __init__(self, contracts: Mapping[str, type[EventData]]) -> None:
+    def __init__(
+        self,
+        contracts: Mapping[str, type[EventData]],
+        study_id: str = DEFAULT_STUDY_ID,
+        served: Sequence[str] = (),
+    ) -> None:
+        """``study_id``: the study whose records are this ledger's; ``served``: every study
+        with a ledger here (the first study's parser dead-letters the records of others)."""
         self.contracts = contracts
         self._events = _typed_events(contracts) if contracts else None
+        self.study_id = study_id
+        self.served = frozenset((study_id, *served))
+        self.first = study_id == DEFAULT_STUDY_ID  # keeps the dead letters no study claims
 
-    def parse(self, record: ConsumerRecord[bytes, bytes]) -> NewEntry | str:
-        """The record as a ledger entry, or the reason it cannot be one."""
+    def parse(self, record: ConsumerRecord[bytes, bytes]) -> NewEntry | str | None:
+        """The record as a ledger entry, or the reason it cannot be one (a dead letter), or
+        None: another study's record, not this ledger's."""
         if record.value is None:
-            return "empty record"
+            return "empty record" if self.first else None
         if self._events is None:
             return self._parse_in_steps(record, record.value)
         try:
             event = self._events.validate_json(record.value)
         except ValueError:  # pydantic's ValidationError, invalid JSON included
             return self._parse_in_steps(record, record.value)
+        if not self._ours(event):
+            return self._elsewhere(event)
         if unstorable := unstorable_record(record.value):
             return unstorable
         return _entry(record, record.value, event, cast(EventData, event.data))
 
-    def _parse_in_steps(self, record: ConsumerRecord[bytes, bytes], value: bytes) -> NewEntry | str:
+    def _ours(self, event: CloudEvent) -> bool:
+        return (event.studyid or DEFAULT_STUDY_ID) == self.study_id
+
+    def _elsewhere(self, event: CloudEvent) -> str | None:
+        """Another study's record: None (its own ledger's), or, for the first study's
+        parser, the dead letter of a record of a study no ledger here is for."""
+        if self.first and event.studyid not in self.served:
+            return (f"study {event.studyid!r} is not served here (TL_STUDIES): "
+                    "no ledger of this deployment is its")  # fmt: skip
+        return None
+
+    def _parse_in_steps(
+        self, record: ConsumerRecord[bytes, bytes], value: bytes
+    ) -> NewEntry | str | None:
         try:
             event = CloudEvent.from_kafka_value(value)
         except (ValidationError, ValueError) as error:
+            if not self.first:  # of no study: the first study's ledger keeps it
+                return None
             return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
+        if not self._ours(event):
+            return self._elsewhere(event)
         if unstorable := unstorable_record(value):
             return unstorable
         contract = self.contracts.get(event.type)
@@ -140,11 +178,13 @@ def _first_error(error: Exception) -> str:
 
 
 class Parsed(NamedTuple):
-    """A batch as the ledger takes it: entries, dead letters, next offset per partition."""
+    """A batch as the ledger takes it: entries, dead letters, next offset per partition,
+    and how many records were other studies' (passed over)."""
 
     entries: list[NewEntry]
     dead: list[DeadLetter]
     offsets: dict[tuple[str, int], int]
+    elsewhere: int = 0
 
 
 class Follower:
@@ -214,13 +254,19 @@ class Ingester:
         clock: Clock | None = None,
         on_appended: Callable[[], Awaitable[object]] | None = None,
         older_keys: Sequence[Ed25519PublicKey] = (),
+        study_id: str = DEFAULT_STUDY_ID,
+        served: Sequence[str] = (),
     ) -> None:
         """``checkpoint_key`` signs; ``older_keys`` are the public keys of keys rotated
-        out, with which the self-check still verifies the checkpoints they signed."""
+        out, with which the self-check still verifies the checkpoints they signed;
+        ``study_id``: the study whose ledger ``ledger`` is (its records alone are
+        appended); ``served``: every study with a ledger here."""
         self.ledger = ledger
         self.bootstrap = bootstrap
         self.topics = list(topics)
-        self.parser = Parser(contracts)
+        self.study_id = study_id
+        self.group_id = group_id(study_id)
+        self.parser = Parser(contracts, study_id, served)
         self.checkpoint_key = checkpoint_key
         self.verify_keys = [checkpoint_key.public_key(), *older_keys]
         self.options = options or IngestOptions()
@@ -262,7 +308,7 @@ class Ingester:
         await self.take_over()
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
-            group_id=GROUP_ID,
+            group_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
@@ -330,10 +376,13 @@ class Ingester:
         entries: list[NewEntry] = []
         dead: list[DeadLetter] = []
         offsets: dict[tuple[str, int], int] = {}
+        elsewhere = 0
         for partition, records in batch.items():
             for record in records:
                 parsed = self.parser.parse(record)
-                if isinstance(parsed, str):
+                if parsed is None:
+                    elsewhere += 1
+                elif isinstance(parsed, str):
                     dead.append(DeadLetter(record.topic, record.partition, record.offset,
                                            record.key, record.value, parsed))  # fmt: skip
                     log.warning("dead letter topic=%s offset=%s reason=%s",
@@ -341,11 +390,11 @@ class Ingester:
                 else:
                     entries.append(parsed)
                 offsets[(partition.topic, partition.partition)] = record.offset + 1
-        return Parsed(entries, dead, offsets)
+        return Parsed(entries, dead, offsets, elsewhere)
 
     async def append(self, parsed: Parsed) -> int:
         """Append one parsed batch in one transaction; returns how many entries were new."""
-        entries, dead, offsets = parsed
+        entries, dead, offsets, elsewhere = parsed
         tree = self.frontier.copy()  # this writer's only once the append has committed
         due: list[Checkpoint] = []
 
@@ -356,6 +405,8 @@ class Ingester:
         appended = await self.ledger.append(entries, dead, offsets, self._writer_epoch(), sign)
         self._kept_up(time.monotonic())
         self.handled.update(applied=len(entries), dead_letter=len(dead))
+        if elsewhere:
+            self.handled[OTHER_STUDY] += elsewhere
         self.frontier = tree
         if due:
             self._checkpointed = due[-1].size  # every N entries, also in a batch
@@ -416,34 +467,47 @@ class Ingester:
         stored = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
         lag = lag_by_topic(ends, stored)
         dead = await self.ledger.pool.fetchval("SELECT count(*) FROM dead_letters")
+        group = self.group_id
         return Readings(
-            consumer_lag={(GROUP_ID, topic): lag.get(topic, 0) for topic in self.topics},
-            dead_letters={GROUP_ID: int(dead)},
-            consumed={(GROUP_ID, outcome): n for outcome, n in self.handled.items()},
-            signing_refused={GROUP_ID: int(self.untrusted is not None)},
+            consumer_lag={(group, topic): lag.get(topic, 0) for topic in self.topics},
+            dead_letters={group: int(dead)},
+            consumed={(group, outcome): n for outcome, n in self.handled.items()},
+            signing_refused={group: int(self.untrusted is not None)},
         )
 
+    @property
+    def check_name(self) -> str:
+        """The readiness check of this ingester: ``ingest`` (the first study's ledger), or
+        ``ingest:<study>``, so that ``/ready`` names the study whose ingest is at fault."""
+        return "ingest" if self.study_id == DEFAULT_STUDY_ID else f"ingest:{self.study_id}"
+
     async def problems(self) -> dict[str, str]:
-        """Readiness: ``{"ingest": reason}`` while records wait on the topics and nothing
-        has been appended for ``stall_after`` seconds (read from the offsets stored with
-        the ledger, so a standby reports the active writer's state)."""
+        """Readiness: ``{"ingest": reason}`` (``check_name``) while records wait on the
+        topics and nothing has been appended for ``stall_after`` seconds (read from the
+        offsets stored with the ledger, so a standby reports the active writer's state)."""
+        try:
+            return {self.check_name: await self._problem()}
+        except Exception as error:  # this study's ledger unreadable: named, the others go on
+            return {self.check_name: f"{type(error).__name__}: {error}"[:300]}
+
+    async def _problem(self) -> str:
         async with KafkaOffsets(self.bootstrap) as kafka:
             ends = await kafka.end_offsets(self.topics)
         stored = {TopicPartition(t, p): o for (t, p), o in (await self.ledger.offsets()).items()}
         behind = {topic: n for topic, n in lag_by_topic(ends, stored).items() if n}
         now = time.monotonic()
         if self.untrusted is not None:
-            return {"ingest": self.untrusted}
+            return self.untrusted
         if not behind:
             self._kept_up(now)
-            return {"ingest": "ok"}
+            return "ok"
         waited = now - self._kept_up_at
         if waited <= self.options.stall_after:
-            return {"ingest": "ok"}
+            return "ok"
         topics = ", ".join(f"{topic} ({n})" for topic, n in sorted(behind.items()))
         error = f"; last error: {self._last_error}" if self._last_error else ""
-        return {"ingest": f"stalled: {sum(behind.values())} record(s) not in the ledger, on "
-                          f"{topics}; nothing appended for {waited:.0f}s{error}"}  # fmt: skip
+        return (f"stalled: {sum(behind.values())} record(s) not in the ledger, on {topics}; "
+                f"nothing appended for {waited:.0f}s{error}")  # fmt: skip
 
     def _kept_up(self, now: float) -> None:
         if self._last_error is not None:

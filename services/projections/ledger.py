@@ -175,15 +175,27 @@ class DeadLetter:
 class LedgerStore(PooledStore):
     """The projections service's tables, in its own database and schema."""
 
-    def __init__(self, database: DatabaseSettings, origin: str | None = None) -> None:
+    def __init__(
+        self, database: DatabaseSettings, origin: str | None = None, study_id: str | None = None
+    ) -> None:
         """``origin``: the ledger's origin (``TL_LEDGER_ORIGIN``) for a new ledger; one is
         made (``trial-ledger.local/ledger/<random>``) when none is given. An existing
-        ledger keeps its own, and refuses to start under another."""
+        ledger keeps its own, and refuses to start under another.
+
+        ``study_id``: the study whose ledger this is, when it is not the deployment's first
+        (``services.projections.studies``): its schema is made if missing, and its origin,
+        given or made, ends in ``/<study_id>``, so that its checkpoints name the study."""
         self.database = database
         self.schema = database.schema
-        self.wanted_origin = origin
+        self.study_id = study_id
+        self.wanted_origin = None if origin is None else self._named(origin)
         self.origin = ""
         self._pool: asyncpg.Pool | None = None
+
+    def _named(self, origin: str) -> str:
+        """``origin`` naming this ledger's study: ``<origin>/<study>`` (the first study's,
+        as it is)."""
+        return origin if self.study_id is None else f"{origin}/{self.study_id}"
 
     async def open(self) -> None:
         """Create the tables (as their owner), then work as ``ledger_writer``."""
@@ -202,6 +214,8 @@ class LedgerStore(PooledStore):
 
     async def _migrate(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction():
+            if self.study_id is not None:  # the first study's schema is the deployment's
+                await connection.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
             await connection.execute(f'SET LOCAL search_path TO "{self.schema}"')
             await connection.execute(SCHEMA_SQL)
             for table in APPEND_ONLY:
@@ -230,7 +244,8 @@ class LedgerStore(PooledStore):
             )
 
     async def _origin(self, connection: asyncpg.Connection) -> str:
-        made = self.wanted_origin or f"trial-ledger.local/ledger/{secrets.token_hex(8)}"
+        random = f"trial-ledger.local/ledger/{secrets.token_hex(8)}"
+        made = self.wanted_origin or self._named(random)
         if any(c.isspace() or c == "+" for c in made):
             raise SettingsError(f"TL_LEDGER_ORIGIN {made!r} has a space or a '+'")
         await connection.execute(

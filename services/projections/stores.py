@@ -9,6 +9,7 @@ becomes a ``StoreProblem`` that ``verify`` and ``reconcile`` report as a finding
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ import httpx
 
 from services.projections.reconcile import StoredEvent, StoreEndpoint, StoreReading
 from shared.kernel.settings import DEFAULT_PORTS
+from shared.study import DEFAULT_STUDY_ID
 
 # The services whose stores feed the ledger (each publishes ``trialledger.<name>.events``).
 COMMAND_SERVICES = ("identity", "enrollment", "infusion", "adverse_events", "assessments")
@@ -42,11 +44,18 @@ class StoreReader:
     """Reads the stores' APIs as the auditor whose bearer token it carries."""
 
     def __init__(
-        self, endpoints: Sequence[StoreEndpoint], token: str, timeout: float = 15.0
+        self,
+        endpoints: Sequence[StoreEndpoint],
+        token: str,
+        timeout: float = 15.0,
+        study_id: str | None = None,
     ) -> None:
+        """``study_id``: read only that study's events (``study_of``; every event is read
+        with its payload, which names the study), where the stores hold several studies'."""
         self.endpoints = list(endpoints)
         self.token = token
         self.timeout = timeout
+        self.study_id = study_id
 
     async def heads(self) -> list[StoreReading]:
         """Every store's head."""
@@ -56,7 +65,9 @@ class StoreReader:
     async def events(
         self, reading: StoreReading, payload: bool, positions: Sequence[int] | None = None
     ) -> StoreReading:
-        """Fill ``reading.events``: the whole store, or only the events at ``positions``."""
+        """Fill ``reading.events``: the whole store, or only the events at ``positions``
+        (of the reader's study alone, if it reads one)."""
+        payload = payload or self.study_id is not None
         async with self._client() as client:
             try:
                 if positions is None:
@@ -72,6 +83,8 @@ class StoreReader:
                     ]
             except Exception as error:  # a finding, never a traceback
                 reading.problem = _why(reading.endpoint, error)
+        if self.study_id is not None:
+            reading.events = [e for e in reading.events if study_of(e) == self.study_id]
         return reading
 
     def _client(self) -> httpx.AsyncClient:
@@ -118,6 +131,19 @@ class StoreReader:
             )
         )
         return [StoredEvent.from_json(e) for e in page["events"]]
+
+
+def study_of(event: StoredEvent) -> str:
+    """The study of a stored event: its published record's ``studyid`` (none: the first
+    study's); an event that cannot be published is counted as the first study's, whose
+    ledger also keeps the dead letters no study claims."""
+    if event.payload is None:
+        return DEFAULT_STUDY_ID
+    try:
+        named = json.loads(event.payload).get("studyid")
+    except (ValueError, AttributeError):
+        return DEFAULT_STUDY_ID
+    return named if isinstance(named, str) else DEFAULT_STUDY_ID
 
 
 def _json(response: httpx.Response) -> Any:

@@ -269,6 +269,29 @@ class Gate(Protocol):
     async def admit(self, principal: Principal) -> None: ...
 
 
+def path_study(request: Request) -> str:
+    """The study a request acts in: the one its path names (``/studies/<id>/...``), else
+    the first study's (a route without the prefix)."""
+    return str(request.path_params.get("study_id", DEFAULT_STUDY_ID))
+
+
+def study_not_granted(
+    principal: Principal, request: Request | str, command: str
+) -> StudyNotGranted | None:
+    """The refusal of ``principal``'s token for the study ``request``'s path names (or the
+    study named), when its token is for another study: a token is good for one study."""
+    named = request if isinstance(request, str) else path_study(request)
+    granted = principal.study_id or DEFAULT_STUDY_ID
+    if named == granted:
+        return None
+    return StudyNotGranted(
+        f"the access token of {principal.user_id} is for study {granted}, not {named}",
+        command=command,
+        token_study_id=granted,
+        study_id=named,
+    )
+
+
 class Authorisation:
     """Checks a bearer token and the command's permitted roles in the service's table
     (``shared.kernel.permissions``), which also chooses the role the caller acts in; records
@@ -321,20 +344,12 @@ class Authorisation:
         client_id = request.headers.get("x-client-id")
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
-        # the study the path names (``/studies/<id>/...``), else the first study's route
-        named = request.path_params.get("study_id", DEFAULT_STUDY_ID)
-        if named != (principal.study_id or DEFAULT_STUDY_ID):
+        if (refused := study_not_granted(principal, request, command)) is not None:
             denial = Denial.of(
                 principal, command, StudyNotGranted.code, correlation_id, client_id,
                 request.path_params.get("subject_id"),
             )  # fmt: skip
-            return denial, StudyNotGranted(
-                f"the access token of {principal.user_id} is for study "
-                f"{principal.study_id or DEFAULT_STUDY_ID}, not {named}",
-                command=command,
-                token_study_id=principal.study_id or DEFAULT_STUDY_ID,
-                study_id=named,
-            )
+            return denial, refused
         if acting is None:
             denial = Denial.of(
                 principal, command, Forbidden.code, correlation_id, client_id,

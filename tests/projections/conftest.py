@@ -42,11 +42,12 @@ from tests.support import (
 CHECKPOINT_KEY = Ed25519PrivateKey.generate()
 
 
-def published_events(subjects: int = 3) -> list[CloudEvent]:
-    """A small trial's events as the enrollment relay would publish them."""
+def published_events(subjects: int = 3, prefix: str = "S") -> list[CloudEvent]:
+    """A small trial's events as the enrollment relay would publish them (subjects
+    ``<prefix>-001`` ...)."""
     app = EnrollmentApplication(signer=SIGNER, env=MEMORY)
     for n in range(1, subjects + 1):
-        subject = f"S-{n:03d}"
+        subject = f"{prefix}-{n:03d}"
         app.register_subject(subject, "ZJU-1", command())
         app.sign_consent(subject, consent(), command(), signing(Meaning.RESPONSIBILITY))
         app.record_screening(subject, screening(), command())

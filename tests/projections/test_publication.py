@@ -12,6 +12,7 @@ from aiokafka import ConsumerRecord
 from services.projections.__main__ import known_contracts
 from services.projections.domain import entry_leaf
 from services.projections.ingest import Parser
+from services.projections.ledger import NewEntry
 from shared.contract_docs.discovery import channels, publication_of
 from shared.kernel.envelope import CloudEvent
 from tests.projections.conftest import published_events
@@ -38,7 +39,7 @@ def test_the_ledger_knows_every_type_a_service_publishes(service: str) -> None:
 def test_a_published_event_becomes_an_entry_kept_exactly_as_published() -> None:
     for event in published_events(subjects=1):
         entry = Parser(known_contracts()).parse(record(event))
-        assert not isinstance(entry, str), entry
+        assert isinstance(entry, NewEntry), entry
         assert entry.payload == event.to_kafka_value()
         assert (entry.event_id, entry.event_type, entry.subject_id) == (
             event.id, event.type, event.subject,
@@ -70,7 +71,7 @@ def test_a_record_without_null_attributes_and_with_a_dataschema_is_kept_as_sent(
     compact["dataschema"] = "https://example.invalid/SubjectRegistered.v1.json"
     value = json.dumps(compact).encode()
     entry = Parser(known_contracts()).parse(record(event, value))
-    assert not isinstance(entry, str), entry
+    assert isinstance(entry, NewEntry), entry
     assert (entry.payload, entry.subject_id) == (value, None)
 
 
