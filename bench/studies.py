@@ -38,6 +38,7 @@ import asyncpg
 import httpx
 
 from bench.common import parser, progress
+from services.projections.studies import study_schema
 from shared.study import DEFAULT_STUDY_ID
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, running_stack
 
@@ -165,7 +166,7 @@ async def watch_ledgers(stack: Stack, runs: list[StudyRun], done: asyncio.Event)
 
 def view_table(schema: str, study_id: str) -> str:
     """The subject view of ``study_id``'s ledger in the projections database."""
-    return f'"{schema}".subject_states'
+    return f'"{study_schema(schema, study_id)}".subject_states'
 
 
 async def one_count(count: int, sites: int, commands: int) -> list[StudyRun]:
