@@ -149,7 +149,9 @@ async def test_the_same_subject_is_eligible_in_one_study_and_screen_failed_in_th
     assert two.id == subject_record_id("S-001", study_definition(SECOND))
     assert (one.study_id, two.study_id) == (DEFAULT_STUDY_ID, SECOND)
     # each study reads its own record on its own route
-    read = await client.get(f"/studies/{SECOND}/subjects/S-001", headers=bearer(SECOND_INVESTIGATOR))
+    read = await client.get(
+        f"/studies/{SECOND}/subjects/S-001", headers=bearer(SECOND_INVESTIGATOR)
+    )
     assert read.json()["status"] == "screen_failed"
     assert (await client.get("/subjects/S-001", headers=bearer())).json()["status"] == "eligible"
     # published: each record names its study, keyed by it; the first study's keys unchanged
@@ -162,7 +164,9 @@ async def test_a_subject_registered_in_one_study_is_not_found_in_the_other(
     client: httpx.AsyncClient,
 ) -> None:
     await post(client, None, "/subjects", {"subject_id": "S-007", "site_id": "Z"})
-    other = await client.get(f"/studies/{SECOND}/subjects/S-007", headers=bearer(SECOND_INVESTIGATOR))
+    other = await client.get(
+        f"/studies/{SECOND}/subjects/S-007", headers=bearer(SECOND_INVESTIGATOR)
+    )
     assert (other.status_code, other.json()["code"]) == (404, "subject_not_found")
     again = await post(client, SECOND, "/subjects", {"subject_id": "S-007", "site_id": "Z"})
     assert again.status_code == 201, again.text  # not "already registered": another study's
