@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
@@ -41,10 +41,10 @@ from shared.web.service_app import (
     CohortSource,
     CommandAct,
     CommandRouter,
-    RequestStudy,
     Serving,
     in_thread,
     opening_of,
+    path_study,
     plain,
 )
 
@@ -230,10 +230,10 @@ def criteria_of(study_id: str) -> Mapping[str, Criterion]:
 
 
 @router.get("/eligibility-criteria", tags=["reference"])
-def eligibility_criteria(study_id: RequestStudy) -> EligibilityCriteriaOut:
+def eligibility_criteria(request: Request) -> EligibilityCriteriaOut:
     """The protocol's criteria, as this rule version evaluates them."""
     # the route's study's: ``/studies/<id>/eligibility-criteria``, else the first study's
-    rules = eligibility_rules(study_definition(study_id))
+    rules = eligibility_rules(study_definition(path_study(request)))
     return EligibilityCriteriaOut(
         rule_version=rules.rule_version,
         criteria=[

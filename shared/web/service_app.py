@@ -219,15 +219,13 @@ class StudyNotServed(NotFound):
     code = "study_not_served"
 
 
-async def request_study(request: Request) -> str:
+def path_study(request: Request) -> str:
     """The study a request acts in by its path: ``/studies/<id>/...`` names it (checked
-    served by ``served_study``), a path without it is the first study's. (A command's
-    ``Act`` has it too, as ``act.caller.study_id``, the token's, which the path must match.)"""
+    served by ``served_study``), a path without it is the first study's. For a public
+    route (no token); a command's ``Act`` has it as ``act.caller.study_id``, the token's,
+    which the path must match."""
     named: str = request.path_params.get("study_id", DEFAULT_STUDY_ID)
     return named
-
-
-RequestStudy = Annotated[str, Depends(request_study)]
 
 
 async def served_study(request: Request, study_id: StudyId) -> str:
