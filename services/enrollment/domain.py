@@ -407,10 +407,9 @@ class Subject(SubjectRecord):
 
     def _check_study(self, study: StudyDefinition) -> None:
         """Rules are the record's own study's: another's never decide on it."""
-        recorded = getattr(self, "study_id", DEFAULT_STUDY_ID)
-        if study.study_id != recorded:
+        if study.study_id != self.study_id:
             raise ValueError(
-                f"subject {self.subject_id} is of study {recorded}, not {study.study_id}"
+                f"subject {self.subject_id} is of study {self.study_id}, not {study.study_id}"
             )
 
     def _check_alive(self) -> None:
