@@ -49,10 +49,12 @@ def for_study(stack: Stack, session: dict[str, str], study: str) -> dict[str, st
 
 
 async def enrolled_in_second(
-    stack: Stack, session: dict[str, str], subject: str, platelets: str, level: int | None
+    stack: Stack, login: dict[str, str], subject: str, platelets: str, level: int | None
 ) -> dict[str, Any]:
-    """``subject`` through SYN-CART-2's enrollment, screened with ``platelets`` x10^9/L."""
-    first = {"Authorization": session["Authorization"]}  # identity signs for the login
+    """``subject`` through SYN-CART-2's enrollment, screened with ``platelets`` x10^9/L, by
+    the user of ``login`` (identity signs for the login; the commands carry its token
+    re-issued for SYN-CART-2)."""
+    first, session = login, for_study(stack, login, SECOND)
     consent = await stack.signature(
         first, "responsibility", f"enrollment/consent/{subject}", PASSWORD, "lin.wei"
     )
@@ -94,13 +96,13 @@ async def test_each_study_s_rules_hold_through_the_running_services(
 
     # the same subject id, platelets 40: eligible in NCT05030779 (>= 30), not in SYN-CART-2
     await enrol(stack, session, "S-001", level=None)
-    failed = await enrolled_in_second(stack, second, "S-001", "40", level=None)
+    failed = await enrolled_in_second(stack, session, "S-001", "40", level=None)
     assert failed["status"] == "screen_failed"
     assert failed["eligibility"]["failed_criteria"] == ["platelets"]
     first = await stack.enrollment.get("/subjects/S-001", headers=session)
     assert first.json()["status"] == "eligible"
     # SYN-CART-2 has three dose levels; its S-002 is enrolled at its level 1
-    await enrolled_in_second(stack, second, "S-002", "180", level=None)
+    await enrolled_in_second(stack, session, "S-002", "180", level=None)
     four = await stack.enrollment.post(
         f"{prefix}/subjects/S-002/enrollment", json={"dose_level": 4}, headers=second
     )
@@ -131,7 +133,7 @@ async def test_each_study_s_rules_hold_through_the_running_services(
     )
     assert released.status_code == 200, released.text
     regimen = {"agents": [{"agent": "fludarabine", "dose_mg_per_m2": "25", "days": 3}],
-               "started_on": today(-5), "completed_on": today(-3)}  # fmt: skip
+               "started_on": today(-7), "completed_on": today(-5)}  # fmt: skip
     depleted = await stack.infusion.post(
         f"{prefix}/subjects/S-002/lymphodepletion", json=regimen, headers=second
     )
@@ -140,9 +142,8 @@ async def test_each_study_s_rules_hold_through_the_running_services(
     async def infuse(cells: str) -> Any:
         started = datetime.now(UTC) - timedelta(hours=1)
         signature = await stack.signature(
-            {"Authorization": session["Authorization"]}, "responsibility",
-            "infusion/infusion/S-002", PASSWORD,
-        )  # fmt: skip
+            session, "responsibility", "infusion/infusion/S-002", PASSWORD
+        )
         infusion = {
             "weight_kg": "64",
             "lots": [{"lot_id": "LOT-2", "viable_car_positive_cells": cells}],
