@@ -421,7 +421,6 @@ async def test_every_record_is_keyed_as_its_publication_says(stored: Stored) -> 
                                distinct=True)  # fmt: skip
     keys = {CloudEvent.from_kafka_value(r.value).id: r.key for r in records}
     for event in stored.events:
-        # as the outbox keys it: the first study's records by the subject alone
         key = publication.key(event, DEFAULT_STUDY_ID)
         assert keys[publication.event_id(event)] == key.encode(), event
 
