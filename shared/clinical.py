@@ -51,14 +51,19 @@ class CohortOpening:
     reviewed_at: datetime = datetime(1970, 1, 1, tzinfo=UTC)  # clinical
 
 
-# Before any review the first cohort is open: the study's first level, one cohort of the
-# escalation design (3+3: 3 subjects at level 1).
-FIRST_COHORT = CohortOpening(
-    study_definition().dose_levels[0],
-    study_definition().escalation.cohort_size,
-    datetime(1970, 1, 1, tzinfo=UTC),
-    0,
-)
+def first_cohort(definition: StudyDefinition) -> CohortOpening:
+    """The cohort open before any review of a study: its first level, one cohort of its
+    escalation design (3+3: 3 subjects at level 1)."""
+    return CohortOpening(
+        definition.dose_levels[0],
+        definition.escalation.cohort_size,
+        datetime(1970, 1, 1, tzinfo=UTC),
+        0,
+    )
+
+
+# The first study's (``first_cohort`` of any other study's definition).
+FIRST_COHORT = first_cohort(study_definition())
 
 
 def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
@@ -74,10 +79,13 @@ def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
     }
 
 
-def cohort_opening(facts: dict[str, Any] | None) -> CohortOpening:
-    """The open cohort from the latest approval's facts; the first cohort without one."""
+def cohort_opening(
+    facts: dict[str, Any] | None, definition: StudyDefinition | None = None
+) -> CohortOpening:
+    """The open cohort of a study (the first study's by default) from the latest approval's
+    facts; the study's first cohort without one."""
     if facts is None:
-        return FIRST_COHORT
+        return FIRST_COHORT if definition is None else first_cohort(definition)
     return CohortOpening(
         int(facts["level"]),
         int(facts["size"]),

@@ -105,14 +105,14 @@ def identity_event(event_type: str, at: datetime, **data: Any) -> CloudEvent:
 
 def as_published(application: ServiceApplication, publication: Publication) -> list[CloudEvent]:
     """Every event ``application`` stored, as its relay publishes them: mapped to their
-    contract and enveloped, in notification order."""
+    contract and enveloped with the study it recorded, in notification order."""
     log = application.notification_log
     events: list[CloudEvent] = []
     while batch := log.select(len(events) + 1, log.section_size):
-        events.extend(
-            CloudEvent.wrap(publication.to_contract(application.mapper.to_domain_event(n)), n.id)
-            for n in batch
-        )
+        for n in batch:
+            event = application.mapper.to_domain_event(n)
+            study = publication.study(event)
+            events.append(CloudEvent.wrap(publication.to_contract(event), n.id, study_id=study))
     return events
 
 

@@ -1,2 +1,2 @@
 """Enrollment: registration, informed consent, screening, eligibility, enrollment,
-withdrawal and corrections, checked against the NCT05030779 protocol record."""
+withdrawal and corrections, checked against each study's definition (the caller's)."""

@@ -5,10 +5,11 @@ Endpoints raise enrollment errors; ``shared.web.http`` turns them into coded 4xx
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from pydantic import Field, JsonValue, StrictBool, ValidationError
 
 from services.enrollment import errors
@@ -22,12 +23,11 @@ from services.enrollment.domain import (
     Subject,
 )
 from services.enrollment.rules import (
-    CRITERIA,
-    CRITERIA_BY_CODE,
-    RULE_VERSION,
+    Criterion,
     Kind,
     Observation,
     ObservedValue,
+    eligibility_rules,
 )
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
@@ -44,6 +44,7 @@ from shared.web.service_app import (
     Serving,
     in_thread,
     opening_of,
+    path_study,
     plain,
 )
 
@@ -90,8 +91,9 @@ class ObservationIn(Contract):
     upper_limit_normal: Decimal | None = None
     observed_on: IsoDate
 
-    def to_domain(self, code: str) -> Observation:
-        criterion = CRITERIA_BY_CODE.get(code)
+    def to_domain(self, code: str, criteria: Mapping[str, Criterion]) -> Observation:
+        """The observation of criterion ``code`` of ``criteria`` (the study's)."""
+        criterion = criteria.get(code)
         value: ObservedValue = self.value
         if criterion and isinstance(value, str):
             value = _parsed(value, criterion.kind)
@@ -222,11 +224,18 @@ def create_app(
     return router.service_app(DESCRIPTION, application, serving, cohort=cohort)
 
 
+def criteria_of(study_id: str) -> Mapping[str, Criterion]:
+    """The eligibility criteria of the study a request acts in, by code."""
+    return eligibility_rules(study_definition(study_id)).by_code
+
+
 @router.get("/eligibility-criteria", tags=["reference"])
-def eligibility_criteria() -> EligibilityCriteriaOut:
+def eligibility_criteria(request: Request) -> EligibilityCriteriaOut:
     """The protocol's criteria, as this rule version evaluates them."""
+    # the route's study's: ``/studies/<id>/eligibility-criteria``, else the first study's
+    rules = eligibility_rules(study_definition(path_study(request)))
     return EligibilityCriteriaOut(
-        rule_version=RULE_VERSION,
+        rule_version=rules.rule_version,
         criteria=[
             CriterionOut(
                 code=c.code,
@@ -238,7 +247,7 @@ def eligibility_criteria() -> EligibilityCriteriaOut:
                 accepted_units=[u.label for u in c.units],
                 categories=sorted(c.categories),
             )
-            for c in CRITERIA
+            for c in rules.criteria
         ],
     )
 
@@ -252,8 +261,8 @@ def register_subject(body: RegisterSubject, act: CommandAct, application: Enroll
 
 
 @router.query("/subjects/{subject_id}", "read_subject", tags=["subjects"])
-def get_subject(subject_id: str, application: Enrollment) -> SubjectOut:
-    return SubjectOut.of(application.get_subject(subject_id))
+def get_subject(subject_id: str, act: CommandAct, application: Enrollment) -> SubjectOut:
+    return SubjectOut.of(application.get_subject(subject_id, act.caller.study_id))
 
 
 @router.command("/subjects/{subject_id}/consent", "sign_consent", tags=["subjects"])
@@ -271,7 +280,8 @@ def sign_consent(
 def record_screening(
     subject_id: str, body: RecordScreening, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
-    observations = {code: o.to_domain(code) for code, o in body.observations.items()}
+    criteria = criteria_of(act.caller.study_id)
+    observations = {code: o.to_domain(code, criteria) for code, o in body.observations.items()}
     screening = Screening(body.screened_on, observations)
     subject = application.record_screening(subject_id, screening, act.attribution, body.occurred_at)
     return SubjectOut.of(subject)
@@ -295,7 +305,7 @@ async def enrol(
     subject_id: str, body: Enrol, act: CommandAct, application: Enrollment, cohort: Cohort
 ) -> SubjectOut:
     """Enrol at the level the latest safety review opened (level 1 before any)."""
-    opening = await opening_of(cohort)
+    opening = await opening_of(cohort, act.caller.study_id)
     return await in_thread(
         SubjectOut.of, application.enrol, subject_id, body.dose_level, act.attribution,
         body.occurred_at, opening.level,
@@ -325,7 +335,7 @@ def record_death(
 def correct_value(
     subject_id: str, body: CorrectValue, act: CommandAct, application: Enrollment
 ) -> SubjectOut:
-    new_value = _corrected_value(body.field, body.new_value)
+    new_value = _corrected_value(body.field, body.new_value, criteria_of(act.caller.study_id))
     return SubjectOut.of(
         application.correct_value(subject_id, body.field, new_value, body.reason, act.attribution)
     )
@@ -338,12 +348,15 @@ def _signed(
     return act.signature(signature.assertion, meaning, signing_purpose(step, subject_id))
 
 
-def _corrected_value(field: str, raw: JsonValue) -> CorrectedValue:
-    """Parse a correction's new value into the type of the field it corrects."""
+def _corrected_value(
+    field: str, raw: JsonValue, criteria: Mapping[str, Criterion]
+) -> CorrectedValue:
+    """Parse a correction's new value into the type of the field it corrects (a screening
+    value: of a criterion of the study's ``criteria``)."""
     section, _, name = field.partition(".")
     try:
-        if section == "screening" and name in CRITERIA_BY_CODE:
-            return ObservationIn.model_validate(raw).to_domain(name)
+        if section == "screening" and name in criteria:
+            return ObservationIn.model_validate(raw).to_domain(name, criteria)
         if name in ("signed_on", "screened_on"):
             return iso_date(raw)
     except (ValidationError, ValueError) as error:

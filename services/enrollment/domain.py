@@ -11,7 +11,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from decimal import Decimal
 from enum import IntEnum, StrEnum
 from typing import Any, NewType
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -20,22 +19,23 @@ from eventsourcing.domain import event
 
 from services.enrollment import errors
 from services.enrollment.rules import (
-    CRITERIA_BY_CODE,
+    STUDY,
     EligibilityAssessment,
     Observation,
+    eligibility_rules,
     evaluate,
     normalise,
 )
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition
 
 SubjectId = NewType("SubjectId", str)
 
 # Signed steps and the meaning of their signature (Part 11 §11.50).
 CONSENT_SIGNATURE = Meaning.RESPONSIBILITY  # the person who obtained consent answers for it
 ELIGIBILITY_SIGNATURE = Meaning.APPROVAL  # the investigator approves the decision
-SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("subject"))
+SUBJECT_NAMESPACE = uuid5(NAMESPACE_URL, STUDY.urn("subject"))  # the first study's
 _SUBJECT_ID = re.compile(r"^[A-Z0-9][A-Z0-9-]{0,31}$")
 
 
@@ -52,17 +52,12 @@ class SubjectStatus(StrEnum):
 
 class DoseLevel(IntEnum):
     """The dose levels an enrollment can name (the published contract's 1-4); a study
-    allows those its definition lists, at the doses it gives them."""
+    allows those its definition lists, at the doses it gives them (``StudyDefinition.dose``)."""
 
     ONE = 1
     TWO = 2
     THREE = 3
     FOUR = 4
-
-    @property
-    def cells_per_kg_millions(self) -> Decimal:
-        """The level's dose in x10^6 CAR-T cells/kg, as the study defines it."""
-        return study_definition().dose(int(self))
 
 
 def clinical_time(attribution: Attribution, occurred_at: datetime | None) -> datetime:
@@ -97,9 +92,12 @@ SCREENING_DATE_FIELD = "screening.screened_on"
 CorrectedValue = str | date | Observation
 
 
-def subject_record_id(subject_id: str) -> UUID:
-    """The record id of a subject: a name-based UUID, so the subject id is the natural key."""
-    return uuid5(SUBJECT_NAMESPACE, subject_id)
+def subject_record_id(subject_id: str, study: StudyDefinition = STUDY) -> UUID:
+    """The record id of a subject of ``study``: a name-based UUID in the study's namespace
+    (the first study's ids as they always were), so the subject id is the natural key and
+    the same subject id in two studies names two records."""
+    namespace = SUBJECT_NAMESPACE if study is STUDY else uuid5(NAMESPACE_URL, study.urn("subject"))
+    return uuid5(namespace, subject_id)
 
 
 def check_subject_id(subject_id: str) -> SubjectId:
@@ -120,11 +118,20 @@ class Subject(SubjectRecord):
 
     @classmethod
     def register(
-        cls, subject_id: str, site_id: str, attribution: Attribution, occurred_at: datetime | None
+        cls,
+        subject_id: str,
+        site_id: str,
+        attribution: Attribution,
+        occurred_at: datetime | None,
+        study: StudyDefinition = STUDY,
     ) -> Subject:
-        """Register a subject at a site under a checked subject id."""
-        return cls(
-            subject_id=check_subject_id(subject_id),
+        """Register a subject of ``study`` at a site under a checked subject id."""
+        _check_acting_in(study, attribution)
+        # the record's id in the study's namespace (``create_id``: the first study's)
+        return cls._create(
+            cls.SubjectRegistered,  # type: ignore[arg-type]  # (an @event class: it inits)
+            id=subject_record_id(check_subject_id(subject_id), study),
+            subject_id=subject_id,
             site_id=site_id,
             occurred_at=clinical_time(attribution, occurred_at),
             provenance=attribution.provenance,
@@ -136,6 +143,8 @@ class Subject(SubjectRecord):
     ) -> None:
         self.subject_id = subject_id
         self.site_id = site_id
+        # the study registered in (a registration stored before studies were named: the first)
+        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
         self.status = SubjectStatus.REGISTERED
         self.consent: Consent | None = None
         self.screening: Screening | None = None
@@ -170,9 +179,14 @@ class Subject(SubjectRecord):
     # --- screening -------------------------------------------------------------------
 
     def record_screening(
-        self, screening: Screening, attribution: Attribution, occurred_at: datetime | None
+        self,
+        screening: Screening,
+        attribution: Attribution,
+        occurred_at: datetime | None,
+        study: StudyDefinition = STUDY,
     ) -> None:
-        """Record the results of every criterion, after consent and once only."""
+        """Record the results of every criterion of ``study``, after consent and once only."""
+        self._check_study(study)
         self._check_not_withdrawn()
         consent = self._require_consent()
         if self.screening is not None:
@@ -180,8 +194,8 @@ class Subject(SubjectRecord):
                 f"subject {self.subject_id} already has screening recorded; correct it instead",
                 subject_id=self.subject_id,
             )
-        _check_complete(screening.observations)
-        _check_screening(screening, consent, attribution)
+        _check_complete(screening.observations, study)
+        _check_screening(screening, consent, attribution, study)
         self._screening_recorded(
             screening, clinical_time(attribution, occurred_at), attribution.provenance
         )
@@ -195,8 +209,12 @@ class Subject(SubjectRecord):
 
     # --- eligibility -----------------------------------------------------------------
 
-    def decide_eligibility(self, attribution: Attribution, occurred_at: datetime | None) -> None:
-        """Evaluate every criterion: eligible confirms, otherwise a screen failure names why."""
+    def decide_eligibility(
+        self, attribution: Attribution, occurred_at: datetime | None, study: StudyDefinition = STUDY
+    ) -> None:
+        """Evaluate every criterion of ``study``: eligible confirms, otherwise a screen
+        failure names why."""
+        self._check_study(study)
         self._check_not_withdrawn()
         if self.assessment is not None:
             raise errors.EligibilityAlreadyDecided(
@@ -209,7 +227,7 @@ class Subject(SubjectRecord):
                 f"subject {self.subject_id} has no screening results recorded",
                 subject_id=self.subject_id,
             )
-        assessment = evaluate(self.screening.screened_on, self.screening.observations)
+        assessment = evaluate(self.screening.screened_on, self.screening.observations, study)
         when = clinical_time(attribution, occurred_at)
         if assessment.eligible:
             self._eligibility_confirmed(assessment, when, attribution.provenance)
@@ -238,9 +256,12 @@ class Subject(SubjectRecord):
         allowed_level: int,
         attribution: Attribution,
         occurred_at: datetime | None,
+        study: StudyDefinition = STUDY,
     ) -> None:
-        """Enrol an eligible subject, once, at the dose level the 3+3 state allows now
-        (``allowed_level``: the level the latest safety review opened, 1 before any)."""
+        """Enrol an eligible subject, once, at a dose level of ``study`` that the 3+3 state
+        allows now (``allowed_level``: the level the latest safety review opened, the
+        study's first before any)."""
+        self._check_study(study)
         self._check_not_withdrawn()
         if self.dose_level is not None:
             raise errors.AlreadyEnrolled(
@@ -254,7 +275,7 @@ class Subject(SubjectRecord):
                 subject_id=self.subject_id,
                 status=str(self.status),
             )
-        level = _dose_level(dose_level)
+        level = _dose_level(dose_level, study)
         if level != allowed_level:
             raise errors.DoseLevelNotAllowed(
                 f"dose level {level} is not open: the cohort being dosed is at level "
@@ -314,16 +335,22 @@ class Subject(SubjectRecord):
     # --- corrections -----------------------------------------------------------------
 
     def correct(
-        self, field: str, new_value: CorrectedValue, reason: str, attribution: Attribution
+        self,
+        field: str,
+        new_value: CorrectedValue,
+        reason: str,
+        attribution: Attribution,
+        study: StudyDefinition = STUDY,
     ) -> None:
         """Correct a recorded consent or screening value, keeping the old value and the why.
 
         Screening values are frozen once eligibility is decided: the decision was taken
         on them. The corrected record must still satisfy every recording rule.
         """
+        self._check_study(study)
         self._check_not_withdrawn()
         reason = _reason(reason, "correction")
-        old_value = self.recorded_value(field)
+        old_value = self.recorded_value(field, study)
         if old_value == new_value:
             raise errors.CorrectionChangesNothing(
                 f"{field} of subject {self.subject_id} is already {new_value!r}",
@@ -340,7 +367,7 @@ class Subject(SubjectRecord):
         assert consent is not None  # noqa: S101  (recorded_value required it)
         _check_not_future("signed_on", consent.signed_on, attribution)
         if screening is not None:
-            _check_screening(screening, consent, attribution)
+            _check_screening(screening, consent, attribution, study)
         self._value_corrected(
             field, old_value, new_value, reason, attribution.now, attribution.provenance
         )
@@ -357,13 +384,15 @@ class Subject(SubjectRecord):
     ) -> None:
         self.consent, self.screening = _corrected(self.consent, self.screening, field, new_value)
 
-    def recorded_value(self, field: str) -> CorrectedValue:
-        """The current value of a correctable field, or UncorrectableField."""
+    def recorded_value(self, field: str, study: StudyDefinition = STUDY) -> CorrectedValue:
+        """The current value of a correctable field (``study``'s criteria), or
+        UncorrectableField."""
+        criteria = eligibility_rules(study).by_code
         section, _, name = field.partition(".")
         if field in CONSENT_FIELDS:
             value: CorrectedValue = getattr(self._require_consent(), name)
             return value
-        if section == "screening" and (field == SCREENING_DATE_FIELD or name in CRITERIA_BY_CODE):
+        if section == "screening" and (field == SCREENING_DATE_FIELD or name in criteria):
             screening = self._require_screening()
             if field == SCREENING_DATE_FIELD:
                 return screening.screened_on
@@ -375,6 +404,13 @@ class Subject(SubjectRecord):
         )
 
     # --- guards ----------------------------------------------------------------------
+
+    def _check_study(self, study: StudyDefinition) -> None:
+        """Rules are the record's own study's: another's never decide on it."""
+        if study.study_id != self.study_id:
+            raise ValueError(
+                f"subject {self.subject_id} is of study {self.study_id}, not {study.study_id}"
+            )
 
     def _check_alive(self) -> None:
         if self.status is SubjectStatus.DIED:
@@ -425,18 +461,28 @@ def _corrected(
     if section == "screening" and screening is not None:
         if name == "screened_on" and isinstance(value, date):
             return consent, replace(screening, screened_on=value)
-        if name in CRITERIA_BY_CODE and isinstance(value, Observation):
+        # a criterion of the record's study: its screening records every one
+        if name in screening.observations and isinstance(value, Observation):
             return consent, replace(screening, observations={**screening.observations, name: value})
     raise errors.InvalidCorrectionValue(
         f"{value!r} is not a valid new value for {field}", field=field
     )
 
 
-def _check_complete(observations: Mapping[str, Observation]) -> None:
-    unknown = sorted(set(observations) - set(CRITERIA_BY_CODE))
+def _check_acting_in(study: StudyDefinition, attribution: Attribution) -> None:
+    """A record of a study is made by a caller acting in it (a change recorded without a
+    study is the first study's)."""
+    acting_in = attribution.provenance.study_id or DEFAULT_STUDY_ID
+    if study.study_id != acting_in:
+        raise ValueError(f"a caller acting in {acting_in} makes no record of {study.study_id}")
+
+
+def _check_complete(observations: Mapping[str, Observation], study: StudyDefinition) -> None:
+    criteria = eligibility_rules(study).by_code
+    unknown = sorted(set(observations) - set(criteria))
     if unknown:
         raise errors.UnknownCriterion(f"unknown criteria: {', '.join(unknown)}", criteria=unknown)
-    missing = [code for code in CRITERIA_BY_CODE if code not in observations]
+    missing = [code for code in criteria if code not in observations]
     if missing:
         raise errors.MissingCriteria(
             f"screening must record every criterion; missing: {', '.join(missing)}",
@@ -444,12 +490,16 @@ def _check_complete(observations: Mapping[str, Observation]) -> None:
         )
 
 
-def _check_screening(screening: Screening, consent: Consent, attribution: Attribution) -> None:
-    """Every value fits its criterion, and every date lies between consent and today."""
+def _check_screening(
+    screening: Screening, consent: Consent, attribution: Attribution, study: StudyDefinition
+) -> None:
+    """Every value fits its criterion of ``study``, and every date lies between consent
+    and today."""
+    criteria = eligibility_rules(study).by_code
     _check_not_future("screened_on", screening.screened_on, attribution)
     _check_not_before_consent("screened_on", screening.screened_on, consent)
     for code, observation in screening.observations.items():
-        normalise(CRITERIA_BY_CODE[code], observation)
+        normalise(criteria[code], observation)
         _check_not_before_consent(code, observation.observed_on, consent)
         if observation.observed_on > screening.screened_on:
             raise errors.DateOutOfOrder(
@@ -479,8 +529,8 @@ def _check_not_future(name: str, day: date, attribution: Attribution) -> None:
         )
 
 
-def _dose_level(level: int) -> DoseLevel:
-    levels = study_definition().dose_levels
+def _dose_level(level: int, study: StudyDefinition) -> DoseLevel:
+    levels = study.dose_levels
     if level not in levels or level not in {int(d) for d in DoseLevel}:
         listed = ", ".join(str(n) for n in levels)
         raise errors.InvalidDoseLevel(

@@ -6,23 +6,38 @@ never published. The table is keyed by event class (``shared.kernel.publication`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import JsonValue
 
 from services.enrollment.domain import Subject
-from services.enrollment.rules import CRITERIA_BY_CODE, CriterionResult, Observation
+from services.enrollment.rules import Criterion, CriterionResult, Observation, eligibility_rules
 from shared.contracts import enrollment as contracts
 from shared.kernel.publication import Publication, fields_of
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
 
 SERVICE = "enrollment"
+MILLION = Decimal(1_000_000)
 
 
-def _observation(code: str, observation: Observation) -> contracts.ObservationV1:
+def _study(event: Any) -> StudyDefinition:
+    """The study of a stored event (one stored before studies were named: the first)."""
+    return study_definition(event.provenance.study_id or DEFAULT_STUDY_ID)
+
+
+def _criteria(event: Any) -> Mapping[str, Criterion]:
+    return eligibility_rules(_study(event)).by_code
+
+
+def _observation(
+    code: str, observation: Observation, criteria: Mapping[str, Criterion]
+) -> contracts.ObservationV1:
     return contracts.ObservationV1(
         criterion=code,
-        kind=CRITERIA_BY_CODE[code].kind.value,
+        kind=criteria[code].kind.value,
         value=_json_value(observation.value),
         unit=observation.unit,
         upper_limit_normal=observation.upper_limit_normal,
@@ -30,10 +45,12 @@ def _observation(code: str, observation: Observation) -> contracts.ObservationV1
     )
 
 
-def _criterion(result: CriterionResult) -> contracts.CriterionResultV1:
+def _criterion(
+    result: CriterionResult, criteria: Mapping[str, Criterion]
+) -> contracts.CriterionResultV1:
     return contracts.CriterionResultV1(
         criterion=result.code,
-        kind=CRITERIA_BY_CODE[result.code].kind.value,
+        kind=criteria[result.code].kind.value,
         met=result.met,
         value=_json_value(result.value),
         unit=result.unit,
@@ -83,14 +100,16 @@ PUBLICATION = Publication(
             contracts.ScreeningResultRecordedV1,
             lambda e: {
                 "screened_on": e.screening.screened_on,
-                "observations": [_observation(k, o) for k, o in e.screening.observations.items()],
+                "observations": [
+                    _observation(k, o, _criteria(e)) for k, o in e.screening.observations.items()
+                ],
             },
         ),
         Subject.EligibilityConfirmed: (
             contracts.EligibilityConfirmedV1,
             lambda e: {
                 "rule_version": e.assessment.rule_version,
-                "criteria": [_criterion(r) for r in e.assessment.results],
+                "criteria": [_criterion(r, _criteria(e)) for r in e.assessment.results],
             },
         ),
         Subject.ScreenFailed: (
@@ -98,14 +117,15 @@ PUBLICATION = Publication(
             lambda e: {
                 "rule_version": e.assessment.rule_version,
                 "failed_criteria": list(e.assessment.failed_criteria),
-                "criteria": [_criterion(r) for r in e.assessment.results],
+                "criteria": [_criterion(r, _criteria(e)) for r in e.assessment.results],
             },
         ),
         Subject.SubjectEnrolled: (
             contracts.SubjectEnrolledV1,
             lambda e: {
                 "dose_level": int(e.dose_level),
-                "dose_cells_per_kg": Decimal(int(e.dose_level)) * Decimal(1_000_000),
+                # the study's dose of the level (the first study's: 1-4 x10^6, as ever)
+                "dose_cells_per_kg": _study(e).dose(int(e.dose_level)) * MILLION,
             },
         ),
         Subject.SubjectWithdrawn: (contracts.SubjectWithdrawnV1, fields_of("reason")),

@@ -21,6 +21,7 @@ from datetime import date
 from decimal import Decimal
 from enum import StrEnum
 from fractions import Fraction
+from functools import cached_property
 
 from services.enrollment.errors import InvalidObservation
 from shared.study import (
@@ -178,15 +179,53 @@ def criteria_of(definition: StudyDefinition) -> tuple[Criterion, ...]:
     return tuple(criterion_of(row) for row in definition.eligibility.criteria)
 
 
-STUDY = study_definition()
 # The version every decision stores: the study, its definition's version and this module's
 # evaluation (revision 2: exact comparison; revision 1, NCT05030779-eligibility/1, rounded
 # first). NCT05030779/def-1/eligibility/2 decides exactly as NCT05030779-eligibility/2 did:
 # the same table, the same evaluation (docs/studies.md, Rule versions).
 EVALUATION_REVISION = 2
-RULE_VERSION = STUDY.rule_version("eligibility", EVALUATION_REVISION)
-CRITERIA: tuple[Criterion, ...] = criteria_of(STUDY)
-CRITERIA_BY_CODE: Mapping[str, Criterion] = {c.code: c for c in CRITERIA}
+
+
+@dataclass(frozen=True)
+class EligibilityRules:
+    """One study's eligibility table, as this module evaluates it, and the version its
+    decisions store (``eligibility_rules``: one per study definition)."""
+
+    rule_version: str
+    criteria: tuple[Criterion, ...]
+    source: StudyDefinition = field(compare=False, repr=False)
+
+    @cached_property
+    def by_code(self) -> Mapping[str, Criterion]:
+        return {c.code: c for c in self.criteria}
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> EligibilityRules:
+        return cls(
+            definition.rule_version("eligibility", EVALUATION_REVISION),
+            criteria_of(definition),
+            definition,
+        )
+
+
+_BUILT: dict[tuple[str, int], EligibilityRules] = {}
+
+
+def eligibility_rules(definition: StudyDefinition) -> EligibilityRules:
+    """The eligibility rules of a study's definition, built once per study and version."""
+    key = (definition.study_id, definition.definition_version)
+    rules = _BUILT.get(key)
+    if rules is None or rules.source is not definition:
+        rules = _BUILT[key] = EligibilityRules.of(definition)
+    return rules
+
+
+# The first study's (the deployment's default); another study's: ``eligibility_rules``.
+STUDY = study_definition()
+RULES = eligibility_rules(STUDY)
+RULE_VERSION = RULES.rule_version
+CRITERIA: tuple[Criterion, ...] = RULES.criteria
+CRITERIA_BY_CODE: Mapping[str, Criterion] = RULES.by_code
 
 
 def normalise(criterion: Criterion, observation: Observation) -> ObservedValue:
@@ -252,12 +291,11 @@ def evaluate(
     observations: Mapping[str, Observation],
     definition: StudyDefinition = STUDY,
 ) -> EligibilityAssessment:
-    """Evaluate every criterion of the definition's table (the study's, by default)
+    """Evaluate every criterion of the definition's table (the first study's, by default)
     against recorded observations."""
-    criteria = CRITERIA if definition is STUDY else criteria_of(definition)
-    rule_version = definition.rule_version("eligibility", EVALUATION_REVISION)
+    rules = eligibility_rules(definition)
     results = []
-    for criterion in criteria:
+    for criterion in rules.criteria:
         value = exact(criterion, observations[criterion.code])
         results.append(
             CriterionResult(
@@ -268,7 +306,7 @@ def evaluate(
                 requirement=criterion.describe(),
             )
         )
-    return EligibilityAssessment(rule_version, tuple(results))
+    return EligibilityAssessment(rules.rule_version, tuple(results))
 
 
 # Far beyond any laboratory value or limit: a bound that keeps a typing error (or a

@@ -25,7 +25,9 @@ COHORT_GROUP = "trialledger-infusion-cohort-view"
 
 
 def infusion_rules(env: dict[str, str] | None = None) -> InfusionRules:
-    """The configurable protocol window and dose tolerance (defaults in rules.py)."""
+    """The first study's protocol window and dose tolerance, as the operator may override
+    them (TL_INFUSION_*, which predate studies; defaults: the study's definition). Every
+    other study served is held to its own definition's (``InfusionApplication.rules_of``)."""
     env = dict(os.environ if env is None else env)
     default = InfusionRules()
     try:

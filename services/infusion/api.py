@@ -145,8 +145,9 @@ async def record_leukapheresis(
 ) -> TreatmentOut:
     apheresis = Leukapheresis(body.performed_on, body.volume_ml)
     return await record(
-        InfusionApplication.record_leukapheresis, subject_id, apheresis, act.attribution
-    )
+        InfusionApplication.record_leukapheresis, subject_id, apheresis, act.attribution,
+        study_id=act.caller.study_id,
+    )  # fmt: skip
 
 
 @router.command("/subjects/{subject_id}/products", "release_product")
@@ -154,7 +155,10 @@ async def release_product(
     subject_id: str, body: ReleaseProduct, act: CommandAct, record: Records
 ) -> TreatmentOut:
     release = ProductRelease(**body.model_dump())
-    return await record(InfusionApplication.release_product, subject_id, release, act.attribution)
+    return await record(
+        InfusionApplication.release_product, subject_id, release, act.attribution,
+        study_id=act.caller.study_id,
+    )  # fmt: skip
 
 
 @router.command("/subjects/{subject_id}/lymphodepletion", "record_lymphodepletion")
@@ -164,8 +168,9 @@ async def record_lymphodepletion(
     agents = tuple(AgentDose(a.agent, a.dose_mg_per_m2, a.days) for a in body.agents)
     regimen = Lymphodepletion(agents, body.started_on, body.completed_on)
     return await record(
-        InfusionApplication.record_lymphodepletion, subject_id, regimen, act.attribution
-    )
+        InfusionApplication.record_lymphodepletion, subject_id, regimen, act.attribution,
+        study_id=act.caller.study_id,
+    )  # fmt: skip
 
 
 @router.command("/subjects/{subject_id}/infusion", "infuse")
@@ -183,10 +188,11 @@ async def infuse(
         body.ended_at,
         act.caller.principal.printed_name,
     )
-    opening = await opening_of(cohort)
+    opening = await opening_of(cohort, act.caller.study_id)
     return await record(
-        InfusionApplication.infuse, subject_id, infusion, act.attribution, assertion, opening
-    )
+        InfusionApplication.infuse, subject_id, infusion, act.attribution, assertion, opening,
+        study_id=act.caller.study_id,
+    )  # fmt: skip
 
 
 @router.command("/subjects/{subject_id}/infusion-not-given", "decline_infusion")
@@ -204,5 +210,5 @@ async def interrupt_infusion(
 
 
 @router.query("/subjects/{subject_id}", "read_treatment")
-async def get_treatment(subject_id: str, application: Infusions) -> TreatmentOut:
-    return await _call(application.get_treatment, subject_id)
+async def get_treatment(subject_id: str, act: CommandAct, application: Infusions) -> TreatmentOut:
+    return await _call(application.get_treatment, subject_id, act.caller.study_id)

@@ -19,14 +19,14 @@ from services.infusion.rules import (
     InfusionRules,
     cells_per_kg_millions,
     for_display,
-    level_dose,
     within_tolerance,
 )
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
 
+# the first study's (another study's: ``treatment_namespace``)
 TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("treatment"))
 INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
 PRODUCTS = ("CD19", "BCMA", "CD19/BCMA")  # two products, or one bispecific
@@ -90,8 +90,15 @@ class Infusion:
         return sum((lot.viable_car_positive_cells for lot in self.lots), Decimal(0))
 
 
-def treatment_id(subject_id: str) -> UUID:
-    return uuid5(TREATMENT_NAMESPACE, subject_id)
+def treatment_namespace(study: StudyDefinition) -> UUID:
+    """The namespace of a study's treatment record ids (the first study's as ever)."""
+    return uuid5(NAMESPACE_URL, study.urn("treatment"))
+
+
+def treatment_id(subject_id: str, namespace: UUID = TREATMENT_NAMESPACE) -> UUID:
+    """A subject's treatment record id in a study's namespace (``treatment_namespace``):
+    the same subject id in two studies names two records."""
+    return uuid5(namespace, subject_id)
 
 
 def check_enrolled(subject_id: str, enrollment: Enrollment) -> int:
@@ -137,16 +144,26 @@ class Treatment(SubjectRecord):
         enrollment: Enrollment,
         apheresis: Leukapheresis,
         attribution: Attribution,
+        namespace: UUID = TREATMENT_NAMESPACE,
     ) -> Treatment:
-        """Record leukapheresis for an enrolled subject: the treatment's first step."""
+        """Record leukapheresis for an enrolled subject: the treatment's first step, a
+        record named in its study's ``namespace`` (``treatment_namespace``)."""
         check_enrolled(subject_id, enrollment)
         _positive("volume_ml", apheresis.volume_ml)
         _not_future("performed_on", apheresis.performed_on, attribution)
-        return cls(subject_id=subject_id, apheresis=apheresis, provenance=attribution.provenance)
+        return cls._create(
+            cls.LeukapheresisPerformed,  # type: ignore[arg-type]  # (an @event class: it inits)
+            id=treatment_id(subject_id, namespace),
+            subject_id=subject_id,
+            apheresis=apheresis,
+            provenance=attribution.provenance,
+        )
 
     @event("LeukapheresisPerformed")
     def __init__(self, subject_id: str, apheresis: Leukapheresis, provenance: Provenance) -> None:
         self.subject_id = subject_id
+        # the study treated in (a record stored before studies were named: the first)
+        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
         self.apheresis = apheresis
         self.released: dict[str, ProductRelease] = {}
         self.lymphodepletion: Lymphodepletion | None = None
@@ -214,6 +231,8 @@ class Treatment(SubjectRecord):
     ) -> None:
         """Record the infusion: released lots, within the window, at the assigned dose, in
         the cohort the latest safety review opened and while it has room (3+3)."""
+        if rules.study_id != self.study_id:  # a study's rules decide on its records alone
+            raise ValueError(f"{rules.study_id}'s rules for a record of {self.study_id}")
         level = check_enrolled(self.subject_id, enrollment)
         if self.infusion is not None or self.not_given_reason is not None:
             raise errors.AlreadyDone(f"subject {self.subject_id} has had its one infusion")
@@ -299,7 +318,14 @@ class Treatment(SubjectRecord):
         _positive("weight_kg", infusion.weight_kg)
         exact = cells_per_kg_millions(infusion.total_cells, infusion.weight_kg)
         dose = for_display(exact)
-        target = level_dose(level)
+        if level not in rules.dose_levels:
+            raise errors.InvalidMeasurement(
+                f"dose level {level} is not one of the study's levels "
+                f"{', '.join(str(n) for n in rules.dose_levels)}",
+                field="dose_level",
+                dose_level=level,
+            )
+        target = rules.level_dose(level)
         if not within_tolerance(exact, target, rules.dose_tolerance):
             raise errors.DoseOutOfTolerance(
                 f"{infusion.total_cells} cells for {infusion.weight_kg} kg is {dose} x10^6/kg; "

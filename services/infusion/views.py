@@ -12,6 +12,7 @@ from shared.adapters.subject_views import SubjectView, kafka_broker, subscribe
 from shared.contracts.enrollment import SUBJECT_STATUS
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import DatabaseSettings
+from shared.study import DEFAULT_STUDY_ID
 
 GROUP_ID = "trialledger-infusion-enrollment-view"
 
@@ -27,13 +28,15 @@ def enrollment_facts(event: CloudEvent) -> dict[str, Any] | None:
 
 
 class EnrollmentView(SubjectView):
-    """Who is enrolled, at which dose level, and who was withdrawn."""
+    """Who is enrolled, at which dose level, and who was withdrawn, per study (rows keyed
+    by ``record_key(study, subject)``, as the enrollment topic's records)."""
 
     def __init__(self, database: DatabaseSettings) -> None:
         super().__init__(database, "enrollment_view", enrollment_facts)
 
-    async def enrollment(self, subject_id: str) -> Enrollment:
-        facts = await self.facts(subject_id)
+    async def enrollment(self, subject_id: str, study_id: str = DEFAULT_STUDY_ID) -> Enrollment:
+        """A subject's enrollment in ``study_id`` (``subject_id`` may be its record key)."""
+        facts = await self.facts(subject_id, study_id)
         if facts is None:
             return Enrollment("unknown", None)
         return Enrollment(facts["status"], facts.get("dose_level"))

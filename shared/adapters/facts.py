@@ -18,6 +18,11 @@ A service's application names the facts its events establish
 A check is one statement on the index (kind, group, recorded_at): it reads the rows it
 counts (a cohort's doses, the DLTs, the reviews), however large the store grows.
 
+Several studies share a service's store: an application keys and groups the facts of a
+study's events by ``shared.study.record_key(study, ...)`` (the infusion's: its subject
+and its dose level), so one study's checks never count another's, and the first study's
+facts keep the keys they were recorded with.
+
 A store that holds events from before its fact table is read once, when a process of
 the service first starts with this table (``build_facts``): under the same lock, so no
 save slips between the read and the row that marks the table as built.

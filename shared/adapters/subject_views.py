@@ -5,6 +5,10 @@ adverse events: when each subject was infused) keeps a view of that service's to
 its own database, fed by a faststream subscription:
 
 - ``reduce`` turns an event into the facts it establishes (or None: not relevant);
+- rows are keyed by ``shared.study.record_key(study, subject)``, the Kafka key of the
+  records they come from: the first study's rows by the subject id alone, as before
+  studies were named, another study's by ``<study>/<subject>``, so the same subject id
+  in two studies is two rows; readers name the study (the first study's by default);
 - an event is applied only when its record version is newer than the row's, so a
   redelivery, or a replay after a restart, changes nothing;
 - an unreadable record goes to ``<table>_dead_letters`` and the subscription goes on;
@@ -37,6 +41,7 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.logs import adopt_library_loggers, cloudevent_correlation, correlated
 from shared.kernel.settings import DatabaseSettings
 from shared.kernel.storable import unstorable_record
+from shared.study import DEFAULT_STUDY_ID, record_key
 
 log = logging.getLogger(__name__)
 Reduce = Callable[[CloudEvent], dict[str, Any] | None]
@@ -116,17 +121,32 @@ class SubjectView(_LocalView):
         "updated_at timestamptz NOT NULL DEFAULT now())"
     )
 
-    async def facts(self, subject_id: str) -> dict[str, Any] | None:
+    async def facts(
+        self, subject_id: str, study_id: str = DEFAULT_STUDY_ID
+    ) -> dict[str, Any] | None:
+        """The facts of a subject of ``study_id`` (``subject_id`` may also be the subject's
+        record key, ``record_key(study, subject)``, with the first study's id)."""
         raw = await self.pool.fetchval(
             f"SELECT facts FROM {self.table} WHERE subject_id = $1",  # noqa: S608
-            subject_id,
+            record_key(study_id, subject_id),
         )
         return None if raw is None else dict(json.loads(raw))
 
-    async def all_facts(self) -> dict[str, dict[str, Any]]:
-        """Every subject's facts (a trial has few subjects)."""
-        rows = await self.pool.fetch(f"SELECT subject_id, facts FROM {self.table}")  # noqa: S608
-        return {r["subject_id"]: dict(json.loads(r["facts"])) for r in rows}
+    async def all_facts(self, study_id: str = DEFAULT_STUDY_ID) -> dict[str, dict[str, Any]]:
+        """Every subject's facts in ``study_id``, by subject id (a trial has few subjects)."""
+        prefix = record_key(study_id, "")
+        if prefix:  # another study's rows: "<study>/<subject>"
+            rows = await self.pool.fetch(
+                f"SELECT subject_id, facts FROM {self.table} "  # noqa: S608
+                "WHERE starts_with(subject_id, $1)",
+                prefix,
+            )
+        else:  # the first study's: the subject id alone (a subject id has no "/")
+            rows = await self.pool.fetch(
+                f"SELECT subject_id, facts FROM {self.table} "  # noqa: S608
+                "WHERE strpos(subject_id, '/') = 0"
+            )
+        return {r["subject_id"][len(prefix) :]: dict(json.loads(r["facts"])) for r in rows}
 
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
         """Apply one record; False if it went to the dead letters."""
@@ -142,7 +162,7 @@ class SubjectView(_LocalView):
             f"facts = {self.table}.facts || EXCLUDED.facts, "
             "record_version = EXCLUDED.record_version, event_id = EXCLUDED.event_id, "
             f"updated_at = now() WHERE {self.table}.record_version < EXCLUDED.record_version",
-            event.subject,
+            record_key(event.studyid, event.subject),
             json.dumps(facts),
             int(event.data["version"]),
             event.id,
@@ -236,9 +256,14 @@ class Subscriptions:
             await self.broker.stop()
 
 
+TRIAL = "trial"  # the key of a study's trial facts (the first study's row)
+
+
 class TrialFactView(_LocalView):
     """Trial-wide facts from another service's topic (e.g. the latest safety-review
-    approval), one JSON document, applied in the source's ``sequence`` order."""
+    approval), one JSON document per study, applied in the source's ``sequence`` order.
+    The first study's row is ``trial``, as before studies were named; another study's
+    ``<study>/trial`` (``record_key``)."""
 
     SCHEMA = (
         "CREATE TABLE IF NOT EXISTS {table} (fact text PRIMARY KEY, "
@@ -246,8 +271,12 @@ class TrialFactView(_LocalView):
         "updated_at timestamptz NOT NULL DEFAULT now())"
     )
 
-    async def facts(self) -> dict[str, Any] | None:
-        raw = await self.pool.fetchval(f"SELECT facts FROM {self.table} WHERE fact = 'trial'")  # noqa: S608
+    async def facts(self, study_id: str = DEFAULT_STUDY_ID) -> dict[str, Any] | None:
+        """The trial facts of ``study_id``."""
+        raw = await self.pool.fetchval(
+            f"SELECT facts FROM {self.table} WHERE fact = $1",  # noqa: S608
+            record_key(study_id, TRIAL),
+        )
         return None if raw is None else dict(json.loads(raw))
 
     async def apply(self, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
@@ -260,10 +289,11 @@ class TrialFactView(_LocalView):
         if facts is None:
             return True
         await self.pool.execute(
-            f"INSERT INTO {self.table} (fact, facts, source_sequence) VALUES ('trial', $1, $2) "  # noqa: S608
+            f"INSERT INTO {self.table} (fact, facts, source_sequence) VALUES ($1, $2, $3) "  # noqa: S608
             "ON CONFLICT (fact) DO UPDATE SET facts = EXCLUDED.facts, "
             "source_sequence = EXCLUDED.source_sequence, updated_at = now() "
             f"WHERE {self.table}.source_sequence < EXCLUDED.source_sequence",
+            record_key(event.studyid, TRIAL),
             json.dumps(facts),
             int(event.sequence),
         )

@@ -19,12 +19,12 @@ from typing import Annotated, Any, Concatenate, Generic, Protocol, TypeVar
 from fastapi import APIRouter, Depends, FastAPI, Path, Request
 
 from shared.adapters.outbox import Outbox
-from shared.clinical import FIRST_COHORT, CohortOpening
+from shared.clinical import CohortOpening, first_cohort
 from shared.kernel.access import Denial
 from shared.kernel.errors import NotFound
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
-from shared.study import served_studies
+from shared.study import DEFAULT_STUDY_ID, record_key, served_studies, study_definition
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
 from shared.web.http import (
     Authorisation,
@@ -65,14 +65,20 @@ def from_state(name: str) -> Any:
 
 
 class CohortSource(Protocol):
-    """Which dose level the latest safety review opened (``shared.adapters.cohort``)."""
+    """Which dose level the latest safety review of a study opened
+    (``shared.adapters.cohort``)."""
 
-    async def opening(self) -> CohortOpening: ...
+    async def opening(self, study_id: str = ...) -> CohortOpening: ...
 
 
-async def opening_of(cohort: CohortSource | None) -> CohortOpening:
-    """The level open now: ``cohort``'s, or the first cohort's where there is none."""
-    return FIRST_COHORT if cohort is None else await cohort.opening()
+async def opening_of(
+    cohort: CohortSource | None, study_id: str = DEFAULT_STUDY_ID
+) -> CohortOpening:
+    """The level open now in ``study_id``: ``cohort``'s, or the study's first cohort where
+    there is none."""
+    if cohort is None:
+        return first_cohort(study_definition(study_id))
+    return await cohort.opening(study_id)
 
 
 # What every command service's routes may ask for: its application (``Application[its
@@ -213,6 +219,15 @@ class StudyNotServed(NotFound):
     code = "study_not_served"
 
 
+def path_study(request: Request) -> str:
+    """The study a request acts in by its path: ``/studies/<id>/...`` names it (checked
+    served by ``served_study``), a path without it is the first study's. For a public
+    route (no token); a command's ``Act`` has it as ``act.caller.study_id``, the token's,
+    which the path must match."""
+    named: str = request.path_params.get("study_id", DEFAULT_STUDY_ID)
+    return named
+
+
 async def served_study(request: Request, study_id: StudyId) -> str:
     """The study the path names, if this deployment serves it."""
     served: tuple[str, ...] = request.app.state.studies
@@ -232,17 +247,23 @@ async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args:
 @dataclass(frozen=True)
 class Recorder(Generic[App, Out]):
     """Runs a command of ``application`` for one subject with what the service's local
-    views know of the subject (``known``, in order), then the command's own arguments;
-    in a worker thread, answering ``answer`` of the record."""
+    views know of the subject (``known``, in order, each asked for the subject's record
+    key in ``study_id``: ``record_key``), then the command's own arguments; in a worker
+    thread, answering ``answer`` of the record."""
 
     application: App
     known: tuple[Callable[[str], Awaitable[Any]], ...]
     answer: Callable[[Any], Out]
 
     async def __call__(
-        self, command: Callable[Concatenate[App, ...], Any], subject_id: str, *args: Any
+        self,
+        command: Callable[Concatenate[App, ...], Any],
+        subject_id: str,
+        *args: Any,
+        study_id: str = DEFAULT_STUDY_ID,
     ) -> Out:
-        facts = [await know(subject_id) for know in self.known]
+        key = record_key(study_id, subject_id)
+        facts = [await know(key) for know in self.known]
         return await self.run(command, subject_id, *facts, *args)
 
     async def run(self, command: Callable[Concatenate[App, ...], Any], *args: Any) -> Out:

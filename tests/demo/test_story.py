@@ -14,7 +14,7 @@ from services.adverse_events.grading import CrsInputs, Hypotension, Oxygen, grad
 from services.adverse_events.windows import within_dlt_window
 from services.assessments.rules import Activity, Response, derive_response, items_from
 from services.enrollment.api import ObservationIn
-from services.enrollment.rules import evaluate
+from services.enrollment.rules import CRITERIA_BY_CODE, evaluate
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
 from shared.contracts.assessments import SLEDAI_2K_ITEMS
 from tools.demo.plan import Story, SubjectPlan, Treatment, Visit
@@ -39,7 +39,7 @@ def crs_grade(components: dict[str, Any]) -> int:
 
 
 def eligibility(observations: dict[str, dict[str, object]], screened_on: date) -> tuple[str, ...]:
-    parsed = {code: ObservationIn.model_validate(o).to_domain(code)
+    parsed = {code: ObservationIn.model_validate(o).to_domain(code, CRITERIA_BY_CODE)
               for code, o in observations.items()}  # fmt: skip
     return evaluate(screened_on, parsed).failed_criteria
 

@@ -176,9 +176,9 @@ def test_two_infusions_counted_at_one_moment_never_overfill_their_cohort(
     counted = application.dosed_since
     counts: list[int] = []
 
-    def as_if_before_s_a(cohort: CohortOpening) -> int:
+    def as_if_before_s_a(cohort: CohortOpening, study_id: str) -> int:
         """S-B's first count is the one it would have made before S-A's save committed."""
-        counts.append(0 if not counts else counted(cohort))
+        counts.append(0 if not counts else counted(cohort, study_id))
         return counts[-1]
 
     monkeypatch.setattr(application, "dosed_since", as_if_before_s_a)

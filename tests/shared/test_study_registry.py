@@ -27,7 +27,7 @@ from services.infusion import domain as infusion_domain
 from services.infusion import rules as infusion_rules
 from services.projections import clinical_endpoints
 from shared import clinical
-from shared.study import decimal, study_definition
+from shared.study import study_definition
 from shared.study.model import DltCriterionCode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ REGISTRY: list[tuple[Any, str, Callable[[], object]]] = [
     (eligibility, "CRITERIA", lambda: eligibility.criteria_of(STUDY)),
     (eligibility, "RULE_VERSION", lambda: STUDY.rule_version("eligibility", 2)),
     (infusion_rules, "RULE_VERSION", lambda: STUDY.rule_version("infusion", 2)),
-    (infusion_rules, "_TOLERANCE", lambda: decimal(STUDY.dosing.tolerance)),
+    (infusion_rules, "FIRST_STUDY_RULES", lambda: infusion_rules.InfusionRules.of(STUDY)),
     (windows, "RULE_VERSION", lambda: STUDY.rule_version("windows", 2)),
     (dlt, "RULE_VERSION", lambda: STUDY.rule_version("dlt", 3)),
     (escalation, "RULE_VERSION", lambda: STUDY.rule_version("escalation", 2)),
