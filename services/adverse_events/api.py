@@ -28,7 +28,7 @@ from services.adverse_events.domain import (
 )
 from services.adverse_events.escalation import DOSE_LEVELS
 from services.adverse_events.grading import CrsInputs, IcansInputs
-from services.adverse_events.views import InfusionView, of_study
+from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
 from shared.study import record_key, study_definition
@@ -289,7 +289,7 @@ async def cohort(act: CommandAct, application: Events, view: Infusions) -> dict[
     may receive, subjects dosed, DLTs and open windows (rule version included), the levels
     3+3 has cleared, and, once a review opened it, the dose-expansion cohort's subjects."""
     study = act.caller.study_id
-    infused = of_study(await view.all_infused(), study)
+    infused = await view.all_infused(study)
     state = await asyncio.to_thread(application.cohort, infused, act.clock(), study)
     reviews = await asyncio.to_thread(application.reviews_so_far, study)
     return {**state.__dict__, "decision": state.decision.value, "reviews": reviews}
@@ -309,7 +309,7 @@ async def approve_safety_review(
         body.signature.assertion, REVIEW_SIGNATURE,
         f"adverse_events/safety-review/{number}",
     )  # fmt: skip
-    infused = of_study(await view.all_infused(), study)
+    infused = await view.all_infused(study)
     review = await asyncio.to_thread(
         application.approve_safety_review, number, body.approved_level, infused,
         act.attribution, assertion, body.occurred_at, body.dose_expansion,

@@ -3,34 +3,18 @@
 
 Its rows are keyed by the infusion records' Kafka keys, ``record_key(study, subject)``
 (the subject id for the first study, ``<study>/<subject>`` for another): a subject is
-looked up by that key, and a study's rows are picked out by ``of_study``."""
+looked up by that key, and a study's rows are read with ``all_infused(study)``."""
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import TypeVar
 
 from faststream.kafka import KafkaBroker
 
 from shared.adapters.infusion_view import InfusionView
 from shared.adapters.subject_views import kafka_broker, subscribe
-from shared.study import record_key
 
 GROUP_ID = "trialledger-adverse-events-infusion-view"
-T = TypeVar("T")
 
-__all__ = ["GROUP_ID", "InfusionView", "create_subscriptions", "of_study"]
-
-
-def of_study(rows: Mapping[str, T], study_id: str) -> dict[str, T]:
-    """The rows of ``study_id`` among rows keyed by ``record_key(study, subject)``, by
-    subject id (subject ids have no ``/``; study ids neither)."""
-    found = {}
-    for key, row in rows.items():
-        subject = key.split("/", 1)[1] if "/" in key else key
-        if record_key(study_id, subject) == key:
-            found[subject] = row
-    return found
+__all__ = ["GROUP_ID", "InfusionView", "create_subscriptions"]
 
 
 def create_subscriptions(bootstrap: str, infusion_topic: str, view: InfusionView) -> KafkaBroker:

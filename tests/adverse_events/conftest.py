@@ -14,6 +14,7 @@ from services.adverse_events.api import create_app
 from services.adverse_events.application import AdverseEventsApplication
 from services.adverse_events.publication import PUBLICATION
 from shared.clinical import Infused
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.service_app import Serving
 from tests.support import NOW, VERIFIER, memory_outbox
 
@@ -25,8 +26,8 @@ class Infusions:
     async def infused(self, subject_id: str) -> Infused | None:
         return COHORT.get(subject_id)
 
-    async def all_infused(self) -> dict[str, Infused]:
-        return dict(COHORT)
+    async def all_infused(self, study_id: str = DEFAULT_STUDY_ID) -> dict[str, Infused]:
+        return dict(COHORT) if study_id == DEFAULT_STUDY_ID else {}
 
 
 @pytest.fixture
