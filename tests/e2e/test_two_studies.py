@@ -1,25 +1,23 @@
 """End to end, two studies side by side (TL_STUDIES=NCT05030779,SYN-CART-2): the
 enrollment and infusion processes hold each study to its own definition, the infusion
 service's view learns a SYN-CART-2 subject through real Kafka under its study's key, and
-the same subject id in both studies stays two subjects.
-
-Identity does not issue a token for another study yet: the test re-issues the logged-in
-investigator's token for SYN-CART-2 with the stack's token key (the same user, session
-and roles; claim ``study``), as identity will."""
+the same subject id in both studies stays two subjects. The users hold roles in each
+study by grants of that study's administrator, log in for SYN-CART-2 with identity's
+``/studies/SYN-CART-2/login`` and sign there."""
 
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.kernel.keys import load_private_key, load_public_key
 from shared.study import DEFAULT_STUDY_ID
-from shared.web.auth import TokenIssuer, TokenVerifier
 from tests.e2e.flows import PASSWORD, enrol, once_seen, today
 from tests.e2e.stack import Stack, running_stack
 from tests.support import eligible_observations, observation_json
@@ -38,29 +36,56 @@ async def studies_stack(
         yield stack
 
 
-def for_study(stack: Stack, session: dict[str, str], study: str) -> dict[str, str]:
-    """``session``'s headers with its token re-issued for ``study``."""
-    token = session["Authorization"].removeprefix("Bearer ")
-    verifier = TokenVerifier(load_public_key(stack.env["TL_TOKEN_PUBLIC_KEY_FILE"]))
-    principal = replace(verifier.principal(token), study_id=study)
-    issuer = TokenIssuer(load_private_key(stack.env["TL_TOKEN_PRIVATE_KEY_FILE"]))
-    again, _ = issuer.access_token(principal, datetime.now(UTC))
-    return {**session, "Authorization": f"Bearer {again}"}
+async def for_study(stack: Stack, user_id: str, role: str, boss: dict[str, str]) -> dict[str, str]:
+    """``user_id`` granted ``role`` in SYN-CART-2 by its administrator ``boss``, then
+    logged in for that study: the session's headers."""
+    grant = {"role": role, "site": "ZJU-1", "reason": "works in the second study too"}
+    granted = await stack.identity.post(
+        f"/studies/{SECOND}/users/{user_id}/roles", json=grant, headers=boss
+    )
+    assert granted.status_code == 200, granted.text
+    return await study_login(stack, user_id)
+
+
+async def study_login(stack: Stack, user_id: str) -> dict[str, str]:
+    body = {"user_id": user_id, "password": PASSWORD}
+    answer = await stack.identity.post(f"/studies/{SECOND}/login", json=body)
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+async def study_admin(stack: Stack) -> dict[str, str]:
+    """SYN-CART-2's first administrator, made on the host, logged in for the study."""
+    await stack.create_user("syn.boss", PASSWORD)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
+        "--study", SECOND, "--user-id", "syn.boss", "--site", "ZJU-1",
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    return await study_login(stack, "syn.boss")
+
+
+async def sign(
+    stack: Stack, session: dict[str, str], meaning: str, purpose: str, user_id: str | None = None
+) -> dict[str, str]:
+    """A signing assertion of SYN-CART-2 (identity signs in the token's study)."""
+    body = {"meaning": meaning, "purpose": purpose, "password": PASSWORD, "user_id": user_id}
+    answer = await stack.identity.post(f"/studies/{SECOND}/signing", json=body, headers=session)
+    assert answer.status_code == 200, answer.text
+    return {"assertion": answer.json()["assertion"]}
 
 
 async def enrolled_in_second(
-    stack: Stack, login: dict[str, str], subject: str, platelets: str, level: int | None
+    stack: Stack, session: dict[str, str], subject: str, platelets: str, level: int | None
 ) -> dict[str, Any]:
     """``subject`` through SYN-CART-2's enrollment, screened with ``platelets`` x10^9/L, by
-    the user of ``login`` (identity signs for the login; the commands carry its token
-    re-issued for SYN-CART-2)."""
-    first, session = login, for_study(stack, login, SECOND)
-    consent = await stack.signature(
-        first, "responsibility", f"enrollment/consent/{subject}", PASSWORD, "lin.wei"
+    the investigator of ``session`` (a SYN-CART-2 login)."""
+    consent = await sign(
+        stack, session, "responsibility", f"enrollment/consent/{subject}", "lin.wei"
     )
-    decision = await stack.signature(
-        first, "approval", f"enrollment/eligibility/{subject}", PASSWORD
-    )
+    decision = await sign(stack, session, "approval", f"enrollment/eligibility/{subject}")
     screening = {code: observation_json(o) for code, o in eligible_observations().items()}
     screening["platelets"]["value"] = platelets
     prefix = f"/studies/{SECOND}"
@@ -87,22 +112,21 @@ async def test_each_study_s_rules_hold_through_the_running_services(
 ) -> None:
     stack = studies_stack
     session = await stack.member("lin.wei", PASSWORD, "investigator")
-    pharmacist = await stack.member("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
-    second, second_pharmacist = (
-        for_study(stack, session, SECOND),
-        for_study(stack, pharmacist, SECOND),
-    )
+    await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
+    boss = await study_admin(stack)
+    second = await for_study(stack, "lin.wei", "investigator", boss)
+    second_pharmacist = await for_study(stack, "zhao.pharm", "cell_therapy_pharmacist", boss)
     prefix = f"/studies/{SECOND}"
 
     # the same subject id, platelets 40: eligible in NCT05030779 (>= 30), not in SYN-CART-2
     await enrol(stack, session, "S-001", level=None)
-    failed = await enrolled_in_second(stack, session, "S-001", "40", level=None)
+    failed = await enrolled_in_second(stack, second, "S-001", "40", level=None)
     assert failed["status"] == "screen_failed"
     assert failed["eligibility"]["failed_criteria"] == ["platelets"]
     first = await stack.enrollment.get("/subjects/S-001", headers=session)
     assert first.json()["status"] == "eligible"
     # SYN-CART-2 has three dose levels; its S-002 is enrolled at its level 1
-    await enrolled_in_second(stack, session, "S-002", "180", level=None)
+    await enrolled_in_second(stack, second, "S-002", "180", level=None)
     four = await stack.enrollment.post(
         f"{prefix}/subjects/S-002/enrollment", json={"dose_level": 4}, headers=second
     )
@@ -141,9 +165,7 @@ async def test_each_study_s_rules_hold_through_the_running_services(
 
     async def infuse(cells: str) -> Any:
         started = datetime.now(UTC) - timedelta(hours=1)
-        signature = await stack.signature(
-            session, "responsibility", "infusion/infusion/S-002", PASSWORD
-        )
+        signature = await sign(stack, second, "responsibility", "infusion/infusion/S-002")
         infusion = {
             "weight_kg": "64",
             "lots": [{"lot_id": "LOT-2", "viable_car_positive_cells": cells}],
