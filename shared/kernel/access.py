@@ -58,9 +58,11 @@ class Denial:
         client_id: str | None,
         subject_id: str | None = None,
         target_user_id: str | None = None,
+        study_id: str | None = None,
     ) -> Denial:
         """``principal``'s refused ``command``, with every role it holds (and the account
-        it was for, ``target_user_id``, when it would have changed one)."""
+        it was for, ``target_user_id``, when it would have changed one), in the study its
+        token is for, or ``study_id``: the study a refused command reached for."""
         return cls(
             user_id=principal.user_id,
             printed_name=principal.printed_name,
@@ -72,7 +74,7 @@ class Denial:
             correlation_id=correlation_id,
             client_id=client_id,
             target_user_id=target_user_id,
-            study_id=principal.study_id,
+            study_id=study_id or principal.study_id,
         )
 
 

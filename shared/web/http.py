@@ -345,9 +345,10 @@ class Authorisation:
         permitted = self.table.roles(command)
         acting = self.table.acting_role(command, principal.roles)
         if (refused := study_not_granted(principal, request, command)) is not None:
+            # recorded in the study the path names: an attempt on that study's records
             denial = Denial.of(
                 principal, command, StudyNotGranted.code, correlation_id, client_id,
-                request.path_params.get("subject_id"),
+                request.path_params.get("subject_id"), study_id=path_study(request),
             )  # fmt: skip
             return denial, refused
         if acting is None:

@@ -20,7 +20,8 @@ import pytest
 from shared.study import DEFAULT_STUDY_ID
 from tests.e2e.flows import PASSWORD, enrol, once_seen, today
 from tests.e2e.stack import Stack, running_stack
-from tests.support import eligible_observations, observation_json
+from tests.e2e.test_audit import cli
+from tests.support import eligible_observations, eventually, observation_json
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +183,29 @@ async def test_each_study_s_rules_hold_through_the_running_services(
     infused = await infuse("32000000")  # 0.5 x10^6/kg
     assert infused.status_code == 200, infused.text
     assert infused.json()["infusion"]["weight_kg"] == "64"
+
+    # the ledgers: each study's records in its own, verified alone
+    auditor = await stack.member("kim.aud", PASSWORD, "auditor")
+    second_auditor = await for_study(stack, "kim.aud", "auditor", boss)
+
+    async def trail(path: str, headers: dict[str, str], subject: str) -> set[str]:
+        answer = await stack.projections.get(path, params={"subject_id": subject}, headers=headers)
+        assert answer.status_code == 200, answer.text
+        return {row["event_type"] for row in answer.json()}
+
+    async def infusion_in_ledger() -> bool:
+        return "CarTInfused.v1" in await trail(f"{prefix}/trail", second_auditor, "S-002")
+
+    await eventually(infusion_in_ledger, what="SYN-CART-2's infusion in its ledger")
+    first_s001 = await trail("/trail", auditor, "S-001")
+    second_s001 = await trail(f"{prefix}/trail", second_auditor, "S-001")
+    assert "EligibilityConfirmed.v1" in first_s001 and "ScreenFailed.v1" not in first_s001
+    assert "ScreenFailed.v1" in second_s001 and "EligibilityConfirmed.v1" not in second_s001
+    assert await trail("/trail", auditor, "S-002") == set()  # never registered there
+    # the first study's investigator's refused read of SYN-CART-2's S-002 is in SYN-CART-2's
+    assert "AccessDenied.v1" in await trail(f"{prefix}/trail", second_auditor, "S-002")
+    crossed_trail = await stack.projections.get(f"{prefix}/trail", headers=auditor)
+    assert (crossed_trail.status_code, crossed_trail.json()["code"]) == (403, "study_not_granted")
+    token = second_auditor["Authorization"].removeprefix("Bearer ")
+    verified = await cli(stack, token, "--study", SECOND, "verify", "--no-stores")
+    assert verified.returncode == 0, verified.stdout + verified.stderr
