@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,12 +84,16 @@ class Trial:
     witness: Witness | None = None
 
 
+SECOND = "SYN-CART-2"  # served beside the first study, for the grants of another study
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def trial(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Trial]:
     """The demo on a stack whose checkpoints a real witness cosigns, as under ``make up``."""
     export = tmp_path_factory.mktemp("export") / "export.json"
     async with running_witness(tmp_path_factory.mktemp("witness")) as witness:
-        settings = {"TL_WITNESS_URL": witness.url, "TL_WITNESS_VKEY": witness.vkey}
+        settings = {"TL_WITNESS_URL": witness.url, "TL_WITNESS_VKEY": witness.vkey,
+                    "TL_STUDIES": f"{DEFAULT_STUDY_ID},{SECOND}"}  # fmt: skip
         async with shared_stack(tmp_path_factory, "demo", **settings) as stack:
             published = (await stack.projections.get("/checkpoints", params={"limit": 1})).json()
             await witness.register(published["origin"], published["vkeys"])
@@ -278,7 +284,37 @@ async def every_event(trial: Trial) -> Trial:
                  {"reason": "line occlusion, resumed after flushing"}, inv)  # fmt: skip
     await resolved_event(stack, inv, "S-001")
     await account_events(stack, admin, inv)
+    await study_grants(stack)
     return trial
+
+
+async def study_grants(stack: Stack) -> None:
+    """A grant and a revocation in the second study (RoleGranted.v2, RoleRevoked.v2) by its
+    first administrator, made on the host; and an auditor of that study, who reads its
+    trail."""
+    await stack.create_user("extra.synboss", EXTRA_PASSWORD)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
+        "--study", SECOND, "--user-id", "extra.synboss", "--site", "ZJU-1",
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
+    )  # fmt: skip
+    output, _ = await process.communicate()
+    assert process.returncode == 0, output.decode()
+    boss = await second_study_login(stack, "extra.synboss")
+    users = f"/studies/{SECOND}/users"
+    await expect(stack.identity, f"{users}/extra.inv/roles",
+                 {"role": "sub_investigator", "site": "ZJU-1"}, boss)  # fmt: skip
+    await expect(stack.identity, f"{users}/extra.inv/role-revocations",
+                 {"role": "sub_investigator", "reason": "covered one week"}, boss)  # fmt: skip
+    await expect(stack.identity, f"{users}/extra.aud/roles",
+                 {"role": "auditor", "site": "ZJU-1"}, boss)  # fmt: skip
+
+
+async def second_study_login(stack: Stack, user_id: str) -> dict[str, str]:
+    body = {"user_id": user_id, "password": EXTRA_PASSWORD}
+    answer = await stack.identity.post(f"/studies/{SECOND}/login", json=body)
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def expect(
@@ -438,13 +474,24 @@ async def test_every_published_event_type_is_found_in_the_audit_trail(every_even
     published = sorted({event.event_type for c in channels() for event in c.events} - legacy)
     missing: list[str] = []
 
+    # a grant in the second study is in that study's trail (its studyid)
+    trails = (
+        ("/trail", auditor),
+        (f"/studies/{SECOND}/trail", await second_study_login(stack, "extra.aud")),
+    )
+
+    async def found(event_type: str) -> bool:
+        params: dict[str, str | int] = {"event_type": event_type, "limit": 1}
+        for path, headers in trails:
+            answer = await stack.projections.get(path, headers=headers, params=params)
+            assert answer.status_code == 200, answer.text
+            if answer.json():
+                return True
+        return False
+
     async def all_found() -> bool:
         missing.clear()
-        for event_type in published:
-            params: dict[str, str | int] = {"event_type": event_type, "limit": 1}
-            rows = (await stack.projections.get("/trail", headers=auditor, params=params)).json()
-            if not rows:
-                missing.append(event_type)
+        missing.extend([event_type for event_type in published if not await found(event_type)])
         return not missing
 
     try:
