@@ -237,7 +237,7 @@ class ProjectionsApplication:
             accounts.IDENTITY_SOURCE,
             list(accounts.REVIEWED),
         )
-        return accounts.review(recorded(rows), self.duties, user_id)
+        return accounts.review(recorded(rows), self.duties, user_id, self.study_id)
 
     async def subject(
         self,
