@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,10 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from typer.testing import CliRunner, Result
 
+from services.projections import console as console_module
 from services.projections.__main__ import known_contracts
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.cli import app as cli_app
+from services.projections.config import ConsoleConfig
 from services.projections.domain import Trust
 from services.projections.ingest import OTHER_STUDY, Ingester, IngestOptions
 from services.projections.integrity import check_ledger
@@ -395,3 +399,67 @@ async def test_a_study_s_verification_reads_only_its_events_from_the_shared_stor
         assert all(study_of(e) == (study or study_of(e)) for e in reading.events)
     # a study's events are named by their payload: ids alone would not tell them apart
     assert "payload=true" in asked[0] and "payload=false" in asked[-1]
+
+
+async def test_a_console_session_shows_its_token_s_study_s_ledger_alone(
+    studies: Studies, projections_settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = published_events(subjects=1)
+    second = of_study(published_events(subjects=1, prefix="C"), SECOND)
+    await Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID]).publish(first + second)
+    await studies.ingest_until({DEFAULT_STUDY_ID: len(first), SECOND: len(second)})
+    asked: list[str] = []
+    tokens = {"/login": FIRST_AUDITOR, f"/studies/{SECOND}/login": SECOND_AUDITOR}
+
+    def identity(request: httpx.Request) -> httpx.Response:  # identity's login, per study
+        asked.append(request.url.path)
+        who = tokens.get(request.url.path)
+        if who is None:
+            return httpx.Response(404, json={"code": "not_found", "message": "no route"})
+        token, _ = ISSUER.access_token(who, datetime.now(UTC))
+        return httpx.Response(200, json={"access_token": token})
+
+    def identity_client(**options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options, transport=httpx.MockTransport(identity))
+
+    # the console's own httpx, its client talking to the fake identity above
+    fake = SimpleNamespace(AsyncClient=identity_client, HTTPError=httpx.HTTPError)
+    monkeypatch.setattr(console_module, "httpx", fake)
+    config = ConsoleConfig(identity_url="http://identity", secure_cookie=False)
+    app = create_app(
+        studies.applications[DEFAULT_STUDY_ID], VERIFIER, None, config, studies.applications
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://projections"
+    ) as client:
+        login = await client.get("/console/login")
+        assert f'<option value="{SECOND}">' in login.text
+        for study, who, mine, theirs in (
+            (SECOND, SECOND_AUDITOR, "C-001", "S-001"),
+            ("", FIRST_AUDITOR, "S-001", "C-001"),  # the first study's, as before studies
+        ):
+            client.cookies.clear()
+            logged = await client.post(
+                "/console/login",
+                data={"user_id": who.user_id, "password": "pw", "study": study},
+                headers={"origin": "http://projections"},
+            )
+            assert logged.status_code == 303, logged.text
+            trail = await client.get("/console/trail")
+            assert trail.status_code == 200, trail.text
+            assert mine in trail.text and theirs not in trail.text
+            assert (f"Study {SECOND}" in trail.text) == (study == SECOND)
+        assert asked == [f"/studies/{SECOND}/login", "/login"]
+        # the pages are of the session's study at the same URLs: recorded in its ledger
+        assert ("aud.lee", "console", "allowed") in await activity(studies.ledgers[SECOND])
+        assert ("aud.lee", "console", "allowed") not in await activity(
+            studies.ledgers[DEFAULT_STUDY_ID]
+        )
+        # a study not served is refused at login, a page, never a token asked for
+        client.cookies.clear()
+        unserved = await client.post(
+            "/console/login",
+            data={"user_id": "aud.lee", "password": "pw", "study": "NCT-NOT-SERVED"},
+            headers={"origin": "http://projections"},
+        )
+        assert unserved.status_code == 404 and len(asked) == 2
