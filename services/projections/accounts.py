@@ -154,7 +154,8 @@ def _row(position: int, event: Recorded, study: str) -> dict[str, Any] | None:
             "reason_code",
             "target_user_id",
         )
-        if name in data
+        # a grant's study and site: a v2 grant's (a first-study row is as before studies)
+        if name in data and (name not in ("study_id", "site") or event.type in GRANTS_V2)
     }
     return {
         "position": position,
