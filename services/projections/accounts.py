@@ -3,7 +3,13 @@ account, when and why, and which account changes were refused; and who holds rol
 separation of duties forbids together (docs/auditing.md, "Account review").
 
 Read from the ledger's identity events alone (pure: the caller reads the entries), so the
-review is what the ledger holds, as tamper-evident as the rest of the trail.
+review is what the ledger holds, as tamper-evident as the rest of the trail. A review is of
+one study, read from that study's ledger: its roles and sites are the grants IN that study
+(``RoleGranted.v1``/``RoleRevoked.v1`` and the roles and site of ``UserCreated.v1`` are the
+first study's; a ``.v2`` grant or revocation names its study, and counts in that study's
+review alone). Accounts are created, deactivated and unlocked in the first study, so those
+events are in its ledger: another study's review does not know whether an account is active
+(``active``: None there; the first study's review says).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from shared.contracts import identity
 from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
+from shared.study import DEFAULT_STUDY_ID
 
 IDENTITY_SOURCE = "/trial-ledger/identity"
 # The identity events that change an account's roles or status (logins and signings are
@@ -26,6 +33,8 @@ ACCOUNT_CHANGES: tuple[str, ...] = tuple(
         identity.UserCreatedV1,
         identity.RoleGrantedV1,
         identity.RoleRevokedV1,
+        identity.RoleGrantedV2,
+        identity.RoleRevokedV2,
         identity.UserDeactivatedV1,
         identity.AccountLockedV1,
         identity.AccountUnlockedV1,
@@ -47,48 +56,85 @@ def review(
     entries: Iterable[tuple[int, Recorded]],
     duties: SeparationOfDuties,
     user_id: str | None = None,
+    study_id: str | None = None,
 ) -> dict[str, Any]:
-    """``entries`` (ledger position, identity event), in ledger order, as the review: every
-    account change and refused account change (of ``user_id``'s account, or by them, when
-    given), and every account that now holds a forbidden pair of roles."""
+    """``entries`` (ledger position, identity event), in ledger order, as the review of
+    ``study_id`` (None: the first study): every account change and refused account change
+    (of ``user_id``'s account, or by them, when given), the accounts' roles and sites in the
+    study, and every account that now holds a forbidden pair of roles there."""
+    study = study_id or DEFAULT_STUDY_ID
+    first = study == DEFAULT_STUDY_ID
     changes: list[dict[str, Any]] = []
     roles: dict[str, set[str]] = {}
-    active: dict[str, bool] = {}
+    sites: dict[str, str | None] = {}
+    # an account's status is the first study's ledger's (where accounts are made and ended)
+    active: dict[str, bool | None] = {}
     for position, event in entries:
-        row = _row(position, event)
+        row = _row(position, event, study)
         if row is None:
             continue
         account = row["user_id"]
-        if event.type == identity.UserCreatedV1.event_type:
-            roles[account] = set(event.data["roles"])
+        data = event.data
+        if event.type == identity.UserCreatedV1.event_type and first:
+            roles[account] = set(data["roles"])
+            sites[account] = data.get("site")
             active[account] = True
-        elif event.type == identity.RoleGrantedV1.event_type:
-            roles.setdefault(account, set()).add(event.data["role"])
-        elif event.type == identity.RoleRevokedV1.event_type:
-            roles.setdefault(account, set()).discard(event.data["role"])
-        elif event.type == identity.UserDeactivatedV1.event_type:
+        elif event.type == identity.RoleGrantedV1.event_type and first:
+            roles.setdefault(account, set()).add(data["role"])
+        elif event.type == identity.RoleRevokedV1.event_type and first:
+            roles.setdefault(account, set()).discard(data["role"])
+        elif event.type == identity.RoleGrantedV2.event_type:
+            roles.setdefault(account, set()).add(data["role"])
+            sites[account] = data["site"]
+        elif event.type == identity.RoleRevokedV2.event_type:
+            roles.setdefault(account, set()).discard(data["role"])
+        elif event.type == identity.UserDeactivatedV1.event_type and first:
             active[account] = False
         if user_id is None or user_id in (account, row["actor"]["user_id"]):
             changes.append(row)
+
+    def status(account: str) -> bool | None:
+        return active.get(account, True) if first else None
+
+    mine = sorted((account, held) for account, held in roles.items() if user_id in (None, account))
     return {
+        "study_id": study,
         "changes": changes,
+        "accounts": [
+            {
+                "user_id": account,
+                "site": sites.get(account),
+                "roles": sorted(held),
+                "active": status(account),
+            }
+            for account, held in mine
+            if held
+        ],
         "incompatible_roles": [
             {
                 "user_id": account,
                 "roles": sorted(held),
-                "active": active.get(account, True),
+                "active": status(account),
                 "conflicts": [[a.value, b.value] for a, b in conflicts],
             }
-            for account, held in sorted(roles.items())
+            for account, held in mine
             if (conflicts := duties.conflicts(_known(held)))
-            and (user_id is None or user_id == account)
         ],
     }
 
 
-def _row(position: int, event: Recorded) -> dict[str, Any] | None:
+GRANTS_V1 = (identity.RoleGrantedV1.event_type, identity.RoleRevokedV1.event_type)
+GRANTS_V2 = (identity.RoleGrantedV2.event_type, identity.RoleRevokedV2.event_type)
+
+
+def _row(position: int, event: Recorded, study: str) -> dict[str, Any] | None:
     data = event.data
     if event.source != IDENTITY_SOURCE:
+        return None
+    # a grant or revocation of another study than the review's is not this review's
+    if event.type in GRANTS_V2 and data.get("study_id") != study:
+        return None
+    if event.type in GRANTS_V1 and study != DEFAULT_STUDY_ID:
         return None
     if event.type in DENIED and data.get("command") not in ADMINISTRATION:
         return None
@@ -98,8 +144,18 @@ def _row(position: int, event: Recorded) -> dict[str, Any] | None:
     refused = event.type in DENIED
     change = {
         name: data[name]
-        for name in ("roles", "role", "failed_attempts", "command", "reason_code", "target_user_id")
-        if name in data
+        for name in (
+            "roles",
+            "role",
+            "study_id",
+            "site",
+            "failed_attempts",
+            "command",
+            "reason_code",
+            "target_user_id",
+        )
+        # a grant's study and site: a v2 grant's (a first-study row is as before studies)
+        if name in data and (name not in ("study_id", "site") or event.type in GRANTS_V2)
     }
     return {
         "position": position,

@@ -50,17 +50,33 @@ async def admitted(request: Request, token: str) -> Principal:
     is confirmed not withdrawn (401 ``token_revoked``, 503 ``revocations_unconfirmed``)
     and their token is for the study whose ledger the path names (403 ``study_not_granted``,
     recorded in that ledger's auditor activity)."""
-    verifier: TokenVerifier = request.app.state.verifier
-    principal = verifier.principal(token)
-    revocations: Gate | None = request.app.state.revocations
-    if revocations is not None:
-        await revocations.admit(principal)
+    principal = await holder(request, token)
     route = request.scope.get("route")
     command = f"projections.{getattr(route, 'name', 'read')}"
     if (refused := study_not_granted(principal, request, command)) is not None:
         await ledger_of(request).refuse_study(principal, command, path_study(request))
         raise refused
     return principal
+
+
+async def holder(request: Request, token: str) -> Principal:
+    """The holder of ``token``, once their access is confirmed not withdrawn, whichever
+    study the token is for (the console reads the ledger of its token's study)."""
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = verifier.principal(token)
+    revocations: Gate | None = request.app.state.revocations
+    if revocations is not None:
+        await revocations.admit(principal)
+    return principal
+
+
+def study_application(request: Request, study: str) -> ProjectionsApplication:
+    """The application over ``study``'s ledger (404 ``study_not_served``)."""
+    applications: Mapping[str, ProjectionsApplication] = request.app.state.applications
+    if study not in applications:
+        raise StudyNotServed(f"study {study} is not served here", study_id=study,
+                             served=list(applications))  # fmt: skip
+    return applications[study]
 
 
 Auditor = Annotated[Principal, Depends(_principal)]
@@ -91,12 +107,8 @@ def _reads(route: APIRoute) -> bool:
 def ledger_of(request: Request) -> ProjectionsApplication:
     """The application over the ledger of the study the path names (the first study's
     without the ``/studies/<id>`` prefix)."""
-    applications: Mapping[str, ProjectionsApplication] = request.app.state.applications
-    study = path_study(request)
-    if study not in applications:  # ``served_study`` answers first, on a prefixed route
-        raise StudyNotServed(f"study {study} is not served here", study_id=study,
-                             served=list(applications))  # fmt: skip
-    return applications[study]
+    # ``served_study`` answers first, on a prefixed route
+    return study_application(request, path_study(request))
 
 
 class StudyLedger(FromState):

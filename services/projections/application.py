@@ -237,7 +237,9 @@ class ProjectionsApplication:
             accounts.IDENTITY_SOURCE,
             list(accounts.REVIEWED),
         )
-        return accounts.review(recorded(rows), self.duties, user_id)
+        # the review is of the study whose ledger this is (None: the first study's)
+        study = self.ledger.study_id
+        return accounts.review(recorded(rows), self.duties, user_id, study)
 
     async def subject(
         self,

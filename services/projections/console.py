@@ -7,8 +7,11 @@ read is recorded by (``ProjectionsApplication.authorise``, action ``console``: a
 only), then calls the application's reads, which record themselves as the API's do.
 
 Sessions: the identity service's access token, in a ``Secure``, ``HttpOnly``,
-``SameSite=Strict`` cookie. The only state-changing requests are the login and logout
-POSTs; they must carry an ``Origin`` header naming this service (CSRF).
+``SameSite=Strict`` cookie. A token is for one study, and a session shows the ledger of its
+token's study alone, at the same URLs: where several studies are served, the login page
+asks which (``POST /studies/<id>/login`` at identity; the first study's: ``POST /login``).
+The only state-changing requests are the login and logout POSTs; they must carry an
+``Origin`` header naming this service (CSRF).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.projections import merkle
-from services.projections.api import admitted
+from services.projections.api import holder, study_application
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
 from services.projections.clinical_endpoints import DEFINITIONS
 from services.projections.config import ConsoleConfig
@@ -40,6 +43,7 @@ from shared.contracts.identity import AccountLockedV1, LoginFailedV1, SigningFai
 from shared.contracts.security import AccessDeniedV1, AccessDeniedV2
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import Unauthenticated
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Principal
 from shared.web.http import status_of
 
@@ -69,7 +73,18 @@ def install(app: FastAPI, config: ConsoleConfig) -> None:
 
 @router.get("/login")
 async def login_page(request: Request) -> Response:
-    return _html("login.html", {"title": "Log in", "reason": None}, None)
+    return _html("login.html", _login_context(request, None), None)
+
+
+def _login_context(request: Request, reason: str | None) -> dict[str, Any]:
+    """The login page's: the studies to choose from, where more than one is served."""
+    studies = tuple(request.app.state.applications)
+    return {"title": "Log in", "reason": reason, "studies": studies if len(studies) > 1 else ()}
+
+
+def _study_path(study: str, path: str) -> str:
+    """Identity's ``path`` for ``study`` (the first study's: unprefixed, as before studies)."""
+    return path if study == DEFAULT_STUDY_ID else f"/studies/{quote(study, safe='')}{path}"
 
 
 @router.post("/login")
@@ -78,17 +93,23 @@ async def log_in(request: Request) -> Response:
         return refused
     form = dict(parse_qsl((await request.body()).decode(), keep_blank_values=True, errors="strict"))
     user_id, password = form.get("user_id", ""), form.get("password", "")
+    study = form.get("study") or DEFAULT_STUDY_ID
+    if study not in request.app.state.applications:
+        reason = f"Study {study} is not served here."
+        return _html("login.html", _login_context(request, reason), None, status=404)
     try:
         async with httpx.AsyncClient(base_url=_config(request).identity_url, timeout=15) as http:
-            answer = await http.post("/login", json={"user_id": user_id, "password": password})
+            answer = await http.post(
+                _study_path(study, "/login"), json={"user_id": user_id, "password": password}
+            )
     except httpx.HTTPError as error:
         log.warning("console login: identity unreachable error=%s", error)
-        return _html("login.html", {"title": "Log in", "reason": "The identity service "
-                     "did not answer; try again."}, None, status=503)  # fmt: skip
+        reason = "The identity service did not answer; try again."
+        return _html("login.html", _login_context(request, reason), None, status=503)
     token, reason = _login_answer(answer)
     if token is None:
         status = answer.status_code if 400 <= answer.status_code < 500 else 503
-        return _html("login.html", {"title": "Log in", "reason": reason}, None, status=status)
+        return _html("login.html", _login_context(request, reason), None, status=status)
     response = RedirectResponse("/console/", status_code=303)
     response.set_cookie(COOKIE, token, httponly=True, secure=_config(request).secure_cookie,
                         samesite="strict", path="/console")  # fmt: skip
@@ -119,12 +140,23 @@ async def log_out(request: Request) -> Response:
         try:
             async with httpx.AsyncClient(base_url=_config(request).identity_url,
                                          timeout=15) as http:  # fmt: skip
-                await http.post("/logout", headers={"authorization": f"Bearer {token}"})
+                await http.post(_study_path(_token_study(request, token), "/logout"),
+                                headers={"authorization": f"Bearer {token}"})  # fmt: skip
         except httpx.HTTPError as error:  # the cookie goes anyway; the token expires
             log.warning("console logout: identity unreachable error=%s", error)
     response = RedirectResponse("/console/login", status_code=303)
     _forget(response, _config(request))
     return response
+
+
+def _token_study(request: Request, token: str) -> str:
+    """The study ``token`` is for (the first study's, if it is not a token this service
+    accepts: identity refuses it anyway)."""
+    try:
+        principal: Principal = request.app.state.verifier.principal(token)
+    except Exception:  # a forged or expired cookie still logs out
+        return DEFAULT_STUDY_ID
+    return principal.study_id or DEFAULT_STUDY_ID
 
 
 def _forget(response: Response, config: ConsoleConfig) -> None:
@@ -334,7 +366,8 @@ async def _page(
     if not token:
         return RedirectResponse("/console/login", status_code=303)
     try:
-        who = await admitted(request, token)
+        who = await holder(request, token)
+        request.state.console_study = who.study_id or DEFAULT_STUDY_ID
         await _application(request).authorise(who, "console", {"page": page, **parameters})
         return await render(who, token)
     except Exception as error:  # each becomes a page; unknown ones are logged too
@@ -361,7 +394,9 @@ def _refusal(error: Exception, config: ConsoleConfig) -> Response:
 
 def _html(template: str, context: dict[str, Any], who: Principal | None,
           status: int = 200) -> HTMLResponse:  # fmt: skip
-    body = TEMPLATES.get_template(template).render(**context, who=who)
+    # the session's study, named in the header when it is not the first study
+    study = None if who is None or who.study_id in (None, DEFAULT_STUDY_ID) else who.study_id
+    body = TEMPLATES.get_template(template).render(**context, who=who, study=study)
     headers = {"cache-control": "no-store", "x-frame-options": "DENY",
                "content-security-policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
                "img-src 'self'; form-action 'self'; frame-ancestors 'none'"}  # fmt: skip
@@ -369,8 +404,9 @@ def _html(template: str, context: dict[str, Any], who: Principal | None,
 
 
 def _application(request: Request) -> ProjectionsApplication:
-    application: ProjectionsApplication = request.app.state.application
-    return application
+    """The application over the ledger of the session's study (its token's): a session
+    never reads another study's ledger."""
+    return study_application(request, request.state.console_study)
 
 
 def _config(request: Request) -> ConsoleConfig:

@@ -13,6 +13,7 @@ import pytest
 from services.projections.accounts import review
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.permissions import SeparationOfDuties
+from shared.study import DEFAULT_STUDY_ID
 from tests.support import identity_event as published
 
 AT = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
@@ -106,3 +107,89 @@ def test_a_refused_change_of_another_account_is_listed_under_that_account() -> N
     assert refused["change"]["target_user_id"] == "lin.wei"
     by_admin = review(enumerate(history, 1), SeparationOfDuties.default(), user_id="ada.admin")
     assert [c["position"] for c in by_admin["changes"] if c["refused"]] == [6, 8]
+
+
+# A second study's ledger: a grant there names its study (RoleGranted.v2); the ledger may
+# hold the study's refusals and logins, but never account creation (the first study's).
+SECOND = "SYN-CART-2"
+SECOND_HISTORY = [
+    identity_event(
+        "RoleGranted.v2",
+        user_id="lin.wei",
+        study_id=SECOND,
+        site="PUMCH-1",
+        role="investigator",
+        reason="site PI",
+    ),
+    identity_event(
+        "RoleGranted.v2",
+        user_id="lin.wei",
+        study_id=SECOND,
+        site="PUMCH-1",
+        role="administrator",
+        reason="cover",
+    ),
+    identity_event(
+        "RoleGranted.v2",
+        user_id="mo.li",
+        study_id=SECOND,
+        site="PUMCH-2",
+        role="monitor",
+        reason="CRA",
+    ),
+    identity_event(
+        "RoleRevoked.v2", user_id="mo.li", study_id=SECOND, role="monitor", reason="left"
+    ),
+    # not this study's: another study's grant, and a first-study grant (v1)
+    identity_event(
+        "RoleGranted.v2",
+        user_id="mo.li",
+        study_id="OTHER-3",
+        site="X-1",
+        role="administrator",
+        reason="other study",
+    ),
+    identity_event("RoleGranted.v1", user_id="mo.li", role="investigator"),
+]
+
+
+@pytest.mark.part11("accounts")
+def test_a_study_s_review_holds_the_roles_and_sites_granted_in_that_study_alone() -> None:
+    found = review(enumerate(SECOND_HISTORY, 1), SeparationOfDuties.default(), study_id=SECOND)
+
+    assert found["study_id"] == SECOND
+    assert [(c["position"], c["event_type"], c["user_id"]) for c in found["changes"]] == [
+        (1, "RoleGranted.v2", "lin.wei"),
+        (2, "RoleGranted.v2", "lin.wei"),
+        (3, "RoleGranted.v2", "mo.li"),
+        (4, "RoleRevoked.v2", "mo.li"),
+    ]
+    assert found["changes"][0]["change"] == {
+        "role": "investigator",
+        "study_id": SECOND,
+        "site": "PUMCH-1",
+    }
+    # the account's status is the first study's ledger's: not known here
+    assert found["accounts"] == [
+        {
+            "user_id": "lin.wei",
+            "site": "PUMCH-1",
+            "roles": ["administrator", "investigator"],
+            "active": None,
+        },
+    ]
+    # separation of duties per study grant: the first study's roles play no part
+    assert [(a["user_id"], a["conflicts"]) for a in found["incompatible_roles"]] == [
+        ("lin.wei", [["investigator", "administrator"]])
+    ]
+
+
+def test_the_first_study_s_review_ignores_grants_that_name_another_study() -> None:
+    found = review(enumerate([*HISTORY, *SECOND_HISTORY], 1), SeparationOfDuties.default())
+
+    assert found["study_id"] == DEFAULT_STUDY_ID
+    assert not [c for c in found["changes"] if c["event_type"].endswith(".v2")
+                and c["event_type"].startswith("Role")]  # fmt: skip
+    held = {a["user_id"]: (a["site"], a["roles"], a["active"]) for a in found["accounts"]}
+    assert held["lin.wei"] == (None, ["investigator", "retired"], True)
+    assert held["mo.li"] == (None, ["investigator"], True)

@@ -14,6 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import asyncpg
 import httpx
@@ -22,10 +24,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from typer.testing import CliRunner, Result
 
+from services.projections import console as console_module
 from services.projections.__main__ import known_contracts
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication
 from services.projections.cli import app as cli_app
+from services.projections.config import ConsoleConfig
 from services.projections.domain import Trust
 from services.projections.ingest import OTHER_STUDY, Ingester, IngestOptions
 from services.projections.integrity import check_ledger
@@ -35,6 +39,7 @@ from services.projections.offline import TrustedKeys, verify_export
 from services.projections.reconcile import StoreEndpoint, StoreReading
 from services.projections.stores import StoreReader, study_of
 from services.projections.studies import group_id, study_ledgers, study_schema
+from shared.contracts import identity as identity_contracts
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.principals import Principal
 from shared.kernel.provenance import Role
@@ -210,8 +215,10 @@ async def test_views_and_exports_of_one_study_hold_none_of_the_other(
     assert await two.subject(SECOND_AUDITOR, "C-001")
     assert not await two.subject(SECOND_AUDITOR, "S-001")
     for application, own, other in ((one, "S-001", "C-001"), (two, "C-001", "S-001")):
-        subjects = {row["subject_id"] for row in await application.views.pool.fetch(
-            "SELECT subject_id FROM subject_states")}  # fmt: skip
+        subjects = {
+            row["subject_id"]
+            for row in await application.views.pool.fetch("SELECT subject_id FROM subject_states")
+        }
         assert subjects == {own}, subjects
         document = await application.export(FIRST_AUDITOR)
         assert {e["event"]["subject"] for e in document["entries"]} == {own}
@@ -231,8 +238,9 @@ async def test_a_broken_study_ledger_holds_back_no_other_study(
     studies: Studies, projections_settings: ServiceSettings
 ) -> None:
     schema = second_schema(projections_settings)
-    await owner_sql(projections_settings,
-                    f'REVOKE INSERT ON "{schema}".ledger_entries FROM ledger_writer')  # fmt: skip
+    await owner_sql(
+        projections_settings, f'REVOKE INSERT ON "{schema}".ledger_entries FROM ledger_writer'
+    )
     first = published_events(subjects=2)
     second = of_study(published_events(subjects=1, prefix="C"), SECOND)
     await Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID]).publish(second + first)
@@ -293,8 +301,9 @@ async def test_each_study_s_routes_answer_its_ledger_to_its_own_auditors_only(
     public = (await client.get(f"{prefix}/checkpoints")).json()
     assert public["origin"] == f"{studies.origin}/{SECOND}"
     assert (await client.get(f"{prefix}/checkpoint")).text.startswith(public["origin"] + "\n")
-    verified = await client.get(f"{prefix}/verify", params={"stores": "false"},
-                                headers=bearer(SECOND_AUDITOR))  # fmt: skip
+    verified = await client.get(
+        f"{prefix}/verify", params={"stores": "false"}, headers=bearer(SECOND_AUDITOR)
+    )
     assert verified.status_code == 200 and verified.json()["ok"], verified.json()
     assert (
         await client.get(f"{prefix}/subjects/S-001", headers=bearer(SECOND_AUDITOR))
@@ -395,3 +404,144 @@ async def test_a_study_s_verification_reads_only_its_events_from_the_shared_stor
         assert all(study_of(e) == (study or study_of(e)) for e in reading.events)
     # a study's events are named by their payload: ids alone would not tell them apart
     assert "payload=true" in asked[0] and "payload=false" in asked[-1]
+
+
+async def test_a_console_session_shows_its_token_s_study_s_ledger_alone(
+    studies: Studies, projections_settings: ServiceSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = published_events(subjects=1)
+    second = of_study(published_events(subjects=1, prefix="C"), SECOND)
+    await Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID]).publish(first + second)
+    await studies.ingest_until({DEFAULT_STUDY_ID: len(first), SECOND: len(second)})
+    asked: list[str] = []
+    tokens = {"/login": FIRST_AUDITOR, f"/studies/{SECOND}/login": SECOND_AUDITOR}
+
+    def identity(request: httpx.Request) -> httpx.Response:  # identity's login, per study
+        asked.append(request.url.path)
+        who = tokens.get(request.url.path)
+        if who is None:
+            return httpx.Response(404, json={"code": "not_found", "message": "no route"})
+        token, _ = ISSUER.access_token(who, datetime.now(UTC))
+        return httpx.Response(200, json={"access_token": token})
+
+    def identity_client(**options: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(**options, transport=httpx.MockTransport(identity))
+
+    # the console's own httpx, its client talking to the fake identity above
+    fake = SimpleNamespace(AsyncClient=identity_client, HTTPError=httpx.HTTPError)
+    monkeypatch.setattr(console_module, "httpx", fake)
+    config = ConsoleConfig(identity_url="http://identity", secure_cookie=False)
+    app = create_app(
+        studies.applications[DEFAULT_STUDY_ID], VERIFIER, None, config, studies.applications
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://projections"
+    ) as client:
+        login = await client.get("/console/login")
+        assert f'<option value="{SECOND}">' in login.text
+        for study, who, mine, theirs in (
+            (SECOND, SECOND_AUDITOR, "C-001", "S-001"),
+            ("", FIRST_AUDITOR, "S-001", "C-001"),  # the first study's, as before studies
+        ):
+            client.cookies.clear()
+            logged = await client.post(
+                "/console/login",
+                data={"user_id": who.user_id, "password": "pw", "study": study},
+                headers={"origin": "http://projections"},
+            )
+            assert logged.status_code == 303, logged.text
+            trail = await client.get("/console/trail")
+            assert trail.status_code == 200, trail.text
+            assert mine in trail.text and theirs not in trail.text
+            assert (f"Study {SECOND}" in trail.text) == (study == SECOND)
+        assert asked == [f"/studies/{SECOND}/login", "/login"]
+        # the pages are of the session's study at the same URLs: recorded in its ledger
+        assert ("aud.lee", "console", "allowed") in await activity(studies.ledgers[SECOND])
+        assert ("aud.lee", "console", "allowed") not in await activity(
+            studies.ledgers[DEFAULT_STUDY_ID]
+        )
+        # a study not served is refused at login, a page, never a token asked for
+        client.cookies.clear()
+        unserved = await client.post(
+            "/console/login",
+            data={"user_id": "aud.lee", "password": "pw", "study": "NCT-NOT-SERVED"},
+            headers={"origin": "http://projections"},
+        )
+        assert unserved.status_code == 404 and len(asked) == 2
+
+
+def account_event(event_type: str, at: datetime, **data: Any) -> CloudEvent:
+    """An identity event as identity envelopes it (the ingest checks the contract)."""
+    contract = identity_contracts.IDENTITY_CONTRACTS[event_type]
+    record = {"event_id": uuid.uuid4(), "subject_id": None, "record_type": "User",
+              "record_id": uuid.uuid4(), "version": 1, "occurred_at": at, "recorded_at": at,
+              "correlation_id": "c-1", "reason": "review",
+              "source": {"service": "identity"}}  # fmt: skip
+    return CloudEvent.wrap(contract.model_validate({**record, **data}), 1)
+
+
+async def test_a_study_s_account_review_holds_the_grants_of_that_study_alone(
+    studies: Studies, projections_settings: ServiceSettings, client: httpx.AsyncClient
+) -> None:
+    """As identity publishes them: creation and v1 grants without ``studyid`` (the first
+    study's ledger), a v2 grant with the study's ``studyid`` (that study's ledger)."""
+    at = datetime.now(UTC)
+    actor = {
+        "user_id": "ada.admin",
+        "printed_name": "Ada",
+        "role": "administrator",
+        "site": "ZJU-1",
+    }
+    first = [
+        account_event(
+            "UserCreated.v1",
+            at,
+            actor=actor,
+            user_id="lin.wei",
+            printed_name="Lin Wei",
+            site="ZJU-1",
+            roles=["investigator"],
+        ),
+    ]
+    second = of_study(
+        [
+            account_event(
+                "RoleGranted.v2",
+                at,
+                actor=actor,
+                user_id="lin.wei",
+                study_id=SECOND,
+                site="PUMCH-1",
+                role="administrator",
+            ),
+            account_event(
+                "RoleGranted.v2",
+                at,
+                actor=actor,
+                user_id="lin.wei",
+                study_id=SECOND,
+                site="PUMCH-1",
+                role="investigator",
+            ),
+        ],
+        SECOND,
+    )
+    await Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID]).publish(first + second)
+    await studies.ingest_until({DEFAULT_STUDY_ID: len(first), SECOND: len(second)})
+
+    one = (await client.get("/account-review", headers=bearer(FIRST_AUDITOR))).json()
+    two = await client.get(f"/studies/{SECOND}/account-review", headers=bearer(SECOND_AUDITOR))
+    assert two.status_code == 200, two.text
+    assert one["accounts"] == [
+        {"user_id": "lin.wei", "site": "ZJU-1", "roles": ["investigator"], "active": True}
+    ]
+    assert one["incompatible_roles"] == []
+    assert two.json()["accounts"] == [
+        {
+            "user_id": "lin.wei",
+            "site": "PUMCH-1",
+            "roles": ["administrator", "investigator"],
+            "active": None,
+        }
+    ]
+    assert [a["user_id"] for a in two.json()["incompatible_roles"]] == ["lin.wei"]
