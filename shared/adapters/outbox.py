@@ -278,9 +278,7 @@ class Outbox:
         more = len(notifications) == limit
         return found, notifications[-1].id if more else None
 
-    def _study_scan(self, study_id: str, published: int) -> tuple[int, Outgoing | None,
-                                                                  int, Outgoing | None,
-                                                                  set[int]]:  # fmt: skip
+    def _study_scan(self, study_id: str, published: int) -> _StudyScan:
         """The whole store read for ``study_id``: its count, newest event, unpublished
         count, oldest unpublished and positions (blocking)."""
         count = unpublished = 0
@@ -507,6 +505,8 @@ async def published_position(database: DatabaseSettings, topic: str) -> int:
 
 
 _SCAN = 2000  # events decoded at a time when a study's head is read
+# a study's count, newest event, unpublished count, oldest unpublished, positions
+_StudyScan = tuple[int, Outgoing | None, int, Outgoing | None, set[int]]
 
 
 def _uuid(value: UUID | str) -> UUID:
