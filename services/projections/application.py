@@ -538,9 +538,10 @@ class ProjectionsApplication:
         for reading in await reader.heads():
             in_ledger = await self._ledger_ids(reading.endpoint.source)
             details: dict[int, StoredEvent] = {}
-            # a head counts every study's events: with several, every event is compared
+            # the unprefixed head counts every study's events: where the reader filters
+            # them (the first study's, among several), every event is compared
             if reading.head is not None and (
-                self.study_id is not None or not complete_by_head(reading.head, in_ledger)
+                reader.filters or not complete_by_head(reading.head, in_ledger)
             ):
                 await reader.events(reading, payload=False)
                 details = await self._missing_details(reader, reading, in_ledger)

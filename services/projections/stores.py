@@ -50,12 +50,17 @@ class StoreReader:
         timeout: float = 15.0,
         study_id: str | None = None,
     ) -> None:
-        """``study_id``: read only that study's events (``study_of``; every event is read
-        with its payload, which names the study), where the stores hold several studies'."""
+        """``study_id``: read only that study's events, where the stores hold several
+        studies': another study's from the routes under its prefix, which answer its own
+        alone (``token`` must be for it); the first study's from the routes without one,
+        as ever, which answer every study's, so they are filtered here (``study_of``;
+        every event is read with its payload, which names the study)."""
         self.endpoints = list(endpoints)
         self.token = token
         self.timeout = timeout
         self.study_id = study_id
+        self.filters = study_id == DEFAULT_STUDY_ID  # the unprefixed routes: every study's
+        self.prefix = "" if study_id in (None, DEFAULT_STUDY_ID) else f"/studies/{study_id}"
 
     async def heads(self) -> list[StoreReading]:
         """Every store's head."""
@@ -67,7 +72,7 @@ class StoreReader:
     ) -> StoreReading:
         """Fill ``reading.events``: the whole store, or only the events at ``positions``
         (of the reader's study alone, if it reads one)."""
-        payload = payload or self.study_id is not None
+        payload = payload or self.filters
         async with self._client() as client:
             try:
                 if positions is None:
@@ -83,7 +88,7 @@ class StoreReader:
                     ]
             except Exception as error:  # a finding, never a traceback
                 reading.problem = _why(reading.endpoint, error)
-        if self.study_id is not None:
+        if self.filters:
             reading.events = [e for e in reading.events if study_of(e) == self.study_id]
         return reading
 
@@ -95,7 +100,7 @@ class StoreReader:
     async def _head(self, client: httpx.AsyncClient, endpoint: StoreEndpoint) -> StoreReading:
         reading = StoreReading(endpoint)
         try:
-            reading.head = _json(await client.get(f"{endpoint.url}/store/head"))
+            reading.head = _json(await client.get(f"{endpoint.url}{self.prefix}/store/head"))
         except Exception as error:
             reading.problem = _why(endpoint, error)
         return reading
@@ -108,7 +113,7 @@ class StoreReader:
         while after is not None:
             page = _json(
                 await client.get(
-                    f"{endpoint.url}/store/events",
+                    f"{endpoint.url}{self.prefix}/store/events",
                     params={"after": after, "limit": PAGE, "payload": str(payload).lower()},
                 )
             )
@@ -126,7 +131,7 @@ class StoreReader:
     ) -> list[StoredEvent]:
         page = _json(
             await client.get(
-                f"{endpoint.url}/store/events",
+                f"{endpoint.url}{self.prefix}/store/events",
                 params={"after": after, "limit": limit, "payload": str(payload).lower()},
             )
         )

@@ -80,6 +80,12 @@ class Outgoing:
     recorded_at: datetime | None  # None only when the stored event cannot be read
     value: bytes | None = None
     problem: str | None = None
+    study: str | None = None  # the study it recorded (None: unreadable, or none named)
+
+    def of_study(self, study_id: str) -> bool:
+        """Whether it is ``study_id``'s: a record that names no study (or cannot be read)
+        is the first study's, as its published record is."""
+        return (self.study or DEFAULT_STUDY_ID) == study_id
 
     def to_json(self, payload: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -236,15 +242,17 @@ class Outbox:
         except Unpublishable as error:
             return Outgoing(**base, event_type=type(event).__qualname__,
                             key=self.publication.key(event, DEFAULT_STUDY_ID),
-                            recorded_at=recorded_at, problem=error.reason)  # fmt: skip
+                            recorded_at=recorded_at, problem=error.reason,
+                            study=self.publication.study(event))  # fmt: skip
         except Exception as error:  # the envelope refused the contract: a defect too
             return Outgoing(**base, event_type=type(event).__qualname__,
                             key=self.publication.key(event, DEFAULT_STUDY_ID),
                             recorded_at=recorded_at,
-                            problem=f"{type(error).__name__}: {error}"[:1000])  # fmt: skip
+                            problem=f"{type(error).__name__}: {error}"[:1000],
+                            study=self.publication.study(event))  # fmt: skip
         key = envelope.kafka_key(DEFAULT_STUDY_ID).decode()
         return Outgoing(**base, event_type=envelope.type, key=key,
-                        recorded_at=recorded_at, value=value)  # fmt: skip
+                        recorded_at=recorded_at, value=value, study=study)  # fmt: skip
 
     def events(self, after: int, limit: int, payload: bool = True) -> list[Outgoing]:
         """Stored events after ``after`` as published (blocking: call in a thread); without
@@ -257,6 +265,59 @@ class Outbox:
                      event_id(_uuid(n.originator_id), n.originator_version), n.topic, "", None)
             for n in notifications
         ]  # fmt: skip
+
+    def study_events(
+        self, study_id: str, after: int, limit: int
+    ) -> tuple[list[Outgoing], int | None]:
+        """``study_id``'s stored events among the ``limit`` after ``after`` (blocking: call
+        in a thread; each is decoded, which names its study), and the last position read
+        if the store may hold more (None: the end). A page may hold fewer than ``limit``
+        events, or none: the other studies' are passed over."""
+        notifications = self.select(after, limit)
+        found = [e for e in map(self.prepare, notifications) if e.of_study(study_id)]
+        more = len(notifications) == limit
+        return found, notifications[-1].id if more else None
+
+    def _study_scan(self, study_id: str, published: int) -> _StudyScan:
+        """The whole store read for ``study_id``: its count, newest event, unpublished
+        count, oldest unpublished and positions (blocking)."""
+        count = unpublished = 0
+        last = oldest = None
+        positions: set[int] = set()
+        after: int | None = 0
+        while after is not None:
+            found, after = self.study_events(study_id, after, _SCAN)
+            for event in found:
+                count, last = count + 1, event
+                positions.add(event.position)
+                if event.position > published:
+                    unpublished += 1
+                    oldest = oldest or event
+        return count, last, unpublished, oldest, positions
+
+    async def study_head(self, study_id: str) -> Head:
+        """The head as ``study_id`` may see it: the store's newest and published
+        positions (which say only that the store grew), and of its own events alone the
+        count, the newest, what waits and what is quarantined. It reads the whole store
+        (each event decoded for its study)."""
+        head = await self.head()
+        count, last, unpublished, oldest, positions = await asyncio.to_thread(
+            self._study_scan, study_id, head.published_position
+        )
+        return Head(
+            service=head.service,
+            topic=head.topic,
+            position=head.position,
+            count=count,
+            last_event_id=None if last is None else last.event_id,
+            last_event_hash=None if last is None or last.value is None else _sha256(last.value),
+            published_position=head.published_position,
+            unpublished=unpublished,
+            oldest_unpublished=oldest,
+            oldest_unpublished_age=None if oldest is None else self._age(oldest),
+            quarantined=[q for q in head.quarantined if q.position in positions],
+            read_at=head.read_at,
+        )
 
     # --- the relay's state -------------------------------------------------------------
 
@@ -441,6 +502,11 @@ async def published_position(database: DatabaseSettings, topic: str) -> int:
         return int(found or 0)
     finally:
         await connection.close()
+
+
+_SCAN = 2000  # events decoded at a time when a study's head is read
+# a study's count, newest event, unpublished count, oldest unpublished, positions
+_StudyScan = tuple[int, Outgoing | None, int, Outgoing | None, set[int]]
 
 
 def _uuid(value: UUID | str) -> UUID:

@@ -35,7 +35,7 @@ from shared.web.http import (
     command_app,
     refusals_in,
 )
-from shared.web.store_api import add_store_routes
+from shared.web.store_api import store_routes
 
 Clock = Callable[[], datetime]
 R = TypeVar("R")
@@ -186,7 +186,9 @@ class CommandRouter(APIRouter):
         )
         refusals = refusals_in(f"services.{service}")
         app = command_app(title or service, description, refusals, authorisation)
-        add_store_routes(app, authorisation, serving.outbox)
+        store = store_routes(authorisation, serving.outbox)
+        app.include_router(store)  # the first study's auditors': the whole store
+        app.include_router(store, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
         app.state.application = application
         app.state.clock = serving.clock
         for name, value in state.items():

@@ -382,13 +382,16 @@ async def test_a_study_s_verification_reads_only_its_events_from_the_shared_stor
     asked: list[str] = []
 
     def store(request: httpx.Request) -> httpx.Response:
+        """A store's API: unprefixed, every study's events; under a study, its own."""
         asked.append(str(request.url))
-        if request.url.path == "/store/head":
-            return httpx.Response(200, json={"count": len(stored)})
+        prefixed = request.url.path.startswith(f"/studies/{SECOND}/")
+        shown = [(n, e) for n, e in enumerate(stored, 1) if not prefixed or e in second]
+        if request.url.path.endswith("/store/head"):
+            return httpx.Response(200, json={"count": len(shown)})
         events = [
             {"position": n, "event_id": str(e.id), "event_type": e.type,
              "recorded_at": e.recordedtime.isoformat(), "payload": e.to_kafka_value().decode()}
-            for n, e in enumerate(stored, 1)
+            for n, e in shown
         ]  # fmt: skip
         return httpx.Response(200, json={"events": events, "next_after": None})
 
@@ -402,8 +405,12 @@ async def test_a_study_s_verification_reads_only_its_events_from_the_shared_stor
         reading = await reader.events(StoreReading(endpoint), payload=False)
         assert [e.event_id for e in reading.events] == [str(e.id) for e in expected]
         assert all(study_of(e) == (study or study_of(e)) for e in reading.events)
-    # a study's events are named by their payload: ids alone would not tell them apart
-    assert "payload=true" in asked[0] and "payload=false" in asked[-1]
+    # another study's events come from its own routes, which filter them: ids suffice;
+    # the first study's from the routes of every study's, named by their payload
+    assert asked[0].startswith(f"http://enrollment/studies/{SECOND}/store/events?")
+    assert "payload=false" in asked[0]
+    assert asked[1].startswith("http://enrollment/store/events?") and "payload=true" in asked[1]
+    assert "payload=false" in asked[-1]
 
 
 async def test_a_console_session_shows_its_token_s_study_s_ledger_alone(

@@ -4,7 +4,9 @@ on the real PostgreSQL, through the enrollment service's HTTP API."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -14,10 +16,21 @@ from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
 from shared.adapters.outbox import Outbox
 from shared.kernel.envelope import CloudEvent
-from shared.kernel.provenance import Role
+from shared.kernel.provenance import Attribution, Provenance, Role
 from shared.kernel.settings import ServiceSettings
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.service_app import Serving
-from tests.support import NOW, VERIFIER, asgi_client, bearer, command, principal
+from tests.support import (
+    INVESTIGATOR,
+    NOW,
+    VERIFIER,
+    asgi_client,
+    bearer,
+    command,
+    principal,
+)
+
+SECOND = "SYN-CART-2"
 
 pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
 
@@ -32,7 +45,8 @@ async def client(
     application: EnrollmentApplication, settings: ServiceSettings
 ) -> AsyncIterator[httpx.AsyncClient]:
     outbox = Outbox.of(application, PUBLICATION, settings)
-    app = create_app(application, Serving(VERIFIER, outbox, lambda: NOW))
+    serving = Serving(VERIFIER, outbox, lambda: NOW, studies=(DEFAULT_STUDY_ID, SECOND))
+    app = create_app(application, serving)
     async with asgi_client(app, "enrollment") as client:
         yield client
 
@@ -91,3 +105,70 @@ async def test_only_auditors_and_monitors_read_the_store_and_a_refusal_is_record
     assert refused.status_code == 403 and refused.json()["code"] == "role_not_permitted"
     (denial,) = [e for _, e in application.stored_events()]
     assert (denial.denial.command, denial.denial.user_id) == ("store.read", "u-inv-1")
+
+
+def in_study(study_id: str) -> Attribution:
+    """A command of ``study_id``'s (its caller's token was for it)."""
+    return Attribution(
+        Provenance(INVESTIGATOR, correlation_id="corr-1", client_id="tests", study_id=study_id),
+        NOW,
+    )
+
+
+def study_auditor(study_id: str) -> dict[str, str]:
+    return bearer(replace(principal(Role.AUDITOR, user_id="u-aud-2"), study_id=study_id))
+
+
+async def test_under_a_study_the_store_answers_its_own_events_alone_at_the_stores_positions(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    application.register_subject("S-601", "ZJU-1", command())  # 1: the first study's (no id)
+    application.register_subject("S-602", "ZJU-1", in_study(SECOND))  # 2
+    application.register_subject("S-603", "ZJU-1", in_study(DEFAULT_STUDY_ID))  # 3
+    application.register_subject("S-604", "ZJU-1", in_study(SECOND))  # 4
+    second = f"/studies/{SECOND}/store"
+    page = (await client.get(f"{second}/events", headers=study_auditor(SECOND))).json()
+    assert [e["position"] for e in page["events"]] == [2, 4] and page["next_after"] is None
+    assert {json.loads(e["payload"])["studyid"] for e in page["events"]} == {SECOND}
+    assert page["events"][0]["key"] == f"{SECOND}/S-602"
+    # a page of `limit` positions may hold fewer of the study's events, or none
+    first = (
+        await client.get(f"{second}/events", params={"limit": 1}, headers=study_auditor(SECOND))
+    ).json()
+    assert first == {"events": [], "next_after": 1}
+    ids = (
+        await client.get(
+            f"{second}/events", params={"after": 3, "payload": "false"},
+            headers=study_auditor(SECOND),
+        )
+    ).json()  # fmt: skip
+    assert [(e["position"], e["payload"]) for e in ids["events"]] == [(4, None)]
+    head = (await client.get(f"{second}/head", headers=study_auditor(SECOND))).json()
+    newest = page["events"][-1]
+    assert (head["position"], head["count"], head["unpublished"]) == (4, 2, 2)
+    assert head["last_event_id"] == newest["event_id"]
+    assert head["last_event_hash"] == hashlib.sha256(newest["payload"].encode()).hexdigest()
+    assert head["oldest_unpublished"]["position"] == 2
+    # the first study under its prefix: its own (the unnamed one included); unprefixed: all
+    own = f"/studies/{DEFAULT_STUDY_ID}/store/events"
+    mine = (await client.get(own, headers=auditor())).json()["events"]
+    assert [e["position"] for e in mine] == [1, 3]
+    every = (await client.get("/store/events", headers=auditor())).json()["events"]
+    assert [e["position"] for e in every] == [1, 2, 3, 4]
+    whole = (await client.get("/store/head", headers=auditor())).json()
+    assert (whole["count"], whole["last_event_id"]) == (4, newest["event_id"])
+
+
+async def test_a_study_store_refuses_another_studys_token_and_a_study_not_served(
+    client: httpx.AsyncClient, application: EnrollmentApplication
+) -> None:
+    application.register_subject("S-611", "ZJU-1", in_study(SECOND))
+    second = f"/studies/{SECOND}/store"
+    for path in (f"{second}/head", f"{second}/events"):
+        refused = await client.get(path, headers=auditor())  # the first study's token
+        assert refused.status_code == 403 and refused.json()["code"] == "study_not_granted"
+    for path in ("/store/head", "/store/events"):  # the first study's: not the second's auditor
+        refused = await client.get(path, headers=study_auditor(SECOND))
+        assert refused.status_code == 403 and refused.json()["code"] == "study_not_granted"
+    missing = await client.get("/studies/NOT-SERVED-9/store/head", headers=study_auditor(SECOND))
+    assert missing.status_code == 404 and missing.json()["code"] == "study_not_served"
