@@ -84,7 +84,7 @@ contracts: install  ## regenerate docs/asyncapi.yaml, docs/schemas/, docs/openap
 	$(BIN)/python -m shared.kernel.permissions --write
 	$(BIN)/python -m tests.part11
 
-BENCHES = ingest rebuild verify endpoints commands signing e2e revocation
+BENCHES = ingest rebuild verify endpoints commands signing e2e revocation studies
 bench: install infra  ## benchmarks (on demand; not part of make test): make bench BENCHES=verify
 	. $(STATE)/env && for b in $(BENCHES); do $(BIN)/python -m bench.$$b || exit 1; done
 

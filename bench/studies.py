@@ -26,8 +26,6 @@ import json
 import os
 import secrets
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -92,10 +90,7 @@ async def study_sessions(stack: Stack, study_id: str, sites: int) -> list[dict[s
         for user in coordinators:
             await stack.create_user(user, PASSWORD, "study_coordinator", admin=first)
         return [await stack.log_in(user, PASSWORD) for user in coordinators]
-    boss = f"adm.{tag}"
-    await stack.create_user(boss, PASSWORD, admin=first)
-    await bootstrap_study_admin(stack, study_id, boss)
-    admin = await study_login(stack, study_id, boss)
+    admin = await stack.study_admin(study_id, f"adm.{tag}", PASSWORD)
     for n, user in enumerate(coordinators):
         await stack.create_user(user, PASSWORD, admin=first)
         body = {"role": "study_coordinator", "site": f"SITE-{n}", "reason": "benchmark"}
@@ -107,23 +102,8 @@ async def study_sessions(stack: Stack, study_id: str, sites: int) -> list[dict[s
     return [await study_login(stack, study_id, user) for user in coordinators]
 
 
-async def bootstrap_study_admin(stack: Stack, study_id: str, user_id: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
-        "--study", study_id, "--user-id", user_id, "--site", "SITE-0",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"bootstrap-study-admin {study_id}: {output.decode()}")
-
-
 async def study_login(stack: Stack, study_id: str, user_id: str) -> dict[str, str]:
-    body = {"user_id": user_id, "password": PASSWORD}
-    answer = await stack.identity.post(f"/studies/{study_id}/login", json=body)
-    if answer.status_code != 200:
-        raise RuntimeError(f"login of {user_id} for {study_id}: {answer.text}")
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+    return await stack.study_log_in(study_id, user_id, PASSWORD)
 
 
 async def register(

@@ -33,6 +33,7 @@ from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
 from shared.study import study_definition
 from shared.web.auth import SigningAssertion
+from shared.web.http import path_study
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, iso_date
 from shared.web.service_app import (
     Act,
@@ -44,7 +45,6 @@ from shared.web.service_app import (
     Serving,
     in_thread,
     opening_of,
-    path_study,
     plain,
 )
 

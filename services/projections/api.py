@@ -25,7 +25,9 @@ from services.projections.config import ConsoleConfig
 from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Principal, TokenVerifier
 from shared.web.http import (
+    STUDY_ANSWERS,
     Gate,
+    StudyNotServed,
     bearer_token,
     document_roles,
     error_responses,
@@ -34,7 +36,7 @@ from shared.web.http import (
     study_not_granted,
 )
 from shared.web.inputs import BIGINT_MAX, IsoDateTime
-from shared.web.service_app import STUDY_PREFIX, FromState, StudyNotServed, served_study
+from shared.web.service_app import STUDY_PREFIX, FromState, served_study
 
 
 async def _principal(
@@ -153,7 +155,8 @@ def create_app(
     app.state.studies = tuple(app.state.applications)
     app.get("/health", tags=["operations"])(health)  # on the app: instrument() looks for it
     app.include_router(router)
-    app.include_router(router, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
+    app.include_router(router, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)],
+                       responses=STUDY_ANSWERS)  # fmt: skip
     if console is not None:
         from services.projections import console as pages  # its routes use admitted()
 

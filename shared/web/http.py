@@ -269,10 +269,32 @@ class Gate(Protocol):
     async def admit(self, principal: Principal) -> None: ...
 
 
+class StudyNotServed(refusals.NotFound):
+    """The path names a study this deployment does not serve (``TL_STUDIES``): HTTP 404."""
+
+    code = "study_not_served"
+
+
+# a study-prefixed operation may answer this besides its own refusals (the path's study)
+STUDY_ANSWERS: dict[int | str, dict[str, Any]] = {
+    404: {"model": ErrorBody, "description": "the study is not served here (study_not_served)"}
+}
+
+
 def path_study(request: Request) -> str:
-    """The study a request acts in: the one its path names (``/studies/<id>/...``), else
-    the first study's (a route without the prefix)."""
-    return str(request.path_params.get("study_id", DEFAULT_STUDY_ID))
+    """The study a request acts in: the one its path names (``/studies/<id>/...``), if the
+    app serves it (``app.state.studies``; else ``StudyNotServed``, before anything about the
+    request is recorded: a refusal never names a study that is not served, or not a study
+    id at all), or the first study's (a route without the prefix)."""
+    if "study_id" not in request.path_params:
+        return DEFAULT_STUDY_ID
+    named = str(request.path_params["study_id"])
+    served: tuple[str, ...] = getattr(request.app.state, "studies", (DEFAULT_STUDY_ID,))
+    if named not in served:
+        raise StudyNotServed(
+            f"study {named} is not served here", study_id=named, served=list(served)
+        )
+    return named
 
 
 def study_not_granted(

@@ -21,18 +21,19 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Request
 from shared.adapters.outbox import Outbox
 from shared.clinical import CohortOpening, first_cohort
 from shared.kernel.access import Denial
-from shared.kernel.errors import NotFound
 from shared.kernel.permissions import table
 from shared.kernel.provenance import Attribution
 from shared.study import DEFAULT_STUDY_ID, record_key, served_studies, study_definition
 from shared.web.auth import Meaning, SigningAssertion, TokenVerifier
 from shared.web.http import (
+    STUDY_ANSWERS,
     Authorisation,
     BearerHeader,
     Caller,
     Gate,
     Requires,
     command_app,
+    path_study,
     refusals_in,
 )
 from shared.web.store_api import store_routes
@@ -188,7 +189,8 @@ class CommandRouter(APIRouter):
         app = command_app(title or service, description, refusals, authorisation)
         store = store_routes(authorisation, serving.outbox)
         app.include_router(store)  # the first study's auditors': the whole store
-        app.include_router(store, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
+        app.include_router(store, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)],
+                           responses=STUDY_ANSWERS)  # fmt: skip
         app.state.application = application
         app.state.clock = serving.clock
         for name, value in state.items():
@@ -196,7 +198,8 @@ class CommandRouter(APIRouter):
         app.state.studies = serving.studies
         app.include_router(self)
         # every route again under /studies/<id>: a route without it is the first study's
-        app.include_router(self, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)])
+        app.include_router(self, prefix=STUDY_PREFIX, dependencies=[Depends(served_study)],
+                           responses=STUDY_ANSWERS)  # fmt: skip
         return app
 
     def _acting(self, command: str) -> Any:
@@ -215,29 +218,10 @@ StudyId = Annotated[
 ]
 
 
-class StudyNotServed(NotFound):
-    """The path names a study this deployment does not serve (``TL_STUDIES``): HTTP 404."""
-
-    code = "study_not_served"
-
-
-def path_study(request: Request) -> str:
-    """The study a request acts in by its path: ``/studies/<id>/...`` names it (checked
-    served by ``served_study``), a path without it is the first study's. For a public
-    route (no token); a command's ``Act`` has it as ``act.caller.study_id``, the token's,
-    which the path must match."""
-    named: str = request.path_params.get("study_id", DEFAULT_STUDY_ID)
-    return named
-
-
 async def served_study(request: Request, study_id: StudyId) -> str:
-    """The study the path names, if this deployment serves it."""
-    served: tuple[str, ...] = request.app.state.studies
-    if study_id not in served:
-        raise StudyNotServed(
-            f"study {study_id} is not served here", study_id=study_id, served=list(served)
-        )
-    return study_id
+    """The study the path names, if this deployment serves it (``path_study``); it also
+    documents the path parameter and the 404 of every prefixed operation."""
+    return path_study(request)
 
 
 async def in_thread(answer: Callable[[R], Out], method: Callable[..., R], *args: Any) -> Out:

@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from services.projections.studies import study_schema
 from shared.kernel.keys import ensure_pair, load_public_key
 from shared.kernel.settings import ServiceSettings, SettingsError
+from shared.study import DEFAULT_STUDY_ID, STUDIES_SETTING
 from tests.support import eventually, free_port, isolated, logged_in
 
 ADMIN, ADMIN_PASSWORD = "admin", "bootstrap passphrase 1"
@@ -68,6 +71,32 @@ class Stack:
         response = await self.identity.post("/users", json=body, headers=admin)
         assert response.status_code == 201, response.text
 
+    async def study_log_in(self, study_id: str, user_id: str, password: str) -> dict[str, str]:
+        """A session of ``user_id`` for ``study_id`` (identity's ``/studies/<id>/login``)."""
+        body = {"user_id": user_id, "password": password}
+        answer = await self.identity.post(f"/studies/{study_id}/login", json=body)
+        assert answer.status_code == 200, answer.text
+        return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+    async def bootstrap_study_admin(
+        self, study_id: str, user_id: str, site: str = "ZJU-1"
+    ) -> tuple[int, str]:
+        """``bootstrap-study-admin`` on the host, as an operator runs it: exit code, output."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "services.identity", "bootstrap-study-admin",
+            "--study", study_id, "--user-id", user_id, "--site", site,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env,
+        )  # fmt: skip
+        output, _ = await process.communicate()
+        return process.returncode or 0, output.decode()
+
+    async def study_admin(self, study_id: str, user_id: str, password: str) -> dict[str, str]:
+        """A new account made ``study_id``'s first administrator, logged in for the study."""
+        await self.create_user(user_id, password)
+        code, output = await self.bootstrap_study_admin(study_id, user_id)
+        assert code == 0, output
+        return await self.study_log_in(study_id, user_id, password)
+
     async def signature(
         self,
         headers: dict[str, str],
@@ -111,6 +140,9 @@ async def running_stack(env: dict[str, str], folder: Path) -> AsyncIterator[Stac
             env[f"TL_{name.upper()}_HTTP_PORT"] = str(port)
             env[f"TL_{name.upper()}_URL"] = f"http://127.0.0.1:{port}"
         await _bootstrap_admin(env)
+        # the ledgers of studies beyond the first are schemas the projections service
+        # makes beside its own: dropped after it stops (exit stacks unwind last-in first)
+        stack.push_async_callback(_drop_study_ledgers, projections, env.get(STUDIES_SETTING, ""))
         processes: dict[str, ServiceProcess] = {}
         clients = [
             await stack.enter_async_context(_service(name, env, folder, processes))
@@ -148,6 +180,16 @@ async def shared_stack(
     folder = tmp_path_factory.mktemp(name)
     async with running_stack({**os.environ, **settings}, folder) as stack:
         yield stack
+
+
+async def _drop_study_ledgers(projections: ServiceSettings, studies: str) -> None:
+    connection = await asyncpg.connect(projections.database.dsn)
+    try:
+        for study in {s.strip() for s in studies.split(",")} - {"", DEFAULT_STUDY_ID}:
+            schema = study_schema(projections.database.schema, study)
+            await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await connection.close()
 
 
 async def _bootstrap_admin(env: dict[str, str]) -> None:

@@ -20,8 +20,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -292,15 +290,7 @@ async def study_grants(stack: Stack) -> None:
     """A grant and a revocation in the second study (RoleGranted.v2, RoleRevoked.v2) by its
     first administrator, made on the host; and an auditor of that study, who reads its
     trail."""
-    await stack.create_user("extra.synboss", EXTRA_PASSWORD)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
-        "--study", SECOND, "--user-id", "extra.synboss", "--site", "ZJU-1",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    assert process.returncode == 0, output.decode()
-    boss = await second_study_login(stack, "extra.synboss")
+    boss = await stack.study_admin(SECOND, "extra.synboss", EXTRA_PASSWORD)
     users = f"/studies/{SECOND}/users"
     await expect(stack.identity, f"{users}/extra.inv/roles",
                  {"role": "sub_investigator", "site": "ZJU-1"}, boss)  # fmt: skip
@@ -308,13 +298,6 @@ async def study_grants(stack: Stack) -> None:
                  {"role": "sub_investigator", "reason": "covered one week"}, boss)  # fmt: skip
     await expect(stack.identity, f"{users}/extra.aud/roles",
                  {"role": "auditor", "site": "ZJU-1"}, boss)  # fmt: skip
-
-
-async def second_study_login(stack: Stack, user_id: str) -> dict[str, str]:
-    body = {"user_id": user_id, "password": EXTRA_PASSWORD}
-    answer = await stack.identity.post(f"/studies/{SECOND}/login", json=body)
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
 
 
 async def expect(
@@ -477,7 +460,7 @@ async def test_every_published_event_type_is_found_in_the_audit_trail(every_even
     # a grant in the second study is in that study's trail (its studyid)
     trails = (
         ("/trail", auditor),
-        (f"/studies/{SECOND}/trail", await second_study_login(stack, "extra.aud")),
+        (f"/studies/{SECOND}/trail", await stack.study_log_in(SECOND, "extra.aud", EXTRA_PASSWORD)),
     )
 
     async def found(event_type: str) -> bool:

@@ -8,9 +8,6 @@ first study's; a deactivation withdraws the account's tokens of every study.
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -37,13 +34,7 @@ async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack
 
 
 async def bootstrap_study_admin(stack: Stack, user_id: str) -> tuple[int, str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
-        "--study", SYN, "--user-id", user_id, "--site", "SH-1",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    return process.returncode or 0, output.decode()
+    return await stack.bootstrap_study_admin(SYN, user_id, "SH-1")
 
 
 async def study_login(stack: Stack, user_id: str) -> httpx.Response:

@@ -10,12 +10,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from aiokafka import AIOKafkaProducer
 
-from services.projections.studies import study_schema
 from shared.kernel.keys import load_private_key
 from shared.kernel.provenance import Role
 from shared.study import DEFAULT_STUDY_ID
@@ -34,16 +32,7 @@ PASSWORD = "study ledgers passphrase 1"
 async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     studies = f"{DEFAULT_STUDY_ID},{SECOND}"
     async with shared_stack(tmp_path_factory, "studies", TL_STUDIES=studies) as services:
-        try:
-            yield services
-        finally:  # the second study's ledger schema is the service's own making
-            database = services.projections_settings.database
-            connection = await asyncpg.connect(database.dsn)
-            try:
-                schema = study_schema(database.schema, SECOND)
-                await connection.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            finally:
-                await connection.close()
+        yield services  # the second study's ledger schema is dropped with the stack
 
 
 def second_auditor(stack: Stack) -> str:

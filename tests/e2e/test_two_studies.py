@@ -7,9 +7,6 @@ study by grants of that study's administrator, log in for SYN-CART-2 with identi
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -49,23 +46,7 @@ async def for_study(stack: Stack, user_id: str, role: str, boss: dict[str, str])
 
 
 async def study_login(stack: Stack, user_id: str) -> dict[str, str]:
-    body = {"user_id": user_id, "password": PASSWORD}
-    answer = await stack.identity.post(f"/studies/{SECOND}/login", json=body)
-    assert answer.status_code == 200, answer.text
-    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
-
-
-async def study_admin(stack: Stack) -> dict[str, str]:
-    """SYN-CART-2's first administrator, made on the host, logged in for the study."""
-    await stack.create_user("syn.boss", PASSWORD)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.identity", "bootstrap-study-admin",
-        "--study", SECOND, "--user-id", "syn.boss", "--site", "ZJU-1",
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=stack.env,
-    )  # fmt: skip
-    output, _ = await process.communicate()
-    assert process.returncode == 0, output.decode()
-    return await study_login(stack, "syn.boss")
+    return await stack.study_log_in(SECOND, user_id, PASSWORD)
 
 
 async def sign(
@@ -114,7 +95,7 @@ async def test_each_study_s_rules_hold_through_the_running_services(
     stack = studies_stack
     session = await stack.member("lin.wei", PASSWORD, "investigator")
     await stack.create_user("zhao.pharm", PASSWORD, "cell_therapy_pharmacist")
-    boss = await study_admin(stack)
+    boss = await stack.study_admin(SECOND, "syn.boss", PASSWORD)
     second = await for_study(stack, "lin.wei", "investigator", boss)
     second_pharmacist = await for_study(stack, "zhao.pharm", "cell_therapy_pharmacist", boss)
     prefix = f"/studies/{SECOND}"

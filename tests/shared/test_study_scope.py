@@ -198,3 +198,17 @@ async def test_the_first_study_answers_with_and_without_its_prefix(
     )
     assert plain.status_code == prefixed.status_code == 200
     assert plain.json() == prefixed.json()
+
+
+@pytest.mark.parametrize("study", ["NCT00000000", "-bad", "a%20b", "0"])
+async def test_a_study_not_served_or_not_a_study_id_records_nothing(
+    client: httpx.AsyncClient, application: EnrollmentApplication, study: str
+) -> None:
+    """A refusal never names a study that is not served: a denial naming one could not be
+    published (its studyid) and would hold back its key's records (the fuzzer found it)."""
+    answer = await client.post(
+        f"/studies/{study}/subjects", json=registration("S-401"), headers=coordinator(SECOND)
+    )
+    assert answer.status_code in (404, 422), answer.text
+    assert not stored(application, AccessDenial.AccessDenied)
+    assert not stored(application, Subject.Event)
