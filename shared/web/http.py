@@ -277,7 +277,12 @@ class StudyNotServed(refusals.NotFound):
 
 # a study-prefixed operation may answer this besides its own refusals (the path's study)
 STUDY_ANSWERS: dict[int | str, dict[str, Any]] = {
-    404: {"model": ErrorBody, "description": "the study is not served here (study_not_served)"}
+    404: {
+        "model": ErrorBody,
+        "description": "the study is not served here (study_not_served)",
+        # JSON also where the operation answers plain text (a checkpoint)
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+    }
 }
 
 
