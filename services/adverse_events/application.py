@@ -35,7 +35,7 @@ from services.adverse_events.windows import dlt_window_closed
 from shared.adapters.eventstore import ServiceApplication
 from shared.adapters.facts import Fact
 from shared.kernel.provenance import Attribution, Provenance
-from shared.study import DEFAULT_STUDY_ID, record_key, study_definition
+from shared.study import DEFAULT_STUDY_ID, acting_study, record_key, study_definition
 from shared.web.auth import SigningAssertion
 
 # The facts kept as events are saved: each adverse event's latest DLT adjudication
@@ -48,11 +48,6 @@ DLT, NOT_DLT, REVIEW = "dlt", "not_dlt", "review"
 def study_rules(study_id: str) -> StudyRules:
     """The adverse-events rules of ``study_id``, from its definition, read once."""
     return StudyRules.of(study_definition(study_id))
-
-
-def study_of(attribution: Attribution) -> str:
-    """The study a command acts in (its caller's; changes of no study: the first)."""
-    return attribution.provenance.study_id or DEFAULT_STUDY_ID
 
 
 def fact_kind(study_id: str, kind: str) -> str:
@@ -87,7 +82,7 @@ class AdverseEventsApplication(ServiceApplication):
                 subject_id=subject_id,
                 retryable=True,
             )
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         record = AdverseEvent.report(
             subject_id, term, verbatim, meddra_code, onset_at, infused, attribution, rules
         )
@@ -138,7 +133,7 @@ class AdverseEventsApplication(ServiceApplication):
         attribution: Attribution,
         signing: SigningAssertion,
     ) -> AdverseEvent:
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         decide = lambda r: r.adjudicate_dlt(is_dlt, criterion, reason, attribution, rules)  # noqa: E731
         return self._signed(record_id, decide, attribution, signing)
 
@@ -155,7 +150,7 @@ class AdverseEventsApplication(ServiceApplication):
         if kind not in (AdverseEvent.DltAdjudicated, SafetyReview.SafetyReviewApproved):
             return
         provenance: Provenance = event.provenance  # both kinds carry it
-        study = provenance.study_id or DEFAULT_STUDY_ID
+        study = acting_study(provenance)
         if kind is AdverseEvent.DltAdjudicated:
             group = DLT if event.is_dlt else NOT_DLT
             subject = {"subject_id": event.subject_id}
@@ -197,7 +192,7 @@ class AdverseEventsApplication(ServiceApplication):
         (default: now) allows it; once per number. With ``dose_expansion``, the cohort is
         the dose-expansion cohort at that level (the design's expansion total). All in
         the study the caller acts in, by its rules; ``infused`` are that study's subjects."""
-        study = study_of(attribution)
+        study = acting_study(attribution.provenance)
         when = reviewed_at or attribution.now
         if when > attribution.now:
             raise errors.InvalidTime(
@@ -279,7 +274,7 @@ class AdverseEventsApplication(ServiceApplication):
         attribution: Attribution,
     ) -> AdverseEvent:
         """``decide`` on the event, if it is of the study the caller acts in."""
-        study = study_of(attribution)
+        study = acting_study(attribution.provenance)
         return self.saved_with_retry(
             lambda: self.get(record_id, study),
             decide,

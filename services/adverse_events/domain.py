@@ -45,7 +45,7 @@ from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Study
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
+from shared.study import StudyDefinition, acting_study, study_definition
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
@@ -224,7 +224,7 @@ class AdverseEvent(SubjectRecord):
     ) -> None:
         self.subject_id = subject_id
         # the study it was reported in (events stored before studies were named: the first)
-        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
+        self.study_id = acting_study(provenance)
         self.term = term
         self.onset_at = onset_at
         self.study_day = study_day  # as recorded, in study_day_convention

@@ -25,7 +25,7 @@ from services.assessments.rules import Activity, Response
 from shared.adapters.eventstore import ServiceApplication
 from shared.clinical import Infused
 from shared.kernel.provenance import Attribution
-from shared.study import DEFAULT_STUDY_ID, study_definition
+from shared.study import DEFAULT_STUDY_ID, acting_study, study_definition
 from shared.web.auth import SigningAssertion
 
 
@@ -33,11 +33,6 @@ from shared.web.auth import SigningAssertion
 def study_rules(study_id: str) -> StudyRules:
     """The assessments rules of ``study_id``, from its definition, read once."""
     return StudyRules.of(study_definition(study_id))
-
-
-def study_of(attribution: Attribution) -> str:
-    """The study a command acts in (its caller's)."""
-    return attribution.provenance.study_id or DEFAULT_STUDY_ID
 
 
 class AssessmentsApplication(ServiceApplication):
@@ -51,7 +46,7 @@ class AssessmentsApplication(ServiceApplication):
         self, subject_id: str, infused: Infused | None, vital: VitalStatus, label: str,
         activity: Activity, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         decide = lambda r: r.assess_activity(label, activity, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
@@ -59,7 +54,7 @@ class AssessmentsApplication(ServiceApplication):
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         results: tuple[AutoantibodyResult, ...], at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         decide = lambda r: r.measure_autoantibodies(results, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
@@ -67,7 +62,7 @@ class AssessmentsApplication(ServiceApplication):
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         sample: KineticsSample, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         decide = lambda r: r.measure_kinetics(sample, at, vital, attribution, rules)  # noqa: E731
         return self._change(subject_id, infused, attribution, decide)
 
@@ -75,7 +70,7 @@ class AssessmentsApplication(ServiceApplication):
         self, subject_id: str, infused: Infused | None, vital: VitalStatus,
         kind: Progression, description: str, at: datetime, attribution: Attribution,
     ) -> SubjectAssessments:  # fmt: skip
-        rules = study_rules(study_of(attribution))
+        rules = study_rules(acting_study(attribution.provenance))
         decide = lambda r: r.report_progression(  # noqa: E731
             kind, description, at, vital, attribution, rules
         )
@@ -86,7 +81,7 @@ class AssessmentsApplication(ServiceApplication):
         attribution: Attribution, signing: SigningAssertion,
     ) -> SubjectAssessments:  # fmt: skip
         """Record the derived response at a visit, signed by the assertion's signer."""
-        study = study_of(attribution)
+        study = acting_study(attribution.provenance)
 
         def decide(record: SubjectAssessments) -> None:
             record.assess_remission(visit_event_id, claimed, vital, attribution, study_rules(study))
@@ -113,7 +108,7 @@ class AssessmentsApplication(ServiceApplication):
         attribution: Attribution,
         decide: Callable[[SubjectAssessments], None],
     ) -> SubjectAssessments:
-        study = study_of(attribution)
+        study = acting_study(attribution.provenance)
 
         def load() -> SubjectAssessments:
             try:

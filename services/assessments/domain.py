@@ -38,7 +38,7 @@ from shared.clinical import STUDY as STUDY  # the first study's calendar
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
 from shared.kernel.records import SubjectRecord
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, acting_study, study_definition
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
 BEFORE_CONVENTIONS = RECORDED_BEFORE_CONVENTIONS.value  # what an event without one counted
@@ -155,7 +155,7 @@ class SubjectAssessments(SubjectRecord):
     ) -> None:
         self.subject_id = subject_id
         # the study it belongs to (records opened before studies were named: the first)
-        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
+        self.study_id = acting_study(provenance)
         self.infused_at = infused_at
         self.dose_level = dose_level
         self.visits: dict[str, Visit] = {}  # by published event id, in order

@@ -25,7 +25,7 @@ from services.enrollment.domain import (
 from services.enrollment.publication import to_contract
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Attribution
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, acting_study, study_definition
 from shared.web.auth import SigningAssertion
 
 
@@ -189,4 +189,4 @@ class EnrollmentApplication(ServiceApplication):
 
 def study_of(attribution: Attribution) -> StudyDefinition:
     """The definition of the study a command acts in (a change naming none: the first's)."""
-    return study_definition(attribution.provenance.study_id or DEFAULT_STUDY_ID)
+    return study_definition(acting_study(attribution.provenance))

@@ -28,7 +28,7 @@ from services.enrollment.rules import (
 )
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition
+from shared.study import StudyDefinition, acting_study
 
 SubjectId = NewType("SubjectId", str)
 
@@ -144,7 +144,7 @@ class Subject(SubjectRecord):
         self.subject_id = subject_id
         self.site_id = site_id
         # the study registered in (a registration stored before studies were named: the first)
-        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
+        self.study_id = acting_study(provenance)
         self.status = SubjectStatus.REGISTERED
         self.consent: Consent | None = None
         self.screening: Screening | None = None
@@ -472,7 +472,7 @@ def _corrected(
 def _check_acting_in(study: StudyDefinition, attribution: Attribution) -> None:
     """A record of a study is made by a caller acting in it (a change recorded without a
     study is the first study's)."""
-    acting_in = attribution.provenance.study_id or DEFAULT_STUDY_ID
+    acting_in = acting_study(attribution.provenance)
     if study.study_id != acting_in:
         raise ValueError(f"a caller acting in {acting_in} makes no record of {study.study_id}")
 

@@ -17,7 +17,7 @@ from services.enrollment.domain import Subject
 from services.enrollment.rules import Criterion, CriterionResult, Observation, eligibility_rules
 from shared.contracts import enrollment as contracts
 from shared.kernel.publication import Publication, fields_of
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
+from shared.study import StudyDefinition, acting_study, study_definition
 
 SERVICE = "enrollment"
 MILLION = Decimal(1_000_000)
@@ -25,7 +25,7 @@ MILLION = Decimal(1_000_000)
 
 def _study(event: Any) -> StudyDefinition:
     """The study of a stored event (one stored before studies were named: the first)."""
-    return study_definition(event.provenance.study_id or DEFAULT_STUDY_ID)
+    return study_definition(acting_study(event.provenance))
 
 
 def _criteria(event: Any) -> Mapping[str, Criterion]:

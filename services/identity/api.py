@@ -19,14 +19,13 @@ from services.identity.domain import (
     User,
     check_account_administrator,
     check_compatible,
-    study_of,
 )
 from shared.kernel.access import Denial
 from shared.kernel.envelope import Contract
 from shared.kernel.logs import current_correlation_id
 from shared.kernel.provenance import Actor, Attribution, Provenance
 from shared.kernel.settings import PasswordCheckSettings
-from shared.study import DEFAULT_STUDY_ID
+from shared.study import DEFAULT_STUDY_ID, acting_study
 from shared.web.auth import Meaning, Principal, Role, TokenIssuer
 from shared.web.inputs import Line, Paragraph
 from shared.web.pool import BoundedPool
@@ -314,7 +313,7 @@ async def log_in(
         )
     except errors.StudyNotGranted as refusal:
         log.warning("login refused: no grant in the study user=%s study=%s", body.user_id,
-                    study_of(command))  # fmt: skip
+                    acting_study(command.provenance))  # fmt: skip
         denial = denial_of(command, "identity.log_in", refusal.code)
         await asyncio.to_thread(application.record_denial, denial)
         raise

@@ -26,12 +26,12 @@ from services.identity.domain import (
     AccountPolicy,
     User,
     check_password,
-    study_of,
     user_record_id,
 )
 from services.identity.passwords import Passwords
 from shared.adapters.eventstore import ServiceApplication
 from shared.kernel.provenance import Actor, Attribution
+from shared.study import acting_study
 from shared.web.auth import Meaning, Principal, Role, SigningAssertion, new_session_id
 
 log = logging.getLogger(__name__)
@@ -139,7 +139,7 @@ class IdentityApplication(ServiceApplication):
             fail=lambda user: user.fail_login(_as_user(attribution, user), self.policy),
         )
         study_id = attribution.provenance.study_id  # None: the first study's token, as before
-        grant = user.check_granted(study_of(attribution))
+        grant = user.check_granted(acting_study(attribution.provenance))
         return Principal(
             user.user_id, user.printed_name, grant.site, grant.roles, session_id,
             study_id=study_id,
@@ -298,7 +298,7 @@ REFUSED = (
 def _as_user(attribution: Attribution, user: User) -> Attribution:
     """A self-service command (login, password) acts as the account's own person, at their
     site in the study it names (the first study's, if they hold no grant there)."""
-    grant = user.grant_in(study_of(attribution))
+    grant = user.grant_in(acting_study(attribution.provenance))
     actor = Actor(
         user.user_id, user.printed_name, "self", user.site if grant is None else grant.site
     )

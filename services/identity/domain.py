@@ -18,7 +18,7 @@ from services.identity import errors
 from shared.kernel.permissions import SeparationOfDuties
 from shared.kernel.provenance import Attribution, Meaning, Provenance, Role
 from shared.kernel.records import NamedRecord
-from shared.study import DEFAULT_STUDY_ID
+from shared.study import DEFAULT_STUDY_ID, acting_study
 
 USER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:trial-ledger:user")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._-]{2,63}")
@@ -49,11 +49,6 @@ class StudyGrant:
 
     site: str
     roles: frozenset[Role]
-
-
-def study_of(attribution: Attribution) -> str:
-    """The study a command acts in: its caller's token's (none named: the first study)."""
-    return attribution.provenance.study_id or DEFAULT_STUDY_ID
 
 
 def user_record_id(user_id: str) -> UUID:
@@ -197,14 +192,14 @@ class User(NamedRecord):
         site: str | None = None,
     ) -> None:
         """Grant ``role`` (for ``reason``, recorded when given) in the study the
-        administrator acts in (``study_of``), at ``site`` (the account's site in that study:
+        administrator acts in (``acting_study``), at ``site`` (the account's site in that study:
         needed for its first role there, and never another than its roles there have),
         unless the grant is the administrator's own or would pair it with a role it may not
         be held with in that study (a pair held from before this rule does not stop an
         unrelated grant: docs/security.md)."""
         self._check_not_own(attribution)
         self._check_active()
-        study_id = study_of(attribution)
+        study_id = acting_study(attribution.provenance)
         held = self.grant_in(study_id)
         site = site.strip() if site is not None else None
         if held is not None and site and site != held.site:
@@ -250,10 +245,10 @@ class User(NamedRecord):
         self.study_grants[study_id] = StudyGrant(site, roles | {Role(role)})
 
     def revoke_role(self, role: Role, reason: str, attribution: Attribution) -> None:
-        """Revoke ``role`` in the study the administrator acts in (``study_of``)."""
+        """Revoke ``role`` in the study the administrator acts in (``acting_study``)."""
         self._check_not_own(attribution)
         self._check_active()
-        study_id = study_of(attribution)
+        study_id = acting_study(attribution.provenance)
         if role not in self.roles_in(study_id):
             raise errors.RoleNotGranted(
                 f"{self.user_id} does not have role {role} in study {study_id}",
@@ -338,7 +333,7 @@ class User(NamedRecord):
         self.failed_attempts = attempt
 
     def log_in(self, session_id: str, attribution: Attribution, policy: AccountPolicy) -> None:
-        """Open a login session for the study the login names (``study_of``), where the
+        """Open a login session for the study the login names (``acting_study``), where the
         account must hold a grant; an aged password must be changed first."""
         self.check_can_authenticate()
         if self.password_expired(attribution.now, policy):
@@ -346,7 +341,7 @@ class User(NamedRecord):
                 f"the password of {self.user_id} is older than the maximum age; change it",
                 user_id=self.user_id,
             )
-        self.check_granted(study_of(attribution))
+        self.check_granted(acting_study(attribution.provenance))
         self._logged_in(session_id, attribution.now, attribution.provenance)
 
     @event("LoginSucceeded")
@@ -477,7 +472,7 @@ class User(NamedRecord):
 def check_account_administrator(user_id: str, attribution: Attribution) -> None:
     """Creating, deactivating and unlocking an account change it in every study: only an
     administrator acting in the deployment's first study does (docs/security.md)."""
-    study_id = study_of(attribution)
+    study_id = acting_study(attribution.provenance)
     if study_id != DEFAULT_STUDY_ID:
         raise errors.AccountAdministrationRefused(
             f"accounts are created, deactivated and unlocked by an administrator of the "

@@ -34,7 +34,7 @@ from shared.adapters.facts import Fact
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution
 from shared.kernel.signatures import RecordSigner
-from shared.study import DEFAULT_STUDY_ID, record_key, study_definition
+from shared.study import DEFAULT_STUDY_ID, acting_study, record_key, study_definition
 from shared.web.auth import SigningAssertion
 
 INFUSED = "infused"  # the fact of an infusion, by subject, counted by dose level
@@ -73,7 +73,7 @@ class InfusionApplication(ServiceApplication):
         attribution: Attribution,
     ) -> Treatment:
         """Leukapheresis: the first step of an enrolled subject's treatment, once."""
-        namespace = treatment_namespace(study_definition(_study_id(attribution)))
+        namespace = treatment_namespace(study_definition(acting_study(attribution.provenance)))
         return self.save_new(
             Treatment.begin(subject_id, enrollment, apheresis, attribution, namespace),
             lambda: errors.AlreadyDone(
@@ -117,7 +117,7 @@ class InfusionApplication(ServiceApplication):
         infusions counted at the same moment, the second to save finds its place taken, is
         decided again on the new count, and is refused if the cohort is full."""
 
-        study_id = _study_id(attribution)
+        study_id = acting_study(attribution.provenance)
         rules = self.rules_of(study_id)
 
         def infuse(treatment: Treatment) -> None:
@@ -169,14 +169,9 @@ class InfusionApplication(ServiceApplication):
     def _change(
         self, subject_id: str, attribution: Attribution, decide: Callable[[Treatment], None]
     ) -> Treatment:
-        study_id = _study_id(attribution)
+        study_id = acting_study(attribution.provenance)
         return self.saved_with_retry(
             lambda: self.get_treatment(subject_id, study_id),
             decide,
             lambda: errors.ConcurrentChange(f"treatment of {subject_id} kept changing; retry"),
         )
-
-
-def _study_id(attribution: Attribution) -> str:
-    """The study a command acts in (a change naming none: the first study)."""
-    return attribution.provenance.study_id or DEFAULT_STUDY_ID

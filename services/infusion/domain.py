@@ -24,7 +24,7 @@ from services.infusion.rules import (
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.records import SubjectRecord
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
+from shared.study import StudyDefinition, acting_study, study_definition
 
 # the first study's (another study's: ``treatment_namespace``)
 TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("treatment"))
@@ -163,7 +163,7 @@ class Treatment(SubjectRecord):
     def __init__(self, subject_id: str, apheresis: Leukapheresis, provenance: Provenance) -> None:
         self.subject_id = subject_id
         # the study treated in (a record stored before studies were named: the first)
-        self.study_id = provenance.study_id or DEFAULT_STUDY_ID
+        self.study_id = acting_study(provenance)
         self.apheresis = apheresis
         self.released: dict[str, ProductRelease] = {}
         self.lymphodepletion: Lymphodepletion | None = None

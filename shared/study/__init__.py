@@ -5,6 +5,7 @@ file (docs/studies.md).
 - ``study_definition(study_id)``: the packaged ``studies/<study_id>/definition.json``,
   checked, read once; ``DEFAULT_STUDY_ID`` is the deployment's first study, and
   ``served_studies()`` the studies it serves (``TL_STUDIES``).
+- ``acting_study(provenance)``: the study a change belongs to (none named: the first).
 - ``load_definition(path)`` / ``parse_definition(text)``: any file or text, checked.
 - ``StudyDefinition.rule_version(rules, revision)``: the version a derived result records,
   ``<study>/def-<n>/<rules>/<revision>``.
@@ -15,6 +16,7 @@ from shared.study.loader import (
     DEFAULT_STUDY_ID,
     STUDIES_SETTING,
     StudyDefinitionError,
+    acting_study,
     load_definition,
     parse_definition,
     record_key,
@@ -62,6 +64,7 @@ __all__ = [
     "StudyDefinitionError",
     "UnitDefinition",
     "WashoutCriterion",
+    "acting_study",
     "decimal",
     "load_definition",
     "parse_definition",

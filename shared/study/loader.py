@@ -19,6 +19,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from shared.kernel.envelope import study_key
+from shared.kernel.provenance import Provenance
 from shared.study.model import SCHEMA_VERSION, StudyDefinition
 
 # The deployment's first study: what a route without ``/studies/<id>`` and a token that
@@ -101,6 +102,13 @@ def served_studies(env: Mapping[str, str] | None = None) -> tuple[str, ...]:
     if not studies:
         raise StudyDefinitionError(f"{STUDIES_SETTING} names no study")
     return studies
+
+
+def acting_study(provenance: Provenance) -> str:
+    """The study a change belongs to: the one its provenance names (the study of the
+    command's token), else the first study (a change stored before studies were named, or
+    of no study, such as the first administrator's account)."""
+    return provenance.study_id or DEFAULT_STUDY_ID
 
 
 def record_key(study_id: str | None, key: str) -> str:
