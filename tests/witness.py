@@ -31,6 +31,12 @@ class Witness:
             await _run(str(BIN / "witnessctl"), "add-key", "-db", str(self.db),
                        "-origin", origin, "-key", vkey)  # fmt: skip
 
+    async def register_served(self, projections: str, studies: str) -> str:
+        """``witness.sh register``, as ``make up`` runs it: every served study's ledger
+        (``studies``: ``TL_STUDIES``), read from ``projections``' public checkpoints."""
+        env = {**self.env, "TL_STUDIES": studies}
+        return await _run("bash", str(SCRIPT), "register", projections, env=env)
+
     async def stop(self) -> None:
         await _run("bash", str(SCRIPT), "stop", env=self.env)
 

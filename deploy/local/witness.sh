@@ -6,9 +6,11 @@
 #   witness.sh install          build litewitness and witnessctl into $TL_CACHE_DIR/bin
 #   witness.sh start            make the key once, start ssh-agent and litewitness, and
 #                               write $TL_STATE_DIR/witness.env (TL_WITNESS_URL, _VKEY)
-#   witness.sh register [URL]   have it witness the ledger: its origin and checkpoint vkeys,
-#                               read from projections' public GET /checkpoints (URL: the
-#                               projections service, default $TL_PROJECTIONS_URL or :8105)
+#   witness.sh register [URL]   have it witness every study's ledger: each origin and its
+#                               checkpoint vkeys, read from projections' public GET
+#                               /checkpoints and, for each study of $TL_STUDIES, GET
+#                               /studies/<id>/checkpoints (URL: the projections service,
+#                               default $TL_PROJECTIONS_URL or :8105)
 #   witness.sh stop | status
 set -euo pipefail
 
@@ -93,12 +95,11 @@ cmd_start() {
   echo "witness: http://127.0.0.1:$PORT  vkey $vkey"
 }
 
-# Idempotent: the log is added once (witnessctl never removes one: a re-added log could
+# Idempotent: each log is added once (witnessctl never removes one: a re-added log could
 # be made to sign a split view), each checkpoint vkey once.
-cmd_register() {
-  local url=${1:-${TL_PROJECTIONS_URL:-http://127.0.0.1:8105}} known origin vkey
-  local published
-  published=$(curl -fsS "$url/checkpoints?limit=1") || die "cannot read $url/checkpoints"
+register_ledger() {  # the ledger whose public checkpoints are at $1
+  local published origin vkey known
+  published=$(curl -fsS "$1?limit=1") || die "cannot read $1"
   origin=$(printf '%s' "$published" | python3 -c 'import json,sys; print(json.load(sys.stdin)["origin"])')
   known=$("$BIN_DIR/witnessctl" list-logs -db "$DB")
   if ! grep -qF "\"origin\":\"$origin\"" <<<"$known"; then
@@ -109,6 +110,16 @@ cmd_register() {
     grep -qF "$vkey" <<<"$known" || "$BIN_DIR/witnessctl" add-key -db "$DB" -origin "$origin" -key "$vkey"
   done
   echo "witness: witnesses $origin"
+}
+
+# The first study's ledger (unprefixed, as before studies were named), then every served
+# study's (TL_STUDIES, as the services are given it; the first study's again: idempotent).
+cmd_register() {
+  local url=${1:-${TL_PROJECTIONS_URL:-http://127.0.0.1:8105}} studies=${TL_STUDIES:-} study
+  register_ledger "$url/checkpoints"
+  for study in ${studies//,/ }; do
+    register_ledger "$url/studies/$study/checkpoints"
+  done
 }
 
 cmd_status() {

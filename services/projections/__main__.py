@@ -98,12 +98,13 @@ def create_ingester(
     )
 
 
-def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | None:
-    """The worker that has each new checkpoint cosigned (None: no witness configured).
-    The auditor's CLI may be given the URL alone (to ask the witness); the service needs
-    both, since it checks each cosignature before it keeps it."""
+def create_cosigners(config: LedgerConfig, ledgers: dict[str, LedgerStore]) -> list[Cosigner]:
+    """A worker per study's ledger that has each new checkpoint cosigned, all by the one
+    witness (none: no witness configured). The auditor's CLI may be given the URL alone
+    (to ask the witness); the service needs both, since it checks each cosignature before
+    it keeps it."""
     if config.witness_url is None and config.witness is None:
-        return None
+        return []
     if config.witness_url is None or config.witness is None:
         raise SettingsError(
             "settings TL_WITNESS_URL and TL_WITNESS_VKEY (or "
@@ -111,7 +112,7 @@ def create_cosigner(config: LedgerConfig, ledger: LedgerStore) -> Cosigner | Non
         )
     witness = WitnessConfig(config.witness_url, config.witness, config.witness_interval,
                             config.stall_after)  # fmt: skip
-    return Cosigner(ledger, witness)
+    return [Cosigner(ledger, witness, study_id=study) for study, ledger in ledgers.items()]
 
 
 def create_http(
@@ -157,8 +158,9 @@ async def main() -> None:
     try:
         for application in applications.values():
             await application.views.catch_up()
-        # the witness cosigns the first study's checkpoints (docs/operations.md)
-        cosigner = create_cosigner(config, ledgers[DEFAULT_STUDY_ID])
+        # the witness cosigns every study's checkpoints, each ledger a log of its own
+        # (docs/operations.md, "The witness")
+        cosigners = create_cosigners(config, ledgers)
         broker = kafka_broker(settings.kafka_bootstrap)
         subscribe_revocations(broker, revocations)
         await serve(
@@ -169,7 +171,7 @@ async def main() -> None:
             revocations,
             # /ready: the same forbidden role pairs as identity's (TL_INCOMPATIBLE_ROLES)
             DutiesCheck(first.duties, ConsoleConfig.from_env().identity_url),
-            *([cosigner] if cosigner else []),
+            *cosigners,
         )
     finally:
         await revocations.view.close()

@@ -11,7 +11,10 @@ appended.
 
 A witness that fails never stops ingest: the cosigner is a worker of its own, and says
 what fails in ``/ready`` (``checks.witness``) and in the metrics
-(``trialledger_witness_uncosigned_entries``, ``trialledger_witness_failing``).
+(``trialledger_witness_uncosigned_entries``, ``trialledger_witness_failing``). Every
+study's ledger has a cosigner of its own (one witness, one log per study's origin): its
+check is ``witness:<study>`` and its metrics are labelled ``study="<study>"``, but the
+first study's, which keeps ``witness`` and no study, as before studies were named.
 
 ``latest_cosigned`` asks the witness itself what it last cosigned for our origin (the
 409 answer), and has it cosign that checkpoint again: ``verify`` uses it, because a
@@ -35,6 +38,7 @@ from services.projections.domain import Checkpoint
 from services.projections.ledger import LedgerStore
 from services.projections.notes import NoteError, Verifier, cosigned, open_note, split_note
 from shared.adapters.readings import KafkaOffsets, Readings
+from shared.study import DEFAULT_STUDY_ID
 
 log = logging.getLogger(__name__)
 
@@ -109,11 +113,19 @@ def _line_key(line: str) -> bytes:
 
 
 class Cosigner:
-    """Submits every new checkpoint to the witness and keeps its cosignatures."""
+    """Submits every new checkpoint of ``study_id``'s ledger to the witness and keeps its
+    cosignatures."""
 
-    def __init__(self, ledger: LedgerStore, witness: WitnessConfig, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        ledger: LedgerStore,
+        witness: WitnessConfig,
+        timeout: float = 10.0,
+        study_id: str = DEFAULT_STUDY_ID,
+    ) -> None:
         self.ledger = ledger
         self.witness = witness
+        self.study_id = study_id
         self.timeout = timeout
         self.known: int | None = None  # the witness's newest cosigned size, as last told
         self.cosigned = 0  # the newest size this process saw cosigned (or found kept)
@@ -182,22 +194,24 @@ class Cosigner:
             for line in lines:
                 await self.ledger.add_cosignature(checkpoint.size, self.witness.name, line, note)
             self.known = self.cosigned = checkpoint.size
-            log.info("checkpoint cosigned size=%d witness=%s", checkpoint.size,
-                     self.witness.name)  # fmt: skip
+            log.info("checkpoint cosigned size=%d origin=%s witness=%s", checkpoint.size,
+                     self.ledger.origin, self.witness.name)  # fmt: skip
             return
         raise WitnessError(f"the witness kept answering 409 for size {checkpoint.size}")
 
     def _failed(self, reason: str) -> None:
         if reason != self.error:
-            log.warning("witness failing witness=%s url=%s error=%s", self.witness.name,
-                        self.witness.url, reason)  # fmt: skip
+            log.warning("witness failing origin=%s witness=%s url=%s error=%s",
+                        self.ledger.origin, self.witness.name, self.witness.url,
+                        reason)  # fmt: skip
         self.error = reason
         if self._failing_since is None:
             self._failing_since = time.monotonic()
 
     def _recovered(self) -> None:
         if self.error is not None:
-            log.warning("witness cosigns again witness=%s", self.witness.name)
+            log.warning("witness cosigns again origin=%s witness=%s", self.ledger.origin,
+                        self.witness.name)  # fmt: skip
         self.error, self._failing_since = None, None
 
     def _behind(self, behind: bool) -> None:
@@ -206,24 +220,32 @@ class Cosigner:
         elif self._behind_since is None:
             self._behind_since = time.monotonic()
 
+    @property
+    def check_name(self) -> str:
+        """The readiness check of this cosigner: ``witness`` (the first study's ledger), or
+        ``witness:<study>``, so that ``/ready`` names the study whose checkpoints wait."""
+        return "witness" if self.study_id == DEFAULT_STUDY_ID else f"witness:{self.study_id}"
+
     async def problems(self) -> dict[str, str]:
-        """``{"witness": "ok" | reason}``: not ok while the newest checkpoint has waited
-        for its cosignature longer than ``stall_after`` (the witness down, refusing, or
-        never registered for this origin)."""
+        """``{"witness": "ok" | reason}`` (``check_name``): not ok while the newest
+        checkpoint has waited for its cosignature longer than ``stall_after`` (the witness
+        down, refusing, or never registered for this ledger's origin)."""
         now = time.monotonic()
         since = self._behind_since if self._behind_since is not None else self._failing_since
         if since is None or now - since <= self.witness.stall_after:
-            return {"witness": "ok"}
+            return {self.check_name: "ok"}
         why = f"; last error: {self.error}" if self.error else ""
-        return {"witness": f"checkpoint {self.newest} not cosigned by {self.witness.name} "
-                           f"({self.witness.url}) for {now - since:.0f}s; newest cosigned: "
-                           f"{self.cosigned}{why}"}  # fmt: skip
+        return {self.check_name: f"checkpoint {self.newest} of {self.ledger.origin} not "
+                f"cosigned by {self.witness.name} ({self.witness.url}) for {now - since:.0f}s; "
+                f"newest cosigned: {self.cosigned}{why}"}  # fmt: skip
 
     async def readings(self, kafka: KafkaOffsets) -> Readings:
         del kafka  # the witness's state is this process's own
+        # the first study's series keep no study (to Prometheus, an empty label is none)
+        key = (self.witness.name, "" if self.study_id == DEFAULT_STUDY_ID else self.study_id)
         return Readings(
-            witness_uncosigned={self.witness.name: abs(self.newest - self.cosigned)},
-            witness_failing={self.witness.name: int(self.error is not None)},
+            witness_uncosigned={key: abs(self.newest - self.cosigned)},
+            witness_failing={key: int(self.error is not None)},
         )
 
 

@@ -33,9 +33,10 @@ class Readings:
     relay_oldest_unpublished: Mapping[str, float] = field(default_factory=dict)  # seconds
     relay_quarantined: Mapping[str, int] = field(default_factory=dict)  # topic -> events
     signing_refused: Mapping[Consumer, int] = field(default_factory=dict)  # 1: refused
-    # per witness: entries signed but not yet cosigned by it, and 1 while it fails
-    witness_uncosigned: Mapping[str, int] = field(default_factory=dict)
-    witness_failing: Mapping[str, int] = field(default_factory=dict)
+    # per witness and study ("": the first study's ledger): entries signed but not yet
+    # cosigned by it, and 1 while it fails
+    witness_uncosigned: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    witness_failing: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
     def merged(self, other: Readings) -> Readings:
         return Readings(

@@ -164,7 +164,9 @@ class Observer:
 @dataclass(frozen=True)
 class _Family:
     """A metric family read off one mapping of ``Readings``: a sample per key, labelled
-    by the service, then by the key (a tuple of several labels, or one)."""
+    by the service, then by the key (a tuple of several labels, or one). A label whose
+    value is empty is left out: to Prometheus it is the same series, and a label added to
+    a family (the witness's ``study``) leaves the series it had before unchanged."""
 
     reading: str
     kind: type[GaugeMetricFamily] | type[CounterMetricFamily]
@@ -176,6 +178,10 @@ class _Family:
         family = self.kind(self.name, self.documentation, labels=["service", *self.labels])
         for key, value in getattr(readings, self.reading).items():
             family.add_metric([service, *(key if isinstance(key, tuple) else (key,))], value)
+        family.samples = [
+            sample._replace(labels={k: v for k, v in sample.labels.items() if v})
+            for sample in family.samples
+        ]
         return family
 
 
@@ -200,10 +206,10 @@ _FAMILIES = (
         "is signed); 0 otherwise.", ("consumer",)),
     _Family("witness_uncosigned", GaugeMetricFamily, "trialledger_witness_uncosigned_entries",
         "Ledger entries in the newest checkpoint not yet covered by a witness's "
-        "cosignature.", ("witness",)),
+        "cosignature, by study (none: the first study's ledger).", ("witness", "study")),
     _Family("witness_failing", GaugeMetricFamily, "trialledger_witness_failing",
-        "1 while the last request to a witness failed (down, or it refused); 0 otherwise.",
-        ("witness",)),
+        "1 while the last request to a witness failed (down, or it refused); 0 otherwise, "
+        "by study (none: the first study's ledger).", ("witness", "study")),
 )  # fmt: skip
 
 

@@ -158,6 +158,21 @@ async def test_a_worker_that_cannot_report_is_flagged_and_the_others_still_repor
     )
 
 
+class Cosigning:
+    """A witness's readings for two studies' ledgers: the first study's without a study."""
+
+    async def readings(self, kafka: KafkaOffsets) -> Readings:
+        return Readings(witness_failing={("w+01", ""): 0, ("w+01", "SYN-CART-2"): 1})
+
+
+async def test_a_witness_reading_of_the_first_study_keeps_its_labels_and_another_names_it() -> None:
+    async with client(small_app(Cosigning())) as http:
+        text = (await http.get("/metrics")).text
+    assert 'trialledger_witness_failing{service="enrollment",witness="w+01"} 0.0' in text
+    assert ('trialledger_witness_failing{service="enrollment",study="SYN-CART-2",'
+            'witness="w+01"} 1.0') in text  # fmt: skip
+
+
 async def test_not_ready_when_neither_the_database_nor_kafka_answers() -> None:
     async with client(small_app()) as http:
         response = await http.get("/ready")
