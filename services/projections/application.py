@@ -14,7 +14,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import accounts, clinical_endpoints, merkle, odm, plots, sdtm
-from services.projections.clinical_endpoints import TrialHistory
+from services.projections.clinical_endpoints import EndpointRules, TrialHistory, endpoint_rules
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import WitnessTrust, check_ledger
@@ -39,6 +39,7 @@ from shared.kernel.errors import InvalidValue, NotFound
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Forbidden, Principal
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
@@ -160,9 +161,12 @@ class ProjectionsApplication:
         self.stall_after = stall_after
         self.bootstrap = bootstrap
         self.witness = witness
+        # The endpoints, plots and safety summary read the ledger's study's calendar, visits
+        # and definitions' version (not the first study's: each ledger is one study's)
+        self.endpoint_rules = endpoint_rules(study_id or DEFAULT_STUDY_ID)
         # The trial's history now, advanced by each request by the entries since: the
         # endpoints, plots and safety summary of the ledger now cost the new entries only.
-        self._now = TrialHistory()
+        self._now = TrialHistory(rules=self.endpoint_rules)
         self._advancing = asyncio.Lock()
 
     @classmethod
@@ -296,7 +300,7 @@ class ProjectionsApplication:
         (docs/endpoints.md); every figure names its subjects and entries."""
         await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
         history = await self._history(as_of, position)
-        return clinical_endpoints.endpoints_of(history.population)
+        return clinical_endpoints.endpoints_of(history.population, self.endpoint_rules)
 
     async def plot(
         self,
@@ -323,7 +327,7 @@ class ProjectionsApplication:
         never changes an entry, so the entries after the kept position are all that is
         new; a payload changed in place by tampering is ``verify``'s to find)."""
         if as_of is not None or position is not None:
-            return TrialHistory.of(await self._entries(as_of, position))
+            return TrialHistory.of(await self._entries(as_of, position), self.endpoint_rules)
         async with self._advancing:
             self._now.advance(await self._entries(after=self._now.position))
         return self._now
@@ -479,8 +483,9 @@ class ProjectionsApplication:
             witnesses=[] if self.witness is None else [self.witness.verifier],
         )
         events = recorded(entries)
-        document["endpoints"] = clinical_endpoints.trial_endpoints(events)
-        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
+        document["endpoints"] = clinical_endpoints.trial_endpoints(events, self.endpoint_rules)
+        plotted = _plots(events, self.endpoint_rules)
+        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in plotted.items()}
         return document
 
     async def odm(
@@ -582,9 +587,10 @@ class ProjectionsApplication:
         )
 
 
-def _plots(entries: Sequence[tuple[int, Recorded]]) -> dict[str, bytes]:
-    """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
-    infused = TrialHistory.of(entries).population
+def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dict[str, bytes]:
+    """Every plot of the ledger's state (its study's ``rules``): the swimmer plot, and each
+    subject's kinetics."""
+    infused = TrialHistory.of(entries, rules).population
     drawn = {"swimmer": plots.swimmer_svg(infused)}
     for course in infused:
         if course.kinetics:
