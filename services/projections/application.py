@@ -35,11 +35,11 @@ from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.errors import InvalidValue, NotFound
+from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
-from shared.study import DEFAULT_STUDY_ID
+from shared.study import DEFAULT_STUDY_ID, study_definition
 from shared.web.auth import Forbidden, Principal
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
@@ -161,9 +161,10 @@ class ProjectionsApplication:
         self.stall_after = stall_after
         self.bootstrap = bootstrap
         self.witness = witness
-        # The endpoints, plots and safety summary read the ledger's study's calendar, visits
-        # and definitions' version (not the first study's: each ledger is one study's)
-        self.endpoint_rules = endpoint_rules(study_id or DEFAULT_STUDY_ID)
+        # The endpoints, plots, safety summary and exports read the ledger's study's
+        # definition (not the first study's: each ledger is one study's)
+        self.study = study_definition(study_id or DEFAULT_STUDY_ID)
+        self.endpoint_rules = endpoint_rules(self.study.study_id)
         # The trial's history now, advanced by each request by the entries since: the
         # endpoints, plots and safety summary of the ledger now cost the new entries only.
         self._now = TrialHistory(rules=self.endpoint_rules)
@@ -496,14 +497,23 @@ class ProjectionsApplication:
         recorded as an export."""
         parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
         await self.authorise(who, "export", parameters)
-        return odm.odm_document(await self._entries(as_of, position), datetime.now(UTC), as_of)
+        entries = await self._entries(as_of, position)
+        return odm.odm_document(entries, datetime.now(UTC), as_of, self.study)
 
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
     ) -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
         """The SDTM datasets (TA, TE, TS; DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--)
         and the trace table of each row's ledger entries, from the ledger now, as of a time
-        or at a position (docs/exports.md). Read and recorded as an export."""
+        or at a position (docs/exports.md). Read and recorded as an export. The first
+        study's ledger only: the datasets' study (STUDYID, USUBJID, the trial design and
+        summary) is still the first study's, so another study's would be mislabelled."""
+        if self.study.study_id != DEFAULT_STUDY_ID:
+            raise SdtmNotPerStudy(
+                f"SDTM datasets are made of the first study's ledger only, not of "
+                f"{self.study.study_id}'s (not yet per study): export its ODM or JSON instead",
+                study_id=self.study.study_id,
+            )
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)
@@ -600,6 +610,13 @@ def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dic
 
 class PlotNotFound(NotFound, LookupError):
     code = "plot_not_found"
+
+
+class SdtmNotPerStudy(OutOfSequence):
+    """SDTM datasets are made of the first study's ledger only, until the SDTM mapping
+    names each study's own STUDYID, trial design and summary (docs/exports.md)."""
+
+    code = "sdtm_not_per_study"
 
 
 class BadWitnessKey(InvalidValue):

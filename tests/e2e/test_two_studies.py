@@ -373,7 +373,15 @@ async def ledgers_keep_each_study_s_own(
     assert {e.get("studyid") for e in second_export} == {SECOND}
     assert second_events[0] in {e["data"].get("record_id") for e in second_export}
 
+    odm = await stack.projections.get(f"{prefix}/export/odm", headers=second_auditor)
+    assert odm.status_code == 200, odm.text
+    assert 'ClinicalData StudyOID="ST.SYN-CART-2"' in odm.text and "ST.NCT05030779" not in odm.text
+
     for study, headers in ((DEFAULT_STUDY_ID, auditor), (SECOND, second_auditor)):
         token = headers["Authorization"].removeprefix("Bearer ")
         verified = await cli(stack, token, "--study", study, "verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
+    # SDTM is not yet per study: refused for SYN-CART-2 rather than labelled NCT05030779
+    token = second_auditor["Authorization"].removeprefix("Bearer ")
+    sdtm = await cli(stack, token, "--study", SECOND, "export-sdtm", str(stack.keys / "sdtm"))
+    assert sdtm.returncode == 2 and "SdtmNotPerStudy" in sdtm.stderr, sdtm.stdout + sdtm.stderr
