@@ -31,7 +31,7 @@ from services.adverse_events.grading import CrsInputs, IcansInputs
 from services.adverse_events.views import InfusionView
 from shared.kernel.envelope import Contract
 from shared.kernel.provenance import Meaning
-from shared.study import record_key, study_definition
+from shared.study import record_key
 from shared.web.auth import SigningAssertion
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph, contract_of
 from shared.web.service_app import (
@@ -100,7 +100,12 @@ class Dlt(Contract):
 
 
 class SafetyReviewIn(Contract):
-    approved_level: int = Field(ge=DOSE_LEVELS[0], le=DOSE_LEVELS[-1])
+    approved_level: int = Field(
+        ge=DOSE_LEVELS[0],
+        le=DOSE_LEVELS[-1],
+        description="a dose level of the study's definition (a level the study does not "
+        "have, or that its 3+3 state does not allow, is refused, 409)",
+    )
     occurred_at: IsoDateTime | None = Field(
         None,
         description="when the review took place (clinical time; default now): every DLT "
@@ -154,8 +159,11 @@ class AdverseEventOut(Contract):
 
 
 DESCRIPTION = (
-    f"Adverse events of {study_definition().study_id}: CTCAE v5.0 and ASTCT grading, causality, "
-    "DLT adjudication, study day and TEAE windows."
+    "Adverse events: CTCAE v5.0 and ASTCT grading, causality, DLT adjudication, study day "
+    "and TEAE windows, and the 3+3 dose escalation. Every route serves each study of the "
+    "deployment under `/studies/{study_id}` (the unprefixed route: the first study's), and "
+    "decides by that study's definition: its study-day convention, DLT and TEAE windows, DLT "
+    "criteria, dose levels and 3+3 design. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("adverse_events")
 Events = Application[AdverseEventsApplication]

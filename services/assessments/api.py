@@ -27,7 +27,7 @@ from services.assessments.laboratory import (
 from services.assessments.rules import Activity, Response, items_from
 from services.assessments.views import InfusionView, VitalStatusView
 from shared.kernel.envelope import Contract
-from shared.study import record_key, study_definition
+from shared.study import record_key
 from shared.web.inputs import IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
     Act,
@@ -122,9 +122,11 @@ class AssessmentsOut(Contract):
 
 
 DESCRIPTION = (
-    f"Efficacy and pharmacology of {study_definition().study_id}: SLEDAI-2K visits, "
-    "autoantibodies and complement, CAR-T kinetics, remission (DORIS, LLDAS, SRI-4) and "
-    "progression, on the study calendar from the infusion."
+    "Efficacy and pharmacology: SLEDAI-2K visits, autoantibodies and complement, CAR-T "
+    "kinetics, remission (DORIS, LLDAS, SRI-4) and progression, from the infusion. Every "
+    "route serves each study of the deployment under `/studies/{study_id}` (the unprefixed "
+    "route: the first study's); a subject's record is the study's own, and its study days "
+    "are counted by the study's definition (its calendar)."
 )
 router = CommandRouter("assessments", tags=["assessments"])
 Vital = Annotated[VitalStatusView, from_state("vital")]

@@ -101,7 +101,8 @@ class Method(StrEnum):
 
 
 class Target(StrEnum):
-    """The trial co-infuses CD19 and BCMA CAR-T cells; assays may tell them apart."""
+    """The CAR-T target an assay measured: CD19 or BCMA (where a study co-infuses both,
+    assays may tell them apart), or their total."""
 
     CD19 = "cd19"
     BCMA = "bcma"

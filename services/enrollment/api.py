@@ -126,7 +126,10 @@ class DecideEligibility(Contract):
 
 
 class Enrol(Contract):
-    dose_level: int = Field(description="1-4 (x10^6 CAR-T cells/kg)")
+    dose_level: int = Field(
+        description="a dose level of the study's definition (its dose, in x10^6 CAR-T "
+        "cells/kg, is the study's; the published contract allows levels 1-4)"
+    )
     occurred_at: IsoDateTime | None = None
 
 
@@ -208,8 +211,11 @@ class SubjectOut(Contract):
 
 
 DESCRIPTION = (
-    "Registration, consent, screening, eligibility, enrollment, withdrawal, death "
-    f"and corrections for {study_definition().study_id}. Refusals answer 4xx with a stable `code`."
+    "Registration, consent, screening, eligibility, enrollment, withdrawal, death and "
+    "corrections. Every route serves each study of the deployment under `/studies/{study_id}` "
+    "(the unprefixed route: the first study's), and decides by that study's definition: its "
+    "eligibility criteria, units and limits (`GET /studies/{study_id}/eligibility-criteria`) "
+    "and its dose levels. Refusals answer 4xx with a stable `code`."
 )
 router = CommandRouter("enrollment")
 Enrollment = Application[EnrollmentApplication]
@@ -231,7 +237,7 @@ def criteria_of(study_id: str) -> Mapping[str, Criterion]:
 
 @router.get("/eligibility-criteria", tags=["reference"])
 def eligibility_criteria(request: Request) -> EligibilityCriteriaOut:
-    """The protocol's criteria, as this rule version evaluates them."""
+    """The study's criteria (its definition's), as this rule version evaluates them."""
     # the route's study's: ``/studies/<id>/eligibility-criteria``, else the first study's
     rules = eligibility_rules(study_definition(path_study(request)))
     return EligibilityCriteriaOut(
@@ -304,7 +310,8 @@ def decide_eligibility(
 async def enrol(
     subject_id: str, body: Enrol, act: CommandAct, application: Enrollment, cohort: Cohort
 ) -> SubjectOut:
-    """Enrol at the level the latest safety review opened (level 1 before any)."""
+    """Enrol at the level the study's latest safety review opened (before any: the study's
+    first level)."""
     opening = await opening_of(cohort, act.caller.study_id)
     return await in_thread(
         SubjectOut.of, application.enrol, subject_id, body.dose_level, act.attribution,

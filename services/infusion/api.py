@@ -23,7 +23,6 @@ from services.infusion.domain import (
 )
 from services.infusion.views import EnrollmentView
 from shared.kernel.envelope import Contract
-from shared.study import study_definition
 from shared.web.inputs import IsoDate, IsoDateTime, Line, Paragraph
 from shared.web.service_app import (
     Application,
@@ -115,8 +114,11 @@ class TreatmentOut(Contract):
 
 
 DESCRIPTION = (
-    "Leukapheresis, product release, lymphodepletion and the CAR-T infusion "
-    f"of {study_definition().study_id}. Refusals answer 4xx with a stable `code`."
+    "Leukapheresis, product release, lymphodepletion and the CAR-T infusion. Every route "
+    "serves each study of the deployment under `/studies/{study_id}` (the unprefixed route: "
+    "the first study's), and decides by that study's definition: its dose levels and doses, "
+    "dose tolerance and lymphodepletion-to-infusion window. Refusals answer 4xx with a "
+    "stable `code`."
 )
 router = CommandRouter("infusion", tags=["treatment"])
 # Steps of a subject's treatment go with what the enrollment view knows of them (create_app).

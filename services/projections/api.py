@@ -222,10 +222,13 @@ async def trial(application: Ledger, who: Auditor) -> dict[str, Any]:
 
 @router.get("/endpoints", tags=["endpoints"])
 async def endpoints(application: Ledger, who: Auditor, when: AsOf) -> dict[str, Any]:
-    """DLT rate per dose level, TEAE incidence, objective response within 3 months,
-    disease control from day 28, duration of remission, PFS and OS (Kaplan-Meier), and
-    each subject's autoantibody and kinetics time courses, from the ledger as of a
-    time or position. Every figure lists its subjects and ledger entries."""
+    """DLT rate per dose level, TEAE incidence, objective response within the study's
+    response window, disease control from its first disease-control day, remission and
+    SLEDAI-2K change at its named visits, duration of remission, PFS and OS
+    (Kaplan-Meier), and each subject's autoantibody and kinetics time courses, from the
+    study's ledger as of a time or position, by the study's definition (its calendar and
+    visits; the figures' names are fixed). Every figure lists its subjects and ledger
+    entries."""
     return await application.endpoints(who, when.as_of, when.position)
 
 

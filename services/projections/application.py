@@ -14,7 +14,7 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.projections import accounts, clinical_endpoints, merkle, odm, plots, sdtm
-from services.projections.clinical_endpoints import TrialHistory
+from services.projections.clinical_endpoints import EndpointRules, TrialHistory, endpoint_rules
 from services.projections.config import LedgerConfig, witness_verifier
 from services.projections.domain import Checkpoint, Trust, VerificationReport
 from services.projections.integrity import WitnessTrust, check_ledger
@@ -35,10 +35,11 @@ from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.errors import InvalidValue, NotFound
+from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
+from shared.study import DEFAULT_STUDY_ID, study_definition
 from shared.web.auth import Forbidden, Principal
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
@@ -160,9 +161,13 @@ class ProjectionsApplication:
         self.stall_after = stall_after
         self.bootstrap = bootstrap
         self.witness = witness
+        # The endpoints, plots, safety summary and exports read the ledger's study's
+        # definition (not the first study's: each ledger is one study's)
+        self.study = study_definition(study_id or DEFAULT_STUDY_ID)
+        self.endpoint_rules = endpoint_rules(self.study.study_id)
         # The trial's history now, advanced by each request by the entries since: the
         # endpoints, plots and safety summary of the ledger now cost the new entries only.
-        self._now = TrialHistory()
+        self._now = TrialHistory(rules=self.endpoint_rules)
         self._advancing = asyncio.Lock()
 
     @classmethod
@@ -296,7 +301,7 @@ class ProjectionsApplication:
         (docs/endpoints.md); every figure names its subjects and entries."""
         await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
         history = await self._history(as_of, position)
-        return clinical_endpoints.endpoints_of(history.population)
+        return clinical_endpoints.endpoints_of(history.population, self.endpoint_rules)
 
     async def plot(
         self,
@@ -323,7 +328,7 @@ class ProjectionsApplication:
         never changes an entry, so the entries after the kept position are all that is
         new; a payload changed in place by tampering is ``verify``'s to find)."""
         if as_of is not None or position is not None:
-            return TrialHistory.of(await self._entries(as_of, position))
+            return TrialHistory.of(await self._entries(as_of, position), self.endpoint_rules)
         async with self._advancing:
             self._now.advance(await self._entries(after=self._now.position))
         return self._now
@@ -479,8 +484,9 @@ class ProjectionsApplication:
             witnesses=[] if self.witness is None else [self.witness.verifier],
         )
         events = recorded(entries)
-        document["endpoints"] = clinical_endpoints.trial_endpoints(events)
-        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in _plots(events).items()}
+        document["endpoints"] = clinical_endpoints.trial_endpoints(events, self.endpoint_rules)
+        plotted = _plots(events, self.endpoint_rules)
+        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in plotted.items()}
         return document
 
     async def odm(
@@ -491,14 +497,23 @@ class ProjectionsApplication:
         recorded as an export."""
         parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
         await self.authorise(who, "export", parameters)
-        return odm.odm_document(await self._entries(as_of, position), datetime.now(UTC), as_of)
+        entries = await self._entries(as_of, position)
+        return odm.odm_document(entries, datetime.now(UTC), as_of, self.study)
 
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
     ) -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
         """The SDTM datasets (TA, TE, TS; DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--)
         and the trace table of each row's ledger entries, from the ledger now, as of a time
-        or at a position (docs/exports.md). Read and recorded as an export."""
+        or at a position (docs/exports.md). Read and recorded as an export. The first
+        study's ledger only: the datasets' study (STUDYID, USUBJID, the trial design and
+        summary) is still the first study's, so another study's would be mislabelled."""
+        if self.study.study_id != DEFAULT_STUDY_ID:
+            raise SdtmNotPerStudy(
+                f"SDTM datasets are made of the first study's ledger only, not of "
+                f"{self.study.study_id}'s (not yet per study): export its ODM or JSON instead",
+                study_id=self.study.study_id,
+            )
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)
@@ -582,9 +597,10 @@ class ProjectionsApplication:
         )
 
 
-def _plots(entries: Sequence[tuple[int, Recorded]]) -> dict[str, bytes]:
-    """Every plot of the ledger's state: the swimmer plot, and each subject's kinetics."""
-    infused = TrialHistory.of(entries).population
+def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dict[str, bytes]:
+    """Every plot of the ledger's state (its study's ``rules``): the swimmer plot, and each
+    subject's kinetics."""
+    infused = TrialHistory.of(entries, rules).population
     drawn = {"swimmer": plots.swimmer_svg(infused)}
     for course in infused:
         if course.kinetics:
@@ -594,6 +610,13 @@ def _plots(entries: Sequence[tuple[int, Recorded]]) -> dict[str, bytes]:
 
 class PlotNotFound(NotFound, LookupError):
     code = "plot_not_found"
+
+
+class SdtmNotPerStudy(OutOfSequence):
+    """SDTM datasets are made of the first study's ledger only, until the SDTM mapping
+    names each study's own STUDYID, trial design and summary (docs/exports.md)."""
+
+    code = "sdtm_not_per_study"
 
 
 class BadWitnessKey(InvalidValue):

@@ -6,8 +6,10 @@ ledger now come from state kept between requests rather than from a replay of it
 Every figure lists the subjects and the ledger entries (position, event id) it was
 computed from. Definitions and their assumptions: docs/endpoints.md.
 
-Study days, windows and the named visits are the study's definition's
-(``shared.clinical.STUDY``, ``shared.study``; NCT05030779: the infusion's date is day 0).
+Study days, windows, the named visits and the definitions' version are those of the
+study whose ledger the entries are (``EndpointRules``, from its definition: ``shared.study``;
+the first study's, ``shared.clinical.STUDY``, where a caller names none; NCT05030779: the
+infusion's date is day 0, SYN-CART-2 reads its week-8 visit rather than week 12).
 The v1 events carry their study days counted the CDISC way (the infusion's date is day 1,
 their contracts' meaning); they are renumbered here.
 """
@@ -18,13 +20,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cache
 from statistics import median
 from typing import Any
 
 from services.projections.recorded import Recorded
 from services.projections.survival import KaplanMeier, Observation, kaplan_meier
 from shared.clinical import STUDY as STUDY
-from shared.clinical import DayConvention
+from shared.clinical import DayConvention, Study
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -41,15 +44,13 @@ from shared.contracts.assessments import (
 )
 from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 # /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
 # its windows ended, and disease control began, a calendar day earlier); CRS and ICANS
 # by worst grade, rates at a named visit, SLEDAI-2K change, time to first remission
 # (the study and its definition's version named since studies are data)
-ENDPOINTS_VERSION = study_definition().rule_version("endpoints", 2)
-RESPONSE_WINDOW_LAST_DAY = STUDY.response_last_day  # "within 3 months of infusion": days 0-90
-DISEASE_CONTROL_FIRST_DAY = STUDY.disease_control_first_day  # 28
+REVISION = 2
 PUBLISHED_STUDY_DAYS = DayConvention.INFUSION_DAY_1  # what the v1 contracts' study_day counts
 REMISSION = ("complete", "partial")
 
@@ -70,23 +71,49 @@ class NamedVisit:
     days_before: int
     days_after: int
 
-    def window(self, infused_at: datetime) -> tuple[int, int, int]:
-        """(first, target, last) study day of the window for a subject infused then."""
-        target = STUDY.study_day(infused_at, infused_at + self.after_infusion)
+    def window(self, infused_at: datetime, calendar: Study = STUDY) -> tuple[int, int, int]:
+        """(first, target, last) study day of the window for a subject infused then, in
+        the ``calendar``'s convention."""
+        target = calendar.study_day(infused_at, infused_at + self.after_infusion)
         return target - self.days_before, target, target + self.days_after
 
 
-# The visits at which rates are read: the study definition's "visits" (docs/endpoints.md;
-# NCT05030779: week 12, Feng et al.'s (Nat Med 2025) time point for DORIS and LLDAS, with a
-# window of +/- 7 days that is ours).
-VISITS: Mapping[str, NamedVisit] = {
-    visit.name: NamedVisit(
-        after_infusion=timedelta(days=visit.days_after_infusion),
-        days_before=visit.window_days_before,
-        days_after=visit.window_days_after,
-    )
-    for visit in study_definition().visits
-}
+@dataclass(frozen=True)
+class EndpointRules:
+    """What a study's definition says the endpoints are read by: its calendar (study days,
+    the response window's last day, disease control's first day), its named visits, and
+    the version of the definitions, naming the study (``<study>/def-<n>/endpoints/2``)."""
+
+    calendar: Study
+    visits: Mapping[str, NamedVisit]
+    version: str
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> EndpointRules:
+        # The visits at which rates are read: the definition's "visits" (docs/endpoints.md;
+        # NCT05030779: week 12, Feng et al.'s (Nat Med 2025) time point for DORIS and
+        # LLDAS, with a window of +/- 7 days that is ours)
+        visits = {
+            visit.name: NamedVisit(
+                after_infusion=timedelta(days=visit.days_after_infusion),
+                days_before=visit.window_days_before,
+                days_after=visit.window_days_after,
+            )
+            for visit in definition.visits
+        }
+        return cls(Study.of(definition), visits, definition.rule_version("endpoints", REVISION))
+
+
+@cache
+def endpoint_rules(study_id: str) -> EndpointRules:
+    """The endpoint rules of ``study_id``'s ledger, from its definition, read once."""
+    return EndpointRules.of(study_definition(study_id))
+
+
+# The first study's (the default for callers that name no study's ledger).
+FIRST_STUDY = EndpointRules.of(study_definition())
+ENDPOINTS_VERSION = FIRST_STUDY.version
+VISITS = FIRST_STUDY.visits
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,7 @@ class Course:
     """What the ledger says of one subject, for the endpoints."""
 
     subject_id: str
+    calendar: Study = STUDY  # the calendar of the subject's study
     infusion: Dated | None = None
     dose_level: int | None = None
     death: Dated | None = None
@@ -141,13 +169,13 @@ class Course:
 
     def study_day_of(self, at: datetime) -> int:
         """The study day of ``at`` in the study's convention."""
-        return STUDY.study_day(self.infused.at, at)
+        return self.calendar.study_day(self.infused.at, at)
 
 
-def study_day(data: dict[str, Any]) -> int | None:
-    """An event's published study day, numbered in the study's convention."""
+def study_day(data: dict[str, Any], calendar: Study = STUDY) -> int | None:
+    """An event's published study day, numbered in the ``calendar``'s convention."""
     day = data.get("study_day")
-    return None if day is None else STUDY.day_from(int(day), PUBLISHED_STUDY_DAYS)
+    return None if day is None else calendar.day_from(int(day), PUBLISHED_STUDY_DAYS)
 
 
 # The entries that make the escalation's timeline: each dose and each review that opened one.
@@ -157,16 +185,20 @@ MILESTONES = (CarTInfusedV1.event_type, SafetyReviewApprovedV1.event_type)
 @dataclass
 class TrialHistory:
     """Every subject's course and the escalation's milestones, folded from ledger entries
-    in position order up to ``position``. Advancing it by the entries after ``position``
-    gives what a replay of all of them gives (tested), at the cost of the new ones only."""
+    in position order up to ``position``, by the ``rules`` of the ledger's study. Advancing
+    it by the entries after ``position`` gives what a replay of all of them gives (tested),
+    at the cost of the new ones only."""
 
     position: int = 0
     courses: dict[str, Course] = field(default_factory=dict)
     milestones: list[tuple[int, Recorded]] = field(default_factory=list)
+    rules: EndpointRules = FIRST_STUDY
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[int, Recorded]]) -> TrialHistory:
-        history = cls()
+    def of(
+        cls, entries: Iterable[tuple[int, Recorded]], rules: EndpointRules = FIRST_STUDY
+    ) -> TrialHistory:
+        history = cls(rules=rules)
         history.advance(entries)
         return history
 
@@ -179,7 +211,9 @@ class TrialHistory:
             if event.type in MILESTONES:
                 self.milestones.append((position, event))
             if event.subject is not None:
-                course = self.courses.setdefault(event.subject, Course(event.subject))
+                course = self.courses.setdefault(
+                    event.subject, Course(event.subject, self.rules.calendar)
+                )
                 _apply(course, position, event)
 
     @property
@@ -195,7 +229,7 @@ def courses(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Course]:
 
 def _apply(course: Course, position: int, event: Recorded) -> None:
     data, ref = event.data, Ref.of(position, event)
-    dated = Dated(event.time, ref, study_day(data))
+    dated = Dated(event.time, ref, study_day(data, course.calendar))
     match event.type:
         case CarTInfusedV1.event_type:
             course.infusion = Dated(datetime.fromisoformat(data["started_at"]), ref)
@@ -268,30 +302,34 @@ def teae_incidence(population: list[Course]) -> dict[str, Any]:
     return _proportion(with_teae, population, refs)
 
 
-def objective_response(population: list[Course]) -> dict[str, Any]:
-    """Complete or partial remission at any response assessment up to the study's day 90
-    (NCT05030779: days 0-90)."""
+def objective_response(population: list[Course], calendar: Study = STUDY) -> dict[str, Any]:
+    """Complete or partial remission at any response assessment up to the study's last
+    response day (NCT05030779: day 90, "within 3 months"; SYN-CART-2: day 84), named in
+    the figure."""
     responders, refs = [], _infusion_refs(population)
+    last_day = calendar.response_last_day
     for course in population:
-        early = [r for r in course.responses if (r.study_day or 0) <= RESPONSE_WINDOW_LAST_DAY]
+        early = [r for r in course.responses if (r.study_day or 0) <= last_day]
         hits = [r for r in early if r.value in REMISSION]
         refs += [r.ref for r in hits]
         if hits:
             responders.append(course)
-    return _proportion(responders, population, refs)
+    return {**_proportion(responders, population, refs), "last_study_day": last_day}
 
 
-def disease_control(population: list[Course]) -> dict[str, Any]:
-    """Complete, partial or stable at the first response assessment on or after day 28."""
+def disease_control(population: list[Course], calendar: Study = STUDY) -> dict[str, Any]:
+    """Complete, partial or stable at the first response assessment on or after the
+    study's first disease-control day (NCT05030779: day 28; SYN-CART-2: day 21), named in
+    the figure."""
     controlled, refs = [], _infusion_refs(population)
+    first_day = calendar.disease_control_first_day
     for course in population:
-        first = next((r for r in course.responses
-                      if (r.study_day or 0) >= DISEASE_CONTROL_FIRST_DAY), None)  # fmt: skip
+        first = next((r for r in course.responses if (r.study_day or 0) >= first_day), None)
         if first is not None:
             refs.append(first.ref)
             if first.value != "progression":
                 controlled.append(course)
-    return _proportion(controlled, population, refs)
+    return {**_proportion(controlled, population, refs), "first_study_day": first_day}
 
 
 def _end(course: Course, since: datetime) -> tuple[Dated | None, Dated | None]:
@@ -386,20 +424,23 @@ def incidence_by_maximum_grade(population: list[Course], scale: str) -> dict[str
 
 def _nearest(dated: Iterable[Dated], course: Course, visit: NamedVisit) -> Dated | None:
     """The assessment in the visit's window nearest its target (the earlier on a tie)."""
-    first, target, last = visit.window(course.infused.at)
+    first, target, last = visit.window(course.infused.at, course.calendar)
     inside = [(abs(course.study_day_of(d.at) - target), d.at, d) for d in dated
               if first <= course.study_day_of(d.at) <= last]  # fmt: skip
     return min(inside, key=lambda x: (x[0], x[1]))[2] if inside else None
 
 
-def remission_at_visit(population: list[Course], name: str) -> dict[str, Any]:
-    """DORIS remission and LLDAS at the named visit: the response assessment in its window
-    nearest the target day; a subject without one counts as not meeting either."""
-    visit = VISITS[name]
+def remission_at_visit(
+    population: list[Course], name: str, visit: NamedVisit | None = None
+) -> dict[str, Any]:
+    """DORIS remission and LLDAS at the named ``visit`` (the first study's ``name``d one
+    by default): the response assessment in its window nearest the target day; a subject
+    without one counts as not meeting either."""
+    visit = visit or VISITS[name]
     doris, lldas, refs = [], [], _infusion_refs(population)
     windows = {}
     for course in population:
-        first, target, last = visit.window(course.infused.at)
+        first, target, last = visit.window(course.infused.at, course.calendar)
         windows[course.subject_id] = {"first_study_day": first, "target_study_day": target,
                                       "last_study_day": last}  # fmt: skip
         at = _nearest(course.remissions, course, visit)
@@ -431,11 +472,14 @@ def time_to_first_remission(population: list[Course]) -> dict[str, Any]:
     return _survival_figure(observations)
 
 
-def sledai_change_at_visit(population: list[Course], name: str) -> dict[str, Any]:
-    """SLEDAI-2K at the named visit (the visit in its window nearest the target) minus the
-    baseline (the last visit before the infusion's start, as the assessments service
-    takes it), per subject, and its median over the subjects with both."""
-    visit = VISITS[name]
+def sledai_change_at_visit(
+    population: list[Course], name: str, visit: NamedVisit | None = None
+) -> dict[str, Any]:
+    """SLEDAI-2K at the named ``visit`` (the first study's ``name``d one by default; the
+    visit in its window nearest the target) minus the baseline (the last visit before the
+    infusion's start, as the assessments service takes it), per subject, and its median
+    over the subjects with both."""
+    visit = visit or VISITS[name]
     subjects, refs = [], []
     for course in population:
         before = [v for v in course.visits if v.at < course.infused.at]
@@ -506,10 +550,10 @@ DEFINITIONS: dict[str, str] = {
     "version": "the version of these definitions the figures were computed by",
     "study_day_convention": "how study days are counted (the infusion's day is day 0)",
     "subjects_infused": "subjects who received CAR-T cells: every rate's denominator",
-    "dlt_rate_per_dose_level": "subjects with a dose-limiting toxicity in the DLT window "
-    "(days 0-28) / subjects infused, per dose level",
-    "teae_incidence": "subjects with an adverse event starting from the infusion to day 90 "
-    "/ subjects infused",
+    "dlt_rate_per_dose_level": "subjects with a dose-limiting toxicity in the study's DLT "
+    "window / subjects infused, per dose level",
+    "teae_incidence": "subjects with an adverse event starting from the infusion to the "
+    "study's last TEAE day / subjects infused",
     "crs_incidence_by_maximum_grade": "subjects infused by their worst ASTCT CRS grade "
     "(0-5) over the whole follow-up",
     "icans_incidence_by_maximum_grade": "subjects infused by their worst ASTCT ICANS grade "
@@ -521,9 +565,10 @@ DEFINITIONS: dict[str, str] = {
     "sledai_2k_change_from_baseline": "SLEDAI-2K at the named visit minus baseline (the "
     "last visit before the infusion), per subject, and its median",
     "objective_response_rate_3_months": "subjects with a complete or partial remission by "
-    "day 90 / subjects infused",
+    "the study's last response day (last_study_day) / subjects infused",
     "disease_control_rate_from_day_28": "subjects whose first response assessment from "
-    "day 28 is complete, partial or stable / subjects infused",
+    "the study's first disease-control day (first_study_day) is complete, partial or "
+    "stable / subjects infused",
     "duration_of_remission": "Kaplan-Meier: from the first remission to progression or "
     "death, censored at the last assessment",
     "progression_free_survival": "Kaplan-Meier: from the infusion to the first progression "
@@ -534,28 +579,37 @@ DEFINITIONS: dict[str, str] = {
 }
 
 
-def trial_endpoints(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Any]:
-    """Every endpoint over the subjects infused in ``entries``."""
-    return endpoints_of(TrialHistory.of(entries).population)
+def trial_endpoints(
+    entries: Iterable[tuple[int, Recorded]], rules: EndpointRules = FIRST_STUDY
+) -> dict[str, Any]:
+    """Every endpoint over the subjects infused in ``entries`` (a ledger of ``rules``'s
+    study)."""
+    return endpoints_of(TrialHistory.of(entries, rules).population, rules)
 
 
-def endpoints_of(population: list[Course]) -> dict[str, Any]:
-    """Every endpoint over an analysis population (``TrialHistory.population``)."""
+def endpoints_of(population: list[Course], rules: EndpointRules = FIRST_STUDY) -> dict[str, Any]:
+    """Every endpoint over an analysis population (``TrialHistory.population``), by the
+    ``rules`` of its study: its visits, windows and version. (The figures' names are
+    fixed, the first study's: ``objective_response_rate_3_months`` and
+    ``disease_control_rate_from_day_28`` hold the study's own windows.)"""
+    visits = rules.visits
     return {
-        "version": ENDPOINTS_VERSION,
-        "study_day_convention": STUDY.convention.value,
+        "version": rules.version,
+        "study_day_convention": rules.calendar.convention.value,
         "subjects_infused": len(population),
         "dlt_rate_per_dose_level": dlt_rates(population),
         "teae_incidence": teae_incidence(population),
         "crs_incidence_by_maximum_grade": incidence_by_maximum_grade(population, CRS_SCALE),
         "icans_incidence_by_maximum_grade": incidence_by_maximum_grade(population, ICANS_SCALE),
-        "remission_at_visit": {name: remission_at_visit(population, name) for name in VISITS},
+        "remission_at_visit": {
+            name: remission_at_visit(population, name, visit) for name, visit in visits.items()
+        },
         "time_to_first_remission": time_to_first_remission(population),
         "sledai_2k_change_from_baseline": {
-            name: sledai_change_at_visit(population, name) for name in VISITS
+            name: sledai_change_at_visit(population, name, visit) for name, visit in visits.items()
         },
-        "objective_response_rate_3_months": objective_response(population),
-        "disease_control_rate_from_day_28": disease_control(population),
+        "objective_response_rate_3_months": objective_response(population, rules.calendar),
+        "disease_control_rate_from_day_28": disease_control(population, rules.calendar),
         "duration_of_remission": duration_of_remission(population),
         "progression_free_survival": progression_free_survival(population),
         "overall_survival": overall_survival(population),

@@ -26,12 +26,11 @@ from services.projections.clinical_endpoints import CRS_SCALE, ICANS_SCALE
 from services.projections.recorded import COMMON_FIELDS, RECORD_SIGNED, Recorded
 from shared.contracts.security import AccessDeniedV1
 from shared.kernel.provenance import Meaning
-from shared.study import study_definition
+from shared.study import StudyDefinition, study_definition
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-STUDY = study_definition()
-STUDY_OID = f"ST.{STUDY.study_id}"
+STUDY = study_definition()  # the first study's: the default where a caller names none
 MDV_OID = "MDV.TL.1"
 STUDY_EVENT_OID = "SE.LEDGER"
 UNKNOWN = "unknown"  # an event whose actor names no user or site (none is published so)
@@ -97,11 +96,19 @@ class Collected:
     signed_versions: dict[tuple[str, int], Sign] = field(default_factory=dict)  # scheme v1
 
 
+def study_oid(study: StudyDefinition) -> str:
+    return f"ST.{study.study_id}"
+
+
 def odm_document(
-    entries: Sequence[tuple[int, Recorded]], created: datetime, as_of: datetime | None = None
+    entries: Sequence[tuple[int, Recorded]],
+    created: datetime,
+    as_of: datetime | None = None,
+    study: StudyDefinition = STUDY,
 ) -> bytes:
-    """The ODM 1.3.2 XML of ``entries`` (ledger order), made at ``created``; ``as_of``: the
-    time the entries were read up to (the last entry's when not given)."""
+    """The ODM 1.3.2 XML of ``entries`` (ledger order; the ledger of ``study``, whose
+    definition names the document's study), made at ``created``; ``as_of``: the time the
+    entries were read up to (the last entry's when not given)."""
     collected = collect(entries)
     last = max((e.recordedtime for _, e in entries), default=created)
     root = ET.Element(
@@ -116,13 +123,13 @@ def odm_document(
             "ODMVersion": "1.3.2",
             "Originator": "Trial Ledger",
             "SourceSystem": "Trial Ledger",
-            "Description": f"Trial Ledger, {STUDY.study_id}, ledger positions 1.."
+            "Description": f"Trial Ledger, {study.study_id}, ledger positions 1.."
             f"{entries[-1][0] if entries else 0}",
         },
     )
-    root.append(_study(collected))
-    root.append(_admin_data(collected, created))
-    root.append(_clinical_data(collected))
+    root.append(_study(collected, study))
+    root.append(_admin_data(collected, created, study_oid(study)))
+    root.append(_clinical_data(collected, study_oid(study)))
     ET.indent(root)
     return bytes(ET.tostring(root, encoding="utf-8", xml_declaration=True))
 
@@ -189,12 +196,12 @@ def _wider(known: str | None, seen: str) -> str:
 # --- Study: the metadata of every form seen ---------------------------------------------
 
 
-def _study(collected: Collected) -> ET.Element:
-    study = ET.Element("Study", OID=STUDY_OID)
+def _study(collected: Collected, definition: StudyDefinition) -> ET.Element:
+    study = ET.Element("Study", OID=study_oid(definition))
     variables = ET.SubElement(study, "GlobalVariables")
-    ET.SubElement(variables, "StudyName").text = STUDY.study_id
-    ET.SubElement(variables, "StudyDescription").text = STUDY.title
-    ET.SubElement(variables, "ProtocolName").text = STUDY.study_id
+    ET.SubElement(variables, "StudyName").text = definition.study_id
+    ET.SubElement(variables, "StudyDescription").text = definition.title
+    ET.SubElement(variables, "ProtocolName").text = definition.study_id
     version = ET.SubElement(study, "MetaDataVersion", OID=MDV_OID, Name="Trial Ledger events")
     forms = sorted(collected.item_types)
     protocol = ET.SubElement(version, "Protocol")
@@ -206,9 +213,9 @@ def _study(collected: Collected) -> ET.Element:
         ET.SubElement(event, "FormRef", FormOID=form_oid(form), OrderNumber=str(order),
                       Mandatory="No")  # fmt: skip
     for form in forms:
-        definition = ET.SubElement(version, "FormDef", OID=form_oid(form), Name=form,
-                                   Repeating="Yes")  # fmt: skip
-        ET.SubElement(definition, "ItemGroupRef", ItemGroupOID=group_oid(form), Mandatory="Yes")
+        form_def = ET.SubElement(version, "FormDef", OID=form_oid(form), Name=form,
+                                 Repeating="Yes")  # fmt: skip
+        ET.SubElement(form_def, "ItemGroupRef", ItemGroupOID=group_oid(form), Mandatory="Yes")
     for form in forms:
         group = ET.SubElement(version, "ItemGroupDef", OID=group_oid(form), Name=form,
                               Repeating="No")  # fmt: skip
@@ -249,8 +256,8 @@ def _described(element: ET.Element, text: str) -> None:
 # --- AdminData: who and where -----------------------------------------------------------
 
 
-def _admin_data(collected: Collected, created: datetime) -> ET.Element:
-    admin = ET.Element("AdminData", StudyOID=STUDY_OID)
+def _admin_data(collected: Collected, created: datetime, oid: str) -> ET.Element:
+    admin = ET.Element("AdminData", StudyOID=oid)
     for user_id, name in sorted(collected.users.items()):
         user = ET.SubElement(admin, "User", OID=user_oid(user_id))
         ET.SubElement(user, "LoginName").text = user_id
@@ -259,7 +266,7 @@ def _admin_data(collected: Collected, created: datetime) -> ET.Element:
         location = ET.SubElement(admin, "Location", OID=location_oid(site), Name=site,
                                  LocationType="Site")  # fmt: skip
         effective = created.date().isoformat()
-        ET.SubElement(location, "MetaDataVersionRef", StudyOID=STUDY_OID,
+        ET.SubElement(location, "MetaDataVersionRef", StudyOID=oid,
                       MetaDataVersionOID=MDV_OID, EffectiveDate=effective)  # fmt: skip
     for meaning in Meaning:
         definition = ET.SubElement(admin, "SignatureDef", OID=signature_oid(meaning.value),
@@ -272,8 +279,8 @@ def _admin_data(collected: Collected, created: datetime) -> ET.Element:
 # --- ClinicalData: every subject's forms, values, audit records and signatures ----------
 
 
-def _clinical_data(collected: Collected) -> ET.Element:
-    clinical = ET.Element("ClinicalData", StudyOID=STUDY_OID, MetaDataVersionOID=MDV_OID)
+def _clinical_data(collected: Collected, oid: str) -> ET.Element:
+    clinical = ET.Element("ClinicalData", StudyOID=oid, MetaDataVersionOID=MDV_OID)
     for subject, forms in sorted(collected.forms.items()):
         subject_data = ET.SubElement(clinical, "SubjectData", SubjectKey=subject,
                                      TransactionType="Insert")  # fmt: skip

@@ -15,7 +15,7 @@ from decimal import Decimal
 from matplotlib import rc_context
 from matplotlib.figure import Figure
 
-from services.projections.clinical_endpoints import STUDY, Course, time_courses
+from services.projections.clinical_endpoints import Course, time_courses
 
 _STYLE = {"svg.hashsalt": "trial-ledger", "svg.fonttype": "none", "font.size": 9}
 _LEVEL_COLOURS = {1: "#9ecae1", 2: "#6baed6", 3: "#3182bd", 4: "#08519c"}
@@ -70,7 +70,7 @@ def kinetics_svg(course: Course) -> bytes:
             lloq = float(Decimal(s["points"][0]["lloq"]))
             axes.axhline(lloq, linestyle="--", linewidth=0.8, color=line.get_color())
         axes.set_yscale("log")
-        axes.set_xlabel(f"study day (day {STUDY.infusion_day} = infusion)")
+        axes.set_xlabel(f"study day (day {course.calendar.infusion_day} = infusion)")
         axes.set_title(f"CAR-T kinetics, subject {course.subject_id}")
         if series:
             axes.legend(fontsize=7)

@@ -172,13 +172,17 @@ def visit(label: str, at: datetime, present: tuple[str, ...], pga: str, pred: st
 
 
 class Site:
-    """The investigator's session against the running services."""
+    """The investigator's session against the running services: the first study's, or,
+    with ``study``, that study's (its routes under ``/studies/<id>``, a session of it)."""
 
-    def __init__(self, stack: Stack, session: dict[str, str]) -> None:
-        self.stack, self.session = stack, session
+    def __init__(self, stack: Stack, session: dict[str, str], study: str | None = None) -> None:
+        self.stack, self.session, self.study = stack, session, study
+        self.prefix = "" if study is None else f"/studies/{study}"
 
     async def post(self, path: str, body: Any, expect: int = 201) -> Any:
-        response = await self.stack.assessments.post(path, json=body, headers=self.session)
+        response = await self.stack.assessments.post(
+            self.prefix + path, json=body, headers=self.session
+        )
         assert response.status_code == expect, response.text
         return response.json()
 
@@ -186,7 +190,7 @@ class Site:
         """The first assessment waits for the assessments service's infusion view."""
 
         async def first() -> httpx.Response:
-            path = f"/subjects/{subject}/disease-activity"
+            path = f"{self.prefix}/subjects/{subject}/disease-activity"
             return await self.stack.assessments.post(path, json=body, headers=self.session)
 
         return await once_seen(first, 201, f"the assessments service sees {subject} infused")
@@ -196,11 +200,12 @@ class Site:
         return str(record["visits"][-1]["event_id"])
 
     async def remission(self, subject: str, visit_id: str, response: str, expect: int = 201) -> Any:
-        current = (await self.stack.assessments.get(f"/subjects/{subject}/assessments",
-                                                    headers=self.session)).json()  # fmt: skip
+        path = f"{self.prefix}/subjects/{subject}/assessments"
+        current = (await self.stack.assessments.get(path, headers=self.session)).json()
         signature = await self.stack.signature(
             self.session, "approval",
             f"assessments/remission/{subject}@{current['version']}", PASSWORD,
+            study_id=self.study,
         )  # fmt: skip
         body = {"visit_event_id": visit_id, "response": response, "signature": signature}
         return await self.post(f"/subjects/{subject}/remission", body, expect)

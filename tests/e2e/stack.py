@@ -104,9 +104,13 @@ class Stack:
         purpose: str,
         password: str,
         user_id: str | None = None,
+        study_id: str | None = None,
     ) -> dict[str, str]:
+        """A signing assertion from identity's ``/signing`` (``/studies/<id>/signing`` with
+        ``study_id``: identity signs in the token's study, which the path must name)."""
         body = {"meaning": meaning, "purpose": purpose, "password": password, "user_id": user_id}
-        response = await self.identity.post("/signing", json=body, headers=headers)
+        path = "/signing" if study_id is None else f"/studies/{study_id}/signing"
+        response = await self.identity.post(path, json=body, headers=headers)
         assert response.status_code == 200, response.text
         return {"assertion": response.json()["assertion"]}
 

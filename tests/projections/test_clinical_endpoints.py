@@ -18,6 +18,7 @@ from services.projections.clinical_endpoints import (
     Course,
     TrialHistory,
     courses,
+    endpoint_rules,
     endpoints_of,
     trial_endpoints,
 )
@@ -92,6 +93,36 @@ def test_disease_control_reads_the_first_response_from_day_28() -> None:
     )  # fmt: skip
     dcr = e["disease_control_rate_from_day_28"]
     assert (dcr["subjects"], dcr["numerator"], dcr["denominator"]) == (["A"], 1, 3)
+
+
+SECOND = endpoint_rules("SYN-CART-2")  # week 8 (day 56 +/- 5), response to day 84, control from 21
+
+
+def test_a_second_study_s_ledger_is_read_by_its_own_definition() -> None:
+    e = trial_endpoints(enumerate([infused("A")], start=1), SECOND)
+    assert e["version"] == "SYN-CART-2/def-1/endpoints/2"
+    assert list(e["remission_at_visit"]) == list(e["sledai_2k_change_from_baseline"]) == ["week 8"]
+    assert e["remission_at_visit"]["week 8"]["windows"]["A"] == {
+        "first_study_day": 51, "target_study_day": 56, "last_study_day": 61,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(("rules", "responders"), [(None, ["A"]), (SECOND, [])])
+def test_objective_response_ends_on_the_study_s_last_response_day(
+    rules: Any, responders: list[str]
+) -> None:
+    events = [infused("A"), response("A", 90, "partial")]
+    e = trial_endpoints(enumerate(events, start=1), *([rules] if rules else []))
+    assert e["objective_response_rate_3_months"]["subjects"] == responders
+    assert e["objective_response_rate_3_months"]["last_study_day"] == (84 if rules else 90)
+
+
+@pytest.mark.parametrize(("rules", "controlled"), [(None, []), (SECOND, ["A"])])
+def test_disease_control_starts_on_the_study_s_first_day(rules: Any, controlled: list[str]) -> None:
+    events = [infused("A"), response("A", 21, "stable"), response("A", 28, "progression")]
+    e = trial_endpoints(enumerate(events, start=1), *([rules] if rules else []))
+    assert e["disease_control_rate_from_day_28"]["subjects"] == controlled
+    assert e["disease_control_rate_from_day_28"]["first_study_day"] == (21 if rules else 28)
 
 
 def test_a_subject_never_assessed_is_censored_at_the_infusion() -> None:

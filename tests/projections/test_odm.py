@@ -15,6 +15,7 @@ import pytest
 from services.projections.odm import odm_document
 from services.projections.recorded import COMMON_FIELDS, RecordedEvent
 from shared.kernel.envelope import CloudEvent
+from shared.study import study_definition
 from tests.cdisc import odmlib_root, schema_errors
 from tests.projections.trial import ledgered, trial_events
 from tests.support import NOW, identity_event
@@ -184,4 +185,18 @@ def test_a_file_names_the_last_position_it_holds_and_when_it_was_read_up_to(
     odm = odmlib_root(odm_document(entries[:5], CREATED, as_of))
     assert (odm.FileOID, odm.AsOfDateTime, odm.ODMVersion) == (
         "TL.ODM.5", "2026-11-30T00:00:00Z", "1.3.2"
+    )  # fmt: skip
+
+
+def test_a_second_study_s_file_names_that_study_throughout(entries: Entries) -> None:
+    second = study_definition("SYN-CART-2")
+    xml = odm_document(entries[:5], CREATED, study=second)
+    assert schema_errors(xml) == []
+    odm = odmlib_root(xml)
+    assert {odm.Study[0].OID, odm.AdminData[0].StudyOID, odm.ClinicalData[0].StudyOID} == {
+        "ST.SYN-CART-2"
+    }
+    variables = odm.Study[0].GlobalVariables
+    assert (str(variables.StudyName), str(variables.StudyDescription)) == (
+        "SYN-CART-2", second.title,
     )  # fmt: skip
