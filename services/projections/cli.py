@@ -36,6 +36,7 @@ from services.projections.integrity import WitnessTrust
 from services.projections.notes import COSIGNATURE_V1, ED25519, NoteError, Verifier
 from services.projections.studies import open_ledgers, study_ledgers
 from shared.adapters.revocations import RevocationView
+from shared.kernel.errors import Refusal
 from shared.kernel.keys import load_public_key
 from shared.kernel.principals import TokenRevoked
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
@@ -118,6 +119,9 @@ def run(token: str, work: Callable[[ProjectionsApplication, Principal], Awaitabl
         return asyncio.run(main())
     except (AuthError, SettingsError, StudyDefinitionError) as error:
         console.print(f"[red]refused:[/red] {getattr(error, 'message', error)}")
+        raise typer.Exit(2) from None
+    except Refusal as error:  # the ledger's own refusal, named by its stable code
+        console.print(f"[red]refused:[/red] {error.message} ({error.code})")
         raise typer.Exit(2) from None
     except Exception as error:  # the ledger's database unreachable, a bad argument ...
         console.print(f"[red]failed:[/red] {type(error).__name__}: {error}")

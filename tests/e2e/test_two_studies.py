@@ -384,4 +384,5 @@ async def ledgers_keep_each_study_s_own(
     # SDTM is not yet per study: refused for SYN-CART-2 rather than labelled NCT05030779
     token = second_auditor["Authorization"].removeprefix("Bearer ")
     sdtm = await cli(stack, token, "--study", SECOND, "export-sdtm", str(stack.keys / "sdtm"))
-    assert sdtm.returncode == 2 and "SdtmNotPerStudy" in sdtm.stderr, sdtm.stdout + sdtm.stderr
+    said = sdtm.stdout + sdtm.stderr
+    assert sdtm.returncode == 2 and "refused:" in said and "(sdtm_not_per_study)" in said, said
