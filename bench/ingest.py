@@ -1,6 +1,6 @@
 """Ingest rate: the real ingest path against moving the same bytes from Kafka to PostgreSQL.
 
-    python -m bench.ingest [--events 20000] [--batch-size 500]
+    python -m bench.ingest [--events 20000] [--batch-size 500] [--backlog-batch-size 2000]
 
 N enrollment events are produced to a fresh topic (3 partitions), then:
 
@@ -9,8 +9,9 @@ N enrollment events are produced to a fresh topic (3 partitions), then:
   from the produced events, not parsed; a constant leaf), into an unconstrained scratch
   table;
 - ingester, views off: ``Ingester.run`` (real ``parse``, ``LedgerStore.append`` per batch
-  in one transaction, leaves, a signed checkpoint every 100 entries, Kafka offset
-  commits; no ``on_appended``) from the topic's start until the ledger holds N entries;
+  in one transaction, larger batches while a full one shows a backlog, leaves, a signed
+  checkpoint every 100 entries, Kafka offset commits; no ``on_appended``) from the topic's
+  start until the ledger holds N entries;
 - ingester, views on: the same into a second fresh ledger, with the views kept up after
   each batch as in production (``on_appended=ViewStore.catch_up``), until the ledger and
   the views hold N entries;
@@ -125,7 +126,7 @@ async def baseline(
 
 
 async def ingester(
-    settings: ServiceSettings, count: int, batch_size: int, views: bool
+    settings: ServiceSettings, count: int, options: IngestOptions, views: bool
 ) -> Measurement:
     """Ingest the topic into a fresh ledger (in a schema of its own) until it, and the views
     if ``views``, hold ``count`` entries; checks it holds them all and no dead letter."""
@@ -133,7 +134,7 @@ async def ingester(
         ledger = LedgerStore(fresh.database)
         await ledger.open()
         try:
-            measured = await _ingest(ledger, fresh, count, batch_size, views)
+            measured = await _ingest(ledger, fresh, count, options, views)
             await check(ledger, count)
         finally:
             await ledger.close()
@@ -141,7 +142,7 @@ async def ingester(
 
 
 async def _ingest(
-    ledger: LedgerStore, settings: ServiceSettings, count: int, batch_size: int, views: bool
+    ledger: LedgerStore, settings: ServiceSettings, count: int, options: IngestOptions, views: bool
 ) -> Measurement:
     viewed = [0 if views else count]  # entries the views hold
 
@@ -154,7 +155,7 @@ async def _ingest(
         [settings.topic],
         known_contracts(),
         Ed25519PrivateKey.generate(),
-        IngestOptions(batch_size=batch_size),
+        options,
         on_appended=catch_up if views else None,
     )
     stopping = asyncio.Event()
@@ -171,11 +172,12 @@ async def _ingest(
     finally:
         stopping.set()
         await task
-    name = f"ingester (batches of {batch_size}, views {'on' if views else 'off'})"
+    sizes = f"{options.batch_size}/{options.backlog_batch_size}"  # caught up / in a backlog
+    name = f"ingester (batches of {sizes}, views {'on' if views else 'off'})"
     return Measurement(name, count, seconds)
 
 
-async def run(count: int, batch_size: int) -> None:
+async def run(count: int, options: IngestOptions) -> None:
     progress(f"making {count} enrollment events")
     events = enrollment_events(count)
     fields = event_fields(events)
@@ -187,9 +189,9 @@ async def run(count: int, batch_size: int) -> None:
         base, records = await baseline(settings, fields, count)
         settled()
         progress("ingesting, views off")
-        off = await ingester(settings, count, batch_size, views=False)
+        off = await ingester(settings, count, options, views=False)
         progress("ingesting, views on")
-        on = await ingester(settings, count, batch_size, views=True)
+        on = await ingester(settings, count, options, views=True)
     parsing = timed_call("parse only (in memory)", count, lambda: parse_all(records))
     report("ingest", base, [off, on, parsing])
 
@@ -216,8 +218,12 @@ async def check(ledger: LedgerStore, count: int) -> None:
 def main() -> None:
     options = parser(__doc__ or "", "--events", 20_000)
     options.add_argument("--batch-size", type=int, default=IngestOptions.batch_size)
+    options.add_argument("--backlog-batch-size", type=int, default=IngestOptions.backlog_batch_size)
     arguments = options.parse_args()
-    asyncio.run(run(arguments.events, arguments.batch_size))
+    ingest = IngestOptions(
+        batch_size=arguments.batch_size, backlog_batch_size=arguments.backlog_batch_size
+    )
+    asyncio.run(run(arguments.events, ingest))
 
 
 if __name__ == "__main__":

@@ -52,6 +52,9 @@ OTHER_STUDY = "other_study"  # a record of another study's ledger: passed over
 @dataclass(frozen=True)
 class IngestOptions:
     batch_size: int = 500
+    # records a batch while the last one was full (records wait on the topics): fewer
+    # transactions while a backlog lasts; back to ``batch_size`` once caught up
+    backlog_batch_size: int = 2000
     checkpoint_every: int = 100  # entries
     checkpoint_interval: float = 10.0  # seconds
     poll_ms: int = 500
@@ -323,10 +326,10 @@ class Ingester:
         step: asyncio.Task[None] | None = None
         try:
             await self._assign(consumer)
+            size = self.options.batch_size
             while not stopping.is_set():
-                batch = await consumer.getmany(
-                    timeout_ms=self.options.poll_ms, max_records=self.options.batch_size
-                )
+                batch = await consumer.getmany(timeout_ms=self.options.poll_ms, max_records=size)
+                size = self._next_batch_size(batch, size)
                 parsed = self.parse(batch) if batch else None
                 if step is not None:
                     await step  # the batch before: appended, or its error raised here
@@ -343,6 +346,14 @@ class Ingester:
             if views is not None:
                 await views.stop()
             await consumer.stop()
+
+    def _next_batch_size(
+        self, batch: Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]], size: int
+    ) -> int:
+        """A full batch means more records wait: the next batch may be larger."""
+        full = sum(map(len, batch.values())) >= size
+        larger = max(self.options.backlog_batch_size, self.options.batch_size)
+        return larger if full else self.options.batch_size
 
     async def _step(
         self,

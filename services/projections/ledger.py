@@ -322,13 +322,19 @@ class LedgerStore(PooledStore):
         async with self.pool.acquire() as connection, connection.transaction():
             # one writer at a time, and only the current one: positions are max + 1,
             # without gaps (a row lock, as LOCK TABLE needs privileges the writer lacks)
-            await _fence(connection, epoch)
-            # read after the fence: this statement's snapshot includes every earlier append
-            position, known_ids = await connection.fetchrow(
-                "SELECT (SELECT coalesce(max(position), 0) FROM ledger_entries), "
+            # The fence, the last position and the batch's known ids, in one round trip.
+            # The two reads see the statement's snapshot, taken before the row lock is
+            # granted, yet they miss no entry when the epoch read is this writer's: every
+            # append of an earlier writer committed before this writer's epoch did (its
+            # UPDATE waits for their row lock), and a later writer would have moved the
+            # epoch (the lock re-reads the newest row: READ COMMITTED, FOR UPDATE).
+            current, position, known_ids = await connection.fetchrow(
+                "SELECT (SELECT epoch FROM ledger_writer FOR UPDATE), "
+                "(SELECT coalesce(max(position), 0) FROM ledger_entries), "
                 "ARRAY(SELECT event_id FROM ledger_entries WHERE event_id = ANY($1::uuid[]))",
                 [e.event_id for e in entries],
             )
+            _check_epoch(current, epoch)
             known = set(known_ids)
             appended: list[tuple[int, bytes]] = []
             rows = []
@@ -518,7 +524,10 @@ class Fenced(Exception):
 
 async def _fence(connection: asyncpg.Connection, epoch: int) -> None:
     """Inside a transaction: lock the writer row, and refuse unless ``epoch`` is current."""
-    current = await connection.fetchval("SELECT epoch FROM ledger_writer FOR UPDATE")
+    _check_epoch(await connection.fetchval("SELECT epoch FROM ledger_writer FOR UPDATE"), epoch)
+
+
+def _check_epoch(current: int, epoch: int) -> None:
     if current != epoch:
         raise Fenced(f"the ledger's writer epoch is {current}, not this writer's {epoch}")
 

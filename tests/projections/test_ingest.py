@@ -4,6 +4,8 @@ per event, dead letters for what cannot be an entry, and a signed, verifiable tr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 import pytest
@@ -11,7 +13,7 @@ from aiokafka import AIOKafkaConsumer
 
 from services.projections.application import ProjectionsApplication
 from services.projections.domain import checkpoint_valid, entry_leaf
-from services.projections.ledger import LedgerStore
+from services.projections.ledger import LedgerStore, NewEntry
 from tests.projections.conftest import CHECKPOINT_KEY, Feed, published_events, records_of
 from tests.support import eventually
 
@@ -48,6 +50,26 @@ async def test_duplicate_delivery_of_every_event_appends_each_once(
     await feed.ingest_until(len(events), read_all=True)
     assert await ledger.size() == len(events)
     assert len({r["event_id"] for r in await entries(ledger)}) == len(events)
+
+
+async def test_a_backlog_is_read_in_larger_batches_each_event_once_and_in_order(
+    feed: Feed, ledger: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events = published_events(subjects=2)
+    await feed.publish(events + events[:5])  # a backlog, with redeliveries in it
+    sizes: list[int] = []
+    append = ledger.append
+
+    async def counted(entries: Sequence[NewEntry], *rest: Any) -> list[tuple[int, bytes]]:
+        sizes.append(len(entries))
+        return await append(entries, *rest)
+
+    monkeypatch.setattr(ledger, "append", counted)
+    await feed.ingest_until(len(events), read_all=True, batch_size=2, backlog_batch_size=6)
+    assert 2 < max(sizes) <= 6  # a full batch of 2 was followed by larger ones
+    rows = await entries(ledger)
+    assert [r["position"] for r in rows] == list(range(1, len(events) + 1))
+    assert sorted(r["event_id"] for r in rows) == sorted(e.id for e in events)
 
 
 @pytest.mark.part11("11.10(h)")
