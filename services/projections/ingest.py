@@ -11,8 +11,13 @@ dead-letter table with its reason; the consumer goes on.
 Each study has a ledger and an ingester of its own (``services.projections.studies``),
 reading every topic: an ingester appends the records whose CloudEvent ``studyid`` is its
 study's (none: the first study's) and passes over the others, counted as ``other_study``.
-The first study's ingester keeps the dead letters of records no study can claim: those
-that are not CloudEvents, and those of a study this deployment does not serve.
+Another study's ingester tells them by their Kafka key before reading the value: it reads
+only the keys its study's records carry (``<study>/...``, ``study_key``), so a record is
+parsed by the first study's ingester and by its own study's, not by every study's. The
+``studyid`` stays the authority: the first study's ingester, which parses every record,
+keeps the dead letters of records no study can claim: those that are not CloudEvents,
+those of a study this deployment does not serve, and those of a served study whose key is
+not that study's (its ledger's ingester would pass them over unread).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from services.projections.merkle import Frontier
 from services.projections.studies import group_id
 from shared.adapters.readings import KafkaOffsets, Readings, lag_by_topic
 from shared.adapters.topics import partitions_of
-from shared.kernel.envelope import CloudEvent, EventData
+from shared.kernel.envelope import CloudEvent, EventData, study_key
 from shared.kernel.storable import unstorable_record
 from shared.study import DEFAULT_STUDY_ID
 
@@ -86,6 +91,8 @@ class Parser:
     def parse(self, record: ConsumerRecord[bytes, bytes]) -> NewEntry | str | None:
         """The record as a ledger entry, or the reason it cannot be one (a dead letter), or
         None: another study's record, not this ledger's."""
+        if not self.first and not keyed_to(record.key, self.study_id):
+            return None  # another study's by its key, unread (the first study's checks it)
         if record.value is None:
             return "empty record" if self.first else None
         if self._events is None:
@@ -95,7 +102,7 @@ class Parser:
         except ValueError:  # pydantic's ValidationError, invalid JSON included
             return self._parse_in_steps(record, record.value)
         if not self._ours(event):
-            return self._elsewhere(event)
+            return self._elsewhere(event, record.key)
         if unstorable := unstorable_record(record.value):
             return unstorable
         return _entry(record, record.value, event, cast(EventData, event.data))
@@ -103,12 +110,20 @@ class Parser:
     def _ours(self, event: CloudEvent) -> bool:
         return (event.studyid or DEFAULT_STUDY_ID) == self.study_id
 
-    def _elsewhere(self, event: CloudEvent) -> str | None:
+    def _elsewhere(self, event: CloudEvent, key: bytes | None) -> str | None:
         """Another study's record: None (its own ledger's), or, for the first study's
-        parser, the dead letter of a record of a study no ledger here is for."""
-        if self.first and event.studyid not in self.served:
+        parser, the dead letter of a record no ledger here takes: of a study no ledger
+        here is for, or keyed otherwise than its study's records (its ledger's parser
+        reads only those)."""
+        if not self.first:
+            return None
+        if event.studyid not in self.served:
             return (f"study {event.studyid!r} is not served here (TL_STUDIES): "
                     "no ledger of this deployment is its")  # fmt: skip
+        if not keyed_to(key, event.studyid):
+            shown = "none" if key is None else repr(key.decode(errors="replace"))
+            return (f"key {shown} is not study {event.studyid!r}'s (its studyid): "
+                    f"that study's ledger reads only keys {event.studyid}/...")  # fmt: skip
         return None
 
     def _parse_in_steps(
@@ -121,7 +136,7 @@ class Parser:
                 return None
             return f"not a CloudEvents 1.0 structured event: {_first_error(error)}"
         if not self._ours(event):
-            return self._elsewhere(event)
+            return self._elsewhere(event, record.key)
         if unstorable := unstorable_record(value):
             return unstorable
         contract = self.contracts.get(event.type)
@@ -132,6 +147,16 @@ class Parser:
         except ValidationError as error:
             return f"payload does not match {event.type}: {_first_error(error)}"
         return _entry(record, value, event, data)
+
+
+def keyed_to(key: bytes | None, study_id: str | None) -> bool:
+    """Whether a Kafka key is one of ``study_id``'s records' keys (``study_key``): any key
+    for the first study (its records keep their unprefixed keys), ``<study_id>/...`` for
+    another. A study id holds no ``/``, so no study's prefix is another's."""
+    prefix = study_key(study_id, "", DEFAULT_STUDY_ID)
+    if not prefix:
+        return True
+    return key is not None and key.startswith(prefix)
 
 
 def _typed_events(contracts: Mapping[str, type[EventData]]) -> TypeAdapter[CloudEvent]:

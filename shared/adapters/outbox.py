@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import threading
 import time
+from array import array
+from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,10 +85,14 @@ class Outgoing:
     problem: str | None = None
     study: str | None = None  # the study it recorded (None: unreadable, or none named)
 
+    @property
+    def owning_study(self) -> str:
+        """The study it is of: a record that names no study (or cannot be read) is the
+        first study's, as its published record is."""
+        return self.study or DEFAULT_STUDY_ID
+
     def of_study(self, study_id: str) -> bool:
-        """Whether it is ``study_id``'s: a record that names no study (or cannot be read)
-        is the first study's, as its published record is."""
-        return (self.study or DEFAULT_STUDY_ID) == study_id
+        return self.owning_study == study_id
 
     def to_json(self, payload: bool = True) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -187,6 +194,7 @@ class Outbox:
         self._schema = f'"{database.schema}"'
         self._events_table = f'{self._schema}."{table}"'
         self._first_seen: dict[int, float] = {}  # unreadable events' age, from first sight
+        self._index = _StudyIndex()  # each stored event's study, for the study heads
         # From which position records take the compact form (CloudEvent.to_kafka_value);
         # None until the relay has decided it: every record before is in the first form.
         self.compact_from: int | None = None
@@ -278,31 +286,55 @@ class Outbox:
         more = len(notifications) == limit
         return found, notifications[-1].id if more else None
 
-    def _study_scan(self, study_id: str, published: int) -> _StudyScan:
-        """The whole store read for ``study_id``: its count, newest event, unpublished
-        count, oldest unpublished and positions (blocking)."""
-        count = unpublished = 0
-        last = oldest = None
-        positions: set[int] = set()
-        after: int | None = 0
-        while after is not None:
-            found, after = self.study_events(study_id, after, _SCAN)
-            for event in found:
-                count, last = count + 1, event
-                positions.add(event.position)
-                if event.position > published:
-                    unpublished += 1
-                    oldest = oldest or event
-        return count, last, unpublished, oldest, positions
+    def _index_store(self) -> None:
+        """The study index brought up to the store's end (blocking; under the index's
+        lock): only the events stored since its last read are decoded for their study.
+        The store is append-only and its notification ids become visible in order (the
+        recorder locks the table for each insert; the relay relies on it too), so what
+        follows the last position read is all that is new. Should that position no longer
+        hold the event read there (a store restored from an older backup, or recreated),
+        the index is read again from the start."""
+        index = self._index
+        if index.read_to and _identity(self.notification(index.read_to)) != index.last_read:
+            index.clear()
+        while True:
+            notifications = self.select(index.read_to, _SCAN)
+            for notification in notifications:
+                index.add(self.prepare(notification).owning_study, notification.id)
+            if notifications:
+                index.read_to, index.last_read = notifications[-1].id, _identity(notifications[-1])
+            if len(notifications) < _SCAN:
+                return
+
+    def _study_scan(self, study_id: str, published: int, quarantined: Sequence[int]) -> _StudyScan:
+        """``study_id``'s count, newest event, unpublished count, oldest unpublished, and
+        which of the ``quarantined`` positions are its (blocking). The index answers all
+        but the two events, which are decoded here."""
+        with self._index.lock:
+            self._index_store()
+            own = self._index.positions.get(study_id, array("q"))
+            count = len(own)
+            first_waiting = bisect_right(own, published)
+            last = own[-1] if own else None
+            oldest = own[first_waiting] if first_waiting < count else None
+            held = {p for p in quarantined if _holds(own, p)}
+        return (count, self._prepared(last), count - first_waiting, self._prepared(oldest),
+                held)  # fmt: skip
+
+    def _prepared(self, position: int | None) -> Outgoing | None:
+        found = None if position is None else self.notification(position)
+        return None if found is None else self.prepare(found)
 
     async def study_head(self, study_id: str) -> Head:
         """The head as ``study_id`` may see it: the store's newest and published
         positions (which say only that the store grew), and of its own events alone the
-        count, the newest, what waits and what is quarantined. It reads the whole store
-        (each event decoded for its study)."""
+        count, the newest, what waits and what is quarantined. Each event is decoded for
+        its study once per process (``_index_store``): a call decodes only the events
+        stored since the last, and the study's newest and oldest unpublished."""
         head = await self.head()
-        count, last, unpublished, oldest, positions = await asyncio.to_thread(
-            self._study_scan, study_id, head.published_position
+        quarantined = [q.position for q in head.quarantined]
+        count, last, unpublished, oldest, held = await asyncio.to_thread(
+            self._study_scan, study_id, head.published_position, quarantined
         )
         return Head(
             service=head.service,
@@ -315,7 +347,7 @@ class Outbox:
             unpublished=unpublished,
             oldest_unpublished=oldest,
             oldest_unpublished_age=None if oldest is None else self._age(oldest),
-            quarantined=[q for q in head.quarantined if q.position in positions],
+            quarantined=[q for q in head.quarantined if q.position in held],
             read_at=head.read_at,
         )
 
@@ -504,9 +536,40 @@ async def published_position(database: DatabaseSettings, topic: str) -> int:
         await connection.close()
 
 
-_SCAN = 2000  # events decoded at a time when a study's head is read
-# a study's count, newest event, unpublished count, oldest unpublished, positions
+_SCAN = 2000  # events decoded at a time when the study index is brought up to date
+# a study's count, newest event, unpublished count, oldest unpublished, quarantined positions
 _StudyScan = tuple[int, Outgoing | None, int, Outgoing | None, set[int]]
+
+
+class _StudyIndex:
+    """Which study each stored event is of, by position, read once (``_index_store``):
+    the positions of each study's events in log order (8 bytes an event), and the last
+    position read, with the event read there."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()  # study_head reads it in worker threads
+        self.clear()
+
+    def clear(self) -> None:
+        self.positions: dict[str, array[int]] = {}  # study -> its positions, ascending
+        self.read_to = 0
+        self.last_read: tuple[str, int] | None = None  # record id and version there
+
+    def add(self, study_id: str, position: int) -> None:
+        self.positions.setdefault(study_id, array("q")).append(position)
+
+
+def _identity(notification: Notification | None) -> tuple[str, int] | None:
+    """Which event a notification is: its record id and version."""
+    if notification is None:
+        return None
+    return str(notification.originator_id), notification.originator_version
+
+
+def _holds(positions: array[int], position: int) -> bool:
+    """Whether ascending ``positions`` hold ``position``."""
+    at = bisect_left(positions, position)
+    return at < len(positions) and positions[at] == position
 
 
 def _uuid(value: UUID | str) -> UUID:

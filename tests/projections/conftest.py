@@ -97,8 +97,9 @@ class Feed:
     settings: ServiceSettings
     ledger: LedgerStore
 
-    async def produce(self, records: Sequence[tuple[bytes, bytes]]) -> None:
-        """``records`` (key, value) sent to the topic as they are, readable or not."""
+    async def produce(self, records: Sequence[tuple[bytes | None, bytes]]) -> None:
+        """``records`` (key, value) sent to the topic as they are, readable or not (a key
+        of None: a record without key)."""
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
         await producer.start()
         try:

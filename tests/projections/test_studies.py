@@ -67,6 +67,10 @@ async def _holds(ledger: LedgerStore, size: int) -> bool:
     return await ledger.size() >= size
 
 
+async def _read_all(feed: Feed) -> bool:
+    return not await feed.unread()
+
+
 def of_study(events: Sequence[CloudEvent], study_id: str) -> list[CloudEvent]:
     """``events`` as a relay of ``study_id`` publishes them (the extension ``studyid``)."""
     return [e.model_copy(update={"studyid": study_id}) for e in events]
@@ -94,9 +98,12 @@ class Studies:
             served=STUDIES,
         )
 
-    async def ingest_until(self, sizes: dict[str, int], **options: float) -> dict[str, Ingester]:
+    async def ingest_until(
+        self, sizes: dict[str, int], read_all: bool = False, **options: float
+    ) -> dict[str, Ingester]:
         """Every study's ingester run side by side until each ledger of ``sizes`` holds
-        that many entries; then stopped, and a checkpoint signed in each."""
+        that many entries (``read_all``: and every ledger's offsets reach the topic's end,
+        every record read); then stopped, and a checkpoint signed in each."""
         ingesters = {study: self.ingester(study, **options) for study in STUDIES}
         stopping = asyncio.Event()
         tasks = [asyncio.create_task(i.run(stopping)) for i in ingesters.values()]
@@ -104,6 +111,9 @@ class Studies:
             for study, size in sizes.items():
                 ledger = self.ledgers[study]
                 await eventually(partial(_holds, ledger, size), what=f"{study}'s ingest")
+            for study, ledger in self.ledgers.items() if read_all else ():
+                feed = Feed(self.settings, ledger)
+                await eventually(partial(_read_all, feed), what=f"{study}'s reading")
         finally:
             stopping.set()
             await asyncio.gather(*tasks)
@@ -199,6 +209,36 @@ async def test_two_studies_records_land_in_two_ledgers_each_verifying_alone(
     # one study's checkpoints do not pass for the other's ledger
     as_first = Trust([CHECKPOINT_KEY.public_key()], one.origin)
     assert not (await check_ledger(two, as_first, None)).ok
+
+
+async def test_a_record_keyed_otherwise_than_its_study_is_the_first_ledger_s_dead_letter(
+    studies: Studies, projections_settings: ServiceSettings
+) -> None:
+    # the second study's ingester reads only keys SYN-CART-2/...: a record of its study
+    # under another key is passed over unread, and the first study's keeps it, visibly
+    first = published_events(subjects=1)
+    second = of_study(published_events(subjects=1, prefix="C"), SECOND)
+    stray = of_study(published_events(subjects=1, prefix="K")[:3], SECOND)
+    keys = [b"K-001", b"NCT-NOT-SERVED/K-001", None]  # unprefixed, another study's, none
+    feed = Feed(projections_settings, studies.ledgers[DEFAULT_STUDY_ID])
+    await feed.publish(first + second)
+    await feed.produce([(k, e.to_kafka_value()) for k, e in zip(keys, stray, strict=True)])
+
+    sizes = {DEFAULT_STUDY_ID: len(first), SECOND: len(second)}
+    ingesters = await studies.ingest_until(sizes, read_all=True)
+    one, two = studies.ledgers[DEFAULT_STUDY_ID], studies.ledgers[SECOND]
+    assert sorted(await payloads(one)) == sorted(e.to_kafka_value() for e in first)
+    assert sorted(await payloads(two)) == sorted(e.to_kafka_value() for e in second)
+    dead = await one.dead_letters()
+    assert {(r["record_key"], bytes(r["record_value"])) for r in dead} == {
+        (k, e.to_kafka_value()) for k, e in zip(keys, stray, strict=True)
+    }
+    assert all("(its studyid): that study's ledger reads only keys" in r["reason"] for r in dead)
+    assert await two.dead_letters() == []
+    assert ingesters[SECOND].handled[OTHER_STUDY] == len(first) + len(stray)
+    for study in STUDIES:
+        report = await studies.applications[study].verify_unattributed()
+        assert report.ok, report.to_json()
 
 
 async def test_views_and_exports_of_one_study_hold_none_of_the_other(

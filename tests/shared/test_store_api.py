@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
@@ -172,3 +174,70 @@ async def test_a_study_store_refuses_another_studys_token_and_a_study_not_served
         assert refused.status_code == 403 and refused.json()["code"] == "study_not_granted"
     missing = await client.get("/studies/NOT-SERVED-9/store/head", headers=study_auditor(SECOND))
     assert missing.status_code == 404 and missing.json()["code"] == "study_not_served"
+
+
+async def relayed(outbox: Outbox, position: int, quarantined: Sequence[int] = ()) -> None:
+    """The relay's state as if it were done up to ``position`` and held ``quarantined``."""
+    connection = await asyncpg.connect(outbox.database.dsn)
+    try:
+        await outbox.create_tables(connection)
+        held = [outbox.prepare(n) for p in quarantined if (n := outbox.notification(p))]
+        await outbox.save(connection, position, [(o, "a test's", None) for o in held])
+    finally:
+        await connection.close()
+
+
+async def study_heads(outbox: Outbox) -> dict[str, dict[str, Any]]:
+    """Every study's head, without when it was read (the only part a second read changes)."""
+    heads = {}
+    for study in (DEFAULT_STUDY_ID, SECOND, "NOT-SERVED-9"):
+        head = (await outbox.study_head(study)).to_json()
+        heads[study] = {
+            k: v for k, v in head.items() if k not in {"read_at", "oldest_unpublished_age_seconds"}
+        }
+    return heads
+
+
+async def test_a_study_s_head_read_again_after_new_events_is_the_one_a_full_read_gives(
+    application: EnrollmentApplication, settings: ServiceSettings
+) -> None:
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    application.register_subject("S-621", "ZJU-1", in_study(SECOND))  # 1
+    application.register_subject("S-622", "ZJU-1", command())  # 2
+    await study_heads(outbox)  # read once: later reads decode only what is new
+    application.register_subject("S-623", "ZJU-1", in_study(SECOND))  # 3
+    application.register_subject("S-624", "ZJU-1", in_study(DEFAULT_STUDY_ID))  # 4
+    application.register_subject("S-625", "ZJU-1", in_study(SECOND))  # 5
+    await relayed(outbox, 2, quarantined=[5])
+
+    again = await study_heads(outbox)
+    assert again == await study_heads(Outbox.of(application, PUBLICATION, settings))
+    second = again[SECOND]
+    assert (second["position"], second["count"], second["unpublished"]) == (5, 3, 2)
+    assert second["oldest_unpublished"]["position"] == 3
+    assert [q["position"] for q in second["quarantined"]] == [5]
+    assert (again[DEFAULT_STUDY_ID]["count"], again[DEFAULT_STUDY_ID]["quarantined"]) == (2, [])
+    assert again["NOT-SERVED-9"]["count"] == 0
+    # nothing new: the same answer again
+    assert await study_heads(outbox) == again
+
+
+async def test_a_study_s_head_is_read_from_the_start_again_when_the_store_was_replaced(
+    application: EnrollmentApplication, settings: ServiceSettings
+) -> None:
+    outbox = Outbox.of(application, PUBLICATION, settings)
+    application.register_subject("S-631", "ZJU-1", in_study(SECOND))
+    application.register_subject("S-632", "ZJU-1", in_study(SECOND))
+    assert (await study_heads(outbox))[SECOND]["count"] == 2
+    # a store put back from an older backup: the positions read before hold other events
+    connection = await asyncpg.connect(settings.database.dsn)
+    try:
+        await connection.execute(outbox.sql("DELETE FROM {events}"))
+    finally:
+        await connection.close()
+    application.register_subject("S-633", "ZJU-1", command())
+    application.register_subject("S-634", "ZJU-1", in_study(SECOND))
+
+    again = await study_heads(outbox)
+    assert again == await study_heads(Outbox.of(application, PUBLICATION, settings))
+    assert (again[SECOND]["count"], again[DEFAULT_STUDY_ID]["count"]) == (1, 1)
