@@ -565,10 +565,9 @@ DEFINITIONS: dict[str, str] = {
     "sledai_2k_change_from_baseline": "SLEDAI-2K at the named visit minus baseline (the "
     "last visit before the infusion), per subject, and its median",
     "objective_response_rate_3_months": "subjects with a complete or partial remission by "
-    "the study's last response day (last_study_day) / subjects infused",
+    "day {last_study_day} / subjects infused",
     "disease_control_rate_from_day_28": "subjects whose first response assessment from "
-    "the study's first disease-control day (first_study_day) is complete, partial or "
-    "stable / subjects infused",
+    "day {first_study_day} is complete, partial or stable / subjects infused",
     "duration_of_remission": "Kaplan-Meier: from the first remission to progression or "
     "death, censored at the last assessment",
     "progression_free_survival": "Kaplan-Meier: from the infusion to the first progression "
@@ -577,6 +576,14 @@ DEFINITIONS: dict[str, str] = {
     "time_courses": "each subject's autoantibody values and CAR-T kinetics (Cmax, Tmax, "
     "persistence above the LLOQ) by study day",
 }
+
+
+def definition_of(name: str, figure: Any) -> str:
+    """The definition of the figure ``name`` as the console shows it beside ``figure``: the
+    study days that figure was read by (``last_study_day``, ``first_study_day``; each
+    study's own) written in, so a reader sees "by day 90", not a field name."""
+    text = DEFINITIONS[name]
+    return text.format_map(figure) if isinstance(figure, dict) else text
 
 
 def trial_endpoints(

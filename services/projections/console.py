@@ -36,7 +36,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from services.projections import merkle
 from services.projections.api import holder, study_application
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
-from services.projections.clinical_endpoints import DEFINITIONS
+from services.projections.clinical_endpoints import DEFINITIONS, definition_of
 from services.projections.config import ConsoleConfig
 from shared.contracts.enrollment import ValueCorrectedV1
 from shared.contracts.identity import AccountLockedV1, LoginFailedV1, SigningFailedV1
@@ -189,7 +189,7 @@ async def trial(request: Request) -> Response:
         ledger = _application(request)
         summary = await ledger.trial(who)
         endpoints = await ledger.endpoints(who)
-        figures = {k: (DEFINITIONS[k], v) for k, v in endpoints.items() if k != "time_courses"}
+        figures = {k: (definition_of(k, v), v) for k, v in endpoints.items() if k != "time_courses"}
         kinetics = [s for s, c in endpoints["time_courses"].items() if c["car_t_kinetics"]]
         return _html("trial.html", {"title": "Trial", "trial": summary, "endpoints": figures,
                                     "kinetics": kinetics,

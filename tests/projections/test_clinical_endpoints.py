@@ -18,6 +18,7 @@ from services.projections.clinical_endpoints import (
     Course,
     TrialHistory,
     courses,
+    definition_of,
     endpoint_rules,
     endpoints_of,
     trial_endpoints,
@@ -105,6 +106,20 @@ def test_a_second_study_s_ledger_is_read_by_its_own_definition() -> None:
     assert e["remission_at_visit"]["week 8"]["windows"]["A"] == {
         "first_study_day": 51, "target_study_day": 56, "last_study_day": 61,
     }  # fmt: skip
+
+
+def test_each_definition_names_the_days_its_study_s_figure_was_read_by() -> None:
+    """The console shows "by day 90" beside NCT05030779's response rate, "by day 84"
+    beside SYN-CART-2's: the day the figure used, not a field name."""
+    for rules, last, first in ((None, 90, 28), (SECOND, 84, 21)):
+        e = figures(infused("A")) if rules is None else trial_endpoints([(1, infused("A"))], rules)
+        orr, dcr = (
+            definition_of(name, e[name])
+            for name in ("objective_response_rate_3_months", "disease_control_rate_from_day_28")
+        )
+        assert f"remission by day {last} /" in orr and f"from day {first} is" in dcr
+        assert "{" not in orr + dcr
+    assert definition_of("subjects_infused", 1) == DEFINITIONS["subjects_infused"]
 
 
 @pytest.mark.parametrize(("rules", "responders"), [(None, ["A"]), (SECOND, [])])
