@@ -44,7 +44,7 @@ from shared.contracts.assessments import (
 )
 from shared.contracts.enrollment import SubjectDiedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.study import StudyDefinition, study_definition
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, study_definition
 
 # /2: study days in the study's convention, infusion = day 0 (/1 counted it as day 1, so
 # its windows ended, and disease control began, a calendar day earlier); CRS and ICANS
@@ -111,7 +111,7 @@ def endpoint_rules(study_id: str) -> EndpointRules:
 
 
 # The first study's (the default for callers that name no study's ledger).
-FIRST_STUDY = EndpointRules.of(study_definition())
+FIRST_STUDY = endpoint_rules(DEFAULT_STUDY_ID)
 ENDPOINTS_VERSION = FIRST_STUDY.version
 VISITS = FIRST_STUDY.visits
 
@@ -430,13 +430,10 @@ def _nearest(dated: Iterable[Dated], course: Course, visit: NamedVisit) -> Dated
     return min(inside, key=lambda x: (x[0], x[1]))[2] if inside else None
 
 
-def remission_at_visit(
-    population: list[Course], name: str, visit: NamedVisit | None = None
-) -> dict[str, Any]:
-    """DORIS remission and LLDAS at the named ``visit`` (the first study's ``name``d one
-    by default): the response assessment in its window nearest the target day; a subject
-    without one counts as not meeting either."""
-    visit = visit or VISITS[name]
+def remission_at_visit(population: list[Course], name: str, visit: NamedVisit) -> dict[str, Any]:
+    """DORIS remission and LLDAS at the visit ``name`` of the population's study: the
+    response assessment in its window nearest the target day; a subject without one
+    counts as not meeting either."""
     doris, lldas, refs = [], [], _infusion_refs(population)
     windows = {}
     for course in population:
@@ -473,13 +470,12 @@ def time_to_first_remission(population: list[Course]) -> dict[str, Any]:
 
 
 def sledai_change_at_visit(
-    population: list[Course], name: str, visit: NamedVisit | None = None
+    population: list[Course], name: str, visit: NamedVisit
 ) -> dict[str, Any]:
-    """SLEDAI-2K at the named ``visit`` (the first study's ``name``d one by default; the
-    visit in its window nearest the target) minus the baseline (the last visit before the
-    infusion's start, as the assessments service takes it), per subject, and its median
-    over the subjects with both."""
-    visit = visit or VISITS[name]
+    """SLEDAI-2K at the visit ``name`` of the population's study (the visit in its
+    window nearest the target) minus the baseline (the last visit before the infusion's
+    start, as the assessments service takes it), per subject, and its median over the
+    subjects with both."""
     subjects, refs = [], []
     for course in population:
         before = [v for v in course.visits if v.at < course.infused.at]
