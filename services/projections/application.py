@@ -35,7 +35,7 @@ from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.errors import InvalidValue, NotFound, OutOfSequence
+from shared.kernel.errors import InvalidValue, NotFound
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
@@ -505,20 +505,13 @@ class ProjectionsApplication:
     ) -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
         """The SDTM datasets (TA, TE, TS; DM, DS, EX, AE, LB, PC, RS, QS and their SUPP--)
         and the trace table of each row's ledger entries, from the ledger now, as of a time
-        or at a position (docs/exports.md). Read and recorded as an export. The first
-        study's ledger only: the datasets' study (STUDYID, USUBJID, the trial design and
-        summary) is still the first study's, so another study's would be mislabelled."""
-        if self.study.study_id != DEFAULT_STUDY_ID:
-            raise SdtmNotPerStudy(
-                f"SDTM datasets are made of the first study's ledger only, not of "
-                f"{self.study.study_id}'s (not yet per study): export its ODM or JSON instead",
-                study_id=self.study.study_id,
-            )
+        or at a position (docs/exports.md). Read and recorded as an export. The ledger's
+        own study names them (STUDYID, USUBJID) and gives the trial design and summary."""
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)
         entries = await self._entries(as_of, position)
-        datasets = sdtm.sdtm_datasets(entries)
+        datasets = sdtm.sdtm_datasets(entries, self.study)
         return datasets, sdtm.trace_rows(datasets, entries)
 
     async def reconcile(self, who: Principal, token: str) -> dict[str, Any]:
@@ -610,13 +603,6 @@ def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dic
 
 class PlotNotFound(NotFound, LookupError):
     code = "plot_not_found"
-
-
-class SdtmNotPerStudy(OutOfSequence):
-    """SDTM datasets are made of the first study's ledger only, until the SDTM mapping
-    names each study's own STUDYID, trial design and summary (docs/exports.md)."""
-
-    code = "sdtm_not_per_study"
 
 
 class BadWitnessKey(InvalidValue):

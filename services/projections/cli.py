@@ -319,7 +319,8 @@ def export_sdtm(
     directory.mkdir(parents=True, exist_ok=True)
     written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]
     xpt.write_trace(trace, directory)
-    (directory / "define.xml").write_bytes(define_xml(datasets, datetime.now(UTC)))
+    define = define_xml(datasets, datetime.now(UTC), _chosen["study"])
+    (directory / "define.xml").write_bytes(define)
     console.print(f"wrote {', '.join(written)}, define.xml and {xpt.TRACE_FILE} to {directory}/")
 
 

@@ -7,13 +7,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
-from services.projections.sdtm import SDTMIG_VERSION, STUDYID, TRIAL_DESIGN, Dataset, Variable
+from services.projections.sdtm import SDTMIG_VERSION, TRIAL_DESIGN, Dataset, Variable
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 DEF_NS = "http://www.cdisc.org/ns/def/v2.0"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-MDV_OID = f"MDV.{STUDYID}.SDTMIG.{SDTMIG_VERSION}"
 # Domain -> (SDTM class, structure)
 CLASSES = {
     "TA": ("TRIAL DESIGN", "One record per planned Element per Arm"),
@@ -53,22 +52,23 @@ def _d(name: str) -> str:
     return f"{{{DEF_NS}}}{name}"
 
 
-def define_xml(datasets: dict[str, Dataset], created: datetime) -> bytes:
-    """Define-XML 2.0.0 of ``datasets`` (those with rows: the files written)."""
+def define_xml(datasets: dict[str, Dataset], created: datetime, study_id: str) -> bytes:
+    """Define-XML 2.0.0 of ``datasets`` (those with rows: the files written), the datasets
+    of the study ``study_id`` (their STUDYID)."""
     ET.register_namespace("", ODM_NS)
     ET.register_namespace("def", DEF_NS)
     ET.register_namespace("xlink", XLINK_NS)
     root = ET.Element(f"{{{ODM_NS}}}ODM", {
-        "FileType": "Snapshot", "FileOID": f"TL.DEFINE.{STUDYID}", "ODMVersion": "1.3.2",
+        "FileType": "Snapshot", "FileOID": f"TL.DEFINE.{study_id}", "ODMVersion": "1.3.2",
         "CreationDateTime": created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "Originator": "Trial Ledger", "SourceSystem": "Trial Ledger",
     })  # fmt: skip
-    study = _sub(root, "Study", OID=f"ST.{STUDYID}")
+    study = _sub(root, "Study", OID=f"ST.{study_id}")
     variables = _sub(study, "GlobalVariables")
     for tag in ("StudyName", "StudyDescription", "ProtocolName"):
-        _sub(variables, tag).text = STUDYID
+        _sub(variables, tag).text = study_id
     version = _sub(study, "MetaDataVersion", {
-        "OID": MDV_OID, "Name": f"{STUDYID} SDTM datasets",
+        "OID": f"MDV.{study_id}.SDTMIG.{SDTMIG_VERSION}", "Name": f"{study_id} SDTM datasets",
         _d("DefineVersion"): "2.0.0", _d("StandardName"): "SDTM-IG",
         _d("StandardVersion"): SDTMIG_VERSION,
     })  # fmt: skip

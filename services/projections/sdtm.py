@@ -1,4 +1,4 @@
-"""The ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): the trial design (TA, TE,
+"""A study's ledger as SDTM datasets (SDTMIG 3.4; docs/exports.md): the trial design (TA, TE,
 TS), DM, DS, EX, AE, LB, PC, RS and QS, each row with the ledger positions it was derived
 from (a trial design row: none, but TS's parameters the ledger knows).
 
@@ -52,18 +52,54 @@ from shared.contracts.infusion import (
 from shared.contracts.security import (
     AccessDeniedV1,
 )
-from shared.study import Criterion, study_definition
+from shared.study import Criterion, Registration, StudyDefinition
 
 SDTMIG_VERSION = "3.4"
 SDTM_VERSION = "2.0"  # the SDTM model version SDTMIG 3.4 implements
-# The study's facts (its definition file: title, sponsor, dose levels, criteria, and the
-# registration's CDISC terms that TS states; docs/studies.md).
-STUDY = study_definition()
-REGISTRATION = STUDY.registration
-STUDYID = STUDY.study_id
-COUNTRY = REGISTRATION.countries[0]  # the trial's one site is in Hangzhou, China (docs/exports.md)
 Value = str | float | None
 Row = dict[str, Value]
+
+
+@dataclass(frozen=True, slots=True)
+class SdtmStudy:
+    """What the datasets take from a study's definition (docs/studies.md): STUDYID and
+    USUBJID, the trial design (dose levels, criteria, the DLT window's days) and what TS
+    states (title, sponsor, the registration's CDISC terms). Each ledger's own study: an
+    export never names another study's identifiers or design."""
+
+    definition: StudyDefinition
+    days: clinical.Study
+    criteria: dict[str, Criterion]
+
+    @classmethod
+    def of(cls, definition: StudyDefinition) -> SdtmStudy:
+        criteria = {c.code: c for c in definition.eligibility.criteria}
+        return cls(definition, clinical.Study.of(definition), criteria)
+
+    @property
+    def study_id(self) -> str:
+        return self.definition.study_id
+
+    @property
+    def registration(self) -> Registration:
+        return self.definition.registration
+
+    @property
+    def country(self) -> str:
+        """The sites' country: each study so far has its sites in one (NCT05030779: China;
+        docs/exports.md)."""
+        return self.registration.countries[0]
+
+    def usubjid(self, subject: str) -> str:
+        return f"{self.study_id}-{subject}"
+
+    def keys(self, domain: str, subject: str) -> Row:
+        return {"STUDYID": self.study_id, "DOMAIN": domain, "USUBJID": self.usubjid(subject)}
+
+    def levels(self) -> list[tuple[int, float]]:
+        """Each dose level with its dose, in order: one arm each."""
+        study = self.definition
+        return [(level, float(study.dose(level))) for level in study.dose_levels]
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +264,6 @@ AE_QUALIFIERS = {
     "AERELLD": "Causality to Lymphodepletion",
 }
 LEDGER_QUALIFIER = ("LEDGPOS", "Ledger Positions of the Record")
-CAR_T = REGISTRATION.treatment
 # ValueCorrected.v1's field -> the DM variable it corrects (a consent's signing day).
 DM_CORRECTIONS = {"consent.signed_on": "RFICDTC"}
 # The ledger's outcome words -> CDISC CT OUT (C66768); any other is kept, upper case.
@@ -242,31 +277,31 @@ OUTCOMES = {"recovered": "RECOVERED/RESOLVED", "resolved": "RECOVERED/RESOLVED",
 TRIAL_DESIGN = ("TA", "TE", "TI", "TS")
 
 
-def sdtm_datasets(entries: Sequence[tuple[int, Recorded]]) -> dict[str, Dataset]:
+def sdtm_datasets(
+    entries: Sequence[tuple[int, Recorded]], definition: StudyDefinition
+) -> dict[str, Dataset]:
     """TA, TE, TI and TS; DM, DS, IE, EX, AE, LB, PC, RS and QS of the entries, and the
-    SUPP-- of each of those."""
+    SUPP-- of each of those, for the study of ``definition`` (the ledger's)."""
+    study = SdtmStudy.of(definition)
     subject_entries = [
         (p, e) for p, e in entries if e.subject and e.type != AccessDeniedV1.event_type
     ]
     datasets = {
-        "DM": demographics(subject_entries),
-        "DS": disposition(subject_entries),
-        "IE": inclusion_exclusion(subject_entries),
-        "EX": exposure(subject_entries),
-        "AE": adverse_events(subject_entries),
-        "LB": laboratory(subject_entries),
-        "PC": kinetics(subject_entries),
-        "RS": responses(subject_entries),
-        "QS": questionnaires(subject_entries),
+        "DM": demographics(study, subject_entries),
+        "DS": disposition(study, subject_entries),
+        "IE": inclusion_exclusion(study, subject_entries),
+        "EX": exposure(study, subject_entries),
+        "AE": adverse_events(study, subject_entries),
+        "LB": laboratory(study, subject_entries),
+        "PC": kinetics(study, subject_entries),
+        "RS": responses(study, subject_entries),
+        "QS": questionnaires(study, subject_entries),
     }
     supplements = {f"SUPP{name}": supplemental(d) for name, d in datasets.items()}
-    design = {"TA": trial_arms(), "TE": trial_elements(), "TI": trial_inclusion_exclusion(),
-              "TS": trial_summary(entries, datasets["DM"])}  # fmt: skip
+    design = {"TA": trial_arms(study), "TE": trial_elements(study),
+              "TI": trial_inclusion_exclusion(study),
+              "TS": trial_summary(study, entries, datasets["DM"])}  # fmt: skip
     return design | datasets | supplements
-
-
-def usubjid(subject: str) -> str:
-    return f"{STUDYID}-{subject}"
 
 
 def dtc(value: Any) -> str:
@@ -276,10 +311,6 @@ def dtc(value: Any) -> str:
         return text
     moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="seconds")
-
-
-def _keys(domain: str, subject: str) -> Row:
-    return {"STUDYID": STUDYID, "DOMAIN": domain, "USUBJID": usubjid(subject)}
 
 
 def _by_subject(entries: Iterable[tuple[int, Recorded]]) -> dict[str, list[tuple[int, Recorded]]]:
@@ -292,17 +323,20 @@ def _by_subject(entries: Iterable[tuple[int, Recorded]]) -> dict[str, list[tuple
 # --- DM ----------------------------------------------------------------------------------
 
 
-def demographics(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def demographics(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     dataset = Dataset("DM", "Demographics", DM_VARIABLES)
     for subject, events in sorted(_by_subject(entries).items()):
-        row, positions = _subject_row(subject, events)
+        row, positions = _subject_row(study, subject, events)
         if "SITEID" in row:  # a subject is one once registered
             dataset.add(row, positions)
     return dataset
 
 
-def _subject_row(subject: str, events: list[tuple[int, Recorded]]) -> tuple[Row, list[int]]:
-    row: Row = {**_keys("DM", subject), "SUBJID": subject, "SEX": "U", "COUNTRY": COUNTRY}
+def _subject_row(
+    study: SdtmStudy, subject: str, events: list[tuple[int, Recorded]]
+) -> tuple[Row, list[int]]:
+    row: Row = {**study.keys("DM", subject), "SUBJID": subject, "SEX": "U",
+                "COUNTRY": study.country}  # fmt: skip
     positions: list[int] = []
     for position, event in events:
         change = DM_CHANGES.get(event.type)
@@ -396,7 +430,7 @@ DS_EVENTS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
-def disposition(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def disposition(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     dataset = Dataset("DS", "Disposition", DS_VARIABLES)
     for subject, events in sorted(_by_subject(entries).items()):
         sequence = 0
@@ -409,7 +443,7 @@ def disposition(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
             term, start = _ds_term(event, decod), dtc(event.data[day] if day else event.time)
             row: Row = {"DSSEQ": float(sequence), "DSTERM": term, "DSDECOD": decod,
                         "DSCAT": category, "DSSTDTC": start}  # fmt: skip
-            dataset.add({**_keys("DS", subject), **row}, [position])
+            dataset.add({**study.keys("DS", subject), **row}, [position])
     return dataset
 
 
@@ -428,22 +462,24 @@ def _ds_term(event: Recorded, decod: str) -> str:
 # --- EX ----------------------------------------------------------------------------------
 
 
-def exposure(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def exposure(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     dataset = Dataset("EX", "Exposure", EX_VARIABLES)
     for subject, events in sorted(_by_subject(entries).items()):
-        rows = [(row, p) for p, e in events for row in _ex_rows(e)]
+        rows = [(row, p) for p, e in events for row in _ex_rows(study, e)]
         rows.sort(key=lambda r: (str(r[0]["EXSTDTC"]), r[1]))
         for sequence, (row, position) in enumerate(rows, start=1):
-            dataset.add({**_keys("EX", subject), **row, "EXSEQ": float(sequence)}, [position])
+            row = {**study.keys("EX", subject), **row, "EXSEQ": float(sequence)}
+            dataset.add(row, [position])
     return dataset
 
 
-def _ex_rows(event: Recorded) -> list[Row]:
+def _ex_rows(study: SdtmStudy, event: Recorded) -> list[Row]:
     data = event.data
     if event.type == CarTInfusedV1.event_type:
-        return [{"EXTRT": CAR_T, "EXCAT": "CAR-T INFUSION",
+        return [{"EXTRT": study.registration.treatment, "EXCAT": "CAR-T INFUSION",
                  "EXDOSE": float(Decimal(str(data["cells_per_kg_millions"]))),
-                 "EXDOSU": STUDY.dosing.unit, "EXDOSFRM": "SUSPENSION", "EXROUTE": "INTRAVENOUS",
+                 "EXDOSU": study.definition.dosing.unit, "EXDOSFRM": "SUSPENSION",
+                 "EXROUTE": "INTRAVENOUS",
                  "EXSTDTC": dtc(data["started_at"]), "EXENDTC": dtc(data["ended_at"])}]  # fmt: skip
     if event.type == LymphodepletionAdministeredV1.event_type:
         return [{"EXTRT": str(agent["agent"]).upper(), "EXCAT": "LYMPHODEPLETION",
@@ -466,7 +502,7 @@ class AdverseEvent:
     positions: list[int] = field(default_factory=list)
 
 
-def adverse_events(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def adverse_events(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     """One row per adverse-event record, as its latest events leave it; the qualifiers
     without an AE variable are kept on the row for ``supplemental``."""
     records: dict[str, AdverseEvent] = {}
@@ -484,7 +520,7 @@ def adverse_events(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     for subject, group in sorted(_group(records.values()).items()):
         group.sort(key=lambda r: (str(r.row["AESTDTC"]), r.positions[0]))
         for sequence, record in enumerate(group, start=1):
-            row = {**_keys("AE", subject), **record.row, "AESEQ": float(sequence)}
+            row = {**study.keys("AE", subject), **record.row, "AESEQ": float(sequence)}
             dataset.add(row, record.positions, record.qualifiers)
     return dataset
 
@@ -565,20 +601,20 @@ RESPONSE_TESTS = (("response", "OVRLRESP", "Overall Response"),
 
 
 def _findings(
-    name: str, label: str, variables: tuple[Variable, ...], event_type: str,
+    study: SdtmStudy, name: str, label: str, variables: tuple[Variable, ...], event_type: str,
     rows_of: Callable[[Recorded], list[Row]], entries: Sequence[tuple[int, Recorded]],
 ) -> Dataset:  # fmt: skip
     dataset = Dataset(name, label, variables)
     for subject, events in sorted(_by_subject(entries).items()):
         rows = [(row, p) for p, e in events if e.type == event_type for row in rows_of(e)]
         for sequence, (row, position) in enumerate(rows, start=1):
-            keys = {**_keys(name, subject), f"{name}SEQ": float(sequence)}
+            keys = {**study.keys(name, subject), f"{name}SEQ": float(sequence)}
             dataset.add({**keys, **row}, [position])
     return dataset
 
 
-def laboratory(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
-    return _findings("LB", "Laboratory Test Results", LB_VARIABLES,
+def laboratory(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings(study, "LB", "Laboratory Test Results", LB_VARIABLES,
                      AutoantibodyMeasuredV1.event_type, _lb_rows, entries)  # fmt: skip
 
 
@@ -599,8 +635,8 @@ def _lb_row(event: Recorded, result: dict[str, Any]) -> Row:
             "LBDY": float(event.data["study_day"])}  # fmt: skip
 
 
-def kinetics(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
-    return _findings("PC", "Pharmacokinetics Concentrations", PC_VARIABLES,
+def kinetics(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings(study, "PC", "Pharmacokinetics Concentrations", PC_VARIABLES,
                      CarTKineticsMeasuredV1.event_type, _pc_rows, entries)  # fmt: skip
 
 
@@ -619,8 +655,8 @@ def _pc_rows(event: Recorded) -> list[Row]:
              "PCDY": float(data["study_day"])}]  # fmt: skip
 
 
-def responses(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
-    return _findings("RS", "Disease Response", RS_VARIABLES, RemissionAssessedV1.event_type,
+def responses(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+    return _findings(study, "RS", "Disease Response", RS_VARIABLES, RemissionAssessedV1.event_type,
                      _rs_rows, entries)  # fmt: skip
 
 
@@ -645,11 +681,11 @@ SLEDAI_SCORES = (("sledai_2k", "SLEDTOT", "SLEDAI-2K Total Score", SLEDAI),
                   "PHYSICIAN GLOBAL ASSESSMENT"))  # fmt: skip
 
 
-def questionnaires(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def questionnaires(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     """SLEDAI-2K at each visit: each descriptor (Y/N), the total and clinical scores, and
     the physician's global assessment; the look-back is SLEDAI-2K's 30 days."""
-    return _findings("QS", "Questionnaires", QS_VARIABLES, DiseaseActivityAssessedV1.event_type,
-                     _qs_rows, entries)  # fmt: skip
+    return _findings(study, "QS", "Questionnaires", QS_VARIABLES,
+                     DiseaseActivityAssessedV1.event_type, _qs_rows, entries)  # fmt: skip
 
 
 def _qs_rows(event: Recorded) -> list[Row]:
@@ -678,7 +714,6 @@ def _text(value: Any) -> str | None:
 
 # --- IE and TI: the eligibility criteria -------------------------------------------------
 
-CRITERIA = {c.code: c for c in STUDY.eligibility.criteria}
 # A criterion a decision names that the study's definition does not (never so far).
 UNMAPPED = "UNMAPPED"
 
@@ -687,7 +722,7 @@ def _category(criterion: Criterion) -> str:
     return "INCLUSION" if criterion.inclusion else "EXCLUSION"
 
 
-def inclusion_exclusion(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
+def inclusion_exclusion(study: SdtmStudy, entries: Sequence[tuple[int, Recorded]]) -> Dataset:
     """One row per criterion a screen failure did not meet (SDTMIG 3.4: IE holds only the
     criteria not met): an inclusion not met (IEORRES N) or an exclusion that applies (Y),
     dated as DS dates the screen failure. Each decision the ledger holds gives its rows, a
@@ -701,14 +736,15 @@ def inclusion_exclusion(entries: Sequence[tuple[int, Recorded]]) -> Dataset:
                 continue
             for code in event.data["failed_criteria"]:
                 sequence += 1
-                dataset.add(_ie_row(subject, sequence, str(code), event), [position])
+                row = _ie_row(study, subject, sequence, str(code), event)
+                dataset.add(row, [position])
     return dataset
 
 
-def _ie_row(subject: str, sequence: int, code: str, event: Recorded) -> Row:
-    row: Row = {**_keys("IE", subject), "IESEQ": float(sequence), "IETESTCD": UNMAPPED,
+def _ie_row(study: SdtmStudy, subject: str, sequence: int, code: str, event: Recorded) -> Row:
+    row: Row = {**study.keys("IE", subject), "IESEQ": float(sequence), "IETESTCD": UNMAPPED,
                 "IETEST": code, "IEDTC": dtc(event.time)}  # fmt: skip
-    criterion = CRITERIA.get(code)
+    criterion = study.criteria.get(code)
     if criterion is not None:
         result = "N" if criterion.inclusion else "Y"
         row |= {"IETESTCD": criterion.test_code, "IETEST": criterion.text,
@@ -722,15 +758,15 @@ def criterion_rule(criterion: Criterion) -> str:
     return f"{criterion.code} {criterion.describe()}"
 
 
-def trial_inclusion_exclusion() -> Dataset:
+def trial_inclusion_exclusion(study: SdtmStudy) -> Dataset:
     """Every criterion of the study's definition, in its order, with its rule and the
     definition's version (TIVERS)."""
     dataset = Dataset("TI", "Trial Inclusion/Exclusion Criteria", TI_VARIABLES)
-    for criterion in STUDY.eligibility.criteria:
-        dataset.add({"STUDYID": STUDYID, "DOMAIN": "TI", "IETESTCD": criterion.test_code,
+    for criterion in study.definition.eligibility.criteria:
+        dataset.add({"STUDYID": study.study_id, "DOMAIN": "TI", "IETESTCD": criterion.test_code,
                      "IETEST": criterion.text, "IECAT": _category(criterion),
                      "TIRL": criterion_rule(criterion),
-                     "TIVERS": str(STUDY.definition_version)}, [])  # fmt: skip
+                     "TIVERS": str(study.definition.definition_version)}, [])  # fmt: skip
     return dataset
 
 
@@ -739,57 +775,60 @@ def trial_inclusion_exclusion() -> Dataset:
 # Elements (TE) and the epoch each is in (TA), in every arm's order. The rules are words,
 # as SDTMIG 7.2.2 asks, naming neither arm nor epoch; the windows are the study
 # definition's (shared.clinical: the DLT window's last day, the infusion's day number).
-_DAYS = clinical.STUDY
+Element = tuple[str, str, str, str, str]  # ETCD, ELEMENT, TESTRL, TEENRL, EPOCH
 SCREENING = ("SCRN", "Screening", "Informed consent signed",
              "Enrollment at a dose level, or screen failure", "SCREENING")  # fmt: skip
 LYMPHODEPLETION = ("LD", "Lymphodepletion", "First dose of lymphodepleting chemotherapy",
                    "Start of the CAR-T cell infusion", "TREATMENT")  # fmt: skip
-# the one instant that ends the infusion's element and starts follow-up (no gap: 7.2.2)
-DLT_WINDOW_END = (
-    f"End of the DLT window: the end of study day {_DAYS.dlt_last_day} after the infusion "
-    f"(the infusion's date is day {_DAYS.infusion_day})"
-)
-FOLLOW_UP = ("FU", "Follow-up", DLT_WINDOW_END,
-             f"{REGISTRATION.follow_up_years} years after the infusion, or death or withdrawal",
-             "FOLLOW-UP")  # fmt: skip
 
 
-def _car_t_element(level: int, dose: float) -> tuple[str, str, str, str, str]:
+def _dlt_window_end(study: SdtmStudy) -> str:
+    """The one instant that ends the infusion's element and starts follow-up (no gap:
+    7.2.2), in the study's own window and day numbering."""
+    days = study.days
+    return (f"End of the DLT window: the end of study day {days.dlt_last_day} after the "
+            f"infusion (the infusion's date is day {days.infusion_day})")  # fmt: skip
+
+
+def _follow_up(study: SdtmStudy) -> Element:
+    years = study.registration.follow_up_years
+    return ("FU", "Follow-up", _dlt_window_end(study),
+            f"{years} years after the infusion, or death or withdrawal", "FOLLOW-UP")  # fmt: skip
+
+
+def _car_t_element(study: SdtmStudy, level: int, dose: float) -> Element:
     amount = f"{dose:g} x10^6 CAR-T cells/kg"
     return (f"CART{level}", f"CAR-T cells {amount}",
-            f"Start of the CAR-T cell infusion, where the dose is {amount}", DLT_WINDOW_END,
-            "TREATMENT")  # fmt: skip
+            f"Start of the CAR-T cell infusion, where the dose is {amount}",
+            _dlt_window_end(study), "TREATMENT")  # fmt: skip
 
 
-def _arm_elements(level: int, dose: float) -> list[tuple[str, str, str, str, str]]:
-    return [SCREENING, LYMPHODEPLETION, _car_t_element(level, dose), FOLLOW_UP]
+def _arm_elements(study: SdtmStudy, level: int, dose: float) -> list[Element]:
+    return [SCREENING, LYMPHODEPLETION, _car_t_element(study, level, dose), _follow_up(study)]
 
 
-def _levels() -> list[tuple[int, float]]:
-    return [(level, float(STUDY.dose(level))) for level in STUDY.dose_levels]
-
-
-def trial_arms() -> Dataset:
+def trial_arms(study: SdtmStudy) -> Dataset:
     """One arm per dose level (DM's ARMCD: ``planned_arm``): screening, lymphodepletion, the
     infusion at the level and its DLT window, follow-up. The branch is the enrollment at a
     level, the cohort the 3+3 escalation has open."""
     dataset = Dataset("TA", "Trial Arms", TA_VARIABLES)
-    for level, dose in _levels():
+    for level, dose in study.levels():
         code, arm = planned_arm(level)
-        for order, (etcd, element, _, _, epoch) in enumerate(_arm_elements(level, dose), 1):
+        elements = _arm_elements(study, level, dose)
+        for order, (etcd, element, _, _, epoch) in enumerate(elements, 1):
             branch = f"Enrolled at dose level {level}" if etcd == SCREENING[0] else None
-            dataset.add({"STUDYID": STUDYID, "DOMAIN": "TA", "ARMCD": code, "ARM": arm,
+            dataset.add({"STUDYID": study.study_id, "DOMAIN": "TA", "ARMCD": code, "ARM": arm,
                          "TAETORD": float(order), "ETCD": etcd, "ELEMENT": element,
                          "TABRANCH": branch, "EPOCH": epoch}, [])  # fmt: skip
     return dataset
 
 
-def trial_elements() -> Dataset:
+def trial_elements(study: SdtmStudy) -> Dataset:
     """Each element of TA once, with its start and end rules."""
     dataset = Dataset("TE", "Trial Elements", TE_VARIABLES)
-    cells = [_car_t_element(level, dose) for level, dose in _levels()]
-    for etcd, element, start, end, _ in (SCREENING, LYMPHODEPLETION, *cells, FOLLOW_UP):
-        dataset.add({"STUDYID": STUDYID, "DOMAIN": "TE", "ETCD": etcd, "ELEMENT": element,
+    cells = [_car_t_element(study, level, dose) for level, dose in study.levels()]
+    for etcd, element, start, end, _ in (SCREENING, LYMPHODEPLETION, *cells, _follow_up(study)):
+        dataset.add({"STUDYID": study.study_id, "DOMAIN": "TE", "ETCD": etcd, "ELEMENT": element,
                      "TESTRL": start, "TEENRL": end}, [])  # fmt: skip
     return dataset
 
@@ -817,7 +856,15 @@ CT_CODES = {
     "Y": "C49488", "N": "C49487", "INTERVENTIONAL": "C98388", "SAFETY": "C49667",
     "EFFICACY": "C49666", "SINGLE GROUP": "C82640", "OPEN LABEL": "C49659", "NONE": "C41132",
     "TREATMENT": "C49656", "ONCE": "C64576", "INTRAVENOUS": "C38276", "BOTH": "C49636",
+    "PHASE 0 TRIAL": "C54721", "PHASE I TRIAL": "C15600", "PHASE I/II TRIAL": "C15693",
+    "PHASE II TRIAL": "C15601", "PHASE II/III TRIAL": "C15694", "PHASE III TRIAL": "C15602",
+    "PHASE IV TRIAL": "C15603",
 }  # fmt: skip
+# A definition's phase as registered (ClinicalTrials.gov: "PHASE1", "EARLY_PHASE1",
+# "PHASE1/PHASE2"; or "1", "1/2"), without "PHASE", "_" and spaces -> TPHASE's CDISC CT term
+TRIAL_PHASES = {"0": "PHASE 0 TRIAL", "EARLY1": "PHASE 0 TRIAL", "1": "PHASE I TRIAL",
+                "1/2": "PHASE I/II TRIAL", "2": "PHASE II TRIAL", "2/3": "PHASE II/III TRIAL",
+                "3": "PHASE III TRIAL", "4": "PHASE IV TRIAL"}  # fmt: skip
 CDISC_CT, ISO_8601_REF = "CDISC CT", "ISO 8601"
 # ISO 21090 null flavours: unknown (the registration does not say); not yet available
 # (the trial has not ended, or nothing is in the ledger yet).
@@ -826,6 +873,7 @@ UNKNOWN, NOT_YET = "UNK", "NAV"
 
 @dataclass
 class _Summary:
+    study_id: str
     dataset: Dataset = field(default_factory=lambda: Dataset("TS", "Trial Summary",
                                                              TS_VARIABLES))  # fmt: skip
 
@@ -836,55 +884,74 @@ class _Summary:
         a CDISC CT term gets its code."""
         sequence = 1 + sum(r["TSPARMCD"] == code for r in self.dataset.rows)
         if ref == CDISC_CT and value is not None:
-            value_code = CT_CODES[value]
-        self.dataset.add({"STUDYID": STUDYID, "DOMAIN": "TS", "TSSEQ": float(sequence),
+            # a term a new study's definition brings that CT_CODES lacks is written with no
+            # code rather than refusing the export; tests hold every study's terms coded
+            value_code = CT_CODES.get(value)
+        self.dataset.add({"STUDYID": self.study_id, "DOMAIN": "TS", "TSSEQ": float(sequence),
                           "TSGRPID": group, "TSPARMCD": code, "TSPARM": TS_PARAMETERS[code],
                           "TSVAL": value, "TSVALNF": null if value is None else None,
                           "TSVALCD": value_code, "TSVCDREF": ref if value is not None else None},
                          positions)  # fmt: skip
 
 
-def trial_summary(entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> Dataset:
+def trial_summary(
+    study: SdtmStudy, entries: Sequence[tuple[int, Recorded]], dm: Dataset
+) -> Dataset:
     """The trial's summary parameters: the study's definition, and what the
     ledger knows as of its last entry read: the subjects enrolled, the first consent,
     the cut. The study has no end in the ledger: SENDTC is "not yet available"."""
-    ts = _Summary()
-    ts.add("TITLE", STUDY.title)
-    ts.add("REGID", STUDY.study_id, ref=REGISTRATION.registry, value_code=STUDY.study_id)
-    ts.add("SPONSOR", STUDY.sponsor)
-    ts.add("STYPE", REGISTRATION.study_type, ref=CDISC_CT)
-    for trial_type in REGISTRATION.trial_types:
-        ts.add("TTYPE", trial_type, ref=CDISC_CT)
-    ts.add("TPHASE", STUDY.phase, ref=CDISC_CT)
-    ts.add("INTMODEL", REGISTRATION.intervention_model, ref=CDISC_CT)
-    ts.add("TBLIND", REGISTRATION.blinding, ref=CDISC_CT)
-    ts.add("RANDOM", _yn(REGISTRATION.randomised), ref=CDISC_CT)
-    ts.add("TCNTRL", REGISTRATION.control, ref=CDISC_CT)
-    ts.add(
-        "ADDON", None if REGISTRATION.added_on is None else _yn(REGISTRATION.added_on), ref=CDISC_CT
-    )
-    ts.add("HLTSUBJI", _yn(REGISTRATION.healthy_subjects), ref=CDISC_CT)
-    ts.add(
-        "INDIC", REGISTRATION.indication, ref="SNOMED", value_code=REGISTRATION.indication_snomed
-    )
-    ts.add("TINDTP", REGISTRATION.intent, ref=CDISC_CT)
-    ts.add("TRT", REGISTRATION.treatment)
-    ts.add("PCLAS", None)  # no MED-RT class for a CD19/BCMA CAR-T product (docs/exports.md)
-    for level, dose in _levels():
-        ts.add("DOSE", f"{dose:g}", group=planned_arm(level)[0])
-    ts.add("DOSU", STUDY.dosing.unit)
-    ts.add("DOSFRQ", "ONCE", ref=CDISC_CT)
-    ts.add("ROUTE", REGISTRATION.route, ref=CDISC_CT)
-    ts.add("AGEMIN", REGISTRATION.minimum_age, ref=ISO_8601_REF)
-    ts.add("AGEMAX", REGISTRATION.maximum_age, ref=ISO_8601_REF)
-    ts.add("SEXPOP", REGISTRATION.sex_population, ref=CDISC_CT)
-    ts.add("PLANSUB", str(STUDY.planned_enrollment))
-    ts.add("NARMS", str(len(STUDY.dose_levels)))
-    ts.add("FCNTRY", COUNTRY, ref="ISO 3166-1 Alpha-3")
+    ts = _Summary(study.study_id)
+    _definition_parameters(ts, study)
     ts.add("SDTIGVER", SDTMIG_VERSION)
     ts.add("SDTMVER", SDTM_VERSION)
     _ledger_parameters(ts, entries, dm)
     return ts.dataset
+
+
+def _definition_parameters(ts: _Summary, study: SdtmStudy) -> None:
+    """What the study's definition and registration state (docs/studies.md)."""
+    definition, registration = study.definition, study.registration
+    ts.add("TITLE", definition.title)
+    ts.add("REGID", definition.study_id, ref=registration.registry, value_code=definition.study_id)
+    ts.add("SPONSOR", definition.sponsor)
+    ts.add("STYPE", registration.study_type, ref=CDISC_CT)
+    for trial_type in registration.trial_types:
+        ts.add("TTYPE", trial_type, ref=CDISC_CT)
+    ts.add("TPHASE", trial_phase(definition.phase), ref=CDISC_CT)
+    ts.add("INTMODEL", registration.intervention_model, ref=CDISC_CT)
+    ts.add("TBLIND", registration.blinding, ref=CDISC_CT)
+    ts.add("RANDOM", _yn(registration.randomised), ref=CDISC_CT)
+    ts.add("TCNTRL", registration.control, ref=CDISC_CT)
+    ts.add(
+        "ADDON", None if registration.added_on is None else _yn(registration.added_on), ref=CDISC_CT
+    )
+    ts.add("HLTSUBJI", _yn(registration.healthy_subjects), ref=CDISC_CT)
+    ts.add(
+        "INDIC", registration.indication, ref="SNOMED", value_code=registration.indication_snomed
+    )
+    ts.add("TINDTP", registration.intent, ref=CDISC_CT)
+    ts.add("TRT", registration.treatment)
+    ts.add("PCLAS", None)  # no MED-RT class for a CD19/BCMA CAR-T product (docs/exports.md)
+    for level, dose in study.levels():
+        ts.add("DOSE", f"{dose:g}", group=planned_arm(level)[0])
+    ts.add("DOSU", definition.dosing.unit)
+    ts.add("DOSFRQ", "ONCE", ref=CDISC_CT)
+    ts.add("ROUTE", registration.route, ref=CDISC_CT)
+    ts.add("AGEMIN", registration.minimum_age, ref=ISO_8601_REF)
+    ts.add("AGEMAX", registration.maximum_age, ref=ISO_8601_REF)
+    ts.add("SEXPOP", registration.sex_population, ref=CDISC_CT)
+    ts.add("PLANSUB", str(definition.planned_enrollment))
+    ts.add("NARMS", str(len(definition.dose_levels)))
+    ts.add("FCNTRY", study.country, ref="ISO 3166-1 Alpha-3")
+
+
+def trial_phase(registered: str | None) -> str | None:
+    """TPHASE's CDISC CT term of the phase as registered; None when the registration gives
+    none (NCT05030779's record does not), or as given when CT has no term for it."""
+    if registered is None:
+        return None
+    key = registered.upper().replace("PHASE", "").replace("_", "").replace(" ", "")
+    return TRIAL_PHASES.get(key, registered)
 
 
 def _ledger_parameters(ts: _Summary, entries: Sequence[tuple[int, Recorded]], dm: Dataset) -> None:
@@ -926,7 +993,7 @@ def supplemental(dataset: Dataset) -> Dataset:
     rows = zip(dataset.rows, dataset.sources, dataset.qualifiers, strict=True)
     for row, positions, extra in rows:
         seq = row.get(sequence)
-        keys: Row = {"STUDYID": STUDYID, "RDOMAIN": dataset.name, "USUBJID": row["USUBJID"],
+        keys: Row = {"STUDYID": row["STUDYID"], "RDOMAIN": dataset.name, "USUBJID": row["USUBJID"],
                      "IDVAR": sequence if seq is not None else None,
                      "IDVARVAL": str(int(float(seq))) if seq is not None else None}  # fmt: skip
         ledger = " ".join(str(p) for p in positions)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pyreadstat
 import pytest
 
 from shared.study import DEFAULT_STUDY_ID
@@ -381,8 +382,27 @@ async def ledgers_keep_each_study_s_own(
         token = headers["Authorization"].removeprefix("Bearer ")
         verified = await cli(stack, token, "--study", study, "verify")
         assert verified.returncode == 0, verified.stdout + verified.stderr
-    # SDTM is not yet per study: refused for SYN-CART-2 rather than labelled NCT05030779
-    token = second_auditor["Authorization"].removeprefix("Bearer ")
-    sdtm = await cli(stack, token, "--study", SECOND, "export-sdtm", str(stack.keys / "sdtm"))
-    said = sdtm.stdout + sdtm.stderr
-    assert sdtm.returncode == 2 and "refused:" in said and "(sdtm_not_per_study)" in said, said
+    # SDTM per study: each study's datasets, STUDYID and USUBJIDs its own, its trial design
+    first_sdtm = await sdtm_of(stack, DEFAULT_STUDY_ID, auditor)
+    second_sdtm = await sdtm_of(stack, SECOND, second_auditor)
+    for study, datasets in ((DEFAULT_STUDY_ID, first_sdtm), (SECOND, second_sdtm)):
+        assert {v for d in datasets.values() for v in d["STUDYID"]} == {study}
+        assert set(datasets["DM"]["USUBJID"]) >= {f"{study}-S-001"}
+        assert set(datasets["TS"][datasets["TS"]["TSPARMCD"] == "REGID"]["TSVAL"]) == {study}
+    assert (len(first_sdtm["AE"]), len(second_sdtm["AE"])) == (1, 2)
+    assert set(second_sdtm["TA"]["ARMCD"]) == {"DL1", "DL2", "DL3"}
+    infused = second_sdtm["EX"][second_sdtm["EX"]["EXCAT"] == "CAR-T INFUSION"]
+    assert list(infused["EXDOSE"]) == [0.5]
+    assert "RS" in second_sdtm and "RS" not in first_sdtm
+
+
+async def sdtm_of(stack: Stack, study: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The study's SDTM export by the auditor's CLI (``export-sdtm``), each dataset written
+    read back as a data frame; no file of it names the other study."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    directory = stack.keys / f"sdtm-{study}"
+    written = await cli(stack, token, "--study", study, "export-sdtm", str(directory))
+    assert written.returncode == 0, written.stdout + written.stderr
+    other = (SECOND if study == DEFAULT_STUDY_ID else DEFAULT_STUDY_ID).encode()
+    assert [f.name for f in directory.iterdir() if other in f.read_bytes()] == []
+    return {f.stem.upper(): pyreadstat.read_xport(str(f))[0] for f in directory.glob("*.xpt")}

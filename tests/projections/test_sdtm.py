@@ -16,16 +16,19 @@ import pyreadstat
 import pytest
 from lxml import etree
 
+import studies
 from services.projections.define import define_xml
 from services.projections.recorded import RecordedEvent
 from services.projections.sdtm import Dataset, planned_arm, sdtm_datasets, trace_rows
 from services.projections.xpt import TRACE_FILE, write_trace, write_xpt
-from shared.study import study_definition
+from shared.study import load_definition, study_definition
 from tests.cdisc import DEFINE_2_0_XSD, schema_errors
 from tests.projections.trial import ledgered, trial_events
 
 Entries = list[tuple[int, RecordedEvent]]
 DOMAINS = ("TA", "TE", "TI", "TS", "DM", "DS", "IE", "EX", "AE", "LB", "PC", "RS", "QS")
+FIRST = study_definition()  # NCT05030779: the study these tests' ledger entries are of
+STUDIES = Path(studies.__file__).parent  # every packaged study definition
 
 # SDTMIG 3.4: each domain's Required variables (present, never null) and Expected ones
 # (present) that these datasets carry; the rest written are Permissible.
@@ -135,7 +138,7 @@ def screen_failure(events: Entries, failed_criteria: list[str]) -> Entries:
 
 @pytest.fixture(scope="module")
 def datasets(entries: Entries) -> dict[str, Dataset]:
-    return sdtm_datasets(entries)
+    return sdtm_datasets(entries, FIRST)
 
 
 @pytest.fixture(scope="module")
@@ -281,7 +284,7 @@ def test_a_correction_of_the_consent_day_is_the_day_dm_shows_and_traces_to() -> 
                                 "new_value": "2026-11-03", "reason": "date misread"}  # fmt: skip
     correction = RecordedEvent(consent.id.__class__(int=1), consent.source, "ValueCorrected.v1",
                                "S-001", consent.time, consent.recordedtime, corrected)  # fmt: skip
-    datasets = sdtm_datasets([*events, (10, correction)])
+    datasets = sdtm_datasets([*events, (10, correction)], FIRST)
     (row,) = datasets["DM"].rows
     assert row["RFICDTC"] == "2026-11-03"
     assert 10 in datasets["DM"].sources[0] and position in datasets["DM"].sources[0]
@@ -303,7 +306,7 @@ def test_an_as_of_cut_before_the_infusion_has_no_exposure_and_no_adverse_event(
     entries: Entries,
 ) -> None:
     cut = next(p for p, e in entries if e.type == "CarTInfused.v1")
-    datasets = sdtm_datasets(entries[: cut - 1])
+    datasets = sdtm_datasets(entries[: cut - 1], FIRST)
     assert (len(datasets["EX"].rows), len(datasets["AE"].rows)) == (2, 0)
     assert only(datasets["DM"], SUBJID="S-001")["ACTARMCD"] is None
 
@@ -410,10 +413,10 @@ def test_ts_as_of_a_cut_before_any_enrollment_has_no_subject_and_no_start_yet(
     entries: Entries,
 ) -> None:
     registered = next(p for p, e in entries if e.type == "SubjectRegistered.v1")
-    ts = _ts(sdtm_datasets(entries[:registered])["TS"])
+    ts = _ts(sdtm_datasets(entries[:registered], FIRST)["TS"])
     assert ts["ACTSUB"]["TSVAL"] == "0"
     assert (ts["SSTDTC"]["TSVAL"], ts["SSTDTC"]["TSVALNF"]) == (None, "NAV")
-    empty = _ts(sdtm_datasets([])["TS"])
+    empty = _ts(sdtm_datasets([], FIRST)["TS"])
     assert (empty["DCUTDTC"]["TSVALNF"], "DCUTDESC" in empty) == ("NAV", False)
 
 
@@ -424,7 +427,7 @@ def test_ts_start_date_follows_a_correction_of_the_first_consent() -> None:
                                 "new_value": "2026-10-30", "reason": "date misread"}  # fmt: skip
     correction = RecordedEvent(consent.id.__class__(int=2), consent.source, "ValueCorrected.v1",
                                "S-001", consent.time, consent.recordedtime, corrected)  # fmt: skip
-    datasets = sdtm_datasets([*events, (10, correction)])
+    datasets = sdtm_datasets([*events, (10, correction)], FIRST)
     start = datasets["TS"].rows.index(_ts(datasets["TS"])["SSTDTC"])
     assert datasets["TS"].rows[start]["TSVAL"] == "2026-10-30"
     assert 10 in datasets["TS"].sources[start]
@@ -432,7 +435,7 @@ def test_ts_start_date_follows_a_correction_of_the_first_consent() -> None:
 
 def test_ts_start_date_is_a_consent_of_a_subject_enrolled_not_of_a_screen_failure() -> None:
     events = ledgered(trial_events()[:9])  # S-001 up to enrollment, consent 2026-11-02
-    datasets = sdtm_datasets([*events, *screen_failure(events, ["hiv_infection"])])
+    datasets = sdtm_datasets([*events, *screen_failure(events, ["hiv_infection"])], FIRST)
     assert only(datasets["DM"], SUBJID="S-009")["RFICDTC"] == "2026-10-01"
     assert _ts(datasets["TS"])["SSTDTC"]["TSVAL"] == "2026-11-02"
 
@@ -471,7 +474,7 @@ def test_ti_lists_every_criterion_of_the_study_definition_and_ie_uses_its_names(
 
 def test_a_criterion_the_definition_does_not_know_is_unmapped_in_ie_not_dropped() -> None:
     events = ledgered(trial_events()[:9])
-    ie = sdtm_datasets([*events, *screen_failure(events, ["retired_criterion"])])["IE"]
+    ie = sdtm_datasets([*events, *screen_failure(events, ["retired_criterion"])], FIRST)["IE"]
     assert [(r["IETESTCD"], r["IETEST"], r["IECAT"]) for r in ie.rows] == [
         ("UNMAPPED", "retired_criterion", None)
     ]
@@ -534,14 +537,14 @@ def _blank(value: Any) -> Any:
 def test_define_xml_has_no_error_against_the_define_xml_2_0_schema(
     datasets: dict[str, Dataset],
 ) -> None:
-    xml = define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC))
+    xml = define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id)
     assert schema_errors(xml, DEFINE_2_0_XSD) == []
 
 
 def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_labels(
     datasets: dict[str, Dataset], files: Path
 ) -> None:
-    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC)))
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id))
     ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
     groups = root.findall(".//odm:ItemGroupDef", ns)
     assert sorted(f"{g.get('Name').lower()}.xpt" for g in groups) == sorted(
@@ -560,7 +563,7 @@ def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_l
 def test_define_xml_keys_the_trial_design_by_its_own_keys_from_the_protocol(
     datasets: dict[str, Dataset],
 ) -> None:
-    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC)))
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id))
     ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.0"}
     keys = {"TA": ["STUDYID", "ARMCD", "TAETORD"], "TE": ["STUDYID", "ETCD"],
             "TI": ["STUDYID", "IETESTCD"], "TS": ["STUDYID", "TSPARMCD", "TSSEQ"]}  # fmt: skip
@@ -576,3 +579,52 @@ def test_define_xml_keys_the_trial_design_by_its_own_keys_from_the_protocol(
     order = root.find(".//odm:ItemDef[@OID='IT.TA.TAETORD']", ns)
     assert order.get("DataType") == "integer"
     assert order.find("def:Origin", ns).get("Type") == "Protocol"
+
+
+def test_another_studys_datasets_name_that_study_and_its_design_not_the_first_ones(
+    entries: Entries, tmp_path: Path
+) -> None:
+    """SYN-CART-2's ledger gives SYN-CART-2's datasets: its STUDYID and USUBJIDs, arms of
+    its dose levels, its DLT window, criteria, registration and define.xml; nothing of
+    NCT05030779 (the entries are the fixture's, labelled as the other study's ledger would
+    label its own)."""
+    second = study_definition("SYN-CART-2")
+    datasets = sdtm_datasets(entries, second)
+    rows = [r for d in datasets.values() for r in d.rows]
+    assert {r["STUDYID"] for r in rows} == {"SYN-CART-2"}
+    assert {str(r["USUBJID"]).split("-S-")[0] for r in rows if r.get("USUBJID")} == {"SYN-CART-2"}
+    assert not [r for r in rows if any("NCT05030779" in str(v) for v in r.values())]
+    ts = _ts(datasets["TS"])
+    assert (ts["REGID"]["TSVAL"], ts["PLANSUB"]["TSVAL"], ts["FCNTRY"]["TSVAL"]) == (
+        "SYN-CART-2",
+        "18",
+        "DEU",
+    )
+    doses = [(r["TSGRPID"], r["TSVAL"]) for r in datasets["TS"].rows if r["TSPARMCD"] == "DOSE"]
+    assert doses == [("DL1", "0.5"), ("DL2", "1"), ("DL3", "2")]
+    assert {r["ARMCD"] for r in datasets["TA"].rows} == {"DL1", "DL2", "DL3"}
+    assert only(datasets["TE"], ETCD="FU")["TESTRL"].startswith(
+        "End of the DLT window: the end of study day 21 "
+    )
+    assert [r["IETESTCD"] for r in datasets["TI"].rows] == [
+        c.test_code for c in second.eligibility.criteria
+    ]
+    assert {r["COUNTRY"] for r in datasets["DM"].rows} == {"DEU"}
+    infusions = [r for r in datasets["EX"].rows if r["EXCAT"] == "CAR-T INFUSION"]
+    assert {r["EXTRT"] for r in infusions} == {second.registration.treatment}
+    define = define_xml(datasets, datetime(2026, 12, 4, tzinfo=UTC), second.study_id)
+    assert b'OID="ST.SYN-CART-2"' in define and b"NCT05030779" not in define
+    assert schema_errors(define, DEFINE_2_0_XSD) == []
+    assert (ts["TPHASE"]["TSVAL"], ts["TPHASE"]["TSVALCD"]) == ("PHASE I TRIAL", "C15600")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(STUDIES.glob("*/definition.json")), ids=lambda p: p.parent.name
+)
+def test_every_study_definitions_summary_terms_have_their_cdisc_codes(path: Path) -> None:
+    """A definition's registration terms TS states as CDISC CT each have their code: a new
+    study's term missing from the table fails here, not silently in an export."""
+    ts = sdtm_datasets([], load_definition(path))["TS"]
+    uncoded = [(r["TSPARMCD"], r["TSVAL"]) for r in ts.rows
+               if r["TSVCDREF"] == "CDISC CT" and r["TSVALCD"] is None]  # fmt: skip
+    assert uncoded == []
