@@ -46,6 +46,7 @@ from services.projections.__main__ import known_contracts
 from services.projections.ingest import Ingester, IngestOptions, Parser
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
+from shared.clinical import STUDY  # the first study's calendar: these ledgers are its
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import ServiceSettings
 
@@ -147,7 +148,7 @@ async def _ingest(
     viewed = [0 if views else count]  # entries the views hold
 
     async def catch_up() -> None:
-        viewed[0] += await ViewStore(ledger.pool, ledger.schema).catch_up()
+        viewed[0] += await ViewStore(ledger.pool, ledger.schema, STUDY).catch_up()
 
     ingest = Ingester(
         ledger,

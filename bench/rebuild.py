@@ -22,6 +22,7 @@ from bench.common import Measurement, entry_batches, main, on_fresh_ledger, prog
 from bench.events import enrollment_events, new_entry
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
+from shared.clinical import STUDY  # the first study's calendar: these ledgers are its
 from shared.kernel.envelope import CloudEvent
 
 FILL_BATCH = 5_000
@@ -45,7 +46,7 @@ async def read_and_decode(pool: asyncpg.Pool) -> int:
 
 
 async def measure(ledger: LedgerStore, count: int) -> tuple[Measurement, list[Measurement]]:
-    views = ViewStore(ledger.pool, ledger.schema)
+    views = ViewStore(ledger.pool, ledger.schema, STUDY)
     base = await timed("baseline: read + json.loads", count, lambda: read_and_decode(ledger.pool))
     first = await timed("ViewStore.rebuild (empty views)", count, views.rebuild)
     again = await timed("ViewStore.rebuild (built views)", count, views.rebuild)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
 
-from shared.clinical import STUDY, Study
+from shared.clinical import Study
 from shared.study import StudyDefinition, study_definition
 
 # /2: duration criteria checked against the record; /3: study days in the study's
@@ -100,7 +100,7 @@ def supports(
     grade: int,
     related: bool,
     course: Course,
-    study: Study = STUDY,
+    study: Study,
     rules: DltRules | None = None,
 ) -> bool:
     """Whether an event graded ``grade`` on ``scale``, with the course the record shows

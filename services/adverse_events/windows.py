@@ -2,8 +2,8 @@
 
 Study days and the windows come from the study's definition (``shared.clinical.Study``,
 read from ``studies/<study>/definition.json``): every function takes the calendar of the
-study a command acts in (``study``; the first study's, ``shared.clinical.STUDY``, when a
-caller names none). For NCT05030779 the infusion's UTC date
+study a command acts in (``study``, required: no silent fall-back to the first study's,
+``shared.clinical.STUDY``). For NCT05030779 the infusion's UTC date
 is day 0 (the convention of CAR-T protocols and of the published report), the DLT
 window is days 0-28 (the protocol record's primary outcome, "up to 28 days after
 infusion"), and an adverse event is treatment-emergent when its onset is on or after the
@@ -45,18 +45,18 @@ def _utc(name: str, value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def study_day(infused_at: datetime, at: datetime, study: Study = STUDY) -> int:
+def study_day(infused_at: datetime, at: datetime, study: Study) -> int:
     """The study day of ``at`` in the study's convention (NCT05030779: 0 on the
     infusion's UTC date, 1 the day after, -1 the day before)."""
     return study.study_day(_utc("infused_at", infused_at), _utc("at", at))
 
 
-def in_dlt_window(day: int, study: Study = STUDY) -> bool:
+def in_dlt_window(day: int, study: Study) -> bool:
     """Whether a study day lies in the DLT window (NCT05030779: days 0 to 28 included)."""
     return day in study.dlt_window
 
 
-def within_dlt_window(onset: datetime, infused_at: datetime, study: Study = STUDY) -> bool:
+def within_dlt_window(onset: datetime, infused_at: datetime, study: Study) -> bool:
     """Whether an onset falls in the DLT window: at or after the infusion's start, and
     no later than its last day (NCT05030779: day 28, the infusion's date + 28 days). An
     onset earlier on the infusion day is not."""
@@ -65,7 +65,7 @@ def within_dlt_window(onset: datetime, infused_at: datetime, study: Study = STUD
     return in_dlt_window(study_day(infused_at, onset, study), study)
 
 
-def treatment_emergent(onset: datetime, infused_at: datetime, study: Study = STUDY) -> bool:
+def treatment_emergent(onset: datetime, infused_at: datetime, study: Study) -> bool:
     """Whether an adverse event is treatment-emergent: onset at or after the infusion's
     start, up to and including the study's last TEAE day (NCT05030779: day 90). An onset
     earlier on the infusion day, before the infusion started, is not: it came before the
@@ -79,7 +79,7 @@ def treatment_emergent(onset: datetime, infused_at: datetime, study: Study = STU
     return study_day(infused_at, onset, study) in study.teae_window
 
 
-def dlt_window_closed(infused_at: datetime, now: datetime, study: Study = STUDY) -> bool:
+def dlt_window_closed(infused_at: datetime, now: datetime, study: Study) -> bool:
     """Whether the subject's DLT window has closed: once the day after its last day has
     begun (00:00 UTC of that date; NCT05030779: day 29, the infusion's date + 29 days)."""
     return study_day(infused_at, now, study) > study.dlt_window.last

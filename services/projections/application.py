@@ -153,7 +153,6 @@ class ProjectionsApplication:
         self.ledger = ledger
         self.study_id = study_id
         self.duties = duties or SeparationOfDuties.default()
-        self.views = ViewStore(ledger.pool, ledger.schema)
         self.checkpoint_keys = list(checkpoint_keys)
         self.max_gap = max_gap
         self.record_keys = list(record_keys)
@@ -165,6 +164,7 @@ class ProjectionsApplication:
         # definition (not the first study's: each ledger is one study's)
         self.study = study_definition(study_id or DEFAULT_STUDY_ID)
         self.endpoint_rules = endpoint_rules(self.study.study_id)
+        self.views = ViewStore(ledger.pool, ledger.schema, self.endpoint_rules.calendar)
         # The trial's history now, advanced by each request by the entries since: the
         # endpoints, plots and safety summary of the ledger now cost the new entries only.
         self._now = TrialHistory(rules=self.endpoint_rules)
@@ -264,7 +264,7 @@ class ProjectionsApplication:
             as_of,
             position,
         )
-        return replay_subject(recorded(rows))
+        return replay_subject(recorded(rows), self.endpoint_rules.calendar)
 
     async def trial(self, who: Principal) -> dict[str, Any]:
         """The safety summary: DLTs per dose level and TEAE incidence (as defined for the

@@ -8,7 +8,7 @@ computed from. Definitions and their assumptions: docs/endpoints.md.
 
 Study days, windows, the named visits and the definitions' version are those of the
 study whose ledger the entries are (``EndpointRules``, from its definition: ``shared.study``;
-the first study's, ``shared.clinical.STUDY``, where a caller names none; NCT05030779: the
+every function takes the calendar, none falls back to the first study's; NCT05030779: the
 infusion's date is day 0, SYN-CART-2 reads its week-8 visit rather than week 12).
 The v1 events carry their study days counted the CDISC way (the infusion's date is day 1,
 their contracts' meaning); they are renumbered here.
@@ -71,7 +71,7 @@ class NamedVisit:
     days_before: int
     days_after: int
 
-    def window(self, infused_at: datetime, calendar: Study = STUDY) -> tuple[int, int, int]:
+    def window(self, infused_at: datetime, calendar: Study) -> tuple[int, int, int]:
         """(first, target, last) study day of the window for a subject infused then, in
         the ``calendar``'s convention."""
         target = calendar.study_day(infused_at, infused_at + self.after_infusion)
@@ -142,7 +142,7 @@ class Course:
     """What the ledger says of one subject, for the endpoints."""
 
     subject_id: str
-    calendar: Study = STUDY  # the calendar of the subject's study
+    calendar: Study  # the calendar of the subject's study
     infusion: Dated | None = None
     dose_level: int | None = None
     death: Dated | None = None
@@ -172,7 +172,7 @@ class Course:
         return self.calendar.study_day(self.infused.at, at)
 
 
-def study_day(data: dict[str, Any], calendar: Study = STUDY) -> int | None:
+def study_day(data: dict[str, Any], calendar: Study) -> int | None:
     """An event's published study day, numbered in the ``calendar``'s convention."""
     day = data.get("study_day")
     return None if day is None else calendar.day_from(int(day), PUBLISHED_STUDY_DAYS)
@@ -302,7 +302,7 @@ def teae_incidence(population: list[Course]) -> dict[str, Any]:
     return _proportion(with_teae, population, refs)
 
 
-def objective_response(population: list[Course], calendar: Study = STUDY) -> dict[str, Any]:
+def objective_response(population: list[Course], calendar: Study) -> dict[str, Any]:
     """Complete or partial remission at any response assessment up to the study's last
     response day (NCT05030779: day 90, "within 3 months"; SYN-CART-2: day 84), named in
     the figure."""
@@ -317,7 +317,7 @@ def objective_response(population: list[Course], calendar: Study = STUDY) -> dic
     return {**_proportion(responders, population, refs), "last_study_day": last_day}
 
 
-def disease_control(population: list[Course], calendar: Study = STUDY) -> dict[str, Any]:
+def disease_control(population: list[Course], calendar: Study) -> dict[str, Any]:
     """Complete, partial or stable at the first response assessment on or after the
     study's first disease-control day (NCT05030779: day 28; SYN-CART-2: day 21), named in
     the figure."""

@@ -18,6 +18,7 @@ import asyncpg
 
 from services.projections.clinical_endpoints import study_day
 from services.projections.recorded import COMMON_FIELDS, RECORD_SIGNED, Recorded, recorded
+from shared.clinical import Study
 from shared.contracts.adverse_events import (
     AdverseEventGradedV1,
     AdverseEventRegradedV1,
@@ -48,14 +49,17 @@ State = dict[str, Any]
 Reducer = Callable[[State, dict[str, Any], Recorded], None]
 
 
-def subject_state(state: State | None, event: Recorded, position: int) -> State:
-    """The subject's state after ``event`` (pure; unknown types leave it unchanged)."""
+def subject_state(state: State | None, event: Recorded, position: int, calendar: Study) -> State:
+    """The subject's state after ``event`` (pure; unknown types leave it unchanged), its
+    study days numbered by the ``calendar`` of the ledger's study."""
     state = dict(state or {"subject_id": event.subject, "signatures": [], "corrections": 0})
     if event.type in SUBJECT_STATUS:
         state["status"] = SUBJECT_STATUS[event.type]
     reduce = SUBJECT_REDUCERS.get(event.type)
     if reduce is not None:
         reduce(state, event.data, event)
+    if (section := DAY_NUMBERED.get(event.type)) is not None:
+        state[section] = {**state[section], "study_day": study_day(event.data, calendar)}
     state["position"] = position
     state["as_of"] = event.recordedtime.isoformat()
     return state
@@ -136,23 +140,27 @@ def _dlt_adjudicated(state: State, data: dict[str, Any], event: Recorded) -> Non
     state["dlt"] = any(dlts.values())
 
 
-def _in_study_days(data: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """``keys`` of ``data``, its study day numbered in the study's convention (the v1
-    events count the infusion's date as day 1; the study, NCT05030779, as day 0)."""
-    return {k: data[k] for k in keys} | {"study_day": study_day(data)}
-
-
 def _disease_activity(state: State, data: dict[str, Any], event: Recorded) -> None:
-    state["disease_activity"] = _in_study_days(data, "label", "sledai_2k", "clinical_sledai",
-                                               "pga")  # fmt: skip
+    keys = ("label", "sledai_2k", "clinical_sledai", "pga")
+    state["disease_activity"] = {k: data[k] for k in keys}
 
 
 def _remission(state: State, data: dict[str, Any], event: Recorded) -> None:
-    state["response"] = _in_study_days(data, "response", "rule_version")
+    state["response"] = {k: data[k] for k in ("response", "rule_version")}
 
 
 def _progression(state: State, data: dict[str, Any], event: Recorded) -> None:
-    state["progression"] = _in_study_days(data, "kind")
+    state["progression"] = {"kind": data["kind"]}
+
+
+# Event type -> the section of the state that gets the event's study day, numbered in the
+# ledger's study's convention (the v1 events count the infusion's date as day 1;
+# NCT05030779 and SYN-CART-2 as day 0): ``subject_state`` adds it, by the study's calendar.
+DAY_NUMBERED = {
+    DiseaseActivityAssessedV1.event_type: "disease_activity",
+    RemissionAssessedV1.event_type: "response",
+    ProgressionReportedV1.event_type: "progression",
+}
 
 
 def _not_infused(state: State, data: dict[str, Any], event: Recorded) -> None:
@@ -363,9 +371,10 @@ class ViewStore:
 
     NAME = "views"
 
-    def __init__(self, pool: asyncpg.Pool, schema: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, schema: str, calendar: Study) -> None:
         self.pool = pool
         self.schema = schema
+        self.calendar = calendar  # the ledger's study's: the state's study days
 
     @staticmethod
     async def migrate(connection: asyncpg.Connection, schema: str, role: str) -> None:
@@ -450,7 +459,8 @@ class ViewStore:
                 if key not in signed_rows:
                     earlier[key] = mark
             if event.subject is not None and _has_state(event):
-                states[event.subject] = subject_state(states[event.subject], event, position)
+                state = states[event.subject]
+                states[event.subject] = subject_state(state, event, position, self.calendar)
         await connection.copy_records_to_table(
             "audit_trail",
             records=trail,
@@ -514,10 +524,12 @@ def _uuid(value: str) -> UUID:
     return UUID(value)
 
 
-def replay_subject(events: Iterable[tuple[int, Recorded]]) -> dict[str, Any] | None:
+def replay_subject(
+    events: Iterable[tuple[int, Recorded]], calendar: Study
+) -> dict[str, Any] | None:
     """A subject's state from its events in ledger order (for "as of" queries)."""
     state: dict[str, Any] | None = None
     for position, event in events:
         if event.type != AccessDeniedV1.event_type:
-            state = subject_state(state, event, position)
+            state = subject_state(state, event, position, calendar)
     return state

@@ -57,7 +57,7 @@ def test_the_study_counts_the_infusion_as_day_0() -> None:
 def test_study_day_counts_utc_dates_from_the_infusion_day_in_either_convention(
     at: datetime, day_0: int, day_1: int
 ) -> None:
-    assert study_day(INFUSED_AT, at) == day_0
+    assert study_day(INFUSED_AT, at, STUDY) == day_0
     assert study_day(INFUSED_AT, at, CDISC) == day_1
 
 
@@ -71,7 +71,7 @@ def test_the_cdisc_study_day_is_never_0(infusion_hour: int) -> None:
 
 
 def test_the_day_before_the_infusion_day_is_day_minus_1_in_either_convention() -> None:
-    assert study_day(INFUSED_AT, after(-1)) == study_day(INFUSED_AT, after(-1), CDISC) == -1
+    assert study_day(INFUSED_AT, after(-1), STUDY) == study_day(INFUSED_AT, after(-1), CDISC) == -1
 
 
 @pytest.mark.parametrize(
@@ -80,7 +80,7 @@ def test_the_day_before_the_infusion_day_is_day_minus_1_in_either_convention() -
      (29, False, False), (90, False, False)],
 )  # fmt: skip
 def test_dlt_window_is_days_0_to_28_or_1_to_28(day: int, day_0: bool, day_1: bool) -> None:
-    assert in_dlt_window(day) is day_0
+    assert in_dlt_window(day, STUDY) is day_0
     assert in_dlt_window(day, CDISC) is day_1
 
 
@@ -103,8 +103,8 @@ def test_dlt_window_is_days_0_to_28_or_1_to_28(day: int, day_0: bool, day_1: boo
 def test_onset_edges_of_the_dlt_and_teae_windows_with_the_infusion_as_day_0(
     onset: datetime, in_dlt: bool, emergent: bool
 ) -> None:
-    assert within_dlt_window(onset, INFUSED_AT) is in_dlt
-    assert treatment_emergent(onset, INFUSED_AT) is emergent
+    assert within_dlt_window(onset, INFUSED_AT, STUDY) is in_dlt
+    assert treatment_emergent(onset, INFUSED_AT, STUDY) is emergent
 
 
 @pytest.mark.parametrize(
@@ -132,7 +132,7 @@ def test_onset_edges_of_the_dlt_and_teae_windows_with_the_infusion_as_day_1(
 def test_dlt_window_closes_when_day_29_begins_infusion_plus_29_days(
     now: datetime, closed: bool
 ) -> None:
-    assert dlt_window_closed(INFUSED_AT, now) is closed
+    assert dlt_window_closed(INFUSED_AT, now, STUDY) is closed
 
 
 @pytest.mark.parametrize(("now", "closed"), [(after(27, 23, 59), False), (after(28, 0), True)])
@@ -144,10 +144,10 @@ def test_cdisc_dlt_window_closes_when_day_29_begins_infusion_plus_28_days(
 
 def test_refuses_a_naive_time() -> None:
     with pytest.raises(InvalidTime) as refused:
-        study_day(INFUSED_AT, datetime(2026, 3, 10, 12, 0))
+        study_day(INFUSED_AT, datetime(2026, 3, 10, 12, 0), STUDY)
     assert refused.value.code == "invalid_time"
 
 
 def test_refuses_a_naive_infusion_time() -> None:
     with pytest.raises(InvalidTime):
-        treatment_emergent(INFUSED_AT, datetime(2026, 3, 10, 12, 0))
+        treatment_emergent(INFUSED_AT, datetime(2026, 3, 10, 12, 0), STUDY)

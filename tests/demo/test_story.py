@@ -16,6 +16,7 @@ from services.assessments.rules import Activity, Response, derive_response, item
 from services.enrollment.api import ObservationIn
 from services.enrollment.rules import CRITERIA_BY_CODE, evaluate
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
+from shared.clinical import STUDY
 from shared.contracts.assessments import SLEDAI_2K_ITEMS
 from tools.demo.plan import Story, SubjectPlan, Treatment, Visit
 from tools.demo.story import SEED, write_story
@@ -140,7 +141,7 @@ def test_dlts_are_adjudicated_in_the_window_and_only_there() -> None:
     for plan in DOSED:
         for event in plan.safety:
             onset = datetime.fromisoformat(event.report["onset_at"])
-            in_window = within_dlt_window(onset, _treated(plan.subject_id).started_at)
+            in_window = within_dlt_window(onset, _treated(plan.subject_id).started_at, STUDY)
             assert (event.dlt is not None) == in_window, event.report
 
 

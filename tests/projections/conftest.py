@@ -21,6 +21,7 @@ from services.projections.ingest import Ingester, IngestOptions
 from services.projections.ledger import LedgerStore
 from services.projections.views import ViewStore
 from shared.adapters.readings import KafkaOffsets, lag_by_topic
+from shared.clinical import STUDY  # the first study's calendar: these ledgers are its
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
@@ -119,7 +120,7 @@ class Feed:
             known_contracts(),
             CHECKPOINT_KEY,
             IngestOptions(**{"checkpoint_every": 10_000, "poll_ms": 200, **options}),
-            on_appended=ViewStore(self.ledger.pool, self.ledger.schema).catch_up,
+            on_appended=ViewStore(self.ledger.pool, self.ledger.schema, STUDY).catch_up,
         )
 
     async def ingest_until(self, size: int, read_all: bool = False, **options: int) -> Ingester:

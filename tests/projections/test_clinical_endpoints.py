@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,7 +26,7 @@ from services.projections.clinical_endpoints import (
 )
 from services.projections.clinical_endpoints import infused as infused_courses
 from services.projections.views import subject_state
-from shared.clinical import DayConvention
+from shared.clinical import STUDY, DayConvention
 from shared.kernel.envelope import CloudEvent
 from tests.support import NOW
 
@@ -186,8 +187,12 @@ def test_the_subject_view_shows_the_study_s_days() -> None:
     """A remission published on CDISC day 29 (infusion + 28 days) is the study's day 28."""
     published = entry("A", "RemissionAssessed.v1", DAY0 + timedelta(days=28), study_day=29,
                       response="complete", rule_version="NCT05030779-sle-response/1")  # fmt: skip
-    state = subject_state(None, published, 1)
+    state = subject_state(None, published, 1, STUDY)
     assert state["response"]["study_day"] == 28
+    # a study numbering the infusion's date day 1 (CDISC) keeps day 29: the view's study
+    # days are its own study's, not the first study's
+    cdisc = dataclasses.replace(STUDY, name="CDISC-DAYS", convention=DayConvention.INFUSION_DAY_1)
+    assert subject_state(None, published, 1, cdisc)["response"]["study_day"] == 29
 
 
 def after(days: int) -> datetime:

@@ -11,6 +11,7 @@ import pytest
 
 from services.projections.recorded import CorruptEntry, RecordedEvent, recorded
 from services.projections.views import subject_state, trail_rows
+from shared.clinical import STUDY  # the first study's calendar: these ledgers are its
 from shared.kernel.envelope import CloudEvent, schema_uri
 from tests.projections.conftest import published_events
 
@@ -33,8 +34,8 @@ def test_a_recorded_event_has_the_fields_and_views_of_the_validated_one() -> Non
         assert [getattr(read, f) for f in FIELDS] == [getattr(validated, f) for f in FIELDS]
         assert read.time.isoformat() == validated.time.isoformat()
         assert trail_rows(position, read) == trail_rows(position, validated)
-        state = subject_state(state, read, position)
-        checked = subject_state(checked, validated, position)
+        state = subject_state(state, read, position, STUDY)
+        checked = subject_state(checked, validated, position, STUDY)
         assert state == checked
     assert {e.dataschema is None for e in map(CloudEvent.from_kafka_value, payloads())} == {
         True,

@@ -32,6 +32,7 @@ from shared.study.model import DltCriterionCode
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = study_definition()
+CALENDAR = clinical.Study.of(STUDY)
 STUDY_IDS = sorted(p.parent.name for p in (ROOT / "studies").glob("*/definition.json"))
 
 # Modules whose protocol ids other changes move into the definition; each names why it is
@@ -114,9 +115,10 @@ def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out(
 ) -> None:
     now = datetime(2026, 3, 20, tzinfo=UTC)
     course = dlt.Course(now - timedelta(days=2), 8, None, now)
-    assert dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course)
+    assert dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
     monkeypatch.setattr(dlt, "ADOPTED", dlt.ADOPTED - {dlt.DltCriterion.CRS_GRADE_4})
-    assert not dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course)
+    args = (dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
+    assert not dlt.supports(*args)
 
 
 def test_the_first_cohort_is_the_first_level_and_one_cohort_of_the_design() -> None:
