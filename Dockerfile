@@ -18,8 +18,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# pyproject.toml pins every runtime dependency exactly; the `image` extra adds the libpq
-# that psycopg needs, as a wheel, so the final stage needs no system packages.
+# pyproject.toml pins every runtime dependency exactly, psycopg's libpq among them (as a
+# wheel: psycopg[binary]), so the final stage needs no system packages.
 COPY pyproject.toml ./
 COPY shared ./shared
 COPY services ./services
@@ -27,7 +27,7 @@ COPY studies ./studies
 # DL3013 asks for `pkg==version`: what is installed here is this project, whose own
 # dependencies pyproject.toml pins with `==`.
 # hadolint ignore=DL3013
-RUN pip install --no-cache-dir ".[image]"
+RUN pip install --no-cache-dir .
 
 # --- final: the interpreter, the environment, no compilers or build tools ----------------
 FROM ${TL_PYTHON_IMAGE}

@@ -36,18 +36,17 @@ import socket
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import date
-from multiprocessing import get_context
 from typing import Any
 
-import httpx
 import uvicorn
 from fastapi import FastAPI
 
+from bench import loadgen
 from bench.common import bench_settings, progress
+from bench.loadgen import Latencies, Request
 from services.enrollment.api import create_app, signing_purpose
 from services.enrollment.application import EnrollmentApplication
 from services.enrollment.publication import PUBLICATION
@@ -89,21 +88,6 @@ COMMANDS_PER_SUBJECT = len(COMMANDS)
 STEROIDS = "systemic_steroids"
 
 
-@dataclass
-class Latencies:
-    """Seconds each command took, by command type, and the wall time of the whole run."""
-
-    by_command: dict[str, list[float]] = field(default_factory=dict)
-    seconds: float = 0.0
-
-    def add(self, name: str, started: float) -> None:
-        self.by_command.setdefault(name, []).append(time.perf_counter() - started)
-
-    @property
-    def count(self) -> int:
-        return sum(len(times) for times in self.by_command.values())
-
-
 def subject_ids(clients: int, subjects: int) -> list[list[str]]:
     """Each client's own subjects (distinct across clients and runs' schemas)."""
     return [[f"C{c:02d}-{n:05d}" for n in range(c, subjects, clients)] for c in range(clients)]
@@ -116,9 +100,6 @@ def corrections() -> tuple[Observation, Observation]:
 
 
 # --- the clients (a process of their own) --------------------------------------------------
-
-
-Request = tuple[str, str, dict[str, Any] | None]  # command, path, body (None: a GET)
 
 
 def requests(subjects: list[list[str]]) -> list[list[Request]]:
@@ -134,45 +115,16 @@ def _steps(subject: str) -> list[Request]:
     consent = {"form_version": "ICF v2.1", "signed_on": CONSENT_DAY.isoformat(),
                "obtained_by": "Dr Lin Wei", "signature": signature}  # fmt: skip
     return [
-        ("register_subject", "/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
-        ("sign_consent", f"{path}/consent", consent),
-        ("record_screening", f"{path}/screening", screening_json()),
-        *(("correct_value", f"{path}/corrections", _correction(v)) for v in (dated, undone)),
+        Request("register_subject", "/subjects", {"subject_id": subject, "site_id": "ZJU-1"}),
+        Request("sign_consent", f"{path}/consent", consent),
+        Request("record_screening", f"{path}/screening", screening_json()),
+        *(Request("correct_value", f"{path}/corrections", _correction(v)) for v in (dated, undone)),
     ]
 
 
 def floor_requests(requests: list[list[Request]]) -> list[list[Request]]:
     """As many ``GET /health`` as each client has commands."""
-    return [[("GET /health", "/health", None)] * len(own) for own in requests]
-
-
-def drive(url: str, headers: dict[str, str], requests: list[list[Request]]) -> Latencies:
-    """Every client's requests through HTTP at once; in the clients' process."""
-    return asyncio.run(_drive(url, headers, requests))
-
-
-async def _drive(url: str, headers: dict[str, str], requests: list[list[Request]]) -> Latencies:
-    latencies = Latencies()
-    limits = httpx.Limits(max_connections=len(requests) + 1)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
-        start = time.perf_counter()
-        await asyncio.gather(*(_investigator(client, own, latencies) for own in requests))
-        latencies.seconds = time.perf_counter() - start
-    return latencies
-
-
-async def _investigator(
-    client: httpx.AsyncClient, own: list[Request], latencies: Latencies
-) -> None:
-    for name, target, body in own:
-        started = time.perf_counter()
-        if body is None:
-            response = await client.get(target)
-        else:
-            response = await client.post(target, json=body)
-        if response.status_code not in (200, 201):
-            raise RuntimeError(f"{name} {target}: {response.status_code} {response.text}")
-        latencies.add(name, started)
+    return [[Request("GET /health", "/health")] * len(own) for own in requests]
 
 
 def _correction(value: Observation) -> dict[str, Any]:
@@ -236,14 +188,9 @@ async def served(
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
     serving = asyncio.create_task(server.serve(sockets=[listening]))
     try:
-        with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as clients:
-            url = f"http://127.0.0.1:{listening.getsockname()[1]}"
-            loop = asyncio.get_running_loop()
-            floor = await loop.run_in_executor(
-                clients, drive, url, bearer(), floor_requests(requests)
-            )
-            http = await loop.run_in_executor(clients, drive, url, bearer(), requests)
-            return floor, http
+        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        floor = await loadgen.drive(url, bearer(), floor_requests(requests))
+        return floor, await loadgen.drive(url, bearer(), requests)
     finally:
         server.should_exit = True
         await serving

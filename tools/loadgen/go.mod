@@ -1,0 +1,3 @@
+module trialledger/tools/loadgen
+
+go 1.26.0
