@@ -1,18 +1,19 @@
 """Commands through HTTP on the real stack, against the bare event-store save.
 
-    python -m bench.commands [--clients 20] [--commands 2000]
+    python -m bench.commands [--clients 20] [--commands 2000] [--processes 1]
 
-The real enrollment app (``services.enrollment.api.create_app``, instrumented as
-``shared.web.runner.serve`` instruments it: correlation ids and request metrics) is served
-by uvicorn on a free port of this machine, in this process, over the real PostgreSQL
-(a fresh schema of the enrollment database, dropped at the end), with the check of
-withdrawn access every request with a token passes in production (a revocations view fed
-from a fresh topic, standing in for identity's, and its feed checking the broker). The
-relay is not run: it reads the store after the commands, off their path. ``--clients``
-investigators (a separate process, so that the clients' own work does not share the
-server's interpreter) each take their own subjects through the unsigned commands:
-registration, screening, and two corrections of a screening value, with access tokens of
-the project's token issuer (``tests.support``), verified for real.
+The real enrollment app (``services.enrollment.api.create_app``) is served by
+``shared.web.runner.serve``, as the service serves it, in ``--processes`` processes of
+its own on one free port (``TL_<SERVICE>_HTTP_PROCESSES``), over the real PostgreSQL (a
+fresh schema of the enrollment database, dropped at the end), with the check of withdrawn
+access every request with a token passes in production (a revocations view fed from a
+fresh topic, standing in for identity's, and its feed checking the broker). The relay is
+not run: it reads the store after the commands, off their path. ``--clients``
+investigators (the Go load generator, ``bench.loadgen``: a client in Python cost the two
+cores more than the server did) each take their own subjects through registration,
+consent (signed), screening, and two corrections of a screening value, with access
+tokens and signing assertions of the project's token issuer (``tests.support``),
+verified for real.
 
 The **baseline**, in the same run: the same number of events of the same kinds, made
 by the same commands on an in-memory application, saved with eventsourcing's
@@ -32,17 +33,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
+import logging
 import statistics
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import date
+from multiprocessing import get_context
+from multiprocessing.synchronize import Event as EventType
 from typing import Any
 
-import uvicorn
-from fastapi import FastAPI
+import httpx
 
 from bench import loadgen
 from bench.common import bench_settings, progress
@@ -57,7 +60,7 @@ from shared.adapters.revocations import RevocationFeed, RevocationView
 from shared.adapters.subject_views import Subscriptions, kafka_broker
 from shared.kernel.provenance import Meaning
 from shared.kernel.settings import ServiceSettings
-from shared.web.observability import instrument
+from shared.web.runner import serve
 from shared.web.service_app import Serving
 from shared.web.service_main import subscribe_revocations
 from tests.support import (
@@ -69,6 +72,7 @@ from tests.support import (
     command,
     consent,
     eligible_observations,
+    free_port,
     observation_json,
     screening,
     screening_json,
@@ -159,41 +163,60 @@ async def withdrawn_access(settings: ServiceSettings) -> AsyncIterator[Revocatio
 
 
 async def through_http(
-    settings: ServiceSettings, requests: list[list[Request]]
+    settings: ServiceSettings, requests: list[list[Request]], processes: int
 ) -> tuple[Latencies, Latencies]:
-    """The floor, then the commands, through the real app served by uvicorn, driven by
-    the clients' process."""
-    application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
+    """The floor, then the commands, through the real app served by ``processes``
+    processes of their own on one port, as ``TL_ENROLLMENT_HTTP_PROCESSES`` serves it."""
+    port = free_port()
+    served = replace(settings, http_host="127.0.0.1", http_port=port, http_processes=processes)
+    # forked, not spawned: the servers trust this process's token and signing keys
+    # (tests.support makes them at import), which a fresh interpreter would make anew
+    fork = get_context("fork")
+    servers, url = [], f"http://127.0.0.1:{port}"
     try:
-        outbox = Outbox.of(application, PUBLICATION, settings)
-        async with withdrawn_access(settings) as revocations:
-            serving = Serving(VERIFIER, outbox, revocations=revocations)
-            return await served(create_app(application, serving), settings, requests)
-    finally:
-        application.close()
-
-
-async def served(
-    app: FastAPI, settings: ServiceSettings, requests: list[list[Request]]
-) -> tuple[Latencies, Latencies]:
-    """The floor, then the commands, through ``app`` served by uvicorn."""
-    instrument(app, settings)
-    # a socket bound here: its port is known, and connections wait in its backlog
-    # until the server accepts them. Made as TCP by name (proto), as uvicorn's own
-    # bind makes it: asyncio sets TCP_NODELAY on accepted sockets only then, and without
-    # it every answer on a kept-alive connection waits ~40 ms for a delayed ACK.
-    listening = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(100)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[listening]))
-    try:
-        url = f"http://127.0.0.1:{listening.getsockname()[1]}"
+        for _ in range(processes):  # one after another: the first makes the store's tables
+            started = fork.Event()
+            servers.append(fork.Process(target=serve_enrollment, args=(served, started)))
+            servers[-1].start()
+            if not await asyncio.to_thread(started.wait, 120):
+                raise RuntimeError("the enrollment server did not start within 120 s")
+        await ready(url)
         floor = await loadgen.drive(url, bearer(), floor_requests(requests))
         return floor, await loadgen.drive(url, bearer(), requests)
     finally:
-        server.should_exit = True
-        await serving
+        for server in servers:
+            server.terminate()
+            server.join(30)
+
+
+def serve_enrollment(settings: ServiceSettings, started: EventType) -> None:
+    """One server process: the enrollment app over the bench's store, with the revocation
+    check every request with a token passes, served by ``shared.web.runner.serve``."""
+
+    async def main() -> None:
+        application = EnrollmentApplication(env=postgres_env(settings.database), signer=SIGNER)
+        outbox = Outbox.of(application, PUBLICATION, settings)
+        async with withdrawn_access(settings) as revocations:
+            app = create_app(application, Serving(VERIFIER, outbox, revocations=revocations))
+            started.set()
+            await serve(settings, app)
+
+    logging.disable(logging.INFO)  # the servers' request and Kafka logs are not the report
+    asyncio.run(main())
+
+
+async def ready(url: str) -> None:
+    """Until the servers answer a command's token (they refuse one, 503, until they have
+    read the withdrawals of access once)."""
+    async with httpx.AsyncClient(base_url=url, headers=bearer()) as client:
+        for _ in range(600):
+            try:
+                if (await client.get("/subjects/none-yet")).status_code != 503:
+                    return
+            except httpx.TransportError:
+                pass  # not listening yet
+            await asyncio.sleep(0.1)
+    raise RuntimeError("the enrollment servers did not become ready within 60 s")
 
 
 # --- the baseline ------------------------------------------------------------------------
@@ -285,7 +308,7 @@ def report(clients: int, baseline: Latencies, floor: Latencies, http: Latencies)
                   flush=True)  # fmt: skip
 
 
-async def run(clients: int, commands: int) -> None:
+async def run(clients: int, commands: int, processes: int) -> None:
     subjects = subject_ids(clients, -(-commands // COMMANDS_PER_SUBJECT))
     progress(f"making the baseline's {commands} events in memory")
     events = same_events(subjects)
@@ -293,8 +316,9 @@ async def run(clients: int, commands: int) -> None:
         progress(f"baseline: Application.save in schema {settings.database.schema}")
         baseline = await asyncio.to_thread(saved_bare, settings, events)
     async with bench_settings(topic=True, service="enrollment") as settings:
-        progress(f"HTTP: {clients} clients, schema {settings.database.schema}")
-        floor, http = await through_http(settings, requests(subjects))
+        progress(f"HTTP: {clients} clients, {processes} server process(es), "
+                 f"schema {settings.database.schema}")  # fmt: skip
+        floor, http = await through_http(settings, requests(subjects), processes)
     report(clients, baseline, floor, http)
 
 
@@ -302,8 +326,10 @@ def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     arguments.add_argument("--clients", type=int, default=20, help="concurrent clients (20)")
     arguments.add_argument("--commands", type=int, default=2000, help="commands in all (2000)")
+    arguments.add_argument("--processes", type=int, default=1,
+                           help="server processes on the port (1; TL_<SERVICE>_HTTP_PROCESSES)")
     options = arguments.parse_args()
-    asyncio.run(run(options.clients, options.commands))
+    asyncio.run(run(options.clients, options.commands, options.processes))
 
 
 if __name__ == "__main__":

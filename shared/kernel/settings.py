@@ -66,6 +66,9 @@ class ServiceSettings:
     topic_replication: int
     http_host: str
     http_port: int
+    # processes serving the port (``shared.web.processes``): a command service's HTTP is
+    # bound by one interpreter's CPU; 1, the default, is one process as before
+    http_processes: int = 1
 
     @classmethod
     def from_env(cls, service: str, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -86,6 +89,7 @@ class ServiceSettings:
             topic_replication=_integer(env, "TL_TOPIC_REPLICATION", 1),
             http_host=env.get(f"{prefix}_HTTP_HOST", "127.0.0.1"),
             http_port=_integer(env, f"{prefix}_HTTP_PORT", DEFAULT_PORTS.get(service, 8000)),
+            http_processes=_at_least_one(env, f"{prefix}_HTTP_PROCESSES"),
         )
 
 
@@ -205,6 +209,13 @@ def _required(env: dict[str, str], key: str) -> str:
     value = env.get(key, "").strip()
     if not value:
         raise SettingsError(f"setting {key} is missing (see docs/operations.md)")
+    return value
+
+
+def _at_least_one(env: dict[str, str], key: str) -> int:
+    value = _integer(env, key, 1)
+    if value < 1:
+        raise SettingsError(f"setting {key} must be 1 or more, got {value}")
     return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import Protocol
 
 import uvicorn
@@ -11,6 +12,7 @@ from fastapi import FastAPI
 
 from shared.kernel import logs
 from shared.kernel.settings import ServiceSettings
+from shared.web import processes
 from shared.web.observability import instrument
 
 log = logging.getLogger(__name__)
@@ -26,6 +28,25 @@ class Worker(Protocol):
     """A background loop that runs until its ``stopping`` event is set."""
 
     async def run(self, stopping: asyncio.Event) -> None: ...
+
+
+def _shared_port(settings: ServiceSettings) -> list[socket.socket] | None:
+    """The port bound with ``SO_REUSEPORT`` when several processes serve it
+    (``shared.web.processes``); None: one process, uvicorn binds it itself."""
+    if settings.http_processes == 1:
+        return None
+    family = socket.AF_INET6 if ":" in settings.http_host else socket.AF_INET
+    # made as TCP by name, as uvicorn's own bind makes it: asyncio sets TCP_NODELAY on
+    # the accepted sockets only then (without it an answer waits for a delayed ACK)
+    listening = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listening.bind((settings.http_host, settings.http_port))
+    listening.listen(2048)
+    # uvicorn says where it runs only when it binds the port itself
+    log.info("running on http://%s:%d (one of %d processes on the port)", settings.http_host,
+             settings.http_port, settings.http_processes)  # fmt: skip
+    return [listening]
 
 
 async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> None:
@@ -49,8 +70,17 @@ async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> N
         settings.http_port,
         settings.topic,
     )
+    tasks.append(asyncio.create_task(_announce(server, stopping)))
     try:
-        await server.serve()
+        await server.serve(sockets=_shared_port(settings))
     finally:
         stopping.set()
         await asyncio.gather(*tasks)
+
+
+async def _announce(server: uvicorn.Server, stopping: asyncio.Event) -> None:
+    """Tell ``shared.web.processes`` that this process serves (the others may start)."""
+    while not (server.started or stopping.is_set()):  # noqa: ASYNC110 (uvicorn has a flag, no event)
+        await asyncio.sleep(0.05)
+    if server.started:
+        processes.SERVING.set()

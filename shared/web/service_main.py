@@ -32,6 +32,7 @@ from shared.kernel.publication import Publication
 from shared.kernel.settings import DatabaseSettings, SecuritySettings, ServiceSettings
 from shared.kernel.signatures import RecordSigner
 from shared.web.auth import TokenVerifier
+from shared.web.processes import other_processes
 from shared.web.runner import Worker, configure_logging, serve
 from shared.web.service_app import Serving
 
@@ -169,7 +170,12 @@ def command_main(
     return main
 
 
-def run(service: str, main: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """The process's entry: JSON logs naming ``service``, then ``main`` until it ends."""
+def run(
+    service: str, main: Callable[[], Coroutine[Any, Any, None]], *, one_process: bool = False
+) -> None:
+    """The process's entry: JSON logs naming ``service``, then ``main`` until it ends, in
+    as many processes as ``TL_<SERVICE>_HTTP_PROCESSES`` asks (``shared.web.processes``;
+    ``one_process``: the service refuses more than one)."""
     configure_logging(service)
-    asyncio.run(main())
+    with other_processes(service, allowed=not one_process):
+        asyncio.run(main())
