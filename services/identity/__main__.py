@@ -136,4 +136,6 @@ if __name__ == "__main__":
     if sys.argv[1:2] and sys.argv[1] in COMMANDS:
         configure_logging(SERVICE)
         sys.exit(COMMANDS[sys.argv[1]](sys.argv[2:]))
-    run(SERVICE, main)
+    # one process: the password-attempt budgets are in its memory (shared.web.throttle),
+    # and N processes would give a flood of wrong passwords N times the budget
+    run(SERVICE, main, one_process=True)

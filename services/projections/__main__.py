@@ -180,4 +180,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    run(SERVICE, main, one_process=True)
+    run(SERVICE, main, one_process=True)  # one ingester per study ledger

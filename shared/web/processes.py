@@ -48,7 +48,8 @@ SERVING = threading.Event()
 def other_processes(service: str, *, allowed: bool = True) -> Iterator[None]:
     """Start the service's other processes once this one serves (none: 1, the default),
     and stop them when it ends; exit 1 if one of them ended first. ``allowed``: False for
-    a service that must be one process (the projections service: one ingester a study)."""
+    a service that must be one process (projections: one ingester a study ledger;
+    identity: its password-attempt budgets are in the process's memory)."""
     count = ServiceSettings.from_env(service).http_processes
     if count > 1 and not allowed:
         raise SettingsError(f"{service} runs as one process: TL_{service.upper()}_HTTP_PROCESSES "

@@ -33,6 +33,8 @@ def test_missing_key_is_named(missing: str) -> None:
         ("TL_ENROLLMENT_DATABASE_URL", "postgresql://nobody@h/db"),
         ("TL_ENROLLMENT_DATABASE_SCHEMA", 'x"; DROP TABLE y; --'),
         ("TL_ENROLLMENT_HTTP_PORT", "eighty"),
+        ("TL_ENROLLMENT_HTTP_PROCESSES", "0"),
+        ("TL_ENROLLMENT_HTTP_PROCESSES", "two"),
     ],
 )
 def test_malformed_key_is_named(key: str, value: str) -> None:
