@@ -1,7 +1,7 @@
 """Several processes of one service on one port (``TL_<SERVICE>_HTTP_PROCESSES``).
 
 A command service's HTTP path is bound by its interpreter: one process kept one core busy
-at about 160 commands a second while the machine's other core idled
+at about 200 commands a second while the machine's other core idled
 (docs/performance.md, ``bench.commands``). With ``N`` processes the first starts the
 others (the same command line, ``sys.orig_argv``); each binds the port with
 ``SO_REUSEPORT`` and the kernel spreads the connections between them. Every process
