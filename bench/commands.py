@@ -326,8 +326,12 @@ def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     arguments.add_argument("--clients", type=int, default=20, help="concurrent clients (20)")
     arguments.add_argument("--commands", type=int, default=2000, help="commands in all (2000)")
-    arguments.add_argument("--processes", type=int, default=1,
-                           help="server processes on the port (1; TL_<SERVICE>_HTTP_PROCESSES)")
+    arguments.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="server processes on the port (1; TL_<SERVICE>_HTTP_PROCESSES)",
+    )
     options = arguments.parse_args()
     asyncio.run(run(options.clients, options.commands, options.processes))
 
