@@ -11,6 +11,7 @@ and was most of what it reported (GET /health at 20 clients: 340 requests/s and 
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import shutil
 import subprocess
@@ -52,9 +53,9 @@ class Latencies:
         return sum(len(times) for times in self.by_command.values())
 
 
+@functools.cache
 def built() -> Path:
-    """The load generator, built from ``tools/loadgen`` (Go's build cache makes a rebuild
-    of unchanged sources a no-op)."""
+    """The load generator, built from ``tools/loadgen`` once a process."""
     go = shutil.which("go")
     if go is None:
         raise RuntimeError("the Go toolchain is needed to build tools/loadgen")

@@ -40,7 +40,7 @@ from shared.kernel.errors import Refusal
 from shared.kernel.keys import load_public_key
 from shared.kernel.principals import TokenRevoked
 from shared.kernel.settings import SecuritySettings, ServiceSettings, SettingsError
-from shared.study import DEFAULT_STUDY_ID, StudyDefinitionError, served_studies
+from shared.study import DEFAULT_STUDY_ID, StudyDefinitionError, served_studies, study_definition
 from shared.web.auth import AuthError, Principal, TokenVerifier
 from shared.web.http import study_not_granted
 
@@ -319,7 +319,7 @@ def export_sdtm(
     directory.mkdir(parents=True, exist_ok=True)
     written = [xpt.write_xpt(d, directory).name for d in datasets.values() if d.rows]
     xpt.write_trace(trace, directory)
-    define = define_xml(datasets, datetime.now(UTC), _chosen["study"])
+    define = define_xml(datasets, datetime.now(UTC), study_definition(_chosen["study"]))
     (directory / "define.xml").write_bytes(define)
     console.print(f"wrote {', '.join(written)}, define.xml and {xpt.TRACE_FILE} to {directory}/")
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from xml.etree import ElementTree as ET
 
+from services.projections.odm import study_oid
 from services.projections.sdtm import SDTMIG_VERSION, TRIAL_DESIGN, Dataset, Variable
+from shared.study import StudyDefinition
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 DEF_NS = "http://www.cdisc.org/ns/def/v2.0"
@@ -52,9 +54,10 @@ def _d(name: str) -> str:
     return f"{{{DEF_NS}}}{name}"
 
 
-def define_xml(datasets: dict[str, Dataset], created: datetime, study_id: str) -> bytes:
+def define_xml(datasets: dict[str, Dataset], created: datetime, study: StudyDefinition) -> bytes:
     """Define-XML 2.0.0 of ``datasets`` (those with rows: the files written), the datasets
-    of the study ``study_id`` (their STUDYID)."""
+    of ``study`` (their STUDYID; its Study OID the ODM export's)."""
+    study_id = study.study_id
     ET.register_namespace("", ODM_NS)
     ET.register_namespace("def", DEF_NS)
     ET.register_namespace("xlink", XLINK_NS)
@@ -63,11 +66,11 @@ def define_xml(datasets: dict[str, Dataset], created: datetime, study_id: str) -
         "CreationDateTime": created.astimezone(UTC).isoformat().replace("+00:00", "Z"),
         "Originator": "Trial Ledger", "SourceSystem": "Trial Ledger",
     })  # fmt: skip
-    study = _sub(root, "Study", OID=f"ST.{study_id}")
-    variables = _sub(study, "GlobalVariables")
+    element = _sub(root, "Study", OID=study_oid(study))
+    variables = _sub(element, "GlobalVariables")
     for tag in ("StudyName", "StudyDescription", "ProtocolName"):
         _sub(variables, tag).text = study_id
-    version = _sub(study, "MetaDataVersion", {
+    version = _sub(element, "MetaDataVersion", {
         "OID": f"MDV.{study_id}.SDTMIG.{SDTMIG_VERSION}", "Name": f"{study_id} SDTM datasets",
         _d("DefineVersion"): "2.0.0", _d("StandardName"): "SDTM-IG",
         _d("StandardVersion"): SDTMIG_VERSION,

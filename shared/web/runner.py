@@ -70,7 +70,8 @@ async def serve(settings: ServiceSettings, http: FastAPI, *workers: Worker) -> N
         settings.http_port,
         settings.topic,
     )
-    tasks.append(asyncio.create_task(_announce(server, stopping)))
+    if settings.http_processes > 1:  # the others start once this one serves
+        tasks.append(asyncio.create_task(_announce(server, stopping)))
     try:
         await server.serve(sockets=_shared_port(settings))
     finally:

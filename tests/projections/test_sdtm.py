@@ -537,14 +537,14 @@ def _blank(value: Any) -> Any:
 def test_define_xml_has_no_error_against_the_define_xml_2_0_schema(
     datasets: dict[str, Dataset],
 ) -> None:
-    xml = define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id)
+    xml = define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST)
     assert schema_errors(xml, DEFINE_2_0_XSD) == []
 
 
 def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_labels(
     datasets: dict[str, Dataset], files: Path
 ) -> None:
-    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id))
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST))
     ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3"}
     groups = root.findall(".//odm:ItemGroupDef", ns)
     assert sorted(f"{g.get('Name').lower()}.xpt" for g in groups) == sorted(
@@ -563,7 +563,7 @@ def test_define_xml_describes_each_file_written_with_its_variables_lengths_and_l
 def test_define_xml_keys_the_trial_design_by_its_own_keys_from_the_protocol(
     datasets: dict[str, Dataset],
 ) -> None:
-    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST.study_id))
+    root = etree.fromstring(define_xml(datasets, datetime(2026, 12, 3, tzinfo=UTC), FIRST))
     ns = {"odm": "http://www.cdisc.org/ns/odm/v1.3", "def": "http://www.cdisc.org/ns/def/v2.0"}
     keys = {"TA": ["STUDYID", "ARMCD", "TAETORD"], "TE": ["STUDYID", "ETCD"],
             "TI": ["STUDYID", "IETESTCD"], "TS": ["STUDYID", "TSPARMCD", "TSSEQ"]}  # fmt: skip
@@ -612,7 +612,7 @@ def test_another_studys_datasets_name_that_study_and_its_design_not_the_first_on
     assert {r["COUNTRY"] for r in datasets["DM"].rows} == {"DEU"}
     infusions = [r for r in datasets["EX"].rows if r["EXCAT"] == "CAR-T INFUSION"]
     assert {r["EXTRT"] for r in infusions} == {second.registration.treatment}
-    define = define_xml(datasets, datetime(2026, 12, 4, tzinfo=UTC), second.study_id)
+    define = define_xml(datasets, datetime(2026, 12, 4, tzinfo=UTC), second)
     assert b'OID="ST.SYN-CART-2"' in define and b"NCT05030779" not in define
     assert schema_errors(define, DEFINE_2_0_XSD) == []
     assert (ts["TPHASE"]["TSVAL"], ts["TPHASE"]["TSVALCD"]) == ("PHASE I TRIAL", "C15600")
