@@ -22,10 +22,11 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -36,6 +37,8 @@ from shared.kernel.envelope import CloudEvent
 from shared.kernel.publication import Publication, Unpublishable, event_id
 from shared.kernel.settings import DatabaseSettings, ServiceSettings
 from shared.study import DEFAULT_STUDY_ID
+
+T = TypeVar("T")
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
@@ -198,6 +201,12 @@ class Outbox:
         # From which position records take the compact form (CloudEvent.to_kafka_value);
         # None until the relay has decided it: every record before is in the first form.
         self.compact_from: int | None = None
+        # The relay's reads of the store, and the head's that readiness makes, run in a
+        # thread of their own: in the shared default executor they would queue behind
+        # every command waiting there (a busy service's commands hold all its threads), so
+        # publishing, and /ready, would wait on the very load they follow. (A request's
+        # own reads, an auditor's study scan, stay in the default executor.)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix=f"outbox-{topic}")
 
     @classmethod
     def of(
@@ -212,6 +221,10 @@ class Outbox:
 
     def sql(self, template: str) -> str:
         return template.format(schema=self._schema, events=self._events_table)
+
+    async def reading(self, call: Callable[..., T], *args: Any) -> T:
+        """``call(*args)``, a blocking read of the store, in the outbox's own thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
 
     # --- the store, as published ----------------------------------------------------------
 
@@ -489,7 +502,7 @@ class Outbox:
             await self.load_form(connection)
         finally:
             await connection.close()
-        last, oldest = await asyncio.to_thread(self._ends, position, published)
+        last, oldest = await self.reading(self._ends, position, published)
         return Head(
             service=self.service,
             topic=self.topic,

@@ -148,12 +148,13 @@ class Relay:
         self, connection: asyncpg.Connection, producer: AIOKafkaProducer
     ) -> int:
         """Publish (or quarantine) one batch after the saved position; returns its size."""
-        notifications = await asyncio.to_thread(
+        notifications = await self.outbox.reading(
             self.outbox.select, self.position, self.options.batch_size
         )
         if not notifications:
             return 0
-        outgoing = await asyncio.to_thread(lambda: [self.outbox.prepare(n) for n in notifications])
+        prepare = self.outbox.prepare
+        outgoing = await self.outbox.reading(lambda: [prepare(n) for n in notifications])
         sent: list[tuple[Outgoing, asyncio.Future[Any]]] = []
         quarantine: list[tuple[Outgoing, str, int | None]] = []
         for record in outgoing:
@@ -185,10 +186,10 @@ class Relay:
         self._held = {}
         released = 0
         for row in held:
-            notification = await asyncio.to_thread(self.outbox.notification, row.position)
+            notification = await self.outbox.reading(self.outbox.notification, row.position)
             if notification is None:  # cannot happen: stored events are never deleted
                 raise LookupError(f"quarantined notification {row.position} is not in the store")
-            record = await asyncio.to_thread(self.outbox.prepare, notification)
+            record = await self.outbox.reading(self.outbox.prepare, notification)
             reason = self._refusal(record)
             if reason is None:
                 sent: list[tuple[Outgoing, asyncio.Future[Any]]] = []

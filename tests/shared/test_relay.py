@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -135,6 +136,30 @@ async def test_second_relay_stands_by_while_the_first_holds_the_topic(
 
 async def _position_at_least(settings: ServiceSettings, least: int) -> bool:
     return await position(settings) >= least
+
+
+async def test_relay_publishes_while_every_worker_thread_is_busy(
+    settings: ServiceSettings, application: EnrollmentApplication, relays: list[Running]
+) -> None:
+    """A busy service's commands hold every thread of the default executor (and queue
+    behind them): the relay and the head (readiness) read the store in the outbox's own
+    thread, so publishing goes on under the load it follows, rather than after it."""
+    write_history(application, SUBJECTS)
+    released = threading.Event()
+    # more blocked calls than the default executor has threads (at most 32): all busy,
+    # the rest queued, as a command service's threads are at its saturation
+    busy = [asyncio.create_task(asyncio.to_thread(released.wait, 60)) for _ in range(40)]
+    try:
+        relay = make_relay(settings, application)
+        relays.append(Running(relay))
+        records = await read_topic(settings.kafka_bootstrap, settings.topic, expected=18)
+        check_delivery(application, records)
+        head = await relay.outbox.head()
+        assert (head.position, head.published_position) == (18, 18)
+        assert not any(task.done() for task in busy)  # the threads were busy throughout
+    finally:
+        released.set()
+        await asyncio.gather(*busy)
 
 
 @pytest.mark.faults
