@@ -289,10 +289,9 @@ def is_met(criterion: Criterion, normalised: Fraction | ObservedValue, screened_
 def evaluate(
     screened_on: date,
     observations: Mapping[str, Observation],
-    definition: StudyDefinition = STUDY,
+    definition: StudyDefinition,
 ) -> EligibilityAssessment:
-    """Evaluate every criterion of the definition's table (the first study's, by default)
-    against recorded observations."""
+    """Evaluate every criterion of the definition's table against recorded observations."""
     rules = eligibility_rules(definition)
     results = []
     for criterion in rules.criteria:
