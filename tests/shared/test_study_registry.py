@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import importlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -109,15 +110,14 @@ def test_the_definition_names_exactly_the_dlt_criteria_the_services_check() -> N
     assert set(get_args(DltCriterionCode)) == {c.value for c in dlt.DltCriterion}
 
 
-def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out() -> None:
     now = datetime(2026, 3, 20, tzinfo=UTC)
     course = dlt.Course(now - timedelta(days=2), 8, None, now)
-    assert dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
-    monkeypatch.setattr(dlt, "ADOPTED", dlt.ADOPTED - {dlt.DltCriterion.CRS_GRADE_4})
+    rules = dlt.DltRules.of(STUDY)
     args = (dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
-    assert not dlt.supports(*args)
+    assert dlt.supports(*args, rules)
+    not_adopted = replace(rules, adopted=rules.adopted - {dlt.DltCriterion.CRS_GRADE_4})
+    assert not dlt.supports(*args, not_adopted)
 
 
 def test_the_first_cohort_is_the_first_level_and_one_cohort_of_the_design() -> None:
