@@ -79,9 +79,7 @@ def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
     }
 
 
-def cohort_opening(
-    facts: dict[str, Any] | None, definition: StudyDefinition
-) -> CohortOpening:
+def cohort_opening(facts: dict[str, Any] | None, definition: StudyDefinition) -> CohortOpening:
     """The open cohort of the study of ``definition`` from the latest approval's facts;
     the study's first cohort without one."""
     if facts is None:

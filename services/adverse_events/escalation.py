@@ -68,8 +68,8 @@ class Design:
         )
 
 
-# The deployment's first study's design (the default of the functions below, for callers
-# that name no study; a service passes the design of the study a command acts in).
+# The deployment's first study's design, by the names it had before studies were data
+# (no function below defaults to it: each takes the design of the study it acts in).
 DESIGN = Design.of(study_definition())
 DOSE_LEVELS = DESIGN.levels  # NCT05030779: 1-4 x10^6 CAR-T cells/kg
 COHORT = DESIGN.cohort

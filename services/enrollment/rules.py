@@ -220,7 +220,8 @@ def eligibility_rules(definition: StudyDefinition) -> EligibilityRules:
     return rules
 
 
-# The first study's (the deployment's default); another study's: ``eligibility_rules``.
+# The first study's, by the names they had before studies were data (no function defaults
+# to them: each takes the definition of the study it acts in; ``eligibility_rules``).
 STUDY = study_definition()
 RULES = eligibility_rules(STUDY)
 RULE_VERSION = RULES.rule_version
