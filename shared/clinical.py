@@ -79,13 +79,11 @@ def approval_facts(event: CloudEvent) -> dict[str, Any] | None:
     }
 
 
-def cohort_opening(
-    facts: dict[str, Any] | None, definition: StudyDefinition | None = None
-) -> CohortOpening:
-    """The open cohort of a study (the first study's by default) from the latest approval's
-    facts; the study's first cohort without one."""
+def cohort_opening(facts: dict[str, Any] | None, definition: StudyDefinition) -> CohortOpening:
+    """The open cohort of the study of ``definition`` from the latest approval's facts;
+    the study's first cohort without one."""
     if facts is None:
-        return FIRST_COHORT if definition is None else first_cohort(definition)
+        return first_cohort(definition)
     return CohortOpening(
         int(facts["level"]),
         int(facts["size"]),

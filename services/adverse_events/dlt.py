@@ -54,7 +54,7 @@ class DltRules:
         )
 
 
-# The first study's (the default for callers that name no study's rules).
+# The first study's, by the names they had before studies were data (the rules: ``DltRules``).
 ADOPTED = DltRules.of(study_definition()).adopted
 IMPROVEMENT_HOURS = study_definition().dlt.crs_improvement_hours
 
@@ -78,11 +78,6 @@ class Course:
         today while it lasts."""
         return self.study_day(self.resolved_on or self.now.date())
 
-    @property
-    def lasted_beyond_improvement_window(self) -> bool:
-        """``lasted_beyond`` the first study's improvement hours."""
-        return self.lasted_beyond(IMPROVEMENT_HOURS)
-
     def lasted_beyond(self, hours: int) -> bool:
         """Whether the record shows the event lasting ``hours`` (NCT05030779: 72 h) from
         its onset: unresolved then, or resolved no earlier than that date. (A resolution
@@ -101,13 +96,12 @@ def supports(
     related: bool,
     course: Course,
     study: Study,
-    rules: DltRules | None = None,
+    rules: DltRules,
 ) -> bool:
     """Whether an event graded ``grade`` on ``scale``, with the course the record shows
     (study days in ``study``'s convention), can be a DLT by ``criterion`` under the
-    study's DLT ``rules`` (default: the first study's)."""
-    adopted = ADOPTED if rules is None else rules.adopted
-    hours = IMPROVEMENT_HOURS if rules is None else rules.improvement_hours
+    study's DLT ``rules``."""
+    adopted, hours = rules.adopted, rules.improvement_hours
     if criterion not in adopted:
         return False  # not a DLT criterion of this study
     haematological = term.strip().lower() in HAEMATOLOGICAL

@@ -44,8 +44,8 @@ from services.adverse_events.grading import (
 from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Study
 from shared.clinical import Infused as Infused  # re-exported: the domain speaks of it
 from shared.kernel.provenance import Attribution, Meaning, Provenance
-from shared.kernel.records import SubjectRecord
-from shared.study import StudyDefinition, acting_study, study_definition
+from shared.kernel.records import SubjectRecord, named_in_its_study
+from shared.study import StudyDefinition, acting_study
 
 GRADE_SIGNATURE = Meaning.AUTHORSHIP
 CAUSALITY_SIGNATURE = Meaning.AUTHORSHIP
@@ -76,11 +76,6 @@ class StudyRules:
             Design.of(definition),
             uuid5(NAMESPACE_URL, definition.urn("safety-review")),
         )
-
-
-# The deployment's first study's rules: the default of callers that name no study (the
-# service always passes the rules of the study a command acts in).
-FIRST_STUDY = StudyRules.of(study_definition())
 
 
 class Relatedness(StrEnum):
@@ -179,7 +174,7 @@ class AdverseEvent(SubjectRecord):
         onset_at: datetime,
         infused: Infused,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> AdverseEvent:
         """Report an event; its study day, TEAE flag and DLT window are derived now by
         the ``rules`` of the study it is reported in."""
@@ -294,7 +289,7 @@ class AdverseEvent(SubjectRecord):
         criterion: DltCriterion | None,
         reason: str,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> None:
         """Adjudicate DLT by the ``rules`` of the event's study: a DLT needs onset in the
         window and a criterion of the study's that the record bears out."""
@@ -379,21 +374,18 @@ REVIEW_SIGNATURE = Meaning.APPROVAL
 # subjects a reviewed cohort may dose (the first study's: 3 at the next level, or 3 more;
 # a study's is its design's cohort size)
 NEW_COHORT = COHORT
-_REVIEWS = FIRST_STUDY.reviews
 
 
-def safety_review_id(review_number: int, namespace: UUID = _REVIEWS) -> UUID:
-    """A review's record is named by its number in its study's namespace (the first
-    study's by default), so that the number is approved once in each study."""
+def safety_review_id(review_number: int, namespace: UUID) -> UUID:
+    """A review's record is named by its number in its study's namespace
+    (``StudyRules.reviews``), so that the number is approved once in each study."""
     return uuid5(namespace, str(review_number))
 
 
 class SafetyReview(SubjectRecord):
     """A signed safety review that opens the next cohort (3+3). Not about one subject."""
 
-    @staticmethod
-    def create_id(review_number: int, **_: Any) -> UUID:
-        return safety_review_id(review_number)
+    create_id = staticmethod(named_in_its_study)
 
     @classmethod
     def approve(
@@ -403,7 +395,7 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         attribution: Attribution,
         reviewed_at: datetime,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> SafetyReview:
         """Approve ``approved_level`` for the next cohort, if the 3+3 state at the review's
         clinical time ``reviewed_at`` allows it (every DLT window closed by then), in the
@@ -445,7 +437,7 @@ class SafetyReview(SubjectRecord):
         review_number: int,
         attribution: Attribution,
         reviewed_at: datetime,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> SafetyReview:
         """Open the dose-expansion cohort at ``level``, if 3+3 has cleared it by the review's
         clinical time ``reviewed_at`` (every DLT window closed): as many subjects as bring

@@ -68,8 +68,8 @@ class Design:
         )
 
 
-# The deployment's first study's design (the default of the functions below, for callers
-# that name no study; a service passes the design of the study a command acts in).
+# The deployment's first study's design, by the names it had before studies were data
+# (no function below defaults to it: each takes the design of the study it acts in).
 DESIGN = Design.of(study_definition())
 DOSE_LEVELS = DESIGN.levels  # NCT05030779: 1-4 x10^6 CAR-T cells/kg
 COHORT = DESIGN.cohort
@@ -114,12 +114,11 @@ class Expansion:
     size: int
 
 
-def expansion_size(state: CohortState, level: int, total: int | None = None) -> int:
+def expansion_size(state: CohortState, level: int, total: int) -> int:
     """How many subjects an expansion at ``level`` may dose, if the 3+3 state allows one
     there: escalation cleared ``level`` (every window closed) and has not ended; the
-    expansion brings the level to ``total`` (default: the first study's design).
+    expansion brings the level to ``total`` (its study's design's).
     ExpansionRefused otherwise."""
-    total = EXPANSION_TOTAL_AT_LEVEL if total is None else total
     if state.decision is Decision.DOSE_EXPANSION:
         raise ExpansionRefused(
             f"a dose-expansion cohort is open at level {state.level} already",
@@ -166,7 +165,7 @@ class CohortState:
     dlts: int
     open_windows: int
     mtd: int | None
-    rule_version: str = RULE_VERSION
+    rule_version: str  # its study's design's
     levels_cleared: tuple[int, ...] = ()  # by 3+3 (0/3, or at most 1/6; windows closed)
     dosed_at_cleared: tuple[int, ...] = ()  # subjects at each of them
     dlts_at_cleared: tuple[int, ...] = ()  # and their DLTs
@@ -198,10 +197,11 @@ def decide(
     subjects: Sequence[CohortSubject],
     levels: Sequence[int] | None = None,
     expansion: Expansion | None = None,
-    design: Design = DESIGN,
+    *,
+    design: Design,
 ) -> CohortState:
-    """The 3+3 decision for the subjects dosed so far by ``design`` (a study's; the
-    first study's by default) over its levels (or ``levels``); see the module's rules.
+    """The 3+3 decision for the subjects dosed so far by ``design`` (its study's) over
+    its levels (or ``levels``); see the module's rules.
     Once a dose-expansion cohort is open, the decision is DOSE_EXPANSION: its level, its
     subjects so far, and the level again while it has room."""
     levels = design.levels if levels is None else levels

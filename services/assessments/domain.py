@@ -37,8 +37,8 @@ from shared.clinical import RECORDED_BEFORE_CONVENTIONS, DayConvention, Infused,
 from shared.clinical import STUDY as STUDY  # the first study's calendar
 from shared.kernel.provenance import Attribution, Meaning, Provenance
 from shared.kernel.publication import event_id
-from shared.kernel.records import SubjectRecord
-from shared.study import DEFAULT_STUDY_ID, StudyDefinition, acting_study, study_definition
+from shared.kernel.records import SubjectRecord, named_in_its_study
+from shared.study import DEFAULT_STUDY_ID, StudyDefinition, acting_study
 
 REMISSION_SIGNATURE = Meaning.APPROVAL  # the investigator approves the derived response
 BEFORE_CONVENTIONS = RECORDED_BEFORE_CONVENTIONS.value  # what an event without one counted
@@ -63,15 +63,9 @@ class StudyRules:
         )
 
 
-# The deployment's first study's: the default of callers that name no study (the service
-# always passes the rules of the study a command acts in).
-FIRST_STUDY = StudyRules.of(study_definition())
-_NAMESPACE = FIRST_STUDY.records
-
-
-def assessments_record_id(subject_id: str, namespace: UUID = _NAMESPACE) -> UUID:
-    """The id of a subject's assessments record in its study's namespace (the first
-    study's by default): the same subject id in two studies is two records."""
+def assessments_record_id(subject_id: str, namespace: UUID) -> UUID:
+    """The id of a subject's assessments record in its study's namespace
+    (``StudyRules.records``): the same subject id in two studies is two records."""
     return uuid5(namespace, subject_id)
 
 
@@ -126,9 +120,7 @@ class RemissionInputs:
 class SubjectAssessments(SubjectRecord):
     """Every assessment of one subject after enrollment, in the order recorded."""
 
-    @staticmethod
-    def create_id(subject_id: str, **_: Any) -> UUID:
-        return assessments_record_id(subject_id)
+    create_id = staticmethod(named_in_its_study)
 
     @classmethod
     def start(
@@ -136,7 +128,7 @@ class SubjectAssessments(SubjectRecord):
         subject_id: str,
         infused: Infused,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> SubjectAssessments:
         """Open the subject's record in the study of ``rules``, named in its namespace."""
         created: Any = cls.FollowUpStarted  # its "created" event (eventsourcing's)
@@ -170,7 +162,7 @@ class SubjectAssessments(SubjectRecord):
         at: datetime,
         vital: VitalStatus,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> None:
         day = self._study_day(at, vital, attribution, rules.calendar)
         visit = Visit(
@@ -203,7 +195,7 @@ class SubjectAssessments(SubjectRecord):
         at: datetime,
         vital: VitalStatus,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> None:
         if not results or len({r.analyte for r in results}) != len(results):
             raise errors.InvalidAssessment("a panel has one result per analyte, at least one")
@@ -230,7 +222,7 @@ class SubjectAssessments(SubjectRecord):
         at: datetime,
         vital: VitalStatus,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> None:
         day = self._study_day(at, vital, attribution, rules.calendar)
         if at < self.infused_at:
@@ -260,7 +252,7 @@ class SubjectAssessments(SubjectRecord):
         claimed: Response,
         vital: VitalStatus,
         attribution: Attribution,
-        rules: StudyRules = FIRST_STUDY,
+        rules: StudyRules,
     ) -> ResponseDerivation:
         """Record the response at a visit, if the rule set derives the claimed category
         from the visit, the visit before it and the baseline; refuse it otherwise."""
@@ -299,7 +291,7 @@ class SubjectAssessments(SubjectRecord):
 
     def report_progression(
         self, kind: Progression, description: str, at: datetime, vital: VitalStatus,
-        attribution: Attribution, rules: StudyRules = FIRST_STUDY,
+        attribution: Attribution, rules: StudyRules,
     ) -> None:  # fmt: skip
         day = self._study_day(at, vital, attribution, rules.calendar)
         if at < self.infused_at:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import IntEnum, StrEnum
-from typing import Any, NewType
+from typing import NewType
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -27,7 +27,7 @@ from services.enrollment.rules import (
     normalise,
 )
 from shared.kernel.provenance import Attribution, Meaning, Provenance
-from shared.kernel.records import SubjectRecord
+from shared.kernel.records import SubjectRecord, named_in_its_study
 from shared.study import StudyDefinition, acting_study
 
 SubjectId = NewType("SubjectId", str)
@@ -92,7 +92,7 @@ SCREENING_DATE_FIELD = "screening.screened_on"
 CorrectedValue = str | date | Observation
 
 
-def subject_record_id(subject_id: str, study: StudyDefinition = STUDY) -> UUID:
+def subject_record_id(subject_id: str, study: StudyDefinition) -> UUID:
     """The record id of a subject of ``study``: a name-based UUID in the study's namespace
     (the first study's ids as they always were), so the subject id is the natural key and
     the same subject id in two studies names two records."""
@@ -112,9 +112,7 @@ def check_subject_id(subject_id: str) -> SubjectId:
 class Subject(SubjectRecord):
     """One subject's path from registration to enrollment or withdrawal."""
 
-    @staticmethod
-    def create_id(subject_id: str, **_: Any) -> UUID:
-        return subject_record_id(subject_id)
+    create_id = staticmethod(named_in_its_study)
 
     @classmethod
     def register(
@@ -123,11 +121,11 @@ class Subject(SubjectRecord):
         site_id: str,
         attribution: Attribution,
         occurred_at: datetime | None,
-        study: StudyDefinition = STUDY,
+        study: StudyDefinition,
     ) -> Subject:
         """Register a subject of ``study`` at a site under a checked subject id."""
         _check_acting_in(study, attribution)
-        # the record's id in the study's namespace (``create_id``: the first study's)
+        # the record's id in the study's namespace
         return cls._create(
             cls.SubjectRegistered,  # type: ignore[arg-type]  # (an @event class: it inits)
             id=subject_record_id(check_subject_id(subject_id), study),
@@ -183,7 +181,7 @@ class Subject(SubjectRecord):
         screening: Screening,
         attribution: Attribution,
         occurred_at: datetime | None,
-        study: StudyDefinition = STUDY,
+        study: StudyDefinition,
     ) -> None:
         """Record the results of every criterion of ``study``, after consent and once only."""
         self._check_study(study)
@@ -210,7 +208,7 @@ class Subject(SubjectRecord):
     # --- eligibility -----------------------------------------------------------------
 
     def decide_eligibility(
-        self, attribution: Attribution, occurred_at: datetime | None, study: StudyDefinition = STUDY
+        self, attribution: Attribution, occurred_at: datetime | None, study: StudyDefinition
     ) -> None:
         """Evaluate every criterion of ``study``: eligible confirms, otherwise a screen
         failure names why."""
@@ -256,7 +254,7 @@ class Subject(SubjectRecord):
         allowed_level: int,
         attribution: Attribution,
         occurred_at: datetime | None,
-        study: StudyDefinition = STUDY,
+        study: StudyDefinition,
     ) -> None:
         """Enrol an eligible subject, once, at a dose level of ``study`` that the 3+3 state
         allows now (``allowed_level``: the level the latest safety review opened, the
@@ -340,7 +338,7 @@ class Subject(SubjectRecord):
         new_value: CorrectedValue,
         reason: str,
         attribution: Attribution,
-        study: StudyDefinition = STUDY,
+        study: StudyDefinition,
     ) -> None:
         """Correct a recorded consent or screening value, keeping the old value and the why.
 
@@ -384,7 +382,7 @@ class Subject(SubjectRecord):
     ) -> None:
         self.consent, self.screening = _corrected(self.consent, self.screening, field, new_value)
 
-    def recorded_value(self, field: str, study: StudyDefinition = STUDY) -> CorrectedValue:
+    def recorded_value(self, field: str, study: StudyDefinition) -> CorrectedValue:
         """The current value of a correctable field (``study``'s criteria), or
         UncorrectableField."""
         criteria = eligibility_rules(study).by_code

@@ -220,7 +220,8 @@ def eligibility_rules(definition: StudyDefinition) -> EligibilityRules:
     return rules
 
 
-# The first study's (the deployment's default); another study's: ``eligibility_rules``.
+# The first study's, by the names they had before studies were data (no function defaults
+# to them: each takes the definition of the study it acts in; ``eligibility_rules``).
 STUDY = study_definition()
 RULES = eligibility_rules(STUDY)
 RULE_VERSION = RULES.rule_version
@@ -289,10 +290,9 @@ def is_met(criterion: Criterion, normalised: Fraction | ObservedValue, screened_
 def evaluate(
     screened_on: date,
     observations: Mapping[str, Observation],
-    definition: StudyDefinition = STUDY,
+    definition: StudyDefinition,
 ) -> EligibilityAssessment:
-    """Evaluate every criterion of the definition's table (the first study's, by default)
-    against recorded observations."""
+    """Evaluate every criterion of the definition's table against recorded observations."""
     rules = eligibility_rules(definition)
     results = []
     for criterion in rules.criteria:

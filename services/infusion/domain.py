@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import event
@@ -23,11 +22,9 @@ from services.infusion.rules import (
 )
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution, Meaning, Provenance
-from shared.kernel.records import SubjectRecord
-from shared.study import StudyDefinition, acting_study, study_definition
+from shared.kernel.records import SubjectRecord, named_in_its_study
+from shared.study import StudyDefinition, acting_study
 
-# the first study's (another study's: ``treatment_namespace``)
-TREATMENT_NAMESPACE = uuid5(NAMESPACE_URL, study_definition().urn("treatment"))
 INFUSION_SIGNATURE = Meaning.RESPONSIBILITY  # who administered answers for the infusion
 PRODUCTS = ("CD19", "BCMA", "CD19/BCMA")  # two products, or one bispecific
 
@@ -95,7 +92,7 @@ def treatment_namespace(study: StudyDefinition) -> UUID:
     return uuid5(NAMESPACE_URL, study.urn("treatment"))
 
 
-def treatment_id(subject_id: str, namespace: UUID = TREATMENT_NAMESPACE) -> UUID:
+def treatment_id(subject_id: str, namespace: UUID) -> UUID:
     """A subject's treatment record id in a study's namespace (``treatment_namespace``):
     the same subject id in two studies names two records."""
     return uuid5(namespace, subject_id)
@@ -133,9 +130,7 @@ _MAYBE_ENROLLED_JUST_NOW = frozenset({"unknown", "eligible"})
 class Treatment(SubjectRecord):
     """One subject's way to the CAR-T infusion; one infusion per subject."""
 
-    @staticmethod
-    def create_id(subject_id: str, **_: Any) -> UUID:
-        return treatment_id(subject_id)
+    create_id = staticmethod(named_in_its_study)
 
     @classmethod
     def begin(
@@ -144,7 +139,7 @@ class Treatment(SubjectRecord):
         enrollment: Enrollment,
         apheresis: Leukapheresis,
         attribution: Attribution,
-        namespace: UUID = TREATMENT_NAMESPACE,
+        namespace: UUID,
     ) -> Treatment:
         """Record leukapheresis for an enrolled subject: the treatment's first step, a
         record named in its study's ``namespace`` (``treatment_namespace``)."""

@@ -83,12 +83,11 @@ class InfusionRules:
         return dict(self.doses)[level]
 
 
-# The first study's rules (the deployment's default; another study's: ``InfusionRules.of``).
-FIRST_STUDY_RULES = InfusionRules.of(_FIRST)
-RULE_VERSION = FIRST_STUDY_RULES.rule_version
+# The first study's infusion rule version (the name it had before studies were data).
+RULE_VERSION = InfusionRules.of(_FIRST).rule_version
 
 
-def level_dose(level: int, rules: InfusionRules = FIRST_STUDY_RULES) -> Decimal:
+def level_dose(level: int, rules: InfusionRules) -> Decimal:
     """The dose of a dose level, in 10^6 CAR-positive cells/kg, as the study defines it."""
     return rules.level_dose(level)
 

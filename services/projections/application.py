@@ -498,7 +498,7 @@ class ProjectionsApplication:
         parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
         await self.authorise(who, "export", parameters)
         entries = await self._entries(as_of, position)
-        return odm.odm_document(entries, datetime.now(UTC), as_of, self.study)
+        return odm.odm_document(entries, datetime.now(UTC), as_of, study=self.study)
 
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None

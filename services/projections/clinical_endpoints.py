@@ -110,10 +110,10 @@ def endpoint_rules(study_id: str) -> EndpointRules:
     return EndpointRules.of(study_definition(study_id))
 
 
-# The first study's (the default for callers that name no study's ledger).
-FIRST_STUDY = endpoint_rules(DEFAULT_STUDY_ID)
-ENDPOINTS_VERSION = FIRST_STUDY.version
-VISITS = FIRST_STUDY.visits
+# The first study's version and named visits, by the names they had before studies were
+# data (docs/endpoints.md); every function takes its ledger's ``EndpointRules``.
+ENDPOINTS_VERSION = endpoint_rules(DEFAULT_STUDY_ID).version
+VISITS = endpoint_rules(DEFAULT_STUDY_ID).visits
 
 
 @dataclass(frozen=True)
@@ -189,15 +189,13 @@ class TrialHistory:
     it by the entries after ``position`` gives what a replay of all of them gives (tested),
     at the cost of the new ones only."""
 
+    rules: EndpointRules
     position: int = 0
     courses: dict[str, Course] = field(default_factory=dict)
     milestones: list[tuple[int, Recorded]] = field(default_factory=list)
-    rules: EndpointRules = FIRST_STUDY
 
     @classmethod
-    def of(
-        cls, entries: Iterable[tuple[int, Recorded]], rules: EndpointRules = FIRST_STUDY
-    ) -> TrialHistory:
+    def of(cls, entries: Iterable[tuple[int, Recorded]], rules: EndpointRules) -> TrialHistory:
         history = cls(rules=rules)
         history.advance(entries)
         return history
@@ -222,9 +220,10 @@ class TrialHistory:
         return infused(self.courses)
 
 
-def courses(entries: Iterable[tuple[int, Recorded]]) -> dict[str, Course]:
-    """Every subject's course from ledger entries in position order."""
-    return TrialHistory.of(entries).courses
+def courses(entries: Iterable[tuple[int, Recorded]], rules: EndpointRules) -> dict[str, Course]:
+    """Every subject's course from ledger entries in position order (a ledger of ``rules``'s
+    study)."""
+    return TrialHistory.of(entries, rules).courses
 
 
 def _apply(course: Course, position: int, event: Recorded) -> None:
@@ -583,14 +582,14 @@ def definition_of(name: str, figure: Any) -> str:
 
 
 def trial_endpoints(
-    entries: Iterable[tuple[int, Recorded]], rules: EndpointRules = FIRST_STUDY
+    entries: Iterable[tuple[int, Recorded]], rules: EndpointRules
 ) -> dict[str, Any]:
     """Every endpoint over the subjects infused in ``entries`` (a ledger of ``rules``'s
     study)."""
     return endpoints_of(TrialHistory.of(entries, rules).population, rules)
 
 
-def endpoints_of(population: list[Course], rules: EndpointRules = FIRST_STUDY) -> dict[str, Any]:
+def endpoints_of(population: list[Course], rules: EndpointRules) -> dict[str, Any]:
     """Every endpoint over an analysis population (``TrialHistory.population``), by the
     ``rules`` of its study: its visits, windows and version. (The figures' names are
     fixed, the first study's: ``objective_response_rate_3_months`` and

@@ -26,11 +26,10 @@ from services.projections.clinical_endpoints import CRS_SCALE, ICANS_SCALE
 from services.projections.recorded import COMMON_FIELDS, RECORD_SIGNED, Recorded
 from shared.contracts.security import AccessDeniedV1
 from shared.kernel.provenance import Meaning
-from shared.study import StudyDefinition, study_definition
+from shared.study import StudyDefinition
 
 ODM_NS = "http://www.cdisc.org/ns/odm/v1.3"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
-STUDY = study_definition()  # the first study's: the default where a caller names none
 MDV_OID = "MDV.TL.1"
 STUDY_EVENT_OID = "SE.LEDGER"
 UNKNOWN = "unknown"  # an event whose actor names no user or site (none is published so)
@@ -104,7 +103,8 @@ def odm_document(
     entries: Sequence[tuple[int, Recorded]],
     created: datetime,
     as_of: datetime | None = None,
-    study: StudyDefinition = STUDY,
+    *,
+    study: StudyDefinition,
 ) -> bytes:
     """The ODM 1.3.2 XML of ``entries`` (ledger order; the ledger of ``study``, whose
     definition names the document's study), made at ``created``; ``as_of``: the time the

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NoReturn
 
 from eventsourcing.domain import Aggregate, MetaAggregate, event
 from eventsourcing.utils import register_topic
@@ -43,6 +43,13 @@ if TYPE_CHECKING:
 
 else:
     Record = Aggregate
+
+
+def named_in_its_study(*_: Any, **__: Any) -> NoReturn:
+    """``create_id`` of a record named in its study's namespace: whoever creates one passes
+    its id, derived from the study it acts in. There is no default study (a fall-back to
+    the first study's namespace would file a second study's record under the first's id)."""
+    raise TypeError("this record is named in its study's namespace: pass its id")
 
 
 class NamedRecord(Record):

@@ -18,13 +18,24 @@ from services.adverse_events.escalation import (
     Design,
     Expansion,
     allowed_level,
-    decide,
     expansion_size,
 )
+from services.adverse_events.escalation import decide as decide_by
 from shared.study import study_definition
 
 START = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 _ids = itertools.count(1)
+FIRST = Design.of(study_definition())  # the first study's: levels 1-4, expansion to 15
+
+
+def decide(
+    subjects: list[CohortSubject],
+    levels: tuple[int, ...] | None = None,
+    expansion: Expansion | None = None,
+    design: Design = FIRST,
+) -> CohortState:
+    """3+3 by the first study's design, unless the test names another."""
+    return decide_by(subjects, levels, expansion, design=design)
 
 
 def dosed(level: int, count: int, *, dlts: int = 0, open_windows: int = 0) -> list[CohortSubject]:
@@ -241,8 +252,10 @@ def test_the_design_treats_15_at_the_level_chosen_for_expansion() -> None:
 
 
 def test_an_expansion_at_a_cleared_level_doses_up_to_the_designs_total() -> None:
-    assert expansion_size(decide(dosed(1, 3)), 1) == 12
-    assert expansion_size(decide(dosed(1, 3) + dosed(2, 6, dlts=1)), 2) == 9
+    assert expansion_size(decide(dosed(1, 3)), 1, EXPANSION_TOTAL_AT_LEVEL) == 12
+    assert (
+        expansion_size(decide(dosed(1, 3) + dosed(2, 6, dlts=1)), 2, EXPANSION_TOTAL_AT_LEVEL) == 9
+    )
     assert expansion_size(decide(dosed(1, 3)), 1, total=20) == 17
 
 
@@ -260,7 +273,7 @@ def test_refuses_an_expansion_at_a_level_not_cleared(
     subjects: list[CohortSubject], level: int
 ) -> None:
     with pytest.raises(ExpansionRefused):
-        expansion_size(decide(subjects), level)
+        expansion_size(decide(subjects), level, EXPANSION_TOTAL_AT_LEVEL)
 
 
 def test_refuses_an_expansion_larger_than_nothing() -> None:
@@ -283,7 +296,7 @@ def test_no_second_expansion_once_one_is_open() -> None:
     escalation = dosed(1, 3)
     opened = expansion_after(escalation)
     with pytest.raises(ExpansionRefused):
-        expansion_size(decide(escalation, expansion=opened), 1)
+        expansion_size(decide(escalation, expansion=opened), 1, EXPANSION_TOTAL_AT_LEVEL)
 
 
 def test_each_study_escalates_over_its_own_levels_and_expands_to_its_own_total() -> None:
@@ -298,5 +311,5 @@ def test_each_study_escalates_over_its_own_levels_and_expands_to_its_own_total()
     assert summary(other_state) == (3, Decision.COMPLETE, None, 3)
     assert other_state.rule_version == study_definition("SYN-CART-2").rule_version("escalation", 2)
     assert first_state.rule_version == RULE_VERSION
-    assert expansion_size(first_state, 3) == 15 - 6
+    assert expansion_size(first_state, 3, FIRST.expansion_total_at_level) == 15 - 6
     assert expansion_size(other_state, 3, other.expansion_total_at_level) == 12 - 6

@@ -16,12 +16,15 @@ from services.adverse_events.domain import (
     Infused,
     Relatedness,
     Seriousness,
+    StudyRules,
     grading_of,
 )
 from shared.clinical import DayConvention
 from shared.kernel.provenance import Attribution
+from shared.study import study_definition
 from tests.support import command
 
+RULES = StudyRules.of(study_definition())  # the first study's
 INFUSED = Infused(datetime(2026, 7, 1, 10, 0, tzinfo=UTC), 2)
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 GRADE_4_CRS = grading.CrsInputs(
@@ -39,7 +42,9 @@ def cmd() -> Attribution:
 def reported(day: int = 3, term: str = "Cytokine release syndrome") -> AdverseEvent:
     """Reported with its onset on study ``day`` (the infusion's date is day 0)."""
     onset = INFUSED.infused_at + timedelta(days=day, hours=1)
-    return AdverseEvent.report("S-001", term, "fever and hypotension", None, onset, INFUSED, cmd())
+    return AdverseEvent.report(
+        "S-001", term, "fever and hypotension", None, onset, INFUSED, cmd(), RULES
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,7 +88,7 @@ def test_a_report_stored_before_conventions_keeps_its_cdisc_day() -> None:
 
 def test_an_onset_before_the_infusion_is_not_treatment_emergent() -> None:
     onset = INFUSED.infused_at - timedelta(hours=2)
-    record = AdverseEvent.report("S-001", "Fatigue", "tired", None, onset, INFUSED, cmd())
+    record = AdverseEvent.report("S-001", "Fatigue", "tired", None, onset, INFUSED, cmd(), RULES)
     assert (record.treatment_emergent, record.in_dlt_window) == (False, False)
 
 
@@ -166,7 +171,7 @@ def test_a_regrade_without_a_reason_is_refused() -> None:
 def test_grade_4_crs_in_the_window_can_be_a_dlt() -> None:
     record = reported(day=5)
     record.grade(grading_of(record.term, None, None, crs=GRADE_4_CRS), cmd())
-    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "vasopressors x2", cmd())
+    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "vasopressors x2", cmd(), RULES)
     assert record.dlt is True
 
 
@@ -174,14 +179,14 @@ def test_no_dlt_outside_the_window() -> None:
     record = reported(day=29)
     record.grade(grading_of(record.term, None, None, crs=GRADE_4_CRS), cmd())
     with pytest.raises(errors.NotADlt):
-        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "late", cmd())
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "late", cmd(), RULES)
 
 
 def test_no_dlt_for_a_criterion_the_record_does_not_bear_out() -> None:
     record = reported()
     record.grade(grading_of(record.term, None, None, crs=GRADE_1_CRS), cmd())
     with pytest.raises(errors.NotADlt):
-        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "wishful", cmd())
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_4, "wishful", cmd(), RULES)
 
 
 def grade_4_neutropenia(onset_day: int = 10) -> AdverseEvent:
@@ -194,7 +199,7 @@ def test_grade_4_cytopenia_resolved_by_day_28_is_not_beyond_day_28() -> None:
     record = grade_4_neutropenia()
     record.resolve(INFUSED.infused_at.date() + timedelta(days=14), "recovered", cmd())  # day 14
     with pytest.raises(errors.NotADlt) as refused:
-        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd())
+        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd(), RULES)
     assert refused.value.details["last_study_day_present"] == 14
 
 
@@ -208,25 +213,29 @@ def test_grade_4_cytopenia_beyond_day_28_when_the_record_shows_it(
         record.resolve(ended, "recovered", cmd())
     criterion = DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28
     if dlt:  # unresolved on NOW, months after the infusion: still present beyond day 28
-        record.adjudicate_dlt(True, criterion, "ANC < 500 on day 29", cmd())
+        record.adjudicate_dlt(True, criterion, "ANC < 500 on day 29", cmd(), RULES)
         assert record.dlt is True
     else:
         with pytest.raises(errors.NotADlt):
-            record.adjudicate_dlt(True, criterion, "ANC < 500", cmd())
+            record.adjudicate_dlt(True, criterion, "ANC < 500", cmd(), RULES)
 
 
 def test_unresolved_cytopenia_is_not_yet_beyond_day_28_while_day_28_lasts() -> None:
     record = grade_4_neutropenia()
     day_28 = command(INFUSED.infused_at + timedelta(days=28, hours=5))  # infusion + 28 days
     with pytest.raises(errors.NotADlt):
-        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", day_28)
+        record.adjudicate_dlt(
+            True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", day_28, RULES
+        )
 
 
 def test_unresolved_cytopenia_is_beyond_day_28_once_day_29_begins() -> None:
     record = grade_4_neutropenia()
     day_29 = command(datetime.combine(INFUSED.infused_at.date() + timedelta(days=29),
                                       datetime.min.time(), tzinfo=UTC))  # fmt: skip
-    record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "ANC < 500", day_29)
+    record.adjudicate_dlt(
+        True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "ANC < 500", day_29, RULES
+    )
     assert record.dlt is True
 
 
@@ -237,7 +246,7 @@ def test_a_cdisc_day_29_stored_before_conventions_is_day_28_of_the_study() -> No
     record.grade(grading_of(record.term, 4, None), cmd())
     record.resolve(INFUSED.infused_at.date() + timedelta(days=28), "recovered", cmd())
     with pytest.raises(errors.NotADlt) as refused:
-        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd())
+        record.adjudicate_dlt(True, DltCriterion.CYTOPENIA_GRADE_4_BEYOND_DAY_28, "x", cmd(), RULES)
     assert refused.value.details["onset_study_day"] == 9
     assert refused.value.details["last_study_day_present"] == 28
 
@@ -258,11 +267,11 @@ def test_grade_3_crs_not_improving_within_72_hours_when_the_record_shows_it(
         record.resolve(ended, "recovered", cmd())
     criterion = DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H
     if dlt:
-        record.adjudicate_dlt(True, criterion, "on vasopressors beyond 72 h", cmd())
+        record.adjudicate_dlt(True, criterion, "on vasopressors beyond 72 h", cmd(), RULES)
         assert record.dlt is True
     else:  # resolved two days after onset: it improved within 72 h
         with pytest.raises(errors.NotADlt):
-            record.adjudicate_dlt(True, criterion, "wishful", cmd())
+            record.adjudicate_dlt(True, criterion, "wishful", cmd(), RULES)
 
 
 def test_grade_3_crs_cannot_be_called_not_improving_before_72_hours_have_passed() -> None:
@@ -270,14 +279,14 @@ def test_grade_3_crs_cannot_be_called_not_improving_before_72_hours_have_passed(
     record.grade(grading_of(record.term, None, None, crs=GRADE_3_CRS), cmd())
     early = command(record.onset_at + timedelta(hours=71))
     with pytest.raises(errors.NotADlt):
-        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "x", early)
+        record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "x", early, RULES)
     later = command(record.onset_at + timedelta(hours=72))
-    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "72 h", later)
+    record.adjudicate_dlt(True, DltCriterion.CRS_GRADE_3_NOT_IMPROVING_72H, "72 h", later, RULES)
 
 
 def test_adjudication_needs_a_grade_and_causality_needs_a_grade() -> None:
     with pytest.raises(errors.NotGradedYet):
-        reported().adjudicate_dlt(False, None, "mild", cmd())
+        reported().adjudicate_dlt(False, None, "mild", cmd(), RULES)
     with pytest.raises(errors.NotGradedYet):
         reported().assess_causality(Relatedness.PROBABLE, Relatedness.UNLIKELY, cmd())
 

@@ -220,7 +220,7 @@ async def test_escalation_and_reviews_are_counted_per_study(
     assert approved.json()["review"] == 1
     # review 1 of SYN-CART-2 is named in its own namespace; the first study's review 1 keeps
     # its id free, and its count of reviews is still 0
-    assert approved.json()["id"] != str(safety_review_id(1))
+    assert approved.json()["id"] != str(safety_review_id(1, study_rules(DEFAULT_STUDY_ID).reviews))
     assert approved.json()["id"] == str(safety_review_id(1, study_rules(OTHER).reviews))
     first = (await client.get("/cohort", headers=headers(DEFAULT_STUDY_ID))).json()
     other = (await client.get(f"{prefix(OTHER)}/cohort", headers=headers(OTHER))).json()

@@ -12,13 +12,15 @@ import pytest
 
 from services.assessments import errors
 from services.assessments import laboratory as lab
-from services.assessments.domain import Progression, SubjectAssessments, VitalStatus
+from services.assessments.domain import Progression, StudyRules, SubjectAssessments, VitalStatus
 from services.assessments.publication import to_contract
 from services.assessments.rules import Activity, Response, SledaiItem
 from shared.clinical import Infused
 from shared.kernel.publication import event_id
+from shared.study import study_definition
 from tests.support import NOW, command
 
+RULES = StudyRules.of(study_definition())  # the first study's
 INFUSED_AT = NOW - timedelta(days=100)
 ALIVE = VitalStatus()
 I = SledaiItem  # noqa: E741
@@ -30,14 +32,16 @@ def activity(*items: SledaiItem, pga: str = "0", bilag: tuple[int, int] | None =
 
 
 def record() -> SubjectAssessments:
-    return SubjectAssessments.start("S-001", Infused(INFUSED_AT, 2), command())
+    return SubjectAssessments.start("S-001", Infused(INFUSED_AT, 2), command(), RULES)
 
 
 def with_visits(*visits: tuple[int, Activity]) -> tuple[SubjectAssessments, list[str]]:
     """A record with visits at the given study-day offsets from the infusion."""
     r, ids = record(), []
     for offset, a in visits:
-        r.assess_activity(f"day {offset}", a, INFUSED_AT + timedelta(days=offset), ALIVE, command())
+        r.assess_activity(
+            f"day {offset}", a, INFUSED_AT + timedelta(days=offset), ALIVE, command(), RULES
+        )
         ids.append(str(event_id(r.id, r.version)))
     return r, ids
 
@@ -68,7 +72,9 @@ def test_the_record_counts_the_infusion_s_date_as_day_0_and_publishes_cdisc_days
 
 def test_a_visit_stored_before_conventions_is_held_in_the_study_s_days() -> None:
     r = record()
-    r.assess_activity("month 1", activity(), INFUSED_AT + timedelta(days=30), ALIVE, command())
+    r.assess_activity(
+        "month 1", activity(), INFUSED_AT + timedelta(days=30), ALIVE, command(), RULES
+    )
     stored: Any = r.pending_events[-1]
     cdisc_visit = replace(stored.visit, study_day=31)  # as windows before conventions counted
     replayed = record()
@@ -79,7 +85,7 @@ def test_a_visit_stored_before_conventions_is_held_in_the_study_s_days() -> None
 
 def test_a_response_is_assessed_at_a_visit_on_the_infusion_day_after_the_infusion() -> None:
     r, (_, day_0) = with_visits((-3, activity(I.ARTHRITIS)), (0, activity()))
-    r.assess_remission(day_0, Response.COMPLETE, ALIVE, command())
+    r.assess_remission(day_0, Response.COMPLETE, ALIVE, command(), RULES)
     assert last_published(r)["study_day"] == 1  # day 0 of the study, CDISC day 1
 
 
@@ -89,7 +95,7 @@ def test_remission_names_the_visits_it_was_derived_from() -> None:
         (30, activity(I.RASH, pga="0.8")),
         (90, activity(I.LOW_COMPLEMENT)),
     )
-    r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+    r.assess_remission(month3, Response.COMPLETE, ALIVE, command(), RULES)
     published = last_published(r)
     assert published["response"] == "complete" and published["remission"] is True
     assert (published["visit_event_id"], published["previous_event_id"]) == (month3, month1)
@@ -101,7 +107,7 @@ def test_the_baseline_is_the_last_visit_before_the_infusion_whatever_the_entry_o
     r, (month1, late_baseline, _early) = with_visits(
         (30, activity(I.ARTHRITIS)), (-1, activity(I.ARTHRITIS, I.RASH)), (-20, activity())
     )
-    r.assess_remission(month1, Response.PARTIAL, ALIVE, command())
+    r.assess_remission(month1, Response.PARTIAL, ALIVE, command(), RULES)
     assert last_published(r)["baseline_event_id"] == late_baseline
     assert last_published(r)["previous_event_id"] == late_baseline
 
@@ -109,7 +115,7 @@ def test_the_baseline_is_the_last_visit_before_the_infusion_whatever_the_entry_o
 def test_a_claim_the_rules_do_not_derive_is_refused_with_the_derivation() -> None:
     r, (_, month3) = with_visits((-3, activity(I.ARTHRITIS)), (90, activity(I.ARTHRITIS)))
     with pytest.raises(errors.RemissionNotSupported) as refused:
-        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command(), RULES)
     assert refused.value.details["derived"] == "partial"  # LLDAS: arthritis alone
     assert not r.pending_events[-1].__class__.__name__.startswith("Remission")
 
@@ -117,33 +123,33 @@ def test_a_claim_the_rules_do_not_derive_is_refused_with_the_derivation() -> Non
 def test_a_remission_without_a_baseline_is_refused() -> None:
     r, (month3,) = with_visits((90, activity()))
     with pytest.raises(errors.InputsMissing):
-        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command(), RULES)
 
 
 def test_a_remission_at_a_visit_before_the_infusion_or_twice_is_refused() -> None:
     r, (baseline, month3) = with_visits((-3, activity(I.RASH)), (90, activity()))
     with pytest.raises(errors.InputsMissing):
-        r.assess_remission(baseline, Response.STABLE, ALIVE, command())
-    r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+        r.assess_remission(baseline, Response.STABLE, ALIVE, command(), RULES)
+    r.assess_remission(month3, Response.COMPLETE, ALIVE, command(), RULES)
     with pytest.raises(errors.AlreadyAssessed):
-        r.assess_remission(month3, Response.COMPLETE, ALIVE, command())
+        r.assess_remission(month3, Response.COMPLETE, ALIVE, command(), RULES)
     with pytest.raises(errors.VisitNotFound):
-        r.assess_remission("no-such-visit", Response.COMPLETE, ALIVE, command())
+        r.assess_remission("no-such-visit", Response.COMPLETE, ALIVE, command(), RULES)
 
 
 def test_nothing_is_assessed_after_death_or_withdrawal_or_in_the_future() -> None:
     r = record()
     died = VitalStatus(died_at=NOW - timedelta(days=10))
     with pytest.raises(errors.SubjectInactive):
-        r.assess_activity("day 95", activity(), NOW - timedelta(days=5), died, command())
-    r.assess_activity("day 85", activity(), NOW - timedelta(days=15), died, command())
+        r.assess_activity("day 95", activity(), NOW - timedelta(days=5), died, command(), RULES)
+    r.assess_activity("day 85", activity(), NOW - timedelta(days=15), died, command(), RULES)
     withdrawn = VitalStatus(withdrawn_at=NOW - timedelta(days=50))
     with pytest.raises(errors.SubjectInactive):
         r.report_progression(
-            Progression.FLARE, "rash", NOW - timedelta(days=1), withdrawn, command()
+            Progression.FLARE, "rash", NOW - timedelta(days=1), withdrawn, command(), RULES
         )
     with pytest.raises(errors.InvalidTime):
-        r.assess_activity("tomorrow", activity(), NOW + timedelta(hours=1), ALIVE, command())
+        r.assess_activity("tomorrow", activity(), NOW + timedelta(hours=1), ALIVE, command(), RULES)
 
 
 def test_kinetics_is_after_the_infusion_with_its_unit_and_lloq() -> None:
@@ -157,8 +163,8 @@ def test_kinetics_is_after_the_infusion_with_its_unit_and_lloq() -> None:
     )
     r = record()
     with pytest.raises(errors.InvalidAssessment):
-        r.measure_kinetics(sample, INFUSED_AT - timedelta(hours=1), ALIVE, command())
-    r.measure_kinetics(sample, INFUSED_AT + timedelta(days=13), ALIVE, command())
+        r.measure_kinetics(sample, INFUSED_AT - timedelta(hours=1), ALIVE, command(), RULES)
+    r.measure_kinetics(sample, INFUSED_AT + timedelta(days=13), ALIVE, command(), RULES)
     published = last_published(r)
     assert (published["unit"], published["below_lloq"], published["study_day"]) == (
         "copies/ug gDNA",
@@ -196,6 +202,6 @@ def test_an_autoantibody_panel_has_one_result_per_analyte() -> None:
     )
     r = record()
     with pytest.raises(errors.InvalidAssessment):
-        r.measure_autoantibodies((dsdna, dsdna), NOW, ALIVE, command())
-    r.measure_autoantibodies((dsdna,), NOW, ALIVE, command())
+        r.measure_autoantibodies((dsdna, dsdna), NOW, ALIVE, command(), RULES)
+    r.measure_autoantibodies((dsdna,), NOW, ALIVE, command(), RULES)
     assert last_published(r)["results"][0]["flag"] == "high"

@@ -18,6 +18,7 @@ from services.enrollment.rules import CRITERIA_BY_CODE, evaluate
 from services.infusion.rules import InfusionRules, cells_per_kg_millions, within_tolerance
 from shared.clinical import STUDY
 from shared.contracts.assessments import SLEDAI_2K_ITEMS
+from shared.study import study_definition
 from tools.demo.plan import Story, SubjectPlan, Treatment, Visit
 from tools.demo.story import SEED, write_story
 
@@ -42,7 +43,7 @@ def crs_grade(components: dict[str, Any]) -> int:
 def eligibility(observations: dict[str, dict[str, object]], screened_on: date) -> tuple[str, ...]:
     parsed = {code: ObservationIn.model_validate(o).to_domain(code, CRITERIA_BY_CODE)
               for code, o in observations.items()}  # fmt: skip
-    return evaluate(screened_on, parsed).failed_criteria
+    return evaluate(screened_on, parsed, study_definition()).failed_criteria
 
 
 def outcomes(story: Story) -> list[object]:

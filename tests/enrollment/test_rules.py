@@ -23,11 +23,12 @@ from shared.study import StudyDefinition, study_definition
 from tests.support import SCREENING_DAY, eligible_observations
 
 D = SCREENING_DAY
+STUDY = study_definition()  # the first study's
 
 
 def met(code: str, observation: Obs) -> bool:
     observations = {**eligible_observations(), code: observation}
-    result = {r.code: r for r in evaluate(SCREENING_DAY, observations).results}[code]
+    result = {r.code: r for r in evaluate(SCREENING_DAY, observations, STUDY).results}[code]
     return result.met
 
 
@@ -197,7 +198,7 @@ def test_refuses_observation_that_does_not_fit_its_criterion(code: str, observat
 
 
 def test_every_decision_records_the_rule_version_and_every_criterion() -> None:
-    assessment = evaluate(SCREENING_DAY, eligible_observations())
+    assessment = evaluate(SCREENING_DAY, eligible_observations(), STUDY)
     assert assessment.rule_version == RULE_VERSION
     assert [r.code for r in assessment.results] == [c.code for c in CRITERIA]
     assert assessment.eligible and assessment.failed_criteria == ()
@@ -225,7 +226,7 @@ def redefined(platelets: str) -> StudyDefinition:
 
 def test_a_limit_changed_in_a_new_definition_version_decides_and_is_recorded() -> None:
     observations = {**eligible_observations(), "platelets": Obs(Decimal(40), D, "10^9/L")}
-    assert evaluate(D, observations).eligible
+    assert evaluate(D, observations, STUDY).eligible
     assessment = evaluate(D, observations, redefined("50"))
     assert assessment.failed_criteria == ("platelets",)
     assert assessment.rule_version == "NCT05030779/def-2/eligibility/2"
@@ -239,7 +240,7 @@ def test_screen_failure_names_every_failed_criterion() -> None:
         "platelets": Obs(Decimal(12), D, "10^9/L"),
         "hiv_infection": Obs(True, D),
     }
-    assert evaluate(date(2026, 11, 5), observations).failed_criteria == (
+    assert evaluate(date(2026, 11, 5), observations, STUDY).failed_criteria == (
         "platelets",
         "hiv_infection",
     )

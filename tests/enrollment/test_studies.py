@@ -145,7 +145,7 @@ async def test_the_same_subject_is_eligible_in_one_study_and_screen_failed_in_th
     # two records: the first study's id as it always was, the second's in its own namespace
     one = application.get_subject("S-001")
     two = application.get_subject("S-001", SECOND)
-    assert one.id == subject_record_id("S-001") != two.id
+    assert one.id == subject_record_id("S-001", study_definition()) != two.id
     assert two.id == subject_record_id("S-001", study_definition(SECOND))
     assert (one.study_id, two.study_id) == (DEFAULT_STUDY_ID, SECOND)
     # each study reads its own record on its own route

@@ -12,11 +12,13 @@ from services.infusion import domain, errors
 from services.infusion.rules import InfusionRules, cells_per_kg_millions
 from shared.clinical import CohortOpening
 from shared.kernel.provenance import Attribution
+from shared.study import study_definition
 from tests.support import command
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 ENROLLED = domain.Enrollment("enrolled", 2)
 RULES = InfusionRules()
+NAMESPACE = domain.treatment_namespace(study_definition())  # the first study's
 COHORT = CohortOpening(2, 3, datetime(2026, 1, 1, tzinfo=UTC), 1)  # level 2 is open
 LD_END = date(2026, 11, 15)
 
@@ -55,7 +57,7 @@ def infusion(
 
 def begun() -> domain.Treatment:
     return domain.Treatment.begin(
-        "S-001", ENROLLED, domain.Leukapheresis(date(2026, 11, 1), Decimal(180)), cmd()
+        "S-001", ENROLLED, domain.Leukapheresis(date(2026, 11, 1), Decimal(180)), cmd(), NAMESPACE
     )
 
 
@@ -84,7 +86,11 @@ def test_nothing_happens_for_a_subject_not_enrolled(
 ) -> None:
     with pytest.raises(error) as refused:
         domain.Treatment.begin(
-            "S-001", enrollment, domain.Leukapheresis(date(2026, 11, 1), Decimal(1)), cmd()
+            "S-001",
+            enrollment,
+            domain.Leukapheresis(date(2026, 11, 1), Decimal(1)),
+            cmd(),
+            NAMESPACE,
         )
     assert refused.value.details["status"] == enrollment.status
 
@@ -96,6 +102,7 @@ def test_not_enrolled_yet_is_retryable_and_names_the_status() -> None:
             domain.Enrollment("eligible", None),
             domain.Leukapheresis(date(2026, 11, 1), Decimal(1)),
             cmd(),
+            NAMESPACE,
         )
     assert refused.value.details == {"subject_id": "S-001", "status": "eligible", "retryable": True}
 
@@ -110,6 +117,7 @@ def test_not_enrolled_is_not_retryable_when_enrollment_is_a_step_away_or_more(
             domain.Enrollment(status, None),
             domain.Leukapheresis(date(2026, 11, 1), Decimal(1)),
             cmd(),
+            NAMESPACE,
         )
     assert refused.value.details["retryable"] is False
     assert "enroll the subject first" in refused.value.message

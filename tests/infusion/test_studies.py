@@ -153,7 +153,7 @@ async def test_the_dose_is_held_to_the_study_s_level_and_tolerance(
     # two treatments, and each study's cohort counted its own infusion
     one = application.get_treatment("S-001")
     two = application.get_treatment("S-001", SECOND)
-    assert one.id == treatment_id("S-001") != two.id
+    assert one.id == treatment_id("S-001", treatment_namespace(study_definition())) != two.id
     assert two.id == treatment_id("S-001", treatment_namespace(study_definition(SECOND)))
     for study in (DEFAULT_STUDY_ID, SECOND):
         assert application.dosed_since(first_cohort(study_definition(study)), study) == 1

@@ -17,6 +17,7 @@ from services.projections.clinical_endpoints import (
     DEFINITIONS,
     ICANS_SCALE,
     Course,
+    EndpointRules,
     TrialHistory,
     courses,
     definition_of,
@@ -28,9 +29,11 @@ from services.projections.clinical_endpoints import infused as infused_courses
 from services.projections.views import subject_state
 from shared.clinical import STUDY, DayConvention
 from shared.kernel.envelope import CloudEvent
+from shared.study import DEFAULT_STUDY_ID
 from tests.support import NOW
 
 ROOT = Path(__file__).resolve().parents[2]
+FIRST = endpoint_rules(DEFAULT_STUDY_ID)  # the first study's: week 12, response to day 90
 
 DAY0 = NOW - timedelta(days=200)  # the infusion: the study's day 0, CDISC day 1
 
@@ -61,7 +64,7 @@ def response(subject: str, day: int, category: str) -> CloudEvent:
 
 
 def figures(*events: CloudEvent) -> dict[str, Any]:
-    return trial_endpoints(enumerate(events, start=1))
+    return trial_endpoints(enumerate(events, start=1), FIRST)
 
 
 def test_every_figure_has_its_definition_and_every_definition_a_figure() -> None:
@@ -123,22 +126,28 @@ def test_each_definition_names_the_days_its_study_s_figure_was_read_by() -> None
     assert definition_of("subjects_infused", 1) == DEFINITIONS["subjects_infused"]
 
 
-@pytest.mark.parametrize(("rules", "responders"), [(None, ["A"]), (SECOND, [])])
+@pytest.mark.parametrize(("rules", "responders"), [(FIRST, ["A"]), (SECOND, [])])
 def test_objective_response_ends_on_the_study_s_last_response_day(
-    rules: Any, responders: list[str]
+    rules: EndpointRules, responders: list[str]
 ) -> None:
     events = [infused("A"), response("A", 90, "partial")]
-    e = trial_endpoints(enumerate(events, start=1), *([rules] if rules else []))
+    e = trial_endpoints(enumerate(events, start=1), rules)
     assert e["objective_response_rate_3_months"]["subjects"] == responders
-    assert e["objective_response_rate_3_months"]["last_study_day"] == (84 if rules else 90)
+    assert e["objective_response_rate_3_months"]["last_study_day"] == (
+        84 if rules is SECOND else 90
+    )
 
 
-@pytest.mark.parametrize(("rules", "controlled"), [(None, []), (SECOND, ["A"])])
-def test_disease_control_starts_on_the_study_s_first_day(rules: Any, controlled: list[str]) -> None:
+@pytest.mark.parametrize(("rules", "controlled"), [(FIRST, []), (SECOND, ["A"])])
+def test_disease_control_starts_on_the_study_s_first_day(
+    rules: EndpointRules, controlled: list[str]
+) -> None:
     events = [infused("A"), response("A", 21, "stable"), response("A", 28, "progression")]
-    e = trial_endpoints(enumerate(events, start=1), *([rules] if rules else []))
+    e = trial_endpoints(enumerate(events, start=1), rules)
     assert e["disease_control_rate_from_day_28"]["subjects"] == controlled
-    assert e["disease_control_rate_from_day_28"]["first_study_day"] == (21 if rules else 28)
+    assert e["disease_control_rate_from_day_28"]["first_study_day"] == (
+        21 if rules is SECOND else 28
+    )
 
 
 def test_a_subject_never_assessed_is_censored_at_the_infusion() -> None:
@@ -173,14 +182,16 @@ def test_time_courses_are_in_the_study_s_days() -> None:
                      sample="peripheral_blood", method="qpcr", target="total", value="500",
                      unit="copies/ug gDNA", lloq="50", below_lloq=False)  # fmt: skip
     [course] = infused_population(infused("A"), kinetics)
-    series = trial_endpoints(enumerate([infused("A"), kinetics], start=1))["time_courses"]["A"]
+    series = trial_endpoints(enumerate([infused("A"), kinetics], start=1), FIRST)["time_courses"][
+        "A"
+    ]
     point = series["car_t_kinetics"]["peripheral_blood/qpcr/total"]
     assert (point["tmax_study_day"], point["points"][0]["study_day"]) == (7, 7)
     assert course.kinetics[0].study_day == 7
 
 
 def infused_population(*events: CloudEvent) -> list[Course]:
-    return infused_courses(courses(enumerate(events, start=1)))
+    return infused_courses(courses(enumerate(events, start=1), FIRST))
 
 
 def test_the_subject_view_shows_the_study_s_days() -> None:
@@ -289,16 +300,16 @@ def test_a_history_advanced_in_steps_gives_what_a_replay_of_every_entry_gives() 
         response("A", 28, "partial"), graded("A", "ae-1", CRS_SCALE, 3, regrade=True),
         sledai("B", 30, 4), assessed("B", 84, True, True), response("B", 90, "complete"),
     ], start=1))  # fmt: skip
-    replayed = TrialHistory.of(entries)
+    replayed = TrialHistory.of(entries, FIRST)
     for cut in range(len(entries) + 1):
-        history = TrialHistory.of(entries[:cut])
+        history = TrialHistory.of(entries[:cut], FIRST)
         history.advance(entries[cut:])
-        assert endpoints_of(history.population) == trial_endpoints(entries)
+        assert endpoints_of(history.population, FIRST) == trial_endpoints(entries, FIRST)
         assert (history.position, history.milestones) == (9, replayed.milestones)
 
 
 def test_a_history_takes_each_entry_once_in_position_order() -> None:
-    history = TrialHistory.of([(1, infused("A")), (2, infused("B"))])
+    history = TrialHistory.of([(1, infused("A")), (2, infused("B"))], FIRST)
     with pytest.raises(ValueError, match="entry 2 is not after 2"):
         history.advance([(2, infused("C"))])
     assert set(history.courses) == {"A", "B"}

@@ -19,13 +19,14 @@ from markupsafe import escape
 
 from services.projections.api import create_app
 from services.projections.application import ProjectionsApplication, TrailFilter, WorkingHours
-from services.projections.clinical_endpoints import DEFINITIONS, FIRST_STUDY, definition_of
+from services.projections.clinical_endpoints import DEFINITIONS, definition_of, endpoint_rules
 from services.projections.config import ConsoleConfig
 from services.projections.console import COOKIE
 from services.projections.ledger import LedgerStore
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import RevocationsUnconfirmed, TokenRevoked
 from shared.kernel.provenance import Role
+from shared.study import DEFAULT_STUDY_ID
 from shared.web.auth import Principal
 from tests.support import ISSUER, VERIFIER, free_port, principal
 
@@ -313,7 +314,7 @@ async def test_the_trial_page_shows_each_endpoint_beside_its_definition(
     response = await page(client, "/console/trial")
     assert response.status_code == 200, response.text
     # the first study's days written into the two definitions that name them
-    calendar = FIRST_STUDY.calendar
+    calendar = endpoint_rules(DEFAULT_STUDY_ID).calendar
     days = {"last_study_day": calendar.response_last_day,
             "first_study_day": calendar.disease_control_first_day}  # fmt: skip
     for name in DEFINITIONS:

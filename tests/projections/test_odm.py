@@ -20,6 +20,7 @@ from tests.cdisc import odmlib_root, schema_errors
 from tests.projections.trial import ledgered, trial_events
 from tests.support import NOW, identity_event
 
+STUDY = study_definition()  # the first study's
 CREATED = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 Entries = list[tuple[int, RecordedEvent]]
 
@@ -42,7 +43,7 @@ def entries() -> Entries:
 
 @pytest.fixture(scope="module")
 def odm(entries: Entries) -> Any:
-    return odmlib_root(odm_document(entries, CREATED))
+    return odmlib_root(odm_document(entries, CREATED, study=STUDY))
 
 
 def text(element: Any) -> str:
@@ -58,7 +59,7 @@ def forms(odm: Any, subject: str) -> list[Any]:
 def test_the_odm_of_the_enrollment_events_has_no_error_against_the_odm_1_3_2_schema(
     entries: Entries,
 ) -> None:
-    assert schema_errors(odm_document(entries, CREATED)) == []
+    assert schema_errors(odm_document(entries, CREATED, study=STUDY)) == []
 
 
 def test_every_value_of_every_subject_event_is_read_back_by_odmlib(
@@ -134,7 +135,7 @@ def test_a_scheme_v1_signature_signs_the_form_of_its_record_and_version() -> Non
         signer_id="u-sm-1", printed_name="Dr Sun Mei", meaning="review",
         signed_at="2026-11-20T09:31:00+00:00",
     )  # fmt: skip
-    xml = odm_document(ledgered([graded, signature]), CREATED)
+    xml = odm_document(ledgered([graded, signature]), CREATED, study=STUDY)
     (form, _) = forms(odmlib_root(xml), "S-003")
     assert form.Signature.SignatureRef.SignatureOID == "SD.review"
     assert text(form.Signature.DateTimeStamp) == "2026-11-20T09:31:00Z"
@@ -144,7 +145,7 @@ def test_a_scheme_v1_signature_signs_the_form_of_its_record_and_version() -> Non
 
 def test_a_coded_item_names_its_code_list_of_the_allowed_values() -> None:
     graded = hand_made("AdverseEventGraded.v1", "S-003", scale="ASTCT-ICANS", grade=3)
-    odm = odmlib_root(odm_document(ledgered([graded]), CREATED))
+    odm = odmlib_root(odm_document(ledgered([graded]), CREATED, study=STUDY))
     version = odm.Study[0].MetaDataVersion[0]
     scale = next(i for i in version.ItemDef if i.OID == "IT.AdverseEventGraded.v1.scale")
     assert scale.CodeListRef.CodeListOID == "CL.scale"
@@ -156,7 +157,7 @@ def test_an_accounts_event_is_no_clinical_data_but_its_actor_is_a_user() -> None
     created = identity_event("UserCreated.v1", NOW, user_id="aud.kim",
                              actor={"user_id": "admin", "printed_name": "Ada Admin",
                                     "role": "administrator", "site": "HQ"})  # fmt: skip
-    xml = odm_document(ledgered([created]), CREATED)
+    xml = odm_document(ledgered([created]), CREATED, study=STUDY)
     odm = odmlib_root(xml)
     assert odm.ClinicalData[0].SubjectData == []
     assert [(u.OID, text(u.FullName)) for u in odm.AdminData[0].User] == [
@@ -168,12 +169,12 @@ def test_an_accounts_event_is_no_clinical_data_but_its_actor_is_a_user() -> None
 def test_a_refused_command_is_no_clinical_data() -> None:
     denied = hand_made("AccessDenied.v1", "S-003", command="infuse",
                        reason_code="role_not_permitted", roles=["monitor"])  # fmt: skip
-    odm = odmlib_root(odm_document(ledgered([denied]), CREATED))
+    odm = odmlib_root(odm_document(ledgered([denied]), CREATED, study=STUDY))
     assert odm.ClinicalData[0].SubjectData == []
 
 
 def test_an_empty_ledger_is_still_a_valid_odm_file() -> None:
-    xml = odm_document([], CREATED)
+    xml = odm_document([], CREATED, study=STUDY)
     assert schema_errors(xml) == []
     assert odmlib_root(xml).FileOID == "TL.ODM.0"
 
@@ -182,7 +183,7 @@ def test_a_file_names_the_last_position_it_holds_and_when_it_was_read_up_to(
     entries: Entries,
 ) -> None:
     as_of = datetime(2026, 11, 30, tzinfo=UTC)
-    odm = odmlib_root(odm_document(entries[:5], CREATED, as_of))
+    odm = odmlib_root(odm_document(entries[:5], CREATED, as_of, study=STUDY))
     assert (odm.FileOID, odm.AsOfDateTime, odm.ODMVersion) == (
         "TL.ODM.5", "2026-11-30T00:00:00Z", "1.3.2"
     )  # fmt: skip

@@ -10,11 +10,12 @@ from __future__ import annotations
 import ast
 import importlib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, get_args
-from uuid import NAMESPACE_URL, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid5
 
 import pytest
 
@@ -62,7 +63,6 @@ REGISTRY: list[tuple[Any, str, Callable[[], object]]] = [
     (eligibility, "CRITERIA", lambda: eligibility.criteria_of(STUDY)),
     (eligibility, "RULE_VERSION", lambda: STUDY.rule_version("eligibility", 2)),
     (infusion_rules, "RULE_VERSION", lambda: STUDY.rule_version("infusion", 2)),
-    (infusion_rules, "FIRST_STUDY_RULES", lambda: infusion_rules.InfusionRules.of(STUDY)),
     (windows, "RULE_VERSION", lambda: STUDY.rule_version("windows", 2)),
     (dlt, "RULE_VERSION", lambda: STUDY.rule_version("dlt", 3)),
     (escalation, "RULE_VERSION", lambda: STUDY.rule_version("escalation", 2)),
@@ -101,7 +101,7 @@ def test_the_infusion_rules_default_to_the_definition_s_dosing() -> None:
         window.min,
         window.max,
     )
-    assert [infusion_rules.level_dose(n) for n in STUDY.dose_levels] == [
+    assert [infusion_rules.level_dose(n, rules) for n in STUDY.dose_levels] == [
         Decimal(d.cells_per_kg_millions) for d in STUDY.dosing.levels
     ]
 
@@ -110,15 +110,14 @@ def test_the_definition_names_exactly_the_dlt_criteria_the_services_check() -> N
     assert set(get_args(DltCriterionCode)) == {c.value for c in dlt.DltCriterion}
 
 
-def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_dlt_criterion_the_study_does_not_adopt_is_never_borne_out() -> None:
     now = datetime(2026, 3, 20, tzinfo=UTC)
     course = dlt.Course(now - timedelta(days=2), 8, None, now)
-    assert dlt.supports(dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
-    monkeypatch.setattr(dlt, "ADOPTED", dlt.ADOPTED - {dlt.DltCriterion.CRS_GRADE_4})
+    rules = dlt.DltRules.of(STUDY)
     args = (dlt.DltCriterion.CRS_GRADE_4, "ASTCT-CRS", "CRS", 4, True, course, CALENDAR)
-    assert not dlt.supports(*args)
+    assert dlt.supports(*args, rules)
+    not_adopted = replace(rules, adopted=rules.adopted - {dlt.DltCriterion.CRS_GRADE_4})
+    assert not dlt.supports(*args, not_adopted)
 
 
 def test_the_first_cohort_is_the_first_level_and_one_cohort_of_the_design() -> None:
@@ -129,18 +128,36 @@ def test_the_first_cohort_is_the_first_level_and_one_cohort_of_the_design() -> N
 
 
 @pytest.mark.parametrize(
-    ("namespace", "name"),
+    ("record_id", "name"),
     [
-        (enrollment_domain.SUBJECT_NAMESPACE, "subject"),
-        (infusion_domain.TREATMENT_NAMESPACE, "treatment"),
-        (assessments_domain._NAMESPACE, "assessments"),
-        (ae_domain._REVIEWS, "safety-review"),
+        (lambda key: enrollment_domain.subject_record_id(key, STUDY), "subject"),
+        (lambda key: infusion_domain.treatment_id(key, infusion_domain.treatment_namespace(STUDY)),
+         "treatment"),
+        (lambda key: assessments_domain.assessments_record_id(
+            key, assessments_domain.StudyRules.of(STUDY).records), "assessments"),
+        (lambda key: ae_domain.safety_review_id(int(key), ae_domain.StudyRules.of(STUDY).reviews),
+         "safety-review"),
     ],
-)
-def test_record_ids_are_derived_as_they_always_were(namespace: object, name: str) -> None:
+)  # fmt: skip
+def test_record_ids_are_derived_as_they_always_were(
+    record_id: Callable[[str], UUID], name: str
+) -> None:
     # The namespaces now name the study from its definition; for NCT05030779 they must be
     # the very UUIDs its stored records were named with.
-    assert namespace == uuid5(NAMESPACE_URL, f"urn:trial-ledger:NCT05030779:{name}")
+    namespace = uuid5(NAMESPACE_URL, f"urn:trial-ledger:NCT05030779:{name}")
+    assert record_id("1") == uuid5(namespace, "1")
+
+
+@pytest.mark.parametrize(
+    "record",
+    [enrollment_domain.Subject, infusion_domain.Treatment, assessments_domain.SubjectAssessments,
+     ae_domain.SafetyReview],
+)  # fmt: skip
+def test_a_record_named_in_its_study_has_no_default_id(record: Any) -> None:
+    # created without the id its study's namespace gives, it is refused, not named in the
+    # first study's namespace
+    with pytest.raises(TypeError, match="study's namespace"):
+        record.create_id(subject_id="S-001", review_number=1)
 
 
 @pytest.mark.parametrize(("module", "version"), OLD_STYLE_RULE_VERSIONS.items())
