@@ -8,7 +8,7 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -35,12 +35,16 @@ from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
 from shared.contracts.infusion import CarTInfusedV1
-from shared.kernel.errors import InvalidValue, NotFound
+from shared.kernel.errors import InvalidValue, NotFound, Overloaded
 from shared.kernel.permissions import SeparationOfDuties, table
 from shared.kernel.provenance import Role
 from shared.kernel.settings import ServiceSettings, SettingsError, separation_of_duties
 from shared.study import DEFAULT_STUDY_ID, study_definition
 from shared.web.auth import Forbidden, Principal
+from shared.web.pool import BoundedPool
+
+T = TypeVar("T")
+REPORTS_WAITING = 8  # reports that may wait for the reports' thread; more are refused
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
 # Every role some read permits: the API names these for each route that needs a token.
@@ -169,6 +173,11 @@ class ProjectionsApplication:
         # endpoints, plots and safety summary of the ledger now cost the new entries only.
         self._now = TrialHistory(rules=self.endpoint_rules)
         self._advancing = asyncio.Lock()
+        # Reports (endpoints, plots, exports, reconcile) are seconds of Python over the
+        # whole ledger: computed on the event loop they would stop this service's ingest,
+        # views and /ready for as long. They run in one thread of their own (the kept
+        # history is touched there only), a few may wait, and more are refused (503).
+        self.reports = BoundedPool("reports", 1, REPORTS_WAITING, _reports_busy)
 
     @classmethod
     def configured(
@@ -273,26 +282,7 @@ class ProjectionsApplication:
         infusion and each review by the time it happened, so that a reader sees every
         cohort dosed after the review that opened it."""
         await self.authorise(who, "trial", {})
-        history = await self._history(None, None)
-        population = history.population
-        teae = clinical_endpoints.teae_incidence(population)
-        return {
-            "dose_levels": {
-                level: {"dosed": r["denominator"], "dlts": r["numerator"],
-                        "dlt_rate": f"{r['numerator']}/{r['denominator']}"}
-                for level, r in clinical_endpoints.dlt_rates(population).items()
-            },
-            "teae_incidence": {
-                "subjects_with_teae": teae["numerator"],
-                "subjects_infused": teae["denominator"],
-            },
-            "cohort_decisions": [
-                {"position": position, **_review(event)}
-                for position, event in history.milestones
-                if event.type == SafetyReviewApprovedV1.event_type
-            ],
-            "escalation_timeline": _escalation_timeline(history.milestones),
-        }  # fmt: skip
+        return await self._of_history(None, None, _safety_summary)
 
     async def endpoints(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
@@ -300,8 +290,12 @@ class ProjectionsApplication:
         """The trial's endpoints recomputed from the ledger, now or as of a time or position
         (docs/endpoints.md); every figure names its subjects and entries."""
         await self.authorise(who, "endpoints", {"as_of": as_of, "position": position})
-        history = await self._history(as_of, position)
-        return clinical_endpoints.endpoints_of(history.population, self.endpoint_rules)
+        rules = self.endpoint_rules
+        return await self._of_history(
+            as_of,
+            position,
+            lambda history: clinical_endpoints.endpoints_of(history.population, rules),
+        )
 
     async def plot(
         self,
@@ -312,25 +306,28 @@ class ProjectionsApplication:
     ) -> bytes:
         """``swimmer`` or ``kinetics/<subject>``, as SVG, from the ledger as of then."""
         await self.authorise(who, "plot", {"name": name, "as_of": as_of, "position": position})
-        population = (await self._history(as_of, position)).population
-        if name == "swimmer":
-            return plots.swimmer_svg(population)
-        subject = name.removeprefix("kinetics/")
-        for course in population:  # draw only the plot asked for
-            if name != subject and course.subject_id == subject and course.kinetics:
-                return plots.kinetics_svg(course)
-        raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject "
-                           "with CAR-T kinetics")  # fmt: skip
+        return await self._of_history(as_of, position, lambda history: _plot(name, history))
 
-    async def _history(self, as_of: datetime | None, position: int | None) -> TrialHistory:
-        """The trial's history as of a time or a position, by a replay; now, by advancing
-        the one kept (the ledger's single writer commits dense positions in order, and
-        never changes an entry, so the entries after the kept position are all that is
-        new; a payload changed in place by tampering is ``verify``'s to find)."""
+    async def _of_history(
+        self, as_of: datetime | None, position: int | None, report: Callable[[TrialHistory], T]
+    ) -> T:
+        """``report`` of the trial's history as of a time or a position, by a replay; now,
+        by advancing the one kept (the ledger's single writer commits dense positions in
+        order, and never changes an entry, so the entries after the kept position are all
+        that is new; a payload changed in place by tampering is ``verify``'s to find). The
+        folding and the report run in the reports' thread."""
+        rules = self.endpoint_rules
         if as_of is not None or position is not None:
-            return TrialHistory.of(await self._entries(as_of, position), self.endpoint_rules)
+            entries = await self._entries(as_of, position)
+            return await self.reports.run(lambda: report(TrialHistory.of(entries, rules)))
         async with self._advancing:
-            self._now.advance(await self._entries(after=self._now.position))
+            new = await self._entries(after=self._now.position)
+            return await self.reports.run(lambda: report(self._advanced(new)))
+
+    def _advanced(self, entries: Sequence[tuple[int, RecordedEvent]]) -> TrialHistory:
+        # in the reports' one thread; a request cancelled while its report ran leaves the
+        # kept history advanced already, so entries read before that are skipped
+        self._now.advance(e for e in entries if e[0] > self._now.position)
         return self._now
 
     async def _entries(
@@ -474,20 +471,21 @@ class ProjectionsApplication:
             subject_id,
         )
         entries = [(int(r["position"]), bytes(r["payload"])) for r in rows]
-        document = build_export(
-            checkpoint.note,
-            leaves,
-            entries,
-            subject_id=subject_id,
-            checkpoint_keys=[Verifier.of(self.ledger.origin, k) for k in self.checkpoint_keys],
-            record_keys=self.record_keys,
-            witnesses=[] if self.witness is None else [self.witness.verifier],
-        )
-        events = recorded(entries)
-        document["endpoints"] = clinical_endpoints.trial_endpoints(events, self.endpoint_rules)
-        plotted = _plots(events, self.endpoint_rules)
-        document["plots"] = {f"{name}.svg": svg.decode() for name, svg in plotted.items()}
-        return document
+        note, rules = checkpoint.note, self.endpoint_rules
+        checkpoint_keys = [Verifier.of(self.ledger.origin, k) for k in self.checkpoint_keys]
+        witnesses = [] if self.witness is None else [self.witness.verifier]
+
+        def document() -> dict[str, Any]:
+            built = build_export(note, leaves, entries, subject_id=subject_id,
+                                 checkpoint_keys=checkpoint_keys, record_keys=self.record_keys,
+                                 witnesses=witnesses)  # fmt: skip
+            events = recorded(entries)
+            built["endpoints"] = clinical_endpoints.trial_endpoints(events, rules)
+            plotted = _plots(events, rules)
+            built["plots"] = {f"{name}.svg": svg.decode() for name, svg in plotted.items()}
+            return built
+
+        return await self.reports.run(document)
 
     async def odm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
@@ -497,8 +495,8 @@ class ProjectionsApplication:
         recorded as an export."""
         parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
         await self.authorise(who, "export", parameters)
-        entries = await self._entries(as_of, position)
-        return odm.odm_document(entries, datetime.now(UTC), as_of, study=self.study)
+        entries, now, study = await self._entries(as_of, position), datetime.now(UTC), self.study
+        return await self.reports.run(lambda: odm.odm_document(entries, now, as_of, study=study))
 
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
@@ -510,9 +508,13 @@ class ProjectionsApplication:
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)
-        entries = await self._entries(as_of, position)
-        datasets = sdtm.sdtm_datasets(entries, self.study)
-        return datasets, sdtm.trace_rows(datasets, entries)
+        entries, study = await self._entries(as_of, position), self.study
+
+        def exported() -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
+            datasets = sdtm.sdtm_datasets(entries, study)
+            return datasets, sdtm.trace_rows(datasets, entries)
+
+        return await self.reports.run(exported)
 
     async def reconcile(self, who: Principal, token: str) -> dict[str, Any]:
         """Every stored event of every service, read through the services' own APIs with
@@ -528,7 +530,8 @@ class ProjectionsApplication:
         ledger = [
             (r["position"], r["source"], str(r["event_id"]), bytes(r["payload"])) for r in rows
         ]
-        differences = compare(readings, ledger, datetime.now(UTC), self.stall_after)
+        now, stall_after = datetime.now(UTC), self.stall_after
+        differences = await self.reports.run(lambda: compare(readings, ledger, now, stall_after))
         return {
             "ok": not any(found for kind, found in differences.items() if kind != "in_flight"),
             "sources": {r.endpoint.source: len(r.events) for r in readings},
@@ -590,6 +593,42 @@ class ProjectionsApplication:
         )
 
 
+def _safety_summary(history: TrialHistory) -> dict[str, Any]:
+    """``ProjectionsApplication.trial``'s summary of ``history``."""
+    population = history.population
+    teae = clinical_endpoints.teae_incidence(population)
+    return {
+        "dose_levels": {
+            level: {"dosed": r["denominator"], "dlts": r["numerator"],
+                    "dlt_rate": f"{r['numerator']}/{r['denominator']}"}
+            for level, r in clinical_endpoints.dlt_rates(population).items()
+        },
+        "teae_incidence": {
+            "subjects_with_teae": teae["numerator"],
+            "subjects_infused": teae["denominator"],
+        },
+        "cohort_decisions": [
+            {"position": position, **_review(event)}
+            for position, event in history.milestones
+            if event.type == SafetyReviewApprovedV1.event_type
+        ],
+        "escalation_timeline": _escalation_timeline(history.milestones),
+    }  # fmt: skip
+
+
+def _plot(name: str, history: TrialHistory) -> bytes:
+    """The plot ``name`` of ``history``: ``swimmer`` or ``kinetics/<subject>``."""
+    population = history.population
+    if name == "swimmer":
+        return plots.swimmer_svg(population)
+    subject = name.removeprefix("kinetics/")
+    for course in population:  # draw only the plot asked for
+        if name != subject and course.subject_id == subject and course.kinetics:
+            return plots.kinetics_svg(course)
+    raise PlotNotFound(f"no plot {name!r}: swimmer, or kinetics/<subject> of a subject "
+                       "with CAR-T kinetics")  # fmt: skip
+
+
 def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dict[str, bytes]:
     """Every plot of the ledger's state (its study's ``rules``): the swimmer plot, and each
     subject's kinetics."""
@@ -599,6 +638,18 @@ def _plots(entries: Sequence[tuple[int, Recorded]], rules: EndpointRules) -> dic
         if course.kinetics:
             drawn[f"kinetics/{course.subject_id}"] = plots.kinetics_svg(course)
     return drawn
+
+
+class ReportsBusy(Overloaded):
+    """More reports are waiting than the service takes (``REPORTS_WAITING``)."""
+
+
+def _reports_busy() -> ReportsBusy:
+    return ReportsBusy(
+        "more reports (endpoints, plots, exports, reconcile) are waiting than this service "
+        "takes; try again shortly",
+        retry_after_seconds=5,
+    )
 
 
 class PlotNotFound(NotFound, LookupError):

@@ -1,0 +1,64 @@
+"""Reports are computed off the event loop. The endpoints, plots, safety summary and
+exports take seconds of Python over a large ledger. While one is computed, the service's
+other work must go on: its ingest, its views and its /ready answer on the same loop.
+
+Each test makes the report's computation wait until the event loop has run other work.
+A computation on the loop would wait for the loop it blocks, and fail after a while."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from services.projections import application as module
+from services.projections import clinical_endpoints, odm, plots, sdtm
+from services.projections.application import ProjectionsApplication
+from shared.kernel.provenance import Role
+from tests.support import principal
+
+pytestmark = [pytest.mark.integration, pytest.mark.on_postgres]
+AUDITOR = principal(Role.AUDITOR, user_id="aud.kim")
+WAIT = 10.0  # seconds a computation waits for the loop before it says it blocked it
+
+Report = Callable[[ProjectionsApplication], Awaitable[Any]]
+REPORTS: dict[str, tuple[Any, str, Report]] = {
+    # name: (module, function the report computes with, the report asked for)
+    "endpoints": (clinical_endpoints.TrialHistory, "advance", lambda p: p.endpoints(AUDITOR)),
+    "endpoints as of a position": (
+        clinical_endpoints.TrialHistory,
+        "advance",
+        lambda p: p.endpoints(AUDITOR, position=3),
+    ),
+    "safety summary": (clinical_endpoints.TrialHistory, "advance", lambda p: p.trial(AUDITOR)),
+    "swimmer plot": (plots, "swimmer_svg", lambda p: p.plot(AUDITOR, "swimmer")),
+    "export": (module, "build_export", lambda p: p.export(AUDITOR)),
+    "ODM": (odm, "odm_document", lambda p: p.odm(AUDITOR)),
+    "SDTM": (sdtm, "sdtm_datasets", lambda p: p.sdtm(AUDITOR)),
+}
+
+
+@pytest.mark.parametrize("name", list(REPORTS))
+async def test_a_report_leaves_the_event_loop_free(
+    projections: ProjectionsApplication, filled: int, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    owner, function, report = REPORTS[name]
+    started, loop_ran = threading.Event(), threading.Event()
+    original = getattr(owner, function)
+
+    def waiting(*args: Any, **kwargs: Any) -> Any:
+        started.set()
+        assert loop_ran.wait(WAIT), f"the {name} report was computed on the event loop"
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, function, waiting)
+
+    async def other_work() -> None:
+        assert await asyncio.to_thread(started.wait, WAIT)  # a thread: the loop stays free
+        loop_ran.set()
+
+    answer, _ = await asyncio.wait_for(asyncio.gather(report(projections), other_work()), 60)
+    assert answer
