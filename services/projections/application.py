@@ -30,7 +30,7 @@ from services.projections.reconcile import (
     complete_by_head,
     completeness,
 )
-from services.projections.recorded import Recorded, RecordedEvent, recorded
+from services.projections.recorded import Recorded, recorded
 from services.projections.stores import StoreReader, store_endpoints
 from services.projections.views import ViewStore, replay_subject
 from shared.contracts.adverse_events import SafetyReviewApprovedV1
@@ -318,22 +318,24 @@ class ProjectionsApplication:
         folding and the report run in the reports' thread."""
         rules = self.endpoint_rules
         if as_of is not None or position is not None:
-            entries = await self._entries(as_of, position)
-            return await self.reports.run(lambda: report(TrialHistory.of(entries, rules)))
+            rows = await self._rows(as_of, position)
+            return await self.reports.run(lambda: report(TrialHistory.of(recorded(rows), rules)))
         async with self._advancing:
-            new = await self._entries(after=self._now.position)
+            new = await self._rows(after=self._now.position)
             return await self.reports.run(lambda: report(self._advanced(new)))
 
-    def _advanced(self, entries: Sequence[tuple[int, RecordedEvent]]) -> TrialHistory:
+    def _advanced(self, rows: Sequence[asyncpg.Record]) -> TrialHistory:
         # in the reports' one thread; a request cancelled while its report ran leaves the
         # kept history advanced already, so entries read before that are skipped
-        self._now.advance(e for e in entries if e[0] > self._now.position)
+        self._now.advance(e for e in recorded(rows) if e[0] > self._now.position)
         return self._now
 
-    async def _entries(
+    async def _rows(
         self, as_of: datetime | None = None, position: int | None = None, after: int = 0
-    ) -> list[tuple[int, RecordedEvent]]:
-        rows = await self.ledger.pool.fetch(
+    ) -> list[asyncpg.Record]:
+        """The ledger's entries (position, payload) up to a time or a position, after
+        ``after``: decoded by ``recorded``, in the reports' thread."""
+        rows: list[asyncpg.Record] = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries WHERE position > $3 "
             "AND ($1::timestamptz IS NULL OR recorded_at <= $1) "
             "AND ($2::bigint IS NULL OR position <= $2) ORDER BY position",
@@ -341,7 +343,7 @@ class ProjectionsApplication:
             position,
             after,
         )
-        return recorded(rows)
+        return rows
 
     async def verify(
         self,
@@ -495,8 +497,10 @@ class ProjectionsApplication:
         recorded as an export."""
         parameters = {"format": "odm-1.3.2", "as_of": as_of, "position": position}
         await self.authorise(who, "export", parameters)
-        entries, now, study = await self._entries(as_of, position), datetime.now(UTC), self.study
-        return await self.reports.run(lambda: odm.odm_document(entries, now, as_of, study=study))
+        rows, now, study = await self._rows(as_of, position), datetime.now(UTC), self.study
+        return await self.reports.run(
+            lambda: odm.odm_document(recorded(rows), now, as_of, study=study)
+        )
 
     async def sdtm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
@@ -508,9 +512,10 @@ class ProjectionsApplication:
         parameters = {"format": f"sdtmig-{sdtm.SDTMIG_VERSION}", "as_of": as_of,
                       "position": position}  # fmt: skip
         await self.authorise(who, "export", parameters)
-        entries, study = await self._entries(as_of, position), self.study
+        rows, study = await self._rows(as_of, position), self.study
 
         def exported() -> tuple[dict[str, sdtm.Dataset], list[tuple[str, ...]]]:
+            entries = recorded(rows)
             datasets = sdtm.sdtm_datasets(entries, study)
             return datasets, sdtm.trace_rows(datasets, entries)
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import asyncpg
 import pytest
 
 from bench.endpoints import followed_up
 from bench.events import new_entry
 from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
-from services.projections.recorded import RecordedEvent
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from tests.support import principal
@@ -31,14 +31,14 @@ async def append(ledger: LedgerStore, events: Sequence[CloudEvent], first_offset
 def counting_reads(application: ProjectionsApplication) -> list[int]:
     """How many entries each of the application's ledger reads returned."""
     reads: list[int] = []
-    read = application._entries
+    read = application._rows
 
-    async def counted(*args: Any, **kwargs: Any) -> list[tuple[int, RecordedEvent]]:
-        entries = await read(*args, **kwargs)
-        reads.append(len(entries))
-        return entries
+    async def counted(*args: Any, **kwargs: Any) -> list[asyncpg.Record]:
+        rows = await read(*args, **kwargs)
+        reads.append(len(rows))
+        return rows
 
-    application._entries = counted  # type: ignore[method-assign]
+    application._rows = counted  # type: ignore[method-assign]
     return reads
 
 
