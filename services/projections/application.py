@@ -5,6 +5,7 @@ proofs and exports. Every call is recorded in ``auditor_activity``, refused ones
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
@@ -460,6 +461,19 @@ class ProjectionsApplication:
         each with its inclusion proof in that checkpoint, and the keys, so that the copy
         verifies offline (``offline.verify_export``; docs/auditing.md, "The export format");
         with the endpoints and plots computed from exactly these entries."""
+        return await self.reports.run(await self._exporting(who, subject_id))
+
+    async def export_json(self, who: Principal, subject_id: str | None = None) -> bytes:
+        """``export`` as JSON text (compact UTF-8, as the API writes JSON). The text is
+        made in the reports' thread as well: for a whole ledger it is seconds of work."""
+        document = await self._exporting(who, subject_id)
+        return await self.reports.run(lambda: _json_text(document()))
+
+    async def _exporting(
+        self, who: Principal, subject_id: str | None
+    ) -> Callable[[], dict[str, Any]]:
+        """The export authorised and its entries read: its document, to be built in the
+        reports' thread."""
         await self.authorise(who, "export", {"subject_id": subject_id})
         checkpoint = await self._latest_checkpoint()
         if checkpoint.note is None:
@@ -487,7 +501,7 @@ class ProjectionsApplication:
             built["plots"] = {f"{name}.svg": svg.decode() for name, svg in plotted.items()}
             return built
 
-        return await self.reports.run(document)
+        return document
 
     async def odm(
         self, who: Principal, as_of: datetime | None = None, position: int | None = None
@@ -619,6 +633,13 @@ def _safety_summary(history: TrialHistory) -> dict[str, Any]:
         ],
         "escalation_timeline": _escalation_timeline(history.milestones),
     }  # fmt: skip
+
+
+def _json_text(document: dict[str, Any]) -> bytes:
+    # as starlette's JSONResponse renders: the same bytes the API answered before
+    return json.dumps(
+        document, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
 def _plot(name: str, history: TrialHistory) -> bytes:

@@ -8,6 +8,7 @@ A computation on the loop would wait for the loop it blocks, and fail after a wh
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,7 @@ REPORTS: dict[str, tuple[Any, str, Report]] = {
     "safety summary": (clinical_endpoints.TrialHistory, "advance", lambda p: p.trial(AUDITOR)),
     "swimmer plot": (plots, "swimmer_svg", lambda p: p.plot(AUDITOR, "swimmer")),
     "export": (module, "build_export", lambda p: p.export(AUDITOR)),
+    "export's JSON text": (module, "_json_text", lambda p: p.export_json(AUDITOR)),
     "ODM": (odm, "odm_document", lambda p: p.odm(AUDITOR)),
     "SDTM": (sdtm, "sdtm_datasets", lambda p: p.sdtm(AUDITOR)),
 }
@@ -62,3 +64,11 @@ async def test_a_report_leaves_the_event_loop_free(
 
     answer, _ = await asyncio.wait_for(asyncio.gather(report(projections), other_work()), 60)
     assert answer
+
+
+async def test_the_export_as_json_text_is_the_export(
+    projections: ProjectionsApplication, filled: int
+) -> None:
+    text = await projections.export_json(AUDITOR)
+    assert json.loads(text) == await projections.export(AUDITOR)
+    assert len(json.loads(text)["entries"]) == filled
