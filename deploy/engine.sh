@@ -17,7 +17,7 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd -P)
 CACHE_DIR=$(realpath -m -- "${TL_CACHE_DIR:-$REPO_ROOT/.cache}")
-# The last Compose v2 release; v2.31+ no longer has v2.29's data race when `up` recreates
+# The newest Compose v2 release; v2.31+ no longer has v2.29's data race when `up` recreates
 # a service with dependents (docker/compose#12186, fixed by #12322). docs/operations.md.
 COMPOSE_MODULE=github.com/docker/compose/v2
 COMPOSE_VERSION=v2.40.3
