@@ -17,7 +17,10 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 REPO_ROOT=$(cd "$SCRIPT_DIR/.." && pwd -P)
 CACHE_DIR=$(realpath -m -- "${TL_CACHE_DIR:-$REPO_ROOT/.cache}")
-COMPOSE_MODULE=github.com/docker/compose/v2/cmd@v2.29.7
+# The newest Compose v2 release; v2.31+ no longer has v2.29's data race when `up` recreates
+# a service with dependents (docker/compose#12186, fixed by #12322). docs/operations.md.
+COMPOSE_MODULE=github.com/docker/compose/v2
+COMPOSE_VERSION=v2.40.3
 PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
 ENGINE_LOG=${TL_ENGINE_LOG:-/var/log/trial-ledger-dockerd.log}
 BASE_IMAGE=${TL_DEBIAN_BASE_IMAGE:-trial-ledger/debian:bookworm}
@@ -71,18 +74,21 @@ start_dockerd() {
 }
 
 # Compose v2, built once per version into the cache (Go's own build cache makes a rebuild
-# after `rm -rf .cache` quick too), installed as the docker CLI plugin.
+# after `rm -rf .cache` quick too), installed as the docker CLI plugin. Built inside its
+# module's source from the module proxy, as upstream's Makefile builds it: its go.mod has
+# `exclude` directives (from v2.35.1 on), which `go install module/cmd@version` refuses.
 install_compose() {
-  local bin=$CACHE_DIR/compose/${COMPOSE_MODULE##*@}/cmd
+  local bin=$CACHE_DIR/compose/$COMPOSE_VERSION/docker-compose src
   if [[ ! -x $bin ]]; then
     PATH=$PATH:/usr/local/go/bin
     command -v go >/dev/null || die "Go is needed to build the compose plugin"
-    log "building $COMPOSE_MODULE into ${bin%/*}"
+    log "building $COMPOSE_MODULE@$COMPOSE_VERSION into ${bin%/*}"
+    go mod download "$COMPOSE_MODULE@$COMPOSE_VERSION"
+    src=$(go env GOMODCACHE)/$COMPOSE_MODULE@$COMPOSE_VERSION
     mkdir -p "${bin%/*}"
-    # the version it reports (go install leaves it "dev")
-    GOBIN=${bin%/*} go install \
-      -ldflags "-X github.com/docker/compose/v2/internal.Version=${COMPOSE_MODULE##*@}" \
-      "$COMPOSE_MODULE"
+    # the version it reports (a build from source leaves it "dev")
+    (cd "$src" && go build -trimpath -o "$bin" \
+      -ldflags "-X $COMPOSE_MODULE/internal.Version=$COMPOSE_VERSION" ./cmd)
   fi
   cmp -s "$bin" "$PLUGIN" 2>/dev/null || install -D -m 0755 "$bin" "$PLUGIN"
   docker compose version >&2

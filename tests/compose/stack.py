@@ -41,22 +41,12 @@ def require_engine() -> None:
         pytest.fail("no Docker engine answers: run `make test-compose` (deploy/engine.sh)")
 
 
-# Compose v2.29's own data race (docker/compose#12186, fixed in later releases): its
-# convergence writes a map from two goroutines when it stops a recreated service's
-# dependents, and the Go runtime aborts the command. Seen once in CI (a rollback's `up`).
-COMPOSE_RACE = "fatal error: concurrent map writes"
-
-
 def sh(args: list[str], **options: Any) -> subprocess.CompletedProcess[str]:
     """Run a command; fail the test with its output when it fails (unless check=False)."""
     check = options.pop("check", True)
     result = subprocess.run(  # noqa: S603 (docker and our own tools, no shell)
         args, capture_output=True, text=True, check=False, **options
     )
-    if COMPOSE_RACE in result.stderr:  # compose itself crashed, not what it ran: once more
-        result = subprocess.run(  # noqa: S603 (the same command)
-            args, capture_output=True, text=True, check=False, **options
-        )
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(args)} -> {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
