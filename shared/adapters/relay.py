@@ -148,13 +148,13 @@ class Relay:
         self, connection: asyncpg.Connection, producer: AIOKafkaProducer
     ) -> int:
         """Publish (or quarantine) one batch after the saved position; returns its size."""
-        notifications = await self.outbox.reading(
-            self.outbox.select, self.position, self.options.batch_size
+        # read and decoded in one visit to the outbox's thread (each visit waits for a
+        # turn of a busy service's event loop)
+        outgoing = await self.outbox.reading(
+            self.outbox.events, self.position, self.options.batch_size
         )
-        if not notifications:
+        if not outgoing:
             return 0
-        prepare = self.outbox.prepare
-        outgoing = await self.outbox.reading(lambda: [prepare(n) for n in notifications])
         sent: list[tuple[Outgoing, asyncio.Future[Any]]] = []
         quarantine: list[tuple[Outgoing, str, int | None]] = []
         for record in outgoing:
@@ -165,14 +165,14 @@ class Relay:
                 quarantine.append(self._hold(record, refusal))
         await self._acknowledged(sent, quarantine)
         quarantine.sort(key=lambda q: q[0].position)
-        last = notifications[-1].id
+        last = outgoing[-1].position
         await self.outbox.save(connection, last, quarantine)
         self.position = last
         for record, reason, held_behind in quarantine:
             _log_quarantined(self.topic, record, reason, held_behind)
         log.info("relay published topic=%s count=%d quarantined=%d position=%d",
                  self.topic, len(sent), len(quarantine), last)  # fmt: skip
-        return len(notifications)
+        return len(outgoing)
 
     async def retry_quarantine(
         self, connection: asyncpg.Connection, producer: AIOKafkaProducer
