@@ -5,12 +5,14 @@
 The real stack runs as processes (as ``tests/e2e/stack.py`` starts it), on the broker and
 database of deploy/local. Each round creates an auditor, logs in, sees the token accepted by
 enrollment and projections, then withdraws its access, in turn by each of the four ways:
-lockout (wrong passwords until ``account_locked``), deactivation, role revocation and
-logout. The delay is the time from identity's answer to the withdrawing request (the event
-is recorded by then) until *both* enrollment and projections answer the token 401
-``token_revoked``; each is asked every ``WATCH`` seconds, so a figure is late by at most
-that. The path: identity's relay publishes the event, each service's revocations view
-consumes it and writes its row, the next request reads it.
+lockout (``TL_MAX_FAILED_ATTEMPTS`` wrong passwords; the account's ``locked`` is then
+checked, since a locked account answers a login as any wrong password does), deactivation,
+role revocation and logout. The delay is the time from identity's answer to the
+withdrawing request (the event is recorded by then) until *both* enrollment and
+projections answer the token 401 ``token_revoked``; each is asked every ``WATCH``
+seconds, so a figure is late by at most that. The path: identity's relay publishes the
+event, each service's revocations view consumes it and writes its row, the next request
+reads it.
 
 Baseline, in the same run: a Kafka round trip (one record produced with acks=all and read
 by a plain consumer), the part of the path no implementation avoids. The report gives p50
@@ -30,7 +32,7 @@ import httpx
 
 from bench.common import parser, progress
 from bench.e2e import kafka_round_trips, report
-from shared.kernel.settings import ServiceSettings
+from shared.kernel.settings import SecuritySettings, ServiceSettings
 from tests.e2e.stack import ADMIN, ADMIN_PASSWORD, Stack, running_stack
 
 WATCH = 0.005  # seconds between asks
@@ -39,16 +41,12 @@ KINDS = ("lockout", "deactivation", "role revocation", "logout")
 SUBJECT = "BENCH-REV-1"
 
 
-async def withdraw(stack: Stack, kind: str, user_id: str, token: dict[str, str]) -> None:
-    """Withdraw ``user_id``'s access by ``kind``; returns once identity has answered."""
+async def withdraw(stack: Stack, kind: str, user_id: str, token: dict[str, str]) -> float:
+    """Withdraw ``user_id``'s access by ``kind``; returns when identity answered the
+    withdrawing request (``time.perf_counter``)."""
     admin = await stack.log_in(ADMIN, ADMIN_PASSWORD)
     if kind == "lockout":
-        for _ in range(50):
-            wrong = {"user_id": user_id, "password": "not the passphrase at all"}
-            answer = await stack.identity.post("/login", json=wrong)
-            if answer.json()["code"] == "account_locked":
-                return
-        raise RuntimeError(f"{user_id} did not lock: {answer.text}")
+        return await lock_out(stack, user_id, admin)
     if kind == "deactivation":
         answer = await stack.identity.post(
             f"/users/{user_id}/deactivation", json={"reason": "bench"}, headers=admin
@@ -61,8 +59,24 @@ async def withdraw(stack: Stack, kind: str, user_id: str, token: dict[str, str])
         )
     else:
         answer = await stack.identity.post("/logout", headers=token)
+    answered = time.perf_counter()
     if answer.status_code not in (200, 204):
         raise RuntimeError(f"{kind} of {user_id}: {answer.text}")
+    return answered
+
+
+async def lock_out(stack: Stack, user_id: str, admin: dict[str, str]) -> float:
+    """The account's failed logins up to its lock; when the locking one was answered."""
+    wrong = {"user_id": user_id, "password": "not the passphrase at all"}
+    for _ in range(SecuritySettings.from_env(stack.env).max_failed_attempts):
+        answer = await stack.identity.post("/login", json=wrong)
+        answered = time.perf_counter()
+        if answer.status_code != 401:
+            raise RuntimeError(f"a wrong password for {user_id}: {answer.text}")
+    account = await stack.identity.get(f"/users/{user_id}", headers=admin)
+    if not account.json().get("locked"):
+        raise RuntimeError(f"{user_id} did not lock: {account.text}")
+    return answered
 
 
 async def refused(clients: list[tuple[httpx.AsyncClient, str]], token: dict[str, str]) -> None:
@@ -97,8 +111,7 @@ async def delays(stack: Stack, rounds: int) -> dict[str, list[float]]:
             answer = await client.get(path, headers=token)
             if answer.status_code != 200:
                 raise RuntimeError(f"{path}: {answer.text}")
-        await withdraw(stack, kind, user_id, token)
-        withdrawn = time.perf_counter()
+        withdrawn = await withdraw(stack, kind, user_id, token)
         await refused(clients, token)
         measured[kind].append(time.perf_counter() - withdrawn)
     return measured
