@@ -45,7 +45,10 @@ from shared.web.auth import Forbidden, Principal
 from shared.web.pool import BoundedPool
 
 T = TypeVar("T")
-REPORTS_WAITING = 8  # reports that may wait for the reports' thread; more are refused
+# Reports that may wait for the reports' thread; more are refused. A console page asks for
+# its plots at once (a swimmer plot and one per subject, six at a time per browser), so
+# a few auditors' pages fit; each waiting report holds the entries it read.
+REPORTS_WAITING = 32
 
 READS = table("projections")  # the ledger's reads, by action (shared.kernel.permissions)
 # Every role some read permits: the API names these for each route that needs a token.

@@ -17,7 +17,7 @@ import pytest
 
 from services.projections import application as module
 from services.projections import clinical_endpoints, odm, plots, sdtm
-from services.projections.application import ProjectionsApplication
+from services.projections.application import ProjectionsApplication, ReportsBusy
 from shared.kernel.provenance import Role
 from tests.support import principal
 
@@ -72,3 +72,22 @@ async def test_the_export_as_json_text_is_the_export(
     text = await projections.export_json(AUDITOR)
     assert json.loads(text) == await projections.export(AUDITOR)
     assert len(json.loads(text)["entries"]) == filled
+
+
+async def test_reports_beyond_those_that_may_wait_are_refused(
+    projections: ProjectionsApplication, filled: int
+) -> None:
+    """One report computes and ``REPORTS_WAITING`` wait: the next is refused at once
+    (``overloaded``, with a time to ask again), and those taken are all answered."""
+    release = threading.Event()
+    taken = [
+        asyncio.create_task(projections.reports.run(lambda: release.wait(30)))
+        for _ in range(1 + module.REPORTS_WAITING)
+    ]
+    await asyncio.sleep(0)  # each task takes its place in the pool before its first await
+    with pytest.raises(ReportsBusy) as refused:
+        await projections.plot(AUDITOR, "swimmer")
+    assert refused.value.details["retry_after_seconds"] > 0
+    release.set()
+    assert all(await asyncio.gather(*taken))
+    assert (await projections.plot(AUDITOR, "swimmer")).lstrip().startswith(b"<")
