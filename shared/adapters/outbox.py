@@ -142,21 +142,29 @@ class Quarantined:
 
 
 @dataclass(frozen=True)
-class Head:
-    """Where the store and its relay stand (read from the database: the truth, whoever
-    runs the relay)."""
+class Backlog:
+    """What waits to be published, and what is held (read from the database: the truth,
+    whoever runs the relay). All that readiness and the relay's metrics need, read in a
+    few index lookups, so a probe costs the same however large the store grows."""
 
-    service: str
     topic: str
     position: int  # the newest notification id (0: empty store)
-    count: int  # stored events
-    last_event_id: UUID | None
-    last_event_hash: str | None  # SHA-256 of the last event's published bytes
     published_position: int  # last notification id the relay is done with
     unpublished: int  # stored after the published position
     oldest_unpublished: Outgoing | None
     oldest_unpublished_age: float | None  # seconds since it was recorded
     quarantined: Sequence[Quarantined]
+
+
+@dataclass(frozen=True)
+class Head(Backlog):
+    """Where the store and its relay stand: the backlog, with the store's count and
+    newest event (an auditor's read, ``/store/head``: the count reads the whole store)."""
+
+    service: str
+    count: int  # stored events
+    last_event_id: UUID | None
+    last_event_hash: str | None  # SHA-256 of the last event's published bytes
     read_at: datetime
 
     def to_json(self) -> dict[str, Any]:
@@ -344,24 +352,24 @@ class Outbox:
         count, the newest, what waits and what is quarantined. Each event is decoded for
         its study once per process (``_index_store``): a call decodes only the events
         stored since the last, and the study's newest and oldest unpublished."""
-        head = await self.head()
-        quarantined = [q.position for q in head.quarantined]
+        backlog = await self.backlog()
+        quarantined = [q.position for q in backlog.quarantined]
         count, last, unpublished, oldest, held = await asyncio.to_thread(
-            self._study_scan, study_id, head.published_position, quarantined
+            self._study_scan, study_id, backlog.published_position, quarantined
         )
         return Head(
-            service=head.service,
-            topic=head.topic,
-            position=head.position,
+            service=self.service,
+            topic=backlog.topic,
+            position=backlog.position,
             count=count,
             last_event_id=None if last is None else last.event_id,
             last_event_hash=None if last is None or last.value is None else _sha256(last.value),
-            published_position=head.published_position,
+            published_position=backlog.published_position,
             unpublished=unpublished,
             oldest_unpublished=oldest,
             oldest_unpublished_age=None if oldest is None else self._age(oldest),
-            quarantined=[q for q in head.quarantined if q.position in held],
-            read_at=head.read_at,
+            quarantined=[q for q in backlog.quarantined if q.position in held],
+            read_at=datetime.now(UTC),
         )
 
     # --- the relay's state -------------------------------------------------------------
@@ -483,23 +491,31 @@ class Outbox:
 
     # --- the head ----------------------------------------------------------------------
 
+    async def backlog(self) -> Backlog:
+        """What waits and what is held, read now (readiness and metrics: no count or
+        decoding of the whole store, so a probe's cost does not grow with it)."""
+        connection = await asyncpg.connect(self.database.dsn, timeout=10)
+        try:
+            position, published, unpublished, quarantined = await self._backlog(connection)
+        finally:
+            await connection.close()
+        oldest = await self.reading(self._oldest_waiting, position, published)
+        return Backlog(
+            topic=self.topic,
+            position=position,
+            published_position=published,
+            unpublished=unpublished,
+            oldest_unpublished=oldest,
+            oldest_unpublished_age=None if oldest is None else self._age(oldest),
+            quarantined=quarantined,
+        )
+
     async def head(self) -> Head:
         """The store's head and its relay's state, read now."""
         connection = await asyncpg.connect(self.database.dsn, timeout=10)
         try:
-            count, position = await connection.fetchrow(
-                self.sql("SELECT count(*), coalesce(max(notification_id), 0) FROM {events}")
-            )
-            # read only: before the relay's first start its tables do not exist yet
-            relayed = await connection.fetchval(
-                "SELECT to_regclass($1) IS NOT NULL", self.sql("{schema}.relay_quarantine")
-            )
-            published = await self.saved_position(connection) if relayed else 0
-            unpublished = await connection.fetchval(
-                self.sql("SELECT count(*) FROM {events} WHERE notification_id > $1"), published
-            )
-            quarantined = await self.quarantined(connection) if relayed else []
-            await self.load_form(connection)
+            position, published, unpublished, quarantined = await self._backlog(connection)
+            count = await connection.fetchval(self.sql("SELECT count(*) FROM {events}"))
         finally:
             await connection.close()
         last, oldest = await self.reading(self._ends, position, published)
@@ -518,13 +534,36 @@ class Outbox:
             read_at=datetime.now(UTC),
         )
 
+    async def _backlog(
+        self, connection: asyncpg.Connection
+    ) -> tuple[int, int, int, list[Quarantined]]:
+        """The newest and published positions, how many wait between them and what is
+        held: index lookups, and a count of the waiting events alone."""
+        position = await connection.fetchval(
+            self.sql("SELECT coalesce(max(notification_id), 0) FROM {events}")
+        )
+        # read only: before the relay's first start its tables do not exist yet
+        relayed = await connection.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", self.sql("{schema}.relay_quarantine")
+        )
+        published = await self.saved_position(connection) if relayed else 0
+        unpublished = await connection.fetchval(
+            self.sql("SELECT count(*) FROM {events} WHERE notification_id > $1"), published
+        )
+        quarantined = await self.quarantined(connection) if relayed else []
+        await self.load_form(connection)
+        return position, published, unpublished, quarantined
+
     def _ends(self, position: int, published: int) -> tuple[Outgoing | None, Outgoing | None]:
         last = self.notification(position) if position else None
-        waiting = self.select(published, 1) if position > published else []
         return (
             None if last is None else self.prepare(last),
-            self.prepare(waiting[0]) if waiting else None,
+            self._oldest_waiting(position, published),
         )
+
+    def _oldest_waiting(self, position: int, published: int) -> Outgoing | None:
+        waiting = self.select(published, 1) if position > published else []
+        return self.prepare(waiting[0]) if waiting else None
 
     def _age(self, outgoing: Outgoing) -> float:
         if outgoing.recorded_at is not None:

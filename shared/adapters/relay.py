@@ -41,7 +41,7 @@ from aiokafka.errors import (
     RecordTooLargeError,
 )
 
-from shared.adapters.outbox import Head, Outbox, Outgoing
+from shared.adapters.outbox import Backlog, Outbox, Outgoing
 from shared.adapters.readings import KafkaOffsets, Readings
 from shared.adapters.topics import topic_config
 from shared.kernel.envelope import CONTENT_TYPE
@@ -131,7 +131,7 @@ class Relay:
         """Relay lag (events stored after the relay's position), the age of the oldest
         unpublished event and the quarantined count, all read from the database, so that
         a standby relay reports the active one's state."""
-        head = await self.outbox.head()
+        head = await self.outbox.backlog()
         return Readings(
             relay_lag={self.topic: head.unpublished},
             relay_oldest_unpublished={self.topic: head.oldest_unpublished_age or 0.0},
@@ -140,7 +140,9 @@ class Relay:
 
     async def problems(self) -> dict[str, str]:
         """Readiness: ``{"relay": reason}`` while events are stuck or quarantined."""
-        return {"relay": stall_reason(await self.outbox.head(), self.options.stall_after) or "ok"}
+        return {
+            "relay": stall_reason(await self.outbox.backlog(), self.options.stall_after) or "ok"
+        }
 
     # --- publishing --------------------------------------------------------------------
 
@@ -350,7 +352,7 @@ class Relay:
         return producer
 
 
-def stall_reason(head: Head, stall_after: float) -> str | None:
+def stall_reason(head: Backlog, stall_after: float) -> str | None:
     """Why the store's events are not reaching the topic, or None while they are."""
     if head.quarantined:
         first = head.quarantined[0]

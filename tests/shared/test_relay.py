@@ -14,6 +14,7 @@ import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
@@ -160,6 +161,65 @@ async def test_relay_publishes_while_every_worker_thread_is_busy(
     finally:
         released.set()
         await asyncio.gather(*busy)
+
+
+async def test_readiness_reads_do_not_grow_with_the_store(
+    settings: ServiceSettings, application: EnrollmentApplication
+) -> None:
+    """Readiness and the relay's metrics are read every few seconds: they read the
+    backlog by index (the newest position, what waits after the published one, what is
+    held), not the whole store. Measured by PostgreSQL's own counters of the rows and
+    index entries read from the events table; a count of the whole store reads all of
+    them on every probe."""
+    write_history(application, SUBJECTS)
+    relay = make_relay(settings, application)
+    outbox, probes = relay.outbox, 20
+    connection = await asyncpg.connect(settings.database.dsn)
+    try:
+        # a store of some thousands of events, as the planner sees a real one (copies of
+        # the written ones under new subjects: the probes decode none of them)
+        await connection.execute(
+            outbox.sql(
+                "INSERT INTO {events} (originator_id, originator_version, topic, state) "
+                "SELECT gen_random_uuid(), originator_version, topic, state "
+                "FROM {events}, generate_series(1, 200)"
+            )
+        )
+        await connection.execute(outbox.sql("ANALYZE {events}"))
+        stored, newest = await connection.fetchrow(
+            outbox.sql("SELECT count(*), max(notification_id) FROM {events}")
+        )
+        await outbox.create_tables(connection)
+        await outbox.save(connection, newest)  # all published: nothing waits
+        before = await _rows_read(connection, outbox)
+        for _ in range(probes):
+            assert await relay.problems() == {"relay": "ok"}
+        # each probe's connection reports its counters as it ends: wait for all of them
+        await eventually(
+            lambda: _scanned_since(connection, outbox, before, probes), what="counters"
+        )
+        read = (await _rows_read(connection, outbox))[1] - before[1]
+    finally:
+        await connection.close()
+    assert read < probes * stored / 2, f"{probes} probes read {read} of {stored} events"
+
+
+async def _rows_read(connection: asyncpg.Connection, outbox: Outbox) -> tuple[int, int]:
+    """Scans of the events table, and its rows and index entries read, so far."""
+    row = await connection.fetchrow(
+        "SELECT t.seq_scan + coalesce(t.idx_scan, 0) AS scans, t.seq_tup_read + "
+        "coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i "
+        "WHERE i.relid = t.relid), 0) AS rows FROM pg_stat_user_tables t "
+        "WHERE t.relid = $1::regclass",
+        outbox.sql("{events}"),
+    )
+    return int(row["scans"]), int(row["rows"])
+
+
+async def _scanned_since(
+    connection: asyncpg.Connection, outbox: Outbox, before: tuple[int, int], probes: int
+) -> bool:
+    return (await _rows_read(connection, outbox))[0] - before[0] >= probes
 
 
 @pytest.mark.faults
