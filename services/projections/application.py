@@ -247,7 +247,8 @@ class ProjectionsApplication:
     async def account_review(self, who: Principal, user_id: str | None) -> dict[str, Any]:
         """Every change of an account's roles or status, and every refused one, with who,
         when and why; and the accounts that hold roles separation of duties forbids
-        together (``services.projections.accounts``). Read as the trail is."""
+        together (``services.projections.accounts``). Read as the trail is; a report,
+        computed in the reports' thread (every identity event is decoded)."""
         await self.authorise(who, "trail", {"view": "account-review", "user_id": user_id})
         rows = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries "
@@ -256,8 +257,10 @@ class ProjectionsApplication:
             list(accounts.REVIEWED),
         )
         # the review is of the study whose ledger this is (None: the first study's)
-        study = self.ledger.study_id
-        return accounts.review(recorded(rows), self.duties, user_id, study)
+        study, duties = self.ledger.study_id, self.duties
+        return await self.reports.run(
+            lambda: accounts.review(recorded(rows), duties, user_id, study)
+        )
 
     async def subject(
         self,

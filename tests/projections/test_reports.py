@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from services.projections import accounts, clinical_endpoints, odm, plots, sdtm
 from services.projections import application as module
-from services.projections import clinical_endpoints, odm, plots, sdtm
 from services.projections.application import ProjectionsApplication, ReportsBusy
 from shared.kernel.provenance import Role
 from tests.support import principal
@@ -40,6 +40,7 @@ REPORTS: dict[str, tuple[Any, str, Report]] = {
     "export's JSON text": (module, "_json_text", lambda p: p.export_json(AUDITOR)),
     "ODM": (odm, "odm_document", lambda p: p.odm(AUDITOR)),
     "SDTM": (sdtm, "sdtm_datasets", lambda p: p.sdtm(AUDITOR)),
+    "account review": (accounts, "review", lambda p: p.account_review(AUDITOR, None)),
 }
 
 
