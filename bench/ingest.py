@@ -21,7 +21,6 @@ N enrollment events are produced to a fresh topic (3 partitions), then:
 from __future__ import annotations
 
 import asyncio
-import gc
 import time
 from typing import TypeAlias
 from uuid import UUID
@@ -49,6 +48,7 @@ from services.projections.views import ViewStore
 from shared.clinical import STUDY  # the first study's calendar: these ledgers are its
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.settings import ServiceSettings
+from shared.web.runner import settle_heap
 
 Record: TypeAlias = ConsumerRecord[bytes, bytes]
 SCRATCH = "scratch_entries"
@@ -186,23 +186,15 @@ async def run(count: int, options: IngestOptions) -> None:
         progress(f"producing to {settings.topic}; schema {settings.database.schema}")
         await produce(settings, events)
         await scratch_table(settings)
-        settled()
+        settle_heap()  # the events made: as a service's start-up heap, never walked
         base, records = await baseline(settings, fields, count)
-        settled()
+        settle_heap()  # the records read, likewise
         progress("ingesting, views off")
         off = await ingester(settings, count, options, views=False)
         progress("ingesting, views on")
         on = await ingester(settings, count, options, views=True)
     parsing = timed_call("parse only (in memory)", count, lambda: parse_all(records))
     report("ingest", base, [off, on, parsing])
-
-
-def settled() -> None:
-    """Move the benchmark's own data (the events made, the records read) out of the
-    collector's way: an ingester holds one batch, and its garbage collections should not
-    walk 20,000 events it never holds."""
-    gc.collect()
-    gc.freeze()
 
 
 def parse_all(records: list[Record]) -> int:
