@@ -45,6 +45,7 @@ from services.projections.anchoring import TailEntry
 from services.projections.domain import Checkpoint, EntryRow, entry_leaf
 from services.projections.views import ViewStore
 from shared.adapters.pools import PooledStore
+from shared.kernel.errors import Damaged
 from shared.kernel.settings import DatabaseSettings, SettingsError
 
 log = logging.getLogger(__name__)
@@ -418,6 +419,23 @@ class LedgerStore(PooledStore):
         rows = await self.pool.fetch("SELECT leaf_hash FROM ledger_entries ORDER BY position")
         return [bytes(r["leaf_hash"]) for r in rows]
 
+    async def leaves_between(self, start: int, end: int) -> list[bytes]:
+        """The leaf hashes of the tree's leaves ``start`` to ``end - 1`` (positions
+        ``start + 1`` to ``end``); ``LedgerGap`` unless the ledger holds all of them."""
+        rows = await self.pool.fetch(
+            "SELECT leaf_hash FROM ledger_entries WHERE position > $1 AND position <= $2 "
+            "ORDER BY position",
+            start,
+            end,
+        )
+        if len(rows) != end - start:
+            raise LedgerGap(
+                f"the ledger holds {len(rows)} of its entries {start + 1}..{end}: entries "
+                "are missing (docs/auditing.md, verify)",
+                first=start + 1, last=end, held=len(rows),
+            )  # fmt: skip
+        return [bytes(r["leaf_hash"]) for r in rows]
+
     async def checkpoints(self) -> list[Checkpoint]:
         rows = await self.pool.fetch(
             "SELECT tree_size, root, signed_at, key_id, signature, note FROM checkpoints "
@@ -520,6 +538,10 @@ class LedgerStore(PooledStore):
 
 class Fenced(Exception):
     """Another writer took the ledger over: this one must not write again."""
+
+
+class LedgerGap(Damaged):
+    """Entries the ledger had are not there: it was changed behind the writer's back."""
 
 
 async def _fence(connection: asyncpg.Connection, epoch: int) -> None:

@@ -133,6 +133,7 @@ class Cosigner:
         self.error: str | None = None
         self._failing_since: float | None = None
         self._behind_since: float | None = None
+        self._tree: merkle.Frontier | None = None  # the tree at the last size proven from
 
     async def run(self, stopping: asyncio.Event) -> None:
         """Until ``stopping``: cosign what is new, every ``interval`` seconds. Never
@@ -164,17 +165,14 @@ class Cosigner:
         self._behind(bool(pending))
         if not pending:
             return
-        leaves = await self.ledger.leaves()
         for checkpoint in pending:
-            await self._submit(client, checkpoint, leaves)
+            await self._submit(client, checkpoint)
         # caught up with every checkpoint this step saw: under a steady load the next step
         # finds new ones again, but none has waited longer than a step
         self._behind(False)
         self._recovered()
 
-    async def _submit(
-        self, client: httpx.AsyncClient, checkpoint: Checkpoint, leaves: Sequence[bytes]
-    ) -> None:
+    async def _submit(self, client: httpx.AsyncClient, checkpoint: Checkpoint) -> None:
         assert checkpoint.note is not None  # noqa: S101 (filtered by the caller)
         old = self.cosigned if self.known is None else self.known
         for _ in range(3):  # a 409 names the size to prove from; another writer may race
@@ -184,7 +182,7 @@ class Cosigner:
                     f"checkpoint {checkpoint.size}: was the ledger rolled back? "
                     "(docs/auditing.md, Witnesses)"
                 )
-            proof = merkle.consistency_proof(leaves[: checkpoint.size], old) if old else []
+            proof = await self._proof(old, checkpoint.size)
             answer = await add_checkpoint(client, self.witness.url, old, proof, checkpoint.note)
             if isinstance(answer, Conflict):
                 old = self.known = answer.known
@@ -198,6 +196,21 @@ class Cosigner:
                      self.ledger.origin, self.witness.name)  # fmt: skip
             return
         raise WitnessError(f"the witness kept answering 409 for size {checkpoint.size}")
+
+    async def _proof(self, old: int, size: int) -> list[bytes]:
+        """PROOF(old, D[size]), from the tree's frontier at ``old`` and the leaves after
+        it: each checkpoint reads and hashes its new entries, not the whole ledger. The
+        frontier is read from the ledger once per process, or again when the witness
+        names a size before it."""
+        if not old:
+            return []
+        tree = self._tree if self._tree is not None and self._tree.size <= old else None
+        if tree is None:
+            tree = merkle.Frontier()
+        if tree.size < old:
+            tree.extend(await self.ledger.leaves_between(tree.size, old))
+        self._tree = tree
+        return tree.consistency_proof(await self.ledger.leaves_between(old, size))
 
     def _failed(self, reason: str) -> None:
         if reason != self.error:

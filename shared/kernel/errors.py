@@ -10,6 +10,8 @@ the family decides its HTTP status, in one table (``shared.web.http.STATUSES``):
 - ``InvalidValue`` (422): never valid, a value breaks a rule of the protocol or the form;
 - ``CredentialsRefused`` (401), ``NotPermitted`` (403), ``Locked`` (423): a user's
   account refuses the login or the signing;
+- ``Damaged`` (409): the ledger does not hold what was written (changed behind the
+  service's back): nothing is answered from it, and ``verify`` names where;
 - ``Throttled`` (429), ``Overloaded`` (503): not now, try again later; nothing was done.
   A refusal whose ``details`` name ``retry_after_seconds`` is answered with a
   ``Retry-After`` header of that many seconds;
@@ -64,6 +66,13 @@ class Locked(Refusal):
     """The account is locked until an administrator unlocks it."""
 
     code = "locked"
+
+
+class Damaged(Refusal):
+    """What a ledger must hold is missing or is not what was written: a report from it
+    would be wrong, so none is made (the auditor runs ``verify``)."""
+
+    code = "ledger_damaged"
 
 
 class Throttled(Refusal):

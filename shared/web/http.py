@@ -81,6 +81,7 @@ STATUSES: Mapping[type[Exception], int] = {
     refusals.NotFound: 404,
     refusals.OutOfSequence: 409,
     refusals.Locked: 423,
+    refusals.Damaged: 409,
     refusals.InvalidValue: 422,
     refusals.Throttled: 429,
     refusals.Overloaded: 503,

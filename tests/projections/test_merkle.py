@@ -192,6 +192,26 @@ def test_proofs_equal_the_recursive_definitions(n: int) -> None:
         assert consistency_proof(tree, m) == reference_subproof(m, tree, True)
 
 
+def frontier_of(leaves: list[bytes]) -> Frontier:
+    tree = Frontier()
+    tree.extend(leaves)
+    return tree
+
+
+def test_a_frontiers_consistency_proof_matches_the_published_vector() -> None:
+    proof = frontier_of(VECTOR_LEAVES[:6]).consistency_proof(VECTOR_LEAVES[6:])
+    assert [node.hex() for node in proof] == PROOF_FROM_6_TO_8
+
+
+@pytest.mark.parametrize("n", range(71))
+def test_a_frontiers_consistency_proofs_equal_those_of_all_the_leaves(n: int) -> None:
+    """The cosigner proves from the old tree's frontier and the leaves after it alone:
+    the same proof as from every leaf, for every old size."""
+    for m in range(n + 1):
+        expected = consistency_proof(LEAVES[:n], m)
+        assert frontier_of(LEAVES[:m]).consistency_proof(LEAVES[m:n]) == expected, (m, n)
+
+
 @pytest.mark.parametrize("n", range(1, 71))
 def test_every_proof_of_a_tree_at_once_equals_the_recursive_definition(n: int) -> None:
     tree = LEAVES[:n]

@@ -226,3 +226,38 @@ async def test_an_ingester_beside_a_cosigner_keeps_its_own_pace(
         stopping.set()
         await asyncio.gather(*tasks)
     assert await findings(ledger, witness) == []
+
+
+async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
+    feed: Feed, ledger: LedgerStore, witness: Witness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint's consistency proof comes from the tree's frontier at the witness's
+    size and the entries after it: a step reads what was appended since the last, so a
+    large ledger does not cost each checkpoint a read and a hash of every entry."""
+    read: list[tuple[int, int]] = []
+    between = ledger.leaves_between
+
+    async def recorded(start: int, end: int) -> list[bytes]:
+        read.append((start, end))
+        return await between(start, end)
+
+    async def whole() -> list[bytes]:
+        raise AssertionError("the cosigner read every leaf of the ledger")
+
+    monkeypatch.setattr(ledger, "leaves_between", recorded)
+    worker = cosigner(ledger, witness)
+    trial, produced = published_events(subjects=3), 0
+    async with httpx.AsyncClient() as client:
+        for subject in ("S-001", "S-002", "S-003"):
+            events = [e for e in trial if e.subject == subject]
+            await feed.publish(events)
+            produced += len(events)
+            await feed.ingest_until(produced, checkpoint_every=4)
+            with monkeypatch.context() as cosigning:  # the ingester reads them at its start
+                cosigning.setattr(ledger, "leaves", whole)
+                await worker.step(client)
+    assert max(await ledger.cosignatures()) == produced
+    assert await findings(ledger, witness) == []
+    # each entry read at most twice: for the proof that reaches past it, and to grow the
+    # frontier over it (reading the whole ledger at each checkpoint: nine times here)
+    assert sum(end - start for start, end in read) <= 2 * produced, read
