@@ -20,6 +20,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from shared.contracts.security import RecordSignedV1, RecordSignedV2
+from shared.kernel.errors import Damaged
 
 # Fields every payload carries; the rest are the event's own (docs/integrating.md, Envelope).
 COMMON_FIELDS = frozenset(
@@ -62,7 +63,7 @@ class Recorded(Protocol):
     def data(self) -> dict[str, Any]: ...
 
 
-class CorruptEntry(ValueError):
+class CorruptEntry(Damaged, ValueError):
     """A ledger entry's payload is not an event (the ledger was changed behind its back)."""
 
 
@@ -105,7 +106,9 @@ def recorded(entries: Iterable[tuple[int, bytes]]) -> list[tuple[int, RecordedEv
         try:
             events.append((position, RecordedEvent.of(payload)))
         except CorruptEntry as error:
-            raise CorruptEntry(f"ledger entry {position}: {error}") from error.__cause__
+            raise CorruptEntry(f"ledger entry {position}: {error}", position=position) from (
+                error.__cause__
+            )
     return events
 
 

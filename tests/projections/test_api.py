@@ -15,6 +15,7 @@ from services.projections.application import ProjectionsApplication
 from services.projections.ledger import LedgerStore
 from shared.kernel.provenance import Role
 from tests.cdisc import odmlib_root, schema_errors
+from tests.projections.conftest import Feed
 from tests.support import VERIFIER, bearer, principal
 
 pytestmark = pytest.mark.integration
@@ -188,3 +189,29 @@ async def test_the_sdtm_datasets_at_a_position_are_read_and_recorded_as_an_expor
     )
     assert (row["action"], row["outcome"]) == ("export", "allowed")
     assert json.loads(row["parameters"])["format"] == "sdtmig-3.4"
+
+
+@pytest.mark.parametrize("path", ["/endpoints", "/trial", "/plots/swimmer.svg", "/export"])
+async def test_a_report_over_a_tampered_entry_is_409_naming_it(
+    filled: int, feed: Feed, client: httpx.AsyncClient, path: str
+) -> None:
+    """An entry a superuser replaced by something that is not an event: no report is
+    made from it, and the answer says which entry (not a 500)."""
+    await feed.as_superuser(
+        "UPDATE ledger_entries SET payload = convert_to('{\"id\": 1}', 'UTF8') WHERE position = 3;"
+    )
+    response = await get(client, path)
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "ledger_damaged"
+    assert response.json()["details"] == {"position": 3}
+
+
+@pytest.mark.parametrize("path", ["/proofs/inclusion/2", "/proofs/consistency?old_size=1"])
+async def test_a_proof_over_deleted_entries_is_409_naming_them(
+    filled: int, feed: Feed, client: httpx.AsyncClient, path: str
+) -> None:
+    await feed.as_superuser("DELETE FROM ledger_entries WHERE position = 5;")
+    response = await client.get(path, headers=bearer(AUDITOR))
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "ledger_damaged"
+    assert response.json()["details"] == {"first": 1, "last": filled, "held": filled - 1}

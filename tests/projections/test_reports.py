@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from services.projections import accounts, clinical_endpoints, odm, plots, sdtm
+from services.projections import accounts, clinical_endpoints, merkle, odm, plots, sdtm
 from services.projections import application as module
 from services.projections.application import ProjectionsApplication, ReportsBusy
 from shared.kernel.provenance import Role
@@ -41,6 +41,8 @@ REPORTS: dict[str, tuple[Any, str, Report]] = {
     "ODM": (odm, "odm_document", lambda p: p.odm(AUDITOR)),
     "SDTM": (sdtm, "sdtm_datasets", lambda p: p.sdtm(AUDITOR)),
     "account review": (accounts, "review", lambda p: p.account_review(AUDITOR, None)),
+    "inclusion proof": (merkle, "inclusion_proof", lambda p: p.inclusion_proof(AUDITOR, 1)),
+    "consistency proof": (merkle, "consistency_proof", lambda p: p.consistency_proof(AUDITOR, 1)),
 }
 
 
