@@ -415,7 +415,7 @@ class ProjectionsApplication:
             raise NotInCheckpoint(f"old_size {old_size} is past new_size {new_size}",
                                   checkpoint_size=latest.size)  # fmt: skip
         leaves = await self.ledger.leaves_between(0, new_size)
-        signed = {c.size: c for c in await self.checkpoints()}
+        signed = {c.size: c for c in await self.checkpoints(after=new_size - 1, limit=1)}
 
         def proven() -> dict[str, Any]:  # O(new_size) hashes: in the reports' thread
             return {
@@ -440,7 +440,7 @@ class ProjectionsApplication:
     async def checkpoint_history(self, after: int, limit: int) -> dict[str, Any]:
         """Signed checkpoints after size ``after``, oldest first, with the verifier keys
         of the ledger (public: what a witness or a monitor needs)."""
-        found = [c for c in await self.checkpoints() if c.size > after][:limit]
+        found = await self.checkpoints(after, limit)
         return {
             "origin": self.ledger.origin,
             "vkeys": [Verifier.of(self.ledger.origin, k).vkey() for k in self.checkpoint_keys],
@@ -450,22 +450,28 @@ class ProjectionsApplication:
             ],
         }
 
-    async def checkpoints(self) -> list[Checkpoint]:
-        """The signed checkpoints, each note with the cosignature lines its witnesses
-        returned appended (a cosigned checkpoint, as tlog-witness clients read it)."""
-        lines = await self.ledger.cosignatures()
+    async def checkpoints(self, after: int = 0, limit: int | None = None) -> list[Checkpoint]:
+        """The signed checkpoints of sizes above ``after`` (at most ``limit``), each note
+        with the cosignature lines its witnesses returned appended (a cosigned checkpoint,
+        as tlog-witness clients read it)."""
+        found = await self.ledger.checkpoints(after, limit)
+        return await self._cosigned(found)
+
+    async def _cosigned(self, checkpoints: Sequence[Checkpoint]) -> list[Checkpoint]:
+        lines = await self.ledger.cosignatures([c.size for c in checkpoints])
         return [
             replace(c, note=cosigned(c.note, lines[c.size]))
             if c.note is not None and c.size in lines
             else c
-            for c in await self.ledger.checkpoints()
+            for c in checkpoints
         ]
 
     async def _latest_checkpoint(self) -> Checkpoint:
-        checkpoints = await self.checkpoints()
-        if not checkpoints:
+        """The newest signed checkpoint, read by itself (monitors poll it)."""
+        latest = await self.ledger.latest_checkpoint()
+        if latest is None:
             raise NotInCheckpoint("no checkpoint is signed yet", checkpoint_size=0)
-        return checkpoints[-1]
+        return (await self._cosigned([latest]))[0]
 
     async def export(self, who: Principal, subject_id: str | None = None) -> dict[str, Any]:
         """Every entry up to the latest signed checkpoint, or one subject's, as published,

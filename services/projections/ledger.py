@@ -392,10 +392,31 @@ class LedgerStore(PooledStore):
         rows = await self.pool.fetch("SELECT note FROM cosignatures ORDER BY tree_size")
         return [str(r["note"]) for r in rows]
 
-    async def cosignatures(self) -> dict[int, list[str]]:
-        """Every kept cosignature line, by checkpoint size."""
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The signed checkpoint of the largest size (None: none yet)."""
         rows = await self.pool.fetch(
-            "SELECT tree_size, line FROM cosignatures ORDER BY tree_size, witness"
+            "SELECT tree_size, root, signed_at, key_id, signature, note FROM checkpoints "
+            "ORDER BY tree_size DESC LIMIT 1"
+        )
+        return _checkpoint(rows[0]) if rows else None
+
+    async def newest_cosigned(self) -> int:
+        """The largest checkpoint size with a kept cosignature (0: none)."""
+        return int(await self.pool.fetchval("SELECT coalesce(max(tree_size), 0) FROM cosignatures"))
+
+    async def newest_noted(self) -> int:
+        """The largest checkpoint size signed as a C2SP note (0: none)."""
+        return int(await self.pool.fetchval(
+            "SELECT coalesce(max(tree_size), 0) FROM checkpoints WHERE note IS NOT NULL"
+        ))  # fmt: skip
+
+    async def cosignatures(self, sizes: Sequence[int] | None = None) -> dict[int, list[str]]:
+        """Every kept cosignature line (or those of checkpoints of ``sizes``), by size."""
+        rows = await self.pool.fetch(
+            "SELECT tree_size, line FROM cosignatures "
+            "WHERE $1::bigint[] IS NULL OR tree_size = ANY($1::bigint[]) "
+            "ORDER BY tree_size, witness",
+            None if sizes is None else list(sizes),
         )
         found: dict[int, list[str]] = {}
         for r in rows:
@@ -436,16 +457,16 @@ class LedgerStore(PooledStore):
             )  # fmt: skip
         return [bytes(r["leaf_hash"]) for r in rows]
 
-    async def checkpoints(self) -> list[Checkpoint]:
+    async def checkpoints(self, after: int = 0, limit: int | None = None) -> list[Checkpoint]:
+        """The signed checkpoints of sizes above ``after``, oldest first (at most
+        ``limit``)."""
         rows = await self.pool.fetch(
             "SELECT tree_size, root, signed_at, key_id, signature, note FROM checkpoints "
-            "ORDER BY tree_size"
+            "WHERE tree_size > $1 ORDER BY tree_size LIMIT $2",
+            after,
+            limit,
         )
-        return [
-            Checkpoint(r["tree_size"], bytes(r["root"]), r["signed_at"], r["key_id"],
-                       bytes(r["signature"]), r["note"])
-            for r in rows
-        ]  # fmt: skip
+        return [_checkpoint(r) for r in rows]
 
     async def entry_pages(
         self, batch: int = 10_000, span: int = 250_000
@@ -534,6 +555,11 @@ class LedgerStore(PooledStore):
 
     async def dead_letters(self) -> list[asyncpg.Record]:
         return list(await self.pool.fetch("SELECT * FROM dead_letters ORDER BY id"))
+
+
+def _checkpoint(row: asyncpg.Record) -> Checkpoint:
+    return Checkpoint(row["tree_size"], bytes(row["root"]), row["signed_at"], row["key_id"],
+                      bytes(row["signature"]), row["note"])  # fmt: skip
 
 
 class Fenced(Exception):

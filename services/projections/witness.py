@@ -149,18 +149,20 @@ class Cosigner:
 
     async def step(self, client: httpx.AsyncClient) -> None:
         """Submit, oldest first, each checkpoint newer than the newest one cosigned."""
-        kept = await self.ledger.cosignatures()
-        self.cosigned = max([self.cosigned, *kept], default=0)
-        checkpoints = [c for c in await self.ledger.checkpoints() if c.note is not None]
-        if checkpoints and checkpoints[-1].size < self.cosigned:
-            self.newest = checkpoints[-1].size
+        # the newest sizes, and the checkpoints after the newest cosigned one: a step reads
+        # what is new, not every checkpoint and cosignature the ledger holds
+        self.cosigned = max(self.cosigned, await self.ledger.newest_cosigned())
+        newest = await self.ledger.newest_noted()
+        if newest and newest < self.cosigned:
+            self.newest = newest
             self._behind(True)
             raise WitnessError(
-                f"the ledger's newest checkpoint {checkpoints[-1].size} is older than its "
+                f"the ledger's newest checkpoint {newest} is older than its "
                 f"newest cosigned one ({self.cosigned}): was the ledger rolled back? "
                 "(docs/auditing.md, Witnesses)"
             )
-        pending = [c for c in checkpoints if c.size > self.cosigned]
+        after = await self.ledger.checkpoints(after=self.cosigned)
+        pending = [c for c in after if c.note is not None]
         self.newest = pending[-1].size if pending else self.cosigned
         self._behind(bool(pending))
         if not pending:

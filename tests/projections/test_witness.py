@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from services.projections import witness as witness_module
 from services.projections.application import ProjectionsApplication
 from services.projections.config import witness_verifier
+from services.projections.domain import Checkpoint
 from services.projections.integrity import WitnessTrust
 from services.projections.ledger import LedgerStore
 from services.projections.notes import CheckpointText, Verifier, open_note
@@ -244,6 +245,13 @@ async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
     async def whole() -> list[bytes]:
         raise AssertionError("the cosigner read every leaf of the ledger")
 
+    afters: list[int] = []
+    checkpoints = ledger.checkpoints
+
+    async def checkpoints_after(after: int = 0) -> list[Checkpoint]:
+        afters.append(after)
+        return await checkpoints(after)
+
     monkeypatch.setattr(ledger, "leaves_between", recorded)
     worker = cosigner(ledger, witness)
     trial, produced = published_events(subjects=3), 0
@@ -255,9 +263,12 @@ async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
             await feed.ingest_until(produced, checkpoint_every=4)
             with monkeypatch.context() as cosigning:  # the ingester reads them at its start
                 cosigning.setattr(ledger, "leaves", whole)
+                cosigning.setattr(ledger, "checkpoints", checkpoints_after)
                 await worker.step(client)
     assert max(await ledger.cosignatures()) == produced
     assert await findings(ledger, witness) == []
     # each entry read at most twice: for the proof that reaches past it, and to grow the
     # frontier over it (reading the whole ledger at each checkpoint: nine times here)
     assert sum(end - start for start, end in read) <= 2 * produced, read
+    # and the checkpoints after the newest cosigned one, not all of them
+    assert afters[0] == 0 and all(afters[1:]), afters
