@@ -189,18 +189,24 @@ async def test_a_cosigner_that_keeps_up_under_a_steady_load_stays_ready(
     clock = Clock()
     monkeypatch.setattr(witness_module, "time", clock)
     worker = cosigner(ledger, witness, stall_after=0.3)
-    trial = published_events(subjects=3)
-    produced = 0
     async with httpx.AsyncClient() as client:
-        for subject in ("S-001", "S-002", "S-003"):
-            events = [e for e in trial if e.subject == subject]
-            await feed.publish(events)
-            produced += len(events)
-            await feed.ingest_until(produced, checkpoint_every=4)
+        async for _ in each_subject_ingested(feed):
             await worker.step(client)  # it found new checkpoints, and cosigned them
             clock.now += 0.4  # longer than the threshold, between two steps
     assert await worker.problems() == {"witness": "ok"}
-    assert max(await ledger.cosignatures()) == produced
+    assert max(await ledger.cosignatures()) == await ledger.size()
+
+
+async def each_subject_ingested(feed: Feed) -> AsyncIterator[int]:
+    """Three subjects' events published and ingested one subject after another (a
+    checkpoint every 4 entries): the ledger's size after each."""
+    trial, produced = published_events(subjects=3), 0
+    for subject in ("S-001", "S-002", "S-003"):
+        events = [e for e in trial if e.subject == subject]
+        await feed.publish(events)
+        produced += len(events)
+        await feed.ingest_until(produced, checkpoint_every=4)
+        yield produced
 
 
 async def _ok(worker: Cosigner) -> bool:
@@ -254,17 +260,13 @@ async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
 
     monkeypatch.setattr(ledger, "leaves_between", recorded)
     worker = cosigner(ledger, witness)
-    trial, produced = published_events(subjects=3), 0
     async with httpx.AsyncClient() as client:
-        for subject in ("S-001", "S-002", "S-003"):
-            events = [e for e in trial if e.subject == subject]
-            await feed.publish(events)
-            produced += len(events)
-            await feed.ingest_until(produced, checkpoint_every=4)
+        async for _ in each_subject_ingested(feed):
             with monkeypatch.context() as cosigning:  # the ingester reads them at its start
                 cosigning.setattr(ledger, "leaves", whole)
                 cosigning.setattr(ledger, "checkpoints", checkpoints_after)
                 await worker.step(client)
+    produced = await ledger.size()
     assert max(await ledger.cosignatures()) == produced
     assert await findings(ledger, witness) == []
     # each entry read at most twice: for the proof that reaches past it, and to grow the
