@@ -143,7 +143,7 @@ def create_app(
         version="1",
         description="The tamper-evident ledger, its views and proofs. Auditors and monitors "
         "only; every query is recorded.",
-        responses=error_responses({401, 403, 404}),
+        responses=error_responses({401, 403, 404, 409, 503}),
     )
     install_error_mapping(app, forms=("/console/",))
     document_roles(app, lambda route: READERS if _reads(route) else None)

@@ -131,11 +131,11 @@ class Relay:
         """Relay lag (events stored after the relay's position), the age of the oldest
         unpublished event and the quarantined count, all read from the database, so that
         a standby relay reports the active one's state."""
-        head = await self.outbox.backlog()
+        backlog = await self.outbox.backlog()
         return Readings(
-            relay_lag={self.topic: head.unpublished},
-            relay_oldest_unpublished={self.topic: head.oldest_unpublished_age or 0.0},
-            relay_quarantined={self.topic: len(head.quarantined)},
+            relay_lag={self.topic: backlog.unpublished},
+            relay_oldest_unpublished={self.topic: backlog.oldest_unpublished_age or 0.0},
+            relay_quarantined={self.topic: len(backlog.quarantined)},
         )
 
     async def problems(self) -> dict[str, str]:
