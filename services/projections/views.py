@@ -8,8 +8,10 @@ an identical result, and writes rows and its position in one transaction.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -389,37 +391,17 @@ class ViewStore:
         return int(value or 0)
 
     async def catch_up(self, batch: int = 1000) -> int:
-        """Apply every ledger entry after the views' position; returns how many (a short
-        batch was the ledger's end: no further transaction to find nothing)."""
-        applied, read = 0, batch
-        while read == batch:
-            async with self.pool.acquire() as connection, connection.transaction():
-                await self._serialise(connection)
-                after = int(
-                    await connection.fetchval(
-                        "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
-                        self.NAME,
-                    )
-                )
-                rows = await connection.fetch(
-                    "SELECT position, payload FROM ledger_entries WHERE position > $1 "
-                    "ORDER BY position LIMIT $2",
-                    after,
-                    batch,
-                )
-                read = len(rows)
-                if not rows:
-                    return applied
-                events = recorded(rows)
-                await self._apply(connection, events)
-                await connection.execute(
-                    "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
-                    "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
-                    self.NAME,
-                    events[-1][0],
-                )
-                applied += len(events)
-        return applied
+        """Apply every ledger entry after the views' position, ``batch`` entries a
+        transaction; returns how many. Reading and decoding the next batch overlaps the
+        database's write of the one before (``_Pipeline``); if another catch-up moved the
+        views meanwhile (an auditor's rebuild), it starts again from their new position."""
+        applied = 0
+        while True:
+            pipeline = _Pipeline(self, await self.position(), batch)
+            finished = await pipeline.run()
+            applied += pipeline.applied
+            if finished:
+                return applied
 
     async def rebuild(self) -> int:
         """Drop every view row and replay the whole ledger."""
@@ -435,14 +417,21 @@ class ViewStore:
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"views:{self.schema}"
         )
 
-    async def _apply(
-        self, connection: asyncpg.Connection, events: Sequence[tuple[int, Recorded]]
-    ) -> None:
-        """A batch's rows in a few statements: the states of its subjects read at once, the
-        trail COPYed, and each signature set on the signed rows before they are written
-        (one UPDATE for the rows of signed events in earlier batches)."""
-        subjects = {e.subject for _, e in events if e.subject is not None and _has_state(e)}
-        states = await self._states(connection, subjects)
+    async def _entries(self, after: int, batch: int) -> Sequence[tuple[int, Recorded]]:
+        rows = await self.pool.fetch(
+            "SELECT position, payload FROM ledger_entries WHERE position > $1 "
+            "ORDER BY position LIMIT $2",
+            after,
+            batch,
+        )
+        return recorded(rows)
+
+    def _prepare(
+        self, after: int, events: Sequence[tuple[int, Recorded]], states: dict[str, State | None]
+    ) -> PreparedBatch:
+        """A batch's rows, without I/O: its trail, each signature set on the signed rows
+        before they are written (and kept apart for the rows of signed events in earlier
+        batches), and its subjects' states after it (``states`` holds them before it)."""
         trail: list[TrailRow] = []
         signed_rows: dict[tuple[str, Any], list[int]] = {}  # (record, version) -> rows in trail
         earlier: dict[tuple[str, Any], tuple[Any, ...]] = {}  # signed rows not in this batch
@@ -461,26 +450,45 @@ class ViewStore:
             if event.subject is not None and _has_state(event):
                 state = states[event.subject]
                 states[event.subject] = subject_state(state, event, position, self.calendar)
-        await connection.copy_records_to_table(
-            "audit_trail",
-            records=trail,
-            columns=_TRAIL_COLUMNS,
-            schema_name=self.schema,
-        )
-        if earlier:
-            await self._mark_signed(connection, earlier)
-        await connection.executemany(
-            "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
-            "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
-            "position = EXCLUDED.position",
-            [(s, json.dumps(state), state["position"]) for s, state in states.items() if state],
-        )
+        return PreparedBatch(after, events[-1][0], len(events), trail, earlier, states)
 
-    @staticmethod
-    async def _states(
-        connection: asyncpg.Connection, subjects: set[str]
-    ) -> dict[str, dict[str, Any] | None]:
-        rows = await connection.fetch(
+    async def _write(self, batch: PreparedBatch) -> bool:
+        """A prepared batch's rows and the views' new position, in one transaction and in a
+        few statements (the trail COPYed); False, writing nothing, if the views are no
+        longer where the batch was prepared from."""
+        async with self.pool.acquire() as connection, connection.transaction():
+            await self._serialise(connection)
+            at = await connection.fetchval(
+                "SELECT coalesce((SELECT position FROM view_positions WHERE view = $1), 0)",
+                self.NAME,
+            )
+            if at != batch.after:
+                return False
+            await connection.copy_records_to_table(
+                "audit_trail", records=batch.trail, columns=_TRAIL_COLUMNS, schema_name=self.schema
+            )
+            if batch.earlier:
+                await self._mark_signed(connection, batch.earlier)
+            await connection.executemany(
+                "INSERT INTO subject_states (subject_id, state, position) VALUES ($1, $2, $3) "
+                "ON CONFLICT (subject_id) DO UPDATE SET state = EXCLUDED.state, "
+                "position = EXCLUDED.position",
+                [
+                    (s, json.dumps(state), state["position"])
+                    for s, state in batch.states.items()
+                    if state
+                ],
+            )
+            await connection.execute(
+                "INSERT INTO view_positions (view, position) VALUES ($1, $2) "
+                "ON CONFLICT (view) DO UPDATE SET position = EXCLUDED.position",
+                self.NAME,
+                batch.last,
+            )
+        return True
+
+    async def _states(self, subjects: set[str]) -> dict[str, State | None]:
+        rows = await self.pool.fetch(
             "SELECT subject_id, state FROM subject_states WHERE subject_id = ANY($1::text[])",
             list(subjects),
         )
@@ -502,6 +510,76 @@ class ViewStore:
             [_uuid(k[0]) for k in keys],
             [k[1] for k in keys],
         )
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBatch:
+    """A batch of entries made into the views' rows, ready to write after ``after``."""
+
+    after: int  # the views' position it was prepared from
+    last: int  # its last entry's position: the views' position once it is written
+    count: int
+    trail: list[TrailRow]
+    earlier: dict[tuple[str, Any], tuple[Any, ...]]  # signatures of rows written before
+    states: dict[str, State | None]  # its subjects' states after it
+
+
+class _Pipeline:
+    """One catch-up from ``after``: while the database writes one batch, the next is read,
+    decoded and prepared, so that neither the database nor this process waits for the
+    other. Correct because ledger entries never change once appended, one batch's write
+    is awaited before the next is started, and the subjects of the batch still being
+    written are taken from the prepared states, not from their table."""
+
+    def __init__(self, views: ViewStore, after: int, batch: int) -> None:
+        self.views, self.after, self.batch = views, after, batch
+        self.applied = 0
+        self._writing: asyncio.Task[bool] | None = None
+        self._written: PreparedBatch | None = None
+
+    async def run(self) -> bool:
+        """True once every entry is in; False if another catch-up moved the views."""
+        try:
+            while True:
+                events = await self.views._entries(self.after, self.batch)
+                prepared = await self._prepare(events) if events else None
+                if not await self._written_before():
+                    return False
+                if prepared is None:
+                    return True
+                self._start(prepared)
+                if len(events) < self.batch:  # the ledger's end: no query to find nothing
+                    return await self._written_before()
+        except asyncio.CancelledError:
+            await self._cancel()
+            raise
+        except Exception:
+            await self._written_before()  # every batch before the error is kept
+            raise
+
+    async def _prepare(self, events: Sequence[tuple[int, Recorded]]) -> PreparedBatch:
+        subjects = {e.subject for _, e in events if e.subject is not None and _has_state(e)}
+        writing = self._written.states if self._written is not None else {}
+        states = await self.views._states(subjects - writing.keys())
+        states.update((s, writing[s]) for s in subjects & writing.keys())
+        return self.views._prepare(self.after, events, states)
+
+    def _start(self, prepared: PreparedBatch) -> None:
+        self._writing = asyncio.create_task(self.views._write(prepared))
+        self._written, self.after = prepared, prepared.last
+
+    async def _written_before(self) -> bool:
+        writing, self._writing = self._writing, None
+        if writing is None or self._written is None:
+            return True
+        if written := await writing:
+            self.applied += self._written.count
+        return written
+
+    async def _cancel(self) -> None:
+        if self._writing is not None:
+            self._writing.cancel()
+            await asyncio.wait([self._writing])
 
 
 def _has_state(event: Recorded) -> bool:

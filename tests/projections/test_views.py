@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,9 @@ import pytest
 
 from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.ledger import LedgerStore
-from services.projections.recorded import CorruptEntry
+from services.projections.recorded import CorruptEntry, Recorded
+from services.projections.views import PreparedBatch, ViewStore
+from shared.clinical import STUDY
 from shared.kernel.envelope import CloudEvent
 from shared.kernel.provenance import Role
 from shared.web.auth import Forbidden
@@ -62,6 +65,46 @@ async def test_two_catch_ups_at_once_apply_each_entry_once(
     views = projections.views
     applied = await asyncio.gather(*(views.catch_up(batch=1) for _ in range(3)))
     assert sum(applied) == filled
+    assert await snapshot(ledger) == in_one_batch
+
+
+class ReadingWhileWriting(ViewStore):
+    """Views whose every batch's write, but the last, waits until the entries after it are
+    being read: a catch-up that reads only once a write has ended never gets there."""
+
+    def __init__(self, ledger: LedgerStore, entries: int) -> None:
+        super().__init__(ledger.pool, ledger.schema, STUDY)
+        self.entries, self.overlaps = entries, 0
+        self.read_after: set[int] = set()
+        self._read = asyncio.Condition()
+
+    async def _entries(self, after: int, batch: int) -> Sequence[tuple[int, Recorded]]:
+        async with self._read:
+            self.read_after.add(after)
+            self._read.notify_all()
+        return await super()._entries(after, batch)
+
+    async def _write(self, batch: PreparedBatch) -> bool:
+        written = await super()._write(batch)
+        if batch.last < self.entries:
+            async with self._read:
+                next_read = self._read.wait_for(lambda: batch.last in self.read_after)
+                await asyncio.wait_for(next_read, 30)
+            self.overlaps += 1
+        return written
+
+
+async def test_the_next_batch_is_read_while_the_one_before_is_written(
+    filled: int, ledger: LedgerStore
+) -> None:
+    """The catch-up reads and prepares a batch while the database writes the one before,
+    so neither waits for the other; the views are the same as ever."""
+    in_one_batch = await snapshot(ledger)
+    for table in ("audit_trail", "subject_states", "view_positions"):
+        await ledger.pool.execute(f"DELETE FROM {table}")
+    views = ReadingWhileWriting(ledger, filled)
+    assert await views.catch_up(batch=2) == filled
+    assert views.overlaps == (filled - 1) // 2
     assert await snapshot(ledger) == in_one_batch
 
 
