@@ -466,12 +466,17 @@ class ProjectionsApplication:
             for c in checkpoints
         ]
 
-    async def _latest_checkpoint(self) -> Checkpoint:
-        """The newest signed checkpoint, read by itself (monitors poll it)."""
+    async def latest_checkpoint(self) -> Checkpoint | None:
+        """The newest signed checkpoint with its cosignatures, read by itself (monitors
+        poll it; the console shows it), not from the whole history (None: none yet)."""
         latest = await self.ledger.latest_checkpoint()
+        return None if latest is None else (await self._cosigned([latest]))[0]
+
+    async def _latest_checkpoint(self) -> Checkpoint:
+        latest = await self.latest_checkpoint()
         if latest is None:
             raise NotInCheckpoint("no checkpoint is signed yet", checkpoint_size=0)
-        return (await self._cosigned([latest]))[0]
+        return latest
 
     async def export(self, who: Principal, subject_id: str | None = None) -> dict[str, Any]:
         """Every entry up to the latest signed checkpoint, or one subject's, as published,

@@ -326,8 +326,7 @@ async def integrity(request: Request) -> Response:
 
     async def render(who: Principal, token: str) -> Response:
         ledger = _application(request)
-        checkpoints = await ledger.checkpoints()
-        latest = checkpoints[-1] if checkpoints else None
+        latest = await ledger.latest_checkpoint()
         context = {"title": "Integrity", "query": query, "checkpoint": latest,
                    **await _proofs(ledger, who, query)}  # fmt: skip
         if query.get("verify"):

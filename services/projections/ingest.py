@@ -606,9 +606,10 @@ class Ingester:
 
     async def _load_frontier(self) -> None:
         self.frontier = Frontier()
-        self.frontier.extend(await self.ledger.leaves())
-        checkpoints = await self.ledger.checkpoints()
-        self._checkpointed = checkpoints[-1].size if checkpoints else 0
+        async for leaves in self.ledger.leaf_pages():
+            self.frontier.extend(leaves)
+        latest = await self.ledger.latest_checkpoint()
+        self._checkpointed = latest.size if latest is not None else 0
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> None:
         known = await partitions_of(self.bootstrap, *self.topics)

@@ -440,6 +440,19 @@ class LedgerStore(PooledStore):
         rows = await self.pool.fetch("SELECT leaf_hash FROM ledger_entries ORDER BY position")
         return [bytes(r["leaf_hash"]) for r in rows]
 
+    async def leaf_pages(self, batch: int = 100_000) -> AsyncGenerator[list[bytes], None]:
+        """``leaves()`` a page at a time (an ingester's start holds one page, not the
+        whole ledger's)."""
+        after = 0
+        while rows := await self.pool.fetch(
+            "SELECT position, leaf_hash FROM ledger_entries WHERE position > $1 "
+            "ORDER BY position LIMIT $2",
+            after,
+            batch,
+        ):
+            yield [bytes(r["leaf_hash"]) for r in rows]
+            after = rows[-1]["position"]
+
     async def leaves_between(self, start: int, end: int) -> list[bytes]:
         """The leaf hashes of the tree's leaves ``start`` to ``end - 1`` (positions
         ``start + 1`` to ``end``); ``LedgerGap`` unless the ledger holds all of them."""

@@ -22,6 +22,7 @@ from services.projections.application import ProjectionsApplication, TrailFilter
 from services.projections.clinical_endpoints import DEFINITIONS, definition_of, endpoint_rules
 from services.projections.config import ConsoleConfig
 from services.projections.console import COOKIE
+from services.projections.domain import Checkpoint
 from services.projections.ledger import LedgerStore
 from shared.kernel.errors import InvalidValue
 from shared.kernel.principals import RevocationsUnconfirmed, TokenRevoked
@@ -199,6 +200,26 @@ async def test_an_inclusion_and_a_consistency_proof_are_shown_verified(
     response = await page(client, "/console/integrity", position=3, old_size=2)
     assert response.status_code == 200, response.text
     assert response.text.count('class="ok">verified') == 2
+
+
+async def test_the_integrity_page_reads_the_latest_checkpoint_not_the_history(
+    filled: int, client: httpx.AsyncClient, projections: ProjectionsApplication
+) -> None:
+    """A checkpoint every 100 entries: a million-entry ledger's history is 10,000 notes."""
+    latest = await projections.latest_checkpoint()
+    assert latest is not None
+    history = projections.ledger.checkpoints
+
+    async def refused(after: int = 0, limit: int | None = None) -> list[Checkpoint]:
+        raise AssertionError(f"read the checkpoints after {after}, {limit} at most")
+
+    projections.ledger.checkpoints = refused  # type: ignore[method-assign]
+    try:
+        response = await page(client, "/console/integrity")
+    finally:
+        projections.ledger.checkpoints = history  # type: ignore[method-assign]
+    assert response.status_code == 200, response.text
+    assert str(latest.size) in response.text and latest.root.hex() in response.text
 
 
 async def test_a_proof_beyond_the_checkpoint_is_a_404_page(

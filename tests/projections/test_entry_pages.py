@@ -79,6 +79,17 @@ async def test_pages_hold_every_entry_as_stored_in_position_order(
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("batch", [1, 4, 100_000])
+async def test_leaf_pages_hold_every_leaf_in_position_order(
+    filled: int, ledger: LedgerStore, batch: int
+) -> None:
+    """An ingester's start grows its tree's frontier from these pages, one at a time."""
+    pages = [page async for page in ledger.leaf_pages(batch)]
+    assert [leaf for page in pages for leaf in page] == await ledger.leaves()
+    assert len(await ledger.leaves()) == filled and all(len(page) <= batch for page in pages)
+
+
+@pytest.mark.integration
 async def test_the_ledger_is_read_in_copies_of_span_entries_each_after_the_last(
     filled: int, ledger: LedgerStore
 ) -> None:
