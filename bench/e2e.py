@@ -11,6 +11,13 @@ the time from its 201 to the moment the subject's row appears in the projections
 service's ``subject_states`` (the view ``GET /subjects/{id}`` reads). One reader looks
 for the awaited subjects every ``WATCH`` seconds, so a figure is late by at most that.
 
+Where the time went, per registration, from the clocks of processes on this one machine:
+``recorded -> published`` (the event's recorded time in the enrollment service to its
+Kafka record's timestamp, set when the relay sends it), ``published -> appended`` (to
+the start of the ledger's append transaction: Kafka, the ingester's fetch and batch),
+``appended -> in the view`` (the append's commit and the views' catch-up, to when the
+reader saw it). The slowest registrations are listed with their stages.
+
 Baseline, in the same run: a Kafka round trip at the same concurrency, one record
 produced (acks=all) and consumed by a plain consumer, the part of the path that no
 implementation avoids (a relay and an ingester add a database write each). The report
@@ -58,15 +65,18 @@ async def seen_in_view(
                     "SELECT subject_id FROM subject_states WHERE subject_id = ANY($1::text[])",
                     waiting,
                 )
-                now = time.perf_counter()
+                now = time.time()  # the other processes' clocks are wall clocks too
                 seen.update((r["subject_id"], now) for r in rows)
             await asyncio.sleep(WATCH)
     finally:
         await connection.close()
 
 
-async def registrations(stack: Stack, clients: int, commands: int) -> list[float]:
-    """Seconds from each registration's 201 to its subject's state in the view."""
+async def registrations(
+    stack: Stack, clients: int, commands: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """When each registration's 201 came and when its subject's state was in the view
+    (wall clock seconds), by subject."""
     sessions = [
         await stack.member(f"inv.bench{n}", PASSWORD, "investigator") for n in range(clients)
     ]
@@ -85,7 +95,7 @@ async def registrations(stack: Stack, clients: int, commands: int) -> list[float
             )
             if response.status_code != 201:
                 raise RuntimeError(f"registration {subject}: {response.text}")
-            accepted[subject] = time.perf_counter()
+            accepted[subject] = time.time()
 
     await asyncio.gather(*(client(n, s) for n, s in enumerate(sessions)))
     sent.set()
@@ -94,7 +104,76 @@ async def registrations(stack: Stack, clients: int, commands: int) -> list[float
     except TimeoutError:
         missing = len(set(accepted) - set(seen))
         raise RuntimeError(f"{missing} registrations not in the view after 60 s") from None
-    return [seen[s] - accepted[s] for s in accepted]
+    return accepted, seen
+
+
+STAGES = ("recorded -> published", "published -> appended", "appended -> in the view")
+Stages = tuple[float, float, float]  # seconds in each of STAGES
+
+
+async def stages(stack: Stack, seen: dict[str, float]) -> dict[str, Stages]:
+    """Each registration's seconds in ``STAGES``, from the ledger's entries of the
+    subjects and the timestamps of their Kafka records."""
+    database = stack.projections_settings.database
+    connection = await asyncpg.connect(database.dsn, server_settings={
+        "search_path": f'"{database.schema}"'})  # fmt: skip
+    try:
+        rows = await connection.fetch(
+            "SELECT subject_id, recorded_at, ingested_at, kafka_partition, kafka_offset "
+            "FROM ledger_entries WHERE subject_id = ANY($1::text[])",
+            list(seen),
+        )
+    finally:
+        await connection.close()
+    settings = stack.enrollment_settings
+    offsets = {(r["kafka_partition"], r["kafka_offset"]) for r in rows}
+    published = await record_times(settings.kafka_bootstrap, settings.topic, offsets)
+    return {
+        r["subject_id"]: (
+            published[(r["kafka_partition"], r["kafka_offset"])] - r["recorded_at"].timestamp(),
+            r["ingested_at"].timestamp() - published[(r["kafka_partition"], r["kafka_offset"])],
+            seen[r["subject_id"]] - r["ingested_at"].timestamp(),
+        )
+        for r in rows
+    }
+
+
+async def record_times(
+    bootstrap: str, topic: str, offsets: set[tuple[int, int]]
+) -> dict[tuple[int, int], float]:
+    """The timestamps (seconds) of the records at ``offsets`` (partition, offset)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = {p for p, _ in offsets}
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        for p in partitions:
+            consumer.seek(TopicPartition(topic, p), min(o for q, o in offsets if q == p))
+        found: dict[tuple[int, int], float] = {}
+        while len(found) < len(offsets):
+            batches = await consumer.getmany(timeout_ms=10_000)
+            if not batches:
+                raise RuntimeError(f"{len(offsets) - len(found)} records not read back")
+            for partition, records in batches.items():
+                for record in records:
+                    if (partition.partition, record.offset) in offsets:
+                        found[(partition.partition, record.offset)] = record.timestamp / 1000
+        return found
+    finally:
+        await consumer.stop()
+
+
+def slowest(accepted: dict[str, float], seen: dict[str, float], split: dict[str, Stages]) -> None:
+    """The slowest 2% of registrations, in the order they were accepted, with their stages:
+    a burst shows as neighbours, and its stage as the one that grew."""
+    order = sorted(accepted, key=accepted.__getitem__)
+    took = {s: seen[s] - accepted[s] for s in order}
+    slow = set(sorted(order, key=took.__getitem__, reverse=True)[: max(1, len(order) // 50)])
+    for index, subject in enumerate(order):
+        if subject in slow:
+            parts = zip(STAGES, split[subject], strict=True)
+            stages_ms = ", ".join(f"{name} {value * 1000:.0f}" for name, value in parts)
+            progress(f"slow: #{index} {took[subject] * 1000:.0f} ms: {stages_ms}")
 
 
 async def kafka_round_trips(settings: ServiceSettings, clients: int, count: int) -> list[float]:
@@ -166,9 +245,15 @@ async def run(clients: int, commands: int) -> None:
             progress(f"{clients} clients: {commands} Kafka round trips, then registrations")
             settle_heap()
             base = await kafka_round_trips(settings, clients, commands)
-            measured = await registrations(stack, clients, commands)
+            accepted, seen = await registrations(stack, clients, commands)
+            split = await stages(stack, seen)
+    slowest(accepted, seen, split)
+    in_stages = [
+        (f"  stage: {name}", [split[s][n] for s in split]) for n, name in enumerate(STAGES)
+    ]
     report([("baseline: Kafka produce -> consume", base),
-            ("registration 201 -> subject view", measured)])  # fmt: skip
+            ("registration 201 -> subject view", [seen[s] - accepted[s] for s in accepted]),
+            *in_stages])  # fmt: skip
 
 
 if __name__ == "__main__":
