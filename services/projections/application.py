@@ -501,7 +501,7 @@ class ProjectionsApplication:
         if checkpoint.note is None:
             raise NotInCheckpoint("no C2SP checkpoint is signed yet: an export is proven in one",
                                   checkpoint_size=checkpoint.size)  # fmt: skip
-        leaves = (await self.ledger.leaves())[: checkpoint.size]
+        leaves = await self.ledger.leaves_between(0, checkpoint.size)
         rows = await self.ledger.pool.fetch(
             "SELECT position, payload FROM ledger_entries WHERE position <= $1 "
             "AND ($2::text IS NULL OR subject_id = $2) ORDER BY position",

@@ -587,8 +587,11 @@ class Ingester:
         sizes = range(self._checkpointed + every, self.frontier.size + 1, every)
         if not sizes:
             return
-        leaves = await self.ledger.leaves()
-        await self._keep([self._sign(size, merkle.root(leaves[:size])) for size in sizes])
+        leaves, tree, roots = await self.ledger.leaves_between(0, sizes[-1]), merkle.Frontier(), []
+        for size in sizes:  # one pass over the leaves, a root at each size
+            tree.extend(leaves[tree.size : size])
+            roots.append(self._sign(size, tree.root()))
+        await self._keep(roots)
         self._checkpointed = sizes[-1]
 
     def _writer_epoch(self) -> int:

@@ -394,11 +394,11 @@ class LedgerStore(PooledStore):
 
     async def latest_checkpoint(self) -> Checkpoint | None:
         """The signed checkpoint of the largest size (None: none yet)."""
-        rows = await self.pool.fetch(
+        row = await self.pool.fetchrow(
             "SELECT tree_size, root, signed_at, key_id, signature, note FROM checkpoints "
             "ORDER BY tree_size DESC LIMIT 1"
         )
-        return _checkpoint(rows[0]) if rows else None
+        return None if row is None else _checkpoint(row)
 
     async def newest_cosigned(self) -> int:
         """The largest checkpoint size with a kept cosignature (0: none)."""
@@ -436,13 +436,9 @@ class LedgerStore(PooledStore):
             await self.pool.fetchval("SELECT coalesce(max(position), 0) FROM ledger_entries")
         )
 
-    async def leaves(self) -> list[bytes]:
-        rows = await self.pool.fetch("SELECT leaf_hash FROM ledger_entries ORDER BY position")
-        return [bytes(r["leaf_hash"]) for r in rows]
-
     async def leaf_pages(self, batch: int = 100_000) -> AsyncGenerator[list[bytes], None]:
-        """``leaves()`` a page at a time (an ingester's start holds one page, not the
-        whole ledger's)."""
+        """Every leaf hash in position order, ``batch`` a page (an ingester's start holds
+        one page, not the whole ledger's)."""
         after = 0
         while rows := await self.pool.fetch(
             "SELECT position, leaf_hash FROM ledger_entries WHERE position > $1 "

@@ -206,7 +206,9 @@ async def test_a_report_over_a_tampered_entry_is_409_naming_it(
     assert response.json()["details"] == {"position": 3}
 
 
-@pytest.mark.parametrize("path", ["/proofs/inclusion/2", "/proofs/consistency?old_size=1"])
+@pytest.mark.parametrize(
+    "path", ["/proofs/inclusion/2", "/proofs/consistency?old_size=1", "/export"]
+)
 async def test_a_proof_over_deleted_entries_is_409_naming_them(
     filled: int, feed: Feed, client: httpx.AsyncClient, path: str
 ) -> None:

@@ -203,21 +203,20 @@ async def test_an_inclusion_and_a_consistency_proof_are_shown_verified(
 
 
 async def test_the_integrity_page_reads_the_latest_checkpoint_not_the_history(
-    filled: int, client: httpx.AsyncClient, projections: ProjectionsApplication
+    filled: int,
+    client: httpx.AsyncClient,
+    projections: ProjectionsApplication,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A checkpoint every 100 entries: a million-entry ledger's history is 10,000 notes."""
     latest = await projections.latest_checkpoint()
     assert latest is not None
-    history = projections.ledger.checkpoints
 
     async def refused(after: int = 0, limit: int | None = None) -> list[Checkpoint]:
         raise AssertionError(f"read the checkpoints after {after}, {limit} at most")
 
-    projections.ledger.checkpoints = refused  # type: ignore[method-assign]
-    try:
-        response = await page(client, "/console/integrity")
-    finally:
-        projections.ledger.checkpoints = history  # type: ignore[method-assign]
+    monkeypatch.setattr(projections.ledger, "checkpoints", refused)
+    response = await page(client, "/console/integrity")
     assert response.status_code == 200, response.text
     assert str(latest.size) in response.text and latest.root.hex() in response.text
 

@@ -85,8 +85,8 @@ async def test_leaf_pages_hold_every_leaf_in_position_order(
 ) -> None:
     """An ingester's start grows its tree's frontier from these pages, one at a time."""
     pages = [page async for page in ledger.leaf_pages(batch)]
-    assert [leaf for page in pages for leaf in page] == await ledger.leaves()
-    assert len(await ledger.leaves()) == filled and all(len(page) <= batch for page in pages)
+    assert [leaf for page in pages for leaf in page] == await ledger.leaves_between(0, filled)
+    assert await ledger.size() == filled and all(len(page) <= batch for page in pages)
 
 
 @pytest.mark.integration

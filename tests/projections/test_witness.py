@@ -248,8 +248,9 @@ async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
         read.append((start, end))
         return await between(start, end)
 
-    async def whole() -> list[bytes]:
+    async def whole(batch: int = 0) -> AsyncIterator[list[bytes]]:
         raise AssertionError("the cosigner read every leaf of the ledger")
+        yield []  # an async generator, as leaf_pages is
 
     afters: list[int] = []
     checkpoints = ledger.checkpoints
@@ -263,7 +264,7 @@ async def test_each_step_reads_the_new_entries_not_the_whole_ledger(
     async with httpx.AsyncClient() as client:
         async for _ in each_subject_ingested(feed):
             with monkeypatch.context() as cosigning:  # the ingester reads them at its start
-                cosigning.setattr(ledger, "leaves", whole)
+                cosigning.setattr(ledger, "leaf_pages", whole)
                 cosigning.setattr(ledger, "checkpoints", checkpoints_after)
                 await worker.step(client)
     produced = await ledger.size()
